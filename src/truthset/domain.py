@@ -1,0 +1,53 @@
+"""Domain words from DESIGN.md as enums and small dataclasses shared by every layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    MANAGER = "manager"
+    REVIEWER = "reviewer"
+    ANNOTATOR = "annotator"
+
+
+class WorkerKind(StrEnum):
+    HUMAN = "human"
+    MODEL = "model"
+
+
+class BatchStatus(StrEnum):
+    OPEN = "open"
+    FINALIZED = "finalized"
+    COMPLETED = "completed"
+    PAUSED = "paused"
+    CANCELED = "canceled"
+
+
+class TaskStatus(StrEnum):
+    STAGED = "staged"  # in an open batch: not served until the batch is finalized
+    PENDING = "pending"  # in the queue
+    COMPLETED = "completed"
+    CANCELED = "canceled"
+
+
+class AssignmentStatus(StrEnum):
+    ACTIVE = "active"
+    SUBMITTED = "submitted"
+    SKIPPED = "skipped"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is acting: a member of one organization, with a role, and the worker that labels for them."""
+
+    organization_id: str
+    member_id: str
+    role: Role
+    worker_id: str
+    api_key_id: str | None = None

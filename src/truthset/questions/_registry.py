@@ -1,0 +1,89 @@
+"""The question-type registry: the one extension point of truthset.
+
+A question type bundles the config model of the question (validated when a project is created), the
+validation of an answer, and the aggregation of several answers into one result with a confidence.
+Built-in types and third-party plugins register the same way: through the ``truthset.questions``
+entry-point group (see ``pyproject.toml``), or by calling :func:`register` at run time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENTRY_POINT_GROUP = "truthset.questions"
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$"
+
+
+class AnswerError(ValueError):
+    """An answer does not fit its question; the message names the problem."""
+
+
+class QuestionConfig(BaseModel):
+    """What every question has. A type's config model subclasses this."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN, description="Key of this question in an answer.")
+    type: str = Field(description="The question type, e.g. `label`.")
+    prompt: str = Field("", max_length=2000, description="What the annotator is asked (Markdown).")
+    required: bool = Field(True, description="Whether every response must answer this question.")
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """One question's aggregated answer over several responses."""
+
+    value: Any
+    confidence: float
+    method: str
+    details: dict[str, Any] | None = None
+
+
+class QuestionType(Protocol):
+    name: ClassVar[str]
+    config_model: ClassVar[type[QuestionConfig]]
+
+    def validate_answer(self, question: Any, value: Any) -> Any:
+        """Return the normalised answer or raise :class:`AnswerError`."""
+
+    def aggregate(self, question: Any, values: Sequence[Any], workers: Sequence[str]) -> Aggregate:
+        """Combine the answers of several workers to one task."""
+
+
+_lock = threading.Lock()
+_types: dict[str, QuestionType] = {}
+_loaded = False
+
+
+def register(question_type: QuestionType) -> None:
+    """Add a question type (a plugin calls this, or names it in the entry-point group)."""
+    with _lock:
+        _types[question_type.name] = question_type
+
+
+def _load_entry_points() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        register(entry_point.load())
+    _loaded = True
+
+
+def get(name: str) -> QuestionType:
+    _load_entry_points()
+    try:
+        return _types[name]
+    except KeyError:
+        raise KeyError(f"unknown question type {name!r}; known types: {', '.join(names())}") from None
+
+
+def names() -> list[str]:
+    _load_entry_points()
+    return sorted(_types)

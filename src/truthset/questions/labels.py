@@ -1,0 +1,67 @@
+"""`labels`: choose any number of N options (multi-label)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from truthset.questions._options import OptionsMixin
+from truthset.questions._registry import Aggregate, AnswerError, QuestionConfig
+from truthset.questions.label import majority
+
+
+class LabelsQuestion(OptionsMixin, QuestionConfig):
+    type: Literal["labels"] = "labels"
+    min_selected: int = Field(0, ge=0)
+    max_selected: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> LabelsQuestion:
+        if self.max_selected is not None and self.max_selected < self.min_selected:
+            raise ValueError("max_selected must be at least min_selected")
+        return self
+
+
+class LabelsType:
+    name: ClassVar[str] = "labels"
+    config_model: ClassVar[type[QuestionConfig]] = LabelsQuestion
+
+    def validate_answer(self, question: LabelsQuestion, value: Any) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise AnswerError("must be a list of option values")
+        allowed = question.option_values()
+        unknown = [v for v in value if v not in allowed]
+        if unknown:
+            raise AnswerError(f"{unknown} not among the options {allowed}")
+        if len(set(value)) != len(value):
+            raise AnswerError("lists an option twice")
+        if len(value) < question.min_selected:
+            raise AnswerError(f"select at least {question.min_selected}")
+        if question.max_selected is not None and len(value) > question.max_selected:
+            raise AnswerError(f"select at most {question.max_selected}")
+        # keep the spec's option order so equal selections compare equal
+        return [v for v in allowed if v in value]
+
+    def aggregate(self, question: LabelsQuestion, values: Sequence[Any], workers: Sequence[str]) -> Aggregate:
+        """Per-option binary majority vote; confidence is the weakest option's vote share."""
+        chosen: list[str] = []
+        per_option: dict[str, float] = {}
+        confidence = 1.0
+        for option in question.option_values():
+            votes = ["yes" if option in v else "no" for v in values]
+            agg = majority(votes, workers)
+            per_option[option] = (agg.details or {}).get("votes", {}).get("yes", 0.0)
+            confidence = min(confidence, agg.confidence)
+            if agg.value == "yes":
+                chosen.append(option)
+        return Aggregate(
+            value=chosen,
+            confidence=confidence,
+            method="per_label_majority_vote",
+            details={"selected_share": per_option},
+        )
+
+
+QUESTION = LabelsType()

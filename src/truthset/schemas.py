@@ -1,0 +1,256 @@
+"""Pydantic request and response models, shared by ``api/`` and ``client.py``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from truthset.domain import AssignmentStatus, BatchStatus, Role, TaskStatus, WorkerKind
+from truthset.questions import Spec
+
+T = TypeVar("T")
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Stored times are naive UTC; the API always says so."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_aware)]
+OptionalTimestamp = Annotated[datetime | None, AfterValidator(_aware)]
+Metadata = Annotated[
+    dict[str, Any], Field(default_factory=dict, description="Free-form JSON kept with the object.")
+]
+
+
+class Input(BaseModel):
+    """Request bodies reject unknown fields, so a typo is an error, not a silent no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Page(Output, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` to get the next page; null at the end."
+    )
+
+
+# --- organization, members, keys ---------------------------------------------------------------
+
+
+class MemberCreate(Input):
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    name: str = Field("", max_length=200)
+    role: Role = Role.ANNOTATOR
+    password: str | None = Field(None, min_length=12, max_length=200)
+
+
+class MemberUpdate(Input):
+    name: str | None = Field(None, max_length=200)
+    role: Role | None = None
+    disabled: bool | None = None
+
+
+class MemberOut(Output):
+    id: str
+    email: str
+    name: str
+    role: Role
+    worker_id: str | None = None
+    created_at: Timestamp
+    disabled_at: OptionalTimestamp = None
+
+
+class ApiKeyCreate(Input):
+    name: str = Field("api key", min_length=1, max_length=200)
+    member_id: str | None = Field(None, description="Whose key; default: the caller. Owners/admins only.")
+
+
+class ApiKeyOut(Output):
+    id: str
+    name: str
+    prefix: str = Field(description="The first characters of the key, to recognise it.")
+    member_id: str
+    created_at: Timestamp
+    last_used_at: OptionalTimestamp = None
+    revoked_at: OptionalTimestamp = None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The secret. Shown once: it is stored only as a hash.")
+
+
+class Me(Output):
+    organization_id: str
+    organization_name: str
+    member: MemberOut
+
+
+# --- projects ----------------------------------------------------------------------------------
+
+
+class QualityPolicy(Input):
+    overlap: int = Field(1, ge=1, le=100, description="How many workers answer each task.")
+
+
+class ProjectCreate(Input):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=10_000)
+    instructions: str = Field("", max_length=200_000, description="Markdown shown to workers.")
+    spec: Spec
+    quality: QualityPolicy = Field(default_factory=QualityPolicy)
+    lease_seconds: int | None = Field(None, ge=10, le=7 * 24 * 3600, description="Task lease length.")
+
+
+class ProjectUpdate(Input):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=10_000)
+    instructions: str | None = Field(None, max_length=200_000)
+    quality: QualityPolicy | None = None
+    lease_seconds: int | None = Field(None, ge=10, le=7 * 24 * 3600)
+    archived: bool | None = None
+
+
+class ProjectOut(Output):
+    id: str
+    name: str
+    description: str
+    instructions: str
+    spec: dict[str, Any]
+    quality: dict[str, Any]
+    lease_seconds: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    archived_at: OptionalTimestamp = None
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+
+class BatchCreate(Input):
+    name: str = Field(min_length=1, max_length=200)
+    metadata: Metadata
+
+
+class BatchOut(Output):
+    id: str
+    project_id: str
+    name: str
+    status: BatchStatus
+    metadata: dict[str, Any]
+    created_at: Timestamp
+    finalized_at: OptionalTimestamp = None
+    completed_at: OptionalTimestamp = None
+    counts: dict[str, int] = Field(default_factory=dict, description="Tasks per status.")
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+
+class TaskCreate(Input):
+    data: dict[str, Any] = Field(description="Values of the project's fields.")
+    unique_id: str | None = Field(
+        None, min_length=1, max_length=400, description="Your id; makes creation idempotent."
+    )
+    priority: int = Field(0, ge=-1_000_000, le=1_000_000, description="Higher is served first.")
+    metadata: Metadata
+    batch_id: str | None = None
+    overlap: int | None = Field(None, ge=1, le=100, description="Override the project's overlap.")
+
+
+class TaskOut(Output):
+    id: str
+    project_id: str
+    batch_id: str | None
+    unique_id: str | None
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    priority: int
+    status: TaskStatus
+    overlap: int
+    response_count: int
+    result: dict[str, Any] | None = None
+    confidence: float | None = None
+    created_at: Timestamp
+    updated_at: Timestamp
+    completed_at: OptionalTimestamp = None
+
+
+class TaskCreated(TaskOut):
+    created: bool = Field(description="False when a task with this unique_id already existed.")
+
+
+class ImportLineError(Output):
+    line: int = Field(description="1-based line (JSONL) or array index + 1 (JSON array).")
+    message: str
+
+
+class ImportReport(Output):
+    received: int
+    created: int
+    existing: int = Field(description="Lines whose unique_id already existed; nothing was created for them.")
+    invalid: int
+    errors: list[ImportLineError] = Field(description="The first 100 invalid lines.")
+    stored: bool = Field(
+        description="False when on_error=reject and some line was invalid: nothing was stored."
+    )
+
+
+# --- queue and responses -----------------------------------------------------------------------
+
+
+class AssignmentOut(Output):
+    id: str
+    task: TaskOut
+    worker_id: str
+    status: AssignmentStatus
+    created_at: Timestamp
+    expires_at: Timestamp
+
+
+class ResponseCreate(Input):
+    answer: dict[str, Any]
+    assignment_id: str | None = None
+    duration_ms: int | None = Field(None, ge=0, le=7 * 24 * 3600 * 1000)
+
+
+class ResponseOut(Output):
+    id: str
+    task_id: str
+    worker_id: str
+    assignment_id: str | None
+    answer: dict[str, Any]
+    duration_ms: int | None
+    created_at: Timestamp
+
+
+class SubmitResult(Output):
+    response: ResponseOut
+    task: TaskOut
+
+
+class WorkerOut(Output):
+    id: str
+    kind: WorkerKind
+    name: str
+    member_id: str | None
+    created_at: Timestamp
+
+
+class MediaOut(Output):
+    id: str
+    sha256: str
+    content_type: str
+    size: int
+    filename: str
+    reference: str = Field(description="Use as an image field's value: media:<id>.")
+    created_at: Timestamp

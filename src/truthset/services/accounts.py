@@ -1,0 +1,291 @@
+"""Organizations, members, API keys and authentication."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
+from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError
+
+from truthset.domain import Principal, Role, WorkerKind
+from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from truthset.schemas import ApiKeyCreate, MemberCreate, MemberUpdate
+from truthset.services.policy import Action, allowed, require
+from truthset.storage import Database
+from truthset.storage import repositories as repo
+from truthset.storage import tables as t
+from truthset.storage.ids import new_id, utcnow
+
+KEY_PREFIX = "ts_"
+_hasher = PasswordHasher()
+
+
+def hash_key(key: str) -> str:
+    """API keys are 256-bit random secrets, so a fast hash is enough (unlike passwords)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_secret_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(15)
+
+
+def init_organization(db: Database, name: str, owner_email: str, owner_name: str = "") -> dict[str, Any]:
+    """Create an organization with its first owner. Returns the one-time password and API key."""
+    password = new_password()
+    key = new_secret_key()
+    with db.write() as conn:
+        now = utcnow()
+        org = repo.add(conn, t.organizations, {"id": new_id(), "name": name, "created_at": now})
+        member = _add_member(conn, org["id"], owner_email, owner_name, Role.OWNER, _hasher.hash(password))
+        api_key = _add_key(conn, org["id"], member["id"], "owner key", key)
+    return {"organization": org, "member": member, "password": password, "api_key": key, "key": api_key}
+
+
+def organizations(db: Database) -> list[dict]:
+    with db.read() as conn:
+        return [
+            dict(r) for r in conn.execute(select(t.organizations).order_by(t.organizations.c.id)).mappings()
+        ]
+
+
+def _add_member(
+    conn: Connection, org_id: str, email: str, name: str, role: Role, password_hash: str | None
+) -> dict[str, Any]:
+    now = utcnow()
+    email = email.strip().lower()
+    existing = conn.execute(
+        repo.scoped(t.members, org_id, t.members.c.id).where(t.members.c.email == email)
+    ).first()
+    if existing:
+        raise Conflict(f"a member with email {email} already exists", details={"field": "email"})
+    member = repo.add(
+        conn,
+        t.members,
+        {
+            "id": new_id(),
+            "organization_id": org_id,
+            "email": email,
+            "name": name or email.split("@")[0],
+            "role": str(role),
+            "password_hash": password_hash,
+            "created_at": now,
+            "disabled_at": None,
+        },
+    )
+    worker = repo.add(
+        conn,
+        t.workers,
+        {
+            "id": new_id(),
+            "organization_id": org_id,
+            "kind": str(WorkerKind.HUMAN),
+            "name": member["name"],
+            "member_id": member["id"],
+            "created_at": now,
+        },
+    )
+    return {**member, "worker_id": worker["id"]}
+
+
+def _add_key(conn: Connection, org_id: str, member_id: str, name: str, key: str) -> dict[str, Any]:
+    return repo.add(
+        conn,
+        t.api_keys,
+        {
+            "id": new_id(),
+            "organization_id": org_id,
+            "member_id": member_id,
+            "name": name,
+            "prefix": key[:10],
+            "key_hash": hash_key(key),
+            "created_at": utcnow(),
+            "last_used_at": None,
+            "revoked_at": None,
+        },
+    )
+
+
+def authenticate(db: Database, key: str) -> Principal:
+    """Resolve an API key to who is acting. Unknown, revoked or disabled: one vague error."""
+    if not key.startswith(KEY_PREFIX) or len(key) > 200:
+        raise Unauthenticated("invalid API key")
+    with db.read() as conn:
+        row = repo.member_by_key_hash(conn, hash_key(key))
+    if row is None or row["revoked_at"] is not None or row["disabled_at"] is not None:
+        raise Unauthenticated("invalid API key")
+    now = utcnow()
+    if row["last_used_at"] is None or now - row["last_used_at"] > timedelta(minutes=5):
+        # Coarse on purpose: a write per request would halve the annotation throughput.
+        with db.write() as conn:
+            repo.change(conn, t.api_keys, row["organization_id"], row["api_key_id"], last_used_at=now)
+    return Principal(
+        organization_id=row["organization_id"],
+        member_id=row["member_id"],
+        role=Role(row["role"]),
+        worker_id=row["worker_id"],
+        api_key_id=row["api_key_id"],
+    )
+
+
+def login(db: Database, organization_id: str, email: str, password: str) -> dict[str, Any]:
+    with db.read() as conn:
+        row = (
+            conn.execute(
+                repo.scoped(t.members, organization_id).where(t.members.c.email == email.strip().lower())
+            )
+            .mappings()
+            .first()
+        )
+    if row is None or row["password_hash"] is None or row["disabled_at"] is not None:
+        raise Unauthenticated("wrong email or password")
+    try:
+        _hasher.verify(row["password_hash"], password)
+    except VerificationError:
+        raise Unauthenticated("wrong email or password") from None
+    return dict(row)
+
+
+# --- members -----------------------------------------------------------------------------------
+
+
+def me(db: Database, principal: Principal) -> dict[str, Any]:
+    with db.read() as conn:
+        org = (
+            conn.execute(select(t.organizations).where(t.organizations.c.id == principal.organization_id))
+            .mappings()
+            .one()
+        )
+        member = _member(conn, principal.organization_id, principal.member_id)
+    return {"organization_id": org["id"], "organization_name": org["name"], "member": member}
+
+
+def _member(conn: Connection, org_id: str, member_id: str) -> dict[str, Any]:
+    member = repo.get(conn, t.members, org_id, member_id)
+    if member is None:
+        raise NotFound(f"member {member_id} not found")
+    worker = repo.worker_for_member(conn, org_id, member_id)
+    return {**member, "worker_id": worker["id"] if worker else None}
+
+
+def list_members(
+    db: Database, principal: Principal, *, cursor: str | None, limit: int
+) -> tuple[list, str | None]:
+    require(principal, Action.READ_MEMBERS)
+    with db.read() as conn:
+        rows, next_cursor = repo.page(
+            conn, repo.scoped(t.members, principal.organization_id), t.members, cursor=cursor, limit=limit
+        )
+        return [_member(conn, principal.organization_id, r["id"]) for r in rows], next_cursor
+
+
+def get_member(db: Database, principal: Principal, member_id: str) -> dict[str, Any]:
+    with db.read() as conn:
+        member = _member(conn, principal.organization_id, member_id)
+    if member_id != principal.member_id:
+        require(principal, Action.READ_MEMBERS)
+    return member
+
+
+def add_member(db: Database, principal: Principal, data: MemberCreate) -> dict[str, Any]:
+    """Add a member. Returns the member and, unless a password was given, a one-time password."""
+    require(principal, Action.MANAGE_MEMBERS)
+    _check_can_grant(principal, data.role)
+    password = data.password or new_password()
+    with db.write() as conn:
+        member = _add_member(
+            conn, principal.organization_id, data.email, data.name, data.role, _hasher.hash(password)
+        )
+    return {"member": member, "password": None if data.password else password}
+
+
+def update_member(db: Database, principal: Principal, member_id: str, data: MemberUpdate) -> dict[str, Any]:
+    with db.write() as conn:
+        member = _member(conn, principal.organization_id, member_id)
+        require(principal, Action.MANAGE_MEMBERS)
+        if Role(member["role"]) is Role.OWNER or data.role is Role.OWNER:
+            _check_can_grant(principal, Role.OWNER)
+        values: dict[str, Any] = {}
+        if data.name is not None:
+            values["name"] = data.name
+        if data.role is not None:
+            values["role"] = str(data.role)
+        if data.disabled is not None:
+            values["disabled_at"] = utcnow() if data.disabled else None
+        losing_owner = Role(member["role"]) is Role.OWNER and (
+            (data.role is not None and data.role is not Role.OWNER) or data.disabled
+        )
+        if losing_owner and repo.count_owners(conn, principal.organization_id) <= 1:
+            raise Conflict("an organization keeps at least one active owner")
+        if values:
+            repo.change(conn, t.members, principal.organization_id, member_id, **values)
+        return _member(conn, principal.organization_id, member_id)
+
+
+def _check_can_grant(principal: Principal, role: Role) -> None:
+    if role is Role.OWNER and principal.role is not Role.OWNER:
+        raise Forbidden("only an owner may make or change owners")
+
+
+# --- API keys ----------------------------------------------------------------------------------
+
+
+def list_keys(
+    db: Database, principal: Principal, *, cursor: str | None, limit: int
+) -> tuple[list, str | None]:
+    query = repo.scoped(t.api_keys, principal.organization_id)
+    if not allowed(principal, Action.MANAGE_KEYS):
+        query = query.where(t.api_keys.c.member_id == principal.member_id)
+    with db.read() as conn:
+        return repo.page(conn, query, t.api_keys, cursor=cursor, limit=limit)
+
+
+def create_key(db: Database, principal: Principal, data: ApiKeyCreate) -> dict[str, Any]:
+    member_id = data.member_id or principal.member_id
+    key = new_secret_key()
+    with db.write() as conn:
+        member = _member(conn, principal.organization_id, member_id)
+        if member_id != principal.member_id:
+            require(principal, Action.MANAGE_KEYS)
+            if Role(member["role"]) is Role.OWNER:
+                _check_can_grant(principal, Role.OWNER)
+        if member["disabled_at"] is not None:
+            raise InvalidInput("the member is disabled", details={"field": "member_id"})
+        row = _add_key(conn, principal.organization_id, member_id, data.name, key)
+    return {**row, "key": key}
+
+
+def revoke_key(db: Database, principal: Principal, key_id: str) -> dict[str, Any]:
+    with db.write() as conn:
+        row = repo.get(conn, t.api_keys, principal.organization_id, key_id)
+        if row is None:
+            raise NotFound(f"API key {key_id} not found")
+        if row["member_id"] != principal.member_id:
+            require(principal, Action.MANAGE_KEYS)
+        if row["revoked_at"] is None:
+            row["revoked_at"] = utcnow()
+            repo.change(conn, t.api_keys, principal.organization_id, key_id, revoked_at=row["revoked_at"])
+        return row
+
+
+def list_workers(
+    db: Database, principal: Principal, *, cursor: str | None, limit: int
+) -> tuple[list, str | None]:
+    require(principal, Action.READ_MEMBERS)
+    with db.read() as conn:
+        return repo.page(
+            conn, repo.scoped(t.workers, principal.organization_id), t.workers, cursor=cursor, limit=limit
+        )
+
+
+def unique_violation(exc: IntegrityError) -> bool:
+    text = str(exc.orig).lower()
+    return "unique" in text or "duplicate key" in text

@@ -1,0 +1,50 @@
+"""The task state machine: the only place a task's status changes.
+
+staged --finalize--> pending --overlap reached--> completed
+staged | pending --cancel--> canceled
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, update
+
+from truthset.domain import TaskStatus
+from truthset.errors import Conflict
+from truthset.storage import tables as t
+from truthset.storage.ids import utcnow
+
+TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.STAGED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELED}),
+    TaskStatus.PENDING: frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELED}),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.CANCELED: frozenset(),
+}
+
+
+def sources(target: TaskStatus) -> tuple[str, ...]:
+    """Statuses from which a task may move to ``target``."""
+    return tuple(str(s) for s, targets in TRANSITIONS.items() if target in targets)
+
+
+def move(conn: Connection, task: dict[str, Any], target: TaskStatus, **values: Any) -> dict[str, Any]:
+    """Move one task (already loaded in this transaction) to ``target``, with extra column values."""
+    current = TaskStatus(task["status"])
+    if target not in TRANSITIONS[current]:
+        raise Conflict(f"a {current} task cannot become {target}", details={"status": str(current)})
+    now = utcnow()
+    values = {"status": str(target), "updated_at": now, **values}
+    if target is TaskStatus.COMPLETED:
+        values.setdefault("completed_at", now)
+    conn.execute(update(t.tasks).where(t.tasks.c.id == task["id"]).values(**values))
+    return {**task, **values}
+
+
+def move_batch(conn: Connection, batch_id: str, target: TaskStatus) -> None:
+    """Move every task of a batch that may make the move (finalize, cancel)."""
+    conn.execute(
+        update(t.tasks)
+        .where(t.tasks.c.batch_id == batch_id, t.tasks.c.status.in_(sources(target)))
+        .values(status=str(target), updated_at=utcnow())
+    )

@@ -1,0 +1,229 @@
+"""Projects and batches."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import Connection
+
+from truthset.domain import BatchStatus, Principal, TaskStatus
+from truthset.errors import Conflict, NotFound
+from truthset.questions import CompiledSpec
+from truthset.schemas import BatchCreate, ProjectCreate, ProjectUpdate
+from truthset.services import lifecycle
+from truthset.services.policy import Action, require
+from truthset.storage import Database
+from truthset.storage import repositories as repo
+from truthset.storage import tables as t
+from truthset.storage.ids import new_id, utcnow
+
+DEFAULT_LEASE_SECONDS = 600
+
+# A project's spec never changes after creation, so a compiled spec can be cached by project id
+# in each process without any process needing another's copy.
+_spec_cache: dict[str, CompiledSpec] = {}
+_spec_lock = threading.Lock()
+
+
+def compiled_spec(project: dict[str, Any]) -> CompiledSpec:
+    spec = _spec_cache.get(project["id"])
+    if spec is None:
+        spec = CompiledSpec(project["spec"])
+        with _spec_lock:
+            if len(_spec_cache) > 10_000:
+                _spec_cache.clear()
+            _spec_cache[project["id"]] = spec
+    return spec
+
+
+def load_project(conn: Connection, principal: Principal, project_id: str) -> dict[str, Any]:
+    project = repo.get(conn, t.projects, principal.organization_id, project_id)
+    if project is None:
+        raise NotFound(f"project {project_id} not found")
+    return project
+
+
+def create_project(
+    db: Database,
+    principal: Principal,
+    data: ProjectCreate,
+    *,
+    default_lease_seconds: int = DEFAULT_LEASE_SECONDS,
+) -> dict[str, Any]:
+    require(principal, Action.MANAGE_PROJECTS)
+    now = utcnow()
+    with db.write() as conn:
+        return repo.add(
+            conn,
+            t.projects,
+            {
+                "id": new_id(),
+                "organization_id": principal.organization_id,
+                "name": data.name,
+                "description": data.description,
+                "instructions": data.instructions,
+                "spec": data.spec.model_dump(mode="json"),
+                "quality": data.quality.model_dump(mode="json"),
+                "lease_seconds": data.lease_seconds or default_lease_seconds,
+                "created_at": now,
+                "updated_at": now,
+                "archived_at": None,
+            },
+        )
+
+
+def get_project(db: Database, principal: Principal, project_id: str) -> dict[str, Any]:
+    with db.read() as conn:
+        project = load_project(conn, principal, project_id)
+    require(principal, Action.READ_PROJECTS)
+    return project
+
+
+def list_projects(
+    db: Database, principal: Principal, *, cursor: str | None, limit: int, include_archived: bool = False
+) -> tuple[list, str | None]:
+    require(principal, Action.READ_PROJECTS)
+    query = repo.scoped(t.projects, principal.organization_id)
+    if not include_archived:
+        query = query.where(t.projects.c.archived_at.is_(None))
+    with db.read() as conn:
+        return repo.page(conn, query, t.projects, cursor=cursor, limit=limit)
+
+
+def update_project(
+    db: Database, principal: Principal, project_id: str, data: ProjectUpdate
+) -> dict[str, Any]:
+    with db.write() as conn:
+        project = load_project(conn, principal, project_id)
+        require(principal, Action.MANAGE_PROJECTS)
+        values: dict[str, Any] = data.model_dump(exclude_unset=True, exclude={"archived", "quality"})
+        if data.quality is not None:
+            values["quality"] = data.quality.model_dump(mode="json")
+        if data.archived is not None:
+            values["archived_at"] = utcnow() if data.archived else None
+        values["updated_at"] = utcnow()
+        repo.change(conn, t.projects, principal.organization_id, project_id, **values)
+        return {**project, **values}
+
+
+def project_overlap(project: dict[str, Any]) -> int:
+    return int(project["quality"].get("overlap", 1))
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+
+def load_batch(conn: Connection, principal: Principal, batch_id: str) -> dict[str, Any]:
+    batch = repo.get(conn, t.batches, principal.organization_id, batch_id, lock=True)
+    if batch is None:
+        raise NotFound(f"batch {batch_id} not found")
+    return batch
+
+
+def create_batch(db: Database, principal: Principal, project_id: str, data: BatchCreate) -> dict[str, Any]:
+    with db.write() as conn:
+        load_project(conn, principal, project_id)
+        require(principal, Action.MANAGE_TASKS)
+        clash = conn.execute(
+            repo.scoped(t.batches, principal.organization_id, t.batches.c.id).where(
+                t.batches.c.project_id == project_id, t.batches.c.name == data.name
+            )
+        ).first()
+        if clash:
+            raise Conflict(f"the project already has a batch named {data.name!r}", details={"field": "name"})
+        batch = repo.add(
+            conn,
+            t.batches,
+            {
+                "id": new_id(),
+                "organization_id": principal.organization_id,
+                "project_id": project_id,
+                "name": data.name,
+                "status": str(BatchStatus.OPEN),
+                "metadata": data.metadata,
+                "created_at": utcnow(),
+                "finalized_at": None,
+                "completed_at": None,
+            },
+        )
+    return {**batch, "counts": {}}
+
+
+def _with_counts(conn: Connection, principal: Principal, batch: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **batch,
+        "counts": repo.status_counts(conn, principal.organization_id, t.tasks.c.batch_id, batch["id"]),
+    }
+
+
+def get_batch(db: Database, principal: Principal, batch_id: str) -> dict[str, Any]:
+    with db.read() as conn:
+        batch = load_batch(conn, principal, batch_id)
+        require(principal, Action.READ_TASKS)
+        return _with_counts(conn, principal, batch)
+
+
+def list_batches(
+    db: Database, principal: Principal, project_id: str, *, cursor: str | None, limit: int
+) -> tuple[list, str | None]:
+    with db.read() as conn:
+        load_project(conn, principal, project_id)
+        require(principal, Action.READ_TASKS)
+        query = repo.scoped(t.batches, principal.organization_id).where(t.batches.c.project_id == project_id)
+        rows, next_cursor = repo.page(conn, query, t.batches, cursor=cursor, limit=limit)
+        return [_with_counts(conn, principal, b) for b in rows], next_cursor
+
+
+def finalize_batch(db: Database, principal: Principal, batch_id: str) -> dict[str, Any]:
+    """Open -> finalized: its staged tasks join the queue. Finalizing twice is harmless."""
+    with db.write() as conn:
+        batch = load_batch(conn, principal, batch_id)
+        require(principal, Action.MANAGE_TASKS)
+        status = BatchStatus(batch["status"])
+        if status is BatchStatus.OPEN:
+            now = utcnow()
+            lifecycle.move_batch(conn, batch_id, TaskStatus.PENDING)
+            values: dict[str, Any] = {"status": str(BatchStatus.FINALIZED), "finalized_at": now}
+            if not repo.batch_has_open_tasks(conn, principal.organization_id, batch_id):
+                values.update(status=str(BatchStatus.COMPLETED), completed_at=now)
+            repo.change(conn, t.batches, principal.organization_id, batch_id, **values)
+            batch.update(values)
+        elif status in (BatchStatus.CANCELED, BatchStatus.PAUSED):
+            raise Conflict(f"a {status} batch cannot be finalized")
+        return _with_counts(conn, principal, batch)
+
+
+def cancel_batch(db: Database, principal: Principal, batch_id: str) -> dict[str, Any]:
+    """Cancel the batch and every task in it that is not completed; completed results stay."""
+    with db.write() as conn:
+        batch = load_batch(conn, principal, batch_id)
+        require(principal, Action.MANAGE_TASKS)
+        if batch["status"] == str(BatchStatus.COMPLETED):
+            raise Conflict("a completed batch cannot be canceled")
+        if batch["status"] != str(BatchStatus.CANCELED):
+            lifecycle.move_batch(conn, batch_id, TaskStatus.CANCELED)
+            repo.change(
+                conn, t.batches, principal.organization_id, batch_id, status=str(BatchStatus.CANCELED)
+            )
+            batch["status"] = str(BatchStatus.CANCELED)
+        return _with_counts(conn, principal, batch)
+
+
+def mark_batch_completed_if_done(conn: Connection, organization_id: str, batch_id: str | None) -> None:
+    if batch_id is None:
+        return
+    batch = repo.get(conn, t.batches, organization_id, batch_id)
+    if (
+        batch
+        and batch["status"] == str(BatchStatus.FINALIZED)
+        and not repo.batch_has_open_tasks(conn, organization_id, batch_id)
+    ):
+        repo.change(
+            conn,
+            t.batches,
+            organization_id,
+            batch_id,
+            status=str(BatchStatus.COMPLETED),
+            completed_at=utcnow(),
+        )

@@ -1,0 +1,227 @@
+"""The queue: leases (assignments), responses, and completing a task when it has its overlap."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, update
+from sqlalchemy.exc import IntegrityError
+
+from truthset.domain import AssignmentStatus, Principal, TaskStatus
+from truthset.errors import Conflict, InvalidInput, NotFound
+from truthset.questions import AnswerError
+from truthset.schemas import ResponseCreate
+from truthset.services import lifecycle
+from truthset.services.policy import Action, require
+from truthset.services.projects import compiled_spec, load_project, mark_batch_completed_if_done
+from truthset.storage import Database
+from truthset.storage import repositories as repo
+from truthset.storage import tables as t
+from truthset.storage.ids import new_id, utcnow
+
+
+def next_assignment(db: Database, principal: Principal, project_id: str) -> dict[str, Any] | None:
+    """Lease the next task of a project to the caller's worker, or return None when none is left.
+
+    One transaction: expired leases go back to the queue, then the best task that still needs a
+    worker and that this worker has never had is leased. SQLite runs it under BEGIN IMMEDIATE;
+    PostgreSQL locks the chosen row with SKIP LOCKED. Either way a task never gets more leases
+    than its overlap still needs.
+    """
+    require(principal, Action.ANNOTATE)
+    with db.write() as conn:
+        project = load_project(conn, principal, project_id)
+        if project["archived_at"] is not None:
+            raise Conflict("the project is archived")
+        now = utcnow()
+        repo.expire_leases(conn, project_id, now)
+        task_id = repo.next_task_id(conn, project_id, principal.worker_id)
+        if task_id is None:
+            return None
+        assignment = repo.add(
+            conn,
+            t.assignments,
+            {
+                "id": new_id(),
+                "organization_id": principal.organization_id,
+                "project_id": project_id,
+                "task_id": task_id,
+                "worker_id": principal.worker_id,
+                "status": str(AssignmentStatus.ACTIVE),
+                "created_at": now,
+                "expires_at": now + timedelta(seconds=project["lease_seconds"]),
+                "ended_at": None,
+            },
+        )
+        conn.execute(
+            update(t.tasks).where(t.tasks.c.id == task_id).values(lease_count=t.tasks.c.lease_count + 1)
+        )
+        task = repo.get(conn, t.tasks, principal.organization_id, task_id)
+    return {**assignment, "task": task}
+
+
+def _load_assignment(conn: Connection, principal: Principal, assignment_id: str) -> dict[str, Any]:
+    assignment = repo.get(conn, t.assignments, principal.organization_id, assignment_id, lock=True)
+    if assignment is None:
+        raise NotFound(f"assignment {assignment_id} not found")
+    if assignment["worker_id"] != principal.worker_id:
+        # someone else's lease in the same organization: not visible to this worker
+        raise NotFound(f"assignment {assignment_id} not found")
+    return assignment
+
+
+def _end_lease(conn: Connection, assignment: dict[str, Any], status: AssignmentStatus) -> dict[str, Any]:
+    """Close an active lease and give its slot back to the task."""
+    now = utcnow()
+    conn.execute(
+        update(t.assignments)
+        .where(t.assignments.c.id == assignment["id"])
+        .values(status=str(status), ended_at=now)
+    )
+    conn.execute(
+        update(t.tasks)
+        .where(t.tasks.c.id == assignment["task_id"])
+        .values(lease_count=t.tasks.c.lease_count - 1)
+    )
+    return {**assignment, "status": str(status), "ended_at": now}
+
+
+def _finish(
+    db: Database, principal: Principal, assignment_id: str, status: AssignmentStatus
+) -> dict[str, Any]:
+    require(principal, Action.ANNOTATE)
+    with db.write() as conn:
+        assignment = _load_assignment(conn, principal, assignment_id)
+        if assignment["status"] != str(AssignmentStatus.ACTIVE):
+            raise Conflict(f"the assignment is already {assignment['status']}")
+        assignment = _end_lease(conn, assignment, status)
+        task = repo.get(conn, t.tasks, principal.organization_id, assignment["task_id"])
+    return {**assignment, "task": task}
+
+
+def skip(db: Database, principal: Principal, assignment_id: str) -> dict[str, Any]:
+    """The worker won't answer this task: it goes back to the queue, never to them again."""
+    return _finish(db, principal, assignment_id, AssignmentStatus.SKIPPED)
+
+
+def release(db: Database, principal: Principal, assignment_id: str) -> dict[str, Any]:
+    """The worker stops without answering: the task goes back to the queue (them included)."""
+    return _finish(db, principal, assignment_id, AssignmentStatus.RELEASED)
+
+
+def submit(
+    db: Database,
+    principal: Principal,
+    task_id: str,
+    data: ResponseCreate,
+    *,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Store a worker's response; complete the task with an aggregated result at its overlap.
+
+    A retried submit with the same ``Idempotency-Key`` returns the first response unchanged.
+    """
+    require(principal, Action.ANNOTATE)
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+        raise InvalidInput(
+            "Idempotency-Key must be 1 to 200 characters", details={"field": "Idempotency-Key"}
+        )
+    try:
+        with db.write() as conn:
+            return _submit(conn, principal, task_id, data, idempotency_key)
+    except IntegrityError:
+        # A concurrent duplicate (same worker, same task or key) won the race: report it as such.
+        with db.read() as conn:
+            if idempotency_key and (
+                prior := repo.response_by_idempotency_key(conn, principal.worker_id, idempotency_key)
+            ):
+                task = repo.get(conn, t.tasks, principal.organization_id, prior["task_id"])
+                return {"response": prior, "task": task, "replayed": True}
+        raise Conflict("you have already answered this task") from None
+
+
+def _submit(
+    conn: Connection, principal: Principal, task_id: str, data: ResponseCreate, idempotency_key: str | None
+) -> dict[str, Any]:
+    task = repo.get(conn, t.tasks, principal.organization_id, task_id, lock=True)
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    if idempotency_key is not None:
+        prior = repo.response_by_idempotency_key(conn, principal.worker_id, idempotency_key)
+        if prior is not None:
+            if prior["task_id"] != task_id:
+                raise Conflict(
+                    "this Idempotency-Key was used for another task", details={"field": "Idempotency-Key"}
+                )
+            return {"response": prior, "task": task, "replayed": True}
+    if repo.response_of(conn, task_id, principal.worker_id) is not None:
+        raise Conflict("you have already answered this task")
+    if task["status"] != str(TaskStatus.PENDING):
+        raise Conflict(
+            f"the task is {task['status']}; it takes no more responses", details={"status": task["status"]}
+        )
+    project = load_project(conn, principal, task["project_id"])
+    spec = compiled_spec(project)
+    try:
+        answer = spec.validate_answer(data.answer)
+    except AnswerError as exc:
+        raise InvalidInput(f"answer.{exc}", details={"field": "answer"}) from None
+    assignment = _lease_for_submit(conn, principal, task, data.assignment_id)
+    now = utcnow()
+    response = repo.add(
+        conn,
+        t.responses,
+        {
+            "id": new_id(),
+            "organization_id": principal.organization_id,
+            "project_id": task["project_id"],
+            "task_id": task_id,
+            "worker_id": principal.worker_id,
+            "assignment_id": assignment["id"] if assignment else None,
+            "answer": answer,
+            "idempotency_key": idempotency_key,
+            "duration_ms": data.duration_ms,
+            "created_at": now,
+        },
+    )
+    count = task["response_count"] + 1
+    conn.execute(update(t.tasks).where(t.tasks.c.id == task_id).values(response_count=count, updated_at=now))
+    task = {
+        **task,
+        "response_count": count,
+        "updated_at": now,
+        "lease_count": task["lease_count"] - (1 if assignment else 0),
+    }
+    if count >= task["overlap"]:
+        task = _complete(conn, principal, task, spec)
+    return {"response": response, "task": task, "replayed": False}
+
+
+def _lease_for_submit(
+    conn: Connection, principal: Principal, task: dict[str, Any], assignment_id: str | None
+) -> dict[str, Any] | None:
+    """Close the worker's lease on the task; without one, accept only while a slot is free."""
+    if assignment_id is not None:
+        assignment = _load_assignment(conn, principal, assignment_id)
+        if assignment["task_id"] != task["id"]:
+            raise InvalidInput("the assignment is for another task", details={"field": "assignment_id"})
+    else:
+        assignment = repo.active_assignment(conn, task["id"], principal.worker_id)
+    if assignment is not None and assignment["status"] == str(AssignmentStatus.ACTIVE):
+        return _end_lease(conn, assignment, AssignmentStatus.SUBMITTED)
+    # No live lease (never leased, or it expired): a late answer is still welcome if a slot is free,
+    # since dropping finished work would be worse; otherwise the task was handed to someone else.
+    if task["response_count"] + task["lease_count"] >= task["overlap"]:
+        raise Conflict("the task has all the workers it needs; your lease expired or you had none")
+    return None
+
+
+def _complete(conn: Connection, principal: Principal, task: dict[str, Any], spec: Any) -> dict[str, Any]:
+    responses = repo.responses_of_task(conn, principal.organization_id, task["id"])
+    aggregated = spec.aggregate([r["answer"] for r in responses], [r["worker_id"] for r in responses])
+    confidence = min(aggregated["confidence"].values(), default=None)
+    result = {**aggregated, "response_count": len(responses), "workers": [r["worker_id"] for r in responses]}
+    task = lifecycle.move(conn, task, TaskStatus.COMPLETED, result=result, confidence=confidence)
+    mark_batch_completed_if_done(conn, principal.organization_id, task["batch_id"])
+    return task

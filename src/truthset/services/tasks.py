@@ -1,0 +1,330 @@
+"""Tasks: create one, import many (streamed), list with filters and keyset pages, cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import Connection
+
+from truthset.domain import BatchStatus, Principal, TaskStatus
+from truthset.errors import Conflict, InvalidInput, NotFound, TooLarge
+from truthset.questions import CompiledSpec
+from truthset.schemas import TaskCreate
+from truthset.services import lifecycle
+from truthset.services.policy import Action, require
+from truthset.services.projects import (
+    compiled_spec,
+    load_batch,
+    load_project,
+    mark_batch_completed_if_done,
+    project_overlap,
+)
+from truthset.storage import Database
+from truthset.storage import repositories as repo
+from truthset.storage import tables as t
+from truthset.storage.ids import new_ids, utcnow
+
+IMPORT_CHUNK = 5000
+MAX_REPORTED_ERRORS = 100
+OnError = Literal["reject", "skip"]
+
+
+def _batch_for_tasks(
+    conn: Connection, principal: Principal, project_id: str, batch_id: str | None
+) -> dict | None:
+    if batch_id is None:
+        return None
+    batch = load_batch(conn, principal, batch_id)
+    if batch["project_id"] != project_id:
+        raise InvalidInput(f"batch {batch_id} belongs to another project", details={"field": "batch_id"})
+    if batch["status"] != str(BatchStatus.OPEN) and batch["status"] != str(BatchStatus.FINALIZED):
+        raise Conflict(f"cannot add tasks to a {batch['status']} batch", details={"field": "batch_id"})
+    return batch
+
+
+def _task_row(
+    principal: Principal, project: dict, batch: dict | None, task: TaskCreate, task_id: str, now: datetime
+) -> dict[str, Any]:
+    staged = batch is not None and batch["status"] == str(BatchStatus.OPEN)
+    return {
+        "id": task_id,
+        "organization_id": principal.organization_id,
+        "project_id": project["id"],
+        "batch_id": batch["id"] if batch else None,
+        "unique_id": task.unique_id,
+        "data": task.data,
+        "metadata": task.metadata,
+        "priority": task.priority,
+        "status": str(TaskStatus.STAGED if staged else TaskStatus.PENDING),
+        "overlap": task.overlap or project_overlap(project),
+        "response_count": 0,
+        "lease_count": 0,
+        "result": None,
+        "confidence": None,
+        "created_at": now,
+        "updated_at": now,
+        "completed_at": None,
+    }
+
+
+def _check_data(spec: CompiledSpec, task: TaskCreate, max_task_bytes: int) -> None:
+    try:
+        spec.validate_data(task.data)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), details={"field": "data"}) from None
+    if len(orjson.dumps(task.data)) + len(orjson.dumps(task.metadata)) > max_task_bytes:
+        raise TooLarge(f"task data and metadata exceed {max_task_bytes} bytes")
+
+
+def create_task(
+    db: Database, principal: Principal, project_id: str, task: TaskCreate, *, max_task_bytes: int = 1 << 20
+) -> dict[str, Any]:
+    """Create one task. A repeated ``unique_id`` returns the existing task (``created`` false)."""
+    with db.write() as conn:
+        project = load_project(conn, principal, project_id)
+        require(principal, Action.MANAGE_TASKS)
+        if task.unique_id is not None:
+            existing = repo.existing_unique_ids(conn, principal.organization_id, [task.unique_id])
+            if existing:
+                row = repo.get(conn, t.tasks, principal.organization_id, existing[task.unique_id])
+                return {**row, "created": False}
+        _check_data(compiled_spec(project), task, max_task_bytes)
+        batch = _batch_for_tasks(conn, principal, project_id, task.batch_id)
+        row = _task_row(principal, project, batch, task, new_ids(1)[0], utcnow())
+        repo.add(conn, t.tasks, row)
+        return {**row, "created": True}
+
+
+@dataclass
+class ImportReport:
+    received: int = 0
+    created: int = 0
+    existing: int = 0
+    invalid: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    stored: bool = True
+
+    def error(self, line: int, message: str) -> None:
+        self.invalid += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append({"line": line, "message": message})
+
+
+class _Importer:
+    """Validates and stores a stream of tasks chunk by chunk, so memory stays flat."""
+
+    def __init__(self, principal: Principal, project: dict, batch: dict | None, max_task_bytes: int) -> None:
+        self.principal = principal
+        self.project = project
+        self.batch = batch
+        self.spec = compiled_spec(project)
+        self.max_task_bytes = max_task_bytes
+        self.report = ImportReport()
+        self.seen_unique_ids: set[str] = set()
+
+    def parse(self, number: int, raw: bytes | dict) -> TaskCreate | None:
+        self.report.received += 1
+        try:
+            if isinstance(raw, bytes | bytearray | memoryview):
+                if len(raw) > self.max_task_bytes:
+                    raise ValueError(f"line is longer than {self.max_task_bytes} bytes")
+                task = TaskCreate.model_validate_json(raw)
+            else:
+                task = TaskCreate.model_validate(raw)
+            if task.batch_id is not None and task.batch_id != (self.batch or {}).get("id"):
+                raise ValueError("batch_id per task is not supported in a bulk import; pass batch_id once")
+            self.spec.validate_data(task.data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "task"
+            self.report.error(number, f"{where}: {first['msg']}")
+            return None
+        except ValueError as exc:
+            self.report.error(number, str(exc))
+            return None
+        return task
+
+    def store(self, conn: Connection, chunk: list[TaskCreate]) -> None:
+        wanted = [task.unique_id for task in chunk if task.unique_id is not None]
+        existing = (
+            set(repo.existing_unique_ids(conn, self.principal.organization_id, wanted)) if wanted else set()
+        )
+        now = utcnow()
+        ids = iter(new_ids(len(chunk)))
+        rows = []
+        for task in chunk:
+            if task.unique_id is not None:
+                if task.unique_id in existing or task.unique_id in self.seen_unique_ids:
+                    self.report.existing += 1
+                    continue
+                self.seen_unique_ids.add(task.unique_id)
+            rows.append(_task_row(self.principal, self.project, self.batch, task, next(ids), now))
+        repo.add_many(conn, t.tasks, rows)
+        self.report.created += len(rows)
+
+
+def import_tasks(
+    db: Database,
+    principal: Principal,
+    project_id: str,
+    items: Iterable[tuple[int, bytes | dict]],
+    *,
+    batch_id: str | None = None,
+    on_error: OnError = "reject",
+    max_task_bytes: int = 1 << 20,
+) -> ImportReport:
+    """Import numbered tasks (JSONL lines or JSON objects) into a project.
+
+    ``on_error="reject"`` stores nothing if any line is invalid (one transaction, rolled back);
+    ``"skip"`` stores the valid lines, committing chunk by chunk, and reports the invalid ones.
+    Either way the report names every bad line number (the first 100).
+    """
+    with db.read() as conn:
+        project = load_project(conn, principal, project_id)
+        require(principal, Action.MANAGE_TASKS)
+    if on_error == "reject":
+        return _import_all_or_nothing(db, principal, project_id, items, batch_id, max_task_bytes)
+    importer = None
+    for chunk_items in _chunks(items):
+        with db.write() as conn:
+            if importer is None:
+                batch = _batch_for_tasks(conn, principal, project_id, batch_id)
+                importer = _Importer(principal, project, batch, max_task_bytes)
+            parsed = [task for number, raw in chunk_items if (task := importer.parse(number, raw))]
+            importer.store(conn, parsed)
+    if importer is None:
+        with db.read() as conn:
+            _batch_for_tasks(conn, principal, project_id, batch_id)
+        return ImportReport()
+    return importer.report
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _import_all_or_nothing(
+    db: Database,
+    principal: Principal,
+    project_id: str,
+    items: Iterable[tuple[int, bytes | dict]],
+    batch_id: str | None,
+    max_task_bytes: int,
+) -> ImportReport:
+    report = ImportReport()
+    try:
+        with db.write() as conn:
+            project = load_project(conn, principal, project_id)
+            batch = _batch_for_tasks(conn, principal, project_id, batch_id)
+            importer = _Importer(principal, project, batch, max_task_bytes)
+            report = importer.report
+            for chunk_items in _chunks(items):
+                parsed = [task for number, raw in chunk_items if (task := importer.parse(number, raw))]
+                if report.invalid == 0:
+                    importer.store(conn, parsed)
+            if report.invalid:
+                raise _Rollback
+    except _Rollback:
+        report.stored = False
+        report.created = 0
+        report.existing = 0
+    return report
+
+
+def _chunks(items: Iterable[tuple[int, bytes | dict]]) -> Iterator[list[tuple[int, bytes | dict]]]:
+    chunk: list[tuple[int, bytes | dict]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= IMPORT_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskFilter:
+    project_id: str | None = None
+    batch_id: str | None = None
+    status: TaskStatus | None = None
+    unique_id: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    completed_after: datetime | None = None
+    completed_before: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def _naive(value: datetime) -> datetime:
+    """Stored times are naive UTC."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def list_tasks(
+    db: Database, principal: Principal, filters: TaskFilter, *, cursor: str | None, limit: int
+) -> tuple[list, str | None]:
+    require(principal, Action.READ_TASKS)
+    c = t.tasks.c
+    query = repo.scoped(t.tasks, principal.organization_id)
+    for column, value in (
+        (c.project_id, filters.project_id),
+        (c.batch_id, filters.batch_id),
+        (c.unique_id, filters.unique_id),
+        (c.status, str(filters.status) if filters.status else None),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    for column, after, before in (
+        (c.created_at, filters.created_after, filters.created_before),
+        (c.updated_at, filters.updated_after, filters.updated_before),
+        (c.completed_at, filters.completed_after, filters.completed_before),
+    ):
+        if after is not None:
+            query = query.where(column >= _naive(after))
+        if before is not None:
+            query = query.where(column < _naive(before))
+    for key, value in filters.metadata.items():
+        query = query.where(c.metadata[key].as_string() == value)
+    with db.read() as conn:
+        return repo.page(conn, query, t.tasks, cursor=cursor, limit=limit)
+
+
+def get_task(db: Database, principal: Principal, task_id: str) -> dict[str, Any]:
+    with db.read() as conn:
+        task = repo.get(conn, t.tasks, principal.organization_id, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    require(principal, Action.READ_TASKS)
+    return task
+
+
+def cancel_task(db: Database, principal: Principal, task_id: str) -> dict[str, Any]:
+    with db.write() as conn:
+        task = repo.get(conn, t.tasks, principal.organization_id, task_id, lock=True)
+        if task is None:
+            raise NotFound(f"task {task_id} not found")
+        require(principal, Action.MANAGE_TASKS)
+        if task["status"] == str(TaskStatus.CANCELED):
+            return task
+        task = lifecycle.move(conn, task, TaskStatus.CANCELED)
+        mark_batch_completed_if_done(conn, principal.organization_id, task["batch_id"])
+        return task
+
+
+def task_responses(db: Database, principal: Principal, task_id: str) -> list[dict[str, Any]]:
+    with db.read() as conn:
+        task = repo.get(conn, t.tasks, principal.organization_id, task_id)
+        if task is None:
+            raise NotFound(f"task {task_id} not found")
+        require(principal, Action.READ_TASKS)
+        return repo.responses_of_task(conn, principal.organization_id, task_id)

@@ -1,0 +1,230 @@
+"""Queries. Repositories take a connection and never commit: services own the transaction.
+
+Every read of tenant data starts from :func:`scoped`, which filters by organization, so a row of
+another organization is simply not found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, Table, and_, func, insert, select, update
+
+from truthset.storage import tables as t
+
+
+def scoped(table: Table, organization_id: str, *columns: Any) -> Select:
+    """The one organization-scoped query helper: ``SELECT ... FROM table WHERE organization_id = ?``."""
+    query = select(*columns) if columns else select(table)
+    return query.where(table.c.organization_id == organization_id)
+
+
+def get(
+    conn: Connection, table: Table, organization_id: str, object_id: str, *, lock: bool = False
+) -> dict | None:
+    query = scoped(table, organization_id).where(table.c.id == object_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def add(conn: Connection, table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
+    conn.execute(insert(table).values(**values))
+    return dict(values)
+
+
+def add_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(table), list(rows))
+
+
+def change(conn: Connection, table: Table, organization_id: str, object_id: str, **values: Any) -> None:
+    conn.execute(
+        update(table)
+        .where(table.c.organization_id == organization_id, table.c.id == object_id)
+        .values(**values)
+    )
+
+
+def page(
+    conn: Connection, query: Select, table: Table, *, cursor: str | None, limit: int, descending: bool = False
+) -> tuple[list[dict], str | None]:
+    """Keyset pagination on ``id``: stays fast however deep the page (no OFFSET)."""
+    if cursor:
+        query = query.where(table.c.id < cursor if descending else table.c.id > cursor)
+    query = query.order_by(table.c.id.desc() if descending else table.c.id).limit(limit + 1)
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+# --- accounts ----------------------------------------------------------------------------------
+
+
+def member_by_key_hash(conn: Connection, key_hash: str) -> dict | None:
+    """Authentication: the one lookup that is not organization-scoped, since the key says who."""
+    query = (
+        select(
+            t.api_keys.c.id.label("api_key_id"),
+            t.api_keys.c.organization_id,
+            t.api_keys.c.revoked_at,
+            t.api_keys.c.last_used_at,
+            t.members.c.id.label("member_id"),
+            t.members.c.role,
+            t.members.c.disabled_at,
+            t.workers.c.id.label("worker_id"),
+        )
+        .join(t.members, t.members.c.id == t.api_keys.c.member_id)
+        .join(t.workers, t.workers.c.member_id == t.members.c.id)
+        .where(t.api_keys.c.key_hash == key_hash)
+    )
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def worker_for_member(conn: Connection, organization_id: str, member_id: str) -> dict | None:
+    row = (
+        conn.execute(scoped(t.workers, organization_id).where(t.workers.c.member_id == member_id))
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def count_owners(conn: Connection, organization_id: str) -> int:
+    query = scoped(t.members, organization_id, func.count()).where(
+        t.members.c.role == "owner", t.members.c.disabled_at.is_(None)
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+
+def existing_unique_ids(conn: Connection, organization_id: str, unique_ids: Iterable[str]) -> dict[str, str]:
+    """Map each of ``unique_ids`` that already exists to its task id."""
+    found: dict[str, str] = {}
+    wanted = list(unique_ids)
+    for start in range(0, len(wanted), 900):  # stay under every driver's bound-parameter limit
+        chunk = wanted[start : start + 900]
+        query = scoped(t.tasks, organization_id, t.tasks.c.unique_id, t.tasks.c.id).where(
+            t.tasks.c.unique_id.in_(chunk)
+        )
+        found.update({row.unique_id: row.id for row in conn.execute(query)})
+    return found
+
+
+def status_counts(conn: Connection, organization_id: str, column: Any, value: str) -> dict[str, int]:
+    query = (
+        scoped(t.tasks, organization_id, t.tasks.c.status, func.count())
+        .where(column == value)
+        .group_by(t.tasks.c.status)
+    )
+    return {status: int(n) for status, n in conn.execute(query)}
+
+
+def batch_has_open_tasks(conn: Connection, organization_id: str, batch_id: str) -> bool:
+    query = scoped(t.tasks, organization_id, t.tasks.c.id).where(
+        t.tasks.c.batch_id == batch_id, t.tasks.c.status.in_(("staged", "pending"))
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
+# --- queue -------------------------------------------------------------------------------------
+
+
+def expire_leases(conn: Connection, project_id: str, now: datetime) -> int:
+    """Return expired leases of a project to the queue. Returns how many expired."""
+    expired = (
+        conn.execute(
+            update(t.assignments)
+            .where(
+                t.assignments.c.project_id == project_id,
+                t.assignments.c.status == "active",
+                t.assignments.c.expires_at < now,
+            )
+            .values(status="expired", ended_at=now)
+            .returning(t.assignments.c.task_id)
+        )
+        .scalars()
+        .all()
+    )
+    per_task: dict[str, int] = {}
+    for task_id in expired:
+        per_task[task_id] = per_task.get(task_id, 0) + 1
+    for task_id in sorted(per_task):  # a fixed lock order keeps PostgreSQL free of deadlocks
+        conn.execute(
+            update(t.tasks)
+            .where(t.tasks.c.id == task_id)
+            .values(lease_count=t.tasks.c.lease_count - per_task[task_id])
+        )
+    return len(expired)
+
+
+def next_task_id(conn: Connection, project_id: str, worker_id: str) -> str | None:
+    """The highest-priority pending task that still needs a worker and that this worker has not had.
+
+    On PostgreSQL the row is locked with SKIP LOCKED, so concurrent callers each get a different
+    task instead of queueing on one row; on SQLite the caller's BEGIN IMMEDIATE serialises writers.
+    """
+    seen = (
+        select(t.assignments.c.id)
+        .where(
+            t.assignments.c.task_id == t.tasks.c.id,
+            t.assignments.c.worker_id == worker_id,
+            t.assignments.c.status.in_(("active", "submitted", "skipped")),
+        )
+        .exists()
+    )
+    query = (
+        select(t.tasks.c.id)
+        .where(
+            t.tasks.c.project_id == project_id,
+            t.tasks.c.status == "pending",
+            t.tasks.c.response_count + t.tasks.c.lease_count < t.tasks.c.overlap,
+            ~seen,
+        )
+        .order_by(t.tasks.c.priority.desc(), t.tasks.c.id)
+        .limit(1)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=t.tasks)
+    return conn.execute(query).scalar()
+
+
+def active_assignment(conn: Connection, task_id: str, worker_id: str) -> dict | None:
+    query = select(t.assignments).where(
+        and_(
+            t.assignments.c.task_id == task_id,
+            t.assignments.c.worker_id == worker_id,
+            t.assignments.c.status == "active",
+        )
+    )
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def response_by_idempotency_key(conn: Connection, worker_id: str, key: str) -> dict | None:
+    query = select(t.responses).where(
+        t.responses.c.worker_id == worker_id, t.responses.c.idempotency_key == key
+    )
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def response_of(conn: Connection, task_id: str, worker_id: str) -> dict | None:
+    query = select(t.responses).where(t.responses.c.task_id == task_id, t.responses.c.worker_id == worker_id)
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def responses_of_task(conn: Connection, organization_id: str, task_id: str) -> list[dict]:
+    query = (
+        scoped(t.responses, organization_id)
+        .where(t.responses.c.task_id == task_id)
+        .order_by(t.responses.c.id)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
