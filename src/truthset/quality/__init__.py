@@ -6,12 +6,22 @@ attributes ending in ``_`` (``labels_``, ``probas_``, ``skills_`` / ``errors_``)
 the results are pandas objects; otherwise plain dicts. See docs/quality.md.
 """
 
+from ._calibration import Evaluation, evaluate, expected_calibration_error
+from ._dawid_skene import DawidSkene, OneCoinDawidSkene, task_posterior
 from ._input import Answers, factorize_answers
+from ._mace import MACE
 from ._voting import MajorityVote, Wawa
 
 __all__ = [
+    "MACE",
     "Answers",
+    "DawidSkene",
+    "Evaluation",
     "MajorityVote",
+    "OneCoinDawidSkene",
     "Wawa",
+    "evaluate",
+    "expected_calibration_error",
     "factorize_answers",
+    "task_posterior",
 ]

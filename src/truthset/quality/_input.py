@@ -88,9 +88,7 @@ def factorize_answers(answers: AnswersLike, label_column: str = "label") -> Answ
         lab, labels = _factorize_pandas(answers[label_column])
         return Answers(t, w, lab, tasks, workers, labels, frame=True)
     if not isinstance(answers, tuple | list) or len(answers) != 3:
-        raise TypeError(
-            "answers must be a DataFrame (task, worker, label) or a tuple (tasks, workers, labels)"
-        )
+        raise TypeError("answers must be a DataFrame (task, worker, label) or a tuple (tasks, workers, labels)")
     tasks_col, workers_col, labels_col = answers
     n = len(tasks_col)
     if len(workers_col) != n or len(labels_col) != n:
