@@ -1,0 +1,57 @@
+"""The REST API: ``create_app(settings)`` builds the ASGI app. Routes parse, call a service, return a schema."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from truthset import __version__
+from truthset.api import errors
+from truthset.api.limits import BodyLimitMiddleware
+from truthset.api.routes import accounts, media, projects, queue, tasks
+from truthset.config import Settings, get_settings
+from truthset.storage import Database
+
+API_PREFIX = "/api/v1"
+
+__all__ = ["API_PREFIX", "create_app"]
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
+    """Build the app in named steps: state, routes, errors, limits."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="truthset",
+        version=__version__,
+        description="Self-hosted data engine for AI training data.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    _setup_state(app, settings, db)
+    _setup_routes(app)
+    errors.install(app)
+    _setup_limits(app, settings)
+    return app
+
+
+def _setup_state(app: FastAPI, settings: Settings, db: Database | None) -> None:
+    app.state.settings = settings
+    app.state.db = db or Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+
+
+def _setup_routes(app: FastAPI) -> None:
+    for module in (accounts, projects, tasks, queue, media):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.get("/healthz", tags=["meta"], operation_id="health", include_in_schema=True)
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+
+def _setup_limits(app: FastAPI, settings: Settings) -> None:
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_limit=settings.max_body_bytes,
+        large_limit=max(settings.max_import_bytes, settings.max_upload_bytes),
+        large_suffixes=("/tasks/bulk", "/media"),
+    )

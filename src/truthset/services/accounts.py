@@ -52,9 +52,7 @@ def init_organization(db: Database, name: str, owner_email: str, owner_name: str
 
 def organizations(db: Database) -> list[dict]:
     with db.read() as conn:
-        return [
-            dict(r) for r in conn.execute(select(t.organizations).order_by(t.organizations.c.id)).mappings()
-        ]
+        return [dict(r) for r in conn.execute(select(t.organizations).order_by(t.organizations.c.id)).mappings()]
 
 
 def _add_member(
@@ -62,9 +60,7 @@ def _add_member(
 ) -> dict[str, Any]:
     now = utcnow()
     email = email.strip().lower()
-    existing = conn.execute(
-        repo.scoped(t.members, org_id, t.members.c.id).where(t.members.c.email == email)
-    ).first()
+    existing = conn.execute(repo.scoped(t.members, org_id, t.members.c.id).where(t.members.c.email == email)).first()
     if existing:
         raise Conflict(f"a member with email {email} already exists", details={"field": "email"})
     member = repo.add(
@@ -139,9 +135,7 @@ def authenticate(db: Database, key: str) -> Principal:
 def login(db: Database, organization_id: str, email: str, password: str) -> dict[str, Any]:
     with db.read() as conn:
         row = (
-            conn.execute(
-                repo.scoped(t.members, organization_id).where(t.members.c.email == email.strip().lower())
-            )
+            conn.execute(repo.scoped(t.members, organization_id).where(t.members.c.email == email.strip().lower()))
             .mappings()
             .first()
         )
@@ -176,9 +170,7 @@ def _member(conn: Connection, org_id: str, member_id: str) -> dict[str, Any]:
     return {**member, "worker_id": worker["id"] if worker else None}
 
 
-def list_members(
-    db: Database, principal: Principal, *, cursor: str | None, limit: int
-) -> tuple[list, str | None]:
+def list_members(db: Database, principal: Principal, *, cursor: str | None, limit: int) -> tuple[list, str | None]:
     require(principal, Action.READ_MEMBERS)
     with db.read() as conn:
         rows, next_cursor = repo.page(
@@ -201,9 +193,7 @@ def add_member(db: Database, principal: Principal, data: MemberCreate) -> dict[s
     _check_can_grant(principal, data.role)
     password = data.password or new_password()
     with db.write() as conn:
-        member = _add_member(
-            conn, principal.organization_id, data.email, data.name, data.role, _hasher.hash(password)
-        )
+        member = _add_member(conn, principal.organization_id, data.email, data.name, data.role, _hasher.hash(password))
     return {"member": member, "password": None if data.password else password}
 
 
@@ -238,9 +228,7 @@ def _check_can_grant(principal: Principal, role: Role) -> None:
 # --- API keys ----------------------------------------------------------------------------------
 
 
-def list_keys(
-    db: Database, principal: Principal, *, cursor: str | None, limit: int
-) -> tuple[list, str | None]:
+def list_keys(db: Database, principal: Principal, *, cursor: str | None, limit: int) -> tuple[list, str | None]:
     query = repo.scoped(t.api_keys, principal.organization_id)
     if not allowed(principal, Action.MANAGE_KEYS):
         query = query.where(t.api_keys.c.member_id == principal.member_id)
@@ -276,14 +264,10 @@ def revoke_key(db: Database, principal: Principal, key_id: str) -> dict[str, Any
         return row
 
 
-def list_workers(
-    db: Database, principal: Principal, *, cursor: str | None, limit: int
-) -> tuple[list, str | None]:
+def list_workers(db: Database, principal: Principal, *, cursor: str | None, limit: int) -> tuple[list, str | None]:
     require(principal, Action.READ_MEMBERS)
     with db.read() as conn:
-        return repo.page(
-            conn, repo.scoped(t.workers, principal.organization_id), t.workers, cursor=cursor, limit=limit
-        )
+        return repo.page(conn, repo.scoped(t.workers, principal.organization_id), t.workers, cursor=cursor, limit=limit)
 
 
 def unique_violation(exc: IntegrityError) -> bool:

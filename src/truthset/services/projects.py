@@ -91,9 +91,7 @@ def list_projects(
         return repo.page(conn, query, t.projects, cursor=cursor, limit=limit)
 
 
-def update_project(
-    db: Database, principal: Principal, project_id: str, data: ProjectUpdate
-) -> dict[str, Any]:
+def update_project(db: Database, principal: Principal, project_id: str, data: ProjectUpdate) -> dict[str, Any]:
     with db.write() as conn:
         project = load_project(conn, principal, project_id)
         require(principal, Action.MANAGE_PROJECTS)
@@ -203,9 +201,7 @@ def cancel_batch(db: Database, principal: Principal, batch_id: str) -> dict[str,
             raise Conflict("a completed batch cannot be canceled")
         if batch["status"] != str(BatchStatus.CANCELED):
             lifecycle.move_batch(conn, batch_id, TaskStatus.CANCELED)
-            repo.change(
-                conn, t.batches, principal.organization_id, batch_id, status=str(BatchStatus.CANCELED)
-            )
+            repo.change(conn, t.batches, principal.organization_id, batch_id, status=str(BatchStatus.CANCELED))
             batch["status"] = str(BatchStatus.CANCELED)
         return _with_counts(conn, principal, batch)
 

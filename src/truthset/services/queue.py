@@ -54,9 +54,7 @@ def next_assignment(db: Database, principal: Principal, project_id: str) -> dict
                 "ended_at": None,
             },
         )
-        conn.execute(
-            update(t.tasks).where(t.tasks.c.id == task_id).values(lease_count=t.tasks.c.lease_count + 1)
-        )
+        conn.execute(update(t.tasks).where(t.tasks.c.id == task_id).values(lease_count=t.tasks.c.lease_count + 1))
         task = repo.get(conn, t.tasks, principal.organization_id, task_id)
     return {**assignment, "task": task}
 
@@ -75,21 +73,15 @@ def _end_lease(conn: Connection, assignment: dict[str, Any], status: AssignmentS
     """Close an active lease and give its slot back to the task."""
     now = utcnow()
     conn.execute(
-        update(t.assignments)
-        .where(t.assignments.c.id == assignment["id"])
-        .values(status=str(status), ended_at=now)
+        update(t.assignments).where(t.assignments.c.id == assignment["id"]).values(status=str(status), ended_at=now)
     )
     conn.execute(
-        update(t.tasks)
-        .where(t.tasks.c.id == assignment["task_id"])
-        .values(lease_count=t.tasks.c.lease_count - 1)
+        update(t.tasks).where(t.tasks.c.id == assignment["task_id"]).values(lease_count=t.tasks.c.lease_count - 1)
     )
     return {**assignment, "status": str(status), "ended_at": now}
 
 
-def _finish(
-    db: Database, principal: Principal, assignment_id: str, status: AssignmentStatus
-) -> dict[str, Any]:
+def _finish(db: Database, principal: Principal, assignment_id: str, status: AssignmentStatus) -> dict[str, Any]:
     require(principal, Action.ANNOTATE)
     with db.write() as conn:
         assignment = _load_assignment(conn, principal, assignment_id)
@@ -124,9 +116,7 @@ def submit(
     """
     require(principal, Action.ANNOTATE)
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
-        raise InvalidInput(
-            "Idempotency-Key must be 1 to 200 characters", details={"field": "Idempotency-Key"}
-        )
+        raise InvalidInput("Idempotency-Key must be 1 to 200 characters", details={"field": "Idempotency-Key"})
     try:
         with db.write() as conn:
             return _submit(conn, principal, task_id, data, idempotency_key)
@@ -151,16 +141,12 @@ def _submit(
         prior = repo.response_by_idempotency_key(conn, principal.worker_id, idempotency_key)
         if prior is not None:
             if prior["task_id"] != task_id:
-                raise Conflict(
-                    "this Idempotency-Key was used for another task", details={"field": "Idempotency-Key"}
-                )
+                raise Conflict("this Idempotency-Key was used for another task", details={"field": "Idempotency-Key"})
             return {"response": prior, "task": task, "replayed": True}
     if repo.response_of(conn, task_id, principal.worker_id) is not None:
         raise Conflict("you have already answered this task")
     if task["status"] != str(TaskStatus.PENDING):
-        raise Conflict(
-            f"the task is {task['status']}; it takes no more responses", details={"status": task["status"]}
-        )
+        raise Conflict(f"the task is {task['status']}; it takes no more responses", details={"status": task["status"]})
     project = load_project(conn, principal, task["project_id"])
     spec = compiled_spec(project)
     try:

@@ -34,9 +34,7 @@ MAX_REPORTED_ERRORS = 100
 OnError = Literal["reject", "skip"]
 
 
-def _batch_for_tasks(
-    conn: Connection, principal: Principal, project_id: str, batch_id: str | None
-) -> dict | None:
+def _batch_for_tasks(conn: Connection, principal: Principal, project_id: str, batch_id: str | None) -> dict | None:
     if batch_id is None:
         return None
     batch = load_batch(conn, principal, batch_id)
@@ -151,9 +149,7 @@ class _Importer:
 
     def store(self, conn: Connection, chunk: list[TaskCreate]) -> None:
         wanted = [task.unique_id for task in chunk if task.unique_id is not None]
-        existing = (
-            set(repo.existing_unique_ids(conn, self.principal.organization_id, wanted)) if wanted else set()
-        )
+        existing = set(repo.existing_unique_ids(conn, self.principal.organization_id, wanted)) if wanted else set()
         now = utcnow()
         ids = iter(new_ids(len(chunk)))
         rows = []

@@ -1,0 +1,62 @@
+"""Request dependencies: the database, settings and the authenticated principal."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+
+from truthset.config import Settings
+from truthset.domain import Principal
+from truthset.errors import InvalidInput, Unauthenticated
+from truthset.services import accounts
+from truthset.storage import Database
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ts_...`")
+_basic = HTTPBasic(auto_error=False, description="An API key as the user name, empty password (as Scale's API).")
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_principal(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    key = bearer.credentials if bearer else _basic_key(request)
+    if not key:
+        raise Unauthenticated("an API key is required: Authorization: Bearer <key>")
+    return accounts.authenticate(request.app.state.db, key)
+
+
+def _basic_key(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:], validate=True).decode()
+    except ValueError:
+        raise Unauthenticated("malformed Basic authorization header") from None
+    return decoded.split(":", 1)[0]
+
+
+def _document_basic(credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> None:
+    """Only declares Basic auth in the OpenAPI document; get_principal does the work."""
+
+
+DB = Annotated[Database, Depends(get_db)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+Caller = Annotated[Principal, Depends(get_principal)]
+
+
+def page_limit(limit: int, settings: Settings) -> int:
+    if not 1 <= limit <= settings.page_size_max:
+        raise InvalidInput(f"limit must be between 1 and {settings.page_size_max}", details={"field": "limit"})
+    return limit

@@ -1,0 +1,99 @@
+"""The only place errors become HTTP. One JSON shape: {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge, TruthsetError, Unauthenticated
+
+log = logging.getLogger("truthset.api")
+
+STATUS: dict[type[TruthsetError], int] = {
+    InvalidInput: 422,
+    NotFound: 404,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    Conflict: 409,
+    TooLarge: 413,
+}
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "rate_limited",
+}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+
+
+def status_of(exc: TruthsetError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def _location(loc: tuple | list) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+_NESTED = re.compile(r"^(?:Value error, )?([A-Za-z_][\w\-]*(?:\[\d+\])?(?:\.[\w\-]+)*): (.*)$", re.S)
+
+
+def _field_error(error: dict[str, Any]) -> dict[str, str]:
+    """Name the innermost field: a validator's "questions[0].options: ..." extends the location."""
+    field = _location(error.get("loc", ()))
+    message = str(error.get("msg", ""))
+    nested = _NESTED.match(message)
+    if nested and nested.group(1).split("[")[0].split(".")[0] == field.rsplit(".", 1)[-1]:
+        field = field.rsplit(".", 1)[0] + "." + nested.group(1) if "." in field else nested.group(1)
+        message = nested.group(2)
+    elif message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return {"field": field, "message": message, "type": str(error.get("type", ""))}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(TruthsetError)
+    async def _domain(_request: Request, exc: TruthsetError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+        return error_response(status_of(exc), exc.code, exc.message, exc.details, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [_field_error(e) for e in exc.errors()]
+        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+        return error_response(422, "invalid_input", f"{first['field']}: {first['message']}", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        return error_response(exc.status_code, code, str(exc.detail), None, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return error_response(500, "internal_error", "internal server error (this is a bug; it was logged)")

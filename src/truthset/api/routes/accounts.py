@@ -1,0 +1,77 @@
+"""Who am I, members, API keys, workers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from truthset.api.deps import DB, AppSettings, Caller, page_limit
+from truthset.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    Me,
+    MemberCreate,
+    MemberOut,
+    MemberUpdate,
+    Page,
+    WorkerOut,
+)
+from truthset.services import accounts
+
+router = APIRouter(tags=["accounts"])
+
+
+class MemberCreated(MemberOut):
+    password: str | None = None
+
+
+@router.get("/me", response_model=Me, operation_id="get_me")
+def get_me(db: DB, caller: Caller) -> dict:
+    return accounts.me(db, caller)
+
+
+@router.get("/members", response_model=Page[MemberOut], operation_id="list_members")
+def list_members(db: DB, caller: Caller, settings: AppSettings, cursor: str | None = None, limit: int = 100) -> dict:
+    items, next_cursor = accounts.list_members(db, caller, cursor=cursor, limit=page_limit(limit, settings))
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.post("/members", response_model=MemberCreated, status_code=status.HTTP_201_CREATED, operation_id="add_member")
+def add_member(db: DB, caller: Caller, body: MemberCreate) -> dict:
+    """Add a member. Unless a password is given, a one-time password is returned (and never again)."""
+    created = accounts.add_member(db, caller, body)
+    return {**created["member"], "password": created["password"]}
+
+
+@router.get("/members/{member_id}", response_model=MemberOut, operation_id="get_member")
+def get_member(db: DB, caller: Caller, member_id: str) -> dict:
+    return accounts.get_member(db, caller, member_id)
+
+
+@router.patch("/members/{member_id}", response_model=MemberOut, operation_id="update_member")
+def update_member(db: DB, caller: Caller, member_id: str, body: MemberUpdate) -> dict:
+    return accounts.update_member(db, caller, member_id, body)
+
+
+@router.get("/keys", response_model=Page[ApiKeyOut], operation_id="list_keys")
+def list_keys(db: DB, caller: Caller, settings: AppSettings, cursor: str | None = None, limit: int = 100) -> dict:
+    """Your keys; owners and admins see every key of the organization."""
+    items, next_cursor = accounts.list_keys(db, caller, cursor=cursor, limit=page_limit(limit, settings))
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.post("/keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED, operation_id="create_key")
+def create_key(db: DB, caller: Caller, body: ApiKeyCreate) -> dict:
+    """Create an API key. The secret is in this response only; it is stored hashed."""
+    return accounts.create_key(db, caller, body)
+
+
+@router.delete("/keys/{key_id}", response_model=ApiKeyOut, operation_id="revoke_key")
+def revoke_key(db: DB, caller: Caller, key_id: str) -> dict:
+    return accounts.revoke_key(db, caller, key_id)
+
+
+@router.get("/workers", response_model=Page[WorkerOut], operation_id="list_workers")
+def list_workers(db: DB, caller: Caller, settings: AppSettings, cursor: str | None = None, limit: int = 100) -> dict:
+    items, next_cursor = accounts.list_workers(db, caller, cursor=cursor, limit=page_limit(limit, settings))
+    return {"items": items, "next_cursor": next_cursor}

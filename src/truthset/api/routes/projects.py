@@ -1,0 +1,115 @@
+"""Projects, batches, export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+from fastapi import APIRouter, status
+from fastapi.responses import StreamingResponse
+
+from truthset import questions
+from truthset.api.deps import DB, AppSettings, Caller, page_limit
+from truthset.domain import TaskStatus
+from truthset.schemas import BatchCreate, BatchOut, Page, ProjectCreate, ProjectOut, ProjectUpdate
+from truthset.services import export, projects
+
+router = APIRouter(tags=["projects"])
+
+
+@router.get("/question-types", response_model=list[str], operation_id="list_question_types")
+def list_question_types(caller: Caller) -> list[str]:
+    """Question types a spec may use (built-ins and installed plugins)."""
+    return questions.names()
+
+
+@router.post("/projects", response_model=ProjectOut, status_code=status.HTTP_201_CREATED, operation_id="create_project")
+def create_project(db: DB, caller: Caller, settings: AppSettings, body: ProjectCreate) -> dict:
+    return projects.create_project(db, caller, body, default_lease_seconds=settings.default_lease_seconds)
+
+
+@router.get("/projects", response_model=Page[ProjectOut], operation_id="list_projects")
+def list_projects(
+    db: DB,
+    caller: Caller,
+    settings: AppSettings,
+    cursor: str | None = None,
+    limit: int = 100,
+    include_archived: bool = False,
+) -> dict:
+    items, next_cursor = projects.list_projects(
+        db, caller, cursor=cursor, limit=page_limit(limit, settings), include_archived=include_archived
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/projects/{project_id}", response_model=ProjectOut, operation_id="get_project")
+def get_project(db: DB, caller: Caller, project_id: str) -> dict:
+    return projects.get_project(db, caller, project_id)
+
+
+@router.patch("/projects/{project_id}", response_model=ProjectOut, operation_id="update_project")
+def update_project(db: DB, caller: Caller, project_id: str, body: ProjectUpdate) -> dict:
+    return projects.update_project(db, caller, project_id, body)
+
+
+@router.post(
+    "/projects/{project_id}/batches",
+    response_model=BatchOut,
+    status_code=status.HTTP_201_CREATED,
+    operation_id="create_batch",
+)
+def create_batch(db: DB, caller: Caller, project_id: str, body: BatchCreate) -> dict:
+    return projects.create_batch(db, caller, project_id, body)
+
+
+@router.get("/projects/{project_id}/batches", response_model=Page[BatchOut], operation_id="list_batches")
+def list_batches(
+    db: DB, caller: Caller, settings: AppSettings, project_id: str, cursor: str | None = None, limit: int = 100
+) -> dict:
+    items, next_cursor = projects.list_batches(db, caller, project_id, cursor=cursor, limit=page_limit(limit, settings))
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/batches/{batch_id}", response_model=BatchOut, operation_id="get_batch")
+def get_batch(db: DB, caller: Caller, batch_id: str) -> dict:
+    return projects.get_batch(db, caller, batch_id)
+
+
+@router.post("/batches/{batch_id}/finalize", response_model=BatchOut, operation_id="finalize_batch")
+def finalize_batch(db: DB, caller: Caller, batch_id: str) -> dict:
+    """Open -> finalized: the batch's tasks join the queue."""
+    return projects.finalize_batch(db, caller, batch_id)
+
+
+@router.post("/batches/{batch_id}/cancel", response_model=BatchOut, operation_id="cancel_batch")
+def cancel_batch(db: DB, caller: Caller, batch_id: str) -> dict:
+    """Cancel the batch and its unfinished tasks; completed results are kept."""
+    return projects.cancel_batch(db, caller, batch_id)
+
+
+@router.get(
+    "/projects/{project_id}/export",
+    operation_id="export_project",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "One JSON object per task."}},
+)
+def export_project(
+    db: DB,
+    caller: Caller,
+    project_id: str,
+    status: TaskStatus | None = TaskStatus.COMPLETED,
+    batch_id: str | None = None,
+    all_statuses: bool = False,
+) -> StreamingResponse:
+    """Tasks with their results as JSONL (completed tasks by default; `all_statuses=true` for every task)."""
+    rows = export.export_rows(db, caller, project_id, status=None if all_statuses else status, batch_id=batch_id)
+    first = next(rows, None)  # run the permission and existence checks before the 200 is sent
+
+    def lines() -> Iterator[bytes]:
+        if first is not None:
+            yield orjson.dumps(first) + b"\n"
+        for row in rows:
+            yield orjson.dumps(row) + b"\n"
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")

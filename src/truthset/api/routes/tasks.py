@@ -1,0 +1,215 @@
+"""Tasks: create, bulk import (JSON array or streamed JSONL), list, get, cancel, responses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Literal
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+import orjson
+from fastapi import APIRouter, Header, Query, Request, Response, status
+
+from truthset.api.deps import DB, AppSettings, Caller, page_limit
+from truthset.domain import TaskStatus
+from truthset.errors import InvalidInput
+from truthset.schemas import (
+    ImportReport,
+    Page,
+    ResponseCreate,
+    ResponseOut,
+    SubmitResult,
+    TaskCreate,
+    TaskCreated,
+    TaskOut,
+)
+from truthset.services import queue, tasks
+
+router = APIRouter(tags=["tasks"])
+
+JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-lines", "text/plain")
+
+
+@router.post(
+    "/projects/{project_id}/tasks",
+    response_model=TaskCreated,
+    operation_id="create_task",
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": TaskCreated, "description": "A task with this unique_id already existed."}},
+)
+def create_task(
+    db: DB, caller: Caller, settings: AppSettings, project_id: str, body: TaskCreate, response: Response
+) -> dict:
+    """Create one task. Repeating a `unique_id` returns the existing task with status 200."""
+    task = tasks.create_task(db, caller, project_id, body, max_task_bytes=settings.max_task_bytes)
+    if not task["created"]:
+        response.status_code = status.HTTP_200_OK
+    return task
+
+
+@router.post(
+    "/projects/{project_id}/tasks/bulk",
+    response_model=ImportReport,
+    operation_id="import_tasks",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}, "example": '{"data": {"text": "hi"}}\n'},
+                "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/TaskCreate"}}},
+            },
+        }
+    },
+)
+async def import_tasks(
+    request: Request,
+    project_id: str,
+    caller: Caller,
+    batch_id: str | None = None,
+    on_error: Annotated[
+        Literal["reject", "skip"],
+        Query(description="reject: store none if any line is bad; skip: store the good lines"),
+    ] = "reject",
+) -> dict:
+    """Create many tasks in one request: a JSONL stream (any size, streamed) or a JSON array.
+
+    Every line is validated; the report names bad lines by number. `unique_id` repeats create nothing.
+    """
+    db = request.app.state.db
+    settings = request.app.state.settings
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        items: Iterator[tuple[int, bytes | dict]] = _array_items(await request.body())
+    elif content_type in JSONL_TYPES or not content_type:
+        items = _jsonl_items(request)
+    else:
+        raise InvalidInput(
+            f"unsupported content type {content_type!r}: send application/x-ndjson or application/json",
+            details={"field": "content-type"},
+        )
+    report = await anyio.to_thread.run_sync(
+        lambda: tasks.import_tasks(
+            db, caller, project_id, items, batch_id=batch_id, on_error=on_error, max_task_bytes=settings.max_task_bytes
+        )
+    )
+    return report.__dict__
+
+
+def _array_items(body: bytes) -> Iterator[tuple[int, bytes | dict]]:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", details={"field": "body"}) from None
+    if not isinstance(parsed, list):
+        raise InvalidInput("a JSON body must be an array of tasks", details={"field": "body"})
+    return ((index + 1, item) for index, item in enumerate(parsed))
+
+
+def _jsonl_items(request: Request) -> Iterator[tuple[int, bytes | dict]]:
+    """Lines of the request body, read in chunks from the event loop as the import consumes them."""
+    stream = request.stream().__aiter__()
+
+    async def next_chunk() -> bytes | None:
+        try:
+            return await stream.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    def lines() -> Iterator[tuple[int, bytes | dict]]:
+        number = 0
+        pending = b""
+        while (chunk := anyio.from_thread.run(next_chunk)) is not None:
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                number += 1
+                if line.strip():
+                    yield number, line
+        if pending.strip():
+            yield number + 1, pending
+
+    return lines()
+
+
+def _metadata_filters(request: Request) -> dict[str, str]:
+    return {
+        key[len("metadata.") :]: value
+        for key, value in request.query_params.items()
+        if key.startswith("metadata.") and len(key) > len("metadata.")
+    }
+
+
+@router.get("/tasks", response_model=Page[TaskOut], operation_id="list_tasks")
+def list_tasks(
+    request: Request,
+    db: DB,
+    caller: Caller,
+    settings: AppSettings,
+    project_id: str | None = None,
+    batch_id: str | None = None,
+    status: TaskStatus | None = None,
+    unique_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    updated_after: datetime | None = None,
+    updated_before: datetime | None = None,
+    completed_after: datetime | None = None,
+    completed_before: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> dict:
+    """Tasks, oldest first, filtered; `metadata.KEY=VALUE` filters on metadata. Pages with `cursor`."""
+    filters = tasks.TaskFilter(
+        project_id=project_id,
+        batch_id=batch_id,
+        status=status,
+        unique_id=unique_id,
+        created_after=created_after,
+        created_before=created_before,
+        updated_after=updated_after,
+        updated_before=updated_before,
+        completed_after=completed_after,
+        completed_before=completed_before,
+        metadata=_metadata_filters(request),
+    )
+    items, next_cursor = tasks.list_tasks(db, caller, filters, cursor=cursor, limit=page_limit(limit, settings))
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/tasks/{task_id}", response_model=TaskOut, operation_id="get_task")
+def get_task(db: DB, caller: Caller, task_id: str) -> dict:
+    return tasks.get_task(db, caller, task_id)
+
+
+@router.post("/tasks/{task_id}/cancel", response_model=TaskOut, operation_id="cancel_task")
+def cancel_task(db: DB, caller: Caller, task_id: str) -> dict:
+    return tasks.cancel_task(db, caller, task_id)
+
+
+@router.get("/tasks/{task_id}/responses", response_model=list[ResponseOut], operation_id="list_task_responses")
+def list_task_responses(db: DB, caller: Caller, task_id: str) -> list[dict]:
+    return tasks.task_responses(db, caller, task_id)
+
+
+@router.post(
+    "/tasks/{task_id}/responses",
+    response_model=SubmitResult,
+    status_code=status.HTTP_201_CREATED,
+    operation_id="submit_response",
+)
+def submit_response(
+    db: DB,
+    caller: Caller,
+    task_id: str,
+    body: ResponseCreate,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(description="Makes a retried submit harmless.")] = None,
+) -> dict:
+    """Answer a task (normally the one your assignment leased). Validated against the project's spec."""
+    result = queue.submit(db, caller, task_id, body, idempotency_key=idempotency_key)
+    if result["replayed"]:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replayed"] = "true"
+    return result
