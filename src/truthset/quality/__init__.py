@@ -8,11 +8,13 @@ the results are pandas objects; otherwise plain dicts. See docs/quality.md.
 
 from ._calibration import Evaluation, evaluate, expected_calibration_error
 from ._dawid_skene import DawidSkene, OneCoinDawidSkene, task_posterior
+from ._glad import GLAD
 from ._input import Answers, factorize_answers
 from ._mace import MACE
 from ._voting import MajorityVote, Wawa
 
 __all__ = [
+    "GLAD",
     "MACE",
     "Answers",
     "DawidSkene",

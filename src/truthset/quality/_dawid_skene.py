@@ -15,6 +15,7 @@ from ._em import (
     fit_prior_strength,
     loo_confusion_log_errors,
     loo_posteriors,
+    take_rows,
 )
 from ._input import Answers
 from ._output import as_matrix
@@ -217,7 +218,7 @@ class OneCoinDawidSkene(_ConfusionModel):
         n_k = res.counts.shape[1]
         correct = np.einsum("wkk->w", res.counts)[data.worker]
         total = res.counts.sum(axis=(1, 2))[data.worker]
-        own = res.posteriors[data.task]  # (N, K)
+        own = take_rows(res.posteriors, data.task)  # (N, K)
         s = self.prior_strength
         own_correct = own[np.arange(len(data)), data.label]
         acc = (correct - own_correct + s * self.mean_accuracy_) / (total - 1.0 + s)

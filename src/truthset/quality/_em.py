@@ -30,6 +30,7 @@ __all__ = [
     "loo_confusion_log_errors",
     "loo_posteriors",
     "softmax_rows",
+    "take_rows",
 ]
 
 # An M-step projection: (counts (W, K, L), pooled prior (K, L)) -> confusion matrices e (W, K, L).
@@ -66,12 +67,18 @@ class Design:
 
 
 def softmax_rows(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise softmax and log-normaliser (cheaper than scipy's logsumexp on large arrays)."""
-    top = scores.max(axis=1, keepdims=True)
-    expd = np.exp(scores - top)
-    total = expd.sum(axis=1, keepdims=True)
-    expd /= total
-    return expd, (np.log(total) + top).ravel()
+    """Row-wise softmax and log-normaliser of an (n, K) array.
+
+    Works on the transposed (K, n) copy: numpy reduces a short inner axis slowly, while reducing
+    across K contiguous rows is a plain element-wise loop (about 5x faster for n = 10^6, K = 4).
+    """
+    cols = np.array(scores.T, dtype=np.float64, order="C")
+    top = cols.max(axis=0)
+    cols -= top
+    np.exp(cols, out=cols)
+    total = cols.sum(axis=0)
+    cols /= total
+    return cols.T, np.log(total) + top
 
 
 def pooled_confusion(counts: np.ndarray) -> np.ndarray:
@@ -148,6 +155,7 @@ def fit_confusion_em(
         errors = project(counts, pooled_confusion(counts))
         scores = design.log_likelihood(np.log(errors)) + np.log(priors)
         posteriors, log_norm = softmax_rows(scores)
+        posteriors = np.ascontiguousarray(posteriors)  # row gathers and sparse products want C order
         history.append(float(log_norm.sum()) / n_answers)
         if len(history) > 1 and abs(history[-1] - history[-2]) < tol:
             calm += 1
@@ -166,10 +174,12 @@ def loo_confusion_log_errors(
     Removes the task's own expected counts (``counts[w, :, l] - posteriors[task, :]``) from its
     worker's matrix before smoothing with the Dirichlet pseudo-counts ``prior_counts`` (K, L).
     """
-    own = posteriors[data.task]  # (N, K): what this answer contributed to its worker's counts
-    num = counts[data.worker, :, data.label] - own + prior_counts[:, data.label].T
-    row_tot = counts.sum(axis=2)[data.worker] - own + prior_counts.sum(axis=1)
-    return np.log(np.clip(num, 1e-12, None)) - np.log(np.clip(row_tot, 1e-12, None))
+    n_w, n_k, n_l = counts.shape
+    own = take_rows(posteriors, data.task)  # (N, K): what this answer contributed to its worker's counts
+    table = (counts + prior_counts).transpose(0, 2, 1).reshape(n_w * n_l, n_k)  # rows (w, l)
+    num = take_rows(table, data.worker * n_l + data.label) - own
+    row_tot = take_rows(counts.sum(axis=2) + prior_counts.sum(axis=1), data.worker) - own
+    return np.log(np.maximum(num / np.maximum(row_tot, 1e-12), 1e-12))
 
 
 def loo_posteriors(
@@ -189,7 +199,13 @@ def loo_posteriors(
     prior_loo = (posteriors.sum(axis=0) + 1.0 - posteriors) / (n_t - 1 + n_k)
     log_prior = np.log(np.clip(prior_loo, 1e-12, None))
     beta = fit_temperature(data, per_answer, log_prior) if temper else 1.0
-    return softmax_rows(beta * (task_sums(data, per_answer) + log_prior))[0], beta
+    probas = softmax_rows(beta * (task_sums(data, per_answer) + log_prior))[0]
+    return np.ascontiguousarray(probas), beta
+
+
+def take_rows(matrix: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``matrix[index]`` for a 2-D array; ``np.take`` is ~10x faster than fancy indexing here."""
+    return np.take(matrix, index, axis=0)
 
 
 def task_sums(data: Answers, per_answer: np.ndarray) -> np.ndarray:
@@ -222,19 +238,28 @@ def fit_temperature(
     by predictive cross-validation. Tasks with a single answer carry no information on ``beta``.
     """
     totals = task_sums(data, per_answer)
-    others = totals[data.task] - per_answer  # evidence of the task's other answers, (N, K)
-    multi = np.bincount(data.task, minlength=data.n_tasks)[data.task] > 1
-    others, own = others[multi], per_answer[multi]
-    if others.shape[0] == 0:
+    keep = _temperature_sample(data)
+    own = take_rows(per_answer, keep).T  # (K, n)
+    others = take_rows(totals, data.task[keep]).T - own  # the task's other answers' evidence
+    if own.shape[1] == 0:
         return bounds[1]
-    prior = log_prior[data.task[multi]] if log_prior.ndim == 2 else log_prior
+    prior = (take_rows(log_prior, data.task[keep]).T if log_prior.ndim == 2 else log_prior[:, None]) + others
+    own_top = own.max(axis=0)
+    own_lik = np.exp(own - own_top)
 
     def neg_predictive(beta: float) -> float:
-        post, _ = softmax_rows(beta * (others + prior))
-        # log sum_k post_k * exp(own_k), computed stably
-        top = own.max(axis=1, keepdims=True)
-        pred = np.log((post * np.exp(own - top)).sum(axis=1)) + top.ravel()
+        post, _ = softmax_rows((beta * prior).T)  # tempered leave-one-answer-out posterior
+        pred = np.log((post.T * own_lik).sum(axis=0)) + own_top  # log sum_k post_k e_w[k, l]
         return -float(pred.sum())
 
     res = minimize_scalar(neg_predictive, bounds=bounds, method="bounded", options={"xatol": 1e-3})
     return float(res.x)
+
+
+def _temperature_sample(data: Answers, max_answers: int = 200_000) -> np.ndarray:
+    """Indices of the answers used to fit the temperature: those on tasks with 2+ answers, thinned
+    to about ``max_answers`` by keeping every m-th task (deterministic, whole tasks kept)."""
+    per_task = np.bincount(data.task, minlength=data.n_tasks)
+    eligible = per_task[data.task] > 1
+    stride = max(1, int(np.ceil(eligible.sum() / max_answers)))
+    return np.flatnonzero(eligible & (data.task % stride == 0))
