@@ -273,3 +273,29 @@ def list_workers(db: Database, principal: Principal, *, cursor: str | None, limi
 def unique_violation(exc: IntegrityError) -> bool:
     text = str(exc.orig).lower()
     return "unique" in text or "duplicate key" in text
+
+
+def local_admin(db: Database, organization_id: str | None = None) -> Principal:
+    """Act as an owner of an organization, for commands run on the server itself (`truthset users`).
+
+    Whoever can run commands on the server can read the database anyway; this is not a way in
+    from the network. With one organization, ``organization_id`` may be omitted.
+    """
+    with db.read() as conn:
+        query = select(t.members).where(t.members.c.role == str(Role.OWNER), t.members.c.disabled_at.is_(None))
+        if organization_id:
+            query = query.where(t.members.c.organization_id == organization_id)
+        owners = conn.execute(query.order_by(t.members.c.id)).mappings().all()
+        org_ids = {o["organization_id"] for o in owners}
+        if not owners:
+            raise NotFound("no organization found: run `truthset init` first")
+        if len(org_ids) > 1:
+            raise InvalidInput("several organizations exist: pass --org ID", details={"field": "org"})
+        owner = owners[0]
+        worker = repo.worker_for_member(conn, owner["organization_id"], owner["id"])
+    return Principal(
+        organization_id=owner["organization_id"],
+        member_id=owner["id"],
+        role=Role.OWNER,
+        worker_id=worker["id"] if worker else "",
+    )

@@ -1,0 +1,368 @@
+"""The `truthset` command: run the server, administer it, and script the API.
+
+Commands that administer the server (init, users, keys, db) work on the local database named by
+the settings; commands that move data (import, export) talk to a server through the SDK.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+from rich.table import Table
+
+from truthset.config import Settings, get_settings
+from truthset.domain import Role
+from truthset.errors import TruthsetError
+
+app = typer.Typer(help="truthset: a self-hosted data engine for AI training data.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+users_app = typer.Typer(help="Members of an organization (run on the server).", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (run on the server).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+
+console = Console()
+err_console = Console(stderr=True)
+
+UrlOption = Annotated[str, typer.Option(envvar="TRUTHSET_URL", help="Server URL.")]
+KeyOption = Annotated[str, typer.Option(envvar="TRUTHSET_API_KEY", help="API key.", show_default=False)]
+OrgOption = Annotated[str | None, typer.Option("--org", help="Organization id (when there are several).")]
+
+
+def main() -> None:
+    try:
+        app()
+    except TruthsetError as exc:
+        err_console.print(f"[red]error:[/red] {exc.message}")
+        sys.exit(1)
+
+
+def _database(settings: Settings | None = None) -> Any:
+    from truthset.storage import Database, upgrade
+
+    settings = settings or get_settings()
+    upgrade(settings.resolved_database_url)
+    return Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+
+
+# --- server ------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default: settings host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: settings port).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+) -> None:
+    """Run the server (migrating the database first)."""
+    import uvicorn
+
+    settings = get_settings()
+    _database(settings).dispose()
+    console.print(f"truthset on http://{host or settings.host}:{port or settings.port}  (data: {settings.data_dir})")
+    uvicorn.run(
+        "truthset.api:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@app.command()
+def init(
+    org: Annotated[str, typer.Option("--org-name", help="Organization name.")] = "My organization",
+    email: Annotated[str, typer.Option(help="The owner's email.")] = "owner@example.com",
+) -> None:
+    """Create the first organization and its owner; prints a one-time password and API key."""
+    from truthset.services import accounts
+
+    db = _database()
+    if accounts.organizations(db):
+        err_console.print("already initialised: add people with `truthset users add`")
+        raise typer.Exit(1)
+    created = accounts.init_organization(db, org, email)
+    _print_credentials(created)
+
+
+def _print_credentials(created: dict[str, Any]) -> None:
+    console.print(f"[bold]Organization[/bold] {created['organization']['name']} ({created['organization']['id']})")
+    console.print(f"[bold]Owner[/bold]        {created['member']['email']}")
+    console.print(f"[bold]Password[/bold]     {created['password']}")
+    console.print(f"[bold]API key[/bold]      {created['api_key']}")
+    console.print("[yellow]Both are shown once and stored only as hashes: save them now.[/yellow]")
+
+
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Only set up the demo data.")] = False,
+) -> None:
+    """Set up a demo organization and project with tasks (once), then serve."""
+    from truthset import demo as demo_data
+    from truthset.schemas import ProjectCreate
+    from truthset.services import accounts, projects, tasks
+
+    settings = get_settings()
+    db = _database(settings)
+    if not accounts.organizations(db):
+        _print_credentials(accounts.init_organization(db, "Demo organization", "owner@example.com"))
+    owner = accounts.local_admin(db)
+    existing, _ = projects.list_projects(db, owner, cursor=None, limit=1000)
+    project = next((p for p in existing if p["name"] == demo_data.PROJECT_NAME), None)
+    if project is None:
+        project = projects.create_project(
+            db,
+            owner,
+            ProjectCreate(
+                name=demo_data.PROJECT_NAME,
+                instructions=demo_data.INSTRUCTIONS,
+                spec=demo_data.SPEC,
+                quality={"overlap": 1},
+            ),
+            default_lease_seconds=settings.default_lease_seconds,
+        )
+    items = enumerate(demo_data.demo_tasks(), start=1)
+    report = tasks.import_tasks(db, owner, project["id"], items, on_error="reject")
+    console.print(
+        f"Demo project [bold]{project['name']}[/bold] ({project['id']}): "
+        f"{report.created} tasks added, {report.existing} already there."
+    )
+    db.dispose()
+    if not no_serve:
+        serve(host=host, port=port, workers=1)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (safe to run repeatedly)."""
+    settings = get_settings()
+    _database(settings).dispose()
+    console.print(f"database at {settings.resolved_database_url.split('@')[-1]} is up to date")
+
+
+# --- members and keys (local administration) --------------------------------------------------
+
+
+@users_app.command("list")
+def users_list(org: OrgOption = None) -> None:
+    """List members."""
+    from truthset.services import accounts
+
+    db = _database()
+    admin = accounts.local_admin(db, org)
+    members, _ = accounts.list_members(db, admin, cursor=None, limit=1000)
+    table = Table("id", "email", "name", "role", "disabled")
+    for member in members:
+        table.add_row(
+            member["id"], member["email"], member["name"], member["role"], "yes" if member["disabled_at"] else ""
+        )
+    console.print(table)
+
+
+@users_app.command("add")
+def users_add(
+    email: str,
+    role: Annotated[Role, typer.Option(help="owner, admin, manager, reviewer or annotator.")] = Role.ANNOTATOR,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    org: OrgOption = None,
+) -> None:
+    """Add a member; prints a one-time password."""
+    from truthset.schemas import MemberCreate
+    from truthset.services import accounts
+
+    db = _database()
+    created = accounts.add_member(db, accounts.local_admin(db, org), MemberCreate(email=email, name=name, role=role))
+    console.print(f"added {created['member']['email']} ({created['member']['role']}), id {created['member']['id']}")
+    console.print(f"one-time password: {created['password']}")
+
+
+@users_app.command("set-role")
+def users_set_role(member_id: str, role: Role, org: OrgOption = None) -> None:
+    """Change a member's role."""
+    from truthset.schemas import MemberUpdate
+    from truthset.services import accounts
+
+    db = _database()
+    member = accounts.update_member(db, accounts.local_admin(db, org), member_id, MemberUpdate(role=role))
+    console.print(f"{member['email']} is now {member['role']}")
+
+
+@users_app.command("disable")
+def users_disable(member_id: str, org: OrgOption = None) -> None:
+    """Disable a member: their keys stop working at once."""
+    from truthset.schemas import MemberUpdate
+    from truthset.services import accounts
+
+    db = _database()
+    member = accounts.update_member(db, accounts.local_admin(db, org), member_id, MemberUpdate(disabled=True))
+    console.print(f"{member['email']} is disabled")
+
+
+@keys_app.command("create")
+def keys_create(
+    member_id: Annotated[str, typer.Option("--member", help="Member id (default: the first owner).")] = "",
+    name: Annotated[str, typer.Option(help="A name to recognise the key by.")] = "cli key",
+    org: OrgOption = None,
+) -> None:
+    """Create an API key; prints the secret once."""
+    from truthset.schemas import ApiKeyCreate
+    from truthset.services import accounts
+
+    db = _database()
+    key = accounts.create_key(db, accounts.local_admin(db, org), ApiKeyCreate(name=name, member_id=member_id or None))
+    console.print(f"key {key['id']} for member {key['member_id']}:")
+    console.print(key["key"])
+
+
+@keys_app.command("list")
+def keys_list(org: OrgOption = None) -> None:
+    """List API keys (never their secrets)."""
+    from truthset.services import accounts
+
+    db = _database()
+    keys, _ = accounts.list_keys(db, accounts.local_admin(db, org), cursor=None, limit=1000)
+    table = Table("id", "name", "prefix", "member", "created", "revoked")
+    for key in keys:
+        table.add_row(
+            key["id"],
+            key["name"],
+            key["prefix"] + "…",
+            key["member_id"],
+            str(key["created_at"])[:19],
+            str(key["revoked_at"] or "")[:19],
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, org: OrgOption = None) -> None:
+    """Revoke an API key."""
+    from truthset.services import accounts
+
+    db = _database()
+    accounts.revoke_key(db, accounts.local_admin(db, org), key_id)
+    console.print(f"revoked {key_id}")
+
+
+# --- data in and out (through the API) --------------------------------------------------------
+
+
+def _read_rows(path: Path, fmt: str, at: Callable[[int], None]) -> Iterator[dict[str, Any]]:
+    """Tasks from JSONL (one task object per line) or CSV (columns become data fields;
+    `unique_id`, `priority` and `metadata.*` columns are task attributes). ``at`` gets the byte offset."""
+    with path.open("rb") as handle:
+        if fmt == "jsonl":
+            for number, line in enumerate(handle, start=1):
+                at(handle.tell())
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise typer.BadParameter(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            return
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+        for row in csv.DictReader(text):
+            at(handle.tell())  # the raw file's read-ahead position: close enough for a progress bar
+            yield _csv_task(row)
+
+
+def _csv_task(row: dict[str, str]) -> dict[str, Any]:
+    task: dict[str, Any] = {"data": {}, "metadata": {}}
+    for column, value in row.items():
+        if column == "unique_id":
+            task["unique_id"] = value or None
+        elif column == "priority":
+            task["priority"] = int(value or 0)
+        elif column.startswith("metadata."):
+            task["metadata"][column[len("metadata.") :]] = value
+        else:
+            task["data"][column] = value
+    return task
+
+
+@app.command("import")
+def import_tasks(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A .jsonl or .csv file of tasks.")],
+    project: Annotated[str, typer.Option(help="Project id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    batch: Annotated[str | None, typer.Option(help="Batch id to add the tasks to.")] = None,
+    on_error: Annotated[
+        str, typer.Option(help="reject: store nothing if a line is bad; skip: store good lines.")
+    ] = "reject",
+    fmt: Annotated[str | None, typer.Option("--format", help="jsonl or csv (default: from the extension).")] = None,
+) -> None:
+    """Import tasks from a JSONL or CSV file, streamed, with a progress bar."""
+    from truthset.client import Client
+
+    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+    if on_error not in ("reject", "skip"):
+        raise typer.BadParameter("--on-error must be reject or skip")
+    with _progress() as progress:
+        bar = progress.add_task(f"importing {path.name}", total=path.stat().st_size)
+        rows = _read_rows(path, fmt, lambda offset: progress.update(bar, completed=offset))
+        with Client(url, api_key) as client:
+            report = client.import_tasks(project, rows, batch_id=batch, on_error=on_error)
+    console.print(
+        f"received {report.received}, created {report.created}, existing {report.existing}, "
+        f"invalid {report.invalid}{'' if report.stored else ' — nothing was stored'}"
+    )
+    for error in report.errors:
+        console.print(f"  line {error.line}: {error.message}")
+    if report.invalid:
+        raise typer.Exit(2)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+@app.command("export")
+def export(
+    project: Annotated[str, typer.Option(help="Project id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    out: Annotated[Path | None, typer.Option(help="Output file (default: standard output).")] = None,
+    all_statuses: Annotated[bool, typer.Option("--all", help="Every task, not only completed ones.")] = False,
+) -> None:
+    """Export tasks with their results as JSONL."""
+    from truthset.client import Client
+
+    handle = out.open("w", encoding="utf-8") if out else sys.stdout
+    count = 0
+    try:
+        with Client(url, api_key) as client:
+            for row in client.export(project, all_statuses=all_statuses):
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                count += 1
+    finally:
+        if out:
+            handle.close()
+    if out:
+        err_console.print(f"wrote {count} tasks to {out}")
+
+
+# --- aggregate (quality engine) ---
+# --- end aggregate ---
