@@ -74,8 +74,9 @@ def _validate_question(index: int, raw: Any) -> QuestionConfig:
         return question_type.config_model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ValueError(f"questions[{index}].{where}: {first['msg']}") from None
+        where = "".join(f".{part}" for part in first["loc"])  # empty for a whole-question error
+        message = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"questions[{index}]{where}: {message}") from None
 
 
 class CompiledSpec:
