@@ -6,24 +6,46 @@ attributes ending in ``_`` (``labels_``, ``probas_``, ``skills_`` / ``errors_``)
 the results are pandas objects; otherwise plain dicts. See docs/quality.md.
 """
 
+from ._agreement import (
+    cohens_kappa,
+    fleiss_kappa,
+    krippendorff_alpha,
+    percent_agreement,
+    worker_agreement,
+)
 from ._calibration import Evaluation, evaluate, expected_calibration_error
 from ._dawid_skene import DawidSkene, OneCoinDawidSkene, task_posterior
 from ._glad import GLAD
 from ._input import Answers, factorize_answers
 from ._mace import MACE
+from ._multilabel import MultiLabel
+from ._numeric import BiasVarianceModel, Mean, Median
+from ._ranking import BradleyTerry, NoisyBradleyTerry, rankings_to_pairs
 from ._voting import MajorityVote, Wawa
 
 __all__ = [
     "GLAD",
     "MACE",
     "Answers",
+    "BiasVarianceModel",
+    "BradleyTerry",
     "DawidSkene",
     "Evaluation",
     "MajorityVote",
+    "Mean",
+    "Median",
+    "MultiLabel",
+    "NoisyBradleyTerry",
     "OneCoinDawidSkene",
     "Wawa",
+    "cohens_kappa",
     "evaluate",
     "expected_calibration_error",
     "factorize_answers",
+    "fleiss_kappa",
+    "krippendorff_alpha",
+    "percent_agreement",
+    "rankings_to_pairs",
     "task_posterior",
+    "worker_agreement",
 ]
