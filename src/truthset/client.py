@@ -1,0 +1,738 @@
+"""The Python SDK: a typed, synchronous client for the truthset REST API (``/api/v1``).
+
+::
+
+    import truthset
+
+    with truthset.Client("http://127.0.0.1:8000", "ts_...") as client:
+        project = client.projects.create("Sentiment", spec={...}, overlap=3)
+        client.tasks.import_tasks(project.id, [{"data": {"text": "great"}}])
+        while (assignment := client.queue.next_task(project.id)) is not None:
+            client.queue.submit(assignment.task.id, {"sentiment": "positive"}, assignment_id=assignment.id)
+
+Every method returns the pydantic models of :mod:`truthset.schemas`; every failure is an
+:class:`ApiError` (or a subclass) built from the API's one error shape
+``{"error": {"code", "message", "details"}}``. The client never imports the server's layers
+(storage, services, api): it speaks HTTP only.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import httpx
+import orjson
+from pydantic import BaseModel
+
+from truthset import __version__
+from truthset.schemas import (
+    ApiKeyCreated,
+    ApiKeyOut,
+    AssignmentOut,
+    BatchOut,
+    ImportReport,
+    Me,
+    MediaOut,
+    MemberOut,
+    ProjectOut,
+    ResponseOut,
+    SubmitResult,
+    TaskCreated,
+    TaskOut,
+    WorkerOut,
+)
+
+__all__ = [
+    "ApiConnectionError",
+    "ApiError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConflictError",
+    "InvalidInputError",
+    "MemberCreated",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "TooLargeError",
+]
+
+API_PREFIX = "/api/v1"
+DEFAULT_TIMEOUT = 30.0
+RETRY_STATUSES = frozenset({502, 503, 504})
+_IMPORT_CHUNK_BYTES = 256 * 1024
+
+M = TypeVar("M", bound=BaseModel)
+PathLike = str | os.PathLike[str]
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """A failed API call: HTTP ``status``, the API's error ``code``, ``message`` and ``details``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str = "error",
+        details: Any = None,
+        response: httpx.Response | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.details = details
+        self.response = response
+
+    def __str__(self) -> str:
+        where = f"{self.status} " if self.status is not None else ""
+        return f"{where}{self.code}: {self.message}"
+
+
+class ApiConnectionError(ApiError):
+    """The server could not be reached (or the connection broke) and retries were exhausted."""
+
+
+class BadRequestError(ApiError):
+    """400: the request was malformed."""
+
+
+class AuthenticationError(ApiError):
+    """401: missing, unknown or revoked API key."""
+
+
+class PermissionDeniedError(ApiError):
+    """403: your role may not do this."""
+
+
+class NotFoundError(ApiError):
+    """404: missing, or owned by another organization (the two look the same on purpose)."""
+
+
+class ConflictError(ApiError):
+    """409: the request contradicts stored state (duplicate, already answered, wrong status)."""
+
+
+class TooLargeError(ApiError):
+    """413: a body, upload or task over its size limit."""
+
+
+class InvalidInputError(ApiError):
+    """422: invalid input; ``details`` names the field(s)."""
+
+
+class RateLimitError(ApiError):
+    """429: too many requests."""
+
+
+class ServerError(ApiError):
+    """5xx: a server-side failure (a 500 is a bug in truthset)."""
+
+
+_ERRORS: dict[int, type[ApiError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: TooLargeError,
+    422: InvalidInputError,
+    429: RateLimitError,
+}
+
+
+def error_from_response(response: httpx.Response) -> ApiError:
+    """Build the exception for a failed response from the one error shape (or whatever came back)."""
+    status = response.status_code
+    code, message, details = "error", response.reason_phrase or f"HTTP {status}", None
+    try:
+        body = orjson.loads(response.read())
+    except (orjson.JSONDecodeError, httpx.HTTPError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        code = str(error.get("code") or code)
+        message = str(error.get("message") or message)
+        details = error.get("details")
+    cls = _ERRORS.get(status) or (ServerError if status >= 500 else ApiError)
+    return cls(message, status=status, code=code, details=details, response=response)
+
+
+# --- the client --------------------------------------------------------------------------------
+
+
+class Client:
+    """A truthset API client (synchronous, over httpx).
+
+    ``url`` is the server's base URL (``http://host:port``); ``api_key`` an API key (``ts_...``).
+    Both default to the ``TRUTHSET_URL`` and ``TRUTHSET_API_KEY`` environment variables.
+
+    Retries: connection failures and 502/503/504 answers are retried with exponential backoff
+    (``max_retries`` times) for idempotent calls — reads, updates, finalize/cancel, revoke, task
+    creation with a ``unique_id``, and submits (which always carry an ``Idempotency-Key``). Other
+    calls are retried only when the connection could not be opened at all, so nothing is sent twice.
+
+    ``transport`` is passed to :class:`httpx.Client` (a mock transport in tests, for instance).
+    Use the client as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+        max_retries: int = 3,
+        backoff: float = 0.25,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        url = url or os.environ.get("TRUTHSET_URL")
+        api_key = api_key or os.environ.get("TRUTHSET_API_KEY")
+        if not url:
+            raise ValueError("a server URL is required (or set TRUTHSET_URL)")
+        if not api_key:
+            raise ValueError("an API key is required (or set TRUTHSET_API_KEY)")
+        self.url = url.rstrip("/")
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._http = httpx.Client(
+            base_url=self.url + API_PREFIX,
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": f"truthset-python/{__version__}",
+                "Accept": "application/json",
+                **(headers or {}),
+            },
+            timeout=self._timeout,
+            transport=transport,
+        )
+        self.members = Members(self)
+        self.keys = Keys(self)
+        self.projects = Projects(self)
+        self.batches = Batches(self)
+        self.tasks = Tasks(self)
+        self.queue = Queue(self)
+
+    # -- lifecycle --
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<truthset.Client {self.url}>"
+
+    # -- top-level calls --
+
+    def me(self) -> Me:
+        """Who the API key belongs to: the organization and the member."""
+        return Me.model_validate(self._request("GET", "/me").json())
+
+    def question_types(self) -> list[str]:
+        """Question types the server knows (built-ins and installed plugins)."""
+        return list(self._request("GET", "/question-types").json())
+
+    def workers(self, *, page_size: int = 100) -> Iterator[WorkerOut]:
+        """Every worker of the organization (people and models), page by page."""
+        return self._paginate("/workers", {}, WorkerOut, page_size)
+
+    def export(
+        self,
+        project_id: str,
+        *,
+        status: str | None = None,
+        batch_id: str | None = None,
+        all_statuses: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """Iterate the project's export rows (JSONL, streamed): completed tasks with results by default."""
+        params = _params(status=status, batch_id=batch_id, all_statuses=all_statuses or None)
+        return self._stream_jsonl(f"/projects/{project_id}/export", params)
+
+    def upload_media(
+        self, file: PathLike | bytes, *, filename: str | None = None, content_type: str | None = None
+    ) -> MediaOut:
+        """Upload an image (a path or bytes). Use ``.reference`` (``media:<id>``) as an image field's value."""
+        if isinstance(file, bytes | bytearray):
+            content = bytes(file)
+            name = filename or "upload"
+        else:
+            path = Path(file)
+            content = path.read_bytes()
+            name = filename or path.name
+        files = {"file": (name, content, content_type or "application/octet-stream")}
+        response = self._request("POST", "/media", files=files, timeout=self._long_timeout(), retry=True)
+        return MediaOut.model_validate(response.json())
+
+    # -- plumbing --
+
+    def _long_timeout(self) -> httpx.Timeout:
+        """For imports, exports and uploads: the server answers once it has read the whole body."""
+        return httpx.Timeout(self._timeout.connect, read=None, write=self._timeout.write, pool=self._timeout.pool)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        retry: bool | None = None,
+        ok: Iterable[int] = (),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send a request, retrying as the class docstring says; raise :class:`ApiError` on failure.
+
+        ``retry``: None retries idempotent methods (GET, PUT, PATCH, DELETE, HEAD); True retries any
+        method; False retries only when the connection could not be opened. ``ok`` lists non-2xx
+        statuses returned rather than raised.
+        """
+        idempotent = method in ("GET", "HEAD", "PUT", "PATCH", "DELETE") if retry is None else retry
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                safe = idempotent or isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if not safe or attempt >= self.max_retries or _unreplayable(kwargs):
+                    raise ApiConnectionError(f"{method} {path}: {exc!r}", code="connection_error") from exc
+            else:
+                if response.status_code < 400 or response.status_code in ok:
+                    return response
+                if not (
+                    idempotent
+                    and response.status_code in RETRY_STATUSES
+                    and attempt < self.max_retries
+                    and not _unreplayable(kwargs)
+                ):
+                    raise error_from_response(response)
+                response.close()
+            self._sleep(attempt)
+            attempt += 1
+
+    def _sleep(self, attempt: int) -> None:
+        if self.backoff > 0:
+            delay = min(self.backoff * (2**attempt), 10.0)
+            time.sleep(delay * (0.5 + random.random() / 2))
+
+    def _json(self, method: str, path: str, model: type[M], **kwargs: Any) -> M:
+        return model.model_validate(self._request(method, path, **kwargs).json())
+
+    def _paginate(self, path: str, params: dict[str, Any], model: type[M], page_size: int) -> Iterator[M]:
+        """Follow ``next_cursor`` lazily: the next page is fetched when the iterator reaches it."""
+
+        def pages() -> Iterator[M]:
+            cursor: str | None = None
+            while True:
+                query = {**params, "limit": page_size}
+                if cursor is not None:
+                    query["cursor"] = cursor
+                body = self._request("GET", path, params=query).json()
+                for item in body["items"]:
+                    yield model.model_validate(item)
+                cursor = body.get("next_cursor")
+                if not cursor:
+                    return
+
+        return pages()
+
+    def _stream_jsonl(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        def rows() -> Iterator[dict[str, Any]]:
+            attempt = 0
+            while True:
+                try:
+                    with self._http.stream("GET", path, params=params, timeout=self._long_timeout()) as response:
+                        if response.status_code >= 400:
+                            if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
+                                raise _Retry
+                            raise error_from_response(response)
+                        for line in response.iter_lines():
+                            if line.strip():
+                                yield orjson.loads(line)
+                        return
+                except _Retry:
+                    pass
+                except httpx.TransportError as exc:
+                    # Only retry before the first row: a restart mid-stream would repeat rows.
+                    if attempt >= self.max_retries or not isinstance(exc, httpx.ConnectError):
+                        raise ApiConnectionError(f"GET {path}: {exc!r}", code="connection_error") from exc
+                self._sleep(attempt)
+                attempt += 1
+
+        return rows()
+
+
+class _Retry(Exception):
+    pass
+
+
+def _unreplayable(kwargs: Mapping[str, Any]) -> bool:
+    """A body that is a one-shot iterator cannot be sent twice."""
+    content = kwargs.get("content")
+    return content is not None and not isinstance(content, bytes | str)
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    """Query parameters without the unset ones; booleans as the API spells them."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif hasattr(value, "isoformat"):
+            value = value.isoformat()
+        out[key] = str(value)
+    return out
+
+
+def _body(**values: Any) -> dict[str, Any]:
+    """A JSON body without the unset fields (pydantic models are dumped as JSON)."""
+    return {
+        key: value.model_dump(mode="json", exclude_none=True) if isinstance(value, BaseModel) else value
+        for key, value in values.items()
+        if value is not None
+    }
+
+
+class _Resource:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+
+# --- members and keys --------------------------------------------------------------------------
+
+
+class MemberCreated(MemberOut):
+    """A new member; ``password`` is the one-time password (None when you chose one)."""
+
+    password: str | None = None
+
+
+class Members(_Resource):
+    def list(self, *, page_size: int = 100) -> Iterator[MemberOut]:
+        """Every member of the organization, page by page (lazily)."""
+        return self._client._paginate("/members", {}, MemberOut, page_size)
+
+    def get(self, member_id: str) -> MemberOut:
+        return self._client._json("GET", f"/members/{member_id}", MemberOut)
+
+    def add(
+        self, email: str, *, name: str | None = None, role: str = "annotator", password: str | None = None
+    ) -> MemberCreated:
+        """Add a member. Unless ``password`` is given, the result carries a one-time password."""
+        body = _body(email=email, name=name, role=str(role), password=password)
+        return self._client._json("POST", "/members", MemberCreated, json=body, retry=False)
+
+    def update(
+        self, member_id: str, *, name: str | None = None, role: str | None = None, disabled: bool | None = None
+    ) -> MemberOut:
+        body = _body(name=name, role=None if role is None else str(role), disabled=disabled)
+        return self._client._json("PATCH", f"/members/{member_id}", MemberOut, json=body)
+
+
+class Keys(_Resource):
+    def list(self, *, page_size: int = 100) -> Iterator[ApiKeyOut]:
+        """Your keys (owners and admins: every key of the organization)."""
+        return self._client._paginate("/keys", {}, ApiKeyOut, page_size)
+
+    def create(self, name: str = "api key", *, member_id: str | None = None) -> ApiKeyCreated:
+        """A new API key; ``.key`` is the secret, shown only in this result."""
+        body = _body(name=name, member_id=member_id)
+        return self._client._json("POST", "/keys", ApiKeyCreated, json=body, retry=False)
+
+    def revoke(self, key_id: str) -> ApiKeyOut:
+        return self._client._json("DELETE", f"/keys/{key_id}", ApiKeyOut)
+
+
+# --- projects and batches ----------------------------------------------------------------------
+
+
+class Projects(_Resource):
+    def create(
+        self,
+        name: str,
+        spec: Mapping[str, Any] | BaseModel,
+        *,
+        description: str | None = None,
+        instructions: str | None = None,
+        overlap: int | None = None,
+        quality: Mapping[str, Any] | None = None,
+        lease_seconds: int | None = None,
+    ) -> ProjectOut:
+        """Create a project from a spec (fields + questions); ``overlap`` is answers per task."""
+        if overlap is not None:
+            quality = {**(quality or {}), "overlap": overlap}
+        body = _body(
+            name=name,
+            spec=spec,
+            description=description,
+            instructions=instructions,
+            quality=quality,
+            lease_seconds=lease_seconds,
+        )
+        return self._client._json("POST", "/projects", ProjectOut, json=body, retry=False)
+
+    def get(self, project_id: str) -> ProjectOut:
+        return self._client._json("GET", f"/projects/{project_id}", ProjectOut)
+
+    def list(self, *, include_archived: bool = False, page_size: int = 100) -> Iterator[ProjectOut]:
+        params = _params(include_archived=include_archived or None)
+        return self._client._paginate("/projects", params, ProjectOut, page_size)
+
+    def update(
+        self,
+        project_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        instructions: str | None = None,
+        overlap: int | None = None,
+        quality: Mapping[str, Any] | None = None,
+        lease_seconds: int | None = None,
+        archived: bool | None = None,
+    ) -> ProjectOut:
+        if overlap is not None:
+            quality = {**(quality or {}), "overlap": overlap}
+        body = _body(
+            name=name,
+            description=description,
+            instructions=instructions,
+            quality=quality,
+            lease_seconds=lease_seconds,
+            archived=archived,
+        )
+        return self._client._json("PATCH", f"/projects/{project_id}", ProjectOut, json=body)
+
+
+class Batches(_Resource):
+    def create(self, project_id: str, name: str, *, metadata: Mapping[str, Any] | None = None) -> BatchOut:
+        """An open batch: its tasks wait (staged) until :meth:`finalize`."""
+        body = _body(name=name, metadata=dict(metadata) if metadata is not None else None)
+        return self._client._json("POST", f"/projects/{project_id}/batches", BatchOut, json=body, retry=False)
+
+    def get(self, batch_id: str) -> BatchOut:
+        return self._client._json("GET", f"/batches/{batch_id}", BatchOut)
+
+    def list(self, project_id: str, *, page_size: int = 100) -> Iterator[BatchOut]:
+        return self._client._paginate(f"/projects/{project_id}/batches", {}, BatchOut, page_size)
+
+    def finalize(self, batch_id: str) -> BatchOut:
+        """Open -> finalized: the batch's tasks join the queue (repeating it is harmless)."""
+        return self._client._json("POST", f"/batches/{batch_id}/finalize", BatchOut, retry=True)
+
+    def cancel(self, batch_id: str) -> BatchOut:
+        return self._client._json("POST", f"/batches/{batch_id}/cancel", BatchOut, retry=True)
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+TaskSource = PathLike | Iterable[Mapping[str, Any] | BaseModel]
+
+
+class Tasks(_Resource):
+    def create(
+        self,
+        project_id: str,
+        data: Mapping[str, Any],
+        *,
+        unique_id: str | None = None,
+        priority: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        batch_id: str | None = None,
+        overlap: int | None = None,
+    ) -> TaskCreated:
+        """Create one task. With a ``unique_id`` it is idempotent (``.created`` is False on a repeat)."""
+        body = _body(
+            data=dict(data),
+            unique_id=unique_id,
+            priority=priority,
+            metadata=dict(metadata) if metadata is not None else None,
+            batch_id=batch_id,
+            overlap=overlap,
+        )
+        return self._client._json(
+            "POST", f"/projects/{project_id}/tasks", TaskCreated, json=body, retry=unique_id is not None
+        )
+
+    def import_tasks(
+        self,
+        project_id: str,
+        tasks: TaskSource,
+        *,
+        batch_id: str | None = None,
+        on_error: Literal["reject", "skip"] = "reject",
+    ) -> ImportReport:
+        """Create many tasks in one streamed request.
+
+        ``tasks``: an iterable of task dicts (``{"data": {...}, "unique_id": ..., ...}``) or models,
+        or a path to a ``.jsonl``/``.ndjson`` file (one task per line), a ``.json`` array, or a
+        ``.csv`` (each row's columns become ``data``; ``unique_id`` and ``priority`` columns are
+        lifted out). The body is streamed as JSONL from a generator, so a million tasks are never
+        in memory at once. ``on_error="reject"`` stores nothing if any line is invalid; ``"skip"``
+        stores the valid ones. The report names bad lines by number.
+        """
+        content = _file_chunks(Path(tasks)) if isinstance(tasks, str | os.PathLike) else _jsonl_chunks(tasks)
+        response = self._client._request(
+            "POST",
+            f"/projects/{project_id}/tasks/bulk",
+            params=_params(batch_id=batch_id, on_error=on_error),
+            content=content,
+            headers={"Content-Type": "application/x-ndjson"},
+            timeout=self._client._long_timeout(),
+            retry=False,
+        )
+        return ImportReport.model_validate(response.json())
+
+    def get(self, task_id: str) -> TaskOut:
+        return self._client._json("GET", f"/tasks/{task_id}", TaskOut)
+
+    def list(
+        self,
+        project_id: str | None = None,
+        *,
+        batch_id: str | None = None,
+        status: str | None = None,
+        unique_id: str | None = None,
+        created_after: Any = None,
+        created_before: Any = None,
+        updated_after: Any = None,
+        updated_before: Any = None,
+        completed_after: Any = None,
+        completed_before: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+        page_size: int = 100,
+    ) -> Iterator[TaskOut]:
+        """Tasks oldest first, filtered; ``metadata={"k": "v"}`` matches metadata values. Lazy pages."""
+        params = _params(
+            project_id=project_id,
+            batch_id=batch_id,
+            status=status,
+            unique_id=unique_id,
+            created_after=created_after,
+            created_before=created_before,
+            updated_after=updated_after,
+            updated_before=updated_before,
+            completed_after=completed_after,
+            completed_before=completed_before,
+        )
+        for key, value in (metadata or {}).items():
+            params[f"metadata.{key}"] = value if isinstance(value, str) else orjson.dumps(value).decode()
+        return self._client._paginate("/tasks", params, TaskOut, page_size)
+
+    def cancel(self, task_id: str) -> TaskOut:
+        return self._client._json("POST", f"/tasks/{task_id}/cancel", TaskOut, retry=True)
+
+    def responses(self, task_id: str) -> list[ResponseOut]:
+        """Every response to the task, oldest first."""
+        rows = self._client._request("GET", f"/tasks/{task_id}/responses").json()
+        return [ResponseOut.model_validate(row) for row in rows]
+
+
+def _jsonl_chunks(tasks: Iterable[Mapping[str, Any] | BaseModel]) -> Iterator[bytes]:
+    """Serialise tasks one by one into ~256 KB chunks of JSONL."""
+    buffer: list[bytes] = []
+    size = 0
+    for task in tasks:
+        line = task.model_dump_json(exclude_none=True).encode() if isinstance(task, BaseModel) else orjson.dumps(task)
+        buffer.append(line)
+        size += len(line) + 1
+        if size >= _IMPORT_CHUNK_BYTES:
+            yield b"\n".join(buffer) + b"\n"
+            buffer, size = [], 0
+    if buffer:
+        yield b"\n".join(buffer) + b"\n"
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return _raw_chunks(path)
+    if suffix == ".json":
+        items = orjson.loads(path.read_bytes())
+        if not isinstance(items, list):
+            raise ValueError(f"{path}: a .json import must hold an array of tasks")
+        return _jsonl_chunks(items)
+    if suffix == ".csv":
+        return _jsonl_chunks(_csv_tasks(path))
+    raise ValueError(f"{path}: import a .jsonl, .ndjson, .json or .csv file")
+
+
+def _raw_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while block := handle.read(_IMPORT_CHUNK_BYTES):
+            yield block
+
+
+def _csv_tasks(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            task: dict[str, Any] = {}
+            if row.get("unique_id"):
+                task["unique_id"] = row.pop("unique_id")
+            row.pop("unique_id", None)
+            if row.get("priority"):
+                task["priority"] = int(row.pop("priority"))
+            row.pop("priority", None)
+            task["data"] = row
+            yield task
+
+
+# --- the queue ---------------------------------------------------------------------------------
+
+
+class Queue(_Resource):
+    def next_task(self, project_id: str) -> AssignmentOut | None:
+        """Lease the next task of the project to you, or None when nothing is waiting for you."""
+        response = self._client._request("POST", f"/projects/{project_id}/next", retry=False)
+        if response.status_code == 204:
+            return None
+        return AssignmentOut.model_validate(response.json())
+
+    def submit(
+        self,
+        task_id: str,
+        answer: Mapping[str, Any],
+        *,
+        assignment_id: str | None = None,
+        idempotency_key: str | None = None,
+        duration_ms: int | None = None,
+    ) -> SubmitResult:
+        """Answer a task. An ``Idempotency-Key`` (a fresh uuid4 unless you pass one) makes retries safe."""
+        key = idempotency_key or str(uuid.uuid4())
+        body = _body(answer=dict(answer), assignment_id=assignment_id, duration_ms=duration_ms)
+        return self._client._json(
+            "POST", f"/tasks/{task_id}/responses", SubmitResult, json=body, headers={"Idempotency-Key": key}, retry=True
+        )
+
+    def skip(self, assignment_id: str) -> AssignmentOut:
+        """You won't answer it: the task goes to someone else, never back to you."""
+        return self._client._json("POST", f"/assignments/{assignment_id}/skip", AssignmentOut, retry=False)
+
+    def release(self, assignment_id: str) -> AssignmentOut:
+        """Give the task back to the queue unanswered (you may get it again)."""
+        return self._client._json("POST", f"/assignments/{assignment_id}/release", AssignmentOut, retry=False)
+
+    def iter_tasks(self, project_id: str) -> Iterator[AssignmentOut]:
+        """Lease tasks one after another until the queue has nothing left for you.
+
+        Answer (or skip/release) each before asking for the next, or its lease stays open.
+        """
+        while (assignment := self.next_task(project_id)) is not None:
+            yield assignment

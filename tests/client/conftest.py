@@ -1,0 +1,79 @@
+"""A real truthset server (uvicorn on a free 127.0.0.1 port, in a thread) for the SDK's tests.
+
+The server uses a fresh SQLite data directory per test module; ``live`` hands out its URL and the
+owner's API key, and ``client`` a :class:`truthset.Client` on it.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+import truthset
+from truthset.api import create_app
+from truthset.config import Settings
+from truthset.services import accounts
+from truthset.storage import Database, upgrade
+
+
+@dataclass
+class LiveServer:
+    url: str
+    api_key: str
+    data_dir: Path
+
+    def client(self, api_key: str | None = None, **options: object) -> truthset.Client:
+        return truthset.Client(self.url, api_key or self.api_key, **options)  # type: ignore[arg-type]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    data_dir = tmp_path_factory.mktemp("live")
+    settings = Settings(data_dir=data_dir, max_body_bytes=64 * 1024)
+    upgrade(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    created = accounts.init_organization(db, "Acme", "owner@acme.example")
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(settings, db=db),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        ws="none",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="truthset-live-server", daemon=True)
+    thread.start()
+    # uvicorn sets `started` once the socket listens; wait on it with a bounded number of checks.
+    for _ in range(2000):
+        if server.started or not thread.is_alive():
+            break
+        thread.join(0.005)
+    if not server.started:
+        raise RuntimeError("the test server did not start")
+    try:
+        yield LiveServer(url=f"http://127.0.0.1:{port}", api_key=created["api_key"], data_dir=data_dir)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        db.dispose()
+
+
+@pytest.fixture
+def client(live: LiveServer) -> Iterator[truthset.Client]:
+    with live.client() as c:
+        yield c
