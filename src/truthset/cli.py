@@ -365,4 +365,50 @@ def export(
 
 
 # --- aggregate (quality engine) ---
+
+
+@app.command("aggregate")
+def aggregate(
+    answers: Annotated[Path, typer.Argument(help="Crowd CSV with header task,worker,label.", exists=True)],
+    method: Annotated[
+        str, typer.Option(help="mv, wawa, ds, ods, glad, mace (labels); mean, median, bias (numbers).")
+    ] = "ds",
+    truth: Annotated[Path | None, typer.Option(help="CSV task,label: print accuracy and calibration (ECE).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write task,label,confidence to this CSV.")] = None,
+) -> None:
+    """Aggregate a crowd CSV offline (no server): one answer and a calibrated confidence per task."""
+    from rich.progress import SpinnerColumn
+
+    from truthset import quality
+
+    if method not in quality.METHODS:
+        raise typer.BadParameter(f"choose one of {', '.join(quality.METHODS)}", param_hint="--method")
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        reading = progress.add_task("reading", total=answers.stat().st_size)
+        rows = quality.read_answers_csv(answers, progress=lambda n: progress.advance(reading, n))
+        progress.update(reading, completed=answers.stat().st_size)
+        progress.add_task(f"fitting {method} on {len(rows[0]):,} answers", total=None)
+        model = quality.make_aggregator(method).fit(rows)
+    probas = getattr(model, "probas_", None)
+    table = Table(title=f"truthset aggregate --method {method}")
+    for name in ("answers", "tasks", "workers"):
+        table.add_column(name, justify="right")
+    table.add_row(f"{len(rows[0]):,}", f"{len(model.labels_):,}", f"{len(set(rows[1].tolist())):,}")
+    console.print(table)
+    if truth is not None:
+        gold = quality.read_truth_csv(truth)
+        numeric = method in ("mean", "median", "bias")
+        ev = quality.evaluate_numeric(model.labels_, gold) if numeric else quality.evaluate(model.labels_, probas, gold)
+        scores = Table(title=f"against {truth.name}")
+        for name in ("tasks with truth", "accuracy", "ECE", "mean confidence", "MAE"):
+            scores.add_column(name, justify="right")
+        fmt = lambda x: "-" if x is None else f"{x:.4f}"  # noqa: E731
+        scores.add_row(str(ev.n_evaluated), fmt(ev.accuracy), fmt(ev.ece), fmt(ev.mean_confidence), fmt(ev.mae))
+        console.print(scores)
+    if out is not None:
+        count = quality.write_results_csv(out, model.labels_, probas)
+        err_console.print(f"wrote {count} results to {out}")
+
+
 # --- end aggregate ---

@@ -13,10 +13,18 @@ from ._agreement import (
     percent_agreement,
     worker_agreement,
 )
-from ._calibration import Evaluation, evaluate, expected_calibration_error
+from ._calibration import Evaluation, evaluate, evaluate_numeric, expected_calibration_error
 from ._dawid_skene import DawidSkene, OneCoinDawidSkene, task_posterior
 from ._glad import GLAD
 from ._input import Answers, factorize_answers
+from ._io import (
+    DEFAULT_METHOD,
+    METHODS,
+    make_aggregator,
+    read_answers_csv,
+    read_truth_csv,
+    write_results_csv,
+)
 from ._mace import MACE
 from ._multilabel import MultiLabel
 from ._numeric import BiasVarianceModel, Mean, Median
@@ -24,8 +32,10 @@ from ._ranking import BradleyTerry, NoisyBradleyTerry, rankings_to_pairs
 from ._voting import MajorityVote, Wawa
 
 __all__ = [
+    "DEFAULT_METHOD",
     "GLAD",
     "MACE",
+    "METHODS",
     "Answers",
     "BiasVarianceModel",
     "BradleyTerry",
@@ -40,12 +50,17 @@ __all__ = [
     "Wawa",
     "cohens_kappa",
     "evaluate",
+    "evaluate_numeric",
     "expected_calibration_error",
     "factorize_answers",
     "fleiss_kappa",
     "krippendorff_alpha",
+    "make_aggregator",
     "percent_agreement",
     "rankings_to_pairs",
+    "read_answers_csv",
+    "read_truth_csv",
     "task_posterior",
     "worker_agreement",
+    "write_results_csv",
 ]

@@ -94,3 +94,14 @@ def _same(a: Any, b: Any) -> bool:
         return float(a) == float(b)
     except (TypeError, ValueError):
         return str(a) == str(b)
+
+
+def evaluate_numeric(values: Any, truth: Any) -> Evaluation:
+    """Mean absolute error (and exact-match rate) of numeric aggregates against numeric truth."""
+    val, tru = _to_dict(values), _to_dict(truth)
+    tasks = [t for t in val if t in tru]
+    if not tasks:
+        return Evaluation(0, float("nan"), None, None, None)
+    pred = np.array([float(val[t]) for t in tasks])
+    gold = np.array([float(tru[t]) for t in tasks])
+    return Evaluation(len(tasks), float((pred == gold).mean()), None, None, float(np.abs(pred - gold).mean()))
