@@ -1,0 +1,99 @@
+"""The administration commands, run as a user would, on a temporary data directory."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from truthset.cli import app
+from truthset.config import Settings
+from truthset.errors import Unauthenticated
+from truthset.services import accounts
+from truthset.storage import Database
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TRUTHSET_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("TRUTHSET_DATABASE_URL", raising=False)
+    return tmp_path
+
+
+def _db(data_dir: Path) -> Database:
+    return Database(Settings(data_dir=data_dir).resolved_database_url)
+
+
+def _invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _flat(output: str) -> str:
+    """Rich wraps long lines at the terminal width; compare text, not layout."""
+    return " ".join(output.split())
+
+
+def test_init_prints_working_one_time_credentials_and_refuses_twice(data_dir: Path) -> None:
+    output = _invoke("init", "--org-name", "Acme", "--email", "Boss@Acme.test")
+    key = re.search(r"API key\s+(ts_\S+)", output).group(1)
+    password = re.search(r"Password\s+(\S+)", output).group(1)
+    db = _db(data_dir)
+    principal = accounts.authenticate(db, key)
+    assert principal.role == "owner"
+    member = accounts.login(db, principal.organization_id, "boss@acme.test", password)
+    assert member["password_hash"].startswith("$argon2")
+    assert key not in (data_dir / "truthset.db").read_bytes().decode("latin-1")
+
+    again = runner.invoke(app, ["init"])
+    assert again.exit_code == 1
+    assert "already initialised" in again.output
+
+
+def test_users_and_keys_commands(data_dir: Path) -> None:
+    _invoke("init", "--email", "owner@acme.test")
+    added = _invoke("users", "add", "ann@acme.test", "--role", "annotator", "--name", "Ann")
+    member_id = re.search(r"id (\w+)", added).group(1)
+    assert "one-time password:" in added
+    assert "ann@acme.test" in _invoke("users", "list")
+
+    assert "is now reviewer" in _invoke("users", "set-role", member_id, "reviewer")
+    created = _invoke("keys", "create", "--member", member_id, "--name", "ann laptop")
+    key = created.strip().splitlines()[-1]
+    key_id = re.search(r"key (\w+)", created).group(1)
+    db = _db(data_dir)
+    assert accounts.authenticate(db, key).member_id == member_id
+    assert "ann laptop" in _invoke("keys", "list")
+
+    _invoke("keys", "revoke", key_id)
+    with pytest.raises(Unauthenticated):
+        accounts.authenticate(db, key)
+
+    _invoke("users", "disable", member_id)
+    other = _invoke("keys", "create", "--name", "owner key 2").strip().splitlines()[-1]
+    assert accounts.authenticate(db, other).role == "owner"
+
+
+def test_bad_role_is_a_clear_error(data_dir: Path) -> None:
+    _invoke("init")
+    result = runner.invoke(app, ["users", "add", "x@acme.test", "--role", "emperor"])
+    assert result.exit_code != 0
+    assert "emperor" in result.output
+
+
+def test_demo_setup_is_idempotent(data_dir: Path) -> None:
+    first = _flat(_invoke("demo", "--no-serve"))
+    assert "60 tasks added" in first and "API key" in first
+    second = _flat(_invoke("demo", "--no-serve"))
+    assert "0 tasks added, 60 already there" in second
+    assert "API key" not in second
+
+
+def test_db_upgrade_is_repeatable(data_dir: Path) -> None:
+    assert "up to date" in _invoke("db", "upgrade")
+    assert "up to date" in _invoke("db", "upgrade")
