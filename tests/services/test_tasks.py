@@ -1,0 +1,340 @@
+"""Tasks: unique_id idempotency, bulk import with bad lines, filters, keyset pagination, cancel."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from sqlalchemy import func, select, update
+
+from conftest import Org, list_all_tasks
+from truthset.domain import Role, TaskStatus
+from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
+from truthset.schemas import ResponseCreate, TaskCreate
+from truthset.services import projects, queue, tasks
+from truthset.services.tasks import TaskFilter
+from truthset.storage import Database
+from truthset.storage import tables as t
+
+
+def _task_count(db: Database) -> int:
+    with db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(t.tasks)).scalar_one())
+
+
+def _lines(*objects: object) -> list[tuple[int, bytes]]:
+    return [(i + 1, o if isinstance(o, bytes) else orjson.dumps(o)) for i, o in enumerate(objects)]
+
+
+# --- create ----------------------------------------------------------------------------------------
+
+
+def test_create_task_defaults(org: Org) -> None:
+    project = org.make_project(overlap=3)
+    task = org.make_task(project["id"], "hi", priority=5, metadata={"source": "a"})
+    assert task["created"] is True
+    assert task["status"] == str(TaskStatus.PENDING)
+    assert task["overlap"] == 3 and task["priority"] == 5
+    assert task["data"] == {"text": "hi"} and task["metadata"] == {"source": "a"}
+    assert task["response_count"] == 0 and task["result"] is None
+    stored = tasks.get_task(org.db, org.owner.principal, task["id"])
+    assert stored["data"] == {"text": "hi"} and stored["overlap"] == 3
+    assert org.make_task(project["id"], overlap=1)["overlap"] == 1
+
+
+def test_unique_id_makes_create_idempotent(org: Org) -> None:
+    project = org.make_project()
+    first = org.make_task(project["id"], "one", unique_id="u-1")
+    again = org.make_task(project["id"], "something else", unique_id="u-1")
+    assert again["created"] is False
+    assert again["id"] == first["id"]
+    assert again["data"] == {"text": "one"}
+    assert _task_count(org.db) == 1
+
+
+def test_unique_id_is_per_organization(org: Org, other_org: Org) -> None:
+    mine = org.make_task(org.make_project()["id"], unique_id="shared")
+    theirs = other_org.make_task(other_org.make_project()["id"], unique_id="shared")
+    assert mine["created"] and theirs["created"] and mine["id"] != theirs["id"]
+
+
+def test_create_task_validates_data_against_the_fields(org: Org) -> None:
+    project = org.make_project()
+    with pytest.raises(InvalidInput) as exc:
+        tasks.create_task(org.db, org.owner.principal, project["id"], TaskCreate(data={"txt": "typo"}))
+    assert "txt" in exc.value.message and exc.value.details == {"field": "data"}
+    with pytest.raises(InvalidInput) as exc:
+        tasks.create_task(org.db, org.owner.principal, project["id"], TaskCreate(data={"text": 3}))
+    assert "data.text" in exc.value.message
+    with pytest.raises(InvalidInput):
+        tasks.create_task(org.db, org.owner.principal, project["id"], TaskCreate(data={}))
+    with pytest.raises(TooLarge):
+        tasks.create_task(
+            org.db, org.owner.principal, project["id"], TaskCreate(data={"text": "x" * 2000}), max_task_bytes=1000
+        )
+    assert _task_count(org.db) == 0
+
+
+def test_only_managers_create_tasks(org: Org) -> None:
+    project = org.make_project()
+    for role in (Role.REVIEWER, Role.ANNOTATOR):
+        with pytest.raises(Forbidden):
+            tasks.create_task(org.db, org.principal_for(role), project["id"], TaskCreate(data={"text": "x"}))
+        with pytest.raises(Forbidden):
+            tasks.import_tasks(org.db, org.principal_for(role), project["id"], _lines({"data": {"text": "x"}}))
+    manager = org.principal_for(Role.MANAGER)
+    assert tasks.create_task(org.db, manager, project["id"], TaskCreate(data={"text": "x"}))["created"]
+    with pytest.raises(NotFound):
+        tasks.create_task(org.db, manager, "0" * 24, TaskCreate(data={"text": "x"}))
+
+
+# --- bulk import -----------------------------------------------------------------------------------
+
+
+def test_import_unique_ids_repeated_inside_one_import_and_across_imports(org: Org) -> None:
+    project = org.make_project()
+    first = tasks.import_tasks(
+        org.db,
+        org.owner.principal,
+        project["id"],
+        _lines(
+            {"data": {"text": "a"}, "unique_id": "a"},
+            {"data": {"text": "b"}, "unique_id": "b"},
+            {"data": {"text": "a again"}, "unique_id": "a"},
+            {"data": {"text": "no id"}},
+        ),
+    )
+    assert (first.received, first.created, first.existing, first.invalid, first.stored) == (4, 3, 1, 0, True)
+    second = tasks.import_tasks(
+        org.db,
+        org.owner.principal,
+        project["id"],
+        _lines({"data": {"text": "b"}, "unique_id": "b"}, {"data": {"text": "c"}, "unique_id": "c"}),
+    )
+    assert (second.created, second.existing) == (1, 1)
+    stored = list_all_tasks(org.db, org.owner.principal, TaskFilter(project_id=project["id"]))
+    assert sorted(t["unique_id"] or "-" for t in stored) == ["-", "a", "b", "c"]
+    assert next(t for t in stored if t["unique_id"] == "a")["data"] == {"text": "a"}
+    # re-importing everything creates nothing
+    again = tasks.import_tasks(
+        org.db,
+        org.owner.principal,
+        project["id"],
+        _lines(*({"data": {"text": u}, "unique_id": u} for u in "abc")),
+    )
+    assert (again.created, again.existing) == (0, 3)
+    assert _task_count(org.db) == 4
+
+
+def test_import_across_chunks_deduplicates(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tasks, "IMPORT_CHUNK", 3)
+    project = org.make_project()
+    rows = [{"data": {"text": str(i)}, "unique_id": f"u{i % 4}"} for i in range(10)]
+    for on_error in ("reject", "skip"):
+        report = tasks.import_tasks(
+            org.db, org.owner.principal, project["id"], list(enumerate(rows, 1)), on_error=on_error
+        )
+        assert report.received == 10 and report.created + report.existing == 10
+    assert _task_count(org.db) == 4
+
+
+BAD_IMPORT = [
+    {"data": {"text": "good 1"}},
+    b"{not json",
+    {"data": {"text": "good 2"}, "unique_id": "g2"},
+    {"data": {"txt": "unknown field"}},
+    {"data": {"text": "extra key"}, "colour": "red"},
+    {"data": {"text": 5}},
+    {"data": {"text": "good 3"}, "priority": 3},
+    {"data": {"text": "bad priority"}, "priority": "high"},
+]
+
+
+def test_import_reject_stores_nothing_and_names_the_lines(org: Org) -> None:
+    project = org.make_project()
+    report = tasks.import_tasks(org.db, org.owner.principal, project["id"], _lines(*BAD_IMPORT), on_error="reject")
+    assert report.stored is False
+    assert report.created == 0 and report.received == 8 and report.invalid == 5
+    assert [e["line"] for e in report.errors] == [2, 4, 5, 6, 8]
+    messages = {e["line"]: e["message"] for e in report.errors}
+    assert "txt" in messages[4] and "colour" in messages[5] and "data.text" in messages[6]
+    assert "priority" in messages[8]
+    assert _task_count(org.db) == 0
+
+
+def test_import_skip_stores_the_good_lines_and_names_the_bad(org: Org) -> None:
+    project = org.make_project()
+    report = tasks.import_tasks(org.db, org.owner.principal, project["id"], _lines(*BAD_IMPORT), on_error="skip")
+    assert report.stored is True
+    assert (report.received, report.created, report.invalid) == (8, 3, 5)
+    assert [e["line"] for e in report.errors] == [2, 4, 5, 6, 8]
+    stored = list_all_tasks(org.db, org.owner.principal, TaskFilter(project_id=project["id"]))
+    assert [t["data"]["text"] for t in stored] == ["good 1", "good 2", "good 3"]
+    assert [t["priority"] for t in stored] == [0, 0, 3]
+
+
+def test_import_reports_at_most_100_errors_but_counts_all(org: Org) -> None:
+    project = org.make_project()
+    report = tasks.import_tasks(
+        org.db, org.owner.principal, project["id"], [(i, b"nope") for i in range(1, 151)], on_error="skip"
+    )
+    assert report.invalid == 150 and len(report.errors) == 100 and report.created == 0
+
+
+def test_import_into_a_batch(org: Org) -> None:
+    project = org.make_project()
+    batch = org.make_batch(project["id"])
+    report = tasks.import_tasks(
+        org.db, org.owner.principal, project["id"], _lines({"data": {"text": "x"}}), batch_id=batch["id"]
+    )
+    assert report.created == 1
+    (task,) = list_all_tasks(org.db, org.owner.principal, TaskFilter(batch_id=batch["id"]))
+    assert task["status"] == str(TaskStatus.STAGED)
+    # a per-line batch_id other than the import's is refused
+    other = org.make_batch(project["id"])
+    mixed = tasks.import_tasks(
+        org.db,
+        org.owner.principal,
+        project["id"],
+        _lines({"data": {"text": "y"}, "batch_id": other["id"]}),
+        batch_id=batch["id"],
+        on_error="skip",
+    )
+    assert mixed.created == 0 and [e["line"] for e in mixed.errors] == [1]
+
+
+def test_empty_import(org: Org) -> None:
+    project = org.make_project()
+    for on_error in ("reject", "skip"):
+        report = tasks.import_tasks(org.db, org.owner.principal, project["id"], [], on_error=on_error)
+        assert (report.received, report.created, report.stored) == (0, 0, True)
+    with pytest.raises(NotFound):
+        tasks.import_tasks(org.db, org.owner.principal, project["id"], [], batch_id="0" * 24, on_error="skip")
+
+
+# --- listing ---------------------------------------------------------------------------------------
+
+
+def _set_times(db: Database, task_id: str, **values: datetime) -> None:
+    with db.write() as conn:
+        conn.execute(update(t.tasks).where(t.tasks.c.id == task_id).values(**values))
+
+
+def test_list_tasks_filters(org: Org) -> None:
+    project = org.make_project()
+    other_project = org.make_project()
+    batch = org.make_batch(project["id"])
+    a = org.make_task(project["id"], "a", unique_id="ua", metadata={"source": "s1", "n": 5})
+    b = org.make_task(project["id"], "b", batch_id=batch["id"], metadata={"source": "s2"})
+    c = org.make_task(project["id"], "c", batch_id=batch["id"], metadata={"source": "s1", "lang": "fr"})
+    projects.finalize_batch(org.db, org.owner.principal, batch["id"])
+    d = org.make_task(other_project["id"], "d")
+    queue.submit(org.db, org.principal_for(Role.ANNOTATOR), c["id"], ResponseCreate(answer={"sentiment": "neutral"}))
+    tasks.cancel_task(org.db, org.owner.principal, d["id"])
+
+    jan, feb, mar, apr = (datetime(2024, m, 1) for m in (1, 2, 3, 4))
+    _set_times(org.db, a["id"], created_at=jan, updated_at=mar)
+    _set_times(org.db, b["id"], created_at=feb, updated_at=feb)
+    _set_times(org.db, c["id"], created_at=mar, updated_at=apr, completed_at=apr)
+    _set_times(org.db, d["id"], created_at=apr, updated_at=apr)
+
+    def ids(**kw: object) -> list[str]:
+        found = list_all_tasks(org.db, org.owner.principal, TaskFilter(**kw))  # type: ignore[arg-type]
+        return [x["id"] for x in found]
+
+    assert ids() == [a["id"], b["id"], c["id"], d["id"]]
+    assert ids(project_id=project["id"]) == [a["id"], b["id"], c["id"]]
+    assert ids(batch_id=batch["id"]) == [b["id"], c["id"]]
+    assert ids(status=TaskStatus.PENDING) == [a["id"], b["id"]]
+    assert ids(status=TaskStatus.COMPLETED) == [c["id"]]
+    assert ids(status=TaskStatus.CANCELED) == [d["id"]]
+    assert ids(unique_id="ua") == [a["id"]]
+    assert ids(unique_id="nope") == []
+    assert ids(created_after=feb) == [b["id"], c["id"], d["id"]]  # inclusive
+    assert ids(created_before=mar) == [a["id"], b["id"]]  # exclusive
+    assert ids(created_after=feb, created_before=apr) == [b["id"], c["id"]]
+    assert ids(updated_after=mar) == [a["id"], c["id"], d["id"]]
+    assert ids(updated_before=mar) == [b["id"]]
+    assert ids(completed_after=mar) == [c["id"]]
+    assert ids(completed_before=mar) == []
+    # aware datetimes are compared in UTC
+    assert ids(created_after=datetime(2024, 2, 1, 1, tzinfo=UTC) + timedelta(hours=-1)) == [b["id"], c["id"], d["id"]]
+    assert ids(metadata={"source": "s1"}) == [a["id"], c["id"]]
+    assert ids(metadata={"source": "s1", "lang": "fr"}) == [c["id"]]
+    assert ids(metadata={"source": "s3"}) == []
+    assert ids(project_id=project["id"], status=TaskStatus.PENDING, metadata={"source": "s2"}) == [b["id"]]
+
+
+def test_list_tasks_needs_read_rights(org: Org) -> None:
+    org.make_task(org.make_project()["id"])
+    assert len(tasks.list_tasks(org.db, org.principal_for(Role.REVIEWER), TaskFilter(), cursor=None, limit=5)[0]) == 1
+    with pytest.raises(Forbidden):
+        tasks.list_tasks(org.db, org.principal_for(Role.ANNOTATOR), TaskFilter(), cursor=None, limit=5)
+
+
+def test_keyset_pagination_returns_each_task_exactly_once(org: Org) -> None:
+    project = org.make_project()
+    total = 2500
+    made = org.make_tasks(project["id"], total)
+    assert len(made) == total
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page, cursor = tasks.list_tasks(
+            org.db, org.owner.principal, TaskFilter(project_id=project["id"]), cursor=cursor, limit=37
+        )
+        pages += 1
+        assert 1 <= len(page) <= 37
+        seen.extend(x["id"] for x in page)
+        if cursor is None:
+            break
+    assert pages == -(-total // 37)
+    assert len(seen) == len(set(seen)) == total
+    assert seen == sorted(seen) == [x["id"] for x in made]
+    # creation order is id order
+    assert [x["data"]["text"] for x in made] == [f"item {i}" for i in range(total)]
+
+
+def test_an_exact_last_page_has_no_cursor(org: Org) -> None:
+    project = org.make_project()
+    org.make_tasks(project["id"], 4)
+    first, cursor = tasks.list_tasks(org.db, org.owner.principal, TaskFilter(), cursor=None, limit=2)
+    second, cursor = tasks.list_tasks(org.db, org.owner.principal, TaskFilter(), cursor=cursor, limit=2)
+    assert len(first) == len(second) == 2 and cursor is None
+
+
+# --- cancel, responses ------------------------------------------------------------------------------
+
+
+def test_cancel_task(org: Org) -> None:
+    project = org.make_project()
+    pending, done = org.make_task(project["id"]), org.make_task(project["id"])
+    annotator = org.principal_for(Role.ANNOTATOR)
+    queue.submit(org.db, annotator, done["id"], ResponseCreate(answer={"sentiment": "negative"}))
+    with pytest.raises(Forbidden):
+        tasks.cancel_task(org.db, annotator, pending["id"])
+    canceled = tasks.cancel_task(org.db, org.owner.principal, pending["id"])
+    assert canceled["status"] == str(TaskStatus.CANCELED)
+    assert tasks.cancel_task(org.db, org.owner.principal, pending["id"])["status"] == "canceled"
+    with pytest.raises(Conflict):
+        tasks.cancel_task(org.db, org.owner.principal, done["id"])
+    with pytest.raises(NotFound):
+        tasks.cancel_task(org.db, org.owner.principal, "0" * 24)
+    assert queue.next_assignment(org.db, org.principal_for(Role.REVIEWER), project["id"]) is None
+
+
+def test_task_responses(org: Org) -> None:
+    project = org.make_project(overlap=2)
+    task = org.make_task(project["id"])
+    first, second = org.add_member(), org.add_member()
+    queue.submit(org.db, first.principal, task["id"], ResponseCreate(answer={"sentiment": "negative"}))
+    queue.submit(org.db, second.principal, task["id"], ResponseCreate(answer={"sentiment": "negative", "stars": 2}))
+    responses = tasks.task_responses(org.db, org.owner.principal, task["id"])
+    assert [r["worker_id"] for r in responses] == [first.worker_id, second.worker_id]
+    assert responses[1]["answer"] == {"sentiment": "negative", "stars": 2}
+    with pytest.raises(Forbidden):
+        tasks.task_responses(org.db, first.principal, task["id"])
+    with pytest.raises(NotFound):
+        tasks.get_task(org.db, org.owner.principal, "0" * 24)
