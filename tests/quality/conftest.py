@@ -24,3 +24,9 @@ def make_small_crowd(
 @pytest.fixture(scope="session")
 def small_crowd() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return make_small_crowd()
+
+
+@pytest.fixture(scope="session")
+def crowd_maker():
+    """The generator itself, for tests that need a different size."""
+    return make_small_crowd
