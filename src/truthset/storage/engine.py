@@ -32,6 +32,7 @@ class Database:
     def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 20) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.synchronous = sqlite_synchronous
         if self.is_sqlite:
             self.engine = self._sqlite_engine(url, sqlite_synchronous, pool_size)
         else:
@@ -80,11 +81,27 @@ class Database:
         return engine
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A read-write transaction, committed when the block ends without error."""
+    def write(self, *, durable: bool = True) -> Iterator[Connection]:
+        """A read-write transaction, committed when the block ends without error.
+
+        ``durable=False`` (SQLite only) skips the fsync at commit for writes whose loss on power
+        failure is harmless, such as a lease: WAL still makes the commit atomic, and the next
+        durable commit syncs the log up to and including it.
+        """
         options = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {}
-        with self.engine.connect().execution_options(**options) as conn, conn.begin():
-            yield conn
+        with self.engine.connect().execution_options(**options) as conn:
+            relaxed = self.is_sqlite and not durable and self.synchronous == "FULL"
+            # on the driver connection: SQLAlchemy would wrap the pragma in a transaction, where
+            # SQLite refuses to change it
+            raw = conn.connection.driver_connection
+            if relaxed:
+                raw.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                if relaxed:
+                    raw.execute("PRAGMA synchronous=FULL")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
