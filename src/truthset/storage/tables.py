@@ -148,7 +148,9 @@ tasks = Table(
     UniqueConstraint("organization_id", "unique_id", name="uq_tasks_org_unique_id"),
     Index("ix_tasks_org_id", "organization_id", "id"),
     Index("ix_tasks_project_id", "project_id", "id"),
-    Index("ix_tasks_batch_status", "batch_id", "status"),
+    # listing by project or batch, optionally by status, in id order (keyset pages)
+    Index("ix_tasks_project_status", "project_id", "status", "id"),
+    Index("ix_tasks_batch_status", "batch_id", "status", "id"),
 )
 
 assignments = Table(
@@ -197,6 +199,33 @@ media = Table(
     Column("filename", String(300), nullable=False),
     _created(),
     UniqueConstraint("organization_id", "sha256", name="uq_media_org_sha"),
+)
+
+# Browser sessions (the web UI). Only a SHA-256 hash of the cookie's token is stored, so a copy of
+# the database opens no session; a session ends at ``expires_at`` (idle timeout, capped by an absolute one).
+sessions = Table(
+    "sessions",
+    metadata,
+    _id(),
+    _org(),
+    Column("member_id", ID, ForeignKey("members.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    _created(),
+    Column("last_seen_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Index("ix_sessions_expires_at", "expires_at"),
+)
+
+# Failed sign-ins, to slow down password guessing across every server process (rows expire).
+login_failures = Table(
+    "login_failures",
+    metadata,
+    _id(),
+    Column("email_hash", String(64), nullable=False),
+    Column("address", String(64), nullable=False),
+    _created(),
+    Index("ix_login_failures_email", "email_hash", "created_at"),
+    Index("ix_login_failures_address", "address", "created_at"),
 )
 
 # The queue: the highest priority, oldest pending task of a project (priority descending).

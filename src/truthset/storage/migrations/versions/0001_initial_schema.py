@@ -157,7 +157,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("organization_id", "unique_id", name="uq_tasks_org_unique_id"),
     )
     with op.batch_alter_table("tasks", schema=None) as batch_op:
-        batch_op.create_index("ix_tasks_batch_status", ["batch_id", "status"], unique=False)
+        batch_op.create_index("ix_tasks_batch_status", ["batch_id", "status", "id"], unique=False)
+        batch_op.create_index("ix_tasks_project_status", ["project_id", "status", "id"], unique=False)
         batch_op.create_index("ix_tasks_org_id", ["organization_id", "id"], unique=False)
         batch_op.create_index("ix_tasks_project_id", ["project_id", "id"], unique=False)
         batch_op.create_index(
@@ -242,6 +243,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_tasks_project_id")
         batch_op.drop_index("ix_tasks_org_id")
         batch_op.drop_index("ix_tasks_batch_status")
+        batch_op.drop_index("ix_tasks_project_status")
 
     op.drop_table("tasks")
     op.drop_table("workers")
