@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, and_, func, insert, select, update
+from sqlalchemy import JSON, Connection, DateTime, Select, Table, and_, func, insert, select, update
 
 from truthset.storage import tables as t
 
@@ -39,6 +39,31 @@ def add(conn: Connection, table: Table, values: Mapping[str, Any]) -> dict[str, 
 def add_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
         conn.execute(insert(table), list(rows))
+
+
+def insert_prepared(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+    """Bulk insert without per-row SQLAlchemy processing (the bulk task import's hot path).
+
+    ``rows`` are tuples in ``columns`` order, already in the driver's form: JSON columns as JSON
+    text (``orjson.dumps(...).decode()``), datetimes through :func:`driver_datetime`.
+    """
+    if not rows:
+        return
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    mark = "?" if dialect.paramstyle in ("qmark", "numeric") else "%s"
+    postgres = dialect.name == "postgresql"
+    values = ", ".join(
+        f"CAST({mark} AS JSON)" if postgres and isinstance(table.c[name].type, JSON) else mark for name in columns
+    )
+    sql = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES ({values})"
+    conn.exec_driver_sql(sql, list(rows))
+
+
+def driver_datetime(conn: Connection, value: datetime) -> Any:
+    """A datetime as the driver stores it (a string on SQLite, unchanged on PostgreSQL)."""
+    process = DateTime().bind_processor(conn.dialect)
+    return process(value) if process else value
 
 
 def change(conn: Connection, table: Table, organization_id: str, object_id: str, **values: Any) -> None:
@@ -179,6 +204,12 @@ def next_task_id(conn: Connection, project_id: str, worker_id: str) -> str | Non
         )
         .exists()
     )
+    # a response submitted without a lease leaves no assignment behind, so check responses too
+    answered = (
+        select(t.responses.c.id)
+        .where(t.responses.c.task_id == t.tasks.c.id, t.responses.c.worker_id == worker_id)
+        .exists()
+    )
     query = (
         select(t.tasks.c.id)
         .where(
@@ -186,6 +217,7 @@ def next_task_id(conn: Connection, project_id: str, worker_id: str) -> str | Non
             t.tasks.c.status == "pending",
             t.tasks.c.response_count + t.tasks.c.lease_count < t.tasks.c.overlap,
             ~seen,
+            ~answered,
         )
         .order_by(t.tasks.c.priority.desc(), t.tasks.c.id)
         .limit(1)
