@@ -42,6 +42,7 @@ def _setup_state(app: FastAPI, settings: Settings, db: Database | None) -> None:
 def _setup_routes(app: FastAPI) -> None:
     for module in (accounts, projects, tasks, queue, media):
         app.include_router(module.router, prefix=API_PREFIX)
+    __import__("truthset.ui", fromlist=["install"]).install(app)  # the web UI (imported late: ui sits below api)
 
     @app.get("/healthz", tags=["meta"], operation_id="health", include_in_schema=True)
     def health() -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
+from truthset.api import session
 from truthset.config import Settings
 from truthset.domain import Principal
 from truthset.errors import InvalidInput, Unauthenticated
@@ -32,6 +33,9 @@ def get_principal(
 ) -> Principal:
     key = bearer.credentials if bearer else _basic_key(request)
     if not key:
+        principal = session.principal_from_request(request)  # the web UI: cookie + CSRF token
+        if principal is not None:
+            return principal
         raise Unauthenticated("an API key is required: Authorization: Bearer <key>")
     return accounts.authenticate(request.app.state.db, key)
 
