@@ -6,11 +6,8 @@ the settings; commands that move data (import, export) talk to a server through 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -261,65 +258,35 @@ def keys_revoke(key_id: str, org: OrgOption = None) -> None:
 # --- data in and out (through the API) --------------------------------------------------------
 
 
-def _read_rows(path: Path, fmt: str, at: Callable[[int], None]) -> Iterator[dict[str, Any]]:
-    """Tasks from JSONL (one task object per line) or CSV (columns become data fields;
-    `unique_id`, `priority` and `metadata.*` columns are task attributes). ``at`` gets the byte offset."""
-    with path.open("rb") as handle:
-        if fmt == "jsonl":
-            for number, line in enumerate(handle, start=1):
-                at(handle.tell())
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise typer.BadParameter(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            return
-        text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
-        for row in csv.DictReader(text):
-            at(handle.tell())  # the raw file's read-ahead position: close enough for a progress bar
-            yield _csv_task(row)
-
-
-def _csv_task(row: dict[str, str]) -> dict[str, Any]:
-    task: dict[str, Any] = {"data": {}, "metadata": {}}
-    for column, value in row.items():
-        if column == "unique_id":
-            task["unique_id"] = value or None
-        elif column == "priority":
-            task["priority"] = int(value or 0)
-        elif column.startswith("metadata."):
-            task["metadata"][column[len("metadata.") :]] = value
-        else:
-            task["data"][column] = value
-    return task
-
-
 @app.command("import")
 def import_tasks(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A .jsonl or .csv file of tasks.")],
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A .jsonl, .json or .csv file of tasks.")],
     project: Annotated[str, typer.Option(help="Project id.")],
     url: UrlOption = "http://127.0.0.1:8000",
     api_key: KeyOption = "",
     batch: Annotated[str | None, typer.Option(help="Batch id to add the tasks to.")] = None,
     on_error: Annotated[
-        str, typer.Option(help="reject: store nothing if a line is bad; skip: store good lines.")
+        str, typer.Option(help="reject: store nothing if a line is bad; skip: store the good lines.")
     ] = "reject",
-    fmt: Annotated[str | None, typer.Option("--format", help="jsonl or csv (default: from the extension).")] = None,
 ) -> None:
-    """Import tasks from a JSONL or CSV file, streamed, with a progress bar."""
+    """Import tasks from a JSONL, JSON or CSV file, streamed, with a progress bar."""
     from truthset.client import Client
 
-    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
     if on_error not in ("reject", "skip"):
         raise typer.BadParameter("--on-error must be reject or skip")
-    with _progress() as progress:
+    with _progress() as progress, Client(url, api_key) as client:
         bar = progress.add_task(f"importing {path.name}", total=path.stat().st_size)
-        rows = _read_rows(path, fmt, lambda offset: progress.update(bar, completed=offset))
-        with Client(url, api_key) as client:
-            report = client.import_tasks(project, rows, batch_id=batch, on_error=on_error)
+        report = client.tasks.import_tasks(
+            project,
+            path,
+            batch_id=batch,
+            on_error=on_error,  # type: ignore[arg-type]
+            progress=lambda offset: progress.update(bar, completed=offset),
+        )
+        progress.update(bar, completed=path.stat().st_size)
     console.print(
         f"received {report.received}, created {report.created}, existing {report.existing}, "
-        f"invalid {report.invalid}{'' if report.stored else ' — nothing was stored'}"
+        f"invalid {report.invalid}{'' if report.stored else ' - nothing was stored'}"
     )
     for error in report.errors:
         console.print(f"  line {error.line}: {error.message}")

@@ -19,11 +19,12 @@ Every method returns the pydantic models of :mod:`truthset.schemas`; every failu
 from __future__ import annotations
 
 import csv
+import io
 import os
 import random
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -578,6 +579,7 @@ class Tasks(_Resource):
         *,
         batch_id: str | None = None,
         on_error: Literal["reject", "skip"] = "reject",
+        progress: Callable[[int], None] | None = None,
     ) -> ImportReport:
         """Create many tasks in one streamed request.
 
@@ -586,9 +588,10 @@ class Tasks(_Resource):
         ``.csv`` (each row's columns become ``data``; ``unique_id`` and ``priority`` columns are
         lifted out). The body is streamed as JSONL from a generator, so a million tasks are never
         in memory at once. ``on_error="reject"`` stores nothing if any line is invalid; ``"skip"``
-        stores the valid ones. The report names bad lines by number.
+        stores the valid ones. The report names bad lines by number. ``progress``, for a file, is
+        called with the number of bytes read so far (a progress bar's position).
         """
-        content = _file_chunks(Path(tasks)) if isinstance(tasks, str | os.PathLike) else _jsonl_chunks(tasks)
+        content = _file_chunks(Path(tasks), progress) if isinstance(tasks, str | os.PathLike) else _jsonl_chunks(tasks)
         response = self._client._request(
             "POST",
             f"/projects/{project_id}/tasks/bulk",
@@ -660,37 +663,47 @@ def _jsonl_chunks(tasks: Iterable[Mapping[str, Any] | BaseModel]) -> Iterator[by
         yield b"\n".join(buffer) + b"\n"
 
 
-def _file_chunks(path: Path) -> Iterator[bytes]:
+def _file_chunks(path: Path, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        return _raw_chunks(path)
+        return _raw_chunks(path, progress)
     if suffix == ".json":
         items = orjson.loads(path.read_bytes())
         if not isinstance(items, list):
             raise ValueError(f"{path}: a .json import must hold an array of tasks")
         return _jsonl_chunks(items)
     if suffix == ".csv":
-        return _jsonl_chunks(_csv_tasks(path))
+        return _jsonl_chunks(read_csv_tasks(path, progress))
     raise ValueError(f"{path}: import a .jsonl, .ndjson, .json or .csv file")
 
 
-def _raw_chunks(path: Path) -> Iterator[bytes]:
+def _raw_chunks(path: Path, progress: Callable[[int], None] | None) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while block := handle.read(_IMPORT_CHUNK_BYTES):
             yield block
+            if progress:
+                progress(handle.tell())
 
 
-def _csv_tasks(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            task: dict[str, Any] = {}
-            if row.get("unique_id"):
-                task["unique_id"] = row.pop("unique_id")
-            row.pop("unique_id", None)
-            if row.get("priority"):
-                task["priority"] = int(row.pop("priority"))
-            row.pop("priority", None)
-            task["data"] = row
+def read_csv_tasks(path: Path, progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+    """Tasks from a CSV file: each column is a data field, except ``unique_id``, ``priority`` and
+    ``metadata.<key>`` columns. ``progress`` gets the byte offset read so far."""
+    with path.open("rb") as raw:
+        for row in csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")):
+            if progress:
+                progress(raw.tell())  # the read-ahead position: close enough for a progress bar
+            task: dict[str, Any] = {"data": {}, "metadata": {}}
+            for column, value in row.items():
+                if column == "unique_id":
+                    if value:
+                        task["unique_id"] = value
+                elif column == "priority":
+                    if value:
+                        task["priority"] = int(value)
+                elif column.startswith("metadata."):
+                    task["metadata"][column[len("metadata.") :]] = value
+                else:
+                    task["data"][column] = value
             yield task
 
 

@@ -1,0 +1,67 @@
+"""`truthset import` and `truthset export` against a live server, as a user scripts them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from truthset.cli import app
+
+runner = CliRunner()
+SPEC = {
+    "fields": [{"name": "text", "type": "text"}],
+    "questions": [{"name": "sentiment", "type": "label", "options": ["pos", "neg"]}],
+}
+
+
+def _cli(live: Any, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, [*args, "--url", live.url, "--api-key", live.api_key])
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_import_jsonl_and_csv_then_export(live: Any, tmp_path: Path) -> None:
+    with live.client() as client:
+        project = client.projects.create("cli import", spec=SPEC)
+    jsonl = tmp_path / "tasks.jsonl"
+    jsonl.write_text("".join(json.dumps({"unique_id": f"j{i}", "data": {"text": f"t{i}"}}) + "\n" for i in range(50)))
+    code, output = _cli(live, "import", str(jsonl), "--project", project.id)
+    assert code == 0, output
+    assert "created 50" in output
+
+    table = tmp_path / "tasks.csv"
+    table.write_text("unique_id,text,metadata.source\nc1,first,shop\nc2,second,shop\nj1,again,shop\n")
+    code, output = _cli(live, "import", str(table), "--project", project.id)
+    assert code == 0, output
+    assert "created 2, existing 1" in output
+
+    with live.client() as client:
+        (task,) = client.tasks.list(project_id=project.id, unique_id="c1")
+        assert task.metadata == {"source": "shop"}
+        assignment = client.queue.next_task(project.id)
+        client.queue.submit(assignment.task.id, {"sentiment": "pos"}, assignment_id=assignment.id)
+
+    out = tmp_path / "results.jsonl"
+    code, output = _cli(live, "export", "--project", project.id, "--out", str(out))
+    assert code == 0, output
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["answer"] == {"sentiment": "pos"} and row["status"] == "completed"
+
+    code, output = _cli(live, "export", "--project", project.id, "--all", "--out", str(out))
+    assert len(out.read_text().splitlines()) == 52
+
+
+def test_import_reports_bad_lines_and_stores_nothing(live: Any, tmp_path: Path) -> None:
+    with live.client() as client:
+        project = client.projects.create("cli bad import", spec=SPEC)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"data": {"text": "ok"}}\n{"data": {"txt": "typo"}}\nnot json\n')
+    code, output = _cli(live, "import", str(bad), "--project", project.id)
+    assert code == 2
+    assert "line 2: unknown field(s) in data: txt" in output
+    assert "line 3:" in output
+    assert "nothing was stored" in output
+    with live.client() as client:
+        assert list(client.tasks.list(project_id=project.id)) == []
