@@ -87,6 +87,7 @@ class CompiledSpec:
         self.fields = parsed.fields
         self.questions = parsed.question_configs()
         self._types = {q.name: _registry.get(q.type) for q in self.questions}
+        self._field_names = frozenset(f.name for f in self.fields)
 
     def validate_answer(self, answer: Any) -> dict[str, Any]:
         """Check a response's answer against the questions; return it normalised."""
@@ -112,9 +113,8 @@ class CompiledSpec:
         """Check a task's data payload against the fields; raise ValueError naming the field."""
         if not isinstance(data, Mapping):
             raise ValueError("data must be an object keyed by field name")
-        known = {f.name for f in self.fields}
-        unknown = sorted(set(data) - known)
-        if unknown:
+        if not self._field_names.issuperset(data):
+            unknown = sorted(set(data) - self._field_names)
             raise ValueError(f"unknown field(s) in data: {', '.join(unknown)} (put extra keys in metadata)")
         for spec_field in self.fields:
             value = data.get(spec_field.name)

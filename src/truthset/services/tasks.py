@@ -113,6 +113,56 @@ class ImportReport:
             self.errors.append({"line": line, "message": message})
 
 
+_TASK_KEYS = frozenset(TaskCreate.model_fields)
+_PRIORITY = (-1_000_000, 1_000_000)  # TaskCreate.priority's bounds
+_BULK_COLUMNS = (
+    "id", "organization_id", "project_id", "batch_id", "unique_id", "data", "metadata", "priority", "status",
+    "overlap", "response_count", "lease_count", "created_at", "updated_at",
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class _Parsed:
+    """One valid import line, with its JSON payloads already serialised for the insert."""
+
+    unique_id: str | None
+    data: str
+    metadata: str
+    priority: int
+    overlap: int | None
+
+
+def _fast_task(obj: Any) -> tuple[dict, str | None, dict, int, int | None, str | None] | None:
+    """The well-formed common case of a :class:`TaskCreate`, checked without pydantic.
+
+    Returns None whenever anything is unusual (a missing or mistyped field, a value out of range,
+    an unknown key): the caller then validates with pydantic, which accepts or names the error.
+    So the result is exactly what ``TaskCreate`` would accept, only about ten times faster.
+    """
+    if type(obj) is not dict or not _TASK_KEYS.issuperset(obj):
+        return None
+    data = obj.get("data")
+    metadata = obj.get("metadata", _NO_METADATA)
+    unique_id = obj.get("unique_id")
+    priority = obj.get("priority", 0)
+    overlap = obj.get("overlap")
+    batch_id = obj.get("batch_id")
+    if (
+        type(data) is not dict
+        or type(metadata) is not dict
+        or type(priority) is not int
+        or not _PRIORITY[0] <= priority <= _PRIORITY[1]
+        or (unique_id is not None and (type(unique_id) is not str or not 1 <= len(unique_id) <= 400))
+        or (overlap is not None and (type(overlap) is not int or not 1 <= overlap <= 100))
+        or (batch_id is not None and type(batch_id) is not str)
+    ):
+        return None
+    return data, unique_id, metadata, priority, overlap, batch_id
+
+
+_NO_METADATA: dict[str, Any] = {}
+
+
 class _Importer:
     """Validates and stores a stream of tasks chunk by chunk, so memory stays flat."""
 
@@ -120,23 +170,33 @@ class _Importer:
         self.principal = principal
         self.project = project
         self.batch = batch
+        self.batch_id = batch["id"] if batch else None
+        staged = batch is not None and batch["status"] == str(BatchStatus.OPEN)
+        self.status = str(TaskStatus.STAGED if staged else TaskStatus.PENDING)
+        self.overlap = project_overlap(project)
         self.spec = compiled_spec(project)
         self.max_task_bytes = max_task_bytes
         self.report = ImportReport()
         self.seen_unique_ids: set[str] = set()
 
-    def parse(self, number: int, raw: bytes | dict) -> TaskCreate | None:
+    def parse(self, number: int, raw: bytes | dict) -> _Parsed | None:
         self.report.received += 1
         try:
             if isinstance(raw, bytes | bytearray | memoryview):
                 if len(raw) > self.max_task_bytes:
                     raise ValueError(f"line is longer than {self.max_task_bytes} bytes")
-                task = TaskCreate.model_validate_json(raw)
+                try:
+                    fast = _fast_task(orjson.loads(raw))
+                except orjson.JSONDecodeError:
+                    fast = None
+                if fast is None:
+                    fast = _from_model(TaskCreate.model_validate_json(raw))
             else:
-                task = TaskCreate.model_validate(raw)
-            if task.batch_id is not None and task.batch_id != (self.batch or {}).get("id"):
+                fast = _fast_task(raw) or _from_model(TaskCreate.model_validate(raw))
+            data, unique_id, metadata, priority, overlap, batch_id = fast
+            if batch_id is not None and batch_id != self.batch_id:
                 raise ValueError("batch_id per task is not supported in a bulk import; pass batch_id once")
-            self.spec.validate_data(task.data)
+            self.spec.validate_data(data)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "task"
@@ -145,13 +205,14 @@ class _Importer:
         except ValueError as exc:
             self.report.error(number, str(exc))
             return None
-        return task
+        return _Parsed(unique_id, orjson.dumps(data).decode(), orjson.dumps(metadata).decode(), priority, overlap)
 
-    def store(self, conn: Connection, chunk: list[TaskCreate]) -> None:
+    def store(self, conn: Connection, chunk: list[_Parsed]) -> None:
         wanted = [task.unique_id for task in chunk if task.unique_id is not None]
         existing = set(repo.existing_unique_ids(conn, self.principal.organization_id, wanted)) if wanted else set()
-        now = utcnow()
+        now = repo.driver_datetime(conn, utcnow())
         ids = iter(new_ids(len(chunk)))
+        fixed = (self.principal.organization_id, self.project["id"], self.batch_id)
         rows = []
         for task in chunk:
             if task.unique_id is not None:
@@ -159,9 +220,14 @@ class _Importer:
                     self.report.existing += 1
                     continue
                 self.seen_unique_ids.add(task.unique_id)
-            rows.append(_task_row(self.principal, self.project, self.batch, task, next(ids), now))
-        repo.add_many(conn, t.tasks, rows)
+            row = (next(ids), *fixed, task.unique_id, task.data, task.metadata, task.priority, self.status)
+            rows.append((*row, task.overlap or self.overlap, 0, 0, now, now))
+        repo.insert_prepared(conn, t.tasks, _BULK_COLUMNS, rows)
         self.report.created += len(rows)
+
+
+def _from_model(task: TaskCreate) -> tuple[dict, str | None, dict, int, int | None, str | None]:
+    return task.data, task.unique_id, task.metadata, task.priority, task.overlap, task.batch_id
 
 
 def import_tasks(
