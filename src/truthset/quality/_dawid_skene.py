@@ -61,6 +61,7 @@ class _ConfusionModel(CategoricalAggregator):
         raise NotImplementedError
 
     def _fit(self, data: Answers) -> np.ndarray:
+        self._s_prev: float | None = None
         if len(data) == 0:
             return self._empty(data)
         design = Design.from_answers(data)
@@ -170,7 +171,16 @@ class DawidSkene(_ConfusionModel):
     def _project(self, counts: np.ndarray, pooled: np.ndarray) -> np.ndarray:
         s = self.prior_strength
         if s is None:
-            s = fit_prior_strength(counts, pooled, _STRENGTH_BOUNDS)
+            # after the first M-step, search near the previous estimate: it moves little between
+            # iterations, and the narrower bracket needs far fewer evidence evaluations
+            prev = getattr(self, "_s_prev", None)
+            bounds = (
+                _STRENGTH_BOUNDS
+                if prev is None
+                else (max(prev / 3, _STRENGTH_BOUNDS[0]), min(prev * 3, _STRENGTH_BOUNDS[1]))
+            )
+            s = fit_prior_strength(counts, pooled, bounds)
+            self._s_prev = s
         self.prior_strength_ = s
         self.prior_counts_ = s * pooled
         self.mean_errors_ = pooled
