@@ -139,7 +139,9 @@ def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def db(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A database with every table and no rows, on SQLite and (when configured) PostgreSQL."""
     if backend == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'truthset.db'}")
+        # synchronous=NORMAL: the same locking and WAL as production, without an fsync per commit
+        # (tests prove logic, not power-loss durability; the PostgreSQL test server runs fsync=off too)
+        database = Database(f"sqlite:///{tmp_path / 'truthset.db'}", sqlite_synchronous="NORMAL")
         database.create_all()
     else:
         database = Database(str(request.getfixturevalue("postgres_worker_url")))

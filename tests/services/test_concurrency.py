@@ -1,0 +1,154 @@
+"""Many workers asking for and answering tasks at once, on SQLite and PostgreSQL.
+
+Afterwards the database itself must prove the queue's promises: no task has more responses than its
+overlap, no worker answered a task twice, every acknowledged response is stored, every task completed.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+
+from conftest import Actor, Org
+from truthset.domain import AssignmentStatus, TaskStatus
+from truthset.errors import Conflict
+from truthset.schemas import ResponseCreate
+from truthset.services import projects, queue
+from truthset.storage import tables as t
+
+THREADS = 16
+TASKS = 200
+OVERLAP = 3
+LABELS = ("positive", "negative", "neutral")
+
+
+@dataclass
+class Tally:
+    acknowledged: list[str] = field(default_factory=list)  # response ids the service returned
+    leases: int = 0
+    released: int = 0
+    skipped: int = 0
+    replays: int = 0
+
+
+def _work(org: Org, project_id: str, actor: Actor, start: threading.Barrier, seed: int) -> Tally:
+    """One worker: lease, then mostly answer (sometimes release, skip, or retry the submit)."""
+    rng = random.Random(seed)
+    tally = Tally()
+    start.wait()
+    while lease := queue.next_assignment(org.db, actor.principal, project_id):
+        tally.leases += 1
+        roll = rng.random()
+        if roll < 0.05:
+            queue.release(org.db, actor.principal, lease["id"])
+            tally.released += 1
+            continue
+        if roll < 0.08:
+            queue.skip(org.db, actor.principal, lease["id"])
+            tally.skipped += 1
+            continue
+        key = f"{actor.worker_id}:{lease['task']['id']}"
+        data = ResponseCreate(answer={"sentiment": rng.choice(LABELS)}, assignment_id=lease["id"])
+        result = queue.submit(org.db, actor.principal, lease["task"]["id"], data, idempotency_key=key)
+        assert result["replayed"] is False
+        tally.acknowledged.append(result["response"]["id"])
+        if roll > 0.9:  # a client retrying after a lost reply gets the same response back
+            again = queue.submit(org.db, actor.principal, lease["task"]["id"], data, idempotency_key=key)
+            assert again["replayed"] is True and again["response"]["id"] == result["response"]["id"]
+            tally.replays += 1
+    return tally
+
+
+def test_many_workers_at_once_keep_every_promise(org: Org) -> None:
+    project = org.make_project(overlap=OVERLAP, lease_seconds=600)
+    batch = org.make_batch(project["id"])
+    made = org.make_tasks(project["id"], TASKS, batch_id=batch["id"])
+    projects.finalize_batch(org.db, org.owner.principal, batch["id"])
+    workers = [org.add_member() for _ in range(THREADS)]
+
+    tallies: list[Tally] = []
+    # Rounds: a worker stops when the queue has nothing for it *right now*; tasks that others
+    # released or skipped afterwards are picked up by the next round (a handful at most).
+    for round_number in range(5):
+        start = threading.Barrier(THREADS)
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            futures = [
+                pool.submit(_work, org, project["id"], w, start, 1000 * round_number + i) for i, w in enumerate(workers)
+            ]
+            tallies.extend(f.result(timeout=300) for f in futures)
+        if projects.get_batch(org.db, org.owner.principal, batch["id"])["status"] == "completed":
+            break
+    acknowledged = [rid for tally in tallies for rid in tally.acknowledged]
+    assert sum(t.leases for t in tallies) >= TASKS * OVERLAP
+    assert sum(t.released + t.skipped for t in tallies) > 0  # the run did exercise both paths
+    assert sum(t.replays for t in tallies) > 0
+
+    with org.db.read() as conn:
+        over_full = conn.execute(
+            select(t.responses.c.task_id, func.count().label("n"), t.tasks.c.overlap)
+            .join(t.tasks, t.tasks.c.id == t.responses.c.task_id)
+            .group_by(t.responses.c.task_id, t.tasks.c.overlap)
+            .having(func.count() > t.tasks.c.overlap)
+        ).all()
+        doubles = conn.execute(
+            select(t.responses.c.task_id, t.responses.c.worker_id)
+            .group_by(t.responses.c.task_id, t.responses.c.worker_id)
+            .having(func.count() > 1)
+        ).all()
+        stored = set(conn.execute(select(t.responses.c.id)).scalars())
+        task_rows = conn.execute(select(t.tasks).where(t.tasks.c.project_id == project["id"])).mappings().all()
+        actual = dict(conn.execute(select(t.responses.c.task_id, func.count()).group_by(t.responses.c.task_id)).all())
+        active = conn.execute(
+            select(func.count()).select_from(t.assignments).where(t.assignments.c.status == "active")
+        ).scalar_one()
+        submitted = conn.execute(
+            select(func.count())
+            .select_from(t.assignments)
+            .where(t.assignments.c.status == str(AssignmentStatus.SUBMITTED))
+        ).scalar_one()
+
+    assert over_full == []
+    assert doubles == []
+    assert len(acknowledged) == len(set(acknowledged)) == TASKS * OVERLAP
+    assert set(acknowledged) == stored  # every acknowledged response is there, nothing else is
+    assert len(task_rows) == len(made) == TASKS
+    for task in task_rows:
+        assert task["status"] == str(TaskStatus.COMPLETED), task["id"]
+        assert task["response_count"] == actual[task["id"]] == OVERLAP
+        assert task["lease_count"] == 0
+        assert task["result"]["answer"]["sentiment"] in LABELS
+        assert len(set(task["result"]["workers"])) == OVERLAP
+    assert active == 0
+    assert submitted == TASKS * OVERLAP  # every response came through its lease
+    assert projects.get_batch(org.db, org.owner.principal, batch["id"])["status"] == "completed"
+
+
+def test_racing_submits_of_one_worker_store_one_response(org: Org) -> None:
+    """The same answer sent many times at once (a retry storm): one stored, the rest replays or 409."""
+    project = org.make_project(overlap=2)
+    (task,) = org.make_tasks(project["id"], 1)
+    worker = org.add_member()
+    start = threading.Barrier(8)
+    answer = ResponseCreate(answer={"sentiment": "neutral"})
+
+    def send(i: int) -> str:
+        start.wait()
+        key = "same-key" if i % 2 == 0 else None
+        try:
+            result = queue.submit(org.db, worker.principal, task["id"], answer, idempotency_key=key)
+        except Conflict:
+            return "conflict"
+        return result["response"]["id"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(send, range(8)))
+    with org.db.read() as conn:
+        stored = list(conn.execute(select(t.responses.c.id)).scalars())
+    assert len(stored) == 1
+    # each request either got the one stored response (first or replayed) or was refused
+    assert {o for i, o in enumerate(outcomes) if i % 2 == 0} <= {stored[0], "conflict"}
+    assert set(outcomes) - {"conflict"} == {stored[0]}
