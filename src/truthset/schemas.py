@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from truthset.domain import AssignmentStatus, BatchStatus, Role, TaskStatus, WorkerKind
 from truthset.questions import Spec
@@ -31,6 +31,14 @@ class Input(BaseModel):
     """Request bodies reject unknown fields, so a typo is an error, not a silent no-op."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value
 
 
 class Output(BaseModel):

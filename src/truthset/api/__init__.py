@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from truthset import __version__
 from truthset.api import errors
-from truthset.api.limits import BodyLimitMiddleware
+from truthset.api.limits import BodyLimitMiddleware, NulGuardMiddleware
 from truthset.api.routes import accounts, media, projects, queue, tasks
 from truthset.config import Settings, get_settings
 from truthset.storage import Database
@@ -56,3 +56,4 @@ def _setup_limits(app: FastAPI, settings: Settings) -> None:
         large_limit=max(settings.max_import_bytes, settings.max_upload_bytes),
         large_suffixes=("/tasks/bulk", "/media"),
     )
+    app.add_middleware(NulGuardMiddleware)
