@@ -65,6 +65,10 @@ _NESTED = re.compile(r"^(?:Value error, )?([A-Za-z_][\w\-]*(?:\[\d+\])?(?:\.[\w\
 
 def _field_error(error: dict[str, Any]) -> dict[str, str]:
     """Name the innermost field: a validator's "questions[0].options: ..." extends the location."""
+    if error.get("type") == "json_invalid":  # loc is ("body", <character position>): not a field
+        reason = (error.get("ctx") or {}).get("error", "")
+        message = f"invalid JSON: {reason}" if reason else "invalid JSON"
+        return {"field": "body", "message": message, "type": "json_invalid"}
     field = _location(error.get("loc", ()))
     message = str(error.get("msg", ""))
     nested = _NESTED.match(message)
