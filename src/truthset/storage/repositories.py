@@ -62,7 +62,7 @@ def insert_prepared(conn: Connection, table: Table, columns: Sequence[str], rows
 
 def driver_datetime(conn: Connection, value: datetime) -> Any:
     """A datetime as the driver stores it (a string on SQLite, unchanged on PostgreSQL)."""
-    process = DateTime().bind_processor(conn.dialect)
+    process = DateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return process(value) if process else value
 
 
