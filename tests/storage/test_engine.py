@@ -1,0 +1,127 @@
+"""The engine and its transactions, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
+
+from truthset.storage import Database
+from truthset.storage import tables as t
+
+
+def _org_row(org_id: str = "0" * 24, name: str = "acme") -> dict:
+    return {"id": org_id, "name": name, "created_at": datetime(2024, 1, 1, 12, 30, 15, 123456)}
+
+
+def _count(db: Database) -> int:
+    with db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(t.organizations)).scalar_one())
+
+
+def test_write_commits_and_an_error_rolls_back(db: Database) -> None:
+    with db.write() as conn:
+        conn.execute(insert(t.organizations).values(**_org_row()))
+    assert _count(db) == 1
+    with pytest.raises(RuntimeError), db.write() as conn:
+        conn.execute(insert(t.organizations).values(**_org_row("1" * 24)))
+        raise RuntimeError("boom")
+    assert _count(db) == 1
+    with pytest.raises(IntegrityError), db.write() as conn:
+        conn.execute(insert(t.organizations).values(**_org_row("2" * 24)))
+        conn.execute(insert(t.organizations).values(**_org_row()))  # duplicate primary key
+    assert _count(db) == 1
+
+
+def test_datetimes_and_json_round_trip(db: Database) -> None:
+    row = _org_row()
+    payload = {"text": "héllo ✓ 世界", "nested": {"list": [1, 2.5, None, True]}, "empty": {}}
+    with db.write() as conn:
+        conn.execute(insert(t.organizations).values(**row))
+        conn.execute(
+            insert(t.media).values(
+                id="m" * 24,
+                organization_id=row["id"],
+                sha256="a" * 64,
+                content_type="x",
+                size=1,
+                filename="f",
+                created_at=row["created_at"],
+            )
+        )
+        conn.execute(
+            insert(t.projects).values(
+                id="p" * 24, organization_id=row["id"], name="p", description="", instructions="",
+                spec=payload, quality={"overlap": 2}, lease_seconds=60,
+                created_at=row["created_at"], updated_at=row["created_at"], archived_at=None,
+            )
+        )  # fmt: skip
+    with db.read() as conn:
+        created = conn.execute(select(t.organizations.c.created_at)).scalar_one()
+        spec = conn.execute(select(t.projects.c.spec)).scalar_one()
+    assert created == row["created_at"] and created.tzinfo is None
+    assert spec == payload
+
+
+def test_foreign_keys_are_enforced(db: Database) -> None:
+    with pytest.raises(IntegrityError), db.write() as conn:
+        conn.execute(
+            insert(t.members).values(
+                id="m" * 24, organization_id="9" * 24, email="a@b.c", name="a", role="owner",
+                created_at=datetime(2024, 1, 1),
+            )
+        )  # fmt: skip
+
+
+# --- SQLite specifics ------------------------------------------------------------------------------
+
+
+def test_sqlite_is_wal_with_full_sync_by_default(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'deep' / 'dir' / 'x.db'}")  # creates the directory
+    try:
+        with db.read() as conn:
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+    finally:
+        db.dispose()
+    normal = Database(f"sqlite:///{tmp_path / 'n.db'}", sqlite_synchronous="NORMAL")
+    try:
+        with normal.read() as conn:
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == 1
+    finally:
+        normal.dispose()
+
+
+def test_sqlite_write_takes_the_write_lock_at_begin(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE: a write transaction holds the lock before its first statement."""
+    path = tmp_path / "lock.db"
+    db = Database(f"sqlite:///{path}")
+    db.create_all()
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        with db.write(), pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")  # free again once the block ends
+        other.execute("ROLLBACK")
+        with db.read() as conn:
+            conn.execute(select(t.organizations)).all()
+            other.execute("BEGIN IMMEDIATE")  # a read does not block writers
+            other.execute("ROLLBACK")
+    finally:
+        other.close()
+        db.dispose()
+
+
+def test_postgres_read_committed(postgres_worker_url: str) -> None:
+    db = Database(postgres_worker_url)
+    try:
+        with db.read() as conn:
+            assert conn.execute(text("SHOW transaction_isolation")).scalar() == "read committed"
+    finally:
+        db.dispose()

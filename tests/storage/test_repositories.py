@@ -1,0 +1,136 @@
+"""Repositories: the organization-scoped helper, keyset pages, unique_id lookups, lease expiry."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from conftest import Org
+from truthset.schemas import ResponseCreate
+from truthset.services import queue, tasks
+from truthset.storage import Database
+from truthset.storage import repositories as repo
+from truthset.storage import tables as t
+from truthset.storage.ids import new_id, utcnow
+
+
+def test_scoped_and_get_never_cross_organizations(org: Org, other_org: Org) -> None:
+    project = org.make_project()
+    with org.db.read() as conn:
+        assert repo.get(conn, t.projects, org.id, project["id"])["id"] == project["id"]
+        assert repo.get(conn, t.projects, other_org.id, project["id"]) is None
+        assert conn.execute(repo.scoped(t.projects, other_org.id)).all() == []
+        assert [r.id for r in conn.execute(repo.scoped(t.projects, org.id, t.projects.c.id))] == [project["id"]]
+
+
+def test_change_is_scoped_too(org: Org, other_org: Org) -> None:
+    project = org.make_project(name="before")
+    with org.db.write() as conn:
+        repo.change(conn, t.projects, other_org.id, project["id"], name="hijacked")
+    with org.db.read() as conn:
+        assert repo.get(conn, t.projects, org.id, project["id"])["name"] == "before"
+
+
+def test_page_ascending_and_descending(org: Org) -> None:
+    made = [org.make_project()["id"] for _ in range(7)]
+    query = repo.scoped(t.projects, org.id)
+    for descending, expected in ((False, made), (True, made[::-1])):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            with org.db.read() as conn:
+                rows, cursor = repo.page(conn, query, t.projects, cursor=cursor, limit=3, descending=descending)
+            seen.extend(r["id"] for r in rows)
+            if cursor is None:
+                break
+        assert seen == expected
+    with org.db.read() as conn:
+        rows, cursor = repo.page(conn, query, t.projects, cursor=None, limit=7)
+    assert len(rows) == 7 and cursor is None
+
+
+def test_existing_unique_ids_in_chunks(org: Org) -> None:
+    project = org.make_project()
+    wanted = [f"u{i}" for i in range(2100)]
+    items = [(i, {"data": {"text": "x"}, "unique_id": u}) for i, u in enumerate(wanted[::2], 1)]
+    assert tasks.import_tasks(org.db, org.owner.principal, project["id"], items).created == 1050
+    with org.db.read() as conn:
+        found = repo.existing_unique_ids(conn, org.id, wanted)
+        assert repo.existing_unique_ids(conn, "f" * 24, wanted) == {}
+    assert set(found) == set(wanted[::2])
+    assert len(set(found.values())) == 1050
+
+
+def test_unique_constraints(org: Org) -> None:
+    project = org.make_project(overlap=2)
+    task = org.make_task(project["id"], unique_id="once")
+    worker = org.add_member()
+    queue.submit(org.db, worker.principal, task["id"], ResponseCreate(answer={"sentiment": "neutral"}))
+    with org.db.read() as conn:
+        response = dict(conn.execute(select(t.responses)).mappings().one())
+        task_row = dict(conn.execute(select(t.tasks)).mappings().one())
+    with pytest.raises(IntegrityError), org.db.write() as conn:
+        repo.add(conn, t.responses, {**response, "id": "r" * 24})  # same task and worker
+    with pytest.raises(IntegrityError), org.db.write() as conn:
+        repo.add(conn, t.tasks, {**task_row, "id": "t" * 24})  # same organization and unique_id
+
+
+def _lease(db: Database, org: Org, project_id: str, task_id: str, worker_id: str, expires: datetime) -> str:
+    assignment_id = new_id()
+    with db.write() as conn:
+        repo.add(
+            conn,
+            t.assignments,
+            {
+                "id": assignment_id,
+                "organization_id": org.id,
+                "project_id": project_id,
+                "task_id": task_id,
+                "worker_id": worker_id,
+                "status": "active",
+                "created_at": utcnow(),
+                "expires_at": expires,
+                "ended_at": None,
+            },
+        )
+        conn.execute(t.tasks.update().where(t.tasks.c.id == task_id).values(lease_count=t.tasks.c.lease_count + 1))
+    return assignment_id
+
+
+def test_expire_leases_gives_each_slot_back_once(org: Org) -> None:
+    project = org.make_project(overlap=3)
+    first, second = org.make_tasks(project["id"], 2)
+    workers = [org.add_member().worker_id for _ in range(3)]
+    now = utcnow()
+    past, future = now - timedelta(seconds=5), now + timedelta(minutes=5)
+    _lease(org.db, org, project["id"], first["id"], workers[0], past)
+    _lease(org.db, org, project["id"], first["id"], workers[1], past)
+    live = _lease(org.db, org, project["id"], first["id"], workers[2], future)
+    _lease(org.db, org, project["id"], second["id"], workers[0], past)
+    with org.db.write() as conn:
+        assert repo.expire_leases(conn, project["id"], now) == 3
+    with org.db.write() as conn:
+        assert repo.expire_leases(conn, project["id"], now) == 0  # already expired
+    with org.db.read() as conn:
+        counts = dict(conn.execute(select(t.tasks.c.id, t.tasks.c.lease_count)).all())
+        statuses = dict(conn.execute(select(t.assignments.c.id, t.assignments.c.status)).all())
+    assert counts == {first["id"]: 1, second["id"]: 0}
+    assert statuses[live] == "active"
+    assert sorted(statuses.values()) == ["active", "expired", "expired", "expired"]
+
+
+def test_next_task_id_skips_full_and_seen_tasks(org: Org) -> None:
+    project = org.make_project(overlap=1)
+    low, high = org.make_task(project["id"], priority=1), org.make_task(project["id"], priority=9)
+    worker = org.add_member().worker_id
+    with org.db.read() as conn:
+        assert repo.next_task_id(conn, project["id"], worker) == high["id"]
+    _lease(org.db, org, project["id"], high["id"], org.add_member().worker_id, utcnow() + timedelta(minutes=1))
+    with org.db.read() as conn:
+        assert repo.next_task_id(conn, project["id"], worker) == low["id"]  # high is full
+    _lease(org.db, org, project["id"], low["id"], worker, utcnow() + timedelta(minutes=1))
+    with org.db.read() as conn:
+        assert repo.next_task_id(conn, project["id"], worker) is None
