@@ -95,7 +95,7 @@ def update_project(db: Database, principal: Principal, project_id: str, data: Pr
     with db.write() as conn:
         project = load_project(conn, principal, project_id)
         require(principal, Action.MANAGE_PROJECTS)
-        values: dict[str, Any] = data.model_dump(exclude_unset=True, exclude={"archived", "quality"})
+        values: dict[str, Any] = data.model_dump(exclude_none=True, exclude={"archived", "quality"})
         if data.quality is not None:
             values["quality"] = data.quality.model_dump(mode="json")
         if data.archived is not None:
