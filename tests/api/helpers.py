@@ -341,10 +341,17 @@ def app_routes(app: FastAPI) -> list[Route]:
         entries = [(r.path, getattr(r, "methods", None) or set(), getattr(r, "operation_id", None)) for r in app.routes]
     routes = []
     for path, methods, operation_id in entries:
+        if path is None:  # a mount (static files)
+            continue
         params = tuple(part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}"))
         for method in sorted(set(methods) - {"HEAD"}):
             routes.append(Route(method, path, operation_id, params))
     return routes
+
+
+def api_routes(app: FastAPI) -> list[Route]:
+    """The REST API's routes (under /api/v1, plus /healthz); the web UI's pages are tested with the UI."""
+    return [r for r in app_routes(app) if r.path.startswith(API + "/") or r.path == "/healthz"]
 
 
 def call_for(route: Route, world: World) -> Call:

@@ -13,7 +13,7 @@ from truthset.config import Settings
 from truthset.domain import Role
 from truthset.services.policy import ALLOWED, Action
 
-from .helpers import API, Api, Org, app_routes, assert_error, build_world, call_for, send, snapshot
+from .helpers import API, Api, Org, api_routes, assert_error, build_world, call_for, send, snapshot
 
 #: operation_id -> the action it needs (None: any member). Where a route acts on another member's
 #: object (get_member, create_key, revoke_key), the walk uses another member's, so the table names
@@ -54,11 +54,11 @@ PERMISSIONS: dict[str, Action | None] = {
     "get_media": Action.READ_MEDIA,
 }
 
-PUBLIC = {f"{API}/openapi.json", f"{API}/docs", "/docs/oauth2-redirect"}
+PUBLIC = {f"{API}/openapi.json", f"{API}/docs"}
 
 
 def test_every_route_is_in_the_permission_table(api: Api) -> None:
-    operations = {r.operation_id for r in app_routes(api.app) if r.path not in PUBLIC}
+    operations = {r.operation_id for r in api_routes(api.app) if r.path not in PUBLIC}
     assert None not in operations, "every API route needs an operation_id"
     missing = operations - set(PERMISSIONS)
     assert not missing, f"decide who may call {sorted(missing)}: add them to PERMISSIONS"
@@ -72,7 +72,7 @@ def test_each_role_is_allowed_or_forbidden_as_the_table_says(
     caller = org.actor(role)
     world = build_world(org, settings, worker=caller)
     assert api.get(f"{API}/me", auth=caller).json()["member"]["role"] == role  # also records last use
-    for route in app_routes(api.app):
+    for route in api_routes(api.app):
         if route.path in PUBLIC:
             continue
         assert route.operation_id in PERMISSIONS, f"{route}: add it to PERMISSIONS"

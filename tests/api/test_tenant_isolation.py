@@ -23,7 +23,7 @@ from .helpers import (
     Api,
     Org,
     Route,
-    app_routes,
+    api_routes,
     assert_error,
     build_world,
     call_for,
@@ -32,7 +32,7 @@ from .helpers import (
     snapshot,
 )
 
-PUBLIC = {"/healthz", f"{API}/openapi.json", f"{API}/docs", "/docs/oauth2-redirect"}
+PUBLIC = {"/healthz", f"{API}/openapi.json", f"{API}/docs"}
 
 
 def _normalise(message: str, ids: dict[str, str]) -> str:
@@ -53,7 +53,7 @@ def test_every_route_hides_other_tenants_objects(api: Api, org: Org, other_org: 
     before = snapshot(org.db, org.id, settings.media_dir)
     a_ids = ids_in(before) - {org.id}
     walked = 0
-    for route in app_routes(api.app):
+    for route in api_routes(api.app):
         if route.path in PUBLIC:
             continue
         walked += 1
@@ -186,8 +186,8 @@ def _public_or_401(api: Api, route: Route, headers: dict[str, str]) -> None:
     ],
 )
 def test_every_route_needs_a_valid_key(api: Api, org: Org, headers: dict[str, str]) -> None:
-    routes = app_routes(api.app)
-    assert {r.path for r in routes} >= PUBLIC - {"/docs/oauth2-redirect"}
+    routes = api_routes(api.app)
+    assert {r.path for r in routes} >= PUBLIC
     for route in routes:
         _public_or_401(api, route, headers)
 
@@ -200,6 +200,6 @@ def test_revoked_keys_and_disabled_members_are_rejected_everywhere(api: Api, org
     assert api.delete(f"{API}/keys/{key_id}", auth=revoked).status_code == 200
     r = api.patch(f"{API}/members/{disabled.id}", auth=org.owner, json={"disabled": True})
     assert r.status_code == 200 and r.json()["disabled_at"] is not None
-    for route in app_routes(api.app):
+    for route in api_routes(api.app):
         for actor in (revoked, disabled):
             _public_or_401(api, route, {"Authorization": f"Bearer {actor.api_key}"})
