@@ -7,16 +7,50 @@ scripts talk to the REST API with the session cookie and its CSRF token (see ``a
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute, Match, NoMatchFound
 
 from truthset.ui._pages import STATIC_DIR, router
 from truthset.ui._security import SecurityHeadersMiddleware
 
-__all__ = ["install"]
+__all__ = ["PREFIXES", "install"]
+
+#: The UI's paths: ``/`` and everything under these (the API lives under ``/api/``).
+PREFIXES = ("/login", "/logout", "/projects/", "/ui/", "/static/")
+
+
+class UiRoute(BaseRoute):
+    """Hands the UI's paths to the UI (its own router behind the security headers).
+
+    The UI is a separate ASGI application inside the server, not part of the API: its pages are not
+    API operations, have no operation ids and stay out of the OpenAPI document and the API's route
+    table (which the API tests walk).
+    """
+
+    def __init__(self, app: Any, *, exact: frozenset[str], prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.exact = exact
+        self.prefixes = prefixes
+
+    def matches(self, scope: dict[str, Any]) -> tuple[Match, dict[str, Any]]:
+        if scope["type"] == "http" and (scope["path"] in self.exact or scope["path"].startswith(self.prefixes)):
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        raise NoMatchFound(name, path_params)
 
 
 def install(app: FastAPI) -> None:
-    app.include_router(router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_middleware(SecurityHeadersMiddleware, skip_prefixes=("/api/",))
+    """Serve the UI from ``app``: the pages, the static files and the question widgets."""
+    pages = APIRouter(include_in_schema=False)
+    pages.include_router(router)
+    pages.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    ui = SecurityHeadersMiddleware(pages)
+    app.router.routes.append(UiRoute(ui, exact=frozenset({"/"}), prefixes=PREFIXES))

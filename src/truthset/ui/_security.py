@@ -41,7 +41,7 @@ HEADERS: dict[bytes, bytes] = {
 
 
 class SecurityHeadersMiddleware:
-    """Adds :data:`HEADERS` to responses outside ``skip_prefixes``; HTML pages are never cached."""
+    """Adds :data:`HEADERS` to every response (outside ``skip_prefixes``); HTML is never cached."""
 
     def __init__(self, app: Any, *, skip_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app

@@ -1,0 +1,240 @@
+"""End-to-end fixtures: a real ``truthset serve`` process on 127.0.0.1 and a real headless Chromium.
+
+The browser is Debian's ``chromium`` package (``.ci/run`` installs it); Playwright only drives it
+(``playwright install`` is never run). Without a chromium binary these tests skip, saying why.
+
+Set-up, once per test session (per xdist worker): a temporary data directory; an organization made
+with the services (so the owner's password is known), an annotator with a known password, the demo
+project (``truthset demo --no-serve``) and a small project with every field type; then the server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ANNOTATOR_EMAIL = "annotator@example.com"
+ANNOTATOR_PASSWORD = "annotator-password-123"
+STARTUP_TIMEOUT_S = 30.0
+
+
+def chromium_path() -> str | None:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@dataclass
+class Server:
+    url: str
+    owner_email: str
+    owner_password: str
+    owner_key: str
+    demo_project_id: str
+    fields_project_id: str
+
+    def api(self) -> httpx.Client:
+        """An API client authenticated as the owner (an API key, as any integration would)."""
+        return httpx.Client(
+            base_url=f"{self.url}/api/v1", headers={"Authorization": f"Bearer {self.owner_key}"}, timeout=10
+        )
+
+    def responses(self, task_id: str) -> list[dict[str, Any]]:
+        with self.api() as client:
+            response = client.get(f"/tasks/{task_id}/responses")
+            response.raise_for_status()
+            return response.json()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _truthset(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", "from truthset.cli import main; main()", *args]
+    return subprocess.run(command, env=env, check=True, capture_output=True, text=True, timeout=120)
+
+
+def _set_up_data(data_dir: Path, env: dict[str, str], url: str) -> dict[str, Any]:
+    from truthset.config import Settings
+    from truthset.schemas import MemberCreate, ProjectCreate, TaskCreate
+    from truthset.services import accounts, projects, tasks
+    from truthset.storage import Database, upgrade
+
+    settings = Settings(data_dir=data_dir)
+    upgrade(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    try:
+        created = accounts.init_organization(db, "E2E organization", "owner@example.com")
+        owner = accounts.authenticate(db, created["api_key"])
+        accounts.add_member(
+            db, owner, MemberCreate(email=ANNOTATOR_EMAIL, name="Ann Otator", role="annotator", password=ANNOTATOR_PASSWORD)
+        )
+        _truthset("demo", "--no-serve", env=env)  # the demo project, in the organization made above
+        demo = next(p for p in projects.list_projects(db, owner, cursor=None, limit=100)[0] if p["name"].startswith("Demo"))
+        fields_project = projects.create_project(
+            db,
+            owner,
+            ProjectCreate.model_validate(
+                {
+                    "name": "Every field type",
+                    "instructions": "Look at *everything*.\n\n<script>alert('instructions')</script>",
+                    "spec": {
+                        "fields": [
+                            {"name": "title", "type": "text", "label": "Title"},
+                            {"name": "picture", "type": "image", "label": "Picture"},
+                            {"name": "page", "type": "html", "label": "Page"},
+                            {"name": "answers", "type": "responses", "label": "Model answers"},
+                        ],
+                        "questions": [
+                            {"name": "better", "type": "label", "options": ["A", "B"], "prompt": "Which is **better**?"},
+                            {"name": "notes", "type": "text", "required": False, "multiline": True},
+                        ],
+                    },
+                }
+            ),
+        )
+        tasks.create_task(
+            db,
+            owner,
+            fields_project["id"],
+            TaskCreate.model_validate(
+                {
+                    "data": {
+                        "title": "<img src=x onerror=alert(1)> & friends",
+                        "picture": f"{url}/static/favicon.svg",
+                        "page": "<h1>Hello</h1><script>parent.document.title='pwned'</script>",
+                        "answers": [{"text": "Paris", "model": "model-a"}, "It is Paris."],
+                    }
+                }
+            ),
+        )
+    finally:
+        db.dispose()
+    return {
+        "owner_password": created["password"],
+        "owner_key": created["api_key"],
+        "demo_project_id": demo["id"],
+        "fields_project_id": fields_project["id"],
+    }
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp("e2e-data")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "TRUTHSET_DATA_DIR": str(data_dir)}
+    env.pop("TRUTHSET_DATABASE_URL", None)  # the embedded SQLite database in data_dir
+    made = _set_up_data(data_dir, env, url)
+    log = (data_dir / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from truthset.cli import main; main()", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"truthset serve exited with {process.returncode}: {(data_dir / 'server.log').read_text()}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"truthset serve did not answer /healthz within {STARTUP_TIMEOUT_S} s")
+            time.sleep(0.1)  # polling a starting process (bounded by the deadline), not timing a test
+        yield Server(url=url, owner_email="owner@example.com", **made)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no chromium binary (apt-get install chromium; .ci/run does it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Tab:
+    """A page in a fresh browser context, recording console errors and uncaught exceptions."""
+
+    context: Any
+    page: Any
+    console_errors: list[str]
+    page_errors: list[str]
+
+    def script_errors(self, *, allow: tuple[str, ...] = ()) -> list[str]:
+        """Console errors other than failed network loads (expected offline) and ``allow``ed ones."""
+        return [
+            message
+            for message in self.console_errors + self.page_errors
+            if "Failed to load resource" not in message and not any(a in message for a in allow)
+        ]
+
+
+@pytest.fixture
+def tab(browser: Any, server: Server) -> Iterator[Tab]:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=10_000)
+    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    console_errors: list[str] = []
+    page_errors: list[str] = []
+    page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    try:
+        yield Tab(context=context, page=page, console_errors=console_errors, page_errors=page_errors)
+    finally:
+        context.close()
+
+
+def log_in(page: Any, email: str, password: str) -> None:
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/login" not in url)
