@@ -92,10 +92,14 @@ def _set_up_data(data_dir: Path, env: dict[str, str], url: str) -> dict[str, Any
         created = accounts.init_organization(db, "E2E organization", "owner@example.com")
         owner = accounts.authenticate(db, created["api_key"])
         accounts.add_member(
-            db, owner, MemberCreate(email=ANNOTATOR_EMAIL, name="Ann Otator", role="annotator", password=ANNOTATOR_PASSWORD)
+            db,
+            owner,
+            MemberCreate(email=ANNOTATOR_EMAIL, name="Ann Otator", role="annotator", password=ANNOTATOR_PASSWORD),
         )
         _truthset("demo", "--no-serve", env=env)  # the demo project, in the organization made above
-        demo = next(p for p in projects.list_projects(db, owner, cursor=None, limit=100)[0] if p["name"].startswith("Demo"))
+        demo = next(
+            p for p in projects.list_projects(db, owner, cursor=None, limit=100)[0] if p["name"].startswith("Demo")
+        )
         fields_project = projects.create_project(
             db,
             owner,
@@ -111,7 +115,12 @@ def _set_up_data(data_dir: Path, env: dict[str, str], url: str) -> dict[str, Any
                             {"name": "answers", "type": "responses", "label": "Model answers"},
                         ],
                         "questions": [
-                            {"name": "better", "type": "label", "options": ["A", "B"], "prompt": "Which is **better**?"},
+                            {
+                                "name": "better",
+                                "type": "label",
+                                "options": ["A", "B"],
+                                "prompt": "Which is **better**?",
+                            },
                             {"name": "notes", "type": "text", "required": False, "multiline": True},
                         ],
                     },
@@ -153,7 +162,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     made = _set_up_data(data_dir, env, url)
     log = (data_dir / "server.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-c", "from truthset.cli import main; main()", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-c",
+            "from truthset.cli import main; main()",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -61,9 +61,7 @@ def test_pages_send_a_strict_content_security_policy(tab: Tab, server: Server) -
     assert tab.script_errors() == []
 
 
-def test_annotator_labels_with_the_keyboard_skips_reloads_and_survives_going_offline(
-    tab: Tab, server: Server
-) -> None:
+def test_annotator_labels_with_the_keyboard_skips_reloads_and_survives_going_offline(tab: Tab, server: Server) -> None:
     page, context = tab.page, tab.context
     log_in(page, ANNOTATOR_EMAIL, ANNOTATOR_PASSWORD)
     project = page.locator(f'li.project[data-project-id="{server.demo_project_id}"]')
@@ -202,7 +200,8 @@ def test_manager_sees_counts_batches_and_exports(tab: Tab, server: Server) -> No
     with server.api() as client:
         batch = client.post(f"/projects/{server.demo_project_id}/batches", json={"name": "week 1"}).json()
         client.post(
-            f"/projects/{server.demo_project_id}/tasks", json={"data": {"product": "Kettle", "review": "Fine."}, "batch_id": batch["id"]}
+            f"/projects/{server.demo_project_id}/tasks",
+            json={"data": {"product": "Kettle", "review": "Fine."}, "batch_id": batch["id"]},
         ).raise_for_status()
     log_in(page, server.owner_email, server.owner_password)
     project = page.locator(f'li.project[data-project-id="{server.demo_project_id}"]')
@@ -229,9 +228,7 @@ def test_session_cookie_is_httponly_and_api_writes_need_the_csrf_token(tab: Tab,
     assert without.json()["error"]["code"] == "csrf_failed"
     page.goto("/")
     token = page.locator('meta[name="csrf-token"]').get_attribute("content")
-    with_token = page.request.post(
-        f"/api/v1/projects/{server.demo_project_id}/next", headers={"X-CSRF-Token": token}
-    )
+    with_token = page.request.post(f"/api/v1/projects/{server.demo_project_id}/next", headers={"X-CSRF-Token": token})
     assert with_token.status in (200, 204)
     # signing out ends the session everywhere
     page.get_by_role("button", name="Sign out").click()

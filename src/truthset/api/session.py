@@ -167,9 +167,7 @@ def load(db: Database, token: str | None) -> SessionInfo | None:
         expires_at = min(row["created_at"] + ABSOLUTE, now + IDLE)
         with db.write() as conn:
             conn.execute(
-                update(t.sessions)
-                .where(t.sessions.c.id == row["id"])
-                .values(last_seen_at=now, expires_at=expires_at)
+                update(t.sessions).where(t.sessions.c.id == row["id"]).values(last_seen_at=now, expires_at=expires_at)
             )
     principal = Principal(
         organization_id=row["organization_id"],

@@ -152,9 +152,7 @@ async def login_submit(request: Request) -> Response:
     except session.TooManyAttempts as exc:
         return _login_page(request, status_code=429, email=email, next_url=next_url, error=exc.message)
     except Unauthenticated:
-        return _login_page(
-            request, status_code=401, email=email, next_url=next_url, error="Wrong email or password."
-        )
+        return _login_page(request, status_code=401, email=email, next_url=next_url, error="Wrong email or password.")
     if isinstance(outcome, list):
         return _login_page(
             request,
