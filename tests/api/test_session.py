@@ -218,3 +218,17 @@ def test_markdown_is_rendered_without_raw_html_or_script_links() -> None:
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert 'href="javascript:' not in html
     assert 'href="https://example.com" target="_blank" rel="noopener noreferrer"' in html
+
+
+def test_every_ui_page_is_documented() -> None:
+    from pathlib import Path
+
+    from truthset.ui._pages import router
+
+    text = (Path(__file__).parents[2] / "docs" / "workbench.md").read_text()
+    paths = {route.path for route in router.routes}
+    assert "/projects/{project_id}/label" in paths
+    missing = sorted(
+        p.replace("{type_name}", "{type}") for p in paths if f"`{p.replace('{type_name}', '{type}')}`" not in text
+    )
+    assert not missing, f"undocumented pages in docs/workbench.md: {missing}"
