@@ -1,0 +1,40 @@
+"""Media: upload an image (sniffed, not trusted), fetch it back, use it in an image field."""
+
+from __future__ import annotations
+
+from .helpers import API, PNG, Api, Org, assert_error, png_bytes
+
+
+def test_upload_fetch_and_use_an_image(api: Api, org: Org) -> None:
+    r = api.post(f"{API}/media", auth=org.owner, files={"file": ("dot.png", PNG, "application/octet-stream")})
+    assert r.status_code == 201, r.text
+    media = r.json()
+    assert media["content_type"] == "image/png" and media["size"] == len(PNG) and media["filename"] == "dot.png"
+    assert media["reference"] == f"media:{media['id']}"
+    fetched = api.get(f"{API}/media/{media['id']}", auth=org.actor("annotator"))
+    assert fetched.status_code == 200 and fetched.content == PNG
+    assert fetched.headers["content-type"] == "image/png"
+    assert fetched.headers["x-content-type-options"] == "nosniff"
+    same = api.post(f"{API}/media", auth=org.owner, files={"file": ("again.png", PNG, "image/png")})
+    assert same.json()["id"] == media["id"]  # content-addressed: the same file is stored once
+    bigger = api.post(f"{API}/media", auth=org.owner, files={"file": ("b.png", png_bytes(4, 4), "image/png")})
+    assert bigger.json()["id"] != media["id"]
+    project = org.make_project(
+        spec={"fields": [{"name": "photo", "type": "image"}], "questions": [{"name": "q", "type": "text"}]}
+    )
+    task = api.post(
+        f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": {"photo": media["reference"]}}
+    )
+    assert task.status_code == 201
+    bad = api.post(
+        f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": {"photo": "file:///etc/passwd"}}
+    )
+    assert_error(bad, 422, "invalid_input")
+
+
+def test_non_images_are_rejected(api: Api, org: Org) -> None:
+    for name, content in [("a.txt", b"hello"), ("x.png", b"<svg onload=alert(1)>"), ("e.png", b"")]:
+        r = api.post(f"{API}/media", auth=org.owner, files={"file": (name, content, "image/png")})
+        error = assert_error(r, 422, "invalid_input")
+        assert error["details"] == {"field": "file"}
+    assert_error(api.get(f"{API}/media/0123456789abcdef01234567", auth=org.owner), 404, "not_found")

@@ -1,0 +1,83 @@
+"""Projects: a spec with every field and question type, reads, lists, updates, archiving."""
+
+from __future__ import annotations
+
+from .helpers import API, FULL_SPEC, Api, Org, assert_error
+
+
+def test_create_a_project_with_every_field_and_question_type(api: Api, org: Org) -> None:
+    body = {
+        "name": "Everything",
+        "description": "all types",
+        "instructions": "# Read me",
+        "spec": FULL_SPEC,
+        "quality": {"overlap": 3},
+        "lease_seconds": 120,
+    }
+    r = api.post(f"{API}/projects", auth=org.owner, json=body)
+    assert r.status_code == 201, r.text
+    project = r.json()
+    assert [f["type"] for f in project["spec"]["fields"]] == ["text", "image", "html", "responses"]
+    assert [q["type"] for q in project["spec"]["questions"]] == ["label", "labels", "rating", "text"]
+    assert project["quality"] == {"overlap": 3} and project["lease_seconds"] == 120
+    assert project["created_at"].endswith("Z") or "+00:00" in project["created_at"]
+    assert api.get(f"{API}/projects/{project['id']}", auth=org.owner).json() == project
+    task = {
+        "data": {
+            "text": "hello",
+            "image": "https://example.com/cat.png",
+            "html": "<b>hi</b>",
+            "responses": ["a", {"text": "b", "model": "m"}],
+        }
+    }
+    assert api.post(f"{API}/projects/{project['id']}/tasks", auth=org.owner, json=task).status_code == 201
+    answer = {"sentiment": "neutral", "topics": ["tech", "sport"], "stars": 4, "summary": "fine"}
+    r = api.post(
+        f"{API}/tasks/{_first_task(api, org, project['id'])}/responses", auth=org.owner, json={"answer": answer}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["response"]["answer"]["stars"] == 4
+
+
+def _first_task(api: Api, org: Org, project_id: str) -> str:
+    return api.get(f"{API}/tasks", auth=org.owner, params={"project_id": project_id}).json()["items"][0]["id"]
+
+
+def test_question_types_are_listed(api: Api, org: Org) -> None:
+    types = api.get(f"{API}/question-types", auth=org.owner).json()
+    assert {"label", "labels", "rating", "text"} <= set(types)
+
+
+def test_invalid_specs_name_the_bad_field(api: Api, org: Org) -> None:
+    base = {"fields": [{"name": "text", "type": "text"}], "questions": [{"name": "q", "type": "text"}]}
+    cases = [
+        ({**base, "questions": [{"name": "q", "type": "label", "options": ["only"]}]}, "spec.questions[0].options"),
+        ({**base, "questions": [{"name": "q", "type": "labels", "options": ["a", "a"]}]}, "spec.questions[0].options"),
+        ({**base, "questions": [{"name": "q", "type": "rating", "min": 3, "max": 3}]}, "spec.questions[0]"),
+        ({**base, "questions": [{"name": "bad name!", "type": "text"}]}, "spec.questions[0].name"),
+        ({**base, "questions": [{"type": "text"}]}, "spec.questions[0].name"),
+        ({**base, "fields": [{"name": "f", "type": "audio"}]}, "spec.fields"),
+        ({"fields": base["fields"]}, "spec.questions"),
+    ]
+    for spec, field in cases:
+        error = assert_error(api.post(f"{API}/projects", auth=org.owner, json={"name": "p", "spec": spec}), 422)
+        assert error["message"].startswith(field), (field, error)
+        assert error["details"][0]["field"].startswith(field), (field, error)
+    assert api.get(f"{API}/projects", auth=org.owner).json()["items"] == []
+
+
+def test_list_page_update_and_archive(api: Api, org: Org) -> None:
+    made = [org.make_project(name=f"p{n}")["id"] for n in range(5)]
+    page1 = api.get(f"{API}/projects", auth=org.owner, params={"limit": 3}).json()
+    page2 = api.get(f"{API}/projects", auth=org.owner, params={"limit": 3, "cursor": page1["next_cursor"]}).json()
+    assert [p["id"] for p in page1["items"] + page2["items"]] == made and page2["next_cursor"] is None
+    r = api.patch(f"{API}/projects/{made[0]}", auth=org.owner, json={"name": "renamed", "quality": {"overlap": 2}})
+    assert r.status_code == 200 and r.json()["name"] == "renamed" and r.json()["quality"] == {"overlap": 2}
+    assert api.patch(f"{API}/projects/{made[0]}", auth=org.owner, json={"description": None}).status_code == 200
+    assert api.patch(f"{API}/projects/{made[1]}", auth=org.owner, json={"archived": True}).json()["archived_at"]
+    listed = [p["id"] for p in api.get(f"{API}/projects", auth=org.owner).json()["items"]]
+    assert made[1] not in listed and len(listed) == 4
+    everything = api.get(f"{API}/projects", auth=org.owner, params={"include_archived": "true"}).json()["items"]
+    assert made[1] in [p["id"] for p in everything]
+    assert_error(api.post(f"{API}/projects/{made[1]}/next", auth=org.owner), 409, "conflict")
+    assert_error(api.patch(f"{API}/projects/{made[0]}", auth=org.owner, json={"spec": {}}), 422, "invalid_input")
