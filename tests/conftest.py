@@ -6,6 +6,10 @@ gets its own database: a file under ``tmp_path`` for SQLite, a uniquely named da
 PostgreSQL server per pytest-xdist worker, emptied before each test (``db_url`` gives a brand-new,
 table-less database instead), so tests stay independent and workers never share a database.
 
+Test modules take these as fixtures and import nothing from here at run time (``conftest`` is
+not a unique module name across test directories); for annotations use
+``if TYPE_CHECKING: from conftest import Org``.
+
 Typical use::
 
     def test_something(db, make_org):
@@ -17,6 +21,7 @@ Typical use::
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import uuid
@@ -222,7 +227,7 @@ class Org:
         data = ProjectCreate.model_validate(
             {
                 "name": name or f"project {next(self._counter)}",
-                "spec": spec or SPEC,
+                "spec": spec or copy.deepcopy(SPEC),
                 "quality": {"overlap": overlap},
                 "lease_seconds": lease_seconds,
                 **extra,
@@ -237,6 +242,10 @@ class Org:
     def make_task(self, project_id: str, text_value: str = "hello", **fields: Any) -> dict[str, Any]:
         task = TaskCreate.model_validate({"data": {"text": text_value}, **fields})
         return tasks.create_task(self.db, self.owner.principal, project_id, task)
+
+    def all_tasks(self, filters: TaskFilter | None = None) -> list[dict[str, Any]]:
+        """Every task matching ``filters`` (as the owner sees them), following the cursor to the end."""
+        return list_all_tasks(self.db, self.owner.principal, filters or TaskFilter())
 
     def make_tasks(
         self, project_id: str, n: int, *, batch_id: str | None = None, **fields: Any
@@ -292,6 +301,12 @@ def other_org(make_org: Callable[..., Org]) -> Org:
 def principal_for(org: Org) -> Callable[[Role | str], Principal]:
     """``principal_for("annotator")``: the principal of the org's member with that role."""
     return org.principal_for
+
+
+@pytest.fixture
+def default_spec() -> dict[str, Any]:
+    """A copy of :data:`SPEC`, the spec ``Org.make_project`` uses unless told otherwise."""
+    return copy.deepcopy(SPEC)
 
 
 @pytest.fixture

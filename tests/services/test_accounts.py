@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from conftest import Org
 from truthset.domain import Role, WorkerKind
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from truthset.schemas import ApiKeyCreate, MemberCreate, MemberUpdate
 from truthset.services import accounts
 from truthset.storage import Database
 from truthset.storage import tables as t
+
+if TYPE_CHECKING:
+    from conftest import Org
 
 
 def _all_stored_text(db: Database) -> str:

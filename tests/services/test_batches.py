@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from conftest import Org
 from truthset.domain import BatchStatus, Role, TaskStatus
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound
 from truthset.schemas import BatchCreate, ResponseCreate, TaskCreate
 from truthset.services import projects, queue, tasks
+
+if TYPE_CHECKING:
+    from conftest import Org
 
 ANSWER = ResponseCreate(answer={"sentiment": "positive"})
 

@@ -10,15 +10,18 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from conftest import Actor, Org
 from truthset.domain import AssignmentStatus, TaskStatus
 from truthset.errors import Conflict
 from truthset.schemas import ResponseCreate
 from truthset.services import projects, queue
 from truthset.storage import tables as t
+
+if TYPE_CHECKING:
+    from conftest import Actor, Org
 
 THREADS = 16
 TASKS = 200

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import select
 
-from conftest import Org
 from truthset.domain import Principal, Role
 from truthset.errors import NotFound
 from truthset.schemas import ApiKeyCreate, BatchCreate, MemberUpdate, ProjectUpdate, ResponseCreate, TaskCreate
 from truthset.services import accounts, projects, queue, tasks
 from truthset.services.tasks import TaskFilter
 from truthset.storage import tables as t
+
+if TYPE_CHECKING:
+    from conftest import Org
 
 
 def _rows_of(org: Org) -> dict[str, list[dict[str, Any]]]:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pydantic import ValidationError
 
-from conftest import SPEC, Org
 from truthset.domain import Role
 from truthset.errors import Conflict, Forbidden, NotFound
 from truthset.schemas import ProjectCreate, ProjectUpdate
 from truthset.services import projects, queue
+
+if TYPE_CHECKING:
+    from conftest import Org
 
 TEXT_FIELD = [{"name": "text", "type": "text"}]
 
@@ -69,28 +71,28 @@ def test_create_and_get_project(org: Org) -> None:
     assert fetched["quality"] == {"overlap": 3}
 
 
-def test_default_lease_and_overlap(org: Org) -> None:
-    project = projects.create_project(
-        org.db, org.owner.principal, ProjectCreate.model_validate({"name": "p", "spec": SPEC}), default_lease_seconds=77
-    )
+def test_default_lease_and_overlap(org: Org, default_spec: dict[str, Any]) -> None:
+    data = ProjectCreate.model_validate({"name": "p", "spec": default_spec})
+    project = projects.create_project(org.db, org.owner.principal, data, default_lease_seconds=77)
     assert project["lease_seconds"] == 77
     assert projects.project_overlap(project) == 1
 
 
 @pytest.mark.parametrize("role", [Role.REVIEWER, Role.ANNOTATOR])
-def test_only_managers_create_and_update_projects(org: Org, role: Role) -> None:
+def test_only_managers_create_and_update_projects(org: Org, role: Role, default_spec: dict[str, Any]) -> None:
     principal = org.principal_for(role)
     with pytest.raises(Forbidden):
-        projects.create_project(org.db, principal, ProjectCreate.model_validate({"name": "p", "spec": SPEC}))
+        projects.create_project(org.db, principal, ProjectCreate.model_validate({"name": "p", "spec": default_spec}))
     project = org.make_project()
     with pytest.raises(Forbidden):
         projects.update_project(org.db, principal, project["id"], ProjectUpdate(name="mine"))
     assert projects.get_project(org.db, principal, project["id"])["name"] == project["name"]
 
 
-def test_manager_creates_projects(org: Org) -> None:
+def test_manager_creates_projects(org: Org, default_spec: dict[str, Any]) -> None:
     manager = org.principal_for(Role.MANAGER)
-    project = projects.create_project(org.db, manager, ProjectCreate.model_validate({"name": "m", "spec": SPEC}))
+    data = ProjectCreate.model_validate({"name": "m", "spec": default_spec})
+    project = projects.create_project(org.db, manager, data)
     assert projects.get_project(org.db, manager, project["id"])["name"] == "m"
 
 
@@ -115,9 +117,9 @@ def test_update_project(org: Org) -> None:
     assert stored["spec"] == project["spec"]
 
 
-def test_the_spec_cannot_be_updated() -> None:
+def test_the_spec_cannot_be_updated(default_spec: dict[str, Any]) -> None:
     with pytest.raises(ValidationError) as exc:
-        ProjectUpdate.model_validate({"spec": SPEC})
+        ProjectUpdate.model_validate({"spec": default_spec})
     assert exc.value.errors()[0]["loc"] == ("spec",)
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import func, select, update
 
-from conftest import Org
 from truthset.domain import AssignmentStatus, Role, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
 from truthset.schemas import ResponseCreate
@@ -15,6 +15,9 @@ from truthset.services import projects, queue, tasks
 from truthset.storage import Database
 from truthset.storage import tables as t
 from truthset.storage.ids import utcnow
+
+if TYPE_CHECKING:
+    from conftest import Org
 
 
 def answer(sentiment: str = "positive", *, assignment_id: str | None = None, **more: object) -> ResponseCreate:

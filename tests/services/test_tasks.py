@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import orjson
 import pytest
 from sqlalchemy import func, select, update
 
-from conftest import Org, list_all_tasks
 from truthset.domain import Role, TaskStatus
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 from truthset.schemas import ResponseCreate, TaskCreate
@@ -16,6 +16,9 @@ from truthset.services import projects, queue, tasks
 from truthset.services.tasks import TaskFilter
 from truthset.storage import Database
 from truthset.storage import tables as t
+
+if TYPE_CHECKING:
+    from conftest import Org
 
 
 def _task_count(db: Database) -> int:
@@ -113,7 +116,7 @@ def test_import_unique_ids_repeated_inside_one_import_and_across_imports(org: Or
         _lines({"data": {"text": "b"}, "unique_id": "b"}, {"data": {"text": "c"}, "unique_id": "c"}),
     )
     assert (second.created, second.existing) == (1, 1)
-    stored = list_all_tasks(org.db, org.owner.principal, TaskFilter(project_id=project["id"]))
+    stored = org.all_tasks(TaskFilter(project_id=project["id"]))
     assert sorted(t["unique_id"] or "-" for t in stored) == ["-", "a", "b", "c"]
     assert next(t for t in stored if t["unique_id"] == "a")["data"] == {"text": "a"}
     # re-importing everything creates nothing
@@ -169,7 +172,7 @@ def test_import_skip_stores_the_good_lines_and_names_the_bad(org: Org) -> None:
     assert report.stored is True
     assert (report.received, report.created, report.invalid) == (8, 3, 5)
     assert [e["line"] for e in report.errors] == [2, 4, 5, 6, 8]
-    stored = list_all_tasks(org.db, org.owner.principal, TaskFilter(project_id=project["id"]))
+    stored = org.all_tasks(TaskFilter(project_id=project["id"]))
     assert [t["data"]["text"] for t in stored] == ["good 1", "good 2", "good 3"]
     assert [t["priority"] for t in stored] == [0, 0, 3]
 
@@ -189,7 +192,7 @@ def test_import_into_a_batch(org: Org) -> None:
         org.db, org.owner.principal, project["id"], _lines({"data": {"text": "x"}}), batch_id=batch["id"]
     )
     assert report.created == 1
-    (task,) = list_all_tasks(org.db, org.owner.principal, TaskFilter(batch_id=batch["id"]))
+    (task,) = org.all_tasks(TaskFilter(batch_id=batch["id"]))
     assert task["status"] == str(TaskStatus.STAGED)
     # a per-line batch_id other than the import's is refused
     other = org.make_batch(project["id"])
@@ -240,7 +243,7 @@ def test_list_tasks_filters(org: Org) -> None:
     _set_times(org.db, d["id"], created_at=apr, updated_at=apr)
 
     def ids(**kw: object) -> list[str]:
-        found = list_all_tasks(org.db, org.owner.principal, TaskFilter(**kw))  # type: ignore[arg-type]
+        found = org.all_tasks(TaskFilter(**kw))  # type: ignore[arg-type]
         return [x["id"] for x in found]
 
     assert ids() == [a["id"], b["id"], c["id"], d["id"]]

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from conftest import Org
 from truthset.schemas import ResponseCreate
 from truthset.services import queue, tasks
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 from truthset.storage.ids import new_id, utcnow
+
+if TYPE_CHECKING:
+    from conftest import Org
 
 
 def test_scoped_and_get_never_cross_organizations(org: Org, other_org: Org) -> None:
