@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, DateTime, Select, Table, and_, func, insert, select, update
+from sqlalchemy import JSON, Connection, DateTime, Select, Table, and_, func, insert, select, text, update
 
 from truthset.storage import tables as t
 
@@ -133,6 +133,18 @@ def existing_unique_ids(conn: Connection, organization_id: str, unique_ids: Iter
     """Map each of ``unique_ids`` that already exists to its task id."""
     found: dict[str, str] = {}
     wanted = list(unique_ids)
+    if conn.dialect.name == "postgresql":
+        # One array parameter, joined on the (organization_id, unique_id) index. An IN list of 900
+        # parameters made PostgreSQL scan the table once per query while a bulk import's own new
+        # rows had no statistics yet: 100k tasks took minutes instead of seconds.
+        query = text(
+            "SELECT t.unique_id, t.id FROM unnest(CAST(:ids AS varchar[])) AS u(unique_id) "
+            "JOIN tasks t ON t.organization_id = :org AND t.unique_id = u.unique_id"
+        )
+        for start in range(0, len(wanted), 10_000):
+            params = {"ids": wanted[start : start + 10_000], "org": organization_id}
+            found.update({row.unique_id: row.id for row in conn.execute(query, params)})
+        return found
     for start in range(0, len(wanted), 900):  # stay under every driver's bound-parameter limit
         chunk = wanted[start : start + 900]
         query = scoped(t.tasks, organization_id, t.tasks.c.unique_id, t.tasks.c.id).where(
