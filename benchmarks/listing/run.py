@@ -91,7 +91,6 @@ def fill(db: Database, count: int, console: Console) -> tuple[object, dict, list
         ids.extend(chunk_ids)
         console.print(f"\r  filled {start + len(chunk_ids):,} tasks ({time.perf_counter() - started:.0f} s)", end="")
     console.print()
-    db.refresh_statistics()  # as a bulk import through the API does
     return owner, project, batch_ids, ids
 
 

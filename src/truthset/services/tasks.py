@@ -357,8 +357,20 @@ def list_tasks(
             query = query.where(column < _naive(before))
     for key, value in filters.metadata.items():
         query = query.where(c.metadata[key].as_string() == value)
+    query = repo.prefer_index(query, t.tasks, _listing_index(filters))
     with db.read() as conn:
         return repo.page(conn, query, t.tasks, cursor=cursor, limit=limit)
+
+
+def _listing_index(filters: TaskFilter) -> str | None:
+    """The index that serves these filters in id order (see storage.tables)."""
+    if filters.unique_id is not None:
+        return None  # the unique (organization_id, unique_id) index finds at most one row
+    if filters.batch_id is not None:
+        return "ix_tasks_batch_status" if filters.status else "ix_tasks_batch_id"
+    if filters.project_id is not None:
+        return "ix_tasks_project_status" if filters.status else "ix_tasks_project_id"
+    return None
 
 
 def get_task(db: Database, principal: Principal, task_id: str) -> dict[str, Any]:

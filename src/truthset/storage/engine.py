@@ -76,8 +76,6 @@ class Database:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA cache_size=-65536")
-            # ANALYZE samples instead of reading whole tables, so refreshing statistics is cheap
-            cursor.execute("PRAGMA analysis_limit=1000")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -119,16 +117,6 @@ class Database:
         """A read-only transaction (a consistent snapshot)."""
         with self.engine.connect() as conn, conn.begin():
             yield conn
-
-    def refresh_statistics(self) -> None:
-        """Update the query planner's statistics after a large change (a bulk import).
-
-        Without them SQLite may page through a project's tasks with the wrong index, 100x slower;
-        PostgreSQL's autovacuum keeps its own statistics.
-        """
-        if self.is_sqlite:
-            with self.engine.connect() as conn:
-                conn.connection.driver_connection.execute("ANALYZE")
 
     def create_all(self) -> None:
         """Create tables straight from metadata (tests); production uses :func:`upgrade`."""

@@ -151,6 +151,7 @@ tasks = Table(
     # listing by project or batch, optionally by status, in id order (keyset pages)
     Index("ix_tasks_project_status", "project_id", "status", "id"),
     Index("ix_tasks_batch_status", "batch_id", "status", "id"),
+    Index("ix_tasks_batch_id", "batch_id", "id"),
 )
 
 assignments = Table(

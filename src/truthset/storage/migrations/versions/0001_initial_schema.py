@@ -159,6 +159,7 @@ def upgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.create_index("ix_tasks_batch_status", ["batch_id", "status", "id"], unique=False)
         batch_op.create_index("ix_tasks_project_status", ["project_id", "status", "id"], unique=False)
+        batch_op.create_index("ix_tasks_batch_id", ["batch_id", "id"], unique=False)
         batch_op.create_index("ix_tasks_org_id", ["organization_id", "id"], unique=False)
         batch_op.create_index("ix_tasks_project_id", ["project_id", "id"], unique=False)
         batch_op.create_index(
@@ -181,9 +182,7 @@ def upgrade() -> None:
             ["organizations.id"],
             name=op.f("fk_assignments_organization_id_organizations"),
         ),
-        sa.ForeignKeyConstraint(
-            ["project_id"], ["projects.id"], name=op.f("fk_assignments_project_id_projects")
-        ),
+        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], name=op.f("fk_assignments_project_id_projects")),
         sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], name=op.f("fk_assignments_task_id_tasks")),
         sa.ForeignKeyConstraint(["worker_id"], ["workers.id"], name=op.f("fk_assignments_worker_id_workers")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assignments")),
@@ -211,9 +210,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["organization_id"], ["organizations.id"], name=op.f("fk_responses_organization_id_organizations")
         ),
-        sa.ForeignKeyConstraint(
-            ["project_id"], ["projects.id"], name=op.f("fk_responses_project_id_projects")
-        ),
+        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], name=op.f("fk_responses_project_id_projects")),
         sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], name=op.f("fk_responses_task_id_tasks")),
         sa.ForeignKeyConstraint(["worker_id"], ["workers.id"], name=op.f("fk_responses_worker_id_workers")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_responses")),
@@ -244,6 +241,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_tasks_org_id")
         batch_op.drop_index("ix_tasks_batch_status")
         batch_op.drop_index("ix_tasks_project_status")
+        batch_op.drop_index("ix_tasks_batch_id")
 
     op.drop_table("tasks")
     op.drop_table("workers")
