@@ -98,21 +98,26 @@ def _new_postgres_database(admin: Engine, prefix: str) -> Iterator[str]:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def _xdist_worker() -> str:
+    """``gw0``, ``gw1``... under pytest-xdist; ``main`` without it."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
 @pytest.fixture
-def fresh_postgres_url(postgres_admin: Engine, worker_id: str) -> Iterator[str]:
+def fresh_postgres_url(postgres_admin: Engine) -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database (no tables), dropped after the test."""
-    with _new_postgres_database(postgres_admin, f"ts_{worker_id}") as url:
+    with _new_postgres_database(postgres_admin, f"ts_{_xdist_worker()}") as url:
         yield url
 
 
 @pytest.fixture(scope="session")
-def postgres_worker_url(postgres_admin: Engine, worker_id: str) -> Iterator[str]:
+def postgres_worker_url(postgres_admin: Engine) -> Iterator[str]:
     """One database with every table per pytest-xdist worker; :func:`db` empties it for each test.
 
     Creating a PostgreSQL database costs ~0.5 s and creating the tables ~0.3 s, while emptying
     them takes ~30 ms, so each test gets a clean database without paying for a new one.
     """
-    with _new_postgres_database(postgres_admin, f"ts_{worker_id}_tables") as url:
+    with _new_postgres_database(postgres_admin, f"ts_{_xdist_worker()}_tables") as url:
         database = Database(url)
         database.create_all()
         database.dispose()
