@@ -139,7 +139,8 @@ class Postgres:
             shutil.chown(self.dir, self.user)
         self.port = free_port()
         self.ctl = [str(bindir / "pg_ctl"), "-D", str(self.dir / "data")]
-        self._run([str(bindir / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres", "-A", "trust", "--locale=C"])
+        data = str(self.dir / "data")
+        self._run([str(bindir / "initdb"), "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c max_connections=200"
         self._run([*self.ctl, "-l", str(self.dir / "server.log"), "-w", "start", "-o", options])
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
