@@ -3,13 +3,18 @@ worker would use the keyboard. Answers are checked through the REST API, not thr
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from .conftest import ANNOTATOR_EMAIL, ANNOTATOR_PASSWORD, Server, Tab, log_in
+
+#: Set TRUTHSET_E2E_SCREENSHOTS=<dir> to keep screenshots of the pages for a look.
+SCREENSHOTS = Path(os.environ["TRUTHSET_E2E_SCREENSHOTS"]) if os.environ.get("TRUTHSET_E2E_SCREENSHOTS") else None
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
 
@@ -160,7 +165,7 @@ def test_release_gives_the_task_back(tab: Tab, server: Server) -> None:
 def test_every_field_type_is_shown_safely(tab: Tab, server: Server) -> None:
     page = tab.page
     log_in(page, server.owner_email, server.owner_password)
-    open_workbench(page, server.fields_project_id)
+    task = open_workbench(page, server.fields_project_id)
     # text is text, never markup
     expect(page.locator('[data-field="title"] .text-value')).to_have_text("<img src=x onerror=alert(1)> & friends")
     expect(page.locator('[data-field="title"] img')).to_have_count(0)
@@ -173,6 +178,8 @@ def test_every_field_type_is_shown_safely(tab: Tab, server: Server) -> None:
     expect(frame).to_have_attribute("sandbox", "")
     expect(page.frame_locator('[data-field="page"] iframe').locator("h1")).to_have_text("Hello")
     assert page.title() != "pwned"
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "fields.png"), full_page=True)
     # responses: a list, with the model named
     expect(page.locator('[data-field="answers"] li')).to_have_count(2)
     expect(page.locator('[data-field="answers"] li').first).to_contain_text("model-a")
@@ -181,6 +188,15 @@ def test_every_field_type_is_shown_safely(tab: Tab, server: Server) -> None:
     expect(page.locator(".instructions")).to_contain_text("<script>alert('instructions')</script>")
     # the question prompt is Markdown too
     expect(page.locator('[data-question="better"] .prompt strong')).to_have_text("better")
+    # answering the project's only task empties the queue
+    page.keyboard.press("2")
+    expect(page.locator('[data-question="notes"] textarea')).to_be_focused()
+    page.keyboard.type("Both say Paris.")
+    page.keyboard.press("Control+Enter")
+    expect(page.get_by_role("heading", name="No more tasks")).to_be_visible()
+    expect(page.get_by_role("button", name="Check again")).to_be_focused()
+    [stored] = server.responses(task)
+    assert stored["answer"] == {"better": "B", "notes": "Both say Paris."}
     # the sandbox refuses the iframe's script: that is the one console error expected here
     assert tab.script_errors(allow=("Blocked script execution",)) == []
 
