@@ -403,7 +403,7 @@ JSON = st.recursive(
 
 
 @hsettings(
-    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 @given(data=st.data())
 def test_fuzzed_bodies_and_queries_never_500(api: Api, world: World, data: st.DataObject) -> None:
