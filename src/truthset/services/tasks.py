@@ -153,6 +153,7 @@ def _fast_task(obj: Any) -> tuple[dict, str | None, dict, int, int | None, str |
         or type(priority) is not int
         or not _PRIORITY[0] <= priority <= _PRIORITY[1]
         or (unique_id is not None and (type(unique_id) is not str or not 1 <= len(unique_id) <= 400))
+        or (unique_id is not None and "\x00" in unique_id)  # pydantic names the error (PostgreSQL text)
         or (overlap is not None and (type(overlap) is not int or not 1 <= overlap <= 100))
         or (batch_id is not None and type(batch_id) is not str)
     ):
