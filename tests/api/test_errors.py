@@ -429,3 +429,15 @@ def test_fuzzed_bodies_and_queries_never_500(api: Api, world: World, data: st.Da
         assert response.status_code < 500, (route, response.text)
         if response.status_code >= 400:
             assert_error(response, response.status_code)
+
+
+def test_nul_in_a_bulk_line_is_a_bad_line_not_a_500(api: Api, world: World) -> None:
+    r = api.post(
+        f"{API}/projects/{world.project['id']}/tasks/bulk",
+        auth=world.org.owner,
+        content=b'{"data": {"text": "a"}, "unique_id": "x\\u0000"}\n{"data": {"text": "b"}}\n',
+        headers={"Content-Type": "application/x-ndjson"},
+        params={"on_error": "skip"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["created"] == 1 and [e["line"] for e in r.json()["errors"]] == [1]
