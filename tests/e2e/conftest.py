@@ -11,61 +11,26 @@ project (``truthset demo --no-serve``) and a small project with every field type
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ANNOTATOR_EMAIL = "annotator@example.com"
-ANNOTATOR_PASSWORD = "annotator-password-123"
-STARTUP_TIMEOUT_S = 30.0
-
-
-def chromium_path() -> str | None:
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-@dataclass
-class Server:
-    url: str
-    owner_email: str
-    owner_password: str
-    owner_key: str
-    demo_project_id: str
-    fields_project_id: str
-
-    def api(self) -> httpx.Client:
-        """An API client authenticated as the owner (an API key, as any integration would)."""
-        return httpx.Client(
-            base_url=f"{self.url}/api/v1", headers={"Authorization": f"Bearer {self.owner_key}"}, timeout=10
-        )
-
-    def responses(self, task_id: str) -> list[dict[str, Any]]:
-        with self.api() as client:
-            response = client.get(f"/tasks/{task_id}/responses")
-            response.raise_for_status()
-            return response.json()
+from .support import (
+    ANNOTATOR_EMAIL,
+    ANNOTATOR_PASSWORD,
+    CHROMIUM_ARGS,
+    STARTUP_TIMEOUT_S,
+    Server,
+    Tab,
+    chromium_path,
+)
 
 
 def _free_port() -> int:
@@ -214,24 +179,6 @@ def browser() -> Iterator[Any]:
             browser.close()
 
 
-@dataclass
-class Tab:
-    """A page in a fresh browser context, recording console errors and uncaught exceptions."""
-
-    context: Any
-    page: Any
-    console_errors: list[str]
-    page_errors: list[str]
-
-    def script_errors(self, *, allow: tuple[str, ...] = ()) -> list[str]:
-        """Console errors other than failed network loads (expected offline) and ``allow``ed ones."""
-        return [
-            message
-            for message in self.console_errors + self.page_errors
-            if "Failed to load resource" not in message and not any(a in message for a in allow)
-        ]
-
-
 @pytest.fixture
 def tab(browser: Any, server: Server) -> Iterator[Tab]:
     from playwright.sync_api import expect
@@ -248,11 +195,3 @@ def tab(browser: Any, server: Server) -> Iterator[Tab]:
         yield Tab(context=context, page=page, console_errors=console_errors, page_errors=page_errors)
     finally:
         context.close()
-
-
-def log_in(page: Any, email: str, password: str) -> None:
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: "/login" not in url)

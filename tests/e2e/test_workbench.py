@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import ANNOTATOR_EMAIL, ANNOTATOR_PASSWORD, Server, Tab, log_in
+from .support import ANNOTATOR_EMAIL, ANNOTATOR_PASSWORD, Server, Tab, log_in
 
 #: Set TRUTHSET_E2E_SCREENSHOTS=<dir> to keep screenshots of the pages for a look.
 SCREENSHOTS = Path(os.environ["TRUTHSET_E2E_SCREENSHOTS"]) if os.environ.get("TRUTHSET_E2E_SCREENSHOTS") else None

@@ -1,0 +1,79 @@
+"""Shared by the e2e tests and their fixtures (conftest.py provides the fixtures)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ANNOTATOR_EMAIL = "annotator@example.com"
+ANNOTATOR_PASSWORD = "annotator-password-123"
+STARTUP_TIMEOUT_S = 30.0
+
+
+def chromium_path() -> str | None:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@dataclass
+class Server:
+    url: str
+    owner_email: str
+    owner_password: str
+    owner_key: str
+    demo_project_id: str
+    fields_project_id: str
+
+    def api(self) -> httpx.Client:
+        """An API client authenticated as the owner (an API key, as any integration would)."""
+        return httpx.Client(
+            base_url=f"{self.url}/api/v1", headers={"Authorization": f"Bearer {self.owner_key}"}, timeout=10
+        )
+
+    def responses(self, task_id: str) -> list[dict[str, Any]]:
+        with self.api() as client:
+            response = client.get(f"/tasks/{task_id}/responses")
+            response.raise_for_status()
+            return response.json()
+
+
+@dataclass
+class Tab:
+    """A page in a fresh browser context, recording console errors and uncaught exceptions."""
+
+    context: Any
+    page: Any
+    console_errors: list[str]
+    page_errors: list[str]
+
+    def script_errors(self, *, allow: tuple[str, ...] = ()) -> list[str]:
+        """Console errors other than failed network loads (expected offline) and ``allow``ed ones."""
+        return [
+            message
+            for message in self.console_errors + self.page_errors
+            if "Failed to load resource" not in message and not any(a in message for a in allow)
+        ]
+
+
+def log_in(page: Any, email: str, password: str) -> None:
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/login" not in url)
