@@ -125,15 +125,17 @@ def test_expire_leases_gives_each_slot_back_once(org: Org) -> None:
     assert sorted(statuses.values()) == ["active", "expired", "expired", "expired"]
 
 
-def test_next_task_id_skips_full_and_seen_tasks(org: Org) -> None:
-    project = org.make_project(overlap=1)
+def test_lease_next_task_takes_the_best_task_it_may_and_counts_the_lease(org: Org) -> None:
+    project = org.make_project(overlap=2)
     low, high = org.make_task(project["id"], priority=1), org.make_task(project["id"], priority=9)
-    worker = org.add_member().worker_id
-    with org.db.read() as conn:
-        assert repo.next_task_id(conn, project["id"], worker) == high["id"]
-    _lease(org.db, org, project["id"], high["id"], org.add_member().worker_id, utcnow() + timedelta(minutes=1))
-    with org.db.read() as conn:
-        assert repo.next_task_id(conn, project["id"], worker) == low["id"]  # high is full
-    _lease(org.db, org, project["id"], low["id"], worker, utcnow() + timedelta(minutes=1))
-    with org.db.read() as conn:
-        assert repo.next_task_id(conn, project["id"], worker) is None
+    worker, other, third = (org.add_member().worker_id for _ in range(3))
+    _lease(org.db, org, project["id"], high["id"], worker, utcnow() + timedelta(minutes=1))
+    with org.db.write() as conn:
+        leased = repo.lease_next_task(conn, project["id"], worker)  # high is the worker's already
+        assert (leased["id"], leased["lease_count"]) == (low["id"], 1)
+    with org.db.write() as conn:
+        leased = repo.lease_next_task(conn, project["id"], other)
+        assert (leased["id"], leased["lease_count"]) == (high["id"], 2)  # priority first
+    with org.db.write() as conn:
+        assert repo.lease_next_task(conn, project["id"], other)["id"] == low["id"]
+        assert repo.lease_next_task(conn, project["id"], third) is None  # both full

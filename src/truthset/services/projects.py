@@ -37,6 +37,12 @@ def compiled_spec(project: dict[str, Any]) -> CompiledSpec:
     return spec
 
 
+def spec_of_project(conn: Connection, principal: Principal, project_id: str) -> CompiledSpec:
+    """The compiled spec of a project, from the cache when this process has seen the project."""
+    spec = _spec_cache.get(project_id)
+    return spec if spec is not None else compiled_spec(load_project(conn, principal, project_id))
+
+
 def load_project(conn: Connection, principal: Principal, project_id: str) -> dict[str, Any]:
     project = repo.get(conn, t.projects, principal.organization_id, project_id)
     if project is None:

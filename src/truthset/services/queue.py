@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, update
@@ -14,7 +14,7 @@ from truthset.questions import AnswerError
 from truthset.schemas import ResponseCreate
 from truthset.services import lifecycle
 from truthset.services.policy import Action, require
-from truthset.services.projects import compiled_spec, load_project, mark_batch_completed_if_done
+from truthset.services.projects import load_project, mark_batch_completed_if_done, spec_of_project
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -38,8 +38,8 @@ def next_assignment(db: Database, principal: Principal, project_id: str) -> dict
             raise Conflict("the project is archived")
         now = utcnow()
         repo.expire_leases(conn, project_id, now)
-        task_id = repo.next_task_id(conn, project_id, principal.worker_id)
-        if task_id is None:
+        task = repo.lease_next_task(conn, project_id, principal.worker_id)
+        if task is None:
             return None
         assignment = repo.add(
             conn,
@@ -48,7 +48,7 @@ def next_assignment(db: Database, principal: Principal, project_id: str) -> dict
                 "id": new_id(),
                 "organization_id": principal.organization_id,
                 "project_id": project_id,
-                "task_id": task_id,
+                "task_id": task["id"],
                 "worker_id": principal.worker_id,
                 "status": str(AssignmentStatus.ACTIVE),
                 "created_at": now,
@@ -56,8 +56,6 @@ def next_assignment(db: Database, principal: Principal, project_id: str) -> dict
                 "ended_at": None,
             },
         )
-        conn.execute(update(t.tasks).where(t.tasks.c.id == task_id).values(lease_count=t.tasks.c.lease_count + 1))
-        task = repo.get(conn, t.tasks, principal.organization_id, task_id)
     return {**assignment, "task": task}
 
 
@@ -139,24 +137,23 @@ def _submit(
     task = repo.get(conn, t.tasks, principal.organization_id, task_id, lock=True)
     if task is None:
         raise NotFound(f"task {task_id} not found")
-    if idempotency_key is not None:
-        prior = repo.response_by_idempotency_key(conn, principal.worker_id, idempotency_key)
-        if prior is not None:
+    priors = repo.prior_responses(conn, principal.worker_id, task_id, idempotency_key)
+    for prior in priors:
+        if idempotency_key is not None and prior["idempotency_key"] == idempotency_key:
             if prior["task_id"] != task_id:
                 raise Conflict("this Idempotency-Key was used for another task", details={"field": "Idempotency-Key"})
             return {"response": prior, "task": task, "replayed": True}
-    if repo.response_of(conn, task_id, principal.worker_id) is not None:
+    if any(prior["task_id"] == task_id for prior in priors):
         raise Conflict("you have already answered this task")
     if task["status"] != str(TaskStatus.PENDING):
         raise Conflict(f"the task is {task['status']}; it takes no more responses", details={"status": task["status"]})
-    project = load_project(conn, principal, task["project_id"])
-    spec = compiled_spec(project)
+    spec = spec_of_project(conn, principal, task["project_id"])
     try:
         answer = spec.validate_answer(data.answer)
     except AnswerError as exc:
         raise InvalidInput(f"answer.{exc}", details={"field": "answer"}) from None
-    assignment = _lease_for_submit(conn, principal, task, data.assignment_id)
     now = utcnow()
+    assignment_id = _close_lease_for_submit(conn, principal, task, data.assignment_id, now)
     response = repo.add(
         conn,
         t.responses,
@@ -166,38 +163,34 @@ def _submit(
             "project_id": task["project_id"],
             "task_id": task_id,
             "worker_id": principal.worker_id,
-            "assignment_id": assignment["id"] if assignment else None,
+            "assignment_id": assignment_id,
             "answer": answer,
             "idempotency_key": idempotency_key,
             "duration_ms": data.duration_ms,
             "created_at": now,
         },
     )
-    count = task["response_count"] + 1
-    conn.execute(update(t.tasks).where(t.tasks.c.id == task_id).values(response_count=count, updated_at=now))
-    task = {
-        **task,
-        "response_count": count,
-        "updated_at": now,
-        "lease_count": task["lease_count"] - (1 if assignment else 0),
-    }
+    count, leases = repo.count_response(conn, task_id, leased=assignment_id is not None, now=now)
+    task = {**task, "response_count": count, "lease_count": leases, "updated_at": now}
     if count >= task["overlap"]:
         task = _complete(conn, principal, task, spec)
     return {"response": response, "task": task, "replayed": False}
 
 
-def _lease_for_submit(
-    conn: Connection, principal: Principal, task: dict[str, Any], assignment_id: str | None
-) -> dict[str, Any] | None:
-    """Close the worker's lease on the task; without one, accept only while a slot is free."""
+def _close_lease_for_submit(
+    conn: Connection, principal: Principal, task: dict[str, Any], assignment_id: str | None, now: datetime
+) -> str | None:
+    """Close the worker's live lease on the task; without one, accept only while a slot is free.
+
+    Returns the closed assignment's id, or None for an answer given without a live lease.
+    """
     if assignment_id is not None:
-        assignment = _load_assignment(conn, principal, assignment_id)
-        if assignment["task_id"] != task["id"]:
+        named = _load_assignment(conn, principal, assignment_id)
+        if named["task_id"] != task["id"]:
             raise InvalidInput("the assignment is for another task", details={"field": "assignment_id"})
-    else:
-        assignment = repo.active_assignment(conn, task["id"], principal.worker_id)
-    if assignment is not None and assignment["status"] == str(AssignmentStatus.ACTIVE):
-        return _end_lease(conn, assignment, AssignmentStatus.SUBMITTED)
+    closed = repo.close_active_lease(conn, task["id"], principal.worker_id, str(AssignmentStatus.SUBMITTED), now)
+    if closed is not None:
+        return closed
     # No live lease (never leased, or it expired): a late answer is still welcome if a slot is free,
     # since dropping finished work would be worse; otherwise the task was handed to someone else.
     if task["response_count"] + task["lease_count"] >= task["overlap"]:

@@ -6,11 +6,26 @@ another organization is simply not found.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, DateTime, Select, Table, and_, func, insert, select, text, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    DateTime,
+    Insert,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from truthset.storage import tables as t
 
@@ -31,16 +46,30 @@ def prefer_index(query: Select, table: Table, index: str | None) -> Select:
     return query.with_hint(table, f"INDEXED BY {index}", "sqlite") if index else query
 
 
+# Hot-path statements are built once with bound parameters and reused: building a statement costs
+# more CPU than SQLite takes to run it, and SQLAlchemy memoises the cache key of a reused statement.
+
+
+@functools.cache
+def _get_statement(table: Table, lock: bool) -> Select:
+    query = scoped(table, bindparam("organization_id")).where(table.c.id == bindparam("object_id"))
+    # FOR UPDATE locks the row on PostgreSQL; SQLite renders nothing (its writers are serialised)
+    return query.with_for_update() if lock else query
+
+
+@functools.cache
+def _insert_statement(table: Table) -> Insert:
+    return insert(table)
+
+
 def get(conn: Connection, table: Table, organization_id: str, object_id: str, *, lock: bool = False) -> dict | None:
-    query = scoped(table, organization_id).where(table.c.id == object_id)
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
+    params = {"organization_id": organization_id, "object_id": object_id}
+    row = conn.execute(_get_statement(table, lock), params).mappings().first()
     return dict(row) if row else None
 
 
 def add(conn: Connection, table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
-    conn.execute(insert(table).values(**values))
+    conn.execute(_insert_statement(table), dict(values))
     return dict(values)
 
 
@@ -175,57 +204,62 @@ def batch_has_open_tasks(conn: Connection, organization_id: str, batch_id: str) 
 # --- queue -------------------------------------------------------------------------------------
 
 
+_EXPIRE_LEASES = (
+    update(t.assignments)
+    .where(
+        t.assignments.c.project_id == bindparam("p_project_id"),
+        t.assignments.c.status == "active",
+        t.assignments.c.expires_at < bindparam("p_now"),
+    )
+    .values(status="expired", ended_at=bindparam("p_now"))
+    .returning(t.assignments.c.task_id)
+)
+_RETURN_LEASES = (
+    update(t.tasks)
+    .where(t.tasks.c.id == bindparam("p_task_id"))
+    .values(lease_count=t.tasks.c.lease_count - bindparam("p_leases"))
+)
+
+
 def expire_leases(conn: Connection, project_id: str, now: datetime) -> int:
     """Return expired leases of a project to the queue. Returns how many expired."""
-    expired = (
-        conn.execute(
-            update(t.assignments)
-            .where(
-                t.assignments.c.project_id == project_id,
-                t.assignments.c.status == "active",
-                t.assignments.c.expires_at < now,
-            )
-            .values(status="expired", ended_at=now)
-            .returning(t.assignments.c.task_id)
-        )
-        .scalars()
-        .all()
-    )
+    expired = conn.execute(_EXPIRE_LEASES, {"p_project_id": project_id, "p_now": now}).scalars().all()
     per_task: dict[str, int] = {}
     for task_id in expired:
         per_task[task_id] = per_task.get(task_id, 0) + 1
     for task_id in sorted(per_task):  # a fixed lock order keeps PostgreSQL free of deadlocks
-        conn.execute(
-            update(t.tasks).where(t.tasks.c.id == task_id).values(lease_count=t.tasks.c.lease_count - per_task[task_id])
-        )
+        conn.execute(_RETURN_LEASES, {"p_task_id": task_id, "p_leases": per_task[task_id]})
     return len(expired)
 
 
-def next_task_id(conn: Connection, project_id: str, worker_id: str) -> str | None:
-    """The highest-priority pending task that still needs a worker and that this worker has not had.
+def _lease_next_statement() -> Any:
+    """Lease the best task of a project for a worker in one statement, returning the task.
 
-    On PostgreSQL the row is locked with SKIP LOCKED, so concurrent callers each get a different
-    task instead of queueing on one row; on SQLite the caller's BEGIN IMMEDIATE serialises writers.
+    The best task: pending, still short of workers (responses + live leases < overlap), never
+    leased to, skipped by or answered by this worker (a response submitted without a lease leaves
+    no assignment, hence both checks), highest priority, then oldest. On PostgreSQL the subquery
+    locks its row with SKIP LOCKED, so concurrent callers take different tasks instead of queueing
+    on one; SQLite renders no FOR UPDATE, its writers being serialised by BEGIN IMMEDIATE.
     """
+    worker = bindparam("p_worker_id")
     seen = (
         select(t.assignments.c.id)
         .where(
             t.assignments.c.task_id == t.tasks.c.id,
-            t.assignments.c.worker_id == worker_id,
+            t.assignments.c.worker_id == worker,
             t.assignments.c.status.in_(("active", "submitted", "skipped")),
         )
         .exists()
     )
-    # a response submitted without a lease leaves no assignment behind, so check responses too
     answered = (
         select(t.responses.c.id)
-        .where(t.responses.c.task_id == t.tasks.c.id, t.responses.c.worker_id == worker_id)
+        .where(t.responses.c.task_id == t.tasks.c.id, t.responses.c.worker_id == worker)
         .exists()
     )
-    query = (
+    best = (
         select(t.tasks.c.id)
         .where(
-            t.tasks.c.project_id == project_id,
+            t.tasks.c.project_id == bindparam("p_project_id"),
             t.tasks.c.status == "pending",
             t.tasks.c.response_count + t.tasks.c.lease_count < t.tasks.c.overlap,
             ~seen,
@@ -233,32 +267,73 @@ def next_task_id(conn: Connection, project_id: str, worker_id: str) -> str | Non
         )
         .order_by(t.tasks.c.priority.desc(), t.tasks.c.id)
         .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=t.tasks)
-    return conn.execute(query).scalar()
+    return (
+        update(t.tasks).where(t.tasks.c.id == best).values(lease_count=t.tasks.c.lease_count + 1).returning(*t.tasks.c)
+    )
 
 
-def active_assignment(conn: Connection, task_id: str, worker_id: str) -> dict | None:
-    query = select(t.assignments).where(
-        and_(
-            t.assignments.c.task_id == task_id,
-            t.assignments.c.worker_id == worker_id,
-            t.assignments.c.status == "active",
-        )
-    )
-    row = conn.execute(query).mappings().first()
+_LEASE_NEXT = _lease_next_statement()
+
+
+def lease_next_task(conn: Connection, project_id: str, worker_id: str) -> dict | None:
+    """Take one lease on the next task for ``worker_id`` (see :func:`_lease_next_statement`)."""
+    row = conn.execute(_LEASE_NEXT, {"p_project_id": project_id, "p_worker_id": worker_id}).mappings().first()
     return dict(row) if row else None
+
+
+_CLOSE_LEASE = (
+    update(t.assignments)
+    .where(
+        t.assignments.c.task_id == bindparam("p_task_id"),
+        t.assignments.c.worker_id == bindparam("p_worker_id"),
+        t.assignments.c.status == "active",
+    )
+    .values(status=bindparam("p_status"), ended_at=bindparam("p_now"))
+    .returning(t.assignments.c.id)
+)
+
+
+def close_active_lease(conn: Connection, task_id: str, worker_id: str, status: str, now: datetime) -> str | None:
+    """End the worker's live lease on a task, if any; returns its assignment id."""
+    params = {"p_task_id": task_id, "p_worker_id": worker_id, "p_status": status, "p_now": now}
+    return conn.execute(_CLOSE_LEASE, params).scalar()
+
+
+_COUNT_RESPONSE = (
+    update(t.tasks)
+    .where(t.tasks.c.id == bindparam("p_task_id"))
+    .values(
+        response_count=t.tasks.c.response_count + 1,
+        lease_count=t.tasks.c.lease_count - bindparam("p_leases"),
+        updated_at=bindparam("p_now"),
+    )
+    .returning(t.tasks.c.response_count, t.tasks.c.lease_count)
+)
+
+
+def count_response(conn: Connection, task_id: str, *, leased: bool, now: datetime) -> tuple[int, int]:
+    """Add a response to a task's count (and give back its lease); returns the new counts."""
+    row = conn.execute(_COUNT_RESPONSE, {"p_task_id": task_id, "p_leases": int(leased), "p_now": now}).one()
+    return int(row.response_count), int(row.lease_count)
+
+
+_PRIOR_RESPONSES = select(t.responses).where(
+    t.responses.c.worker_id == bindparam("p_worker_id"),
+    or_(t.responses.c.task_id == bindparam("p_task_id"), t.responses.c.idempotency_key == bindparam("p_key")),
+)
+
+
+def prior_responses(conn: Connection, worker_id: str, task_id: str, key: str | None) -> list[dict]:
+    """The worker's response to this task and the one sent with this Idempotency-Key, if any."""
+    params = {"p_worker_id": worker_id, "p_task_id": task_id, "p_key": key}
+    return [dict(r) for r in conn.execute(_PRIOR_RESPONSES, params).mappings()]
 
 
 def response_by_idempotency_key(conn: Connection, worker_id: str, key: str) -> dict | None:
     query = select(t.responses).where(t.responses.c.worker_id == worker_id, t.responses.c.idempotency_key == key)
-    row = conn.execute(query).mappings().first()
-    return dict(row) if row else None
-
-
-def response_of(conn: Connection, task_id: str, worker_id: str) -> dict | None:
-    query = select(t.responses).where(t.responses.c.task_id == task_id, t.responses.c.worker_id == worker_id)
     row = conn.execute(query).mappings().first()
     return dict(row) if row else None
 
