@@ -150,3 +150,66 @@ def test_dataframe_output_layout(small_crowd) -> None:
 def test_empty_input() -> None:
     ds = DawidSkene().fit(([], [], []))
     assert ds.labels_ == {}
+
+
+CALIBRATED = [DawidSkene, OneCoinDawidSkene, MACE, GLAD]
+
+
+@pytest.mark.parametrize("model", CALIBRATED)
+def test_calibration_never_changes_labels(model, small_crowd) -> None:
+    # labels_ are the argmax of the full-data EM posterior; calibration only reshapes probas_
+    task, worker, label, _ = small_crowd
+    calibrated = model().fit((task, worker, label))
+    raw = model(calibrate=False).fit((task, worker, label))
+    assert calibrated.temperature_ < 1.0  # calibration did act on this crowd
+    assert calibrated.labels_ == raw.labels_
+    np.testing.assert_array_equal(calibrated.label_codes_, calibrated.em_posteriors_.argmax(axis=1))
+    np.testing.assert_array_equal(calibrated.label_codes_, calibrated.probas_array_.argmax(axis=1))
+    for t, dist in calibrated.probas_.items():
+        assert max(dist, key=dist.get) == calibrated.labels_[t]
+
+
+@pytest.mark.parametrize("model", CALIBRATED)
+def test_probas_are_the_em_logits_tempered(model, small_crowd) -> None:
+    # softmax(T * logits) with one T for every task: the log-odds shrink by exactly T
+    task, worker, label, _ = small_crowd
+    fitted = model().fit((task, worker, label))
+    raw_log_odds = np.log(fitted.em_posteriors_[:, 1] / fitted.em_posteriors_[:, 0])
+    log_odds = np.log(fitted.probas_array_[:, 1] / fitted.probas_array_[:, 0])
+    np.testing.assert_allclose(log_odds, fitted.temperature_ * raw_log_odds, rtol=1e-6, atol=1e-9)
+
+
+def test_ties_stay_ties_after_calibration() -> None:
+    # two workers who always disagree on a balanced binary crowd: every task is an exact tie, and
+    # the tie must break the same way (the smallest label) in labels_ and probas_
+    tasks = np.repeat(np.arange(20), 2)
+    workers = np.tile(["a", "b"], 20)
+    labels = np.tile([0, 1], 20)
+    ds = DawidSkene().fit((tasks, workers, labels))
+    assert set(ds.labels_.values()) == {0}
+    for t in range(20):
+        assert ds.probas_[t][0] == ds.probas_[t][1] == pytest.approx(0.5)
+
+
+def test_incremental_posterior_matches_calibrated_probas(small_crowd) -> None:
+    task, worker, label, _ = small_crowd
+    ds = DawidSkene().fit((task, worker, label))
+    for t in (0, 17, 399):
+        rows = task == t
+        post = ds.task_posterior(worker[rows].tolist(), label[rows].tolist())
+        assert post == pytest.approx(ds.probas_[t], abs=1e-9)
+
+
+def test_temperature_is_fitted_on_a_fixed_seed_sample(crowd_maker, monkeypatch) -> None:
+    # a sample smaller than the data: the result is still deterministic and the labels unchanged
+    from truthset.quality import _em
+
+    task, worker, label, _ = crowd_maker(n_tasks=3000, n_workers=40)
+    full = DawidSkene().fit((task, worker, label))
+    monkeypatch.setattr(_em, "CALIBRATION_ANSWERS", 2000)
+    a = DawidSkene().fit((task, worker, label))
+    b = DawidSkene().fit((task, worker, label))
+    assert len(_em.calibration_sample(a.data_)) < 2100
+    assert a.temperature_ == b.temperature_
+    assert a.labels_ == full.labels_
+    assert abs(a.temperature_ - full.temperature_) < 0.1

@@ -11,11 +11,14 @@ from ._base import CategoricalAggregator, normalize_rows, vote_table
 from ._em import (
     Design,
     EMResult,
+    calibration_sample,
     fit_confusion_em,
     fit_prior_strength,
+    fit_temperature,
     loo_confusion_log_errors,
-    loo_posteriors,
+    loo_log_prior,
     take_rows,
+    tempered,
 )
 from ._input import Answers
 from ._output import as_matrix
@@ -31,6 +34,7 @@ def task_posterior(
     labels: Sequence[int] | np.ndarray,
     errors: np.ndarray,
     priors: np.ndarray,
+    temperature: float = 1.0,
 ) -> np.ndarray:
     """Posterior over the true class of ONE task from its answers and fitted worker models.
 
@@ -39,11 +43,12 @@ def task_posterior(
     (``DawidSkene().fit(...).errors_array_``) and ``priors`` the (K,) class priors. This is the
     Dawid-Skene E-step for a single task, for incremental use: when an answer arrives the platform
     re-scores that task in microseconds without refitting. For a task that was not part of the fit it
-    is also the honest, out-of-sample posterior.
+    is also the honest, out-of-sample posterior. ``temperature`` is the fitted ``temperature_``:
+    with it the result matches ``probas_`` (calibrated); with 1.0 the raw EM posterior.
     """
     w = np.asarray(worker_ids, dtype=np.intp)
     lab = np.asarray(labels, dtype=np.intp)
-    scores = np.log(priors) + np.log(errors[w, :, lab]).sum(axis=0)
+    scores = temperature * (np.log(priors) + np.log(errors[w, :, lab]).sum(axis=0))
     scores = np.exp(scores - scores.max())
     return scores / scores.sum()
 
@@ -62,6 +67,7 @@ class _ConfusionModel(CategoricalAggregator):
 
     def _fit(self, data: Answers) -> np.ndarray:
         self._s_prev: float | None = None
+        self.temperature_ = 1.0
         if len(data) == 0:
             return self._empty(data)
         design = Design.from_answers(data)
@@ -70,12 +76,33 @@ class _ConfusionModel(CategoricalAggregator):
         self._store(data, res)
         if not self.calibrate:
             return res.posteriors
-        probas, self.temperature_ = loo_posteriors(data, res.posteriors, self._loo_log_errors(data, res))
-        return probas
+        self.temperature_ = self._fit_temperature(data, res)
+        if self.temperature_ == 1.0:
+            return res.posteriors
+        # The temperature reshapes the full-data logits, so labels_ (their argmax) do not move.
+        return tempered(res.logits, self.temperature_)
+
+    def _fit_temperature(self, data: Answers, res: EMResult) -> float:
+        """One temperature learnt by cross-fitting on a fixed-seed sample of tasks.
+
+        Worker models are refitted without each sampled task (exact leave-one-task-out counts), the
+        sampled tasks' answers are scored with them, and :func:`fit_temperature` picks the exponent
+        under which those cross-fitted posteriors best predict each held-out answer. The exponent
+        is then applied to the full-data logits: calibration reshapes ``probas_`` only, it never
+        changes a label.
+        """
+        sample = calibration_sample(data)
+        if len(sample) == 0:
+            return 1.0
+        per_answer = self._loo_log_errors(sample, res)
+        return fit_temperature(sample, per_answer, loo_log_prior(res.count_posteriors, sample.task))
 
     def _loo_log_errors(self, data: Answers, res: EMResult) -> np.ndarray:
-        """(N, K) log P(answer | class) under the worker's model refitted without the answer's task."""
-        return loo_confusion_log_errors(data, res.posteriors, res.counts, self.prior_counts_)
+        """(N, K) log P(answer | class) under the worker's model refitted without the answer's task.
+
+        ``data`` may be a subset of the fitted answers (original codes, whole tasks).
+        """
+        return loo_confusion_log_errors(data, res.count_posteriors, res.counts, self.prior_counts_)
 
     def _empty(self, data: Answers) -> np.ndarray:
         n_w, n_l = data.n_workers, data.n_labels
@@ -106,6 +133,7 @@ class _ConfusionModel(CategoricalAggregator):
         """Posterior of one task given raw worker ids and labels, from the fitted worker models.
 
         An unknown worker is scored with the average worker's confusion matrix (the prior mean).
+        The fitted temperature is applied, so for a fitted task this equals its ``probas_`` row.
         """
         errors = self.errors_array_
         codes = [self._worker_codes.get(w, -1) for w in workers]
@@ -113,7 +141,7 @@ class _ConfusionModel(CategoricalAggregator):
             errors = np.concatenate([errors, self.mean_errors_[None]], axis=0)
             codes = [c if c >= 0 else len(errors) - 1 for c in codes]
         lab = [self._label_codes[x] for x in labels]
-        post = task_posterior(codes, lab, errors, self.priors_array_)
+        post = task_posterior(codes, lab, errors, self.priors_array_, self.temperature_)
         return dict(zip(self._label_codes, post.tolist(), strict=True))
 
 
@@ -148,13 +176,17 @@ class DawidSkene(_ConfusionModel):
       H.-C. Kim and Z. Ghahramani, "Bayesian Classifier Combination", AISTATS 2012). A worker with
       three answers is thus close to the average worker, not a confident 0/1 matrix. Pass
       ``prior_strength`` to fix the concentration instead.
-    * ``probas_`` are cross-fitted (leave-one-task-out) posteriors, see ``loo_posteriors``; set
-      ``calibrate=False`` for the in-sample EM posteriors (kept in ``em_posteriors_``).
+    * ``labels_`` are the argmax of the full-data EM posterior. ``probas_`` are that posterior
+      tempered by one exponent ``temperature_`` in (0, 1] learnt by cross-fitting (worker models
+      refitted without each task of a fixed-seed sample, scored on held-out answers; see
+      ``_fit_temperature``). Tempering the same logits never changes their argmax, so calibration
+      reshapes the probabilities and leaves every label alone. ``calibrate=False`` skips it;
+      the untempered posteriors are always in ``em_posteriors_``.
     * convergence needs ``patience`` consecutive small changes, not one.
 
     Fitted: ``labels_``, ``probas_``, ``errors_`` (rows (worker, observed label), columns true
     label), ``errors_array_`` (W, K, L), ``priors_``, ``skills_`` (expected accuracy per worker),
-    ``prior_strength_``, ``n_iter_``.
+    ``prior_strength_``, ``temperature_``, ``n_iter_``.
     """
 
     def __init__(
@@ -228,7 +260,7 @@ class OneCoinDawidSkene(_ConfusionModel):
         n_k = res.counts.shape[1]
         correct = np.einsum("wkk->w", res.counts)[data.worker]
         total = res.counts.sum(axis=(1, 2))[data.worker]
-        own = take_rows(res.posteriors, data.task)  # (N, K)
+        own = take_rows(res.count_posteriors, data.task)  # (N, K)
         s = self.prior_strength
         own_correct = own[np.arange(len(data)), data.label]
         acc = (correct - own_correct + s * self.mean_accuracy_) / (total - 1.0 + s)

@@ -14,7 +14,7 @@ per iteration with no Python loop over rows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,12 +26,18 @@ from ._input import Answers
 __all__ = [
     "Design",
     "EMResult",
+    "calibration_sample",
     "fit_confusion_em",
+    "fit_temperature",
     "loo_confusion_log_errors",
-    "loo_posteriors",
+    "loo_log_prior",
     "softmax_rows",
     "take_rows",
+    "tempered",
 ]
+
+# Answers used to fit the calibration temperature (whole tasks, drawn with a fixed seed).
+CALIBRATION_ANSWERS = 100_000
 
 # An M-step projection: (counts (W, K, L), pooled prior (K, L)) -> confusion matrices e (W, K, L).
 Projection = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -116,12 +122,14 @@ def fit_prior_strength(counts: np.ndarray, pooled: np.ndarray, bounds: tuple[flo
 
 @dataclass
 class EMResult:
-    posteriors: np.ndarray  # (T, K)
+    posteriors: np.ndarray  # (T, K) = softmax(logits)
     errors: np.ndarray  # (W, K, L) confusion matrices, rows sum to 1
     priors: np.ndarray  # (K,)
     counts: np.ndarray  # (W, K, L) expected counts of the final M-step
     n_iter: int
     log_likelihood: list[float]
+    logits: np.ndarray | None = None  # (T, K) log prior + log-likelihood of the final E-step
+    count_posteriors: np.ndarray | None = None  # (T, K) the posteriors the final ``counts`` came from
 
 
 def class_priors(posteriors: np.ndarray) -> np.ndarray:
@@ -140,21 +148,27 @@ def fit_confusion_em(
 ) -> EMResult:
     """Run EM from initial task posteriors ``init`` until converged.
 
+    Each iteration is an M-step (class priors, expected counts, projection to confusion matrices)
+    followed by an E-step, so the returned posteriors are exactly the E-step of the returned
+    ``errors`` and ``priors``, and ``logits`` are their unnormalised log posteriors.
+
     Convergence: the per-answer log-likelihood must improve by less than ``tol`` for ``patience``
     consecutive iterations. A single small step is common early in EM (a plateau before the
     workers separate), so one small change is not taken as convergence.
     """
     posteriors = init
-    n_answers = max(design.A.sum(), 1.0)
+    n_answers = max(float(design.A.data.sum()), 1.0)
     history: list[float] = []
     calm = 0
     it = 0
     for it in range(1, n_iter + 1):  # noqa: B007 - the count is reported
+        count_posteriors = posteriors
         priors = class_priors(posteriors)
         counts = design.counts(posteriors)
         errors = project(counts, pooled_confusion(counts))
-        scores = design.log_likelihood(np.log(errors)) + np.log(priors)
-        posteriors, log_norm = softmax_rows(scores)
+        logits = design.log_likelihood(np.log(errors))
+        logits += np.log(priors)
+        posteriors, log_norm = softmax_rows(logits)
         posteriors = np.ascontiguousarray(posteriors)  # row gathers and sparse products want C order
         history.append(float(log_norm.sum()) / n_answers)
         if len(history) > 1 and abs(history[-1] - history[-2]) < tol:
@@ -163,7 +177,7 @@ def fit_confusion_em(
                 break
         else:
             calm = 0
-    return EMResult(posteriors, errors, priors, counts, it, history)
+    return EMResult(posteriors, errors, priors, counts, it, history, logits, count_posteriors)
 
 
 def loo_confusion_log_errors(
@@ -182,27 +196,6 @@ def loo_confusion_log_errors(
     return np.log(np.maximum(num / np.maximum(row_tot, 1e-12), 1e-12))
 
 
-def loo_posteriors(
-    data: Answers, posteriors: np.ndarray, per_answer: np.ndarray, temper: bool = True
-) -> tuple[np.ndarray, float]:
-    """Cross-fitted task posteriors: each task is scored with worker models fitted without it.
-
-    In-sample EM posteriors are over-confident partly because a task's own answers helped estimate
-    the confusion matrices that then judge them: a worker with three answers that agree with the
-    consensus looks perfect *because of* those answers. Scoring each task with leave-one-task-out
-    worker models (``per_answer``: (N, K) log-probabilities of each answer under each class, from a
-    model without that task) is the limit of K-fold cross-fitting at O(n_answers) cost. With
-    ``temper`` the evidence is then tempered by :func:`fit_temperature`. Returns (posteriors, beta).
-    """
-    n_t, n_k = posteriors.shape
-    # The class prior is leave-one-out too, so a task does not vote for its own class.
-    prior_loo = (posteriors.sum(axis=0) + 1.0 - posteriors) / (n_t - 1 + n_k)
-    log_prior = np.log(np.clip(prior_loo, 1e-12, None))
-    beta = fit_temperature(data, per_answer, log_prior) if temper else 1.0
-    probas = softmax_rows(beta * (task_sums(data, per_answer) + log_prior))[0]
-    return np.ascontiguousarray(probas), beta
-
-
 def take_rows(matrix: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``matrix[index]`` for a 2-D array; ``np.take`` is ~10x faster than fancy indexing here."""
     return np.take(matrix, index, axis=0)
@@ -217,15 +210,53 @@ def task_sums(data: Answers, per_answer: np.ndarray) -> np.ndarray:
     return out
 
 
+def calibration_sample(data: Answers, max_answers: int | None = None, seed: int = 0) -> Answers:
+    """The answers used to fit the temperature: whole tasks with 2+ answers, at most ~``max_answers``.
+
+    Tasks with one answer say nothing about how the evidence of several answers should combine, so
+    they are left out. Large inputs are thinned to a random subset of tasks drawn with a fixed seed
+    (deterministic, and unrelated to how task ids happen to be ordered): one scalar needs far fewer
+    than a million answers, and the subset bounds the calibration's time and memory. The rows keep
+    their original task codes.
+    """
+    max_answers = CALIBRATION_ANSWERS if max_answers is None else max_answers
+    per_task = np.bincount(data.task, minlength=data.n_tasks)
+    eligible = per_task > 1
+    n_eligible = int(per_task[eligible].sum())
+    if n_eligible > max_answers:
+        tasks = np.flatnonzero(eligible)
+        n_keep = max(1, int(len(tasks) * max_answers / n_eligible))
+        keep = np.zeros(data.n_tasks, dtype=bool)
+        keep[np.random.default_rng(seed).choice(tasks, n_keep, replace=False)] = True
+        eligible = keep
+    rows = np.flatnonzero(eligible[data.task])
+    return replace(data, task=data.task[rows], worker=data.worker[rows], label=data.label[rows])
+
+
+def loo_log_prior(count_posteriors: np.ndarray, task: np.ndarray) -> np.ndarray:
+    """(n, K) log class priors estimated without each row's task (one Laplace pseudo-count)."""
+    n_t, n_k = count_posteriors.shape
+    totals = count_posteriors.sum(axis=0) + 1.0
+    return np.log(np.clip((totals - take_rows(count_posteriors, task)) / (n_t - 1 + n_k), 1e-12, None))
+
+
+def tempered(logits: np.ndarray, beta: float) -> np.ndarray:
+    """``softmax(beta * logits)`` per row: the same argmax as ``logits`` for any ``beta > 0``."""
+    return np.ascontiguousarray(softmax_rows(beta * logits)[0])
+
+
 def fit_temperature(
-    data: Answers, per_answer: np.ndarray, log_prior: np.ndarray, bounds: tuple[float, float] = (0.05, 1.0)
+    sample: Answers,
+    per_answer: np.ndarray,
+    log_prior: np.ndarray,
+    bounds: tuple[float, float] = (0.05, 1.0),
 ) -> float:
     """Temper the evidence so that posteriors predict *held-out answers* as well as possible.
 
     Confusion-matrix models assume workers err independently given the true label. On real data
     errors are correlated (hard items fool several workers at once), so summing log-likelihoods
     counts the same evidence several times and posteriors come out over-confident. We fit one
-    exponent ``beta`` for the evidence, ``p(k | answers) ~ prior_k * prod_answers e_w[k, l] ** beta``,
+    exponent ``beta`` for the evidence, ``p(k | answers) ~ (prior_k * prod_answers e_w[k, l]) ** beta``,
     by maximising the leave-one-answer-out log predictive probability of every observed answer:
 
         sum over answers (i, w, l) of log sum_k p_beta(k | other answers of i) * e_w[k, l].
@@ -235,15 +266,22 @@ def fit_temperature(
     and ``beta`` drops below one. It is the "tempered" or "power" likelihood of generalised Bayes
     (P. G. Bissiri, C. C. Holmes and S. G. Walker, "A General Framework for Updating Belief
     Distributions", JRSS B 78(5), 2016, https://doi.org/10.1111/rssb.12158), with the exponent set
-    by predictive cross-validation. Tasks with a single answer carry no information on ``beta``.
+    by predictive cross-validation.
+
+    ``sample`` holds whole tasks (see :func:`calibration_sample`), ``per_answer`` (n, K) the log
+    probability of each of its answers under each class (ideally from worker models fitted without
+    the answer's task: cross-fitting) and ``log_prior`` the (n, K) or (K,) log class prior.
     """
-    totals = task_sums(data, per_answer)
-    keep = _temperature_sample(data)
-    own = take_rows(per_answer, keep).T  # (K, n)
-    others = take_rows(totals, data.task[keep]).T - own  # the task's other answers' evidence
-    if own.shape[1] == 0:
+    if len(sample) == 0:
         return bounds[1]
-    prior = (take_rows(log_prior, data.task[keep]).T if log_prior.ndim == 2 else log_prior[:, None]) + others
+    _, local = np.unique(sample.task, return_inverse=True)
+    n_local = int(local.max()) + 1
+    totals = np.empty((n_local, per_answer.shape[1]))
+    for k in range(per_answer.shape[1]):
+        totals[:, k] = np.bincount(local, weights=per_answer[:, k], minlength=n_local)
+    own = per_answer.T  # (K, n)
+    others = take_rows(totals, local).T - own  # the task's other answers' evidence
+    prior = (log_prior.T if log_prior.ndim == 2 else log_prior[:, None]) + others
     own_top = own.max(axis=0)
     own_lik = np.exp(own - own_top)
 
@@ -254,12 +292,3 @@ def fit_temperature(
 
     res = minimize_scalar(neg_predictive, bounds=bounds, method="bounded", options={"xatol": 1e-3})
     return float(res.x)
-
-
-def _temperature_sample(data: Answers, max_answers: int = 200_000) -> np.ndarray:
-    """Indices of the answers used to fit the temperature: those on tasks with 2+ answers, thinned
-    to about ``max_answers`` by keeping every m-th task (deterministic, whole tasks kept)."""
-    per_task = np.bincount(data.task, minlength=data.n_tasks)
-    eligible = per_task[data.task] > 1
-    stride = max(1, int(np.ceil(eligible.sum() / max_answers)))
-    return np.flatnonzero(eligible & (data.task % stride == 0))

@@ -7,7 +7,7 @@ from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
 from ._base import CategoricalAggregator, normalize_rows, vote_table
-from ._em import class_priors, fit_temperature, softmax_rows, task_sums
+from ._em import calibration_sample, class_priors, fit_temperature, softmax_rows, task_sums, tempered
 from ._input import Answers
 
 __all__ = ["GLAD"]
@@ -54,7 +54,8 @@ class GLAD(CategoricalAggregator):
             priors = class_priors(post)
             params = self._m_step(data, post, params)
             per_answer = self._answer_log_lik(data, params)
-            post, log_norm = softmax_rows(task_sums(data, per_answer) + np.log(priors))
+            logits = task_sums(data, per_answer) + np.log(priors)
+            post, log_norm = softmax_rows(logits)
             post = np.ascontiguousarray(post)
             history.append(float(log_norm.sum()) / len(data))
             calm = calm + 1 if len(history) > 1 and abs(history[-1] - history[-2]) < self.tol else 0
@@ -70,9 +71,11 @@ class GLAD(CategoricalAggregator):
         self.em_posteriors_ = post
         self.temperature_ = 1.0
         if self.calibrate:
-            log_prior = np.log(class_priors(post))
-            self.temperature_ = fit_temperature(data, per_answer, log_prior)
-            post = np.ascontiguousarray(softmax_rows(self.temperature_ * (task_sums(data, per_answer) + log_prior))[0])
+            sample = calibration_sample(data)
+            rows = np.isin(data.task, sample.task)  # calibration_sample keeps whole tasks, in order
+            self.temperature_ = fit_temperature(sample, per_answer[rows], np.log(priors))
+            # temper the very logits ``post`` came from: labels_ stay the argmax of the EM posterior
+            post = tempered(logits, self.temperature_)
         return post
 
     def _task_series(self, data: Answers, values: np.ndarray) -> object:

@@ -80,7 +80,7 @@ class MACE(_ConfusionModel):
         w, lab, rows = data.worker, data.label, np.arange(len(data))
         r = (1 - self._theta[w]) * self._xi[w, lab]
         r = r / (self._theta[w] + r)
-        own_ns = res.posteriors[data.task, lab] * (1 - r)
+        own_ns = res.count_posteriors[data.task, lab] * (1 - r)
         s = self.prior_strength
         theta = (nonspam.sum(axis=1)[w] - own_ns + s * self._m_theta) / (res.counts.sum(axis=(1, 2))[w] - 1 + s)
         spam_at = spam[w, lab] - (1 - own_ns) + s * self._m_xi[lab]
