@@ -203,15 +203,7 @@ class DawidSkene(_ConfusionModel):
     def _project(self, counts: np.ndarray, pooled: np.ndarray) -> np.ndarray:
         s = self.prior_strength
         if s is None:
-            # after the first M-step, search near the previous estimate: it moves little between
-            # iterations, and the narrower bracket needs far fewer evidence evaluations
-            prev = getattr(self, "_s_prev", None)
-            bounds = (
-                _STRENGTH_BOUNDS
-                if prev is None
-                else (max(prev / 3, _STRENGTH_BOUNDS[0]), min(prev * 3, _STRENGTH_BOUNDS[1]))
-            )
-            s = fit_prior_strength(counts, pooled, bounds)
+            s = fit_prior_strength(counts, pooled, _STRENGTH_BOUNDS, start=self._s_prev)
             self._s_prev = s
         self.prior_strength_ = s
         self.prior_counts_ = s * pooled

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
-from scipy.special import gammaln
+from scipy.special import digamma, gammaln
 
 from ._input import Answers
 
@@ -94,7 +94,9 @@ def pooled_confusion(counts: np.ndarray) -> np.ndarray:
     return pooled / pooled.sum(axis=1, keepdims=True)
 
 
-def fit_prior_strength(counts: np.ndarray, pooled: np.ndarray, bounds: tuple[float, float]) -> float:
+def fit_prior_strength(
+    counts: np.ndarray, pooled: np.ndarray, bounds: tuple[float, float], start: float | None = None
+) -> float:
     """Type-II maximum likelihood of the Dirichlet concentration ``s`` shared by all workers.
 
     Each worker's row ``e_w[k, :]`` is drawn from Dirichlet(s * pooled[k, :]); the expected counts
@@ -102,21 +104,57 @@ def fit_prior_strength(counts: np.ndarray, pooled: np.ndarray, bounds: tuple[flo
     how much workers really differ from the average worker: if they are alike, ``s`` is large and a
     worker with three answers is pulled almost entirely to the average; if they differ a lot, ``s``
     is small. (Minka, "Estimating a Dirichlet distribution", 2000.)
+
+    Solved by secant (quasi-Newton) steps on the exact derivative in ``log s`` (digamma terms,
+    Minka's section 3), warm-started at ``start`` (the previous EM iteration's value, which moves
+    little), so an M-step costs a few digamma passes instead of a bracketing search. Terms that depend
+    only on the class (``log Gamma(s * pooled[k, l])``) are computed once per class, not per worker.
+    A bounded Brent search is the fallback when Newton does not improve the evidence.
     """
     rows = counts.sum(axis=2)  # (W, K)
     active = rows > 1e-9
+    if not active.any():
+        return bounds[1]
     c, n = counts[active], rows[active]  # only rows with evidence inform s
     base = np.broadcast_to(pooled, counts.shape)[active]
-    if c.size == 0:
-        return bounds[1]
+    n_rows = len(n)
+    per_class = active.sum(axis=0).astype(np.float64)  # active rows per true class, (K,)
+    lo, hi = np.log(bounds)
 
-    def neg_marginal(log_s: float) -> float:
+    def log_evidence(log_s: float) -> float:
         s = np.exp(log_s)
-        a = s * base
-        ll = gammaln(s) - gammaln(n + s) + (gammaln(c + a) - gammaln(a)).sum(axis=1)
-        return -float(ll.sum())
+        shared = n_rows * gammaln(s) - float(per_class @ gammaln(s * pooled).sum(axis=1))
+        return shared - float(gammaln(n + s).sum()) + float(gammaln(c + s * base).sum())
 
-    res = minimize_scalar(neg_marginal, bounds=np.log(bounds), method="bounded", options={"xatol": 1e-2})
+    def slope(log_s: float) -> float:  # d log evidence / d log s
+        s = np.exp(log_s)
+        grad = (
+            n_rows * digamma(s)
+            - digamma(n + s).sum()
+            + (base * digamma(c + s * base)).sum()
+            - per_class @ (pooled * digamma(s * pooled)).sum(axis=1)
+        )
+        return float(s * grad)
+
+    # secant iterations on the slope (Newton with a finite-difference curvature: trigamma is
+    # ~25x slower than digamma in scipy), each step clipped to a factor e in s
+    u0 = float(np.clip(np.log(start), lo, hi)) if start is not None else 0.5 * (lo + hi)
+    u_prev, g_prev = u0, slope(u0)
+    u = float(np.clip(u0 + (0.05 if g_prev > 0 else -0.05), lo, hi))
+    for _ in range(30):
+        g = slope(u)
+        if g == g_prev or abs(u - u_prev) < 1e-4:
+            break
+        step = float(np.clip(-g * (u - u_prev) / (g - g_prev), -1.0, 1.0))
+        if (g - g_prev) / (u - u_prev) >= 0:  # not concave here: go uphill instead
+            step = float(np.clip(np.sign(g), -1.0, 1.0))
+        u_prev, g_prev = u, g
+        u = float(np.clip(u + step, lo, hi))
+        if u == u_prev:  # stuck at a bound
+            break
+    if log_evidence(u) + 1e-9 >= log_evidence(u0):
+        return float(np.exp(u))
+    res = minimize_scalar(lambda x: -log_evidence(x), bounds=(lo, hi), method="bounded", options={"xatol": 1e-3})
     return float(np.exp(res.x))
 
 
