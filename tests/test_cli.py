@@ -71,8 +71,8 @@ def test_users_and_keys_commands(data_dir: Path) -> None:
     assert "ann laptop" in _invoke("keys", "list")
 
     _invoke("keys", "revoke", key_id)
-    with pytest.raises(Unauthenticated):
-        accounts.authenticate(db, key)
+    with pytest.raises(Unauthenticated):  # a server process that had not seen the key
+        accounts.authenticate(_db(data_dir), key)
 
     _invoke("users", "disable", member_id)
     other = _invoke("keys", "create", "--name", "owner key 2").strip().splitlines()[-1]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
+import weakref
 from datetime import timedelta
 from typing import Any
 
@@ -110,12 +113,40 @@ def _add_key(conn: Connection, org_id: str, member_id: str, name: str, key: str)
     )
 
 
+# Resolved keys are remembered for a moment, per database, so the annotation loop does not pay a
+# query per request. A key revoked or a member disabled through this process stops working at
+# once (the cache is cleared); other server processes notice within AUTH_CACHE_SECONDS.
+AUTH_CACHE_SECONDS = 2.0
+_auth_cache: weakref.WeakKeyDictionary[Database, dict[str, tuple[float, Principal]]] = weakref.WeakKeyDictionary()
+_auth_lock = threading.Lock()
+
+
+def forget_credentials(db: Database) -> None:
+    """Drop remembered keys (after a revocation, a role change or a disabled member)."""
+    with _auth_lock:
+        _auth_cache.pop(db, None)
+
+
 def authenticate(db: Database, key: str) -> Principal:
     """Resolve an API key to who is acting. Unknown, revoked or disabled: one vague error."""
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         raise Unauthenticated("invalid API key")
+    key_hash = hash_key(key)
+    remembered = _auth_cache.get(db, {}).get(key_hash)
+    if remembered is not None and remembered[0] > time.monotonic():
+        return remembered[1]
+    principal = _authenticate(db, key_hash)
+    with _auth_lock:
+        per_db = _auth_cache.setdefault(db, {})
+        if len(per_db) > 10_000:
+            per_db.clear()
+        per_db[key_hash] = (time.monotonic() + AUTH_CACHE_SECONDS, principal)
+    return principal
+
+
+def _authenticate(db: Database, key_hash: str) -> Principal:
     with db.read() as conn:
-        row = repo.member_by_key_hash(conn, hash_key(key))
+        row = repo.member_by_key_hash(conn, key_hash)
     if row is None or row["revoked_at"] is not None or row["disabled_at"] is not None:
         raise Unauthenticated("invalid API key")
     now = utcnow()
@@ -217,7 +248,9 @@ def update_member(db: Database, principal: Principal, member_id: str, data: Memb
             raise Conflict("an organization keeps at least one active owner")
         if values:
             repo.change(conn, t.members, principal.organization_id, member_id, **values)
-        return _member(conn, principal.organization_id, member_id)
+        member = _member(conn, principal.organization_id, member_id)
+    forget_credentials(db)  # after the commit, so no request re-remembers the old role
+    return member
 
 
 def _check_can_grant(principal: Principal, role: Role) -> None:
@@ -261,7 +294,8 @@ def revoke_key(db: Database, principal: Principal, key_id: str) -> dict[str, Any
         if row["revoked_at"] is None:
             row["revoked_at"] = utcnow()
             repo.change(conn, t.api_keys, principal.organization_id, key_id, revoked_at=row["revoked_at"])
-        return row
+    forget_credentials(db)
+    return row
 
 
 def list_workers(db: Database, principal: Principal, *, cursor: str | None, limit: int) -> tuple[list, str | None]:

@@ -124,24 +124,26 @@ def page(
 # --- accounts ----------------------------------------------------------------------------------
 
 
+_MEMBER_BY_KEY_HASH = (
+    select(
+        t.api_keys.c.id.label("api_key_id"),
+        t.api_keys.c.organization_id,
+        t.api_keys.c.revoked_at,
+        t.api_keys.c.last_used_at,
+        t.members.c.id.label("member_id"),
+        t.members.c.role,
+        t.members.c.disabled_at,
+        t.workers.c.id.label("worker_id"),
+    )
+    .join(t.members, t.members.c.id == t.api_keys.c.member_id)
+    .join(t.workers, t.workers.c.member_id == t.members.c.id)
+    .where(t.api_keys.c.key_hash == bindparam("key_hash"))
+)
+
+
 def member_by_key_hash(conn: Connection, key_hash: str) -> dict | None:
     """Authentication: the one lookup that is not organization-scoped, since the key says who."""
-    query = (
-        select(
-            t.api_keys.c.id.label("api_key_id"),
-            t.api_keys.c.organization_id,
-            t.api_keys.c.revoked_at,
-            t.api_keys.c.last_used_at,
-            t.members.c.id.label("member_id"),
-            t.members.c.role,
-            t.members.c.disabled_at,
-            t.workers.c.id.label("worker_id"),
-        )
-        .join(t.members, t.members.c.id == t.api_keys.c.member_id)
-        .join(t.workers, t.workers.c.member_id == t.members.c.id)
-        .where(t.api_keys.c.key_hash == key_hash)
-    )
-    row = conn.execute(query).mappings().first()
+    row = conn.execute(_MEMBER_BY_KEY_HASH, {"key_hash": key_hash}).mappings().first()
     return dict(row) if row else None
 
 
