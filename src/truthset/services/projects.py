@@ -229,3 +229,24 @@ def mark_batch_completed_if_done(conn: Connection, organization_id: str, batch_i
             status=str(BatchStatus.COMPLETED),
             completed_at=utcnow(),
         )
+
+
+def complete_batch_if_done(db: Database, organization_id: str, batch_id: str | None) -> None:
+    """Check a batch again once the transaction that completed or canceled one of its tasks committed.
+
+    Inside that transaction, PostgreSQL's READ COMMITTED cannot see a concurrent transaction finishing
+    the batch's other last task, so two racing last tasks could each see the other still open and
+    leave the batch finalized forever. After both commit, the later of these checks sees them both.
+    """
+    if batch_id is None:
+        return
+    with db.read() as conn:
+        batch = repo.get(conn, t.batches, organization_id, batch_id)
+        if (
+            batch is None
+            or batch["status"] != str(BatchStatus.FINALIZED)
+            or repo.batch_has_open_tasks(conn, organization_id, batch_id)
+        ):
+            return
+    with db.write() as conn:
+        mark_batch_completed_if_done(conn, organization_id, batch_id)

@@ -14,7 +14,12 @@ from truthset.questions import AnswerError
 from truthset.schemas import ResponseCreate
 from truthset.services import lifecycle
 from truthset.services.policy import Action, require
-from truthset.services.projects import load_project, mark_batch_completed_if_done, spec_of_project
+from truthset.services.projects import (
+    complete_batch_if_done,
+    load_project,
+    mark_batch_completed_if_done,
+    spec_of_project,
+)
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -119,7 +124,7 @@ def submit(
         raise InvalidInput("Idempotency-Key must be 1 to 200 characters", details={"field": "Idempotency-Key"})
     try:
         with db.write() as conn:
-            return _submit(conn, principal, task_id, data, idempotency_key)
+            result = _submit(conn, principal, task_id, data, idempotency_key)
     except IntegrityError:
         # A concurrent duplicate (same worker, same task or key) won the race: report it as such.
         with db.read() as conn:
@@ -129,6 +134,9 @@ def submit(
                 task = repo.get(conn, t.tasks, principal.organization_id, prior["task_id"])
                 return {"response": prior, "task": task, "replayed": True}
         raise Conflict("you have already answered this task") from None
+    if not result["replayed"] and result["task"]["status"] == str(TaskStatus.COMPLETED):
+        complete_batch_if_done(db, principal.organization_id, result["task"]["batch_id"])
+    return result
 
 
 def _submit(

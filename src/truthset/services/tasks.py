@@ -19,6 +19,7 @@ from truthset.services import lifecycle
 from truthset.services.policy import Action, require
 from truthset.services.projects import (
     compiled_spec,
+    complete_batch_if_done,
     load_batch,
     load_project,
     mark_batch_completed_if_done,
@@ -393,7 +394,8 @@ def cancel_task(db: Database, principal: Principal, task_id: str) -> dict[str, A
             return task
         task = lifecycle.move(conn, task, TaskStatus.CANCELED)
         mark_batch_completed_if_done(conn, principal.organization_id, task["batch_id"])
-        return task
+    complete_batch_if_done(db, principal.organization_id, task["batch_id"])
+    return task
 
 
 def task_responses(db: Database, principal: Principal, task_id: str) -> list[dict[str, Any]]:
