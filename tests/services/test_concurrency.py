@@ -155,3 +155,26 @@ def test_racing_submits_of_one_worker_store_one_response(org: Org) -> None:
     # each request either got the one stored response (first or replayed) or was refused
     assert {o for i, o in enumerate(outcomes) if i % 2 == 0} <= {stored[0], "conflict"}
     assert set(outcomes) - {"conflict"} == {stored[0]}
+
+
+def test_a_batch_whose_last_two_tasks_complete_at_once_completes(org: Org) -> None:
+    """Two workers finishing a batch's last two tasks at the same moment: someone completes the batch.
+
+    On PostgreSQL (READ COMMITTED) each transaction alone still sees the other's task open.
+    """
+    project = org.make_project(overlap=1)
+    workers = [org.add_member(), org.add_member()]
+    answer = ResponseCreate(answer={"sentiment": "positive"})
+    for _ in range(15):
+        batch = org.make_batch(project["id"])
+        pair = org.make_tasks(project["id"], 2, batch_id=batch["id"])
+        projects.finalize_batch(org.db, org.owner.principal, batch["id"])
+        start = threading.Barrier(2)
+
+        def finish(i: int, pair: list[dict] = pair, start: threading.Barrier = start) -> str:
+            start.wait()
+            return queue.submit(org.db, workers[i].principal, pair[i]["id"], answer)["task"]["status"]
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            assert list(pool.map(finish, range(2))) == ["completed", "completed"]
+        assert projects.get_batch(org.db, org.owner.principal, batch["id"])["status"] == "completed"
