@@ -244,13 +244,25 @@ def update_member(db: Database, principal: Principal, member_id: str, data: Memb
         losing_owner = Role(member["role"]) is Role.OWNER and (
             (data.role is not None and data.role is not Role.OWNER) or data.disabled
         )
-        if losing_owner and repo.count_owners(conn, principal.organization_id) <= 1:
-            raise Conflict("an organization keeps at least one active owner")
+        if losing_owner:
+            _lock_organization(conn, principal.organization_id)
+            if repo.count_owners(conn, principal.organization_id) <= 1:
+                raise Conflict("an organization keeps at least one active owner")
         if values:
             repo.change(conn, t.members, principal.organization_id, member_id, **values)
         member = _member(conn, principal.organization_id, member_id)
     forget_credentials(db)  # after the commit, so no request re-remembers the old role
     return member
+
+
+def _lock_organization(conn: Connection, organization_id: str) -> None:
+    """Serialise changes that must see each other (two owners stepping down at once) on PostgreSQL.
+
+    Under READ COMMITTED each would count the other as the remaining owner; SQLite's BEGIN IMMEDIATE
+    already runs one writer at a time.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(t.organizations.c.id).where(t.organizations.c.id == organization_id).with_for_update())
 
 
 def _check_can_grant(principal: Principal, role: Role) -> None:
