@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from truthset.domain import AssignmentStatus, TaskStatus
+from truthset.domain import AssignmentStatus, Role, TaskStatus
 from truthset.errors import Conflict
-from truthset.schemas import ResponseCreate
-from truthset.services import projects, queue
+from truthset.schemas import MemberUpdate, ResponseCreate
+from truthset.services import accounts, projects, queue
 from truthset.storage import tables as t
 
 if TYPE_CHECKING:
@@ -178,3 +178,30 @@ def test_a_batch_whose_last_two_tasks_complete_at_once_completes(org: Org) -> No
         with ThreadPoolExecutor(max_workers=2) as pool:
             assert list(pool.map(finish, range(2))) == ["completed", "completed"]
         assert projects.get_batch(org.db, org.owner.principal, batch["id"])["status"] == "completed"
+
+
+def test_two_owners_stepping_down_at_once_leave_one_owner(org: Org) -> None:
+    """Each sees another active owner; together they must not leave the organization ownerless."""
+    for _ in range(10):
+        owners = [org.owner, org.add_member(Role.OWNER)]
+        start = threading.Barrier(2)
+
+        def step_down(i: int, owners: list[Actor] = owners, start: threading.Barrier = start) -> str:
+            start.wait()
+            try:
+                accounts.update_member(org.db, owners[i].principal, owners[i].id, MemberUpdate(role=Role.ADMIN))
+            except Conflict:
+                return "refused"
+            return "done"
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            outcomes = sorted(pool.map(step_down, range(2)))
+        assert outcomes == ["done", "refused"]
+        with org.db.read() as conn:
+            owners_left = conn.execute(
+                select(func.count())
+                .select_from(t.members)
+                .where(t.members.c.role == "owner", t.members.c.disabled_at.is_(None))
+            ).scalar_one()
+        assert owners_left == 1
+        org.owner = next(o for o in owners if accounts.get_member(org.db, o.principal, o.id)["role"] == "owner")
