@@ -10,6 +10,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import ValidationError
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from truthset.domain import BatchStatus, Principal, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound, TooLarge
@@ -84,19 +85,31 @@ def create_task(
     db: Database, principal: Principal, project_id: str, task: TaskCreate, *, max_task_bytes: int = 1 << 20
 ) -> dict[str, Any]:
     """Create one task. A repeated ``unique_id`` returns the existing task (``created`` false)."""
-    with db.write() as conn:
-        project = load_project(conn, principal, project_id)
-        require(principal, Action.MANAGE_TASKS)
-        if task.unique_id is not None:
-            existing = repo.existing_unique_ids(conn, principal.organization_id, [task.unique_id])
-            if existing:
-                row = repo.get(conn, t.tasks, principal.organization_id, existing[task.unique_id])
-                return {**row, "created": False}
-        _check_data(compiled_spec(project), task, max_task_bytes)
-        batch = _batch_for_tasks(conn, principal, project_id, task.batch_id)
-        row = _task_row(principal, project, batch, task, new_ids(1)[0], utcnow())
-        repo.add(conn, t.tasks, row)
-        return {**row, "created": True}
+    try:
+        with db.write() as conn:
+            project = load_project(conn, principal, project_id)
+            require(principal, Action.MANAGE_TASKS)
+            if task.unique_id is not None and (existing := _task_by_unique_id(conn, principal, task.unique_id)):
+                return {**existing, "created": False}
+            _check_data(compiled_spec(project), task, max_task_bytes)
+            batch = _batch_for_tasks(conn, principal, project_id, task.batch_id)
+            row = _task_row(principal, project, batch, task, new_ids(1)[0], utcnow())
+            repo.add(conn, t.tasks, row)
+            return {**row, "created": True}
+    except IntegrityError:
+        # A concurrent create with the same unique_id committed first (PostgreSQL): that is the task.
+        if task.unique_id is None:
+            raise
+        with db.read() as conn:
+            existing = _task_by_unique_id(conn, principal, task.unique_id)
+        if existing is None:
+            raise
+        return {**existing, "created": False}
+
+
+def _task_by_unique_id(conn: Connection, principal: Principal, unique_id: str) -> dict[str, Any] | None:
+    found = repo.existing_unique_ids(conn, principal.organization_id, [unique_id])
+    return repo.get(conn, t.tasks, principal.organization_id, found[unique_id]) if found else None
 
 
 @dataclass
