@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 from truthset.domain import AssignmentStatus, Role, TaskStatus
 from truthset.errors import Conflict
-from truthset.schemas import MemberUpdate, ResponseCreate
-from truthset.services import accounts, projects, queue
+from truthset.schemas import MemberUpdate, ResponseCreate, TaskCreate
+from truthset.services import accounts, projects, queue, tasks
 from truthset.storage import tables as t
 
 if TYPE_CHECKING:
@@ -205,3 +205,22 @@ def test_two_owners_stepping_down_at_once_leave_one_owner(org: Org) -> None:
             ).scalar_one()
         assert owners_left == 1
         org.owner = next(o for o in owners if accounts.get_member(org.db, o.principal, o.id)["role"] == "owner")
+
+
+def test_racing_creates_with_one_unique_id_make_one_task(org: Org) -> None:
+    """Client retries of one task creation arriving together: one task, every caller gets it."""
+    project = org.make_project()
+    start = threading.Barrier(8)
+
+    def create(i: int) -> tuple[str, bool]:
+        start.wait()
+        task = tasks.create_task(
+            org.db, org.owner.principal, project["id"], TaskCreate(data={"text": f"try {i}"}, unique_id="once")
+        )
+        return task["id"], task["created"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(create, range(8)))
+    assert len({task_id for task_id, _ in outcomes}) == 1
+    assert sorted(created for _, created in outcomes) == [False] * 7 + [True]
+    assert len(org.all_tasks()) == 1
