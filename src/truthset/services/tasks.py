@@ -237,8 +237,12 @@ class _Importer:
                 self.seen_unique_ids.add(task.unique_id)
             row = (next(ids), *fixed, task.unique_id, task.data, task.metadata, task.priority, self.status)
             rows.append((*row, task.overlap or self.overlap, 0, 0, now, now))
-        repo.insert_prepared(conn, t.tasks, _BULK_COLUMNS, rows)
-        self.report.created += len(rows)
+        # a concurrent import may store some of these unique_ids first: those count as existing
+        inserted = repo.insert_prepared(
+            conn, t.tasks, _BULK_COLUMNS, rows, skip_conflicts_on=("organization_id", "unique_id")
+        )
+        self.report.created += inserted
+        self.report.existing += len(rows) - inserted
 
 
 def _from_model(task: TaskCreate) -> tuple[dict, str | None, dict, int, int | None, str | None]:

@@ -78,14 +78,24 @@ def add_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) 
         conn.execute(insert(table), list(rows))
 
 
-def insert_prepared(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+def insert_prepared(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple],
+    *,
+    skip_conflicts_on: Sequence[str] = (),
+) -> int:
     """Bulk insert without per-row SQLAlchemy processing (the bulk task import's hot path).
 
     ``rows`` are tuples in ``columns`` order, already in the driver's form: JSON columns as JSON
     text (``orjson.dumps(...).decode()``), datetimes through :func:`driver_datetime`.
+    With ``skip_conflicts_on`` (the columns of a unique constraint), a row that clashes with a stored
+    one (or one a concurrent transaction commits meanwhile) is skipped, not an error.
+    Returns how many rows were inserted.
     """
     if not rows:
-        return
+        return 0
     dialect = conn.dialect
     quote = dialect.identifier_preparer.quote
     mark = "?" if dialect.paramstyle in ("qmark", "numeric") else "%s"
@@ -94,7 +104,9 @@ def insert_prepared(conn: Connection, table: Table, columns: Sequence[str], rows
         f"CAST({mark} AS JSON)" if postgres and isinstance(table.c[name].type, JSON) else mark for name in columns
     )
     sql = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES ({values})"
-    conn.exec_driver_sql(sql, list(rows))
+    if skip_conflicts_on:
+        sql += f" ON CONFLICT ({', '.join(quote(c) for c in skip_conflicts_on)}) DO NOTHING"
+    return int(conn.exec_driver_sql(sql, list(rows)).rowcount)
 
 
 def driver_datetime(conn: Connection, value: datetime) -> Any:
