@@ -224,3 +224,21 @@ def test_racing_creates_with_one_unique_id_make_one_task(org: Org) -> None:
     assert len({task_id for task_id, _ in outcomes}) == 1
     assert sorted(created for _, created in outcomes) == [False] * 7 + [True]
     assert len(org.all_tasks()) == 1
+
+
+def test_racing_imports_of_the_same_unique_ids_store_each_once(org: Org) -> None:
+    """Two overlapping bulk imports at once (a retried upload): every unique_id is stored once."""
+    project = org.make_project()
+    start = threading.Barrier(2)
+    items = [(i + 1, {"data": {"text": f"item {i}"}, "unique_id": f"u{i}"}) for i in range(300)]
+
+    def run(on_error: str) -> tasks.ImportReport:
+        start.wait()
+        return tasks.import_tasks(org.db, org.owner.principal, project["id"], items, on_error=on_error)  # type: ignore[arg-type]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reports = list(pool.map(run, ["reject", "skip"]))
+    assert all(r.created + r.existing == 300 and r.invalid == 0 and r.stored for r in reports)
+    assert sum(r.created for r in reports) == 300
+    stored = org.all_tasks()
+    assert sorted(x["unique_id"] for x in stored) == sorted(f"u{i}" for i in range(300))
