@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -80,22 +81,61 @@ def test_foreign_keys_are_enforced(db: Database) -> None:
 # --- SQLite specifics ------------------------------------------------------------------------------
 
 
-def test_sqlite_is_wal_with_full_sync_by_default(tmp_path: Path) -> None:
+def test_sqlite_is_wal_and_durable_writes_wait_for_a_wal_sync(tmp_path: Path) -> None:
+    """The default (FULL) commits without fsync and syncs the WAL before a durable write returns."""
     db = Database(f"sqlite:///{tmp_path / 'deep' / 'dir' / 'x.db'}")  # creates the directory
+    db.create_all()
+    group = db._group_commit
+    assert group is not None
     try:
         with db.read() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-            assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL: the group syncs
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
             assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+        before = group.syncs
+        with db.write(durable=False) as conn:
+            conn.execute(insert(t.organizations).values(id="a" * 24, name="a", created_at=datetime(2024, 1, 1)))
+        assert group.syncs == before  # a lease-like write is not synced on its own
+        with db.write() as conn:
+            conn.execute(insert(t.organizations).values(id="b" * 24, name="b", created_at=datetime(2024, 1, 1)))
+        assert group.syncs == before + 1  # ...but the next durable write syncs both
+        assert group._synced == group._commits
+        with pytest.raises(RuntimeError), db.write():
+            raise RuntimeError("rolled back")
+        assert group.syncs == before + 1  # nothing committed, nothing to sync
     finally:
         db.dispose()
     normal = Database(f"sqlite:///{tmp_path / 'n.db'}", sqlite_synchronous="NORMAL")
     try:
+        assert normal._group_commit is None  # the user chose speed over durability
         with normal.read() as conn:
             assert conn.execute(text("PRAGMA synchronous")).scalar() == 1
     finally:
         normal.dispose()
+
+
+def test_group_commit_covers_concurrent_writers_with_fewer_syncs(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'g.db'}")
+    db.create_all()
+    group = db._group_commit
+    assert group is not None
+    start = group.syncs
+
+    def write(n: int) -> None:
+        with db.write() as conn:
+            conn.execute(insert(t.organizations).values(id=f"{n:024d}", name=str(n), created_at=datetime(2024, 1, 1)))
+        assert group._synced >= 1  # returned only after a sync covered it
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(write, range(200)))
+    try:
+        with db.read() as conn:
+            assert conn.execute(select(func.count()).select_from(t.organizations)).scalar() == 200
+        assert group._synced == group._commits
+        assert group.syncs - start <= 200
+    finally:
+        db.dispose()
 
 
 def test_sqlite_write_takes_the_write_lock_at_begin(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ failing half-way with ``database is locked``. PostgreSQL: READ COMMITTED plus ex
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,62 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+class GroupCommit:
+    """Durability for SQLite at the cost of one fsync per group of commits, not one per commit.
+
+    Connections run with ``synchronous=NORMAL``: a commit appends its frames to the WAL file without
+    syncing it. Before a durable write is acknowledged, :meth:`wait_durable` makes sure the WAL has
+    been fdatasync'ed since that commit: the first waiter syncs everything committed so far, and
+    the writers that committed meanwhile find themselves covered and return at once. This gives
+    the guarantee of ``synchronous=FULL`` (an acknowledged write survives power loss) while the
+    write lock is released before the sync, so the next transaction runs during it.
+
+    fdatasync on our own descriptor of the WAL flushes the file, whoever wrote the pages. When the
+    WAL is checkpointed, SQLite (in NORMAL mode) syncs the WAL before and the database after, and it
+    may then delete the WAL file when the last connection closes: the inode is checked each time.
+    """
+
+    def __init__(self, wal_path: Path) -> None:
+        self._wal_path = wal_path
+        self._fd: int | None = None
+        self._inode: int | None = None
+        self._commits = 0  # incremented under the database's write lock
+        self._synced = 0
+        self._sync_lock = threading.Lock()
+        self.syncs = 0  # how many fdatasync calls were made (observability, tests)
+
+    def committed(self) -> int:
+        """Call right after a COMMIT, under the write lock. Returns the commit's ticket."""
+        self._commits += 1
+        return self._commits
+
+    def wait_durable(self, ticket: int) -> None:
+        with self._sync_lock:
+            if self._synced >= ticket:
+                return  # a sync that began after our commit has covered it
+            covered = self._commits
+            self._sync_wal()
+            self._synced = covered
+
+    def _sync_wal(self) -> None:
+        try:
+            inode = os.stat(self._wal_path).st_ino
+        except FileNotFoundError:
+            return  # checkpointed into the database file (synced by SQLite) and removed
+        if self._fd is None or inode != self._inode:
+            if self._fd is not None:
+                os.close(self._fd)
+            self._fd = os.open(self._wal_path, os.O_RDONLY)
+            self._inode = inode
+        os.fdatasync(self._fd)
+        self.syncs += 1
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class Database:
     """One engine plus the transaction helpers every service uses."""
 
@@ -38,7 +95,13 @@ class Database:
         self._write_lock: threading.RLock | contextlib.nullcontext = (
             threading.RLock() if self.is_sqlite else contextlib.nullcontext()
         )
+        self._group_commit: GroupCommit | None = None
         if self.is_sqlite:
+            database = self.url.database
+            if sqlite_synchronous == "FULL" and database and database != ":memory:":
+                # connections commit without fsync; acknowledged writes wait for a shared one
+                self._group_commit = GroupCommit(Path(database).resolve().with_name(Path(database).name + "-wal"))
+                sqlite_synchronous = "NORMAL"
             self.engine = self._sqlite_engine(url, sqlite_synchronous, pool_size)
         else:
             self.engine = create_engine(
@@ -89,9 +152,8 @@ class Database:
     def write(self, *, durable: bool = True) -> Iterator[Connection]:
         """A read-write transaction, committed when the block ends without error.
 
-        ``durable=False`` (SQLite only) skips the fsync at commit for writes whose loss on power
-        failure is harmless, such as a lease: WAL still makes the commit atomic, and the next
-        durable commit syncs the log up to and including it.
+        When the block has returned, the commit is on disk (unless ``durable=False``, for writes
+        whose loss on power failure is harmless, such as a lease; a later durable commit covers it).
         """
         options = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {}
         # SQLite has one writer at a time. Queue this process's writers on a lock, which hands over
@@ -99,18 +161,11 @@ class Database:
         # of up to 100 ms: under 16 concurrent annotators that polling made p99 latency seconds.
         # The busy timeout still orders writers of different processes.
         with self._write_lock, self.engine.connect().execution_options(**options) as conn:
-            relaxed = self.is_sqlite and not durable and self.synchronous == "FULL"
-            # on the driver connection: SQLAlchemy would wrap the pragma in a transaction, where
-            # SQLite refuses to change it
-            raw = conn.connection.driver_connection
-            if relaxed:
-                raw.execute("PRAGMA synchronous=NORMAL")
-            try:
-                with conn.begin():
-                    yield conn
-            finally:
-                if relaxed:
-                    raw.execute("PRAGMA synchronous=FULL")
+            with conn.begin():
+                yield conn
+            ticket = self._group_commit.committed() if self._group_commit else 0
+        if durable and self._group_commit:
+            self._group_commit.wait_durable(ticket)  # outside the lock: the next writer goes on
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -126,3 +181,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._group_commit:
+            self._group_commit.close()
