@@ -223,8 +223,16 @@ def add_member(db: Database, principal: Principal, data: MemberCreate) -> dict[s
     require(principal, Action.MANAGE_MEMBERS)
     _check_can_grant(principal, data.role)
     password = data.password or new_password()
-    with db.write() as conn:
-        member = _add_member(conn, principal.organization_id, data.email, data.name, data.role, _hasher.hash(password))
+    try:
+        with db.write() as conn:
+            member = _add_member(
+                conn, principal.organization_id, data.email, data.name, data.role, _hasher.hash(password)
+            )
+    except IntegrityError as exc:  # the same email added at the same moment (PostgreSQL)
+        if not unique_violation(exc):
+            raise
+        email = data.email.strip().lower()
+        raise Conflict(f"a member with email {email} already exists", details={"field": "email"}) from None
     return {"member": member, "password": None if data.password else password}
 
 

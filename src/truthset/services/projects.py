@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from truthset.domain import BatchStatus, Principal, TaskStatus
 from truthset.errors import Conflict, NotFound
@@ -126,31 +127,34 @@ def load_batch(conn: Connection, principal: Principal, batch_id: str) -> dict[st
 
 
 def create_batch(db: Database, principal: Principal, project_id: str, data: BatchCreate) -> dict[str, Any]:
-    with db.write() as conn:
-        load_project(conn, principal, project_id)
-        require(principal, Action.MANAGE_TASKS)
-        clash = conn.execute(
-            repo.scoped(t.batches, principal.organization_id, t.batches.c.id).where(
-                t.batches.c.project_id == project_id, t.batches.c.name == data.name
+    try:
+        with db.write() as conn:
+            load_project(conn, principal, project_id)
+            require(principal, Action.MANAGE_TASKS)
+            clash = conn.execute(
+                repo.scoped(t.batches, principal.organization_id, t.batches.c.id).where(
+                    t.batches.c.project_id == project_id, t.batches.c.name == data.name
+                )
+            ).first()
+            if clash:
+                raise Conflict(f"the project already has a batch named {data.name!r}", details={"field": "name"})
+            batch = repo.add(
+                conn,
+                t.batches,
+                {
+                    "id": new_id(),
+                    "organization_id": principal.organization_id,
+                    "project_id": project_id,
+                    "name": data.name,
+                    "status": str(BatchStatus.OPEN),
+                    "metadata": data.metadata,
+                    "created_at": utcnow(),
+                    "finalized_at": None,
+                    "completed_at": None,
+                },
             )
-        ).first()
-        if clash:
-            raise Conflict(f"the project already has a batch named {data.name!r}", details={"field": "name"})
-        batch = repo.add(
-            conn,
-            t.batches,
-            {
-                "id": new_id(),
-                "organization_id": principal.organization_id,
-                "project_id": project_id,
-                "name": data.name,
-                "status": str(BatchStatus.OPEN),
-                "metadata": data.metadata,
-                "created_at": utcnow(),
-                "finalized_at": None,
-                "completed_at": None,
-            },
-        )
+    except IntegrityError:  # the same name created at the same moment (PostgreSQL)
+        raise Conflict(f"the project already has a batch named {data.name!r}", details={"field": "name"}) from None
     return {**batch, "counts": {}}
 
 
