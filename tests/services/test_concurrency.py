@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -242,3 +243,26 @@ def test_racing_imports_of_the_same_unique_ids_store_each_once(org: Org) -> None
     assert sum(r.created for r in reports) == 300
     stored = org.all_tasks()
     assert sorted(x["unique_id"] for x in stored) == sorted(f"u{i}" for i in range(300))
+
+
+def test_racing_duplicates_get_conflict_not_a_database_error(org: Org) -> None:
+    """Two batches with one name, two members with one email, at the same moment: one wins, one 409."""
+    project = org.make_project()
+
+    def race(make: Callable[[], object]) -> list[str]:
+        start = threading.Barrier(4)
+
+        def attempt(_: int) -> str:
+            start.wait()
+            try:
+                make()
+            except Conflict:
+                return "conflict"
+            return "made"
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return sorted(pool.map(attempt, range(4)))
+
+    for n in range(3):
+        assert race(lambda n=n: org.make_batch(project["id"], name=f"b{n}")) == ["conflict"] * 3 + ["made"]
+        assert race(lambda n=n: org.add_member(email=f"same{n}@x.io")) == ["conflict"] * 3 + ["made"]
