@@ -99,7 +99,13 @@ def numeric_table(name: str, answers: pd.DataFrame, truth: pd.Series) -> dict[st
     from crowdkit.aggregation import MMSR  # noqa: F401  (crowd-kit has no scalar mean/median estimators)
 
     rows: dict[str, Any] = {}
-    for method, factory in (("mean", tq.Mean), ("median", tq.Median), ("bias-variance", tq.BiasVarianceModel)):
+    methods = (
+        ("mean (default)", tq.Mean),
+        ("median", tq.Median),
+        ("bias-variance (empirical Bayes)", tq.BiasVarianceModel),
+        ("bias-variance (fixed strength 3)", lambda: tq.BiasVarianceModel(prior_strength=3.0)),
+    )
+    for method, factory in methods:
         start = time.perf_counter()
         values = factory().fit_predict(answers)
         secs = time.perf_counter() - start
@@ -152,6 +158,32 @@ def child(method: str) -> None:
     print(json.dumps({"seconds": secs, "accuracy": acc, "peak_mib": peak, "before_mib": rss_before, "n_iter": n_iter}))
 
 
+def same_process() -> dict[str, Any]:
+    """crowd-kit DS then truthset's default, back to back in ONE process on the same data.
+
+    On a shared machine the fresh-process runs above can land in different load spikes; here both
+    fits see the same load within seconds of each other, so their ratio is the fairer one.
+    """
+    arrays = np.load(synthetic_path())
+    df = pd.DataFrame({"task": arrays["task"], "worker": arrays["worker"], "label": arrays["label"]})
+    from crowdkit.aggregation import DawidSkene
+
+    load_before = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+    start = time.perf_counter()
+    DawidSkene(n_iter=100).fit_predict(df)
+    ck = time.perf_counter() - start
+    start = time.perf_counter()
+    tq.DawidSkene().fit_predict(df)
+    ts = time.perf_counter() - start
+    load_after = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+    row = {"crowd-kit seconds": ck, "truthset seconds": ts, "ratio": ck / ts, "loadavg": [load_before, load_after]}
+    console.print(
+        f"same process, back to back: crowd-kit DS {ck:.2f} s, truthset DS (default) {ts:.2f} s, "
+        f"ratio {ck / ts:.1f}x; load average before {' '.join(load_before)}, after {' '.join(load_after)}"
+    )
+    return row
+
+
 def synthetic() -> dict[str, Any]:
     synthetic_path()
     rows = {}
@@ -202,9 +234,21 @@ def incremental() -> dict[str, Any]:
     return rows
 
 
+def _loadavg() -> str:
+    path = Path("/proc/loadavg")
+    return " ".join(path.read_text().split()[:3]) if path.exists() else "n/a"
+
+
 def main(data_dir: Path) -> None:
     console.print(f"[bold]truthset quality benchmark[/bold]  data: {data_dir}  python {sys.version.split()[0]}")
-    results = {"real": real_datasets(data_dir), "synthetic": synthetic(), "incremental_us": incremental()}
+    console.print(f"load average at start: {_loadavg()}")
+    results = {
+        "real": real_datasets(data_dir),
+        "synthetic": synthetic(),
+        "same_process": same_process(),
+        "incremental_us": incremental(),
+    }
+    console.print(f"load average at end: {_loadavg()}")
     CACHE.mkdir(exist_ok=True)
     (CACHE / "quality.json").write_text(json.dumps(results, indent=2))
 

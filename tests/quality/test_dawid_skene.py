@@ -213,3 +213,20 @@ def test_temperature_is_fitted_on_a_fixed_seed_sample(crowd_maker, monkeypatch) 
     assert a.temperature_ == b.temperature_
     assert a.labels_ == full.labels_
     assert abs(a.temperature_ - full.temperature_) < 0.1
+
+
+def test_glad_uses_a_uniform_class_prior_unless_asked() -> None:
+    # 90% negatives; workers miss positives (answer 0 for a 1) but rarely invent them. GLAD's errors
+    # are symmetric, so an estimated prior absorbs the asymmetry and overrules 2-of-3 positive votes.
+    rng = np.random.default_rng(5)
+    truth = (rng.random(3000) < 0.1).astype(int)
+    tasks = np.repeat(np.arange(3000), 3)
+    workers = np.concatenate([rng.choice(40, 3, replace=False) for _ in range(3000)])
+    t = truth[tasks]
+    flip = rng.random(len(tasks)) < np.where(t == 1, 0.3, 0.03)
+    labels = np.where(flip, 1 - t, t)
+    uniform = GLAD().fit((tasks, workers, labels))
+    fitted = GLAD(fit_class_priors=True).fit((tasks, workers, labels))
+    pos = np.flatnonzero(truth == 1)
+    recall = lambda m: np.mean([m.labels_[i] == 1 for i in pos])  # noqa: E731
+    assert recall(uniform) > recall(fitted)

@@ -85,3 +85,42 @@ def test_multilabel_per_label_binary() -> None:
     ml = MultiLabel().fit(rows)
     assert ml.labels_ == {"t1": ["cat"], "t2": ["dog"]}
     assert ml.probas_["t1"]["cat"] > 0.5 > ml.probas_["t1"]["dog"]
+
+
+def _numeric_crowd(rng, n_tasks, n_workers, per_task, bias, sd):
+    truth = rng.normal(0, 10, n_tasks)
+    tasks = np.repeat(np.arange(n_tasks), per_task)
+    workers = np.concatenate([rng.choice(n_workers, per_task, replace=False) for _ in range(n_tasks)])
+    values = truth[tasks] + bias[workers] + rng.normal(0, 1, len(tasks)) * sd[workers]
+    return (tasks, workers, values), truth
+
+
+def test_bias_variance_priors_are_estimated_from_the_answers() -> None:
+    # 150 workers whose offsets have variance 9 and whose variances follow a scaled-inv-chi^2(8, 4)
+    rng = np.random.default_rng(1)
+    n_workers = 150
+    bias = rng.normal(0, 3, n_workers)
+    sd = np.sqrt(8 * 4.0 / rng.chisquare(8, n_workers))
+    rows, truth = _numeric_crowd(rng, 3000, n_workers, 5, bias, sd)
+    model = BiasVarianceModel().fit(rows)
+    assert model.bias_prior_variance_ == pytest.approx(9.0, rel=0.35)
+    d0, s02 = model.variance_prior_
+    assert 3 < d0 < 30
+    assert s02 == pytest.approx(4.0, rel=0.35)
+    est = np.array([model.labels_[t] for t in range(3000)])
+    mean = np.array([Mean().fit(rows).labels_[t] for t in range(3000)])
+    assert np.abs(est - truth).mean() < 0.9 * np.abs(mean - truth).mean()
+
+
+def test_bias_variance_collapses_to_the_mean_for_identical_workers() -> None:
+    # no offsets, equal noise: the evidence says workers do not differ, so the model is the mean
+    rng = np.random.default_rng(2)
+    n_workers = 60
+    rows, truth = _numeric_crowd(rng, 1500, n_workers, 5, np.zeros(n_workers), np.full(n_workers, 2.0))
+    model = BiasVarianceModel().fit(rows)
+    assert model.bias_prior_variance_ < 0.05
+    assert model.variance_prior_[0] > 100  # d0: prior worth 100+ answers (or inf)
+    est = np.array([model.labels_[t] for t in range(1500)])
+    mean = np.array([Mean().fit(rows).labels_[t] for t in range(1500)])
+    assert np.abs(est - mean).mean() < 0.05  # prior_strength=3 moves them by 0.17 (and loses to the mean)
+    assert np.abs(est - truth).mean() < 1.01 * np.abs(mean - truth).mean()

@@ -19,6 +19,7 @@ from ._glad import GLAD
 from ._input import Answers, factorize_answers
 from ._io import (
     DEFAULT_METHOD,
+    DEFAULT_NUMERIC_METHOD,
     METHODS,
     make_aggregator,
     read_answers_csv,
@@ -33,6 +34,7 @@ from ._voting import MajorityVote, Wawa
 
 __all__ = [
     "DEFAULT_METHOD",
+    "DEFAULT_NUMERIC_METHOD",
     "GLAD",
     "MACE",
     "METHODS",
