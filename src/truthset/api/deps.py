@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
@@ -19,25 +20,34 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 _basic = HTTPBasic(auto_error=False, description="An API key as the user name, empty password (as Scale's API).")
 
 
-def get_db(request: Request) -> Database:
+# Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in the thread pool,
+# and the hop there and back cost more CPU than the annotation loop's database work.
+
+
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     key = bearer.credentials if bearer else _basic_key(request)
+    db = request.app.state.db
     if not key:
-        principal = session.principal_from_request(request)  # the web UI: cookie + CSRF token
+        # the web UI: cookie + CSRF token, looked up in the database off the event loop
+        principal = await anyio.to_thread.run_sync(session.principal_from_request, request)
         if principal is not None:
             return principal
         raise Unauthenticated("an API key is required: Authorization: Bearer <key>")
-    return accounts.authenticate(request.app.state.db, key)
+    remembered = accounts.remembered_principal(db, key)
+    if remembered is not None:
+        return remembered
+    return await anyio.to_thread.run_sync(accounts.authenticate, db, key)
 
 
 def _basic_key(request: Request) -> str | None:

@@ -127,14 +127,22 @@ def forget_credentials(db: Database) -> None:
         _auth_cache.pop(db, None)
 
 
+def remembered_principal(db: Database, key: str) -> Principal | None:
+    """Who a key resolved to moments ago, without touching the database (None: ask authenticate)."""
+    remembered = _auth_cache.get(db, {}).get(hash_key(key))
+    if remembered is not None and remembered[0] > time.monotonic():
+        return remembered[1]
+    return None
+
+
 def authenticate(db: Database, key: str) -> Principal:
     """Resolve an API key to who is acting. Unknown, revoked or disabled: one vague error."""
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         raise Unauthenticated("invalid API key")
+    remembered = remembered_principal(db, key)
+    if remembered is not None:
+        return remembered
     key_hash = hash_key(key)
-    remembered = _auth_cache.get(db, {}).get(key_hash)
-    if remembered is not None and remembered[0] > time.monotonic():
-        return remembered[1]
     principal = _authenticate(db, key_hash)
     with _auth_lock:
         per_db = _auth_cache.setdefault(db, {})
