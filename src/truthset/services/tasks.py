@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -270,18 +271,12 @@ def import_tasks(
         require(principal, Action.MANAGE_TASKS)
     if on_error == "reject":
         return _import_all_or_nothing(db, principal, project_id, items, batch_id, max_task_bytes)
-    importer = None
-    for chunk_items in _chunks(items):
+    with db.read() as conn:
+        batch = _batch_for_tasks(conn, principal, project_id, batch_id)
+    importer = _Importer(principal, project, batch, max_task_bytes)
+    for parsed in _parsed_chunks(importer, items):
         with db.write() as conn:
-            if importer is None:
-                batch = _batch_for_tasks(conn, principal, project_id, batch_id)
-                importer = _Importer(principal, project, batch, max_task_bytes)
-            parsed = [task for number, raw in chunk_items if (task := importer.parse(number, raw))]
             importer.store(conn, parsed)
-    if importer is None:
-        with db.read() as conn:
-            _batch_for_tasks(conn, principal, project_id, batch_id)
-        return ImportReport()
     return importer.report
 
 
@@ -304,8 +299,7 @@ def _import_all_or_nothing(
             batch = _batch_for_tasks(conn, principal, project_id, batch_id)
             importer = _Importer(principal, project, batch, max_task_bytes)
             report = importer.report
-            for chunk_items in _chunks(items):
-                parsed = [task for number, raw in chunk_items if (task := importer.parse(number, raw))]
+            for parsed in _parsed_chunks(importer, items):
                 if report.invalid == 0:
                     importer.store(conn, parsed)
             if report.invalid:
@@ -315,6 +309,28 @@ def _import_all_or_nothing(
         report.created = 0
         report.existing = 0
     return report
+
+
+def _parsed_chunks(importer: _Importer, items: Iterable[tuple[int, bytes | dict]]) -> Iterator[list[_Parsed]]:
+    """Valid tasks, chunk by chunk; chunk N+1 is parsed in a helper thread while the caller stores N.
+
+    SQLite and PostgreSQL's driver release the GIL while they insert, so parsing (Python) and
+    storing (C and I/O) overlap on two cores. The items are pulled in the caller's thread, which
+    may be reading the HTTP body; at most two chunks are in memory at once.
+    """
+
+    def parse(chunk: list[tuple[int, bytes | dict]]) -> list[_Parsed]:
+        return [task for number, raw in chunk if (task := importer.parse(number, raw))]
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-parse") as pool:
+        pending: Future[list[_Parsed]] | None = None
+        for chunk in _chunks(items):
+            following = pool.submit(parse, chunk)
+            if pending is not None:
+                yield pending.result()
+            pending = following
+        if pending is not None:
+            yield pending.result()
 
 
 def _chunks(items: Iterable[tuple[int, bytes | dict]]) -> Iterator[list[tuple[int, bytes | dict]]]:
