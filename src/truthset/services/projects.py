@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func
 from sqlalchemy.exc import IntegrityError
 
 from truthset.domain import BatchStatus, Principal, TaskStatus
@@ -254,3 +255,31 @@ def complete_batch_if_done(db: Database, organization_id: str, batch_id: str | N
             return
     with db.write() as conn:
         mark_batch_completed_if_done(conn, organization_id, batch_id)
+
+
+# --- counts for the UI ---------------------------------------------------------------------------
+
+
+def project_counts(db: Database, principal: Principal, project_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Task counts by status of each project in ``project_ids``, in one query: ``{project_id:
+    {status: count}}``, an empty dict for a project without tasks.
+
+    Anyone who may read projects may read their counts (the project list shows how much is waiting).
+    The query is scoped to the principal's organization: another organization's project counts
+    nothing, exactly like a missing one.
+    """
+    require(principal, Action.READ_PROJECTS)
+    wanted = list(dict.fromkeys(project_ids))
+    counts: dict[str, dict[str, int]] = {project_id: {} for project_id in wanted}
+    if not wanted:
+        return counts
+    with db.read() as conn:
+        for start in range(0, len(wanted), 500):  # a bounded number of bound parameters per statement
+            query = (
+                repo.scoped(t.tasks, principal.organization_id, t.tasks.c.project_id, t.tasks.c.status, func.count())
+                .where(t.tasks.c.project_id.in_(wanted[start : start + 500]))
+                .group_by(t.tasks.c.project_id, t.tasks.c.status)
+            )
+            for project_id, status, n in conn.execute(query):
+                counts[project_id][status] = int(n)
+    return counts

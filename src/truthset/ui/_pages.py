@@ -18,11 +18,9 @@ from truthset import questions
 from truthset.api import session
 from truthset.errors import Forbidden, NotFound, TruthsetError, Unauthenticated
 from truthset.questions import CompiledSpec
-from truthset.services import projects
+from truthset.services import projects, sessions
 from truthset.services.policy import Action, allowed, require
 from truthset.storage import Database
-from truthset.storage import repositories as repo
-from truthset.storage import tables as t
 from truthset.ui._render import markdown, page
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -64,14 +62,15 @@ def _failure(request: Request, exc: TruthsetError) -> Response:
     return _error_page(request, 400, "Something is wrong", exc.message)
 
 
-def _counts(db: Database, organization_id: str, project_id: str) -> dict[str, int]:
-    with db.read() as conn:
-        return repo.status_counts(conn, organization_id, t.tasks.c.project_id, project_id)
+def _project_summaries(db: Database, info: session.SessionInfo, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    counts = projects.project_counts(db, info.principal, [project["id"] for project in rows])
+    return [_project_summary(db, info, project, counts[project["id"]]) for project in rows]
 
 
-def _project_summary(db: Database, info: session.SessionInfo, project: dict[str, Any]) -> dict[str, Any]:
+def _project_summary(
+    db: Database, info: session.SessionInfo, project: dict[str, Any], counts: dict[str, int]
+) -> dict[str, Any]:
     principal = info.principal
-    counts = _counts(db, principal.organization_id, project["id"])
     summary: dict[str, Any] = {
         "project": project,
         "counts": counts,
@@ -96,7 +95,7 @@ def _login_page(
     error: str | None = None,
     email: str = "",
     next_url: str = "/",
-    choices: list[session.Choice] | None = None,
+    choices: list[sessions.Choice] | None = None,
     notice: str | None = None,
 ) -> Response:
     token = request.cookies.get(session.LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
@@ -146,10 +145,10 @@ async def login_submit(request: Request) -> Response:
         )
     address = request.client.host if request.client else "unknown"
     try:
-        outcome = session.check_password(
+        outcome = sessions.check_password(
             _db(request), email, password, address=address, organization_id=organization_id
         )
-    except session.TooManyAttempts as exc:
+    except sessions.TooManyAttempts as exc:
         return _login_page(request, status_code=429, email=email, next_url=next_url, error=exc.message)
     except Unauthenticated:
         return _login_page(request, status_code=401, email=email, next_url=next_url, error="Wrong email or password.")
@@ -161,7 +160,7 @@ async def login_submit(request: Request) -> Response:
             choices=outcome,
             notice="This email belongs to several organizations: choose one and enter your password again.",
         )
-    token = session.start(_db(request), outcome, replacing=request.cookies.get(session.COOKIE))
+    token = sessions.start(_db(request), outcome, replacing=request.cookies.get(session.COOKIE))
     response = RedirectResponse(next_url, status_code=303)
     session.set_cookie(response, request, token)
     response.delete_cookie(session.LOGIN_CSRF_COOKIE, path="/login")
@@ -182,7 +181,7 @@ async def logout(request: Request) -> Response:
         form = await request.form()
         if not session.csrf_ok(request, info, str(form.get(session.CSRF_FIELD, ""))):
             return _error_page(request, 403, "Not allowed", "The sign-out form expired: reload the page and try again.")
-        session.destroy(_db(request), request.cookies.get(session.COOKIE))
+        sessions.destroy(_db(request), request.cookies.get(session.COOKIE))
     response = RedirectResponse("/login?signed_out=1", status_code=303)
     session.clear_cookie(response, request)
     return response
@@ -199,7 +198,7 @@ def home(request: Request) -> Response:
     db = _db(request)
     try:
         rows, _ = projects.list_projects(db, info.principal, cursor=None, limit=200)
-        summaries = [_project_summary(db, info, p) for p in rows]
+        summaries = _project_summaries(db, info, rows)
     except TruthsetError as exc:
         return _failure(request, exc)
     return page(
@@ -220,7 +219,7 @@ def project_page(request: Request, project_id: str) -> Response:
     try:
         project = projects.get_project(db, info.principal, project_id)
         require(info.principal, Action.READ_TASKS)
-        summary = _project_summary(db, info, project)
+        summary = _project_summaries(db, info, [project])[0]
     except TruthsetError as exc:
         return _failure(request, exc)
     return page(request, "project.html", s=summary, instructions=markdown(project["instructions"]))
