@@ -165,3 +165,12 @@ def test_postgres_read_committed(postgres_worker_url: str) -> None:
             assert conn.execute(text("SHOW transaction_isolation")).scalar() == "read committed"
     finally:
         db.dispose()
+
+
+def test_postgres_leases_skip_the_commit_flush_and_responses_do_not(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL only: SQLite's equivalent is the group commit above")
+    with db.write(durable=False) as conn:
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+    with db.write() as conn:
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
