@@ -170,7 +170,11 @@ def test_postgres_read_committed(postgres_worker_url: str) -> None:
 def test_postgres_leases_skip_the_commit_flush_and_responses_do_not(db: Database) -> None:
     if db.is_sqlite:
         pytest.skip("PostgreSQL only: SQLite's equivalent is the group commit above")
+    with db.read() as conn:
+        server_default = conn.exec_driver_sql("SHOW synchronous_commit").scalar()
     with db.write(durable=False) as conn:
         assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
-    with db.write() as conn:
-        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    with db.write() as conn:  # the server's setting (on, unless a test cluster turned it off)
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == server_default
+    with db.read() as conn:  # SET LOCAL ended with its transaction
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == server_default
