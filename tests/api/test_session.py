@@ -232,3 +232,58 @@ def test_every_ui_page_is_documented() -> None:
         p.replace("{type_name}", "{type}") for p in paths if f"`{p.replace('{type_name}', '{type}')}`" not in text
     )
     assert not missing, f"undocumented pages in docs/workbench.md: {missing}"
+
+
+def test_ui_pages_hide_other_tenants_projects(api: Api, org: Org, other_org: Org) -> None:
+    """Signed in by cookie as the owner of ANOTHER organization, every UI page that takes an object id
+    answers exactly like a missing object (same status, same page but for the id), shows none of
+    org A's data and changes nothing; the project list shows none of org A's projects."""
+    from truthset.services import projects
+    from truthset.storage.ids import new_id
+    from truthset.ui._pages import router
+
+    project = org.make_project(name="acme-secret-project", description="acme-secret-description")
+    batch = org.make_batch(project["id"], name="acme-secret-batch")
+    task = org.make_task(project["id"], "acme-secret-item", batch_id=batch["id"])
+    secrets_of_a = {
+        org.id,
+        project["id"],
+        batch["id"],
+        task["id"],
+        org.owner.id,
+        "acme-secret-project",
+        "acme-secret-description",
+        "acme-secret-batch",
+        "acme-secret-item",
+    }
+    pages = [route.path for route in router.routes if "{project_id}" in getattr(route, "path", "")]
+    assert set(pages) >= {"/projects/{project_id}", "/projects/{project_id}/label"}
+    other_ids = [name for route in router.routes for name in route.param_convertors if name.endswith("_id")]
+    assert set(other_ids) == {"project_id"}, "a new page takes another object id: cover it here"
+
+    # org A's owner sees the pages (so the 404s below are about the tenant, not a broken page)
+    sign_in(api, org.owner.member["email"], org.owner.password)
+    for path in pages:
+        own = api.get(path.format(project_id=project["id"]))
+        assert own.status_code == 200 and "acme-secret-project" in own.text, path
+    api._client.cookies.clear()
+
+    assert sign_in(api, other_org.owner.member["email"], other_org.owner.password).status_code == 303
+    with org.db.read() as conn:
+        tasks_before = conn.execute(select(t.tasks).where(t.tasks.c.organization_id == org.id)).mappings().all()
+    for path in pages:
+        real = api.get(path.format(project_id=project["id"]))
+        missing_id = new_id()
+        missing = api.get(path.format(project_id=missing_id))
+        assert real.status_code == missing.status_code == 404, path
+        assert real.text.replace(project["id"], "<id>") == missing.text.replace(missing_id, "<id>"), path
+        leaked = {s for s in secrets_of_a - {project["id"]} if s in real.text}
+        assert not leaked, f"{path} leaked {leaked}"
+    home = api.get("/")
+    assert home.status_code == 200
+    assert not {s for s in secrets_of_a if s in home.text}
+    # the service behind the pages' counts is scoped the same way
+    assert projects.project_counts(org.db, other_org.owner.principal, [project["id"]]) == {project["id"]: {}}
+    assert projects.project_counts(org.db, org.owner.principal, [project["id"]]) == {project["id"]: {"staged": 1}}
+    with org.db.read() as conn:
+        assert conn.execute(select(t.tasks).where(t.tasks.c.organization_id == org.id)).mappings().all() == tasks_before
