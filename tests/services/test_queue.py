@@ -177,7 +177,10 @@ def test_a_late_answer_is_kept_while_a_slot_is_free(org: Org) -> None:
     assert queue.next_assignment(org.db, other.principal, project["id"]) is not None
     assert _assignment(org.db, lease["id"])["status"] == str(AssignmentStatus.EXPIRED)
     result = queue.submit(org.db, slow.principal, task["id"], answer(assignment_id=lease["id"]))
-    assert result["response"]["assignment_id"] is None
+    # the answer gets a closed assignment of its own; the expired lease stays expired
+    own = _assignment(org.db, result["response"]["assignment_id"])
+    assert own["id"] != lease["id"] and own["status"] == str(AssignmentStatus.SUBMITTED)
+    assert _assignment(org.db, lease["id"])["status"] == str(AssignmentStatus.EXPIRED)
     assert result["task"]["response_count"] == 1 and result["task"]["lease_count"] == 1
     # the expired lease was not given back twice
     with org.db.read() as conn:
@@ -297,7 +300,9 @@ def test_submit_without_a_lease_only_while_a_slot_is_free(org: Org) -> None:
     assert queue.next_assignment(org.db, holder.principal, project["id"]) is not None
     # one lease out of two: a slot is free
     accepted = queue.submit(org.db, walk_in.principal, task["id"], answer())
-    assert accepted["response"]["assignment_id"] is None
+    walk_in_record = _assignment(org.db, accepted["response"]["assignment_id"])
+    assert walk_in_record["worker_id"] == walk_in.worker_id
+    assert walk_in_record["status"] == str(AssignmentStatus.SUBMITTED)
     # now the holder's lease takes the last slot
     with pytest.raises(Conflict):
         queue.submit(org.db, late.principal, task["id"], answer())

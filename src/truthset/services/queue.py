@@ -161,7 +161,7 @@ def _submit(
     except AnswerError as exc:
         raise InvalidInput(f"answer.{exc}", details={"field": "answer"}) from None
     now = utcnow()
-    assignment_id = _close_lease_for_submit(conn, principal, task, data.assignment_id, now)
+    assignment_id, leased = _close_lease_for_submit(conn, principal, task, data.assignment_id, now)
     response = repo.add(
         conn,
         t.responses,
@@ -178,7 +178,7 @@ def _submit(
             "created_at": now,
         },
     )
-    count, leases = repo.count_response(conn, task_id, leased=assignment_id is not None, now=now)
+    count, leases = repo.count_response(conn, task_id, leased=leased, now=now)
     task = {**task, "response_count": count, "lease_count": leases, "updated_at": now}
     if count >= task["overlap"]:
         task = _complete(conn, principal, task, spec)
@@ -187,10 +187,12 @@ def _submit(
 
 def _close_lease_for_submit(
     conn: Connection, principal: Principal, task: dict[str, Any], assignment_id: str | None, now: datetime
-) -> str | None:
+) -> tuple[str, bool]:
     """Close the worker's live lease on the task; without one, accept only while a slot is free.
 
-    Returns the closed assignment's id, or None for an answer given without a live lease.
+    Returns the assignment the response belongs to, and whether it was a live lease (whose slot
+    the response now takes). An answer without a live lease gets a closed assignment of its own,
+    so the queue needs only the assignments to know what a worker has had.
     """
     if assignment_id is not None:
         named = _load_assignment(conn, principal, assignment_id)
@@ -198,12 +200,27 @@ def _close_lease_for_submit(
             raise InvalidInput("the assignment is for another task", details={"field": "assignment_id"})
     closed = repo.close_active_lease(conn, task["id"], principal.worker_id, str(AssignmentStatus.SUBMITTED), now)
     if closed is not None:
-        return closed
+        return closed, True
     # No live lease (never leased, or it expired): a late answer is still welcome if a slot is free,
     # since dropping finished work would be worse; otherwise the task was handed to someone else.
     if task["response_count"] + task["lease_count"] >= task["overlap"]:
         raise Conflict("the task has all the workers it needs; your lease expired or you had none")
-    return None
+    record = repo.add(
+        conn,
+        t.assignments,
+        {
+            "id": new_id(),
+            "organization_id": principal.organization_id,
+            "project_id": task["project_id"],
+            "task_id": task["id"],
+            "worker_id": principal.worker_id,
+            "status": str(AssignmentStatus.SUBMITTED),
+            "created_at": now,
+            "expires_at": now,
+            "ended_at": now,
+        },
+    )
+    return record["id"], False
 
 
 def _complete(conn: Connection, principal: Principal, task: dict[str, Any], spec: Any) -> dict[str, Any]:

@@ -250,8 +250,8 @@ def _lease_next_statement() -> Any:
     """Lease the best task of a project for a worker in one statement, returning the task.
 
     The best task: pending, still short of workers (responses + live leases < overlap), never
-    leased to, skipped by or answered by this worker (a response submitted without a lease leaves
-    no assignment, hence both checks), highest priority, then oldest. On PostgreSQL the subquery
+    leased to, skipped by or answered by this worker (every response has an assignment, even one
+    given without a lease), highest priority, then oldest. On PostgreSQL the subquery
     locks its row with SKIP LOCKED, so concurrent callers take different tasks instead of queueing
     on one; SQLite renders no FOR UPDATE, its writers being serialised by BEGIN IMMEDIATE.
     """
@@ -265,11 +265,6 @@ def _lease_next_statement() -> Any:
         )
         .exists()
     )
-    answered = (
-        select(t.responses.c.id)
-        .where(t.responses.c.task_id == t.tasks.c.id, t.responses.c.worker_id == worker)
-        .exists()
-    )
     best = (
         select(t.tasks.c.id)
         .where(
@@ -277,7 +272,6 @@ def _lease_next_statement() -> Any:
             t.tasks.c.status == "pending",
             t.tasks.c.response_count + t.tasks.c.lease_count < t.tasks.c.overlap,
             ~seen,
-            ~answered,
         )
         .order_by(t.tasks.c.priority.desc(), t.tasks.c.id)
         .limit(1)
