@@ -56,7 +56,7 @@ def test_invalid_specs_name_the_bad_field(api: Api, org: Org) -> None:
         ({**base, "questions": [{"name": "q", "type": "rating", "min": 3, "max": 3}]}, "spec.questions[0]"),
         ({**base, "questions": [{"name": "bad name!", "type": "text"}]}, "spec.questions[0].name"),
         ({**base, "questions": [{"type": "text"}]}, "spec.questions[0].name"),
-        ({**base, "fields": [{"name": "f", "type": "audio"}]}, "spec.fields"),
+        ({**base, "fields": [{"name": "f", "type": "audio"}]}, "spec.fields[0].type"),
         ({"fields": base["fields"]}, "spec.questions"),
     ]
     for spec, field in cases:

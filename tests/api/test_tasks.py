@@ -150,9 +150,12 @@ def test_every_filter_and_cursor_pagination(api: Api, org: Org) -> None:
         if cursor is None:
             break
     assert seen == [t["id"] for t in _all(api, org, project_id=project["id"])] and len(set(seen)) == 8
-    # a cursor that names nothing real gives an empty page, never an error
-    r = api.get(f"{API}/tasks", auth=org.owner, params={"cursor": "zzzzzzzzzzzzzzzzzzzzzzzz"})
+    # a cursor of the right shape that names nothing real gives an empty page...
+    r = api.get(f"{API}/tasks", auth=org.owner, params={"cursor": "f" * 24})
     assert r.status_code == 200 and r.json()["items"] == []
+    # ...and anything else is refused, naming the parameter
+    r = api.get(f"{API}/tasks", auth=org.owner, params={"cursor": "zzzzzzzzzzzzzzzzzzzzzzzz"})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "query.cursor"
 
 
 def test_cancel_and_responses(api: Api, org: Org) -> None:

@@ -6,7 +6,7 @@ import base64
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
 from truthset.api import session
@@ -65,6 +65,10 @@ def _document_basic(credentials: Annotated[HTTPBasicCredentials | None, Depends(
     """Only declares Basic auth in the OpenAPI document; get_principal does the work."""
 
 
+Cursor = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9a-f]{24}$", description="`next_cursor` of the previous page; omit for the first."),
+]
 DB = Annotated[Database, Depends(get_db)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Caller = Annotated[Principal, Depends(get_principal)]

@@ -56,8 +56,13 @@ def status_of(exc: TruthsetError) -> int:
 
 
 def _location(loc: tuple | list) -> str:
-    parts = [str(p) for p in loc if p not in ("body",)]
-    return ".".join(parts) or "body"
+    """``("body", "spec", "fields", 0, "type")`` -> ``spec.fields[0].type``."""
+    path = ""
+    for part in loc:
+        if part == "body" and not path:
+            continue
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
 
 
 _NESTED = re.compile(r"^(?:Value error, )?([A-Za-z_][\w\-]*(?:\[\d+\])?(?:\.[\w\-]+)*): (.*)$", re.S)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, status
 from fastapi.responses import StreamingResponse
 
 from truthset import questions
-from truthset.api.deps import DB, AppSettings, Caller, page_limit
+from truthset.api.deps import DB, AppSettings, Caller, Cursor, page_limit
 from truthset.domain import TaskStatus
 from truthset.schemas import BatchCreate, BatchOut, Page, ProjectCreate, ProjectOut, ProjectUpdate
 from truthset.services import export, projects
@@ -33,7 +33,7 @@ def list_projects(
     db: DB,
     caller: Caller,
     settings: AppSettings,
-    cursor: str | None = None,
+    cursor: Cursor = None,
     limit: int = 100,
     include_archived: bool = False,
 ) -> dict:
@@ -65,7 +65,7 @@ def create_batch(db: DB, caller: Caller, project_id: str, body: BatchCreate) -> 
 
 @router.get("/projects/{project_id}/batches", response_model=Page[BatchOut], operation_id="list_batches")
 def list_batches(
-    db: DB, caller: Caller, settings: AppSettings, project_id: str, cursor: str | None = None, limit: int = 100
+    db: DB, caller: Caller, settings: AppSettings, project_id: str, cursor: Cursor = None, limit: int = 100
 ) -> dict:
     items, next_cursor = projects.list_batches(db, caller, project_id, cursor=cursor, limit=page_limit(limit, settings))
     return {"items": items, "next_cursor": next_cursor}

@@ -12,7 +12,7 @@ import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from truthset.api.deps import DB, AppSettings, Caller, page_limit
+from truthset.api.deps import DB, AppSettings, Caller, Cursor, page_limit
 from truthset.domain import TaskStatus
 from truthset.errors import InvalidInput
 from truthset.schemas import (
@@ -157,7 +157,7 @@ def list_tasks(
     updated_before: datetime | None = None,
     completed_after: datetime | None = None,
     completed_before: datetime | None = None,
-    cursor: str | None = None,
+    cursor: Cursor = None,
     limit: int = 100,
 ) -> dict:
     """Tasks, oldest first, filtered; `metadata.KEY=VALUE` filters on metadata. Pages with `cursor`."""
