@@ -261,7 +261,9 @@ def _lease_next_statement() -> Any:
         .where(
             t.assignments.c.task_id == t.tasks.c.id,
             t.assignments.c.worker_id == worker,
-            t.assignments.c.status.in_(("active", "submitted", "skipped")),
+            # not IN (...): an IN list is re-rendered into the SQL on every execution
+            t.assignments.c.status != "released",
+            t.assignments.c.status != "expired",
         )
         .exists()
     )
