@@ -7,7 +7,7 @@ from typing import Annotated
 
 import anyio.to_thread
 from fastapi import Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from truthset.api import session
 from truthset.config import Settings
@@ -17,7 +17,6 @@ from truthset.services import accounts
 from truthset.storage import Database
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ts_...`")
-_basic = HTTPBasic(auto_error=False, description="An API key as the user name, empty password (as Scale's API).")
 
 
 # Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in the thread pool,
@@ -59,10 +58,6 @@ def _basic_key(request: Request) -> str | None:
     except ValueError:
         raise Unauthenticated("malformed Basic authorization header") from None
     return decoded.split(":", 1)[0]
-
-
-def _document_basic(credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> None:
-    """Only declares Basic auth in the OpenAPI document; get_principal does the work."""
 
 
 Cursor = Annotated[
