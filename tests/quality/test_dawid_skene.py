@@ -230,3 +230,27 @@ def test_glad_uses_a_uniform_class_prior_unless_asked() -> None:
     pos = np.flatnonzero(truth == 1)
     recall = lambda m: np.mean([m.labels_[i] == 1 for i in pos])  # noqa: E731
     assert recall(uniform) > recall(fitted)
+
+
+def test_em_engine_buffers_match_the_plain_em_step(small_crowd) -> None:
+    """The buffered EM loop returns the E-step of its own M-step, with priors from the counted posteriors."""
+    from truthset.quality._base import normalize_rows, vote_table
+    from truthset.quality._em import Design, class_priors, fit_confusion_em, softmax_rows
+    from truthset.quality._input import factorize_answers
+
+    task, worker, label, _ = small_crowd
+    data = factorize_answers((task, worker, label))
+    design = Design.from_answers(data)
+    model = DawidSkene(calibrate=False)
+    model._s_prev = None
+    res = fit_confusion_em(design, normalize_rows(vote_table(data)), model._project, n_iter=100, tol=1e-6, patience=3)
+    # the CSC-view M-step product equals the CSR product, summed in the same order
+    assert np.array_equal(
+        design.counts(res.count_posteriors),
+        (design.A.T.tocsr() @ res.count_posteriors).reshape(data.n_workers, data.n_labels, -1).transpose(0, 2, 1),
+    )
+    np.testing.assert_allclose(res.priors, class_priors(res.count_posteriors), rtol=1e-12)
+    logits = design.log_likelihood(np.log(res.errors)) + np.log(res.priors)
+    np.testing.assert_allclose(res.logits, logits, rtol=1e-12)
+    np.testing.assert_allclose(res.posteriors, softmax_rows(logits)[0], rtol=1e-12, atol=1e-15)
+    assert res.posteriors.flags.c_contiguous and not np.shares_memory(res.posteriors, res.count_posteriors)

@@ -48,7 +48,11 @@ class Design:
     """Sparse design matrices of the answers, built once per fit."""
 
     A: sp.csr_matrix  # tasks x (worker * L + label), entries = number of such answers
-    At: sp.csr_matrix  # its transpose, stored as CSR for a fast M-step product
+    # Its transpose as a CSC *view* of A (no copy). The M-step product then walks the tasks in
+    # order, reading the posteriors sequentially and scattering into the small (W * L, K) result,
+    # which stays in cache; a CSR transpose would instead gather posterior rows at random (~5x
+    # slower at 10^6 answers). Both sum each output row in ascending task order: identical results.
+    At: sp.csc_matrix
     n_workers: int
     n_labels: int
 
@@ -59,7 +63,7 @@ class Design:
         ones = np.ones(len(data), dtype=np.float64)
         shape = (data.n_tasks, data.n_workers * n_l)
         A = sp.csr_matrix((ones, (data.task, cols)), shape=shape)
-        return cls(A=A, At=A.T.tocsr(), n_workers=data.n_workers, n_labels=n_l)
+        return cls(A=A, At=A.T, n_workers=data.n_workers, n_labels=n_l)
 
     def counts(self, posteriors: np.ndarray) -> np.ndarray:
         """Expected confusion counts C[w, k, l] = sum over w's answers l of P(task = k)."""
@@ -194,28 +198,49 @@ def fit_confusion_em(
     consecutive iterations. A single small step is common early in EM (a plateau before the
     workers separate), so one small change is not taken as convergence.
     """
-    posteriors = init
+    n_t, n_k = init.shape
     n_answers = max(float(design.A.data.sum()), 1.0)
+    # Buffers reused by every iteration (no per-iteration allocation of task-sized arrays). The
+    # E-step works in the transposed (K, T) layout, where the per-task max, sum and normalisation
+    # are plain element-wise loops over K contiguous rows (see softmax_rows); posteriors alternate
+    # between two (T, K) buffers because the final ``counts`` must keep the previous iteration's.
+    logits_t = np.empty((n_k, n_t))  # log prior + log-likelihood, one row per class
+    work = np.empty((n_k, n_t))  # exp / posteriors in the transposed layout
+    top = np.empty(n_t)
+    total = np.empty(n_t)
+    buffers = [np.empty((n_t, n_k)), np.empty((n_t, n_k))]
+    posteriors = init
+    priors = class_priors(init)
     history: list[float] = []
     calm = 0
     it = 0
-    for it in range(1, n_iter + 1):  # noqa: B007 - the count is reported
+    for it in range(1, n_iter + 1):
         count_posteriors = posteriors
-        priors = class_priors(posteriors)
         counts = design.counts(posteriors)
         errors = project(counts, pooled_confusion(counts))
-        logits = design.log_likelihood(np.log(errors))
-        logits += np.log(priors)
-        posteriors, log_norm = softmax_rows(logits)
-        posteriors = np.ascontiguousarray(posteriors)  # row gathers and sparse products want C order
-        history.append(float(log_norm.sum()) / n_answers)
+        log_lik = design.log_likelihood(np.log(errors))  # (T, K)
+        # E-step: softmax over classes of log prior + log-likelihood, in the (K, T) layout
+        np.add(log_lik.T, np.log(priors)[:, None], out=logits_t)
+        np.max(logits_t, axis=0, out=top)
+        np.subtract(logits_t, top, out=work)
+        np.exp(work, out=work)
+        np.sum(work, axis=0, out=total)
+        work /= total
+        posteriors = buffers[it % 2]
+        posteriors[...] = work.T  # C order: row gathers and sparse products want it
+        np.log(total, out=total)
+        total += top  # the per-task log-normaliser
+        history.append(float(total.sum()) / n_answers)
+        # the next M-step's class priors, summed over contiguous rows (same as class_priors(posteriors))
+        priors_next = (work.sum(axis=1) + 1.0) / (n_t + n_k)
         if len(history) > 1 and abs(history[-1] - history[-2]) < tol:
             calm += 1
             if calm >= patience:
                 break
         else:
             calm = 0
-    return EMResult(posteriors, errors, priors, counts, it, history, logits, count_posteriors)
+        priors = priors_next
+    return EMResult(posteriors, errors, priors, counts, it, history, logits_t.T, count_posteriors)
 
 
 def loo_confusion_log_errors(
