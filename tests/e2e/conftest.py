@@ -11,32 +11,24 @@ project (``truthset demo --no-serve``) and a small project with every field type
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from .support import (
     ANNOTATOR_EMAIL,
     ANNOTATOR_PASSWORD,
     CHROMIUM_ARGS,
-    STARTUP_TIMEOUT_S,
     Server,
     Tab,
     chromium_path,
+    free_port,
+    serving,
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _truthset(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -120,49 +112,13 @@ def _set_up_data(data_dir: Path, env: dict[str, str], url: str) -> dict[str, Any
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("e2e-data")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "TRUTHSET_DATA_DIR": str(data_dir)}
     env.pop("TRUTHSET_DATABASE_URL", None)  # the embedded SQLite database in data_dir
     made = _set_up_data(data_dir, env, url)
-    log = (data_dir / "server.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from truthset.cli import main; main()",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"truthset serve exited with {process.returncode}: {(data_dir / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"truthset serve did not answer /healthz within {STARTUP_TIMEOUT_S} s")
-            time.sleep(0.1)  # polling a starting process (bounded by the deadline), not timing a test
+    with serving(env, data_dir / "server.log", port=port):
         yield Server(url=url, owner_email="owner@example.com", **made)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 CHROMIUM_ARGS = [
     "--headless=new",
@@ -22,6 +30,49 @@ CHROMIUM_ARGS = [
 ANNOTATOR_EMAIL = "annotator@example.com"
 ANNOTATOR_PASSWORD = "annotator-password-123"
 STARTUP_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(env: Mapping[str, str], log_path: Path, port: int | None = None) -> Iterator[str]:
+    """A real `truthset serve` process on 127.0.0.1: yields its URL once /healthz answers, then stops it."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-c", "from truthset.cli import main; main()", "serve"]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--port", str(port)], env=dict(env), stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            _wait_healthy(url, process, log_path)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"truthset serve exited with {process.returncode}: {log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{url} did not answer /healthz within {STARTUP_TIMEOUT_S} s: {log_path.read_text()}")
+        time.sleep(0.05)  # polling a starting process, bounded by the deadline: not timing a test
 
 
 def chromium_path() -> str | None:

@@ -12,15 +12,10 @@ from __future__ import annotations
 
 import os
 import random
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -31,67 +26,20 @@ from truthset.services import accounts, projects, tasks
 from truthset.storage import Database, upgrade
 from truthset.storage import tables as t
 
+from .support import serving
+
 ANNOTATORS = 8
 TASKS = 30
 OVERLAP = 3
-STARTUP_TIMEOUT_S = 30.0
 OPTIONS = ["cat", "dog", "bird"]
-SERVE = [sys.executable, "-c", "from truthset.cli import main; main()", "serve"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"truthset serve exited with {process.returncode}: {log.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"{url} did not answer /healthz within {STARTUP_TIMEOUT_S} s: {log.read_text()}")
-        time.sleep(0.05)  # polling a starting process, bounded by the deadline: not timing a test
 
 
 @contextmanager
 def _serve(count: int, database_url: str, data_dir: Path) -> Iterator[list[str]]:
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TRUTHSET_DATABASE_URL": database_url, "TRUTHSET_DATA_DIR": str(data_dir)}
-    started: list[tuple[subprocess.Popen, Any]] = []
-    try:
-        urls = []
-        for n in range(count):
-            port = _free_port()
-            log_path = data_dir / f"server-{n}.log"
-            log = log_path.open("w")
-            process = subprocess.Popen(
-                [*SERVE, "--host", "127.0.0.1", "--port", str(port)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            started.append((process, log))
-            url = f"http://127.0.0.1:{port}"
-            _wait_healthy(url, process, log_path)
-            urls.append(url)
-        yield urls
-    finally:
-        for process, _ in started:
-            process.terminate()
-        for process, log in started:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            log.close()
+    with ExitStack() as servers:
+        yield [servers.enter_context(serving(env, data_dir / f"server-{n}.log")) for n in range(count)]
 
 
 @pytest.fixture(params=["sqlite-one-server", pytest.param("postgres-two-servers", marks=pytest.mark.postgres)])
