@@ -129,7 +129,11 @@ def forget_credentials(db: Database) -> None:
 
 def remembered_principal(db: Database, key: str) -> Principal | None:
     """Who a key resolved to moments ago, without touching the database (None: ask authenticate)."""
-    remembered = _auth_cache.get(db, {}).get(hash_key(key))
+    return _remembered(db, hash_key(key))
+
+
+def _remembered(db: Database, key_hash: str) -> Principal | None:
+    remembered = _auth_cache.get(db, {}).get(key_hash)
     if remembered is not None and remembered[0] > time.monotonic():
         return remembered[1]
     return None
@@ -139,10 +143,10 @@ def authenticate(db: Database, key: str) -> Principal:
     """Resolve an API key to who is acting. Unknown, revoked or disabled: one vague error."""
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         raise Unauthenticated("invalid API key")
-    remembered = remembered_principal(db, key)
+    key_hash = hash_key(key)
+    remembered = _remembered(db, key_hash)
     if remembered is not None:
         return remembered
-    key_hash = hash_key(key)
     principal = _authenticate(db, key_hash)
     with _auth_lock:
         per_db = _auth_cache.setdefault(db, {})
