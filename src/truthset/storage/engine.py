@@ -91,7 +91,6 @@ class Database:
     def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 20) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self.synchronous = sqlite_synchronous
         self._write_lock: threading.RLock | contextlib.nullcontext = (
             threading.RLock() if self.is_sqlite else contextlib.nullcontext()
         )

@@ -73,11 +73,6 @@ def add(conn: Connection, table: Table, values: Mapping[str, Any]) -> dict[str, 
     return dict(values)
 
 
-def add_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(table), list(rows))
-
-
 def insert_prepared(
     conn: Connection,
     table: Table,
