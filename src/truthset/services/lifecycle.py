@@ -12,6 +12,7 @@ from sqlalchemy import Connection, update
 
 from truthset.domain import TaskStatus
 from truthset.errors import Conflict
+from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 from truthset.storage.ids import utcnow
 
@@ -37,7 +38,7 @@ def move(conn: Connection, task: dict[str, Any], target: TaskStatus, **values: A
     values = {"status": str(target), "updated_at": now, **values}
     if target is TaskStatus.COMPLETED:
         values.setdefault("completed_at", now)
-    conn.execute(update(t.tasks).where(t.tasks.c.id == task["id"]).values(**values))
+    repo.change(conn, t.tasks, task["organization_id"], task["id"], **values)
     return {**task, **values}
 
 

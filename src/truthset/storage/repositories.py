@@ -15,7 +15,6 @@ from sqlalchemy import (
     JSON,
     Connection,
     DateTime,
-    Insert,
     Select,
     Table,
     bindparam,
@@ -28,6 +27,7 @@ from sqlalchemy import (
 )
 
 from truthset.storage import tables as t
+from truthset.storage.prepared import Prepared
 
 
 def scoped(table: Table, organization_id: str, *columns: Any) -> Select:
@@ -46,31 +46,46 @@ def prefer_index(query: Select, table: Table, index: str | None) -> Select:
     return query.with_hint(table, f"INDEXED BY {index}", "sqlite") if index else query
 
 
-# Hot-path statements are built once with bound parameters and reused: building a statement costs
-# more CPU than SQLite takes to run it, and SQLAlchemy memoises the cache key of a reused statement.
+# Statements run on every request are built once per shape and run as :class:`Prepared` statements:
+# building a statement, and SQLAlchemy's per-execution work, cost more CPU than SQLite takes to run it.
 
 
 @functools.cache
-def _get_statement(table: Table, lock: bool) -> Select:
+def _get_statement(table: Table, lock: bool) -> Prepared:
     query = scoped(table, bindparam("organization_id")).where(table.c.id == bindparam("object_id"))
     # FOR UPDATE locks the row on PostgreSQL; SQLite renders nothing (its writers are serialised)
-    return query.with_for_update() if lock else query
+    return Prepared(query.with_for_update() if lock else query)
 
 
 @functools.cache
-def _insert_statement(table: Table) -> Insert:
-    return insert(table)
+def _insert_statement(table: Table, columns: tuple[str, ...]) -> Prepared:
+    return Prepared(insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in columns}))
+
+
+@functools.cache
+def _change_statement(table: Table, columns: tuple[str, ...]) -> Prepared:
+    values = {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in columns}
+    where = (table.c.organization_id == bindparam("organization_id"), table.c.id == bindparam("object_id"))
+    return Prepared(update(table).where(*where).values(values))
 
 
 def get(conn: Connection, table: Table, organization_id: str, object_id: str, *, lock: bool = False) -> dict | None:
-    params = {"organization_id": organization_id, "object_id": object_id}
-    row = conn.execute(_get_statement(table, lock), params).mappings().first()
-    return dict(row) if row else None
+    return _get_statement(table, lock).first(conn, {"organization_id": organization_id, "object_id": object_id})
 
 
 def add(conn: Connection, table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
-    conn.execute(_insert_statement(table), dict(values))
+    """Insert one row; columns left out take their default. Returns the row as inserted."""
+    row = {**_defaults(table, values), **values}
+    _insert_statement(table, tuple(row)).run(conn, row)
     return dict(values)
+
+
+def _defaults(table: Table, given: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        column.name: column.default.arg  # type: ignore[union-attr]
+        for column in table.columns
+        if column.name not in given and column.default is not None and column.default.is_scalar
+    }
 
 
 def insert_prepared(
@@ -111,9 +126,10 @@ def driver_datetime(conn: Connection, value: datetime) -> Any:
 
 
 def change(conn: Connection, table: Table, organization_id: str, object_id: str, **values: Any) -> None:
-    conn.execute(
-        update(table).where(table.c.organization_id == organization_id, table.c.id == object_id).values(**values)
-    )
+    """Update columns of one row of an organization."""
+    params = {"organization_id": organization_id, "object_id": object_id}
+    params.update({f"v_{name}": value for name, value in values.items()})
+    _change_statement(table, tuple(values)).run(conn, params)
 
 
 def page(
@@ -203,17 +219,25 @@ def status_counts(conn: Connection, organization_id: str, column: Any, value: st
     return {status: int(n) for status, n in conn.execute(query)}
 
 
-def batch_has_open_tasks(conn: Connection, organization_id: str, batch_id: str) -> bool:
-    query = scoped(t.tasks, organization_id, t.tasks.c.id).where(
-        t.tasks.c.batch_id == batch_id, t.tasks.c.status.in_(("staged", "pending"))
+_OPEN_TASK_OF_BATCH = Prepared(
+    scoped(t.tasks, bindparam("organization_id"), t.tasks.c.id)
+    .where(
+        t.tasks.c.batch_id == bindparam("batch_id"),
+        or_(t.tasks.c.status == "staged", t.tasks.c.status == "pending"),  # not IN: no expanding parameter
     )
-    return conn.execute(query.limit(1)).first() is not None
+    .limit(1)
+)
+
+
+def batch_has_open_tasks(conn: Connection, organization_id: str, batch_id: str) -> bool:
+    params = {"organization_id": organization_id, "batch_id": batch_id}
+    return _OPEN_TASK_OF_BATCH.first(conn, params) is not None
 
 
 # --- queue -------------------------------------------------------------------------------------
 
 
-_EXPIRE_LEASES = (
+_EXPIRE_LEASES = Prepared(
     update(t.assignments)
     .where(
         t.assignments.c.project_id == bindparam("p_project_id"),
@@ -223,7 +247,7 @@ _EXPIRE_LEASES = (
     .values(status="expired", ended_at=bindparam("p_now"))
     .returning(t.assignments.c.task_id)
 )
-_RETURN_LEASES = (
+_RETURN_LEASES = Prepared(
     update(t.tasks)
     .where(t.tasks.c.id == bindparam("p_task_id"))
     .values(lease_count=t.tasks.c.lease_count - bindparam("p_leases"))
@@ -232,12 +256,12 @@ _RETURN_LEASES = (
 
 def expire_leases(conn: Connection, project_id: str, now: datetime) -> int:
     """Return expired leases of a project to the queue. Returns how many expired."""
-    expired = conn.execute(_EXPIRE_LEASES, {"p_project_id": project_id, "p_now": now}).scalars().all()
+    expired = [row["task_id"] for row in _EXPIRE_LEASES.rows(conn, {"p_project_id": project_id, "p_now": now})]
     per_task: dict[str, int] = {}
     for task_id in expired:
         per_task[task_id] = per_task.get(task_id, 0) + 1
     for task_id in sorted(per_task):  # a fixed lock order keeps PostgreSQL free of deadlocks
-        conn.execute(_RETURN_LEASES, {"p_task_id": task_id, "p_leases": per_task[task_id]})
+        _RETURN_LEASES.run(conn, {"p_task_id": task_id, "p_leases": per_task[task_id]})
     return len(expired)
 
 
@@ -280,16 +304,15 @@ def _lease_next_statement() -> Any:
     )
 
 
-_LEASE_NEXT = _lease_next_statement()
+_LEASE_NEXT = Prepared(_lease_next_statement())
 
 
 def lease_next_task(conn: Connection, project_id: str, worker_id: str) -> dict | None:
     """Take one lease on the next task for ``worker_id`` (see :func:`_lease_next_statement`)."""
-    row = conn.execute(_LEASE_NEXT, {"p_project_id": project_id, "p_worker_id": worker_id}).mappings().first()
-    return dict(row) if row else None
+    return _LEASE_NEXT.first(conn, {"p_project_id": project_id, "p_worker_id": worker_id})
 
 
-_CLOSE_LEASE = (
+_CLOSE_LEASE = Prepared(
     update(t.assignments)
     .where(
         t.assignments.c.task_id == bindparam("p_task_id"),
@@ -304,10 +327,11 @@ _CLOSE_LEASE = (
 def close_active_lease(conn: Connection, task_id: str, worker_id: str, status: str, now: datetime) -> str | None:
     """End the worker's live lease on a task, if any; returns its assignment id."""
     params = {"p_task_id": task_id, "p_worker_id": worker_id, "p_status": status, "p_now": now}
-    return conn.execute(_CLOSE_LEASE, params).scalar()
+    row = _CLOSE_LEASE.first(conn, params)
+    return None if row is None else row["id"]
 
 
-_COUNT_RESPONSE = (
+_COUNT_RESPONSE = Prepared(
     update(t.tasks)
     .where(t.tasks.c.id == bindparam("p_task_id"))
     .values(
@@ -321,20 +345,23 @@ _COUNT_RESPONSE = (
 
 def count_response(conn: Connection, task_id: str, *, leased: bool, now: datetime) -> tuple[int, int]:
     """Add a response to a task's count (and give back its lease); returns the new counts."""
-    row = conn.execute(_COUNT_RESPONSE, {"p_task_id": task_id, "p_leases": int(leased), "p_now": now}).one()
-    return int(row.response_count), int(row.lease_count)
+    row = _COUNT_RESPONSE.first(conn, {"p_task_id": task_id, "p_leases": int(leased), "p_now": now})
+    assert row is not None, f"task {task_id} vanished inside its own transaction"
+    return int(row["response_count"]), int(row["lease_count"])
 
 
-_PRIOR_RESPONSES = select(t.responses).where(
-    t.responses.c.worker_id == bindparam("p_worker_id"),
-    or_(t.responses.c.task_id == bindparam("p_task_id"), t.responses.c.idempotency_key == bindparam("p_key")),
+_PRIOR_RESPONSES = Prepared(
+    select(t.responses).where(
+        t.responses.c.worker_id == bindparam("p_worker_id"),
+        or_(t.responses.c.task_id == bindparam("p_task_id"), t.responses.c.idempotency_key == bindparam("p_key")),
+    )
 )
 
 
 def prior_responses(conn: Connection, worker_id: str, task_id: str, key: str | None) -> list[dict]:
     """The worker's response to this task and the one sent with this Idempotency-Key, if any."""
     params = {"p_worker_id": worker_id, "p_task_id": task_id, "p_key": key}
-    return [dict(r) for r in conn.execute(_PRIOR_RESPONSES, params).mappings()]
+    return _PRIOR_RESPONSES.rows(conn, params)
 
 
 def response_by_idempotency_key(conn: Connection, worker_id: str, key: str) -> dict | None:
@@ -343,6 +370,12 @@ def response_by_idempotency_key(conn: Connection, worker_id: str, key: str) -> d
     return dict(row) if row else None
 
 
+_RESPONSES_OF_TASK = Prepared(
+    scoped(t.responses, bindparam("organization_id"))
+    .where(t.responses.c.task_id == bindparam("task_id"))
+    .order_by(t.responses.c.id)
+)
+
+
 def responses_of_task(conn: Connection, organization_id: str, task_id: str) -> list[dict]:
-    query = scoped(t.responses, organization_id).where(t.responses.c.task_id == task_id).order_by(t.responses.c.id)
-    return [dict(r) for r in conn.execute(query).mappings()]
+    return _RESPONSES_OF_TASK.rows(conn, {"organization_id": organization_id, "task_id": task_id})
