@@ -40,7 +40,8 @@ def _setup_state(app: FastAPI, settings: Settings, db: Database | None) -> None:
 
 
 def _setup_routes(app: FastAPI) -> None:
-    for module in (accounts, projects, tasks, queue, media):
+    # The router tries routes in order: the annotation loop's come first, since they are most of the traffic.
+    for module in (queue, tasks, projects, accounts, media):
         app.include_router(module.router, prefix=API_PREFIX)
     __import__("truthset.ui", fromlist=["install"]).install(app)  # the web UI (imported late: ui sits below api)
 

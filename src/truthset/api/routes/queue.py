@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import APIRouter, Response, status
 
 from truthset.api.deps import DB, Caller
+from truthset.api.responses import model_response
 from truthset.schemas import AssignmentOut
 from truthset.services import queue
 
@@ -17,12 +19,12 @@ router = APIRouter(tags=["queue"])
     operation_id="next_task",
     responses={204: {"description": "No task is waiting for you in this project."}},
 )
-def next_task(db: DB, caller: Caller, project_id: str) -> dict | Response:
+async def next_task(db: DB, caller: Caller, project_id: str) -> Response:
     """Lease the next task to you until `expires_at`. Answer it, skip it or release it."""
-    assignment = queue.next_assignment(db, caller, project_id)
+    assignment = await anyio.to_thread.run_sync(queue.next_assignment, db, caller, project_id)
     if assignment is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return assignment
+    return model_response(AssignmentOut, assignment)
 
 
 @router.post("/assignments/{assignment_id}/skip", response_model=AssignmentOut, operation_id="skip_assignment")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Literal
@@ -13,6 +14,7 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from truthset.api.deps import DB, AppSettings, Caller, Cursor, page_limit
+from truthset.api.responses import model_response
 from truthset.domain import TaskStatus
 from truthset.errors import InvalidInput
 from truthset.schemas import (
@@ -199,17 +201,16 @@ def list_task_responses(db: DB, caller: Caller, task_id: str) -> list[dict]:
     status_code=status.HTTP_201_CREATED,
     operation_id="submit_response",
 )
-def submit_response(
+async def submit_response(
     db: DB,
     caller: Caller,
     task_id: str,
     body: ResponseCreate,
-    response: Response,
     idempotency_key: Annotated[str | None, Header(description="Makes a retried submit harmless.")] = None,
-) -> dict:
+) -> Response:
     """Answer a task (normally the one your assignment leased). Validated against the project's spec."""
-    result = queue.submit(db, caller, task_id, body, idempotency_key=idempotency_key)
+    submit = functools.partial(queue.submit, idempotency_key=idempotency_key)
+    result = await anyio.to_thread.run_sync(submit, db, caller, task_id, body)
     if result["replayed"]:
-        response.status_code = status.HTTP_200_OK
-        response.headers["Idempotent-Replayed"] = "true"
-    return result
+        return model_response(SubmitResult, result, headers={"Idempotent-Replayed": "true"})
+    return model_response(SubmitResult, result, status_code=status.HTTP_201_CREATED)
