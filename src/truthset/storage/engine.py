@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
+
+from truthset.storage.batching import BatchWriter
 
 
 def _json_dumps(value: Any) -> str:
@@ -95,7 +99,11 @@ class Database:
             threading.RLock() if self.is_sqlite else contextlib.nullcontext()
         )
         self._group_commit: GroupCommit | None = None
+        self._batch_writer: BatchWriter | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._batch = threading.local()  # on the writer thread: the connection of the running batch
         if self.is_sqlite:
+            self._batch_writer = BatchWriter(self)
             database = self.url.database
             if sqlite_synchronous == "FULL" and database and database != ":memory:":
                 # connections commit without fsync; acknowledged writes wait for a shared one
@@ -103,6 +111,7 @@ class Database:
                 sqlite_synchronous = "NORMAL"
             self.engine = self._sqlite_engine(url, sqlite_synchronous, pool_size)
         else:
+            self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="truthset-db")
             self.engine = create_engine(
                 url,
                 json_serializer=_json_dumps,
@@ -153,7 +162,13 @@ class Database:
 
         When the block has returned, the commit is on disk (unless ``durable=False``, for writes
         whose loss on power failure is harmless, such as a lease; a later durable commit covers it).
+        Inside a call run by :meth:`submit` on SQLite, the block is a SAVEPOINT of the batch's
+        transaction instead, and the call is answered once the batch has committed (and synced).
         """
+        if (batch := getattr(self._batch, "conn", None)) is not None:
+            with self._savepoint(batch, durable) as conn:
+                yield conn
+            return
         options = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {}
         # SQLite has one writer at a time. Queue this process's writers on a lock, which hands over
         # the moment a commit ends, rather than on SQLite's busy handler, which polls with sleeps
@@ -166,14 +181,67 @@ class Database:
                     conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 yield conn
             ticket = self._group_commit.committed() if self._group_commit else 0
-        if durable and self._group_commit:
-            self._group_commit.wait_durable(ticket)  # outside the lock: the next writer goes on
+        if durable:
+            self.wait_durable(ticket)  # outside the lock: the next writer goes on
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only transaction (a consistent snapshot)."""
+        """A read-only transaction (a consistent snapshot); inside a batch, the batch's connection."""
+        if (batch := getattr(self._batch, "conn", None)) is not None:
+            yield batch
+            return
         with self.engine.connect() as conn, conn.begin():
             yield conn
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Future:
+        """Run a service call ``function(*args)`` off the caller's thread; the future gets its result.
+
+        On SQLite the calls go to one writer thread that runs all waiting calls in one transaction
+        (:mod:`truthset.storage.batching`); on PostgreSQL, which has concurrent writers, to a pool.
+        For short calls on the hot path (the annotation loop), not for long ones like imports.
+        """
+        if self._batch_writer is not None:
+            return self._batch_writer.submit(function, *args)
+        assert self._executor is not None
+        return self._executor.submit(function, *args)
+
+    def run_batch(self, body: Callable[[], None]) -> int:
+        """Run ``body`` with this thread's writes and reads inside one SQLite transaction.
+
+        Returns the commit's group-commit ticket (for :meth:`wait_durable`). Used by the writer thread.
+        """
+        with self._write_lock, self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
+            with conn.begin():
+                self._batch.conn = conn
+                try:
+                    body()
+                finally:
+                    self._batch.conn = None
+            return self._group_commit.committed() if self._group_commit else 0
+
+    def wait_durable(self, ticket: int) -> None:
+        """Return once the commit with this ticket is on disk (at once without a group commit)."""
+        if self._group_commit:
+            self._group_commit.wait_durable(ticket)
+
+    @contextmanager
+    def _savepoint(self, conn: Connection, durable: bool) -> Iterator[Connection]:
+        driver = conn.connection.driver_connection
+        if not driver.in_transaction:  # type: ignore[union-attr]
+            # SQLite rolled the whole batch back (an I/O error, a full disk): stop writing outside it
+            raise OperationalError("SAVEPOINT", {}, Exception("the batch transaction was rolled back"))
+        assert self._batch_writer is not None
+        call = self._batch_writer.current()
+        if call is not None and durable:
+            call.durable = True
+        driver.execute("SAVEPOINT write_block")  # type: ignore[union-attr]
+        try:
+            yield conn
+        except BaseException:
+            driver.execute("ROLLBACK TO write_block")  # type: ignore[union-attr]
+            driver.execute("RELEASE write_block")  # type: ignore[union-attr]
+            raise
+        driver.execute("RELEASE write_block")  # type: ignore[union-attr]
 
     def create_all(self) -> None:
         """Create tables straight from metadata (tests); production uses :func:`upgrade`."""
@@ -182,6 +250,10 @@ class Database:
         metadata.create_all(self.engine)
 
     def dispose(self) -> None:
+        if self._batch_writer is not None:
+            self._batch_writer.close()
+        if self._executor is not None:
+            self._executor.shutdown()
         self.engine.dispose()
         if self._group_commit:
             self._group_commit.close()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import anyio.to_thread
+import asyncio
+
 from fastapi import APIRouter, Response, status
 
 from truthset.api.deps import DB, Caller
@@ -21,7 +22,7 @@ router = APIRouter(tags=["queue"])
 )
 async def next_task(db: DB, caller: Caller, project_id: str) -> Response:
     """Lease the next task to you until `expires_at`. Answer it, skip it or release it."""
-    assignment = await anyio.to_thread.run_sync(queue.next_assignment, db, caller, project_id)
+    assignment = await asyncio.wrap_future(db.submit(queue.next_assignment, db, caller, project_id))
     if assignment is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return model_response(AssignmentOut, assignment)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Iterator
 from datetime import datetime
@@ -210,7 +211,7 @@ async def submit_response(
 ) -> Response:
     """Answer a task (normally the one your assignment leased). Validated against the project's spec."""
     submit = functools.partial(queue.submit, idempotency_key=idempotency_key)
-    result = await anyio.to_thread.run_sync(submit, db, caller, task_id, body)
+    result = await asyncio.wrap_future(db.submit(submit, db, caller, task_id, body))
     if result["replayed"]:
         return model_response(SubmitResult, result, headers={"Idempotent-Replayed": "true"})
     return model_response(SubmitResult, result, status_code=status.HTTP_201_CREATED)
