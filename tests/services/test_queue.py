@@ -371,6 +371,9 @@ def test_completion_at_overlap_with_majority_and_confidence(org: Org) -> None:
     assert stored["response_count"] == 3
     assert stored["result"]["answer"] == {"sentiment": "positive", "stars": 4}
     assert stored["result"]["confidence"]["sentiment"] == pytest.approx(2 / 3, abs=1e-6)
+    # stars 4, 2, 5: the median 4; two of three ratings lie within one point of it
+    assert stored["result"]["confidence"]["stars"] == pytest.approx(2 / 3, abs=1e-6)
+    assert stored["result"]["methods"] == {"sentiment": "majority_vote", "stars": "median"}
     assert stored["result"]["response_count"] == 3
     assert stored["result"]["workers"] == [w.worker_id for w in workers[:3]]
     assert stored["confidence"] == pytest.approx(min(stored["result"]["confidence"].values()))
