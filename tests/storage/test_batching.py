@@ -119,3 +119,11 @@ def test_dispose_stops_the_writer(tmp_path: Path) -> None:
     db.submit(_add_org, db, "x").result(timeout=10)
     db.dispose()
     assert not any(thread.name.startswith("truthset-writer") for thread in threading.enumerate())
+
+
+def test_a_call_that_submits_another_runs_it_inline(db: Database) -> None:
+    def outer() -> str:
+        return db.submit(_add_org, db, "inner").result(timeout=5)
+
+    assert len(db.submit(outer).result(timeout=10)) == 24
+    assert _names(db) == {"inner"}

@@ -63,6 +63,13 @@ class BatchWriter:
 
     def submit(self, function: Callable[..., Any], *args: Any) -> Future:
         """Run ``function(*args)`` on the writer thread; its result (or error) arrives in the future."""
+        if self.current() is not None:  # a call that submits another: run it inline, not deadlock
+            future: Future = Future()
+            try:
+                future.set_result(function(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+            return future
         self._start()
         call = _Call(function, args)
         self._calls.put(call)
