@@ -269,6 +269,22 @@ def test_list_tasks_filters(org: Org) -> None:
     assert ids(project_id=project["id"], status=TaskStatus.PENDING, metadata={"source": "s2"}) == [b["id"]]
 
 
+def test_metadata_filters_match_json_text_on_every_database(org: Org) -> None:
+    """Numbers, booleans and keys with dots match by their JSON text on SQLite and PostgreSQL alike."""
+    project = org.make_project()
+    meta = {"flag": True, "off": False, "n": 5, "x": 1.5, "s": "en", "z": None, "a.b": "dotted", "sp ace": "y"}
+    task = org.make_task(project["id"], "a", metadata=meta)
+    org.make_task(project["id"], "b", metadata={"flag": False, "n": 6, "s": "true"})
+
+    def ids(**metadata: str) -> list[str]:
+        return [x["id"] for x in org.all_tasks(TaskFilter(metadata=metadata))]
+
+    for key, text in (("flag", "true"), ("off", "false"), ("n", "5"), ("x", "1.5"), ("s", "en"), ("a.b", "dotted")):
+        assert ids(**{key: text}) == [task["id"]], key
+    assert ids(**{"sp ace": "y"}) == [task["id"]]
+    assert ids(flag="1") == [] and ids(n="5.0") == [] and ids(z="null") == [] and ids(missing="x") == []
+
+
 def test_list_tasks_needs_read_rights(org: Org) -> None:
     org.make_task(org.make_project()["id"])
     assert len(tasks.list_tasks(org.db, org.principal_for(Role.REVIEWER), TaskFilter(), cursor=None, limit=5)[0]) == 1

@@ -391,7 +391,7 @@ def list_tasks(
         if before is not None:
             query = query.where(column < _naive(before))
     for key, value in filters.metadata.items():
-        query = query.where(c.metadata[key].as_string() == value)
+        query = query.where(repo.json_text(c.metadata, key) == value)
     query = repo.prefer_index(query, t.tasks, _listing_index(filters))
     with db.read() as conn:
         return repo.page(conn, query, t.tasks, cursor=cursor, limit=limit)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Select,
+    String,
     Table,
     bindparam,
     func,
@@ -25,9 +26,40 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from truthset.storage import tables as t
 from truthset.storage.prepared import Prepared
+
+
+class json_text(FunctionElement):
+    """``json_text(column, key)``: the value of a top-level key of a JSON column as JSON text.
+
+    Strings give their content, numbers their digits, booleans ``true``/``false``, null and a
+    missing key give NULL: the same on every database, so ``metadata.flag=true`` or
+    ``metadata.n=5`` filter alike (SQLite's ``json_extract`` alone gives 1 for true and a number
+    that never equals text).
+    """
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(json_text)
+def _json_text_postgresql(element: json_text, compiler: Any, **kw: Any) -> str:
+    column, key = element.clauses
+    return f"({compiler.process(column, **kw)} ->> {compiler.process(key, **kw)})"
+
+
+@compiles(json_text, "sqlite")
+def _json_text_sqlite(element: json_text, compiler: Any, **kw: Any) -> str:
+    column, key = (compiler.process(clause, **kw) for clause in element.clauses)
+    path = f"'$.\"' || {key} || '\"'"  # a quoted label: keys may hold dots and spaces
+    return (
+        f"CASE json_type({column}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+        f"ELSE CAST(json_extract({column}, {path}) AS TEXT) END"
+    )
 
 
 def scoped(table: Table, organization_id: str, *columns: Any) -> Select:
