@@ -44,10 +44,13 @@ def test_the_error_shape_is_pinned(api: Api, world: World) -> None:
         assert response.json() == {"error": {"code": code, "message": error["message"], "details": error["details"]}}
     validation = assert_error(cases[-2][0], 422)
     assert validation["message"].startswith("name: ")
-    assert validation["details"] == [
-        {"field": "name", "message": validation["details"][0]["message"], "type": "string_too_short"},
-        {"field": "spec", "message": "Field required", "type": "missing"},
-    ]
+    assert validation["details"] == {
+        "field": "name",
+        "errors": [
+            {"field": "name", "message": validation["details"]["errors"][0]["message"], "type": "string_too_short"},
+            {"field": "spec", "message": "Field required", "type": "missing"},
+        ],
+    }
 
 
 def test_too_large_bodies_are_413(make_api: Any, org: Org, settings: Settings) -> None:
@@ -368,10 +371,12 @@ def test_bad_requests_get_clear_4xx_errors(api: Api, world: World) -> None:
             continue
         error = assert_error(response, status)
         if field is not None:
-            fields = [d["field"] for d in error["details"]] if isinstance(error["details"], list) else []
-            if isinstance(error["details"], dict):
-                fields = [error["details"].get("field")]
+            details = error["details"]
+            assert isinstance(details, dict), (name, error)  # details are always an object
+            fields = [details.get("field")] + [e["field"] for e in details.get("errors", [])]
             assert field in fields or error["message"].startswith(field), (name, error)
+            if status == 422:  # every 422 names its field and lists the bad ones
+                assert details["field"] == details["errors"][0]["field"], (name, error)
 
 
 def test_state_errors_are_409(api: Api, world: World) -> None:

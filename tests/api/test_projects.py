@@ -62,7 +62,7 @@ def test_invalid_specs_name_the_bad_field(api: Api, org: Org) -> None:
     for spec, field in cases:
         error = assert_error(api.post(f"{API}/projects", auth=org.owner, json={"name": "p", "spec": spec}), 422)
         assert error["message"].startswith(field), (field, error)
-        assert error["details"][0]["field"].startswith(field), (field, error)
+        assert error["details"]["errors"][0]["field"].startswith(field), (field, error)
     assert api.get(f"{API}/projects", auth=org.owner).json()["items"] == []
 
 

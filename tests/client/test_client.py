@@ -334,7 +334,7 @@ def test_upload_media(client: truthset.Client, tmp_path: Path) -> None:
     assert client.upload_media(path).sha256 == from_bytes.sha256
     with pytest.raises(InvalidInputError) as caught:
         client.upload_media(b"not an image", filename="x.txt")
-    assert caught.value.details == {"field": "file"}
+    assert caught.value.details["field"] == "file"
 
 
 # --- errors ---------------------------------------------------------------------------------------
@@ -348,7 +348,7 @@ def test_error_mapping(client: truthset.Client, live: LiveServer, project: Proje
 
     with pytest.raises(InvalidInputError) as invalid:
         client.projects.create("", SPEC)
-    assert invalid.value.status == 422 and invalid.value.details[0]["field"] == "name"
+    assert invalid.value.status == 422 and invalid.value.details["field"] == "name"
 
     with pytest.raises(InvalidInputError) as bad_answer:
         task = client.tasks.create(project.id, {"text": "x"})

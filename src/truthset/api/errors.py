@@ -1,4 +1,7 @@
-"""The only place errors become HTTP. One JSON shape: {"error": {"code", "message", "details"}}."""
+"""The only place errors become HTTP. One JSON shape: {"error": {"code", "message", "details"}}.
+
+``details`` is an object or null; for a 422 it names the first bad ``field`` and lists ``errors``.
+"""
 
 from __future__ import annotations
 
@@ -89,13 +92,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TruthsetError)
     async def _domain(_request: Request, exc: TruthsetError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-        return error_response(status_of(exc), exc.code, exc.message, exc.details, headers)
+        details = exc.details
+        if isinstance(exc, InvalidInput) and isinstance(details, dict) and "field" in details:
+            error = {"field": details["field"], "message": exc.message, "type": "invalid"}
+            details = {"errors": [error], **details}
+        return error_response(status_of(exc), exc.code, exc.message, details, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [_field_error(e) for e in exc.errors()]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
-        return error_response(422, "invalid_input", f"{first['field']}: {first['message']}", errors)
+        details = {"field": first["field"], "errors": errors}
+        return error_response(422, "invalid_input", f"{first['field']}: {first['message']}", details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
