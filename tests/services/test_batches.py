@@ -10,6 +10,8 @@ from truthset.domain import BatchStatus, Role, TaskStatus
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound
 from truthset.schemas import BatchCreate, ResponseCreate, TaskCreate
 from truthset.services import projects, queue, tasks
+from truthset.storage import repositories as repo
+from truthset.storage import tables as t
 
 if TYPE_CHECKING:
     from conftest import Org
@@ -164,3 +166,19 @@ def test_single_task_in_open_batch_is_staged(org: Org) -> None:
         org.db, org.owner.principal, project["id"], TaskCreate(data={"text": "x"}, batch_id=batch["id"])
     )
     assert task["status"] == str(TaskStatus.STAGED) and task["created"] is True
+
+
+def test_a_batch_left_finalized_by_a_crash_completes_when_read(org: Org) -> None:
+    """The last task's batch check runs after its commit; if the process died in between, reading
+    the batch finishes the job instead of showing it finalized forever."""
+    project = org.make_project(overlap=1)
+    batch = org.make_batch(project["id"])
+    (task,) = org.make_tasks(project["id"], 1, batch_id=batch["id"])
+    projects.finalize_batch(org.db, org.owner.principal, batch["id"])
+    queue.submit(org.db, org.add_member().principal, task["id"], ResponseCreate(answer={"sentiment": "neutral"}))
+    with org.db.write() as conn:  # what a crash between the commit and the batch check leaves
+        repo.change(conn, t.batches, org.id, batch["id"], status=str(BatchStatus.FINALIZED), completed_at=None)
+    listed = projects.list_batches(org.db, org.owner.principal, project["id"], cursor=None, limit=10)[0]
+    assert [b["status"] for b in listed] == ["completed"]
+    got = projects.get_batch(org.db, org.owner.principal, batch["id"])
+    assert got["status"] == "completed" and got["completed_at"] is not None and got["counts"] == {"completed": 1}

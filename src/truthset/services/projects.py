@@ -170,7 +170,22 @@ def get_batch(db: Database, principal: Principal, batch_id: str) -> dict[str, An
     with db.read() as conn:
         batch = load_batch(conn, principal, batch_id)
         require(principal, Action.READ_TASKS)
-        return _with_counts(conn, principal, batch)
+        batch = _with_counts(conn, principal, batch)
+    return _settled(db, principal, batch)
+
+
+def _settled(db: Database, principal: Principal, batch: dict[str, Any]) -> dict[str, Any]:
+    """A finalized batch whose tasks are all closed is completed: finish the check a crash cut short.
+
+    The last task's completion re-checks its batch just after committing (see
+    :func:`complete_batch_if_done`); a process that died in between left the batch finalized.
+    """
+    open_tasks = batch["counts"].get(str(TaskStatus.STAGED), 0) + batch["counts"].get(str(TaskStatus.PENDING), 0)
+    if batch["status"] != str(BatchStatus.FINALIZED) or open_tasks:
+        return batch
+    complete_batch_if_done(db, principal.organization_id, batch["id"])
+    with db.read() as conn:
+        return {**load_batch(conn, principal, batch["id"]), "counts": batch["counts"]}
 
 
 def list_batches(
@@ -181,7 +196,8 @@ def list_batches(
         require(principal, Action.READ_TASKS)
         query = repo.scoped(t.batches, principal.organization_id).where(t.batches.c.project_id == project_id)
         rows, next_cursor = repo.page(conn, query, t.batches, cursor=cursor, limit=limit)
-        return [_with_counts(conn, principal, b) for b in rows], next_cursor
+        batches = [_with_counts(conn, principal, b) for b in rows]
+    return [_settled(db, principal, b) for b in batches], next_cursor
 
 
 def finalize_batch(db: Database, principal: Principal, batch_id: str) -> dict[str, Any]:
