@@ -46,3 +46,9 @@ class Conflict(TruthsetError):
 
 class TooLarge(TruthsetError):
     code = "too_large"
+
+
+class Busy(TruthsetError):
+    """The database could not take the write now (a deadlock, a lock held too long): try again."""
+
+    code = "busy"

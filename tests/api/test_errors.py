@@ -15,6 +15,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from truthset.config import Settings
+from truthset.errors import Busy
 
 from .helpers import ANSWER, API, PNG, Api, Org, World, api_routes, assert_error, build_world, call_for, send
 
@@ -51,6 +52,18 @@ def test_the_error_shape_is_pinned(api: Api, world: World) -> None:
             {"field": "spec", "message": "Field required", "type": "missing"},
         ],
     }
+
+
+def test_a_busy_database_is_503_with_retry_after(api: Api) -> None:
+    """A write that lost a race (truthset.errors.Busy, raised by the storage layer) asks for a retry."""
+
+    @api.app.get("/test-busy")
+    def busy() -> None:
+        raise Busy("the database is busy with a conflicting write; try again")
+
+    response = api.get("/test-busy")
+    error = assert_error(response, 503, "busy")
+    assert response.headers["retry-after"] == "1" and "try again" in error["message"]
 
 
 def test_too_large_bodies_are_413(make_api: Any, org: Org, settings: Settings) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from truthset.errors import Busy
 from truthset.storage import Database
 from truthset.storage import tables as t
 
@@ -156,6 +158,53 @@ def test_sqlite_write_takes_the_write_lock_at_begin(tmp_path: Path) -> None:
     finally:
         other.close()
         db.dispose()
+
+
+def test_a_write_locked_out_by_another_process_fails_as_busy(tmp_path: Path) -> None:
+    """SQLite locked by another process past the busy timeout: Busy (HTTP 503, retry), not a 500."""
+    path = tmp_path / "busy.db"
+    db = Database(f"sqlite:///{path}")
+    db.create_all()
+    with db.engine.connect() as conn:  # the pool's one connection, made impatient for the test
+        conn.exec_driver_sql("PRAGMA busy_timeout=0")
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(Busy, match="try again"), db.write():
+            pass
+        other.execute("ROLLBACK")
+        with db.write() as conn:  # free again
+            conn.execute(select(t.organizations)).all()
+    finally:
+        other.close()
+        db.dispose()
+
+
+def test_a_postgres_deadlock_fails_as_busy_and_the_other_writer_commits(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL only: SQLite writers never hold locks at once")
+    ids = ["a" * 24, "b" * 24]
+    with db.write() as conn:
+        rows = [{"id": i, "name": i[0], "created_at": datetime(2026, 1, 1)} for i in ids]
+        conn.execute(insert(t.organizations), rows)
+    both_hold_one = threading.Barrier(2)
+
+    def rename(first: str, second: str) -> str:
+        with db.write() as conn:
+            conn.execute(update(t.organizations).where(t.organizations.c.id == first).values(name="x"))
+            both_hold_one.wait(timeout=10)
+            conn.execute(update(t.organizations).where(t.organizations.c.id == second).values(name="x"))
+        return "committed"
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(rename, *ids), pool.submit(rename, *reversed(ids))]
+        outcomes = []
+        for future in futures:
+            try:
+                outcomes.append(future.result(timeout=30))
+            except Busy:
+                outcomes.append("busy")
+    assert sorted(outcomes) == ["busy", "committed"]
 
 
 def test_postgres_read_committed(postgres_worker_url: str) -> None:

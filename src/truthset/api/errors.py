@@ -14,7 +14,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge, TruthsetError, Unauthenticated
+from truthset.errors import (
+    Busy,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    TruthsetError,
+    Unauthenticated,
+)
 
 log = logging.getLogger("truthset.api")
 
@@ -25,6 +34,7 @@ STATUS: dict[type[TruthsetError], int] = {
     Forbidden: 403,
     Conflict: 409,
     TooLarge: 413,
+    Busy: 503,
 }
 
 _HTTP_CODES = {
@@ -92,6 +102,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TruthsetError)
     async def _domain(_request: Request, exc: TruthsetError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+        if isinstance(exc, Busy):
+            headers = {"Retry-After": "1"}
         details = exc.details
         if isinstance(exc, InvalidInput) and isinstance(details, dict) and "field" in details:
             error = {"field": details["field"], "message": exc.message, "type": "invalid"}

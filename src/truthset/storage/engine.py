@@ -23,14 +23,38 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import QueuePool
 
+from truthset.errors import Busy
 from truthset.storage.batching import BatchWriter
+
+# PostgreSQL's deadlock, serialization failure and lock timeout: the transaction lost a race, not data
+_TRANSIENT_SQLSTATES = {"40P01", "40001", "55P03"}
+_SQLITE_BUSY = 5
+
+
+def _transient(exc: DBAPIError) -> bool:
+    """Whether retrying the same transaction later may well succeed."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    return getattr(orig, "sqlite_errorcode", None) == _SQLITE_BUSY  # locked by another process for 30 s
 
 
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+@contextmanager
+def _busy_on_conflict() -> Iterator[None]:
+    """A transaction that lost a race with another one fails as :class:`Busy` (HTTP 503, retry)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if _transient(exc):
+            raise Busy("the database is busy with a conflicting write; try again") from exc
+        raise
 
 
 class GroupCommit:
@@ -174,7 +198,7 @@ class Database:
         # the moment a commit ends, rather than on SQLite's busy handler, which polls with sleeps
         # of up to 100 ms: under 16 concurrent annotators that polling made p99 latency seconds.
         # The busy timeout still orders writers of different processes.
-        with self._write_lock, self.engine.connect().execution_options(**options) as conn:
+        with self._write_lock, self.engine.connect().execution_options(**options) as conn, _busy_on_conflict():
             with conn.begin():
                 if not durable and not self.is_sqlite:
                     # PostgreSQL's own way to acknowledge a commit before its WAL reaches the disk
@@ -210,7 +234,8 @@ class Database:
 
         Returns the commit's group-commit ticket (for :meth:`wait_durable`). Used by the writer thread.
         """
-        with self._write_lock, self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
+        options = {"sqlite_begin": "IMMEDIATE"}
+        with self._write_lock, self.engine.connect().execution_options(**options) as conn, _busy_on_conflict():
             with conn.begin():
                 self._batch.conn = conn
                 try:
