@@ -243,6 +243,7 @@ def test_em_engine_buffers_match_the_plain_em_step(small_crowd) -> None:
     design = Design.from_answers(data)
     model = DawidSkene(calibrate=False)
     model._s_prev = None
+    model._prepare(data)
     res = fit_confusion_em(design, normalize_rows(vote_table(data)), model._project, n_iter=100, tol=1e-6, patience=3)
     # the CSC-view M-step product equals the CSR product, summed in the same order
     assert np.array_equal(
@@ -254,3 +255,87 @@ def test_em_engine_buffers_match_the_plain_em_step(small_crowd) -> None:
     np.testing.assert_allclose(res.logits, logits, rtol=1e-12)
     np.testing.assert_allclose(res.posteriors, softmax_rows(logits)[0], rtol=1e-12, atol=1e-15)
     assert res.posteriors.flags.c_contiguous and not np.shares_memory(res.posteriors, res.count_posteriors)
+
+
+def _sparse_structured_crowd(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """3 answers per task, ~15 per worker, 4 classes, workers with their own structured confusions."""
+    rng = np.random.default_rng(seed)
+    n_tasks, overlap, n_workers, n_k = 1500, 3, 300, 4
+    truth = rng.integers(0, n_k, n_tasks)
+    diag = rng.beta(4.0, 1.5, size=(n_workers, n_k))
+    conf = rng.dirichlet(np.full(n_k - 1, 0.7), size=(n_workers, n_k)) * (1 - diag)[..., None]
+    conf = np.stack([np.insert(conf[:, k], k, diag[:, k], axis=1) for k in range(n_k)], axis=1)  # (W, K, K)
+    task = np.repeat(np.arange(n_tasks), overlap)
+    worker = np.concatenate([rng.choice(n_workers, overlap, replace=False) for _ in range(n_tasks)])
+    cdf = conf[worker, truth[task]].cumsum(axis=1)
+    label = (rng.random(len(task))[:, None] > cdf[:, :-1]).sum(axis=1)
+    return task, worker, label, truth
+
+
+def test_prior_strength_on_a_sparse_crowd_matches_the_strength_of_the_true_labels() -> None:
+    """The evidence over label draws finds how much workers differ; expected counts said 'all alike'.
+
+    On 3 answers per task the expected-count evidence ran to the upper bound (10^4: every worker
+    scored as the average worker), worse than majority vote. The strength must instead be close to
+    the type-II ML strength of the counts under the TRUE labels, and the labels beat majority vote.
+    """
+    from truthset.quality._em import fit_prior_strength, pooled_confusion
+
+    task, worker, label, truth = _sparse_structured_crowd()
+    ds = DawidSkene(calibrate=False).fit((task, worker, label))
+    oracle_counts = np.zeros((300, 4, 4))
+    np.add.at(oracle_counts, (worker, truth[task], label), 1.0)
+    oracle = fit_prior_strength(oracle_counts, pooled_confusion(oracle_counts), (0.5, 1e4))
+    assert oracle < 20
+    assert oracle / 2 < ds.prior_strength_ < oracle * 2
+    ds_acc = np.mean([ds.labels_[t] == truth[t] for t in range(len(truth))])
+    mv_acc = np.mean([MajorityVote().fit((task, worker, label)).labels_[t] == truth[t] for t in range(len(truth))])
+    assert ds_acc > mv_acc + 0.01
+
+
+def test_strength_draws_are_the_true_label_counts_when_posteriors_are_certain(small_crowd) -> None:
+    from truthset.quality._em import StrengthDraws
+    from truthset.quality._input import factorize_answers
+
+    task, worker, label, truth = small_crowd
+    data = factorize_answers((task, worker, label))
+    draws = StrengthDraws.from_answers(data)
+    assert len(draws.uniforms) > 1  # a small input gets several draws
+    certain = np.eye(data.n_labels)[truth]
+    expected = np.zeros((data.n_workers, data.n_labels, data.n_labels))
+    np.add.at(expected, (worker, truth[task], label), 1.0)
+    counts = draws.counts(certain).reshape(len(draws.uniforms), data.n_workers, data.n_labels, data.n_labels)
+    for block in counts:
+        np.testing.assert_array_equal(block, expected)
+    # uncertain posteriors: every draw still counts each answer exactly once, and draws differ
+    soft = normalize_rows_of(np.random.default_rng(1).random((data.n_tasks, data.n_labels)))
+    blocks = draws.counts(soft).reshape(len(draws.uniforms), data.n_workers, -1)
+    assert (blocks.sum(axis=2) == np.bincount(worker, minlength=data.n_workers)).all()
+    assert not np.array_equal(blocks[0], blocks[1])
+    np.testing.assert_array_equal(draws.counts(soft), StrengthDraws.from_answers(data).counts(soft))
+
+
+def test_strength_draws_thin_large_inputs_to_whole_tasks(crowd_maker) -> None:
+    from truthset.quality._em import StrengthDraws
+    from truthset.quality._input import factorize_answers
+
+    task, worker, label, _ = crowd_maker(n_tasks=2000, overlap=5)
+    data = factorize_answers((task, worker, label))
+    draws = StrengthDraws.from_answers(data, max_answers=2000)
+    assert len(draws.tasks) == 400 and len(draws.cell) == 2000  # whole tasks: 400 x 5 answers
+    assert len(draws.uniforms) == 16  # few drawn answers per draw: the most draws
+
+
+def test_strength_is_the_upper_bound_when_no_worker_answered_twice() -> None:
+    # one answer per worker: the evidence of a single answer is the prior mean for every strength
+    from truthset.quality._em import fit_prior_strength
+
+    counts = np.zeros((3, 2, 2))
+    counts[0, 0, 0] = counts[1, 0, 1] = counts[2, 1, 1] = 1.0
+    assert fit_prior_strength(counts, np.full((2, 2), 0.5), (0.5, 1e4)) == 1e4
+    # so three workers on one task act like a majority vote
+    assert DawidSkene().fit((["t"] * 3, ["a", "b", "c"], [0, 1, 0])).labels_ == {"t": 0}
+
+
+def normalize_rows_of(matrix: np.ndarray) -> np.ndarray:
+    return matrix / matrix.sum(axis=1, keepdims=True)

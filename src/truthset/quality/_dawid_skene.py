@@ -11,6 +11,7 @@ from ._base import CategoricalAggregator, normalize_rows, vote_table
 from ._em import (
     Design,
     EMResult,
+    StrengthDraws,
     calibration_sample,
     fit_confusion_em,
     fit_prior_strength,
@@ -62,8 +63,13 @@ class _ConfusionModel(CategoricalAggregator):
         self.patience = patience
         self.calibrate = calibrate
 
-    def _project(self, counts: np.ndarray, pooled: np.ndarray) -> np.ndarray:  # pragma: no cover
+    def _project(  # pragma: no cover
+        self, counts: np.ndarray, pooled: np.ndarray, posteriors: np.ndarray
+    ) -> np.ndarray:
         raise NotImplementedError
+
+    def _prepare(self, data: Answers) -> None:
+        """Per-fit state the projection needs (none by default)."""
 
     def _fit(self, data: Answers) -> np.ndarray:
         self._s_prev: float | None = None
@@ -71,6 +77,7 @@ class _ConfusionModel(CategoricalAggregator):
         if len(data) == 0:
             return self._empty(data)
         design = Design.from_answers(data)
+        self._prepare(data)
         init = normalize_rows(vote_table(data))
         res = fit_confusion_em(design, init, self._project, n_iter=self.n_iter, tol=self.tol, patience=self.patience)
         self._store(data, res)
@@ -173,9 +180,12 @@ class DawidSkene(_ConfusionModel):
     * each worker's confusion rows get a Dirichlet prior centred on the pooled (average worker)
       confusion matrix, with a concentration fitted by type-II maximum likelihood every M-step
       (T. Minka, "Estimating a Dirichlet distribution", 2000; the hierarchical view of
-      H.-C. Kim and Z. Ghahramani, "Bayesian Classifier Combination", AISTATS 2012). A worker with
-      three answers is thus close to the average worker, not a confident 0/1 matrix. Pass
-      ``prior_strength`` to fix the concentration instead.
+      H.-C. Kim and Z. Ghahramani, "Bayesian Classifier Combination", AISTATS 2012). The evidence
+      is averaged over draws of the true labels from the current posteriors (a Monte Carlo
+      variational EM step for the strength), not evaluated at the expected counts, which are
+      biased towards "all workers alike" on sparse crowds; see ``StrengthDraws`` in ``_em.py``. A
+      worker with three answers is thus close to the average worker, not a confident 0/1 matrix.
+      Pass ``prior_strength`` to fix the concentration instead.
     * ``labels_`` are the argmax of the full-data EM posterior. ``probas_`` are that posterior
       tempered by one exponent ``temperature_`` in (0, 1] learnt by cross-fitting (worker models
       refitted without each task of a fixed-seed sample, scored on held-out answers; see
@@ -200,10 +210,14 @@ class DawidSkene(_ConfusionModel):
         super().__init__(n_iter=n_iter, tol=tol, patience=patience, calibrate=calibrate)
         self.prior_strength = prior_strength
 
-    def _project(self, counts: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+    def _prepare(self, data: Answers) -> None:
+        self._draws = StrengthDraws.from_answers(data) if self.prior_strength is None else None
+
+    def _project(self, counts: np.ndarray, pooled: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
         s = self.prior_strength
         if s is None:
-            s = fit_prior_strength(counts, pooled, _STRENGTH_BOUNDS, start=self._s_prev)
+            # evidence of hard counts under label draws, not of the expected counts (see StrengthDraws)
+            s = fit_prior_strength(self._draws.counts(posteriors), pooled, _STRENGTH_BOUNDS, start=self._s_prev)
             self._s_prev = s
         self.prior_strength_ = s
         self.prior_counts_ = s * pooled
@@ -235,7 +249,7 @@ class OneCoinDawidSkene(_ConfusionModel):
         super().__init__(n_iter=n_iter, tol=tol, patience=patience, calibrate=calibrate)
         self.prior_strength = prior_strength
 
-    def _project(self, counts: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+    def _project(self, counts: np.ndarray, pooled: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
         n_k = counts.shape[1]
         correct = np.einsum("wkk->w", counts)
         total = counts.sum(axis=(1, 2))

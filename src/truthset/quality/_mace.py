@@ -42,7 +42,7 @@ class MACE(_ConfusionModel):
         self._theta: np.ndarray | None = None
         return super()._fit(data)
 
-    def _project(self, counts: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+    def _project(self, counts: np.ndarray, pooled: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
         n_w, n_k, _ = counts.shape
         if self._theta is None:  # first M-step: "knows" and "spams" equally likely, uniform spam
             self._theta = np.full(n_w, 0.5)
