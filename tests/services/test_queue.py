@@ -418,3 +418,70 @@ def test_every_role_may_annotate(org: Org) -> None:
         assert lease is not None, role
         queue.submit(org.db, principal, task["id"], answer(assignment_id=lease["id"]))
     assert _task(org, task["id"])["status"] == "completed"
+
+
+# --- the per-worker frontier: a search starts behind the last task leased, until the epoch moves ---
+
+
+def _lease_and_answer(org: Org, worker: object, project_id: str) -> str:
+    lease = queue.next_assignment(org.db, worker.principal, project_id)  # type: ignore[attr-defined]
+    assert lease is not None
+    queue.submit(org.db, worker.principal, lease["task"]["id"], answer(assignment_id=lease["id"]))  # type: ignore[attr-defined]
+    return lease["task"]["id"]
+
+
+@pytest.mark.parametrize("give_back", ["release", "skip", "expire"])
+def test_a_lease_given_back_before_the_frontier_is_served_next(org: Org, give_back: str) -> None:
+    """W passed T1 while X held it; once X gives it back, W's next task is T1, not one further on."""
+    project = org.make_project(overlap=1, lease_seconds=60)
+    t1, t2, t3, _t4 = org.make_tasks(project["id"], 4)
+    x, w = org.add_member(), org.add_member()
+    held = queue.next_assignment(org.db, x.principal, project["id"])
+    assert held is not None and held["task"]["id"] == t1["id"]
+    assert _lease_and_answer(org, w, project["id"]) == t2["id"]  # W's frontier is now behind T2
+    if give_back == "release":
+        queue.release(org.db, x.principal, held["id"])
+    elif give_back == "skip":
+        queue.skip(org.db, x.principal, held["id"])
+    else:
+        _expire(org.db, held["id"])
+    assert _lease_and_answer(org, w, project["id"]) == t1["id"]
+    assert _lease_and_answer(org, w, project["id"]) == t3["id"]
+
+
+def test_new_tasks_that_rank_first_are_served_before_the_frontier_moves_on(org: Org) -> None:
+    project = org.make_project(overlap=2)
+    first, second, third = org.make_tasks(project["id"], 3)
+    w = org.add_member()
+    assert _lease_and_answer(org, w, project["id"]) == first["id"]
+    urgent = org.make_task(project["id"], "urgent", priority=5)  # one task, created alone
+    assert _lease_and_answer(org, w, project["id"]) == urgent["id"]
+    imported = org.make_tasks(project["id"], 1, priority=9)  # a bulk import
+    assert _lease_and_answer(org, w, project["id"]) == imported[-1]["id"]
+    assert _lease_and_answer(org, w, project["id"]) == second["id"]
+    assert _lease_and_answer(org, w, project["id"]) == third["id"]
+    assert queue.next_assignment(org.db, w.principal, project["id"]) is None
+
+
+def test_a_finalized_batch_joins_the_queue_in_order(org: Org) -> None:
+    """Staged tasks created before the worker's frontier are served once their batch is finalized."""
+    project = org.make_project(overlap=2)
+    batch = org.make_batch(project["id"])
+    staged = org.make_tasks(project["id"], 2, batch_id=batch["id"])
+    loose = org.make_tasks(project["id"], 2)[-2:]  # (the helper lists the whole project)
+    w = org.add_member()
+    assert _lease_and_answer(org, w, project["id"]) == loose[0]["id"]
+    projects.finalize_batch(org.db, org.owner.principal, batch["id"])
+    served = [_lease_and_answer(org, w, project["id"]) for _ in range(3)]
+    assert served == [staged[0]["id"], staged[1]["id"], loose[1]["id"]]
+
+
+def test_a_worker_with_many_answered_pending_tasks_still_gets_the_next_in_order(org: Org) -> None:
+    """Overlap 3, one worker: every answered task stays pending; each call serves the next one."""
+    project = org.make_project(overlap=3)
+    made = org.make_tasks(project["id"], 30)
+    w = org.add_member()
+    assert [_lease_and_answer(org, w, project["id"]) for _ in range(30)] == [x["id"] for x in made]
+    assert queue.next_assignment(org.db, w.principal, project["id"]) is None
+    other = org.add_member()
+    assert _lease_and_answer(org, other, project["id"]) == made[0]["id"]

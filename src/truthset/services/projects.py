@@ -209,6 +209,7 @@ def finalize_batch(db: Database, principal: Principal, batch_id: str) -> dict[st
         if status is BatchStatus.OPEN:
             now = utcnow()
             lifecycle.move_batch(conn, batch_id, TaskStatus.PENDING)
+            repo.bump_queue_epoch(conn, batch["project_id"])  # its tasks join the queue, anywhere in its order
             values: dict[str, Any] = {"status": str(BatchStatus.FINALIZED), "finalized_at": now}
             if not repo.batch_has_open_tasks(conn, principal.organization_id, batch_id):
                 values.update(status=str(BatchStatus.COMPLETED), completed_at=now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,25 @@ from truthset.storage import tables as t
 from truthset.storage.ids import new_id, utcnow
 
 
+@dataclass(frozen=True)
+class _Frontier:
+    """Where a worker's last search of a project's queue ended, and in which queue epoch.
+
+    Every task before ``position`` (in queue order: priority desc, then id) was then ineligible for
+    the worker: done, full, or already had by them. Only the events that bump the project's
+    ``queue_epoch`` (a lease given back or expired, new pending tasks) can change that, so within
+    the same epoch the next search may start behind ``position``. Without it, a worker who answered
+    thousands of tasks still waiting for other workers walked past all of them on every call.
+    """
+
+    epoch: int
+    position: tuple[int, str]  # (priority, task id) of the last task leased
+
+
+_FRONTIERS: dict[tuple[str, str], _Frontier] = {}  # (project, worker); a hint, so losing it is harmless
+_MAX_FRONTIERS = 100_000
+
+
 def next_assignment(db: Database, principal: Principal, project_id: str) -> dict[str, Any] | None:
     """Lease the next task of a project to the caller's worker, or return None when none is left.
 
@@ -35,6 +55,7 @@ def next_assignment(db: Database, principal: Principal, project_id: str) -> dict
     than its overlap still needs.
     """
     require(principal, Action.ANNOTATE)
+    key = (project_id, principal.worker_id)
     # A lease lost to a power cut is harmless (the task is simply served again), so it skips the
     # fsync; responses always get one.
     with db.write(durable=False) as conn:
@@ -42,10 +63,19 @@ def next_assignment(db: Database, principal: Principal, project_id: str) -> dict
         if project["archived_at"] is not None:
             raise Conflict("the project is archived")
         now = utcnow()
-        repo.expire_leases(conn, project_id, now)
-        task = repo.lease_next_task(conn, project_id, principal.worker_id)
+        # leases that came back move the epoch on: then search from the top, and remember nothing
+        expired = repo.expire_leases(conn, project_id, now)
+        frontier = None if expired else _FRONTIERS.get(key)
+        if frontier is not None and frontier.epoch != project["queue_epoch"]:
+            frontier = None
+        after = frontier.position if frontier else None
+        task = repo.lease_next_task(conn, project_id, principal.worker_id, after=after)
+        if expired:
+            _FRONTIERS.pop(key, None)
+        elif task is not None:
+            _remember_frontier(key, _Frontier(project["queue_epoch"], (task["priority"], task["id"])))
         if task is None:
-            return None
+            return None  # (a frontier stays valid: nothing behind it either)
         assignment = repo.add(
             conn,
             t.assignments,
@@ -62,6 +92,12 @@ def next_assignment(db: Database, principal: Principal, project_id: str) -> dict
             },
         )
     return {**assignment, "task": task}
+
+
+def _remember_frontier(key: tuple[str, str], frontier: _Frontier) -> None:
+    if len(_FRONTIERS) >= _MAX_FRONTIERS:
+        _FRONTIERS.clear()
+    _FRONTIERS[key] = frontier
 
 
 def _load_assignment(conn: Connection, principal: Principal, assignment_id: str) -> dict[str, Any]:
@@ -83,6 +119,7 @@ def _end_lease(conn: Connection, assignment: dict[str, Any], status: AssignmentS
     conn.execute(
         update(t.tasks).where(t.tasks.c.id == assignment["task_id"]).values(lease_count=t.tasks.c.lease_count - 1)
     )
+    repo.bump_queue_epoch(conn, assignment["project_id"])  # the task may be eligible again, for others too
     return {**assignment, "status": str(status), "ended_at": now}
 
 

@@ -96,6 +96,8 @@ def create_task(
             batch = _batch_for_tasks(conn, principal, project_id, task.batch_id)
             row = _task_row(principal, project, batch, task, new_ids(1)[0], utcnow())
             repo.add(conn, t.tasks, row)
+            if row["status"] == str(TaskStatus.PENDING):
+                repo.bump_queue_epoch(conn, project_id)  # it may rank before tasks workers passed over
             return {**row, "created": True}
     except IntegrityError:
         # A concurrent create with the same unique_id committed first (PostgreSQL): that is the task.
@@ -189,6 +191,7 @@ class _Importer:
         self.batch_id = batch["id"] if batch else None
         staged = batch is not None and batch["status"] == str(BatchStatus.OPEN)
         self.status = str(TaskStatus.STAGED if staged else TaskStatus.PENDING)
+        self.queued_some = False
         self.overlap = project_overlap(project)
         self.spec = compiled_spec(project)
         self.max_task_bytes = max_task_bytes
@@ -244,6 +247,17 @@ class _Importer:
         )
         self.report.created += inserted
         self.report.existing += len(rows) - inserted
+        self.queued_some = self.queued_some or bool(inserted and self.status == str(TaskStatus.PENDING))
+
+    def announce(self, conn: Connection) -> None:
+        """Last in a transaction that stored tasks: bump the queue epoch if any joined the queue.
+
+        New tasks may rank before tasks that workers passed over. Last, because on PostgreSQL the
+        bump locks the project row until the commit, which a release or a lease expiry also needs.
+        """
+        if self.queued_some:
+            repo.bump_queue_epoch(conn, self.project["id"])
+            self.queued_some = False
 
 
 def _from_model(task: TaskCreate) -> tuple[dict, str | None, dict, int, int | None, str | None]:
@@ -277,6 +291,7 @@ def import_tasks(
     for parsed in _parsed_chunks(importer, items):
         with db.write() as conn:
             importer.store(conn, parsed)
+            importer.announce(conn)
     return importer.report
 
 
@@ -304,6 +319,7 @@ def _import_all_or_nothing(
                     importer.store(conn, parsed)
             if report.invalid:
                 raise _Rollback
+            importer.announce(conn)
     except _Rollback:
         report.stored = False
         report.created = 0

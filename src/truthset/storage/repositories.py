@@ -294,10 +294,12 @@ def expire_leases(conn: Connection, project_id: str, now: datetime) -> int:
         per_task[task_id] = per_task.get(task_id, 0) + 1
     for task_id in sorted(per_task):  # a fixed lock order keeps PostgreSQL free of deadlocks
         _RETURN_LEASES.run(conn, {"p_task_id": task_id, "p_leases": per_task[task_id]})
+    if expired:
+        bump_queue_epoch(conn, project_id)
     return len(expired)
 
 
-def _lease_next_statement() -> Any:
+def _lease_next_statement(after_frontier: bool) -> Any:
     """Lease the best task of a project for a worker in one statement, returning the task.
 
     The best task: pending, still short of workers (responses + live leases < overlap), never
@@ -305,6 +307,7 @@ def _lease_next_statement() -> Any:
     given without a lease), highest priority, then oldest. On PostgreSQL the subquery
     locks its row with SKIP LOCKED, so concurrent callers take different tasks instead of queueing
     on one; SQLite renders no FOR UPDATE, its writers being serialised by BEGIN IMMEDIATE.
+    ``after_frontier`` adds a start position in that order (see :func:`lease_next_task`).
     """
     worker = bindparam("p_worker_id")
     seen = (
@@ -318,14 +321,19 @@ def _lease_next_statement() -> Any:
         )
         .exists()
     )
+    conditions = [
+        t.tasks.c.project_id == bindparam("p_project_id"),
+        t.tasks.c.status == "pending",
+        t.tasks.c.response_count + t.tasks.c.lease_count < t.tasks.c.overlap,
+        ~seen,
+    ]
+    if after_frontier:
+        priority, task_id = bindparam("p_after_priority"), bindparam("p_after_id")
+        behind = or_(t.tasks.c.priority < priority, (t.tasks.c.priority == priority) & (t.tasks.c.id > task_id))
+        conditions.append(behind)
     best = (
         select(t.tasks.c.id)
-        .where(
-            t.tasks.c.project_id == bindparam("p_project_id"),
-            t.tasks.c.status == "pending",
-            t.tasks.c.response_count + t.tasks.c.lease_count < t.tasks.c.overlap,
-            ~seen,
-        )
+        .where(*conditions)
         .order_by(t.tasks.c.priority.desc(), t.tasks.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -336,12 +344,35 @@ def _lease_next_statement() -> Any:
     )
 
 
-_LEASE_NEXT = Prepared(_lease_next_statement())
+_LEASE_NEXT = Prepared(_lease_next_statement(after_frontier=False))
+_LEASE_NEXT_AFTER = Prepared(_lease_next_statement(after_frontier=True))
 
 
-def lease_next_task(conn: Connection, project_id: str, worker_id: str) -> dict | None:
-    """Take one lease on the next task for ``worker_id`` (see :func:`_lease_next_statement`)."""
-    return _LEASE_NEXT.first(conn, {"p_project_id": project_id, "p_worker_id": worker_id})
+def lease_next_task(
+    conn: Connection, project_id: str, worker_id: str, *, after: tuple[int, str] | None = None
+) -> dict | None:
+    """Take one lease on the next task for ``worker_id`` (see :func:`_lease_next_statement`).
+
+    ``after`` = (priority, id) starts the search behind that task in queue order, for a caller that
+    knows every task before it is ineligible for this worker; without it the search starts at the top.
+    """
+    params = {"p_project_id": project_id, "p_worker_id": worker_id}
+    if after is None:
+        return _LEASE_NEXT.first(conn, params)
+    return _LEASE_NEXT_AFTER.first(conn, {**params, "p_after_priority": after[0], "p_after_id": after[1]})
+
+
+_BUMP_QUEUE_EPOCH = Prepared(
+    update(t.projects)
+    .where(t.projects.c.id == bindparam("p_project_id"))
+    .values(queue_epoch=t.projects.c.queue_epoch + 1)
+)
+
+
+def bump_queue_epoch(conn: Connection, project_id: str) -> None:
+    """Record that a task some worker passed over may now be eligible for them (see tables.projects)."""
+    _BUMP_QUEUE_EPOCH.run(conn, {"p_project_id": project_id})
+
 
 
 _CLOSE_LEASE = Prepared(

@@ -106,6 +106,10 @@ projects = Table(
     _created(),
     Column("updated_at", DateTime, nullable=False),
     Column("archived_at", DateTime, nullable=True),
+    # Bumped by every event that can make a task a worker passed over eligible for them again (a
+    # lease given back or expired, new pending tasks): the queue's per-worker frontier is valid only
+    # within one epoch (services/queue.py).
+    Column("queue_epoch", Integer, nullable=False, server_default="0"),
     Index("ix_projects_org_id", "organization_id", "id"),
 )
 
