@@ -299,7 +299,7 @@ def expire_leases(conn: Connection, project_id: str, now: datetime) -> int:
     return len(expired)
 
 
-def _lease_next_statement(after_frontier: bool) -> Any:
+def _lease_next_statement(start: str) -> Any:
     """Lease the best task of a project for a worker in one statement, returning the task.
 
     The best task: pending, still short of workers (responses + live leases < overlap), never
@@ -307,7 +307,9 @@ def _lease_next_statement(after_frontier: bool) -> Any:
     given without a lease), highest priority, then oldest. On PostgreSQL the subquery
     locks its row with SKIP LOCKED, so concurrent callers take different tasks instead of queueing
     on one; SQLite renders no FOR UPDATE, its writers being serialised by BEGIN IMMEDIATE.
-    ``after_frontier`` adds a start position in that order (see :func:`lease_next_task`).
+    ``start``: "top" searches the whole queue; "same_priority" only the tasks of priority
+    ``p_after_priority`` with an id above ``p_after_id``; "lower_priority" the tasks of a lower
+    priority. Each is one seek on the ``ix_tasks_queue`` index (an OR of the two would scan it).
     """
     worker = bindparam("p_worker_id")
     seen = (
@@ -327,10 +329,10 @@ def _lease_next_statement(after_frontier: bool) -> Any:
         t.tasks.c.response_count + t.tasks.c.lease_count < t.tasks.c.overlap,
         ~seen,
     ]
-    if after_frontier:
-        priority, task_id = bindparam("p_after_priority"), bindparam("p_after_id")
-        behind = or_(t.tasks.c.priority < priority, (t.tasks.c.priority == priority) & (t.tasks.c.id > task_id))
-        conditions.append(behind)
+    if start == "same_priority":
+        conditions += [t.tasks.c.priority == bindparam("p_after_priority"), t.tasks.c.id > bindparam("p_after_id")]
+    elif start == "lower_priority":
+        conditions.append(t.tasks.c.priority < bindparam("p_after_priority"))
     best = (
         select(t.tasks.c.id)
         .where(*conditions)
@@ -344,8 +346,9 @@ def _lease_next_statement(after_frontier: bool) -> Any:
     )
 
 
-_LEASE_NEXT = Prepared(_lease_next_statement(after_frontier=False))
-_LEASE_NEXT_AFTER = Prepared(_lease_next_statement(after_frontier=True))
+_LEASE_NEXT = Prepared(_lease_next_statement("top"))
+_LEASE_NEXT_SAME_PRIORITY = Prepared(_lease_next_statement("same_priority"))
+_LEASE_NEXT_LOWER_PRIORITY = Prepared(_lease_next_statement("lower_priority"))
 
 
 def lease_next_task(
@@ -359,7 +362,8 @@ def lease_next_task(
     params = {"p_project_id": project_id, "p_worker_id": worker_id}
     if after is None:
         return _LEASE_NEXT.first(conn, params)
-    return _LEASE_NEXT_AFTER.first(conn, {**params, "p_after_priority": after[0], "p_after_id": after[1]})
+    params.update(p_after_priority=after[0], p_after_id=after[1])
+    return _LEASE_NEXT_SAME_PRIORITY.first(conn, params) or _LEASE_NEXT_LOWER_PRIORITY.first(conn, params)
 
 
 _BUMP_QUEUE_EPOCH = Prepared(
