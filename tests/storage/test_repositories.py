@@ -139,3 +139,20 @@ def test_lease_next_task_takes_the_best_task_it_may_and_counts_the_lease(org: Or
     with org.db.write() as conn:
         assert repo.lease_next_task(conn, project["id"], other)["id"] == low["id"]
         assert repo.lease_next_task(conn, project["id"], third) is None  # both full
+
+
+def test_sqlite_runs_the_index_a_query_prefers(db: Database) -> None:
+    """prefer_index renders INDEXED BY on SQLite (SQLAlchemy alone drops table hints there), and the
+    queries that name one use it; PostgreSQL plans from its statistics and gets no hint."""
+    by_batch = repo.scoped(t.tasks, "org").where(t.tasks.c.batch_id == "b")
+    query = repo.prefer_index(by_batch, t.tasks, "ix_tasks_batch_id")
+    sql = str(query.compile(dialect=db.engine.dialect))
+    assert ("INDEXED BY ix_tasks_batch_id" in sql) is db.is_sqlite
+    if not db.is_sqlite:
+        return
+    with db.read() as conn:
+        plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, ("org", "b")).all()
+        assert "ix_tasks_batch_id" in str(plan)
+        responses = repo._RESPONSES_OF_TASK._compile(conn.dialect).sql
+        plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + responses, ("org", "task")).all()
+        assert "ix_responses_task" in str(plan)  # not a walk over the organization's responses

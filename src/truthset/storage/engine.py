@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import QueuePool
@@ -55,6 +56,16 @@ def _busy_on_conflict() -> Iterator[None]:
         if _transient(exc):
             raise Busy("the database is busy with a conflicting write; try again") from exc
         raise
+
+
+class _SQLiteCompiler(SQLiteCompiler):
+    """SQLite's compiler, rendering a table hint (``repositories.prefer_index``) as ``INDEXED BY``.
+
+    SQLAlchemy's own SQLite compiler drops table hints silently.
+    """
+
+    def get_from_hint_text(self, table: Any, text: str | None) -> str | None:
+        return text
 
 
 class GroupCommit:
@@ -159,6 +170,8 @@ class Database:
             max_overflow=pool_size,
             connect_args={"check_same_thread": False, "timeout": 30},
         )
+
+        engine.dialect.statement_compiler = _SQLiteCompiler  # this engine's statements only
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -438,9 +438,14 @@ def response_by_idempotency_key(conn: Connection, worker_id: str, key: str) -> d
 
 
 _RESPONSES_OF_TASK = Prepared(
-    scoped(t.responses, bindparam("organization_id"))
-    .where(t.responses.c.task_id == bindparam("task_id"))
-    .order_by(t.responses.c.id)
+    prefer_index(
+        # without the hint SQLite walked the organization's index, reading every response it has
+        scoped(t.responses, bindparam("organization_id"))
+        .where(t.responses.c.task_id == bindparam("task_id"))
+        .order_by(t.responses.c.id),
+        t.responses,
+        "ix_responses_task",
+    )
 )
 
 

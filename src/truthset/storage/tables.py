@@ -191,6 +191,7 @@ responses = Table(
     UniqueConstraint("task_id", "worker_id", name="uq_responses_task_worker"),
     UniqueConstraint("worker_id", "idempotency_key", name="uq_responses_worker_idempotency"),
     Index("ix_responses_org_id", "organization_id", "id"),
+    Index("ix_responses_task", "task_id", "id"),  # a task's responses, in order (completing a task)
 )
 
 media = Table(
