@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
 from fastapi import FastAPI
 
 from truthset import __version__
@@ -26,12 +30,28 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        lifespan=_lifespan(owns_db=db is None),
     )
     _setup_state(app, settings, db)
     _setup_routes(app)
     errors.install(app)
     _setup_limits(app, settings)
     return app
+
+
+def _lifespan(*, owns_db: bool) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Everything alive now (modules, the app, SQLAlchemy and pydantic metadata) lives as long as
+        # the process: freezing it keeps the cyclic garbage collector from re-scanning it on every
+        # full collection, which cost a fifth of the annotation loop's CPU and its worst latencies.
+        gc.collect()
+        gc.freeze()
+        yield
+        if owns_db:
+            app.state.db.dispose()  # stops the SQLite writer thread after the last request
+
+    return lifespan
 
 
 def _setup_state(app: FastAPI, settings: Settings, db: Database | None) -> None:
