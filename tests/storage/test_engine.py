@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -205,6 +206,33 @@ def test_a_postgres_deadlock_fails_as_busy_and_the_other_writer_commits(db: Data
             except Busy:
                 outcomes.append("busy")
     assert sorted(outcomes) == ["busy", "committed"]
+
+
+def test_sqlite_checkpoints_in_the_background_not_in_a_commit(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'ckpt.db'}")
+    db.create_all()
+    checkpointer = db._checkpointer
+    assert checkpointer is not None
+    try:
+        with db.read() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0  # no commit checkpoints
+        rows = [{"id": f"{i:024d}", "name": "x" * 500, "created_at": datetime(2026, 1, 1)} for i in range(3000)]
+        with db.write() as conn:
+            conn.execute(insert(t.organizations), rows)
+        deadline = time.monotonic() + 10
+        while checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the thread runs about once a second after commits
+        assert checkpointer.checkpoints >= 1
+        raw = sqlite3.connect(tmp_path / "ckpt.db")
+        try:
+            busy, logged, copied = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            assert busy == 0 and logged == copied  # everything was already copied back
+            assert raw.execute("SELECT count(*) FROM organizations").fetchone()[0] == 3000
+        finally:
+            raw.close()
+    finally:
+        db.dispose()
+    assert not any(thread.name == "truthset-checkpoint" for thread in threading.enumerate())
 
 
 def test_postgres_read_committed(postgres_worker_url: str) -> None:

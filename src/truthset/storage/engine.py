@@ -29,6 +29,7 @@ from sqlalchemy.pool import QueuePool
 
 from truthset.errors import Busy
 from truthset.storage.batching import BatchWriter
+from truthset.storage.checkpointer import Checkpointer
 
 # PostgreSQL's deadlock, serialization failure and lock timeout: the transaction lost a race, not data
 _TRANSIENT_SQLSTATES = {"40P01", "40001", "55P03"}
@@ -134,6 +135,7 @@ class Database:
             threading.RLock() if self.is_sqlite else contextlib.nullcontext()
         )
         self._group_commit: GroupCommit | None = None
+        self._checkpointer: Checkpointer | None = None
         self._batch_writer: BatchWriter | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._batch = threading.local()  # on the writer thread: the connection of the running batch
@@ -144,7 +146,10 @@ class Database:
                 # connections commit without fsync; acknowledged writes wait for a shared one
                 self._group_commit = GroupCommit(Path(database).resolve().with_name(Path(database).name + "-wal"))
                 sqlite_synchronous = "NORMAL"
-            self.engine = self._sqlite_engine(url, sqlite_synchronous, pool_size)
+            on_disk = bool(database) and database != ":memory:"
+            self.engine = self._sqlite_engine(url, sqlite_synchronous, pool_size, background_checkpoints=on_disk)
+            if on_disk:
+                self._checkpointer = Checkpointer(self.engine)
         else:
             self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="truthset-db")
             self.engine = create_engine(
@@ -157,7 +162,7 @@ class Database:
             )
 
     @staticmethod
-    def _sqlite_engine(url: str, synchronous: str, pool_size: int) -> Engine:
+    def _sqlite_engine(url: str, synchronous: str, pool_size: int, *, background_checkpoints: bool) -> Engine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -184,6 +189,9 @@ class Database:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA cache_size=-65536")
+            if background_checkpoints:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer thread does it
+                cursor.execute("PRAGMA journal_size_limit=67108864")  # a reset log shrinks back to 64 MiB
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -217,7 +225,7 @@ class Database:
                     # PostgreSQL's own way to acknowledge a commit before its WAL reaches the disk
                     conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 yield conn
-            ticket = self._group_commit.committed() if self._group_commit else 0
+            ticket = self._committed()
         if durable:
             self.wait_durable(ticket)  # outside the lock: the next writer goes on
 
@@ -255,7 +263,13 @@ class Database:
                     body()
                 finally:
                     self._batch.conn = None
-            return self._group_commit.committed() if self._group_commit else 0
+            return self._committed()
+
+    def _committed(self) -> int:
+        """Bookkeeping right after a COMMIT, under the write lock; returns the group-commit ticket."""
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
+        return self._group_commit.committed() if self._group_commit else 0
 
     def wait_durable(self, ticket: int) -> None:
         """Return once the commit with this ticket is on disk (at once without a group commit)."""
@@ -292,6 +306,8 @@ class Database:
             self._batch_writer.close()
         if self._executor is not None:
             self._executor.shutdown()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.engine.dispose()
         if self._group_commit:
             self._group_commit.close()
