@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from truthset.quality import MajorityVote, Wawa
+from truthset.quality import MajorityVote, Wawa, vote_shares
 
 ROWS = (["t1", "t1", "t1", "t2", "t2"], ["a", "b", "c", "a", "b"], ["x", "y", "x", "y", "x"])
 
@@ -56,3 +58,19 @@ def test_wawa_downweights_disagreeing_worker() -> None:
 def test_mismatched_lengths_rejected() -> None:
     with pytest.raises(ValueError):
         MajorityVote().fit((["t"], ["a", "b"], [1]))
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=1, max_size=12))
+def test_vote_shares_is_majority_vote_for_one_task(labels: list[str]) -> None:
+    """The single-task vote the platform uses at completion agrees with the batch estimator."""
+    fitted = MajorityVote().fit((["t"] * len(labels), [f"w{i}" for i in range(len(labels))], labels))
+    shares = vote_shares(labels)
+    assert shares == pytest.approx(fitted.probas_["t"])
+    assert list(shares) == sorted(shares)
+    assert max(shares, key=shares.__getitem__) == fitted.labels_["t"]
+
+
+def test_vote_shares_weighted_and_degenerate() -> None:
+    assert vote_shares(["x", "y", "y"], weights=[3.0, 1.0, 1.0]) == pytest.approx({"x": 0.6, "y": 0.4})
+    assert vote_shares(["x", "y"], weights=[0.0, 0.0]) == {"x": 0.5, "y": 0.5}  # no evidence: uniform
+    assert vote_shares([True, False, True]) == pytest.approx({False: 1 / 3, True: 2 / 3})

@@ -30,7 +30,7 @@ from ._mace import MACE
 from ._multilabel import MultiLabel
 from ._numeric import BiasVarianceModel, Mean, Median
 from ._ranking import BradleyTerry, NoisyBradleyTerry, rankings_to_pairs
-from ._voting import MajorityVote, Wawa
+from ._voting import MajorityVote, Wawa, vote_shares
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -63,6 +63,7 @@ __all__ = [
     "read_answers_csv",
     "read_truth_csv",
     "task_posterior",
+    "vote_shares",
     "worker_agreement",
     "write_results_csv",
 ]

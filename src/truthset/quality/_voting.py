@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from ._base import CategoricalAggregator, agreement_with, normalize_rows, vote_table
 from ._input import Answers
 
-__all__ = ["MajorityVote", "Wawa"]
+__all__ = ["MajorityVote", "Wawa", "vote_shares"]
+
+
+def vote_shares(labels: Sequence[Any], weights: Sequence[float] | None = None) -> dict[Any, float]:
+    """Majority vote for ONE task: each label's (weighted) share of the votes, in sorted label order.
+
+    The same shares as ``MajorityVote().fit(...).probas_`` for that task, and the winner is the
+    first maximum of this dict (ties to the smallest label, as there). For incremental use: the
+    platform completes a task the moment its last answer arrives, with a handful of answers, where
+    NumPy's per-call overhead would cost a hundred times the arithmetic.
+    """
+    totals: dict[Any, float] = {}
+    for index, label in enumerate(labels):
+        totals[label] = totals.get(label, 0.0) + (1.0 if weights is None else float(weights[index]))
+    grand = sum(totals.values())
+    ordered = sorted(totals)
+    if grand <= 0:
+        return {label: 1.0 / len(ordered) for label in ordered}
+    return {label: totals[label] / grand for label in ordered}
 
 
 class MajorityVote(CategoricalAggregator):

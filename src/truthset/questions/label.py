@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from truthset.quality import MajorityVote
+from truthset.quality import vote_shares
 from truthset.questions._options import OptionsMixin
 from truthset.questions._registry import Aggregate, AnswerError, QuestionConfig
 
@@ -31,9 +31,8 @@ class LabelType:
 
 def majority(values: Sequence[Any], workers: Sequence[str]) -> Aggregate:
     """Majority vote through the quality engine; confidence is the winner's vote share."""
-    fitted = MajorityVote().fit((["t"] * len(values), list(workers), list(values)))
-    shares = fitted.probas_["t"]
-    winner = fitted.labels_["t"]
+    shares = vote_shares(values)
+    winner = max(shares, key=shares.__getitem__)  # the first maximum: ties to the smallest label
     return Aggregate(
         value=winner,
         confidence=float(shares[winner]),
