@@ -28,6 +28,10 @@ __all__ = ["DawidSkene", "OneCoinDawidSkene", "task_posterior"]
 
 # Bounds for the empirical-Bayes Dirichlet concentration, in pseudo-answers per true class.
 _STRENGTH_BOUNDS = (0.5, 1e4)
+# The strength is re-estimated each M-step until it has changed by under 0.1% twice in a row; after
+# that the EM posteriors it depends on move too little to matter, and it is kept.
+_STRENGTH_SETTLED_LOG_CHANGE = 1e-3
+_STRENGTH_SETTLED_STEPS = 2
 
 
 def task_posterior(
@@ -212,12 +216,17 @@ class DawidSkene(_ConfusionModel):
 
     def _prepare(self, data: Answers) -> None:
         self._draws = StrengthDraws.from_answers(data) if self.prior_strength is None else None
+        self._s_settled = 0  # consecutive M-steps in which the estimated strength barely moved
 
     def _project(self, counts: np.ndarray, pooled: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
         s = self.prior_strength
-        if s is None:
+        if s is None and self._s_settled >= _STRENGTH_SETTLED_STEPS:
+            s = self._s_prev  # settled: re-estimating it every M-step cost a fifth of the fit
+        elif s is None:
             # evidence of hard counts under label draws, not of the expected counts (see StrengthDraws)
             s = fit_prior_strength(self._draws.counts(posteriors), pooled, _STRENGTH_BOUNDS, start=self._s_prev)
+            moved = self._s_prev is None or abs(np.log(s / self._s_prev)) > _STRENGTH_SETTLED_LOG_CHANGE
+            self._s_settled = 0 if moved else self._s_settled + 1
             self._s_prev = s
         self.prior_strength_ = s
         self.prior_counts_ = s * pooled
