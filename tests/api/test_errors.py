@@ -54,6 +54,27 @@ def test_the_error_shape_is_pinned(api: Api, world: World) -> None:
     }
 
 
+def test_anonymous_api_calls_get_401_before_their_body_is_read(make_api: Any, settings: Settings) -> None:
+    """No key and no session: 401, never a validation error or a 413 that reveals the body was read."""
+    api = make_api(settings.model_copy(update={"max_body_bytes": 1024}))
+    for response in (
+        api.post(f"{API}/projects", content=b"{not json", headers={"Content-Type": "application/json"}),
+        api.post(f"{API}/projects", json={"name": ""}),
+        api.post(f"{API}/projects", content=b"x" * 5000, headers={"Content-Type": "application/json"}),
+        api.get(f"{API}/tasks?limit=0"),
+    ):
+        assert_error(response, 401, "unauthenticated")
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert api.get(f"{API}/openapi.json").status_code == 200  # the API description stays public
+    # a wrong key is not anonymous: the app itself refuses it, in the same shape
+    assert_error(api.get(f"{API}/projects", auth="ts_not_a_key"), 401, "unauthenticated")
+
+
+def test_nul_in_the_query_names_the_field_like_every_422(api: Api, world: World) -> None:
+    error = assert_error(api.get(f"{API}/tasks?unique_id=a%00b", auth=world.org.owner), 422, "invalid_input")
+    assert error["details"]["field"] == "query" and error["details"]["errors"][0]["field"] == "query"
+
+
 def test_a_busy_database_is_503_with_retry_after(api: Api) -> None:
     """A write that lost a race (truthset.errors.Busy, raised by the storage layer) asks for a retry."""
 

@@ -9,8 +9,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI
 
 from truthset import __version__
-from truthset.api import errors
-from truthset.api.limits import BodyLimitMiddleware, NulGuardMiddleware
+from truthset.api import errors, session
+from truthset.api.limits import AnonymousGuardMiddleware, BodyLimitMiddleware, NulGuardMiddleware
 from truthset.api.routes import accounts, media, projects, queue, tasks
 from truthset.config import Settings, get_settings
 from truthset.storage import Database
@@ -78,3 +78,5 @@ def _setup_limits(app: FastAPI, settings: Settings) -> None:
         large_suffixes=("/tasks/bulk", "/media"),
     )
     app.add_middleware(NulGuardMiddleware)
+    public = (f"{API_PREFIX}/openapi.json", f"{API_PREFIX}/docs")
+    app.add_middleware(AnonymousGuardMiddleware, prefix=f"{API_PREFIX}/", public=public, session_cookie=session.COOKIE)

@@ -1,4 +1,7 @@
-"""Request body size limits, enforced while the body streams in (Content-Length can lie or be absent)."""
+"""Guards that answer before a request reaches the app: anonymous API calls, NUL characters, body size.
+
+Body limits are enforced while the body streams in (Content-Length can lie or be absent).
+"""
 
 from __future__ import annotations
 
@@ -99,19 +102,57 @@ class NulGuardMiddleware:
             elif b"\x00" in unquote_to_bytes(scope.get("query_string", b"")):
                 where = "query"
             if where is not None:
-                body = orjson.dumps(
-                    error_body("invalid_input", f"the {where} must not contain NUL characters", {"field": where})
-                )
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 422,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                message = f"the {where} must not contain NUL characters"
+                errors = [{"field": where, "message": message, "type": "invalid"}]
+                body = error_body("invalid_input", message, {"field": where, "errors": errors})
+                await _send_error(send, 422, body)
                 return
         await self.app(scope, receive, send)
+
+
+class AnonymousGuardMiddleware:
+    """401 for an API call that carries no credentials at all, before its body is read or parsed.
+
+    Every route under the API prefix needs an API key or a session (the route walk in the tests
+    proves it), so a call with neither is refused here: an anonymous client learns nothing from
+    validation errors and cannot make the server read a large body. A wrong key still reaches the
+    app, which refuses it in the same shape.
+    """
+
+    def __init__(self, app: Any, *, prefix: str, public: tuple[str, ...], session_cookie: str) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.public = public
+        self.session_cookie = session_cookie.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self._anonymous_api_call(scope):
+            body = error_body("unauthenticated", "an API key is required: Authorization: Bearer <key>")
+            await _send_error(send, 401, body, [(b"www-authenticate", b"Bearer")])
+            return
+        await self.app(scope, receive, send)
+
+    def _anonymous_api_call(self, scope: Scope) -> bool:
+        path = scope["path"]
+        if not path.startswith(self.prefix) or path.startswith(self.public):
+            return False
+        for name, value in scope["headers"]:
+            if name == b"authorization" or (name == b"cookie" and self.session_cookie in value):
+                return False
+        return True
+
+
+async def _send_error(send: Send, status: int, body: dict[str, Any], headers: list | None = None) -> None:
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
