@@ -485,3 +485,23 @@ def test_a_worker_with_many_answered_pending_tasks_still_gets_the_next_in_order(
     assert queue.next_assignment(org.db, w.principal, project["id"]) is None
     other = org.add_member()
     assert _lease_and_answer(org, other, project["id"]) == made[0]["id"]
+
+
+def test_a_lease_rolled_back_after_the_search_is_still_served(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frontier is noted before the commit; a lease that then fails must not hide its task."""
+    project = org.make_project(overlap=2)
+    first, second, _third = org.make_tasks(project["id"], 3)
+    w = org.add_member()
+    assert _lease_and_answer(org, w, project["id"]) == first["id"]
+    real_add = queue.repo.add
+
+    def failing_add(conn: object, table: t.Table, values: dict) -> dict:
+        if table is t.assignments:
+            raise RuntimeError("the disk is full")
+        return real_add(conn, table, values)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(queue.repo, "add", failing_add)
+    with pytest.raises(RuntimeError):
+        queue.next_assignment(org.db, w.principal, project["id"])  # found `second`, then rolled back
+    monkeypatch.setattr(queue.repo, "add", real_add)
+    assert _lease_and_answer(org, w, project["id"]) == second["id"]

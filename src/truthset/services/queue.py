@@ -34,8 +34,12 @@ class _Frontier:
     Every task before ``position`` (in queue order: priority desc, then id) was then ineligible for
     the worker: done, full, or already had by them. Only the events that bump the project's
     ``queue_epoch`` (a lease given back or expired, new pending tasks) can change that, so within
-    the same epoch the next search may start behind ``position``. Without it, a worker who answered
+    the same epoch the next search may start at ``position``. Without it, a worker who answered
     thousands of tasks still waiting for other workers walked past all of them on every call.
+
+    ``position`` is the task last leased, included in the next search (its own assignment excludes it
+    at the cost of one probe): the frontier is remembered before the transaction commits, and if the
+    lease is rolled back the task must still be found.
     """
 
     epoch: int

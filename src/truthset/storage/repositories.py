@@ -308,7 +308,7 @@ def _lease_next_statement(start: str) -> Any:
     locks its row with SKIP LOCKED, so concurrent callers take different tasks instead of queueing
     on one; SQLite renders no FOR UPDATE, its writers being serialised by BEGIN IMMEDIATE.
     ``start``: "top" searches the whole queue; "same_priority" only the tasks of priority
-    ``p_after_priority`` with an id above ``p_after_id``; "lower_priority" the tasks of a lower
+    ``p_after_priority`` from id ``p_after_id`` on; "lower_priority" the tasks of a lower
     priority. Each is one seek on the ``ix_tasks_queue`` index (an OR of the two would scan it).
     """
     worker = bindparam("p_worker_id")
@@ -330,7 +330,7 @@ def _lease_next_statement(start: str) -> Any:
         ~seen,
     ]
     if start == "same_priority":
-        conditions += [t.tasks.c.priority == bindparam("p_after_priority"), t.tasks.c.id > bindparam("p_after_id")]
+        conditions += [t.tasks.c.priority == bindparam("p_after_priority"), t.tasks.c.id >= bindparam("p_after_id")]
     elif start == "lower_priority":
         conditions.append(t.tasks.c.priority < bindparam("p_after_priority"))
     best = (
@@ -356,8 +356,8 @@ def lease_next_task(
 ) -> dict | None:
     """Take one lease on the next task for ``worker_id`` (see :func:`_lease_next_statement`).
 
-    ``after`` = (priority, id) starts the search behind that task in queue order, for a caller that
-    knows every task before it is ineligible for this worker; without it the search starts at the top.
+    ``after`` = (priority, id) starts the search at that task in queue order, for a caller that knows
+    every task before it is ineligible for this worker; without it the search starts at the top.
     """
     params = {"p_project_id": project_id, "p_worker_id": worker_id}
     if after is None:
