@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from truthset.domain import AssignmentStatus, Principal, TaskStatus
@@ -117,13 +117,8 @@ def _load_assignment(conn: Connection, principal: Principal, assignment_id: str)
 def _end_lease(conn: Connection, assignment: dict[str, Any], status: AssignmentStatus) -> dict[str, Any]:
     """Close an active lease and give its slot back to the task."""
     now = utcnow()
-    conn.execute(
-        update(t.assignments).where(t.assignments.c.id == assignment["id"]).values(status=str(status), ended_at=now)
-    )
-    conn.execute(
-        update(t.tasks).where(t.tasks.c.id == assignment["task_id"]).values(lease_count=t.tasks.c.lease_count - 1)
-    )
-    repo.bump_queue_epoch(conn, assignment["project_id"])  # the task may be eligible again, for others too
+    repo.change(conn, t.assignments, assignment["organization_id"], assignment["id"], status=str(status), ended_at=now)
+    repo.return_leases(conn, assignment["project_id"], {assignment["task_id"]: 1})
     return {**assignment, "status": str(status), "ended_at": now}
 
 

@@ -292,11 +292,20 @@ def expire_leases(conn: Connection, project_id: str, now: datetime) -> int:
     per_task: dict[str, int] = {}
     for task_id in expired:
         per_task[task_id] = per_task.get(task_id, 0) + 1
+    return_leases(conn, project_id, per_task)
+    return len(expired)
+
+
+def return_leases(conn: Connection, project_id: str, per_task: Mapping[str, int]) -> None:
+    """Give ``per_task[task_id]`` lease slots back to each task, and move the queue epoch on.
+
+    The one way a slot comes back (an expired, released or skipped lease): the task may be eligible
+    again for workers whose frontier had passed it (see tables.projects).
+    """
     for task_id in sorted(per_task):  # a fixed lock order keeps PostgreSQL free of deadlocks
         _RETURN_LEASES.run(conn, {"p_task_id": task_id, "p_leases": per_task[task_id]})
-    if expired:
+    if per_task:
         bump_queue_epoch(conn, project_id)
-    return len(expired)
 
 
 def _lease_next_statement(start: str) -> Any:
@@ -376,7 +385,6 @@ _BUMP_QUEUE_EPOCH = Prepared(
 def bump_queue_epoch(conn: Connection, project_id: str) -> None:
     """Record that a task some worker passed over may now be eligible for them (see tables.projects)."""
     _BUMP_QUEUE_EPOCH.run(conn, {"p_project_id": project_id})
-
 
 
 _CLOSE_LEASE = Prepared(
