@@ -10,6 +10,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from truthset.api import session
+from truthset.api.errors import MISSING_CREDENTIALS
 from truthset.config import Settings
 from truthset.domain import Principal
 from truthset.errors import InvalidInput, Unauthenticated
@@ -42,7 +43,7 @@ async def get_principal(
         principal = await anyio.to_thread.run_sync(session.principal_from_request, request)
         if principal is not None:
             return principal
-        raise Unauthenticated("an API key is required: Authorization: Bearer <key>")
+        raise Unauthenticated(MISSING_CREDENTIALS)
     remembered = accounts.remembered_principal(db, key)
     if remembered is not None:
         return remembered

@@ -27,6 +27,8 @@ from truthset.errors import (
 
 log = logging.getLogger("truthset.api")
 
+MISSING_CREDENTIALS = "an API key is required: Authorization: Bearer <key>"
+
 STATUS: dict[type[TruthsetError], int] = {
     InvalidInput: 422,
     NotFound: 404,

@@ -11,7 +11,7 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 
-from truthset.api.errors import error_body
+from truthset.api.errors import MISSING_CREDENTIALS, error_body
 
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
@@ -77,15 +77,8 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _reject(send: Send, limit: int) -> None:
-    body = orjson.dumps(error_body("too_large", f"the request body is larger than {limit} bytes", {"limit": limit}))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    body = error_body("too_large", f"the request body is larger than {limit} bytes", {"limit": limit})
+    await _send_error(send, 413, body)
 
 
 class NulGuardMiddleware:
@@ -127,7 +120,7 @@ class AnonymousGuardMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self._anonymous_api_call(scope):
-            body = error_body("unauthenticated", "an API key is required: Authorization: Bearer <key>")
+            body = error_body("unauthenticated", MISSING_CREDENTIALS)
             await _send_error(send, 401, body, [(b"www-authenticate", b"Bearer")])
             return
         await self.app(scope, receive, send)
