@@ -2,9 +2,10 @@
 
 FastAPI validates and serialises what a plain ``def`` endpoint returns in the thread pool, so each
 call costs two hops between the event loop and a worker thread, which for ``next`` and ``submit``
-cost more CPU than their database work. Those endpoints are ``async``: they run the service in a
-worker thread themselves and serialise the result here, on the loop, with the same model that
-their ``response_model`` names (so OpenAPI documents it and the body is what FastAPI would send).
+cost more CPU than their database work. Those endpoints are ``async``: they hand the service call
+to ``Database.submit`` (the SQLite writer thread, or a pool on PostgreSQL) and serialise the result
+here, on the loop, with the same model that their ``response_model`` names (so OpenAPI documents
+it and the body is what FastAPI would send).
 """
 
 from __future__ import annotations

@@ -142,12 +142,12 @@ class Database:
         if self.is_sqlite:
             self._batch_writer = BatchWriter(self)
             database = self.url.database
-            if sqlite_synchronous == "FULL" and database and database != ":memory:":
+            on_disk = bool(database) and database != ":memory:"
+            if sqlite_synchronous == "FULL" and on_disk:
                 # connections commit without fsync; acknowledged writes wait for a shared one
                 self._group_commit = GroupCommit(Path(database).resolve().with_name(Path(database).name + "-wal"))
                 sqlite_synchronous = "NORMAL"
-            on_disk = bool(database) and database != ":memory:"
-            self.engine = self._sqlite_engine(url, sqlite_synchronous, pool_size, background_checkpoints=on_disk)
+            self.engine = self._sqlite_engine(url, sqlite_synchronous, pool_size, on_disk=on_disk)
             if on_disk:
                 self._checkpointer = Checkpointer(self.engine)
         else:
@@ -162,10 +162,9 @@ class Database:
             )
 
     @staticmethod
-    def _sqlite_engine(url: str, synchronous: str, pool_size: int, *, background_checkpoints: bool) -> Engine:
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    def _sqlite_engine(url: str, synchronous: str, pool_size: int, *, on_disk: bool) -> Engine:
+        if on_disk:
+            Path(make_url(url).database).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
         engine = create_engine(
             url,
             json_serializer=_json_dumps,
@@ -189,7 +188,7 @@ class Database:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA cache_size=-65536")
-            if background_checkpoints:
+            if on_disk:
                 cursor.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer thread does it
                 cursor.execute("PRAGMA journal_size_limit=67108864")  # a reset log shrinks back to 64 MiB
             cursor.close()
