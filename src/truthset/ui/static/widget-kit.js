@@ -24,3 +24,38 @@ export function optionKey(option, index) {
 export function keyMatches(event, key) {
   return key !== null && key !== undefined && event.key.toLowerCase() === String(key).toLowerCase();
 }
+
+/**
+ * The option list of a choice question: one input (`type` radio or checkbox) per option, its text
+ * and its key shown. A change calls ctx.changed(). Returns the list, the inputs and their keys.
+ */
+export function optionList(question, ctx, { type, name, attributes }) {
+  const inputs = [];
+  const keys = [];
+  const list = h('div', attributes);
+  question.options.forEach((option, index) => {
+    const key = optionKey(option, index);
+    const input = h('input', { type, name, value: option.value });
+    inputs.push(input);
+    keys.push(key);
+    list.append(
+      h(
+        'label',
+        { class: 'option' },
+        input,
+        h('span', { class: 'option-text', text: option.label || option.value }),
+        key ? h('kbd', { text: key, 'aria-hidden': 'true' }) : null,
+      ),
+    );
+  });
+  list.addEventListener('change', () => ctx.changed());
+  return { list, inputs, keys };
+}
+
+/**
+ * The option a key press names, or -1. `explicitOnly` (a key typed outside the widget) counts only
+ * options with a hotkey of their own, so 1-9 stay free for the question that has the focus.
+ */
+export function optionIndexForKey(event, question, keys, explicitOnly) {
+  return keys.findIndex((key, i) => (!explicitOnly || question.options[i].hotkey) && keyMatches(event, key));
+}

@@ -1,32 +1,16 @@
 // `label`: exactly one of N options. Radio buttons; 1-9 (or an option's hotkey) picks one.
-import { h, keyMatches, optionKey } from '/static/widget-kit.js';
+import { optionIndexForKey, optionList } from '/static/widget-kit.js';
 
 export function mount(root, question, ctx) {
-  const inputs = [];
-  const keys = [];
-  const list = h('div', { class: 'options', role: 'radiogroup', 'aria-label': question.name });
-  question.options.forEach((option, index) => {
-    const key = optionKey(option, index);
-    const input = h('input', { type: 'radio', name: `${ctx.id}-choice`, value: option.value });
-    inputs.push(input);
-    keys.push(key);
-    list.append(
-      h(
-        'label',
-        { class: 'option' },
-        input,
-        h('span', { class: 'option-text', text: option.label || option.value }),
-        key ? h('kbd', { text: key, 'aria-hidden': 'true' }) : null,
-      ),
-    );
+  const { list, inputs, keys } = optionList(question, ctx, {
+    type: 'radio',
+    name: `${ctx.id}-choice`,
+    attributes: { class: 'options', role: 'radiogroup', 'aria-label': question.name },
   });
-  list.addEventListener('change', () => ctx.changed());
   root.append(list);
 
   function pick(event, explicitOnly) {
-    const index = keys.findIndex(
-      (key, i) => (!explicitOnly || question.options[i].hotkey) && keyMatches(event, key),
-    );
+    const index = optionIndexForKey(event, question, keys, explicitOnly);
     if (index < 0) return false;
     inputs[index].checked = true;
     ctx.changed();

@@ -1,26 +1,11 @@
 // `labels`: any number of N options. Checkboxes; 1-9 (or an option's hotkey) toggles one.
-import { h, keyMatches, optionKey } from '/static/widget-kit.js';
+import { h, optionIndexForKey, optionList } from '/static/widget-kit.js';
 
 export function mount(root, question, ctx) {
-  const inputs = [];
-  const keys = [];
-  const list = h('div', { class: 'options options-multi', role: 'group', 'aria-label': question.name });
-  question.options.forEach((option, index) => {
-    const key = optionKey(option, index);
-    const input = h('input', { type: 'checkbox', value: option.value });
-    inputs.push(input);
-    keys.push(key);
-    list.append(
-      h(
-        'label',
-        { class: 'option' },
-        input,
-        h('span', { class: 'option-text', text: option.label || option.value }),
-        key ? h('kbd', { text: key, 'aria-hidden': 'true' }) : null,
-      ),
-    );
+  const { list, inputs, keys } = optionList(question, ctx, {
+    type: 'checkbox',
+    attributes: { class: 'options options-multi', role: 'group', 'aria-label': question.name },
   });
-  list.addEventListener('change', () => ctx.changed());
   root.append(list);
   if (question.min_selected || question.max_selected) {
     const bounds = [];
@@ -30,9 +15,7 @@ export function mount(root, question, ctx) {
   }
 
   function toggle(event, explicitOnly) {
-    const index = keys.findIndex(
-      (key, i) => (!explicitOnly || question.options[i].hotkey) && keyMatches(event, key),
-    );
+    const index = optionIndexForKey(event, question, keys, explicitOnly);
     if (index < 0) return false;
     inputs[index].checked = !inputs[index].checked;
     ctx.changed();
