@@ -22,8 +22,48 @@ def _aware(value: datetime | None) -> datetime | None:
 
 Timestamp = Annotated[datetime, AfterValidator(_aware)]
 OptionalTimestamp = Annotated[datetime | None, AfterValidator(_aware)]
+#: How deep stored JSON (task data, metadata, answers) may nest. orjson, which stores it, stops at 254.
+MAX_JSON_DEPTH = 64
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def check_json(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Raise ValueError naming the first place where ``value`` cannot be stored as JSON.
+
+    Stored JSON must survive both databases and orjson: nesting at most ``max_depth`` levels,
+    integers within 64 bits, and no NUL character in a string or key (PostgreSQL's ``jsonb`` and
+    ``text`` cannot hold one). Iterative, so a hostile depth cannot exhaust the stack.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        item, path, depth = stack.pop()
+        kind = type(item)
+        if kind is dict or kind is list:
+            if depth > max_depth:
+                raise ValueError(f"nested deeper than {max_depth} levels")
+            if kind is dict:
+                for key, child in item.items():
+                    if "\x00" in key:
+                        raise ValueError(f"key {key!r} in {path or 'value'} contains a NUL (\\u0000) character")
+                    stack.append((child, f"{path}.{key}" if path else key, depth + 1))
+            else:
+                stack.extend((child, f"{path}[{index}]", depth + 1) for index, child in enumerate(item))
+        elif kind is str:
+            if "\x00" in item:
+                raise ValueError(f"{path or 'value'} contains a NUL (\\u0000) character")
+        elif kind is int and not _INT64[0] <= item <= _INT64[1]:
+            raise ValueError(f"{path or 'value'} is an integer outside the 64-bit range")
+
+
+def _stored_json(value: dict[str, Any]) -> dict[str, Any]:
+    check_json(value)
+    return value
+
+
+#: A JSON object that will be stored: bounded depth, 64-bit integers, no NUL (see :func:`check_json`).
+JsonObject = Annotated[dict[str, Any], AfterValidator(_stored_json)]
 Metadata = Annotated[
-    dict[str, Any], Field(default_factory=dict, description="Free-form JSON kept with the object.")
+    JsonObject, Field(default_factory=dict, description="Free-form JSON kept with the object.")
 ]
 
 
@@ -165,7 +205,7 @@ class BatchOut(Output):
 
 
 class TaskCreate(Input):
-    data: dict[str, Any] = Field(description="Values of the project's fields.")
+    data: JsonObject = Field(description="Values of the project's fields.")
     unique_id: str | None = Field(
         None, min_length=1, max_length=400, description="Your id; makes creation idempotent."
     )
@@ -226,7 +266,7 @@ class AssignmentOut(Output):
 
 
 class ResponseCreate(Input):
-    answer: dict[str, Any]
+    answer: JsonObject
     assignment_id: str | None = None
     duration_ms: int | None = Field(None, ge=0, le=7 * 24 * 3600 * 1000)
 
