@@ -16,10 +16,11 @@ from truthset.schemas import ResponseCreate
 from truthset.services import lifecycle
 from truthset.services.policy import Action, require
 from truthset.services.projects import (
+    compiled_spec,
     complete_batch_if_done,
     load_project,
     mark_batch_completed_if_done,
-    spec_of_project,
+    require_active,
 )
 from truthset.storage import Database
 from truthset.storage import repositories as repo
@@ -64,8 +65,7 @@ def next_assignment(db: Database, principal: Principal, project_id: str) -> dict
     # fsync; responses always get one.
     with db.write(durable=False) as conn:
         project = load_project(conn, principal, project_id)
-        if project["archived_at"] is not None:
-            raise Conflict("the project is archived")
+        require_active(project)
         now = utcnow()
         # leases that came back move the epoch on: then search from the top, and remember nothing
         expired = repo.expire_leases(conn, project_id, now)
@@ -191,7 +191,9 @@ def _submit(
         raise Conflict("you have already answered this task")
     if task["status"] != str(TaskStatus.PENDING):
         raise Conflict(f"the task is {task['status']}; it takes no more responses", details={"status": task["status"]})
-    spec = spec_of_project(conn, principal, task["project_id"])
+    project = load_project(conn, principal, task["project_id"])
+    require_active(project)  # checked in this transaction: an answer racing an archive is refused or kept whole
+    spec = compiled_spec(project)
     try:
         answer = spec.validate_answer(data.answer)
     except AnswerError as exc:
