@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -87,14 +88,22 @@ def test_list_page_update_and_archive(api: Api, org: Org) -> None:
     assert_error(api.patch(f"{API}/projects/{made[0]}", auth=org.owner, json={"spec": {}}), 422, "invalid_input")
 
 
-def _writes(api: Api, org: Org, project: dict[str, Any], open_batch: dict[str, Any], task: dict[str, Any]):  # noqa: ANN202
+Write = tuple[str, Callable[[], httpx.Response]]
+
+
+def _writes(
+    api: Api, org: Org, project: dict[str, Any], open_batch: dict[str, Any], task: dict[str, Any]
+) -> list[Write]:
     """Every write that adds work or an answer to ``project``, as (name, call)."""
     pid, owner = project["id"], org.owner
     jsonl = {"content": b'{"data": {"text": "a"}}\n', "headers": {"Content-Type": "application/x-ndjson"}}
     return [
         ("create task", lambda: api.post(f"{API}/projects/{pid}/tasks", auth=owner, json={"data": {"text": "x"}})),
         ("import JSONL", lambda: api.post(f"{API}/projects/{pid}/tasks/bulk", auth=owner, **jsonl)),
-        ("import JSON", lambda: api.post(f"{API}/projects/{pid}/tasks/bulk", auth=owner, json=[{"data": {"text": "b"}}])),
+        (
+            "import JSON",
+            lambda: api.post(f"{API}/projects/{pid}/tasks/bulk", auth=owner, json=[{"data": {"text": "b"}}]),
+        ),
         (
             "import JSONL, skipping bad lines",
             lambda: api.post(f"{API}/projects/{pid}/tasks/bulk", auth=owner, params={"on_error": "skip"}, **jsonl),
