@@ -1,4 +1,4 @@
-"""The API docs page renders in Chromium from vendored files, under its strict policy, loading nothing from elsewhere."""
+"""The API docs page renders in Chromium from vendored files, under its strict policy, from nowhere else."""
 
 from __future__ import annotations
 
