@@ -75,6 +75,10 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so any local client could
+        # pick its own address (and slip past the sign-in lockout): only named proxies are believed
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
 
 

@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from truthset import __version__
-from truthset.api import errors, session
+from truthset.api import docs, errors, session
+from truthset.api.headers import SecurityHeadersMiddleware
 from truthset.api.limits import AnonymousGuardMiddleware, BodyLimitMiddleware, NulGuardMiddleware
 from truthset.api.routes import accounts, media, projects, queue, tasks
 from truthset.config import Settings, get_settings
@@ -23,12 +25,12 @@ __all__ = ["API_PREFIX", "create_app"]
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
     """Build the app in named steps: state, routes, errors, limits."""
     settings = settings or get_settings()
-    app = FastAPI(
+    app = _App(
         title="truthset",
         version=__version__,
         description="Self-hosted data engine for AI training data.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served by api/docs.py from vendored files, under a strict policy
         redoc_url=None,
         lifespan=_lifespan(owns_db=db is None),
     )
@@ -37,6 +39,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     errors.install(app)
     _setup_limits(app, settings)
     return app
+
+
+class _App(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outermost, outside Starlette's own 500 handler too: every response carries the headers.
+        return SecurityHeadersMiddleware(super().build_middleware_stack())
 
 
 def _lifespan(*, owns_db: bool) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -61,7 +69,7 @@ def _setup_state(app: FastAPI, settings: Settings, db: Database | None) -> None:
 
 def _setup_routes(app: FastAPI) -> None:
     # The router tries routes in order: the annotation loop's come first, since they are most of the traffic.
-    for module in (queue, tasks, projects, accounts, media):
+    for module in (queue, tasks, projects, accounts, media, docs):
         app.include_router(module.router, prefix=API_PREFIX)
     __import__("truthset.ui", fromlist=["install"]).install(app)  # the web UI (imported late: ui sits below api)
 

@@ -15,6 +15,7 @@ from truthset.services.policy import Action, require
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
+from truthset.storage.files import make_private_dirs
 from truthset.storage.ids import new_id, utcnow
 
 # Recognised by their first bytes, so a file's claimed type can't smuggle HTML or script in.
@@ -44,7 +45,7 @@ def store(
 ) -> dict[str, Any]:
     """Stream an upload to disk, hashing as it goes; the same file twice is stored once."""
     require(principal, Action.UPLOAD_MEDIA)
-    media_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(media_dir)
     digest = hashlib.sha256()
     size = 0
     head = b""
@@ -68,8 +69,8 @@ def store(
             raise
     sha = digest.hexdigest()
     target = blob_path(media_dir, sha)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp.name, target)
+    make_private_dirs(target.parent)
+    os.replace(tmp.name, target)  # mkstemp made it 0600: owner-only, like the rest of the data
     with db.write() as conn:
         existing = (
             conn.execute(repo.scoped(t.media, principal.organization_id).where(t.media.c.sha256 == sha))

@@ -26,6 +26,7 @@ from truthset.services.projects import (
     load_project,
     mark_batch_completed_if_done,
     project_overlap,
+    require_active,
 )
 from truthset.storage import Database
 from truthset.storage import repositories as repo
@@ -90,6 +91,7 @@ def create_task(
         with db.write() as conn:
             project = load_project(conn, principal, project_id)
             require(principal, Action.MANAGE_TASKS)
+            require_active(project)
             if task.unique_id is not None and (existing := _task_by_unique_id(conn, principal, task.unique_id)):
                 return {**existing, "created": False}
             _check_data(compiled_spec(project), task, max_task_bytes)
@@ -283,6 +285,7 @@ def import_tasks(
     with db.read() as conn:
         project = load_project(conn, principal, project_id)
         require(principal, Action.MANAGE_TASKS)
+        require_active(project)
     if on_error == "reject":
         return _import_all_or_nothing(db, principal, project_id, items, batch_id, max_task_bytes)
     with db.read() as conn:

@@ -30,6 +30,7 @@ from sqlalchemy.pool import QueuePool
 from truthset.errors import Busy
 from truthset.storage.batching import BatchWriter
 from truthset.storage.checkpointer import Checkpointer
+from truthset.storage.files import make_private_dirs, make_private_file
 
 # PostgreSQL's deadlock, serialization failure and lock timeout: the transaction lost a race, not data
 _TRANSIENT_SQLSTATES = {"40P01", "40001", "55P03"}
@@ -163,8 +164,9 @@ class Database:
 
     @staticmethod
     def _sqlite_engine(url: str, synchronous: str, pool_size: int, *, on_disk: bool) -> Engine:
-        if on_disk:
-            Path(make_url(url).database).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+        if on_disk:  # owner-only: it holds password and key hashes (SQLite's -wal/-shm take its mode)
+            make_private_dirs(Path(make_url(url).database).parent)  # type: ignore[arg-type]
+            make_private_file(Path(make_url(url).database))  # type: ignore[arg-type]
         engine = create_engine(
             url,
             json_serializer=_json_dumps,
