@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from typing import Any
@@ -17,9 +18,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from truthset.errors import (
     Busy,
     Conflict,
+    DatabaseUnusable,
     Forbidden,
     InvalidInput,
     NotFound,
+    StorageFull,
     TooLarge,
     TruthsetError,
     Unauthenticated,
@@ -37,7 +40,13 @@ STATUS: dict[type[TruthsetError], int] = {
     Conflict: 409,
     TooLarge: 413,
     Busy: 503,
+    StorageFull: 507,  # Insufficient Storage
+    DatabaseUnusable: 503,
 }
+
+# How long a client should wait before retrying: a lost race clears at once, freeing disk space takes a person
+RETRY_AFTER: dict[type[TruthsetError], str] = {Busy: "1", StorageFull: "60"}
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -104,8 +113,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TruthsetError)
     async def _domain(_request: Request, exc: TruthsetError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-        if isinstance(exc, Busy):
-            headers = {"Retry-After": "1"}
+        if (retry_after := RETRY_AFTER.get(type(exc))) is not None:
+            headers = {"Retry-After": retry_after}
         details = exc.details
         if isinstance(exc, InvalidInput) and isinstance(details, dict) and "field" in details:
             error = {"field": details["field"], "message": exc.message, "type": "invalid"}
@@ -125,6 +134,9 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, code, str(exc.detail), None, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:  # e.g. spooling an upload to disk
+            full = StorageFull(f"the server's disk is full ({exc.strerror}); nothing was stored")
+            return await _domain(request, full)
         log.exception("unexpected error", exc_info=exc)
         return error_response(500, "internal_error", "internal server error (this is a bug; it was logged)")

@@ -24,16 +24,20 @@ import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import QueuePool
 
-from truthset.errors import Busy
+from truthset.errors import Busy, StorageFull, TruthsetError
 from truthset.storage.batching import BatchWriter
 from truthset.storage.checkpointer import Checkpointer
 
 # PostgreSQL's deadlock, serialization failure and lock timeout: the transaction lost a race, not data
 _TRANSIENT_SQLSTATES = {"40P01", "40001", "55P03"}
+# PostgreSQL shutting down or restarting (admin, crash, still starting up) or out of connections
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
+_DISK_FULL_SQLSTATE = "53100"
 _SQLITE_BUSY = 5
+_SQLITE_FULL = 13  # "database or disk is full": also what SQLite reports for ENOSPC
 
 
 def _transient(exc: DBAPIError) -> bool:
@@ -44,19 +48,51 @@ def _transient(exc: DBAPIError) -> bool:
     return getattr(orig, "sqlite_errorcode", None) == _SQLITE_BUSY  # locked by another process for 30 s
 
 
+def _unreachable(exc: DBAPIError) -> bool:
+    """Whether the database server went away (restart, shutdown, network) rather than refused the SQL."""
+    if exc.connection_invalidated:
+        return True
+    if not hasattr(exc.orig, "sqlstate"):  # SQLite: a local file, never "unreachable"
+        return False
+    sqlstate = exc.orig.sqlstate  # type: ignore[union-attr]
+    if sqlstate is None:  # psycopg raised it itself: connection refused, closed, lost
+        return isinstance(exc, OperationalError | InterfaceError)
+    return sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate.startswith("08")  # 08: connection exception
+
+
+def _disk_full(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    return getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL or getattr(orig, "sqlstate", None) == (
+        _DISK_FULL_SQLSTATE
+    )
+
+
+def translate(exc: DBAPIError) -> TruthsetError | None:
+    """The domain error for a database failure that is not a bug (HTTP 503 or 507), else None."""
+    if _transient(exc):
+        return Busy("the database is busy with a conflicting write; try again")
+    if _disk_full(exc):
+        return StorageFull("the database's disk is full: nothing was stored; try again once space is freed")
+    if _unreachable(exc):
+        return Busy("the database is unreachable (restarting?); try again")
+    return None
+
+
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
 @contextmanager
-def _busy_on_conflict() -> Iterator[None]:
-    """A transaction that lost a race with another one fails as :class:`Busy` (HTTP 503, retry)."""
+def _translated() -> Iterator[None]:
+    """Database failures that are no bug (a lost race, a full disk, a server restarting) become
+    domain errors (HTTP 503 or 507, with Retry-After); anything else stays what it is."""
     try:
         yield
     except DBAPIError as exc:
-        if _transient(exc):
-            raise Busy("the database is busy with a conflicting write; try again") from exc
-        raise
+        error = translate(exc)
+        if error is None:
+            raise
+        raise error from exc
 
 
 class _SQLiteCompiler(SQLiteCompiler):
@@ -210,7 +246,7 @@ class Database:
         transaction instead, and the call is answered once the batch has committed (and synced).
         """
         if (batch := getattr(self._batch, "conn", None)) is not None:
-            with self._savepoint(batch, durable) as conn:
+            with _translated(), self._savepoint(batch, durable) as conn:
                 yield conn
             return
         options = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {}
@@ -218,7 +254,7 @@ class Database:
         # the moment a commit ends, rather than on SQLite's busy handler, which polls with sleeps
         # of up to 100 ms: under 16 concurrent annotators that polling made p99 latency seconds.
         # The busy timeout still orders writers of different processes.
-        with self._write_lock, self.engine.connect().execution_options(**options) as conn, _busy_on_conflict():
+        with _translated(), self._write_lock, self.engine.connect().execution_options(**options) as conn:
             with conn.begin():
                 if not durable and not self.is_sqlite:
                     # PostgreSQL's own way to acknowledge a commit before its WAL reaches the disk
@@ -234,7 +270,7 @@ class Database:
         if (batch := getattr(self._batch, "conn", None)) is not None:
             yield batch
             return
-        with self.engine.connect() as conn, conn.begin():
+        with _translated(), self.engine.connect() as conn, conn.begin():
             yield conn
 
     def submit(self, function: Callable[..., Any], *args: Any) -> Future:
@@ -255,7 +291,7 @@ class Database:
         Returns the commit's group-commit ticket (for :meth:`wait_durable`). Used by the writer thread.
         """
         options = {"sqlite_begin": "IMMEDIATE"}
-        with self._write_lock, self.engine.connect().execution_options(**options) as conn, _busy_on_conflict():
+        with _translated(), self._write_lock, self.engine.connect().execution_options(**options) as conn:
             with conn.begin():
                 self._batch.conn = conn
                 try:
