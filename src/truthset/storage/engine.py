@@ -293,11 +293,15 @@ class Database:
         options = {"sqlite_begin": "IMMEDIATE"}
         with _translated(), self._write_lock, self.engine.connect().execution_options(**options) as conn:
             with conn.begin():
-                self._batch.conn = conn
+                self._batch.conn, self._batch.lost = conn, None
                 try:
                     body()
                 finally:
                     self._batch.conn = None
+                if not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+                    # SQLite rolled the whole batch back (a full disk, an I/O error): COMMIT would be
+                    # a silent no-op that acknowledged calls whose writes are gone
+                    raise self._batch_lost()
             return self._committed()
 
     def _committed(self) -> int:
@@ -311,12 +315,18 @@ class Database:
         if self._group_commit:
             self._group_commit.wait_durable(ticket)
 
+    def _batch_lost(self) -> TruthsetError:
+        """The error for every call of a batch SQLite rolled back: the cause's, or Busy (retry)."""
+        cause = getattr(self._batch, "lost", None)
+        error = translate(cause) if isinstance(cause, DBAPIError) else None
+        return error or Busy("the database rolled back this write with others (an I/O error); try again")
+
     @contextmanager
     def _savepoint(self, conn: Connection, durable: bool) -> Iterator[Connection]:
         driver = conn.connection.driver_connection
         if not driver.in_transaction:  # type: ignore[union-attr]
             # SQLite rolled the whole batch back (an I/O error, a full disk): stop writing outside it
-            raise OperationalError("SAVEPOINT", {}, Exception("the batch transaction was rolled back"))
+            raise self._batch_lost()
         assert self._batch_writer is not None
         call = self._batch_writer.current()
         if call is not None and durable:
@@ -324,7 +334,10 @@ class Database:
         driver.execute("SAVEPOINT write_block")  # type: ignore[union-attr]
         try:
             yield conn
-        except BaseException:
+        except BaseException as exc:
+            if not driver.in_transaction:  # type: ignore[union-attr]
+                self._batch.lost = exc  # SQLite rolled back the whole batch, savepoint included
+                raise
             driver.execute("ROLLBACK TO write_block")  # type: ignore[union-attr]
             driver.execute("RELEASE write_block")  # type: ignore[union-attr]
             raise
