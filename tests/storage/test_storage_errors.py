@@ -4,6 +4,8 @@ that SQLite rolled back."""
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -102,3 +104,30 @@ def _wrapped(error: Exception) -> DBAPIError:
 def test_postgresql_failures_that_are_no_bug_are_translated(error: Exception, expected: type | None) -> None:
     translated = translate(_wrapped(error))
     assert type(translated) is expected if expected else translated is None
+
+
+def test_a_sync_that_finds_the_disk_full_refuses_the_write_and_the_next_one_is_acknowledged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fdatasync may report ENOSPC (delayed allocation): the write is not acknowledged as durable,
+    and the thread that syncs for the annotation loop keeps serving."""
+    db = Database(f"sqlite:///{tmp_path / 'truthset.db'}")  # synchronous=FULL: group commit
+    real_fdatasync = os.fdatasync
+    failures = [OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))]
+
+    def fdatasync(fd: int) -> None:
+        if failures:
+            raise failures.pop()
+        real_fdatasync(fd)
+
+    try:
+        db.create_all()
+        monkeypatch.setattr(os, "fdatasync", fdatasync)
+        with pytest.raises(StorageFull, match="disk is full"):
+            db.submit(_add_org, db, "unsynced").result(timeout=60)
+        assert db.submit(_add_org, db, "synced").result(timeout=60) == "synced"
+        with pytest.raises(StorageFull):  # the same on the path outside the batch writer
+            failures.append(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+            _add_org(db, "unsynced too")
+    finally:
+        db.dispose()

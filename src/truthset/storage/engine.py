@@ -12,6 +12,7 @@ failing half-way with ``database is locked``. PostgreSQL: READ COMMITTED plus ex
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -311,9 +312,19 @@ class Database:
         return self._group_commit.committed() if self._group_commit else 0
 
     def wait_durable(self, ticket: int) -> None:
-        """Return once the commit with this ticket is on disk (at once without a group commit)."""
+        """Return once the commit with this ticket is on disk (at once without a group commit).
+
+        A sync that finds the disk full (delayed allocation) raises StorageFull: the write is
+        committed but not known to be durable, so it is not acknowledged; a retry with the same
+        Idempotency-Key finds it. The next sync tries again.
+        """
         if self._group_commit:
-            self._group_commit.wait_durable(ticket)
+            try:
+                self._group_commit.wait_durable(ticket)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise StorageFull("the database's disk is full: the write could not be synced; try again") from exc
 
     def _batch_lost(self) -> TruthsetError:
         """The error for every call of a batch SQLite rolled back: the cause's, or Busy (retry)."""
