@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import re
 from typing import Any
@@ -46,7 +45,6 @@ STATUS: dict[type[TruthsetError], int] = {
 
 # How long a client should wait before retrying: a lost race clears at once, freeing disk space takes a person
 RETRY_AFTER: dict[type[TruthsetError], str] = {Busy: "1", StorageFull: "60"}
-_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -113,7 +111,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TruthsetError)
     async def _domain(_request: Request, exc: TruthsetError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-        if (retry_after := RETRY_AFTER.get(type(exc))) is not None:
+        retry_after = next((RETRY_AFTER[cls] for cls in type(exc).__mro__ if cls in RETRY_AFTER), None)
+        if retry_after is not None:  # subclasses too (a lock deadline is a Busy)
             headers = {"Retry-After": retry_after}
         details = exc.details
         if isinstance(exc, InvalidInput) and isinstance(details, dict) and "field" in details:
@@ -134,9 +133,6 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, code, str(exc.detail), None, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:  # e.g. spooling an upload to disk
-            full = StorageFull(f"the server's disk is full ({exc.strerror}); nothing was stored")
-            return await _domain(request, full)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
         return error_response(500, "internal_error", "internal server error (this is a bug; it was logged)")
