@@ -7,6 +7,10 @@ SQLite: WAL journal, ``synchronous=FULL`` by default (every acknowledged write r
 write transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the busy timeout instead of
 failing half-way with ``database is locked``. PostgreSQL: READ COMMITTED plus explicit row locks
 (``FOR UPDATE [SKIP LOCKED]``) where the queue needs them.
+
+Failures that are no bug leave :meth:`Database.write` and :meth:`Database.read` as domain errors
+(:func:`translate`): a lost race or a database server going away as ``Busy`` (HTTP 503), a full
+disk as ``StorageFull`` (HTTP 507). Anything else stays a DBAPIError: a bug.
 """
 
 from __future__ import annotations
@@ -62,10 +66,9 @@ def _unreachable(exc: DBAPIError) -> bool:
 
 
 def _disk_full(exc: DBAPIError) -> bool:
-    orig = exc.orig
-    return getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL or getattr(orig, "sqlstate", None) == (
-        _DISK_FULL_SQLSTATE
-    )
+    if getattr(exc.orig, "sqlite_errorcode", None) == _SQLITE_FULL:
+        return True
+    return getattr(exc.orig, "sqlstate", None) == _DISK_FULL_SQLSTATE
 
 
 def translate(exc: DBAPIError) -> TruthsetError | None:
