@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -37,10 +38,12 @@ OrgOption = Annotated[str | None, typer.Option("--org", help="Organization id (w
 
 
 def main() -> None:
+    """The console script: a domain error (a database that cannot be served, a full disk, a refused
+    action) ends the command with one line on stderr and exit status 1, not a traceback."""
     try:
         app()
     except TruthsetError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}")
+        err_console.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)  # one line, whatever the width
         sys.exit(1)
 
 
