@@ -11,7 +11,6 @@ failing half-way with ``database is locked``. PostgreSQL: READ COMMITTED plus ex
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -41,7 +40,7 @@ def _transient(exc: DBAPIError) -> bool:
     orig = exc.orig
     if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
         return True
-    return getattr(orig, "sqlite_errorcode", None) == _SQLITE_BUSY  # locked by another process for 30 s
+    return getattr(orig, "sqlite_errorcode", None) == _SQLITE_BUSY  # locked by another process past the busy timeout
 
 
 def _json_dumps(value: Any) -> str:
@@ -57,6 +56,18 @@ def _busy_on_conflict() -> Iterator[None]:
         if _transient(exc):
             raise Busy("the database is busy with a conflicting write; try again") from exc
         raise
+
+
+def _set_postgres_lock_timeout(engine: Engine, seconds: float) -> None:
+    """Every session waits at most ``seconds`` for a row or table lock; then 55P03, which is Busy (503)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True  # a SET outside any transaction lasts for the session
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {max(1, round(seconds * 1000))}")
+        dbapi_connection.autocommit = autocommit
 
 
 class _SQLiteCompiler(SQLiteCompiler):
@@ -128,12 +139,13 @@ class GroupCommit:
 class Database:
     """One engine plus the transaction helpers every service uses."""
 
-    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 20) -> None:
+    def __init__(
+        self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 20, lock_timeout: float = 10.0
+    ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self._write_lock: threading.RLock | contextlib.nullcontext = (
-            threading.RLock() if self.is_sqlite else contextlib.nullcontext()
-        )
+        self.lock_timeout = lock_timeout
+        self._write_lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
         self._group_commit: GroupCommit | None = None
         self._checkpointer: Checkpointer | None = None
         self._batch_writer: BatchWriter | None = None
@@ -147,7 +159,7 @@ class Database:
                 # connections commit without fsync; acknowledged writes wait for a shared one
                 self._group_commit = GroupCommit(Path(database).resolve().with_name(Path(database).name + "-wal"))
                 sqlite_synchronous = "NORMAL"
-            self.engine = self._sqlite_engine(url, sqlite_synchronous, pool_size, on_disk=on_disk)
+            self.engine = self._sqlite_engine(url, sqlite_synchronous, pool_size, lock_timeout, on_disk=on_disk)
             if on_disk:
                 self._checkpointer = Checkpointer(self.engine)
         else:
@@ -160,9 +172,10 @@ class Database:
                 max_overflow=pool_size,
                 pool_pre_ping=True,
             )
+            _set_postgres_lock_timeout(self.engine, lock_timeout)
 
     @staticmethod
-    def _sqlite_engine(url: str, synchronous: str, pool_size: int, *, on_disk: bool) -> Engine:
+    def _sqlite_engine(url: str, synchronous: str, pool_size: int, lock_timeout: float, *, on_disk: bool) -> Engine:
         if on_disk:
             Path(make_url(url).database).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
         engine = create_engine(
@@ -172,7 +185,7 @@ class Database:
             poolclass=QueuePool,
             pool_size=pool_size,
             max_overflow=pool_size,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": lock_timeout},
         )
 
         engine.dialect.statement_compiler = _SQLiteCompiler  # this engine's statements only
@@ -186,7 +199,7 @@ class Database:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={round(lock_timeout * 1000)}")  # another process's write
             cursor.execute("PRAGMA cache_size=-65536")
             if on_disk:
                 cursor.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer thread does it
@@ -218,7 +231,7 @@ class Database:
         # the moment a commit ends, rather than on SQLite's busy handler, which polls with sleeps
         # of up to 100 ms: under 16 concurrent annotators that polling made p99 latency seconds.
         # The busy timeout still orders writers of different processes.
-        with self._write_lock, self.engine.connect().execution_options(**options) as conn, _busy_on_conflict():
+        with self._locked(), self.engine.connect().execution_options(**options) as conn, _busy_on_conflict():
             with conn.begin():
                 if not durable and not self.is_sqlite:
                     # PostgreSQL's own way to acknowledge a commit before its WAL reaches the disk
@@ -255,7 +268,7 @@ class Database:
         Returns the commit's group-commit ticket (for :meth:`wait_durable`). Used by the writer thread.
         """
         options = {"sqlite_begin": "IMMEDIATE"}
-        with self._write_lock, self.engine.connect().execution_options(**options) as conn, _busy_on_conflict():
+        with self._locked(), self.engine.connect().execution_options(**options) as conn, _busy_on_conflict():
             with conn.begin():
                 self._batch.conn = conn
                 try:
@@ -263,6 +276,23 @@ class Database:
                 finally:
                     self._batch.conn = None
             return self._committed()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's SQLite write lock, waited for at most ``lock_timeout`` seconds, else Busy (503).
+
+        A writer that waits longer is better told to retry than left hanging: whatever holds the
+        lock (a long transaction, a stuck disk) is not something the waiting request can fix.
+        """
+        if self._write_lock is None:  # PostgreSQL: row locks, bounded by its lock_timeout
+            yield
+            return
+        if not self._write_lock.acquire(timeout=self.lock_timeout):
+            raise Busy(f"the database is busy (waited {self.lock_timeout:g} s for the write lock); try again")
+        try:
+            yield
+        finally:
+            self._write_lock.release()
 
     def _committed(self) -> int:
         """Bookkeeping right after a COMMIT, under the write lock; returns the group-commit ticket."""
