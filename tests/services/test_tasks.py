@@ -247,16 +247,20 @@ def test_deep_or_huge_values_are_that_lines_error_only(org: Org) -> None:
         (5, {"data": {"text": "huge item"}, "metadata": {"n": 2**70}}),
         (6, b'{"data": {"text": "nul"}, "metadata": {"k": "a\\u0000b"}}'),
         (7, b'{"data": {"text": "a long number in a string is fine"}, "unique_id": "12345678901234567890123"}'),
+        (8, b'{"data": {"text": "many shallow lists"}, "metadata": {"l": [' + b",".join([b"[]"] * 100) + b"]}}"),
+        (9, b'{"data": {"text": "an escaped backslash, then u0000"}, "metadata": {"k": "\\\\u0000"}}'),
     ]
     report = tasks.import_tasks(org.db, org.owner.principal, project["id"], lines, on_error="skip")
-    assert report.created == 2 and [e["line"] for e in report.errors] == [2, 3, 4, 5, 6]
+    assert report.created == 4 and [e["line"] for e in report.errors] == [2, 3, 4, 5, 6]
     for error in report.errors:
         assert error["message"].startswith("metadata: "), error
     assert "64 levels" in report.errors[0]["message"] and "64-bit" in report.errors[1]["message"]
     assert "NUL" in report.errors[4]["message"]
     assert sorted(t["data"]["text"] for t in org.all_tasks(TaskFilter(project_id=project["id"]))) == [
         "a long number in a string is fine",
+        "an escaped backslash, then u0000",
         "good",
+        "many shallow lists",
     ]
 
 
