@@ -265,9 +265,7 @@ class _Importer:
             if len(row[1]) + len(row[2]) > self.max_task_bytes:
                 raise ValueError(f"task data and metadata exceed {self.max_task_bytes} bytes")
         except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            where = ".".join(str(p) for p in first["loc"]) or "task"
-            self.report.error(number, f"{where}: {first['msg'].removeprefix('Value error, ')}")
+            self.report.error(number, _message(exc) if len(self.report.errors) < MAX_REPORTED_ERRORS else "")
             return None
         except ValueError as exc:
             self.report.error(number, str(exc))
@@ -338,6 +336,13 @@ class _Importer:
             self.refresh(conn)
             self.store(conn, chunk)
             self.announce(conn)
+
+
+def _message(exc: ValidationError) -> str:
+    """The first error, naming its field; built only for the errors a report lists (it is not free)."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(p) for p in first["loc"]) or "task"
+    return f"{where}: {first['msg'].removeprefix('Value error, ')}"
 
 
 def _status_for(batch: dict | None) -> str:
