@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -232,6 +233,29 @@ def test_an_import_is_stored_in_short_transactions(org: Org, monkeypatch: pytest
         event.remove(org.db.engine, "commit", committed)
     assert report.created == 30 and report.stored
     assert len(commits) >= 3  # 30 valid rows, 10 per transaction
+
+
+def test_the_annotation_loop_takes_turns_with_an_import(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite: a call queued while an import chunk is stored runs before the next chunk, not after the import."""
+    if not org.db.is_sqlite:
+        pytest.skip("SQLite's writer queue; PostgreSQL writers do not queue behind one another")
+    project = org.make_project()
+    monkeypatch.setattr(tasks, "IMPORT_CHUNK", 10)
+    order: list[str] = []
+    write = tasks._Importer.write
+
+    def recording_write(importer: tasks._Importer, db: Database, chunk: list, *, durable: bool) -> None:
+        write(importer, db, chunk, durable=durable)
+        order.append("chunk")
+        if len(order) == 1:  # an annotator's call arrives while the first chunk is being stored
+            arrives = threading.Thread(target=lambda: db.submit(order.append, "loop call"))
+            arrives.start()
+            arrives.join()
+
+    monkeypatch.setattr(tasks._Importer, "write", recording_write)
+    lines = _lines(*({"data": {"text": f"item {n}"}} for n in range(30)))
+    assert tasks.import_tasks(org.db, org.owner.principal, project["id"], lines).created == 30
+    assert order == ["chunk", "loop call", "chunk", "chunk"]
 
 
 def test_deep_or_huge_values_are_that_lines_error_only(org: Org) -> None:
