@@ -38,7 +38,7 @@ from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 from truthset.storage.ids import new_ids, utcnow
 
-IMPORT_CHUNK = 5000  # rows per transaction: short enough for the annotation loop to take turns
+IMPORT_CHUNK = 2000  # rows per transaction: short enough for the annotation loop to take turns
 CHUNK_BYTES = 1 << 20  # and about this much of the body at most: two chunks are in memory at once
 MAX_REPORTED_ERRORS = 100
 OnError = Literal["reject", "skip"]
