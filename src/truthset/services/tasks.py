@@ -239,7 +239,6 @@ class _Importer:
         self.max_task_bytes = max_task_bytes
         self.on_error = on_error
         self.report = ImportReport()
-        self.seen_unique_ids: set[str] = set()
 
     @property
     def checking(self) -> bool:
@@ -298,21 +297,15 @@ class _Importer:
         self.status = _status_for(_batch_for_tasks(conn, self.principal, self.project["id"], self.batch_id))
 
     def store(self, conn: Connection, chunk: list[_Row]) -> None:
-        wanted = [task[0] for task in chunk if task[0] is not None]
-        existing = set(repo.existing_unique_ids(conn, self.principal.organization_id, wanted)) if wanted else set()
         now = repo.driver_datetime(conn, utcnow())
-        ids = iter(new_ids(len(chunk)))
         fixed = (self.principal.organization_id, self.project["id"], self.batch_id)
-        rows = []
-        for unique_id, data, metadata, priority, overlap in chunk:
-            if unique_id is not None:
-                if unique_id in existing or unique_id in self.seen_unique_ids:
-                    self.report.existing += 1
-                    continue
-                self.seen_unique_ids.add(unique_id)
-            row = (next(ids), *fixed, unique_id, data, metadata, priority, self.status)
-            rows.append((*row, overlap or self.overlap, 0, 0, now, now))
-        # a concurrent import may store some of these unique_ids first: those count as existing
+        rows = [
+            (task_id, *fixed, unique_id, data, metadata, priority, self.status, overlap or self.overlap, 0, 0, now, now)
+            for task_id, (unique_id, data, metadata, priority, overlap) in zip(new_ids(len(chunk)), chunk, strict=True)
+        ]
+        # A unique_id stored before (by an earlier import, an earlier chunk or line of this one, or a
+        # concurrent import) makes its row a conflict, skipped: those rows count as existing. One
+        # index probe per row, in the insert itself, rather than a lookup query first.
         inserted = repo.insert_prepared(
             conn, t.tasks, _BULK_COLUMNS, rows, skip_conflicts_on=("organization_id", "unique_id")
         )
