@@ -183,7 +183,7 @@ class Database:
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
             poolclass=QueuePool,
-            pool_use_lifo=True,
+            pool_use_lifo=True,  # the most recently used connection: its page cache is warm
             pool_size=pool_size,
             max_overflow=pool_size,
             connect_args={"check_same_thread": False, "timeout": lock_timeout},
