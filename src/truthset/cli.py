@@ -52,7 +52,11 @@ def _database(settings: Settings | None = None) -> Any:
 
     settings = settings or get_settings()
     upgrade(settings.resolved_database_url)
-    return Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    return Database(
+        settings.resolved_database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        lock_timeout=settings.lock_timeout_seconds,
+    )
 
 
 # --- server ------------------------------------------------------------------------------------

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"trusted_proxies: {proxy!r} is not an IP address or CIDR network") from None
         return ",".join(proxies)
+    lock_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Longest a request waits for a database write lock before it answers 503 busy with Retry-After.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

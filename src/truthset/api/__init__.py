@@ -64,7 +64,11 @@ def _lifespan(*, owns_db: bool) -> Callable[[FastAPI], AbstractAsyncContextManag
 
 def _setup_state(app: FastAPI, settings: Settings, db: Database | None) -> None:
     app.state.settings = settings
-    app.state.db = db or Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    app.state.db = db or Database(
+        settings.resolved_database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        lock_timeout=settings.lock_timeout_seconds,
+    )
 
 
 def _setup_routes(app: FastAPI) -> None:

@@ -15,7 +15,6 @@ disk as ``StorageFull`` (HTTP 507). Anything else stays a DBAPIError: a bug.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import threading
@@ -51,7 +50,7 @@ def _transient(exc: DBAPIError) -> bool:
     orig = exc.orig
     if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
         return True
-    return getattr(orig, "sqlite_errorcode", None) == _SQLITE_BUSY  # locked by another process for 30 s
+    return getattr(orig, "sqlite_errorcode", None) == _SQLITE_BUSY  # locked by another process past the busy timeout
 
 
 def _unreachable(exc: DBAPIError) -> bool:
@@ -98,6 +97,18 @@ def _translated() -> Iterator[None]:
         if error is None:
             raise
         raise error from exc
+
+
+def _set_postgres_lock_timeout(engine: Engine, seconds: float) -> None:
+    """Every session waits at most ``seconds`` for a row or table lock; then 55P03, which is Busy (503)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True  # a SET outside any transaction lasts for the session
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {max(1, round(seconds * 1000))}")
+        dbapi_connection.autocommit = autocommit
 
 
 class _SQLiteCompiler(SQLiteCompiler):
@@ -169,12 +180,13 @@ class GroupCommit:
 class Database:
     """One engine plus the transaction helpers every service uses."""
 
-    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 20) -> None:
+    def __init__(
+        self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 20, lock_timeout: float = 10.0
+    ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self._write_lock: threading.RLock | contextlib.nullcontext = (
-            threading.RLock() if self.is_sqlite else contextlib.nullcontext()
-        )
+        self.lock_timeout = lock_timeout
+        self._write_lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
         self._group_commit: GroupCommit | None = None
         self._checkpointer: Checkpointer | None = None
         self._batch_writer: BatchWriter | None = None
@@ -188,7 +200,7 @@ class Database:
                 # connections commit without fsync; acknowledged writes wait for a shared one
                 self._group_commit = GroupCommit(Path(database).resolve().with_name(Path(database).name + "-wal"))
                 sqlite_synchronous = "NORMAL"
-            self.engine = self._sqlite_engine(url, sqlite_synchronous, pool_size, on_disk=on_disk)
+            self.engine = self._sqlite_engine(url, sqlite_synchronous, pool_size, lock_timeout, on_disk=on_disk)
             if on_disk:
                 self._checkpointer = Checkpointer(self.engine)
         else:
@@ -201,9 +213,10 @@ class Database:
                 max_overflow=pool_size,
                 pool_pre_ping=True,
             )
+            _set_postgres_lock_timeout(self.engine, lock_timeout)
 
     @staticmethod
-    def _sqlite_engine(url: str, synchronous: str, pool_size: int, *, on_disk: bool) -> Engine:
+    def _sqlite_engine(url: str, synchronous: str, pool_size: int, lock_timeout: float, *, on_disk: bool) -> Engine:
         if on_disk:  # owner-only: it holds password and key hashes (SQLite's -wal/-shm take its mode)
             make_private_dirs(Path(make_url(url).database).parent)  # type: ignore[arg-type]
             make_private_file(Path(make_url(url).database))  # type: ignore[arg-type]
@@ -212,9 +225,10 @@ class Database:
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
             poolclass=QueuePool,
+            pool_use_lifo=True,  # the most recently used connection: its page cache is warm
             pool_size=pool_size,
             max_overflow=pool_size,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": lock_timeout},
         )
 
         engine.dialect.statement_compiler = _SQLiteCompiler  # this engine's statements only
@@ -228,7 +242,7 @@ class Database:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={round(lock_timeout * 1000)}")  # another process's write
             cursor.execute("PRAGMA cache_size=-65536")
             if on_disk:
                 cursor.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer thread does it
@@ -260,7 +274,7 @@ class Database:
         # the moment a commit ends, rather than on SQLite's busy handler, which polls with sleeps
         # of up to 100 ms: under 16 concurrent annotators that polling made p99 latency seconds.
         # The busy timeout still orders writers of different processes.
-        with _translated(), self._write_lock, self.engine.connect().execution_options(**options) as conn:
+        with _translated(), self._locked(), self.engine.connect().execution_options(**options) as conn:
             with conn.begin():
                 if not durable and not self.is_sqlite:
                     # PostgreSQL's own way to acknowledge a commit before its WAL reaches the disk
@@ -297,7 +311,7 @@ class Database:
         Returns the commit's group-commit ticket (for :meth:`wait_durable`). Used by the writer thread.
         """
         options = {"sqlite_begin": "IMMEDIATE"}
-        with _translated(), self._write_lock, self.engine.connect().execution_options(**options) as conn:
+        with _translated(), self._locked(), self.engine.connect().execution_options(**options) as conn:
             with conn.begin():
                 self._batch.conn, self._batch.lost = conn, None
                 try:
@@ -309,6 +323,23 @@ class Database:
                     # a silent no-op that acknowledged calls whose writes are gone
                     raise self._batch_lost()
             return self._committed()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's SQLite write lock, waited for at most ``lock_timeout`` seconds, else Busy (503).
+
+        A writer that waits longer is better told to retry than left hanging: whatever holds the
+        lock (a long transaction, a stuck disk) is not something the waiting request can fix.
+        """
+        if self._write_lock is None:  # PostgreSQL: row locks, bounded by its lock_timeout
+            yield
+            return
+        if not self._write_lock.acquire(timeout=self.lock_timeout):
+            raise Busy(f"the database is busy (waited {self.lock_timeout:g} s for the write lock); try again")
+        try:
+            yield
+        finally:
+            self._write_lock.release()
 
     def _committed(self) -> int:
         """Bookkeeping right after a COMMIT, under the write lock; returns the group-commit ticket."""
