@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI
 
 from truthset import __version__
-from truthset.api import errors, session
+from truthset.api import errors, openapi, session
 from truthset.api.limits import AnonymousGuardMiddleware, BodyLimitMiddleware, NulGuardMiddleware
 from truthset.api.routes import accounts, media, projects, queue, tasks
 from truthset.config import Settings, get_settings
@@ -21,7 +21,7 @@ __all__ = ["API_PREFIX", "create_app"]
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
-    """Build the app in named steps: state, routes, errors, limits."""
+    """Build the app in named steps: state, routes, errors, the OpenAPI document, limits."""
     settings = settings or get_settings()
     app = FastAPI(
         title="truthset",
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     _setup_state(app, settings, db)
     _setup_routes(app)
     errors.install(app)
+    openapi.install(app, page_size_max=settings.page_size_max)
     _setup_limits(app, settings)
     return app
 

@@ -70,7 +70,22 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 Caller = Annotated[Principal, Depends(get_principal)]
 
 
-def page_limit(limit: int, settings: Settings) -> int:
-    if not 1 <= limit <= settings.page_size_max:
-        raise InvalidInput(f"limit must be between 1 and {settings.page_size_max}", details={"field": "limit"})
-    return limit
+DEFAULT_PAGE_SIZE = 100
+
+
+async def page_limit(
+    request: Request,
+    limit: Annotated[
+        int, Query(ge=1, description="Items per page: 1 to `TRUTHSET_PAGE_SIZE_MAX`.")
+    ] = DEFAULT_PAGE_SIZE,
+) -> int:
+    """The page size asked for; without ``limit``, the default (never more than the server allows)."""
+    maximum = request.app.state.settings.page_size_max
+    if limit <= maximum:
+        return limit
+    if "limit" not in request.query_params:
+        return maximum
+    raise InvalidInput(f"limit must be between 1 and {maximum}", details={"field": "limit"})
+
+
+PageLimit = Annotated[int, Depends(page_limit)]

@@ -14,7 +14,7 @@ import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from truthset.api.deps import DB, AppSettings, Caller, Cursor, page_limit
+from truthset.api.deps import DB, AppSettings, Caller, Cursor, PageLimit
 from truthset.api.responses import model_response
 from truthset.domain import TaskStatus
 from truthset.errors import InvalidInput
@@ -149,7 +149,7 @@ def list_tasks(
     request: Request,
     db: DB,
     caller: Caller,
-    settings: AppSettings,
+    limit: PageLimit,
     project_id: str | None = None,
     batch_id: str | None = None,
     status: TaskStatus | None = None,
@@ -161,7 +161,6 @@ def list_tasks(
     completed_after: datetime | None = None,
     completed_before: datetime | None = None,
     cursor: Cursor = None,
-    limit: int = 100,
 ) -> dict:
     """Tasks, oldest first, filtered; `metadata.KEY=VALUE` filters on metadata. Pages with `cursor`."""
     filters = tasks.TaskFilter(
@@ -177,7 +176,7 @@ def list_tasks(
         completed_before=completed_before,
         metadata=_metadata_filters(request),
     )
-    items, next_cursor = tasks.list_tasks(db, caller, filters, cursor=cursor, limit=page_limit(limit, settings))
+    items, next_cursor = tasks.list_tasks(db, caller, filters, cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": next_cursor}
 
 
