@@ -6,10 +6,10 @@ import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from truthset import __version__
-from truthset.api import errors, openapi, session
+from truthset.api import deps, errors, openapi, session
 from truthset.api.limits import AnonymousGuardMiddleware, BodyLimitMiddleware, NulGuardMiddleware
 from truthset.api.routes import accounts, media, projects, queue, tasks
 from truthset.config import Settings, get_settings
@@ -57,13 +57,16 @@ def _lifespan(*, owns_db: bool) -> Callable[[FastAPI], AbstractAsyncContextManag
 
 def _setup_state(app: FastAPI, settings: Settings, db: Database | None) -> None:
     app.state.settings = settings
+    app.state.query_parameters = {}  # the query parameters each route takes (see deps.known_query_only)
     app.state.db = db or Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
 
 
 def _setup_routes(app: FastAPI) -> None:
     # The router tries routes in order: the annotation loop's come first, since they are most of the traffic.
+    # Every API route refuses query parameters it does not take (a misspelt filter is not ignored).
+    strict_query = [Depends(deps.known_query_only)]
     for module in (queue, tasks, projects, accounts, media):
-        app.include_router(module.router, prefix=API_PREFIX)
+        app.include_router(module.router, prefix=API_PREFIX, dependencies=strict_query)
     __import__("truthset.ui", fromlist=["install"]).install(app)  # the web UI (imported late: ui sits below api)
 
     @app.get("/healthz", tags=["meta"], operation_id="health", include_in_schema=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import Depends, Query, Request
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from truthset.api import session
@@ -89,3 +91,61 @@ async def page_limit(
 
 
 PageLimit = Annotated[int, Depends(page_limit)]
+
+
+METADATA_PREFIX = "metadata."
+
+
+async def metadata_filters(request: Request) -> dict[str, str]:
+    """``metadata.KEY=VALUE`` query parameters, as ``{KEY: VALUE}``."""
+    return {
+        key[len(METADATA_PREFIX) :]: value
+        for key, value in request.query_params.items()
+        if key.startswith(METADATA_PREFIX) and len(key) > len(METADATA_PREFIX)
+    }
+
+
+MetadataFilters = Annotated[dict[str, str], Depends(metadata_filters)]
+
+#: Dependencies that read a family of query parameters by prefix rather than by name.
+QUERY_FAMILIES: dict[Callable[..., Any], str] = {metadata_filters: METADATA_PREFIX}
+
+
+async def known_query_only(request: Request) -> None:
+    """422 for a query parameter the route does not take: a misspelt filter must not be ignored.
+
+    The route's own declared query parameters (its dependencies' included) are the allowed names,
+    plus the prefix of any family it reads (``metadata.KEY``).
+    """
+    if not request.query_params:
+        return
+    route = request.scope["route"]
+    known = request.app.state.query_parameters  # per route; routes live as long as their app
+    if id(route) not in known:
+        known[id(route)] = _query_parameters(route)
+    names, prefixes = known[id(route)]
+    unknown = [key for key in dict.fromkeys(request.query_params) if key not in names and not _in_family(key, prefixes)]
+    if unknown:
+        listed = ", ".join(sorted(names) + [f"{p}KEY" for p in prefixes]) or "none"
+        errors = [{"field": key, "message": "unknown query parameter", "type": "unknown_parameter"} for key in unknown]
+        raise InvalidInput(
+            f"unknown query parameter {', '.join(unknown)} (this route takes: {listed})",
+            details={"field": unknown[0], "errors": errors},
+        )
+
+
+def _in_family(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key.startswith(prefix) and len(key) > len(prefix) for prefix in prefixes)
+
+
+def _query_parameters(route: APIRoute) -> tuple[frozenset[str], tuple[str, ...]]:
+    names: set[str] = set()
+    prefixes: list[str] = []
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names.update(field.alias for field in dependant.query_params)
+        if dependant.call in QUERY_FAMILIES:
+            prefixes.append(QUERY_FAMILIES[dependant.call])
+        pending.extend(dependant.dependencies)
+    return frozenset(names), tuple(prefixes)

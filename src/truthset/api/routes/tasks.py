@@ -14,7 +14,7 @@ import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from truthset.api.deps import DB, AppSettings, Caller, Cursor, PageLimit
+from truthset.api.deps import DB, AppSettings, Caller, Cursor, MetadataFilters, PageLimit
 from truthset.api.responses import model_response
 from truthset.domain import TaskStatus
 from truthset.errors import InvalidInput
@@ -136,20 +136,12 @@ def _jsonl_items(request: Request) -> Iterator[tuple[int, bytes | dict]]:
     return lines()
 
 
-def _metadata_filters(request: Request) -> dict[str, str]:
-    return {
-        key[len("metadata.") :]: value
-        for key, value in request.query_params.items()
-        if key.startswith("metadata.") and len(key) > len("metadata.")
-    }
-
-
 @router.get("/tasks", response_model=Page[TaskOut], operation_id="list_tasks")
 def list_tasks(
-    request: Request,
     db: DB,
     caller: Caller,
     limit: PageLimit,
+    metadata: MetadataFilters,
     project_id: str | None = None,
     batch_id: str | None = None,
     status: TaskStatus | None = None,
@@ -174,7 +166,7 @@ def list_tasks(
         updated_before=updated_before,
         completed_after=completed_after,
         completed_before=completed_before,
-        metadata=_metadata_filters(request),
+        metadata=metadata,
     )
     items, next_cursor = tasks.list_tasks(db, caller, filters, cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": next_cursor}
