@@ -187,6 +187,12 @@ def list_task_responses(db: DB, caller: Caller, task_id: str) -> list[dict]:
     return tasks.task_responses(db, caller, task_id)
 
 
+#: 1 to 200 characters (the stored column's size), no control characters (PostgreSQL text holds no NUL).
+IDEMPOTENCY_KEY = Header(
+    min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description="Makes a retried submit harmless."
+)
+
+
 @router.post(
     "/tasks/{task_id}/responses",
     response_model=SubmitResult,
@@ -198,7 +204,7 @@ async def submit_response(
     caller: Caller,
     task_id: str,
     body: ResponseCreate,
-    idempotency_key: Annotated[str | None, Header(description="Makes a retried submit harmless.")] = None,
+    idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
 ) -> Response:
     """Answer a task (normally the one your assignment leased). Validated against the project's spec."""
     submit = functools.partial(queue.submit, idempotency_key=idempotency_key)
