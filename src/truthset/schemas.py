@@ -108,7 +108,7 @@ class Page(Output, Generic[T]):
 
 
 class MemberCreate(Input):
-    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s\x00\x85]+@[^@\s\x00\x85]+$")
     name: str = Field("", max_length=200)
     role: Role = Role.ANNOTATOR
     password: str | None = Field(None, min_length=12, max_length=200)

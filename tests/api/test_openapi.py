@@ -104,3 +104,19 @@ def test_an_unparsable_body_is_a_422_naming_the_body(api: Api, org: Org) -> None
         error = assert_error(response, 422, "invalid_input")
         assert error["details"]["field"] == "body", error
         assert error["message"].startswith("the body could not be parsed"), error
+
+
+def test_parameters_are_described_as_they_travel(api: Api) -> None:
+    """Absent, never null (a query string cannot say null); a plain string holds no NUL (refused)."""
+    document = api.get(f"{API}/openapi.json").json()
+    parameters = [p for _m, _p, operation in _operations(document) for p in operation.get("parameters", [])]
+    assert parameters
+    for parameter in parameters:
+        schema = parameter["schema"]
+        assert "anyOf" not in schema, parameter
+        if schema.get("type") == "string" and not {"enum", "format"} & set(schema):
+            assert "pattern" in schema, parameter
+    unique_id = next(p for p in parameters if p["name"] == "unique_id")
+    assert unique_id["schema"] == {"type": "string", "pattern": "^[^\\x00]*$", "title": "Unique Id"}
+    key = next(p for p in parameters if p["name"] == "idempotency-key")
+    assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 200)

@@ -3,8 +3,9 @@
 FastAPI documents the success answer of a route and a 422 in its own validation shape. This API
 answers every error in one shape (``api/errors.py``), so the document is completed once, from
 rules over what an operation is (secured, has path parameters, takes a body, changes state),
-instead of a ``responses=`` list repeated on every route. The ``limit`` bounds come from the
-settings, since ``TRUTHSET_PAGE_SIZE_MAX`` is chosen at start-up.
+instead of a ``responses=`` list repeated on every route. Parameters are described as they travel
+(absent rather than null, no NUL), and the ``limit`` bounds come from the settings, since
+``TRUTHSET_PAGE_SIZE_MAX`` is chosen at start-up.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from truthset.api.deps import DEFAULT_PAGE_SIZE
+from truthset.schemas import NO_NUL_PATTERN
 
 __all__ = ["ERROR_SCHEMA", "install"]
 
@@ -53,7 +55,7 @@ def _secured(_method: str, operation: Operation, _schema: dict[str, Any]) -> boo
     return bool(operation.get("security"))
 
 
-def _names_an_object(method: str, operation: Operation, schema: dict[str, Any]) -> bool:
+def _names_an_object(_method: str, operation: Operation, schema: dict[str, Any]) -> bool:
     """A path parameter, or a body property ending in ``_id``, names an object that may not exist."""
     if any(p.get("in") == "path" for p in operation.get("parameters", [])):
         return True
@@ -168,13 +170,38 @@ def bound_page_limits(schema: dict[str, Any], page_size_max: int) -> dict[str, A
     return schema
 
 
+def tidy_parameters(schema: dict[str, Any]) -> dict[str, Any]:
+    """Path, query and header parameters as they travel (in place).
+
+    An optional parameter is absent, never null (a query string cannot say null; FastAPI writes
+    ``anyOf: [..., null]`` for ``str | None``), and a plain string holds no NUL, which
+    ``api.limits.NulGuardMiddleware`` refuses in the path and query and text columns refuse.
+    """
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            for parameter in operation.get("parameters", []):
+                parameter["schema"] = _without_null(parameter["schema"])
+                value = parameter["schema"]
+                if value.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(value):
+                    value["pattern"] = NO_NUL_PATTERN
+    return schema
+
+
+def _without_null(value: dict[str, Any]) -> dict[str, Any]:
+    options = [option for option in value.get("anyOf", ()) if option != {"type": "null"}]
+    if "anyOf" not in value or len(options) != 1:
+        return value
+    merged = {key: item for key, item in value.items() if key != "anyOf"}
+    return {**options[0], **merged}
+
+
 def install(app: FastAPI, *, page_size_max: int) -> None:
     """Make ``app.openapi()`` return the completed document (built once, on first use)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = bound_page_limits(document_errors(generate()), page_size_max)
+            app.openapi_schema = bound_page_limits(tidy_parameters(document_errors(generate())), page_size_max)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
