@@ -34,6 +34,7 @@ def test_unknown_filter_and_sort_parameters_are_refused_naming_them(api: Api, wo
     _unknown(api.get(f"{API}/tasks?stauts=pending&order=desc&limit=5", auth=owner), "stauts", "order")
     _unknown(api.get(f"{API}/projects?project_id=x", auth=owner), "project_id")
     _unknown(api.get(f"{API}/me?verbose=1", auth=owner), "verbose")
+    assert_error(api.get(f"{API}/tasks?sort=created_at", auth="ts_wrong"), 401)  # credentials come first
 
 
 def test_metadata_filters_are_taken_only_where_they_filter(api: Api, world: World) -> None:

@@ -111,11 +111,12 @@ MetadataFilters = Annotated[dict[str, str], Depends(metadata_filters)]
 QUERY_FAMILIES: dict[Callable[..., Any], str] = {metadata_filters: METADATA_PREFIX}
 
 
-async def known_query_only(request: Request) -> None:
+async def known_query_only(request: Request, _caller: Caller) -> None:
     """422 for a query parameter the route does not take: a misspelt filter must not be ignored.
 
     The route's own declared query parameters (its dependencies' included) are the allowed names,
-    plus the prefix of any family it reads (``metadata.KEY``).
+    plus the prefix of any family it reads (``metadata.KEY``). The caller is authenticated first
+    (FastAPI runs ``get_principal`` once per request), so a wrong key gets its 401 before this.
     """
     if not request.query_params:
         return
