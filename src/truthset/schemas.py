@@ -67,10 +67,22 @@ Metadata = Annotated[
 ]
 
 
+#: The JSON-schema pattern of a string without NUL (what :meth:`Input._no_nul` enforces).
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+
+def _no_nul_in_schema(schema: dict[str, Any]) -> None:
+    """Say in the JSON schema what ``_no_nul`` enforces, on each string property without a pattern."""
+    for prop in schema.get("properties", {}).values():
+        for option in (prop, *prop.get("anyOf", ())):
+            if option.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(option):
+                option["pattern"] = NO_NUL_PATTERN
+
+
 class Input(BaseModel):
     """Request bodies reject unknown fields, so a typo is an error, not a silent no-op."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_nul_in_schema)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -96,7 +108,7 @@ class Page(Output, Generic[T]):
 
 
 class MemberCreate(Input):
-    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s\x00\x85]+@[^@\s\x00\x85]+$")
     name: str = Field("", max_length=200)
     role: Role = Role.ANNOTATOR
     password: str | None = Field(None, min_length=12, max_length=200)

@@ -357,7 +357,7 @@ def _bad_requests(w: World) -> list[tuple[str, str, str, dict[str, Any], int, st
         ("bad status filter", "GET", "/tasks?status=done", {}, 422, "query.status"),
         ("bad date filter", "GET", "/tasks?created_after=yesterday", {}, 422, "query.created_after"),
         ("bad date filter 2", "GET", "/tasks?completed_before=2024-13-45", {}, 422, "query.completed_before"),
-        ("limit zero", "GET", "/tasks?limit=0", {}, 422, "limit"),
+        ("limit zero", "GET", "/tasks?limit=0", {}, 422, "query.limit"),
         ("limit huge", "GET", "/tasks?limit=100000", {}, 422, "limit"),
         ("limit not a number", "GET", "/projects?limit=ten", {}, 422, "query.limit"),
         ("bad bool", "GET", "/projects?include_archived=perhaps", {}, 422, "query.include_archived"),

@@ -6,11 +6,11 @@ import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp
 
 from truthset import __version__
-from truthset.api import docs, errors, session
+from truthset.api import deps, docs, errors, openapi, session
 from truthset.api.headers import SecurityHeadersMiddleware
 from truthset.api.limits import AnonymousGuardMiddleware, BodyLimitMiddleware, NulGuardMiddleware
 from truthset.api.routes import accounts, media, projects, queue, tasks
@@ -23,7 +23,7 @@ __all__ = ["API_PREFIX", "create_app"]
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
-    """Build the app in named steps: state, routes, errors, limits."""
+    """Build the app in named steps: state, routes, errors, the OpenAPI document, limits."""
     settings = settings or get_settings()
     app = _App(
         title="truthset",
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     _setup_state(app, settings, db)
     _setup_routes(app)
     errors.install(app)
+    openapi.install(app, page_size_max=settings.page_size_max)
     _setup_limits(app, settings)
     return app
 
@@ -64,6 +65,7 @@ def _lifespan(*, owns_db: bool) -> Callable[[FastAPI], AbstractAsyncContextManag
 
 def _setup_state(app: FastAPI, settings: Settings, db: Database | None) -> None:
     app.state.settings = settings
+    app.state.query_parameters = {}  # the query parameters each route takes (see deps.known_query_only)
     app.state.db = db or Database(
         settings.resolved_database_url,
         sqlite_synchronous=settings.sqlite_synchronous,
@@ -73,8 +75,11 @@ def _setup_state(app: FastAPI, settings: Settings, db: Database | None) -> None:
 
 def _setup_routes(app: FastAPI) -> None:
     # The router tries routes in order: the annotation loop's come first, since they are most of the traffic.
-    for module in (queue, tasks, projects, accounts, media, docs):
-        app.include_router(module.router, prefix=API_PREFIX)
+    # Every API route refuses query parameters it does not take (a misspelt filter is not ignored).
+    strict_query = [Depends(deps.known_query_only)]
+    for module in (queue, tasks, projects, accounts, media):
+        app.include_router(module.router, prefix=API_PREFIX, dependencies=strict_query)
+    app.include_router(docs.router, prefix=API_PREFIX)  # public: no key, no query parameters
     __import__("truthset.ui", fromlist=["install"]).install(app)  # the web UI (imported late: ui sits below api)
 
     @app.get("/healthz", tags=["meta"], operation_id="health", include_in_schema=True)

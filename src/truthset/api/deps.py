@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import Depends, Query, Request
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from truthset.api import session
@@ -70,7 +72,81 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 Caller = Annotated[Principal, Depends(get_principal)]
 
 
-def page_limit(limit: int, settings: Settings) -> int:
-    if not 1 <= limit <= settings.page_size_max:
-        raise InvalidInput(f"limit must be between 1 and {settings.page_size_max}", details={"field": "limit"})
-    return limit
+DEFAULT_PAGE_SIZE = 100
+
+
+async def page_limit(
+    request: Request,
+    limit: Annotated[
+        int, Query(ge=1, description="Items per page: 1 to `TRUTHSET_PAGE_SIZE_MAX`.")
+    ] = DEFAULT_PAGE_SIZE,
+) -> int:
+    """The page size asked for; without ``limit``, the default (never more than the server allows)."""
+    maximum = request.app.state.settings.page_size_max
+    if limit <= maximum:
+        return limit
+    if "limit" not in request.query_params:
+        return maximum
+    raise InvalidInput(f"limit must be between 1 and {maximum}", details={"field": "limit"})
+
+
+PageLimit = Annotated[int, Depends(page_limit)]
+
+
+METADATA_PREFIX = "metadata."
+
+
+async def metadata_filters(request: Request) -> dict[str, str]:
+    """``metadata.KEY=VALUE`` query parameters, as ``{KEY: VALUE}``."""
+    return {
+        key[len(METADATA_PREFIX) :]: value
+        for key, value in request.query_params.items()
+        if key.startswith(METADATA_PREFIX) and len(key) > len(METADATA_PREFIX)
+    }
+
+
+MetadataFilters = Annotated[dict[str, str], Depends(metadata_filters)]
+
+#: Dependencies that read a family of query parameters by prefix rather than by name.
+QUERY_FAMILIES: dict[Callable[..., Any], str] = {metadata_filters: METADATA_PREFIX}
+
+
+async def known_query_only(request: Request, _caller: Caller) -> None:
+    """422 for a query parameter the route does not take: a misspelt filter must not be ignored.
+
+    The route's own declared query parameters (its dependencies' included) are the allowed names,
+    plus the prefix of any family it reads (``metadata.KEY``). The caller is authenticated first
+    (FastAPI runs ``get_principal`` once per request), so a wrong key gets its 401 before this.
+    """
+    if not request.query_params:
+        return
+    route = request.scope["route"]
+    known = request.app.state.query_parameters  # per route; routes live as long as their app
+    if id(route) not in known:
+        known[id(route)] = _query_parameters(route)
+    names, prefixes = known[id(route)]
+    unknown = [key for key in dict.fromkeys(request.query_params) if key not in names and not _in_family(key, prefixes)]
+    if unknown:
+        listed = ", ".join(sorted(names) + [f"{p}KEY" for p in prefixes]) or "none"
+        errors = [{"field": key, "message": "unknown query parameter", "type": "unknown_parameter"} for key in unknown]
+        raise InvalidInput(
+            f"unknown query parameter {', '.join(unknown)} (this route takes: {listed})",
+            details={"field": unknown[0], "errors": errors},
+        )
+
+
+def _in_family(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key.startswith(prefix) and len(key) > len(prefix) for prefix in prefixes)
+
+
+def _query_parameters(route: APIRoute) -> tuple[frozenset[str], tuple[str, ...]]:
+    names: set[str] = set()
+    prefixes: list[str] = []
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names.update(field.alias for field in dependant.query_params)
+        if dependant.call in QUERY_FAMILIES:
+            prefixes.append(QUERY_FAMILIES[dependant.call])
+        pending.extend(dependant.dependencies)
+    return frozenset(names), tuple(prefixes)

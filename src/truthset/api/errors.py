@@ -129,6 +129,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # Only the framework raises a 400 here: it could not parse the body (not UTF-8, a broken
+            # multipart form). That is bad input like invalid JSON: the same 422 naming the body.
+            cause = exc.__cause__ or exc.__context__
+            message = f"the body could not be parsed: {cause or exc.detail}"
+            error = {"field": "body", "message": message, "type": "body_unparsable"}
+            return error_response(422, "invalid_input", message, {"field": "body", "errors": [error]})
         code = _HTTP_CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail), None, getattr(exc, "headers", None))
 

@@ -248,7 +248,8 @@ def check_password(
     email_hash = _email_hash(email)
     if _throttled(db, email_hash, address):
         raise TooManyAttempts("too many failed sign-ins: wait a few minutes and try again")
-    if not email or not password or len(password) > 1000:
+    # A NUL matches no member (PostgreSQL text cannot even be compared with one): a wrong password.
+    if not email or not password or len(password) > 1000 or "\x00" in email + (organization_id or ""):
         _dummy_verify(password[:1000])
         _record_failure(db, email_hash, address)
         raise Unauthenticated(_WRONG)

@@ -46,10 +46,25 @@ class json_text(FunctionElement):
     inherit_cache = True
 
 
+#: In a document's JSON text, an escaped backslash ``\\`` (kept) or a ``\u0000`` escape (dropped),
+#: matched left to right: ``\\u0000`` (a backslash, then "u0000": no NUL) stays whole. The SQL
+#: literals are E'' strings, which read the same whatever ``standard_conforming_strings`` says.
+_JSON_NUL_ESCAPE = r"E'(\\\\\\\\)|\\\\u0000'"
+
+
 @compiles(json_text)
 def _json_text_postgresql(element: json_text, compiler: Any, **kw: Any) -> str:
-    column, key = element.clauses
-    return f"({compiler.process(column, **kw)} ->> {compiler.process(key, **kw)})"
+    """``->>`` on a ``json`` column, which fails for a whole document holding a ``\\u0000`` escape.
+
+    Input refuses NUL now (schemas.check_json), but an earlier version stored some: PostgreSQL
+    cannot de-escape such a document into text, so one row would fail every metadata filter of
+    its organization. Those rare documents (found by a cheap substring test first) are read with
+    their NUL escapes removed.
+    """
+    column, key = (compiler.process(clause, **kw) for clause in element.clauses)
+    document = f"CAST({column} AS TEXT)"
+    cleaned = f"CAST(regexp_replace({document}, {_JSON_NUL_ESCAPE}, E'\\\\1', 'g') AS JSON)"
+    return f"(CASE WHEN strpos({document}, E'\\\\u0000') > 0 THEN {cleaned} ->> {key} ELSE {column} ->> {key} END)"
 
 
 @compiles(json_text, "sqlite")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from truthset.api.deps import DB, AppSettings, Caller, Cursor, page_limit
+from truthset.api.deps import DB, Caller, Cursor, PageLimit
 from truthset.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -31,8 +31,8 @@ def get_me(db: DB, caller: Caller) -> dict:
 
 
 @router.get("/members", response_model=Page[MemberOut], operation_id="list_members")
-def list_members(db: DB, caller: Caller, settings: AppSettings, cursor: Cursor = None, limit: int = 100) -> dict:
-    items, next_cursor = accounts.list_members(db, caller, cursor=cursor, limit=page_limit(limit, settings))
+def list_members(db: DB, caller: Caller, limit: PageLimit, cursor: Cursor = None) -> dict:
+    items, next_cursor = accounts.list_members(db, caller, cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -54,9 +54,9 @@ def update_member(db: DB, caller: Caller, member_id: str, body: MemberUpdate) ->
 
 
 @router.get("/keys", response_model=Page[ApiKeyOut], operation_id="list_keys")
-def list_keys(db: DB, caller: Caller, settings: AppSettings, cursor: Cursor = None, limit: int = 100) -> dict:
+def list_keys(db: DB, caller: Caller, limit: PageLimit, cursor: Cursor = None) -> dict:
     """Your keys; owners and admins see every key of the organization."""
-    items, next_cursor = accounts.list_keys(db, caller, cursor=cursor, limit=page_limit(limit, settings))
+    items, next_cursor = accounts.list_keys(db, caller, cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -72,6 +72,6 @@ def revoke_key(db: DB, caller: Caller, key_id: str) -> dict:
 
 
 @router.get("/workers", response_model=Page[WorkerOut], operation_id="list_workers")
-def list_workers(db: DB, caller: Caller, settings: AppSettings, cursor: Cursor = None, limit: int = 100) -> dict:
-    items, next_cursor = accounts.list_workers(db, caller, cursor=cursor, limit=page_limit(limit, settings))
+def list_workers(db: DB, caller: Caller, limit: PageLimit, cursor: Cursor = None) -> dict:
+    items, next_cursor = accounts.list_workers(db, caller, cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": next_cursor}

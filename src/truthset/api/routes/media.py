@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 
 from truthset.api.deps import DB, AppSettings, Caller
 from truthset.api.headers import MEDIA_CSP
+from truthset.errors import InvalidInput
 from truthset.schemas import MediaOut
 from truthset.services import media
 
@@ -17,6 +18,14 @@ router = APIRouter(tags=["media"])
 
 def _out(row: dict) -> dict:
     return {**row, "reference": f"media:{row['id']}"}
+
+
+def _filename(file: UploadFile) -> str:
+    """The name the client gave the file; PostgreSQL text cannot hold NUL, so one is refused."""
+    name = file.filename or "upload"
+    if "\x00" in name:
+        raise InvalidInput("the file name must not contain NUL characters", details={"field": "filename"})
+    return name
 
 
 @router.post("/media", response_model=MediaOut, status_code=status.HTTP_201_CREATED, operation_id="upload_media")
@@ -31,7 +40,7 @@ def upload_media(db: DB, caller: Caller, settings: AppSettings, file: UploadFile
         db,
         caller,
         chunks(),
-        filename=file.filename or "upload",
+        filename=_filename(file),
         media_dir=settings.media_dir,
         max_bytes=settings.max_upload_bytes,
     )

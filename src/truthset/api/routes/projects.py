@@ -9,7 +9,7 @@ from fastapi import APIRouter, status
 from fastapi.responses import StreamingResponse
 
 from truthset import questions
-from truthset.api.deps import DB, AppSettings, Caller, Cursor, page_limit
+from truthset.api.deps import DB, AppSettings, Caller, Cursor, PageLimit
 from truthset.domain import TaskStatus
 from truthset.schemas import BatchCreate, BatchOut, Page, ProjectCreate, ProjectOut, ProjectUpdate
 from truthset.services import export, projects
@@ -32,13 +32,12 @@ def create_project(db: DB, caller: Caller, settings: AppSettings, body: ProjectC
 def list_projects(
     db: DB,
     caller: Caller,
-    settings: AppSettings,
+    limit: PageLimit,
     cursor: Cursor = None,
-    limit: int = 100,
     include_archived: bool = False,
 ) -> dict:
     items, next_cursor = projects.list_projects(
-        db, caller, cursor=cursor, limit=page_limit(limit, settings), include_archived=include_archived
+        db, caller, cursor=cursor, limit=limit, include_archived=include_archived
     )
     return {"items": items, "next_cursor": next_cursor}
 
@@ -64,10 +63,8 @@ def create_batch(db: DB, caller: Caller, project_id: str, body: BatchCreate) -> 
 
 
 @router.get("/projects/{project_id}/batches", response_model=Page[BatchOut], operation_id="list_batches")
-def list_batches(
-    db: DB, caller: Caller, settings: AppSettings, project_id: str, cursor: Cursor = None, limit: int = 100
-) -> dict:
-    items, next_cursor = projects.list_batches(db, caller, project_id, cursor=cursor, limit=page_limit(limit, settings))
+def list_batches(db: DB, caller: Caller, project_id: str, limit: PageLimit, cursor: Cursor = None) -> dict:
+    items, next_cursor = projects.list_batches(db, caller, project_id, cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": next_cursor}
 
 

@@ -14,7 +14,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from starlette.requests import ClientDisconnect
 
-from truthset.api.deps import DB, AppSettings, Caller, Cursor, page_limit
+from truthset.api.deps import DB, AppSettings, Caller, Cursor, MetadataFilters, PageLimit
 from truthset.api.responses import model_response
 from truthset.domain import TaskStatus
 from truthset.errors import InvalidInput
@@ -120,20 +120,12 @@ def _body_chunks(request: Request) -> Iterator[bytes]:
             yield chunk
 
 
-def _metadata_filters(request: Request) -> dict[str, str]:
-    return {
-        key[len("metadata.") :]: value
-        for key, value in request.query_params.items()
-        if key.startswith("metadata.") and len(key) > len("metadata.")
-    }
-
-
 @router.get("/tasks", response_model=Page[TaskOut], operation_id="list_tasks")
 def list_tasks(
-    request: Request,
     db: DB,
     caller: Caller,
-    settings: AppSettings,
+    limit: PageLimit,
+    metadata: MetadataFilters,
     project_id: str | None = None,
     batch_id: str | None = None,
     status: TaskStatus | None = None,
@@ -145,7 +137,6 @@ def list_tasks(
     completed_after: datetime | None = None,
     completed_before: datetime | None = None,
     cursor: Cursor = None,
-    limit: int = 100,
 ) -> dict:
     """Tasks, oldest first, filtered; `metadata.KEY=VALUE` filters on metadata. Pages with `cursor`."""
     filters = tasks.TaskFilter(
@@ -159,9 +150,9 @@ def list_tasks(
         updated_before=updated_before,
         completed_after=completed_after,
         completed_before=completed_before,
-        metadata=_metadata_filters(request),
+        metadata=metadata,
     )
-    items, next_cursor = tasks.list_tasks(db, caller, filters, cursor=cursor, limit=page_limit(limit, settings))
+    items, next_cursor = tasks.list_tasks(db, caller, filters, cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -180,6 +171,12 @@ def list_task_responses(db: DB, caller: Caller, task_id: str) -> list[dict]:
     return tasks.task_responses(db, caller, task_id)
 
 
+#: 1 to 200 characters (the stored column's size), no control characters (PostgreSQL text holds no NUL).
+IDEMPOTENCY_KEY = Header(
+    min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description="Makes a retried submit harmless."
+)
+
+
 @router.post(
     "/tasks/{task_id}/responses",
     response_model=SubmitResult,
@@ -191,7 +188,7 @@ async def submit_response(
     caller: Caller,
     task_id: str,
     body: ResponseCreate,
-    idempotency_key: Annotated[str | None, Header(description="Makes a retried submit harmless.")] = None,
+    idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
 ) -> Response:
     """Answer a task (normally the one your assignment leased). Validated against the project's spec."""
     submit = functools.partial(queue.submit, idempotency_key=idempotency_key)
