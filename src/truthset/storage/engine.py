@@ -29,7 +29,7 @@ from sqlalchemy.pool import QueuePool
 
 from truthset.errors import Busy
 from truthset.storage.batching import BatchWriter
-from truthset.storage.checkpointer import Checkpointer
+from truthset.storage.checkpointer import RESTART_BYTES, Checkpointer
 
 # PostgreSQL's deadlock, serialization failure and lock timeout: the transaction lost a race, not data
 _TRANSIENT_SQLSTATES = {"40P01", "40001", "55P03"}
@@ -128,7 +128,14 @@ class GroupCommit:
 class Database:
     """One engine plus the transaction helpers every service uses."""
 
-    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 20) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        sqlite_synchronous: str = "FULL",
+        pool_size: int = 20,
+        wal_restart_bytes: int = RESTART_BYTES,
+    ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._write_lock: threading.RLock | contextlib.nullcontext = (
@@ -147,9 +154,14 @@ class Database:
                 # connections commit without fsync; acknowledged writes wait for a shared one
                 self._group_commit = GroupCommit(Path(database).resolve().with_name(Path(database).name + "-wal"))
                 sqlite_synchronous = "NORMAL"
-            self.engine = self._sqlite_engine(url, sqlite_synchronous, pool_size, on_disk=on_disk)
+            self.engine = self._sqlite_engine(
+                url, sqlite_synchronous, pool_size, on_disk=on_disk, wal_limit=wal_restart_bytes
+            )
             if on_disk:
-                self._checkpointer = Checkpointer(self.engine)
+                wal = Path(database).resolve().with_name(Path(database).name + "-wal")
+                self._checkpointer = Checkpointer(
+                    self.engine, wal, self._write_lock, restart_bytes=wal_restart_bytes
+                )
         else:
             self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="truthset-db")
             self.engine = create_engine(
@@ -162,7 +174,7 @@ class Database:
             )
 
     @staticmethod
-    def _sqlite_engine(url: str, synchronous: str, pool_size: int, *, on_disk: bool) -> Engine:
+    def _sqlite_engine(url: str, synchronous: str, pool_size: int, *, on_disk: bool, wal_limit: int) -> Engine:
         if on_disk:
             Path(make_url(url).database).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
         engine = create_engine(
@@ -190,7 +202,8 @@ class Database:
             cursor.execute("PRAGMA cache_size=-65536")
             if on_disk:
                 cursor.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer thread does it
-                cursor.execute("PRAGMA journal_size_limit=67108864")  # a reset log shrinks back to 64 MiB
+                # a log the Checkpointer restarted shrinks back to the size at which it restarts logs
+                cursor.execute(f"PRAGMA journal_size_limit={int(wal_limit)}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
