@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -186,6 +187,33 @@ def fresh_postgres_database(url: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
+class WalSampler:
+    """Samples the size of SQLite's ``-wal`` file every ``every`` seconds in a thread; keeps the peak."""
+
+    def __init__(self, database_path: Path, every: float = 0.05) -> None:
+        self.path = database_path.with_name(database_path.name + "-wal")
+        self.every = every
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                size = self.path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            self.peak = max(self.peak, size)
+            self.samples += 1
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join()
+        return {"peak_bytes": self.peak, "peak_mib": round(self.peak / 2**20, 1), "samples": self.samples}
+
+
 # --- the measurements ------------------------------------------------------------------------------
 
 
@@ -294,6 +322,7 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
     db.dispose()
     server = Server(data_dir, url)
     console.print(f"server: {' '.join(server.command[-6:])} (pid {server.process.pid})")
+    wal = WalSampler(data_dir / "truthset.db") if database_url is None else None
     try:
         with truthset.Client(server.url, created["api_key"], timeout=120) as client:
             console.print(f"importing {args.tasks:,} tasks ...")
@@ -315,10 +344,13 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
             loops.append(result)
         correctness = check_correctness(url)
     finally:
+        wal_peak = wal.stop() if wal else None
         server.stop()
+    if wal_peak:
+        console.print(f"WAL peak during the run: {wal_peak['peak_mib']} MiB ({wal_peak['samples']:,} samples)")
     if not args.keep:
         shutil.rmtree(data_dir, ignore_errors=True)
-    return {"database": kind, "import": imports, "loop": loops, "correctness": correctness}
+    return {"database": kind, "import": imports, "loop": loops, "correctness": correctness, "wal": wal_peak}
 
 
 # --- output ----------------------------------------------------------------------------------------
@@ -362,6 +394,9 @@ def print_tables(results: list[dict[str, Any]]) -> None:
         f"Targets: {TARGETS['responses_per_second_at_16']} responses/s at 16 annotators, p99 < {TARGETS['p99_ms']} ms."
         f" Label Studio: {LABEL_STUDIO['loop_1']} (1), {LABEL_STUDIO['loop_16']} (16), p99 {LABEL_STUDIO['p99']}."
     )
+    for r in results:
+        if r.get("wal"):
+            console.print(f"SQLite WAL file ({r['database']}): peak {r['wal']['peak_mib']} MiB over the whole run")
     for r in results:
         c = r["correctness"]
         verdict = "[green]OK[/green]" if c["ok"] else "[red]VIOLATED[/red]"
