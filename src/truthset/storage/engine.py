@@ -250,6 +250,19 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only transaction that sees one state of the database however long it reads.
+
+        For long reads that must not mix states (an export). PostgreSQL's READ COMMITTED takes a
+        new snapshot per statement, so this runs REPEATABLE READ; a SQLite read transaction in WAL
+        mode already keeps the snapshot of its first read. On SQLite keep it short: while it is
+        open the WAL cannot be restarted (see :mod:`truthset.storage.checkpointer`).
+        """
+        options = {} if self.is_sqlite else {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        with self.engine.connect().execution_options(**options) as conn, conn.begin():
+            yield conn
+
     def submit(self, function: Callable[..., Any], *args: Any) -> Future:
         """Run a service call ``function(*args)`` off the caller's thread; the future gets its result.
 
