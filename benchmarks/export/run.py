@@ -33,7 +33,9 @@ from truthset.services import accounts, projects
 from truthset.storage import Database, upgrade
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, settle: float = 0.0) -> float:
+    """Resident memory of ``pid``; after ``settle`` seconds (the server trims its heaps after the response)."""
+    time.sleep(settle)
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
@@ -87,7 +89,7 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
             started = time.perf_counter()
             client.tasks.import_tasks(project["id"], task_stream(args.tasks, "exp"))
             out["import_seconds"] = round(time.perf_counter() - started, 1)
-        out["rss_after_import_mib"] = rss_mib(server.process.pid)
+        out["rss_after_import_mib"] = rss_mib(server.process.pid, args.settle)
         print(f"  imported {args.tasks:,} in {out['import_seconds']} s; RSS {out['rss_after_import_mib']} MiB")
         out["exports"] = []
         for i in range(args.exports):
@@ -97,7 +99,7 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
                 "tasks_per_second": round(lines / seconds),
                 "mib": round(size / 2**20, 1),
                 "lines": lines,
-                "rss_mib": rss_mib(server.process.pid),
+                "rss_mib": rss_mib(server.process.pid, args.settle),
             }
             out["exports"].append(row)
             print(f"  export {i + 1}: {lines:,} lines, {row['mib']} MiB in {row['seconds']} s "
@@ -114,6 +116,7 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true", help="only PostgreSQL")
     parser.add_argument("--tasks", type=int, default=200_000)
     parser.add_argument("--exports", type=int, default=5)
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds to wait before reading the RSS")
     args = parser.parse_args()
     if not args.no_sqlite:
         run_one("sqlite", None, args)

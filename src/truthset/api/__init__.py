@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from truthset import __version__
 from truthset.api import errors, session
 from truthset.api.limits import AnonymousGuardMiddleware, BodyLimitMiddleware, NulGuardMiddleware
+from truthset.api.memory import GiveBackMemoryMiddleware
 from truthset.api.routes import accounts, media, projects, queue, tasks
 from truthset.config import Settings, get_settings
 from truthset.storage import Database
@@ -78,5 +79,6 @@ def _setup_limits(app: FastAPI, settings: Settings) -> None:
         large_suffixes=("/tasks/bulk", "/media"),
     )
     app.add_middleware(NulGuardMiddleware)
+    app.add_middleware(GiveBackMemoryMiddleware, suffixes=("/tasks/bulk", "/export", "/media"))
     public = (f"{API_PREFIX}/openapi.json", f"{API_PREFIX}/docs")
     app.add_middleware(AnonymousGuardMiddleware, prefix=f"{API_PREFIX}/", public=public, session_cookie=session.COOKIE)
