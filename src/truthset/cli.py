@@ -75,6 +75,9 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        # SIGTERM: finish what is in flight, but end requests still running after this (a client
+        # that keeps an upload open would otherwise keep the server alive)
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
 
 

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="Largest uploaded media file.")
     max_task_bytes: int = Field(1024 * 1024, ge=256, description="Largest single task payload.")
     page_size_max: int = Field(1000, ge=1, description="Largest page a list endpoint returns.")
+    shutdown_timeout_seconds: float = Field(
+        10.0, ge=0, description="On SIGTERM, how long `truthset serve` lets requests in flight finish."
+    )
 
     @property
     def resolved_database_url(self) -> str:
