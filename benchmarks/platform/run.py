@@ -263,7 +263,15 @@ def make_annotators(client: truthset.Client, n: int) -> list[str]:
     return keys
 
 
-def measure_loop(server: Server, project_id: str, keys: list[str], seconds: float, workdir: Path) -> dict[str, Any]:
+def measure_loop(
+    server: Server,
+    project_id: str,
+    keys: list[str],
+    seconds: float,
+    workdir: Path,
+    *,
+    request_timeout: float | None = None,
+) -> dict[str, Any]:
     spec = {
         "host": "127.0.0.1",
         "port": server.port,
@@ -271,6 +279,7 @@ def measure_loop(server: Server, project_id: str, keys: list[str], seconds: floa
         "keys": keys,
         "seconds": seconds,
         "answer": ANSWER,
+        "request_timeout": request_timeout,
     }
     spec_path = workdir / f"loadgen-{len(keys)}.json"
     spec_path.write_text(json.dumps(spec))
