@@ -263,8 +263,9 @@ def test_sqlite_wal_stays_bounded_under_nonstop_writes_and_reads(tmp_path: Path)
         thread.join()
     try:
         assert reads > 0 and _count(db) == 3000
-        assert peak <= 2 * limit + 64 * 1024, f"the WAL reached {peak / 2**20:.1f} MiB"
-        # past the limit the thread restarts the log; past twice the limit the commit itself does
+        # past the limit the thread restarts the log; past 2x the commit itself does; past 4x the
+        # commit waits up to a second for readers (a descheduled reader may hold a snapshot > 50 ms)
+        assert peak <= 4 * limit + 64 * 1024, f"the WAL reached {peak / 2**20:.1f} MiB"
         assert db._checkpointer is not None and db._checkpointer.restarts >= 1
     finally:
         db.dispose()

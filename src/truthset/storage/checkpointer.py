@@ -18,7 +18,8 @@ an older snapshot) and lets go: the next writer starts the log over, and ``journ
 were already copied by the PASSIVE run just before, so the lock is held for the tail of the copy
 and one fsync. Should the thread fall behind (a burst of large commits, a busy machine), the
 commit that finds the log past twice ``restart_bytes`` runs the RESTART itself, under the lock it
-already holds, which bounds the log whatever the thread's scheduling.
+already holds, which bounds the log whatever the thread's scheduling; past four times, it waits up
+to a second (not 50 ms) for readers of an older snapshot to finish.
 
 SQLite still checkpoints on its own when the last connection closes.
 """
@@ -41,6 +42,7 @@ log = logging.getLogger("truthset.storage")
 #: Log size past which the checkpointer restarts the log (and the size a reset log shrinks back to).
 RESTART_BYTES = 16 * 1024 * 1024
 _BUSY_MS = 50  # how long a RESTART may wait for readers on an older snapshot while writers wait
+_HARD_BUSY_MS = 1000  # the same, once the log is past 4x restart_bytes: the disk matters more now
 _DEFAULT_BUSY_MS = 30000  # engine.py's busy_timeout, given back to the pooled connection
 
 
@@ -63,6 +65,8 @@ class Checkpointer:
         self._restart_bytes = restart_bytes
         self._commits = 0  # incremented under the database's write lock
         self._retry_at = 0.0  # monotonic time before which a failed RESTART is not tried again
+        self._hard_retry_at = 0.0  # the same for the longer-waiting RESTART past 4x restart_bytes
+        self._checkpointing = threading.Lock()  # one checkpoint at a time in this process
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -76,14 +80,25 @@ class Checkpointer:
         if self._thread is None:
             self._start()
         size = self.wal_size()
-        if size <= self._restart_bytes or time.monotonic() < self._retry_at:
+        if size <= self._restart_bytes:
             return
-        self._wake.set()  # the thread restarts the log soon
-        if size > 2 * self._restart_bytes:
-            try:
-                self._restart_log(locked=True)  # the thread fell behind: bound the log here
-            except sqlite3.Error:  # this commit is done; the thread retries and logs
-                self._retry_at = time.monotonic() + self._interval
+        now = time.monotonic()
+        if size > 4 * self._restart_bytes and now >= self._hard_retry_at:
+            # Even the commits' own tries failed (a reader held its snapshot past 50 ms): wait up to
+            # a second for readers now, since the disk matters more than this commit's latency.
+            self._hard_retry_at = now + self._interval
+            self._restart_here(_HARD_BUSY_MS)
+        elif now >= self._retry_at:
+            self._wake.set()  # the thread restarts the log soon
+            if size > 2 * self._restart_bytes:
+                self._restart_here(_BUSY_MS)  # the thread fell behind: bound the log here
+
+    def _restart_here(self, busy_ms: int) -> None:
+        """A RESTART from a commit, under the lock it holds; a failure must not fail that commit."""
+        try:
+            self._restart_log(locked=True, busy_ms=busy_ms)
+        except sqlite3.Error:  # the thread retries and logs
+            self._retry_at = time.monotonic() + self._interval
 
     def wal_size(self) -> int:
         """The log file's size in bytes (0 when there is none)."""
@@ -93,8 +108,9 @@ class Checkpointer:
             return 0
 
     def checkpoint(self) -> None:
-        """Copy what the log holds into the database file now, without waiting for anyone."""
-        self._pragma("PRAGMA wal_checkpoint(PASSIVE)")
+        """Copy what the log holds into the database file now, without waiting for any writer or reader."""
+        with self._checkpointing:
+            self._pragma("PRAGMA wal_checkpoint(PASSIVE)")
         self.checkpoints += 1
 
     def close(self) -> None:
@@ -104,12 +120,20 @@ class Checkpointer:
             self._thread.join()
             self._thread = None
 
-    def _restart_log(self, *, locked: bool) -> bool:
+    def _restart_log(self, *, locked: bool, busy_ms: int = _BUSY_MS) -> bool:
         """Copy every frame back and have the next writer start the log over; False if readers held on."""
         if not locked:
             with self._write_lock:
-                return self._restart_log(locked=True)
-        busy, _, _ = self._pragma("PRAGMA wal_checkpoint(RESTART)", busy_ms=_BUSY_MS)
+                return self._restart_log(locked=True, busy_ms=busy_ms)
+        # SQLite fails a checkpoint at once, without its busy handler, while another one runs: so
+        # wait here for the thread's PASSIVE run to end (it leaves little to copy)
+        if not self._checkpointing.acquire(timeout=busy_ms / 1000):
+            self._retry_at = time.monotonic() + self._interval
+            return False
+        try:
+            busy, _, _ = self._pragma("PRAGMA wal_checkpoint(RESTART)", busy_ms=busy_ms)
+        finally:
+            self._checkpointing.release()
         if busy:
             # A reader kept an old snapshot open (a long export): holding the lock again at once
             # would stall every writer for nothing, so wait an interval before the next try.
