@@ -7,14 +7,17 @@
 One real server (``truthset serve`` on 127.0.0.1, see ``benchmarks/platform/run.py``) and two
 organizations. Organization B has a project and 16 annotators (members with their own API keys)
 who run the annotation loop (``benchmarks/platform/loadgen.py``: lease the next task, submit, no
-think time) for ``--seconds`` in each of three phases:
+think time) for ``--seconds`` in each of four phases:
 
 1. **alone**: nobody else uses the server;
 2. **stalled import**: organization A's manager opens a bulk import (chunked JSONL), sends one
    line and then nothing for the whole phase (the connection stays open; it is closed when the
    phase ends);
-3. **huge import**: organization A streams a ``--jsonl-mb`` MB JSONL import, then a ``--array-mb``
-   MB JSON array import, both generated on the fly (if the phase ends first, the body is cut short).
+3. **huge JSONL import**: organization A streams a ``--jsonl-mb`` MB JSONL import;
+4. **huge JSON array import**: organization A streams a ``--array-mb`` MB JSON array.
+
+The imports' bodies are generated while they are sent; when the phase ends first, the body is cut
+short there (the import then holds what was sent: JSONL lines, or an array closed where it was cut).
 
 For each phase it prints responses/s, p50/p99 of ``next`` and ``submit``, the count of 5xx answers,
 other errors and timeouts (a call taking longer than ``--request-timeout`` counts as one), and what
@@ -147,34 +150,21 @@ def _array_blocks(megabytes: float, stop: threading.Event, prefix: str) -> Itera
     yield b"]"
 
 
-def huge_imports(
-    url: str, key: str, project_id: str, jsonl_mb: float, array_mb: float
+def huge_import(
+    url: str, key: str, project_id: str, kind: str, megabytes: float
 ) -> Callable[[threading.Event], dict[str, Any]]:
-    """A streamed JSONL import of ``jsonl_mb`` MB, then a streamed JSON array of ``array_mb`` MB."""
+    """A ``kind`` ("jsonl" or "array") import of ``megabytes`` MB, generated while it is sent."""
 
     def body(stop: threading.Event) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {key}"}
-        out: dict[str, Any] = {}
+        prefix = f"{kind}-{uuid.uuid4().hex[:6]}"
+        blocks = _jsonl_blocks(megabytes, stop, prefix) if kind == "jsonl" else _array_blocks(megabytes, stop, prefix)
+        content_type = "application/x-ndjson" if kind == "jsonl" else "application/json"
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": content_type}
         with httpx.Client(base_url=url, headers=headers, timeout=httpx.Timeout(600, connect=10)) as http:
-            for name, content_type, blocks in (
-                ("jsonl", "application/x-ndjson", _jsonl_blocks(jsonl_mb, stop, f"big-{uuid.uuid4().hex[:6]}")),
-                ("array", "application/json", _array_blocks(array_mb, stop, f"arr-{uuid.uuid4().hex[:6]}")),
-            ):
-                if stop.is_set():
-                    out[name] = "not sent: the phase had ended"
-                    continue
-                started = time.perf_counter()
-                r = http.post(
-                    f"/api/v1/projects/{project_id}/tasks/bulk",
-                    content=blocks,
-                    headers={"Content-Type": content_type},
-                )
-                summary = r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
-                if isinstance(summary, dict):
-                    summary = {k: summary[k] for k in ("created", "existing", "error") if k in summary}
-                out[name] = {"status": r.status_code, "seconds": round(time.perf_counter() - started, 1), **(
-                    summary if isinstance(summary, dict) else {"body": str(summary)[:200]})}  # fmt: skip
-        return out
+            r = http.post(f"/api/v1/projects/{project_id}/tasks/bulk", content=blocks)
+        summary = r.json() if r.headers.get("content-type", "").startswith("application/json") else {"body": r.text}
+        fields = ("created", "existing", "error")
+        return {"status": r.status_code, "cut_short": stop.is_set(), **{k: summary[k] for k in fields if k in summary}}
 
     return body
 
@@ -203,8 +193,11 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
         attacks: dict[str, Callable[[], Attack] | None] = {
             "alone": None,
             "stalled import": lambda: Attack("stall", stalled_import(server.port, org_a["api_key"], project_a.id)),
-            "huge import": lambda: Attack(
-                "huge", huge_imports(server.url, org_a["api_key"], project_a.id, args.jsonl_mb, args.array_mb)
+            "huge JSONL import": lambda: Attack(
+                "jsonl", huge_import(server.url, org_a["api_key"], project_a.id, "jsonl", args.jsonl_mb)
+            ),
+            "huge JSON array import": lambda: Attack(
+                "array", huge_import(server.url, org_a["api_key"], project_a.id, "array", args.array_mb)
             ),
         }
         for name, start in attacks.items():
