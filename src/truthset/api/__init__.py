@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from truthset import __version__, questions
 from truthset.api import errors, session
@@ -18,6 +20,7 @@ from truthset.config import Settings, get_settings
 from truthset.storage import Database
 
 API_PREFIX = "/api/v1"
+log = logging.getLogger("truthset.api")
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -64,8 +67,11 @@ def _warm_up(app: FastAPI) -> None:
     the question types' entry points, and ``label`` imports ``quality``, which imports SciPy.
     """
     questions.names()  # imports every question type, built-in or plugin
-    with app.state.db.read() as conn:  # opens the first pooled connection (on SQLite: the WAL)
-        conn.exec_driver_sql("SELECT 1")
+    try:
+        with app.state.db.read() as conn:  # opens the first pooled connection (on SQLite: the WAL)
+            conn.exec_driver_sql("SELECT 1")
+    except SQLAlchemyError as exc:  # a warm-up only: requests report the database's state themselves
+        log.warning("could not open a database connection at start-up: %s", exc)
 
 
 def _setup_state(app: FastAPI, settings: Settings, db: Database | None) -> None:
