@@ -188,16 +188,21 @@ def fresh_postgres_database(url: str) -> str:
 
 
 class WalSampler:
-    """Samples the size of SQLite's ``-wal`` file every ``every`` seconds in a thread; keeps the peak."""
+    """Samples the size of SQLite's ``-wal`` file every ``every`` seconds in a thread; keeps the peak per phase."""
 
     def __init__(self, database_path: Path, every: float = 0.05) -> None:
         self.path = database_path.with_name(database_path.name + "-wal")
         self.every = every
-        self.peak = 0
+        self.phase = "start"
+        self.peaks: dict[str, int] = {}
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-sampler", daemon=True)
         self._thread.start()
+
+    def mark(self, phase: str) -> None:
+        """From now on, samples count toward ``phase`` (e.g. "import", "loop 16")."""
+        self.phase = phase
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
@@ -205,13 +210,19 @@ class WalSampler:
                 size = self.path.stat().st_size
             except FileNotFoundError:
                 size = 0
-            self.peak = max(self.peak, size)
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0), size)
             self.samples += 1
 
     def stop(self) -> dict[str, Any]:
         self._stop.set()
         self._thread.join()
-        return {"peak_bytes": self.peak, "peak_mib": round(self.peak / 2**20, 1), "samples": self.samples}
+        peak = max(self.peaks.values(), default=0)
+        return {
+            "peak_bytes": peak,
+            "peak_mib": round(peak / 2**20, 1),
+            "peak_mib_by_phase": {name: round(size / 2**20, 1) for name, size in self.peaks.items()},
+            "samples": self.samples,
+        }
 
 
 # --- the measurements ------------------------------------------------------------------------------
@@ -335,6 +346,8 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
     try:
         with truthset.Client(server.url, created["api_key"], timeout=120) as client:
             console.print(f"importing {args.tasks:,} tasks ...")
+            if wal:
+                wal.mark("import")
             imports = measure_import(client, args.tasks)
             console.print(
                 f"  one request: {imports['one_request']['tasks_per_second']:,} tasks/s; "
@@ -344,6 +357,8 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
         loops = []
         for n in args.annotators:
             console.print(f"annotation loop: {n} annotator(s), {args.seconds:g} s ...")
+            if wal:
+                wal.mark(f"loop {n}")
             result = measure_loop(server, imports["project_id"], keys[:n], args.seconds, data_dir)
             p99 = {call: result["latency_ms"][call].get("p99") for call in ("next", "submit")}
             console.print(
@@ -351,12 +366,15 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
                 f" submit {p99['submit']} ms, errors {result['errors']}"
             )
             loops.append(result)
+        if wal:
+            wal.mark("after")
         correctness = check_correctness(url)
     finally:
         wal_peak = wal.stop() if wal else None
         server.stop()
     if wal_peak:
-        console.print(f"WAL peak during the run: {wal_peak['peak_mib']} MiB ({wal_peak['samples']:,} samples)")
+        phases = ", ".join(f"{name} {mib} MiB" for name, mib in wal_peak["peak_mib_by_phase"].items())
+        console.print(f"WAL peak: {wal_peak['peak_mib']} MiB ({phases}; {wal_peak['samples']:,} samples)")
     if not args.keep:
         shutil.rmtree(data_dir, ignore_errors=True)
     return {"database": kind, "import": imports, "loop": loops, "correctness": correctness, "wal": wal_peak}
@@ -405,7 +423,8 @@ def print_tables(results: list[dict[str, Any]]) -> None:
     )
     for r in results:
         if r.get("wal"):
-            console.print(f"SQLite WAL file ({r['database']}): peak {r['wal']['peak_mib']} MiB over the whole run")
+            phases = ", ".join(f"{name} {mib} MiB" for name, mib in r["wal"]["peak_mib_by_phase"].items())
+            console.print(f"SQLite WAL file ({r['database']}): peak {r['wal']['peak_mib']} MiB ({phases})")
     for r in results:
         c = r["correctness"]
         verdict = "[green]OK[/green]" if c["ok"] else "[red]VIOLATED[/red]"
