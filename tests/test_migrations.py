@@ -1,16 +1,28 @@
-"""Migrations: upgrading an empty database yields exactly the schema of ``storage.tables``."""
+"""Migrations: upgrading an empty database, or one made by an earlier version, yields exactly the
+schema of ``storage.tables``, and the API serves an upgraded database's data."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
+import anyio
+import httpx
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from fastapi import FastAPI
 from sqlalchemy import create_engine, pool
 
+import schema_history
+from schema_history import SHIPPED
+from truthset.api import API_PREFIX, create_app
+from truthset.config import Settings
 from truthset.storage import Database, upgrade
-from truthset.storage.migrate import alembic_config
+from truthset.storage.migrate import MIGRATIONS, alembic_config
 from truthset.storage.tables import metadata
 
 
@@ -58,3 +70,132 @@ def test_a_fresh_sqlite_upgrade_is_wal(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:
         db.dispose()
+
+
+# --- databases made by earlier versions ------------------------------------------------------------
+
+
+def _sqlite_schema(url: str) -> dict[str, Any]:
+    """Tables with their columns and indexes with their table, unique flag and (ordered) key columns."""
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            objects = raw.execute("SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
+            schema: dict[str, Any] = {}
+            for kind, name, table in objects.fetchall():
+                if kind == "table":
+                    columns = raw.execute(f"PRAGMA table_info({name})").fetchall()
+                    schema[f"table {name}"] = sorted((c[1], c[2].upper(), c[3], c[4], c[5]) for c in columns)
+                elif kind == "index":
+                    keys = raw.execute(f"PRAGMA index_xinfo({name})").fetchall()
+                    unique = raw.execute(f"PRAGMA index_list({table})").fetchall()
+                    flag = next(row[2] for row in unique if row[1] == name)
+                    schema[f"index {name}"] = (table, flag, [(k[2], k[3]) for k in keys if k[5]])
+            return schema
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def fresh_sqlite_schema(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('fresh') / 'fresh.db'}"
+    upgrade(url)
+    return _sqlite_schema(url)
+
+
+@pytest.mark.parametrize("state", list(SHIPPED))
+def test_an_old_sqlite_database_upgrades_to_the_schema_of_a_fresh_one(
+    state: str, tmp_path: Path, fresh_sqlite_schema: dict[str, Any]
+) -> None:
+    url = schema_history.load(state, tmp_path / "old.db")
+    upgrade(url)
+    assert _differences(url) == []
+    assert _sqlite_schema(url) == fresh_sqlite_schema
+
+
+@pytest.mark.parametrize("state", list(SHIPPED))
+def test_an_old_sqlite_database_upgrades_and_serves_its_data(state: str, tmp_path: Path) -> None:
+    url = schema_history.load(state, tmp_path / "old.db")
+    upgrade(url)
+    keys = json.loads((schema_history.OLD_DATABASES / "keys.json").read_text())
+    db = Database(url, sqlite_synchronous="NORMAL")
+    try:
+        anyio.run(_serve_old_data, create_app(Settings(data_dir=tmp_path / "data"), db=db), keys["owner"])
+    finally:
+        db.dispose()
+
+
+async def _serve_old_data(app: FastAPI, key: str) -> None:
+    """The calls that answered 500 on upgraded databases: listings and export through the indexes
+    the code names, a submit that completes a task, a task's responses."""
+    headers = {"Authorization": f"Bearer {key}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as client:
+
+        async def get(url: str, **params: Any) -> Any:
+            response = await client.get(f"{API_PREFIX}{url}", params=params)
+            assert response.status_code == 200, response.text
+            return response.json() if "export" not in url else [json.loads(line) for line in response.text.splitlines()]
+
+        [project] = (await get("/projects"))["items"]
+        everything = (await get("/tasks", project_id=project["id"]))["items"]
+        by_unique_id = {task["unique_id"]: task for task in everything}
+        assert sorted(by_unique_id) == ["review-0", "review-1", "review-2", "review-3"]
+        assert by_unique_id["review-0"]["status"] == "completed"
+        assert by_unique_id["review-0"]["result"]["answer"] == {"sentiment": "positive"}
+        pending = (await get("/tasks", project_id=project["id"], status="pending"))["items"]
+        assert [t["unique_id"] for t in pending] == ["review-1", "review-2", "review-3"]
+        batch_id = by_unique_id["review-0"]["batch_id"]
+        assert [t["unique_id"] for t in (await get("/tasks", batch_id=batch_id))["items"]] == ["review-0", "review-1"]
+        assert [t["unique_id"] for t in (await get("/tasks", batch_id=batch_id, status="pending"))["items"]] == [
+            "review-1"
+        ]
+        assert [row["unique_id"] for row in await get(f"/projects/{project['id']}/export")] == ["review-0"]
+        # review-2 has the annotator's answer: the owner's completes it
+        task_id = by_unique_id["review-2"]["id"]
+        answer = {"answer": {"sentiment": "negative"}}
+        submitted = await client.post(f"{API_PREFIX}/tasks/{task_id}/responses", json=answer)
+        assert submitted.status_code == 201, submitted.text
+        assert submitted.json()["task"]["status"] == "completed"
+        responses = await get(f"/tasks/{task_id}/responses")
+        assert [r["answer"]["sentiment"] for r in responses] == ["positive", "negative"]
+        exported = await get(f"/projects/{project['id']}/export")
+        assert [row["unique_id"] for row in exported] == ["review-0", "review-2"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("state", list(SHIPPED))
+def test_an_old_postgres_database_upgrades_to_the_schema_of_a_fresh_one(
+    state: str, request: pytest.FixtureRequest
+) -> None:
+    url = str(request.getfixturevalue("fresh_postgres_url"))
+    schema_history.build(url, state)
+    assert _differences(url) != []  # the old schema really lacks something
+    upgrade(url)
+    assert _differences(url) == []
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    assert _current_revision(url) == head
+
+
+# --- shipped migrations are never edited -----------------------------------------------------------
+
+#: sha256 of every migration file as it shipped. A shipped migration is never edited: a database
+#: that already ran it would never run the edit (0001 and 0003 were edited, and databases made
+#: before the edits lacked indexes the code needs until 0004 repaired them). Fix a schema with a
+#: NEW migration; add its checksum here when it lands. This list only grows.
+SHIPPED_MIGRATIONS = {
+    "0001_initial_schema.py": "20debe0fdb8a093c88a7d46b0e8d185c880cc3d4e4a65c8687ed72aef3407190",
+    "0002_sessions.py": "e226b14b0cd261aef56c4cb09a053ac87278f2abb341cbc09e92a101779c3efe",
+    "0003_queue_epoch.py": "cca0a921d5ab0c7e4b7d0eb2a559de3f84cd9be39174144367124c33bcda76dc",
+    "0004_repair_edited_indexes.py": "9e06b9b0d9d59c68494916c794cd7540fbb70f92c2bf8f2e61d03c89e5787641",
+}
+
+
+def test_shipped_migrations_are_never_edited() -> None:
+    versions = MIGRATIONS / "versions"
+    found = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in versions.glob("*.py")}
+    edited = sorted(name for name, digest in SHIPPED_MIGRATIONS.items() if found.get(name) != digest)
+    assert not edited, f"shipped migrations changed or removed: {edited}; write a new migration instead"
+    new = sorted(set(found) - set(SHIPPED_MIGRATIONS))
+    assert not new, f"add the sha256 of {new} to SHIPPED_MIGRATIONS: {[found[name] for name in new]}"

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -37,10 +38,12 @@ OrgOption = Annotated[str | None, typer.Option("--org", help="Organization id (w
 
 
 def main() -> None:
+    """The console script: a domain error (a database that cannot be served, a full disk, a refused
+    action) ends the command with one line on stderr and exit status 1, not a traceback."""
     try:
         app()
     except TruthsetError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}")
+        err_console.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)  # one line, whatever the width
         sys.exit(1)
 
 
@@ -49,7 +52,11 @@ def _database(settings: Settings | None = None) -> Any:
 
     settings = settings or get_settings()
     upgrade(settings.resolved_database_url)
-    return Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    return Database(
+        settings.resolved_database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        lock_timeout=settings.lock_timeout_seconds,
+    )
 
 
 # --- server ------------------------------------------------------------------------------------
@@ -75,6 +82,10 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so any local client could
+        # pick its own address (and slip past the sign-in lockout): only named proxies are believed
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
         # SIGTERM: finish what is in flight, but end requests still running after this (a client
         # that keeps an upload open would otherwise keep the server alive)
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,

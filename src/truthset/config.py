@@ -5,10 +5,11 @@ Nothing is built at import time: call :func:`get_settings` (or construct :class:
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +35,28 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="Largest uploaded media file.")
     max_task_bytes: int = Field(1024 * 1024, ge=256, description="Largest single task payload.")
     page_size_max: int = Field(1000, ge=1, description="Largest page a list endpoint returns.")
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated IP addresses or CIDR networks of the reverse proxies whose "
+        "X-Forwarded-For/-Proto headers `truthset serve` believes. Empty: no proxy headers are trusted.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        proxies = [part.strip() for part in value.split(",") if part.strip()]
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {proxy!r} is not an IP address or CIDR network") from None
+        return ",".join(proxies)
+    lock_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Longest a request waits for a database write lock before it answers 503 busy with Retry-After.",
+    )
     shutdown_timeout_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, how long `truthset serve` lets requests in flight finish."
     )

@@ -52,3 +52,15 @@ class Busy(TruthsetError):
     """The database could not take the write now (a deadlock, a lock held too long): try again."""
 
     code = "busy"
+
+
+class StorageFull(TruthsetError):
+    """The disk under the database or the media store is full: nothing was stored; retry once freed."""
+
+    code = "storage_full"
+
+
+class DatabaseUnusable(TruthsetError):
+    """This version cannot serve the database: unreachable, not a database, or a newer schema."""
+
+    code = "database_unusable"

@@ -251,6 +251,10 @@ class ImportReport(Output):
     stored: bool = Field(
         description="False when on_error=reject and some line was invalid: nothing was stored."
     )
+    checked: int = Field(
+        description="Lines validated. Less than received when on_error=reject stopped checking after "
+        "listing 100 errors: the rest of the body was read and counted, not checked."
+    )
 
 
 # --- queue and responses -----------------------------------------------------------------------

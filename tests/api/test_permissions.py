@@ -1,33 +1,40 @@
 """Roles: every route, as every role, is allowed or 403 exactly as one permission table says.
 
 The table is keyed by operation_id and names the policy action each route needs (the source of truth
-for who holds an action is ``services/policy.py`` ALLOWED). A route missing from the table fails the
-test, so a new route forces a decision. A forbidden call changes nothing.
+for who holds an action is ``services/policy.py`` ALLOWED, and REACH for actions on members and keys).
+A route missing from the table fails the test, so a new route forces a decision. A forbidden call
+changes nothing.
+
+Actions on members and keys are walked over every (actor role, target role, action) triple against
+the written-out rule :data:`EXPECTED_REACH`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import httpx
 import pytest
 
 from truthset.config import Settings
 from truthset.domain import Role
-from truthset.services.policy import ALLOWED, Action
+from truthset.services.policy import ALLOWED, REACH, Action, MemberAction
 
-from .helpers import API, Api, Org, api_routes, assert_error, build_world, call_for, send, snapshot
+from .helpers import API, Actor, Api, Org, api_routes, assert_error, build_world, call_for, send, snapshot
 
 #: operation_id -> the action it needs (None: any member). Where a route acts on another member's
-#: object (get_member, create_key, revoke_key), the walk uses another member's, so the table names
-#: the action needed for that; acting on one's own is checked in test_own_member_and_keys below.
-PERMISSIONS: dict[str, Action | None] = {
+#: object (get_member, create_key, revoke_key), the walk uses another member's (an annotator), so the
+#: table names the action needed for that; acting on one's own is checked in test_own_member_and_keys.
+PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "health": None,
     "get_me": None,
     "list_members": Action.READ_MEMBERS,
-    "add_member": Action.MANAGE_MEMBERS,
+    "add_member": MemberAction.ADD_MEMBER,
     "get_member": Action.READ_MEMBERS,
-    "update_member": Action.MANAGE_MEMBERS,
+    "update_member": MemberAction.RENAME_MEMBER,
     "list_keys": None,
-    "create_key": Action.MANAGE_KEYS,
-    "revoke_key": Action.MANAGE_KEYS,
+    "create_key": MemberAction.CREATE_KEY,
+    "revoke_key": MemberAction.REVOKE_KEY,
     "list_workers": Action.READ_MEMBERS,
     "list_question_types": None,
     "create_project": Action.MANAGE_PROJECTS,
@@ -80,12 +87,18 @@ def test_each_role_is_allowed_or_forbidden_as_the_table_says(
         call = call_for(route, world)
         before = snapshot(org.db, org.id, settings.media_dir)
         response = send(api, route, call, caller)
-        if action is None or role in ALLOWED[action]:
+        if action is None or _allowed(role, action):
             assert 200 <= response.status_code < 300, f"{role} {route}: {response.status_code} {response.text}"
         else:
             error = assert_error(response, 403, "forbidden")
             assert str(role) in error["message"], error
             assert snapshot(org.db, org.id, settings.media_dir) == before, f"{role} {route} changed something"
+
+
+def _allowed(role: Role, action: Action | MemberAction) -> bool:
+    if isinstance(action, MemberAction):  # the walk acts on an annotator (world.member, a new annotator)
+        return Role.ANNOTATOR in EXPECTED_REACH[role]
+    return role in ALLOWED[action]
 
 
 def test_own_member_and_keys(api: Api, org: Org) -> None:
@@ -127,3 +140,110 @@ def test_someone_elses_lease_is_not_found(api: Api, org: Org, settings: Settings
     for action in ("skip", "release"):
         r = api.post(f"{API}/assignments/{world.skip_assignment['id']}/{action}", auth=other)
         assert_error(r, 404, "not_found")
+
+
+# --- who may act on whom: every (actor role, target role, action) --------------------------------
+
+#: The rule, written out (the policy's REACH must say the same): the roles each role may act on,
+#: alike for every action on members and keys. Nobody below owner acts on an owner; an admin acts
+#: on the roles below admin; managers, reviewers and annotators act on nobody (but their own keys).
+EXPECTED_REACH: dict[Role, set[Role]] = {
+    Role.OWNER: {Role.OWNER, Role.ADMIN, Role.MANAGER, Role.REVIEWER, Role.ANNOTATOR},
+    Role.ADMIN: {Role.MANAGER, Role.REVIEWER, Role.ANNOTATOR},
+    Role.MANAGER: set(),
+    Role.REVIEWER: set(),
+    Role.ANNOTATOR: set(),
+}
+
+#: Each action on a target of some role, as an API call. ``change_role_to`` turns a manager into the
+#: target role; ``change_role_from`` turns a member of the target role into an annotator (reviewer).
+TARGET_ACTIONS = [
+    "add_member",
+    "rename_member",
+    "change_role_from",
+    "change_role_to",
+    "disable_member",
+    "enable_member",
+    "create_key",
+    "list_keys",
+    "revoke_key",
+]
+
+
+def test_the_policy_table_is_the_written_rule() -> None:
+    assert {role: set(REACH[role]) for role in Role} == EXPECTED_REACH
+
+
+def _prepare(api: Api, org: Org, action: str, target_role: Role) -> Callable[[Actor], httpx.Response | bool]:
+    """Set up a fresh target of ``target_role`` for ``action``; return the call, made as an actor.
+
+    ``list_keys`` answers whether the target's key is listed (it is listed exactly when allowed).
+    """
+    if action == "add_member":
+        body = {"email": f"new-{target_role}@{org.id}.example", "role": str(target_role)}
+        return lambda actor: api.post(f"{API}/members", auth=actor, json=body)
+    if action == "change_role_to":
+        manager = org.add_member(Role.MANAGER)
+        return lambda actor: api.patch(f"{API}/members/{manager.id}", auth=actor, json={"role": str(target_role)})
+    target = org.add_member(target_role)
+    url = f"{API}/members/{target.id}"
+    (key_id,) = [k["id"] for k in api.get(f"{API}/keys", auth=target).json()["items"] if k["member_id"] == target.id]
+    if action == "enable_member":
+        assert api.patch(url, auth=org.owner, json={"disabled": True}).status_code == 200
+    other_role = "reviewer" if target_role is Role.ANNOTATOR else "annotator"
+    calls: dict[str, Callable[[Actor], httpx.Response | bool]] = {
+        "rename_member": lambda actor: api.patch(url, auth=actor, json={"name": "renamed"}),
+        "change_role_from": lambda actor: api.patch(url, auth=actor, json={"role": other_role}),
+        "disable_member": lambda actor: api.patch(url, auth=actor, json={"disabled": True}),
+        "enable_member": lambda actor: api.patch(url, auth=actor, json={"disabled": False}),
+        "create_key": lambda actor: api.post(f"{API}/keys", auth=actor, json={"name": "x", "member_id": target.id}),
+        "revoke_key": lambda actor: api.delete(f"{API}/keys/{key_id}", auth=actor),
+        "list_keys": lambda actor: key_id in _all_key_ids(api, actor),
+    }
+    return calls[action]
+
+
+def _all_key_ids(api: Api, actor: Actor) -> set[str]:
+    seen: set[str] = set()
+    cursor = None
+    while True:
+        page = api.get(f"{API}/keys", auth=actor, params={"cursor": cursor} if cursor else {}).json()
+        seen |= {k["id"] for k in page["items"]}
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return seen
+
+
+@pytest.mark.parametrize("action", TARGET_ACTIONS)
+@pytest.mark.parametrize("actor_role", list(Role))
+def test_who_may_act_on_whom(api: Api, org: Org, actor_role: Role, action: str) -> None:
+    actor = org.actor(actor_role)
+    for target_role in Role:
+        expected = target_role in EXPECTED_REACH[actor_role]
+        where = f"{actor_role} -> {action} -> {target_role}"
+        call = _prepare(api, org, action, target_role)
+        before = snapshot(org.db, org.id)
+        response = call(actor)
+        if isinstance(response, bool):
+            assert response is expected, where
+        elif expected:
+            assert 200 <= response.status_code < 300, f"{where}: {response.status_code} {response.text}"
+        else:
+            error = assert_error(response, 403, "forbidden")
+            assert str(actor_role) in error["message"] and str(target_role) in error["message"], (where, error)
+            assert snapshot(org.db, org.id) == before, f"{where} changed something"
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_acting_on_oneself(api: Api, org: Org, role: Role) -> None:
+    """Everyone looks after their own keys; changing oneself follows the table like anyone else."""
+    me = org.actor(role)
+    created = api.post(f"{API}/keys", auth=me, json={"name": "mine"})
+    assert created.status_code == 201, created.text
+    assert created.json()["id"] in {k["id"] for k in api.get(f"{API}/keys", auth=me).json()["items"]}
+    assert api.delete(f"{API}/keys/{created.json()['id']}", auth=me).status_code == 200
+    renamed = api.patch(f"{API}/members/{me.id}", auth=me, json={"name": "me"})
+    if role in EXPECTED_REACH[role]:
+        assert renamed.status_code == 200, renamed.text
+    else:
+        assert_error(renamed, 403, "forbidden")

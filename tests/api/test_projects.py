@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from .helpers import API, FULL_SPEC, Api, Org, assert_error
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from .helpers import ANSWER, API, FULL_SPEC, Api, Org, assert_error, snapshot
 
 
 def test_create_a_project_with_every_field_and_question_type(api: Api, org: Org) -> None:
@@ -79,5 +84,68 @@ def test_list_page_update_and_archive(api: Api, org: Org) -> None:
     assert made[1] not in listed and len(listed) == 4
     everything = api.get(f"{API}/projects", auth=org.owner, params={"include_archived": "true"}).json()["items"]
     assert made[1] in [p["id"] for p in everything]
-    assert_error(api.post(f"{API}/projects/{made[1]}/next", auth=org.owner), 409, "conflict")
+    assert_error(api.post(f"{API}/projects/{made[1]}/next", auth=org.owner), 409, "project_archived")
     assert_error(api.patch(f"{API}/projects/{made[0]}", auth=org.owner, json={"spec": {}}), 422, "invalid_input")
+
+
+Write = tuple[str, Callable[[], httpx.Response]]
+
+
+def _writes(
+    api: Api, org: Org, project: dict[str, Any], open_batch: dict[str, Any], task: dict[str, Any]
+) -> list[Write]:
+    """Every write that adds work or an answer to ``project``, as (name, call)."""
+    pid, owner = project["id"], org.owner
+    jsonl = {"content": b'{"data": {"text": "a"}}\n', "headers": {"Content-Type": "application/x-ndjson"}}
+    return [
+        ("create task", lambda: api.post(f"{API}/projects/{pid}/tasks", auth=owner, json={"data": {"text": "x"}})),
+        ("import JSONL", lambda: api.post(f"{API}/projects/{pid}/tasks/bulk", auth=owner, **jsonl)),
+        (
+            "import JSON",
+            lambda: api.post(f"{API}/projects/{pid}/tasks/bulk", auth=owner, json=[{"data": {"text": "b"}}]),
+        ),
+        (
+            "import JSONL, skipping bad lines",
+            lambda: api.post(f"{API}/projects/{pid}/tasks/bulk", auth=owner, params={"on_error": "skip"}, **jsonl),
+        ),
+        ("create batch", lambda: api.post(f"{API}/projects/{pid}/batches", auth=owner, json={"name": "late"})),
+        ("finalize batch", lambda: api.post(f"{API}/batches/{open_batch['id']}/finalize", auth=owner)),
+        ("next", lambda: api.post(f"{API}/projects/{pid}/next", auth=owner)),
+        (
+            "submit",
+            lambda: api.post(
+                f"{API}/tasks/{task['id']}/responses",
+                auth=owner,
+                json={"answer": ANSWER},
+                headers={"Idempotency-Key": "archived-1"},
+            ),
+        ),
+    ]
+
+
+def test_an_archived_project_takes_no_new_work_or_answers(api: Api, org: Org) -> None:
+    project = org.make_project(overlap=2)
+    task = org.make_task(project["id"], "answer me")
+    open_batch = org.make_batch(project["id"], name="staged")
+    org.make_task(project["id"], "staged", batch_id=open_batch["id"])
+    assert api.patch(f"{API}/projects/{project['id']}", auth=org.owner, json={"archived": True}).status_code == 200
+    before = snapshot(org.db, org.id)
+    for name, call in _writes(api, org, project, open_batch, task):
+        error = assert_error(call(), 409, "project_archived")
+        assert project["id"] in error["message"] and "archived" in error["message"], (name, error)
+        assert error["details"]["project_id"] == project["id"], (name, error)
+    assert snapshot(org.db, org.id) == before, "a refused write stored something"
+    # reads and exports still work
+    reads: list[httpx.Response] = [
+        api.get(f"{API}/projects/{project['id']}", auth=org.owner),
+        api.get(f"{API}/tasks", auth=org.owner, params={"project_id": project["id"]}),
+        api.get(f"{API}/tasks/{task['id']}", auth=org.owner),
+        api.get(f"{API}/projects/{project['id']}/batches", auth=org.owner),
+        api.get(f"{API}/projects/{project['id']}/export", auth=org.owner, params={"all_statuses": "true"}),
+    ]
+    assert [r.status_code for r in reads] == [200] * len(reads)
+    # unarchiving restores every write
+    assert api.patch(f"{API}/projects/{project['id']}", auth=org.owner, json={"archived": False}).status_code == 200
+    for name, call in _writes(api, org, project, open_batch, task):
+        response = call()
+        assert 200 <= response.status_code < 300, (name, response.status_code, response.text)

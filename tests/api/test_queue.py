@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from truthset.storage import tables as t
 
-from .helpers import API, Api, Org, assert_error
+from .helpers import ANSWER, API, Api, Org, assert_error
 
 
 def _responses(org: Org) -> int:
@@ -45,14 +45,59 @@ def test_submit_and_idempotent_replay(api: Api, org: Org) -> None:
     assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json()["response"] == first.json()["response"]
     assert _responses(org) == stored
-    # without the key, a second answer is a conflict; the same key on another task too
+    # without the key, a second answer is a conflict
     assert_error(api.post(f"{API}/tasks/{task['id']}/responses", auth=annotator, json={"answer": body["answer"]}), 409)
-    other = org.make_task(project["id"], "other")
-    r = api.post(
-        f"{API}/tasks/{other['id']}/responses", auth=annotator, json={"answer": body["answer"]}, headers=headers
-    )
-    assert_error(r, 409, "conflict")
     assert _responses(org) == stored
+
+
+def test_a_reused_idempotency_key_with_another_request_is_refused(api: Api, org: Org) -> None:
+    """IETF draft-ietf-httpapi-idempotency-key-header: the same key with another payload is a 422."""
+    project = org.make_project(overlap=2)
+    task, other = org.make_task(project["id"]), org.make_task(project["id"], "other")
+    annotator = org.actor("annotator")
+    lease = api.post(f"{API}/projects/{project['id']}/next", auth=annotator).json()
+    body = {"answer": {"sentiment": "positive", "stars": 4}, "assignment_id": lease["id"], "duration_ms": 1200}
+    headers = {"Idempotency-Key": "try-1"}
+    first = api.post(f"{API}/tasks/{task['id']}/responses", auth=annotator, json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    stored = _responses(org)
+    changed = [
+        ("answer", task, {**body, "answer": {"sentiment": "negative", "stars": 4}}),
+        ("answer", task, {**body, "answer": {"sentiment": "positive"}}),
+        ("duration_ms", task, {**body, "duration_ms": 1300}),
+        ("duration_ms", task, {"answer": body["answer"], "assignment_id": lease["id"]}),
+        ("assignment_id", task, {**body, "assignment_id": "0" * 24}),
+        ("task_id", other, body),
+    ]
+    for differs, target, changed_body in changed:
+        r = api.post(f"{API}/tasks/{target['id']}/responses", auth=annotator, json=changed_body, headers=headers)
+        error = assert_error(r, 422, "idempotency_key_reused")
+        assert error["details"]["field"] == "Idempotency-Key" and differs in error["details"]["differs"], error
+        assert error["message"].startswith("Idempotency-Key"), error
+        assert "Idempotent-Replayed" not in r.headers
+    assert _responses(org) == stored
+    # the very same request is still a replay; without the assignment id too (the stored one is the lease)
+    same = {"answer": body["answer"], "duration_ms": 1200}
+    replay = api.post(f"{API}/tasks/{task['id']}/responses", auth=annotator, json=same, headers=headers)
+    assert replay.status_code == 200 and replay.json()["response"] == first.json()["response"]
+
+
+def test_idempotency_keys_are_scoped_to_the_caller(api: Api, org: Org) -> None:
+    """Two members sending the same key value never see each other's response."""
+    project = org.make_project(overlap=2)
+    task = org.make_task(project["id"])
+    ann, bob = org.add_member("annotator"), org.add_member("annotator")
+    headers = {"Idempotency-Key": "same-value"}
+    mine = api.post(f"{API}/tasks/{task['id']}/responses", auth=ann, json={"answer": ANSWER}, headers=headers)
+    theirs = api.post(
+        f"{API}/tasks/{task['id']}/responses", auth=bob, json={"answer": {"sentiment": "negative"}}, headers=headers
+    )
+    assert mine.status_code == 201 and theirs.status_code == 201, theirs.text
+    assert mine.json()["response"]["id"] != theirs.json()["response"]["id"]
+    assert theirs.json()["response"]["worker_id"] == bob.worker_id
+    assert theirs.json()["response"]["answer"] == {"sentiment": "negative"}
+    again = api.post(f"{API}/tasks/{task['id']}/responses", auth=ann, json={"answer": ANSWER}, headers=headers)
+    assert again.status_code == 200 and again.json()["response"] == mine.json()["response"]
 
 
 def test_completion_by_majority_with_confidence(api: Api, org: Org) -> None:

@@ -40,7 +40,9 @@ def test_bulk_jsonl_is_streamed(api: Api, org: Org) -> None:
 
     r = api.post(f"{API}/projects/{project['id']}/tasks/bulk", auth=org.owner, content=lines(), headers=JSONL)
     assert r.status_code == 200, r.text
-    assert r.json() == {"received": 250, "created": 250, "existing": 0, "invalid": 0, "errors": [], "stored": True}
+    assert r.json() == {
+        "received": 250, "checked": 250, "created": 250, "existing": 0, "invalid": 0, "errors": [], "stored": True
+    }
     # importing again creates nothing
     again = api.post(
         f"{API}/projects/{project['id']}/tasks/bulk",

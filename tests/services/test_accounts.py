@@ -270,6 +270,8 @@ def test_list_keys_shows_annotators_only_their_own(org: Org) -> None:
     admin = org.actor(Role.ADMIN)
     own, _ = accounts.list_keys(org.db, annotator.principal, cursor=None, limit=50)
     assert {k["member_id"] for k in own} == {annotator.id}
-    everyone, _ = accounts.list_keys(org.db, admin.principal, cursor=None, limit=50)
+    below, _ = accounts.list_keys(org.db, admin.principal, cursor=None, limit=50)
+    assert {k["member_id"] for k in below} == {annotator.id, admin.id}  # not the owner's: out of an admin's reach
+    everyone, _ = accounts.list_keys(org.db, org.owner.principal, cursor=None, limit=50)
     assert {k["member_id"] for k in everyone} == {annotator.id, admin.id, org.owner.id}
     assert all("key_hash" in k for k in everyone)  # the service returns rows; the API hides the hash

@@ -329,16 +329,20 @@ def test_idempotency_key_replay_returns_the_same_response_and_creates_nothing(or
     first, second = org.make_tasks(project["id"], 2)
     worker = org.add_member()
     original = queue.submit(org.db, worker.principal, first["id"], answer(), idempotency_key="k-1")
-    replay = queue.submit(org.db, worker.principal, first["id"], answer("negative"), idempotency_key="k-1")
+    replay = queue.submit(org.db, worker.principal, first["id"], answer(), idempotency_key="k-1")
     assert replay["replayed"] is True
     assert replay["response"]["id"] == original["response"]["id"]
     assert replay["response"]["answer"] == {"sentiment": "positive"}
     assert _count(org.db, t.responses) == 1
     assert _task(org, first["id"])["response_count"] == 1
-    # the same key for another task is a mistake, not a replay
-    with pytest.raises(Conflict) as exc:
+    # the same key for another request (another answer, another task) is a mistake, not a replay
+    with pytest.raises(InvalidInput) as exc:
+        queue.submit(org.db, worker.principal, first["id"], answer("negative"), idempotency_key="k-1")
+    assert exc.value.code == "idempotency_key_reused"
+    assert exc.value.details == {"field": "Idempotency-Key", "differs": ["answer"]}
+    with pytest.raises(InvalidInput) as exc:
         queue.submit(org.db, worker.principal, second["id"], answer(), idempotency_key="k-1")
-    assert exc.value.details == {"field": "Idempotency-Key"}
+    assert exc.value.details == {"field": "Idempotency-Key", "differs": ["task_id"]}
     # keys belong to one worker: another worker may use the same key
     other = org.add_member()
     theirs = queue.submit(org.db, other.principal, first["id"], answer(), idempotency_key="k-1")

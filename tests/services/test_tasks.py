@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import orjson
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from truthset.domain import Role, TaskStatus
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
@@ -183,6 +185,107 @@ def test_import_reports_at_most_100_errors_but_counts_all(org: Org) -> None:
         org.db, org.owner.principal, project["id"], [(i, b"nope") for i in range(1, 151)], on_error="skip"
     )
     assert report.invalid == 150 and len(report.errors) == 100 and report.created == 0
+
+
+def test_a_rejected_import_stops_checking_after_100_errors_but_counts_every_line(org: Org) -> None:
+    """Bounded work: once the import has failed and listed 100 errors, the rest is only counted."""
+    project = org.make_project()
+    lines = [(i, b"nope") for i in range(1, 301)]
+    report = tasks.import_tasks(org.db, org.owner.principal, project["id"], lines, on_error="reject")
+    assert report.stored is False and report.received == 300
+    assert report.checked == 100 and report.invalid == 100 and len(report.errors) == 100
+
+
+def test_no_write_transaction_is_open_while_the_items_are_read(org: Org) -> None:
+    """Phase 1 reads every item (maybe from a slow client) before phase 2 opens its first transaction."""
+    project = org.make_project()
+    org.db.lock_timeout = 5.0  # a write that had to wait for the import would fail as Busy
+
+    def items() -> Iterator[tuple[int, bytes]]:
+        for n in range(1, 4):
+            yield n, orjson.dumps({"data": {"text": f"line {n}"}})
+            # meanwhile another write goes through: the import holds no lock while it reads
+            org.db.submit(org.make_task, project["id"], f"made while line {n} was read").result(timeout=60)
+
+    for on_error in ("reject", "skip"):
+        report = tasks.import_tasks(org.db, org.owner.principal, project["id"], items(), on_error=on_error)
+        assert report.created == 3
+    assert _task_count(org.db) == 12
+
+
+def test_an_import_is_stored_in_short_transactions(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each chunk commits on its own, so the annotation loop's calls take turns with a long import.
+
+    Also with on_error=reject, which used to store everything in one transaction.
+    """
+    project = org.make_project()
+    monkeypatch.setattr(tasks, "IMPORT_CHUNK", 10)
+    commits = []
+
+    def committed(conn: object) -> None:
+        commits.append(conn)
+
+    event.listen(org.db.engine, "commit", committed)
+    try:
+        lines = _lines(*({"data": {"text": f"item {n}"}} for n in range(30)))
+        report = tasks.import_tasks(org.db, org.owner.principal, project["id"], lines, on_error="reject")
+    finally:
+        event.remove(org.db.engine, "commit", committed)
+    assert report.created == 30 and report.stored
+    assert len(commits) >= 3  # 30 valid rows, 10 per transaction
+
+
+def test_the_annotation_loop_takes_turns_with_an_import(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite: a call queued while an import chunk is stored runs before the next chunk, not after the import."""
+    if not org.db.is_sqlite:
+        pytest.skip("SQLite's writer queue; PostgreSQL writers do not queue behind one another")
+    project = org.make_project()
+    monkeypatch.setattr(tasks, "IMPORT_CHUNK", 10)
+    order: list[str] = []
+    write = tasks._Importer.write
+
+    def recording_write(importer: tasks._Importer, db: Database, chunk: list, *, durable: bool) -> None:
+        write(importer, db, chunk, durable=durable)
+        order.append("chunk")
+        if len(order) == 1:  # an annotator's call arrives while the first chunk is being stored
+            arrives = threading.Thread(target=lambda: db.submit(order.append, "loop call"))
+            arrives.start()
+            arrives.join()
+
+    monkeypatch.setattr(tasks._Importer, "write", recording_write)
+    lines = _lines(*({"data": {"text": f"item {n}"}} for n in range(30)))
+    assert tasks.import_tasks(org.db, org.owner.principal, project["id"], lines).created == 30
+    assert order == ["chunk", "loop call", "chunk", "chunk"]
+
+
+def test_deep_or_huge_values_are_that_lines_error_only(org: Org) -> None:
+    """Metadata nested 300 levels or an integer beyond 64 bits: the line is refused by name, not the import."""
+    project = org.make_project()
+    deep_json = b'{"a":' * 300 + b"{}" + b"}" * 300
+    deep = orjson.loads(deep_json)
+    lines = [
+        (1, b'{"data": {"text": "good"}}'),
+        (2, b'{"data": {"text": "deep"}, "metadata": ' + deep_json + b"}"),
+        (3, b'{"data": {"text": "huge"}, "metadata": {"n": 1180591620717411303424}}'),
+        (4, {"data": {"text": "deep item"}, "metadata": deep}),
+        (5, {"data": {"text": "huge item"}, "metadata": {"n": 2**70}}),
+        (6, b'{"data": {"text": "nul"}, "metadata": {"k": "a\\u0000b"}}'),
+        (7, b'{"data": {"text": "a long number in a string is fine"}, "unique_id": "12345678901234567890123"}'),
+        (8, b'{"data": {"text": "many shallow lists"}, "metadata": {"l": [' + b",".join([b"[]"] * 100) + b"]}}"),
+        (9, b'{"data": {"text": "an escaped backslash, then u0000"}, "metadata": {"k": "\\\\u0000"}}'),
+    ]
+    report = tasks.import_tasks(org.db, org.owner.principal, project["id"], lines, on_error="skip")
+    assert report.created == 4 and [e["line"] for e in report.errors] == [2, 3, 4, 5, 6]
+    for error in report.errors:
+        assert error["message"].startswith("metadata: "), error
+    assert "64 levels" in report.errors[0]["message"] and "64-bit" in report.errors[1]["message"]
+    assert "NUL" in report.errors[4]["message"]
+    assert sorted(t["data"]["text"] for t in org.all_tasks(TaskFilter(project_id=project["id"]))) == [
+        "a long number in a string is fine",
+        "an escaped backslash, then u0000",
+        "good",
+        "many shallow lists",
+    ]
 
 
 def test_import_into_a_batch(org: Org) -> None:

@@ -95,7 +95,7 @@ def test_sqlite_is_wal_and_durable_writes_wait_for_a_wal_sync(tmp_path: Path) ->
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL: the group syncs
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
-            assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+            assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 10_000  # the lock timeout, in ms
         before = group.syncs
         with db.write(durable=False) as conn:
             conn.execute(insert(t.organizations).values(id="a" * 24, name="a", created_at=datetime(2024, 1, 1)))
@@ -293,3 +293,72 @@ def test_postgres_leases_skip_the_commit_flush_and_responses_do_not(db: Database
         assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == server_default
     with db.read() as conn:  # SET LOCAL ended with its transaction
         assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == server_default
+
+
+# --- lock deadlines --------------------------------------------------------------------------------
+
+
+def _impatient(db: Database) -> Database:
+    """Another Database on the same database, whose writers wait at most 0.2 s for a lock."""
+    return Database(db.url.render_as_string(hide_password=False), sqlite_synchronous="NORMAL", lock_timeout=0.2)
+
+
+def test_a_write_waiting_for_the_write_lock_ends_busy_at_the_lock_timeout(tmp_path: Path) -> None:
+    """SQLite: this process's writers queue on one lock; a writer that would wait past the deadline gets Busy."""
+    db = Database(f"sqlite:///{tmp_path / 'locked.db'}", sqlite_synchronous="NORMAL", lock_timeout=0.2)
+    db.create_all()
+    holding, done = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with db.write():
+            holding.set()
+            done.wait(timeout=60)
+
+    def write() -> None:
+        with db.write() as conn:
+            conn.execute(insert(t.organizations).values(**_org_row()))
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert holding.wait(timeout=10)
+        with ThreadPoolExecutor(1) as pool:
+            with pytest.raises(Busy, match="try again"):
+                pool.submit(write).result(timeout=60)  # a bound for the test only: it used to wait for ever
+            # the annotation loop's batched calls wait on the same lock, with the same deadline
+            with pytest.raises(Busy, match="try again"):
+                db.submit(write).result(timeout=60)
+    finally:
+        done.set()
+        holder.join()
+    try:
+        write()  # the lock is free again
+        assert _count(db) == 1
+    finally:
+        db.dispose()
+
+
+def test_sqlite_busy_timeout_follows_the_lock_timeout(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}", lock_timeout=2.5)
+    try:
+        with db.read() as conn:
+            assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 2500
+    finally:
+        db.dispose()
+
+
+def test_a_postgres_write_waiting_for_a_row_lock_ends_busy_at_the_lock_timeout(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL only: SQLite is covered by the write-lock test")
+    with db.write() as conn:
+        conn.execute(insert(t.organizations).values(**_org_row()))
+    impatient = _impatient(db)
+    try:
+        with db.engine.connect() as holder, holder.begin():
+            holder.execute(select(t.organizations).with_for_update())  # the row is locked until this ends
+            with pytest.raises(Busy, match="try again"), impatient.write() as conn:
+                conn.execute(update(t.organizations).values(name="renamed"))
+        with impatient.write() as conn:  # free again
+            conn.execute(update(t.organizations).values(name="renamed"))
+    finally:
+        impatient.dispose()

@@ -10,13 +10,16 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp
 
 from truthset import __version__, questions
-from truthset.api import errors, session
+from truthset.api import docs, errors, session
+from truthset.api.headers import SecurityHeadersMiddleware
 from truthset.api.limits import AnonymousGuardMiddleware, BodyLimitMiddleware, NulGuardMiddleware
 from truthset.api.memory import GiveBackMemoryMiddleware
 from truthset.api.routes import accounts, media, projects, queue, tasks
 from truthset.config import Settings, get_settings
+from truthset.errors import TruthsetError
 from truthset.storage import Database
 
 API_PREFIX = "/api/v1"
@@ -28,12 +31,12 @@ __all__ = ["API_PREFIX", "create_app"]
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
     """Build the app in named steps: state, routes, errors, limits."""
     settings = settings or get_settings()
-    app = FastAPI(
+    app = _App(
         title="truthset",
         version=__version__,
         description="Self-hosted data engine for AI training data.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served by api/docs.py from vendored files, under a strict policy
         redoc_url=None,
         lifespan=_lifespan(owns_db=db is None),
     )
@@ -42,6 +45,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     errors.install(app)
     _setup_limits(app, settings)
     return app
+
+
+class _App(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outermost, outside Starlette's own 500 handler too: every response carries the headers.
+        return SecurityHeadersMiddleware(super().build_middleware_stack())
 
 
 def _lifespan(*, owns_db: bool) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -70,18 +79,22 @@ def _warm_up(app: FastAPI) -> None:
     try:
         with app.state.db.read() as conn:  # opens the first pooled connection (on SQLite: the WAL)
             conn.exec_driver_sql("SELECT 1")
-    except SQLAlchemyError as exc:  # a warm-up only: requests report the database's state themselves
+    except (SQLAlchemyError, TruthsetError) as exc:  # a warm-up only: requests report the database's state
         log.warning("could not open a database connection at start-up: %s", exc)
 
 
 def _setup_state(app: FastAPI, settings: Settings, db: Database | None) -> None:
     app.state.settings = settings
-    app.state.db = db or Database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    app.state.db = db or Database(
+        settings.resolved_database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        lock_timeout=settings.lock_timeout_seconds,
+    )
 
 
 def _setup_routes(app: FastAPI) -> None:
     # The router tries routes in order: the annotation loop's come first, since they are most of the traffic.
-    for module in (queue, tasks, projects, accounts, media):
+    for module in (queue, tasks, projects, accounts, media, docs):
         app.include_router(module.router, prefix=API_PREFIX)
     __import__("truthset.ui", fromlist=["install"]).install(app)  # the web UI (imported late: ui sits below api)
 

@@ -17,9 +17,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from truthset.errors import (
     Busy,
     Conflict,
+    DatabaseUnusable,
     Forbidden,
     InvalidInput,
     NotFound,
+    StorageFull,
     TooLarge,
     TruthsetError,
     Unauthenticated,
@@ -37,7 +39,12 @@ STATUS: dict[type[TruthsetError], int] = {
     Conflict: 409,
     TooLarge: 413,
     Busy: 503,
+    StorageFull: 507,  # Insufficient Storage
+    DatabaseUnusable: 503,
 }
+
+# How long a client should wait before retrying: a lost race clears at once, freeing disk space takes a person
+RETRY_AFTER: dict[type[TruthsetError], str] = {Busy: "1", StorageFull: "60"}
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -104,8 +111,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TruthsetError)
     async def _domain(_request: Request, exc: TruthsetError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-        if isinstance(exc, Busy):
-            headers = {"Retry-After": "1"}
+        retry_after = next((RETRY_AFTER[cls] for cls in type(exc).__mro__ if cls in RETRY_AFTER), None)
+        if retry_after is not None:  # subclasses too (a lock deadline is a Busy)
+            headers = {"Retry-After": retry_after}
         details = exc.details
         if isinstance(exc, InvalidInput) and isinstance(details, dict) and "field" in details:
             error = {"field": details["field"], "message": exc.message, "type": "invalid"}

@@ -18,12 +18,14 @@ Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimitMiddleware:
-    """413 in the one error shape when a body exceeds its limit; bulk routes get a larger limit."""
+    """413 in the one error shape when a body exceeds its limit; bulk routes get a larger limit.
+
+    A body without a Content-Length is counted as it arrives. The 413 is sent from here the moment
+    the count passes the limit, and the app is then told the client has gone (``http.disconnect``)
+    and its own answer dropped: an exception raised into the app's body read would be turned into
+    whatever the reader makes of a failed read (FastAPI makes it a 400 "error parsing the body").
+    """
 
     def __init__(self, app: Any, *, default_limit: int, large_limit: int, large_suffixes: tuple[str, ...]) -> None:
         self.app = app
@@ -43,27 +45,36 @@ class BodyLimitMiddleware:
             return
         received = 0
         response_started = False
+        rejected = False
 
         async def limited_receive() -> dict[str, Any]:
-            nonlocal received
+            nonlocal received, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge
+                    if not response_started:
+                        await _reject(send, limit)
+                    rejected = True
+                    return {"type": "http.disconnect"}  # the app stops reading, whatever it reads with
             return message
 
         async def tracking_send(message: dict[str, Any]) -> None:
             nonlocal response_started
+            if rejected:
+                return  # the 413 has been sent; what the app answers to the "disconnect" is moot
             if message["type"] == "http.response.start":
                 response_started = True
             await send(message)
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not response_started:
-                await _reject(send, limit)
+        except Exception:
+            if not rejected:
+                raise
+            # the app failed on the body cut short (a ClientDisconnect, say): the client has its 413
 
 
 def _content_length(scope: Scope) -> int | None:

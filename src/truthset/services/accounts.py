@@ -12,13 +12,13 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from truthset.domain import Principal, Role, WorkerKind
-from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from truthset.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from truthset.schemas import ApiKeyCreate, MemberCreate, MemberUpdate
-from truthset.services.policy import Action, allowed, require
+from truthset.services.policy import Action, MemberAction, reachable_roles, require, require_on_member
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -232,8 +232,7 @@ def get_member(db: Database, principal: Principal, member_id: str) -> dict[str, 
 
 def add_member(db: Database, principal: Principal, data: MemberCreate) -> dict[str, Any]:
     """Add a member. Returns the member and, unless a password was given, a one-time password."""
-    require(principal, Action.MANAGE_MEMBERS)
-    _check_can_grant(principal, data.role)
+    require_on_member(principal, MemberAction.ADD_MEMBER, None, data.role)
     password = data.password or new_password()
     try:
         with db.write() as conn:
@@ -251,9 +250,7 @@ def add_member(db: Database, principal: Principal, data: MemberCreate) -> dict[s
 def update_member(db: Database, principal: Principal, member_id: str, data: MemberUpdate) -> dict[str, Any]:
     with db.write() as conn:
         member = _member(conn, principal.organization_id, member_id)
-        require(principal, Action.MANAGE_MEMBERS)
-        if Role(member["role"]) is Role.OWNER or data.role is Role.OWNER:
-            _check_can_grant(principal, Role.OWNER)
+        _check_update(principal, member, data)
         values: dict[str, Any] = {}
         if data.name is not None:
             values["name"] = data.name
@@ -285,18 +282,28 @@ def _lock_organization(conn: Connection, organization_id: str) -> None:
         conn.execute(select(t.organizations.c.id).where(t.organizations.c.id == organization_id).with_for_update())
 
 
-def _check_can_grant(principal: Principal, role: Role) -> None:
-    if role is Role.OWNER and principal.role is not Role.OWNER:
-        raise Forbidden("only an owner may make or change owners")
+def _check_update(principal: Principal, member: dict[str, Any], data: MemberUpdate) -> None:
+    """Each change asks the policy's one table; an empty change still needs the right to rename."""
+    role = Role(member["role"])
+    if data.name is not None or (data.role is None and data.disabled is None):
+        require_on_member(principal, MemberAction.RENAME_MEMBER, member["id"], role)
+    if data.role is not None:
+        require_on_member(principal, MemberAction.CHANGE_ROLE, member["id"], role, data.role)
+    if data.disabled is not None:
+        require_on_member(principal, MemberAction.DISABLE_MEMBER, member["id"], role)
 
 
 # --- API keys ----------------------------------------------------------------------------------
 
 
 def list_keys(db: Database, principal: Principal, *, cursor: str | None, limit: int) -> tuple[list, str | None]:
-    query = repo.scoped(t.api_keys, principal.organization_id)
-    if not allowed(principal, Action.MANAGE_KEYS):
-        query = query.where(t.api_keys.c.member_id == principal.member_id)
+    """The caller's own keys, and those of the members the policy lets it act on (``LIST_KEYS``)."""
+    reachable = repo.scoped(t.members, principal.organization_id, t.members.c.id).where(
+        t.members.c.role.in_(sorted(str(r) for r in reachable_roles(principal)))
+    )
+    query = repo.scoped(t.api_keys, principal.organization_id).where(
+        or_(t.api_keys.c.member_id == principal.member_id, t.api_keys.c.member_id.in_(reachable))
+    )
     with db.read() as conn:
         return repo.page(conn, query, t.api_keys, cursor=cursor, limit=limit)
 
@@ -306,10 +313,7 @@ def create_key(db: Database, principal: Principal, data: ApiKeyCreate) -> dict[s
     key = new_secret_key()
     with db.write() as conn:
         member = _member(conn, principal.organization_id, member_id)
-        if member_id != principal.member_id:
-            require(principal, Action.MANAGE_KEYS)
-            if Role(member["role"]) is Role.OWNER:
-                _check_can_grant(principal, Role.OWNER)
+        require_on_member(principal, MemberAction.CREATE_KEY, member_id, Role(member["role"]))
         if member["disabled_at"] is not None:
             raise InvalidInput("the member is disabled", details={"field": "member_id"})
         row = _add_key(conn, principal.organization_id, member_id, data.name, key)
@@ -321,8 +325,8 @@ def revoke_key(db: Database, principal: Principal, key_id: str) -> dict[str, Any
         row = repo.get(conn, t.api_keys, principal.organization_id, key_id)
         if row is None:
             raise NotFound(f"API key {key_id} not found")
-        if row["member_id"] != principal.member_id:
-            require(principal, Action.MANAGE_KEYS)
+        holder = _member(conn, principal.organization_id, row["member_id"])
+        require_on_member(principal, MemberAction.REVOKE_KEY, row["member_id"], Role(holder["role"]))
         if row["revoked_at"] is None:
             row["revoked_at"] = utcnow()
             repo.change(conn, t.api_keys, principal.organization_id, key_id, revoked_at=row["revoked_at"])

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from truthset.domain import Principal
-from truthset.errors import InvalidInput, NotFound, TooLarge
+from truthset.errors import InvalidInput, NotFound, StorageFull, TooLarge
 from truthset.services.policy import Action, require
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
+from truthset.storage.files import make_private_dirs
 from truthset.storage.ids import new_id, utcnow
 
 # Recognised by their first bytes, so a file's claimed type can't smuggle HTML or script in.
@@ -39,12 +42,24 @@ def blob_path(media_dir: Path, sha256: str) -> Path:
     return media_dir / sha256[:2] / sha256
 
 
+@contextmanager
+def _disk_full_is_storage_full() -> Iterator[None]:
+    """A full disk under the media store is no bug: the upload is refused as StorageFull (HTTP 507)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise StorageFull(f"the media store's disk is full ({exc.strerror}): nothing was stored") from exc
+
+
+@_disk_full_is_storage_full()
 def store(
     db: Database, principal: Principal, chunks: Iterable[bytes], *, filename: str, media_dir: Path, max_bytes: int
 ) -> dict[str, Any]:
     """Stream an upload to disk, hashing as it goes; the same file twice is stored once."""
     require(principal, Action.UPLOAD_MEDIA)
-    media_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(media_dir)
     digest = hashlib.sha256()
     size = 0
     head = b""
@@ -68,8 +83,8 @@ def store(
             raise
     sha = digest.hexdigest()
     target = blob_path(media_dir, sha)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp.name, target)
+    make_private_dirs(target.parent)
+    os.replace(tmp.name, target)  # mkstemp made it 0600: owner-only, like the rest of the data
     with db.write() as conn:
         existing = (
             conn.execute(repo.scoped(t.media, principal.organization_id).where(t.media.c.sha256 == sha))

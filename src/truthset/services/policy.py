@@ -1,7 +1,15 @@
-"""Who may do what: one small table of actions and the roles allowed each."""
+"""Who may do what: two small tables.
+
+``ALLOWED``: the actions on the organization's work (projects, tasks, answers, media) and the roles
+allowed each. ``REACH``: who may act on whom, for every action on members and their API keys (add
+a member, change a role, disable, create, list or revoke keys...). One table for all of those, so
+no action on members can be laxer than another (an admin who may not make a key for an owner may
+not revoke one either).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from truthset.domain import Principal, Role
@@ -14,8 +22,6 @@ _EVERYONE = _READERS | {Role.ANNOTATOR}
 
 
 class Action(StrEnum):
-    MANAGE_MEMBERS = "manage_members"
-    MANAGE_KEYS = "manage_keys"  # keys of other members
     READ_MEMBERS = "read_members"
     MANAGE_PROJECTS = "manage_projects"
     READ_PROJECTS = "read_projects"
@@ -27,8 +33,6 @@ class Action(StrEnum):
 
 
 ALLOWED: dict[Action, frozenset[Role]] = {
-    Action.MANAGE_MEMBERS: _STAFF,
-    Action.MANAGE_KEYS: _STAFF,
     Action.READ_MEMBERS: _MANAGERS,
     Action.MANAGE_PROJECTS: _MANAGERS,
     Action.READ_PROJECTS: _EVERYONE,
@@ -47,3 +51,56 @@ def allowed(principal: Principal, action: Action) -> bool:
 def require(principal: Principal, action: Action) -> None:
     if not allowed(principal, action):
         raise Forbidden(f"the {principal.role} role may not {action.replace('_', ' ')}")
+
+
+# --- acting on members and their keys ------------------------------------------------------------
+
+
+class MemberAction(StrEnum):
+    """Every action on a member or a member's API keys. The value reads in an error message."""
+
+    ADD_MEMBER = "add a member as"
+    RENAME_MEMBER = "rename a member who is"
+    CHANGE_ROLE = "change a role from or to"
+    DISABLE_MEMBER = "disable or enable a member who is"
+    CREATE_KEY = "create an API key for a member who is"
+    LIST_KEYS = "list the API keys of a member who is"
+    REVOKE_KEY = "revoke an API key of a member who is"
+
+
+#: Who may act on whom: the roles each role may act on, alike for every :class:`MemberAction`.
+#: Nobody below owner acts on an owner; an admin acts on the roles below admin; the others on nobody.
+REACH: dict[Role, frozenset[Role]] = {
+    Role.OWNER: frozenset(Role),
+    Role.ADMIN: frozenset({Role.MANAGER, Role.REVIEWER, Role.ANNOTATOR}),
+    Role.MANAGER: frozenset(),
+    Role.REVIEWER: frozenset(),
+    Role.ANNOTATOR: frozenset(),
+}
+
+#: What every member may do to themselves, whatever ``REACH`` says: look after their own keys.
+SELF_SERVICE: frozenset[MemberAction] = frozenset(
+    {MemberAction.CREATE_KEY, MemberAction.LIST_KEYS, MemberAction.REVOKE_KEY}
+)
+
+
+def reachable_roles(principal: Principal) -> frozenset[Role]:
+    """The roles ``principal`` may act on (for a query that lists what it may see, e.g. keys)."""
+    return REACH[principal.role]
+
+
+def may_act_on(principal: Principal, action: MemberAction, member_id: str | None, roles: Iterable[Role]) -> bool:
+    """May ``principal`` take ``action`` on the member ``member_id`` (None: a member yet to be added)?
+
+    ``roles``: every role the action touches, e.g. the member's role now and the role it is given.
+    """
+    if member_id == principal.member_id and action in SELF_SERVICE:
+        return True
+    return all(Role(role) in REACH[principal.role] for role in roles)
+
+
+def require_on_member(principal: Principal, action: MemberAction, member_id: str | None, *roles: Role) -> None:
+    """The one check every action on members and keys makes: :class:`Forbidden` unless ``REACH`` allows."""
+    if not may_act_on(principal, action, member_id, roles):
+        names = " or ".join(sorted({f"{Role(r)}" for r in roles if Role(r) not in REACH[principal.role]}))
+        raise Forbidden(f"the {principal.role} role may not {action} {names or 'that'}")

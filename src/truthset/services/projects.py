@@ -52,6 +52,20 @@ def load_project(conn: Connection, principal: Principal, project_id: str) -> dic
     return project
 
 
+def require_active(project: dict[str, Any]) -> None:
+    """The one rule for archived projects: they take no new tasks, batches or answers.
+
+    Every write that adds work or an answer calls this inside its transaction; reads, exports and
+    giving leases back still work, and unarchiving (``archived: false``) restores everything.
+    """
+    if project["archived_at"] is not None:
+        raise Conflict(
+            f"project {project['id']} is archived: it takes no new tasks or answers (unarchive it first)",
+            details={"project_id": project["id"], "archived_at": project["archived_at"].isoformat()},
+            code="project_archived",
+        )
+
+
 def create_project(
     db: Database,
     principal: Principal,
@@ -130,8 +144,9 @@ def load_batch(conn: Connection, principal: Principal, batch_id: str) -> dict[st
 def create_batch(db: Database, principal: Principal, project_id: str, data: BatchCreate) -> dict[str, Any]:
     try:
         with db.write() as conn:
-            load_project(conn, principal, project_id)
+            project = load_project(conn, principal, project_id)
             require(principal, Action.MANAGE_TASKS)
+            require_active(project)
             clash = conn.execute(
                 repo.scoped(t.batches, principal.organization_id, t.batches.c.id).where(
                     t.batches.c.project_id == project_id, t.batches.c.name == data.name
@@ -207,6 +222,7 @@ def finalize_batch(db: Database, principal: Principal, batch_id: str) -> dict[st
         require(principal, Action.MANAGE_TASKS)
         status = BatchStatus(batch["status"])
         if status is BatchStatus.OPEN:
+            require_active(load_project(conn, principal, batch["project_id"]))  # its tasks would join the queue
             now = utcnow()
             lifecycle.move_batch(conn, batch_id, TaskStatus.PENDING)
             repo.bump_queue_epoch(conn, batch["project_id"])  # its tasks join the queue, anywhere in its order

@@ -16,9 +16,11 @@ from truthset.schemas import ResponseCreate
 from truthset.services import lifecycle
 from truthset.services.policy import Action, require
 from truthset.services.projects import (
+    compiled_spec,
     complete_batch_if_done,
     load_project,
     mark_batch_completed_if_done,
+    require_active,
     spec_of_project,
 )
 from truthset.storage import Database
@@ -64,8 +66,7 @@ def next_assignment(db: Database, principal: Principal, project_id: str) -> dict
     # fsync; responses always get one.
     with db.write(durable=False) as conn:
         project = load_project(conn, principal, project_id)
-        if project["archived_at"] is not None:
-            raise Conflict("the project is archived")
+        require_active(project)
         now = utcnow()
         # leases that came back move the epoch on: then search from the top, and remember nothing
         expired = repo.expire_leases(conn, project_id, now)
@@ -153,7 +154,9 @@ def submit(
 ) -> dict[str, Any]:
     """Store a worker's response; complete the task with an aggregated result at its overlap.
 
-    A retried submit with the same ``Idempotency-Key`` returns the first response unchanged.
+    A retried submit with the same ``Idempotency-Key`` returns the first response unchanged; the
+    same key with a different request is refused (422 ``idempotency_key_reused``), as the IETF
+    Idempotency-Key draft says. Keys belong to the caller's worker: another member's never match.
     """
     require(principal, Action.ANNOTATE)
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
@@ -167,6 +170,7 @@ def submit(
             if idempotency_key and (
                 prior := repo.response_by_idempotency_key(conn, principal.worker_id, idempotency_key)
             ):
+                _check_same_request(conn, principal, prior, task_id, data)
                 task = repo.get(conn, t.tasks, principal.organization_id, prior["task_id"])
                 return {"response": prior, "task": task, "replayed": True}
         raise Conflict("you have already answered this task") from None
@@ -184,14 +188,15 @@ def _submit(
     priors = repo.prior_responses(conn, principal.worker_id, task_id, idempotency_key)
     for prior in priors:
         if idempotency_key is not None and prior["idempotency_key"] == idempotency_key:
-            if prior["task_id"] != task_id:
-                raise Conflict("this Idempotency-Key was used for another task", details={"field": "Idempotency-Key"})
+            _check_same_request(conn, principal, prior, task_id, data)
             return {"response": prior, "task": task, "replayed": True}
     if any(prior["task_id"] == task_id for prior in priors):
         raise Conflict("you have already answered this task")
     if task["status"] != str(TaskStatus.PENDING):
         raise Conflict(f"the task is {task['status']}; it takes no more responses", details={"status": task["status"]})
-    spec = spec_of_project(conn, principal, task["project_id"])
+    project = load_project(conn, principal, task["project_id"])
+    require_active(project)  # checked in this transaction: an answer racing an archive is refused or kept whole
+    spec = compiled_spec(project)
     try:
         answer = spec.validate_answer(data.answer)
     except AnswerError as exc:
@@ -219,6 +224,36 @@ def _submit(
     if count >= task["overlap"]:
         task = _complete(conn, principal, task, spec)
     return {"response": response, "task": task, "replayed": False}
+
+
+def _check_same_request(
+    conn: Connection, principal: Principal, prior: dict[str, Any], task_id: str, data: ResponseCreate
+) -> None:
+    """A replay must repeat the request that stored ``prior``: the stored response is its fingerprint.
+
+    The answer is compared as stored (normalised by the spec, which never changes). The stored
+    assignment is the lease the answer closed, named or not, so only a named one is compared.
+    """
+    differs = []
+    if prior["task_id"] != task_id:
+        differs.append("task_id")
+    if prior["duration_ms"] != data.duration_ms:
+        differs.append("duration_ms")
+    if data.assignment_id is not None and prior["assignment_id"] != data.assignment_id:
+        differs.append("assignment_id")
+    try:
+        answer = spec_of_project(conn, principal, prior["project_id"]).validate_answer(data.answer)
+    except AnswerError:
+        answer = None
+    if answer != prior["answer"]:
+        differs.append("answer")
+    if differs:
+        raise InvalidInput(
+            f"Idempotency-Key was already used for a different request (its {', '.join(differs)} differed): "
+            "use a new key for a new request",
+            details={"field": "Idempotency-Key", "differs": differs},
+            code="idempotency_key_reused",
+        )
 
 
 def _close_lease_for_submit(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import pickle
+import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from decimal import Decimal
+from typing import IO, Any, Literal
 
 import orjson
+import pydantic_core
 from pydantic import ValidationError
 from sqlalchemy import Connection, Select
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from truthset.domain import BatchStatus, Principal, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound, TooLarge
 from truthset.questions import CompiledSpec
-from truthset.schemas import TaskCreate
+from truthset.schemas import MAX_JSON_DEPTH, TaskCreate, check_json
 from truthset.services import lifecycle
 from truthset.services.policy import Action, require
 from truthset.services.projects import (
@@ -26,13 +31,16 @@ from truthset.services.projects import (
     load_project,
     mark_batch_completed_if_done,
     project_overlap,
+    require_active,
 )
+from truthset.services.task_stream import Item, TooLong
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 from truthset.storage.ids import new_ids, utcnow
 
-IMPORT_CHUNK = 5000
+IMPORT_CHUNK = 2000  # rows per transaction: short enough for the annotation loop to take turns
+CHUNK_BYTES = 1 << 20  # and about this much of the body at most: two chunks are in memory at once
 MAX_REPORTED_ERRORS = 100
 OnError = Literal["reject", "skip"]
 
@@ -90,6 +98,7 @@ def create_task(
         with db.write() as conn:
             project = load_project(conn, principal, project_id)
             require(principal, Action.MANAGE_TASKS)
+            require_active(project)
             if task.unique_id is not None and (existing := _task_by_unique_id(conn, principal, task.unique_id)):
                 return {**existing, "created": False}
             _check_data(compiled_spec(project), task, max_task_bytes)
@@ -123,6 +132,7 @@ class ImportReport:
     invalid: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     stored: bool = True
+    checked: int = 0
 
     def error(self, line: int, message: str) -> None:
         self.invalid += 1
@@ -136,25 +146,42 @@ _BULK_COLUMNS = (
     "id", "organization_id", "project_id", "batch_id", "unique_id", "data", "metadata", "priority", "status",
     "overlap", "response_count", "lease_count", "created_at", "updated_at",
 )  # fmt: skip
+# A run of 19 digits may be an integer beyond 64 bits, which orjson would read as a float: such a
+# line is parsed by pydantic's parser instead, which keeps it exact so that it is refused by name.
+_DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * 19
+
+#: A task's data, unique_id, metadata, priority, overlap and batch_id, as TaskCreate would hold them.
+_Task = tuple[dict, str | None, dict, int, int | None, str | None]
+#: One valid task as spooled between the phases: unique_id, data and metadata as JSON text, priority, overlap.
+_Row = tuple[str | None, str, str, int, int | None]
 
 
-@dataclass(slots=True)
-class _Parsed:
-    """One valid import line, with its JSON payloads already serialised for the insert."""
-
-    unique_id: str | None
-    data: str
-    metadata: str
-    priority: int
-    overlap: int | None
+def _has_long_digit_run(line: bytes) -> bool:
+    return _LONG_DIGIT_RUN in line.translate(_DIGITS_AS_ZEROS)  # two passes in C; a regex took 2 us a line
 
 
-def _fast_task(obj: Any) -> tuple[dict, str | None, dict, int, int | None, str | None] | None:
+def _plainly_storable(line: bytes) -> bool:
+    """Whether a JSONL line's values certainly pass :func:`check_json`, judged from its bytes alone.
+
+    At most 64 brackets cannot nest deeper than 64; a NUL can only be written ``\\u0000`` in JSON;
+    no run of 19 digits means every integer fits in 64 bits. Cheap C scans that spare the common
+    line the walk over its values; any doubt and the walk runs.
+    """
+    return (
+        line.count(b"{") + line.count(b"[") <= MAX_JSON_DEPTH
+        and b"\\u0000" not in line
+        and not _has_long_digit_run(line)
+    )
+
+
+def _fast_task(obj: Any, *, storable: bool = False) -> _Task | None:
     """The well-formed common case of a :class:`TaskCreate`, checked without pydantic.
 
     Returns None whenever anything is unusual (a missing or mistyped field, a value out of range,
-    an unknown key): the caller then validates with pydantic, which accepts or names the error.
-    So the result is exactly what ``TaskCreate`` would accept, only about ten times faster.
+    an unknown key, JSON that cannot be stored): the caller then validates with pydantic, which
+    accepts or names the error. So the result is exactly what ``TaskCreate`` would accept, only
+    about ten times faster. ``storable``: the values are known to pass :func:`check_json` already.
     """
     if type(obj) is not dict or not _TASK_KEYS.issuperset(obj):
         return None
@@ -175,73 +202,112 @@ def _fast_task(obj: Any) -> tuple[dict, str | None, dict, int, int | None, str |
         or (batch_id is not None and type(batch_id) is not str)
     ):
         return None
+    if not storable:
+        try:  # what TaskCreate's JsonObject checks: depth, 64-bit integers, NUL
+            check_json(data)
+            check_json(metadata)
+        except ValueError:
+            return None
     return data, unique_id, metadata, priority, overlap, batch_id
 
 
 _NO_METADATA: dict[str, Any] = {}
 
 
-class _Importer:
-    """Validates and stores a stream of tasks chunk by chunk, so memory stays flat."""
+def _json_number(value: Any) -> float:
+    """orjson's fallback for what it cannot write: a JSON array's fractions arrive as Decimal."""
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
-    def __init__(self, principal: Principal, project: dict, batch: dict | None, max_task_bytes: int) -> None:
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, default=_json_number).decode()
+
+
+class _Importer:
+    """Checks import items (phase 1) and stores checked rows in short transactions (phase 2)."""
+
+    def __init__(
+        self, principal: Principal, project: dict, batch: dict | None, max_task_bytes: int, on_error: OnError
+    ) -> None:
         self.principal = principal
         self.project = project
-        self.batch = batch
         self.batch_id = batch["id"] if batch else None
-        staged = batch is not None and batch["status"] == str(BatchStatus.OPEN)
-        self.status = str(TaskStatus.STAGED if staged else TaskStatus.PENDING)
+        self.status = _status_for(batch)
         self.queued_some = False
         self.overlap = project_overlap(project)
         self.spec = compiled_spec(project)
         self.max_task_bytes = max_task_bytes
+        self.on_error = on_error
         self.report = ImportReport()
-        self.seen_unique_ids: set[str] = set()
 
-    def parse(self, number: int, raw: bytes | dict) -> _Parsed | None:
+    @property
+    def checking(self) -> bool:
+        """False once a rejected import has listed all the errors it reports: the rest is only counted."""
+        return self.on_error == "skip" or len(self.report.errors) < MAX_REPORTED_ERRORS
+
+    @property
+    def keeping(self) -> bool:
+        """Whether valid rows are still worth spooling (a rejected import stores none)."""
+        return self.on_error == "skip" or self.report.invalid == 0
+
+    def parse(self, number: int, raw: Any) -> _Row | None:
         self.report.received += 1
+        if not self.checking:
+            return None
+        self.report.checked += 1
         try:
-            if isinstance(raw, bytes | bytearray | memoryview):
-                if len(raw) > self.max_task_bytes:
-                    raise ValueError(f"line is longer than {self.max_task_bytes} bytes")
-                try:
-                    fast = _fast_task(orjson.loads(raw))
-                except orjson.JSONDecodeError:
-                    fast = None
-                if fast is None:
-                    fast = _from_model(TaskCreate.model_validate_json(raw))
-            else:
-                fast = _fast_task(raw) or _from_model(TaskCreate.model_validate(raw))
-            data, unique_id, metadata, priority, overlap, batch_id = fast
+            data, unique_id, metadata, priority, overlap, batch_id = self._task(raw)
             if batch_id is not None and batch_id != self.batch_id:
                 raise ValueError("batch_id per task is not supported in a bulk import; pass batch_id once")
             self.spec.validate_data(data)
+            row = (unique_id, _dumps(data), _dumps(metadata), priority, overlap)
+            if len(row[1]) + len(row[2]) > self.max_task_bytes:
+                raise ValueError(f"task data and metadata exceed {self.max_task_bytes} bytes")
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "task"
-            self.report.error(number, f"{where}: {first['msg']}")
+            self.report.error(number, _message(exc) if len(self.report.errors) < MAX_REPORTED_ERRORS else "")
             return None
         except ValueError as exc:
             self.report.error(number, str(exc))
             return None
-        return _Parsed(unique_id, orjson.dumps(data).decode(), orjson.dumps(metadata).decode(), priority, overlap)
+        return row
 
-    def store(self, conn: Connection, chunk: list[_Parsed]) -> None:
-        wanted = [task.unique_id for task in chunk if task.unique_id is not None]
-        existing = set(repo.existing_unique_ids(conn, self.principal.organization_id, wanted)) if wanted else set()
+    def _task(self, raw: Any) -> _Task:
+        """The task in ``raw`` (a JSONL line, or an already parsed item); raises naming what is wrong."""
+        if isinstance(raw, Item):
+            raw = raw.value
+        if isinstance(raw, TooLong):
+            raise ValueError(f"line is longer than {raw.limit} bytes")
+        if isinstance(raw, bytes | bytearray | memoryview):
+            if len(raw) > self.max_task_bytes:
+                raise ValueError(f"line is longer than {self.max_task_bytes} bytes")
+            storable = _plainly_storable(raw)
+            try:
+                raw = orjson.loads(raw) if storable or not _has_long_digit_run(raw) else pydantic_core.from_json(raw)
+            except (orjson.JSONDecodeError, ValueError) as exc:
+                raise ValueError(f"invalid JSON: {exc}") from None
+        else:
+            storable = False
+        if type(raw) is not dict:
+            raise ValueError("task: must be a JSON object")
+        return _fast_task(raw, storable=storable) or _from_model(TaskCreate.model_validate(raw))
+
+    def refresh(self, conn: Connection) -> None:
+        """At the start of each write: the project and batch as they are now (a batch may have moved on)."""
+        self.project = load_project(conn, self.principal, self.project["id"])
+        self.status = _status_for(_batch_for_tasks(conn, self.principal, self.project["id"], self.batch_id))
+
+    def store(self, conn: Connection, chunk: list[_Row]) -> None:
         now = repo.driver_datetime(conn, utcnow())
-        ids = iter(new_ids(len(chunk)))
         fixed = (self.principal.organization_id, self.project["id"], self.batch_id)
-        rows = []
-        for task in chunk:
-            if task.unique_id is not None:
-                if task.unique_id in existing or task.unique_id in self.seen_unique_ids:
-                    self.report.existing += 1
-                    continue
-                self.seen_unique_ids.add(task.unique_id)
-            row = (next(ids), *fixed, task.unique_id, task.data, task.metadata, task.priority, self.status)
-            rows.append((*row, task.overlap or self.overlap, 0, 0, now, now))
-        # a concurrent import may store some of these unique_ids first: those count as existing
+        rows = [
+            (task_id, *fixed, unique_id, data, metadata, priority, self.status, overlap or self.overlap, 0, 0, now, now)
+            for task_id, (unique_id, data, metadata, priority, overlap) in zip(new_ids(len(chunk)), chunk, strict=True)
+        ]
+        # A unique_id stored before (by an earlier import, an earlier chunk or line of this one, or a
+        # concurrent import) makes its row a conflict, skipped: those rows count as existing. One
+        # index probe per row, in the insert itself, rather than a lookup query first.
         inserted = repo.insert_prepared(
             conn, t.tasks, _BULK_COLUMNS, rows, skip_conflicts_on=("organization_id", "unique_id")
         )
@@ -259,8 +325,27 @@ class _Importer:
             repo.bump_queue_epoch(conn, self.project["id"])
             self.queued_some = False
 
+    def write(self, db: Database, chunk: list[_Row], *, durable: bool) -> None:
+        """One short transaction: a chunk of checked rows (run on the database's writer)."""
+        with db.write(durable=durable) as conn:
+            self.refresh(conn)
+            self.store(conn, chunk)
+            self.announce(conn)
 
-def _from_model(task: TaskCreate) -> tuple[dict, str | None, dict, int, int | None, str | None]:
+
+def _message(exc: ValidationError) -> str:
+    """The first error, naming its field; built only for the errors a report lists (it is not free)."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(p) for p in first["loc"]) or "task"
+    return f"{where}: {first['msg'].removeprefix('Value error, ')}"
+
+
+def _status_for(batch: dict | None) -> str:
+    staged = batch is not None and batch["status"] == str(BatchStatus.OPEN)
+    return str(TaskStatus.STAGED if staged else TaskStatus.PENDING)
+
+
+def _from_model(task: TaskCreate) -> _Task:
     return task.data, task.unique_id, task.metadata, task.priority, task.overlap, task.batch_id
 
 
@@ -268,78 +353,80 @@ def import_tasks(
     db: Database,
     principal: Principal,
     project_id: str,
-    items: Iterable[tuple[int, bytes | dict]],
+    items: Iterable[tuple[int, Any]],
     *,
     batch_id: str | None = None,
     on_error: OnError = "reject",
     max_task_bytes: int = 1 << 20,
 ) -> ImportReport:
-    """Import numbered tasks (JSONL lines or JSON objects) into a project.
+    """Import numbered tasks (JSONL lines, or parsed JSON values) into a project, in two phases.
 
-    ``on_error="reject"`` stores nothing if any line is invalid (one transaction, rolled back);
-    ``"skip"`` stores the valid lines, committing chunk by chunk, and reports the invalid ones.
-    Either way the report names every bad line number (the first 100).
+    Phase 1 reads every item and checks it, with no transaction open (the items may come from a
+    client over the network, at the client's pace), spooling the valid rows to a temporary file.
+    Phase 2 stores the spooled rows in short transactions of :data:`IMPORT_CHUNK` rows, which the
+    annotation loop's calls take turns with. ``on_error="reject"`` stores nothing if any item is
+    invalid (phase 2 does not run); ``"skip"`` stores the valid ones. The report names the first
+    100 bad items by number; a rejected import stops checking after those (``checked``).
+    A failure during phase 2 (a crash, a full disk) can leave a prefix stored: ``unique_id``
+    makes sending the import again safe.
     """
     with db.read() as conn:
         project = load_project(conn, principal, project_id)
         require(principal, Action.MANAGE_TASKS)
-    if on_error == "reject":
-        return _import_all_or_nothing(db, principal, project_id, items, batch_id, max_task_bytes)
+        require_active(project)
     with db.read() as conn:
         batch = _batch_for_tasks(conn, principal, project_id, batch_id)
-    importer = _Importer(principal, project, batch, max_task_bytes)
-    for parsed in _parsed_chunks(importer, items):
-        with db.write() as conn:
-            importer.store(conn, parsed)
-            importer.announce(conn)
+    importer = _Importer(principal, project, batch, max_task_bytes, on_error)
+    with tempfile.TemporaryFile(prefix="truthset-import-") as spool:
+        for rows in _parsed_chunks(importer, items):
+            if rows and importer.keeping:
+                pickle.dump(rows, spool, protocol=pickle.HIGHEST_PROTOCOL)
+        if not importer.keeping:
+            importer.report.stored = False
+            return importer.report
+        spool.seek(0)
+        _store_spooled(db, importer, spool)
     return importer.report
 
 
-class _Rollback(Exception):
-    pass
+def _store_spooled(db: Database, importer: _Importer, spool: IO[bytes]) -> None:
+    """Phase 2: each spooled chunk in its own transaction, queued behind the calls already waiting.
+
+    On SQLite the chunks go through the database's writer thread (:meth:`Database.submit`), whose
+    queue is first come, first served: the annotation calls that arrive while a chunk is written
+    run before the next chunk. Only the last chunk waits for the disk; its sync covers the others.
+    """
+    chunk = _next_spooled(spool)
+    writing: Future | None = None
+    while chunk is not None:
+        following = _next_spooled(spool)  # read while the previous chunk is being written
+        if writing is not None:
+            writing.result()
+        writing = db.submit(functools.partial(importer.write, durable=following is None), db, chunk)
+        chunk = following
+    if writing is not None:
+        writing.result()
 
 
-def _import_all_or_nothing(
-    db: Database,
-    principal: Principal,
-    project_id: str,
-    items: Iterable[tuple[int, bytes | dict]],
-    batch_id: str | None,
-    max_task_bytes: int,
-) -> ImportReport:
-    report = ImportReport()
+def _next_spooled(spool: IO[bytes]) -> list[_Row] | None:
     try:
-        with db.write() as conn:
-            project = load_project(conn, principal, project_id)
-            batch = _batch_for_tasks(conn, principal, project_id, batch_id)
-            importer = _Importer(principal, project, batch, max_task_bytes)
-            report = importer.report
-            for parsed in _parsed_chunks(importer, items):
-                if report.invalid == 0:
-                    importer.store(conn, parsed)
-            if report.invalid:
-                raise _Rollback
-            importer.announce(conn)
-    except _Rollback:
-        report.stored = False
-        report.created = 0
-        report.existing = 0
-    return report
+        return pickle.load(spool)  # our own file, written above by this process
+    except EOFError:
+        return None
 
 
-def _parsed_chunks(importer: _Importer, items: Iterable[tuple[int, bytes | dict]]) -> Iterator[list[_Parsed]]:
-    """Valid tasks, chunk by chunk; chunk N+1 is parsed in a helper thread while the caller stores N.
+def _parsed_chunks(importer: _Importer, items: Iterable[tuple[int, Any]]) -> Iterator[list[_Row]]:
+    """Valid rows, chunk by chunk; chunk N+1 is parsed in a helper thread while the caller reads on.
 
-    SQLite and PostgreSQL's driver release the GIL while they insert, so parsing (Python) and
-    storing (C and I/O) overlap on two cores. The items are pulled in the caller's thread, which
-    may be reading the HTTP body; at most two chunks are in memory at once.
+    The items are pulled in the caller's thread, which may be reading the HTTP body; at most two
+    chunks are in memory at once.
     """
 
-    def parse(chunk: list[tuple[int, bytes | dict]]) -> list[_Parsed]:
+    def parse(chunk: list[tuple[int, Any]]) -> list[_Row]:
         return [task for number, raw in chunk if (task := importer.parse(number, raw))]
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-parse") as pool:
-        pending: Future[list[_Parsed]] | None = None
+        pending: Future[list[_Row]] | None = None
         for chunk in _chunks(items):
             following = pool.submit(parse, chunk)
             if pending is not None:
@@ -349,13 +436,17 @@ def _parsed_chunks(importer: _Importer, items: Iterable[tuple[int, bytes | dict]
             yield pending.result()
 
 
-def _chunks(items: Iterable[tuple[int, bytes | dict]]) -> Iterator[list[tuple[int, bytes | dict]]]:
-    chunk: list[tuple[int, bytes | dict]] = []
+def _chunks(items: Iterable[tuple[int, Any]]) -> Iterator[list[tuple[int, Any]]]:
+    """Items in chunks of at most :data:`IMPORT_CHUNK` items and about :data:`CHUNK_BYTES` bytes."""
+    chunk: list[tuple[int, Any]] = []
+    size = 0
     for item in items:
         chunk.append(item)
-        if len(chunk) >= IMPORT_CHUNK:
+        raw = item[1]
+        size += len(raw) if isinstance(raw, bytes | bytearray | memoryview) else getattr(raw, "size", 0)
+        if len(chunk) >= IMPORT_CHUNK or size >= CHUNK_BYTES:
             yield chunk
-            chunk = []
+            chunk, size = [], 0
     if chunk:
         yield chunk
 

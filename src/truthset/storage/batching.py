@@ -157,6 +157,10 @@ class BatchWriter:
             if item is None:
                 return
             ticket, calls = item
-            self._db.wait_durable(ticket)
+            try:
+                self._db.wait_durable(ticket)
+            except BaseException as exc:  # not known to be on disk: not acknowledged; keep syncing
+                for call in calls:
+                    call.error, call.result = exc, None
             for call in calls:
                 call.settle()

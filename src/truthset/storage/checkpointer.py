@@ -43,7 +43,6 @@ log = logging.getLogger("truthset.storage")
 RESTART_BYTES = 16 * 1024 * 1024
 _BUSY_MS = 50  # how long a RESTART may wait for readers on an older snapshot while writers wait
 _HARD_BUSY_MS = 1000  # the same, once the log is past 4x restart_bytes: the disk matters more now
-_DEFAULT_BUSY_MS = 30000  # engine.py's busy_timeout, given back to the pooled connection
 
 
 class Checkpointer:
@@ -149,11 +148,12 @@ class Checkpointer:
             driver: Any = raw.driver_connection
             if busy_ms is None:
                 return tuple(driver.execute(sql).fetchone())  # type: ignore[return-value]
-            driver.execute(f"PRAGMA busy_timeout={busy_ms}")
+            (usual_ms,) = driver.execute("PRAGMA busy_timeout").fetchone()
+            driver.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
             try:
                 return tuple(driver.execute(sql).fetchone())  # type: ignore[return-value]
             finally:
-                driver.execute(f"PRAGMA busy_timeout={_DEFAULT_BUSY_MS}")
+                driver.execute(f"PRAGMA busy_timeout={int(usual_ms)}")  # the pooled connection's own
         finally:
             raw.close()
 

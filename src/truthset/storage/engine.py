@@ -7,11 +7,15 @@ SQLite: WAL journal, ``synchronous=FULL`` by default (every acknowledged write r
 write transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the busy timeout instead of
 failing half-way with ``database is locked``. PostgreSQL: READ COMMITTED plus explicit row locks
 (``FOR UPDATE [SKIP LOCKED]``) where the queue needs them.
+
+Failures that are no bug leave :meth:`Database.write` and :meth:`Database.read` as domain errors
+(:func:`translate`): a lost race or a database server going away as ``Busy`` (HTTP 503), a full
+disk as ``StorageFull`` (HTTP 507). Anything else stays a DBAPIError: a bug.
 """
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -24,16 +28,21 @@ import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import QueuePool
 
-from truthset.errors import Busy
+from truthset.errors import Busy, StorageFull, TruthsetError
 from truthset.storage.batching import BatchWriter
 from truthset.storage.checkpointer import RESTART_BYTES, Checkpointer
+from truthset.storage.files import make_private_dirs, make_private_file
 
 # PostgreSQL's deadlock, serialization failure and lock timeout: the transaction lost a race, not data
 _TRANSIENT_SQLSTATES = {"40P01", "40001", "55P03"}
+# PostgreSQL shutting down or restarting (admin, crash, still starting up) or out of connections
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
+_DISK_FULL_SQLSTATE = "53100"
 _SQLITE_BUSY = 5
+_SQLITE_FULL = 13  # "database or disk is full": also what SQLite reports for ENOSPC
 
 
 def _transient(exc: DBAPIError) -> bool:
@@ -41,7 +50,36 @@ def _transient(exc: DBAPIError) -> bool:
     orig = exc.orig
     if getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
         return True
-    return getattr(orig, "sqlite_errorcode", None) == _SQLITE_BUSY  # locked by another process for 30 s
+    return getattr(orig, "sqlite_errorcode", None) == _SQLITE_BUSY  # locked by another process past the busy timeout
+
+
+def _unreachable(exc: DBAPIError) -> bool:
+    """Whether the database server went away (restart, shutdown, network) rather than refused the SQL."""
+    if exc.connection_invalidated:
+        return True
+    if not hasattr(exc.orig, "sqlstate"):  # SQLite: a local file, never "unreachable"
+        return False
+    sqlstate = exc.orig.sqlstate  # type: ignore[union-attr]
+    if sqlstate is None:  # psycopg raised it itself: connection refused, closed, lost
+        return isinstance(exc, OperationalError | InterfaceError)
+    return sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate.startswith("08")  # 08: connection exception
+
+
+def _disk_full(exc: DBAPIError) -> bool:
+    if getattr(exc.orig, "sqlite_errorcode", None) == _SQLITE_FULL:
+        return True
+    return getattr(exc.orig, "sqlstate", None) == _DISK_FULL_SQLSTATE
+
+
+def translate(exc: DBAPIError) -> TruthsetError | None:
+    """The domain error for a database failure that is not a bug (HTTP 503 or 507), else None."""
+    if _transient(exc):
+        return Busy("the database is busy with a conflicting write; try again")
+    if _disk_full(exc):
+        return StorageFull("the database's disk is full: nothing was stored; try again once space is freed")
+    if _unreachable(exc):
+        return Busy("the database is unreachable (restarting?); try again")
+    return None
 
 
 def _json_dumps(value: Any) -> str:
@@ -49,14 +87,28 @@ def _json_dumps(value: Any) -> str:
 
 
 @contextmanager
-def _busy_on_conflict() -> Iterator[None]:
-    """A transaction that lost a race with another one fails as :class:`Busy` (HTTP 503, retry)."""
+def _translated() -> Iterator[None]:
+    """Database failures that are no bug (a lost race, a full disk, a server restarting) become
+    domain errors (HTTP 503 or 507, with Retry-After); anything else stays what it is."""
     try:
         yield
     except DBAPIError as exc:
-        if _transient(exc):
-            raise Busy("the database is busy with a conflicting write; try again") from exc
-        raise
+        error = translate(exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _set_postgres_lock_timeout(engine: Engine, seconds: float) -> None:
+    """Every session waits at most ``seconds`` for a row or table lock; then 55P03, which is Busy (503)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True  # a SET outside any transaction lasts for the session
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {max(1, round(seconds * 1000))}")
+        dbapi_connection.autocommit = autocommit
 
 
 class _SQLiteCompiler(SQLiteCompiler):
@@ -134,13 +186,13 @@ class Database:
         *,
         sqlite_synchronous: str = "FULL",
         pool_size: int = 20,
+        lock_timeout: float = 10.0,
         wal_restart_bytes: int = RESTART_BYTES,
     ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self._write_lock: threading.RLock | contextlib.nullcontext = (
-            threading.RLock() if self.is_sqlite else contextlib.nullcontext()
-        )
+        self.lock_timeout = lock_timeout
+        self._write_lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
         self._group_commit: GroupCommit | None = None
         self._checkpointer: Checkpointer | None = None
         self._batch_writer: BatchWriter | None = None
@@ -155,10 +207,11 @@ class Database:
                 self._group_commit = GroupCommit(Path(database).resolve().with_name(Path(database).name + "-wal"))
                 sqlite_synchronous = "NORMAL"
             self.engine = self._sqlite_engine(
-                url, sqlite_synchronous, pool_size, on_disk=on_disk, wal_limit=wal_restart_bytes
+                url, sqlite_synchronous, pool_size, lock_timeout, on_disk=on_disk, wal_limit=wal_restart_bytes
             )
             if on_disk:
                 wal = Path(database).resolve().with_name(Path(database).name + "-wal")
+                assert self._write_lock is not None
                 self._checkpointer = Checkpointer(
                     self.engine, wal, self._write_lock, restart_bytes=wal_restart_bytes
                 )
@@ -172,19 +225,24 @@ class Database:
                 max_overflow=pool_size,
                 pool_pre_ping=True,
             )
+            _set_postgres_lock_timeout(self.engine, lock_timeout)
 
     @staticmethod
-    def _sqlite_engine(url: str, synchronous: str, pool_size: int, *, on_disk: bool, wal_limit: int) -> Engine:
-        if on_disk:
-            Path(make_url(url).database).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+    def _sqlite_engine(
+        url: str, synchronous: str, pool_size: int, lock_timeout: float, *, on_disk: bool, wal_limit: int
+    ) -> Engine:
+        if on_disk:  # owner-only: it holds password and key hashes (SQLite's -wal/-shm take its mode)
+            make_private_dirs(Path(make_url(url).database).parent)  # type: ignore[arg-type]
+            make_private_file(Path(make_url(url).database))  # type: ignore[arg-type]
         engine = create_engine(
             url,
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
             poolclass=QueuePool,
+            pool_use_lifo=True,  # the most recently used connection: its page cache is warm
             pool_size=pool_size,
             max_overflow=pool_size,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": lock_timeout},
         )
 
         engine.dialect.statement_compiler = _SQLiteCompiler  # this engine's statements only
@@ -198,11 +256,10 @@ class Database:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={round(lock_timeout * 1000)}")  # another process's write
             # 8 MiB of page cache per connection (SQLite's default is 2 MiB). It was 64 MiB, which a
             # bulk import or an export filled and then kept for as long as the connection lived in
-            # the pool: +64 MiB of server memory per such connection, for no measured gain (the
-            # annotation loop's connections find their cache reset by the other writers anyway).
+            # the pool: +64 MiB of server memory per such connection.
             cursor.execute("PRAGMA cache_size=-8192")
             if on_disk:
                 cursor.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer thread does it
@@ -227,7 +284,7 @@ class Database:
         transaction instead, and the call is answered once the batch has committed (and synced).
         """
         if (batch := getattr(self._batch, "conn", None)) is not None:
-            with self._savepoint(batch, durable) as conn:
+            with _translated(), self._savepoint(batch, durable) as conn:
                 yield conn
             return
         options = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {}
@@ -235,7 +292,7 @@ class Database:
         # the moment a commit ends, rather than on SQLite's busy handler, which polls with sleeps
         # of up to 100 ms: under 16 concurrent annotators that polling made p99 latency seconds.
         # The busy timeout still orders writers of different processes.
-        with self._write_lock, self.engine.connect().execution_options(**options) as conn, _busy_on_conflict():
+        with _translated(), self._locked(), self.engine.connect().execution_options(**options) as conn:
             with conn.begin():
                 if not durable and not self.is_sqlite:
                     # PostgreSQL's own way to acknowledge a commit before its WAL reaches the disk
@@ -251,7 +308,7 @@ class Database:
         if (batch := getattr(self._batch, "conn", None)) is not None:
             yield batch
             return
-        with self.engine.connect() as conn, conn.begin():
+        with _translated(), self.engine.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
@@ -264,7 +321,7 @@ class Database:
         open the WAL cannot be restarted (see :mod:`truthset.storage.checkpointer`).
         """
         options = {} if self.is_sqlite else {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-        with self.engine.connect().execution_options(**options) as conn:
+        with _translated(), self.engine.connect().execution_options(**options) as conn:
             with conn.begin():
                 yield conn
             if self.is_sqlite:
@@ -290,14 +347,35 @@ class Database:
         Returns the commit's group-commit ticket (for :meth:`wait_durable`). Used by the writer thread.
         """
         options = {"sqlite_begin": "IMMEDIATE"}
-        with self._write_lock, self.engine.connect().execution_options(**options) as conn, _busy_on_conflict():
+        with _translated(), self._locked(), self.engine.connect().execution_options(**options) as conn:
             with conn.begin():
-                self._batch.conn = conn
+                self._batch.conn, self._batch.lost = conn, None
                 try:
                     body()
                 finally:
                     self._batch.conn = None
+                if not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+                    # SQLite rolled the whole batch back (a full disk, an I/O error): COMMIT would be
+                    # a silent no-op that acknowledged calls whose writes are gone
+                    raise self._batch_lost()
             return self._committed()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's SQLite write lock, waited for at most ``lock_timeout`` seconds, else Busy (503).
+
+        A writer that waits longer is better told to retry than left hanging: whatever holds the
+        lock (a long transaction, a stuck disk) is not something the waiting request can fix.
+        """
+        if self._write_lock is None:  # PostgreSQL: row locks, bounded by its lock_timeout
+            yield
+            return
+        if not self._write_lock.acquire(timeout=self.lock_timeout):
+            raise Busy(f"the database is busy (waited {self.lock_timeout:g} s for the write lock); try again")
+        try:
+            yield
+        finally:
+            self._write_lock.release()
 
     def _committed(self) -> int:
         """Bookkeeping right after a COMMIT, under the write lock; returns the group-commit ticket."""
@@ -306,16 +384,32 @@ class Database:
         return self._group_commit.committed() if self._group_commit else 0
 
     def wait_durable(self, ticket: int) -> None:
-        """Return once the commit with this ticket is on disk (at once without a group commit)."""
+        """Return once the commit with this ticket is on disk (at once without a group commit).
+
+        A sync that finds the disk full (delayed allocation) raises StorageFull: the write is
+        committed but not known to be durable, so it is not acknowledged; a retry with the same
+        Idempotency-Key finds it. The next sync tries again.
+        """
         if self._group_commit:
-            self._group_commit.wait_durable(ticket)
+            try:
+                self._group_commit.wait_durable(ticket)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise StorageFull("the database's disk is full: the write could not be synced; try again") from exc
+
+    def _batch_lost(self) -> TruthsetError:
+        """The error for every call of a batch SQLite rolled back: the cause's, or Busy (retry)."""
+        cause = getattr(self._batch, "lost", None)
+        error = translate(cause) if isinstance(cause, DBAPIError) else None
+        return error or Busy("the database rolled back this write with others (an I/O error); try again")
 
     @contextmanager
     def _savepoint(self, conn: Connection, durable: bool) -> Iterator[Connection]:
         driver = conn.connection.driver_connection
         if not driver.in_transaction:  # type: ignore[union-attr]
             # SQLite rolled the whole batch back (an I/O error, a full disk): stop writing outside it
-            raise OperationalError("SAVEPOINT", {}, Exception("the batch transaction was rolled back"))
+            raise self._batch_lost()
         assert self._batch_writer is not None
         call = self._batch_writer.current()
         if call is not None and durable:
@@ -323,7 +417,10 @@ class Database:
         driver.execute("SAVEPOINT write_block")  # type: ignore[union-attr]
         try:
             yield conn
-        except BaseException:
+        except BaseException as exc:
+            if not driver.in_transaction:  # type: ignore[union-attr]
+                self._batch.lost = exc  # SQLite rolled back the whole batch, savepoint included
+                raise
             driver.execute("ROLLBACK TO write_block")  # type: ignore[union-attr]
             driver.execute("RELEASE write_block")  # type: ignore[union-attr]
             raise

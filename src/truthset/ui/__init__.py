@@ -1,8 +1,10 @@
 """The web UI: server-rendered Jinja2 pages plus small ES modules (no build step).
 
 ``install(app)`` adds the pages (sign-in, projects, the annotator workbench, the manager's project
-page), the static files, the question widgets and the security headers of every page. The pages'
-scripts talk to the REST API with the session cookie and its CSRF token (see ``api/session.py``).
+page), the static files (with the vendored libraries) and the question widgets. The pages' scripts
+talk to the REST API with the session cookie and its CSRF token (see ``api/session.py``). Their
+security headers, a strict Content-Security-Policy first, come from ``api/headers.py``, which the
+app sends on every response.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute, Match, NoMatchFound
 
 from truthset.ui._pages import STATIC_DIR, router
-from truthset.ui._security import SecurityHeadersMiddleware
 
 __all__ = ["PREFIXES", "install"]
 
@@ -52,5 +53,4 @@ def install(app: FastAPI) -> None:
     pages = APIRouter(include_in_schema=False)
     pages.include_router(router)
     pages.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    ui = SecurityHeadersMiddleware(pages)
-    app.router.routes.append(UiRoute(ui, exact=frozenset({"/"}), prefixes=PREFIXES))
+    app.router.routes.append(UiRoute(pages, exact=frozenset({"/"}), prefixes=PREFIXES))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, UploadFile, status
 from fastapi.responses import FileResponse
 
 from truthset.api.deps import DB, AppSettings, Caller
+from truthset.api.headers import MEDIA_CSP
 from truthset.schemas import MediaOut
 from truthset.services import media
 
@@ -48,5 +49,6 @@ def get_media(db: DB, caller: Caller, settings: AppSettings, media_id: str) -> F
     return FileResponse(
         media.blob_path(settings.media_dir, row["sha256"]),
         media_type=row["content_type"],
-        headers={"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"},
+        # user content: opened as a page of its own it runs nothing and has no origin of ours
+        headers={"Cache-Control": "private, max-age=86400", "Content-Security-Policy": MEDIA_CSP},
     )

@@ -6,13 +6,13 @@ import asyncio
 import functools
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
-import orjson
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from starlette.requests import ClientDisconnect
 
 from truthset.api.deps import DB, AppSettings, Caller, Cursor, page_limit
 from truthset.api.responses import model_response
@@ -28,7 +28,7 @@ from truthset.schemas import (
     TaskCreated,
     TaskOut,
 )
-from truthset.services import queue, tasks
+from truthset.services import queue, task_stream, tasks
 
 router = APIRouter(tags=["tasks"])
 
@@ -76,17 +76,19 @@ async def import_tasks(
         Query(description="reject: store none if any line is bad; skip: store the good lines"),
     ] = "reject",
 ) -> dict:
-    """Create many tasks in one request: a JSONL stream (any size, streamed) or a JSON array.
+    """Create many tasks in one request: a JSONL stream or a JSON array, both read as they arrive.
 
-    Every line is validated; the report names bad lines by number. `unique_id` repeats create nothing.
+    Every line is validated before the first is stored; the report names bad lines by number.
+    `unique_id` repeats create nothing.
     """
     db = request.app.state.db
     settings = request.app.state.settings
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    chunks = _body_chunks(request)
     if content_type == "application/json":
-        items: Iterator[tuple[int, bytes | dict]] = _array_items(await request.body())
+        items: Iterator[tuple[int, Any]] = task_stream.json_array_items(chunks, settings.max_task_bytes)
     elif content_type in JSONL_TYPES or not content_type:
-        items = _jsonl_items(request)
+        items = task_stream.jsonl_items(chunks, settings.max_task_bytes)
     else:
         raise InvalidInput(
             f"unsupported content type {content_type!r}: send application/x-ndjson or application/json",
@@ -100,18 +102,8 @@ async def import_tasks(
     return report.__dict__
 
 
-def _array_items(body: bytes) -> Iterator[tuple[int, bytes | dict]]:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", details={"field": "body"}) from None
-    if not isinstance(parsed, list):
-        raise InvalidInput("a JSON body must be an array of tasks", details={"field": "body"})
-    return ((index + 1, item) for index, item in enumerate(parsed))
-
-
-def _jsonl_items(request: Request) -> Iterator[tuple[int, bytes | dict]]:
-    """Lines of the request body, read in chunks from the event loop as the import consumes them."""
+def _body_chunks(request: Request) -> Iterator[bytes]:
+    """The request body, chunk by chunk, for a worker thread: each chunk is awaited on the event loop."""
     stream = request.stream().__aiter__()
 
     async def next_chunk() -> bytes | None:
@@ -119,21 +111,13 @@ def _jsonl_items(request: Request) -> Iterator[tuple[int, bytes | dict]]:
             return await stream.__anext__()
         except StopAsyncIteration:
             return None
+        except ClientDisconnect:
+            message = "the client closed the connection before the body ended"
+            raise InvalidInput(message, details={"field": "body"}) from None
 
-    def lines() -> Iterator[tuple[int, bytes | dict]]:
-        number = 0
-        pending = b""
-        while (chunk := anyio.from_thread.run(next_chunk)) is not None:
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for line in complete:
-                number += 1
-                if line.strip():
-                    yield number, line
-        if pending.strip():
-            yield number + 1, pending
-
-    return lines()
+    while (chunk := anyio.from_thread.run(next_chunk)) is not None:
+        if chunk:
+            yield chunk
 
 
 def _metadata_filters(request: Request) -> dict[str, str]:

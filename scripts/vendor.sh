@@ -1,0 +1,40 @@
+#!/bin/sh
+# Vendor the web UI's third-party front-end files from the npm registry: pinned versions, checked
+# against pinned integrity hashes, copied with their licenses under src/truthset/ui/static/vendor/.
+# Run it again after changing a pin below; commit what it writes. Needs npm and node.
+#
+#   scripts/vendor.sh          fetch, check and (re)write the vendored files
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENDOR="$ROOT/src/truthset/ui/static/vendor"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+# vendor NAME PACKAGE VERSION INTEGRITY FILE...: the FILEs of PACKAGE@VERSION into vendor/NAME/
+vendor() {
+    name=$1 package=$2 version=$3 integrity=$4
+    shift 4
+    (cd "$WORK" && npm pack --silent "$package@$version" >/dev/null)
+    tarball="$WORK/$package-$version.tgz"
+    actual=$(node -e 'const c = require("crypto"), f = require("fs");
+        process.stdout.write("sha512-" + c.createHash("sha512").update(f.readFileSync(process.argv[1])).digest("base64"))' "$tarball")
+    if [ "$actual" != "$integrity" ]; then
+        echo "vendor.sh: $package@$version has integrity $actual, pinned $integrity" >&2
+        exit 1
+    fi
+    mkdir -p "$WORK/$name"
+    tar -xzf "$tarball" -C "$WORK/$name"
+    rm -rf "${VENDOR:?}/$name"
+    mkdir -p "$VENDOR/$name"
+    for file in "$@"; do
+        cp "$WORK/$name/package/$file" "$VENDOR/$name/$file"
+    done
+    printf '%s@%s\n%s\n' "$package" "$version" "$integrity" >"$VENDOR/$name/VERSION"
+    echo "vendored $package@$version into ${VENDOR#"$ROOT"/}/$name"
+}
+
+# Swagger UI, for the API's interactive documentation at /api/v1/docs (Apache-2.0).
+vendor swagger-ui swagger-ui-dist 5.35.0 \
+    sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXkn/h0wCDNsXdGarTNNHC3sU8yVUQ== \
+    swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css LICENSE NOTICE

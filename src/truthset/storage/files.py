@@ -1,0 +1,43 @@
+"""Files and directories that hold an organization's data: private to the server's user.
+
+The data directory, the SQLite database (which holds password and key hashes) and the media store
+are created owner-only (directories 0700, files 0600) whatever the process umask, which would
+otherwise leave them world-readable. SQLite gives the database's ``-wal`` and ``-shm`` files the
+mode of the database file. Existing files and directories keep the mode they have: an operator
+may have opened them to a backup group on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents as 0700; directories that exist are left alone."""
+    missing: list[Path] = []
+    current = path.absolute()
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:  # another process made it meanwhile
+            continue
+        os.chmod(directory, PRIVATE_DIR)  # mkdir's mode is masked by the umask; this is not
+
+
+def make_private_file(path: Path) -> None:
+    """Create ``path`` empty as 0600 unless it exists (an empty file is an empty SQLite database)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, PRIVATE_FILE)
+    finally:
+        os.close(fd)
