@@ -6,7 +6,9 @@ number of seconds. It speaks HTTP over asyncio streams directly, so the load gen
 fraction of what the server does and the measurement is of the server, not of an HTTP client.
 
 Input (a JSON file path as argv[1]): {"host", "port", "project_id", "keys": [...], "seconds",
-"answer"}. Output (stdout): one JSON object with counts and per-call latencies in milliseconds.
+"answer"} and optionally "request_timeout" (seconds; a call that takes longer counts as an error
+and its connection is reopened). Output (stdout): one JSON object with counts, the status codes
+seen (``status_counts``, ``server_errors`` = 5xx), and per-call latencies in milliseconds.
 """
 
 from __future__ import annotations
@@ -76,6 +78,21 @@ class Connection:
         return status, await self.reader.readexactly(length) if length else b""
 
 
+async def call(
+    conn: Connection, spec: dict[str, Any], stats: dict[str, Any], *args: Any
+) -> tuple[int, bytes]:
+    """One request; a timeout (``request_timeout``) counts as status 0 and reopens the connection."""
+    timeout = spec.get("request_timeout")
+    try:
+        status, body = await asyncio.wait_for(conn.request(*args), timeout)
+    except TimeoutError:
+        await conn.close()
+        await conn.open()
+        status, body = 0, b"timeout"
+    stats["status_counts"][status] = stats["status_counts"].get(status, 0) + 1
+    return status, body
+
+
 async def annotator(spec: dict[str, Any], key: str, deadline: float, stats: dict[str, Any]) -> None:
     conn = Connection(spec["host"], spec["port"], key)
     await conn.open()
@@ -84,7 +101,7 @@ async def annotator(spec: dict[str, Any], key: str, deadline: float, stats: dict
     try:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            status, body = await conn.request("POST", next_path)
+            status, body = await call(conn, spec, stats, "POST", next_path)
             stats["next"].append(time.perf_counter() - started)
             if status == 204:
                 stats["empty"] += 1
@@ -95,7 +112,10 @@ async def annotator(spec: dict[str, Any], key: str, deadline: float, stats: dict
             assignment = orjson.loads(body)
             payload = orjson.dumps({"answer": answer, "assignment_id": assignment["id"], "duration_ms": 1000})
             started = time.perf_counter()
-            status, body = await conn.request(
+            status, body = await call(
+                conn,
+                spec,
+                stats,
                 "POST",
                 f"/api/v1/tasks/{assignment['task']['id']}/responses",
                 payload,
@@ -129,7 +149,7 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 async def main(spec: dict[str, Any]) -> dict[str, Any]:
-    stats: dict[str, Any] = {"next": [], "submit": [], "responses": 0, "empty": 0, "errors": []}
+    stats: dict[str, Any] = {"next": [], "submit": [], "responses": 0, "empty": 0, "errors": [], "status_counts": {}}
     started = time.perf_counter()
     deadline = started + float(spec["seconds"])
     cpu_before = time.process_time()
@@ -142,6 +162,8 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
         "responses_per_second": round(stats["responses"] / elapsed, 1),
         "queue_emptied": stats["empty"],
         "errors": len(stats["errors"]),
+        "server_errors": sum(n for status, n in stats["status_counts"].items() if status >= 500),
+        "status_counts": {str(status): n for status, n in sorted(stats["status_counts"].items())},
         "first_errors": stats["errors"][:5],
         "latency_ms": {"next": percentiles(stats["next"]), "submit": percentiles(stats["submit"])},
         "loadgen_cpu_seconds": round(time.process_time() - cpu_before, 2),

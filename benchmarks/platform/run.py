@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -186,6 +187,44 @@ def fresh_postgres_database(url: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
+class WalSampler:
+    """Samples the size of SQLite's ``-wal`` file every ``every`` seconds in a thread; keeps the peak per phase."""
+
+    def __init__(self, database_path: Path, every: float = 0.05) -> None:
+        self.path = database_path.with_name(database_path.name + "-wal")
+        self.every = every
+        self.phase = "start"
+        self.peaks: dict[str, int] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-sampler", daemon=True)
+        self._thread.start()
+
+    def mark(self, phase: str) -> None:
+        """From now on, samples count toward ``phase`` (e.g. "import", "loop 16")."""
+        self.phase = phase
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                size = self.path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0), size)
+            self.samples += 1
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join()
+        peak = max(self.peaks.values(), default=0)
+        return {
+            "peak_bytes": peak,
+            "peak_mib": round(peak / 2**20, 1),
+            "peak_mib_by_phase": {name: round(size / 2**20, 1) for name, size in self.peaks.items()},
+            "samples": self.samples,
+        }
+
+
 # --- the measurements ------------------------------------------------------------------------------
 
 
@@ -235,7 +274,15 @@ def make_annotators(client: truthset.Client, n: int) -> list[str]:
     return keys
 
 
-def measure_loop(server: Server, project_id: str, keys: list[str], seconds: float, workdir: Path) -> dict[str, Any]:
+def measure_loop(
+    server: Server,
+    project_id: str,
+    keys: list[str],
+    seconds: float,
+    workdir: Path,
+    *,
+    request_timeout: float | None = None,
+) -> dict[str, Any]:
     spec = {
         "host": "127.0.0.1",
         "port": server.port,
@@ -243,6 +290,7 @@ def measure_loop(server: Server, project_id: str, keys: list[str], seconds: floa
         "keys": keys,
         "seconds": seconds,
         "answer": ANSWER,
+        "request_timeout": request_timeout,
     }
     spec_path = workdir / f"loadgen-{len(keys)}.json"
     spec_path.write_text(json.dumps(spec))
@@ -294,9 +342,12 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
     db.dispose()
     server = Server(data_dir, url)
     console.print(f"server: {' '.join(server.command[-6:])} (pid {server.process.pid})")
+    wal = WalSampler(data_dir / "truthset.db") if database_url is None else None
     try:
         with truthset.Client(server.url, created["api_key"], timeout=120) as client:
             console.print(f"importing {args.tasks:,} tasks ...")
+            if wal:
+                wal.mark("import")
             imports = measure_import(client, args.tasks)
             console.print(
                 f"  one request: {imports['one_request']['tasks_per_second']:,} tasks/s; "
@@ -306,6 +357,8 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
         loops = []
         for n in args.annotators:
             console.print(f"annotation loop: {n} annotator(s), {args.seconds:g} s ...")
+            if wal:
+                wal.mark(f"loop {n}")
             result = measure_loop(server, imports["project_id"], keys[:n], args.seconds, data_dir)
             p99 = {call: result["latency_ms"][call].get("p99") for call in ("next", "submit")}
             console.print(
@@ -313,12 +366,18 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
                 f" submit {p99['submit']} ms, errors {result['errors']}"
             )
             loops.append(result)
+        if wal:
+            wal.mark("after")
         correctness = check_correctness(url)
     finally:
+        wal_peak = wal.stop() if wal else None
         server.stop()
+    if wal_peak:
+        phases = ", ".join(f"{name} {mib} MiB" for name, mib in wal_peak["peak_mib_by_phase"].items())
+        console.print(f"WAL peak: {wal_peak['peak_mib']} MiB ({phases}; {wal_peak['samples']:,} samples)")
     if not args.keep:
         shutil.rmtree(data_dir, ignore_errors=True)
-    return {"database": kind, "import": imports, "loop": loops, "correctness": correctness}
+    return {"database": kind, "import": imports, "loop": loops, "correctness": correctness, "wal": wal_peak}
 
 
 # --- output ----------------------------------------------------------------------------------------
@@ -362,6 +421,10 @@ def print_tables(results: list[dict[str, Any]]) -> None:
         f"Targets: {TARGETS['responses_per_second_at_16']} responses/s at 16 annotators, p99 < {TARGETS['p99_ms']} ms."
         f" Label Studio: {LABEL_STUDIO['loop_1']} (1), {LABEL_STUDIO['loop_16']} (16), p99 {LABEL_STUDIO['p99']}."
     )
+    for r in results:
+        if r.get("wal"):
+            phases = ", ".join(f"{name} {mib} MiB" for name, mib in r["wal"]["peak_mib_by_phase"].items())
+            console.print(f"SQLite WAL file ({r['database']}): peak {r['wal']['peak_mib']} MiB ({phases})")
     for r in results:
         c = r["correctness"]
         verdict = "[green]OK[/green]" if c["ok"] else "[red]VIOLATED[/red]"

@@ -86,6 +86,9 @@ def serve(
         # pick its own address (and slip past the sign-in lockout): only named proxies are believed
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or None,
+        # SIGTERM: finish what is in flight, but end requests still running after this (a client
+        # that keeps an upload open would otherwise keep the server alive)
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
 
 

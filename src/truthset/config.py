@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         le=3600,
         description="Longest a request waits for a database write lock before it answers 503 busy with Retry-After.",
     )
+    shutdown_timeout_seconds: float = Field(
+        10.0, ge=0, description="On SIGTERM, how long `truthset serve` lets requests in flight finish."
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import orjson
+import pytest
+
+from truthset.api import memory
 
 from .helpers import ANSWER, API, Api, Org
 
@@ -30,3 +33,21 @@ def test_export_jsonl(api: Api, org: Org) -> None:
     empty = org.make_project()
     r = api.get(f"{API}/projects/{empty['id']}/export", auth=org.owner)
     assert r.status_code == 200 and r.content == b""
+
+
+def test_large_requests_give_memory_back_once_they_end(api: Api, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export (like an import or an upload) is followed by a malloc trim; other calls are not."""
+    trims: list[int] = []
+    monkeypatch.setattr(memory, "_glibc", lambda: object())  # as on glibc, wherever the test runs
+    monkeypatch.setattr(memory, "trim", lambda: trims.append(1) or True)
+    project = org.make_project()
+    org.make_tasks(project["id"], 3)
+    r = api.get(f"{API}/projects/{project['id']}/export", auth=org.owner, params={"all_statuses": "true"})
+    assert r.status_code == 200 and len(r.content.splitlines()) == 3
+    assert trims == [1]
+    assert api.get(f"{API}/projects/{project['id']}", auth=org.owner).status_code == 200
+    assert trims == [1]
+
+
+def test_trim_runs_where_it_can() -> None:
+    assert memory.trim() in (True, False)  # glibc: malloc_trim(0); elsewhere: nothing to do

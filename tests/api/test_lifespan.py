@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -56,3 +58,32 @@ def test_a_database_given_to_the_app_stays_open(tmp_path: Path) -> None:
     finally:
         gc.unfreeze()
         db.dispose()
+
+
+_FRESH_START = """
+import sys
+import anyio
+from truthset.api import create_app
+from truthset.config import Settings
+from truthset.questions import _registry
+
+app = create_app(Settings(data_dir=sys.argv[1], database_url=sys.argv[2]))
+before = _registry._loaded
+
+async def main() -> None:
+    async with app.router.lifespan_context(app):
+        print(before, _registry._loaded, "truthset.questions.label" in sys.modules)
+
+anyio.run(main)
+"""
+
+
+def test_startup_loads_the_question_types_before_the_first_request(tmp_path: Path) -> None:
+    """In a fresh process: the first task create used to import them (and SciPy) while its client waited."""
+    url = f"sqlite:///{tmp_path / 'truthset.db'}"
+    upgrade(url)
+    out = subprocess.run(
+        [sys.executable, "-c", _FRESH_START, str(tmp_path), url], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True"]

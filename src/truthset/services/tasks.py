@@ -15,7 +15,7 @@ from typing import IO, Any, Literal
 import orjson
 import pydantic_core
 from pydantic import ValidationError
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Select
 from sqlalchemy.exc import IntegrityError
 
 from truthset.domain import BatchStatus, Principal, TaskStatus
@@ -478,8 +478,15 @@ def list_tasks(
     db: Database, principal: Principal, filters: TaskFilter, *, cursor: str | None, limit: int
 ) -> tuple[list, str | None]:
     require(principal, Action.READ_TASKS)
+    query = task_query(principal, filters)
+    with db.read() as conn:
+        return repo.page(conn, query, t.tasks, cursor=cursor, limit=limit)
+
+
+def task_query(principal: Principal, filters: TaskFilter, *columns: Any) -> Select:
+    """The organization's tasks matching ``filters`` (``columns``, or every column), unordered."""
     c = t.tasks.c
-    query = repo.scoped(t.tasks, principal.organization_id)
+    query = repo.scoped(t.tasks, principal.organization_id, *columns)
     for column, value in (
         (c.project_id, filters.project_id),
         (c.batch_id, filters.batch_id),
@@ -499,9 +506,7 @@ def list_tasks(
             query = query.where(column < _naive(before))
     for key, value in filters.metadata.items():
         query = query.where(repo.json_text(c.metadata, key) == value)
-    query = repo.prefer_index(query, t.tasks, _listing_index(filters))
-    with db.read() as conn:
-        return repo.page(conn, query, t.tasks, cursor=cursor, limit=limit)
+    return repo.prefer_index(query, t.tasks, _listing_index(filters))
 
 
 def _listing_index(filters: TaskFilter) -> str | None:

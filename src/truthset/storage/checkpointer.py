@@ -1,58 +1,161 @@
-"""SQLite WAL checkpoints in a background thread instead of inside a commit.
+"""SQLite WAL checkpoints in a background thread, and a bound on the log's size under nonstop writes.
 
 By default SQLite checkpoints (copies the write-ahead log back into the database file and syncs
 it) in whichever commit pushes the log past 1,000 pages, while that transaction still holds the
 write lock: every writer queued behind it waits, which made the annotation loop's slowest calls.
 Here connections run with ``wal_autocheckpoint=0`` and this thread runs a PASSIVE checkpoint at
 most once per ``interval`` after new commits; PASSIVE never waits for writers or readers, so
-writers keep appending while it copies. SQLite still checkpoints on its own when the last
-connection closes.
+writers keep appending while it copies.
+
+PASSIVE alone never bounds the log under continuous load: SQLite starts writing the log from its
+beginning again only when a writer begins a transaction right after a checkpoint that copied
+every frame, and with writers appending all the time that moment never comes (the log reached
+768 MiB after ~16,600 responses). So when the log file passes ``restart_bytes`` the thread takes
+the process's write lock (in-process writers wait on it, not on SQLite's polling busy handler),
+finishes the copy with a RESTART checkpoint (which waits at most ``busy_ms`` for readers still on
+an older snapshot) and lets go: the next writer starts the log over, and ``journal_size_limit``
+(set to ``restart_bytes`` on every connection) truncates the file back to that size. Most frames
+were already copied by the PASSIVE run just before, so the lock is held for the tail of the copy
+and one fsync. Should the thread fall behind (a burst of large commits, a busy machine), the
+commit that finds the log past twice ``restart_bytes`` runs the RESTART itself, under the lock it
+already holds, which bounds the log whatever the thread's scheduling; past four times, it waits up
+to a second (not 50 ms) for readers of an older snapshot to finish.
+
+SQLite still checkpoints on its own when the last connection closes.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
+import time
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
 log = logging.getLogger("truthset.storage")
 
+#: Log size past which the checkpointer restarts the log (and the size a reset log shrinks back to).
+RESTART_BYTES = 16 * 1024 * 1024
+_BUSY_MS = 50  # how long a RESTART may wait for readers on an older snapshot while writers wait
+_HARD_BUSY_MS = 1000  # the same, once the log is past 4x restart_bytes: the disk matters more now
+
 
 class Checkpointer:
     """The background checkpoint thread of one SQLite database file."""
 
-    def __init__(self, engine: Engine, *, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        wal_path: Path,
+        write_lock: AbstractContextManager[Any],
+        *,
+        interval: float = 1.0,
+        restart_bytes: int = RESTART_BYTES,
+    ) -> None:
         self._engine = engine
+        self._wal_path = wal_path
+        self._write_lock = write_lock
         self._interval = interval
+        self._restart_bytes = restart_bytes
         self._commits = 0  # incremented under the database's write lock
+        self._retry_at = 0.0  # monotonic time before which a failed RESTART is not tried again
+        self._hard_retry_at = 0.0  # the same for the longer-waiting RESTART past 4x restart_bytes
+        self._checkpointing = threading.Lock()  # one checkpoint at a time in this process
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self.checkpoints = 0  # how many ran (observability, tests)
+        self.checkpoints = 0  # how many PASSIVE ran (observability, tests)
+        self.restarts = 0  # how many RESTART completed (observability, tests)
 
     def committed(self) -> None:
-        """Call after each COMMIT: there is log to copy back."""
+        """Call after each COMMIT, under the write lock: there is log to copy back."""
         self._commits += 1
         if self._thread is None:
             self._start()
+        size = self.wal_size()
+        if size <= self._restart_bytes:
+            return
+        now = time.monotonic()
+        if size > 4 * self._restart_bytes and now >= self._hard_retry_at:
+            # Even the commits' own tries failed (a reader held its snapshot past 50 ms): wait up to
+            # a second for readers now, since the disk matters more than this commit's latency.
+            self._hard_retry_at = now + self._interval
+            self._restart_here(_HARD_BUSY_MS)
+        elif now >= self._retry_at:
+            self._wake.set()  # the thread restarts the log soon
+            if size > 2 * self._restart_bytes:
+                self._restart_here(_BUSY_MS)  # the thread fell behind: bound the log here
+
+    def _restart_here(self, busy_ms: int) -> None:
+        """A RESTART from a commit, under the lock it holds; a failure must not fail that commit."""
+        try:
+            self._restart_log(locked=True, busy_ms=busy_ms)
+        except sqlite3.Error:  # the thread retries and logs
+            self._retry_at = time.monotonic() + self._interval
+
+    def wal_size(self) -> int:
+        """The log file's size in bytes (0 when there is none)."""
+        try:
+            return os.stat(self._wal_path).st_size
+        except FileNotFoundError:
+            return 0
 
     def checkpoint(self) -> None:
-        """Copy what the log holds into the database file now, without waiting for anyone."""
-        raw = self._engine.raw_connection()
-        try:
-            # on the driver connection: outside a transaction, which a checkpoint cannot run in
-            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
-            self.checkpoints += 1
-        finally:
-            raw.close()
+        """Copy what the log holds into the database file now, without waiting for any writer or reader."""
+        with self._checkpointing:
+            self._pragma("PRAGMA wal_checkpoint(PASSIVE)")
+        self.checkpoints += 1
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+
+    def _restart_log(self, *, locked: bool, busy_ms: int = _BUSY_MS) -> bool:
+        """Copy every frame back and have the next writer start the log over; False if readers held on."""
+        if not locked:
+            with self._write_lock:
+                return self._restart_log(locked=True, busy_ms=busy_ms)
+        # SQLite fails a checkpoint at once, without its busy handler, while another one runs: so
+        # wait here for the thread's PASSIVE run to end (it leaves little to copy)
+        if not self._checkpointing.acquire(timeout=busy_ms / 1000):
+            self._retry_at = time.monotonic() + self._interval
+            return False
+        try:
+            busy, _, _ = self._pragma("PRAGMA wal_checkpoint(RESTART)", busy_ms=busy_ms)
+        finally:
+            self._checkpointing.release()
+        if busy:
+            # A reader kept an old snapshot open (a long export): holding the lock again at once
+            # would stall every writer for nothing, so wait an interval before the next try.
+            self._retry_at = time.monotonic() + self._interval
+            return False
+        self.restarts += 1
+        return True
+
+    def _pragma(self, sql: str, *, busy_ms: int | None = None) -> tuple[int, int, int]:
+        raw = self._engine.raw_connection()
+        try:
+            # on the driver connection: outside a transaction, which a checkpoint cannot run in
+            driver: Any = raw.driver_connection
+            if busy_ms is None:
+                return tuple(driver.execute(sql).fetchone())  # type: ignore[return-value]
+            (usual_ms,) = driver.execute("PRAGMA busy_timeout").fetchone()
+            driver.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+            try:
+                return tuple(driver.execute(sql).fetchone())  # type: ignore[return-value]
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={int(usual_ms)}")  # the pooled connection's own
+        finally:
+            raw.close()
 
     def _start(self) -> None:
         with self._start_lock:
@@ -62,12 +165,19 @@ class Checkpointer:
 
     def _loop(self) -> None:
         done = 0
-        while not self._stop.wait(self._interval):
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             seen = self._commits
             if seen == done:
                 continue
             try:
-                self.checkpoint()
+                self.checkpoint()  # without the lock: writers go on while most of the log is copied
+                if self.wal_size() > self._restart_bytes and time.monotonic() >= self._retry_at:
+                    self._restart_log(locked=False)
                 done = seen
             except sqlite3.Error:  # e.g. a full disk: the log keeps everything; try again later
+                self._retry_at = time.monotonic() + self._interval
                 log.exception("WAL checkpoint failed; retrying in %s s", self._interval)

@@ -33,7 +33,7 @@ from sqlalchemy.pool import QueuePool
 
 from truthset.errors import Busy, StorageFull, TruthsetError
 from truthset.storage.batching import BatchWriter
-from truthset.storage.checkpointer import Checkpointer
+from truthset.storage.checkpointer import RESTART_BYTES, Checkpointer
 from truthset.storage.files import make_private_dirs, make_private_file
 
 # PostgreSQL's deadlock, serialization failure and lock timeout: the transaction lost a race, not data
@@ -181,7 +181,13 @@ class Database:
     """One engine plus the transaction helpers every service uses."""
 
     def __init__(
-        self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 20, lock_timeout: float = 10.0
+        self,
+        url: str,
+        *,
+        sqlite_synchronous: str = "FULL",
+        pool_size: int = 20,
+        lock_timeout: float = 10.0,
+        wal_restart_bytes: int = RESTART_BYTES,
     ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
@@ -200,9 +206,15 @@ class Database:
                 # connections commit without fsync; acknowledged writes wait for a shared one
                 self._group_commit = GroupCommit(Path(database).resolve().with_name(Path(database).name + "-wal"))
                 sqlite_synchronous = "NORMAL"
-            self.engine = self._sqlite_engine(url, sqlite_synchronous, pool_size, lock_timeout, on_disk=on_disk)
+            self.engine = self._sqlite_engine(
+                url, sqlite_synchronous, pool_size, lock_timeout, on_disk=on_disk, wal_limit=wal_restart_bytes
+            )
             if on_disk:
-                self._checkpointer = Checkpointer(self.engine)
+                wal = Path(database).resolve().with_name(Path(database).name + "-wal")
+                assert self._write_lock is not None
+                self._checkpointer = Checkpointer(
+                    self.engine, wal, self._write_lock, restart_bytes=wal_restart_bytes
+                )
         else:
             self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="truthset-db")
             self.engine = create_engine(
@@ -216,7 +228,9 @@ class Database:
             _set_postgres_lock_timeout(self.engine, lock_timeout)
 
     @staticmethod
-    def _sqlite_engine(url: str, synchronous: str, pool_size: int, lock_timeout: float, *, on_disk: bool) -> Engine:
+    def _sqlite_engine(
+        url: str, synchronous: str, pool_size: int, lock_timeout: float, *, on_disk: bool, wal_limit: int
+    ) -> Engine:
         if on_disk:  # owner-only: it holds password and key hashes (SQLite's -wal/-shm take its mode)
             make_private_dirs(Path(make_url(url).database).parent)  # type: ignore[arg-type]
             make_private_file(Path(make_url(url).database))  # type: ignore[arg-type]
@@ -243,10 +257,14 @@ class Database:
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={round(lock_timeout * 1000)}")  # another process's write
-            cursor.execute("PRAGMA cache_size=-65536")
+            # 8 MiB of page cache per connection (SQLite's default is 2 MiB). It was 64 MiB, which a
+            # bulk import or an export filled and then kept for as long as the connection lived in
+            # the pool: +64 MiB of server memory per such connection.
+            cursor.execute("PRAGMA cache_size=-8192")
             if on_disk:
                 cursor.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer thread does it
-                cursor.execute("PRAGMA journal_size_limit=67108864")  # a reset log shrinks back to 64 MiB
+                # a log the Checkpointer restarted shrinks back to the size at which it restarts logs
+                cursor.execute(f"PRAGMA journal_size_limit={int(wal_limit)}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -292,6 +310,24 @@ class Database:
             return
         with _translated(), self.engine.connect() as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only transaction that sees one state of the database however long it reads.
+
+        For long reads that must not mix states (an export). PostgreSQL's READ COMMITTED takes a
+        new snapshot per statement, so this runs REPEATABLE READ; a SQLite read transaction in WAL
+        mode already keeps the snapshot of its first read. On SQLite keep it short: while it is
+        open the WAL cannot be restarted (see :mod:`truthset.storage.checkpointer`).
+        """
+        options = {} if self.is_sqlite else {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        with _translated(), self.engine.connect().execution_options(**options) as conn:
+            with conn.begin():
+                yield conn
+            if self.is_sqlite:
+                # a long read filled this pooled connection's page cache (up to cache_size): free it
+                # rather than keep it, unused, for as long as the connection lives in the pool
+                conn.exec_driver_sql("PRAGMA shrink_memory")
 
     def submit(self, function: Callable[..., Any], *args: Any) -> Future:
         """Run a service call ``function(*args)`` off the caller's thread; the future gets its result.
