@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 
+from aio import run_async
 from truthset.api import API_PREFIX, create_app
 from truthset.config import Settings
 from truthset.schemas import ProjectCreate, TaskCreate
@@ -141,7 +141,7 @@ def _task_count(made: dict[str, httpx.Response]) -> int:
 
 def test_a_full_disk_answers_507_and_writes_work_again_once_space_is_freed(world: World) -> None:
     world.fill_disk()
-    refused = anyio.run(_writes, world)
+    refused = run_async(_writes, world)
     for name, response in refused.items():
         if name == "list":
             continue
@@ -154,7 +154,7 @@ def test_a_full_disk_answers_507_and_writes_work_again_once_space_is_freed(world
     assert _task_count(refused) == 1  # nothing was stored
 
     world.free_disk()
-    accepted = anyio.run(_writes, world)
+    accepted = run_async(_writes, world)
     expected = {"create project": 201, "create task": 201, "import": 200, "next": 200, "submit": 201, "upload": 201}
     assert {name: accepted[name].status_code for name in expected} == expected
     assert _task_count(accepted) == 4

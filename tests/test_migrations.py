@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -18,6 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy import create_engine, pool
 
 import schema_history
+from aio import run_async
 from schema_history import SHIPPED
 from truthset.api import API_PREFIX, create_app
 from truthset.config import Settings
@@ -121,7 +121,7 @@ def test_an_old_sqlite_database_upgrades_and_serves_its_data(state: str, tmp_pat
     keys = json.loads((schema_history.OLD_DATABASES / "keys.json").read_text())
     db = Database(url, sqlite_synchronous="NORMAL")
     try:
-        anyio.run(_serve_old_data, create_app(Settings(data_dir=tmp_path / "data"), db=db), keys["owner"])
+        run_async(_serve_old_data, create_app(Settings(data_dir=tmp_path / "data"), db=db), keys["owner"])
     finally:
         db.dispose()
 

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
+from aio import run_async
 from truthset.api import API_PREFIX, create_app
 from truthset.config import Settings
 from truthset.schemas import ProjectCreate, TaskCreate
@@ -146,18 +147,18 @@ def _assert_busy(response: httpx.Response) -> None:
 def test_every_call_answers_503_while_postgresql_is_down_and_works_once_it_is_back(
     cluster: Cluster, world: World
 ) -> None:
-    anyio.run(_warm_up, world)  # the pool holds live connections now
+    run_async(_warm_up, world)  # the pool holds live connections now
     cluster.stop()
     try:
-        down = anyio.run(_calls, world, "the-submit")
+        down = run_async(_calls, world, "the-submit")
     finally:
         cluster.start()
     for response in down.values():
         _assert_busy(response)
 
-    up = anyio.run(_calls, world, "the-submit")
+    up = run_async(_calls, world, "the-submit")
     assert {name: r.status_code for name, r in up.items()} == {"list": 200, "create": 201, "next": 200, "submit": 201}
-    again = anyio.run(_calls, world, "the-submit")
+    again = run_async(_calls, world, "the-submit")
     assert again["submit"].headers.get("Idempotent-Replayed") == "true"  # the retry stored nothing twice
     engine = _admin(cluster.url.rsplit("/", 1)[0] + "/" + make_url(world.db.engine.url).database)
     with engine.connect() as conn:
@@ -196,15 +197,15 @@ async def _submit_while_its_backend_is_terminated(world: World, admin: Engine) -
 def test_a_submit_whose_connection_is_terminated_answers_503_and_its_retry_stores_once(world: World) -> None:
     admin = _admin(make_url(world.db.engine.url).render_as_string(hide_password=False))
     try:
-        _assert_busy(anyio.run(_submit_while_its_backend_is_terminated, world, admin))
+        _assert_busy(run_async(_submit_while_its_backend_is_terminated, world, admin))
 
         async def retry() -> httpx.Response:
             async with world.client() as client:
                 url = f"{API_PREFIX}/tasks/{world.tasks[0]['id']}/responses"
                 return await client.post(url, json=ANSWER, headers={"Idempotency-Key": "k1"})
 
-        assert anyio.run(retry).status_code == 201  # the pool replaced the terminated connection
-        assert anyio.run(retry).headers.get("Idempotent-Replayed") == "true"
+        assert run_async(retry).status_code == 201  # the pool replaced the terminated connection
+        assert run_async(retry).headers.get("Idempotent-Replayed") == "true"
         with admin.connect() as conn:
             count = "SELECT count(*) FROM responses WHERE task_id = :task"
             assert conn.execute(text(count), {"task": world.tasks[0]["id"]}).scalar() == 1
