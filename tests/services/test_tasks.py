@@ -460,3 +460,27 @@ def test_task_responses(org: Org) -> None:
         tasks.task_responses(org.db, first.principal, task["id"])
     with pytest.raises(NotFound):
         tasks.get_task(org.db, org.owner.principal, "0" * 24)
+
+
+@pytest.mark.parametrize("loop_busy", [False, True])
+def test_an_import_pauses_between_its_steps_only_while_the_annotation_loop_is_busy(
+    org: Org, monkeypatch: pytest.MonkeyPatch, loop_busy: bool
+) -> None:
+    """Background work yields to people: each parse and store step is followed by a pause of its length."""
+    project = org.make_project()
+    monkeypatch.setattr(tasks, "IMPORT_CHUNK", 10)
+    monkeypatch.setattr(org.db, "hot_path_active", lambda within=0.5: loop_busy)
+    pauses: list[float] = []
+    monkeypatch.setattr(tasks.time, "sleep", pauses.append)
+    lines = _lines(*({"data": {"text": f"item {n}"}} for n in range(30)))
+    assert tasks.import_tasks(org.db, org.owner.principal, project["id"], lines).created == 30
+    assert len(pauses) == (10 if loop_busy else 0)  # 4 reads (the last finds the end), 3 parses, 3 stores
+    assert all(pause >= 0 for pause in pauses)
+
+
+def test_only_the_annotation_loop_marks_the_hot_path(db: Database) -> None:
+    assert not db.hot_path_active()
+    db.submit(lambda: None, hot=False).result(timeout=60)
+    assert not db.hot_path_active()  # an import's step is not the loop
+    db.submit(lambda: None).result(timeout=60)
+    assert db.hot_path_active()

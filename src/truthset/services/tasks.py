@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import pickle
 import tempfile
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -378,7 +380,7 @@ def import_tasks(
         batch = _batch_for_tasks(conn, principal, project_id, batch_id)
     importer = _Importer(principal, project, batch, max_task_bytes, on_error)
     with tempfile.TemporaryFile(prefix="truthset-import-") as spool:
-        for rows in _parsed_chunks(importer, items):
+        for rows in _parsed_chunks(importer, items, _Pacer(db)):
             if rows and importer.keeping:
                 pickle.dump(rows, spool, protocol=pickle.HIGHEST_PROTOCOL)
         if not importer.keeping:
@@ -396,16 +398,14 @@ def _store_spooled(db: Database, importer: _Importer, spool: IO[bytes]) -> None:
     queue is first come, first served: the annotation calls that arrive while a chunk is written
     run before the next chunk. Only the last chunk waits for the disk; its sync covers the others.
     """
+    pacer = _Pacer(db)
     chunk = _next_spooled(spool)
-    writing: Future | None = None
     while chunk is not None:
-        following = _next_spooled(spool)  # read while the previous chunk is being written
-        if writing is not None:
-            writing.result()
-        writing = db.submit(functools.partial(importer.write, durable=following is None), db, chunk)
+        following = _next_spooled(spool)
+        with pacer.step(time.perf_counter):  # the writer thread does the work
+            write = functools.partial(importer.write, durable=following is None)
+            db.submit(write, db, chunk, hot=False).result()
         chunk = following
-    if writing is not None:
-        writing.result()
 
 
 def _next_spooled(spool: IO[bytes]) -> list[_Row] | None:
@@ -415,7 +415,30 @@ def _next_spooled(spool: IO[bytes]) -> list[_Row] | None:
         return None
 
 
-def _parsed_chunks(importer: _Importer, items: Iterable[tuple[int, Any]]) -> Iterator[list[_Row]]:
+class _Pacer:
+    """Keeps an import to about half of the server's time while the annotation loop is busy.
+
+    An import is background work; an annotator waiting for the next task is not. On two cores an
+    import running flat out (parsing holds the GIL, storing holds SQLite's writer) pushed the loop's
+    p99 latency past 100 ms. So while the loop is active (:meth:`Database.hot_path_active`), each
+    step of the import is followed by a pause as long as the step, which frees the GIL, the core
+    and the writer. Alone on the server, an import runs at full speed.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @contextmanager
+    def step(self, clock: Callable[[], float] = time.thread_time) -> Iterator[None]:
+        """One step; ``clock`` measures its work: this thread's CPU time (so a wait for the
+        client's next bytes costs nothing), or the wall clock for a step another thread does."""
+        started = clock()
+        yield
+        if self.db.hot_path_active():
+            time.sleep(max(0.0, clock() - started))
+
+
+def _parsed_chunks(importer: _Importer, items: Iterable[tuple[int, Any]], pacer: _Pacer) -> Iterator[list[_Row]]:
     """Valid rows, chunk by chunk; chunk N+1 is parsed in a helper thread while the caller reads on.
 
     The items are pulled in the caller's thread, which may be reading the HTTP body; at most two
@@ -423,11 +446,17 @@ def _parsed_chunks(importer: _Importer, items: Iterable[tuple[int, Any]]) -> Ite
     """
 
     def parse(chunk: list[tuple[int, Any]]) -> list[_Row]:
-        return [task for number, raw in chunk if (task := importer.parse(number, raw))]
+        with pacer.step():
+            return [task for number, raw in chunk if (task := importer.parse(number, raw))]
 
+    chunks = _chunks(items)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-parse") as pool:
         pending: Future[list[_Row]] | None = None
-        for chunk in _chunks(items):
+        while True:
+            with pacer.step():  # reading a chunk can be work too: a JSON array is parsed here
+                chunk = next(chunks, None)
+            if chunk is None:
+                break
             following = pool.submit(parse, chunk)
             if pending is not None:
                 yield pending.result()

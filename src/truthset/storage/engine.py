@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -197,6 +198,7 @@ class Database:
         self._checkpointer: Checkpointer | None = None
         self._batch_writer: BatchWriter | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._hot_call_at = -1e9  # when the annotation loop last submitted a call (see hot_path_active)
         self._batch = threading.local()  # on the writer thread: the connection of the running batch
         if self.is_sqlite:
             self._batch_writer = BatchWriter(self)
@@ -329,17 +331,24 @@ class Database:
                 # rather than keep it, unused, for as long as the connection lives in the pool
                 conn.exec_driver_sql("PRAGMA shrink_memory")
 
-    def submit(self, function: Callable[..., Any], *args: Any) -> Future:
+    def submit(self, function: Callable[..., Any], *args: Any, hot: bool = True) -> Future:
         """Run a service call ``function(*args)`` off the caller's thread; the future gets its result.
 
         On SQLite the calls go to one writer thread that runs all waiting calls in one transaction
         (:mod:`truthset.storage.batching`); on PostgreSQL, which has concurrent writers, to a pool.
-        For short calls on the hot path (the annotation loop), not for long ones like imports.
+        For short calls: the annotation loop's (``hot``), or one short step of background work such
+        as an import's chunk (``hot=False``), which then takes its turn behind the waiting calls.
         """
+        if hot:
+            self._hot_call_at = time.monotonic()
         if self._batch_writer is not None:
             return self._batch_writer.submit(function, *args)
         assert self._executor is not None
         return self._executor.submit(function, *args)
+
+    def hot_path_active(self, within: float = 0.5) -> bool:
+        """Whether an annotation-loop call was submitted in the last ``within`` seconds (this process)."""
+        return time.monotonic() - self._hot_call_at < within
 
     def run_batch(self, body: Callable[[], None]) -> int:
         """Run ``body`` with this thread's writes and reads inside one SQLite transaction.
