@@ -338,6 +338,24 @@ def test_a_write_waiting_for_the_write_lock_ends_busy_at_the_lock_timeout(tmp_pa
         db.dispose()
 
 
+def test_a_read_waiting_for_a_pooled_connection_ends_busy_at_the_lock_timeout(db: Database) -> None:
+    """Every pooled connection held (pool of 1, no overflow): the next caller gets Busy (503), not a 500."""
+    url = db.url.render_as_string(hide_password=False)
+    small = Database(url, sqlite_synchronous="NORMAL", lock_timeout=0.2, pool_size=1)
+    small.engine.pool._max_overflow = 0  # type: ignore[attr-defined]  # the pool of 1 may not grow
+    try:
+        with small.read(), ThreadPoolExecutor(1) as pool:
+
+            def read() -> None:
+                with small.read() as conn:
+                    conn.execute(text("SELECT 1"))
+
+            with pytest.raises(Busy, match="connection is busy"):
+                pool.submit(read).result(timeout=60)
+    finally:
+        small.dispose()
+
+
 def test_sqlite_busy_timeout_follows_the_lock_timeout(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'x.db'}", lock_timeout=2.5)
     try:

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import QueuePool
 
 from truthset.errors import Busy, StorageFull, TruthsetError
@@ -98,6 +99,8 @@ def _translated() -> Iterator[None]:
         if error is None:
             raise
         raise error from exc
+    except PoolTimeout as exc:  # every pooled connection stayed busy for the whole pool timeout
+        raise Busy("every database connection is busy; try again") from exc
 
 
 def _set_postgres_lock_timeout(engine: Engine, seconds: float) -> None:
@@ -225,6 +228,7 @@ class Database:
                 json_deserializer=orjson.loads,
                 pool_size=pool_size,
                 max_overflow=pool_size,
+                pool_timeout=lock_timeout,  # a request waits no longer for a connection than for a lock
                 pool_pre_ping=True,
             )
             _set_postgres_lock_timeout(self.engine, lock_timeout)
@@ -244,6 +248,7 @@ class Database:
             pool_use_lifo=True,  # the most recently used connection: its page cache is warm
             pool_size=pool_size,
             max_overflow=pool_size,
+            pool_timeout=lock_timeout,
             connect_args={"check_same_thread": False, "timeout": lock_timeout},
         )
 
