@@ -38,3 +38,15 @@ def test_non_images_are_rejected(api: Api, org: Org) -> None:
         error = assert_error(r, 422, "invalid_input")
         assert error["details"]["field"] == "file"
     assert_error(api.get(f"{API}/media/0123456789abcdef01234567", auth=org.owner), 404, "not_found")
+
+
+def test_a_range_is_served_and_an_unusable_range_gets_the_whole_file(api: Api, org: Org) -> None:
+    """Starlette answered a malformed or unsatisfiable Range with plain text (400/416), outside the error shape."""
+    media = api.post(f"{API}/media", auth=org.owner, files={"file": ("dot.png", PNG, "image/png")}).json()
+    url = f"{API}/media/{media['id']}"
+    part = api.get(url, auth=org.owner, headers={"Range": "bytes=0-3"})
+    assert part.status_code == 206 and part.content == PNG[:4]
+    for unusable in ("bytes=abc", "bytes=999999-", "bytes=5-2", "pages=1-2", "nonsense"):
+        whole = api.get(url, auth=org.owner, headers={"Range": unusable})
+        assert whole.status_code == 200, unusable
+        assert whole.content == PNG and whole.headers["content-type"] == "image/png"

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from fastapi import APIRouter, UploadFile, status
 from fastapi.responses import FileResponse
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from truthset.api.deps import DB, AppSettings, Caller
 from truthset.api.headers import MEDIA_CSP
@@ -14,6 +15,22 @@ from truthset.schemas import MediaOut
 from truthset.services import media
 
 router = APIRouter(tags=["media"])
+
+
+class MediaFileResponse(FileResponse):
+    """A file response that ignores a Range header it cannot serve and sends the whole file.
+
+    Starlette answers such a header with a plain-text 400 or 416, outside the one error shape. A
+    server may always ignore Range (RFC 9110, section 14.2), and a client asking for a range it
+    cannot have is best served by the whole file (200, which says the range was not applied).
+    """
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except (MalformedRangeHeader, RangeNotSatisfiable):
+            return []  # no range: the whole file
 
 
 def _out(row: dict) -> dict:
@@ -50,12 +67,12 @@ def upload_media(db: DB, caller: Caller, settings: AppSettings, file: UploadFile
 @router.get(
     "/media/{media_id}",
     operation_id="get_media",
-    response_class=FileResponse,
+    response_class=MediaFileResponse,
     responses={200: {"content": {"image/*": {}}}},
 )
-def get_media(db: DB, caller: Caller, settings: AppSettings, media_id: str) -> FileResponse:
+def get_media(db: DB, caller: Caller, settings: AppSettings, media_id: str) -> MediaFileResponse:
     row = media.get(db, caller, media_id)
-    return FileResponse(
+    return MediaFileResponse(
         media.blob_path(settings.media_dir, row["sha256"]),
         media_type=row["content_type"],
         # user content: opened as a page of its own it runs nothing and has no origin of ours
