@@ -29,9 +29,6 @@ every phase.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import socket
 import sys
@@ -40,7 +37,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +50,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 from run import (
     OVERLAP,
     SPEC,
-    Postgres,
     Server,
-    fresh_postgres_database,
     make_annotators,
     measure_loop,
+    run_backends,
+    save_results,
     task_stream,
 )
 
@@ -265,29 +261,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     args = parser.parse_args()
 
-    results = []
-    if not args.no_sqlite:
-        results.append(run_one("sqlite", None, args))
-    if args.postgres:
-        cluster = Postgres() if args.postgres == "auto" else None
-        try:
-            url = fresh_postgres_database(cluster.url if cluster else args.postgres)
-            results.append(run_one("postgresql", url, args))
-        finally:
-            if cluster:
-                cluster.stop()
+    results = run_backends(run_one, args)
     print_table(results)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"isolation-{stamp}.json"
-    meta = {
-        "command": " ".join(sys.argv),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "truthset": truthset.__version__,
-        "at": stamp,
-    }
-    path.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    console.print(f"results: {path}")
+    save_results("isolation", results)
 
 
 if __name__ == "__main__":

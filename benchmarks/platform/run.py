@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -446,21 +446,32 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     args = parser.parse_args()
 
+    results = run_backends(run_one, args)
+    print_tables(results)
+    save_results("platform", results)
+
+
+def run_backends(run: Callable[[str, str | None, argparse.Namespace], dict], args: argparse.Namespace) -> list[dict]:
+    """``run`` on SQLite (unless ``--no-sqlite``) and on PostgreSQL (``--postgres URL|auto``)."""
     results = []
     if not args.no_sqlite:
-        results.append(run_one("sqlite", None, args))
+        results.append(run("sqlite", None, args))
     if args.postgres:
         cluster = Postgres() if args.postgres == "auto" else None
         try:
             url = fresh_postgres_database(cluster.url if cluster else args.postgres)
-            results.append(run_one("postgresql", url, args))
+            results.append(run("postgresql", url, args))
         finally:
             if cluster:
                 cluster.stop()
-    print_tables(results)
+    return results
+
+
+def save_results(name: str, results: list[dict]) -> Path:
+    """Write the results with the command and the machine to ``benchmarks/results/NAME-STAMP.json``."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"platform-{stamp}.json"
+    path = RESULTS / f"{name}-{stamp}.json"
     meta = {
         "command": " ".join(sys.argv),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
@@ -469,6 +480,7 @@ def main() -> None:
     }
     path.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     console.print(f"results: {path}")
+    return path
 
 
 if __name__ == "__main__":
