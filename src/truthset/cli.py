@@ -327,6 +327,9 @@ def export(
     api_key: KeyOption = "",
     out: Annotated[Path | None, typer.Option(help="Output file (default: standard output).")] = None,
     all_statuses: Annotated[bool, typer.Option("--all", help="Every task, not only completed ones.")] = False,
+    min_confidence: Annotated[
+        float | None, typer.Option(min=0, max=1, help="Only tasks whose result is at least this confident.")
+    ] = None,
 ) -> None:
     """Export tasks with their results as JSONL."""
     from truthset.client import Client
@@ -335,7 +338,7 @@ def export(
     count = 0
     try:
         with Client(url, api_key) as client:
-            for row in client.export(project, all_statuses=all_statuses):
+            for row in client.export(project, all_statuses=all_statuses, min_confidence=min_confidence):
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
                 count += 1
     finally:

@@ -263,9 +263,15 @@ class Client:
         status: str | None = None,
         batch_id: str | None = None,
         all_statuses: bool = False,
+        min_confidence: float | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Iterate the project's export rows (JSONL, streamed): completed tasks with results by default."""
-        params = _params(status=status, batch_id=batch_id, all_statuses=all_statuses or None)
+        """Iterate the project's export rows (JSONL, streamed): completed tasks with results by default.
+
+        ``min_confidence`` keeps only tasks whose result is at least that confident.
+        """
+        params = _params(
+            status=status, batch_id=batch_id, all_statuses=all_statuses or None, min_confidence=min_confidence
+        )
         return self._stream_jsonl(f"/projects/{project_id}/export", params)
 
     def upload_media(
@@ -620,6 +626,7 @@ class Tasks(_Resource):
         completed_after: Any = None,
         completed_before: Any = None,
         metadata: Mapping[str, Any] | None = None,
+        min_confidence: float | None = None,
         page_size: int = 100,
     ) -> Iterator[TaskOut]:
         """Tasks oldest first, filtered; ``metadata={"k": "v"}`` matches metadata values. Lazy pages."""
@@ -634,6 +641,7 @@ class Tasks(_Resource):
             updated_before=updated_before,
             completed_after=completed_after,
             completed_before=completed_before,
+            min_confidence=min_confidence,
         )
         for key, value in (metadata or {}).items():
             params[f"metadata.{key}"] = value if isinstance(value, str) else orjson.dumps(value).decode()

@@ -51,3 +51,23 @@ def test_large_requests_give_memory_back_once_they_end(api: Api, org: Org, monke
 
 def test_trim_runs_where_it_can() -> None:
     assert memory.trim() in (True, False)  # glibc: malloc_trim(0); elsewhere: nothing to do
+
+
+def test_list_and_export_can_require_a_minimum_confidence(api: Api, org: Org) -> None:
+    """Customers keep only answers they can trust: `min_confidence` on listing and export."""
+    project = org.make_project(overlap=2)
+    agreed, split, open_ = org.make_tasks(project["id"], 3)
+    for actor, answer in ((org.owner, "positive"), (org.actor("annotator"), "positive")):
+        api.post(f"{API}/tasks/{agreed['id']}/responses", auth=actor, json={"answer": {"sentiment": answer}})
+    for actor, answer in ((org.owner, "positive"), (org.actor("annotator"), "negative")):
+        api.post(f"{API}/tasks/{split['id']}/responses", auth=actor, json={"answer": {"sentiment": answer}})
+    listed = api.get(f"{API}/tasks", auth=org.owner, params={"project_id": project["id"], "min_confidence": 0.9})
+    assert [task["id"] for task in listed.json()["items"]] == [agreed["id"]]
+    loose = api.get(f"{API}/tasks", auth=org.owner, params={"project_id": project["id"], "min_confidence": 0.5})
+    assert [task["id"] for task in loose.json()["items"]] == [agreed["id"], split["id"]]  # no result: never
+    export = api.get(f"{API}/projects/{project['id']}/export", auth=org.owner, params={"min_confidence": 0.9})
+    assert [orjson.loads(line)["task_id"] for line in export.content.splitlines()] == [agreed["id"]]
+    for bad in ("1.5", "-0.1", "high"):
+        r = api.get(f"{API}/tasks", auth=org.owner, params={"min_confidence": bad})
+        assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "query.min_confidence"
+    assert open_["id"] not in [task["id"] for task in loose.json()["items"]]

@@ -51,6 +51,10 @@ def test_import_jsonl_and_csv_then_export(live: Any, tmp_path: Path) -> None:
 
     code, output = _cli(live, "export", "--project", project.id, "--all", "--out", str(out))
     assert len(out.read_text().splitlines()) == 52
+    code, output = _cli(live, "export", "--project", project.id, "--all", "--min-confidence", "0", "--out", str(out))
+    assert code == 0 and len(out.read_text().splitlines()) == 1  # only the task with a result
+    code, output = _cli(live, "export", "--project", project.id, "--min-confidence", "2")
+    assert code == 2 and "min-confidence" in output
 
 
 def test_import_reports_bad_lines_and_stores_nothing(live: Any, tmp_path: Path) -> None:

@@ -299,6 +299,9 @@ def test_annotation_loop(client: truthset.Client, live: LiveServer, project: Pro
     assert {r["answer"]["sentiment"] for r in rows} == {"positive", "negative"}
     assert len(list(client.export(project.id, all_statuses=True))) == 3
     assert list(client.export(project.id, status="canceled")) == []
+    # a minimum confidence keeps only tasks with a result that confident (the unanswered one has none)
+    assert len(list(client.export(project.id, all_statuses=True, min_confidence=0))) == 2
+    assert {t.id for t in client.tasks.list(project.id, min_confidence=0.5)} == {first.task.id, third.task.id}
 
 
 def test_submit_is_idempotent(client: truthset.Client, live: LiveServer, project: ProjectOut) -> None:

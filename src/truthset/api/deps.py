@@ -67,6 +67,14 @@ Cursor = Annotated[
     str | None,
     Query(pattern=r"^[0-9a-f]{24}$", description="`next_cursor` of the previous page; omit for the first."),
 ]
+MinConfidence = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=1,
+        description="Only tasks whose result has at least this confidence (tasks without a result never match).",
+    ),
+]
 DB = Annotated[Database, Depends(get_db)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Caller = Annotated[Principal, Depends(get_principal)]

@@ -30,6 +30,7 @@ def export_rows(
     *,
     status: TaskStatus | None = TaskStatus.COMPLETED,
     batch_id: str | None = None,
+    min_confidence: float | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One dict per task: ids, data, metadata, status, the result and its confidence.
 
@@ -38,7 +39,7 @@ def export_rows(
     """
     require(principal, Action.READ_TASKS)
     get_project(db, principal, project_id)
-    filters = TaskFilter(project_id=project_id, status=status, batch_id=batch_id)
+    filters = TaskFilter(project_id=project_id, status=status, batch_id=batch_id, min_confidence=min_confidence)
     columns = [t.tasks.c[name] for name in _COLUMNS]
     query = task_query(principal, filters, *columns).order_by(t.tasks.c.id)
     with db.snapshot() as conn:

@@ -496,6 +496,8 @@ class TaskFilter:
     completed_after: datetime | None = None
     completed_before: datetime | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    #: only tasks whose result has at least this confidence (tasks without a result never match)
+    min_confidence: float | None = None
 
 
 def _naive(value: datetime) -> datetime:
@@ -535,6 +537,8 @@ def task_query(principal: Principal, filters: TaskFilter, *columns: Any) -> Sele
             query = query.where(column < _naive(before))
     for key, value in filters.metadata.items():
         query = query.where(repo.json_text(c.metadata, key) == value)
+    if filters.min_confidence is not None:
+        query = query.where(c.confidence >= filters.min_confidence)
     return repo.prefer_index(query, t.tasks, _listing_index(filters))
 
 

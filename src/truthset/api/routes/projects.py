@@ -10,7 +10,7 @@ from fastapi import APIRouter, status
 from fastapi.responses import StreamingResponse
 
 from truthset import questions
-from truthset.api.deps import DB, AppSettings, Caller, Cursor, PageLimit
+from truthset.api.deps import DB, AppSettings, Caller, Cursor, MinConfidence, PageLimit
 from truthset.domain import TaskStatus
 from truthset.schemas import BatchCreate, BatchOut, Page, ProjectCreate, ProjectOut, ProjectUpdate
 from truthset.services import export, projects
@@ -101,13 +101,21 @@ def export_project(
     status: TaskStatus | None = TaskStatus.COMPLETED,
     batch_id: str | None = None,
     all_statuses: bool = False,
+    min_confidence: MinConfidence = None,
 ) -> StreamingResponse:
     """Tasks with their results as JSONL (completed tasks by default; `all_statuses=true` for every task).
 
     The tasks are read from one snapshot of the database (a task completed while the export runs
     shows as it was when the export began).
     """
-    rows = export.export_rows(db, caller, project_id, status=None if all_statuses else status, batch_id=batch_id)
+    rows = export.export_rows(
+        db,
+        caller,
+        project_id,
+        status=None if all_statuses else status,
+        batch_id=batch_id,
+        min_confidence=min_confidence,
+    )
     # Read the snapshot into a temporary file at the database's pace, then send the file at the
     # client's: a slow client never holds the read transaction open (on SQLite an open reader
     # keeps the WAL from being restarted), nor the whole export in memory. Errors (a permission,

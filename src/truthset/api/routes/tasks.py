@@ -14,7 +14,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from starlette.requests import ClientDisconnect
 
-from truthset.api.deps import DB, AppSettings, Caller, Cursor, MetadataFilters, PageLimit
+from truthset.api.deps import DB, AppSettings, Caller, Cursor, MetadataFilters, MinConfidence, PageLimit
 from truthset.api.responses import model_response
 from truthset.domain import TaskStatus
 from truthset.errors import InvalidInput
@@ -136,6 +136,7 @@ def list_tasks(
     updated_before: datetime | None = None,
     completed_after: datetime | None = None,
     completed_before: datetime | None = None,
+    min_confidence: MinConfidence = None,
     cursor: Cursor = None,
 ) -> dict:
     """Tasks, oldest first, filtered; `metadata.KEY=VALUE` filters on metadata. Pages with `cursor`."""
@@ -151,6 +152,7 @@ def list_tasks(
         completed_after=completed_after,
         completed_before=completed_before,
         metadata=metadata,
+        min_confidence=min_confidence,
     )
     items, next_cursor = tasks.list_tasks(db, caller, filters, cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": next_cursor}
