@@ -202,3 +202,11 @@ def test_permissions(api: Api, org: Org, other_org: Org) -> None:
     # project_id is required for one worker's figures
     error = assert_error(api.get(f"{API}/workers/{a.worker_id}/stats", auth=org.owner), 422)
     assert "project_id" in str(error)
+
+
+def test_figures_count_only_the_projects_own_responses(api: Api, org: Org) -> None:
+    project, _, _ = _two_raters(org)
+    _three_workers(org)  # another project of the same organization, with other workers
+    body = api.get(f"{API}/projects/{project['id']}/agreement", auth=org.owner).json()
+    assert body["responses"] == 20
+    assert len(api.get(f"{API}/projects/{project['id']}/workers", auth=org.owner).json()["items"]) == 2

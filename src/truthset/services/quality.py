@@ -63,13 +63,18 @@ class _Rows:
 def _read_rows(conn: Connection, principal: Principal, project_id: str, batch_id: str | None) -> _Rows:
     """Every response of the project (or batch) in one query, and the completed tasks' answers."""
     r, tk = t.responses, t.tasks
+    # Driven from the project's (or batch's) tasks, then each task's responses by ix_responses_task:
+    # starting from the responses would read every response of the organization.
     query = (
-        repo.scoped(r, principal.organization_id, r.c.task_id, r.c.worker_id, r.c.answer, r.c.duration_ms)
-        .join(tk, tk.c.id == r.c.task_id)
-        .where(r.c.project_id == project_id)
+        repo.scoped(tk, principal.organization_id, r.c.task_id, r.c.worker_id, r.c.answer, r.c.duration_ms)
+        .join(r, r.c.task_id == tk.c.id)
+        .where(r.c.organization_id == principal.organization_id)
     )
-    if batch_id is not None:
-        query = query.where(tk.c.batch_id == batch_id)
+    if batch_id is None:
+        query = repo.prefer_index(query.where(tk.c.project_id == project_id), tk, "ix_tasks_project_id")
+    else:
+        query = repo.prefer_index(query.where(tk.c.batch_id == batch_id), tk, "ix_tasks_batch_id")
+    query = repo.prefer_index(query, r, "ix_responses_task")
     task_code: dict[str, int] = {}
     worker_code: dict[str, int] = {}
     tasks_, workers_, answers, durations = [], [], [], []
