@@ -28,6 +28,8 @@ keys_app = typer.Typer(help="API keys (run on the server).", no_args_is_help=Tru
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+quality_app = typer.Typer(help="Quality figures of a project (through the API).", no_args_is_help=True)
+app.add_typer(quality_app, name="quality")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -346,6 +348,52 @@ def export(
             handle.close()
     if out:
         err_console.print(f"wrote {count} tasks to {out}")
+
+
+@quality_app.command("agreement")
+def quality_agreement(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    batch: Annotated[str | None, typer.Option(help="Only this batch's tasks.")] = None,
+) -> None:
+    """Agreement per question: percent agreement, Fleiss' and Cohen's kappa, Krippendorff's alpha."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        agreement = client.projects.agreement(project, batch_id=batch)
+    table = Table("question", "type", "tasks", "agreement", "Fleiss", "Cohen", "alpha", "level")
+    for q in agreement.questions:
+        figures = (q.percent_agreement, q.fleiss_kappa, q.cohens_kappa, q.krippendorff_alpha)
+        shown = ["-" if value is None else f"{value:.3f}" for value in figures]
+        table.add_row(q.question, q.type, str(q.tasks), *shown, q.alpha_level or "-")
+    console.print(table)
+    for q in agreement.questions:
+        for figure, reason in q.reasons.items():
+            console.print(f"{q.question}: {figure} is not defined: {reason}")
+
+
+@quality_app.command("workers")
+def quality_workers(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    batch: Annotated[str | None, typer.Option(help="Only this batch's tasks.")] = None,
+) -> None:
+    """Figures per worker: responses, time per task, agreement with results, estimated accuracy."""
+    from truthset.client import Client
+
+    table = Table("worker", "kind", "responses", "median s", "agrees with results", "est. accuracy (95%)")
+    with Client(url, api_key) as client:
+        for w in client.projects.workers(project, batch_id=batch):
+            median = "-" if w.median_duration_ms is None else f"{w.median_duration_ms / 1000:.1f}"
+            agrees = "-" if w.agreement_with_results is None else f"{w.agreement_with_results:.3f}"
+            accuracy = "-"
+            if w.estimated_accuracy is not None and w.accuracy_interval:
+                low, high = w.accuracy_interval
+                accuracy = f"{w.estimated_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.scored_answers})"
+            table.add_row(w.name or w.worker_id, str(w.kind), str(w.responses), median, agrees, accuracy)
+    console.print(table)
 
 
 # --- aggregate (quality engine) ---

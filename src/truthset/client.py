@@ -34,6 +34,7 @@ from pydantic import BaseModel
 
 from truthset import __version__
 from truthset.schemas import (
+    AgreementOut,
     ApiKeyCreated,
     ApiKeyOut,
     AssignmentOut,
@@ -47,7 +48,9 @@ from truthset.schemas import (
     SubmitResult,
     TaskCreated,
     TaskOut,
+    WorkerFigures,
     WorkerOut,
+    WorkerStats,
 )
 
 __all__ = [
@@ -227,6 +230,8 @@ class Client:
         self.batches = Batches(self)
         self.tasks = Tasks(self)
         self.queue = Queue(self)
+        #: ``client.workers()`` lists the organization's workers; ``client.workers.stats(...)`` one's figures
+        self.workers = Workers(self)
 
     # -- lifecycle --
 
@@ -251,10 +256,6 @@ class Client:
     def question_types(self) -> list[str]:
         """Question types the server knows (built-ins and installed plugins)."""
         return list(self._request("GET", "/question-types").json())
-
-    def workers(self, *, page_size: int = 100) -> Iterator[WorkerOut]:
-        """Every worker of the organization (people and models), page by page."""
-        return self._paginate("/workers", {}, WorkerOut, page_size)
 
     def export(
         self,
@@ -527,6 +528,17 @@ class Projects(_Resource):
         )
         return self._client._json("PATCH", f"/projects/{project_id}", ProjectOut, json=body)
 
+    def agreement(self, project_id: str, batch_id: str | None = None) -> AgreementOut:
+        """Agreement per question (percent, Fleiss' and Cohen's kappa, Krippendorff's alpha); managers and above."""
+        return self._client._json(
+            "GET", f"/projects/{project_id}/agreement", AgreementOut, params=_params(batch_id=batch_id)
+        )
+
+    def workers(self, project_id: str, batch_id: str | None = None, *, page_size: int = 100) -> Iterator[WorkerFigures]:
+        """Figures of each worker who answered in the project (or batch), page by page; managers and above."""
+        params = _params(batch_id=batch_id)
+        return self._client._paginate(f"/projects/{project_id}/workers", params, WorkerFigures, page_size)
+
 
 class Batches(_Resource):
     def create(self, project_id: str, name: str, *, metadata: Mapping[str, Any] | None = None) -> BatchOut:
@@ -757,3 +769,16 @@ class Queue(_Resource):
         """
         while (assignment := self.next_task(project_id)) is not None:
             yield assignment
+
+
+class Workers(_Resource):
+    """The organization's workers: call it to list them; :meth:`stats` for one worker's figures."""
+
+    def __call__(self, *, page_size: int = 100) -> Iterator[WorkerOut]:
+        """Every worker of the organization (people and models), page by page."""
+        return self._client._paginate("/workers", {}, WorkerOut, page_size)
+
+    def stats(self, worker_id: str, project_id: str, *, batch_id: str | None = None) -> WorkerStats:
+        """One worker's figures on a project: anyone's for managers and above, one's own for every member."""
+        params = _params(project_id=project_id, batch_id=batch_id)
+        return self._client._json("GET", f"/workers/{worker_id}/stats", WorkerStats, params=params)

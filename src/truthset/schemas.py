@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -318,3 +318,52 @@ class MediaOut(Output):
     filename: str
     reference: str = Field(description="Use as an image field's value: media:<id>.")
     created_at: Timestamp
+
+
+# --- quality figures -----------------------------------------------------------------------------
+
+
+class QuestionAgreement(Output):
+    question: str
+    type: str
+    answers: int = Field(description="Answers to this question.")
+    tasks: int = Field(description="Tasks with two or more answers to this question (the ones agreement uses).")
+    workers: int = Field(description="Workers who answered this question.")
+    percent_agreement: float | None = Field(description="Mean share of agreeing answer pairs per task.")
+    fleiss_kappa: float | None
+    cohens_kappa: float | None = Field(description="Only when exactly two workers answered every task.")
+    krippendorff_alpha: float | None
+    alpha_level: Literal["nominal", "ordinal"] | None = Field(description="Krippendorff's alpha level used.")
+    reasons: dict[str, str] = Field(description="Why a figure is null, keyed by the figure's name.")
+
+
+class AgreementOut(Output):
+    project_id: str
+    batch_id: str | None
+    responses: int
+    questions: list[QuestionAgreement]
+
+
+class WorkerFigures(Output):
+    worker_id: str
+    name: str
+    kind: WorkerKind
+    responses: int = Field(description="Responses (tasks answered).")
+    answers: int = Field(description="Question answers given (a response answers one or more questions).")
+    median_duration_ms: float | None = Field(description="Median time per task, from responses' duration_ms.")
+    mean_duration_ms: float | None
+    agreement_with_results: float | None = Field(
+        description="Share of answers equal to the current result of completed tasks, over all questions."
+    )
+    agreement_with_results_by_question: dict[str, float]
+    compared_with_results: int = Field(description="Answers compared with a completed task's result.")
+    estimated_accuracy: float | None = Field(
+        description="Leave-one-out agreement with the majority of the other workers: an estimate, not gold."
+    )
+    accuracy_interval: list[float] | None = Field(description="95% Wilson score interval of estimated_accuracy.")
+    scored_answers: int = Field(description="Answers with a strict majority of 2+ other answers to compare with.")
+
+
+class WorkerStats(WorkerFigures):
+    project_id: str
+    batch_id: str | None

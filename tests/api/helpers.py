@@ -266,7 +266,7 @@ def _unique(prefix: str) -> str:
 
 #: Path parameter names and the kind of object each one names. A route with a parameter that is
 #: not here fails the walks: give the world an object of that kind and list it here.
-PATH_PARAMS = {"project_id", "batch_id", "task_id", "assignment_id", "member_id", "key_id", "media_id"}
+PATH_PARAMS = {"project_id", "batch_id", "task_id", "assignment_id", "member_id", "key_id", "media_id", "worker_id"}
 
 #: A plausible, valid request for every operation (keyed by operation_id), made from a World.
 ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
@@ -311,6 +311,9 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "upload_media": lambda w: Call(files={"file": ("dot.png", PNG, "image/png")}),
     "get_media": lambda w: Call(path={"media_id": w.media["id"]}),
     "health": lambda w: Call(),
+    "project_agreement": lambda w: Call(path={"project_id": w.project["id"]}, params={"batch_id": w.batch["id"]}),
+    "project_workers": lambda w: Call(path={"project_id": w.project["id"]}, params={"batch_id": w.batch["id"]}),
+    "worker_stats": lambda w: Call(path={"worker_id": w.worker.worker_id}, params={"project_id": w.project["id"]}),
 }
 
 

@@ -59,6 +59,9 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "release_assignment": Action.ANNOTATE,
     "upload_media": Action.UPLOAD_MEDIA,
     "get_media": Action.READ_MEDIA,
+    "project_agreement": Action.READ_QUALITY,
+    "project_workers": Action.READ_QUALITY,
+    "worker_stats": None,  # every member reads their own figures (the walk asks for the caller's)
 }
 
 PUBLIC = {f"{API}/openapi.json", f"{API}/docs"}

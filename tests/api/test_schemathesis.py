@@ -64,6 +64,7 @@ def _path_ids(world: World) -> dict[str, str]:
         "member_id": world.member.id,
         "key_id": world.member_key["id"],
         "media_id": world.media["id"],
+        "worker_id": world.worker.worker_id,
     }
 
 

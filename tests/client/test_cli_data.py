@@ -69,3 +69,17 @@ def test_import_reports_bad_lines_and_stores_nothing(live: Any, tmp_path: Path) 
     assert "nothing was stored" in output
     with live.client() as client:
         assert list(client.tasks.list(project_id=project.id)) == []
+
+
+def test_quality_agreement_and_workers(live: Any) -> None:
+    with live.client() as client:
+        project = client.projects.create("cli quality", spec=SPEC)
+        client.tasks.import_tasks(project.id, [{"data": {"text": "t"}}])
+        lease = client.queue.next_task(project.id)
+        client.queue.submit(lease.task.id, {"sentiment": "pos"}, assignment_id=lease.id, duration_ms=1500)
+    code, output = _cli(live, "quality", "agreement", project.id)
+    assert code == 0, output
+    assert "sentiment" in output and "fleiss_kappa is not defined: no task has two or more answers" in output
+    code, output = _cli(live, "quality", "workers", project.id)
+    assert code == 0, output
+    assert "1.5" in output and "1.000" in output  # median seconds; agrees with the result it made

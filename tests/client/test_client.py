@@ -30,6 +30,7 @@ from truthset.client import (
     error_from_response,
 )
 from truthset.schemas import (
+    AgreementOut,
     ApiKeyCreated,
     ApiKeyOut,
     AssignmentOut,
@@ -44,7 +45,9 @@ from truthset.schemas import (
     TaskCreate,
     TaskCreated,
     TaskOut,
+    WorkerFigures,
     WorkerOut,
+    WorkerStats,
 )
 
 from .conftest import LiveServer
@@ -302,6 +305,28 @@ def test_annotation_loop(client: truthset.Client, live: LiveServer, project: Pro
     # a minimum confidence keeps only tasks with a result that confident (the unanswered one has none)
     assert len(list(client.export(project.id, all_statuses=True, min_confidence=0))) == 2
     assert {t.id for t in client.tasks.list(project.id, min_confidence=0.5)} == {first.task.id, third.task.id}
+
+
+def test_quality_figures(client: truthset.Client, live: LiveServer) -> None:
+    project = client.projects.create(_name("quality"), SPEC, overlap=2)
+    client.tasks.import_tasks(project.id, [{"data": {"text": f"t{i}"}} for i in range(2)])
+    annotators = [_annotator(client, live), _annotator(client, live)]
+    for annotator, labels in zip(annotators, (["positive", "negative"], ["positive", "positive"]), strict=True):
+        with annotator:
+            for label in labels:
+                lease = annotator.queue.next_task(project.id)
+                assert lease is not None
+                annotator.queue.submit(lease.task.id, {"sentiment": label}, assignment_id=lease.id, duration_ms=500)
+    agreement = client.projects.agreement(project.id)
+    assert isinstance(agreement, AgreementOut) and agreement.responses == 4
+    assert agreement.questions[0].percent_agreement == 0.5 and agreement.questions[0].cohens_kappa is not None
+    figures = list(client.projects.workers(project.id, page_size=1))
+    assert len(figures) == 2 and all(isinstance(f, WorkerFigures) for f in figures)
+    assert {f.agreement_with_results for f in figures} <= {0.5, 1.0} and figures[0].median_duration_ms == 500
+    stats = client.workers.stats(figures[0].worker_id, project.id)
+    assert isinstance(stats, WorkerStats) and stats.responses == 2 and stats.project_id == project.id
+    with _annotator(client, live) as outsider, pytest.raises(PermissionDeniedError):
+        outsider.projects.agreement(project.id)
 
 
 def test_submit_is_idempotent(client: truthset.Client, live: LiveServer, project: ProjectOut) -> None:

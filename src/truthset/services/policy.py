@@ -30,6 +30,7 @@ class Action(StrEnum):
     ANNOTATE = "annotate"
     UPLOAD_MEDIA = "upload_media"
     READ_MEDIA = "read_media"
+    READ_QUALITY = "read_quality"  # agreement and every worker's figures (a member reads their own)
 
 
 ALLOWED: dict[Action, frozenset[Role]] = {
@@ -41,6 +42,7 @@ ALLOWED: dict[Action, frozenset[Role]] = {
     Action.ANNOTATE: _EVERYONE,
     Action.UPLOAD_MEDIA: _MANAGERS,
     Action.READ_MEDIA: _EVERYONE,
+    Action.READ_QUALITY: _MANAGERS,
 }
 
 

@@ -1,0 +1,45 @@
+"""Quality figures: agreement per question, figures per worker."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from truthset.api.deps import DB, Caller, Cursor, PageLimit
+from truthset.schemas import AgreementOut, Page, WorkerFigures, WorkerStats
+from truthset.services import quality
+
+router = APIRouter(tags=["quality"])
+
+BatchId = Annotated[str | None, Query(description="Only the responses to this batch's tasks.")]
+
+
+@router.get("/projects/{project_id}/agreement", response_model=AgreementOut, operation_id="project_agreement")
+def project_agreement(db: DB, caller: Caller, project_id: str, batch_id: BatchId = None) -> dict:
+    """Inter-annotator agreement per question: percent agreement, Fleiss' and Cohen's kappa, Krippendorff's alpha.
+
+    A figure that is not defined is null, with the reason in `reasons`. Managers and above.
+    """
+    return quality.project_agreement(db, caller, project_id, batch_id=batch_id)
+
+
+@router.get("/projects/{project_id}/workers", response_model=Page[WorkerFigures], operation_id="project_workers")
+def project_workers(
+    db: DB, caller: Caller, project_id: str, limit: PageLimit, cursor: Cursor = None, batch_id: BatchId = None
+) -> dict:
+    """Figures of each worker who answered in the project, in worker id order. Managers and above."""
+    items, next_cursor = quality.project_workers(db, caller, project_id, batch_id=batch_id, cursor=cursor, limit=limit)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/workers/{worker_id}/stats", response_model=WorkerStats, operation_id="worker_stats")
+def worker_stats(
+    db: DB,
+    caller: Caller,
+    worker_id: str,
+    project_id: Annotated[str, Query(description="The project the figures are about.")],
+    batch_id: BatchId = None,
+) -> dict:
+    """One worker's figures on a project. Managers and above read anyone's; every member their own."""
+    return quality.worker_stats(db, caller, worker_id, project_id, batch_id=batch_id)
