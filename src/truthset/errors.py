@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -64,3 +67,14 @@ class DatabaseUnusable(TruthsetError):
     """This version cannot serve the database: unreachable, not a database, or a newer schema."""
 
     code = "database_unusable"
+
+
+@contextmanager
+def full_disk_is_storage_full(where: str) -> Iterator[None]:
+    """A full disk (or quota) under ``where`` is no bug: the request is refused as :class:`StorageFull`."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise StorageFull(f"the disk is full under {where} ({exc.strerror}): nothing was stored") from exc

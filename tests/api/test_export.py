@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import io
+
 import orjson
 import pytest
 
 from truthset.api import memory
+from truthset.api.routes import projects as project_routes
 
 from .helpers import ANSWER, API, Api, Org
 
@@ -71,3 +75,19 @@ def test_list_and_export_can_require_a_minimum_confidence(api: Api, org: Org) ->
         r = api.get(f"{API}/tasks", auth=org.owner, params={"min_confidence": bad})
         assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "query.min_confidence"
     assert open_["id"] not in [task["id"] for task in loose.json()["items"]]
+
+
+class FullDiskFile(io.BytesIO):
+    def write(self, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_an_export_on_a_full_temporary_directory_answers_507(
+    api: Api, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = org.make_project()
+    org.make_tasks(project["id"], 2)
+    monkeypatch.setattr(project_routes.tempfile, "TemporaryFile", lambda **_: FullDiskFile())
+    r = api.get(f"{API}/projects/{project['id']}/export", auth=org.owner, params={"all_statuses": "true"})
+    assert r.status_code == 507 and r.json()["error"]["code"] == "storage_full"
+    assert "temporary directory" in r.json()["error"]["message"] and r.headers["Retry-After"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +14,7 @@ import pytest
 from sqlalchemy import event, func, select, update
 
 from truthset.domain import Role, TaskStatus
-from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
+from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, StorageFull, TooLarge
 from truthset.schemas import ResponseCreate, TaskCreate
 from truthset.services import projects, queue, tasks
 from truthset.services.tasks import TaskFilter
@@ -484,3 +486,22 @@ def test_only_the_annotation_loop_marks_the_hot_path(db: Database) -> None:
     assert not db.hot_path_active()  # an import's step is not the loop
     db.submit(lambda: None).result(timeout=60)
     assert db.hot_path_active()
+
+
+class FullDiskFile(io.BytesIO):
+    """A temporary file on a full disk: every write fails as the kernel's ENOSPC would."""
+
+    def write(self, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_temporary_directory_refuses_the_import_as_storage_full(
+    org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Phase 1 spools checked rows to TMPDIR: a full disk there is a 507 naming it, not a 500."""
+    project = org.make_project()
+    monkeypatch.setattr(tasks.tempfile, "TemporaryFile", lambda **_: FullDiskFile())
+    lines = _lines(*({"data": {"text": f"item {n}"}} for n in range(3)))
+    with pytest.raises(StorageFull, match="temporary directory"):
+        tasks.import_tasks(org.db, org.owner.principal, project["id"], lines)
+    assert _task_count(org.db) == 0

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from truthset.domain import Principal
-from truthset.errors import InvalidInput, NotFound, StorageFull, TooLarge
+from truthset.errors import InvalidInput, NotFound, TooLarge, full_disk_is_storage_full
 from truthset.services.policy import Action, require
 from truthset.storage import Database
 from truthset.storage import repositories as repo
@@ -42,18 +40,7 @@ def blob_path(media_dir: Path, sha256: str) -> Path:
     return media_dir / sha256[:2] / sha256
 
 
-@contextmanager
-def _disk_full_is_storage_full() -> Iterator[None]:
-    """A full disk under the media store is no bug: the upload is refused as StorageFull (HTTP 507)."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise StorageFull(f"the media store's disk is full ({exc.strerror}): nothing was stored") from exc
-
-
-@_disk_full_is_storage_full()
+@full_disk_is_storage_full("the media store")
 def store(
     db: Database, principal: Principal, chunks: Iterable[bytes], *, filename: str, media_dir: Path, max_bytes: int
 ) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Select
 from sqlalchemy.exc import IntegrityError
 
 from truthset.domain import BatchStatus, Principal, TaskStatus
-from truthset.errors import Conflict, InvalidInput, NotFound, TooLarge
+from truthset.errors import Conflict, InvalidInput, NotFound, TooLarge, full_disk_is_storage_full
 from truthset.questions import CompiledSpec
 from truthset.schemas import MAX_JSON_DEPTH, TaskCreate, check_json
 from truthset.services import lifecycle
@@ -379,7 +379,10 @@ def import_tasks(
     with db.read() as conn:
         batch = _batch_for_tasks(conn, principal, project_id, batch_id)
     importer = _Importer(principal, project, batch, max_task_bytes, on_error)
-    with tempfile.TemporaryFile(prefix="truthset-import-") as spool:
+    with (
+        full_disk_is_storage_full("the temporary directory (TMPDIR)"),
+        tempfile.TemporaryFile(prefix="truthset-import-") as spool,
+    ):
         for rows in _parsed_chunks(importer, items, _Pacer(db)):
             if rows and importer.keeping:
                 pickle.dump(rows, spool, protocol=pickle.HIGHEST_PROTOCOL)

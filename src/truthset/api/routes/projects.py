@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from truthset import questions
 from truthset.api.deps import DB, AppSettings, Caller, Cursor, MinConfidence, PageLimit
 from truthset.domain import TaskStatus
+from truthset.errors import full_disk_is_storage_full
 from truthset.schemas import BatchCreate, BatchOut, Page, ProjectCreate, ProjectOut, ProjectUpdate
 from truthset.services import export, projects
 
@@ -122,7 +123,8 @@ def export_project(
     # a missing project) are raised here, before the 200 is sent.
     spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _blocks once sent)
     try:
-        export.write_jsonl(rows, spool)
+        with full_disk_is_storage_full("the temporary directory (TMPDIR)"):
+            export.write_jsonl(rows, spool)
         spool.seek(0)
     except BaseException:
         spool.close()
