@@ -79,3 +79,19 @@ def test_serve_refuses_a_postgresql_server_that_cannot_be_reached(tmp_path: Path
 def test_every_command_that_opens_the_database_refuses_alike(tmp_path: Path, command: tuple[str, ...]) -> None:
     (tmp_path / "truthset.db").write_bytes(b"\x00" * 4096)
     _refused(_run({"TRUTHSET_DATA_DIR": str(tmp_path)}, *command), "is not a SQLite database")
+
+
+def test_a_data_directory_open_to_other_users_is_warned_about(tmp_path: Path) -> None:
+    """An earlier version made the data directory world-readable: say so, and how to close it."""
+    data = tmp_path / "data"
+    env = {"TRUTHSET_DATA_DIR": str(data)}
+    fresh = _run(env, "db", "upgrade")
+    assert fresh.returncode == 0, fresh
+    assert "warning" not in fresh.stderr  # made owner-only: nothing to say
+    data.chmod(0o755)
+    (data / "truthset.db").chmod(0o644)
+    opened = _run(env, "db", "upgrade")
+    assert opened.returncode == 0, opened
+    warnings = [line for line in opened.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2 and "mode 755" in warnings[0] and "mode 644" in warnings[1]
+    assert f"chmod -R go= {data}" in warnings[0]

@@ -54,11 +54,34 @@ def _database(settings: Settings | None = None) -> Any:
 
     settings = settings or get_settings()
     upgrade(settings.resolved_database_url)
+    _warn_if_open_to_others(settings)
     return Database(
         settings.resolved_database_url,
         sqlite_synchronous=settings.sqlite_synchronous,
         lock_timeout=settings.lock_timeout_seconds,
     )
+
+
+def _warn_if_open_to_others(settings: Settings) -> None:
+    """One line per data path other users can read: the database holds password and key hashes.
+
+    New data directories are created owner-only; one made by an earlier version (or by hand) keeps
+    its mode, so say how to close it rather than change it behind the operator's back.
+    """
+    from sqlalchemy.engine import make_url
+
+    from truthset.storage.files import open_to_others
+
+    url = make_url(settings.resolved_database_url)
+    paths = [settings.data_dir]
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        paths.append(Path(url.database))
+    for path, mode in open_to_others(paths):
+        err_console.print(
+            f"[yellow]warning:[/yellow] {escape(str(path))} is open to other users (mode {mode:o}) and holds "
+            f"password and key hashes: run `chmod -R go= {escape(str(settings.data_dir))}`",
+            soft_wrap=True,
+        )
 
 
 # --- server ------------------------------------------------------------------------------------

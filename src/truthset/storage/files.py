@@ -41,3 +41,16 @@ def make_private_file(path: Path) -> None:
         os.fchmod(fd, PRIVATE_FILE)
     finally:
         os.close(fd)
+
+
+def open_to_others(paths: list[Path]) -> list[tuple[Path, int]]:
+    """Those of ``paths`` that exist and that users other than the owner may read or enter, with their mode."""
+    found = []
+    for path in paths:
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            found.append((path, mode))
+    return found
