@@ -207,15 +207,15 @@ class Database:
             self._batch_writer = BatchWriter(self)
             database = self.url.database
             on_disk = bool(database) and database != ":memory:"
-            if sqlite_synchronous == "FULL" and on_disk:
+            wal = Path(database).resolve().with_name(Path(database).name + "-wal") if on_disk else None
+            if sqlite_synchronous == "FULL" and wal is not None:
                 # connections commit without fsync; acknowledged writes wait for a shared one
-                self._group_commit = GroupCommit(Path(database).resolve().with_name(Path(database).name + "-wal"))
+                self._group_commit = GroupCommit(wal)
                 sqlite_synchronous = "NORMAL"
             self.engine = self._sqlite_engine(
                 url, sqlite_synchronous, pool_size, lock_timeout, on_disk=on_disk, wal_limit=wal_restart_bytes
             )
-            if on_disk:
-                wal = Path(database).resolve().with_name(Path(database).name + "-wal")
+            if wal is not None:
                 assert self._write_lock is not None
                 self._checkpointer = Checkpointer(
                     self.engine, wal, self._write_lock, restart_bytes=wal_restart_bytes
