@@ -61,7 +61,6 @@ def _batch_for_tasks(conn: Connection, principal: Principal, project_id: str, ba
 def _task_row(
     principal: Principal, project: dict, batch: dict | None, task: TaskCreate, task_id: str, now: datetime
 ) -> dict[str, Any]:
-    staged = batch is not None and batch["status"] == str(BatchStatus.OPEN)
     return {
         "id": task_id,
         "organization_id": principal.organization_id,
@@ -71,7 +70,7 @@ def _task_row(
         "data": task.data,
         "metadata": task.metadata,
         "priority": task.priority,
-        "status": str(TaskStatus.STAGED if staged else TaskStatus.PENDING),
+        "status": _status_for(batch),
         "overlap": task.overlap or project_overlap(project),
         "response_count": 0,
         "lease_count": 0,
@@ -376,32 +375,31 @@ def import_tasks(
         project = load_project(conn, principal, project_id)
         require(principal, Action.MANAGE_TASKS)
         require_active(project)
-    with db.read() as conn:
         batch = _batch_for_tasks(conn, principal, project_id, batch_id)
     importer = _Importer(principal, project, batch, max_task_bytes, on_error)
+    pacer = _Pacer(db)
     with (
         full_disk_is_storage_full("the temporary directory (TMPDIR)"),
         tempfile.TemporaryFile(prefix="truthset-import-") as spool,
     ):
-        for rows in _parsed_chunks(importer, items, _Pacer(db)):
+        for rows in _parsed_chunks(importer, items, pacer):
             if rows and importer.keeping:
                 pickle.dump(rows, spool, protocol=pickle.HIGHEST_PROTOCOL)
         if not importer.keeping:
             importer.report.stored = False
             return importer.report
         spool.seek(0)
-        _store_spooled(db, importer, spool)
+        _store_spooled(db, importer, spool, pacer)
     return importer.report
 
 
-def _store_spooled(db: Database, importer: _Importer, spool: IO[bytes]) -> None:
+def _store_spooled(db: Database, importer: _Importer, spool: IO[bytes], pacer: _Pacer) -> None:
     """Phase 2: each spooled chunk in its own transaction, queued behind the calls already waiting.
 
     On SQLite the chunks go through the database's writer thread (:meth:`Database.submit`), whose
     queue is first come, first served: the annotation calls that arrive while a chunk is written
     run before the next chunk. Only the last chunk waits for the disk; its sync covers the others.
     """
-    pacer = _Pacer(db)
     chunk = _next_spooled(spool)
     while chunk is not None:
         following = _next_spooled(spool)
