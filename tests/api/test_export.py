@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from truthset.api import memory
-from truthset.api.routes import projects as project_routes
+from truthset.services import export
 
 from .helpers import ANSWER, API, Api, Org
 
@@ -87,7 +87,7 @@ def test_an_export_on_a_full_temporary_directory_answers_507(
 ) -> None:
     project = org.make_project()
     org.make_tasks(project["id"], 2)
-    monkeypatch.setattr(project_routes.tempfile, "TemporaryFile", lambda **_: FullDiskFile())
+    monkeypatch.setattr(export.tempfile, "TemporaryFile", lambda **_: FullDiskFile())
     r = api.get(f"{API}/projects/{project['id']}/export", auth=org.owner, params={"all_statuses": "true"})
     assert r.status_code == 507 and r.json()["error"]["code"] == "storage_full"
     assert "temporary directory" in r.json()["error"]["message"] and r.headers["Retry-After"]

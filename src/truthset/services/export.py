@@ -7,15 +7,17 @@ the export began, never a mix of states. :func:`write_jsonl` renders the rows in
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import orjson
 
 from truthset.domain import Principal, TaskStatus
+from truthset.errors import full_disk_is_storage_full
 from truthset.services.policy import Action, require
 from truthset.services.projects import get_project
-from truthset.services.tasks import TaskFilter, task_query
+from truthset.services.tasks import SPOOL_DIRECTORY, TaskFilter, task_query
 from truthset.storage import Database
 from truthset.storage import tables as t
 
@@ -71,3 +73,22 @@ def write_jsonl(rows: Iterable[dict[str, Any]], out: IO[bytes]) -> int:
             block.clear()
     out.write(b"".join(block))
     return count + len(block)
+
+
+def spool_jsonl(rows: Iterable[dict[str, Any]]) -> IO[bytes]:
+    """``rows`` written as JSONL to a temporary file, rewound; the caller closes (deletes) it.
+
+    The snapshot is read at the database's pace and sent from the file at the client's: a slow
+    client never holds the read transaction open (on SQLite an open reader keeps the WAL from being
+    restarted), nor the whole export in memory. Errors (a permission, a missing project, a full
+    disk) are raised here, before anything is sent.
+    """
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 (returned open: the caller sends, then closes it)
+    try:
+        with full_disk_is_storage_full(SPOOL_DIRECTORY):
+            write_jsonl(rows, spool)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool

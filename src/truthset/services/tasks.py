@@ -41,6 +41,8 @@ from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 from truthset.storage.ids import new_ids, utcnow
 
+#: Where imports (and exports) spool, as a full disk there is reported.
+SPOOL_DIRECTORY = "the temporary directory (TMPDIR)"
 IMPORT_CHUNK = 2000  # rows per transaction: short enough for the annotation loop to take turns
 CHUNK_BYTES = 1 << 20  # and about this much of the body at most: two chunks are in memory at once
 MAX_REPORTED_ERRORS = 100
@@ -379,7 +381,7 @@ def import_tasks(
     importer = _Importer(principal, project, batch, max_task_bytes, on_error)
     pacer = _Pacer(db)
     with (
-        full_disk_is_storage_full("the temporary directory (TMPDIR)"),
+        full_disk_is_storage_full(SPOOL_DIRECTORY),
         tempfile.TemporaryFile(prefix="truthset-import-") as spool,
     ):
         for rows in _parsed_chunks(importer, items, pacer):

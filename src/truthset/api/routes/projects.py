@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from typing import IO
 
@@ -12,7 +11,6 @@ from fastapi.responses import StreamingResponse
 from truthset import questions
 from truthset.api.deps import DB, AppSettings, Caller, Cursor, MinConfidence, PageLimit
 from truthset.domain import TaskStatus
-from truthset.errors import full_disk_is_storage_full
 from truthset.schemas import BatchCreate, BatchOut, Page, ProjectCreate, ProjectOut, ProjectUpdate
 from truthset.services import export, projects
 
@@ -117,19 +115,7 @@ def export_project(
         batch_id=batch_id,
         min_confidence=min_confidence,
     )
-    # Read the snapshot into a temporary file at the database's pace, then send the file at the
-    # client's: a slow client never holds the read transaction open (on SQLite an open reader
-    # keeps the WAL from being restarted), nor the whole export in memory. Errors (a permission,
-    # a missing project) are raised here, before the 200 is sent.
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _blocks once sent)
-    try:
-        with full_disk_is_storage_full("the temporary directory (TMPDIR)"):
-            export.write_jsonl(rows, spool)
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    return StreamingResponse(_blocks(spool), media_type="application/x-ndjson")
+    return StreamingResponse(_blocks(export.spool_jsonl(rows)), media_type="application/x-ndjson")
 
 
 def _blocks(spool: IO[bytes]) -> Iterator[bytes]:
