@@ -70,11 +70,13 @@ def error_response(
     return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 
+def _by_class(table: dict[type[TruthsetError], Any], exc: TruthsetError) -> Any:
+    """The entry for the error's class or its nearest parent in ``table`` (None if none)."""
+    return next((table[cls] for cls in type(exc).__mro__ if cls in table), None)
+
+
 def status_of(exc: TruthsetError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 400
+    return _by_class(STATUS, exc) or 400
 
 
 def _location(loc: tuple | list) -> str:
@@ -111,7 +113,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TruthsetError)
     async def _domain(_request: Request, exc: TruthsetError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-        retry_after = next((RETRY_AFTER[cls] for cls in type(exc).__mro__ if cls in RETRY_AFTER), None)
+        retry_after = _by_class(RETRY_AFTER, exc)
         if retry_after is not None:  # subclasses too (a lock deadline is a Busy)
             headers = {"Retry-After": retry_after}
         details = exc.details
