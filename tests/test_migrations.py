@@ -139,6 +139,9 @@ async def _serve_old_data(app: FastAPI, key: str) -> None:
             return response.json() if "export" not in url else [json.loads(line) for line in response.text.splitlines()]
 
         [project] = (await get("/projects"))["items"]
+        # migration 0005: the policy {"overlap": 2} is now the same fixed overlap, spelled out
+        quality = project["quality"]
+        assert (quality["min_overlap"], quality["max_overlap"], quality["target_confidence"]) == (2, 2, None)
         everything = (await get("/tasks", project_id=project["id"]))["items"]
         by_unique_id = {task["unique_id"]: task for task in everything}
         assert sorted(by_unique_id) == ["review-0", "review-1", "review-2", "review-3"]
@@ -189,6 +192,7 @@ SHIPPED_MIGRATIONS = {
     "0002_sessions.py": "e226b14b0cd261aef56c4cb09a053ac87278f2abb341cbc09e92a101779c3efe",
     "0003_queue_epoch.py": "cca0a921d5ab0c7e4b7d0eb2a559de3f84cd9be39174144367124c33bcda76dc",
     "0004_repair_edited_indexes.py": "9e06b9b0d9d59c68494916c794cd7540fbb70f92c2bf8f2e61d03c89e5787641",
+    "0005_quality_in_the_loop.py": "c8b22e083fe802c1b4d70c72fc5eab9cc1be443d6e62d65e172a6a5662ce967b",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from truthset.domain import AssignmentStatus, BatchStatus, Role, TaskStatus, WorkerKind
 from truthset.questions import Spec
@@ -62,9 +62,7 @@ def _stored_json(value: dict[str, Any]) -> dict[str, Any]:
 
 #: A JSON object that will be stored: bounded depth, 64-bit integers, no NUL (see :func:`check_json`).
 JsonObject = Annotated[dict[str, Any], AfterValidator(_stored_json)]
-Metadata = Annotated[
-    JsonObject, Field(default_factory=dict, description="Free-form JSON kept with the object.")
-]
+Metadata = Annotated[JsonObject, Field(default_factory=dict, description="Free-form JSON kept with the object.")]
 
 
 #: The JSON-schema pattern of a string without NUL (what :meth:`Input._no_nul` enforces).
@@ -99,9 +97,7 @@ class Output(BaseModel):
 
 class Page(Output, Generic[T]):
     items: list[T]
-    next_cursor: str | None = Field(
-        None, description="Pass as `cursor` to get the next page; null at the end."
-    )
+    next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next page; null at the end.")
 
 
 # --- organization, members, keys ---------------------------------------------------------------
@@ -158,8 +154,83 @@ class Me(Output):
 # --- projects ----------------------------------------------------------------------------------
 
 
+class QuestionPolicy(Input):
+    """Per-question overrides of the project-wide overlap and confidence target."""
+
+    min_overlap: int | None = Field(None, ge=1, le=100, description="Judgments every task gets at least.")
+    max_overlap: int | None = Field(None, ge=1, le=100, description="Judgments no task gets more of.")
+    target_confidence: float | None = Field(
+        None, gt=0.5, lt=1.0, description="Stop asking once the answer's confidence reaches this."
+    )
+
+
+class GoldPolicy(Input):
+    rate: float = Field(0.0, ge=0.0, le=0.5, description="Share of a worker's tasks that are gold.")
+    min_accuracy: float | None = Field(
+        None, gt=0.0, le=1.0, description="Pause a worker whose gold accuracy is surely below this."
+    )
+    min_answers: int = Field(5, ge=1, le=1000, description="Gold answers before a worker can be paused.")
+    qualification: int = Field(
+        0, ge=0, le=100, description="Gold tasks a worker must pass (at min_accuracy) before real tasks."
+    )
+
+
+class ReviewPolicy(Input):
+    sample_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of completed tasks sent to review.")
+    low_confidence: bool = Field(False, description="Send every task completed below its target to review.")
+
+
 class QualityPolicy(Input):
-    overlap: int = Field(1, ge=1, le=100, description="How many workers answer each task.")
+    """How many judgments a task gets and when its answer is good enough (docs/quality.md).
+
+    A fixed overlap is ``min_overlap = max_overlap``; ``overlap`` is a shorthand for it. With
+    ``max_overlap > min_overlap`` a ``target_confidence`` is required: a task completes as soon as
+    every deciding question reaches it (after ``min_overlap``), and asks one more worker while below.
+    """
+
+    overlap: int | None = Field(None, ge=1, le=100, description="Shorthand: min_overlap = max_overlap = overlap.")
+    min_overlap: int | None = Field(None, ge=1, le=100, description="Judgments every task gets at least.")
+    max_overlap: int | None = Field(None, ge=1, le=100, description="Judgments no task gets more of.")
+    target_confidence: float | None = Field(
+        None, gt=0.5, lt=1.0, description="Stop asking once every deciding question's confidence reaches this."
+    )
+    questions: dict[str, QuestionPolicy] = Field(default_factory=dict, description="Per-question overrides.")
+    deciding: list[str] | None = Field(
+        None, description="Questions whose confidence decides completion (default: the spec's required ones)."
+    )
+    at_max_overlap: Literal["complete", "review"] = Field(
+        "complete", description="A task still below target at max_overlap: complete flagged, or send to review."
+    )
+    gold: GoldPolicy = Field(default_factory=GoldPolicy)
+    review: ReviewPolicy = Field(default_factory=ReviewPolicy)
+
+    @model_validator(mode="after")
+    def _overlaps(self) -> QualityPolicy:
+        if self.overlap is not None:
+            for name in ("min_overlap", "max_overlap"):
+                if getattr(self, name) not in (None, self.overlap):
+                    raise ValueError(f"overlap is a shorthand for min_overlap = max_overlap; it contradicts {name}")
+            self.min_overlap = self.max_overlap = self.overlap
+            self.overlap = None
+        low = self.min_overlap or 1
+        self.min_overlap = low
+        self.max_overlap = max(low, self.max_overlap) if self.max_overlap is not None else low
+        if self.max_overlap < low:
+            raise ValueError("max_overlap must be at least min_overlap")
+        for name, rule in self.questions.items():
+            q_low = rule.min_overlap or low
+            q_high = rule.max_overlap or self.max_overlap
+            if q_high < q_low:
+                raise ValueError(f"questions.{name}: max_overlap must be at least min_overlap")
+            if q_high > q_low and (rule.target_confidence or self.target_confidence) is None:
+                raise ValueError(f"questions.{name}: a max_overlap above min_overlap needs a target_confidence")
+        if self.max_overlap > low and self.target_confidence is None and not self.questions:
+            raise ValueError("a max_overlap above min_overlap needs a target_confidence (when to stop asking)")
+        return self
+
+    def stored(self) -> dict[str, Any]:
+        """The normalised policy as projects store it (``overlap`` expanded)."""
+        return self.model_dump(mode="json", exclude={"overlap"})
 
 
 class ProjectCreate(Input):
@@ -218,9 +289,7 @@ class BatchOut(Output):
 
 class TaskCreate(Input):
     data: JsonObject = Field(description="Values of the project's fields.")
-    unique_id: str | None = Field(
-        None, min_length=1, max_length=400, description="Your id; makes creation idempotent."
-    )
+    unique_id: str | None = Field(None, min_length=1, max_length=400, description="Your id; makes creation idempotent.")
     priority: int = Field(0, ge=-1_000_000, le=1_000_000, description="Higher is served first.")
     metadata: Metadata
     batch_id: str | None = None
@@ -260,9 +329,7 @@ class ImportReport(Output):
     existing: int = Field(description="Lines whose unique_id already existed; nothing was created for them.")
     invalid: int
     errors: list[ImportLineError] = Field(description="The first 100 invalid lines.")
-    stored: bool = Field(
-        description="False when on_error=reject and some line was invalid: nothing was stored."
-    )
+    stored: bool = Field(description="False when on_error=reject and some line was invalid: nothing was stored.")
     checked: int = Field(
         description="Lines validated. Less than received when on_error=reject stopped checking after "
         "listing 100 errors: the rest of the body was read and counted, not checked."

@@ -44,10 +44,18 @@ CHECKS = [
     response_headers_conformance,
 ]
 #: Operations whose input is checked beyond what their schema states (task data and answers against
-#: the project's spec, a question type's own rules, free-form JSON's depth and 64-bit integers, the
+#: the project's spec, a quality policy's question names against the spec, a question type's own
+#: rules, free-form JSON's depth and 64-bit integers, the
 #: bytes of an image): a schema-valid request may rightly get a 422. Every other operation must
 #: accept every schema-valid request (positive_data_acceptance).
-CONTENT_CHECKED = {"create_task", "submit_response", "create_project", "create_batch", "upload_media"}
+CONTENT_CHECKED = {
+    "create_task",
+    "submit_response",
+    "create_project",
+    "update_project",
+    "create_batch",
+    "upload_media",
+}
 
 
 def _checks(operation_id: str) -> list[Any]:

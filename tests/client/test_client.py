@@ -137,10 +137,10 @@ def test_projects(client: truthset.Client) -> None:
         _name("p"), SPEC, description="d", instructions="# Do it", overlap=2, lease_seconds=60
     )
     assert isinstance(created, ProjectOut)
-    assert created.quality["overlap"] == 2 and created.lease_seconds == 60
+    assert created.quality["min_overlap"] == created.quality["max_overlap"] == 2 and created.lease_seconds == 60
     assert client.projects.get(created.id).instructions == "# Do it"
     updated = client.projects.update(created.id, name="renamed", overlap=3)
-    assert updated.name == "renamed" and updated.quality["overlap"] == 3
+    assert updated.name == "renamed" and updated.quality["max_overlap"] == 3
     assert created.id in {p.id for p in client.projects.list(page_size=1)}
     client.projects.update(created.id, archived=True)
     assert created.id not in {p.id for p in client.projects.list()}

@@ -63,12 +63,12 @@ def test_unknown_question_type_lists_the_known_ones() -> None:
 def test_create_and_get_project(org: Org) -> None:
     project = org.make_project(overlap=3, lease_seconds=120, name="Sentiment", instructions="Be kind")
     assert project["name"] == "Sentiment" and project["instructions"] == "Be kind"
-    assert project["quality"] == {"overlap": 3}
+    assert project["quality"]["min_overlap"] == project["quality"]["max_overlap"] == 3
     assert project["lease_seconds"] == 120
     assert [q["name"] for q in project["spec"]["questions"]] == ["sentiment", "stars"]
     fetched = projects.get_project(org.db, org.principal_for(Role.ANNOTATOR), project["id"])
     assert fetched["id"] == project["id"] and fetched["spec"] == project["spec"]
-    assert fetched["quality"] == {"overlap": 3}
+    assert fetched["quality"] == project["quality"]
 
 
 def test_default_lease_and_overlap(org: Org, default_spec: dict[str, Any]) -> None:
@@ -112,7 +112,7 @@ def test_update_project(org: Org) -> None:
     assert updated["updated_at"] >= project["updated_at"]
     stored = projects.get_project(org.db, org.owner.principal, project["id"])
     assert stored["name"] == "renamed" and stored["instructions"] == "new"
-    assert stored["quality"] == {"overlap": 5} and stored["lease_seconds"] == 30
+    assert stored["quality"]["max_overlap"] == 5 and stored["lease_seconds"] == 30
     assert stored["description"] == project["description"]  # untouched
     assert stored["spec"] == project["spec"]
 

@@ -10,10 +10,11 @@ from sqlalchemy import Connection, func
 from sqlalchemy.exc import IntegrityError
 
 from truthset.domain import BatchStatus, Principal, TaskStatus
-from truthset.errors import Conflict, NotFound
+from truthset.errors import Conflict, InvalidInput, NotFound
 from truthset.questions import CompiledSpec
-from truthset.schemas import BatchCreate, ProjectCreate, ProjectUpdate
+from truthset.schemas import BatchCreate, ProjectCreate, ProjectUpdate, QualityPolicy
 from truthset.services import lifecycle
+from truthset.services.completion import completion_rules
 from truthset.services.policy import Action, require
 from truthset.storage import Database
 from truthset.storage import repositories as repo
@@ -86,7 +87,7 @@ def create_project(
                 "description": data.description,
                 "instructions": data.instructions,
                 "spec": data.spec.model_dump(mode="json"),
-                "quality": data.quality.model_dump(mode="json"),
+                "quality": checked_policy(data.quality, data.spec.model_dump(mode="json")),
                 "lease_seconds": data.lease_seconds or default_lease_seconds,
                 "created_at": now,
                 "updated_at": now,
@@ -119,7 +120,7 @@ def update_project(db: Database, principal: Principal, project_id: str, data: Pr
         require(principal, Action.MANAGE_PROJECTS)
         values: dict[str, Any] = data.model_dump(exclude_none=True, exclude={"archived", "quality"})
         if data.quality is not None:
-            values["quality"] = data.quality.model_dump(mode="json")
+            values["quality"] = checked_policy(data.quality, project["spec"])
         if data.archived is not None:
             values["archived_at"] = utcnow() if data.archived else None
         values["updated_at"] = utcnow()
@@ -127,8 +128,24 @@ def update_project(db: Database, principal: Principal, project_id: str, data: Pr
         return {**project, **values}
 
 
+def checked_policy(policy: QualityPolicy, spec: dict[str, Any]) -> dict[str, Any]:
+    """The policy as stored, after checking that the questions it names are the spec's."""
+    names = [q["name"] for q in spec["questions"]]
+    for where, named in (("quality.questions", list(policy.questions)), ("quality.deciding", policy.deciding or [])):
+        unknown = [n for n in named if n not in names]
+        if unknown:
+            raise InvalidInput(
+                f"{where} names {', '.join(map(repr, unknown))}, not a question of the spec ({', '.join(names)})",
+                details={"field": where},
+            )
+    if policy.deciding == []:
+        raise InvalidInput("quality.deciding must name at least one question", details={"field": "quality.deciding"})
+    return policy.stored()
+
+
 def project_overlap(project: dict[str, Any]) -> int:
-    return int(project["quality"].get("overlap", 1))
+    """Judgments a new task is first asked for: the largest min_overlap of its deciding questions."""
+    return completion_rules(project).initial_overlap
 
 
 # --- batches -----------------------------------------------------------------------------------

@@ -14,11 +14,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -149,6 +151,10 @@ tasks = Table(
     _created(),
     Column("updated_at", DateTime, nullable=False),
     Column("completed_at", DateTime, nullable=True),
+    # an overlap given for this task at creation: min = max = it, whatever the project's policy
+    Column("fixed_overlap", Integer, nullable=True),
+    Column("gold", JSON, nullable=True),  # the known answer of a gold task (status "gold")
+    Column("review_status", String(12), nullable=True),  # pending | accepted | rejected | fixed
     UniqueConstraint("organization_id", "unique_id", name="uq_tasks_org_unique_id"),
     Index("ix_tasks_org_id", "organization_id", "id"),
     Index("ix_tasks_project_id", "project_id", "id"),
@@ -234,7 +240,128 @@ login_failures = Table(
     Index("ix_login_failures_address", "address", "created_at"),
 )
 
+# The job runner's outbox: rows written in the same transaction as the change that causes them,
+# claimed atomically by a runner (SKIP LOCKED on PostgreSQL), run at least once (see jobs/).
+jobs = Table(
+    "jobs",
+    metadata,
+    _id(),
+    _org(),
+    Column("kind", String(40), nullable=False),
+    Column("dedupe_key", String(200), nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(12), nullable=False),  # queued | running | succeeded | failed | canceled
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("max_attempts", Integer, nullable=False, server_default="5"),
+    Column("run_after", DateTime, nullable=False),
+    Column("locked_by", String(100), nullable=True),
+    Column("locked_until", DateTime, nullable=True),
+    Column("progress_done", Integer, nullable=False, server_default="0"),
+    Column("progress_total", Integer, nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_by", ID, ForeignKey("members.id"), nullable=True),
+    _created(),
+    Column("updated_at", DateTime, nullable=False),
+    Column("finished_at", DateTime, nullable=True),
+    Index("ix_jobs_claim", "status", "run_after"),
+    Index("ix_jobs_org_id", "organization_id", "id"),
+    Index(
+        "uq_jobs_waiting_key",
+        "dedupe_key",
+        unique=True,
+        sqlite_where=text("status = 'queued' AND dedupe_key IS NOT NULL"),
+        postgresql_where=text("status = 'queued' AND dedupe_key IS NOT NULL"),
+    ),
+)
+
+# Fitted aggregation models (worker confusion matrices, priors, temperature) per project and
+# question, versioned: a task's posterior on submit is computed from the newest version.
+quality_models = Table(
+    "quality_models",
+    metadata,
+    _id(),
+    _org(),
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=False),
+    Column("question", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("method", String(40), nullable=False),
+    Column("state", LargeBinary, nullable=False),  # an .npz archive (numpy, no pickles)
+    Column("n_responses", Integer, nullable=False),
+    Column("n_tasks", Integer, nullable=False),
+    Column("n_workers", Integer, nullable=False),
+    Column("fit_seconds", Float, nullable=False),
+    _created(),
+    UniqueConstraint("project_id", "question", "version", name="uq_quality_models_version"),
+)
+
+# A task's history beyond its leases and responses (which have their own tables): completion, one
+# more judgment asked, a refit that changed the answer, reviews, gold marks.
+task_events = Table(
+    "task_events",
+    metadata,
+    _id(),
+    _org(),
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=False),
+    Column("task_id", ID, ForeignKey("tasks.id"), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("worker_id", ID, ForeignKey("workers.id"), nullable=True),
+    Column("data", JSON, nullable=False),
+    _created(),
+    Index("ix_task_events_task", "task_id", "id"),
+)
+
+reviews = Table(
+    "reviews",
+    metadata,
+    _id(),
+    _org(),
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=False),
+    Column("task_id", ID, ForeignKey("tasks.id"), nullable=False),
+    Column("reviewer_id", ID, ForeignKey("workers.id"), nullable=False),
+    Column("verdict", String(10), nullable=False),  # accept | reject | fix
+    Column("reason", Text, nullable=True),
+    Column("response_id", ID, ForeignKey("responses.id"), nullable=True),  # a fix's response
+    _created(),
+    Index("ix_reviews_task", "task_id", "id"),
+    Index("ix_reviews_org_id", "organization_id", "id"),
+)
+
+# A worker's standing on one project: what gold says of them, and whether they may take tasks.
+project_workers = Table(
+    "project_workers",
+    metadata,
+    _id(),
+    _org(),
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=False),
+    Column("worker_id", ID, ForeignKey("workers.id"), nullable=False),
+    Column("status", String(12), nullable=False),  # active | qualifying | paused
+    Column("reason", Text, nullable=True),
+    Column("tasks_served", Integer, nullable=False, server_default="0"),
+    Column("gold_served", Integer, nullable=False, server_default="0"),
+    Column("gold_answers", Integer, nullable=False, server_default="0"),
+    Column("gold_correct", Float, nullable=False, server_default="0"),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("project_id", "worker_id", name="uq_project_workers_project_worker"),
+)
+
 # The queue: the highest priority, oldest pending task of a project (priority descending).
 Index("ix_tasks_queue", tasks.c.project_id, tasks.c.status, tasks.c.priority.desc(), tasks.c.id)
+Index("ix_tasks_review", tasks.c.project_id, tasks.c.review_status, tasks.c.id)
 
-TENANT_TABLES = (members, workers, api_keys, projects, batches, tasks, assignments, responses, media)
+TENANT_TABLES = (
+    members,
+    workers,
+    api_keys,
+    projects,
+    batches,
+    tasks,
+    assignments,
+    responses,
+    media,
+    jobs,
+    quality_models,
+    task_events,
+    reviews,
+    project_workers,
+)
