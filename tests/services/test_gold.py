@@ -6,6 +6,8 @@ Everything runs through the services the API uses, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -423,3 +425,52 @@ def test_a_csv_with_a_bad_line_marks_nothing_and_names_the_line(make_org: Any) -
         gold.import_gold_csv(org.db, org.owner.principal, project["id"], f"task_id,mood\n{a['id']},x\n")
     with pytest.raises(InvalidInput, match="task_id or unique_id"):
         gold.import_gold_csv(org.db, org.owner.principal, project["id"], "sentiment\npositive\n")
+
+
+# --- concurrency and retries ---------------------------------------------------------------------------
+
+
+def test_concurrent_workers_on_a_gold_project_keep_their_counts(make_org: Any) -> None:
+    """Eight workers at once, each twice in parallel at their first call: one standing per worker,
+    counts that match the leases, and every gold task answered at most once per worker."""
+    org = make_org()
+    project, truth = _project(org, 20, 80, rate=0.3, qualification=2, min_accuracy=0.5)
+    workers = [org.add_member("annotator").principal for _ in range(8)]
+    start = threading.Barrier(16)
+
+    def run(worker: Principal) -> int:
+        start.wait()
+        leased = 0
+        while lease := queue.next_assignment(org.db, worker, project["id"]):
+            leased += 1
+            answer = {"sentiment": truth.get(lease["task"]["id"], "positive")}
+            queue.submit(org.db, worker, lease["task"]["id"], ResponseCreate(answer=answer))
+            if leased >= 15:
+                break
+        return leased
+
+    with ThreadPoolExecutor(16) as pool:
+        leased = list(pool.map(run, [w for w in workers for _ in range(2)]))
+    with org.db.read() as conn:
+        rows = [dict(r) for r in conn.execute(select(t.project_workers)).mappings()]
+        answers = conn.execute(
+            select(t.responses.c.worker_id, t.responses.c.task_id).where(t.responses.c.task_id.in_(list(truth)))
+        ).all()
+    assert sorted(r["worker_id"] for r in rows) == sorted(w.worker_id for w in workers)
+    assert sum(r["tasks_served"] for r in rows) == sum(leased)
+    assert len(answers) == len(set(answers)) == sum(r["gold_answers"] for r in rows)
+    assert all(r["status"] == "active" for r in rows)
+
+
+def test_a_replayed_submit_to_a_gold_task_still_looks_like_any_task(make_org: Any) -> None:
+    org = make_org()
+    project, _ = _project(org, 1, 0, qualification=1)
+    worker = org.principal_for("annotator")
+    lease = queue.next_assignment(org.db, worker, project["id"])
+    assert lease is not None
+    data = ResponseCreate(answer={"sentiment": "positive"}, assignment_id=lease["id"])
+    first = queue.submit(org.db, worker, lease["task"]["id"], data, idempotency_key="k-1")
+    again = queue.submit(org.db, worker, lease["task"]["id"], data, idempotency_key="k-1")
+    assert again["replayed"] and again["task"]["status"] == first["task"]["status"] == "pending"
+    assert again["task"]["gold"] is None and again["task"]["response_count"] == 1
+    assert _standing(org, {"id": lease["project_id"]}, worker)["gold_answers"] == 1  # scored once
