@@ -31,7 +31,7 @@ from truthset.domain import BatchStatus, Principal, TaskStatus
 from truthset.errors import Forbidden, InvalidInput, NotFound
 from truthset.questions import AnswerError, CompiledSpec
 from truthset.schemas import GoldPolicy
-from truthset.services import lifecycle
+from truthset.services import lifecycle, results
 from truthset.services.completion import completion_rules
 from truthset.services.policy import Action, require
 from truthset.services.projects import (
@@ -244,7 +244,7 @@ def score(
     data = {"response_id": response["id"], "score": round(share, 6), "right": right}
     if status != standing["status"]:
         data["worker_status"] = status
-    add_event(conn, task, "gold_answered", data, worker_id=principal.worker_id, now=now)
+    results.add_event(conn, task, "gold_answered", data, worker_id=principal.worker_id)
 
 
 def _judge(standing: Mapping[str, Any], policy: GoldPolicy) -> tuple[str, str | None]:
@@ -267,31 +267,6 @@ def _judge(standing: Mapping[str, Any], policy: GoldPolicy) -> tuple[str, str | 
                 f"{low:.2f}-{high:.2f}) is surely below the project's minimum {minimum:.2f}"
             )
     return status, reason
-
-
-def add_event(
-    conn: Connection,
-    task: Mapping[str, Any],
-    kind: str,
-    data: dict[str, Any],
-    *,
-    worker_id: str | None = None,
-    now: datetime | None = None,
-) -> None:
-    repo.add(
-        conn,
-        t.task_events,
-        {
-            "id": new_id(),
-            "organization_id": task["organization_id"],
-            "project_id": task["project_id"],
-            "task_id": task["id"],
-            "kind": kind,
-            "worker_id": worker_id,
-            "data": data,
-            "created_at": now or utcnow(),
-        },
-    )
 
 
 # --- marking and unmarking -----------------------------------------------------------------------------
@@ -337,7 +312,7 @@ def _mark(conn: Connection, principal: Principal, task: dict[str, Any], answer: 
         task = lifecycle.move(conn, task, TaskStatus.GOLD, gold=answer)
         # its batch may have no open task left now
         mark_batch_completed_if_done(conn, principal.organization_id, task["batch_id"])
-    add_event(conn, task, "gold_marked", data, now=now)
+    results.add_event(conn, task, "gold_marked", data)
     return task
 
 
@@ -354,37 +329,26 @@ def unmark_gold(db: Database, principal: Principal, task_id: str) -> dict[str, A
             return task
         project = load_project(conn, principal, task["project_id"])
         task = _settle(conn, principal, project, task)
-        add_event(conn, task, "gold_unmarked", {"answer": None, "by": principal.member_id, "to_status": task["status"]})
+        data = {"by": principal.member_id, "to_status": task["status"]}
+        results.add_event(conn, task, "gold_unmarked", data)
     if task["status"] == str(TaskStatus.COMPLETED):
         complete_batch_if_done(db, principal.organization_id, task["batch_id"])
     return task
 
 
 def _settle(conn: Connection, principal: Principal, project: Mapping[str, Any], task: dict[str, Any]) -> dict[str, Any]:
-    """Where an unmarked gold task goes: completed at its overlap, else its batch's queue."""
-    if task["response_count"] >= task["overlap"]:
-        return _recompute(conn, principal, project, task)
-    batch = repo.get(conn, t.batches, principal.organization_id, task["batch_id"]) if task["batch_id"] else None
-    staged = batch is not None and batch["status"] == str(BatchStatus.OPEN)
-    task = lifecycle.move(conn, task, TaskStatus.STAGED if staged else TaskStatus.PENDING, gold=None)
-    if not staged:
-        repo.bump_queue_epoch(conn, task["project_id"])  # it may rank before tasks workers passed over
-    return task
+    """Where an unmarked gold task goes: its batch's queue, scored at once if it has its judgments.
 
-
-def _recompute(conn: Connection, principal: Principal, project: Mapping[str, Any], task: dict[str, Any]) -> dict:
-    """Complete a task from its responses.
-
-    TODO(lead): switch to ``results.recompute(conn, principal, task, project)`` once it lands; this
-    mirrors ``queue._complete`` meanwhile (gold cannot import the queue, which imports gold).
+    With as many answers as its overlap, the results service decides as after any response:
+    complete (flagged, or to review, as the policy says) or ask one more worker.
     """
-    spec = compiled_spec(dict(project))
-    responses = repo.responses_of_task(conn, principal.organization_id, task["id"])
-    aggregated = spec.aggregate([r["answer"] for r in responses], [r["worker_id"] for r in responses])
-    confidence = min(aggregated["confidence"].values(), default=None)
-    result = {**aggregated, "response_count": len(responses), "workers": [r["worker_id"] for r in responses]}
-    task = lifecycle.move(conn, task, TaskStatus.COMPLETED, result=result, confidence=confidence, gold=None)
-    mark_batch_completed_if_done(conn, principal.organization_id, task["batch_id"])
+    batch = repo.get(conn, t.batches, principal.organization_id, task["batch_id"]) if task["batch_id"] else None
+    if batch is not None and batch["status"] == str(BatchStatus.OPEN):
+        return lifecycle.move(conn, task, TaskStatus.STAGED, gold=None)
+    task = lifecycle.move(conn, task, TaskStatus.PENDING, gold=None)
+    repo.bump_queue_epoch(conn, task["project_id"])  # it may rank before tasks workers passed over
+    if task["response_count"] >= task["overlap"]:
+        task = results.after_response(conn, task, project, compiled_spec(dict(project)))
     return task
 
 
