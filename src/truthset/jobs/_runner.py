@@ -20,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
+
 from truthset.errors import Forbidden, InvalidInput, NotFound
 from truthset.jobs._registry import handler_for, kinds
 from truthset.services import jobs as service
@@ -197,12 +199,13 @@ class Runner:
 
     def _record(self, context: JobContext, result: Any) -> None:
         try:
-            done = service.succeed(self.db, context.id, context.runner_id, result)
-        except TypeError as exc:  # orjson's error for a result that is not JSON
+            orjson.dumps(result)
+        except TypeError as exc:  # a bug in the handler: running it again gives the same result
             error = f"the handler's result is not JSON: {exc}"
             service.fail(self.db, context.id, context.runner_id, error, retry=False)
             return
-        if not done:  # canceled (or taken over) while the handler finished: its result is not kept
+        if not service.succeed(self.db, context.id, context.runner_id, result):
+            # canceled (or taken over) while the handler finished: its result is not kept
             service.acknowledge_cancel(self.db, context.id, context.runner_id)
         else:
             log.info("job %s succeeded", context.id)
