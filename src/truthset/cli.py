@@ -118,6 +118,61 @@ def serve(
 
 
 @app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Jobs at once (default: TRUTHSET_JOBS_CONCURRENCY).")
+    ] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help="Run only jobs of this kind (repeat for several).")
+    ] = None,
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Run the jobs that are due, then exit (cron, one-off).")
+    ] = False,
+) -> None:
+    """Run background jobs (refits, exports, webhook deliveries) until SIGTERM or Ctrl-C."""
+    from truthset import jobs
+
+    settings = get_settings()
+    db = _database(settings)
+    overrides: dict[str, Any] = {"concurrency": concurrency} if concurrency else {}
+    if kind:
+        unknown = sorted(set(kind) - set(jobs.kinds()))
+        if unknown:
+            raise typer.BadParameter(f"no handler for {', '.join(unknown)}; known: {', '.join(jobs.kinds())}")
+        overrides["kinds"] = kind
+    runner = jobs.runner_for(db, settings, **overrides)
+    err_console.print(
+        f"truthset worker {runner.name}: {runner.concurrency} at once; kinds: {', '.join(runner.kinds) or 'none'}",
+        soft_wrap=True,
+    )
+    try:
+        if until_idle:
+            err_console.print(f"ran {runner.run_until_idle()} jobs")
+        else:
+            _run_until_signal(runner, settings.shutdown_timeout_seconds)
+    finally:
+        db.dispose()
+
+
+def _run_until_signal(runner: Any, shutdown_timeout: float) -> None:
+    """Run ``runner`` until SIGTERM or SIGINT, then stop it: running jobs go back to the queue."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    runner.start()
+    try:
+        while not stop.wait(1.0):  # bounded, so the main thread gets to run the signal handler
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if not runner.stop(shutdown_timeout):
+            err_console.print("warning: a job did not stop in time; its lease runs out and another worker resumes it")
+
+
+@app.command()
 def init(
     org: Annotated[str, typer.Option("--org-name", help="Organization name.")] = "My organization",
     email: Annotated[str, typer.Option(help="The owner's email.")] = "owner@example.com",

@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp
 
-from truthset import __version__, questions
+from truthset import __version__, jobs, questions
 from truthset.api import deps, docs, errors, openapi, session
 from truthset.api.headers import SecurityHeadersMiddleware
 from truthset.api.limits import AnonymousGuardMiddleware, BodyLimitMiddleware, NulGuardMiddleware
@@ -63,11 +63,26 @@ def _lifespan(*, owns_db: bool) -> Callable[[FastAPI], AbstractAsyncContextManag
         # full collection, which cost a fifth of the annotation loop's CPU and its worst latencies.
         gc.collect()
         gc.freeze()
+        runner = _start_job_runner(app)
         yield
+        if runner is not None:  # in-flight handlers stop at their next check; their jobs are queued again
+            await anyio.to_thread.run_sync(runner.stop, app.state.settings.shutdown_timeout_seconds)
         if owns_db:
             app.state.db.dispose()  # stops the SQLite writer thread after the last request
 
     return lifespan
+
+
+def _start_job_runner(app: FastAPI) -> jobs.Runner | None:
+    """The in-process job runner (``TRUTHSET_JOBS_IN_PROCESS``): the embedded set-up needs no
+    ``truthset worker``. Production runs workers and turns it off (see docs/jobs.md)."""
+    settings: Settings = app.state.settings
+    if not settings.jobs_in_process:
+        return None
+    runner = jobs.runner_for(app.state.db, settings)
+    runner.start()
+    app.state.job_runner = runner
+    return runner
 
 
 def _warm_up(app: FastAPI) -> None:

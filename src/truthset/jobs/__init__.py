@@ -8,6 +8,6 @@ outcome. ``truthset worker`` runs one; ``truthset serve`` runs one in-process un
 """
 
 from truthset.jobs._registry import ENTRY_POINT_GROUP, Handler, handler_for, kinds, register, unregister
-from truthset.jobs._runner import Runner
+from truthset.jobs._runner import Runner, runner_for
 
-__all__ = ["ENTRY_POINT_GROUP", "Handler", "Runner", "handler_for", "kinds", "register", "unregister"]
+__all__ = ["ENTRY_POINT_GROUP", "Handler", "Runner", "handler_for", "kinds", "register", "runner_for", "unregister"]

@@ -22,13 +22,14 @@ from typing import Any
 
 import orjson
 
+from truthset.config import Settings
 from truthset.errors import Forbidden, InvalidInput, NotFound
 from truthset.jobs._registry import handler_for, kinds
 from truthset.services import jobs as service
 from truthset.services.jobs import Backoff, JobCanceled, JobContext, JobFailed, JobInterrupted, JobLost
 from truthset.storage import Database
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "runner_for"]
 
 log = logging.getLogger("truthset.jobs")
 
@@ -209,3 +210,14 @@ class Runner:
             service.acknowledge_cancel(self.db, context.id, context.runner_id)
         else:
             log.info("job %s succeeded", context.id)
+
+
+def runner_for(db: Database, settings: Settings, **overrides: Any) -> Runner:
+    """A runner configured by the ``TRUTHSET_JOBS_*`` settings (``overrides`` win)."""
+    options: dict[str, Any] = {
+        "concurrency": settings.jobs_concurrency,
+        "lease_seconds": settings.jobs_lease_seconds,
+        "poll_seconds": settings.jobs_poll_seconds,
+        "backoff": Backoff(base=settings.jobs_retry_base_seconds, cap=settings.jobs_retry_max_seconds),
+    }
+    return Runner(db, **{**options, **overrides})
