@@ -62,6 +62,9 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "project_agreement": Action.READ_QUALITY,
     "project_workers": Action.READ_QUALITY,
     "worker_stats": None,  # every member reads their own figures (the walk asks for the caller's)
+    "list_jobs": None,  # every member lists jobs: managers and up all of them, others the ones they started
+    "get_job": Action.READ_JOBS,  # the walk's jobs were started by the owner (others read their own)
+    "cancel_job": Action.MANAGE_JOBS,
 }
 
 PUBLIC = {f"{API}/openapi.json", f"{API}/docs"}

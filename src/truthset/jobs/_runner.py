@@ -29,6 +29,9 @@ from truthset.services import jobs as service
 from truthset.services.jobs import Backoff, JobCanceled, JobContext, JobFailed, JobInterrupted, JobLost
 from truthset.storage import Database
 
+# A generator of its own: jitter must not move the global random state (tests seed and watch it).
+_jitter = random.Random()
+
 __all__ = ["Runner", "runner_for"]
 
 log = logging.getLogger("truthset.jobs")
@@ -140,7 +143,7 @@ class Runner:
                 log.exception("job runner %s: could not take or record a job", self.name)
                 ran = False
             if not ran:
-                self._wakeup.wait(self.poll_seconds * random.uniform(0.8, 1.0))  # bounded, ended by wake/stop
+                self._wakeup.wait(self.poll_seconds * _jitter.uniform(0.8, 1.0))  # bounded, ended by wake/stop
                 self._wakeup.clear()
 
     def _keep_alive(self, stop: threading.Event | None = None) -> None:

@@ -40,6 +40,9 @@ from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 from truthset.storage.ids import new_id, utcnow
 
+# A generator of its own: jitter must not move the global random state (tests seed and watch it).
+_jitter = random.Random()
+
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "Backoff",
@@ -351,7 +354,7 @@ class Backoff:
     cap: float = 3600.0
 
     def delay(self, attempt: int) -> float:
-        return min(self.cap, self.base * 2 ** max(0, attempt - 1)) * random.uniform(0.5, 1.0)
+        return min(self.cap, self.base * 2 ** max(0, attempt - 1)) * _jitter.uniform(0.5, 1.0)
 
 
 def fail(
@@ -450,11 +453,17 @@ def _require_job(principal: Principal, action: Action, job: dict[str, Any]) -> N
         raise Forbidden(f"the {principal.role} role may not {action.replace('_', ' ')} started by others")
 
 
+def public(job: dict[str, Any]) -> dict[str, Any]:
+    """A job as the API shows it: the dedupe key as given (without its organization), progress together."""
+    done = {"done": job["progress_done"], "total": job["progress_total"]}
+    return {**job, "dedupe_key": stored_key(job), "progress": done}
+
+
 def get_job(db: Database, principal: Principal, job_id: str) -> dict[str, Any]:
     with db.read() as conn:
         job = _load(conn, principal, job_id)
     _require_job(principal, Action.READ_JOBS, job)
-    return job
+    return public(job)
 
 
 def list_jobs(
@@ -475,7 +484,8 @@ def list_jobs(
     if status is not None:
         query = query.where(t.jobs.c.status == str(status))
     with db.read() as conn:
-        return repo.page(conn, query, t.jobs, cursor=cursor, limit=limit, descending=True)
+        rows, next_cursor = repo.page(conn, query, t.jobs, cursor=cursor, limit=limit, descending=True)
+    return [public(job) for job in rows], next_cursor
 
 
 def cancel(db: Database, principal: Principal, job_id: str) -> dict[str, Any]:
@@ -487,7 +497,7 @@ def cancel(db: Database, principal: Principal, job_id: str) -> dict[str, Any]:
         _require_job(principal, Action.MANAGE_JOBS, job)
         status = JobStatus(job["status"])
         if status is JobStatus.CANCELED:
-            return job
+            return public(job)
         if status in FINISHED:
             raise Conflict(f"job {job_id} has already {status}", details={"status": str(status)}, code="job_finished")
         # a running job keeps its runner's name until the runner has seen the cancel and stopped
@@ -495,7 +505,7 @@ def cancel(db: Database, principal: Principal, job_id: str) -> dict[str, Any]:
         if status is JobStatus.QUEUED:
             values.update(locked_by=None, locked_until=None)
         conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(values))
-        return {**job, **values}
+        return public({**job, **values})
 
 
 def stored_key(job: dict[str, Any]) -> str | None:
