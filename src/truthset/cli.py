@@ -30,6 +30,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 quality_app = typer.Typer(help="Quality figures of a project (through the API).", no_args_is_help=True)
 app.add_typer(quality_app, name="quality")
+jobs_app = typer.Typer(help="Background jobs: progress, results, cancel (through the API).", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -46,6 +48,14 @@ def main() -> None:
         app()
     except TruthsetError as exc:
         err_console.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)  # one line, whatever the width
+        sys.exit(1)
+    except Exception as exc:
+        # an API error (a 404, a 409) from a command that talks to a server: one line too. The SDK is
+        # imported only by those commands, so when it is not loaded nothing here could be its error.
+        client = sys.modules.get("truthset.client")
+        if client is None or not isinstance(exc, client.ApiError):
+            raise
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(1)
 
 
@@ -472,6 +482,86 @@ def quality_workers(
                 accuracy = f"{w.estimated_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.scored_answers})"
             table.add_row(w.name or w.worker_id, str(w.kind), str(w.responses), median, agrees, accuracy)
     console.print(table)
+
+
+# --- jobs (through the API) ---
+
+
+@jobs_app.command("list")
+def jobs_list(
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    kind: Annotated[str | None, typer.Option(help="Only jobs of this kind.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only jobs in this status: queued, running, succeeded, failed, canceled.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many (newest first).")] = 50,
+) -> None:
+    """List jobs, newest first."""
+    from itertools import islice
+
+    from truthset.client import Client
+
+    table = Table("id", "kind", "status", "progress", "attempts", "created", "error")
+    with Client(url, api_key) as client:
+        for job in islice(client.jobs.list(kind=kind, status=status, page_size=min(limit, 100)), limit):
+            table.add_row(
+                job.id,
+                job.kind,
+                str(job.status),
+                _job_progress(job),
+                f"{job.attempts}/{job.max_attempts}",
+                str(job.created_at)[:19],
+                escape((job.error or "")[:60]),
+            )
+    console.print(table)
+
+
+def _job_progress(job: Any) -> str:
+    if job.progress.total:
+        return f"{job.progress.done}/{job.progress.total}"
+    return str(job.progress.done) if job.progress.done else "-"
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    wait: Annotated[bool, typer.Option("--wait", help="Follow its progress until it ends.")] = False,
+) -> None:
+    """Show one job (with --wait: a progress bar until it ends; exit status 1 unless it succeeded)."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        if wait:
+            columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+            with Progress(*columns, TimeElapsedColumn(), console=err_console) as progress:
+                bar = progress.add_task(f"job {job_id}", total=None)
+
+                def show(job: Any) -> None:
+                    progress.update(bar, completed=job.progress.done, total=job.progress.total, description=job.kind)
+
+                job = client.jobs.wait(job_id, progress=show)
+        else:
+            job = client.jobs.get(job_id)
+    console.print_json(job.model_dump_json())
+    if wait and job.status != "succeeded":
+        raise typer.Exit(1)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Cancel a job: a queued one never runs, a running one stops at its next progress report."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        job = client.jobs.cancel(job_id)
+    console.print(f"job {job.id} is {job.status}")
 
 
 # --- aggregate (quality engine) ---
