@@ -208,7 +208,7 @@ class Runner:
             error = f"the handler's result is not JSON: {exc}"
             service.fail(self.db, context.id, context.runner_id, error, retry=False)
             return
-        if not service.succeed(self.db, context.id, context.runner_id, result):
+        if not service.succeed(self.db, context.id, context.runner_id, result, last_progress=context.last_progress()):
             # canceled (or taken over) while the handler finished: its result is not kept
             service.acknowledge_cancel(self.db, context.id, context.runner_id)
         else:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -64,6 +65,8 @@ __all__ = [
 ]
 
 DEFAULT_LEASE_SECONDS = 60
+#: A handler's progress and heartbeat calls write at most this often (the rest only check for a cancel).
+PROGRESS_WRITE_SECONDS = 0.5
 FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
 # word for word the WHERE of the partial index uq_jobs_waiting_key: SQLite matches ON CONFLICT's by text
 _WAITING_KEY = text("status = 'queued' AND dedupe_key IS NOT NULL")
@@ -99,6 +102,10 @@ class JobContext:
     it over, and :class:`JobInterrupted` when the runner is stopping; :meth:`check` raises the same
     without touching the database. The runner also renews the lease in the background, so a long
     single step does not lose the job; but only these calls stop a canceled handler.
+
+    Calls closer together than ``write_interval`` seconds only check: a handler may report progress
+    per row without a database write per row. The last progress reported is written when the job
+    ends (:meth:`last_progress`).
     """
 
     db: Database
@@ -106,7 +113,10 @@ class JobContext:
     runner_id: str
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     stopping: threading.Event = field(default_factory=threading.Event)
+    write_interval: float = PROGRESS_WRITE_SECONDS
     _canceled: type[JobCanceled] | None = None
+    _written_at: float = -1e9
+    _progress: tuple[int, int | None] | None = None
 
     @property
     def id(self) -> str:
@@ -134,13 +144,28 @@ class JobContext:
 
     def heartbeat(self) -> None:
         """Renew the lease; raise if the job was canceled or lost or the runner is stopping."""
-        self._renewed(heartbeat(self.db, self.id, self.runner_id, self.lease_seconds))
+        if self._due():
+            self._renewed(heartbeat(self.db, self.id, self.runner_id, self.lease_seconds))
         self.check()
 
     def progress(self, done: int, total: int | None = None) -> None:
         """Record progress (visible through the API) and renew the lease; raise as :meth:`heartbeat` does."""
-        self._renewed(progress(self.db, self.id, self.runner_id, done, total, lease_seconds=self.lease_seconds))
+        self._progress = (done, total if total is not None else (self._progress or (0, None))[1])
+        if self._due() or (total is not None and done >= total):
+            lease = self.lease_seconds
+            self._renewed(progress(self.db, self.id, self.runner_id, done, total, lease_seconds=lease))
         self.check()
+
+    def last_progress(self) -> tuple[int, int | None] | None:
+        """The last progress the handler reported (written with the job's outcome)."""
+        return self._progress
+
+    def _due(self) -> bool:
+        now = time.monotonic()
+        if now - self._written_at < self.write_interval:
+            return False
+        self._written_at = now
+        return True
 
     def _renewed(self, status: JobStatus | None) -> None:
         if status is JobStatus.CANCELED:
@@ -170,6 +195,8 @@ def enqueue(
     it). The partial unique index ``uq_jobs_waiting_key`` settles two transactions racing to add
     the same key: ``ON CONFLICT DO NOTHING`` waits for the other, then this one finds its job.
     """
+    if not 1 <= len(kind) <= 40:
+        raise InvalidInput("a job kind has 1 to 40 characters", details={"field": "kind"})
     if not 1 <= max_attempts <= 100:
         raise InvalidInput("max_attempts must be between 1 and 100", details={"field": "max_attempts"})
     now = utcnow()
@@ -337,11 +364,23 @@ def progress(
     return _renew(db, job_id, runner_id, lease_seconds, extra)
 
 
-def succeed(db: Database, job_id: str, runner_id: str, result: Any = None) -> bool:
-    """The job is done; ``result`` (JSON) is kept on it. False if it was canceled or lost meanwhile."""
+def succeed(
+    db: Database,
+    job_id: str,
+    runner_id: str,
+    result: Any = None,
+    *,
+    last_progress: tuple[int, int | None] | None = None,
+) -> bool:
+    """The job is done; ``result`` (JSON) is kept on it, with the handler's ``last_progress`` (done,
+    total) if given. False if it was canceled or lost meanwhile (then nothing is kept)."""
     now = utcnow()
     with db.write() as conn:
-        values = {"status": str(JobStatus.SUCCEEDED), "result": result, "error": None}
+        values: dict[str, Any] = {"status": str(JobStatus.SUCCEEDED), "result": result, "error": None}
+        if last_progress is not None:
+            values["progress_done"] = max(0, int(last_progress[0]))
+            if last_progress[1] is not None:
+                values["progress_total"] = max(0, int(last_progress[1]))
         return bool(conn.execute(update(t.jobs).where(_mine(job_id, runner_id)).values(_ended(values, now))).rowcount)
 
 
