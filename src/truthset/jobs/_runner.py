@@ -85,6 +85,7 @@ class Runner:
         if self._threads:
             raise RuntimeError("this runner is already started")
         self._stopping.clear()
+        self._wakeup.clear()
         for slot in range(self.concurrency):
             self._threads.append(self._thread(self._loop, f"truthset-job-{slot}", slot))
         self._threads.append(self._thread(self._keep_alive, "truthset-job-lease", None))
@@ -144,7 +145,8 @@ class Runner:
                 ran = False
             if not ran:
                 self._wakeup.wait(self.poll_seconds * _jitter.uniform(0.8, 1.0))  # bounded, ended by wake/stop
-                self._wakeup.clear()
+                if not self.stopping:  # a stop's wake-up stays set for every thread to see
+                    self._wakeup.clear()
 
     def _keep_alive(self, stop: threading.Event | None = None) -> None:
         """Renew the lease of every running job of this runner, a third of a lease apart."""

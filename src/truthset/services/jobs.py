@@ -415,7 +415,7 @@ def fail(
     now = now or utcnow()
     error = error[-_MAX_ERROR_CHARS:]
     with db.write() as conn:
-        job = conn.execute(select(t.jobs).where(_mine(job_id, runner_id))).mappings().first()
+        job = _lock_mine(conn, job_id, runner_id)
         if job is None:
             return None
         if retry and job["attempts"] < job["max_attempts"]:
@@ -432,7 +432,7 @@ def release(db: Database, job_id: str, runner_id: str) -> bool:
     """Give a job back to the queue at once, not counting the attempt (its runner is stopping)."""
     now = utcnow()
     with db.write() as conn:
-        job = conn.execute(select(t.jobs).where(_mine(job_id, runner_id))).mappings().first()
+        job = _lock_mine(conn, job_id, runner_id)
         if job is None:
             return False
         values = {"status": str(JobStatus.QUEUED), "run_after": now, "attempts": job["attempts"] - 1}
@@ -440,6 +440,12 @@ def release(db: Database, job_id: str, runner_id: str) -> bool:
             return True
         _finish(conn, job_id, JobStatus.CANCELED, now, error="superseded: a job with the same dedupe key is queued")
         return True
+
+
+def _lock_mine(conn: Connection, job_id: str, runner_id: str) -> dict[str, Any] | None:
+    """The runner's running job, locked (PostgreSQL) so that a cancel cannot slip in before the update."""
+    job = conn.execute(select(t.jobs).where(_mine(job_id, runner_id)).with_for_update()).mappings().first()
+    return dict(job) if job is not None else None
 
 
 def _requeue(conn: Connection, job: Any, values: dict[str, Any], now: datetime) -> bool:
