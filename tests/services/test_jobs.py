@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 
 from truthset.domain import JobStatus
 from truthset.errors import Conflict, Forbidden, NotFound
@@ -270,6 +270,30 @@ def test_a_failed_job_is_not_requeued_beside_a_waiting_job_with_its_key(db: Data
 
 
 # --- cancel ------------------------------------------------------------------------------------------
+
+
+def test_a_cancel_committed_while_a_failure_is_recorded_stays(db: Database, org: Org, backend: str) -> None:
+    """PostgreSQL: ``fail`` must not read the job as running, wait on the cancel's row lock, then
+    queue it again over the cancel. (SQLite runs one write transaction at a time: no such race.)"""
+    if backend != "postgres":
+        pytest.skip("SQLite serialises write transactions: the two cannot interleave")
+    job = add_job(org, "test.cancel-race")
+    assert jobs.claim(db, "r", ["test.cancel-race"]) is not None
+    outcome: dict[str, Any] = {}
+    failing = threading.Thread(target=lambda: outcome.update(status=jobs.fail(db, job["id"], "r", "boom")))
+    with db.write() as conn:  # the cancel's transaction: the row is locked and changed, not yet committed
+        conn.execute(update(t.jobs).where(t.jobs.c.id == job["id"]).values(status="canceled"))
+        failing.start()
+        wait_for(lambda: _waiting_on_locks(db) >= 1, "fail() to wait on the row lock")
+    failing.join(DEADLINE_S)
+    assert outcome == {"status": None}  # it found the job no longer running: nothing recorded
+    assert stored(db, job["id"])["status"] == "canceled"
+
+
+def _waiting_on_locks(db: Database) -> int:
+    """Sessions waiting for a lock now (each call in a new transaction: pg_stat_activity is a snapshot)."""
+    with db.engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")).scalar())
 
 
 def test_a_canceled_queued_job_never_runs(db: Database, org: Org, kind: Any) -> None:
