@@ -119,7 +119,7 @@ class Runner:
         """Run due jobs in the calling thread until none is left (or :meth:`stop`); returns how many ran."""
         ran = 0
         with self._keep_alive_thread():
-            while not self.stopping and self.run_once(0):
+            while not self.stopping and self.run_once(0, busy=ran > 0):
                 ran += 1
         return ran
 
@@ -137,9 +137,10 @@ class Runner:
     # -- the loops --
 
     def _loop(self, slot: int) -> None:
+        ran = False
         while not self.stopping:
             try:
-                ran = self.run_once(slot)
+                ran = self.run_once(slot, busy=ran)
             except Exception:  # the database went away, say: log it and poll again, never die
                 log.exception("job runner %s: could not take or record a job", self.name)
                 ran = False
@@ -160,10 +161,13 @@ class Runner:
                 except Exception:  # the next round tries again; the lease is three rounds long
                     log.warning("job runner %s: could not renew the lease of job %s", self.name, context.id)
 
-    def run_once(self, slot: int = 0) -> bool:
-        """Claim one due job and run it in the calling thread. False when none was due."""
+    def run_once(self, slot: int = 0, *, busy: bool = False) -> bool:
+        """Claim one due job and run it in the calling thread. False when none was due.
+
+        ``busy``: the last call ran a job, so skip the read that keeps idle polls off the write lock.
+        """
         runner_id = f"{self.name}:{slot}"
-        job = service.claim(self.db, runner_id, self.kinds, self.lease_seconds)
+        job = service.claim(self.db, runner_id, self.kinds, self.lease_seconds, look_first=not busy)
         if job is None:
             return False
         context = JobContext(self.db, job, runner_id, self.lease_seconds, stopping=self._stopping)

@@ -273,6 +273,7 @@ def claim(
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     *,
     now: datetime | None = None,
+    look_first: bool = True,
 ) -> dict[str, Any] | None:
     """Take the oldest due job of one of ``kinds`` for ``runner_id``, leased for ``lease_seconds``.
 
@@ -280,13 +281,17 @@ def claim(
     different jobs; SQLite's writers are serialised (BEGIN IMMEDIATE). A job taken again after its
     lease ran out counts one more attempt; past ``max_attempts`` it fails instead of running again
     (a job that kills its runner every time must not loop for ever). Returns the job, or None.
+
+    ``look_first``: first look for a due job with a read, so that an idle runner's poll never
+    takes SQLite's write lock (a runner that has just finished a job skips it: more are likely).
     """
     if not kinds:
         return None
     now = now or utcnow()
-    with db.read() as conn:  # the idle poll: a read, so it never takes SQLite's write lock
-        if conn.execute(select(t.jobs.c.id).where(_claimable(kinds, now)).limit(1)).first() is None:
-            return None
+    if look_first:
+        with db.read() as conn:
+            if conn.execute(select(t.jobs.c.id).where(_claimable(kinds, now)).limit(1)).first() is None:
+                return None
     # A claim lost to a power cut is harmless (the runner is gone too, the job is taken again)
     with db.write(durable=False) as conn:
         while True:
