@@ -32,6 +32,8 @@ quality_app = typer.Typer(help="Quality figures of a project (through the API)."
 app.add_typer(quality_app, name="quality")
 gold_app = typer.Typer(help="Gold tasks of a project (through the API).", no_args_is_help=True)
 app.add_typer(gold_app, name="gold")
+jobs_app = typer.Typer(help="Background jobs: progress, results, cancel (through the API).", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -48,6 +50,14 @@ def main() -> None:
         app()
     except TruthsetError as exc:
         err_console.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)  # one line, whatever the width
+        sys.exit(1)
+    except Exception as exc:
+        # an API error (a 404, a 409) from a command that talks to a server: one line too. The SDK is
+        # imported only by those commands, so when it is not loaded nothing here could be its error.
+        client = sys.modules.get("truthset.client")
+        if client is None or not isinstance(exc, client.ApiError):
+            raise
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(1)
 
 
@@ -117,6 +127,61 @@ def serve(
         # that keeps an upload open would otherwise keep the server alive)
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Jobs at once (default: TRUTHSET_JOBS_CONCURRENCY).")
+    ] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help="Run only jobs of this kind (repeat for several).")
+    ] = None,
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Run the jobs that are due, then exit (cron, one-off).")
+    ] = False,
+) -> None:
+    """Run background jobs (refits, exports, webhook deliveries) until SIGTERM or Ctrl-C."""
+    from truthset import jobs
+
+    settings = get_settings()
+    db = _database(settings)
+    overrides: dict[str, Any] = {"concurrency": concurrency} if concurrency else {}
+    if kind:
+        unknown = sorted(set(kind) - set(jobs.kinds()))
+        if unknown:
+            raise typer.BadParameter(f"no handler for {', '.join(unknown)}; known: {', '.join(jobs.kinds())}")
+        overrides["kinds"] = kind
+    runner = jobs.runner_for(db, settings, **overrides)
+    err_console.print(
+        f"truthset worker {runner.name}: {runner.concurrency} at once; kinds: {', '.join(runner.kinds) or 'none'}",
+        soft_wrap=True,
+    )
+    try:
+        if until_idle:
+            err_console.print(f"ran {runner.run_until_idle()} jobs")
+        else:
+            _run_until_signal(runner, settings.shutdown_timeout_seconds)
+    finally:
+        db.dispose()
+
+
+def _run_until_signal(runner: Any, shutdown_timeout: float) -> None:
+    """Run ``runner`` until SIGTERM or SIGINT, then stop it: running jobs go back to the queue."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    runner.start()
+    try:
+        while not stop.wait(1.0):  # bounded, so the main thread gets to run the signal handler
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if not runner.stop(shutdown_timeout):
+            err_console.print("warning: a job did not stop in time; its lease runs out and another worker resumes it")
 
 
 @app.command()
@@ -452,6 +517,84 @@ def gold_import(
                 err_console.print(f"  line {error['line']}: {error['message']}")
         raise typer.Exit(2) from None
     console.print(f"{report.received} lines: {report.marked} tasks marked gold, {report.updated} gold answers replaced")
+# --- jobs (through the API) ---
+
+
+@jobs_app.command("list")
+def jobs_list(
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    kind: Annotated[str | None, typer.Option(help="Only jobs of this kind.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only jobs in this status: queued, running, succeeded, failed, canceled.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many (newest first).")] = 50,
+) -> None:
+    """List jobs, newest first."""
+    from itertools import islice
+
+    from truthset.client import Client
+
+    table = Table("id", "kind", "status", "progress", "attempts", "created", "error")
+    with Client(url, api_key) as client:
+        for job in islice(client.jobs.list(kind=kind, status=status, page_size=min(limit, 100)), limit):
+            table.add_row(
+                job.id,
+                job.kind,
+                str(job.status),
+                _job_progress(job),
+                f"{job.attempts}/{job.max_attempts}",
+                str(job.created_at)[:19],
+                escape((job.error or "")[:60]),
+            )
+    console.print(table)
+
+
+def _job_progress(job: Any) -> str:
+    if job.progress.total:
+        return f"{job.progress.done}/{job.progress.total}"
+    return str(job.progress.done) if job.progress.done else "-"
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    wait: Annotated[bool, typer.Option("--wait", help="Follow its progress until it ends.")] = False,
+) -> None:
+    """Show one job (with --wait: a progress bar until it ends; exit status 1 unless it succeeded)."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        if wait:
+            columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+            with Progress(*columns, TimeElapsedColumn(), console=err_console) as progress:
+                bar = progress.add_task(f"job {job_id}", total=None)
+
+                def show(job: Any) -> None:
+                    progress.update(bar, completed=job.progress.done, total=job.progress.total, description=job.kind)
+
+                job = client.jobs.wait(job_id, progress=show)
+        else:
+            job = client.jobs.get(job_id)
+    console.print_json(job.model_dump_json())
+    if wait and job.status != "succeeded":
+        raise typer.Exit(1)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Cancel a job: a queued one never runs, a running one stops at its next progress report."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        job = client.jobs.cancel(job_id)
+    console.print(f"job {job.id} is {job.status}")
 
 
 # --- aggregate (quality engine) ---

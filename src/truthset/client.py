@@ -42,6 +42,7 @@ from truthset.schemas import (
     GoldImportReport,
     GoldOut,
     ImportReport,
+    JobOut,
     Me,
     MediaOut,
     MemberOut,
@@ -235,6 +236,7 @@ class Client:
         self.queue = Queue(self)
         #: ``client.workers()`` lists the organization's workers; ``client.workers.stats(...)`` one's figures
         self.workers = Workers(self)
+        self.jobs = Jobs(self)
 
     # -- lifecycle --
 
@@ -815,3 +817,48 @@ class Workers(_Resource):
         """One worker's figures on a project: anyone's for managers and above, one's own for every member."""
         params = _params(project_id=project_id, batch_id=batch_id)
         return self._client._json("GET", f"/workers/{worker_id}/stats", WorkerStats, params=params)
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+JOB_FINISHED = frozenset({"succeeded", "failed", "canceled"})
+
+
+class Jobs(_Resource):
+    """Background jobs (refits, exports, webhook deliveries): follow their progress, cancel them."""
+
+    def list(self, *, kind: str | None = None, status: str | None = None, page_size: int = 100) -> Iterator[JobOut]:
+        """The organization's jobs, newest first (managers and up; others see the jobs they started)."""
+        return self._client._paginate("/jobs", _params(kind=kind, status=status), JobOut, page_size)
+
+    def get(self, job_id: str) -> JobOut:
+        return self._client._json("GET", f"/jobs/{job_id}", JobOut)
+
+    def cancel(self, job_id: str) -> JobOut:
+        """Cancel a queued or running job (repeating it is harmless; a finished job raises ConflictError)."""
+        return self._client._json("POST", f"/jobs/{job_id}/cancel", JobOut, retry=True)
+
+    def wait(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        *,
+        poll: float = 0.5,
+        progress: Callable[[JobOut], None] | None = None,
+    ) -> JobOut:
+        """Poll the job until it has succeeded, failed or been canceled, and return it.
+
+        ``timeout``: seconds to wait at most (None: no limit), then :class:`TimeoutError`.
+        ``progress`` is called with the job after each poll (e.g. to update a progress bar).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get(job_id)
+            if progress is not None:
+                progress(job)
+            if job.status in JOB_FINISHED:
+                return job
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(f"job {job_id} is still {job.status} after {timeout:g} s")
+            time.sleep(poll if left is None else min(poll, left))

@@ -35,6 +35,14 @@ class TaskStatus(StrEnum):
     GOLD = "gold"  # a known answer, served to measure workers (services/gold.py); never completes
 
 
+class JobStatus(StrEnum):
+    QUEUED = "queued"  # waiting for a runner (maybe until its run_after: a retry's backoff)
+    RUNNING = "running"  # leased by a runner until locked_until
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # out of attempts, or a failure no retry can fix
+    CANCELED = "canceled"
+
+
 class AssignmentStatus(StrEnum):
     ACTIVE = "active"
     SUBMITTED = "submitted"

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from truthset.domain import AssignmentStatus, BatchStatus, Role, TaskStatus, WorkerKind
+from truthset.domain import AssignmentStatus, BatchStatus, JobStatus, Role, TaskStatus, WorkerKind
 from truthset.questions import Spec
 
 T = TypeVar("T")
@@ -476,3 +476,29 @@ class WorkerStanding(Output):
     gold_answers: int
     gold_correct: float
     updated_at: Timestamp
+# --- jobs ----------------------------------------------------------------------------------------
+
+
+class JobProgress(Output):
+    done: int = Field(description="Units of work done so far (the handler says what a unit is).")
+    total: int | None = Field(description="Units in all, once known.")
+
+
+class JobOut(Output):
+    id: str
+    kind: str = Field(description="What the job does: `quality.refit`, `export`, `webhook.deliver`...")
+    status: JobStatus
+    payload: dict[str, Any] = Field(description="What the job works on (given by whoever enqueued it).")
+    dedupe_key: str | None = Field(description="While queued, at most one job of the organization has this key.")
+    attempts: int = Field(description="Runs started so far (a retry or a resume after a lost runner adds one).")
+    max_attempts: int
+    run_after: Timestamp = Field(description="Not run before this time (a retry waits out its backoff).")
+    locked_by: str | None = Field(description="The runner running it: host:pid:token:slot.")
+    locked_until: OptionalTimestamp = Field(description="Its runner's lease; past it another runner resumes the job.")
+    progress: JobProgress
+    result: Any = Field(None, description="What the handler returned, once succeeded.")
+    error: str | None = Field(description="The last failure (kept while a retry waits).")
+    created_by: str | None = Field(description="The member whose action enqueued it (null: the system).")
+    created_at: Timestamp
+    updated_at: Timestamp
+    finished_at: OptionalTimestamp = None

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from truthset.api import API_PREFIX
 from truthset.config import Settings
 from truthset.schemas import ApiKeyCreate, ResponseCreate
-from truthset.services import accounts, media, projects, queue, tasks
+from truthset.services import accounts, jobs, media, projects, queue, tasks
 from truthset.services.tasks import TaskFilter
 from truthset.storage import Database
 from truthset.storage import tables as t
@@ -214,6 +214,9 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
     image = media.store(
         db, owner, [PNG], filename="dot.png", media_dir=settings.media_dir, max_bytes=settings.max_upload_bytes
     )
+    with db.write() as conn:  # queued jobs the owner started (no runner runs in these tests)
+        job = jobs.enqueue(conn, org.id, "world.job", {"n": 1}, created_by=org.owner.id)
+        doomed_job = jobs.enqueue(conn, org.id, "world.job", {"n": 2}, created_by=org.owner.id)
     return World(
         org=org,
         worker=worker,
@@ -229,7 +232,12 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
         member=member,
         member_key=member_key,
         media=image,
-        extra={"queue_project": queue_project, "gold_task": org.make_task(project["id"], "gold to be")},
+        extra={
+            "queue_project": queue_project,
+            "gold_task": org.make_task(project["id"], "gold to be"),
+            "job": job,
+            "doomed_job": doomed_job,
+        },
     )
 
 
@@ -266,7 +274,9 @@ def _unique(prefix: str) -> str:
 
 #: Path parameter names and the kind of object each one names. A route with a parameter that is
 #: not here fails the walks: give the world an object of that kind and list it here.
-PATH_PARAMS = {"project_id", "batch_id", "task_id", "assignment_id", "member_id", "key_id", "media_id", "worker_id"}
+PATH_PARAMS = {
+    "project_id", "batch_id", "task_id", "assignment_id", "member_id", "key_id", "media_id", "worker_id", "job_id"
+}
 
 #: A plausible, valid request for every operation (keyed by operation_id), made from a World.
 ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
@@ -322,6 +332,9 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
         headers={"Content-Type": "text/csv"},
     ),
     "reinstate_worker": lambda w: Call(path={"project_id": w.project["id"], "worker_id": w.worker.worker_id}),
+    "list_jobs": lambda w: Call(params={"status": "queued", "kind": "world.job"}),
+    "get_job": lambda w: Call(path={"job_id": w.extra["job"]["id"]}),
+    "cancel_job": lambda w: Call(path={"job_id": w.extra["doomed_job"]["id"]}),
 }
 
 

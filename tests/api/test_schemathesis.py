@@ -76,6 +76,7 @@ def _path_ids(world: World) -> dict[str, str]:
         "key_id": world.member_key["id"],
         "media_id": world.media["id"],
         "worker_id": world.worker.worker_id,
+        "job_id": world.extra["job"]["id"],
     }
 
 
