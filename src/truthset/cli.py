@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from truthset.config import Settings, get_settings
 from truthset.domain import Role
@@ -535,7 +535,8 @@ def jobs_list(
 
     from truthset.client import Client
 
-    table = Table("id", "kind", "status", "progress", "attempts", "created", "error")
+    # an id is what a reader copies into the next command: never wrapped or cut, whatever the width
+    table = Table(Column("id", no_wrap=True, min_width=24), "kind", "status", "progress", "attempts", "created", "error")
     with Client(url, api_key) as client:
         for job in islice(client.jobs.list(kind=kind, status=status, page_size=min(limit, 100)), limit):
             table.add_row(

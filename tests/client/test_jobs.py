@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 import truthset
+from truthset import cli
 from truthset.cli import app, main
 from truthset.client import ConflictError, NotFoundError
 from truthset.config import Settings
@@ -86,7 +88,11 @@ def test_list_get_wait_and_cancel(client: truthset.Client, database: Database, g
 
 
 def _cli(live: Any, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [*args, "--url", live.url, "--api-key", live.api_key], env={"COLUMNS": "200"})
+    # the CLI's console measured the terminal when truthset.cli was first imported, so COLUMNS in
+    # the runner's environment comes too late: give the table a wide console for this call
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli, "console", Console(width=200))
+        result = CliRunner().invoke(app, [*args, "--url", live.url, "--api-key", live.api_key])
     return result.exit_code, " ".join(result.output.split())
 
 
