@@ -536,7 +536,8 @@ def jobs_list(
     from truthset.client import Client
 
     # an id is what a reader copies into the next command: never wrapped or cut, whatever the width
-    table = Table(Column("id", no_wrap=True, min_width=24), "kind", "status", "progress", "attempts", "created", "error")
+    id_column = Column("id", no_wrap=True, min_width=24)
+    table = Table(id_column, "kind", "status", "progress", "attempts", "created", "error")
     with Client(url, api_key) as client:
         for job in islice(client.jobs.list(kind=kind, status=status, page_size=min(limit, 100)), limit):
             table.add_row(
