@@ -12,12 +12,16 @@ from ._em import (
     Design,
     EMResult,
     StrengthDraws,
+    anchored_class_priors,
+    average_worker,
     calibration_sample,
+    corroborated,
     fit_confusion_em,
     fit_prior_strength,
     fit_temperature,
     loo_confusion_log_errors,
     loo_log_prior,
+    moment_class_priors,
     take_rows,
     tempered,
 )
@@ -75,6 +79,14 @@ class _ConfusionModel(CategoricalAggregator):
     def _prepare(self, data: Answers) -> None:
         """Per-fit state the projection needs (none by default)."""
 
+    def _count_design(self, data: Answers, design: Design) -> Design:
+        """The answers whose expected counts make the confusion matrices (all of them by default)."""
+        return design
+
+    def _priors_of(self, data: Answers, init: np.ndarray) -> Any:
+        """How the M-step estimates class priors from posteriors (None: the engine's Laplace mean)."""
+        return None
+
     def _fit(self, data: Answers) -> np.ndarray:
         self._s_prev: float | None = None
         self.temperature_ = 1.0
@@ -83,7 +95,16 @@ class _ConfusionModel(CategoricalAggregator):
         design = Design.from_answers(data)
         self._prepare(data)
         init = normalize_rows(vote_table(data))
-        res = fit_confusion_em(design, init, self._project, n_iter=self.n_iter, tol=self.tol, patience=self.patience)
+        res = fit_confusion_em(
+            design,
+            init,
+            self._project,
+            n_iter=self.n_iter,
+            tol=self.tol,
+            patience=self.patience,
+            count_design=self._count_design(data, design),
+            priors_of=self._priors_of(data, init),
+        )
         self._store(data, res)
         if not self.calibrate:
             return res.posteriors
@@ -214,11 +235,30 @@ class DawidSkene(_ConfusionModel):
         super().__init__(n_iter=n_iter, tol=tol, patience=patience, calibrate=calibrate)
         self.prior_strength = prior_strength
 
+    def _count_design(self, data: Answers, design: Design) -> Design:
+        """Only corroborated answers (tasks someone else answered too) inform confusion matrices.
+
+        The answer on a task nobody else answered is scored, but says nothing about its worker's
+        errors: its posterior comes from that very answer, so counting it only confirms the worker
+        (and fits each worker's answer *marginals* with their confusion rows, which is how EM on one
+        answer per task drifted into flipping answers). Its likelihood depends on the confusion
+        matrix only through ``sum_k prior_k e_w[k, l]``, which is not identified.
+        """
+        sub = corroborated(data)
+        return design if sub is data else Design.from_answers(sub)
+
+    def _priors_of(self, data: Answers, init: np.ndarray) -> Any:
+        return self._class_priors_of
+
     def _prepare(self, data: Answers) -> None:
-        self._draws = StrengthDraws.from_answers(data) if self.prior_strength is None else None
+        anchor = moment_class_priors(data)
+        self._class_priors_of = lambda post: anchored_class_priors(post, anchor)
+        self._draws = StrengthDraws.from_answers(corroborated(data)) if self.prior_strength is None else None
         self._s_settled = 0  # consecutive M-steps in which the estimated strength barely moved
 
     def _project(self, counts: np.ndarray, pooled: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
+        # the average worker: all workers' counts plus the "beats chance" hyperprior (see class doc)
+        pooled = average_worker(counts, self._class_priors_of(posteriors))
         s = self.prior_strength
         if s is None and self._s_settled >= _STRENGTH_SETTLED_STEPS:
             s = self._s_prev  # settled: re-estimating it every M-step cost a fifth of the fit
