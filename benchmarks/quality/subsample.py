@@ -90,6 +90,7 @@ class Scores:
     ece: list[float] = field(default_factory=list)
     auroc: list[float] = field(default_factory=list)
     confidence: list[float] = field(default_factory=list)
+    certain: list[float] = field(default_factory=list)  # share of tasks stated at >= 0.999
     right: list[np.ndarray] = field(default_factory=list)  # per seed: correct per task (fixed order)
 
     def add(self, conf: np.ndarray, correct: np.ndarray) -> None:
@@ -97,6 +98,7 @@ class Scores:
         self.ece.append(tq.expected_calibration_error(conf, correct))
         self.auroc.append(auroc(conf, correct))
         self.confidence.append(float(conf.mean()))
+        self.certain.append(float((conf >= 0.999).mean()))
         self.right.append(correct)
 
     def summary(self) -> dict[str, float]:
@@ -105,6 +107,7 @@ class Scores:
             "ece": float(np.mean(self.ece)),
             "auroc": float(np.nanmean(self.auroc)),
             "mean_confidence": float(np.mean(self.confidence)),
+            "share_at_0.999": float(np.mean(self.certain)),
         }
 
 
@@ -175,12 +178,15 @@ def report(name: str, results: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """Print one data set's table; return its JSON summary."""
     summary: dict[str, Any] = {}
     print(f"\n== {name} ==")
-    print(f"{'k':>2} {'method':<20} {'acc':>7} {'ECE':>7} {'AUROC':>7} {'conf':>7}")
+    print(f"{'k':>2} {'method':<20} {'acc':>7} {'ECE':>7} {'AUROC':>7} {'conf':>7} {'>=.999':>7}")
     for k, res in results.items():
         scores: dict[str, Scores] = res["scores"]
         row = {m: s.summary() for m, s in scores.items()}
         for m, s in row.items():
-            print(f"{k:>2} {m:<20} {s['accuracy']:7.4f} {s['ece']:7.4f} {s['auroc']:7.3f} {s['mean_confidence']:7.3f}")
+            print(
+                f"{k:>2} {m:<20} {s['accuracy']:7.4f} {s['ece']:7.4f} {s['auroc']:7.3f} "
+                f"{s['mean_confidence']:7.3f} {s['share_at_0.999']:7.3f}"
+            )
         ck = [m for m in scores if m.startswith("crowd-kit")]
         versus = {"truthset MV": "truthset MV"}
         if "crowd-kit DS" in scores:

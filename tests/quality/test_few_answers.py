@@ -177,5 +177,5 @@ def test_moment_class_priors_without_pairs_are_the_answer_shares() -> None:
 
 
 def test_anchored_class_priors_move_halfway() -> None:
-    post = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
-    np.testing.assert_allclose(anchored_class_priors(post, np.array([0.5, 0.5])), [0.75, 0.25])
+    # four tasks, all surely class 0, against an anchor of 50/50: the priors move halfway
+    np.testing.assert_allclose(anchored_class_priors(np.array([4.0, 0.0]), 4, np.array([0.5, 0.5])), [0.75, 0.25])

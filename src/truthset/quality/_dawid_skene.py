@@ -252,13 +252,13 @@ class DawidSkene(_ConfusionModel):
 
     def _prepare(self, data: Answers) -> None:
         anchor = moment_class_priors(data)
-        self._class_priors_of = lambda post: anchored_class_priors(post, anchor)
+        self._class_priors_of = lambda totals, n_t: anchored_class_priors(totals, n_t, anchor)
         self._draws = StrengthDraws.from_answers(corroborated(data)) if self.prior_strength is None else None
         self._s_settled = 0  # consecutive M-steps in which the estimated strength barely moved
 
     def _project(self, counts: np.ndarray, pooled: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
         # the average worker: all workers' counts plus the "beats chance" hyperprior (see class doc)
-        pooled = average_worker(counts, self._class_priors_of(posteriors))
+        pooled = average_worker(counts, self._class_priors_of(posteriors.sum(axis=0), len(posteriors)))
         s = self.prior_strength
         if s is None and self._s_settled >= _STRENGTH_SETTLED_STEPS:
             s = self._s_prev  # settled: re-estimating it every M-step cost a fifth of the fit

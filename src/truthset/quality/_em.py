@@ -311,17 +311,17 @@ def moment_class_priors(data: Answers) -> np.ndarray:
     return pri / pri.sum()
 
 
-def anchored_class_priors(posteriors: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+def anchored_class_priors(totals: np.ndarray, n_tasks: int, anchor: np.ndarray) -> np.ndarray:
     """EM's class priors under a Dirichlet prior centred on ``anchor`` worth as many tasks as the data.
 
     With few answers per task EM's class priors are not identified (with two answers to a binary
     task, the pattern frequencies leave a one-parameter ridge of equally good fits), and EM slid
     along it to "almost every task is class 0, and two answers of 1 do not outweigh that". The
     conjugate prior, centred on the moment estimate (:func:`moment_class_priors`), pins the ridge;
-    where answers do identify the priors EM still moves them halfway from the anchor.
+    where answers do identify the priors EM still moves them halfway from the anchor. ``totals``
+    are the posteriors summed over the ``n_tasks`` tasks.
     """
-    n_t = posteriors.shape[0]
-    return (posteriors.sum(axis=0) + n_t * anchor) / (2.0 * n_t)
+    return (totals + n_tasks * anchor) / (2.0 * max(n_tasks, 1))
 
 
 @dataclass
@@ -350,7 +350,7 @@ def fit_confusion_em(
     tol: float,
     patience: int,
     count_design: Design | None = None,
-    priors_of: Callable[[np.ndarray], np.ndarray] | None = None,
+    priors_of: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> EMResult:
     """Run EM from initial task posteriors ``init`` until converged.
 
@@ -375,8 +375,9 @@ def fit_confusion_em(
     buffers = [np.empty((n_t, n_k)), np.empty((n_t, n_k))]
     posteriors = init
     count_design = design if count_design is None else count_design
-    priors_of = class_priors if priors_of is None else priors_of
-    priors = priors_of(init)
+    if priors_of is None:  # the Laplace mean of the posteriors (class_priors)
+        priors_of = lambda totals, n: (totals + 1.0) / (n + len(totals))  # noqa: E731
+    priors = priors_of(init.sum(axis=0), n_t)
     history: list[float] = []
     calm = 0
     it = 0
@@ -397,8 +398,8 @@ def fit_confusion_em(
         np.log(total, out=total)
         total += top  # the per-task log-normaliser
         history.append(float(total.sum()) / n_answers)
-        # the next M-step's class priors, summed over contiguous rows (same as class_priors(posteriors))
-        priors_next = (work.sum(axis=1) + 1.0) / (n_t + n_k) if priors_of is class_priors else priors_of(posteriors)
+        # the next M-step's class priors from the posteriors summed over contiguous rows of the (K, T) buffer
+        priors_next = priors_of(work.sum(axis=1), n_t)
         if len(history) > 1 and abs(history[-1] - history[-2]) < tol:
             calm += 1
             if calm >= patience:
