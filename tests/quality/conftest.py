@@ -30,24 +30,3 @@ def small_crowd() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 def crowd_maker():
     """The generator itself, for tests that need a different size."""
     return make_small_crowd
-
-
-def make_correlated_crowd(seed: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """1,500 tasks x 7 answers, 3 classes; a third of the tasks are "hard": each worker then picks
-    the task's one decoy label with probability 0.5, so errors are correlated within a task."""
-    rng = np.random.default_rng(seed)
-    n_tasks, overlap = 1500, 7
-    truth = rng.integers(0, 3, n_tasks)
-    decoy = (truth + rng.integers(1, 3, n_tasks)) % 3
-    hard = rng.random(n_tasks) < 1 / 3
-    task = np.repeat(np.arange(n_tasks), overlap)
-    worker = np.concatenate([rng.choice(50, overlap, replace=False) for _ in range(n_tasks)])
-    fooled = hard[task] & (rng.random(len(task)) < 0.5)
-    right = rng.random(len(task)) < 0.85
-    label = np.where(fooled, decoy[task], np.where(right, truth[task], (truth[task] + 1) % 3))
-    return task, worker, label, truth
-
-
-@pytest.fixture(scope="session")
-def correlated_crowd() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    return make_correlated_crowd()

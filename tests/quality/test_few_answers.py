@@ -179,38 +179,3 @@ def test_moment_class_priors_without_pairs_are_the_answer_shares() -> None:
 def test_anchored_class_priors_move_halfway() -> None:
     # four tasks, all surely class 0, against an anchor of 50/50: the priors move halfway
     np.testing.assert_allclose(anchored_class_priors(np.array([4.0, 0.0]), 4, np.array([0.5, 0.5])), [0.75, 0.25])
-
-
-def test_one_answer_is_not_discounted_for_correlated_errors(crowd_maker) -> None:
-    # the evidence of n answers is tempered by T / (1 + (n - 1) rho): a lone answer keeps its full
-    # weight, so the incremental posterior after the first answer is not as timid as after ten
-    task, worker, label, _ = crowd_maker(n_tasks=600, overlap=7, n_workers=40)
-    ds = DawidSkene().fit((task, worker, label))
-    assert ds.correlation_ >= 0.0 and 0.05 <= ds.temperature_ <= 1.0
-    one = ds.task_posterior([3], [1])
-    raw = task_posterior([ds._worker_codes[3]], [1], ds.errors_array_, ds.priors_array_, ds.temperature_)
-    assert one[1] == pytest.approx(raw[1], abs=1e-12)
-    # seven answers: the module function with the fitted correlation equals probas_
-    rows = task == 0
-    codes = [ds._worker_codes[w] for w in worker[rows]]
-    post = task_posterior(
-        codes, label[rows], ds.errors_array_, ds.priors_array_, ds.temperature_, correlation=ds.correlation_
-    )
-    np.testing.assert_allclose(post, [ds.probas_[0][k] for k in range(3)], atol=1e-9)
-
-
-def test_error_correlation_is_found_when_hard_items_fool_workers_together(correlated_crowd) -> None:
-    # on hard items workers fall for the same decoy: independent-error models count that shared
-    # mistake several times, so seven answers must weigh less than seven independent ones
-    from truthset.quality._em import evidence_exponents
-
-    task, worker, label, _ = correlated_crowd
-    ds = DawidSkene().fit((task, worker, label))
-    assert ds.correlation_ > 0.05
-    assert evidence_exponents(np.array([7]), ds.temperature_, ds.correlation_)[0] < 0.8
-
-
-def test_independent_errors_are_not_discounted(small_crowd) -> None:
-    task, worker, label, _ = small_crowd  # errors independent given the truth, by construction
-    ds = DawidSkene().fit((task, worker, label))
-    assert ds.correlation_ < 0.05 and ds.temperature_ > 0.9

@@ -16,11 +16,9 @@ from ._em import (
     average_worker,
     calibration_sample,
     corroborated,
-    evidence_exponents,
     fit_confusion_em,
     fit_prior_strength,
     fit_temperature,
-    fit_tempering,
     loo_confusion_log_errors,
     loo_log_prior,
     moment_class_priors,
@@ -46,8 +44,6 @@ def task_posterior(
     errors: np.ndarray,
     priors: np.ndarray,
     temperature: float = 1.0,
-    *,
-    correlation: float = 0.0,
 ) -> np.ndarray:
     """Posterior over the true class of ONE task from its answers and fitted worker models.
 
@@ -56,16 +52,12 @@ def task_posterior(
     (``DawidSkene().fit(...).errors_array_``) and ``priors`` the (K,) class priors. This is the
     Dawid-Skene E-step for a single task, for incremental use: when an answer arrives the platform
     re-scores that task in microseconds without refitting. For a task that was not part of the fit it
-    is also the honest, out-of-sample posterior. ``temperature`` and ``correlation`` are the fitted
-    ``temperature_`` and ``correlation_``: the evidence of ``n`` answers is raised to
-    ``temperature / (1 + (n - 1) * correlation)`` (see ``evidence_exponents`` in ``_em.py``), and
-    with both the result matches ``probas_`` (calibrated); with the defaults it is the raw EM
-    posterior (``temperature`` alone: one exponent whatever the number of answers, as before).
+    is also the honest, out-of-sample posterior. ``temperature`` is the fitted ``temperature_``:
+    with it the result matches ``probas_`` (calibrated); with 1.0 the raw EM posterior.
     """
     w = np.asarray(worker_ids, dtype=np.intp)
     lab = np.asarray(labels, dtype=np.intp)
-    beta = temperature / (1.0 + (max(len(lab), 1) - 1.0) * correlation)
-    scores = beta * (np.log(priors) + np.log(errors[w, :, lab]).sum(axis=0))
+    scores = temperature * (np.log(priors) + np.log(errors[w, :, lab]).sum(axis=0))
     scores = np.exp(scores - scores.max())
     return scores / scores.sum()
 
@@ -98,7 +90,6 @@ class _ConfusionModel(CategoricalAggregator):
     def _fit(self, data: Answers) -> np.ndarray:
         self._s_prev: float | None = None
         self.temperature_ = 1.0
-        self.correlation_ = 0.0
         if len(data) == 0:
             return self._empty(data)
         design = Design.from_answers(data)
@@ -117,16 +108,11 @@ class _ConfusionModel(CategoricalAggregator):
         self._store(data, res)
         if not self.calibrate:
             return res.posteriors
-        self.temperature_, self.correlation_ = self._fit_tempering(data, res)
-        if self.temperature_ == 1.0 and self.correlation_ == 0.0:
+        self.temperature_ = self._fit_temperature(data, res)
+        if self.temperature_ == 1.0:
             return res.posteriors
-        # The exponents reshape the full-data logits, so labels_ (their argmax) do not move.
-        n_answers = np.bincount(data.task, minlength=data.n_tasks)
-        return tempered(res.logits, evidence_exponents(n_answers, self.temperature_, self.correlation_))
-
-    def _fit_tempering(self, data: Answers, res: EMResult) -> tuple[float, float]:
-        """(temperature, correlation); one exponent for every task (correlation 0) unless overridden."""
-        return self._fit_temperature(data, res), 0.0
+        # The temperature reshapes the full-data logits, so labels_ (their argmax) do not move.
+        return tempered(res.logits, self.temperature_)
 
     def _fit_temperature(self, data: Answers, res: EMResult) -> float:
         """One temperature learnt by cross-fitting on a fixed-seed sample of tasks.
@@ -187,9 +173,7 @@ class _ConfusionModel(CategoricalAggregator):
             errors = np.concatenate([errors, self.mean_errors_[None]], axis=0)
             codes = [c if c >= 0 else len(errors) - 1 for c in codes]
         lab = [self._label_codes[x] for x in labels]
-        post = task_posterior(
-            codes, lab, errors, self.priors_array_, self.temperature_, correlation=self.correlation_
-        )
+        post = task_posterior(codes, lab, errors, self.priors_array_, self.temperature_)
         return dict(zip(self._label_codes, post.tolist(), strict=True))
 
 
@@ -282,15 +266,6 @@ class DawidSkene(_ConfusionModel):
 
     def _priors_of(self, data: Answers, init: np.ndarray) -> Any:
         return self._class_priors_of
-
-    def _fit_tempering(self, data: Answers, res: EMResult) -> tuple[float, float]:
-        """Temperature and error correlation by cross-fitting (:func:`fit_tempering`), as in
-        ``_fit_temperature`` but with an exponent per number of answers."""
-        sample = calibration_sample(data)
-        if len(sample) == 0:
-            return 1.0, 0.0
-        per_answer = self._loo_log_errors(sample, res)
-        return fit_tempering(sample, per_answer, loo_log_prior(res.count_posteriors, sample.task))
 
     def _prepare(self, data: Answers) -> None:
         anchor = moment_class_priors(data)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import minimize, minimize_scalar
+from scipy.optimize import minimize_scalar
 from scipy.special import digamma, gammaln
 
 from ._input import Answers
@@ -31,10 +31,8 @@ __all__ = [
     "average_worker",
     "calibration_sample",
     "corroborated",
-    "evidence_exponents",
     "fit_confusion_em",
     "fit_temperature",
-    "fit_tempering",
     "loo_confusion_log_errors",
     "loo_log_prior",
     "moment_class_priors",
@@ -472,78 +470,9 @@ def loo_log_prior(count_posteriors: np.ndarray, task: np.ndarray) -> np.ndarray:
     return np.log(np.clip((totals - take_rows(count_posteriors, task)) / (n_t - 1 + n_k), 1e-12, None))
 
 
-def tempered(logits: np.ndarray, beta: float | np.ndarray) -> np.ndarray:
-    """``softmax(beta * logits)`` per row (``beta`` a scalar or one per row): the same argmax as
-    ``logits`` for any ``beta > 0``."""
-    beta = beta[:, None] if isinstance(beta, np.ndarray) else beta
+def tempered(logits: np.ndarray, beta: float) -> np.ndarray:
+    """``softmax(beta * logits)`` per row: the same argmax as ``logits`` for any ``beta > 0``."""
     return np.ascontiguousarray(softmax_rows(beta * logits)[0])
-
-
-def evidence_exponents(n_answers: np.ndarray, temperature: float, correlation: float) -> np.ndarray:
-    """The exponent of the evidence of ``n`` answers: ``temperature / (1 + (n - 1) * correlation)``.
-
-    ``n`` answers whose errors share a pairwise correlation ``rho`` carry the information of
-    ``n / (1 + (n - 1) rho)`` independent ones (Kish's design effect for equicorrelated observations:
-    L. Kish, "Survey Sampling", Wiley, 1965, section 5.4), so their summed log-likelihood is scaled by
-    that ratio. One answer is never discounted for correlation; ten answers on a crowd whose hard
-    items fool many workers at once are discounted a lot.
-    """
-    return temperature / (1.0 + (np.maximum(n_answers, 1) - 1.0) * correlation)
-
-
-def fit_tempering(
-    sample: Answers,
-    per_answer: np.ndarray,
-    log_prior: np.ndarray,
-    temperature_bounds: tuple[float, float] = (0.05, 1.0),
-    correlation_bounds: tuple[float, float] = (0.0, 10.0),
-) -> tuple[float, float]:
-    """:func:`fit_temperature` with an exponent that depends on how many answers a task has.
-
-    One exponent for all tasks tempers a single answer as much as ten correlated ones: fitted on
-    tasks with ten answers it made one- and two-answer posteriors (where the platform decides
-    whether to ask for another answer) too timid, and fitted on three-answer tasks it left ten
-    answers over-confident. Here the exponent of ``n`` answers is
-    :func:`evidence_exponents` ``(n, temperature, correlation)``, and both parameters maximise the
-    same held-out predictive probability of every sampled answer given the task's other answers
-    (proper scoring rule on observable data, no ground truth). Tasks with two answers fix the
-    temperature (their "other answers" are one answer); larger tasks fix the correlation. With
-    only two-answer tasks the correlation stays 0.
-    """
-    if len(sample) == 0:
-        return temperature_bounds[1], 0.0
-    _, local = np.unique(sample.task, return_inverse=True)
-    n_local = int(local.max()) + 1
-    totals = np.empty((n_local, per_answer.shape[1]))
-    for k in range(per_answer.shape[1]):
-        totals[:, k] = np.bincount(local, weights=per_answer[:, k], minlength=n_local)
-    n_others = np.bincount(local, minlength=n_local)[local] - 1.0  # answers behind each posterior
-    own = per_answer.T  # (K, n)
-    prior = (log_prior.T if log_prior.ndim == 2 else log_prior[:, None]) + take_rows(totals, local).T - own
-    own_top = own.max(axis=0)
-    own_lik = np.exp(own - own_top)
-
-    def neg_predictive(params: np.ndarray) -> float:
-        beta = evidence_exponents(n_others, params[0], params[1])
-        post, _ = softmax_rows((beta * prior).T)
-        return -float((np.log((post.T * own_lik).sum(axis=0)) + own_top).sum())
-
-    if n_others.max() <= 1:  # only two-answer tasks: the correlation is not identified
-        res = minimize_scalar(
-            lambda t: neg_predictive(np.array([t, 0.0])),
-            bounds=temperature_bounds,
-            method="bounded",
-            options={"xatol": 1e-3},
-        )
-        return float(res.x), 0.0
-    res = minimize(
-        neg_predictive,
-        x0=np.array([temperature_bounds[1], 0.0]),
-        method="L-BFGS-B",
-        bounds=[temperature_bounds, correlation_bounds],
-        options={"ftol": 1e-9},
-    )
-    return float(res.x[0]), float(res.x[1])
 
 
 def fit_temperature(
