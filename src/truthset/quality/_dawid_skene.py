@@ -222,23 +222,20 @@ class DawidSkene(_ConfusionModel):
       one-coin method-of-moments estimate (``moment_class_priors``, ``anchored_class_priors``),
       because with two answers per task EM's class priors are not identified and slid towards
       one class. A worker with no corroborated answers is scored as ``mean_errors_``.
-    * ``labels_`` are the argmax of the full-data EM posterior. ``probas_`` temper that posterior:
-      the evidence of a task with ``n`` answers is raised to ``temperature_ / (1 + (n - 1) *
-      correlation_)`` (Kish's design effect for answers whose errors are correlated), both learnt
-      by cross-fitting (worker models refitted without each task of a fixed-seed sample, scored
-      on held-out answers; see ``fit_tempering`` in ``_em.py``). A lone answer is never discounted
-      for correlation; ten answers on a crowd whose hard items fool workers together are.
-      Tempering a task's logits never changes their argmax, so calibration reshapes the
-      probabilities and leaves every label alone. ``calibrate=False`` skips it; the untempered
-      posteriors are always in ``em_posteriors_``.
+    * ``labels_`` are the argmax of the full-data EM posterior. ``probas_`` are that posterior
+      tempered by one exponent ``temperature_`` in (0, 1] learnt by cross-fitting (worker models
+      refitted without each task of a fixed-seed sample, scored on held-out answers; see
+      ``_fit_temperature``). Tempering the same logits never changes their argmax, so calibration
+      reshapes the probabilities and leaves every label alone. ``calibrate=False`` skips it;
+      the untempered posteriors are always in ``em_posteriors_``.
     * convergence needs ``patience`` consecutive small changes, not one.
 
     Fitted: ``labels_``, ``probas_``, ``errors_`` (rows (worker, observed label), columns true
     label), ``errors_array_`` (W, K, L), ``priors_`` / ``priors_array_``, ``mean_errors_`` (K, L:
     the average worker, for unseen workers), ``skills_`` (expected accuracy per worker),
-    ``prior_strength_``, ``temperature_``, ``correlation_``, ``n_iter_``. To re-score one task
-    incrementally store ``errors_array_``, ``priors_array_``, ``temperature_`` and
-    ``correlation_`` and call :func:`task_posterior` (or the method of the same name).
+    ``prior_strength_``, ``temperature_``, ``n_iter_``. To re-score one task incrementally store
+    ``errors_array_``, ``priors_array_``, ``temperature_`` (and ``mean_errors_`` for unseen
+    workers) and call :func:`task_posterior` (or the method of the same name).
     """
 
     def __init__(
