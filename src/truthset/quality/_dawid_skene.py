@@ -266,13 +266,20 @@ class DawidSkene(_ConfusionModel):
 
     def _prepare(self, data: Answers) -> None:
         anchor = moment_class_priors(data)
-        self._class_priors_of = lambda totals, n_t: anchored_class_priors(totals, n_t, anchor)
+
+        def class_priors_of(totals: np.ndarray, n_t: int) -> np.ndarray:
+            # the engine asks once per iteration, for the posteriors the next M-step counts: the
+            # projection reuses the answer for the average worker's hyperprior
+            self._last_priors = anchored_class_priors(totals, n_t, anchor)
+            return self._last_priors
+
+        self._class_priors_of = class_priors_of
         self._draws = StrengthDraws.from_answers(corroborated(data)) if self.prior_strength is None else None
         self._s_settled = 0  # consecutive M-steps in which the estimated strength barely moved
 
     def _project(self, counts: np.ndarray, pooled: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
         # the average worker: all workers' counts plus the "beats chance" hyperprior (see class doc)
-        pooled = average_worker(counts, self._class_priors_of(posteriors.sum(axis=0), len(posteriors)))
+        pooled = average_worker(counts, self._last_priors)
         s = self.prior_strength
         if s is None and self._s_settled >= _STRENGTH_SETTLED_STEPS:
             s = self._s_prev  # settled: re-estimating it every M-step cost a fifth of the fit
