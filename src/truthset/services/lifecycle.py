@@ -2,6 +2,7 @@
 
 staged --finalize--> pending --overlap reached--> completed
 staged | pending --cancel--> canceled
+completed --a reviewer rejects the result--> pending (one task at a time, never a batch-wide move)
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
-from truthset.domain import TaskStatus
+from truthset.domain import BatchStatus, TaskStatus
 from truthset.errors import Conflict
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -19,14 +20,20 @@ from truthset.storage.ids import utcnow
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.STAGED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELED}),
     TaskStatus.PENDING: frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELED}),
-    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.COMPLETED: frozenset({TaskStatus.PENDING}),
     TaskStatus.CANCELED: frozenset(),
 }
 
 
+#: Moves made only to one task at a time: a batch-wide finalize must never reopen a completed task.
+SINGLE_TASK_ONLY: frozenset[tuple[TaskStatus, TaskStatus]] = frozenset({(TaskStatus.COMPLETED, TaskStatus.PENDING)})
+
+
 def sources(target: TaskStatus) -> tuple[str, ...]:
-    """Statuses from which a task may move to ``target``."""
-    return tuple(str(s) for s, targets in TRANSITIONS.items() if target in targets)
+    """Statuses from which every task of a batch may move to ``target``."""
+    return tuple(
+        str(s) for s, targets in TRANSITIONS.items() if target in targets and (s, target) not in SINGLE_TASK_ONLY
+    )
 
 
 def move(conn: Connection, task: dict[str, Any], target: TaskStatus, **values: Any) -> dict[str, Any]:
@@ -38,6 +45,8 @@ def move(conn: Connection, task: dict[str, Any], target: TaskStatus, **values: A
     values = {"status": str(target), "updated_at": now, **values}
     if target is TaskStatus.COMPLETED:
         values.setdefault("completed_at", now)
+    elif current is TaskStatus.COMPLETED:
+        values.setdefault("completed_at", None)
     repo.change(conn, t.tasks, task["organization_id"], task["id"], **values)
     return {**task, **values}
 
@@ -49,3 +58,21 @@ def move_batch(conn: Connection, batch_id: str, target: TaskStatus) -> None:
         .where(t.tasks.c.batch_id == batch_id, t.tasks.c.status.in_(sources(target)))
         .values(status=str(target), updated_at=utcnow())
     )
+
+
+def reopen(conn: Connection, task: dict[str, Any], overlap: int, **values: Any) -> dict[str, Any]:
+    """A completed task goes back to the queue asking for ``overlap`` judgments in all (a review's reject).
+
+    Its batch, if it had completed, is finalized again (it has a task in the queue once more), and the
+    project's queue epoch moves on: workers whose queue search had passed the task must find it again.
+    """
+    task = move(conn, task, TaskStatus.PENDING, overlap=overlap, **values)
+    batch_id = task["batch_id"]
+    if batch_id is not None:
+        batch = repo.get(conn, t.batches, task["organization_id"], batch_id, lock=True)
+        if batch is not None and batch["status"] == str(BatchStatus.COMPLETED):
+            repo.change(
+                conn, t.batches, task["organization_id"], batch_id, status=str(BatchStatus.FINALIZED), completed_at=None
+            )
+    repo.bump_queue_epoch(conn, task["project_id"])
+    return task

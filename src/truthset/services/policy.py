@@ -31,6 +31,7 @@ class Action(StrEnum):
     UPLOAD_MEDIA = "upload_media"
     READ_MEDIA = "read_media"
     READ_QUALITY = "read_quality"  # agreement and every worker's figures (a member reads their own)
+    REVIEW = "review"  # take tasks from the review queue and accept, reject or fix their results
 
 
 ALLOWED: dict[Action, frozenset[Role]] = {
@@ -43,6 +44,7 @@ ALLOWED: dict[Action, frozenset[Role]] = {
     Action.UPLOAD_MEDIA: _MANAGERS,
     Action.READ_MEDIA: _EVERYONE,
     Action.READ_QUALITY: _MANAGERS,
+    Action.REVIEW: _READERS,
 }
 
 

@@ -13,7 +13,8 @@ from truthset.domain import AssignmentStatus, Principal, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
 from truthset.questions import AnswerError
 from truthset.schemas import ResponseCreate
-from truthset.services import lifecycle
+from truthset.services import lifecycle, review
+from truthset.services.completion import completion_rules
 from truthset.services.policy import Action, require
 from truthset.services.projects import (
     compiled_spec,
@@ -223,6 +224,9 @@ def _submit(
     task = {**task, "response_count": count, "lease_count": leases, "updated_at": now}
     if count >= task["overlap"]:
         task = _complete(conn, principal, task, spec)
+        rules = completion_rules(project)
+        decision = rules.decide(count, task["result"]["confidence"], task.get("fixed_overlap"))
+        task = review.send_to_review_if_due(conn, task, decision, rules)
     return {"response": response, "task": task, "replayed": False}
 
 
