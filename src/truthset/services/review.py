@@ -193,6 +193,8 @@ def skip_review(db: Database, principal: Principal, task_id: str) -> dict[str, A
     require(principal, Action.REVIEW)
     with db.write() as conn:
         task = _load_task(conn, principal, task_id)
+        if task["review_status"] not in (str(ReviewStatus.PENDING), str(ReviewStatus.REVIEWING)):
+            raise Conflict("the task is not waiting for review", details={"review_status": task["review_status"]})
         _check_claim(conn, task, principal, utcnow())
         _event(conn, task, SKIPPED, principal.worker_id, {})
         if task["review_status"] == str(ReviewStatus.REVIEWING):
