@@ -206,6 +206,7 @@ def home(request: Request) -> Response:
         "home.html",
         summaries=summaries,
         is_manager=allowed(info.principal, Action.READ_TASKS),
+        may_review=allowed(info.principal, Action.REVIEW),
     )
 
 
@@ -222,7 +223,13 @@ def project_page(request: Request, project_id: str) -> Response:
         summary = _project_summaries(db, info, [project])[0]
     except TruthsetError as exc:
         return _failure(request, exc)
-    return page(request, "project.html", s=summary, instructions=markdown(project["instructions"]))
+    return page(
+        request,
+        "project.html",
+        s=summary,
+        instructions=markdown(project["instructions"]),
+        may_review=allowed(info.principal, Action.REVIEW),
+    )
 
 
 @router.get("/projects/{project_id}/label")
@@ -251,6 +258,37 @@ def workbench(request: Request, project_id: str) -> Response:
     return page(
         request,
         "workbench.html",
+        project=project,
+        instructions=markdown(project["instructions"]),
+        questions=[{**q, "prompt_html": markdown(q.get("prompt") or "")} for q in question_list],
+        config=config,
+        archived=project["archived_at"] is not None,
+    )
+
+
+@router.get("/projects/{project_id}/review")
+def review_workbench(request: Request, project_id: str) -> Response:
+    """The reviewer workbench: a shell like the annotator's; its module claims reviews through the API."""
+    info = session.session_from_request(request)
+    if info is None:
+        return _to_login(request)
+    db = _db(request)
+    try:
+        project = projects.get_project(db, info.principal, project_id)
+        require(info.principal, Action.REVIEW)
+        spec = CompiledSpec(project["spec"])
+    except TruthsetError as exc:
+        return _failure(request, exc)
+    question_list = [q.model_dump(mode="json") for q in spec.questions]
+    config = {
+        "project_id": project["id"],
+        "fields": [f.model_dump(mode="json") for f in spec.fields],
+        "questions": question_list,
+        "widgets": {q["type"]: f"/ui/widgets/{q['type']}.js" for q in question_list},
+    }
+    return page(
+        request,
+        "review.html",
         project=project,
         instructions=markdown(project["instructions"]),
         questions=[{**q, "prompt_html": markdown(q.get("prompt") or "")} for q in question_list],
