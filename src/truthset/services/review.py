@@ -150,6 +150,7 @@ def next_review(db: Database, principal: Principal, project_id: str) -> dict[str
     require(principal, Action.REVIEW)
     with db.write(durable=False) as conn:  # a lost claim only expires: no fsync needed
         project = load_project(conn, principal, project_id)
+        require_active(project)  # an archived project takes no verdicts: claim nothing
         now = utcnow()
         _expire_claims(conn, project_id, now)
         params = {"p_project_id": project_id, "p_worker_id": principal.worker_id, "p_now": now}
