@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from truthset.domain import Principal, ReviewStatus, Role, TaskStatus, Verdict
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound
 from truthset.schemas import ResponseCreate
-from truthset.services import history, projects, quality, queue, review, tasks
+from truthset.services import history, projects, quality, queue, refit, review, tasks
 from truthset.services.completion import Decision, Outcome, completion_rules
 from truthset.services.tasks import TaskFilter
 from truthset.storage import tables as t
@@ -201,6 +201,13 @@ def test_a_reviewers_fix_changes_the_result(org: Org) -> None:
     stored = _task(org, task["id"])
     assert stored["result"]["answer"]["sentiment"] == "negative"
     assert stored["result"]["methods"]["sentiment"] == review.FIX_METHOD
+    fixed_question = stored["result"]["questions"]["sentiment"]
+    assert (fixed_question["method"], fixed_question["answer"], fixed_question["crowd"]["answer"]) == (
+        review.FIX_METHOD,
+        "negative",
+        "positive",
+    )
+    assert stored["confidence"] == 1.0 and stored["result"]["low_confidence"] is False
     assert stored["result"]["confidence"]["sentiment"] == 1.0
     assert stored["review_status"] == str(ReviewStatus.FIXED)
     assert stored["status"] == str(TaskStatus.COMPLETED)
@@ -355,3 +362,32 @@ def test_another_organizations_task_is_not_found(org: Org, other_org: Org) -> No
             call()
     with org.db.read() as conn:
         assert conn.execute(select(t.reviews)).first() is None
+
+
+def test_a_refit_leaves_reviewed_results_alone(org: Org) -> None:
+    """A contrarian's lone answers would flip once a model is fitted; accepted and fixed ones stay."""
+    spec = {
+        "fields": [{"name": "text", "type": "text"}],
+        "questions": [{"name": "sentiment", "type": "label", "options": ["positive", "negative"]}],
+    }
+    project = org.make_project(spec=spec, overlap=1)
+    contrarian, honest = org.add_member(), [org.add_member(), org.add_member()]
+    for i, task in enumerate(org.make_tasks(project["id"], 40, overlap=3)):
+        truth = ("positive", "negative")[i % 2]
+        for worker in honest:
+            queue.submit(org.db, worker.principal, task["id"], ResponseCreate(answer={"sentiment": truth}))
+        other = "negative" if truth == "positive" else "positive"
+        queue.submit(org.db, contrarian.principal, task["id"], ResponseCreate(answer={"sentiment": other}))
+    accepted, fixed, untouched = (org.make_task(project["id"], f"alone {i}") for i in range(3))
+    for task in (accepted, fixed, untouched):
+        queue.submit(org.db, contrarian.principal, task["id"], ResponseCreate(answer={"sentiment": "negative"}))
+    reviewer = org.actor(Role.REVIEWER).principal
+    review.submit_review(org.db, reviewer, accepted["id"], Verdict.ACCEPT)
+    review.submit_review(org.db, reviewer, fixed["id"], Verdict.FIX, answer={"sentiment": "negative"})
+    refit.refit(org.db, org.owner.principal, project["id"])
+    assert _task(org, untouched["id"])["result"]["answer"] == {"sentiment": "positive"}  # the model flips it
+    kept = _task(org, accepted["id"])["result"]
+    assert kept["answer"] == {"sentiment": "negative"} and kept["review"]["verdict"] == "accept"
+    assert _task(org, fixed["id"])["result"]["questions"]["sentiment"]["method"] == review.FIX_METHOD
+    kinds = [s["kind"] for s in history.task_history(org.db, org.owner.principal, accepted["id"])]
+    assert "refit_changed" not in kinds

@@ -377,7 +377,7 @@ def _apply(
         status = ReviewStatus.FIXED if verdict is Verdict.FIX else ReviewStatus.ACCEPTED
         values = {"result": result, "review_status": str(status), "updated_at": now}
         if verdict is Verdict.FIX:
-            values["confidence"] = min(result.get("confidence", {}).values(), default=None)
+            values["confidence"] = _weakest_deciding(result)
         repo.change(conn, t.tasks, task["organization_id"], task["id"], **values)
         task = {**task, **values}
     _event(conn, task, REVIEWED, review["reviewer_id"], data)
@@ -395,15 +395,49 @@ def _overlap_after_reject(task: dict[str, Any], project: dict[str, Any]) -> int:
 
 
 def recompute_with_fix(result: dict[str, Any], fix: dict[str, Any]) -> dict[str, Any]:
-    """The result once a reviewer's fix outranks the crowd: the fix's answers, method ``review_fix``.
+    """The result once a reviewer's fix outranks the crowd: each question the fix answers takes its
+    value, at confidence 1.0, with method ``review_fix`` (which a refit leaves alone).
 
-    Stands in for ``services.results.recompute`` (which re-aggregates from the responses and honours
-    the fix) until that lands; the questions the fix answers take its value at confidence 1.0.
+    The crowd's figures stay in ``questions[name]["crowd"]`` so the history and the export can say
+    what was overruled.
     """
-    answer = {**(result.get("answer") or {}), **fix["answer"]}
-    confidence = {**(result.get("confidence") or {}), **dict.fromkeys(fix["answer"], 1.0)}
-    methods = {**(result.get("methods") or {}), **dict.fromkeys(fix["answer"], FIX_METHOD)}
-    return {**result, "answer": answer, "confidence": confidence, "methods": methods, "fix_response_id": fix["id"]}
+    names = list(fix["answer"])
+    questions = dict(result.get("questions") or {})
+    for name in names:
+        crowd = questions.get(name) or {}
+        questions[name] = {
+            **crowd,
+            "answer": fix["answer"][name],
+            "confidence": 1.0,
+            "method": FIX_METHOD,
+            "tie": False,
+            "reached_target": True,
+            "response_id": fix["id"],
+            "crowd": {key: crowd.get(key) for key in ("answer", "confidence", "method", "tie") if key in crowd},
+        }
+    return {
+        **result,
+        "answer": {**(result.get("answer") or {}), **fix["answer"]},
+        "confidence": {**(result.get("confidence") or {}), **dict.fromkeys(names, 1.0)},
+        "methods": {**(result.get("methods") or {}), **dict.fromkeys(names, FIX_METHOD)},
+        "questions": questions,
+        "response_ids": [*(result.get("response_ids") or []), fix["id"]],
+        "response_count": int(result.get("response_count") or 0) + 1,
+        "workers": [*(result.get("workers") or []), fix["worker_id"]],
+        "low_confidence": any(not q.get("reached_target", True) for q in _deciding(questions)),
+    }
+
+
+def _deciding(questions: dict[str, Any]) -> list[dict[str, Any]]:
+    return [q for q in questions.values() if q.get("deciding", True)]
+
+
+def _weakest_deciding(result: dict[str, Any]) -> float | None:
+    """A task's confidence: its weakest deciding question's (as services/results.py has it)."""
+    questions = result.get("questions") or {}
+    if not questions:
+        return min((result.get("confidence") or {}).values(), default=None)
+    return min((q["confidence"] for q in _deciding(questions)), default=None)
 
 
 # --- reading -----------------------------------------------------------------------------------
