@@ -87,6 +87,13 @@ def test_a_reviewer_accepts_and_fixes_with_the_keyboard(tab: Tab, server: Server
         assert [r["verdict"] for r in owner.get(f"/tasks/{first}/reviews").json()] == ["accept"]
     assert accepted["review_status"] == "accepted" and accepted["result"]["answer"] == {"sentiment": "positive"}
     assert fixed["review_status"] == "fixed" and fixed["result"]["answer"] == {"sentiment": "negative"}
+    # the task's page: its result and its history, every step
+    page.goto(f"/tasks/{second}")
+    expect(page.locator('#task-result dd[data-question="sentiment"]')).to_contain_text("negative")
+    expect(page.locator("#task-result")).to_contain_text("review_fix")
+    kinds = page.locator("#history tbody tr").evaluate_all("rows => rows.map(r => r.dataset.kind)")
+    assert kinds[:3] == ["created", "leased", "response"] and kinds[-2:] == ["response", "reviewed"]
+    assert "review_claimed" in kinds
     assert tab.script_errors() == []
 
 
@@ -123,3 +130,7 @@ def test_an_annotator_never_sees_the_review_page(tab: Tab, server: Server) -> No
     response = page.goto(f"/projects/{server.demo_project_id}/review")
     assert response is not None and response.status == 403
     expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+    with server.api() as owner:
+        (task,) = owner.get("/tasks", params={"project_id": server.demo_project_id, "limit": 1}).json()["items"]
+    response = page.goto(f"/tasks/{task['id']}")
+    assert response is not None and response.status == 403

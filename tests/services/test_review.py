@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from truthset.domain import Principal, ReviewStatus, Role, TaskStatus, Verdict
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound
 from truthset.schemas import ResponseCreate
-from truthset.services import history, projects, quality, queue, refit, review, tasks
+from truthset.services import history, lifecycle, projects, quality, queue, refit, review, tasks
 from truthset.services.completion import Decision, Outcome, completion_rules
 from truthset.services.tasks import TaskFilter
 from truthset.storage import tables as t
@@ -254,6 +254,11 @@ def test_reject_needs_a_reason_and_sends_the_task_back_for_more_judgments(org: O
     assert done["status"] == str(TaskStatus.COMPLETED) and done["response_count"] == 2
     assert _task(org, task["id"])["review_status"] == str(ReviewStatus.PENDING)
     assert projects.get_batch(org.db, org.owner.principal, batch["id"])["status"] == "completed"
+
+
+def test_only_a_single_task_is_ever_reopened_never_a_batch() -> None:
+    assert lifecycle.TRANSITIONS[TaskStatus.COMPLETED] == frozenset({TaskStatus.PENDING})
+    assert lifecycle.sources(TaskStatus.PENDING) == ("staged",)  # finalizing a batch reopens nothing
 
 
 def test_only_a_completed_task_is_reviewed(org: Org) -> None:

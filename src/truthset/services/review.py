@@ -31,6 +31,7 @@ Rejections and fixes count against the workers whose answers they overrule (serv
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -103,6 +104,7 @@ def send_to_review_if_due(
 # --- the review lease --------------------------------------------------------------------------
 
 
+@functools.cache
 def _claim_statement() -> Any:
     """Take the oldest pending review of a project that the worker neither answered nor skipped."""
     worker = t.responses.c.worker_id

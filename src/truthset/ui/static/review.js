@@ -23,6 +23,7 @@ function setPanel(name) {
   state.panel = name;
   root.dataset.state = name;
   for (const panel of root.querySelectorAll('[data-panel]')) panel.hidden = panel.dataset.panel !== name;
+  $('history-link').hidden = name !== 'task';
   updateClaim();
 }
 
@@ -93,6 +94,7 @@ function show(item) {
   renderResult(item.task);
   renderResponses(item.responses);
   $('task').dataset.task = item.task.id;
+  $('history-link').href = `/tasks/${encodeURIComponent(item.task.id)}`;
   setMode('view');
   setPanel('task');
   root.querySelector('[data-action="accept"]').focus();
