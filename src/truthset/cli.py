@@ -30,6 +30,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 quality_app = typer.Typer(help="Quality figures of a project (through the API).", no_args_is_help=True)
 app.add_typer(quality_app, name="quality")
+gold_app = typer.Typer(help="Gold tasks of a project (through the API).", no_args_is_help=True)
+app.add_typer(gold_app, name="gold")
 review_app = typer.Typer(help="Review completed tasks: accept, reject or fix (through the API).", no_args_is_help=True)
 app.add_typer(review_app, name="review")
 tasks_app = typer.Typer(help="Tasks (through the API).", no_args_is_help=True)
@@ -411,7 +413,15 @@ def quality_workers(
     from truthset.client import Client
 
     table = Table(
-        "worker", "kind", "responses", "median s", "agrees with results", "est. accuracy (95%)", "reviewed: rejected"
+        "worker",
+        "kind",
+        "responses",
+        "median s",
+        "agrees with results",
+        "est. accuracy (95%)",
+        "status",
+        "gold (95%)",
+        "reviewed: rejected",
     )
     with Client(url, api_key) as client:
         for w in client.projects.workers(project, batch_id=batch):
@@ -421,8 +431,23 @@ def quality_workers(
             if w.estimated_accuracy is not None and w.accuracy_interval:
                 low, high = w.accuracy_interval
                 accuracy = f"{w.estimated_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.scored_answers})"
+            on_gold = "-"
+            if w.gold_accuracy is not None and w.gold_interval:
+                low, high = w.gold_interval
+                on_gold = f"{w.gold_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.gold_answers})"
+            status = w.status or "-"
             reviewed = f"{w.reviewed}: {w.review_rejected}" if w.reviewed else "-"
-            table.add_row(w.name or w.worker_id, str(w.kind), str(w.responses), median, agrees, accuracy, reviewed)
+            table.add_row(
+                w.name or w.worker_id,
+                str(w.kind),
+                str(w.responses),
+                median,
+                agrees,
+                accuracy,
+                status,
+                on_gold,
+                reviewed,
+            )
     console.print(table)
 
 
@@ -549,6 +574,30 @@ def tasks_history(
         details = _json_line(step.data) if step.data else ""
         table.add_row(f"{step.at:%Y-%m-%d %H:%M:%S.%f}"[:-3], step.kind, escape(step.worker_name or ""), details)
     console.print(table)
+
+
+@gold_app.command("import")
+def gold_import(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV: task_id or unique_id, then questions.")
+    ],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Mark tasks gold from a CSV (all lines or none; a bad line is named by number)."""
+    from truthset.client import Client, InvalidInputError
+
+    try:
+        with Client(url, api_key) as client:
+            report = client.projects.import_gold(project, path)
+    except InvalidInputError as exc:
+        err_console.print(f"nothing was marked: {exc.message}")
+        for error in (exc.details or {}).get("errors", [])[1:]:
+            if "line" in error:
+                err_console.print(f"  line {error['line']}: {error['message']}")
+        raise typer.Exit(2) from None
+    console.print(f"{report.received} lines: {report.marked} tasks marked gold, {report.updated} gold answers replaced")
 
 
 # --- aggregate (quality engine) ---

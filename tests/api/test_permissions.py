@@ -67,6 +67,10 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "skip_review": Action.REVIEW,
     "list_task_reviews": Action.READ_TASKS,
     "task_history": Action.READ_TASKS,
+    "mark_gold": Action.MANAGE_TASKS,
+    "unmark_gold": Action.MANAGE_TASKS,
+    "import_gold": Action.MANAGE_TASKS,
+    "reinstate_worker": Action.MANAGE_PROJECTS,
 }
 
 PUBLIC = {f"{API}/openapi.json", f"{API}/docs"}

@@ -113,3 +113,18 @@ def test_review_commands_and_task_history(live: Any) -> None:
     assert code == 0, output
     steps = [kind for kind in ("created", "leased", "response", "review_claimed", "reviewed") if kind in output]
     assert steps == ["created", "leased", "response", "review_claimed", "reviewed"]
+
+
+def test_gold_import_marks_tasks_or_names_the_bad_line(live: Any, tmp_path: Path) -> None:
+    with live.client() as client:
+        project = client.projects.create("cli gold", spec=SPEC)
+        task = client.tasks.create(project.id, {"text": "meh"}, unique_id="g1")
+    table = tmp_path / "gold.csv"
+    table.write_text("unique_id,sentiment\ng1,neg\ng2,pos\n")
+    code, output = _cli(live, "gold", "import", project.id, str(table))
+    assert code == 2 and "nothing was marked: line 3: no task has unique_id 'g2'" in output, output
+    table.write_text(f"task_id,sentiment\n{task.id},neg\n")
+    code, output = _cli(live, "gold", "import", project.id, str(table))
+    assert code == 0 and "1 lines: 1 tasks marked gold" in output, output
+    with live.client() as client:
+        assert client.tasks.get(task.id).status == "gold"

@@ -256,9 +256,15 @@ def test_reject_needs_a_reason_and_sends_the_task_back_for_more_judgments(org: O
     assert projects.get_batch(org.db, org.owner.principal, batch["id"])["status"] == "completed"
 
 
-def test_only_a_single_task_is_ever_reopened_never_a_batch() -> None:
-    assert lifecycle.TRANSITIONS[TaskStatus.COMPLETED] == frozenset({TaskStatus.PENDING})
-    assert lifecycle.sources(TaskStatus.PENDING) == ("staged",)  # finalizing a batch reopens nothing
+def test_a_batch_wide_move_never_reopens_a_completed_task(org: Org) -> None:
+    project = org.make_project(overlap=1)
+    batch = org.make_batch(project["id"])
+    staged, done = org.make_tasks(project["id"], 2, batch_id=batch["id"])
+    with org.db.write() as conn:  # a completed task in an open batch (as an unmarked gold task can be)
+        conn.execute(update(t.tasks).where(t.tasks.c.id == done["id"]).values(status="completed"))
+        lifecycle.move_batch(conn, batch["id"], TaskStatus.PENDING)
+    assert _task(org, staged["id"])["status"] == "pending"
+    assert _task(org, done["id"])["status"] == "completed"  # only a reviewer's reject reopens it
 
 
 def test_only_a_completed_task_is_reviewed(org: Org) -> None:

@@ -2,6 +2,7 @@
 
 staged --finalize--> pending --overlap reached--> completed
 staged | pending --cancel--> canceled
+staged | pending | completed --mark gold--> gold --unmark--> staged | pending | completed
 completed --a reviewer rejects the result--> pending (one task at a time, never a batch-wide move)
 """
 
@@ -18,22 +19,20 @@ from truthset.storage import tables as t
 from truthset.storage.ids import utcnow
 
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.STAGED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELED}),
-    TaskStatus.PENDING: frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELED}),
-    TaskStatus.COMPLETED: frozenset({TaskStatus.PENDING}),
+    TaskStatus.STAGED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELED, TaskStatus.GOLD}),
+    TaskStatus.PENDING: frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELED, TaskStatus.GOLD}),
+    # a reviewer's reject reopens a completed task (services/review.py, through reopen below)
+    TaskStatus.COMPLETED: frozenset({TaskStatus.PENDING, TaskStatus.GOLD}),
     TaskStatus.CANCELED: frozenset(),
+    # unmarked: back to the batch's queue (staged while the batch is open), or completed when it has
+    # its judgments already (services/gold.py decides which)
+    TaskStatus.GOLD: frozenset({TaskStatus.STAGED, TaskStatus.PENDING, TaskStatus.COMPLETED}),
 }
 
 
-#: Moves made only to one task at a time: a batch-wide finalize must never reopen a completed task.
-SINGLE_TASK_ONLY: frozenset[tuple[TaskStatus, TaskStatus]] = frozenset({(TaskStatus.COMPLETED, TaskStatus.PENDING)})
-
-
 def sources(target: TaskStatus) -> tuple[str, ...]:
-    """Statuses from which every task of a batch may move to ``target``."""
-    return tuple(
-        str(s) for s, targets in TRANSITIONS.items() if target in targets and (s, target) not in SINGLE_TASK_ONLY
-    )
+    """Statuses from which a task may move to ``target``."""
+    return tuple(str(s) for s, targets in TRANSITIONS.items() if target in targets)
 
 
 def move(conn: Connection, task: dict[str, Any], target: TaskStatus, **values: Any) -> dict[str, Any]:
@@ -45,17 +44,22 @@ def move(conn: Connection, task: dict[str, Any], target: TaskStatus, **values: A
     values = {"status": str(target), "updated_at": now, **values}
     if target is TaskStatus.COMPLETED:
         values.setdefault("completed_at", now)
-    elif current is TaskStatus.COMPLETED:
+    elif current is TaskStatus.COMPLETED and target is TaskStatus.PENDING:
         values.setdefault("completed_at", None)
     repo.change(conn, t.tasks, task["organization_id"], task["id"], **values)
     return {**task, **values}
 
 
 def move_batch(conn: Connection, batch_id: str, target: TaskStatus) -> None:
-    """Move every task of a batch that may make the move (finalize, cancel)."""
+    """Move every task of a batch that may make the move (finalize, cancel).
+
+    Gold and completed tasks stay as they are: they leave those statuses one by one (a gold task when
+    unmarked, a completed one when a reviewer rejects its result).
+    """
+    movable = tuple(s for s in sources(target) if s not in (TaskStatus.GOLD, TaskStatus.COMPLETED))
     conn.execute(
         update(t.tasks)
-        .where(t.tasks.c.batch_id == batch_id, t.tasks.c.status.in_(sources(target)))
+        .where(t.tasks.c.batch_id == batch_id, t.tasks.c.status.in_(movable))
         .values(status=str(target), updated_at=utcnow())
     )
 

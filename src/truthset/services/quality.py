@@ -28,6 +28,7 @@ from truthset import quality
 from truthset.domain import Principal, TaskStatus
 from truthset.errors import Forbidden, NotFound
 from truthset.questions import CompiledSpec
+from truthset.services import gold
 from truthset.services.policy import Action, allowed, require
 from truthset.services.projects import compiled_spec, load_project
 from truthset.storage import Database
@@ -332,8 +333,9 @@ def _review_counts(
     r = t.responses
     for start in range(0, len(task_ids), 500):
         rows = conn.execute(
-            repo.scoped(r, principal.organization_id, r.c.id, r.c.task_id, r.c.worker_id, r.c.answer, r.c.created_at)
-            .where(r.c.task_id.in_(task_ids[start : start + 500]))
+            repo.scoped(
+                r, principal.organization_id, r.c.id, r.c.task_id, r.c.worker_id, r.c.answer, r.c.created_at
+            ).where(r.c.task_id.in_(task_ids[start : start + 500]))
         )
         for row in rows:
             responses.setdefault(row.task_id, []).append(row)
@@ -396,8 +398,11 @@ def project_workers(
     with db.read() as conn:
         spec = _scope(conn, principal, project_id, batch_id)
         rows = _read_rows(conn, principal, project_id, batch_id)
-        figures = sorted(_worker_figures(spec, rows), key=lambda f: f["worker_id"])
+        figures = _with_standing(
+            _worker_figures(spec, rows), repo.standings_of_project(conn, principal.organization_id, project_id)
+        )
         figures = _with_reviews(figures, _review_counts(conn, principal, project_id, batch_id))
+        figures.sort(key=lambda f: f["worker_id"])
         if cursor is not None:
             figures = [f for f in figures if f["worker_id"] > cursor]
         page, more = figures[:limit], len(figures) > limit
@@ -417,10 +422,19 @@ def worker_stats(
             raise NotFound(f"worker {worker_id} not found")
         spec = _scope(conn, principal, project_id, batch_id)
         rows = _read_rows(conn, principal, project_id, batch_id)
+        standing = repo.standing(conn, principal.organization_id, project_id, worker_id, lock=False)
         reviewed = _review_counts(conn, principal, project_id, batch_id)
     figures = {f["worker_id"]: f for f in _with_reviews(_worker_figures(spec, rows), reviewed)}
-    mine = figures.get(worker_id) or _no_figures(worker_id)
+    mine = {**(figures.get(worker_id) or _no_figures(worker_id)), **gold.standing_figures(standing)}
     return {**mine, "name": worker["name"], "kind": worker["kind"], "project_id": project_id, "batch_id": batch_id}
+
+
+def _with_standing(figures: list[dict[str, Any]], standings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each worker's figures with their gold standing; a worker gold has met but who never answered too."""
+    by_worker = {row["worker_id"]: row for row in standings}
+    merged = [{**f, **gold.standing_figures(by_worker.pop(f["worker_id"], None))} for f in figures]
+    merged += [{**_no_figures(w), **gold.standing_figures(row)} for w, row in by_worker.items()]
+    return merged
 
 
 def _no_figures(worker_id: str) -> dict[str, Any]:
