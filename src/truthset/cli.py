@@ -34,6 +34,10 @@ gold_app = typer.Typer(help="Gold tasks of a project (through the API).", no_arg
 app.add_typer(gold_app, name="gold")
 jobs_app = typer.Typer(help="Background jobs: progress, results, cancel (through the API).", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+review_app = typer.Typer(help="Review completed tasks: accept, reject or fix (through the API).", no_args_is_help=True)
+app.add_typer(review_app, name="review")
+tasks_app = typer.Typer(help="Tasks (through the API).", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -474,7 +478,15 @@ def quality_workers(
     from truthset.client import Client
 
     table = Table(
-        "worker", "kind", "responses", "median s", "agrees with results", "est. accuracy (95%)", "status", "gold (95%)"
+        "worker",
+        "kind",
+        "responses",
+        "median s",
+        "agrees with results",
+        "est. accuracy (95%)",
+        "status",
+        "gold (95%)",
+        "reviewed: rejected",
     )
     with Client(url, api_key) as client:
         for w in client.projects.workers(project, batch_id=batch):
@@ -489,9 +501,143 @@ def quality_workers(
                 low, high = w.gold_interval
                 on_gold = f"{w.gold_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.gold_answers})"
             status = w.status or "-"
+            reviewed = f"{w.reviewed}: {w.review_rejected}" if w.reviewed else "-"
             table.add_row(
-                w.name or w.worker_id, str(w.kind), str(w.responses), median, agrees, accuracy, status, on_gold
+                w.name or w.worker_id,
+                str(w.kind),
+                str(w.responses),
+                median,
+                agrees,
+                accuracy,
+                status,
+                on_gold,
+                reviewed,
             )
+    console.print(table)
+
+
+# --- review and task history ---
+
+
+def _json_line(value: Any) -> str:
+    return escape(json.dumps(value, ensure_ascii=False, default=str))
+
+
+@review_app.command("next")
+def review_next(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Claim the next task waiting for review and show its data, every response and the result."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        item = client.reviews.next(project)
+    if item is None:
+        console.print("nothing is waiting for your review in this project")
+        return
+    task = item.task
+    console.print(f"task {task.id} (claimed until {item.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
+    console.print(f"data: {_json_line(task.data)}")
+    for response in item.responses:
+        console.print(f"  {escape(response.worker_name or response.worker_id)}: {_json_line(response.answer)}")
+    result = task.result or {}
+    console.print(f"result: {_json_line(result.get('answer'))} confidence {task.confidence}")
+    console.print(f"then: truthset review accept|reject|fix {task.id}")
+
+
+def _print_verdict(result: Any) -> None:
+    task = result.task
+    console.print(f"{result.review.verdict}: task {task.id} is {task.status}, review {task.review_status}")
+
+
+@review_app.command("accept")
+def review_accept(
+    task: Annotated[str, typer.Argument(help="Task id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    reason: Annotated[str | None, typer.Option(help="An optional note.")] = None,
+) -> None:
+    """Accept the task's result."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        _print_verdict(client.reviews.accept(task, reason=reason))
+
+
+@review_app.command("reject")
+def review_reject(
+    task: Annotated[str, typer.Argument(help="Task id.")],
+    reason: Annotated[str, typer.Option(help="What is wrong (required).")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Reject the task's result: the task goes back to the queue for more judgments."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        _print_verdict(client.reviews.reject(task, reason))
+
+
+@review_app.command("fix")
+def review_fix(
+    task: Annotated[str, typer.Argument(help="Task id.")],
+    answer: Annotated[str, typer.Option(help='The corrected answer as JSON, e.g. \'{"sentiment": "negative"}\'.')],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    reason: Annotated[str | None, typer.Option(help="An optional note.")] = None,
+) -> None:
+    """Replace the task's answer with yours (it outranks the crowd)."""
+    from truthset.client import Client
+
+    try:
+        parsed = json.loads(answer)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--answer is not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise typer.BadParameter("--answer must be a JSON object")
+    with Client(url, api_key) as client:
+        _print_verdict(client.reviews.fix(task, parsed, reason=reason))
+
+
+@review_app.command("list")
+def review_list(
+    task: Annotated[str, typer.Argument(help="Task id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """A task's reviews, oldest first."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        reviews = client.reviews.list(task)
+    table = Table("when (UTC)", "reviewer", "verdict", "reason")
+    for r in reviews:
+        table.add_row(
+            f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+            escape(r.reviewer_name or r.reviewer_id),
+            str(r.verdict),
+            escape(r.reason or ""),
+        )
+    console.print(table)
+
+
+@tasks_app.command("history")
+def tasks_history(
+    task: Annotated[str, typer.Argument(help="Task id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Every step of a task in time order: leases, responses, completion, refits, reviews."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        steps = client.tasks.history(task)
+    table = Table("when (UTC)", "step", "worker", "details")
+    for step in steps:
+        details = _json_line(step.data) if step.data else ""
+        table.add_row(f"{step.at:%Y-%m-%d %H:%M:%S.%f}"[:-3], step.kind, escape(step.worker_name or ""), details)
     console.print(table)
 
 

@@ -41,6 +41,7 @@ from truthset.schemas import (
     BatchOut,
     GoldImportReport,
     GoldOut,
+    HistoryStep,
     ImportReport,
     JobOut,
     Me,
@@ -48,6 +49,9 @@ from truthset.schemas import (
     MemberOut,
     ProjectOut,
     ResponseOut,
+    ReviewItem,
+    ReviewOut,
+    ReviewResult,
     SubmitResult,
     TaskCreated,
     TaskOut,
@@ -234,6 +238,7 @@ class Client:
         self.batches = Batches(self)
         self.tasks = Tasks(self)
         self.queue = Queue(self)
+        self.reviews = Reviews(self)
         #: ``client.workers()`` lists the organization's workers; ``client.workers.stats(...)`` one's figures
         self.workers = Workers(self)
         self.jobs = Jobs(self)
@@ -666,6 +671,7 @@ class Tasks(_Resource):
         completed_before: Any = None,
         metadata: Mapping[str, Any] | None = None,
         min_confidence: float | None = None,
+        review_status: str | None = None,
         page_size: int = 100,
     ) -> Iterator[TaskOut]:
         """Tasks oldest first, filtered; ``metadata={"k": "v"}`` matches metadata values. Lazy pages."""
@@ -681,6 +687,7 @@ class Tasks(_Resource):
             completed_after=completed_after,
             completed_before=completed_before,
             min_confidence=min_confidence,
+            review_status=review_status,
         )
         for key, value in (metadata or {}).items():
             params[f"metadata.{key}"] = value if isinstance(value, str) else orjson.dumps(value).decode()
@@ -701,6 +708,11 @@ class Tasks(_Resource):
         """Every response to the task, oldest first."""
         rows = self._client._request("GET", f"/tasks/{task_id}/responses").json()
         return [ResponseOut.model_validate(row) for row in rows]
+
+    def history(self, task_id: str) -> list[HistoryStep]:
+        """Every step of the task in time order: leases, responses, completion, refits, reviews."""
+        rows = self._client._request("GET", f"/tasks/{task_id}/history").json()
+        return [HistoryStep.model_validate(row) for row in rows]
 
 
 def _jsonl_chunks(tasks: Iterable[Mapping[str, Any] | BaseModel]) -> Iterator[bytes]:
@@ -804,6 +816,43 @@ class Queue(_Resource):
         """
         while (assignment := self.next_task(project_id)) is not None:
             yield assignment
+
+
+# --- review ------------------------------------------------------------------------------------
+
+
+class Reviews(_Resource):
+    """The review queue and verdicts (reviewers and above; never on a task you answered)."""
+
+    def next(self, project_id: str) -> ReviewItem | None:
+        """Claim the next task waiting for review, with its responses; None when none is left for you."""
+        response = self._client._request("POST", f"/projects/{project_id}/reviews/next", retry=False)
+        if response.status_code == 204:
+            return None
+        return ReviewItem.model_validate(response.json())
+
+    def accept(self, task_id: str, *, reason: str | None = None) -> ReviewResult:
+        return self._verdict(task_id, _body(verdict="accept", reason=reason))
+
+    def reject(self, task_id: str, reason: str) -> ReviewResult:
+        """The result is wrong: the task goes back to the queue for more judgments."""
+        return self._verdict(task_id, _body(verdict="reject", reason=reason))
+
+    def fix(self, task_id: str, answer: Mapping[str, Any], *, reason: str | None = None) -> ReviewResult:
+        """Replace the result's answer with yours (stored as your response; it outranks the crowd)."""
+        return self._verdict(task_id, _body(verdict="fix", answer=dict(answer), reason=reason))
+
+    def skip(self, task_id: str) -> TaskOut:
+        """Give the task back to the review queue for another reviewer (it never comes back to you)."""
+        return self._client._json("POST", f"/tasks/{task_id}/reviews/skip", TaskOut, retry=False)
+
+    def list(self, task_id: str) -> list[ReviewOut]:
+        """The task's reviews, oldest first."""
+        rows = self._client._request("GET", f"/tasks/{task_id}/reviews").json()
+        return [ReviewOut.model_validate(row) for row in rows]
+
+    def _verdict(self, task_id: str, body: dict[str, Any]) -> ReviewResult:
+        return self._client._json("POST", f"/tasks/{task_id}/reviews", ReviewResult, json=body, retry=False)
 
 
 class Workers(_Resource):

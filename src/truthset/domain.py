@@ -43,6 +43,22 @@ class JobStatus(StrEnum):
     CANCELED = "canceled"
 
 
+class ReviewStatus(StrEnum):
+    """Where a completed task stands with review (None on a task never sent to review)."""
+
+    PENDING = "pending"  # waiting in the project's review queue
+    REVIEWING = "reviewing"  # claimed by a reviewer until a deadline (see services/review.py)
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"  # back in the annotation queue for more judgments
+    FIXED = "fixed"  # a reviewer's answer replaced the crowd's
+
+
+class Verdict(StrEnum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    FIX = "fix"
+
+
 class AssignmentStatus(StrEnum):
     ACTIVE = "active"
     SUBMITTED = "submitted"

@@ -211,6 +211,11 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
     assert skip_assignment and release_assignment
     member = org.add_member("annotator")
     member_key = accounts.create_key(db, owner, ApiKeyCreate(name="to revoke", member_id=member.id))
+    # two completed tasks waiting for review, answered by ``member``: one to skip, one to accept
+    review_project = org.make_project(quality={"overlap": 1, "review": {"sample_rate": 1.0}}, name="review")
+    to_skip, to_review = org.make_tasks(review_project["id"], 2)
+    for review_task in (to_skip, to_review):
+        queue.submit(db, member.principal, review_task["id"], ResponseCreate(answer=ANSWER))
     image = media.store(
         db, owner, [PNG], filename="dot.png", media_dir=settings.media_dir, max_bytes=settings.max_upload_bytes
     )
@@ -237,6 +242,9 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
             "gold_task": org.make_task(project["id"], "gold to be"),
             "job": job,
             "doomed_job": doomed_job,
+            "review_project": review_project,
+            "skip_review_task": to_skip,
+            "review_task": to_review,
         },
     )
 
@@ -321,6 +329,11 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "upload_media": lambda w: Call(files={"file": ("dot.png", PNG, "image/png")}),
     "get_media": lambda w: Call(path={"media_id": w.media["id"]}),
     "health": lambda w: Call(),
+    "next_review": lambda w: Call(path={"project_id": w.extra["review_project"]["id"]}),
+    "review_task": lambda w: Call(path={"task_id": w.extra["review_task"]["id"]}, json={"verdict": "accept"}),
+    "skip_review": lambda w: Call(path={"task_id": w.extra["skip_review_task"]["id"]}),
+    "list_task_reviews": lambda w: Call(path={"task_id": w.task["id"]}),
+    "task_history": lambda w: Call(path={"task_id": w.task["id"]}),
     "project_agreement": lambda w: Call(path={"project_id": w.project["id"]}, params={"batch_id": w.batch["id"]}),
     "project_workers": lambda w: Call(path={"project_id": w.project["id"]}, params={"batch_id": w.batch["id"]}),
     "worker_stats": lambda w: Call(path={"worker_id": w.worker.worker_id}, params={"project_id": w.project["id"]}),

@@ -62,6 +62,11 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "project_agreement": Action.READ_QUALITY,
     "project_workers": Action.READ_QUALITY,
     "worker_stats": None,  # every member reads their own figures (the walk asks for the caller's)
+    "next_review": Action.REVIEW,
+    "review_task": Action.REVIEW,
+    "skip_review": Action.REVIEW,
+    "list_task_reviews": Action.READ_TASKS,
+    "task_history": Action.READ_TASKS,
     "mark_gold": Action.MANAGE_TASKS,
     "unmark_gold": Action.MANAGE_TASKS,
     "import_gold": Action.MANAGE_TASKS,
