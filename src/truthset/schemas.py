@@ -534,6 +534,8 @@ class WorkerStanding(Output):
     gold_answers: int
     gold_correct: float
     updated_at: Timestamp
+
+
 # --- jobs ----------------------------------------------------------------------------------------
 
 
