@@ -33,6 +33,7 @@ from truthset.questions import AnswerError, CompiledSpec
 from truthset.schemas import GoldPolicy
 from truthset.services import lifecycle, results
 from truthset.services.completion import completion_rules
+from truthset.services.events import add_event
 from truthset.services.policy import Action, require
 from truthset.services.projects import (
     compiled_spec,
@@ -244,7 +245,7 @@ def score(
     data = {"response_id": response["id"], "score": round(share, 6), "right": right}
     if status != standing["status"]:
         data["worker_status"] = status
-    results.add_event(conn, task, "gold_answered", data, worker_id=principal.worker_id)
+    add_event(conn, task, "gold_answered", data, worker_id=principal.worker_id)
 
 
 def _judge(standing: Mapping[str, Any], policy: GoldPolicy) -> tuple[str, str | None]:
@@ -312,7 +313,7 @@ def _mark(conn: Connection, principal: Principal, task: dict[str, Any], answer: 
         task = lifecycle.move(conn, task, TaskStatus.GOLD, gold=answer)
         # its batch may have no open task left now
         mark_batch_completed_if_done(conn, principal.organization_id, task["batch_id"])
-    results.add_event(conn, task, "gold_marked", data)
+    add_event(conn, task, "gold_marked", data)
     return task
 
 
@@ -330,7 +331,7 @@ def unmark_gold(db: Database, principal: Principal, task_id: str) -> dict[str, A
         project = load_project(conn, principal, task["project_id"])
         task = _settle(conn, principal, project, task)
         data = {"by": principal.member_id, "to_status": task["status"]}
-        results.add_event(conn, task, "gold_unmarked", data)
+        add_event(conn, task, "gold_unmarked", data)
     if task["status"] == str(TaskStatus.COMPLETED):
         complete_batch_if_done(db, principal.organization_id, task["batch_id"])
     return task

@@ -22,10 +22,11 @@ from truthset.quality import DawidSkene, WorkerModel
 from truthset.questions import CompiledSpec
 from truthset.services import jobs
 from truthset.services.completion import completion_rules
+from truthset.services.events import add_event
 from truthset.services.pacing import Pacer
 from truthset.services.policy import Action, require
 from truthset.services.projects import compiled_spec, load_project
-from truthset.services.results import add_event, build_result, current_models, latest_versions
+from truthset.services.results import build_result, current_models, latest_versions
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t

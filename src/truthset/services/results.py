@@ -21,10 +21,11 @@ from truthset.quality import WorkerModel
 from truthset.questions import Aggregate, CompiledSpec
 from truthset.services import lifecycle, review
 from truthset.services.completion import CompletionRules, Decision, completion_rules
+from truthset.services.events import add_event
 from truthset.services.projects import mark_batch_completed_if_done
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
-from truthset.storage.ids import new_id, utcnow
+from truthset.storage.ids import utcnow
 
 # (project id, question) -> (version, model). The database says which version is current; this only
 # saves decoding it again, so losing it costs time, never correctness.
@@ -162,23 +163,3 @@ def _ask_one_more(
     below = list(decision.below_target)
     add_event(conn, task, "overlap_raised", {"overlap": overlap, "below_target": below, "confidence": confidence})
     return {**task, "overlap": overlap, "result": result, "confidence": confidence, "updated_at": now}
-
-
-def add_event(
-    conn: Connection, task: Mapping[str, Any], kind: str, data: Mapping[str, Any], worker_id: str | None = None
-) -> None:
-    """Append one step to a task's history."""
-    repo.add(
-        conn,
-        t.task_events,
-        {
-            "id": new_id(),
-            "organization_id": task["organization_id"],
-            "project_id": task["project_id"],
-            "task_id": task["id"],
-            "kind": kind,
-            "worker_id": worker_id,
-            "data": dict(data),
-            "created_at": utcnow(),
-        },
-    )

@@ -44,6 +44,7 @@ from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound
 from truthset.questions import AnswerError
 from truthset.services import lifecycle
 from truthset.services.completion import CompletionRules, Decision, Outcome, completion_rules
+from truthset.services.events import add_event
 from truthset.services.policy import Action, require
 from truthset.services.projects import compiled_spec, load_project, require_active
 from truthset.storage import Database
@@ -97,7 +98,7 @@ def send_to_review_if_due(
         return task
     pending = str(ReviewStatus.PENDING)
     repo.change(conn, t.tasks, task["organization_id"], task["id"], review_status=pending)
-    _event(conn, task, REQUESTED, None, {"reasons": reasons, "below_target": list(decision.below_target)})
+    add_event(conn, task, REQUESTED, {"reasons": reasons, "below_target": list(decision.below_target)})
     return {**task, "review_status": pending}
 
 
@@ -161,7 +162,7 @@ def next_review(db: Database, principal: Principal, project_id: str) -> dict[str
             return None
         task = dict(row)
         expires_at = now + timedelta(seconds=project["lease_seconds"])
-        _event(conn, task, CLAIMED, principal.worker_id, {"expires_at": expires_at.isoformat()})
+        add_event(conn, task, CLAIMED, {"expires_at": expires_at.isoformat()}, worker_id=principal.worker_id)
         responses = responses_with_workers(conn, principal, task["id"])
     return {"task": task, "responses": responses, "expires_at": expires_at}
 
@@ -199,7 +200,7 @@ def skip_review(db: Database, principal: Principal, task_id: str) -> dict[str, A
         if task["review_status"] not in (str(ReviewStatus.PENDING), str(ReviewStatus.REVIEWING)):
             raise Conflict("the task is not waiting for review", details={"review_status": task["review_status"]})
         _check_claim(conn, task, principal, utcnow())
-        _event(conn, task, SKIPPED, principal.worker_id, {})
+        add_event(conn, task, SKIPPED, {}, worker_id=principal.worker_id)
         if task["review_status"] == str(ReviewStatus.REVIEWING):
             pending = str(ReviewStatus.PENDING)
             repo.change(conn, t.tasks, task["organization_id"], task_id, review_status=pending, updated_at=utcnow())
@@ -382,7 +383,7 @@ def _apply(
             values["confidence"] = _weakest_deciding(result)
         repo.change(conn, t.tasks, task["organization_id"], task["id"], **values)
         task = {**task, **values}
-    _event(conn, task, REVIEWED, review["reviewer_id"], data)
+    add_event(conn, task, REVIEWED, data, worker_id=review["reviewer_id"])
     return task
 
 
@@ -483,20 +484,3 @@ def _workers(conn: Connection, principal: Principal, worker_ids: Sequence[str | 
     w = t.workers
     query = repo.scoped(w, principal.organization_id, w.c.id, w.c.name, w.c.kind).where(w.c.id.in_(ids))
     return {row.id: {"name": row.name, "kind": row.kind} for row in conn.execute(query)}
-
-
-def _event(conn: Connection, task: dict[str, Any], kind: str, worker_id: str | None, data: dict[str, Any]) -> None:
-    repo.add(
-        conn,
-        t.task_events,
-        {
-            "id": new_id(),
-            "organization_id": task["organization_id"],
-            "project_id": task["project_id"],
-            "task_id": task["id"],
-            "kind": kind,
-            "worker_id": worker_id,
-            "data": data,
-            "created_at": utcnow(),
-        },
-    )

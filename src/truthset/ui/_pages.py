@@ -235,13 +235,24 @@ def project_page(request: Request, project_id: str) -> Response:
 @router.get("/projects/{project_id}/label")
 def workbench(request: Request, project_id: str) -> Response:
     """The annotator workbench: the page is a shell; its module leases tasks through the API."""
+    return _workbench_shell(request, project_id, Action.ANNOTATE, "workbench.html")
+
+
+@router.get("/projects/{project_id}/review")
+def review_workbench(request: Request, project_id: str) -> Response:
+    """The reviewer workbench: a shell like the annotator's; its module claims reviews through the API."""
+    return _workbench_shell(request, project_id, Action.REVIEW, "review.html")
+
+
+def _workbench_shell(request: Request, project_id: str, action: Action, template: str) -> Response:
+    """A page whose module works through the API: the project's fields, questions and widgets as config."""
     info = session.session_from_request(request)
     if info is None:
         return _to_login(request)
     db = _db(request)
     try:
         project = projects.get_project(db, info.principal, project_id)
-        require(info.principal, Action.ANNOTATE)
+        require(info.principal, action)
         spec = CompiledSpec(project["spec"])
     except TruthsetError as exc:
         return _failure(request, exc)
@@ -257,38 +268,7 @@ def workbench(request: Request, project_id: str) -> Response:
     }
     return page(
         request,
-        "workbench.html",
-        project=project,
-        instructions=markdown(project["instructions"]),
-        questions=[{**q, "prompt_html": markdown(q.get("prompt") or "")} for q in question_list],
-        config=config,
-        archived=project["archived_at"] is not None,
-    )
-
-
-@router.get("/projects/{project_id}/review")
-def review_workbench(request: Request, project_id: str) -> Response:
-    """The reviewer workbench: a shell like the annotator's; its module claims reviews through the API."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
-    db = _db(request)
-    try:
-        project = projects.get_project(db, info.principal, project_id)
-        require(info.principal, Action.REVIEW)
-        spec = CompiledSpec(project["spec"])
-    except TruthsetError as exc:
-        return _failure(request, exc)
-    question_list = [q.model_dump(mode="json") for q in spec.questions]
-    config = {
-        "project_id": project["id"],
-        "fields": [f.model_dump(mode="json") for f in spec.fields],
-        "questions": question_list,
-        "widgets": {q["type"]: f"/ui/widgets/{q['type']}.js" for q in question_list},
-    }
-    return page(
-        request,
-        "review.html",
+        template,
         project=project,
         instructions=markdown(project["instructions"]),
         questions=[{**q, "prompt_html": markdown(q.get("prompt") or "")} for q in question_list],
