@@ -5,7 +5,7 @@
 // Nothing is kept in the browser: a claim not answered simply expires and the task is reviewed later.
 import { api, retryable, serverNow } from './api.js';
 import { renderFields } from './fields.js';
-import { h } from './widget-kit.js';
+import { h, widgetModules } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('review-config').textContent);
 const questions = config.questions;
@@ -235,17 +235,7 @@ async function skip() {
 // --- the fix form's widgets --------------------------------------------------------------------
 
 async function loadWidgets() {
-  const types = [...new Set(questions.map((q) => q.type))];
-  const modules = {};
-  await Promise.all(
-    types.map(async (type) => {
-      try {
-        modules[type] = await import(config.widgets[type]);
-      } catch {
-        modules[type] = await import('/static/questions/json.js');
-      }
-    }),
-  );
+  const modules = await widgetModules(questions, config.widgets);
   questions.forEach((question, index) => {
     const fieldset = fieldsets[index];
     const ctx = { index, id: `fix${index}`, fieldset, changed: () => questionError(index, '') };

@@ -59,3 +59,20 @@ export function optionList(question, ctx, { type, name, attributes }) {
 export function optionIndexForKey(event, question, keys, explicitOnly) {
   return keys.findIndex((key, i) => (!explicitOnly || question.options[i].hotkey) && keyMatches(event, key));
 }
+
+/** The widget module of each question type used (`urls`: type -> module URL); a type whose module
+ * fails to load falls back to the plain JSON editor, so a page never stops at a missing widget. */
+export async function widgetModules(questions, urls) {
+  const types = [...new Set(questions.map((q) => q.type))];
+  const modules = {};
+  await Promise.all(
+    types.map(async (type) => {
+      try {
+        modules[type] = await import(urls[type]);
+      } catch {
+        modules[type] = await import('/static/questions/json.js');
+      }
+    }),
+  );
+  return modules;
+}

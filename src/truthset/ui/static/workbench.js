@@ -15,7 +15,7 @@
 import { api, beacon, retryable, serverNow } from './api.js';
 import { renderFields } from './fields.js';
 import { createStore, Outbox } from './store.js';
-import { h } from './widget-kit.js';
+import { h, widgetModules } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('workbench-config').textContent);
 const store = createStore(config.member_id);
@@ -142,17 +142,7 @@ function setBusy(busy) {
 // --- questions ---------------------------------------------------------------------------------
 
 async function loadWidgets() {
-  const types = [...new Set(questions.map((q) => q.type))];
-  const modules = {};
-  await Promise.all(
-    types.map(async (type) => {
-      try {
-        modules[type] = await import(config.widgets[type]);
-      } catch {
-        modules[type] = await import('/static/questions/json.js');
-      }
-    }),
-  );
+  const modules = await widgetModules(questions, config.widgets);
   questions.forEach((question, index) => {
     const fieldset = fieldsets[index];
     const ctx = { index, id: `q${index}`, fieldset, changed: () => changed(index) };
