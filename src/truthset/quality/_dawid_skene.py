@@ -15,6 +15,7 @@ from ._em import (
     anchored_class_priors,
     average_worker,
     calibration_sample,
+    class_priors,
     corroborated,
     fit_confusion_em,
     fit_prior_strength,
@@ -222,6 +223,15 @@ class DawidSkene(_ConfusionModel):
       one-coin method-of-moments estimate (``moment_class_priors``, ``anchored_class_priors``),
       because with two answers per task EM's class priors are not identified and slid towards
       one class. A worker with no corroborated answers is scored as ``mean_errors_``.
+    * ``adaptive=True`` is for answers collected adaptively, where whether a task got another answer
+      depended on the answers it had (dynamic overlap). Then the data are missing at random given
+      what was observed, so the full likelihood is still the right one to maximise, but any estimate
+      from a subset chosen by the number of answers is biased (D. B. Rubin, "Inference and Missing
+      Data", Biometrika 63(3):581-592, 1976, https://doi.org/10.1093/biomet/63.3.581): the first and
+      third safeguards, which select corroborated tasks and pairs, are off, and every answer counts.
+      Replayed through dynamic overlap (``benchmarks/replay``) they fed back on themselves: a lone
+      minority answer was overruled, so it was never corroborated, so the next refit overruled it
+      more, until every task of a 12%-positive crowd was answered negative.
     * ``labels_`` are the argmax of the full-data EM posterior. ``probas_`` are that posterior
       tempered by one exponent ``temperature_`` in (0, 1] learnt by cross-fitting (worker models
       refitted without each task of a fixed-seed sample, scored on held-out answers; see
@@ -245,12 +255,16 @@ class DawidSkene(_ConfusionModel):
         patience: int = 3,
         calibrate: bool = True,
         prior_strength: float | None = None,
+        adaptive: bool = False,
     ) -> None:
         super().__init__(n_iter=n_iter, tol=tol, patience=patience, calibrate=calibrate)
         self.prior_strength = prior_strength
+        self.adaptive = adaptive
 
     def _count_design(self, data: Answers, design: Design) -> Design:
         """Only corroborated answers (tasks someone else answered too) inform confusion matrices.
+
+        Not with ``adaptive=True``: see the class docstring.
 
         The answer on a task nobody else answered is scored, but says nothing about its worker's
         errors: its posterior comes from that very answer, so counting it only confirms the worker
@@ -258,11 +272,13 @@ class DawidSkene(_ConfusionModel):
         answer per task drifted into flipping answers). Its likelihood depends on the confusion
         matrix only through ``sum_k prior_k e_w[k, l]``, which is not identified.
         """
+        if self.adaptive:
+            return design
         sub = corroborated(data)
         return design if sub is data else Design.from_answers(sub)
 
     def _priors_of(self, data: Answers, init: np.ndarray) -> Any:
-        return self._class_priors_of
+        return None if self.adaptive else self._class_priors_of
 
     def _prepare(self, data: Answers) -> None:
         anchor = moment_class_priors(data)
@@ -274,12 +290,14 @@ class DawidSkene(_ConfusionModel):
             return self._last_priors
 
         self._class_priors_of = class_priors_of
-        self._draws = StrengthDraws.from_answers(corroborated(data)) if self.prior_strength is None else None
+        counted = data if self.adaptive else corroborated(data)
+        self._draws = StrengthDraws.from_answers(counted) if self.prior_strength is None else None
         self._s_settled = 0  # consecutive M-steps in which the estimated strength barely moved
 
     def _project(self, counts: np.ndarray, pooled: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
         # the average worker: all workers' counts plus the "beats chance" hyperprior (see class doc)
-        pooled = average_worker(counts, self._last_priors)
+        priors = class_priors(posteriors) if self.adaptive else self._last_priors
+        pooled = average_worker(counts, priors)
         s = self.prior_strength
         if s is None and self._s_settled >= _STRENGTH_SETTLED_STEPS:
             s = self._s_prev  # settled: re-estimating it every M-step cost a fifth of the fit

@@ -106,12 +106,16 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         spec = compiled_spec(project)
         answers = _categorical_answers(conn, organization_id, project_id, spec)
     fitted: dict[str, dict[str, Any]] = {}
+    rules = completion_rules(project)
     for question, classes in spec.categorical().items():
         rows = answers[question]
         if len(rows[0]) < MIN_ANSWERS_TO_FIT:
             continue
         started = time.perf_counter()
-        estimator = DawidSkene().fit(rows)
+        # under dynamic overlap whether a task got another answer depended on its answers: the
+        # estimator must then use the full likelihood only (see DawidSkene's `adaptive`)
+        rule = rules.questions[question]
+        estimator = DawidSkene(adaptive=rule.max_overlap > rule.min_overlap).fit(rows)
         model = WorkerModel.from_fitted(estimator, classes, METHOD)
         seconds = time.perf_counter() - started
         fitted[question] = _store(db, project, question, model, rows, seconds)
