@@ -1,0 +1,591 @@
+"""Replay real crowds through the platform's own services: dynamic overlap against full overlap.
+
+    .venv/bin/python benchmarks/replay/run.py [DATA_DIR] [--targets 0.90 0.95 0.99] [--seed N] [--out FILE]
+
+DATA_DIR (default ``../shared/data/crowd``) is any folder of data sets: sub-folders holding
+``answers.csv`` (``task,worker,label``) and ``truth.csv`` (``task,label``). A data set whose labels
+take more than 10 values is numeric and skipped (listed under ``skipped`` in the JSON).
+
+For each data set, one temporary SQLite database holds an organization with one annotator member
+(and so one worker) per recorded worker, and, per target confidence, one project whose quality
+policy is ``min_overlap=1, max_overlap=<most answers any task has>, target_confidence=<target>``.
+Every task is imported through the import service. Then the queue is driven in rounds: in round
+``r`` every task still pending that has a recorded answer number ``r`` (answers of a task in a
+seeded order, the same for every target) gets that answer, submitted by its recorded worker with
+``queue.submit`` through ``Database.submit``, exactly as the API's submit route calls it (no lease:
+the answer takes the free slot the task asks for). The task's status after the call says whether
+the policy wants one more judgment. Tasks within a round go in a seeded order. Refits of the worker
+models run in-process every ``--refit-every`` judgments, as the refit job would between submits.
+
+Beside it, the full-overlap baselines: majority vote and Dawid-Skene (``truthset.quality``) over all
+recorded answers. See README.md beside this file for the JSON keys. A benchmark, not a test: the
+goals are printed as met or not, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from argon2 import PasswordHasher
+from rich.console import Console
+from rich.table import Table
+
+import truthset.quality as tq
+from truthset.domain import Principal, Role, TaskStatus
+from truthset.errors import TruthsetError
+from truthset.schemas import MemberCreate, ProjectCreate, QualityPolicy, ResponseCreate
+from truthset.services import accounts, projects, queue, tasks
+from truthset.services.tasks import TaskFilter
+from truthset.storage import Database, upgrade
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "crowd"
+RESULTS = ROOT / "benchmarks" / "results"
+DEFAULT_TARGETS = (0.90, 0.95, 0.99)
+QUESTION = "label"
+MAX_CLASSES = 10  # more distinct labels than this: a numeric data set (as benchmarks/quality does)
+MAX_OVERLAP = 100  # the policy's bound (schemas.QualityPolicy)
+FULL_ANSWERS = 9  # the goals apply to data sets with at least this many answers per task (median)
+N_BINS = 10
+console = Console(width=140)
+
+
+# --- data ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Crowd:
+    """One data set: recorded answers grouped by task, in file order, and the truth."""
+
+    name: str
+    answers: dict[str, list[tuple[str, str]]]  # task -> [(worker, label)]
+    truth: dict[str, str]
+    labels: list[str]
+
+    @property
+    def judgments(self) -> int:
+        return sum(len(a) for a in self.answers.values())
+
+    @property
+    def workers(self) -> list[str]:
+        return sorted({w for a in self.answers.values() for w, _ in a})
+
+    @property
+    def answers_per_task(self) -> float:
+        return float(statistics.median(len(a) for a in self.answers.values()))
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(task, worker, label) arrays, as ``truthset.quality`` estimators take them."""
+        flat = [(t, w, lab) for t, a in self.answers.items() for w, lab in a]
+        return tuple(np.array([r[i] for r in flat], dtype=object).astype(str) for i in range(3))  # type: ignore[return-value]
+
+
+def _read_csv(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: header lacks {', '.join(missing)}")
+        for row in reader:
+            yield tuple(row[c].strip() for c in columns)
+
+
+def load_crowd(folder: Path) -> Crowd:
+    answers: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    seen: set[tuple[str, str]] = set()
+    for task, worker, label in _read_csv(folder / "answers.csv", ("task", "worker", "label")):
+        if (task, worker) not in seen:  # the platform takes one answer per worker and task: the first
+            seen.add((task, worker))
+            answers[task].append((worker, label))
+    truth = dict(_read_csv(folder / "truth.csv", ("task", "label")))  # type: ignore[arg-type]
+    labels = sorted({lab for a in answers.values() for _, lab in a} | set(truth.values()), key=_label_key)
+    return Crowd(folder.name, dict(answers), truth, labels)
+
+
+def _label_key(label: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def find_crowds(data_dir: Path) -> tuple[list[Crowd], dict[str, str]]:
+    """The categorical data sets of ``data_dir``, and the skipped ones with the reason."""
+    crowds, skipped = [], {}
+    for folder in sorted(p for p in data_dir.iterdir() if p.is_dir()):
+        if not ((folder / "answers.csv").exists() and (folder / "truth.csv").exists()):
+            continue
+        crowd = load_crowd(folder)
+        if len(crowd.labels) > MAX_CLASSES:
+            skipped[crowd.name] = f"numeric: {len(crowd.labels)} distinct labels (more than {MAX_CLASSES})"
+        elif len(crowd.labels) < 2:
+            skipped[crowd.name] = "fewer than two distinct labels"
+        else:
+            crowds.append(crowd)
+    return crowds, skipped
+
+
+# --- metrics ---------------------------------------------------------------------------------------
+
+
+def score(answers: dict[str, tuple[str | None, float | None]], crowd: Crowd, judgments: int) -> dict[str, Any]:
+    """Accuracy and ECE over the tasks with a truth; a task without an answer counts as wrong."""
+    scored = [t for t in crowd.answers if t in crowd.truth]
+    correct = np.array([answers.get(t, (None, None))[0] == crowd.truth[t] for t in scored], dtype=bool)
+    confidence = np.array([answers.get(t, (None, None))[1] or 0.0 for t in scored], dtype=np.float64)
+    return {
+        "accuracy": float(correct.mean()) if scored else None,
+        "judgments_per_task": judgments / len(crowd.answers),
+        "ece": tq.expected_calibration_error(confidence, correct, N_BINS) if scored else None,
+        "mean_confidence": float(confidence.mean()) if scored else None,
+        "reliability": reliability(confidence, correct),
+    }
+
+
+def reliability(confidence: np.ndarray, correct: np.ndarray) -> list[dict[str, Any]]:
+    """Per equal-width confidence bin (as the ECE bins them): tasks, mean confidence, accuracy."""
+    bins = np.clip(np.ceil(confidence * N_BINS).astype(np.int64) - 1, 0, N_BINS - 1)
+    out = []
+    for b in range(N_BINS):
+        inside = bins == b
+        if inside.any():
+            out.append(
+                {
+                    "bin": [b / N_BINS, (b + 1) / N_BINS],
+                    "tasks": int(inside.sum()),
+                    "confidence": float(confidence[inside].mean()),
+                    "accuracy": float(correct[inside].mean()),
+                }
+            )
+    return out
+
+
+def full_overlap(crowd: Crowd) -> dict[str, dict[str, Any]]:
+    """Majority vote and Dawid-Skene over every recorded answer (the quality engine's estimators)."""
+    rows = crowd.rows()
+    out = {}
+    for key, model in (("majority_vote", tq.MajorityVote()), ("dawid_skene", tq.DawidSkene())):
+        model.fit(rows)
+        answers = {t: (lab, model.probas_[t][lab]) for t, lab in model.labels_.items()}
+        out[key] = score(answers, crowd, crowd.judgments)
+    return out
+
+
+# --- the replay ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Replayed:
+    """What one replay of a data set at one target produced."""
+
+    answers: dict[str, tuple[str | None, float | None]]
+    judgments: int
+    seconds: float
+    statuses: dict[str, int]
+    exhausted: int  # tasks still asking for more when their recorded answers ran out
+    refits: int
+    rounds: int
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class Organization:
+    """One temporary database with an organization and an annotator per recorded worker."""
+
+    def __init__(self, crowd: Crowd, directory: Path) -> None:
+        url = f"sqlite:///{directory / 'replay.db'}"
+        upgrade(url)
+        # Relaxed durability for the benchmark: commits are not fsynced (the data is thrown away).
+        self.db = Database(url, sqlite_synchronous="NORMAL")
+        org = accounts.init_organization(self.db, f"replay {crowd.name}", "owner@replay.invalid")
+        member = org["member"]
+        self.owner = Principal(org["organization"]["id"], member["id"], Role.OWNER, member["worker_id"])
+        self.workers = {w: self._annotator(i, w) for i, w in enumerate(crowd.workers)}
+
+    def _annotator(self, number: int, name: str) -> Principal:
+        data = MemberCreate(email=f"w{number}@replay.invalid", name=name[:200], role=Role.ANNOTATOR)
+        member = accounts.add_member(self.db, self.owner, data)["member"]
+        return Principal(self.owner.organization_id, member["id"], Role.ANNOTATOR, member["worker_id"])
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def _cheap_passwords() -> None:
+    """Annotators never log in here: hash their one-time passwords at argon2's lowest cost."""
+    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def make_project(org: Organization, crowd: Crowd, target: float) -> tuple[str, dict[str, str]]:
+    """A project for ``crowd`` at ``target``, its tasks imported; returns (project id, task -> id)."""
+    most = min(MAX_OVERLAP, max(len(a) for a in crowd.answers.values()))
+    policy = QualityPolicy(min_overlap=1, max_overlap=most, target_confidence=target)
+    spec = {
+        "fields": [{"name": "item", "type": "text"}],
+        "questions": [{"name": QUESTION, "type": "label", "options": crowd.labels}],
+    }
+    data = ProjectCreate(name=f"{crowd.name} at {target:.2f}", spec=spec, quality=policy)
+    project = projects.create_project(org.db, org.owner, data)
+    prefix = f"{project['id']}:"
+    items = ((i, {"data": {"item": t}, "unique_id": prefix + t}) for i, t in enumerate(crowd.answers, 1))
+    report = tasks.import_tasks(org.db, org.owner, project["id"], items)
+    if report.invalid:
+        raise RuntimeError(f"{crowd.name}: the import refused {report.invalid} tasks: {report.errors[:3]}")
+    ids = {row["unique_id"][len(prefix) :]: row["id"] for row in project_tasks(org, project["id"])}
+    return project["id"], ids
+
+
+def project_tasks(org: Organization, project_id: str) -> Iterator[dict[str, Any]]:
+    """Every task of the project, through the listing service (pages of 1,000)."""
+    cursor = None
+    while True:
+        page, cursor = tasks.list_tasks(org.db, org.owner, TaskFilter(project_id=project_id), cursor=cursor, limit=1000)
+        yield from page
+        if cursor is None:
+            return
+
+
+def refitter() -> Callable[[Database, Principal, str], Any] | None:
+    """The in-process refit of a project's worker models, where the services offer one."""
+    try:
+        from truthset.services import refit  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return getattr(refit, "refit_project", None)
+
+
+def replay(org: Organization, crowd: Crowd, target: float, args: argparse.Namespace) -> Replayed:
+    project_id, ids = make_project(org, crowd, target)
+    order = answer_order(crowd, args.seed)
+    rng = np.random.default_rng([args.seed, 1])
+    refit = refitter()
+    pending = sorted(crowd.answers)  # tasks the policy still asks judgments for
+    judgments = refits = rounds = 0
+    errors: dict[str, int] = defaultdict(int)
+    exhausted = 0
+    since_refit = 0
+    started = time.perf_counter()
+    for r in range(max(len(a) for a in crowd.answers.values())):
+        if not pending:
+            break
+        rounds += 1
+        calls = [(t, *order[t][r]) for t in rng.permutation(pending).tolist()]
+        still: list[str] = []
+        for window in _windows(calls, args.window):
+            if refit is not None and since_refit >= args.refit_every:
+                refit(org.db, org.owner, project_id)
+                refits, since_refit = refits + 1, 0
+            futures = [_submit(org, ids[t], w, lab) for t, w, lab in window]
+            for (t, _, _), future in zip(window, futures, strict=True):
+                status = _status(future, errors)
+                judgments += status is not None
+                since_refit += status is not None
+                if status == TaskStatus.PENDING:
+                    if r + 1 < len(order[t]):
+                        still.append(t)
+                    else:
+                        exhausted += 1
+        pending = still
+    seconds = time.perf_counter() - started
+    answers, statuses = read_results(org, project_id, ids)
+    return Replayed(answers, judgments, seconds, statuses, exhausted, refits, rounds, dict(errors))
+
+
+def answer_order(crowd: Crowd, seed: int) -> dict[str, list[tuple[str, str]]]:
+    """Each task's recorded answers in a seeded order (the same order at every target)."""
+    rng = np.random.default_rng([seed, 0])
+    out = {}
+    for t in sorted(crowd.answers):
+        answers = crowd.answers[t]
+        out[t] = [answers[i] for i in rng.permutation(len(answers))]
+    return out
+
+
+def _windows(calls: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(calls), size):
+        yield calls[i : i + size]
+
+
+def _submit(org: Organization, task_id: str, worker: str, label: str) -> Future:
+    """One recorded answer, as the API's submit route sends it to the queue service."""
+    body = ResponseCreate(answer={QUESTION: label})
+    return org.db.submit(queue.submit, org.db, org.workers[worker], task_id, body)
+
+
+def _status(future: Future, errors: dict[str, int]) -> TaskStatus | None:
+    """The task's status after the submit, or None (counted by error code) when it was refused."""
+    try:
+        return TaskStatus(future.result()["task"]["status"])
+    except TruthsetError as exc:
+        errors[exc.code] += 1
+        return None
+
+
+def read_results(
+    org: Organization, project_id: str, ids: dict[str, str]
+) -> tuple[dict[str, tuple[str | None, float | None]], dict[str, int]]:
+    """Each task's answer and stated confidence as the platform serves them, and the status counts."""
+    names = {v: k for k, v in ids.items()}
+    answers: dict[str, tuple[str | None, float | None]] = {}
+    statuses: dict[str, int] = defaultdict(int)
+    for task in project_tasks(org, project_id):
+        statuses[task["status"]] += 1
+        answers[names[task["id"]]] = result_answer(task.get("result"), task.get("confidence"))
+    return answers, dict(statuses)
+
+
+def result_answer(result: dict[str, Any] | None, confidence: float | None) -> tuple[str | None, float | None]:
+    """The question's answer and confidence from a task result (per-question or flat shape)."""
+    if not result:
+        return None, None
+    per_question = (result.get("questions") or {}).get(QUESTION)
+    if isinstance(per_question, dict):
+        return per_question.get("answer"), per_question.get("confidence")
+    answer = (result.get("answer") or {}).get(QUESTION)
+    stated = (result.get("confidence") or {}).get(QUESTION, confidence)
+    return answer, stated
+
+
+# --- one data set ----------------------------------------------------------------------------------
+
+
+def run_crowd(crowd: Crowd, args: argparse.Namespace) -> dict[str, Any]:
+    console.rule(f"[bold]{crowd.name}[/bold]")
+    out: dict[str, Any] = {
+        "tasks": len(crowd.answers),
+        "tasks_with_truth": sum(t in crowd.truth for t in crowd.answers),
+        "judgments": crowd.judgments,
+        "workers": len(crowd.workers),
+        "classes": len(crowd.labels),
+        "answers_per_task": crowd.answers_per_task,
+        "max_overlap": min(MAX_OVERLAP, max(len(a) for a in crowd.answers.values())),
+        "full_overlap": full_overlap(crowd),
+        "targets": {},
+    }
+    with tempfile.TemporaryDirectory(prefix=f"truthset-replay-{crowd.name}-") as directory:
+        started = time.perf_counter()
+        org = Organization(crowd, Path(directory))
+        out["setup_seconds"] = time.perf_counter() - started
+        try:
+            for target in args.targets:
+                done = replay(org, crowd, target, args)
+                out["targets"][f"{target:.2f}"] = dynamic_figures(done, crowd, target)
+        finally:
+            org.close()
+    out["goals"] = crowd_goals(out)
+    return out
+
+
+def dynamic_figures(done: Replayed, crowd: Crowd, target: float) -> dict[str, Any]:
+    figures = score(done.answers, crowd, done.judgments)
+    stated = [c for _, c in done.answers.values() if c is not None]
+    figures.update(
+        below_target=sum(c < target for c in stated),
+        judgments=done.judgments,
+        statuses=done.statuses,
+        exhausted=done.exhausted,
+        unanswered=sum(1 for t in crowd.answers if done.answers.get(t, (None, None))[0] is None),
+        refits=done.refits,
+        rounds=done.rounds,
+        errors=done.errors,
+        seconds=done.seconds,
+        judgments_per_second=done.judgments / done.seconds if done.seconds else None,
+    )
+    return figures
+
+
+def crowd_goals(out: dict[str, Any]) -> dict[str, Any]:
+    """The issue's goals for one data set, per target: met or not (never asserted)."""
+    ds = out["full_overlap"]["dawid_skene"]
+    goals: dict[str, Any] = {"applies": out["answers_per_task"] >= FULL_ANSWERS, "targets": {}}
+    for key, fig in out["targets"].items():
+        goals["targets"][key] = {
+            "accuracy_within_half_point_of_full_ds": fig["accuracy"] >= ds["accuracy"] - 0.005,
+            "at_most_half_the_judgments": fig["judgments_per_task"] <= ds["judgments_per_task"] / 2,
+            "ece_at_most_0.02": fig["ece"] <= 0.02,
+        }
+    return goals
+
+
+# --- output ----------------------------------------------------------------------------------------
+
+
+def print_crowd(name: str, out: dict[str, Any]) -> None:
+    table = Table(title=f"{name}: {out['tasks']} tasks, {out['judgments']} judgments, {out['workers']} workers")
+    for column in ("method", "accuracy", "judgments/task", "ECE", "mean conf.", "below target", "judgments/s"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for key, fig in out["full_overlap"].items():
+        table.add_row(f"full overlap, {key.replace('_', ' ')}", *_row(fig), "", "")
+    for key, fig in out["targets"].items():
+        flagged = f"{fig['below_target']}"
+        rate = f"{fig['judgments_per_second']:,.0f}" if fig["judgments_per_second"] else ""
+        table.add_row(f"dynamic, target {key}", *_row(fig), flagged, rate)
+    console.print(table)
+    for key, met in out["goals"]["targets"].items():
+        words = ", ".join(f"{goal} {'met' if ok else 'NOT met'}" for goal, ok in met.items())
+        scope = "" if out["goals"]["applies"] else f" (goals apply from {FULL_ANSWERS} answers per task)"
+        console.print(f"  target {key}: {words}{scope}")
+
+
+def _row(fig: dict[str, Any]) -> list[str]:
+    return [
+        f"{fig['accuracy']:.4f}",
+        f"{fig['judgments_per_task']:.2f}",
+        f"{fig['ece']:.4f}",
+        f"{fig['mean_confidence']:.3f}",
+    ]
+
+
+def summary(results: dict[str, Any]) -> dict[str, Any]:
+    judgments = sum(f["judgments"] for d in results.values() for f in d["targets"].values())
+    seconds = sum(f["seconds"] for d in results.values() for f in d["targets"].values())
+    rate = judgments / seconds if seconds else None
+    return {
+        "judgments": judgments,
+        "seconds": seconds,
+        "judgments_per_second": rate,
+        "seconds_per_100k_judgments": 100_000 / rate if rate else None,
+        "under_a_minute_per_100k": bool(rate and 100_000 / rate < 60),
+    }
+
+
+def save_plots(results: dict[str, Any], stem: Path) -> list[str]:
+    """Accuracy against judgments per task, and reliability diagrams; [] without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        console.print("[yellow]matplotlib is not installed (pip install -e '.[bench]'): no plots[/yellow]")
+        return []
+    paths = []
+    for suffix, draw in (("accuracy", accuracy_plot), ("reliability", reliability_plot)):
+        path = stem.with_name(f"{stem.name}-{suffix}.png")
+        figure = draw(plt, results)
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        paths.append(str(path))
+    return paths
+
+
+def accuracy_plot(plt: Any, results: dict[str, Any]) -> Any:
+    """Per data set: accuracy against judgments per task, dynamic at each target and full overlap."""
+    figure, axes = plt.subplots(1, max(1, len(results)), figsize=(4.2 * max(1, len(results)), 3.6), squeeze=False)
+    for ax, (name, out) in zip(axes[0], results.items(), strict=False):
+        dynamic = sorted(out["targets"].items())
+        ax.plot(
+            [f["judgments_per_task"] for _, f in dynamic], [f["accuracy"] for _, f in dynamic], "o-", label="dynamic"
+        )
+        for key, fig in dynamic:
+            ax.annotate(
+                key,
+                (fig["judgments_per_task"], fig["accuracy"]),
+                fontsize=8,
+                xytext=(4, -10),
+                textcoords="offset points",
+            )
+        for key, marker in (("majority_vote", "s"), ("dawid_skene", "D")):
+            fig = out["full_overlap"][key]
+            ax.plot([fig["judgments_per_task"]], [fig["accuracy"]], marker, label=f"full, {key.replace('_', ' ')}")
+        ax.set_title(name)
+        ax.set_xlabel("judgments per task")
+        ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    return figure
+
+
+def reliability_plot(plt: Any, results: dict[str, Any]) -> Any:
+    """Per data set: accuracy against stated confidence per bin, one line per target."""
+    figure, axes = plt.subplots(1, max(1, len(results)), figsize=(4.2 * max(1, len(results)), 3.8), squeeze=False)
+    for ax, (name, out) in zip(axes[0], results.items(), strict=False):
+        ax.plot([0, 1], [0, 1], ":", color="grey", label="calibrated")
+        for key, fig in sorted(out["targets"].items()):
+            bins = fig["reliability"]
+            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", label=f"target {key}")
+        ax.set_title(name)
+        ax.set_xlabel("stated confidence (bin mean)")
+        ax.set_ylabel("accuracy")
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    return figure
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data_dir", nargs="?", type=Path, default=DEFAULT_DATA, help="folder of data sets")
+    parser.add_argument("--targets", type=float, nargs="+", default=list(DEFAULT_TARGETS))
+    parser.add_argument("--seed", type=int, default=0, help="seeds the order of answers and of tasks")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON file (default benchmarks/results/replay-<UTC>.json)"
+    )
+    parser.add_argument("--refit-every", type=int, default=1000, help="judgments between in-process refits")
+    parser.add_argument("--window", type=int, default=64, help="submits in flight at once (as concurrent annotators)")
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args(argv)
+    for target in args.targets:
+        if not 0.5 < target < 1.0:
+            parser.error(f"--targets: {target} is not between 0.5 and 1 (exclusive)")
+    if args.refit_every < 1 or args.window < 1:
+        parser.error("--refit-every and --window must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if not args.data_dir.is_dir():
+        console.print(f"[red]{args.data_dir} is not a folder[/red]")
+        raise SystemExit(2)
+    _cheap_passwords()
+    crowds, skipped = find_crowds(args.data_dir)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out_path = args.out or RESULTS / f"replay-{stamp}.json"
+    results = {crowd.name: run_crowd(crowd, args) for crowd in crowds}
+    for name, out in results.items():
+        print_crowd(name, out)
+    for name, reason in skipped.items():
+        console.print(f"skipped {name}: {reason}")
+    report = {
+        "created_at": stamp,
+        "data_dir": str(args.data_dir),
+        "seed": args.seed,
+        "targets": [f"{t:.2f}" for t in args.targets],
+        "refit_every": args.refit_every,
+        "window": args.window,
+        "refit_available": refitter() is not None,
+        "database": "SQLite, temporary file, synchronous=NORMAL (no fsync: relaxed for the benchmark)",
+        "datasets": results,
+        "skipped": skipped,
+        "throughput": summary(results),
+    }
+    thr = report["throughput"]
+    if thr["judgments_per_second"]:
+        console.print(
+            f"replayed {thr['judgments']:,} judgments in {thr['seconds']:.1f} s: {thr['judgments_per_second']:,.0f}/s, "
+            f"{thr['seconds_per_100k_judgments']:.1f} s per 100,000 (goal under 60 s: "
+            f"{'met' if thr['under_a_minute_per_100k'] else 'NOT met'})"
+        )
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    report["plots"] = [] if args.no_plots else save_plots(results, out_path.with_suffix(""))
+    out_path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    console.print(f"saved {out_path}" + "".join(f", {p}" for p in report["plots"]))
+    return report
+
+
+if __name__ == "__main__":
+    main()
