@@ -32,6 +32,7 @@ DYNAMIC = FIGURES | {
     "rounds",
     "errors",
     "seconds",
+    "cpu_seconds",
     "judgments_per_second",
 }
 
