@@ -26,6 +26,8 @@ DYNAMIC = FIGURES | {
     "judgments",
     "statuses",
     "below_target",
+    "ties",
+    "low_confidence",
     "exhausted",
     "unanswered",
     "refits",

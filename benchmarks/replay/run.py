@@ -196,6 +196,7 @@ class Replayed:
     seconds: float  # wall-clock time of the replay loop (submits and refits)
     cpu_seconds: float  # CPU time of the process (every thread) over the same loop
     statuses: dict[str, int]
+    flags: dict[str, int]  # results marked "tie", results marked "low_confidence"
     exhausted: int  # tasks still asking for more when their recorded answers ran out
     refits: int
     rounds: int
@@ -259,12 +260,12 @@ def project_tasks(org: Organization, project_id: str) -> Iterator[dict[str, Any]
 
 
 def refitter() -> Callable[[Database, Principal, str], Any] | None:
-    """The in-process refit of a project's worker models, where the services offer one."""
+    """The on-demand refit of a project's worker models (``refit.refit``), where the services offer one."""
     try:
         from truthset.services import refit  # type: ignore[attr-defined]
     except ImportError:
         return None
-    return getattr(refit, "refit_project", None)
+    return getattr(refit, "refit", None)
 
 
 def replay(org: Organization, crowd: Crowd, target: float, args: argparse.Namespace) -> Replayed:
@@ -300,8 +301,8 @@ def replay(org: Organization, crowd: Crowd, target: float, args: argparse.Namesp
                         exhausted += 1
         pending = still
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    answers, statuses = read_results(org, project_id, ids)
-    return Replayed(answers, judgments, seconds, cpu_seconds, statuses, exhausted, refits, rounds, dict(errors))
+    answers, statuses, flags = read_results(org, project_id, ids)
+    return Replayed(answers, judgments, seconds, cpu_seconds, statuses, flags, exhausted, refits, rounds, dict(errors))
 
 
 def answer_order(crowd: Crowd, seed: int) -> dict[str, list[tuple[str, str]]]:
@@ -336,15 +337,19 @@ def _status(future: Future, errors: dict[str, int]) -> TaskStatus | None:
 
 def read_results(
     org: Organization, project_id: str, ids: dict[str, str]
-) -> tuple[dict[str, tuple[str | None, float | None]], dict[str, int]]:
-    """Each task's answer and stated confidence as the platform serves them, and the status counts."""
+) -> tuple[dict[str, tuple[str | None, float | None]], dict[str, int], dict[str, int]]:
+    """Each task's answer and stated confidence as the platform serves them; status and flag counts."""
     names = {v: k for k, v in ids.items()}
     answers: dict[str, tuple[str | None, float | None]] = {}
     statuses: dict[str, int] = defaultdict(int)
+    flags = {"tie": 0, "low_confidence": 0}
     for task in project_tasks(org, project_id):
         statuses[task["status"]] += 1
-        answers[names[task["id"]]] = result_answer(task.get("result"), task.get("confidence"))
-    return answers, dict(statuses)
+        result = task.get("result") or {}
+        answers[names[task["id"]]] = result_answer(result, task.get("confidence"))
+        flags["tie"] += bool(((result.get("questions") or {}).get(QUESTION) or {}).get("tie"))
+        flags["low_confidence"] += bool(result.get("low_confidence"))
+    return answers, dict(statuses), flags
 
 
 def result_answer(result: dict[str, Any] | None, confidence: float | None) -> tuple[str | None, float | None]:
@@ -396,6 +401,8 @@ def dynamic_figures(done: Replayed, crowd: Crowd, target: float) -> dict[str, An
         below_target=sum(c < target for c in stated),
         judgments=done.judgments,
         statuses=done.statuses,
+        ties=done.flags["tie"],
+        low_confidence=done.flags["low_confidence"],
         exhausted=done.exhausted,
         unanswered=sum(1 for t in crowd.answers if done.answers.get(t, (None, None))[0] is None),
         refits=done.refits,
