@@ -31,7 +31,8 @@ DYNAMIC = FIGURES | {
     "exhausted",
     "unanswered",
     "refits",
-    "rounds",
+    "refit_seconds",
+    "steps",
     "errors",
     "seconds",
     "cpu_seconds",
@@ -147,7 +148,7 @@ def test_a_missing_data_folder_is_a_clear_error(
     assert not (tmp_path / "x.json").exists()
 
 
-@pytest.mark.parametrize("option", [["--targets", "0.5"], ["--targets", "1.0"], ["--window", "0"]])
+@pytest.mark.parametrize("option", [["--targets", "0.5"], ["--targets", "1.0"], ["--annotators", "0"]])
 def test_bad_options_are_refused_naming_the_option(
     replay_module: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str]
 ) -> None:

@@ -1,6 +1,7 @@
 """Replay real crowds through the platform's own services: dynamic overlap against full overlap.
 
     .venv/bin/python benchmarks/replay/run.py [DATA_DIR] [--targets 0.90 0.95 0.99] [--seed N] [--out FILE]
+        [--refit-every N] [--annotators N] [--no-plots]
 
 DATA_DIR (default ``../shared/data/crowd``) is any folder of data sets: sub-folders holding
 ``answers.csv`` (``task,worker,label``) and ``truth.csv`` (``task,label``). A data set whose labels
@@ -9,13 +10,14 @@ take more than 10 values is numeric and skipped (listed under ``skipped`` in the
 For each data set, one temporary SQLite database holds an organization with one annotator member
 (and so one worker) per recorded worker, and, per target confidence, one project whose quality
 policy is ``min_overlap=1, max_overlap=<most answers any task has>, target_confidence=<target>``.
-Every task is imported through the import service. Then the queue is driven in rounds: in round
-``r`` every task still pending that has a recorded answer number ``r`` (answers of a task in a
-seeded order, the same for every target) gets that answer, submitted by its recorded worker with
-``queue.submit`` through ``Database.submit``, exactly as the API's submit route calls it (no lease:
-the answer takes the free slot the task asks for). The task's status after the call says whether
-the policy wants one more judgment. Tasks within a round go in a seeded order. Refits of the worker
-models run in-process every ``--refit-every`` judgments, as the refit job would between submits.
+Every task is imported through the import service, in a seeded order (which is the queue's order).
+Then the queue is driven in steps: each step takes the first ``--annotators`` tasks in queue order
+that want a judgment (as that many annotators taking the queue's next tasks would) and gives each
+its next recorded answer (a task's answers in a seeded order, the same at every target), submitted
+by its recorded worker with ``queue.submit`` through ``Database.submit``, exactly as the API's submit
+route calls it (no lease: the answer takes the free slot the task asks for). The task's status after
+the call says whether the policy wants one more judgment; then it keeps its place in the queue.
+The worker models are refitted in-process every ``--refit-every`` judgments, as the refit job would.
 
 Beside it, the full-overlap baselines: majority vote and Dawid-Skene (``truthset.quality``) over all
 recorded answers. See README.md beside this file for the JSON keys. A benchmark, not a test: the
@@ -30,7 +32,7 @@ import json
 import statistics
 import tempfile
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -60,6 +62,7 @@ MAX_CLASSES = 10  # more distinct labels than this: a numeric data set (as bench
 MAX_OVERLAP = 100  # the policy's bound (schemas.QualityPolicy)
 FULL_ANSWERS = 9  # the goals apply to data sets with at least this many answers per task (median)
 N_BINS = 10
+CHUNK = 64  # submits handed to the writer thread at once (its largest batch); refits fall between chunks
 console = Console(width=140)
 
 
@@ -188,19 +191,28 @@ def full_overlap(crowd: Crowd) -> dict[str, dict[str, Any]]:
 
 
 @dataclass
+class Progress:
+    """Counters of one replay."""
+
+    judgments: int = 0
+    since_refit: int = 0
+    refits: int = 0
+    refit_seconds: float = 0.0
+    steps: int = 0
+    exhausted: int = 0  # tasks still asking for more when their recorded answers ran out
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass
 class Replayed:
     """What one replay of a data set at one target produced."""
 
     answers: dict[str, tuple[str | None, float | None]]
-    judgments: int
+    progress: Progress
     seconds: float  # wall-clock time of the replay loop (submits and refits)
     cpu_seconds: float  # CPU time of the process (every thread) over the same loop
     statuses: dict[str, int]
     flags: dict[str, int]  # results marked "tie", results marked "low_confidence"
-    exhausted: int  # tasks still asking for more when their recorded answers ran out
-    refits: int
-    rounds: int
-    errors: dict[str, int] = field(default_factory=dict)
 
 
 class Organization:
@@ -230,8 +242,9 @@ def _cheap_passwords() -> None:
     accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
-def make_project(org: Organization, crowd: Crowd, target: float) -> tuple[str, dict[str, str]]:
-    """A project for ``crowd`` at ``target``, its tasks imported; returns (project id, task -> id)."""
+def make_project(org: Organization, crowd: Crowd, target: float, order: list[str]) -> tuple[str, dict[str, str]]:
+    """A project for ``crowd`` at ``target``, its tasks imported in ``order`` (the queue's order, as ids
+    grow with creation); returns (project id, recorded task -> task id)."""
     most = min(MAX_OVERLAP, max(len(a) for a in crowd.answers.values()))
     policy = QualityPolicy(min_overlap=1, max_overlap=most, target_confidence=target)
     spec = {
@@ -241,7 +254,7 @@ def make_project(org: Organization, crowd: Crowd, target: float) -> tuple[str, d
     data = ProjectCreate(name=f"{crowd.name} at {target:.2f}", spec=spec, quality=policy)
     project = projects.create_project(org.db, org.owner, data)
     prefix = f"{project['id']}:"
-    items = ((i, {"data": {"item": t}, "unique_id": prefix + t}) for i, t in enumerate(crowd.answers, 1))
+    items = ((i, {"data": {"item": t}, "unique_id": prefix + t}) for i, t in enumerate(order, 1))
     report = tasks.import_tasks(org.db, org.owner, project["id"], items)
     if report.invalid:
         raise RuntimeError(f"{crowd.name}: the import refused {report.invalid} tasks: {report.errors[:3]}")
@@ -269,40 +282,70 @@ def refitter() -> Callable[[Database, Principal, str], Any] | None:
 
 
 def replay(org: Organization, crowd: Crowd, target: float, args: argparse.Namespace) -> Replayed:
-    project_id, ids = make_project(org, crowd, target)
-    order = answer_order(crowd, args.seed)
-    rng = np.random.default_rng([args.seed, 1])
+    """Serve every judgment the policy asks for with a recorded one, ``--annotators`` tasks at a time.
+
+    Each step judges the first ``args.annotators`` tasks in queue order that want a judgment (as that
+    many annotators taking the queue's next tasks would); a task asking for one more stays at its
+    place in the queue, so it is served again in the next step.
+    """
+    order = task_order(crowd, args.seed)
+    project_id, ids = make_project(org, crowd, target, order)
+    answers = answer_order(crowd, args.seed)
     refit = refitter()
-    pending = sorted(crowd.answers)  # tasks the policy still asks judgments for
-    judgments = refits = rounds = 0
-    errors: dict[str, int] = defaultdict(int)
-    exhausted = 0
-    since_refit = 0
+    given = dict.fromkeys(order, 0)
+    wanting = deque(order)  # tasks wanting a judgment, in queue order
+    progress = Progress()
     started, cpu_started = time.perf_counter(), time.process_time()
-    for r in range(max(len(a) for a in crowd.answers.values())):
-        if not pending:
-            break
-        rounds += 1
-        calls = [(t, *order[t][r]) for t in rng.permutation(pending).tolist()]
-        still: list[str] = []
-        for window in _windows(calls, args.window):
-            if refit is not None and since_refit >= args.refit_every:
-                refit(org.db, org.owner, project_id)
-                refits, since_refit = refits + 1, 0
-            futures = [_submit(org, ids[t], w, lab) for t, w, lab in window]
-            for (t, _, _), future in zip(window, futures, strict=True):
-                status = _status(future, errors)
-                judgments += status is not None
-                since_refit += status is not None
-                if status == TaskStatus.PENDING:
-                    if r + 1 < len(order[t]):
-                        still.append(t)
-                    else:
-                        exhausted += 1
-        pending = still
+    while wanting:
+        step = [wanting.popleft() for _ in range(min(args.annotators, len(wanting)))]
+        progress.steps += 1
+        again: list[str] = []
+        for chunk in _chunks(step, CHUNK):
+            if refit is not None and progress.since_refit >= args.refit_every:
+                _refit(refit, org, project_id, progress)
+            again += _judge(org, [(t, ids[t]) for t in chunk], answers, given, progress)
+        wanting.extendleft(reversed(again))
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    answers, statuses, flags = read_results(org, project_id, ids)
-    return Replayed(answers, judgments, seconds, cpu_seconds, statuses, flags, exhausted, refits, rounds, dict(errors))
+    results, statuses, flags = read_results(org, project_id, ids)
+    return Replayed(results, progress, seconds, cpu_seconds, statuses, flags)
+
+
+def _refit(refit: Callable[[Database, Principal, str], Any], org: Organization, project_id: str, p: Progress) -> None:
+    started = time.perf_counter()
+    refit(org.db, org.owner, project_id)
+    p.refit_seconds += time.perf_counter() - started
+    p.refits, p.since_refit = p.refits + 1, 0
+
+
+def _judge(
+    org: Organization,
+    chunk: list[tuple[str, str]],
+    answers: dict[str, list[tuple[str, str]]],
+    given: dict[str, int],
+    progress: Progress,
+) -> list[str]:
+    """Submit the next recorded answer of each (task, task id) at once; return the tasks wanting more."""
+    futures = [_submit(org, task_id, *answers[t][given[t]]) for t, task_id in chunk]
+    more = []
+    for (t, _), future in zip(chunk, futures, strict=True):
+        status = _status(future, progress.errors)
+        given[t] += 1
+        if status is None:
+            continue  # refused (counted in errors): the replay moves on
+        progress.judgments += 1
+        progress.since_refit += 1
+        if status == TaskStatus.PENDING:
+            if given[t] < len(answers[t]):
+                more.append(t)
+            else:
+                progress.exhausted += 1
+    return more
+
+
+def task_order(crowd: Crowd, seed: int) -> list[str]:
+    """The tasks in a seeded order: the order they are imported in, so the queue's order."""
+    tasks_ = sorted(crowd.answers)
+    return [tasks_[i] for i in np.random.default_rng([seed, 1]).permutation(len(tasks_))]
 
 
 def answer_order(crowd: Crowd, seed: int) -> dict[str, list[tuple[str, str]]]:
@@ -315,7 +358,7 @@ def answer_order(crowd: Crowd, seed: int) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def _windows(calls: list[Any], size: int) -> Iterator[list[Any]]:
+def _chunks(calls: list[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(calls), size):
         yield calls[i : i + size]
 
@@ -395,22 +438,24 @@ def run_crowd(crowd: Crowd, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def dynamic_figures(done: Replayed, crowd: Crowd, target: float) -> dict[str, Any]:
-    figures = score(done.answers, crowd, done.judgments)
+    p = done.progress
+    figures = score(done.answers, crowd, p.judgments)
     stated = [c for _, c in done.answers.values() if c is not None]
     figures.update(
         below_target=sum(c < target for c in stated),
-        judgments=done.judgments,
+        judgments=p.judgments,
         statuses=done.statuses,
         ties=done.flags["tie"],
         low_confidence=done.flags["low_confidence"],
-        exhausted=done.exhausted,
+        exhausted=p.exhausted,
         unanswered=sum(1 for t in crowd.answers if done.answers.get(t, (None, None))[0] is None),
-        refits=done.refits,
-        rounds=done.rounds,
-        errors=done.errors,
+        refits=p.refits,
+        refit_seconds=p.refit_seconds,
+        steps=p.steps,
+        errors=dict(p.errors),
         seconds=done.seconds,
         cpu_seconds=done.cpu_seconds,
-        judgments_per_second=done.judgments / done.seconds if done.seconds else None,
+        judgments_per_second=p.judgments / done.seconds if done.seconds else None,
     )
     return figures
 
@@ -546,14 +591,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--out", type=Path, default=None, help="JSON file (default benchmarks/results/replay-<UTC>.json)"
     )
     parser.add_argument("--refit-every", type=int, default=1000, help="judgments between in-process refits")
-    parser.add_argument("--window", type=int, default=64, help="submits in flight at once (as concurrent annotators)")
+    parser.add_argument(
+        "--annotators",
+        type=int,
+        default=64,
+        help="tasks judged at once: the first N in queue order wanting a judgment (N >= tasks: breadth-first rounds)",
+    )
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
     for target in args.targets:
         if not 0.5 < target < 1.0:
             parser.error(f"--targets: {target} is not between 0.5 and 1 (exclusive)")
-    if args.refit_every < 1 or args.window < 1:
-        parser.error("--refit-every and --window must be at least 1")
+    for name in ("refit_every", "annotators"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
 
 
@@ -577,7 +628,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seed": args.seed,
         "targets": [f"{t:.2f}" for t in args.targets],
         "refit_every": args.refit_every,
-        "window": args.window,
+        "annotators": args.annotators,
         "refit_available": refitter() is not None,
         "database": "SQLite, temporary file, synchronous=NORMAL (no fsync: relaxed for the benchmark)",
         "datasets": results,
