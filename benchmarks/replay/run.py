@@ -503,15 +503,20 @@ def _row(fig: dict[str, Any]) -> list[str]:
 
 
 def summary(results: dict[str, Any]) -> dict[str, Any]:
-    judgments = sum(f["judgments"] for d in results.values() for f in d["targets"].values())
-    seconds = sum(f["seconds"] for d in results.values() for f in d["targets"].values())
-    cpu = sum(f["cpu_seconds"] for d in results.values() for f in d["targets"].values())
+    """Speed over every replay; also without the refits, which production runs as a background job."""
+    figures = [f for d in results.values() for f in d["targets"].values()]
+    judgments = sum(f["judgments"] for f in figures)
+    seconds = sum(f["seconds"] for f in figures)
+    refit_seconds = sum(f["refit_seconds"] for f in figures)
     rate = judgments / seconds if seconds else None
+    submits = seconds - refit_seconds
     return {
         "judgments": judgments,
         "seconds": seconds,
-        "cpu_seconds": cpu,
+        "cpu_seconds": sum(f["cpu_seconds"] for f in figures),
+        "refit_seconds": refit_seconds,
         "judgments_per_second": rate,
+        "judgments_per_second_without_refits": judgments / submits if submits > 0 else None,
         "seconds_per_100k_judgments": 100_000 / rate if rate else None,
         "under_a_minute_per_100k": bool(rate and 100_000 / rate < 60),
     }
@@ -639,7 +644,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if thr["judgments_per_second"]:
         console.print(
             f"replayed {thr['judgments']:,} judgments in {thr['seconds']:.1f} s ({thr['cpu_seconds']:.1f} s CPU): "
-            f"{thr['judgments_per_second']:,.0f}/s, "
+            f"{thr['judgments_per_second']:,.0f}/s ({thr['judgments_per_second_without_refits']:,.0f}/s without the "
+            f"{thr['refit_seconds']:.1f} s of refits), "
             f"{thr['seconds_per_100k_judgments']:.1f} s per 100,000 (goal under 60 s: "
             f"{'met' if thr['under_a_minute_per_100k'] else 'NOT met'})"
         )
