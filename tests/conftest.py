@@ -233,7 +233,7 @@ class Org:
             {
                 "name": name or f"project {next(self._counter)}",
                 "spec": spec or copy.deepcopy(SPEC),
-                "quality": {"overlap": overlap},
+                "quality": extra.pop("quality", None) or {"overlap": overlap},
                 "lease_seconds": lease_seconds,
                 **extra,
             }

@@ -219,7 +219,7 @@ class QualityPolicy(Input):
             raise ValueError("max_overlap must be at least min_overlap")
         for name, rule in self.questions.items():
             q_low = rule.min_overlap or low
-            q_high = rule.max_overlap or self.max_overlap
+            q_high = rule.max_overlap or max(q_low, self.max_overlap)  # an inherited ceiling rises to the floor
             if q_high < q_low:
                 raise ValueError(f"questions.{name}: max_overlap must be at least min_overlap")
             if q_high > q_low and (rule.target_confidence or self.target_confidence) is None:

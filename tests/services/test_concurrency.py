@@ -124,7 +124,10 @@ def test_many_workers_at_once_keep_every_promise(org: Org) -> None:
         assert task["status"] == str(TaskStatus.COMPLETED), task["id"]
         assert task["response_count"] == actual[task["id"]] == OVERLAP
         assert task["lease_count"] == 0
-        assert task["result"]["answer"]["sentiment"] in LABELS
+        # an answer, or an explicit tie that names the answers it cannot tell apart
+        assert task["result"]["answer"]["sentiment"] in LABELS or set(
+            task["result"]["questions"]["sentiment"]["tie"]
+        ) <= set(LABELS)
         assert len(set(task["result"]["workers"])) == OVERLAP
     assert active == 0
     assert submitted == TASKS * OVERLAP  # every response came through its lease

@@ -374,13 +374,17 @@ def test_completion_at_overlap_with_majority_and_confidence(org: Org) -> None:
     assert stored["status"] == str(TaskStatus.COMPLETED) and stored["completed_at"] is not None
     assert stored["response_count"] == 3
     assert stored["result"]["answer"] == {"sentiment": "positive", "stars": 4}
-    assert stored["result"]["confidence"]["sentiment"] == pytest.approx(2 / 3, abs=1e-6)
-    # stars 4, 2, 5: the median 4; two of three ratings lie within one point of it
-    assert stored["result"]["confidence"]["stars"] == pytest.approx(2 / 3, abs=1e-6)
-    assert stored["result"]["methods"] == {"sentiment": "majority_vote", "stars": "median"}
+    # before any fit each worker is right with 0.7, else one of the two other options (0.15 each):
+    # positive 0.7 * 0.15 * 0.7, negative 0.15 * 0.7 * 0.15, neutral 0.15 ** 3
+    expected = 0.0735 / (0.0735 + 0.01575 + 0.003375)
+    assert stored["result"]["confidence"]["sentiment"] == pytest.approx(expected, abs=1e-6)
+    # stars 4, 2, 5: the median 4; two of three ratings within one point: (2 + 1) / (3 + 2)
+    assert stored["result"]["confidence"]["stars"] == pytest.approx(3 / 5, abs=1e-6)
+    assert stored["result"]["methods"] == {"sentiment": "prior", "stars": "median"}
     assert stored["result"]["response_count"] == 3
     assert stored["result"]["workers"] == [w.worker_id for w in workers[:3]]
-    assert stored["confidence"] == pytest.approx(min(stored["result"]["confidence"].values()))
+    # stars is optional, so it does not decide: the task's confidence is sentiment's
+    assert stored["confidence"] == pytest.approx(stored["result"]["confidence"]["sentiment"])
     # completed: no more responses, no more leases
     with pytest.raises(Conflict):
         queue.submit(org.db, workers[3].principal, task["id"], answer())
@@ -388,14 +392,14 @@ def test_completion_at_overlap_with_majority_and_confidence(org: Org) -> None:
     assert _count(org.db, t.responses) == 3
 
 
-def test_unanimous_answers_have_full_confidence(org: Org) -> None:
+def test_two_agreeing_answers_are_likely_but_not_certain(org: Org) -> None:
     project = org.make_project(overlap=2)
     (task,) = org.make_tasks(project["id"], 1)
     for worker in (org.add_member(), org.add_member()):
         queue.submit(org.db, worker.principal, task["id"], answer("neutral"))
     stored = _task(org, task["id"])
     assert stored["result"]["answer"] == {"sentiment": "neutral"}
-    assert stored["confidence"] == pytest.approx(1.0)
+    assert stored["confidence"] == pytest.approx(0.49 / (0.49 + 2 * 0.0225))  # 0.916, not 1.0
 
 
 def test_the_batch_completes_with_its_last_task(org: Org) -> None:

@@ -31,6 +31,7 @@ from ._multilabel import MultiLabel
 from ._numeric import BiasVarianceModel, Mean, Median
 from ._ranking import BradleyTerry, NoisyBradleyTerry, rankings_to_pairs
 from ._voting import MajorityVote, Wawa, vote_shares
+from ._worker_model import WorkerModel
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -50,6 +51,7 @@ __all__ = [
     "NoisyBradleyTerry",
     "OneCoinDawidSkene",
     "Wawa",
+    "WorkerModel",
     "cohens_kappa",
     "evaluate",
     "evaluate_numeric",

@@ -37,12 +37,17 @@ class QuestionConfig(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Aggregate:
-    """One question's aggregated answer over several responses."""
+    """One question's aggregated answer over several responses.
+
+    ``tie`` lists the answers the evidence cannot tell apart; then ``value`` is None: a tie is never
+    resolved by option order (position bias poisons preference data).
+    """
 
     value: Any
     confidence: float
     method: str
     details: dict[str, Any] | None = None
+    tie: list[Any] | None = None
 
 
 class QuestionType(Protocol):
@@ -52,8 +57,22 @@ class QuestionType(Protocol):
     def validate_answer(self, question: Any, value: Any) -> Any:
         """Return the normalised answer or raise :class:`AnswerError`."""
 
-    def aggregate(self, question: Any, values: Sequence[Any], workers: Sequence[str]) -> Aggregate:
-        """Combine the answers of several workers to one task."""
+    def aggregate(self, question: Any, values: Sequence[Any], workers: Sequence[str], model: Any = None) -> Aggregate:
+        """Combine the answers of several workers to one task.
+
+        ``model`` is the project's fitted :class:`truthset.quality.WorkerModel` of this question when
+        the type is categorical (has ``categories``) and a fit exists; otherwise None.
+        """
+
+
+def categories_of(question_type: QuestionType, question: Any) -> list[str] | None:
+    """The answer classes of a categorical question (fitted with Dawid-Skene), or None.
+
+    A type is categorical when it defines ``categories(question) -> list[str]``: its answers are one
+    of those values, and the platform fits worker confusion matrices for it.
+    """
+    categories = getattr(question_type, "categories", None)
+    return None if categories is None else list(categories(question))
 
 
 _lock = threading.Lock()

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from truthset.questions import _registry
-from truthset.questions._registry import NAME_PATTERN, AnswerError, QuestionConfig
+from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig
 
 
 class FieldType(StrEnum):
@@ -125,23 +125,31 @@ class CompiledSpec:
             _check_field_value(spec_field, value)
         return dict(data)
 
-    def aggregate(self, answers: list[Mapping[str, Any]], workers: list[str]) -> dict[str, Any]:
-        """Aggregate several responses to one result (answer, per-question confidence)."""
-        result_answer: dict[str, Any] = {}
-        confidence: dict[str, float] = {}
-        methods: dict[str, str] = {}
+    def categorical(self) -> dict[str, list[str]]:
+        """Answer classes of each categorical question (the ones worker models are fitted for)."""
+        found = {}
         for question in self.questions:
-            pairs = [
-                (a[question.name], w) for a, w in zip(answers, workers, strict=True) if question.name in a
-            ]
+            classes = _registry.categories_of(self._types[question.name], question)
+            if classes is not None:
+                found[question.name] = classes
+        return found
+
+    def aggregate(
+        self,
+        answers: list[Mapping[str, Any]],
+        workers: list[str],
+        models: Mapping[str, Any] | None = None,
+    ) -> dict[str, Aggregate]:
+        """Each question's aggregate over the responses that answered it (``models``: fitted per question)."""
+        out: dict[str, Aggregate] = {}
+        for question in self.questions:
+            pairs = [(a[question.name], w) for a, w in zip(answers, workers, strict=True) if question.name in a]
             if not pairs:
                 continue
             values, who = zip(*pairs, strict=True)
-            agg = self._types[question.name].aggregate(question, list(values), list(who))
-            result_answer[question.name] = agg.value
-            confidence[question.name] = round(float(agg.confidence), 6)
-            methods[question.name] = agg.method
-        return {"answer": result_answer, "confidence": confidence, "methods": methods}
+            model = (models or {}).get(question.name)
+            out[question.name] = self._types[question.name].aggregate(question, list(values), list(who), model)
+        return out
 
 
 def _check_field_value(spec_field: FieldSpec, value: Any) -> None:

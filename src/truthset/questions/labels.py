@@ -9,7 +9,8 @@ from pydantic import Field, model_validator
 
 from truthset.questions._options import OptionsMixin
 from truthset.questions._registry import Aggregate, AnswerError, QuestionConfig
-from truthset.questions.label import majority
+from truthset.questions.label import QUESTION as LABEL
+from truthset.questions.label import LabelQuestion
 
 
 class LabelsQuestion(OptionsMixin, QuestionConfig):
@@ -44,24 +45,36 @@ class LabelsType:
         # keep the spec's option order so equal selections compare equal
         return [v for v in allowed if v in value]
 
-    def aggregate(self, question: LabelsQuestion, values: Sequence[Any], workers: Sequence[str]) -> Aggregate:
-        """Per-option binary majority vote; confidence is the weakest option's vote share."""
+    def aggregate(
+        self, question: LabelsQuestion, values: Sequence[Any], workers: Sequence[str], model: Any = None
+    ) -> Aggregate:
+        """Each option decided on its own (selected or not) by the label posterior of its yes/no votes.
+
+        Confidence is the weakest option's; an option the votes cannot decide is listed in ``tie``
+        and left out of the answer.
+        """
         chosen: list[str] = []
+        undecided: list[str] = []
         per_option: dict[str, float] = {}
         confidence = 1.0
         for option in question.option_values():
             votes = ["yes" if option in v else "no" for v in values]
-            agg = majority(votes, workers)
-            per_option[option] = (agg.details or {}).get("votes", {}).get("yes", 0.0)
+            agg = LABEL.aggregate(_YES_NO, votes, workers)
+            per_option[option] = (agg.details or {})["posterior"]["yes"]
             confidence = min(confidence, agg.confidence)
             if agg.value == "yes":
                 chosen.append(option)
+            elif agg.value is None:
+                undecided.append(option)
         return Aggregate(
             value=chosen,
             confidence=confidence,
-            method="per_label_majority_vote",
-            details={"selected_share": per_option},
+            method="per_option_posterior",
+            details={"selected_probability": per_option},
+            tie=undecided or None,
         )
 
+
+_YES_NO = LabelQuestion(name="selected", options=["no", "yes"])
 
 QUESTION = LabelsType()

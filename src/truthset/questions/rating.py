@@ -16,9 +16,7 @@ class RatingQuestion(QuestionConfig):
     type: Literal["rating"] = "rating"
     min: int = Field(1, ge=-1000, le=1000)
     max: int = Field(5, ge=-1000, le=1000)
-    labels: dict[str, str] = Field(
-        default_factory=dict, description="Caption per scale point, e.g. {'1': 'bad'}."
-    )
+    labels: dict[str, str] = Field(default_factory=dict, description="Caption per scale point, e.g. {'1': 'bad'}.")
 
     @model_validator(mode="after")
     def _scale(self) -> RatingQuestion:
@@ -43,16 +41,22 @@ class RatingType:
             raise AnswerError(f"must be between {question.min} and {question.max}")
         return int(value)
 
-    def aggregate(self, question: RatingQuestion, values: Sequence[Any], workers: Sequence[str]) -> Aggregate:
-        """The median (ordinal-safe); confidence is the share of ratings within one point of it."""
+    def aggregate(
+        self, question: RatingQuestion, values: Sequence[Any], workers: Sequence[str], model: Any = None
+    ) -> Aggregate:
+        """The median (ordinal-safe); confidence is the chance the next rating is within one point of it.
+
+        That chance is Laplace's rule of succession over the ratings within one point, so one rating
+        gives 2/3, never certainty.
+        """
         # the standard library, not NumPy: a task has a handful of ratings, and NumPy's per-call
         # overhead was a tenth of the CPU of a submit that completes a task
         ratings = [float(v) for v in values]
         value = math.floor(statistics.median(ratings) + 0.5)  # round half up, deterministic
-        near = sum(abs(r - value) <= 1.0 for r in ratings) / len(ratings)
+        near = sum(abs(r - value) <= 1.0 for r in ratings)
         return Aggregate(
             value=value,
-            confidence=near,
+            confidence=(near + 1) / (len(ratings) + 2),
             method="median",
             details={"mean": statistics.fmean(ratings), "std": statistics.pstdev(ratings)},
         )

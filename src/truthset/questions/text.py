@@ -40,11 +40,13 @@ class TextType:
             raise AnswerError("must be a single line")
         return text
 
-    def aggregate(self, question: TextQuestion, values: Sequence[Any], workers: Sequence[str]) -> Aggregate:
+    def aggregate(
+        self, question: TextQuestion, values: Sequence[Any], workers: Sequence[str], model: Any = None
+    ) -> Aggregate:
         """Majority over whitespace-normalised texts; free text rarely agrees, so confidence is honest."""
         normalised = [" ".join(str(v).split()) for v in values]
         agg = majority(normalised, workers)
-        return Aggregate(value=agg.value, confidence=agg.confidence, method="exact_match_majority")
+        return Aggregate(value=agg.value, confidence=agg.confidence, method="exact_match_majority", tie=agg.tie)
 
 
 QUESTION = TextType()

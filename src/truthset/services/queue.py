@@ -1,4 +1,4 @@
-"""The queue: leases (assignments), responses, and completing a task when it has its overlap."""
+"""The queue: leases (assignments) and responses; a task with the judgments it asked for goes to results."""
 
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ from truthset.domain import AssignmentStatus, Principal, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
 from truthset.questions import AnswerError
 from truthset.schemas import ResponseCreate
-from truthset.services import lifecycle
+from truthset.services import results
 from truthset.services.policy import Action, require
 from truthset.services.projects import (
     compiled_spec,
     complete_batch_if_done,
     load_project,
-    mark_batch_completed_if_done,
     require_active,
     spec_of_project,
 )
@@ -152,7 +151,7 @@ def submit(
     *,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Store a worker's response; complete the task with an aggregated result at its overlap.
+    """Store a worker's response; at the task's overlap, score it and complete it or ask one more worker.
 
     A retried submit with the same ``Idempotency-Key`` returns the first response unchanged; the
     same key with a different request is refused (422 ``idempotency_key_reused``), as the IETF
@@ -222,7 +221,7 @@ def _submit(
     count, leases = repo.count_response(conn, task_id, leased=leased, now=now)
     task = {**task, "response_count": count, "lease_count": leases, "updated_at": now}
     if count >= task["overlap"]:
-        task = _complete(conn, principal, task, spec)
+        task = results.after_response(conn, task, project, spec)
     return {"response": response, "task": task, "replayed": False}
 
 
@@ -292,13 +291,3 @@ def _close_lease_for_submit(
         },
     )
     return record["id"], False
-
-
-def _complete(conn: Connection, principal: Principal, task: dict[str, Any], spec: Any) -> dict[str, Any]:
-    responses = repo.responses_of_task(conn, principal.organization_id, task["id"])
-    aggregated = spec.aggregate([r["answer"] for r in responses], [r["worker_id"] for r in responses])
-    confidence = min(aggregated["confidence"].values(), default=None)
-    result = {**aggregated, "response_count": len(responses), "workers": [r["worker_id"] for r in responses]}
-    task = lifecycle.move(conn, task, TaskStatus.COMPLETED, result=result, confidence=confidence)
-    mark_batch_completed_if_done(conn, principal.organization_id, task["batch_id"])
-    return task

@@ -1,0 +1,128 @@
+"""Fitted worker models of one categorical question, in a form a platform can store and reuse.
+
+A confusion-matrix estimator (:class:`DawidSkene` and kin) is fitted over all of a project's answers
+by a background job; the platform then scores each task as its answers arrive with
+:func:`task_posterior` from the stored models, in microseconds, without refitting. This module holds
+that portable state (class values, worker ids, confusion matrices, class priors, the average worker
+for unseen workers, the fitted temperature), its serialisation (an ``.npz`` archive: plain arrays,
+no pickles, so loading a stored model can never run code), and the model used before the first fit.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._dawid_skene import task_posterior
+
+__all__ = ["WorkerModel"]
+
+
+@dataclass(frozen=True)
+class WorkerModel:
+    """Confusion matrices ``P(answer l | true k, worker w)`` of known workers, and what to use otherwise.
+
+    ``classes`` are the answer values (K), ``workers`` the worker ids (W), ``errors`` (W, K, K),
+    ``priors`` (K,), ``mean_errors`` (K, K) the average worker (scores answers of workers the fit
+    never saw), ``temperature`` the fitted tempering exponent (see :class:`DawidSkene`).
+    """
+
+    method: str
+    classes: tuple[str, ...]
+    workers: tuple[str, ...]
+    errors: np.ndarray
+    priors: np.ndarray
+    mean_errors: np.ndarray
+    temperature: float = 1.0
+    _class_codes: dict[str, int] = field(init=False, repr=False, compare=False)
+    _worker_codes: dict[str, int] = field(init=False, repr=False, compare=False)
+    _table: np.ndarray = field(init=False, repr=False, compare=False)  # errors + the average worker last
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_class_codes", {c: i for i, c in enumerate(self.classes)})
+        object.__setattr__(self, "_worker_codes", {w: i for i, w in enumerate(self.workers)})
+        table = np.concatenate([self.errors.reshape(-1, *self.mean_errors.shape), self.mean_errors[None]], axis=0)
+        object.__setattr__(self, "_table", np.ascontiguousarray(table))
+
+    @classmethod
+    def uninformed(cls, classes: Sequence[str], accuracy: float) -> WorkerModel:
+        """The model before any fit: every worker right with probability ``accuracy``, else uniformly wrong.
+
+        Uniform class priors, so no option wins by its position; with one answer the posterior is
+        ``accuracy`` on that answer, never certainty.
+        """
+        k = len(classes)
+        off = (1.0 - accuracy) / max(k - 1, 1)
+        mean = np.full((k, k), off)
+        np.fill_diagonal(mean, accuracy)
+        return cls("prior", tuple(classes), (), np.zeros((0, k, k)), np.full(k, 1.0 / k), mean, 1.0)
+
+    @classmethod
+    def from_fitted(cls, estimator: Any, classes: Sequence[str], method: str) -> WorkerModel:
+        """Take a fitted confusion-matrix estimator (fitted on labels among ``classes``).
+
+        Classes the fit never saw get uniform confusion rows and a prior of one pseudo-task.
+        """
+        fitted = list(estimator._label_codes)
+        k = len(classes)
+        index = [classes.index(c) for c in fitted]
+        workers = list(estimator._worker_codes)
+        errors = _embed(estimator.errors_array_, index, k)
+        mean = _embed(estimator.mean_errors_[None], index, k)[0]
+        n_tasks = len(estimator.probas_)
+        priors = np.ones(k)  # one pseudo-task per class: a class the fit never saw stays possible
+        priors[index] += np.asarray(estimator.priors_array_) * n_tasks
+        priors /= priors.sum()
+        return cls(method, tuple(classes), tuple(workers), errors, priors, mean, float(estimator.temperature_))
+
+    def knows(self, values: Sequence[str]) -> bool:
+        return all(v in self._class_codes for v in values)
+
+    def posterior(self, workers: Sequence[str], values: Sequence[str]) -> np.ndarray:
+        """Posterior over ``classes`` of one task given its answers (unknown workers: the average worker)."""
+        average = len(self.workers)
+        codes = [self._worker_codes.get(w, average) for w in workers]
+        labels = [self._class_codes[v] for v in values]
+        return task_posterior(codes, labels, self._table, self.priors, self.temperature)
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            method=np.array(self.method),
+            classes=np.array(self.classes, dtype=str),
+            workers=np.array(self.workers, dtype=str),
+            errors=self.errors,
+            priors=self.priors,
+            mean_errors=self.mean_errors,
+            temperature=np.array(self.temperature),
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> WorkerModel:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
+            k = len(archive["classes"])
+            return cls(
+                str(archive["method"]),
+                tuple(archive["classes"].tolist()),
+                tuple(archive["workers"].tolist()),
+                archive["errors"].reshape(-1, k, k),
+                archive["priors"],
+                archive["mean_errors"],
+                float(archive["temperature"]),
+            )
+
+
+def _embed(errors: np.ndarray, index: list[int], k: int) -> np.ndarray:
+    """(W, k', k') matrices over the fitted classes -> (W, k, k) over all classes, rows renormalised."""
+    n_w = errors.shape[0]
+    full = np.full((n_w, k, k), 1e-3)
+    full[np.ix_(range(n_w), index, index)] = errors
+    # a true class the fit never saw gets a uniform row; a fitted row keeps a tiny mass for answers
+    # the fit never saw, so such an answer is unlikely but never impossible
+    return full / full.sum(axis=2, keepdims=True)

@@ -1,0 +1,179 @@
+"""Fitting a project's worker models, and re-scoring its completed tasks with them.
+
+For each categorical question (``label`` today) the default estimator, :class:`DawidSkene`, is fitted
+over every response of the project; the fitted confusion matrices are stored as a new version in
+``quality_models``, and the next submit scores tasks with it (:mod:`truthset.services.results`).
+Completed tasks are then re-scored with the new version: a task whose answer changes gets the new
+result and a ``refit_changed`` event naming the old and new answer, so a result is never rewritten
+silently. The fit reads in one snapshot and writes in short transactions, so it never holds the
+writer while it computes; it runs as a background job ("quality.refit") or on demand.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import Connection, delete
+
+from truthset.domain import Principal, TaskStatus
+from truthset.errors import NotFound
+from truthset.quality import DawidSkene, WorkerModel
+from truthset.questions import CompiledSpec
+from truthset.services.completion import completion_rules
+from truthset.services.policy import Action, require
+from truthset.services.projects import compiled_spec
+from truthset.services.results import add_event, build_result, current_models, latest_versions
+from truthset.storage import Database
+from truthset.storage import repositories as repo
+from truthset.storage import tables as t
+from truthset.storage.ids import new_id, utcnow
+
+METHOD = "dawid_skene"
+#: Fewer answers than this say too little about any worker: the prior model is kept until then.
+MIN_ANSWERS_TO_FIT = 20
+#: Versions kept per question (older ones are deleted after a fit).
+KEEP_VERSIONS = 5
+#: Completed tasks re-scored per write transaction.
+RESCORE_CHUNK = 1_000
+
+
+def refit(db: Database, principal: Principal, project_id: str) -> dict[str, Any]:
+    """Fit and store new worker models for a project now, then re-score its completed tasks."""
+    require(principal, Action.MANAGE_PROJECTS)
+    return refit_project(db, principal.organization_id, project_id)
+
+
+def refit_project(db: Database, organization_id: str, project_id: str) -> dict[str, Any]:
+    """The work of a refit (also the "quality.refit" job's): returns what was fitted and changed."""
+    with db.snapshot() as conn:
+        project = repo.get(conn, t.projects, organization_id, project_id)
+        if project is None:
+            raise NotFound(f"project {project_id} not found")
+        spec = compiled_spec(project)
+        answers = _categorical_answers(conn, organization_id, project_id, spec)
+    fitted: dict[str, dict[str, Any]] = {}
+    for question, classes in spec.categorical().items():
+        rows = answers[question]
+        if len(rows[0]) < MIN_ANSWERS_TO_FIT:
+            continue
+        started = time.perf_counter()
+        estimator = DawidSkene().fit(rows)
+        model = WorkerModel.from_fitted(estimator, classes, METHOD)
+        seconds = time.perf_counter() - started
+        fitted[question] = _store(db, project, question, model, rows, seconds)
+    changed = _rescore(db, project, spec) if fitted else 0
+    return {"project_id": project_id, "fitted": fitted, "changed_answers": changed}
+
+
+def _categorical_answers(
+    conn: Connection, organization_id: str, project_id: str, spec: CompiledSpec
+) -> dict[str, tuple[list[str], list[str], list[str]]]:
+    """(tasks, workers, labels) per categorical question, from every response of the project."""
+    questions = spec.categorical()
+    out: dict[str, tuple[list[str], list[str], list[str]]] = {q: ([], [], []) for q in questions}
+    query = repo.scoped(
+        t.responses, organization_id, t.responses.c.task_id, t.responses.c.worker_id, t.responses.c.answer
+    )
+    for task_id, worker_id, answer in conn.execute(query.where(t.responses.c.project_id == project_id)):
+        for question, classes in questions.items():
+            value = answer.get(question)
+            if value in classes:
+                tasks, workers, labels = out[question]
+                tasks.append(task_id)
+                workers.append(worker_id)
+                labels.append(value)
+    return out
+
+
+def _store(
+    db: Database, project: dict[str, Any], question: str, model: WorkerModel, rows: tuple, seconds: float
+) -> dict[str, Any]:
+    with db.write() as conn:
+        version = latest_versions(conn, project["id"]).get(question, 0) + 1
+        repo.add(
+            conn,
+            t.quality_models,
+            {
+                "id": new_id(),
+                "organization_id": project["organization_id"],
+                "project_id": project["id"],
+                "question": question,
+                "version": version,
+                "method": model.method,
+                "state": model.to_bytes(),
+                "n_responses": len(rows[0]),
+                "n_tasks": len(set(rows[0])),
+                "n_workers": len(model.workers),
+                "fit_seconds": seconds,
+                "created_at": utcnow(),
+            },
+        )
+        conn.execute(
+            delete(t.quality_models).where(
+                t.quality_models.c.project_id == project["id"],
+                t.quality_models.c.question == question,
+                t.quality_models.c.version <= version - KEEP_VERSIONS,
+            )
+        )
+    return {"version": version, "responses": len(rows[0]), "workers": len(model.workers), "seconds": round(seconds, 3)}
+
+
+def _rescore(db: Database, project: dict[str, Any], spec: CompiledSpec) -> int:
+    """Re-score completed tasks with the new models, in chunks; returns how many answers changed."""
+    rules = completion_rules(project)
+    changed = 0
+    after = ""
+    while True:
+        with db.write() as conn:
+            tasks = _completed_tasks(conn, project, after)
+            if not tasks:
+                return changed
+            models = current_models(conn, project, spec)
+            versions = latest_versions(conn, project["id"])
+            for task in tasks:
+                changed += _rescore_task(conn, task, spec, rules, models, versions)
+            after = tasks[-1]["id"]
+
+
+def _completed_tasks(conn: Connection, project: dict[str, Any], after: str) -> list[dict[str, Any]]:
+    query = (
+        repo.scoped(t.tasks, project["organization_id"])
+        .where(
+            t.tasks.c.project_id == project["id"],
+            t.tasks.c.status == str(TaskStatus.COMPLETED),
+            t.tasks.c.id > after,
+        )
+        .order_by(t.tasks.c.id)
+        .limit(RESCORE_CHUNK)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _rescore_task(
+    conn: Connection, task: dict[str, Any], spec: CompiledSpec, rules: Any, models: dict, versions: dict
+) -> int:
+    old = task["result"] or {}
+    if any(q.get("method") == "review_fix" for q in (old.get("questions") or {}).values()):
+        return 0  # a reviewer's fix outranks any model
+    responses = repo.responses_of_task(conn, task["organization_id"], task["id"])
+    result, confidence = build_result(spec, rules, responses, models, versions)
+    result["low_confidence"] = old.get("low_confidence", False)
+    moved = {
+        name: {"from": (old.get("answer") or {}).get(name), "to": value}
+        for name, value in result["answer"].items()
+        if (old.get("answer") or {}).get(name) != value
+    }
+    repo.change(conn, t.tasks, task["organization_id"], task["id"], result=result, confidence=confidence)
+    if moved:
+        add_event(
+            conn,
+            task,
+            "refit_changed",
+            {
+                "answers": moved,
+                "confidence": {"from": task["confidence"], "to": confidence},
+                "model_versions": versions,
+            },
+        )
+    return int(bool(moved))

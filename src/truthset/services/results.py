@@ -1,0 +1,185 @@
+"""Task results from the quality engine, and what happens to a task after each response.
+
+A task's result is computed per question by its question type from the project's stored worker
+models (:class:`truthset.quality.WorkerModel`, fitted by :mod:`truthset.services.refit`): for a
+categorical question, the posterior of the task given its answers and the fitted confusion matrices
+(microseconds, no refit); before the first fit, every worker counts as an average one. Then the
+project's policy (:mod:`truthset.services.completion`) decides: complete, complete flagged, send to
+review, or ask one more worker. Every step that changes a task beyond a response is a task event.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from truthset.domain import TaskStatus
+from truthset.quality import WorkerModel
+from truthset.questions import Aggregate, CompiledSpec
+from truthset.services import lifecycle
+from truthset.services.completion import CompletionRules, Decision, Outcome, completion_rules
+from truthset.services.projects import mark_batch_completed_if_done
+from truthset.storage import repositories as repo
+from truthset.storage import tables as t
+from truthset.storage.ids import new_id, utcnow
+
+# (project id, question) -> (version, model). The database says which version is current; this only
+# saves decoding it again, so losing it costs time, never correctness.
+_MODELS: dict[tuple[str, str], tuple[int, WorkerModel]] = {}
+_MODELS_LOCK = threading.Lock()
+_MAX_CACHED_MODELS = 2_000
+
+
+def latest_versions(conn: Connection, project_id: str) -> dict[str, int]:
+    """The newest fitted model version of each question of a project."""
+    query = (
+        select(t.quality_models.c.question, func.max(t.quality_models.c.version))
+        .where(t.quality_models.c.project_id == project_id)
+        .group_by(t.quality_models.c.question)
+    )
+    return {question: int(version) for question, version in conn.execute(query)}
+
+
+def current_models(conn: Connection, project: Mapping[str, Any], spec: CompiledSpec) -> dict[str, WorkerModel]:
+    """The project's newest worker model of each categorical question that has one."""
+    if not spec.categorical():
+        return {}
+    models = {}
+    for question, version in latest_versions(conn, project["id"]).items():
+        cached = _MODELS.get((project["id"], question))
+        if cached is None or cached[0] != version:
+            blob = conn.execute(
+                select(t.quality_models.c.state).where(
+                    t.quality_models.c.project_id == project["id"],
+                    t.quality_models.c.question == question,
+                    t.quality_models.c.version == version,
+                )
+            ).scalar_one()
+            cached = (version, WorkerModel.from_bytes(blob))
+            with _MODELS_LOCK:
+                if len(_MODELS) >= _MAX_CACHED_MODELS:
+                    _MODELS.clear()
+                _MODELS[(project["id"], question)] = cached
+        models[question] = cached[1]
+    return models
+
+
+def build_result(
+    spec: CompiledSpec,
+    rules: CompletionRules,
+    responses: Sequence[Mapping[str, Any]],
+    models: Mapping[str, WorkerModel],
+    versions: Mapping[str, int] | None = None,
+) -> tuple[dict[str, Any], float | None]:
+    """A task's result from its responses; and its confidence (the weakest deciding question's)."""
+    aggregates = spec.aggregate([r["answer"] for r in responses], [r["worker_id"] for r in responses], models)
+    questions = {name: _question_result(name, agg, rules, versions or {}) for name, agg in aggregates.items()}
+    deciding = [q["confidence"] for name, q in questions.items() if rules.questions[name].deciding]
+    confidence = min(deciding) if deciding else None
+    result = {
+        "answer": {name: q["answer"] for name, q in questions.items()},
+        "confidence": {name: q["confidence"] for name, q in questions.items()},
+        "methods": {name: q["method"] for name, q in questions.items()},
+        "questions": questions,
+        "response_count": len(responses),
+        "workers": [r["worker_id"] for r in responses],
+        "response_ids": [r["id"] for r in responses],
+    }
+    return result, confidence
+
+
+def _question_result(name: str, agg: Aggregate, rules: CompletionRules, versions: Mapping[str, int]) -> dict:
+    rule = rules.questions[name]
+    confidence = round(float(agg.confidence), 6)
+    return {
+        "answer": agg.value,
+        "confidence": confidence,
+        "method": agg.method,
+        "tie": agg.tie,
+        "deciding": rule.deciding,
+        "target_confidence": rule.target,
+        "reached_target": rule.target is None or confidence >= rule.target,
+        "model_version": versions.get(name),
+        "details": agg.details,
+    }
+
+
+def after_response(
+    conn: Connection, task: dict[str, Any], project: Mapping[str, Any], spec: CompiledSpec
+) -> dict[str, Any]:
+    """Score a task that has all the judgments it asked for, then complete it or ask one more worker.
+
+    Called in the submit's transaction once ``response_count`` reached the task's current overlap.
+    """
+    rules = completion_rules(project)
+    responses = repo.responses_of_task(conn, task["organization_id"], task["id"])
+    models = current_models(conn, project, spec)
+    versions = latest_versions(conn, project["id"]) if models else {}
+    result, confidence = build_result(spec, rules, responses, models, versions)
+    decision = rules.decide(len(responses), {k: v for k, v in result["confidence"].items()}, task["fixed_overlap"])
+    if decision.complete:
+        return _complete(conn, task, result, confidence, decision)
+    return _ask_one_more(conn, task, result, confidence, decision)
+
+
+def _complete(
+    conn: Connection, task: dict[str, Any], result: dict[str, Any], confidence: float | None, decision: Decision
+) -> dict[str, Any]:
+    result["low_confidence"] = bool(decision.below_target)
+    extra: dict[str, Any] = {}
+    if decision.outcome is Outcome.REVIEW:
+        extra["review_status"] = "pending"
+    task = lifecycle.move(conn, task, TaskStatus.COMPLETED, result=result, confidence=confidence, **extra)
+    add_event(
+        conn,
+        task,
+        "completed",
+        {"outcome": str(decision.outcome), "below_target": list(decision.below_target), "confidence": confidence},
+    )
+    mark_batch_completed_if_done(conn, task["organization_id"], task["batch_id"])
+    return task
+
+
+def _ask_one_more(
+    conn: Connection, task: dict[str, Any], result: dict[str, Any], confidence: float | None, decision: Decision
+) -> dict[str, Any]:
+    """Below target: one more judgment. The task has a free slot again, so the queue's epoch moves on."""
+    overlap = task["response_count"] + 1
+    now = utcnow()
+    repo.change(
+        conn,
+        t.tasks,
+        task["organization_id"],
+        task["id"],
+        overlap=overlap,
+        result=result,
+        confidence=confidence,
+        updated_at=now,
+    )
+    repo.bump_queue_epoch(conn, task["project_id"])
+    below = list(decision.below_target)
+    add_event(conn, task, "overlap_raised", {"overlap": overlap, "below_target": below, "confidence": confidence})
+    return {**task, "overlap": overlap, "result": result, "confidence": confidence, "updated_at": now}
+
+
+def add_event(
+    conn: Connection, task: Mapping[str, Any], kind: str, data: Mapping[str, Any], worker_id: str | None = None
+) -> None:
+    """Append one step to a task's history."""
+    repo.add(
+        conn,
+        t.task_events,
+        {
+            "id": new_id(),
+            "organization_id": task["organization_id"],
+            "project_id": task["project_id"],
+            "task_id": task["id"],
+            "kind": kind,
+            "worker_id": worker_id,
+            "data": dict(data),
+            "created_at": utcnow(),
+        },
+    )
