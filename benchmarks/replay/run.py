@@ -542,9 +542,15 @@ def save_plots(results: dict[str, Any], stem: Path) -> list[str]:
     return paths
 
 
+def _panels(plt: Any, count: int, height: float) -> tuple[Any, Any]:
+    """One panel per data set, side by side."""
+    count = max(1, count)
+    return plt.subplots(1, count, figsize=(4.2 * count, height), squeeze=False, layout="constrained")
+
+
 def accuracy_plot(plt: Any, results: dict[str, Any]) -> Any:
     """Per data set: accuracy against judgments per task, dynamic at each target and full overlap."""
-    figure, axes = plt.subplots(1, max(1, len(results)), figsize=(4.2 * max(1, len(results)), 3.6), squeeze=False)
+    figure, axes = _panels(plt, len(results), 3.6)
     for ax, (name, out) in zip(axes[0], results.items(), strict=False):
         dynamic = sorted(out["targets"].items())
         ax.plot(
@@ -571,7 +577,7 @@ def accuracy_plot(plt: Any, results: dict[str, Any]) -> Any:
 
 def reliability_plot(plt: Any, results: dict[str, Any]) -> Any:
     """Per data set: accuracy against stated confidence per bin, one line per target."""
-    figure, axes = plt.subplots(1, max(1, len(results)), figsize=(4.2 * max(1, len(results)), 3.8), squeeze=False)
+    figure, axes = _panels(plt, len(results), 3.8)
     for ax, (name, out) in zip(axes[0], results.items(), strict=False):
         ax.plot([0, 1], [0, 1], ":", color="grey", label="calibrated")
         for key, fig in sorted(out["targets"].items()):
