@@ -107,6 +107,7 @@ def test_replay_writes_the_documented_json_with_sane_figures(tmp_path: Path) -> 
         assert sum(b["tasks"] for b in figures["reliability"]) == TASKS
         assert sum(figures["statuses"].values()) == TASKS
     assert set(tiny["goals"]["targets"]) == set(TARGETS)
+    assert set(tiny["goals"]["all_met_at"]) <= set(TARGETS)
     assert tiny["goals"]["applies"] is False  # 5 answers per task: under the goals' 9
 
     throughput = report["throughput"]

@@ -62,6 +62,7 @@ MAX_CLASSES = 10  # more distinct labels than this: a numeric data set (as bench
 MAX_OVERLAP = 100  # the policy's bound (schemas.QualityPolicy)
 FULL_ANSWERS = 9  # the goals apply to data sets with at least this many answers per task (median)
 N_BINS = 10
+EPS = 1e-9
 CHUNK = 64  # submits handed to the writer thread at once (its largest batch); refits fall between chunks
 console = Console(width=140)
 
@@ -466,10 +467,12 @@ def crowd_goals(out: dict[str, Any]) -> dict[str, Any]:
     goals: dict[str, Any] = {"applies": out["answers_per_task"] >= FULL_ANSWERS, "targets": {}}
     for key, fig in out["targets"].items():
         goals["targets"][key] = {
-            "accuracy_within_half_point_of_full_ds": fig["accuracy"] >= ds["accuracy"] - 0.005,
-            "at_most_half_the_judgments": fig["judgments_per_task"] <= ds["judgments_per_task"] / 2,
-            "ece_at_most_0.02": fig["ece"] <= 0.02,
+            # "within 0.5 point" includes exactly 0.5 point (EPS: a float difference is not a task)
+            "accuracy_within_half_point_of_full_ds": fig["accuracy"] >= ds["accuracy"] - 0.005 - EPS,
+            "at_most_half_the_judgments": fig["judgments_per_task"] <= ds["judgments_per_task"] / 2 + EPS,
+            "ece_at_most_0.02": fig["ece"] <= 0.02 + EPS,
         }
+    goals["all_met_at"] = [key for key, met in goals["targets"].items() if all(met.values())]
     return goals
 
 
@@ -491,6 +494,7 @@ def print_crowd(name: str, out: dict[str, Any]) -> None:
         words = ", ".join(f"{goal} {'met' if ok else 'NOT met'}" for goal, ok in met.items())
         scope = "" if out["goals"]["applies"] else f" (goals apply from {FULL_ANSWERS} answers per task)"
         console.print(f"  target {key}: {words}{scope}")
+    console.print(f"  every goal met at: {', '.join(out['goals']['all_met_at']) or 'no target'}")
 
 
 def _row(fig: dict[str, Any]) -> list[str]:
