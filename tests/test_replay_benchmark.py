@@ -32,6 +32,7 @@ DYNAMIC = FIGURES | {
     "unanswered",
     "refits",
     "refit_seconds",
+    "changed_by_refits",
     "steps",
     "errors",
     "seconds",

@@ -199,6 +199,7 @@ class Progress:
     since_refit: int = 0
     refits: int = 0
     refit_seconds: float = 0.0
+    changed_by_refits: int = 0  # completed tasks whose answer a refit changed (each a task event)
     steps: int = 0
     exhausted: int = 0  # tasks still asking for more when their recorded answers ran out
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -313,8 +314,9 @@ def replay(org: Organization, crowd: Crowd, target: float, args: argparse.Namesp
 
 def _refit(refit: Callable[[Database, Principal, str], Any], org: Organization, project_id: str, p: Progress) -> None:
     started = time.perf_counter()
-    refit(org.db, org.owner, project_id)
+    report = refit(org.db, org.owner, project_id)
     p.refit_seconds += time.perf_counter() - started
+    p.changed_by_refits += int((report or {}).get("changed_answers", 0))
     p.refits, p.since_refit = p.refits + 1, 0
 
 
@@ -452,6 +454,7 @@ def dynamic_figures(done: Replayed, crowd: Crowd, target: float) -> dict[str, An
         unanswered=sum(1 for t in crowd.answers if done.answers.get(t, (None, None))[0] is None),
         refits=p.refits,
         refit_seconds=p.refit_seconds,
+        changed_by_refits=p.changed_by_refits,
         steps=p.steps,
         errors=dict(p.errors),
         seconds=done.seconds,
