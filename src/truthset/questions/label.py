@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 from truthset.quality import WorkerModel
@@ -37,14 +38,20 @@ class LabelType:
         Before the first fit (or when an answer is an option the fit never saw) every worker counts as
         right with probability ``PRIOR_ACCURACY``: one answer is then 0.7 sure, never certain.
         """
-        options = question.option_values()
         if model is None or not model.knows(values):
-            model = WorkerModel.uninformed(options, PRIOR_ACCURACY)
+            model = _prior_model(tuple(question.option_values()))
         return from_posterior(list(model.classes), model.posterior(workers, values), model.method)
 
 
 #: How often a worker is assumed right before the project's first fit of worker models.
 PRIOR_ACCURACY = 0.7
+
+
+@lru_cache(maxsize=1024)
+def _prior_model(options: tuple[str, ...]) -> WorkerModel:
+    return WorkerModel.uninformed(options, PRIOR_ACCURACY)
+
+
 #: Top answers whose posteriors differ by at most this are a tie: the evidence cannot order them.
 TIE_MARGIN = 0.02
 

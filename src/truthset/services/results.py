@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from truthset.domain import TaskStatus
 from truthset.quality import WorkerModel
@@ -35,12 +35,7 @@ _MAX_CACHED_MODELS = 2_000
 
 def latest_versions(conn: Connection, project_id: str) -> dict[str, int]:
     """The newest fitted model version of each question of a project."""
-    query = (
-        select(t.quality_models.c.question, func.max(t.quality_models.c.version))
-        .where(t.quality_models.c.project_id == project_id)
-        .group_by(t.quality_models.c.question)
-    )
-    return {question: int(version) for question, version in conn.execute(query)}
+    return repo.latest_model_versions(conn, project_id)
 
 
 def current_models(conn: Connection, project: Mapping[str, Any], spec: CompiledSpec) -> dict[str, WorkerModel]:

@@ -474,3 +474,17 @@ _RESPONSES_OF_TASK = Prepared(
 
 def responses_of_task(conn: Connection, organization_id: str, task_id: str) -> list[dict]:
     return _RESPONSES_OF_TASK.rows(conn, {"organization_id": organization_id, "task_id": task_id})
+
+
+_LATEST_MODEL_VERSIONS = Prepared(
+    select(t.quality_models.c.question, func.max(t.quality_models.c.version).label("version"))
+    .where(t.quality_models.c.project_id == bindparam("project_id"))
+    .group_by(t.quality_models.c.question)
+)
+
+
+def latest_model_versions(conn: Connection, project_id: str) -> dict[str, int]:
+    """The newest fitted worker-model version of each question of a project (run on every scoring)."""
+    return {
+        row["question"]: int(row["version"]) for row in _LATEST_MODEL_VERSIONS.rows(conn, {"project_id": project_id})
+    }
