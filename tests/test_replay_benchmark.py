@@ -51,7 +51,8 @@ def _write(path: Path, header: list[str], rows: list[tuple[Any, ...]]) -> None:
 
 def _crowds(root: Path) -> Path:
     """A binary crowd: every task answered by 4 always-right workers and 1 random clicker (a majority
-    is always right); a numeric crowd (to be skipped); a folder without truth (to be ignored)."""
+    is always right), plus two rows the platform would not take; a numeric crowd and one with the
+    wrong header (to be skipped); a folder without truth (to be ignored)."""
     rng = np.random.default_rng(7)
     answers, truth = [], []
     for i in range(TASKS):
@@ -60,12 +61,15 @@ def _crowds(root: Path) -> Path:
         answers += [(f"t{i}", f"good{k}", right) for k in range(PERFECT)]
         answers.append((f"t{i}", "clicker", str(rng.choice(["yes", "no"]))))
     rng.shuffle(answers)
-    _write(root / "tiny" / "answers.csv", ["task", "worker", "label"], answers)
+    extra = [("t0", "good0", "no"), ("t1", "late", "")]  # a second answer by the same worker; an empty one
+    _write(root / "tiny" / "answers.csv", ["task", "worker", "label"], answers + extra)
     _write(root / "tiny" / "truth.csv", ["task", "label"], truth)
     numbers = [(f"t{i}", f"w{k}", str(i * 3 + k)) for i in range(8) for k in range(3)]
     _write(root / "scores" / "answers.csv", ["task", "worker", "label"], numbers)
     _write(root / "scores" / "truth.csv", ["task", "label"], [(f"t{i}", str(i * 3)) for i in range(8)])
     _write(root / "no-truth" / "answers.csv", ["task", "worker", "label"], answers[:5])
+    _write(root / "broken" / "answers.csv", ["item", "annotator", "answer"], answers[:5])
+    _write(root / "broken" / "truth.csv", ["task", "label"], truth[:2])
     return root
 
 
@@ -82,11 +86,14 @@ def test_replay_writes_the_documented_json_with_sane_figures(tmp_path: Path) -> 
     report = _replay(_crowds(tmp_path / "data"), tmp_path / "out.json", *([] if plots else ["--no-plots"]))
 
     assert set(report["datasets"]) == {"tiny"}
-    assert report["skipped"] == {"scores": "numeric: 24 distinct labels (more than 10)"}
+    assert report["skipped"]["scores"] == "numeric: 24 distinct labels (more than 10)"
+    assert "header lacks task, worker, label" in report["skipped"]["broken"]
+    assert set(report["skipped"]) == {"scores", "broken"}
     assert report["targets"] == TARGETS
     assert report["refit_available"] is True
     tiny = report["datasets"]["tiny"]
     assert (tiny["tasks"], tiny["judgments"], tiny["workers"], tiny["classes"]) == (TASKS, TASKS * 5, 5, 2)
+    assert tiny["dropped_answers"] == 2
     assert (tiny["answers_per_task"], tiny["max_overlap"]) == (5, 5)
 
     for method in ("majority_vote", "dawid_skene"):

@@ -60,6 +60,7 @@ DEFAULT_TARGETS = (0.90, 0.95, 0.99)
 QUESTION = "label"
 MAX_CLASSES = 10  # more distinct labels than this: a numeric data set (as benchmarks/quality does)
 MAX_OVERLAP = 100  # the policy's bound (schemas.QualityPolicy)
+MAX_LABEL = 200  # an option value's longest (questions._options.Option)
 FULL_ANSWERS = 9  # the goals apply to data sets with at least this many answers per task (median)
 N_BINS = 10
 EPS = 1e-9
@@ -78,6 +79,7 @@ class Crowd:
     answers: dict[str, list[tuple[str, str]]]  # task -> [(worker, label)]
     truth: dict[str, str]
     labels: list[str]
+    dropped: int = 0  # answer rows left out: an empty field, or a worker's second answer to a task
 
     @property
     def judgments(self) -> int:
@@ -110,13 +112,17 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[str, ...]]
 def load_crowd(folder: Path) -> Crowd:
     answers: dict[str, list[tuple[str, str]]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
+    dropped = 0
     for task, worker, label in _read_csv(folder / "answers.csv", ("task", "worker", "label")):
-        if (task, worker) not in seen:  # the platform takes one answer per worker and task: the first
-            seen.add((task, worker))
-            answers[task].append((worker, label))
-    truth = dict(_read_csv(folder / "truth.csv", ("task", "label")))  # type: ignore[arg-type]
+        # the platform takes one answer per worker and task (the first), and no empty answer
+        if not (task and worker and label) or (task, worker) in seen:
+            dropped += 1
+            continue
+        seen.add((task, worker))
+        answers[task].append((worker, label))
+    truth = {t: lab for t, lab in _read_csv(folder / "truth.csv", ("task", "label")) if t and lab}
     labels = sorted({lab for a in answers.values() for _, lab in a} | set(truth.values()), key=_label_key)
-    return Crowd(folder.name, dict(answers), truth, labels)
+    return Crowd(folder.name, dict(answers), truth, labels, dropped)
 
 
 def _label_key(label: str) -> tuple[int, float, str]:
@@ -132,14 +138,27 @@ def find_crowds(data_dir: Path) -> tuple[list[Crowd], dict[str, str]]:
     for folder in sorted(p for p in data_dir.iterdir() if p.is_dir()):
         if not ((folder / "answers.csv").exists() and (folder / "truth.csv").exists()):
             continue
-        crowd = load_crowd(folder)
-        if len(crowd.labels) > MAX_CLASSES:
-            skipped[crowd.name] = f"numeric: {len(crowd.labels)} distinct labels (more than {MAX_CLASSES})"
-        elif len(crowd.labels) < 2:
-            skipped[crowd.name] = "fewer than two distinct labels"
+        try:
+            crowd = load_crowd(folder)
+        except (ValueError, UnicodeDecodeError, csv.Error) as exc:  # one bad folder does not stop the run
+            skipped[folder.name] = f"unreadable: {exc}"
+            continue
+        if reason := unusable(crowd):
+            skipped[crowd.name] = reason
         else:
             crowds.append(crowd)
     return crowds, skipped
+
+
+def unusable(crowd: Crowd) -> str | None:
+    """Why a data set cannot be replayed as a ``label`` question, or None."""
+    if len(crowd.labels) > MAX_CLASSES:
+        return f"numeric: {len(crowd.labels)} distinct labels (more than {MAX_CLASSES})"
+    if len(crowd.labels) < 2:
+        return "fewer than two distinct labels"
+    if too_long := [lab for lab in crowd.labels if len(lab) > MAX_LABEL]:
+        return f"labels longer than {MAX_LABEL} characters (an option value's limit): {too_long[0][:40]!r}..."
+    return None
 
 
 # --- metrics ---------------------------------------------------------------------------------------
@@ -419,6 +438,7 @@ def run_crowd(crowd: Crowd, args: argparse.Namespace) -> dict[str, Any]:
         "tasks": len(crowd.answers),
         "tasks_with_truth": sum(t in crowd.truth for t in crowd.answers),
         "judgments": crowd.judgments,
+        "dropped_answers": crowd.dropped,
         "workers": len(crowd.workers),
         "classes": len(crowd.labels),
         "answers_per_task": crowd.answers_per_task,
