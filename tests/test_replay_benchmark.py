@@ -23,6 +23,7 @@ RUN = ROOT / "benchmarks" / "replay" / "run.py"
 TASKS, PERFECT, TARGETS = 30, 4, ["0.90", "0.99"]
 FIGURES = {"accuracy", "judgments_per_task", "ece", "mean_confidence", "reliability"}
 DYNAMIC = FIGURES | {
+    "seeds",
     "judgments",
     "statuses",
     "below_target",
@@ -125,14 +126,21 @@ def test_replay_writes_the_documented_json_with_sane_figures(tmp_path: Path) -> 
     assert len(report["plots"]) == (2 if plots else 0)
 
 
-def test_the_same_seed_replays_the_same_judgments(tmp_path: Path) -> None:
+def test_the_same_seeds_replay_the_same_judgments_and_pool_over_seeds(tmp_path: Path) -> None:
     data = _crowds(tmp_path / "data")
-    first = _replay(data, tmp_path / "a.json", "--no-plots")
-    second = _replay(data, tmp_path / "b.json", "--no-plots")
-    keys = ("accuracy", "judgments", "ece", "statuses")
+    first = _replay(data, tmp_path / "a.json", "--no-plots", "--seed", "3", "4")
+    second = _replay(data, tmp_path / "b.json", "--no-plots", "--seed", "3", "4")
+    assert first["seeds"] == [3, 4]
+    keys = ("accuracy", "judgments", "ece", "statuses", "seeds")
     for target in TARGETS:
         a, b = first["datasets"]["tiny"]["targets"][target], second["datasets"]["tiny"]["targets"][target]
         assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+        each = a["seeds"].values()
+        assert set(a["seeds"]) == {"3", "4"}
+        assert a["accuracy"] == pytest.approx(sum(f["accuracy"] for f in each) / 2)  # same tasks per seed
+        assert a["judgments_per_task"] == pytest.approx(sum(f["judgments_per_task"] for f in each) / 2)
+        assert a["judgments"] == round(a["judgments_per_task"] * TASKS * 2)
+        assert sum(a["statuses"].values()) == TASKS * 2
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -164,14 +164,16 @@ def unusable(crowd: Crowd) -> str | None:
 # --- metrics ---------------------------------------------------------------------------------------
 
 
-def score(answers: dict[str, tuple[str | None, float | None]], crowd: Crowd, judgments: int) -> dict[str, Any]:
-    """Accuracy and ECE over the tasks with a truth; a task without an answer counts as wrong."""
+def score(runs: list[dict[str, tuple[str | None, float | None]]], crowd: Crowd, judgments: int) -> dict[str, Any]:
+    """Accuracy and ECE over the tasks with a truth, pooled over ``runs`` (one per seed); a task
+    without an answer counts as wrong. ``judgments``: given over all runs."""
     scored = [t for t in crowd.answers if t in crowd.truth]
-    correct = np.array([answers.get(t, (None, None))[0] == crowd.truth[t] for t in scored], dtype=bool)
-    confidence = np.array([answers.get(t, (None, None))[1] or 0.0 for t in scored], dtype=np.float64)
+    nothing = (None, None)
+    correct = np.array([run.get(t, nothing)[0] == crowd.truth[t] for run in runs for t in scored], dtype=bool)
+    confidence = np.array([run.get(t, nothing)[1] or 0.0 for run in runs for t in scored], dtype=np.float64)
     return {
         "accuracy": float(correct.mean()) if scored else None,
-        "judgments_per_task": judgments / len(crowd.answers),
+        "judgments_per_task": judgments / (len(crowd.answers) * len(runs)),
         "ece": tq.expected_calibration_error(confidence, correct, N_BINS) if scored else None,
         "mean_confidence": float(confidence.mean()) if scored else None,
         "reliability": reliability(confidence, correct),
@@ -203,7 +205,7 @@ def full_overlap(crowd: Crowd) -> dict[str, dict[str, Any]]:
     for key, model in (("majority_vote", tq.MajorityVote()), ("dawid_skene", tq.DawidSkene())):
         model.fit(rows)
         answers = {t: (lab, model.probas_[t][lab]) for t, lab in model.labels_.items()}
-        out[key] = score(answers, crowd, crowd.judgments)
+        out[key] = score([answers], crowd, crowd.judgments)
     return out
 
 
@@ -302,16 +304,16 @@ def refitter() -> Callable[[Database, Principal, str], Any] | None:
     return getattr(refit, "refit", None)
 
 
-def replay(org: Organization, crowd: Crowd, target: float, args: argparse.Namespace) -> Replayed:
+def replay(org: Organization, crowd: Crowd, target: float, seed: int, args: argparse.Namespace) -> Replayed:
     """Serve every judgment the policy asks for with a recorded one, ``--annotators`` tasks at a time.
 
     Each step judges the first ``args.annotators`` tasks in queue order that want a judgment (as that
     many annotators taking the queue's next tasks would); a task asking for one more stays at its
     place in the queue, so it is served again in the next step.
     """
-    order = task_order(crowd, args.seed)
+    order = task_order(crowd, seed)
     project_id, ids = make_project(org, crowd, target, order)
-    answers = answer_order(crowd, args.seed)
+    answers = answer_order(crowd, seed)
     refit = refitter()
     given = dict.fromkeys(order, 0)
     wanting = deque(order)  # tasks wanting a judgment, in queue order
@@ -452,36 +454,52 @@ def run_crowd(crowd: Crowd, args: argparse.Namespace) -> dict[str, Any]:
         out["setup_seconds"] = time.perf_counter() - started
         try:
             for target in args.targets:
-                done = replay(org, crowd, target, args)
-                out["targets"][f"{target:.2f}"] = dynamic_figures(done, crowd, target)
+                runs = [replay(org, crowd, target, seed, args) for seed in args.seed]
+                out["targets"][f"{target:.2f}"] = dynamic_figures(runs, crowd, target, args.seed)
         finally:
             org.close()
     out["goals"] = crowd_goals(out)
     return out
 
 
-def dynamic_figures(done: Replayed, crowd: Crowd, target: float) -> dict[str, Any]:
-    p = done.progress
-    figures = score(done.answers, crowd, p.judgments)
-    stated = [c for _, c in done.answers.values() if c is not None]
+def dynamic_figures(runs: list[Replayed], crowd: Crowd, target: float, seeds: list[int]) -> dict[str, Any]:
+    """The replays of one target (one per seed): scores pooled over them, counts and times summed."""
+    judgments = sum(r.progress.judgments for r in runs)
+    figures = score([r.answers for r in runs], crowd, judgments)
+    stated = [c for r in runs for _, c in r.answers.values() if c is not None]
+    seconds = sum(r.seconds for r in runs)
     figures.update(
         below_target=sum(c < target for c in stated),
-        judgments=p.judgments,
-        statuses=done.statuses,
-        ties=done.flags["tie"],
-        low_confidence=done.flags["low_confidence"],
-        exhausted=p.exhausted,
-        unanswered=sum(1 for t in crowd.answers if done.answers.get(t, (None, None))[0] is None),
-        refits=p.refits,
-        refit_seconds=p.refit_seconds,
-        changed_by_refits=p.changed_by_refits,
-        steps=p.steps,
-        errors=dict(p.errors),
-        seconds=done.seconds,
-        cpu_seconds=done.cpu_seconds,
-        judgments_per_second=p.judgments / done.seconds if done.seconds else None,
+        judgments=judgments,
+        statuses=_summed(r.statuses for r in runs),
+        ties=sum(r.flags["tie"] for r in runs),
+        low_confidence=sum(r.flags["low_confidence"] for r in runs),
+        exhausted=sum(r.progress.exhausted for r in runs),
+        unanswered=sum(1 for r in runs for t in crowd.answers if r.answers.get(t, (None, None))[0] is None),
+        refits=sum(r.progress.refits for r in runs),
+        refit_seconds=sum(r.progress.refit_seconds for r in runs),
+        changed_by_refits=sum(r.progress.changed_by_refits for r in runs),
+        steps=sum(r.progress.steps for r in runs),
+        errors=_summed(r.progress.errors for r in runs),
+        seconds=seconds,
+        cpu_seconds=sum(r.cpu_seconds for r in runs),
+        judgments_per_second=judgments / seconds if seconds else None,
+        seeds={str(seed): _seed_figures(r, crowd) for seed, r in zip(seeds, runs, strict=True)},
     )
     return figures
+
+
+def _seed_figures(run: Replayed, crowd: Crowd) -> dict[str, Any]:
+    figures = score([run.answers], crowd, run.progress.judgments)
+    return {key: figures[key] for key in ("accuracy", "judgments_per_task", "ece")}
+
+
+def _summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = defaultdict(int)
+    for count in counts:
+        for key, n in count.items():
+            total[key] += n
+    return dict(total)
 
 
 def crowd_goals(out: dict[str, Any]) -> dict[str, Any]:
@@ -518,6 +536,12 @@ def print_crowd(name: str, out: dict[str, Any]) -> None:
         scope = "" if out["goals"]["applies"] else f" (goals apply from {FULL_ANSWERS} answers per task)"
         console.print(f"  target {key}: {words}{scope}")
     console.print(f"  every goal met at: {', '.join(out['goals']['all_met_at']) or 'no target'}")
+    for key, fig in out["targets"].items():
+        if len(fig["seeds"]) > 1:
+            each = ", ".join(
+                f"seed {seed}: {f['accuracy']:.4f} / {f['judgments_per_task']:.2f}" for seed, f in fig["seeds"].items()
+            )
+            console.print(f"  target {key}, accuracy / judgments per task by seed: {each}")
 
 
 def _row(fig: dict[str, Any]) -> list[str]:
@@ -624,7 +648,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dir", nargs="?", type=Path, default=DEFAULT_DATA, help="folder of data sets")
     parser.add_argument("--targets", type=float, nargs="+", default=list(DEFAULT_TARGETS))
-    parser.add_argument("--seed", type=int, default=0, help="seeds the order of answers and of tasks")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="seeds the order of tasks and of each task's answers; several: one replay each, pooled",
+    )
     parser.add_argument(
         "--out", type=Path, default=None, help="JSON file (default benchmarks/results/replay-<UTC>.json)"
     )
@@ -663,7 +693,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = {
         "created_at": stamp,
         "data_dir": str(args.data_dir),
-        "seed": args.seed,
+        "seeds": args.seed,
         "targets": [f"{t:.2f}" for t in args.targets],
         "refit_every": args.refit_every,
         "annotators": args.annotators,
