@@ -30,6 +30,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 quality_app = typer.Typer(help="Quality figures of a project (through the API).", no_args_is_help=True)
 app.add_typer(quality_app, name="quality")
+gold_app = typer.Typer(help="Gold tasks of a project (through the API).", no_args_is_help=True)
+app.add_typer(gold_app, name="gold")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -406,7 +408,9 @@ def quality_workers(
     """Figures per worker: responses, time per task, agreement with results, estimated accuracy."""
     from truthset.client import Client
 
-    table = Table("worker", "kind", "responses", "median s", "agrees with results", "est. accuracy (95%)")
+    table = Table(
+        "worker", "kind", "responses", "median s", "agrees with results", "est. accuracy (95%)", "status", "gold (95%)"
+    )
     with Client(url, api_key) as client:
         for w in client.projects.workers(project, batch_id=batch):
             median = "-" if w.median_duration_ms is None else f"{w.median_duration_ms / 1000:.1f}"
@@ -415,8 +419,39 @@ def quality_workers(
             if w.estimated_accuracy is not None and w.accuracy_interval:
                 low, high = w.accuracy_interval
                 accuracy = f"{w.estimated_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.scored_answers})"
-            table.add_row(w.name or w.worker_id, str(w.kind), str(w.responses), median, agrees, accuracy)
+            on_gold = "-"
+            if w.gold_accuracy is not None and w.gold_interval:
+                low, high = w.gold_interval
+                on_gold = f"{w.gold_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.gold_answers})"
+            status = w.status or "-"
+            table.add_row(
+                w.name or w.worker_id, str(w.kind), str(w.responses), median, agrees, accuracy, status, on_gold
+            )
     console.print(table)
+
+
+@gold_app.command("import")
+def gold_import(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV: task_id or unique_id, then questions.")
+    ],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Mark tasks gold from a CSV (all lines or none; a bad line is named by number)."""
+    from truthset.client import Client, InvalidInputError
+
+    try:
+        with Client(url, api_key) as client:
+            report = client.projects.import_gold(project, path)
+    except InvalidInputError as exc:
+        err_console.print(f"nothing was marked: {exc.message}")
+        for error in (exc.details or {}).get("errors", [])[1:]:
+            if "line" in error:
+                err_console.print(f"  line {error['line']}: {error['message']}")
+        raise typer.Exit(2) from None
+    console.print(f"{report.received} lines: {report.marked} tasks marked gold, {report.updated} gold answers replaced")
 
 
 # --- aggregate (quality engine) ---

@@ -39,6 +39,8 @@ from truthset.schemas import (
     ApiKeyOut,
     AssignmentOut,
     BatchOut,
+    GoldImportReport,
+    GoldOut,
     ImportReport,
     Me,
     MediaOut,
@@ -50,6 +52,7 @@ from truthset.schemas import (
     TaskOut,
     WorkerFigures,
     WorkerOut,
+    WorkerStanding,
     WorkerStats,
 )
 
@@ -539,6 +542,28 @@ class Projects(_Resource):
         params = _params(batch_id=batch_id)
         return self._client._paginate(f"/projects/{project_id}/workers", params, WorkerFigures, page_size)
 
+    def import_gold(self, project_id: str, csv_file: PathLike | bytes) -> GoldImportReport:
+        """Mark tasks gold from a CSV (a path, or the CSV itself as bytes): all lines or none.
+
+        Layout: a ``task_id`` or ``unique_id`` column, then one column per question; a ``labels``
+        answer is a JSON list in its cell. A bad line raises :class:`InvalidInputError` naming it.
+        """
+        content = csv_file if isinstance(csv_file, bytes) else Path(csv_file).read_bytes()
+        return self._client._json(
+            "POST",
+            f"/projects/{project_id}/gold",
+            GoldImportReport,
+            content=content,
+            headers={"Content-Type": "text/csv"},
+            retry=True,  # marking the same answers again changes nothing
+        )
+
+    def reinstate_worker(self, project_id: str, worker_id: str) -> WorkerStanding:
+        """Let a worker paused by gold take tasks again (their gold record restarts); managers and above."""
+        return self._client._json(
+            "POST", f"/projects/{project_id}/workers/{worker_id}/reinstate", WorkerStanding, retry=True
+        )
+
 
 class Batches(_Resource):
     def create(self, project_id: str, name: str, *, metadata: Mapping[str, Any] | None = None) -> BatchOut:
@@ -661,6 +686,14 @@ class Tasks(_Resource):
 
     def cancel(self, task_id: str) -> TaskOut:
         return self._client._json("POST", f"/tasks/{task_id}/cancel", TaskOut, retry=True)
+
+    def mark_gold(self, task_id: str, answer: Mapping[str, Any]) -> GoldOut:
+        """Make the task gold with this known answer (or replace its answer); managers and above."""
+        return self._client._json("PUT", f"/tasks/{task_id}/gold", GoldOut, json={"answer": dict(answer)})
+
+    def unmark_gold(self, task_id: str) -> GoldOut:
+        """Make a gold task ordinary again (completed from its answers if it has enough, else queued)."""
+        return self._client._json("DELETE", f"/tasks/{task_id}/gold", GoldOut)
 
     def responses(self, task_id: str) -> list[ResponseOut]:
         """Every response to the task, oldest first."""

@@ -32,6 +32,7 @@ class TaskStatus(StrEnum):
     PENDING = "pending"  # in the queue
     COMPLETED = "completed"
     CANCELED = "canceled"
+    GOLD = "gold"  # a known answer, served to measure workers (services/gold.py); never completes
 
 
 class AssignmentStatus(StrEnum):

@@ -429,8 +429,50 @@ class WorkerFigures(Output):
     )
     accuracy_interval: list[float] | None = Field(description="95% Wilson score interval of estimated_accuracy.")
     scored_answers: int = Field(description="Answers with a strict majority of 2+ other answers to compare with.")
+    # gold (docs/quality.md, "Gold"): null status for a worker gold has not met on this project
+    status: Literal["active", "qualifying", "paused"] | None = Field(
+        None, description="The worker's standing on the project: active, qualifying or paused (by gold)."
+    )
+    status_reason: str | None = Field(None, description="Why the worker is paused (or was reinstated), with figures.")
+    tasks_served: int = Field(0, description="Tasks leased to the worker on this project since gold was on.")
+    gold_served: int = Field(0, description="Gold tasks among them.")
+    gold_answers: int = Field(0, description="Gold tasks answered (since the last reinstatement).")
+    gold_correct: float = Field(0.0, description="Their score: a share of questions right per answer, summed.")
+    gold_accuracy: float | None = Field(None, description="gold_correct / gold_answers.")
+    gold_interval: list[float] | None = Field(
+        None, description="95% Jeffreys interval of gold_accuracy: wide while the worker has few gold answers."
+    )
 
 
 class WorkerStats(WorkerFigures):
     project_id: str
     batch_id: str | None
+
+
+# --- gold ----------------------------------------------------------------------------------------
+
+
+class GoldCreate(Input):
+    answer: JsonObject = Field(description="The known answer, as a response would give it (checked against the spec).")
+
+
+class GoldOut(TaskOut):
+    gold: dict[str, Any] | None = Field(None, description="The gold answer (null once unmarked).")
+
+
+class GoldImportReport(Output):
+    received: int = Field(description="Lines of the CSV after its header.")
+    marked: int = Field(description="Tasks that became gold.")
+    updated: int = Field(description="Gold tasks whose answer was replaced.")
+
+
+class WorkerStanding(Output):
+    project_id: str
+    worker_id: str
+    status: Literal["active", "qualifying", "paused"]
+    reason: str | None
+    tasks_served: int
+    gold_served: int
+    gold_answers: int
+    gold_correct: float
+    updated_at: Timestamp

@@ -229,7 +229,7 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
         member=member,
         member_key=member_key,
         media=image,
-        extra={"queue_project": queue_project},
+        extra={"queue_project": queue_project, "gold_task": org.make_task(project["id"], "gold to be")},
     )
 
 
@@ -314,6 +314,14 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "project_agreement": lambda w: Call(path={"project_id": w.project["id"]}, params={"batch_id": w.batch["id"]}),
     "project_workers": lambda w: Call(path={"project_id": w.project["id"]}, params={"batch_id": w.batch["id"]}),
     "worker_stats": lambda w: Call(path={"worker_id": w.worker.worker_id}, params={"project_id": w.project["id"]}),
+    "mark_gold": lambda w: Call(path={"task_id": w.extra["gold_task"]["id"]}, json={"answer": ANSWER}),
+    "unmark_gold": lambda w: Call(path={"task_id": w.extra["gold_task"]["id"]}),
+    "import_gold": lambda w: Call(
+        path={"project_id": w.project["id"]},
+        content=f"task_id,sentiment\n{w.extra['gold_task']['id']},negative\n".encode(),
+        headers={"Content-Type": "text/csv"},
+    ),
+    "reinstate_worker": lambda w: Call(path={"project_id": w.project["id"], "worker_id": w.worker.worker_id}),
 }
 
 

@@ -62,6 +62,10 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "project_agreement": Action.READ_QUALITY,
     "project_workers": Action.READ_QUALITY,
     "worker_stats": None,  # every member reads their own figures (the walk asks for the caller's)
+    "mark_gold": Action.MANAGE_TASKS,
+    "unmark_gold": Action.MANAGE_TASKS,
+    "import_gold": Action.MANAGE_TASKS,
+    "reinstate_worker": Action.MANAGE_PROJECTS,
 }
 
 PUBLIC = {f"{API}/openapi.json", f"{API}/docs"}

@@ -46,7 +46,8 @@ CHECKS = [
 #: Operations whose input is checked beyond what their schema states (task data and answers against
 #: the project's spec, a quality policy's question names against the spec, a question type's own
 #: rules, free-form JSON's depth and 64-bit integers, the
-#: bytes of an image): a schema-valid request may rightly get a 422. Every other operation must
+#: bytes of an image, a gold answer against the spec, a gold CSV's header and lines): a schema-valid
+#: request may rightly get a 422. Every other operation must
 #: accept every schema-valid request (positive_data_acceptance).
 CONTENT_CHECKED = {
     "create_task",
@@ -55,6 +56,8 @@ CONTENT_CHECKED = {
     "update_project",
     "create_batch",
     "upload_media",
+    "mark_gold",
+    "import_gold",
 }
 
 

@@ -83,3 +83,18 @@ def test_quality_agreement_and_workers(live: Any) -> None:
     code, output = _cli(live, "quality", "workers", project.id)
     assert code == 0, output
     assert "1.5" in output and "1.000" in output  # median seconds; agrees with the result it made
+
+
+def test_gold_import_marks_tasks_or_names_the_bad_line(live: Any, tmp_path: Path) -> None:
+    with live.client() as client:
+        project = client.projects.create("cli gold", spec=SPEC)
+        task = client.tasks.create(project.id, {"text": "meh"}, unique_id="g1")
+    table = tmp_path / "gold.csv"
+    table.write_text("unique_id,sentiment\ng1,neg\ng2,pos\n")
+    code, output = _cli(live, "gold", "import", project.id, str(table))
+    assert code == 2 and "nothing was marked: line 3: no task has unique_id 'g2'" in output, output
+    table.write_text(f"task_id,sentiment\n{task.id},neg\n")
+    code, output = _cli(live, "gold", "import", project.id, str(table))
+    assert code == 0 and "1 lines: 1 tasks marked gold" in output, output
+    with live.client() as client:
+        assert client.tasks.get(task.id).status == "gold"

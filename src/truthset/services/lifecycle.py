@@ -2,6 +2,7 @@
 
 staged --finalize--> pending --overlap reached--> completed
 staged | pending --cancel--> canceled
+staged | pending | completed --mark gold--> gold --unmark--> staged | pending | completed
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from truthset.storage import tables as t
 from truthset.storage.ids import utcnow
 
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.STAGED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELED}),
-    TaskStatus.PENDING: frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELED}),
-    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.STAGED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELED, TaskStatus.GOLD}),
+    TaskStatus.PENDING: frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELED, TaskStatus.GOLD}),
+    TaskStatus.COMPLETED: frozenset({TaskStatus.GOLD}),
     TaskStatus.CANCELED: frozenset(),
+    # unmarked: back to the batch's queue (staged while the batch is open), or completed when it has
+    # its judgments already (services/gold.py decides which)
+    TaskStatus.GOLD: frozenset({TaskStatus.STAGED, TaskStatus.PENDING, TaskStatus.COMPLETED}),
 }
 
 
@@ -43,9 +47,13 @@ def move(conn: Connection, task: dict[str, Any], target: TaskStatus, **values: A
 
 
 def move_batch(conn: Connection, batch_id: str, target: TaskStatus) -> None:
-    """Move every task of a batch that may make the move (finalize, cancel)."""
+    """Move every task of a batch that may make the move (finalize, cancel).
+
+    Gold tasks stay gold: they leave that status only when unmarked, one by one.
+    """
+    movable = tuple(s for s in sources(target) if s != TaskStatus.GOLD)
     conn.execute(
         update(t.tasks)
-        .where(t.tasks.c.batch_id == batch_id, t.tasks.c.status.in_(sources(target)))
+        .where(t.tasks.c.batch_id == batch_id, t.tasks.c.status.in_(movable))
         .values(status=str(target), updated_at=utcnow())
     )

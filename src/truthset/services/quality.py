@@ -28,6 +28,7 @@ from truthset import quality
 from truthset.domain import Principal, TaskStatus
 from truthset.errors import Forbidden, NotFound
 from truthset.questions import CompiledSpec
+from truthset.services import gold
 from truthset.services.policy import Action, allowed, require
 from truthset.services.projects import compiled_spec, load_project
 from truthset.storage import Database
@@ -347,7 +348,10 @@ def project_workers(
     with db.read() as conn:
         spec = _scope(conn, principal, project_id, batch_id)
         rows = _read_rows(conn, principal, project_id, batch_id)
-        figures = sorted(_worker_figures(spec, rows), key=lambda f: f["worker_id"])
+        figures = _with_standing(
+            _worker_figures(spec, rows), repo.standings_of_project(conn, principal.organization_id, project_id)
+        )
+        figures.sort(key=lambda f: f["worker_id"])
         if cursor is not None:
             figures = [f for f in figures if f["worker_id"] > cursor]
         page, more = figures[:limit], len(figures) > limit
@@ -367,9 +371,18 @@ def worker_stats(
             raise NotFound(f"worker {worker_id} not found")
         spec = _scope(conn, principal, project_id, batch_id)
         rows = _read_rows(conn, principal, project_id, batch_id)
+        standing = repo.standing(conn, principal.organization_id, project_id, worker_id, lock=False)
     figures = {f["worker_id"]: f for f in _worker_figures(spec, rows)}
-    mine = figures.get(worker_id) or _no_figures(worker_id)
+    mine = {**(figures.get(worker_id) or _no_figures(worker_id)), **gold.standing_figures(standing)}
     return {**mine, "name": worker["name"], "kind": worker["kind"], "project_id": project_id, "batch_id": batch_id}
+
+
+def _with_standing(figures: list[dict[str, Any]], standings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each worker's figures with their gold standing; a worker gold has met but who never answered too."""
+    by_worker = {row["worker_id"]: row for row in standings}
+    merged = [{**f, **gold.standing_figures(by_worker.pop(f["worker_id"], None))} for f in figures]
+    merged += [{**_no_figures(w), **gold.standing_figures(row)} for w, row in by_worker.items()]
+    return merged
 
 
 def _no_figures(worker_id: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from truthset.domain import AssignmentStatus, Principal, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
 from truthset.questions import AnswerError
 from truthset.schemas import ResponseCreate
-from truthset.services import results
+from truthset.services import gold, results
 from truthset.services.policy import Action, require
 from truthset.services.projects import (
     compiled_spec,
@@ -69,17 +69,16 @@ def next_assignment(db: Database, principal: Principal, project_id: str) -> dict
         now = utcnow()
         # leases that came back move the epoch on: then search from the top, and remember nothing
         expired = repo.expire_leases(conn, project_id, now)
-        frontier = None if expired else _FRONTIERS.get(key)
-        if frontier is not None and frontier.epoch != project["queue_epoch"]:
-            frontier = None
-        after = frontier.position if frontier else None
-        task = repo.lease_next_task(conn, project_id, principal.worker_id, after=after)
-        if expired:
-            _FRONTIERS.pop(key, None)
-        elif task is not None:
-            _remember_frontier(key, _Frontier(project["queue_epoch"], (task["priority"], task["id"])))
+        gold_policy = gold.policy_of(project)  # None (and nothing more to do) while gold is off
+        turn = gold.turn(conn, principal, project, gold_policy, now) if gold_policy else None
+        if turn is None or turn.may_serve_real:
+            task = _lease_real(conn, key, project, principal.worker_id, expired)
+            if turn is not None and task is not None:
+                gold.count_real(conn, turn, now)
+        else:
+            task = turn.task  # gold, or nothing while a qualifying worker has no gold left to answer
         if task is None:
-            return None  # (a frontier stays valid: nothing behind it either)
+            return None
         assignment = repo.add(
             conn,
             t.assignments,
@@ -95,7 +94,26 @@ def next_assignment(db: Database, principal: Principal, project_id: str) -> dict
                 "ended_at": None,
             },
         )
+    if task["status"] == str(TaskStatus.GOLD):
+        task = gold.disguise(task)
     return {**assignment, "task": task}
+
+
+def _lease_real(
+    conn: Connection, key: tuple[str, str], project: dict[str, Any], worker_id: str, expired: int
+) -> dict[str, Any] | None:
+    """Lease the worker's next task of the normal queue, starting from their frontier when it holds."""
+    frontier = None if expired else _FRONTIERS.get(key)
+    if frontier is not None and frontier.epoch != project["queue_epoch"]:
+        frontier = None
+    after = frontier.position if frontier else None
+    task = repo.lease_next_task(conn, project["id"], worker_id, after=after)
+    if expired:
+        _FRONTIERS.pop(key, None)
+    elif task is not None:
+        _remember_frontier(key, _Frontier(project["queue_epoch"], (task["priority"], task["id"])))
+    # (with no task a frontier stays valid: nothing behind it either)
+    return task
 
 
 def _remember_frontier(key: tuple[str, str], frontier: _Frontier) -> None:
@@ -171,10 +189,17 @@ def submit(
             ):
                 _check_same_request(conn, principal, prior, task_id, data)
                 task = repo.get(conn, t.tasks, principal.organization_id, prior["task_id"])
-                return {"response": prior, "task": task, "replayed": True}
+                return _as_worker_sees({"response": prior, "task": task, "replayed": True})
         raise Conflict("you have already answered this task") from None
     if not result["replayed"] and result["task"]["status"] == str(TaskStatus.COMPLETED):
         complete_batch_if_done(db, principal.organization_id, result["task"]["batch_id"])
+    return _as_worker_sees(result)
+
+
+def _as_worker_sees(result: dict[str, Any]) -> dict[str, Any]:
+    """A submit's outcome as the worker sees it: a gold task looks like any pending task."""
+    if result["task"] is not None and result["task"]["status"] == str(TaskStatus.GOLD):
+        return {**result, "task": gold.disguise(result["task"], answered=True)}
     return result
 
 
@@ -191,7 +216,8 @@ def _submit(
             return {"response": prior, "task": task, "replayed": True}
     if any(prior["task_id"] == task_id for prior in priors):
         raise Conflict("you have already answered this task")
-    if task["status"] != str(TaskStatus.PENDING):
+    is_gold = task["status"] == str(TaskStatus.GOLD)  # answered like any task, then scored, never completed
+    if task["status"] != str(TaskStatus.PENDING) and not is_gold:
         raise Conflict(f"the task is {task['status']}; it takes no more responses", details={"status": task["status"]})
     project = load_project(conn, principal, task["project_id"])
     require_active(project)  # checked in this transaction: an answer racing an archive is refused or kept whole
@@ -201,7 +227,7 @@ def _submit(
     except AnswerError as exc:
         raise InvalidInput(f"answer.{exc}", details={"field": "answer"}) from None
     now = utcnow()
-    assignment_id, leased = _close_lease_for_submit(conn, principal, task, data.assignment_id, now)
+    assignment_id, leased = _close_lease_for_submit(conn, principal, task, data.assignment_id, now, gold=is_gold)
     response = repo.add(
         conn,
         t.responses,
@@ -220,7 +246,9 @@ def _submit(
     )
     count, leases = repo.count_response(conn, task_id, leased=leased, now=now)
     task = {**task, "response_count": count, "lease_count": leases, "updated_at": now}
-    if count >= task["overlap"]:
+    if is_gold:
+        gold.score(conn, principal, project, task, response, now)
+    elif count >= task["overlap"]:
         task = results.after_response(conn, task, project, spec)
     return {"response": response, "task": task, "replayed": False}
 
@@ -256,9 +284,18 @@ def _check_same_request(
 
 
 def _close_lease_for_submit(
-    conn: Connection, principal: Principal, task: dict[str, Any], assignment_id: str | None, now: datetime
+    conn: Connection,
+    principal: Principal,
+    task: dict[str, Any],
+    assignment_id: str | None,
+    now: datetime,
+    *,
+    gold: bool = False,
 ) -> tuple[str, bool]:
     """Close the worker's live lease on the task; without one, accept only while a slot is free.
+
+    A gold task has no slots: an answer without a live lease is accepted from a worker it was
+    served to (their lease expired), refused with the same words as a full task otherwise.
 
     Returns the assignment the response belongs to, and whether it was a live lease (whose slot
     the response now takes). An answer without a live lease gets a closed assignment of its own,
@@ -273,7 +310,8 @@ def _close_lease_for_submit(
         return closed, True
     # No live lease (never leased, or it expired): a late answer is still welcome if a slot is free,
     # since dropping finished work would be worse; otherwise the task was handed to someone else.
-    if task["response_count"] + task["lease_count"] >= task["overlap"]:
+    full = task["response_count"] + task["lease_count"] >= task["overlap"]
+    if (gold and not repo.worker_had_task(conn, task["id"], principal.worker_id)) or (not gold and full):
         raise Conflict("the task has all the workers it needs; your lease expired or you had none")
     record = repo.add(
         conn,

@@ -488,3 +488,88 @@ def latest_model_versions(conn: Connection, project_id: str) -> dict[str, int]:
     return {
         row["question"]: int(row["version"]) for row in _LATEST_MODEL_VERSIONS.rows(conn, {"project_id": project_id})
     }
+
+
+# --- gold and a worker's standing on a project -------------------------------------------------
+
+
+def _lease_gold_statement() -> Any:
+    """Lease a gold task of a project that this worker has never been served, returning the task.
+
+    Gold has no overlap: any number of workers may hold it at once, so no slot is checked and no
+    row needs SKIP LOCKED. Any assignment at all (a released one too) means the worker has seen it.
+    Served by the ``ix_tasks_queue`` index like the normal queue.
+    """
+    had = (
+        select(t.assignments.c.id)
+        .where(t.assignments.c.task_id == t.tasks.c.id, t.assignments.c.worker_id == bindparam("p_worker_id"))
+        .exists()
+    )
+    best = (
+        select(t.tasks.c.id)
+        .where(t.tasks.c.project_id == bindparam("p_project_id"), t.tasks.c.status == "gold", ~had)
+        .order_by(t.tasks.c.priority.desc(), t.tasks.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        update(t.tasks).where(t.tasks.c.id == best).values(lease_count=t.tasks.c.lease_count + 1).returning(*t.tasks.c)
+    )
+
+
+_LEASE_GOLD = Prepared(_lease_gold_statement())
+
+
+def lease_gold_task(conn: Connection, project_id: str, worker_id: str) -> dict | None:
+    """Take one lease on a gold task the worker has never had (see :func:`_lease_gold_statement`)."""
+    return _LEASE_GOLD.first(conn, {"p_project_id": project_id, "p_worker_id": worker_id})
+
+
+_WORKER_HAD_TASK = Prepared(
+    select(t.assignments.c.id)
+    .where(t.assignments.c.task_id == bindparam("p_task_id"), t.assignments.c.worker_id == bindparam("p_worker_id"))
+    .limit(1)
+)
+
+
+def worker_had_task(conn: Connection, task_id: str, worker_id: str) -> bool:
+    """Whether the task was ever leased to (or answered by) the worker."""
+    return _WORKER_HAD_TASK.first(conn, {"p_task_id": task_id, "p_worker_id": worker_id}) is not None
+
+
+_STANDING_QUERY = select(t.project_workers).where(
+    t.project_workers.c.organization_id == bindparam("p_organization_id"),
+    t.project_workers.c.project_id == bindparam("p_project_id"),
+    t.project_workers.c.worker_id == bindparam("p_worker_id"),
+)
+_STANDING = {True: Prepared(_STANDING_QUERY.with_for_update()), False: Prepared(_STANDING_QUERY)}
+
+_STANDING_COLUMNS = (
+    "id", "organization_id", "project_id", "worker_id", "status", "reason", "tasks_served", "gold_served",
+    "gold_answers", "gold_correct", "updated_at",
+)  # fmt: skip
+
+
+def standing(
+    conn: Connection, organization_id: str, project_id: str, worker_id: str, *, lock: bool = True
+) -> dict | None:
+    """A worker's row in ``project_workers`` (``lock``: locked until the commit on PostgreSQL), or None."""
+    params = {"p_organization_id": organization_id, "p_project_id": project_id, "p_worker_id": worker_id}
+    return _STANDING[lock].first(conn, params)
+
+
+def add_standing(conn: Connection, row: Mapping[str, Any]) -> None:
+    """Insert a worker's standing unless a concurrent call did first (then that row stands)."""
+    values = {**row, "updated_at": driver_datetime(conn, row["updated_at"])}
+    insert_prepared(
+        conn,
+        t.project_workers,
+        _STANDING_COLUMNS,
+        [tuple(values[c] for c in _STANDING_COLUMNS)],
+        skip_conflicts_on=("project_id", "worker_id"),
+    )
+
+
+def standings_of_project(conn: Connection, organization_id: str, project_id: str) -> list[dict]:
+    query = scoped(t.project_workers, organization_id).where(t.project_workers.c.project_id == project_id)
+    return [dict(row) for row in conn.execute(query).mappings()]
