@@ -91,7 +91,6 @@ def test_replay_writes_the_documented_json_with_sane_figures(tmp_path: Path) -> 
     assert "header lacks task, worker, label" in report["skipped"]["broken"]
     assert set(report["skipped"]) == {"scores", "broken"}
     assert report["targets"] == TARGETS
-    assert report["refit_available"] is True
     tiny = report["datasets"]["tiny"]
     assert (tiny["tasks"], tiny["judgments"], tiny["workers"], tiny["classes"]) == (TASKS, TASKS * 5, 5, 2)
     assert tiny["dropped_answers"] == 2

@@ -33,7 +33,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,7 +49,7 @@ import truthset.quality as tq
 from truthset.domain import Principal, Role, TaskStatus
 from truthset.errors import TruthsetError
 from truthset.schemas import MemberCreate, ProjectCreate, QualityPolicy, ResponseCreate
-from truthset.services import accounts, projects, queue, tasks
+from truthset.services import accounts, projects, queue, refit, tasks
 from truthset.services.tasks import TaskFilter
 from truthset.storage import Database, upgrade
 
@@ -295,15 +295,6 @@ def project_tasks(org: Organization, project_id: str) -> Iterator[dict[str, Any]
             return
 
 
-def refitter() -> Callable[[Database, Principal, str], Any] | None:
-    """The on-demand refit of a project's worker models (``refit.refit``), where the services offer one."""
-    try:
-        from truthset.services import refit  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return getattr(refit, "refit", None)
-
-
 def replay(org: Organization, crowd: Crowd, target: float, seed: int, args: argparse.Namespace) -> Replayed:
     """Serve every judgment the policy asks for with a recorded one, ``--annotators`` tasks at a time.
 
@@ -314,7 +305,6 @@ def replay(org: Organization, crowd: Crowd, target: float, seed: int, args: argp
     order = task_order(crowd, seed)
     project_id, ids = make_project(org, crowd, target, order)
     answers = answer_order(crowd, seed)
-    refit = refitter()
     given = dict.fromkeys(order, 0)
     wanting = deque(order)  # tasks wanting a judgment, in queue order
     progress = Progress()
@@ -324,8 +314,8 @@ def replay(org: Organization, crowd: Crowd, target: float, seed: int, args: argp
         progress.steps += 1
         again: list[str] = []
         for chunk in _chunks(step, CHUNK):
-            if refit is not None and progress.since_refit >= args.refit_every:
-                _refit(refit, org, project_id, progress)
+            if progress.since_refit >= args.refit_every:
+                _refit(org, project_id, progress)
             again += _judge(org, [(t, ids[t]) for t in chunk], answers, given, progress)
         wanting.extendleft(reversed(again))
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
@@ -333,11 +323,12 @@ def replay(org: Organization, crowd: Crowd, target: float, seed: int, args: argp
     return Replayed(results, progress, seconds, cpu_seconds, statuses, flags)
 
 
-def _refit(refit: Callable[[Database, Principal, str], Any], org: Organization, project_id: str, p: Progress) -> None:
+def _refit(org: Organization, project_id: str, p: Progress) -> None:
+    """The on-demand refit (fit, store a model version, re-score completed tasks), as the job runs it."""
     started = time.perf_counter()
-    report = refit(org.db, org.owner, project_id)
+    report = refit.refit(org.db, org.owner, project_id)
     p.refit_seconds += time.perf_counter() - started
-    p.changed_by_refits += int((report or {}).get("changed_answers", 0))
+    p.changed_by_refits += report["changed_answers"]
     p.refits, p.since_refit = p.refits + 1, 0
 
 
@@ -697,7 +688,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "targets": [f"{t:.2f}" for t in args.targets],
         "refit_every": args.refit_every,
         "annotators": args.annotators,
-        "refit_available": refitter() is not None,
         "database": "SQLite, temporary file, synchronous=NORMAL (no fsync: relaxed for the benchmark)",
         "datasets": results,
         "skipped": skipped,
