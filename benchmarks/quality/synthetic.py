@@ -52,3 +52,54 @@ def _distinct_workers(rng: np.random.Generator, n_tasks: int, overlap: int, n_wo
         if not bad.any():
             return workers
         workers[bad] = rng.integers(0, n_workers, size=(bad.sum(), overlap))
+
+
+def make_mixed_crowd(
+    n_tasks: int,
+    overlap: int,
+    n_workers: int,
+    class_priors: list[float],
+    spammers: float = 0.1,
+    adversaries: float = 0.0,
+    activity: float = 0.0,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A crowd with the kinds of workers real crowds have, for the few-answers benchmark.
+
+    * honest workers: a symmetric accuracy per worker from Beta(4, 1.5) (mean 0.73), errors spread
+      with a Dirichlet (structured, as in :func:`make_crowd`);
+    * ``spammers``: a share of random clickers, who answer with a label distribution of their own
+      (often one button), independent of the truth;
+    * ``adversaries``: a share of systematically wrong workers, who answer the next class
+      (``(truth + 1) mod K``) 80% of the time;
+    * ``activity``: Zipf-like skew of how many tasks each worker answers (0 = uniform; 1 = a few
+      workers answer most tasks and most workers answer a handful), as on real platforms.
+
+    ``class_priors`` sets the number of classes and their imbalance. Returns (task, worker, label,
+    truth) int arrays; each task gets ``overlap`` distinct workers.
+    """
+    rng = np.random.default_rng(seed)
+    priors = np.asarray(class_priors, dtype=np.float64)
+    n_k = len(priors)
+    truth = rng.choice(n_k, size=n_tasks, p=priors / priors.sum())
+    acc = rng.beta(4.0, 1.5, size=n_workers)
+    off = rng.dirichlet(np.full(n_k - 1, 0.7), size=(n_workers, n_k))
+    conf = np.empty((n_workers, n_k, n_k))
+    for k in range(n_k):  # a loop over classes only
+        others = [j for j in range(n_k) if j != k]
+        conf[:, k, k] = acc
+        conf[:, k, others] = (1.0 - acc)[:, None] * off[:, k, :]
+    kind = rng.random(n_workers)
+    spam = kind < spammers
+    conf[spam] = rng.dirichlet(np.full(n_k, 0.5), size=int(spam.sum()))[:, None, :]
+    adverse = (kind >= spammers) & (kind < spammers + adversaries)
+    shifted = np.roll(np.eye(n_k), 1, axis=1) * 0.8 + 0.2 / n_k
+    conf[adverse] = shifted / shifted.sum(axis=1, keepdims=True)
+    weights = 1.0 / np.arange(1, n_workers + 1) ** activity
+    weights = rng.permutation(weights / weights.sum())
+    workers = np.stack([rng.choice(n_workers, overlap, replace=False, p=weights) for _ in range(n_tasks)])
+    task = np.repeat(np.arange(n_tasks), overlap)
+    worker = workers.ravel()
+    cdf = conf[worker, truth[task]].cumsum(axis=1)
+    label = (rng.random(len(task))[:, None] > cdf).sum(axis=1).clip(max=n_k - 1)
+    return task, worker, label, truth

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from truthset.config import Settings, get_settings
 from truthset.domain import Role
@@ -32,6 +32,12 @@ quality_app = typer.Typer(help="Quality figures of a project (through the API)."
 app.add_typer(quality_app, name="quality")
 gold_app = typer.Typer(help="Gold tasks of a project (through the API).", no_args_is_help=True)
 app.add_typer(gold_app, name="gold")
+jobs_app = typer.Typer(help="Background jobs: progress, results, cancel (through the API).", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+review_app = typer.Typer(help="Review completed tasks: accept, reject or fix (through the API).", no_args_is_help=True)
+app.add_typer(review_app, name="review")
+tasks_app = typer.Typer(help="Tasks (through the API).", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -48,6 +54,14 @@ def main() -> None:
         app()
     except TruthsetError as exc:
         err_console.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)  # one line, whatever the width
+        sys.exit(1)
+    except Exception as exc:
+        # an API error (a 404, a 409) from a command that talks to a server: one line too. The SDK is
+        # imported only by those commands, so when it is not loaded nothing here could be its error.
+        client = sys.modules.get("truthset.client")
+        if client is None or not isinstance(exc, client.ApiError):
+            raise
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(1)
 
 
@@ -117,6 +131,61 @@ def serve(
         # that keeps an upload open would otherwise keep the server alive)
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Jobs at once (default: TRUTHSET_JOBS_CONCURRENCY).")
+    ] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help="Run only jobs of this kind (repeat for several).")
+    ] = None,
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Run the jobs that are due, then exit (cron, one-off).")
+    ] = False,
+) -> None:
+    """Run background jobs (refits, exports, webhook deliveries) until SIGTERM or Ctrl-C."""
+    from truthset import jobs
+
+    settings = get_settings()
+    db = _database(settings)
+    overrides: dict[str, Any] = {"concurrency": concurrency} if concurrency else {}
+    if kind:
+        unknown = sorted(set(kind) - set(jobs.kinds()))
+        if unknown:
+            raise typer.BadParameter(f"no handler for {', '.join(unknown)}; known: {', '.join(jobs.kinds())}")
+        overrides["kinds"] = kind
+    runner = jobs.runner_for(db, settings, **overrides)
+    err_console.print(
+        f"truthset worker {runner.name}: {runner.concurrency} at once; kinds: {', '.join(runner.kinds) or 'none'}",
+        soft_wrap=True,
+    )
+    try:
+        if until_idle:
+            err_console.print(f"ran {runner.run_until_idle()} jobs")
+        else:
+            _run_until_signal(runner, settings.shutdown_timeout_seconds)
+    finally:
+        db.dispose()
+
+
+def _run_until_signal(runner: Any, shutdown_timeout: float) -> None:
+    """Run ``runner`` until SIGTERM or SIGINT, then stop it: running jobs go back to the queue."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    runner.start()
+    try:
+        while not stop.wait(1.0):  # bounded, so the main thread gets to run the signal handler
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if not runner.stop(shutdown_timeout):
+            err_console.print("warning: a job did not stop in time; its lease runs out and another worker resumes it")
 
 
 @app.command()
@@ -409,7 +478,15 @@ def quality_workers(
     from truthset.client import Client
 
     table = Table(
-        "worker", "kind", "responses", "median s", "agrees with results", "est. accuracy (95%)", "status", "gold (95%)"
+        "worker",
+        "kind",
+        "responses",
+        "median s",
+        "agrees with results",
+        "est. accuracy (95%)",
+        "status",
+        "gold (95%)",
+        "reviewed: rejected",
     )
     with Client(url, api_key) as client:
         for w in client.projects.workers(project, batch_id=batch):
@@ -424,9 +501,143 @@ def quality_workers(
                 low, high = w.gold_interval
                 on_gold = f"{w.gold_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.gold_answers})"
             status = w.status or "-"
+            reviewed = f"{w.reviewed}: {w.review_rejected}" if w.reviewed else "-"
             table.add_row(
-                w.name or w.worker_id, str(w.kind), str(w.responses), median, agrees, accuracy, status, on_gold
+                w.name or w.worker_id,
+                str(w.kind),
+                str(w.responses),
+                median,
+                agrees,
+                accuracy,
+                status,
+                on_gold,
+                reviewed,
             )
+    console.print(table)
+
+
+# --- review and task history ---
+
+
+def _json_line(value: Any) -> str:
+    return escape(json.dumps(value, ensure_ascii=False, default=str))
+
+
+@review_app.command("next")
+def review_next(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Claim the next task waiting for review and show its data, every response and the result."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        item = client.reviews.next(project)
+    if item is None:
+        console.print("nothing is waiting for your review in this project")
+        return
+    task = item.task
+    console.print(f"task {task.id} (claimed until {item.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
+    console.print(f"data: {_json_line(task.data)}")
+    for response in item.responses:
+        console.print(f"  {escape(response.worker_name or response.worker_id)}: {_json_line(response.answer)}")
+    result = task.result or {}
+    console.print(f"result: {_json_line(result.get('answer'))} confidence {task.confidence}")
+    console.print(f"then: truthset review accept|reject|fix {task.id}")
+
+
+def _print_verdict(result: Any) -> None:
+    task = result.task
+    console.print(f"{result.review.verdict}: task {task.id} is {task.status}, review {task.review_status}")
+
+
+@review_app.command("accept")
+def review_accept(
+    task: Annotated[str, typer.Argument(help="Task id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    reason: Annotated[str | None, typer.Option(help="An optional note.")] = None,
+) -> None:
+    """Accept the task's result."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        _print_verdict(client.reviews.accept(task, reason=reason))
+
+
+@review_app.command("reject")
+def review_reject(
+    task: Annotated[str, typer.Argument(help="Task id.")],
+    reason: Annotated[str, typer.Option(help="What is wrong (required).")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Reject the task's result: the task goes back to the queue for more judgments."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        _print_verdict(client.reviews.reject(task, reason))
+
+
+@review_app.command("fix")
+def review_fix(
+    task: Annotated[str, typer.Argument(help="Task id.")],
+    answer: Annotated[str, typer.Option(help='The corrected answer as JSON, e.g. \'{"sentiment": "negative"}\'.')],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    reason: Annotated[str | None, typer.Option(help="An optional note.")] = None,
+) -> None:
+    """Replace the task's answer with yours (it outranks the crowd)."""
+    from truthset.client import Client
+
+    try:
+        parsed = json.loads(answer)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--answer is not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise typer.BadParameter("--answer must be a JSON object")
+    with Client(url, api_key) as client:
+        _print_verdict(client.reviews.fix(task, parsed, reason=reason))
+
+
+@review_app.command("list")
+def review_list(
+    task: Annotated[str, typer.Argument(help="Task id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """A task's reviews, oldest first."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        reviews = client.reviews.list(task)
+    table = Table("when (UTC)", "reviewer", "verdict", "reason")
+    for r in reviews:
+        table.add_row(
+            f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+            escape(r.reviewer_name or r.reviewer_id),
+            str(r.verdict),
+            escape(r.reason or ""),
+        )
+    console.print(table)
+
+
+@tasks_app.command("history")
+def tasks_history(
+    task: Annotated[str, typer.Argument(help="Task id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Every step of a task in time order: leases, responses, completion, refits, reviews."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        steps = client.tasks.history(task)
+    table = Table("when (UTC)", "step", "worker", "details")
+    for step in steps:
+        details = _json_line(step.data) if step.data else ""
+        table.add_row(f"{step.at:%Y-%m-%d %H:%M:%S.%f}"[:-3], step.kind, escape(step.worker_name or ""), details)
     console.print(table)
 
 
@@ -452,6 +663,86 @@ def gold_import(
                 err_console.print(f"  line {error['line']}: {error['message']}")
         raise typer.Exit(2) from None
     console.print(f"{report.received} lines: {report.marked} tasks marked gold, {report.updated} gold answers replaced")
+# --- jobs (through the API) ---
+
+
+@jobs_app.command("list")
+def jobs_list(
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    kind: Annotated[str | None, typer.Option(help="Only jobs of this kind.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only jobs in this status: queued, running, succeeded, failed, canceled.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many (newest first).")] = 50,
+) -> None:
+    """List jobs, newest first."""
+    from itertools import islice
+
+    from truthset.client import Client
+
+    # an id is what a reader copies into the next command: never wrapped or cut, whatever the width
+    id_column = Column("id", no_wrap=True, min_width=24)
+    table = Table(id_column, "kind", "status", "progress", "attempts", "created", "error")
+    with Client(url, api_key) as client:
+        for job in islice(client.jobs.list(kind=kind, status=status, page_size=min(limit, 100)), limit):
+            table.add_row(
+                job.id,
+                job.kind,
+                str(job.status),
+                _job_progress(job),
+                f"{job.attempts}/{job.max_attempts}",
+                str(job.created_at)[:19],
+                escape((job.error or "")[:60]),
+            )
+    console.print(table)
+
+
+def _job_progress(job: Any) -> str:
+    if job.progress.total:
+        return f"{job.progress.done}/{job.progress.total}"
+    return str(job.progress.done) if job.progress.done else "-"
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    wait: Annotated[bool, typer.Option("--wait", help="Follow its progress until it ends.")] = False,
+) -> None:
+    """Show one job (with --wait: a progress bar until it ends; exit status 1 unless it succeeded)."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        if wait:
+            columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+            with Progress(*columns, TimeElapsedColumn(), console=err_console) as progress:
+                bar = progress.add_task(f"job {job_id}", total=None)
+
+                def show(job: Any) -> None:
+                    progress.update(bar, completed=job.progress.done, total=job.progress.total, description=job.kind)
+
+                job = client.jobs.wait(job_id, progress=show)
+        else:
+            job = client.jobs.get(job_id)
+    console.print_json(job.model_dump_json())
+    if wait and job.status != "succeeded":
+        raise typer.Exit(1)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_id: Annotated[str, typer.Argument(help="Job id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Cancel a job: a queued one never runs, a running one stops at its next progress report."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        job = client.jobs.cancel(job_id)
+    console.print(f"job {job.id} is {job.status}")
 
 
 # --- aggregate (quality engine) ---

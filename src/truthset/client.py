@@ -41,12 +41,17 @@ from truthset.schemas import (
     BatchOut,
     GoldImportReport,
     GoldOut,
+    HistoryStep,
     ImportReport,
+    JobOut,
     Me,
     MediaOut,
     MemberOut,
     ProjectOut,
     ResponseOut,
+    ReviewItem,
+    ReviewOut,
+    ReviewResult,
     SubmitResult,
     TaskCreated,
     TaskOut,
@@ -233,8 +238,10 @@ class Client:
         self.batches = Batches(self)
         self.tasks = Tasks(self)
         self.queue = Queue(self)
+        self.reviews = Reviews(self)
         #: ``client.workers()`` lists the organization's workers; ``client.workers.stats(...)`` one's figures
         self.workers = Workers(self)
+        self.jobs = Jobs(self)
 
     # -- lifecycle --
 
@@ -664,6 +671,7 @@ class Tasks(_Resource):
         completed_before: Any = None,
         metadata: Mapping[str, Any] | None = None,
         min_confidence: float | None = None,
+        review_status: str | None = None,
         page_size: int = 100,
     ) -> Iterator[TaskOut]:
         """Tasks oldest first, filtered; ``metadata={"k": "v"}`` matches metadata values. Lazy pages."""
@@ -679,6 +687,7 @@ class Tasks(_Resource):
             completed_after=completed_after,
             completed_before=completed_before,
             min_confidence=min_confidence,
+            review_status=review_status,
         )
         for key, value in (metadata or {}).items():
             params[f"metadata.{key}"] = value if isinstance(value, str) else orjson.dumps(value).decode()
@@ -699,6 +708,11 @@ class Tasks(_Resource):
         """Every response to the task, oldest first."""
         rows = self._client._request("GET", f"/tasks/{task_id}/responses").json()
         return [ResponseOut.model_validate(row) for row in rows]
+
+    def history(self, task_id: str) -> list[HistoryStep]:
+        """Every step of the task in time order: leases, responses, completion, refits, reviews."""
+        rows = self._client._request("GET", f"/tasks/{task_id}/history").json()
+        return [HistoryStep.model_validate(row) for row in rows]
 
 
 def _jsonl_chunks(tasks: Iterable[Mapping[str, Any] | BaseModel]) -> Iterator[bytes]:
@@ -804,6 +818,43 @@ class Queue(_Resource):
             yield assignment
 
 
+# --- review ------------------------------------------------------------------------------------
+
+
+class Reviews(_Resource):
+    """The review queue and verdicts (reviewers and above; never on a task you answered)."""
+
+    def next(self, project_id: str) -> ReviewItem | None:
+        """Claim the next task waiting for review, with its responses; None when none is left for you."""
+        response = self._client._request("POST", f"/projects/{project_id}/reviews/next", retry=False)
+        if response.status_code == 204:
+            return None
+        return ReviewItem.model_validate(response.json())
+
+    def accept(self, task_id: str, *, reason: str | None = None) -> ReviewResult:
+        return self._verdict(task_id, _body(verdict="accept", reason=reason))
+
+    def reject(self, task_id: str, reason: str) -> ReviewResult:
+        """The result is wrong: the task goes back to the queue for more judgments."""
+        return self._verdict(task_id, _body(verdict="reject", reason=reason))
+
+    def fix(self, task_id: str, answer: Mapping[str, Any], *, reason: str | None = None) -> ReviewResult:
+        """Replace the result's answer with yours (stored as your response; it outranks the crowd)."""
+        return self._verdict(task_id, _body(verdict="fix", answer=dict(answer), reason=reason))
+
+    def skip(self, task_id: str) -> TaskOut:
+        """Give the task back to the review queue for another reviewer (it never comes back to you)."""
+        return self._client._json("POST", f"/tasks/{task_id}/reviews/skip", TaskOut, retry=False)
+
+    def list(self, task_id: str) -> list[ReviewOut]:
+        """The task's reviews, oldest first."""
+        rows = self._client._request("GET", f"/tasks/{task_id}/reviews").json()
+        return [ReviewOut.model_validate(row) for row in rows]
+
+    def _verdict(self, task_id: str, body: dict[str, Any]) -> ReviewResult:
+        return self._client._json("POST", f"/tasks/{task_id}/reviews", ReviewResult, json=body, retry=False)
+
+
 class Workers(_Resource):
     """The organization's workers: call it to list them; :meth:`stats` for one worker's figures."""
 
@@ -815,3 +866,48 @@ class Workers(_Resource):
         """One worker's figures on a project: anyone's for managers and above, one's own for every member."""
         params = _params(project_id=project_id, batch_id=batch_id)
         return self._client._json("GET", f"/workers/{worker_id}/stats", WorkerStats, params=params)
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+JOB_FINISHED = frozenset({"succeeded", "failed", "canceled"})
+
+
+class Jobs(_Resource):
+    """Background jobs (refits, exports, webhook deliveries): follow their progress, cancel them."""
+
+    def list(self, *, kind: str | None = None, status: str | None = None, page_size: int = 100) -> Iterator[JobOut]:
+        """The organization's jobs, newest first (managers and up; others see the jobs they started)."""
+        return self._client._paginate("/jobs", _params(kind=kind, status=status), JobOut, page_size)
+
+    def get(self, job_id: str) -> JobOut:
+        return self._client._json("GET", f"/jobs/{job_id}", JobOut)
+
+    def cancel(self, job_id: str) -> JobOut:
+        """Cancel a queued or running job (repeating it is harmless; a finished job raises ConflictError)."""
+        return self._client._json("POST", f"/jobs/{job_id}/cancel", JobOut, retry=True)
+
+    def wait(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        *,
+        poll: float = 0.5,
+        progress: Callable[[JobOut], None] | None = None,
+    ) -> JobOut:
+        """Poll the job until it has succeeded, failed or been canceled, and return it.
+
+        ``timeout``: seconds to wait at most (None: no limit), then :class:`TimeoutError`.
+        ``progress`` is called with the job after each poll (e.g. to update a progress bar).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get(job_id)
+            if progress is not None:
+                progress(job)
+            if job.status in JOB_FINISHED:
+                return job
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(f"job {job_id} is still {job.status} after {timeout:g} s")
+            time.sleep(poll if left is None else min(poll, left))

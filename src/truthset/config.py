@@ -60,6 +60,19 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, how long `truthset serve` lets requests in flight finish."
     )
+    jobs_in_process: bool = Field(
+        True,
+        description="Run background jobs in a thread of `truthset serve` (production: false, with `truthset worker`).",
+    )
+    jobs_concurrency: int = Field(1, ge=1, le=64, description="Jobs a runner runs at once (one thread each).")
+    jobs_lease_seconds: float = Field(
+        60.0, ge=1, le=3600, description="A running job's lease: a runner gone this long has its job resumed."
+    )
+    jobs_poll_seconds: float = Field(1.0, gt=0, le=60, description="How often an idle runner looks for due jobs.")
+    jobs_retry_base_seconds: float = Field(
+        10.0, ge=0, description="Delay before a failed job's first retry; doubled for each further one (with jitter)."
+    )
+    jobs_retry_max_seconds: float = Field(3600.0, ge=0, description="Longest delay between two retries of a job.")
 
     @property
     def resolved_database_url(self) -> str:

@@ -35,6 +35,30 @@ class TaskStatus(StrEnum):
     GOLD = "gold"  # a known answer, served to measure workers (services/gold.py); never completes
 
 
+class JobStatus(StrEnum):
+    QUEUED = "queued"  # waiting for a runner (maybe until its run_after: a retry's backoff)
+    RUNNING = "running"  # leased by a runner until locked_until
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # out of attempts, or a failure no retry can fix
+    CANCELED = "canceled"
+
+
+class ReviewStatus(StrEnum):
+    """Where a completed task stands with review (None on a task never sent to review)."""
+
+    PENDING = "pending"  # waiting in the project's review queue
+    REVIEWING = "reviewing"  # claimed by a reviewer until a deadline (see services/review.py)
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"  # back in the annotation queue for more judgments
+    FIXED = "fixed"  # a reviewer's answer replaced the crowd's
+
+
+class Verdict(StrEnum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    FIX = "fix"
+
+
 class AssignmentStatus(StrEnum):
     ACTIVE = "active"
     SUBMITTED = "submitted"

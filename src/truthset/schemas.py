@@ -7,7 +7,16 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from truthset.domain import AssignmentStatus, BatchStatus, Role, TaskStatus, WorkerKind
+from truthset.domain import (
+    AssignmentStatus,
+    BatchStatus,
+    JobStatus,
+    ReviewStatus,
+    Role,
+    TaskStatus,
+    Verdict,
+    WorkerKind,
+)
 from truthset.questions import Spec
 
 T = TypeVar("T")
@@ -309,6 +318,7 @@ class TaskOut(Output):
     response_count: int
     result: dict[str, Any] | None = None
     confidence: float | None = None
+    review_status: ReviewStatus | None = Field(None, description="Null: never sent to review (docs/quality.md).")
     created_at: Timestamp
     updated_at: Timestamp
     completed_at: OptionalTimestamp = None
@@ -367,6 +377,51 @@ class ResponseOut(Output):
 class SubmitResult(Output):
     response: ResponseOut
     task: TaskOut
+
+
+# --- review and history ------------------------------------------------------------------------
+
+
+class ReviewCreate(Input):
+    verdict: Verdict = Field(description="accept, reject (with a reason) or fix (with the corrected answer).")
+    reason: str | None = Field(None, max_length=2000, description="Required to reject; optional otherwise.")
+    answer: JsonObject | None = Field(None, description="The corrected answer of a fix, as a response's answer.")
+
+
+class ReviewOut(Output):
+    id: str
+    task_id: str
+    project_id: str
+    reviewer_id: str = Field(description="The reviewer's worker.")
+    reviewer_name: str | None = None
+    verdict: Verdict
+    reason: str | None
+    response_id: str | None = Field(description="A fix's response (the reviewer's answer).")
+    created_at: Timestamp
+
+
+class ReviewResult(Output):
+    review: ReviewOut
+    task: TaskOut
+
+
+class ReviewResponse(ResponseOut):
+    worker_name: str | None
+    worker_kind: WorkerKind | None
+
+
+class ReviewItem(Output):
+    task: TaskOut
+    responses: list[ReviewResponse] = Field(description="Every response to the task, oldest first.")
+    expires_at: Timestamp = Field(description="The review claim ends then: the task goes back to the review queue.")
+
+
+class HistoryStep(Output):
+    at: Timestamp
+    kind: str = Field(description="created, leased, lease_skipped|released|expired, response, or a task event's kind.")
+    worker_id: str | None
+    worker_name: str | None
+    data: dict[str, Any]
 
 
 class WorkerOut(Output):
@@ -429,6 +484,9 @@ class WorkerFigures(Output):
     )
     accuracy_interval: list[float] | None = Field(description="95% Wilson score interval of estimated_accuracy.")
     scored_answers: int = Field(description="Answers with a strict majority of 2+ other answers to compare with.")
+    reviewed: int = Field(0, description="Responses a reviewer judged (accepted, rejected or fixed the task).")
+    review_accepted: int = Field(0, description="Reviewed responses upheld: the task accepted, or a fix equal to them.")
+    review_rejected: int = Field(0, description="Reviewed responses overruled: the task rejected, or fixed otherwise.")
     # gold (docs/quality.md, "Gold"): null status for a worker gold has not met on this project
     status: Literal["active", "qualifying", "paused"] | None = Field(
         None, description="The worker's standing on the project: active, qualifying or paused (by gold)."
@@ -476,3 +534,31 @@ class WorkerStanding(Output):
     gold_answers: int
     gold_correct: float
     updated_at: Timestamp
+
+
+# --- jobs ----------------------------------------------------------------------------------------
+
+
+class JobProgress(Output):
+    done: int = Field(description="Units of work done so far (the handler says what a unit is).")
+    total: int | None = Field(description="Units in all, once known.")
+
+
+class JobOut(Output):
+    id: str
+    kind: str = Field(description="What the job does: `quality.refit`, `export`, `webhook.deliver`...")
+    status: JobStatus
+    payload: dict[str, Any] = Field(description="What the job works on (given by whoever enqueued it).")
+    dedupe_key: str | None = Field(description="While queued, at most one job of the organization has this key.")
+    attempts: int = Field(description="Runs started so far (a retry or a resume after a lost runner adds one).")
+    max_attempts: int
+    run_after: Timestamp = Field(description="Not run before this time (a retry waits out its backoff).")
+    locked_by: str | None = Field(description="The runner running it: host:pid:token:slot.")
+    locked_until: OptionalTimestamp = Field(description="Its runner's lease; past it another runner resumes the job.")
+    progress: JobProgress
+    result: Any = Field(None, description="What the handler returned, once succeeded.")
+    error: str | None = Field(description="The last failure (kept while a retry waits).")
+    created_by: str | None = Field(description="The member whose action enqueued it (null: the system).")
+    created_at: Timestamp
+    updated_at: Timestamp
+    finished_at: OptionalTimestamp = None

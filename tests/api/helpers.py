@@ -28,7 +28,7 @@ from sqlalchemy import select
 from truthset.api import API_PREFIX
 from truthset.config import Settings
 from truthset.schemas import ApiKeyCreate, ResponseCreate
-from truthset.services import accounts, media, projects, queue, tasks
+from truthset.services import accounts, jobs, media, projects, queue, tasks
 from truthset.services.tasks import TaskFilter
 from truthset.storage import Database
 from truthset.storage import tables as t
@@ -211,9 +211,17 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
     assert skip_assignment and release_assignment
     member = org.add_member("annotator")
     member_key = accounts.create_key(db, owner, ApiKeyCreate(name="to revoke", member_id=member.id))
+    # two completed tasks waiting for review, answered by ``member``: one to skip, one to accept
+    review_project = org.make_project(quality={"overlap": 1, "review": {"sample_rate": 1.0}}, name="review")
+    to_skip, to_review = org.make_tasks(review_project["id"], 2)
+    for review_task in (to_skip, to_review):
+        queue.submit(db, member.principal, review_task["id"], ResponseCreate(answer=ANSWER))
     image = media.store(
         db, owner, [PNG], filename="dot.png", media_dir=settings.media_dir, max_bytes=settings.max_upload_bytes
     )
+    with db.write() as conn:  # queued jobs the owner started (no runner runs in these tests)
+        job = jobs.enqueue(conn, org.id, "world.job", {"n": 1}, created_by=org.owner.id)
+        doomed_job = jobs.enqueue(conn, org.id, "world.job", {"n": 2}, created_by=org.owner.id)
     return World(
         org=org,
         worker=worker,
@@ -229,7 +237,15 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
         member=member,
         member_key=member_key,
         media=image,
-        extra={"queue_project": queue_project, "gold_task": org.make_task(project["id"], "gold to be")},
+        extra={
+            "queue_project": queue_project,
+            "gold_task": org.make_task(project["id"], "gold to be"),
+            "job": job,
+            "doomed_job": doomed_job,
+            "review_project": review_project,
+            "skip_review_task": to_skip,
+            "review_task": to_review,
+        },
     )
 
 
@@ -266,7 +282,9 @@ def _unique(prefix: str) -> str:
 
 #: Path parameter names and the kind of object each one names. A route with a parameter that is
 #: not here fails the walks: give the world an object of that kind and list it here.
-PATH_PARAMS = {"project_id", "batch_id", "task_id", "assignment_id", "member_id", "key_id", "media_id", "worker_id"}
+PATH_PARAMS = {
+    "project_id", "batch_id", "task_id", "assignment_id", "member_id", "key_id", "media_id", "worker_id", "job_id"
+}
 
 #: A plausible, valid request for every operation (keyed by operation_id), made from a World.
 ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
@@ -311,6 +329,11 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "upload_media": lambda w: Call(files={"file": ("dot.png", PNG, "image/png")}),
     "get_media": lambda w: Call(path={"media_id": w.media["id"]}),
     "health": lambda w: Call(),
+    "next_review": lambda w: Call(path={"project_id": w.extra["review_project"]["id"]}),
+    "review_task": lambda w: Call(path={"task_id": w.extra["review_task"]["id"]}, json={"verdict": "accept"}),
+    "skip_review": lambda w: Call(path={"task_id": w.extra["skip_review_task"]["id"]}),
+    "list_task_reviews": lambda w: Call(path={"task_id": w.task["id"]}),
+    "task_history": lambda w: Call(path={"task_id": w.task["id"]}),
     "project_agreement": lambda w: Call(path={"project_id": w.project["id"]}, params={"batch_id": w.batch["id"]}),
     "project_workers": lambda w: Call(path={"project_id": w.project["id"]}, params={"batch_id": w.batch["id"]}),
     "worker_stats": lambda w: Call(path={"worker_id": w.worker.worker_id}, params={"project_id": w.project["id"]}),
@@ -322,6 +345,9 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
         headers={"Content-Type": "text/csv"},
     ),
     "reinstate_worker": lambda w: Call(path={"project_id": w.project["id"], "worker_id": w.worker.worker_id}),
+    "list_jobs": lambda w: Call(params={"status": "queued", "kind": "world.job"}),
+    "get_job": lambda w: Call(path={"job_id": w.extra["job"]["id"]}),
+    "cancel_job": lambda w: Call(path={"job_id": w.extra["doomed_job"]["id"]}),
 }
 
 

@@ -72,7 +72,8 @@ def test_limit_parameters_are_bounded_as_the_server_bounds_them(make_api: Any, s
     api = make_api(settings.model_copy(update={"page_size_max": 50}))
     limits = _limit_schemas(api.get(f"{API}/openapi.json").json())
     assert set(limits) == {
-        "list_members", "list_keys", "list_workers", "list_projects", "list_batches", "list_tasks", "project_workers"
+        "list_members", "list_keys", "list_workers", "list_projects", "list_batches", "list_tasks", "project_workers",
+        "list_jobs",
     }
     for schema in limits.values():
         assert (schema["minimum"], schema["maximum"], schema["default"]) == (1, 50, 50)

@@ -62,10 +62,18 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "project_agreement": Action.READ_QUALITY,
     "project_workers": Action.READ_QUALITY,
     "worker_stats": None,  # every member reads their own figures (the walk asks for the caller's)
+    "next_review": Action.REVIEW,
+    "review_task": Action.REVIEW,
+    "skip_review": Action.REVIEW,
+    "list_task_reviews": Action.READ_TASKS,
+    "task_history": Action.READ_TASKS,
     "mark_gold": Action.MANAGE_TASKS,
     "unmark_gold": Action.MANAGE_TASKS,
     "import_gold": Action.MANAGE_TASKS,
     "reinstate_worker": Action.MANAGE_PROJECTS,
+    "list_jobs": None,  # every member lists jobs: managers and up all of them, others the ones they started
+    "get_job": Action.READ_JOBS,  # the walk's jobs were started by the owner (others read their own)
+    "cancel_job": Action.MANAGE_JOBS,
 }
 
 PUBLIC = {f"{API}/openapi.json", f"{API}/docs"}

@@ -46,7 +46,8 @@ CHECKS = [
 #: Operations whose input is checked beyond what their schema states (task data and answers against
 #: the project's spec, a quality policy's question names against the spec, a question type's own
 #: rules, free-form JSON's depth and 64-bit integers, the
-#: bytes of an image, a gold answer against the spec, a gold CSV's header and lines): a schema-valid
+#: bytes of an image, a gold answer against the spec, a gold CSV's header and lines, a review's reason
+#: and fixed answer, which its verdict asks for): a schema-valid
 #: request may rightly get a 422. Every other operation must
 #: accept every schema-valid request (positive_data_acceptance).
 CONTENT_CHECKED = {
@@ -56,6 +57,7 @@ CONTENT_CHECKED = {
     "update_project",
     "create_batch",
     "upload_media",
+    "review_task",
     "mark_gold",
     "import_gold",
 }
@@ -76,6 +78,7 @@ def _path_ids(world: World) -> dict[str, str]:
         "key_id": world.member_key["id"],
         "media_id": world.media["id"],
         "worker_id": world.worker.worker_id,
+        "job_id": world.extra["job"]["id"],
     }
 
 

@@ -256,15 +256,16 @@ def test_ui_pages_hide_other_tenants_projects(api: Api, org: Org, other_org: Org
         "acme-secret-batch",
         "acme-secret-item",
     }
-    pages = [route.path for route in router.routes if "{project_id}" in getattr(route, "path", "")]
-    assert set(pages) >= {"/projects/{project_id}", "/projects/{project_id}/label"}
+    pages = [route.path for route in router.routes if re.search(r"\{(project|task)_id\}", getattr(route, "path", ""))]
+    assert set(pages) >= {"/projects/{project_id}", "/projects/{project_id}/label", "/tasks/{task_id}"}
     other_ids = [name for route in router.routes for name in route.param_convertors if name.endswith("_id")]
-    assert set(other_ids) == {"project_id"}, "a new page takes another object id: cover it here"
+    assert set(other_ids) == {"project_id", "task_id"}, "a new page takes another object id: cover it here"
+    ids = {"project_id": project["id"], "task_id": task["id"]}
 
     # org A's owner sees the pages (so the 404s below are about the tenant, not a broken page)
     sign_in(api, org.owner.member["email"], org.owner.password)
     for path in pages:
-        own = api.get(path.format(project_id=project["id"]))
+        own = api.get(path.format(**ids))
         assert own.status_code == 200 and "acme-secret-project" in own.text, path
     api._client.cookies.clear()
 
@@ -272,12 +273,13 @@ def test_ui_pages_hide_other_tenants_projects(api: Api, org: Org, other_org: Org
     with org.db.read() as conn:
         tasks_before = conn.execute(select(t.tasks).where(t.tasks.c.organization_id == org.id)).mappings().all()
     for path in pages:
-        real = api.get(path.format(project_id=project["id"]))
+        real_id = project["id"] if "{project_id}" in path else task["id"]
+        real = api.get(path.format(**ids))
         missing_id = new_id()
-        missing = api.get(path.format(project_id=missing_id))
+        missing = api.get(path.format(project_id=missing_id, task_id=missing_id))
         assert real.status_code == missing.status_code == 404, path
-        assert real.text.replace(project["id"], "<id>") == missing.text.replace(missing_id, "<id>"), path
-        leaked = {s for s in secrets_of_a - {project["id"]} if s in real.text}
+        assert real.text.replace(real_id, "<id>") == missing.text.replace(missing_id, "<id>"), path
+        leaked = {s for s in secrets_of_a - {real_id} if s in real.text}
         assert not leaked, f"{path} leaked {leaked}"
     home = api.get("/")
     assert home.status_code == 200

@@ -85,6 +85,36 @@ def test_quality_agreement_and_workers(live: Any) -> None:
     assert "1.5" in output and "1.000" in output  # median seconds; agrees with the result it made
 
 
+def test_review_commands_and_task_history(live: Any) -> None:
+    with live.client() as client:
+        project = client.projects.create("cli review", spec=SPEC, quality={"overlap": 1, "review": {"sample_rate": 1}})
+        client.tasks.import_tasks(project.id, [{"data": {"text": f"t{i}"}} for i in range(2)])
+        member = client.members.add("reviewed-annotator@acme.example", role="annotator")
+        key = client.keys.create("annotator", member_id=member.id)
+        with live.client(key.key) as annotator:
+            for assignment in annotator.queue.iter_tasks(project.id):
+                annotator.queue.submit(assignment.task.id, {"sentiment": "pos"}, assignment_id=assignment.id)
+    code, output = _cli(live, "review", "next", project.id)
+    assert code == 0 and '{"sentiment": "pos"}' in output, output
+    first = output.split("task ", 1)[1].split()[0]
+    code, output = _cli(live, "review", "fix", first, "--answer", '{"sentiment": "neg"}')
+    assert code == 0 and f"fix: task {first} is completed, review fixed" in output, output
+    code, output = _cli(live, "review", "fix", first, "--answer", "neg")
+    assert code == 2 and "JSON" in output
+    code, output = _cli(live, "review", "next", project.id)
+    second = output.split("task ", 1)[1].split()[0]
+    code, output = _cli(live, "review", "reject", second, "--reason", "not [b]pos[/b]")
+    assert code == 0 and "is pending, review rejected" in output, output
+    code, output = _cli(live, "review", "list", second)
+    assert code == 0 and "reject" in output and "not [b]pos[/b]" in output, output
+    code, output = _cli(live, "review", "next", project.id)
+    assert code == 0 and "nothing is waiting" in output
+    code, output = _cli(live, "tasks", "history", first)
+    assert code == 0, output
+    steps = [kind for kind in ("created", "leased", "response", "review_claimed", "reviewed") if kind in output]
+    assert steps == ["created", "leased", "response", "review_claimed", "reviewed"]
+
+
 def test_gold_import_marks_tasks_or_names_the_bad_line(live: Any, tmp_path: Path) -> None:
     with live.client() as client:
         project = client.projects.create("cli gold", spec=SPEC)

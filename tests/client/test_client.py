@@ -35,12 +35,15 @@ from truthset.schemas import (
     ApiKeyOut,
     AssignmentOut,
     BatchOut,
+    HistoryStep,
     ImportReport,
     Me,
     MediaOut,
     MemberOut,
     ProjectOut,
     ResponseOut,
+    ReviewItem,
+    ReviewResult,
     SubmitResult,
     TaskCreate,
     TaskCreated,
@@ -327,6 +330,35 @@ def test_quality_figures(client: truthset.Client, live: LiveServer) -> None:
     assert isinstance(stats, WorkerStats) and stats.responses == 2 and stats.project_id == project.id
     with _annotator(client, live) as outsider, pytest.raises(PermissionDeniedError):
         outsider.projects.agreement(project.id)
+
+
+def test_review_queue_verdicts_and_history(client: truthset.Client, live: LiveServer) -> None:
+    project = client.projects.create(_name("review"), SPEC, quality={"overlap": 1, "review": {"sample_rate": 1.0}})
+    client.tasks.import_tasks(project.id, [{"data": {"text": f"t{i}"}} for i in range(3)])
+    with _annotator(client, live) as annotator:
+        for _ in range(3):
+            lease = annotator.queue.next_task(project.id)
+            assert lease is not None
+            annotator.queue.submit(lease.task.id, {"sentiment": "positive"}, assignment_id=lease.id)
+    assert len(list(client.tasks.list(project.id, review_status="pending"))) == 3
+    first = client.reviews.next(project.id)
+    assert isinstance(first, ReviewItem) and first.responses[0].answer == {"sentiment": "positive"}
+    fixed = client.reviews.fix(first.task.id, {"sentiment": "negative"})
+    assert isinstance(fixed, ReviewResult) and fixed.task.result is not None
+    assert fixed.task.result["answer"] == {"sentiment": "negative"} and fixed.task.review_status == "fixed"
+    second = client.reviews.next(project.id)
+    assert second is not None
+    assert client.reviews.accept(second.task.id).task.review_status == "accepted"
+    third = client.reviews.next(project.id)
+    assert third is not None
+    with pytest.raises(InvalidInputError):
+        client.reviews.reject(third.task.id, "")
+    assert client.reviews.reject(third.task.id, "not positive").task.status == "pending"
+    assert client.reviews.next(project.id) is None
+    assert [r.verdict for r in client.reviews.list(first.task.id)] == ["fix"]
+    steps = client.tasks.history(first.task.id)
+    assert all(isinstance(s, HistoryStep) for s in steps)
+    assert [s.kind for s in steps][-2:] == ["response", "reviewed"]
 
 
 def test_submit_is_idempotent(client: truthset.Client, live: LiveServer, project: ProjectOut) -> None:

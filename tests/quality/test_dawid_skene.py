@@ -235,7 +235,14 @@ def test_glad_uses_a_uniform_class_prior_unless_asked() -> None:
 def test_em_engine_buffers_match_the_plain_em_step(small_crowd) -> None:
     """The buffered EM loop returns the E-step of its own M-step, with priors from the counted posteriors."""
     from truthset.quality._base import normalize_rows, vote_table
-    from truthset.quality._em import Design, class_priors, fit_confusion_em, softmax_rows
+    from truthset.quality._em import (
+        Design,
+        anchored_class_priors,
+        class_priors,
+        fit_confusion_em,
+        moment_class_priors,
+        softmax_rows,
+    )
     from truthset.quality._input import factorize_answers
 
     task, worker, label, _ = small_crowd
@@ -244,13 +251,18 @@ def test_em_engine_buffers_match_the_plain_em_step(small_crowd) -> None:
     model = DawidSkene(calibrate=False)
     model._s_prev = None
     model._prepare(data)
-    res = fit_confusion_em(design, normalize_rows(vote_table(data)), model._project, n_iter=100, tol=1e-6, patience=3)
+    init = normalize_rows(vote_table(data))
+    priors_of = model._priors_of(data, init)
+    res = fit_confusion_em(design, init, model._project, n_iter=100, tol=1e-6, patience=3, priors_of=priors_of)
     # the CSC-view M-step product equals the CSR product, summed in the same order
     assert np.array_equal(
         design.counts(res.count_posteriors),
         (design.A.T.tocsr() @ res.count_posteriors).reshape(data.n_workers, data.n_labels, -1).transpose(0, 2, 1),
     )
-    np.testing.assert_allclose(res.priors, class_priors(res.count_posteriors), rtol=1e-12)
+    # the priors of the last E-step come from the posteriors the last M-step counted
+    anchored = anchored_class_priors(res.count_posteriors.sum(axis=0), data.n_tasks, moment_class_priors(data))
+    np.testing.assert_allclose(res.priors, anchored, rtol=1e-12)
+    assert not np.allclose(anchored, class_priors(res.count_posteriors))  # not the plain Laplace mean
     logits = design.log_likelihood(np.log(res.errors)) + np.log(res.priors)
     np.testing.assert_allclose(res.logits, logits, rtol=1e-12)
     np.testing.assert_allclose(res.posteriors, softmax_rows(logits)[0], rtol=1e-12, atol=1e-15)

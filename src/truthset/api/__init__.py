@@ -12,12 +12,13 @@ from fastapi import Depends, FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp
 
-from truthset import __version__, questions
+from truthset import __version__, jobs, questions
 from truthset.api import deps, docs, errors, openapi, session
 from truthset.api.headers import SecurityHeadersMiddleware
 from truthset.api.limits import AnonymousGuardMiddleware, BodyLimitMiddleware, NulGuardMiddleware
 from truthset.api.memory import GiveBackMemoryMiddleware
-from truthset.api.routes import accounts, gold, media, projects, quality, queue, tasks
+from truthset.api.routes import accounts, gold, media, projects, quality, queue, reviews, tasks
+from truthset.api.routes import jobs as job_routes
 from truthset.config import Settings, get_settings
 from truthset.errors import TruthsetError
 from truthset.storage import Database
@@ -63,11 +64,26 @@ def _lifespan(*, owns_db: bool) -> Callable[[FastAPI], AbstractAsyncContextManag
         # full collection, which cost a fifth of the annotation loop's CPU and its worst latencies.
         gc.collect()
         gc.freeze()
+        runner = _start_job_runner(app)
         yield
+        if runner is not None:  # in-flight handlers stop at their next check; their jobs are queued again
+            await anyio.to_thread.run_sync(runner.stop, app.state.settings.shutdown_timeout_seconds)
         if owns_db:
             app.state.db.dispose()  # stops the SQLite writer thread after the last request
 
     return lifespan
+
+
+def _start_job_runner(app: FastAPI) -> jobs.Runner | None:
+    """The in-process job runner (``TRUTHSET_JOBS_IN_PROCESS``): the embedded set-up needs no
+    ``truthset worker``. Production runs workers and turns it off (see docs/jobs.md)."""
+    settings: Settings = app.state.settings
+    if not settings.jobs_in_process:
+        return None
+    runner = jobs.runner_for(app.state.db, settings)
+    runner.start()
+    app.state.job_runner = runner
+    return runner
 
 
 def _warm_up(app: FastAPI) -> None:
@@ -98,7 +114,7 @@ def _setup_routes(app: FastAPI) -> None:
     # The router tries routes in order: the annotation loop's come first, since they are most of the traffic.
     # Every API route refuses query parameters it does not take (a misspelt filter is not ignored).
     strict_query = [Depends(deps.known_query_only)]
-    for module in (queue, tasks, projects, accounts, media, quality, gold):
+    for module in (queue, tasks, projects, accounts, media, quality, gold, reviews, job_routes):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=strict_query)
     app.include_router(docs.router, prefix=API_PREFIX)  # public: no key, no query parameters
     __import__("truthset.ui", fromlist=["install"]).install(app)  # the web UI (imported late: ui sits below api)

@@ -12,12 +12,16 @@ from ._em import (
     Design,
     EMResult,
     StrengthDraws,
+    anchored_class_priors,
+    average_worker,
     calibration_sample,
+    corroborated,
     fit_confusion_em,
     fit_prior_strength,
     fit_temperature,
     loo_confusion_log_errors,
     loo_log_prior,
+    moment_class_priors,
     take_rows,
     tempered,
 )
@@ -75,6 +79,14 @@ class _ConfusionModel(CategoricalAggregator):
     def _prepare(self, data: Answers) -> None:
         """Per-fit state the projection needs (none by default)."""
 
+    def _count_design(self, data: Answers, design: Design) -> Design:
+        """The answers whose expected counts make the confusion matrices (all of them by default)."""
+        return design
+
+    def _priors_of(self, data: Answers, init: np.ndarray) -> Any:
+        """How the M-step estimates class priors from posteriors (None: the engine's Laplace mean)."""
+        return None
+
     def _fit(self, data: Answers) -> np.ndarray:
         self._s_prev: float | None = None
         self.temperature_ = 1.0
@@ -83,7 +95,16 @@ class _ConfusionModel(CategoricalAggregator):
         design = Design.from_answers(data)
         self._prepare(data)
         init = normalize_rows(vote_table(data))
-        res = fit_confusion_em(design, init, self._project, n_iter=self.n_iter, tol=self.tol, patience=self.patience)
+        res = fit_confusion_em(
+            design,
+            init,
+            self._project,
+            n_iter=self.n_iter,
+            tol=self.tol,
+            patience=self.patience,
+            count_design=self._count_design(data, design),
+            priors_of=self._priors_of(data, init),
+        )
         self._store(data, res)
         if not self.calibrate:
             return res.posteriors
@@ -190,6 +211,17 @@ class DawidSkene(_ConfusionModel):
       biased towards "all workers alike" on sparse crowds; see ``StrengthDraws`` in ``_em.py``. A
       worker with three answers is thus close to the average worker, not a confident 0/1 matrix.
       Pass ``prior_strength`` to fix the concentration instead.
+    * few answers per task (where dynamic overlap lives) get three safeguards, each because EM
+      without it flipped answers on subsampled real crowds (``benchmarks/quality/subsample.py``):
+      only *corroborated* answers (tasks someone else answered too) make the confusion counts, a
+      lone answer says nothing about its worker's errors (``_count_design``); the average worker
+      has a "workers beat chance" hyperprior (``average_worker`` in ``_em.py``: two pseudo-answers
+      per class of a worker who knows the answer half the time, else guesses with the class
+      frequencies; MACE's generative story, Hovy et al. 2013), so with no corroborated answers at
+      all every label is its answer; and the class priors have a Dirichlet prior centred on a
+      one-coin method-of-moments estimate (``moment_class_priors``, ``anchored_class_priors``),
+      because with two answers per task EM's class priors are not identified and slid towards
+      one class. A worker with no corroborated answers is scored as ``mean_errors_``.
     * ``labels_`` are the argmax of the full-data EM posterior. ``probas_`` are that posterior
       tempered by one exponent ``temperature_`` in (0, 1] learnt by cross-fitting (worker models
       refitted without each task of a fixed-seed sample, scored on held-out answers; see
@@ -199,8 +231,11 @@ class DawidSkene(_ConfusionModel):
     * convergence needs ``patience`` consecutive small changes, not one.
 
     Fitted: ``labels_``, ``probas_``, ``errors_`` (rows (worker, observed label), columns true
-    label), ``errors_array_`` (W, K, L), ``priors_``, ``skills_`` (expected accuracy per worker),
-    ``prior_strength_``, ``temperature_``, ``n_iter_``.
+    label), ``errors_array_`` (W, K, L), ``priors_`` / ``priors_array_``, ``mean_errors_`` (K, L:
+    the average worker, for unseen workers), ``skills_`` (expected accuracy per worker),
+    ``prior_strength_``, ``temperature_``, ``n_iter_``. To re-score one task incrementally store
+    ``errors_array_``, ``priors_array_``, ``temperature_`` (and ``mean_errors_`` for unseen
+    workers) and call :func:`task_posterior` (or the method of the same name).
     """
 
     def __init__(
@@ -214,11 +249,37 @@ class DawidSkene(_ConfusionModel):
         super().__init__(n_iter=n_iter, tol=tol, patience=patience, calibrate=calibrate)
         self.prior_strength = prior_strength
 
+    def _count_design(self, data: Answers, design: Design) -> Design:
+        """Only corroborated answers (tasks someone else answered too) inform confusion matrices.
+
+        The answer on a task nobody else answered is scored, but says nothing about its worker's
+        errors: its posterior comes from that very answer, so counting it only confirms the worker
+        (and fits each worker's answer *marginals* with their confusion rows, which is how EM on one
+        answer per task drifted into flipping answers). Its likelihood depends on the confusion
+        matrix only through ``sum_k prior_k e_w[k, l]``, which is not identified.
+        """
+        sub = corroborated(data)
+        return design if sub is data else Design.from_answers(sub)
+
+    def _priors_of(self, data: Answers, init: np.ndarray) -> Any:
+        return self._class_priors_of
+
     def _prepare(self, data: Answers) -> None:
-        self._draws = StrengthDraws.from_answers(data) if self.prior_strength is None else None
+        anchor = moment_class_priors(data)
+
+        def class_priors_of(totals: np.ndarray, n_t: int) -> np.ndarray:
+            # the engine asks once per iteration, for the posteriors the next M-step counts: the
+            # projection reuses the answer for the average worker's hyperprior
+            self._last_priors = anchored_class_priors(totals, n_t, anchor)
+            return self._last_priors
+
+        self._class_priors_of = class_priors_of
+        self._draws = StrengthDraws.from_answers(corroborated(data)) if self.prior_strength is None else None
         self._s_settled = 0  # consecutive M-steps in which the estimated strength barely moved
 
     def _project(self, counts: np.ndarray, pooled: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
+        # the average worker: all workers' counts plus the "beats chance" hyperprior (see class doc)
+        pooled = average_worker(counts, self._last_priors)
         s = self.prior_strength
         if s is None and self._s_settled >= _STRENGTH_SETTLED_STEPS:
             s = self._s_prev  # settled: re-estimating it every M-step cost a fifth of the fit

@@ -27,11 +27,15 @@ __all__ = [
     "Design",
     "EMResult",
     "StrengthDraws",
+    "anchored_class_priors",
+    "average_worker",
     "calibration_sample",
+    "corroborated",
     "fit_confusion_em",
     "fit_temperature",
     "loo_confusion_log_errors",
     "loo_log_prior",
+    "moment_class_priors",
     "softmax_rows",
     "take_rows",
     "tempered",
@@ -244,6 +248,82 @@ def fit_prior_strength(
     return float(np.exp(res.x))
 
 
+# The "workers beat chance" hyperprior of the average worker: this many pseudo-answers per true class
+# of a worker who knows the answer with probability CHANCE_COMPETENCE and otherwise guesses with the
+# class frequencies. A competence of 1/2 is the least that keeps a lone answer from being overruled
+# by the class prior (see average_worker); two pseudo-answers vanish beside any real evidence.
+CHANCE_PSEUDO_ANSWERS = 2.0
+CHANCE_COMPETENCE = 0.5
+
+
+def corroborated(data: Answers) -> Answers:
+    """The answers on tasks with two or more answers (the same object when that is all of them)."""
+    per_task = np.bincount(data.task, minlength=data.n_tasks)
+    keep = per_task[data.task] > 1
+    if keep.all():
+        return data
+    return replace(data, task=data.task[keep], worker=data.worker[keep], label=data.label[keep])
+
+
+def average_worker(counts: np.ndarray, priors: np.ndarray) -> np.ndarray:
+    """The pooled ("average worker") confusion matrix under a hyperprior that workers beat chance.
+
+    ``counts.sum(axis=0)`` plus ``CHANCE_PSEUDO_ANSWERS`` pseudo-answers per true class drawn from
+    ``P0[k, l] = a [l = k] + (1 - a) priors[l]`` with ``a = CHANCE_COMPETENCE``: the worker of MACE's
+    generative story (knows the answer with probability ``a``, else guesses; D. Hovy, T.
+    Berg-Kirkpatrick, A. Vaswani and E. Hovy, "Learning Whom to Trust with MACE", NAACL-HLT 2013),
+    guessing with the class frequencies. For such a worker ``P(true = l | answer l) = a + (1 - a)
+    priors[l]`` against ``(1 - a) priors[k]`` for any other class, so with ``a >= 1/2`` a lone
+    answer is never overruled by the class prior: with no corroborated answers at all (one answer
+    per task) every label is its answer. Real counts outweigh the two pseudo-answers at once.
+    """
+    n_k = counts.shape[1]
+    base = CHANCE_COMPETENCE * np.eye(n_k) + (1.0 - CHANCE_COMPETENCE) * priors[None, :]
+    total = counts.sum(axis=0) + CHANCE_PSEUDO_ANSWERS * base
+    return total / total.sum(axis=1, keepdims=True)
+
+
+def moment_class_priors(data: Answers) -> np.ndarray:
+    """Class priors by the method of moments under a one-coin crowd, from answers alone.
+
+    Under the one-coin model (each answer right with probability ``a``, else uniformly one of the
+    other ``K - 1`` labels) two answers to one task agree with probability ``a^2 + (1 - a)^2 / (K -
+    1)``, so the pairwise agreement rate gives ``a``; and the share of answers ``m_l = a pi_l + (1 - a)
+    (1 - pi_l) / (K - 1)`` then gives the de-biased class priors ``pi``. Consistent as soon as
+    tasks have two answers, with no latent-variable fit, so it cannot drift (the moment view of
+    Y. Zhang, X. Chen, D. Zhou and M. I. Jordan, "Spectral Methods Meet EM: A Provably Optimal
+    Algorithm for Crowdsourcing", NeurIPS 2014 / JMLR 17(102), 2016). With no pairs (or agreement at
+    chance) it is the Laplace-smoothed answer shares.
+    """
+    n_k = data.n_labels
+    shares = (np.bincount(data.label, minlength=n_k) + 1.0) / (len(data) + n_k)
+    per_task = np.bincount(data.task * n_k + data.label, minlength=data.n_tasks * n_k).reshape(-1, n_k)
+    n = per_task.sum(axis=1).astype(np.float64)
+    pairs = float((n * (n - 1)).sum())
+    if pairs <= 0 or n_k < 2:
+        return shares
+    agree = float((per_task * (per_task - 1.0)).sum()) / pairs
+    b = 1.0 / (n_k - 1)
+    acc = (b + np.sqrt(max(b * b - (1 + b) * (b - agree), 0.0))) / (1 + b)  # root >= 1/K of the quadratic
+    if acc <= 1.0 / n_k + 1e-3:
+        return shares
+    pri = np.clip((shares - (1 - acc) * b) / (acc - (1 - acc) * b), 1.0 / (len(data) + n_k), None)
+    return pri / pri.sum()
+
+
+def anchored_class_priors(totals: np.ndarray, n_tasks: int, anchor: np.ndarray) -> np.ndarray:
+    """EM's class priors under a Dirichlet prior centred on ``anchor`` worth as many tasks as the data.
+
+    With few answers per task EM's class priors are not identified (with two answers to a binary
+    task, the pattern frequencies leave a one-parameter ridge of equally good fits), and EM slid
+    along it to "almost every task is class 0, and two answers of 1 do not outweigh that". The
+    conjugate prior, centred on the moment estimate (:func:`moment_class_priors`), pins the ridge;
+    where answers do identify the priors EM still moves them halfway from the anchor. ``totals``
+    are the posteriors summed over the ``n_tasks`` tasks.
+    """
+    return (totals + n_tasks * anchor) / (2.0 * max(n_tasks, 1))
+
+
 @dataclass
 class EMResult:
     posteriors: np.ndarray  # (T, K) = softmax(logits)
@@ -269,6 +349,8 @@ def fit_confusion_em(
     n_iter: int,
     tol: float,
     patience: int,
+    count_design: Design | None = None,
+    priors_of: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> EMResult:
     """Run EM from initial task posteriors ``init`` until converged.
 
@@ -292,13 +374,16 @@ def fit_confusion_em(
     total = np.empty(n_t)
     buffers = [np.empty((n_t, n_k)), np.empty((n_t, n_k))]
     posteriors = init
-    priors = class_priors(init)
+    count_design = design if count_design is None else count_design
+    if priors_of is None:  # the Laplace mean of the posteriors (class_priors)
+        priors_of = lambda totals, n: (totals + 1.0) / (n + len(totals))  # noqa: E731
+    priors = priors_of(init.sum(axis=0), n_t)
     history: list[float] = []
     calm = 0
     it = 0
     for it in range(1, n_iter + 1):
         count_posteriors = posteriors
-        counts = design.counts(posteriors)
+        counts = count_design.counts(posteriors)
         errors = project(counts, pooled_confusion(counts), posteriors)
         log_lik = design.log_likelihood(np.log(errors))  # (T, K)
         # E-step: softmax over classes of log prior + log-likelihood, in the (K, T) layout
@@ -313,8 +398,8 @@ def fit_confusion_em(
         np.log(total, out=total)
         total += top  # the per-task log-normaliser
         history.append(float(total.sum()) / n_answers)
-        # the next M-step's class priors, summed over contiguous rows (same as class_priors(posteriors))
-        priors_next = (work.sum(axis=1) + 1.0) / (n_t + n_k)
+        # the next M-step's class priors from the posteriors summed over contiguous rows of the (K, T) buffer
+        priors_next = priors_of(work.sum(axis=1), n_t)
         if len(history) > 1 and abs(history[-1] - history[-2]) < tol:
             calm += 1
             if calm >= patience:

@@ -3,6 +3,7 @@
 staged --finalize--> pending --overlap reached--> completed
 staged | pending --cancel--> canceled
 staged | pending | completed --mark gold--> gold --unmark--> staged | pending | completed
+completed --a reviewer rejects the result--> pending (one task at a time, never a batch-wide move)
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
-from truthset.domain import TaskStatus
+from truthset.domain import BatchStatus, TaskStatus
 from truthset.errors import Conflict
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -20,7 +21,8 @@ from truthset.storage.ids import utcnow
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.STAGED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELED, TaskStatus.GOLD}),
     TaskStatus.PENDING: frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELED, TaskStatus.GOLD}),
-    TaskStatus.COMPLETED: frozenset({TaskStatus.GOLD}),
+    # a reviewer's reject reopens a completed task (services/review.py, through reopen below)
+    TaskStatus.COMPLETED: frozenset({TaskStatus.PENDING, TaskStatus.GOLD}),
     TaskStatus.CANCELED: frozenset(),
     # unmarked: back to the batch's queue (staged while the batch is open), or completed when it has
     # its judgments already (services/gold.py decides which)
@@ -42,6 +44,8 @@ def move(conn: Connection, task: dict[str, Any], target: TaskStatus, **values: A
     values = {"status": str(target), "updated_at": now, **values}
     if target is TaskStatus.COMPLETED:
         values.setdefault("completed_at", now)
+    elif current is TaskStatus.COMPLETED and target is TaskStatus.PENDING:
+        values.setdefault("completed_at", None)
     repo.change(conn, t.tasks, task["organization_id"], task["id"], **values)
     return {**task, **values}
 
@@ -49,11 +53,30 @@ def move(conn: Connection, task: dict[str, Any], target: TaskStatus, **values: A
 def move_batch(conn: Connection, batch_id: str, target: TaskStatus) -> None:
     """Move every task of a batch that may make the move (finalize, cancel).
 
-    Gold tasks stay gold: they leave that status only when unmarked, one by one.
+    Gold and completed tasks stay as they are: they leave those statuses one by one (a gold task when
+    unmarked, a completed one when a reviewer rejects its result).
     """
-    movable = tuple(s for s in sources(target) if s != TaskStatus.GOLD)
+    movable = tuple(s for s in sources(target) if s not in (TaskStatus.GOLD, TaskStatus.COMPLETED))
     conn.execute(
         update(t.tasks)
         .where(t.tasks.c.batch_id == batch_id, t.tasks.c.status.in_(movable))
         .values(status=str(target), updated_at=utcnow())
     )
+
+
+def reopen(conn: Connection, task: dict[str, Any], overlap: int, **values: Any) -> dict[str, Any]:
+    """A completed task goes back to the queue asking for ``overlap`` judgments in all (a review's reject).
+
+    Its batch, if it had completed, is finalized again (it has a task in the queue once more), and the
+    project's queue epoch moves on: workers whose queue search had passed the task must find it again.
+    """
+    task = move(conn, task, TaskStatus.PENDING, overlap=overlap, **values)
+    batch_id = task["batch_id"]
+    if batch_id is not None:
+        batch = repo.get(conn, t.batches, task["organization_id"], batch_id, lock=True)
+        if batch is not None and batch["status"] == str(BatchStatus.COMPLETED):
+            repo.change(
+                conn, t.batches, task["organization_id"], batch_id, status=str(BatchStatus.FINALIZED), completed_at=None
+            )
+    repo.bump_queue_epoch(conn, task["project_id"])
+    return task

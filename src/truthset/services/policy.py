@@ -31,6 +31,9 @@ class Action(StrEnum):
     UPLOAD_MEDIA = "upload_media"
     READ_MEDIA = "read_media"
     READ_QUALITY = "read_quality"  # agreement and every worker's figures (a member reads their own)
+    READ_JOBS = "read_jobs"  # every job of the organization (a member reads the jobs they started)
+    MANAGE_JOBS = "manage_jobs"  # cancel any job of the organization (a member cancels their own)
+    REVIEW = "review"  # take tasks from the review queue and accept, reject or fix their results
 
 
 ALLOWED: dict[Action, frozenset[Role]] = {
@@ -43,6 +46,9 @@ ALLOWED: dict[Action, frozenset[Role]] = {
     Action.UPLOAD_MEDIA: _MANAGERS,
     Action.READ_MEDIA: _EVERYONE,
     Action.READ_QUALITY: _MANAGERS,
+    Action.READ_JOBS: _MANAGERS,
+    Action.MANAGE_JOBS: _MANAGERS,
+    Action.REVIEW: _READERS,
 }
 
 

@@ -311,6 +311,56 @@ def _agreement_with_results(
     return hits, n
 
 
+def _review_counts(
+    conn: Connection, principal: Principal, project_id: str, batch_id: str | None
+) -> dict[str, dict[str, int]]:
+    """Per worker: answers a reviewer judged (``reviewed``), and of those ``review_accepted`` and
+    ``review_rejected``. An accept upholds every answer on the task before it; a reject overrules them
+    all; a fix upholds the answers equal to it on the questions it answers and overrules the rest.
+    """
+    rv, tk = t.reviews, t.tasks
+    query = (
+        repo.scoped(rv, principal.organization_id, rv.c.task_id, rv.c.verdict, rv.c.response_id, rv.c.reviewer_id)
+        .add_columns(rv.c.created_at)
+        .join(tk, tk.c.id == rv.c.task_id)
+        .where(tk.c.project_id == project_id)
+    )
+    if batch_id is not None:
+        query = query.where(tk.c.batch_id == batch_id)
+    reviews = conn.execute(query.order_by(rv.c.id)).all()
+    task_ids = sorted({r.task_id for r in reviews})
+    responses: dict[str, list[Any]] = {}
+    r = t.responses
+    for start in range(0, len(task_ids), 500):
+        rows = conn.execute(
+            repo.scoped(
+                r, principal.organization_id, r.c.id, r.c.task_id, r.c.worker_id, r.c.answer, r.c.created_at
+            ).where(r.c.task_id.in_(task_ids[start : start + 500]))
+        )
+        for row in rows:
+            responses.setdefault(row.task_id, []).append(row)
+    fixes = {row.id: row.answer for rows in responses.values() for row in rows}
+    counts: dict[str, dict[str, int]] = {}
+    for review in reviews:
+        fix = fixes.get(review.response_id) if review.response_id else None
+        for row in responses.get(review.task_id, []):
+            judged = row.created_at <= review.created_at and row.worker_id != review.reviewer_id
+            if not judged:  # answers given after the review, and the reviewer's own fix
+                continue
+            upheld = review.verdict == "accept" or (
+                fix is not None and all((row.answer or {}).get(q, v) == v for q, v in fix.items())
+            )
+            figures = counts.setdefault(row.worker_id, {"reviewed": 0, "review_accepted": 0, "review_rejected": 0})
+            figures["reviewed"] += 1
+            figures["review_accepted" if upheld else "review_rejected"] += 1
+    return counts
+
+
+def _with_reviews(figures: list[dict[str, Any]], counts: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
+    empty = {"reviewed": 0, "review_accepted": 0, "review_rejected": 0}
+    return [{**f, **counts.get(f["worker_id"], empty)} for f in figures]
+
+
 def _share(hits: float, n: float) -> float | None:
     return round(float(hits / n), 6) if n else None
 
@@ -351,6 +401,7 @@ def project_workers(
         figures = _with_standing(
             _worker_figures(spec, rows), repo.standings_of_project(conn, principal.organization_id, project_id)
         )
+        figures = _with_reviews(figures, _review_counts(conn, principal, project_id, batch_id))
         figures.sort(key=lambda f: f["worker_id"])
         if cursor is not None:
             figures = [f for f in figures if f["worker_id"] > cursor]
@@ -372,7 +423,8 @@ def worker_stats(
         spec = _scope(conn, principal, project_id, batch_id)
         rows = _read_rows(conn, principal, project_id, batch_id)
         standing = repo.standing(conn, principal.organization_id, project_id, worker_id, lock=False)
-    figures = {f["worker_id"]: f for f in _worker_figures(spec, rows)}
+        reviewed = _review_counts(conn, principal, project_id, batch_id)
+    figures = {f["worker_id"]: f for f in _with_reviews(_worker_figures(spec, rows), reviewed)}
     mine = {**(figures.get(worker_id) or _no_figures(worker_id)), **gold.standing_figures(standing)}
     return {**mine, "name": worker["name"], "kind": worker["kind"], "project_id": project_id, "batch_id": batch_id}
 
@@ -398,6 +450,9 @@ def _no_figures(worker_id: str) -> dict[str, Any]:
         "estimated_accuracy": None,
         "accuracy_interval": None,
         "scored_answers": 0,
+        "reviewed": 0,
+        "review_accepted": 0,
+        "review_rejected": 0,
     }
 
 

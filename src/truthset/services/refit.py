@@ -154,8 +154,8 @@ def _rescore_task(
     conn: Connection, task: dict[str, Any], spec: CompiledSpec, rules: Any, models: dict, versions: dict
 ) -> int:
     old = task["result"] or {}
-    if any(q.get("method") == "review_fix" for q in (old.get("questions") or {}).values()):
-        return 0  # a reviewer's fix outranks any model
+    if old.get("review") or any(q.get("method") == "review_fix" for q in (old.get("questions") or {}).values()):
+        return 0  # a reviewer's verdict (an accept or a fix) outranks any model
     responses = repo.responses_of_task(conn, task["organization_id"], task["id"])
     result, confidence = build_result(spec, rules, responses, models, versions)
     result["low_confidence"] = old.get("low_confidence", False)

@@ -19,8 +19,8 @@ from sqlalchemy import Connection, select
 from truthset.domain import TaskStatus
 from truthset.quality import WorkerModel
 from truthset.questions import Aggregate, CompiledSpec
-from truthset.services import lifecycle
-from truthset.services.completion import CompletionRules, Decision, Outcome, completion_rules
+from truthset.services import lifecycle, review
+from truthset.services.completion import CompletionRules, Decision, completion_rules
 from truthset.services.projects import mark_batch_completed_if_done
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -116,24 +116,28 @@ def after_response(
     result, confidence = build_result(spec, rules, responses, models, versions)
     decision = rules.decide(len(responses), {k: v for k, v in result["confidence"].items()}, task["fixed_overlap"])
     if decision.complete:
-        return _complete(conn, task, result, confidence, decision)
+        return _complete(conn, task, result, confidence, decision, rules)
     return _ask_one_more(conn, task, result, confidence, decision)
 
 
 def _complete(
-    conn: Connection, task: dict[str, Any], result: dict[str, Any], confidence: float | None, decision: Decision
+    conn: Connection,
+    task: dict[str, Any],
+    result: dict[str, Any],
+    confidence: float | None,
+    decision: Decision,
+    rules: CompletionRules,
 ) -> dict[str, Any]:
     result["low_confidence"] = bool(decision.below_target)
-    extra: dict[str, Any] = {}
-    if decision.outcome is Outcome.REVIEW:
-        extra["review_status"] = "pending"
-    task = lifecycle.move(conn, task, TaskStatus.COMPLETED, result=result, confidence=confidence, **extra)
+    task = lifecycle.move(conn, task, TaskStatus.COMPLETED, result=result, confidence=confidence)
     add_event(
         conn,
         task,
         "completed",
         {"outcome": str(decision.outcome), "below_target": list(decision.below_target), "confidence": confidence},
     )
+    # at max overlap with "review", low confidence, a sample, or rejected before: to the review queue
+    task = review.send_to_review_if_due(conn, task, decision, rules)
     mark_batch_completed_if_done(conn, task["organization_id"], task["batch_id"])
     return task
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, Select
 from sqlalchemy.exc import IntegrityError
 
-from truthset.domain import BatchStatus, Principal, TaskStatus
+from truthset.domain import BatchStatus, Principal, ReviewStatus, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound, TooLarge, full_disk_is_storage_full
 from truthset.questions import CompiledSpec
 from truthset.schemas import MAX_JSON_DEPTH, TaskCreate, check_json
@@ -501,6 +501,7 @@ class TaskFilter:
     metadata: dict[str, str] = field(default_factory=dict)
     #: only tasks whose result has at least this confidence (tasks without a result never match)
     min_confidence: float | None = None
+    review_status: ReviewStatus | None = None
 
 
 def _naive(value: datetime) -> datetime:
@@ -526,6 +527,7 @@ def task_query(principal: Principal, filters: TaskFilter, *columns: Any) -> Sele
         (c.batch_id, filters.batch_id),
         (c.unique_id, filters.unique_id),
         (c.status, str(filters.status) if filters.status else None),
+        (c.review_status, str(filters.review_status) if filters.review_status else None),
     ):
         if value is not None:
             query = query.where(column == value)
@@ -551,6 +553,8 @@ def _listing_index(filters: TaskFilter) -> str | None:
         return None  # the unique (organization_id, unique_id) index finds at most one row
     if filters.batch_id is not None:
         return "ix_tasks_batch_status" if filters.status else "ix_tasks_batch_id"
+    if filters.project_id is not None and filters.review_status is not None and filters.status is None:
+        return "ix_tasks_review"
     if filters.project_id is not None:
         return "ix_tasks_project_status" if filters.status else "ix_tasks_project_id"
     return None

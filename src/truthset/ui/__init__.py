@@ -1,10 +1,10 @@
 """The web UI: server-rendered Jinja2 pages plus small ES modules (no build step).
 
-``install(app)`` adds the pages (sign-in, projects, the annotator workbench, the manager's project
-page), the static files (with the vendored libraries) and the question widgets. The pages' scripts
-talk to the REST API with the session cookie and its CSRF token (see ``api/session.py``). Their
-security headers, a strict Content-Security-Policy first, come from ``api/headers.py``, which the
-app sends on every response.
+``install(app)`` adds the pages (sign-in, projects, the annotator and reviewer workbenches, the
+manager's project page, a task's page with its history), the static files (with the vendored
+libraries) and the question widgets. The pages' scripts talk to the REST API with the session cookie
+and its CSRF token (see ``api/session.py``). Their security headers, a strict Content-Security-Policy
+first, come from ``api/headers.py``, which the app sends on every response.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from truthset.ui._pages import STATIC_DIR, router
 __all__ = ["PREFIXES", "install"]
 
 #: The UI's paths: ``/`` and everything under these (the API lives under ``/api/``).
-PREFIXES = ("/login", "/logout", "/projects/", "/ui/", "/static/")
+PREFIXES = ("/login", "/logout", "/projects/", "/tasks/", "/ui/", "/static/")
 
 
 class UiRoute(BaseRoute):

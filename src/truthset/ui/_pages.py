@@ -18,7 +18,7 @@ from truthset import questions
 from truthset.api import session
 from truthset.errors import Forbidden, NotFound, TruthsetError, Unauthenticated
 from truthset.questions import CompiledSpec
-from truthset.services import projects, sessions
+from truthset.services import history, projects, sessions, tasks
 from truthset.services.policy import Action, allowed, require
 from truthset.storage import Database
 from truthset.ui._render import markdown, page
@@ -206,6 +206,7 @@ def home(request: Request) -> Response:
         "home.html",
         summaries=summaries,
         is_manager=allowed(info.principal, Action.READ_TASKS),
+        may_review=allowed(info.principal, Action.REVIEW),
     )
 
 
@@ -222,7 +223,13 @@ def project_page(request: Request, project_id: str) -> Response:
         summary = _project_summaries(db, info, [project])[0]
     except TruthsetError as exc:
         return _failure(request, exc)
-    return page(request, "project.html", s=summary, instructions=markdown(project["instructions"]))
+    return page(
+        request,
+        "project.html",
+        s=summary,
+        instructions=markdown(project["instructions"]),
+        may_review=allowed(info.principal, Action.REVIEW),
+    )
 
 
 @router.get("/projects/{project_id}/label")
@@ -257,6 +264,63 @@ def workbench(request: Request, project_id: str) -> Response:
         config=config,
         archived=project["archived_at"] is not None,
     )
+
+
+@router.get("/projects/{project_id}/review")
+def review_workbench(request: Request, project_id: str) -> Response:
+    """The reviewer workbench: a shell like the annotator's; its module claims reviews through the API."""
+    info = session.session_from_request(request)
+    if info is None:
+        return _to_login(request)
+    db = _db(request)
+    try:
+        project = projects.get_project(db, info.principal, project_id)
+        require(info.principal, Action.REVIEW)
+        spec = CompiledSpec(project["spec"])
+    except TruthsetError as exc:
+        return _failure(request, exc)
+    question_list = [q.model_dump(mode="json") for q in spec.questions]
+    config = {
+        "project_id": project["id"],
+        "fields": [f.model_dump(mode="json") for f in spec.fields],
+        "questions": question_list,
+        "widgets": {q["type"]: f"/ui/widgets/{q['type']}.js" for q in question_list},
+    }
+    return page(
+        request,
+        "review.html",
+        project=project,
+        instructions=markdown(project["instructions"]),
+        questions=[{**q, "prompt_html": markdown(q.get("prompt") or "")} for q in question_list],
+        config=config,
+        archived=project["archived_at"] is not None,
+    )
+
+
+@router.get("/tasks/{task_id}")
+def task_page(request: Request, task_id: str) -> Response:
+    """One task: its data, result and review status, and its history (every step in time order)."""
+    info = session.session_from_request(request)
+    if info is None:
+        return _to_login(request)
+    db = _db(request)
+    try:
+        task = tasks.get_task(db, info.principal, task_id)
+        project = projects.get_project(db, info.principal, task["project_id"])
+        steps = history.task_history(db, info.principal, task_id)
+    except TruthsetError as exc:
+        return _failure(request, exc)
+    result = task["result"] or {}
+    questions = [
+        {
+            "name": q["name"],
+            "answer": (result.get("answer") or {}).get(q["name"]),
+            "confidence": (result.get("confidence") or {}).get(q["name"]),
+            "method": (result.get("methods") or {}).get(q["name"]),
+        }
+        for q in project["spec"]["questions"]
+    ]
+    return page(request, "task.html", task=task, project=project, questions=questions, steps=steps)
 
 
 @router.get("/ui/widgets/{type_name}.js")

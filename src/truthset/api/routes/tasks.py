@@ -16,7 +16,7 @@ from starlette.requests import ClientDisconnect
 
 from truthset.api.deps import DB, AppSettings, Caller, Cursor, MetadataFilters, MinConfidence, PageLimit
 from truthset.api.responses import model_response
-from truthset.domain import TaskStatus
+from truthset.domain import ReviewStatus, TaskStatus
 from truthset.errors import InvalidInput
 from truthset.schemas import (
     ImportReport,
@@ -137,6 +137,7 @@ def list_tasks(
     completed_after: datetime | None = None,
     completed_before: datetime | None = None,
     min_confidence: MinConfidence = None,
+    review_status: Annotated[ReviewStatus | None, Query(description="Only tasks at this review stage.")] = None,
     cursor: Cursor = None,
 ) -> dict:
     """Tasks, oldest first, filtered; `metadata.KEY=VALUE` filters on metadata. Pages with `cursor`."""
@@ -153,6 +154,7 @@ def list_tasks(
         completed_before=completed_before,
         metadata=metadata,
         min_confidence=min_confidence,
+        review_status=review_status,
     )
     items, next_cursor = tasks.list_tasks(db, caller, filters, cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": next_cursor}

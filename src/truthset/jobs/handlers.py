@@ -1,0 +1,28 @@
+"""truthset's own job kinds: thin handlers over the services that do the work.
+
+Each is listed in the ``truthset.jobs`` entry-point group of ``pyproject.toml`` (name = kind), so a
+runner loads it when it starts and the services that enqueue these jobs never import this module.
+Handlers import their service inside the call: loading the registry stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from truthset.services.jobs import JobContext, JobFailed
+from truthset.storage import Database
+
+__all__ = ["quality_refit"]
+
+
+def quality_refit(db: Database, job: JobContext) -> dict[str, Any]:
+    """``quality.refit``, payload ``{"project_id": ...}``: fit the project's worker models and re-score
+    its completed tasks (:func:`truthset.services.refit.refit_project`). Safe to repeat: a repeat
+    stores one more model version and changes no answer the previous run already changed."""
+    from truthset.services import refit
+
+    project_id = job.payload.get("project_id")
+    if not isinstance(project_id, str):
+        raise JobFailed("the payload names no project_id")
+    job.check()
+    return refit.refit_project(db, job.organization_id, project_id)
