@@ -467,6 +467,31 @@ def quality_agreement(
             console.print(f"{q.question}: {figure} is not defined: {reason}")
 
 
+@quality_app.command("refit")
+def quality_refit(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the refit has run; show what it changed.")] = False,
+) -> None:
+    """Refit the project's worker models now (a background job); completed tasks are re-scored."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        job = client.projects.refit(project)
+        console.print(f"refit job {job.id}: {job.status}")
+        if wait:
+            job = client.jobs.wait(job.id)
+            console.print(f"refit job {job.id}: {job.status}")
+            if job.result:
+                for question, fitted in (job.result.get("fitted") or {}).items():
+                    console.print(f"{question}: version {fitted['version']}, {fitted['responses']} responses")
+                console.print(f"answers changed: {job.result.get('changed_answers', 0)}")
+            if job.error:
+                console.print(f"error: {job.error}")
+                raise typer.Exit(1)
+
+
 @quality_app.command("workers")
 def quality_workers(
     project: Annotated[str, typer.Argument(help="Project id.")],

@@ -549,6 +549,10 @@ class Projects(_Resource):
         params = _params(batch_id=batch_id)
         return self._client._paginate(f"/projects/{project_id}/workers", params, WorkerFigures, page_size)
 
+    def refit(self, project_id: str) -> JobOut:
+        """Refit the project's worker models as a background job (follow it with ``client.jobs.wait``)."""
+        return self._client._json("POST", f"/projects/{project_id}/refit", JobOut)
+
     def import_gold(self, project_id: str, csv_file: PathLike | bytes) -> GoldImportReport:
         """Mark tasks gold from a CSV (a path, or the CSV itself as bytes): all lines or none.
 

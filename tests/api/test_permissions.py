@@ -62,6 +62,7 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "project_agreement": Action.READ_QUALITY,
     "project_workers": Action.READ_QUALITY,
     "worker_stats": None,  # every member reads their own figures (the walk asks for the caller's)
+    "refit_project": Action.MANAGE_PROJECTS,
     "next_review": Action.REVIEW,
     "review_task": Action.REVIEW,
     "skip_review": Action.REVIEW,

@@ -18,6 +18,7 @@ import uvicorn
 import truthset
 from truthset.api import create_app
 from truthset.config import Settings
+from truthset.jobs import runner_for
 from truthset.services import accounts
 from truthset.storage import Database, upgrade
 
@@ -65,9 +66,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         thread.join(0.005)
     if not server.started:
         raise RuntimeError("the test server did not start")
+    # the product's own job kinds run as `truthset serve` runs them (in process); the tests' own
+    # kinds are left to the runners those tests start
+    runner = runner_for(db, settings, kinds=["quality.refit"])
+    runner.start()
     try:
         yield LiveServer(url=f"http://127.0.0.1:{port}", api_key=created["api_key"], data_dir=data_dir)
     finally:
+        runner.stop()
         server.should_exit = True
         thread.join(10)
         db.dispose()

@@ -85,6 +85,18 @@ def test_quality_agreement_and_workers(live: Any) -> None:
     assert "1.5" in output and "1.000" in output  # median seconds; agrees with the result it made
 
 
+def test_quality_refit_waits_for_the_job_and_says_what_changed(live: Any) -> None:
+    with live.client() as client:
+        project = client.projects.create("cli refit", spec=SPEC, quality={"overlap": 1})
+        client.tasks.import_tasks(project.id, [{"data": {"text": f"t{i}"}} for i in range(25)])
+        for assignment in client.queue.iter_tasks(project.id):
+            client.queue.submit(assignment.task.id, {"sentiment": "pos"}, assignment_id=assignment.id)
+    code, output = _cli(live, "quality", "refit", project.id, "--wait")
+    assert code == 0, output
+    assert "succeeded" in output and "sentiment: version" in output and "25 responses" in output
+    assert "answers changed: 0" in output  # one worker, always "pos": the fit confirms every answer
+
+
 def test_review_commands_and_task_history(live: Any) -> None:
     with live.client() as client:
         project = client.projects.create("cli review", spec=SPEC, quality={"overlap": 1, "review": {"sample_rate": 1}})

@@ -13,7 +13,7 @@ from truthset.domain import AssignmentStatus, Principal, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
 from truthset.questions import AnswerError
 from truthset.schemas import ResponseCreate
-from truthset.services import gold, results
+from truthset.services import gold, refit, results
 from truthset.services.policy import Action, require
 from truthset.services.projects import (
     compiled_spec,
@@ -246,6 +246,7 @@ def _submit(
     )
     count, leases = repo.count_response(conn, task_id, leased=leased, now=now)
     task = {**task, "response_count": count, "lease_count": leases, "updated_at": now}
+    refit.note_response(conn, project, spec)  # answers to gold tasks inform worker models too
     if is_gold:
         gold.score(conn, principal, project, task, response, now)
     elif count >= task["overlap"]:

@@ -20,9 +20,11 @@ from truthset.domain import Principal, TaskStatus
 from truthset.errors import NotFound
 from truthset.quality import DawidSkene, WorkerModel
 from truthset.questions import CompiledSpec
+from truthset.services import jobs
 from truthset.services.completion import completion_rules
+from truthset.services.pacing import Pacer
 from truthset.services.policy import Action, require
-from truthset.services.projects import compiled_spec
+from truthset.services.projects import compiled_spec, load_project
 from truthset.services.results import add_event, build_result, current_models, latest_versions
 from truthset.storage import Database
 from truthset.storage import repositories as repo
@@ -35,13 +37,63 @@ MIN_ANSWERS_TO_FIT = 20
 #: Versions kept per question (older ones are deleted after a fit).
 KEEP_VERSIONS = 5
 #: Completed tasks re-scored per write transaction.
-RESCORE_CHUNK = 1_000
+RESCORE_CHUNK = 200
+
+
+#: The job kind that runs :func:`refit_project` (jobs/handlers.py).
+JOB_KIND = "quality.refit"
+#: A refit is due when the responses since the last one reach this share of those seen before.
+REFIT_GROWTH = 0.1
+
+# project id -> (responses seen by this process, responses since it last asked for a refit). A
+# hint: another process keeps its own, a restart starts again, and a waiting refit absorbs
+# repeated requests (its dedupe key), so losing or doubling it costs a refit, never a result.
+_SEEN: dict[str, tuple[int, int]] = {}
 
 
 def refit(db: Database, principal: Principal, project_id: str) -> dict[str, Any]:
     """Fit and store new worker models for a project now, then re-score its completed tasks."""
     require(principal, Action.MANAGE_PROJECTS)
     return refit_project(db, principal.organization_id, project_id)
+
+
+def request_refit(db: Database, principal: Principal, project_id: str) -> dict[str, Any]:
+    """Ask for a refit as a background job (the one waiting is returned if there is one)."""
+    with db.write() as conn:
+        project = load_project(conn, principal, project_id)
+        require(principal, Action.MANAGE_PROJECTS)
+        job = _enqueue(conn, project, created_by=principal.member_id)
+    return jobs.public(job)
+
+
+def note_response(conn: Connection, project: dict[str, Any], spec: CompiledSpec) -> None:
+    """After a response (in its transaction): ask for a refit once enough new answers have come in.
+
+    The first after ``MIN_ANSWERS_TO_FIT`` responses, then whenever the responses since the last
+    request reach ``REFIT_GROWTH`` of those before it: refits grow rarer as a project grows, about
+    log(n) of them in all, and worker models never lag far behind the answers.
+    """
+    if not spec.categorical():
+        return
+    seen, since = _SEEN.get(project["id"], (0, 0))
+    seen, since = seen + 1, since + 1
+    if since >= max(MIN_ANSWERS_TO_FIT, REFIT_GROWTH * (seen - since)):
+        _enqueue(conn, project)
+        since = 0
+    if len(_SEEN) >= 100_000:
+        _SEEN.clear()
+    _SEEN[project["id"]] = (seen, since)
+
+
+def _enqueue(conn: Connection, project: dict[str, Any], created_by: str | None = None) -> dict[str, Any]:
+    return jobs.enqueue(
+        conn,
+        project["organization_id"],
+        JOB_KIND,
+        {"project_id": project["id"]},
+        dedupe_key=f"refit:{project['id']}",
+        created_by=created_by,
+    )
 
 
 def refit_project(db: Database, organization_id: str, project_id: str) -> dict[str, Any]:
@@ -120,20 +172,35 @@ def _store(
 
 
 def _rescore(db: Database, project: dict[str, Any], spec: CompiledSpec) -> int:
-    """Re-score completed tasks with the new models, in chunks; returns how many answers changed."""
+    """Re-score completed tasks with the new models, in short paced steps; returns how many answers changed.
+
+    Each chunk is one short transaction run by the database's writer behind the annotation loop's
+    calls (``hot=False``), and the pacer pauses between chunks while annotators are working.
+    """
     rules = completion_rules(project)
+    pacer = Pacer(db)
     changed = 0
     after = ""
     while True:
-        with db.write() as conn:
-            tasks = _completed_tasks(conn, project, after)
-            if not tasks:
-                return changed
-            models = current_models(conn, project, spec)
-            versions = latest_versions(conn, project["id"])
-            for task in tasks:
-                changed += _rescore_task(conn, task, spec, rules, models, versions)
-            after = tasks[-1]["id"]
+        with pacer.step(time.perf_counter):  # the writer thread does the work
+            done, after = db.submit(_rescore_chunk, db, project, spec, rules, after, hot=False).result()
+        if after is None:
+            return changed + done
+        changed += done
+
+
+def _rescore_chunk(
+    db: Database, project: dict[str, Any], spec: CompiledSpec, rules: Any, after: str
+) -> tuple[int, str | None]:
+    """One chunk of completed tasks after ``after``: (answers changed, the last task id or None at the end)."""
+    with db.write() as conn:
+        tasks = _completed_tasks(conn, project, after)
+        if not tasks:
+            return 0, None
+        models = current_models(conn, project, spec)
+        versions = latest_versions(conn, project["id"])
+        changed = sum(_rescore_task(conn, task, spec, rules, models, versions) for task in tasks)
+    return changed, tasks[-1]["id"]
 
 
 def _completed_tasks(conn: Connection, project: dict[str, Any], after: str) -> list[dict[str, Any]]:

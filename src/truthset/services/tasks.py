@@ -6,9 +6,8 @@ import functools
 import pickle
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,6 +24,7 @@ from truthset.errors import Conflict, InvalidInput, NotFound, TooLarge, full_dis
 from truthset.questions import CompiledSpec
 from truthset.schemas import MAX_JSON_DEPTH, TaskCreate, check_json
 from truthset.services import lifecycle
+from truthset.services.pacing import Pacer
 from truthset.services.policy import Action, require
 from truthset.services.projects import (
     compiled_spec,
@@ -379,7 +379,7 @@ def import_tasks(
         require_active(project)
         batch = _batch_for_tasks(conn, principal, project_id, batch_id)
     importer = _Importer(principal, project, batch, max_task_bytes, on_error)
-    pacer = _Pacer(db)
+    pacer = Pacer(db)
     with (
         full_disk_is_storage_full(SPOOL_DIRECTORY),
         tempfile.TemporaryFile(prefix="truthset-import-") as spool,
@@ -395,7 +395,7 @@ def import_tasks(
     return importer.report
 
 
-def _store_spooled(db: Database, importer: _Importer, spool: IO[bytes], pacer: _Pacer) -> None:
+def _store_spooled(db: Database, importer: _Importer, spool: IO[bytes], pacer: Pacer) -> None:
     """Phase 2: each spooled chunk in its own transaction, queued behind the calls already waiting.
 
     On SQLite the chunks go through the database's writer thread (:meth:`Database.submit`), whose
@@ -418,30 +418,7 @@ def _next_spooled(spool: IO[bytes]) -> list[_Row] | None:
         return None
 
 
-class _Pacer:
-    """Keeps an import to about half of the server's time while the annotation loop is busy.
-
-    An import is background work; an annotator waiting for the next task is not. On two cores an
-    import running flat out (parsing holds the GIL, storing holds SQLite's writer) pushed the loop's
-    p99 latency past 100 ms. So while the loop is active (:meth:`Database.hot_path_active`), each
-    step of the import is followed by a pause as long as the step, which frees the GIL, the core
-    and the writer. Alone on the server, an import runs at full speed.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    @contextmanager
-    def step(self, clock: Callable[[], float] = time.thread_time) -> Iterator[None]:
-        """One step; ``clock`` measures its work: this thread's CPU time (so a wait for the
-        client's next bytes costs nothing), or the wall clock for a step another thread does."""
-        started = clock()
-        yield
-        if self.db.hot_path_active():
-            time.sleep(max(0.0, clock() - started))
-
-
-def _parsed_chunks(importer: _Importer, items: Iterable[tuple[int, Any]], pacer: _Pacer) -> Iterator[list[_Row]]:
+def _parsed_chunks(importer: _Importer, items: Iterable[tuple[int, Any]], pacer: Pacer) -> Iterator[list[_Row]]:
     """Valid rows, chunk by chunk; chunk N+1 is parsed in a helper thread while the caller reads on.
 
     The items are pulled in the caller's thread, which may be reading the HTTP body; at most two

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from truthset.api.deps import DB, Caller, Cursor, PageLimit
-from truthset.schemas import AgreementOut, Page, WorkerFigures, WorkerStats
-from truthset.services import quality
+from truthset.schemas import AgreementOut, JobOut, Page, WorkerFigures, WorkerStats
+from truthset.services import quality, refit
 
 router = APIRouter(tags=["quality"])
 
@@ -43,3 +43,14 @@ def worker_stats(
 ) -> dict:
     """One worker's figures on a project. Managers and above read anyone's; every member their own."""
     return quality.worker_stats(db, caller, worker_id, project_id, batch_id=batch_id)
+
+
+@router.post("/projects/{project_id}/refit", response_model=JobOut, status_code=202, operation_id="refit_project")
+def refit_project(db: DB, caller: Caller, project_id: str) -> dict:
+    """Refit the project's worker models now, as a background job (`quality.refit`); follow it at `/jobs/{id}`.
+
+    Completed tasks are then re-scored; an answer that changes is recorded in the task's history.
+    Refits also run by themselves as answers arrive. The refit already waiting, if any, is returned.
+    Managers and above.
+    """
+    return refit.request_refit(db, caller, project_id)
