@@ -17,7 +17,8 @@ its next recorded answer (a task's answers in a seeded order, the same at every 
 by its recorded worker with ``queue.submit`` through ``Database.submit``, exactly as the API's submit
 route calls it (no lease: the answer takes the free slot the task asks for). The task's status after
 the call says whether the policy wants one more judgment; then it keeps its place in the queue.
-The worker models are refitted in-process every ``--refit-every`` judgments, as the refit job would.
+The refit jobs the submits queue ("quality.refit") run in this process between batches of submits, as
+a job runner would run them (``--refit-every N``: an on-demand refit every N judgments instead).
 
 Beside it, the full-overlap baselines: majority vote and Dawid-Skene (``truthset.quality``) over all
 recorded answers. See README.md beside this file for the JSON keys. A benchmark, not a test: the
@@ -48,8 +49,9 @@ from rich.table import Table
 import truthset.quality as tq
 from truthset.domain import Principal, Role, TaskStatus
 from truthset.errors import TruthsetError
+from truthset.jobs import Runner
 from truthset.schemas import MemberCreate, ProjectCreate, QualityPolicy, ResponseCreate
-from truthset.services import accounts, projects, queue, refit, tasks
+from truthset.services import accounts, jobs, projects, queue, refit, tasks
 from truthset.services.tasks import TaskFilter
 from truthset.storage import Database, upgrade
 
@@ -250,6 +252,8 @@ class Organization:
         member = org["member"]
         self.owner = Principal(org["organization"]["id"], member["id"], Role.OWNER, member["worker_id"])
         self.workers = {w: self._annotator(i, w) for i, w in enumerate(crowd.workers)}
+        # the refit jobs the submits ask for, run in this thread between batches of submits
+        self.runner = Runner(self.db, kinds=[refit.JOB_KIND], name="replay")
 
     def _annotator(self, number: int, name: str) -> Principal:
         data = MemberCreate(email=f"w{number}@replay.invalid", name=name[:200], role=Role.ANNOTATOR)
@@ -314,22 +318,38 @@ def replay(org: Organization, crowd: Crowd, target: float, seed: int, args: argp
         progress.steps += 1
         again: list[str] = []
         for chunk in _chunks(step, CHUNK):
-            if progress.since_refit >= args.refit_every:
-                _refit(org, project_id, progress)
+            _run_refits(org, project_id, progress, args.refit_every)
             again += _judge(org, [(t, ids[t]) for t in chunk], answers, given, progress)
         wanting.extendleft(reversed(again))
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    if not args.refit_every:
+        progress.changed_by_refits = changed_by_jobs(org, project_id)
     results, statuses, flags = read_results(org, project_id, ids)
     return Replayed(results, progress, seconds, cpu_seconds, statuses, flags)
 
 
-def _refit(org: Organization, project_id: str, p: Progress) -> None:
-    """The on-demand refit (fit, store a model version, re-score completed tasks), as the job runs it."""
+def _run_refits(org: Organization, project_id: str, p: Progress, every: int) -> None:
+    """Between two batches of submits: the refit jobs the submits queued (``every`` 0), as a job runner
+    would run them; or, with ``every``, the on-demand refit once ``every`` judgments came in."""
     started = time.perf_counter()
-    report = refit.refit(org.db, org.owner, project_id)
+    if not every:
+        p.refits += org.runner.run_until_idle()
+    elif p.since_refit >= every:
+        p.changed_by_refits += refit.refit(org.db, org.owner, project_id)["changed_answers"]
+        p.refits, p.since_refit = p.refits + 1, 0
     p.refit_seconds += time.perf_counter() - started
-    p.changed_by_refits += report["changed_answers"]
-    p.refits, p.since_refit = p.refits + 1, 0
+
+
+def changed_by_jobs(org: Organization, project_id: str) -> int:
+    """Answers changed by the project's finished refit jobs (each job's result says how many)."""
+    changed, cursor = 0, None
+    while True:
+        page, cursor = jobs.list_jobs(org.db, org.owner, kind=refit.JOB_KIND, cursor=cursor, limit=500)
+        for job in page:
+            if job["payload"].get("project_id") == project_id and isinstance(job["result"], dict):
+                changed += int(job["result"].get("changed_answers", 0))
+        if cursor is None:
+            return changed
 
 
 def _judge(
@@ -649,7 +669,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, default=None, help="JSON file (default benchmarks/results/replay-<UTC>.json)"
     )
-    parser.add_argument("--refit-every", type=int, default=1000, help="judgments between in-process refits")
+    parser.add_argument(
+        "--refit-every",
+        type=int,
+        default=0,
+        help="0 (default): run the refit jobs the platform queues itself; N: an on-demand refit every N judgments",
+    )
     parser.add_argument(
         "--annotators",
         type=int,
@@ -661,9 +686,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for target in args.targets:
         if not 0.5 < target < 1.0:
             parser.error(f"--targets: {target} is not between 0.5 and 1 (exclusive)")
-    for name in ("refit_every", "annotators"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.annotators < 1:
+        parser.error("--annotators must be at least 1")
+    if args.refit_every < 0:
+        parser.error("--refit-every must be 0 (the platform's own refit jobs) or more")
     return args
 
 
