@@ -204,8 +204,24 @@ def _rescore_chunk(
             return 0, None
         models = current_models(conn, project, spec)
         versions = latest_versions(conn, project["id"])
-        changed = sum(_rescore_task(conn, task, spec, rules, models, versions) for task in tasks)
+        responses = _responses_of(conn, project["organization_id"], [task["id"] for task in tasks])
+        changed = sum(
+            _rescore_task(conn, task, responses.get(task["id"], []), spec, rules, models, versions) for task in tasks
+        )
     return changed, tasks[-1]["id"]
+
+
+def _responses_of(conn: Connection, organization_id: str, task_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The responses of a chunk's tasks in one query, per task in order (one query per task was half a refit)."""
+    query = (
+        repo.scoped(t.responses, organization_id)
+        .where(t.responses.c.task_id.in_(task_ids))
+        .order_by(t.responses.c.task_id, t.responses.c.id)
+    )
+    found: dict[str, list[dict[str, Any]]] = {}
+    for row in conn.execute(query).mappings():
+        found.setdefault(row["task_id"], []).append(dict(row))
+    return found
 
 
 def _completed_tasks(conn: Connection, project: dict[str, Any], after: str) -> list[dict[str, Any]]:
@@ -223,12 +239,17 @@ def _completed_tasks(conn: Connection, project: dict[str, Any], after: str) -> l
 
 
 def _rescore_task(
-    conn: Connection, task: dict[str, Any], spec: CompiledSpec, rules: Any, models: dict, versions: dict
+    conn: Connection,
+    task: dict[str, Any],
+    responses: list[dict[str, Any]],
+    spec: CompiledSpec,
+    rules: Any,
+    models: dict,
+    versions: dict,
 ) -> int:
     old = task["result"] or {}
     if old.get("review") or any(q.get("method") == "review_fix" for q in (old.get("questions") or {}).values()):
         return 0  # a reviewer's verdict (an accept or a fix) outranks any model
-    responses = repo.responses_of_task(conn, task["organization_id"], task["id"])
     result, confidence = build_result(spec, rules, responses, models, versions)
     result["low_confidence"] = old.get("low_confidence", False)
     moved = {
