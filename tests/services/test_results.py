@@ -146,3 +146,24 @@ def test_refit_needs_a_manager(org: Org) -> None:
     with pytest.raises(Forbidden):
         refit.refit(org.db, org.actor("annotator").principal, project["id"])
     assert projects.get_project(org.db, org.owner.principal, project["id"])
+
+
+def test_an_even_split_of_ratings_is_a_tie_not_rounded_up(org: Org) -> None:
+    project = org.make_project(overlap=2)
+    (task,) = org.make_tasks(project["id"], 1)
+    _answer(org, org.add_member(), task["id"], "neutral", stars=2)
+    done = _answer(org, org.add_member(), task["id"], "neutral", stars=3)["task"]
+    stars = done["result"]["questions"]["stars"]
+    assert stars["answer"] is None and stars["tie"] == [2, 3]
+    assert done["result"]["answer"]["sentiment"] == "neutral"
+
+
+def test_a_tie_is_no_result_to_agree_with(org: Org) -> None:
+    from truthset.services import quality
+
+    project = org.make_project(spec=BINARY, overlap=2)
+    (task,) = org.make_tasks(project["id"], 1)
+    _answer(org, org.add_member(), task["id"], "negative")
+    _answer(org, org.add_member(), task["id"], "positive")
+    figures, _ = quality.project_workers(org.db, org.owner.principal, project["id"], cursor=None, limit=10)
+    assert [(f["compared_with_results"], f["agreement_with_results"]) for f in figures] == [(0, None), (0, None)]

@@ -52,13 +52,17 @@ class RatingType:
         # the standard library, not NumPy: a task has a handful of ratings, and NumPy's per-call
         # overhead was a tenth of the CPU of a submit that completes a task
         ratings = [float(v) for v in values]
-        value = math.floor(statistics.median(ratings) + 0.5)  # round half up, deterministic
-        near = sum(abs(r - value) <= 1.0 for r in ratings)
+        median = statistics.median(ratings)
+        near = sum(abs(r - median) <= 1.0 for r in ratings)
+        # a median between two points (an even split) is a tie: rounding it either way would pick a
+        # side the ratings do not
+        tie = None if median == math.floor(median) else [math.floor(median), math.ceil(median)]
         return Aggregate(
-            value=value,
+            value=None if tie else int(median),
             confidence=(near + 1) / (len(ratings) + 2),
             method="median",
             details={"mean": statistics.fmean(ratings), "std": statistics.pstdev(ratings)},
+            tie=tie,
         )
 
 

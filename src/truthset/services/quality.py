@@ -295,8 +295,9 @@ def _worker_figures(spec: CompiledSpec, rows: _Rows) -> list[dict[str, Any]]:
 def _agreement_with_results(
     rows: _Rows, name: str, tasks: np.ndarray, workers: np.ndarray, labels: list[Any], n_w: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per worker: answers equal to the completed task's result, and answers compared."""
-    done = np.array([name in rows.results.get(int(task), {}) for task in tasks], dtype=bool)
+    """Per worker: answers equal to the completed task's result, and answers compared (ties left out)."""
+    # a tie (answer null) is no result to agree with: those tasks are left out, not counted against
+    done = np.array([rows.results.get(int(task), {}).get(name) is not None for task in tasks], dtype=bool)
     n = np.bincount(workers[done], minlength=n_w).astype(np.float64)
     if not done.any():
         return np.zeros(n_w), n
