@@ -167,3 +167,26 @@ def test_a_tie_is_no_result_to_agree_with(org: Org) -> None:
     _answer(org, org.add_member(), task["id"], "positive")
     figures, _ = quality.project_workers(org.db, org.owner.principal, project["id"], cursor=None, limit=10)
     assert [(f["compared_with_results"], f["agreement_with_results"]) for f in figures] == [(0, None), (0, None)]
+
+
+def test_a_refit_calibrates_confidence_on_gold_once_there_is_enough(org: Org) -> None:
+    from truthset.services import gold
+
+    project = org.make_project(spec=BINARY, overlap=3)
+    workers = [org.add_member() for _ in range(3)]
+    rng = random.Random(1)
+    made = org.make_tasks(project["id"], refit.MIN_GOLD_TO_CALIBRATE + 10)
+    truths = {}
+    for task in made:
+        truths[task["id"]] = truth = rng.choice(["positive", "negative"])
+        hard = rng.random() < 0.3  # hard items fool workers together
+        for worker in workers:
+            right = rng.random() < (0.35 if hard else 0.9)
+            _answer(org, worker, task["id"], truth if right else ("negative" if truth == "positive" else "positive"))
+    without = refit.refit(org.db, org.owner.principal, project["id"])["fitted"]["sentiment"]
+    assert without["gold_tasks"] == 0
+    for task in made[: refit.MIN_GOLD_TO_CALIBRATE]:
+        gold.mark_gold(org.db, org.owner.principal, task["id"], {"sentiment": truths[task["id"]]})
+    calibrated = refit.refit(org.db, org.owner.principal, project["id"])["fitted"]["sentiment"]
+    assert calibrated["gold_tasks"] == refit.MIN_GOLD_TO_CALIBRATE
+    assert calibrated["temperature"] != without["temperature"]

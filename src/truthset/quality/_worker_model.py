@@ -19,7 +19,10 @@ import numpy as np
 
 from ._dawid_skene import task_posterior
 
-__all__ = ["WorkerModel"]
+__all__ = ["GOLD_TEMPERATURE_BOUNDS", "WorkerModel"]
+
+#: The range a temperature fitted on gold may take: from much softer to somewhat sharper.
+GOLD_TEMPERATURE_BOUNDS = (0.05, 2.0)
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,43 @@ class WorkerModel:
         codes = [self._worker_codes.get(w, average) for w in workers]
         labels = [self._class_codes[v] for v in values]
         return task_posterior(codes, labels, self._table, self.priors, self.temperature)
+
+    def calibrated_on(
+        self, tasks: Sequence[tuple[Sequence[str], Sequence[str]]], truths: Sequence[str]
+    ) -> tuple[WorkerModel, float]:
+        """This model with its temperature refitted on tasks whose true answer is known (gold).
+
+        ``tasks`` are each task's (workers, answers), ``truths`` their known answers. The temperature
+        ``beta`` of ``softmax(beta * (log prior + sum log e_w[k, l]))`` is chosen to maximise the
+        log-likelihood of the known answers: Platt/temperature scaling (C. Guo, G. Pleiss, Y. Sun
+        and K. Q. Weinberger, "On Calibration of Modern Neural Networks", ICML 2017) on ground truth.
+        The answer-based temperature of the fit cannot see errors a crowd *shares* (they look like
+        agreement); known answers can. The argmax never moves. Returns the model and the negative
+        log-likelihood per task under the new temperature.
+        """
+        from scipy.optimize import minimize_scalar
+
+        logits = np.array([self._logits(workers, values) for workers, values in tasks])
+        truth = np.array([self._class_codes[value] for value in truths])
+
+        def loss(beta: float) -> float:
+            scaled = beta * logits
+            top = scaled.max(axis=1, keepdims=True)
+            log_norm = np.log(np.exp(scaled - top).sum(axis=1)) + top[:, 0]
+            return float((log_norm - scaled[np.arange(len(truth)), truth]).mean())
+
+        best = minimize_scalar(loss, bounds=GOLD_TEMPERATURE_BOUNDS, method="bounded", options={"xatol": 1e-3})
+        model = WorkerModel(
+            self.method, self.classes, self.workers, self.errors, self.priors, self.mean_errors, float(best.x)
+        )
+        return model, float(best.fun)
+
+    def _logits(self, workers: Sequence[str], values: Sequence[str]) -> np.ndarray:
+        """Untempered log prior + log-likelihood of one task's answers, per class."""
+        average = len(self.workers)
+        codes = [self._worker_codes.get(w, average) for w in workers]
+        labels = [self._class_codes[v] for v in values]
+        return np.log(self.priors) + np.log(self._table[codes, :, labels]).sum(axis=0)
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()

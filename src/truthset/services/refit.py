@@ -35,6 +35,8 @@ from truthset.storage.ids import new_id, utcnow
 METHOD = "dawid_skene"
 #: Fewer answers than this say too little about any worker: the prior model is kept until then.
 MIN_ANSWERS_TO_FIT = 20
+#: Answered gold tasks a question needs before its confidence is calibrated on them.
+MIN_GOLD_TO_CALIBRATE = 30
 #: Versions kept per question (older ones are deleted after a fit).
 KEEP_VERSIONS = 5
 #: Completed tasks re-scored per write transaction.
@@ -105,6 +107,7 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
             raise NotFound(f"project {project_id} not found")
         spec = compiled_spec(project)
         answers = _categorical_answers(conn, organization_id, project_id, spec)
+        gold = _gold_answers(conn, organization_id, project_id)
     fitted: dict[str, dict[str, Any]] = {}
     rules = completion_rules(project)
     for question, classes in spec.categorical().items():
@@ -117,8 +120,10 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         rule = rules.questions[question]
         estimator = DawidSkene(adaptive=rule.max_overlap > rule.min_overlap).fit(rows)
         model = WorkerModel.from_fitted(estimator, classes, METHOD)
+        model, gold_tasks = _calibrated_on_gold(model, rows, gold, question)
         seconds = time.perf_counter() - started
-        fitted[question] = _store(db, project, question, model, rows, seconds)
+        fitted[question] = {**_store(db, project, question, model, rows, seconds), "gold_tasks": gold_tasks}
+        fitted[question]["temperature"] = round(model.temperature, 4)
     changed = _rescore(db, project, spec) if fitted else 0
     return {"project_id": project_id, "fitted": fitted, "changed_answers": changed}
 
@@ -141,6 +146,37 @@ def _categorical_answers(
                 workers.append(worker_id)
                 labels.append(value)
     return out
+
+
+def _gold_answers(conn: Connection, organization_id: str, project_id: str) -> dict[str, dict[str, Any]]:
+    """The known answers of the project's gold tasks, by task id."""
+    query = repo.scoped(t.tasks, organization_id, t.tasks.c.id, t.tasks.c.gold).where(
+        t.tasks.c.project_id == project_id, t.tasks.c.gold.is_not(None)
+    )
+    return {task_id: answer for task_id, answer in conn.execute(query) if isinstance(answer, dict)}
+
+
+def _calibrated_on_gold(
+    model: WorkerModel, rows: tuple[list[str], list[str], list[str]], gold: dict[str, dict[str, Any]], question: str
+) -> tuple[WorkerModel, int]:
+    """The model with its temperature fitted on the gold tasks' known answers, once there are enough.
+
+    The temperature the estimator fits from answers alone cannot see errors that workers share (they
+    look like agreement); gold can, so with ``MIN_GOLD_TO_CALIBRATE`` answered gold tasks or more the
+    confidence is calibrated on them. The gold tasks' answers are also in the fit, which makes their
+    posteriors a little optimistic: the temperature errs, if at all, on the confident side.
+    """
+    by_task: dict[str, tuple[list[str], list[str]]] = {}
+    for task_id, worker_id, label in zip(*rows, strict=True):
+        if gold.get(task_id, {}).get(question) in model.classes:
+            workers, labels = by_task.setdefault(task_id, ([], []))
+            workers.append(worker_id)
+            labels.append(label)
+    if len(by_task) < MIN_GOLD_TO_CALIBRATE:
+        return model, len(by_task)
+    truths = [gold[task_id][question] for task_id in by_task]
+    calibrated, _ = model.calibrated_on(list(by_task.values()), truths)
+    return calibrated, len(by_task)
 
 
 def _store(
