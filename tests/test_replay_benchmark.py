@@ -157,6 +157,14 @@ def replay_module() -> Iterator[Any]:
         sys.modules.pop(name, None)
 
 
+def test_a_gold_set_is_marked_gold_and_reported(tmp_path: Path) -> None:
+    report = _replay(_crowds(tmp_path / "data"), tmp_path / "gold.json", "--no-plots", "--gold", "10")
+    assert report["gold"] == 10
+    for figures in report["datasets"]["tiny"]["targets"].values():
+        assert figures["statuses"].get("gold") == 10  # the first ten tasks of the queue, once answered
+        assert sum(figures["statuses"].values()) == TASKS and figures["errors"] == {}
+
+
 def test_a_missing_data_folder_is_a_clear_error(
     replay_module: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

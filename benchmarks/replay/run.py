@@ -51,7 +51,7 @@ from truthset.domain import Principal, Role, TaskStatus
 from truthset.errors import TruthsetError
 from truthset.jobs import Runner
 from truthset.schemas import MemberCreate, ProjectCreate, QualityPolicy, ResponseCreate
-from truthset.services import accounts, jobs, projects, queue, refit, tasks
+from truthset.services import accounts, gold, jobs, projects, queue, refit, tasks
 from truthset.services.tasks import TaskFilter
 from truthset.storage import Database, upgrade
 
@@ -311,6 +311,9 @@ def replay(org: Organization, crowd: Crowd, target: float, seed: int, args: argp
     answers = answer_order(crowd, seed)
     given = dict.fromkeys(order, 0)
     wanting = deque(order)  # tasks wanting a judgment, in queue order
+    # the first --gold tasks of the queue are the customer's gold set: marked gold with their truth
+    # once the crowd is done with them, so later refits can calibrate the confidence on them
+    known = {t for t in order[: args.gold] if t in crowd.truth}
     progress = Progress()
     started, cpu_started = time.perf_counter(), time.process_time()
     while wanting:
@@ -319,13 +322,20 @@ def replay(org: Organization, crowd: Crowd, target: float, seed: int, args: argp
         again: list[str] = []
         for chunk in _chunks(step, CHUNK):
             _run_refits(org, project_id, progress, args.refit_every)
-            again += _judge(org, [(t, ids[t]) for t in chunk], answers, given, progress)
+            more = _judge(org, [(t, ids[t]) for t in chunk], answers, given, progress)
+            again += more
+            _mark_gold(org, crowd, ids, [t for t in chunk if t in known and t not in set(more)])
         wanting.extendleft(reversed(again))
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     if not args.refit_every:
         progress.changed_by_refits = changed_by_jobs(org, project_id)
     results, statuses, flags = read_results(org, project_id, ids)
     return Replayed(results, progress, seconds, cpu_seconds, statuses, flags)
+
+
+def _mark_gold(org: Organization, crowd: Crowd, ids: dict[str, str], done: list[str]) -> None:
+    for t in done:
+        gold.mark_gold(org.db, org.owner, ids[t], {QUESTION: crowd.truth[t]})
 
 
 def _run_refits(org: Organization, project_id: str, p: Progress, every: int) -> None:
@@ -681,6 +691,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=64,
         help="tasks judged at once: the first N in queue order wanting a judgment (N >= tasks: breadth-first rounds)",
     )
+    parser.add_argument(
+        "--gold",
+        type=int,
+        default=0,
+        help="mark the first N tasks of the queue gold with their truth once answered (refits calibrate on 30+)",
+    )
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
     for target in args.targets:
@@ -688,6 +704,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--targets: {target} is not between 0.5 and 1 (exclusive)")
     if args.annotators < 1:
         parser.error("--annotators must be at least 1")
+    if args.gold < 0:
+        parser.error("--gold must be 0 or more")
     if args.refit_every < 0:
         parser.error("--refit-every must be 0 (the platform's own refit jobs) or more")
     return args
@@ -713,6 +731,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seeds": args.seed,
         "targets": [f"{t:.2f}" for t in args.targets],
         "refit_every": args.refit_every,
+        "gold": args.gold,
         "annotators": args.annotators,
         "database": "SQLite, temporary file, synchronous=NORMAL (no fsync: relaxed for the benchmark)",
         "datasets": results,
