@@ -88,6 +88,11 @@ class CompiledSpec:
         self.questions = parsed.question_configs()
         self._types = {q.name: _registry.get(q.type) for q in self.questions}
         self._field_names = frozenset(f.name for f in self.fields)
+        self._categorical = {
+            q.name: classes
+            for q in self.questions
+            if (classes := _registry.categories_of(self._types[q.name], q)) is not None
+        }
 
     def validate_answer(self, answer: Any) -> dict[str, Any]:
         """Check a response's answer against the questions; return it normalised."""
@@ -126,13 +131,11 @@ class CompiledSpec:
         return dict(data)
 
     def categorical(self) -> dict[str, list[str]]:
-        """Answer classes of each categorical question (the ones worker models are fitted for)."""
-        found = {}
-        for question in self.questions:
-            classes = _registry.categories_of(self._types[question.name], question)
-            if classes is not None:
-                found[question.name] = classes
-        return found
+        """Answer classes of each categorical question (the ones worker models are fitted for).
+
+        Worked out once per spec (every submit asks); the caller must not change it.
+        """
+        return self._categorical
 
     def aggregate(
         self,

@@ -20,13 +20,13 @@ from truthset.domain import Principal, TaskStatus
 from truthset.errors import NotFound
 from truthset.quality import DawidSkene, WorkerModel
 from truthset.questions import CompiledSpec
-from truthset.services import jobs
+from truthset.services import jobs, review
 from truthset.services.completion import completion_rules
 from truthset.services.events import add_event
 from truthset.services.pacing import Pacer
 from truthset.services.policy import Action, require
 from truthset.services.projects import compiled_spec, load_project
-from truthset.services.results import build_result, current_models, latest_versions
+from truthset.services.results import build_result, current_models
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -122,8 +122,8 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         model = WorkerModel.from_fitted(estimator, classes, METHOD)
         model, gold_tasks = _calibrated_on_gold(model, rows, gold, question)
         seconds = time.perf_counter() - started
-        fitted[question] = {**_store(db, project, question, model, rows, seconds), "gold_tasks": gold_tasks}
-        fitted[question]["temperature"] = round(model.temperature, 4)
+        stored = _store(db, project, question, model, rows, seconds)
+        fitted[question] = {**stored, "gold_tasks": gold_tasks, "temperature": round(model.temperature, 4)}
     changed = _rescore(db, project, spec) if fitted else 0
     return {"project_id": project_id, "fitted": fitted, "changed_answers": changed}
 
@@ -183,7 +183,7 @@ def _store(
     db: Database, project: dict[str, Any], question: str, model: WorkerModel, rows: tuple, seconds: float
 ) -> dict[str, Any]:
     with db.write() as conn:
-        version = latest_versions(conn, project["id"]).get(question, 0) + 1
+        version = repo.latest_model_versions(conn, project["id"]).get(question, 0) + 1
         repo.add(
             conn,
             t.quality_models,
@@ -238,8 +238,7 @@ def _rescore_chunk(
         tasks = _completed_tasks(conn, project, after)
         if not tasks:
             return 0, None
-        models = current_models(conn, project, spec)
-        versions = latest_versions(conn, project["id"])
+        models, versions = current_models(conn, project, spec)
         responses = _responses_of(conn, project["organization_id"], [task["id"] for task in tasks])
         changed = sum(
             _rescore_task(conn, task, responses.get(task["id"], []), spec, rules, models, versions) for task in tasks
@@ -284,7 +283,7 @@ def _rescore_task(
     versions: dict,
 ) -> int:
     old = task["result"] or {}
-    if old.get("review") or any(q.get("method") == "review_fix" for q in (old.get("questions") or {}).values()):
+    if old.get("review") or any(q.get("method") == review.FIX_METHOD for q in (old.get("questions") or {}).values()):
         return 0  # a reviewer's verdict (an accept or a fix) outranks any model
     result, confidence = build_result(spec, rules, responses, models, versions)
     result["low_confidence"] = old.get("low_confidence", False)

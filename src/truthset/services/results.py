@@ -34,17 +34,15 @@ _MODELS_LOCK = threading.Lock()
 _MAX_CACHED_MODELS = 2_000
 
 
-def latest_versions(conn: Connection, project_id: str) -> dict[str, int]:
-    """The newest fitted model version of each question of a project."""
-    return repo.latest_model_versions(conn, project_id)
-
-
-def current_models(conn: Connection, project: Mapping[str, Any], spec: CompiledSpec) -> dict[str, WorkerModel]:
-    """The project's newest worker model of each categorical question that has one."""
+def current_models(
+    conn: Connection, project: Mapping[str, Any], spec: CompiledSpec
+) -> tuple[dict[str, WorkerModel], dict[str, int]]:
+    """The project's newest worker model of each categorical question that has one, and its version."""
     if not spec.categorical():
-        return {}
+        return {}, {}
     models = {}
-    for question, version in latest_versions(conn, project["id"]).items():
+    versions = repo.latest_model_versions(conn, project["id"])
+    for question, version in versions.items():
         cached = _MODELS.get((project["id"], question))
         if cached is None or cached[0] != version:
             blob = conn.execute(
@@ -60,7 +58,7 @@ def current_models(conn: Connection, project: Mapping[str, Any], spec: CompiledS
                     _MODELS.clear()
                 _MODELS[(project["id"], question)] = cached
         models[question] = cached[1]
-    return models
+    return models, versions
 
 
 def build_result(
@@ -112,10 +110,9 @@ def after_response(
     """
     rules = completion_rules(project)
     responses = repo.responses_of_task(conn, task["organization_id"], task["id"])
-    models = current_models(conn, project, spec)
-    versions = latest_versions(conn, project["id"]) if models else {}
+    models, versions = current_models(conn, project, spec)
     result, confidence = build_result(spec, rules, responses, models, versions)
-    decision = rules.decide(len(responses), {k: v for k, v in result["confidence"].items()}, task["fixed_overlap"])
+    decision = rules.decide(len(responses), result["confidence"], task["fixed_overlap"])
     if decision.complete:
         return _complete(conn, task, result, confidence, decision, rules)
     return _ask_one_more(conn, task, result, confidence, decision)
