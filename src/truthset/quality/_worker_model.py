@@ -87,10 +87,13 @@ class WorkerModel:
 
     def posterior(self, workers: Sequence[str], values: Sequence[str]) -> np.ndarray:
         """Posterior over ``classes`` of one task given its answers (unknown workers: the average worker)."""
-        average = len(self.workers)
-        codes = [self._worker_codes.get(w, average) for w in workers]
-        labels = [self._class_codes[v] for v in values]
+        codes, labels = self._codes(workers, values)
         return task_posterior(codes, labels, self._table, self.priors, self.temperature)
+
+    def _codes(self, workers: Sequence[str], values: Sequence[str]) -> tuple[list[int], list[int]]:
+        """Rows of ``_table`` (the average worker, last, for unknown workers) and class codes."""
+        average = len(self.workers)
+        return [self._worker_codes.get(w, average) for w in workers], [self._class_codes[v] for v in values]
 
     def calibrated_on(
         self, tasks: Sequence[tuple[Sequence[str], Sequence[str]]], truths: Sequence[str]
@@ -124,9 +127,7 @@ class WorkerModel:
 
     def _logits(self, workers: Sequence[str], values: Sequence[str]) -> np.ndarray:
         """Untempered log prior + log-likelihood of one task's answers, per class."""
-        average = len(self.workers)
-        codes = [self._worker_codes.get(w, average) for w in workers]
-        labels = [self._class_codes[v] for v in values]
+        codes, labels = self._codes(workers, values)
         return np.log(self.priors) + np.log(self._table[codes, :, labels]).sum(axis=0)
 
     def to_bytes(self) -> bytes:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from truthset.schemas import QualityPolicy
@@ -50,7 +51,7 @@ class CompletionRules:
     at_max_overlap: str
     policy: QualityPolicy
 
-    @property
+    @cached_property
     def deciding(self) -> list[QuestionRule]:
         return [rule for rule in self.questions.values() if rule.deciding]
 
