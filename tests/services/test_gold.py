@@ -15,7 +15,7 @@ from scipy.stats import binom
 from sqlalchemy import select
 
 from truthset.domain import Principal, TaskStatus
-from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound
+from truthset.errors import Busy, Conflict, Forbidden, InvalidInput, NotFound
 from truthset.schemas import AssignmentOut, ResponseCreate, SubmitResult
 from truthset.services import gold, quality, queue, tasks
 from truthset.storage import tables as t
@@ -460,6 +460,47 @@ def test_concurrent_workers_on_a_gold_project_keep_their_counts(make_org: Any) -
     assert sum(r["tasks_served"] for r in rows) == sum(leased)
     assert len(answers) == len(set(answers)) == sum(r["gold_answers"] for r in rows)
     assert all(r["status"] == "active" for r in rows)
+
+
+def _lease_while_gold_rows_are_locked(org: Org, project: dict, worker: Principal, locked: list[str]) -> Any:
+    """Lease for ``worker`` while another transaction holds the rows of the ``locked`` gold tasks, as a
+    submit to them does while it scores into its worker's standing. Returns the lease or the error."""
+    outcome: dict[str, Any] = {}
+
+    def lease() -> None:
+        try:
+            outcome["lease"] = queue.next_assignment(org.db, worker, project["id"])
+        except Exception as exc:  # the test looks at it
+            outcome["lease"] = exc
+
+    with org.db.engine.connect() as holder:
+        holder.execute(select(t.tasks.c.id).where(t.tasks.c.id.in_(locked)).with_for_update())
+        leasing = threading.Thread(target=lease)
+        leasing.start()
+        leasing.join(10)  # a lease that waited on the locks would still be waiting
+        holder.rollback()
+    leasing.join(10)
+    assert not leasing.is_alive()
+    return outcome["lease"]
+
+
+def test_a_lease_never_waits_on_a_gold_row_while_it_holds_a_standing(make_org: Any, backend: str) -> None:
+    """PostgreSQL: the lease locks the worker's standing, then a gold row; a submit to that gold task
+    locks the row, then its worker's standing. A lease that waited for the row deadlocked with it as
+    soon as one worker had two calls in flight (a CI run caught PostgreSQL aborting one), so a locked
+    gold task is passed over for another, and a qualifying worker with none free is told to retry."""
+    if backend != "postgres":
+        pytest.skip("SQLite serialises write transactions: a row is never locked by another writer")
+    org = make_org()
+    project, truth = _project(org, 2, 3, qualification=2)
+    first, second = sorted(truth)
+    worker = org.add_member("annotator").principal
+    lease = _lease_while_gold_rows_are_locked(org, project, worker, [first])
+    assert lease["task"]["id"] == second  # passed over the locked one, not waiting for it
+    other = org.add_member("annotator").principal
+    refused = _lease_while_gold_rows_are_locked(org, project, other, [first, second])
+    assert isinstance(refused, Busy) and "try again" in str(refused)
+    assert queue.next_assignment(org.db, other, project["id"])["task"]["id"] == first  # once free
 
 
 def test_a_replayed_submit_to_a_gold_task_still_looks_like_any_task(make_org: Any) -> None:

@@ -28,7 +28,7 @@ from scipy.stats import beta
 from sqlalchemy import Connection
 
 from truthset.domain import BatchStatus, Principal, TaskStatus
-from truthset.errors import Forbidden, InvalidInput, NotFound
+from truthset.errors import Busy, Forbidden, InvalidInput, NotFound
 from truthset.questions import AnswerError, CompiledSpec
 from truthset.schemas import GoldPolicy
 from truthset.services import lifecycle, results
@@ -116,6 +116,10 @@ def turn(conn: Connection, principal: Principal, project: Mapping[str, Any], pol
         task = repo.lease_gold_task(conn, project["id"], principal.worker_id)
     if task is not None:
         _count_served(conn, standing, gold=True, now=now)
+    elif standing["status"] == QUALIFYING and repo.unseen_gold_exists(conn, project["id"], principal.worker_id):
+        # every gold task this worker may still take is being answered by others right now (their
+        # submits hold the rows for a moment): "no task for you" would be wrong, so "try again"
+        raise Busy("the gold tasks left for your qualification are being answered by others; try again")
     return Turn(standing, task)
 
 

@@ -496,9 +496,15 @@ def latest_model_versions(conn: Connection, project_id: str) -> dict[str, int]:
 def _lease_gold_statement() -> Any:
     """Lease a gold task of a project that this worker has never been served, returning the task.
 
-    Gold has no overlap: any number of workers may hold it at once, so no slot is checked and no
-    row needs SKIP LOCKED. Any assignment at all (a released one too) means the worker has seen it.
-    Served by the ``ix_tasks_queue`` index like the normal queue.
+    Gold has no overlap: any number of workers may hold it at once, so no slot is checked. Any
+    assignment at all (a released one too) means the worker has seen it. Served by the
+    ``ix_tasks_queue`` index like the normal queue.
+
+    SKIP LOCKED all the same, for the lock order: the caller holds the worker's standing row, and a
+    submit to a gold task holds the task's row while it scores the answer into that standing. A
+    lease that waited for a gold row while holding a standing closes a cycle as soon as a worker
+    has two calls in flight (PostgreSQL then aborts one as a deadlock), so it takes another gold
+    task instead (see :func:`unseen_gold_exists` for when none is free).
     """
     had = (
         select(t.assignments.c.id)
@@ -510,6 +516,7 @@ def _lease_gold_statement() -> Any:
         .where(t.tasks.c.project_id == bindparam("p_project_id"), t.tasks.c.status == "gold", ~had)
         .order_by(t.tasks.c.priority.desc(), t.tasks.c.id)
         .limit(1)
+        .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
     return (
@@ -518,11 +525,31 @@ def _lease_gold_statement() -> Any:
 
 
 _LEASE_GOLD = Prepared(_lease_gold_statement())
+_UNSEEN_GOLD = Prepared(
+    select(t.tasks.c.id)
+    .where(
+        t.tasks.c.project_id == bindparam("p_project_id"),
+        t.tasks.c.status == "gold",
+        ~select(t.assignments.c.id)
+        .where(t.assignments.c.task_id == t.tasks.c.id, t.assignments.c.worker_id == bindparam("p_worker_id"))
+        .exists(),
+    )
+    .limit(1)
+)
 
 
 def lease_gold_task(conn: Connection, project_id: str, worker_id: str) -> dict | None:
     """Take one lease on a gold task the worker has never had (see :func:`_lease_gold_statement`)."""
     return _LEASE_GOLD.first(conn, {"p_project_id": project_id, "p_worker_id": worker_id})
+
+
+def unseen_gold_exists(conn: Connection, project_id: str, worker_id: str) -> bool:
+    """Whether the project has a gold task the worker never had, locked by others or not.
+
+    After :func:`lease_gold_task` found none, this tells "no gold left for this worker" from "the
+    gold left is being answered by others at this instant" (their row locks last one submit).
+    """
+    return _UNSEEN_GOLD.first(conn, {"p_project_id": project_id, "p_worker_id": worker_id}) is not None
 
 
 _WORKER_HAD_TASK = Prepared(
