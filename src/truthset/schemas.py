@@ -457,6 +457,10 @@ class QuestionAgreement(Output):
     krippendorff_alpha: float | None
     alpha_level: Literal["nominal", "ordinal"] | None = Field(description="Krippendorff's alpha level used.")
     reasons: dict[str, str] = Field(description="Why a figure is null, keyed by the figure's name.")
+    measures: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="A type's own agreement measures (e.g. span F1, mean IoU); empty for categorical types.",
+    )
 
 
 class AgreementOut(Output):

@@ -6,11 +6,14 @@ against SciPy's own implementation).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from scipy.stats import binomtest
 
+from truthset import questions
+from truthset.questions import _registry
+from truthset.questions.text import TextQuestion, TextType
 from truthset.schemas import ResponseCreate
 from truthset.services import projects, queue
 
@@ -96,6 +99,38 @@ def test_labels_are_yes_no_per_option_and_text_is_not_applicable(api: Api, org: 
     assert tags["cohens_kappa"] is not None
     assert note["tasks"] == 1 and note["fleiss_kappa"] is None
     assert note["reasons"]["fleiss_kappa"] == "agreement is not defined for free text"
+
+
+class _ExactTextQuestion(TextQuestion):
+    type: Literal["exact_text"] = "exact_text"  # type: ignore[assignment]
+
+
+class _ExactText(TextType):
+    """A plugin text type that measures agreement its own way: the share of tasks answered alike."""
+
+    name = "exact_text"
+    config_model = _ExactTextQuestion
+
+    def agreement(self, question: Any, tasks: Any, workers: Any, values: list[Any]) -> dict[str, float | None]:
+        answers: dict[int, set[str]] = {}
+        for task, value in zip(tasks.tolist(), values, strict=True):
+            answers.setdefault(task, set()).add(value)
+        return {"alike": sum(len(v) == 1 for v in answers.values()) / len(answers)}
+
+
+def test_a_type_may_measure_agreement_in_its_own_terms(api: Api, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    questions.names()  # the entry points load first, so the plugin below is not overwritten
+    monkeypatch.setitem(_registry._types, "exact_text", _ExactText())
+    spec = {"fields": [{"name": "text", "type": "text"}], "questions": [{"name": "note", "type": "exact_text"}]}
+    project = org.make_project(overlap=2, spec=spec)
+    t1, t2 = org.make_tasks(project["id"], 2)
+    w1, w2 = org.add_member("annotator"), org.add_member("annotator")
+    for task, (x, y) in ((t1, ("same", "same")), (t2, ("one", "other"))):
+        _answer(org, w1, task, {"note": x})
+        _answer(org, w2, task, {"note": y})
+    (note,) = api.get(f"{API}/projects/{project['id']}/agreement", auth=org.owner).json()["questions"]
+    assert note["measures"] == {"alike": 0.5}
+    assert note["fleiss_kappa"] is None and "free text" in note["reasons"]["fleiss_kappa"]
 
 
 def _three_workers(org: Org) -> tuple[dict[str, Any], list[Actor]]:

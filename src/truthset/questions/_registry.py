@@ -65,6 +65,17 @@ class QuestionType(Protocol):
         """
 
 
+class MeasuresAgreement(Protocol):
+    """Optional: a type that is not categorical says how well workers agree, in its own measures.
+
+    ``agreement(question, tasks, workers, values)`` gets one entry per answer (task codes and worker
+    codes as integer arrays, the stored answers as a list) and returns ``{measure: value or None}``,
+    e.g. ``{"span_f1": 0.82}``; the agreement figures serve it under ``measures``.
+    """
+
+    def agreement(self, question: Any, tasks: Any, workers: Any, values: Sequence[Any]) -> dict[str, float | None]: ...
+
+
 def categories_of(question_type: QuestionType, question: Any) -> list[str] | None:
     """The answer classes of a categorical question (fitted with Dawid-Skene), or None.
 

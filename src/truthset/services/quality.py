@@ -24,7 +24,7 @@ import numpy as np
 from scipy.stats import norm
 from sqlalchemy import Connection
 
-from truthset import quality
+from truthset import quality, questions
 from truthset.domain import Principal, TaskStatus
 from truthset.errors import Forbidden, NotFound
 from truthset.questions import CompiledSpec
@@ -174,10 +174,12 @@ def _question_agreement(question: Any, rows: _Rows) -> dict[str, Any]:
         "krippendorff_alpha": None,
         "alpha_level": ALPHA_LEVEL.get(question.type),
         "reasons": {},
+        "measures": {},
     }
     metrics = ("percent_agreement", "fleiss_kappa", "cohens_kappa", "krippendorff_alpha")
     if question.type not in CATEGORICAL:
         out["reasons"] = dict.fromkeys(metrics, NOT_APPLICABLE)
+        out["measures"] = _type_measures(question, tasks, rows.worker[idx], values) if out["tasks"] else {}
         return out
     if out["tasks"] == 0:
         out["reasons"] = dict.fromkeys(metrics, TOO_FEW)
@@ -190,6 +192,18 @@ def _question_agreement(question: Any, rows: _Rows) -> dict[str, Any]:
     if out["cohens_kappa"] is None:
         out["reasons"]["cohens_kappa"] = NOT_TWO_RATERS
     return out
+
+
+def _type_measures(question: Any, tasks: np.ndarray, workers: np.ndarray, values: list[Any]) -> dict[str, Any]:
+    """A type's own agreement measures (span F1, mean IoU, ...), when its type defines ``agreement``.
+
+    ``agreement(question, tasks, workers, values)`` gets one entry per answer (task code, worker
+    code, stored answer) and returns ``{measure: value or None}``; see QuestionType.
+    """
+    measure = getattr(questions.get(question.type), "agreement", None)
+    if measure is None:
+        return {}
+    return {name: _finite(value) for name, value in measure(question, tasks, workers, values).items()}
 
 
 def project_agreement(
