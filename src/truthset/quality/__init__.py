@@ -30,6 +30,7 @@ from ._mace import MACE
 from ._multilabel import MultiLabel
 from ._numeric import BiasVarianceModel, Mean, Median
 from ._ranking import BradleyTerry, NoisyBradleyTerry, rankings_to_pairs
+from ._spans import SpanDecision, aggregate_spans, match_spans, pairwise_span_f1, span_f1_counts, span_iou
 from ._voting import MajorityVote, Wawa, vote_shares
 from ._worker_model import WorkerModel
 
@@ -50,8 +51,10 @@ __all__ = [
     "MultiLabel",
     "NoisyBradleyTerry",
     "OneCoinDawidSkene",
+    "SpanDecision",
     "Wawa",
     "WorkerModel",
+    "aggregate_spans",
     "cohens_kappa",
     "evaluate",
     "evaluate_numeric",
@@ -60,10 +63,14 @@ __all__ = [
     "fleiss_kappa",
     "krippendorff_alpha",
     "make_aggregator",
+    "match_spans",
+    "pairwise_span_f1",
     "percent_agreement",
     "rankings_to_pairs",
     "read_answers_csv",
     "read_truth_csv",
+    "span_f1_counts",
+    "span_iou",
     "task_posterior",
     "vote_shares",
     "worker_agreement",

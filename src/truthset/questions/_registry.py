@@ -76,6 +76,20 @@ class MeasuresAgreement(Protocol):
     def agreement(self, question: Any, tasks: Any, workers: Any, values: Sequence[Any]) -> dict[str, float | None]: ...
 
 
+class ValidatesAgainstData(Protocol):
+    """Optional: a type whose answers refer to a task's data checks them against it.
+
+    ``validate_answer_data(question, value, data)`` gets the answer as ``validate_answer`` returned
+    it and the task's data, and raises :class:`AnswerError` (e.g. a span past the end of its text).
+    It runs wherever the task is known: a submitted response, a review's fix, a gold answer. A
+    config model that names a field of the spec sets ``field_types`` (a class variable: the field
+    types it may name, e.g. ``("text",)``); the spec then refuses a ``field`` that is missing or of
+    another type.
+    """
+
+    def validate_answer_data(self, question: Any, value: Any, data: Any) -> None: ...
+
+
 def categories_of(question_type: QuestionType, question: Any) -> list[str] | None:
     """The answer classes of a categorical question (fitted with Dawid-Skene), or None.
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from truthset.questions import _registry
 from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig
@@ -39,10 +39,14 @@ class Spec(BaseModel):
 
     @field_validator("questions")
     @classmethod
-    def _typed_questions(cls, questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _typed_questions(cls, questions: list[dict[str, Any]], info: ValidationInfo) -> list[dict[str, Any]]:
+        fields = {f.name: f for f in info.data["fields"]} if "fields" in info.data else None
         typed = []
         for index, raw in enumerate(questions):
-            typed.append(_validate_question(index, raw).model_dump())
+            question = _validate_question(index, raw)
+            if fields is not None:  # None when the fields were refused: that error is reported instead
+                _check_field_reference(index, question, fields)
+            typed.append(question.model_dump())
         return typed
 
     @model_validator(mode="after")
@@ -79,6 +83,26 @@ def _validate_question(index: int, raw: Any) -> QuestionConfig:
         raise ValueError(f"questions[{index}]{where}: {message}") from None
 
 
+def _check_field_reference(index: int, question: QuestionConfig, fields: Mapping[str, FieldSpec]) -> None:
+    """A question shown on one field (``spans`` on a text, ...) names a field of the spec of its kind.
+
+    The question's config model says which kinds through its ``field_types`` class variable.
+    """
+    kinds: tuple[str, ...] = getattr(type(question), "field_types", ())
+    if not kinds:
+        return
+    name = getattr(question, "field", None)
+    spec_field = fields.get(name) if isinstance(name, str) else None
+    if spec_field is None:
+        raise ValueError(f"questions[{index}].field: {name!r} is not a field of the spec (fields: {', '.join(fields)})")
+    if spec_field.type not in kinds:
+        wanted = " or ".join(kinds)
+        raise ValueError(
+            f"questions[{index}].field: {name!r} has type {spec_field.type}; "
+            f"a {question.type} question needs a {wanted} field"
+        )
+
+
 class CompiledSpec:
     """A validated spec ready for fast use: answer and task-data validation, aggregation."""
 
@@ -94,8 +118,12 @@ class CompiledSpec:
             if (classes := _registry.categories_of(self._types[q.name], q)) is not None
         }
 
-    def validate_answer(self, answer: Any) -> dict[str, Any]:
-        """Check a response's answer against the questions; return it normalised."""
+    def validate_answer(self, answer: Any, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Check a response's answer against the questions; return it normalised.
+
+        With the task's ``data``, a type that defines ``validate_answer_data`` also checks the answer
+        against it (span offsets within the text, ...).
+        """
         if not isinstance(answer, Mapping):
             raise AnswerError("answer must be an object keyed by question name")
         unknown = sorted(set(answer) - set(self._types))
@@ -109,10 +137,18 @@ class CompiledSpec:
                     raise AnswerError(f"{question.name}: an answer is required")
                 continue
             try:
-                normalised[question.name] = self._types[question.name].validate_answer(question, value)
+                normalised[question.name] = self._validate_one(question, value, data)
             except AnswerError as exc:
                 raise AnswerError(f"{question.name}: {exc}") from None
         return normalised
+
+    def _validate_one(self, question: QuestionConfig, value: Any, data: Mapping[str, Any] | None) -> Any:
+        question_type = self._types[question.name]
+        checked = question_type.validate_answer(question, value)
+        against_data = getattr(question_type, "validate_answer_data", None)
+        if data is not None and against_data is not None:
+            against_data(question, checked, data)
+        return checked
 
     def validate_data(self, data: Any) -> dict[str, Any]:
         """Check a task's data payload against the fields; raise ValueError naming the field."""

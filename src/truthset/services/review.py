@@ -306,7 +306,7 @@ def _store_fix(
 ) -> dict[str, Any]:
     """The reviewer's answer as a response of their worker (with a closed assignment, as every response has)."""
     try:
-        checked = compiled_spec(project).validate_answer(answer or {})
+        checked = compiled_spec(project).validate_answer(answer or {}, task["data"])
     except AnswerError as exc:
         raise InvalidInput(f"answer.{exc}", details={"field": "answer"}) from None
     base = {
