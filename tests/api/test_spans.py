@@ -3,6 +3,9 @@ agreement figures, the export, and offsets checked against each task's text wher
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -126,3 +129,33 @@ def test_agreement_is_span_f1_and_the_export_carries_the_spans(api: Api, org: Or
     assert row["data"] == {"text": TEXT}
     assert row["answer"] == {"entities": [ADA, LONDON]}
     assert row["result"]["questions"]["entities"]["method"] == "span_vote_overlap"
+
+
+def _doc_blocks(info: str) -> list[str]:
+    text = (Path(__file__).parents[2] / "docs" / "questions.md").read_text()
+    return re.findall(rf"```{info}\n(.*?)```", text, flags=re.S)
+
+
+def test_the_docs_spec_example_works(api: Api, org: Org) -> None:
+    (block,) = _doc_blocks("json spans")
+    spec = json.loads(block)
+    created = api.post(
+        f"{API}/projects", auth=org.owner, json={"name": "docs", "spec": spec, "quality": {"overlap": 2}}
+    )
+    assert created.status_code == 201, created.text
+    project = created.json()
+    text = "Ada Lovelace wrote to Babbage."
+    task = api.post(f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": {"text": text}}).json()
+    ada, lovelace = {"start": 0, "end": 12, "label": "PER"}, {"start": 4, "end": 12, "label": "PER"}
+    for spans in ([ada], [lovelace]):  # IoU 8/12 >= 0.5: the same entity, but the offsets tie
+        assert _answer(api, org.add_member("annotator"), task["id"], spans).status_code == 201
+    result = api.get(f"{API}/tasks/{task['id']}", auth=org.owner).json()["result"]["questions"]["entities"]
+    assert result["method"] == "span_vote_overlap"
+    assert result["answer"] == [] and result["tie"] == [[ada, lovelace]]
+    assert result["confidence"] == 0.5  # each offsets given by one worker of two: (1 + 1) / (2 + 2)
+
+
+def test_the_docs_bio_example_runs() -> None:
+    spans_section = (Path(__file__).parents[2] / "docs" / "questions.md").read_text().split("### `spans`")[1]
+    (code,) = re.findall(r"```python\n(.*?)```", spans_section.split("\n## ")[0], flags=re.S)
+    exec(compile(code, "docs/questions.md", "exec"), {})

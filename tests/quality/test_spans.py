@@ -108,6 +108,7 @@ def test_overlap_offsets_that_the_evidence_cannot_order_are_a_tie() -> None:
     decision = aggregate_spans([[(0, 10, "X")], [(0, 11, "X")]], threshold=0.5)[0]
     assert decision.status == "tie"
     assert set(decision.candidates) == {(0, 10, "X"), (0, 11, "X")}
+    assert decision.confidence == pytest.approx(2 / 4)  # each offsets given by one worker of two
 
 
 def test_no_overlap_resolves_kept_spans_that_overlap() -> None:

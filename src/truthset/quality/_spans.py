@@ -184,8 +184,9 @@ def _decide(members: list[Span], n: int) -> SpanDecision:
         status, confidence = "dropped", _succession(n - marked, n)
     elif 2 * marked == n:
         status, confidence = "tie", _succession(marked, n)
-    elif len(candidates) > 1:
-        status, confidence = "tie", _succession(agree, n)
+    elif len(candidates) > 1:  # as sure as the support of the best single candidate
+        same_offsets = Counter((s, e) for s, e, _ in members)[offsets[0]]
+        status, confidence = "tie", _succession(min(agree, same_offsets), n)
     else:
         status, confidence = "kept", _succession(agree, n)
     start, end = offsets[0]

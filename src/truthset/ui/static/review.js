@@ -197,6 +197,7 @@ function confirmReject() {
 function startFix() {
   const answer = (state.item.task.result && state.item.task.result.answer) || {};
   questions.forEach((question, index) => {
+    if (widgets[index].show) widgets[index].show(state.item.task.data); // a widget that shows a field itself
     widgets[index].set(answer[question.name] ?? null);
     questionError(index, '');
   });

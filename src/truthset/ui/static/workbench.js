@@ -148,6 +148,27 @@ async function loadWidgets() {
     const ctx = { index, id: `q${index}`, fieldset, changed: () => changed(index) };
     widgets[index] = modules[question.type].mount(fieldset.querySelector('.widget'), question, ctx);
   });
+  addWidgetHelp();
+}
+
+/** A widget's own keys (its optional `help`: [[keys], what they do]) join the keyboard help. */
+function addWidgetHelp() {
+  const keymap = document.querySelector('.keymap');
+  const listed = new Set();
+  for (const widget of widgets) {
+    for (const [keys, does] of widget.help || []) {
+      const id = `${keys.join(' ')}|${does}`;
+      if (listed.has(id)) continue;
+      listed.add(id);
+      const terms = keys.flatMap((k, i) => (i ? [' ', h('kbd', { text: k })] : [h('kbd', { text: k })]));
+      keymap.append(h('div', { 'data-widget-help': '' }, h('dt', {}, terms), h('dd', { text: does })));
+    }
+  }
+}
+
+/** Fields a widget shows itself (its optional `fields`, e.g. the text a `spans` question marks). */
+function fieldsShownByWidgets() {
+  return new Set(widgets.flatMap((widget) => widget.fields || []));
 }
 
 function collect() {
@@ -233,9 +254,12 @@ function changed(index) {
 function show(assignment, shownAt = Date.now()) {
   state.current = { assignment, shownAt };
   store.set(currentKey, state.current);
-  renderFields($('fields'), config.fields, assignment.task.data);
+  const inWidgets = fieldsShownByWidgets();
+  renderFields($('fields'), config.fields.filter((f) => !inWidgets.has(f.name)), assignment.task.data);
+  $('fields').hidden = !$('fields').childElementCount;
   const draft = store.get(`draft:${assignment.id}`, {}) || {};
   questions.forEach((question, index) => {
+    if (widgets[index].show) widgets[index].show(assignment.task.data);
     widgets[index].set(draft[question.name] ?? null);
   });
   clearErrors();
