@@ -23,7 +23,6 @@ reliability in information retrieval", JAMIA 12(3):296-298, 2005, https://doi.or
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -174,19 +173,23 @@ def _succession(agree: int, n: int) -> float:
 
 
 def _decide(members: list[Span], n: int) -> SpanDecision:
+    # plain dicts, not Counter: a submit that completes a task decides every cluster of its text
     marked = len(members)
-    offsets = _consensus_offsets([(s, e) for s, e, _ in members])
-    votes = Counter(label for _, _, label in members)
-    agree = max(votes.values())
-    labels = sorted((label for label, count in votes.items() if count == agree), key=str)
+    offset_votes: dict[tuple[int, int], int] = {}
+    label_votes: dict[Any, int] = {}
+    for s, e, label in members:
+        offset_votes[(s, e)] = offset_votes.get((s, e), 0) + 1
+        label_votes[label] = label_votes.get(label, 0) + 1
+    offsets = _consensus_offsets(offset_votes, members)
+    agree = max(label_votes.values())
+    labels = sorted((label for label, count in label_votes.items() if count == agree), key=str)
     candidates = tuple((s, e, label) for s, e in offsets for label in labels)
     if 2 * marked < n:
         status, confidence = "dropped", _succession(n - marked, n)
     elif 2 * marked == n:
         status, confidence = "tie", _succession(marked, n)
     elif len(candidates) > 1:  # as sure as the support of the best single candidate
-        same_offsets = Counter((s, e) for s, e, _ in members)[offsets[0]]
-        status, confidence = "tie", _succession(min(agree, same_offsets), n)
+        status, confidence = "tie", _succession(min(agree, offset_votes[offsets[0]]), n)
     else:
         status, confidence = "kept", _succession(agree, n)
     start, end = offsets[0]
@@ -194,14 +197,15 @@ def _decide(members: list[Span], n: int) -> SpanDecision:
     return SpanDecision(start, end, label, status, confidence, marked, agree, n, candidates if status != "kept" else ())
 
 
-def _consensus_offsets(offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def _consensus_offsets(votes: dict[tuple[int, int], int], members: list[Span]) -> list[tuple[int, int]]:
     """The most common offsets; between equally common ones the medoid; the tied rest in order."""
-    counts = Counter(offsets)
-    top = max(counts.values())
-    common = sorted(o for o, c in counts.items() if c == top)
+    if len(votes) == 1:
+        return list(votes)
+    top = max(votes.values())
+    common = sorted(o for o, c in votes.items() if c == top)
     if len(common) == 1:
         return common
-    support = {o: sum(span_iou(o, other) for other in offsets) for o in common}
+    support = {o: sum(span_iou(o, (s, e)) for s, e, _ in members) for o in common}
     best = max(support.values())
     return [o for o in common if support[o] >= best - 1e-12]
 
