@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from .support import ANNOTATOR_EMAIL, ANNOTATOR_PASSWORD, Server, Tab, log_in
+from .test_review import _annotator_client as annotator_client
 from .test_workbench import SCREENSHOTS, next_task_shown, open_workbench
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
@@ -167,4 +168,42 @@ def test_backspace_removes_the_span_at_the_caret_and_a_draft_survives_a_reload(t
     expect(page.locator('[data-panel="empty"]')).to_be_visible()
     [stored] = server.responses(task)
     assert stored["answer"] == {"entities": [span("London", "LOC")]}
+    assert tab.script_errors() == []
+
+
+def test_a_reviewer_reads_the_spans_in_words_and_fixes_them_with_the_keyboard(tab: Tab, server: Server) -> None:
+    with server.api() as owner:
+        spec = {
+            "fields": [{"name": "text", "type": "text", "label": "Text"}],
+            "questions": [{"name": "entities", "type": "spans", "field": "text", "labels": LABELS}],
+        }
+        quality = {"overlap": 1, "review": {"sample_rate": 1.0}}
+        project = owner.post("/projects", json={"name": "Entities review", "spec": spec, "quality": quality}).json()
+        task = owner.post(f"/projects/{project['id']}/tasks", json={"data": {"text": TEXT}}).json()
+        with annotator_client(server, owner) as annotator:
+            lease = annotator.post(f"/projects/{project['id']}/next").json()
+            answer = {"entities": [span("Ada Lovelace", "PER"), span("London", "LOC")]}
+            sent = annotator.post(
+                f"/tasks/{task['id']}/responses", json={"answer": answer, "assignment_id": lease["id"]}
+            )
+            assert sent.status_code == 201, sent.text
+    page = tab.page
+    log_in(page, server.owner_email, server.owner_password)
+    page.goto(f"/projects/{project['id']}")
+    page.get_by_role("link", name="Review").click()
+    expect(page.locator("#task")).to_be_visible()
+    described = "Person “Ada Lovelace” 2-14; Place “London” 38-44"
+    expect(page.locator('#result dd[data-question="entities"]')).to_contain_text(described)
+    expect(page.locator("#responses")).to_contain_text(f"entities: {described}")
+    page.keyboard.press("f")
+    items = page.locator('#fix-form [data-question="entities"] li.span-item')
+    expect(items).to_have_count(2)  # the result's spans, on the text
+    for key in ("End", "ArrowLeft", "1"):  # "London" is a person after all (a new label replaces the old)
+        page.keyboard.press(key)
+    expect(items.nth(1)).to_contain_text("Person")
+    page.keyboard.press("Enter")
+    expect(page.locator("#notice")).not_to_be_empty()
+    with server.api() as owner:
+        result = owner.get(f"/tasks/{task['id']}").json()["result"]
+    assert result["answer"] == {"entities": [span("Ada Lovelace", "PER"), span("London", "PER")]}
     assert tab.script_errors() == []

@@ -30,6 +30,17 @@ function offsetTables(text) {
   return { unitOf, pointOf };
 }
 
+/** An answer in words, for the review page: `Person “Ada Lovelace” 2-14; Place “London” 38-44`. */
+export function describe(value, question, data) {
+  if (!Array.isArray(value)) return JSON.stringify(value);
+  if (!value.length) return 'no spans';
+  const points = Array.from(data && typeof data[question.field] === 'string' ? data[question.field] : '');
+  const names = new Map(question.labels.map((option) => [option.value, option.label || option.value]));
+  return value
+    .map((s) => `${names.get(s.label) || s.label} “${points.slice(s.start, s.end).join('')}” ${s.start}-${s.end}`)
+    .join('; ');
+}
+
 export function mount(root, question, ctx) {
   const labels = question.labels.map((option, index) => ({
     value: option.value,
@@ -178,7 +189,7 @@ export function mount(root, question, ctx) {
           { class: 'span-item', tabindex: '0', 'data-index': index },
           h('span', { class: `span-tag ${labels[labelIndex.get(span.label)].colour}`, text: labels[labelIndex.get(span.label)].name }),
           h('span', { class: 'span-quote', text: `“${textOf(span)}”` }),
-          h('span', { class: 'muted small', text: `${span.start}–${span.end}` }),
+          h('span', { class: 'muted small', text: `${span.start}-${span.end}` }),
           h('button', { type: 'button', class: 'span-remove btn-quiet', tabindex: '-1', 'aria-label': `Remove “${textOf(span)}”`, text: '×' }),
         ),
       ),
@@ -250,7 +261,7 @@ export function mount(root, question, ctx) {
     if (!extend || state.anchor < 0) state.anchor = head;
     const range = selected();
     renderText();
-    say(`“${textOf(range)}” (${range.start}–${range.end})`);
+    say(`“${textOf(range)}” (${range.start}-${range.end})`);
   }
 
   function jump(toEnd, extend) {
