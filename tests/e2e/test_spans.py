@@ -195,6 +195,7 @@ def test_a_reviewer_reads_the_spans_in_words_and_fixes_them_with_the_keyboard(ta
     described = "Person “Ada Lovelace” 2-14; Place “London” 38-44"
     expect(page.locator('#result dd[data-question="entities"]')).to_contain_text(described)
     expect(page.locator("#responses")).to_contain_text(f"entities: {described}")
+    expect(page.locator(".keymap")).to_contain_text("spans: mark the selection as Person")
     page.keyboard.press("f")
     items = page.locator('#fix-form [data-question="entities"] li.span-item')
     expect(items).to_have_count(2)  # the result's spans, on the text

@@ -5,7 +5,7 @@
 // Nothing is kept in the browser: a claim not answered simply expires and the task is reviewed later.
 import { api, retryable, serverNow } from './api.js';
 import { renderFields } from './fields.js';
-import { h, widgetModules } from './widget-kit.js';
+import { h, listWidgetKeys, widgetModules } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('review-config').textContent);
 const questions = config.questions;
@@ -246,6 +246,7 @@ async function loadWidgets() {
     const ctx = { index, id: `fix${index}`, fieldset, changed: () => questionError(index, '') };
     widgets[index] = modules[question.type].mount(fieldset.querySelector('.widget'), question, ctx);
   });
+  listWidgetKeys(root.querySelector('.keymap'), widgets);
 }
 
 function questionError(index, message) {

@@ -15,7 +15,7 @@
 import { api, beacon, retryable, serverNow } from './api.js';
 import { renderFields } from './fields.js';
 import { createStore, Outbox } from './store.js';
-import { h, widgetModules } from './widget-kit.js';
+import { h, listWidgetKeys, widgetModules } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('workbench-config').textContent);
 const store = createStore(config.member_id);
@@ -148,22 +148,7 @@ async function loadWidgets() {
     const ctx = { index, id: `q${index}`, fieldset, changed: () => changed(index) };
     widgets[index] = modules[question.type].mount(fieldset.querySelector('.widget'), question, ctx);
   });
-  addWidgetHelp();
-}
-
-/** A widget's own keys (its optional `help`: [[keys], what they do]) join the keyboard help. */
-function addWidgetHelp() {
-  const keymap = document.querySelector('.keymap');
-  const listed = new Set();
-  for (const widget of widgets) {
-    for (const [keys, does] of widget.help || []) {
-      const id = `${keys.join(' ')}|${does}`;
-      if (listed.has(id)) continue;
-      listed.add(id);
-      const terms = keys.flatMap((k, i) => (i ? [' ', h('kbd', { text: k })] : [h('kbd', { text: k })]));
-      keymap.append(h('div', { 'data-widget-help': '' }, h('dt', {}, terms), h('dd', { text: does })));
-    }
-  }
+  listWidgetKeys(document.querySelector('.keymap'), widgets);
 }
 
 /** Fields a widget shows itself (its optional `fields`, e.g. the text a `spans` question marks). */
