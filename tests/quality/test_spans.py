@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -167,3 +168,18 @@ def test_matching_invariants(answers: list, threshold: float, by_label: bool) ->
     as_spans = sorted(sorted(answers[w][k] + (w,) for w, k in c) for c in clusters)
     as_spans_reordered = sorted(sorted(answers[::-1][w][k] + (n - 1 - w,) for w, k in c) for c in reordered)
     assert as_spans == as_spans_reordered
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(spans_of, min_size=1, max_size=5), st.sampled_from([1.0, 0.5, 0.3]), st.booleans())
+def test_decision_invariants(answers: list, threshold: float, allow_overlap: bool) -> None:
+    decisions = aggregate_spans(answers, threshold=threshold, by_label=allow_overlap, allow_overlap=allow_overlap)
+    n = len(answers)
+    for d in decisions:
+        assert 0 < d.confidence <= (n + 1) / (n + 2)  # never certain
+        assert d.workers == n and 1 <= d.marked <= n and 1 <= d.agree <= d.marked
+        assert d.status == "kept" or d.candidates  # what is not kept says what it was
+        assert (d.status == "kept") <= (2 * d.marked > n)  # kept only by more than half
+    kept = sorted((d.start, d.end) for d in decisions if d.status == "kept")
+    if not allow_overlap:
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(kept))

@@ -226,6 +226,7 @@ export function mount(root, question, ctx) {
       state.head = covering[covering.length - 1];
     }
     renderText();
+    say(`“${textOf(state.selection)}” is selected: press a label's key or click a label.`);
     textBox.focus();
   }
 
