@@ -159,3 +159,19 @@ def test_the_docs_bio_example_runs() -> None:
     spans_section = (Path(__file__).parents[2] / "docs" / "questions.md").read_text().split("### `spans`")[1]
     (code,) = re.findall(r"```python\n(.*?)```", spans_section.split("\n## ")[0], flags=re.S)
     exec(compile(code, "docs/questions.md", "exec"), {})
+
+
+def test_the_type_is_listed_and_a_reviewers_fix_is_checked_against_the_text(api: Api, org: Org) -> None:
+    assert "spans" in api.get(f"{API}/question-types", auth=org.owner).json()
+    project = org.make_project(spec=SPEC, quality={"overlap": 1, "review": {"sample_rate": 1.0}})
+    task = org.make_task(project["id"], TEXT)
+    assert _answer(api, org.add_member("annotator"), task["id"], [ADA]).status_code == 201
+    reviewer = org.actor("reviewer")
+    assert api.post(f"{API}/projects/{project['id']}/reviews/next", auth=reviewer).status_code == 200
+    url = f"{API}/tasks/{task['id']}/reviews"
+    past = {"start": 38, "end": len(TEXT) + 1, "label": "LOC"}
+    refused = api.post(url, auth=reviewer, json={"verdict": "fix", "answer": {"entities": [ADA, past]}})
+    assert assert_error(refused, 422)["message"].startswith("answer.entities: span 38-")
+    fixed = api.post(url, auth=reviewer, json={"verdict": "fix", "answer": {"entities": [LONDON, ADA]}})
+    assert fixed.status_code == 201, fixed.text
+    assert fixed.json()["task"]["result"]["answer"] == {"entities": [ADA, LONDON]}
