@@ -25,13 +25,13 @@ def span(words: str, label: str) -> dict[str, Any]:
     return {"start": start, "end": start + len(words), "label": label}
 
 
-def make_project(server: Server, tasks: int) -> str:
+def make_project(server: Server, tasks: int, **question: Any) -> str:
     spec = {
         "fields": [
             {"name": "note", "type": "text", "label": "Note"},
             {"name": "text", "type": "text", "label": "Text"},
         ],
-        "questions": [{"name": "entities", "type": "spans", "field": "text", "labels": LABELS}],
+        "questions": [{"name": "entities", "type": "spans", "field": "text", "labels": LABELS, **question}],
     }
     with server.api() as client:
         project = client.post("/projects", json={"name": "Entities", "spec": spec, "quality": {"overlap": 1}})
@@ -99,8 +99,9 @@ def test_an_annotator_marks_spans_with_the_keyboard_and_the_mouse(tab: Tab, serv
     # keyboard: → → selects "Ada", Shift+→ extends to "Ada Lovelace", 1 marks it Person
     for key in ("ArrowRight", "ArrowRight", "Shift+ArrowRight", "1"):
         page.keyboard.press(key)
-    # → → lands on "Charles", Shift+→ extends to "Charles Babbage", o marks it ORG
-    for key in ("ArrowRight", "ArrowRight", "Shift+ArrowRight", "o"):
+    # → collapses the selection to "Lovelace", → → lands on "Charles", Shift+→ extends to "Charles Babbage",
+    # o marks it ORG
+    for key in ("ArrowRight", "ArrowRight", "ArrowRight", "Shift+ArrowRight", "o"):
         page.keyboard.press(key)
     # the mouse: drag over "London", then the Place label's key (the second task clicks the labels)
     drag_over(page, "London")
@@ -157,7 +158,7 @@ def test_backspace_removes_the_span_at_the_caret_and_a_draft_survives_a_reload(t
     for key in ("End", "ArrowLeft", "2", "ArrowLeft", "ArrowLeft", "Shift+ArrowLeft", "1"):
         page.keyboard.press(key)
     expect(items).to_have_count(2)
-    page.keyboard.press("ArrowRight")  # from the word "Charles" (the head of the selection) to "Babbage"
+    page.keyboard.press("ArrowRight")  # collapses "Charles Babbage" to its right edge: "Babbage"
     page.keyboard.press("Backspace")  # "Charles Babbage" is under the caret
     expect(items).to_have_count(1)
     expect(items).to_contain_text("Place")
@@ -208,4 +209,23 @@ def test_a_reviewer_reads_the_spans_in_words_and_fixes_them_with_the_keyboard(ta
     with server.api() as owner:
         result = owner.get(f"/tasks/{task['id']}").json()["result"]
     assert result["answer"] == {"entities": [span("Ada Lovelace", "PER"), span("London", "PER")]}
+    assert tab.script_errors() == []
+
+
+def test_overlapping_spans_when_the_spec_allows_them(tab: Tab, server: Server) -> None:
+    project_id = make_project(server, tasks=1, overlapping=True)
+    page = tab.page
+    log_in(page, ANNOTATOR_EMAIL, ANNOTATOR_PASSWORD)
+    task = open_workbench(page, project_id)
+    widget = page.locator('[data-question="entities"]')
+    # "Ada Lovelace" as a person; → collapses the selection to "Lovelace", marked as an organisation too
+    for key in ("ArrowRight", "ArrowRight", "Shift+ArrowRight", "1", "ArrowRight", "o"):
+        page.keyboard.press(key)
+    expect(widget.locator("li.span-item")).to_have_count(2)
+    expect(widget.locator(".span-text .seg.nested")).to_have_text("Lovelace")
+    expect(widget.locator('.span-text [data-tags="ORG · Person"]')).to_have_text("Lovelace")
+    page.keyboard.press("Enter")
+    expect(page.locator('[data-panel="empty"]')).to_be_visible()
+    [stored] = server.responses(task)
+    assert stored["answer"] == {"entities": [span("Ada Lovelace", "PER"), span("Lovelace", "ORG")]}
     assert tab.script_errors() == []

@@ -6,7 +6,8 @@
 // UTF-16 units (an emoji is two), so every offset crosses `toPoint` / `toUnit` below.
 //
 // Mouse: drag over the text, then click a label (or press its key). Keyboard: ←/→ move the caret a
-// word, Shift+←/→ extend the selection a word, Home/End jump to the first/last word, a label's key
+// word (the first press collapses a selection to its edge, as in an editor), Shift+←/→ extend the
+// selection a word, Home/End jump to the first/last word, a label's key
 // marks the selection (the word at the caret when nothing is extended), Backspace/Delete remove
 // the spans under the caret. The list under the text names every span: focus one (Tab, ↑/↓) and
 // press Delete, or click its ×.
@@ -173,7 +174,10 @@ export function mount(root, question, ctx) {
       if (covering.length > 1) classes.push('nested');
     }
     if (range && range.start <= piece.start && range.end >= piece.end) classes.push('selected');
-    const ending = covering.filter((s) => s.end === piece.end).map((s) => labels[labelIndex.get(s.label)].name);
+    const ending = covering
+      .filter((s) => s.end === piece.end)
+      .sort((a, b) => b.start - a.start) // the inner span closes first: its name comes first
+      .map((s) => labels[labelIndex.get(s.label)].name);
     return h('span', {
       class: classes.join(' '),
       'data-start': piece.start,
@@ -255,20 +259,32 @@ export function mount(root, question, ctx) {
   function move(step, extend) {
     const last = state.tokens.length - 1;
     if (last < 0) return;
+    const extended = state.selection !== null || state.anchor !== state.head;
     state.selection = null;
-    const from = state.head < 0 ? (step > 0 ? -1 : last + 1) : state.head;
-    const head = Math.max(0, Math.min(last, from + step));
-    state.head = head;
-    if (!extend || state.anchor < 0) state.anchor = head;
-    const range = selected();
-    renderText();
-    say(`“${textOf(range)}” (${range.start}-${range.end})`);
+    if (!extend && extended && state.head >= 0) {
+      // as in a text editor: an arrow first collapses a selection to its edge on that side
+      state.head = step > 0 ? Math.max(state.anchor, state.head) : Math.min(state.anchor, state.head);
+      state.anchor = state.head;
+    } else {
+      const from = state.head < 0 ? (step > 0 ? -1 : last + 1) : state.head;
+      state.head = Math.max(0, Math.min(last, from + step));
+      if (!extend || state.anchor < 0) state.anchor = state.head;
+    }
+    showCaret();
   }
 
   function jump(toEnd, extend) {
     if (!state.tokens.length) return;
-    state.head = toEnd ? state.tokens.length : -1;
-    move(toEnd ? -1 : 1, extend);
+    state.selection = null;
+    state.head = toEnd ? state.tokens.length - 1 : 0;
+    if (!extend || state.anchor < 0) state.anchor = state.head;
+    showCaret();
+  }
+
+  function showCaret() {
+    const range = selected();
+    renderText();
+    say(`“${textOf(range)}” (${range.start}-${range.end})`);
   }
 
   function listKey(event, item) {
