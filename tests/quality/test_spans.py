@@ -132,6 +132,14 @@ def test_span_f1_counts_exact_and_overlap() -> None:
     assert span_f1_counts([(0, 5, "PER")], [(0, 5, "ORG")]) == (0, 1, 1)  # the label must agree
 
 
+def test_span_f1_counts_break_equal_overlaps_like_match_spans() -> None:
+    # b0 overlaps a0 and a1 alike (IoU 0.6), b1 only a0: greedy order decides between one and two matches
+    a = [(0, 10, "X"), (4, 14, "X")]
+    b = [(4, 10, "X"), (0, 6, "X")]
+    clusters = match_spans([a, b], threshold=0.5, by_label=True)
+    assert span_f1_counts(a, b, threshold=0.5)[0] == sum(len(c) == 2 for c in clusters)
+
+
 def test_pairwise_span_f1_is_micro_averaged() -> None:
     tasks = ["t1", "t1", "t1", "t2", "t2"]
     workers = ["a", "b", "c", "a", "b"]
@@ -183,3 +191,29 @@ def test_decision_invariants(answers: list, threshold: float, allow_overlap: boo
     kept = sorted((d.start, d.end) for d in decisions if d.status == "kept")
     if not allow_overlap:
         assert all(a[1] <= b[0] for a, b in itertools.pairwise(kept))
+
+
+@settings(max_examples=300, deadline=None)
+@given(spans_of, spans_of, st.sampled_from([1.0, 0.5, 0.3]))
+def test_span_f1_counts_agree_with_match_spans(a: list, b: list, threshold: float) -> None:
+    """The plain-Python matching of two workers gives match_spans' count, equal IoUs included."""
+    clusters = match_spans([a, b], threshold=threshold, by_label=True)
+    assert span_f1_counts(a, b, threshold=threshold) == (sum(len(c) == 2 for c in clusters), len(a), len(b))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), spans_of), max_size=12), st.sampled_from([1.0, 0.5]))
+def test_pairwise_span_f1_sums_the_pairs(rows: list, threshold: float) -> None:
+    """The pooled figure equals the sum over every pair of workers on a task, formed one by one."""
+    rows = [(t, w, sorted(set(spans))) for t, w, spans in rows]  # answers as the platform stores them
+    first: dict = {}
+    for t, w, spans in rows:
+        first.setdefault((t, w), spans)
+    matched = total = 0
+    for (t1, w1), a in first.items():
+        for (t2, w2), b in first.items():
+            if t1 == t2 and w1 < w2:
+                m, len_a, len_b = span_f1_counts(a, b, threshold=threshold)
+                matched, total = matched + m, total + len_a + len_b
+    f1 = pairwise_span_f1([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], threshold=threshold)
+    assert (math.isnan(f1) and total == 0) or f1 == pytest.approx(2 * matched / total)

@@ -23,7 +23,10 @@ reliability in information retrieval", JAMIA 12(3):296-298, 2005, https://doi.or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+import itertools
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -239,9 +242,61 @@ def span_f1_counts(a: Sequence[Span], b: Sequence[Span], *, threshold: float = 1
     """``(matched, len(a), len(b))`` for two workers' spans on one text (labels must agree to match).
 
     ``2 * matched / (len(a) + len(b))`` is their F1, the same whichever worker is the reference.
+    The matching is :func:`match_spans`' for two workers (greedy one-to-one, most overlapping pair
+    first), done in plain Python: agreement figures call this once per pair of workers per task.
+    Identical spans (IoU 1) are matched first, as the greedy order would; only the rest is searched.
     """
-    clusters = match_spans([a, b], threshold=threshold, by_label=True)
-    return sum(len(c) == 2 for c in clusters), len(a), len(b)
+    if not threshold > 0.0:
+        raise ValueError("threshold must be in (0, 1]")
+    counts_a, counts_b = Counter(map(tuple, a)), Counter(map(tuple, b))
+    shared = counts_a & counts_b
+    exact = sum(shared.values())
+    if threshold >= 1.0 or exact == len(a) or exact == len(b):
+        return exact, len(a), len(b)
+    rest_a, rest_b = list((counts_a - shared).elements()), list((counts_b - shared).elements())
+    return exact + _greedy_matches(rest_a, rest_b, threshold), len(a), len(b)
+
+
+def _greedy_matches(a: list[Span], b: list[Span], threshold: float) -> int:
+    # equal IoUs are taken in match_spans' order (by start, end, label; a before b), so both agree
+    ranked = sorted(
+        [(s[0], s[1], str(s[2]), 0, k) for k, s in enumerate(a)]
+        + [(s[0], s[1], str(s[2]), 1, k) for k, s in enumerate(b)]
+    )
+    rank = {(w, k): r for r, (*_, w, k) in enumerate(ranked)}
+    pairs = sorted(
+        (negative_iou, min(rank[0, i], rank[1, j]), max(rank[0, i], rank[1, j]), i, j)
+        for negative_iou, i, j in _candidate_pairs(a, b, threshold)
+    )
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    for *_, i, j in pairs:
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+    return len(used_a)
+
+
+def _candidate_pairs(a: Sequence[Span], b: Sequence[Span], threshold: float) -> list[tuple[float, int, int]]:
+    """``(-iou, i, j)`` for every span ``a[i]`` matching ``b[j]`` (same label, IoU >= threshold).
+
+    ``b`` is searched in start order: the spans starting before ``a[i]`` ends, scanned back while
+    the longest end so far still reaches past ``a[i]``'s start.
+    """
+    order = sorted(range(len(b)), key=lambda k: (b[k][0], b[k][1]))
+    starts = [b[k][0] for k in order]
+    reach = list(itertools.accumulate((b[k][1] for k in order), max))
+    out = []
+    for i, (start, end, label) in enumerate(a):
+        k = bisect.bisect_left(starts, end) - 1
+        while k >= 0 and reach[k] > start:
+            j = order[k]
+            if b[j][2] == label:
+                iou = span_iou((start, end), (b[j][0], b[j][1]))
+                if iou >= threshold - 1e-12:
+                    out.append((-iou, i, j))
+            k -= 1
+    return out
 
 
 def pairwise_span_f1(
@@ -250,18 +305,36 @@ def pairwise_span_f1(
     """Micro-averaged F1 over every pair of workers who answered the same task.
 
     Sums ``2 * matched`` and ``len(a) + len(b)`` over all pairs before dividing, so a pair that both
-    marked nothing adds nothing; NaN when no pair marked any span.
+    marked nothing adds nothing; NaN when no pair marked any span. A worker's first answer to a task
+    counts (one answer per worker and task, as the platform stores them).
     """
-    by_task: dict[Any, list[tuple[Any, Sequence[Span]]]] = {}
+    by_task: dict[Any, dict[Any, Sequence[Span]]] = {}
     for task, worker, spans in zip(tasks, workers, answers, strict=True):
-        by_task.setdefault(task, []).append((worker, spans))
-    matched = total = 0
-    for answered in by_task.values():
-        for x in range(len(answered)):
-            for y in range(x + 1, len(answered)):
-                if answered[x][0] == answered[y][0]:
-                    continue
-                m, len_a, len_b = span_f1_counts(answered[x][1], answered[y][1], threshold=threshold)
+        by_task.setdefault(task, {}).setdefault(worker, spans)
+    if threshold >= 1.0:
+        matched, total = _exact_pair_counts(by_task.values())
+    else:
+        matched = total = 0
+        for answered in by_task.values():
+            for a, b in itertools.combinations(answered.values(), 2):
+                m, len_a, len_b = span_f1_counts(a, b, threshold=threshold)
                 matched += m
                 total += len_a + len_b
     return 2 * matched / total if total else float("nan")
+
+
+def _exact_pair_counts(tasks: Iterable[dict[Any, Sequence[Span]]]) -> tuple[int, int]:
+    """Exact matches summed over worker pairs without forming the pairs.
+
+    A span that ``c`` workers of a task marked (each at most once) is matched by ``c (c - 1) / 2``
+    pairs; each worker's spans are counted in the ``m - 1`` pairs of the task's ``m`` workers.
+    """
+    matched = total = 0
+    for answered in tasks:
+        m = len(answered)
+        if m < 2:
+            continue
+        marked = Counter(span for spans in answered.values() for span in set(map(tuple, spans)))
+        matched += sum(c * (c - 1) // 2 for c in marked.values())
+        total += (m - 1) * sum(len(spans) for spans in answered.values())
+    return matched, total
