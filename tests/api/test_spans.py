@@ -124,6 +124,8 @@ def test_agreement_is_span_f1_and_the_export_carries_the_spans(api: Api, org: Or
     assert entities["reasons"]["fleiss_kappa"] == "not compared as categories: see measures"
     # exact: pairs 1-2 one of 4, 1-3 one of 3, 2-3 none of 3 -> 2 * 2 / 10; overlap: 2 + 1 + 1 matched -> 8 / 10
     assert entities["measures"] == {"span_f1_exact": pytest.approx(0.4), "span_f1_overlap": pytest.approx(0.8)}
+    workers = api.get(f"{API}/projects/{project['id']}/workers", auth=org.owner)
+    assert workers.status_code == 200 and len(workers.json()["items"]) == 3  # spans are not pooled as categories
     export = api.get(f"{API}/projects/{project['id']}/export", auth=org.owner)
     (row,) = [orjson.loads(line) for line in export.content.splitlines()]
     assert row["data"] == {"text": TEXT}
