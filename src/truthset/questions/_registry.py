@@ -8,6 +8,7 @@ entry-point group (see ``pyproject.toml``), or by calling :func:`register` at ru
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,3 +118,15 @@ def get(name: str) -> QuestionType:
 def names() -> list[str]:
     _load_entry_points()
     return sorted(_types)
+
+
+def describe(name: str) -> dict[str, Any]:
+    """A type's name, one-line description (its module's docstring) and config JSON schema."""
+    question_type = get(name)
+    module = sys.modules.get(type(question_type).__module__)
+    doc = (getattr(question_type, "description", None) or (module.__doc__ if module else None) or "").strip()
+    return {
+        "name": name,
+        "description": doc.splitlines()[0] if doc else "",
+        "config_schema": question_type.config_model.model_json_schema(),
+    }

@@ -74,7 +74,8 @@ def _validate_question(index: int, raw: Any) -> QuestionConfig:
         return question_type.config_model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = "".join(f".{part}" for part in first["loc"])  # empty for a whole-question error
+        # empty for a whole-question error; list positions as [i]: questions[0].criteria[1].max
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         raise ValueError(f"questions[{index}]{where}: {message}") from None
 
