@@ -77,6 +77,17 @@ class MeasuresAgreement(Protocol):
     def agreement(self, question: Any, tasks: Any, workers: Any, values: Sequence[Any]) -> dict[str, float | None]: ...
 
 
+class MatchesGold(Protocol):
+    """Optional: what counts as right against a gold answer, when plain equality is too strict.
+
+    ``gold_matches(question, expected, given)`` gets the question's config, the gold answer and a
+    worker's (both validated) and returns True when the worker's counts as right (a number within
+    its tolerance, a rubric's scores without its comments).
+    """
+
+    def gold_matches(self, question: Any, expected: Any, given: Any) -> bool: ...
+
+
 def categories_of(question_type: QuestionType, question: Any) -> list[str] | None:
     """The answer classes of a categorical question (fitted with Dawid-Skene), or None.
 

@@ -93,6 +93,10 @@ class NumberType:
             tie=tie,
         )
 
+    def gold_matches(self, question: NumberQuestion, expected: Any, given: Any) -> bool:
+        """A gold answer is matched by any answer within ``tolerance`` of it."""
+        return abs(float(given) - float(expected)) <= question.agreement_tolerance() * (1 + GRID_SLACK)
+
     def agreement(
         self, question: NumberQuestion, tasks: Any, workers: Any, values: Sequence[Any]
     ) -> dict[str, float | None]:

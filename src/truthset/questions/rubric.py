@@ -82,6 +82,10 @@ class RubricType:
             tie=tie or None,
         )
 
+    def gold_matches(self, question: RubricQuestion, expected: Any, given: Any) -> bool:
+        """Right when every criterion has the gold score (comments are free text and not compared)."""
+        return all(given[c.name]["score"] == expected[c.name]["score"] for c in question.criteria)
+
     def agreement(
         self, question: RubricQuestion, tasks: Any, workers: Any, values: Sequence[Any]
     ) -> dict[str, float | None]:
