@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from .support import Server, Tab, log_in, serving
+from .test_workbench import SCREENSHOTS
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
 
@@ -83,6 +84,8 @@ def test_number_and_rubric_with_the_keyboard_and_with_the_mouse(tab: Tab, server
     page.keyboard.type("one date is off")
     page.keyboard.press("Escape")  # leaves the box; accuracy stays the active criterion
     page.keyboard.press("5")
+    if SCREENSHOTS:
+        page.screenshot(path=str(SCREENSHOTS / "number-rubric.png"), full_page=True)
     page.keyboard.press("2")  # tone, the last criterion: on to Submit
     expect(page.locator("#submit")).to_be_focused()
     page.keyboard.press("Enter")
