@@ -192,7 +192,7 @@ def _store(
     db: Database, project: dict[str, Any], question: str, model: WorkerModel, rows: tuple, seconds: float
 ) -> dict[str, Any]:
     with db.write() as conn:
-        version = repo.latest_model_versions(conn, project["id"]).get(question, 0) + 1
+        version = repo.latest_model_versions(conn, project["organization_id"], project["id"]).get(question, 0) + 1
         repo.add(
             conn,
             t.quality_models,
@@ -213,6 +213,7 @@ def _store(
         )
         conn.execute(
             delete(t.quality_models).where(
+                t.quality_models.c.organization_id == project["organization_id"],
                 t.quality_models.c.project_id == project["id"],
                 t.quality_models.c.question == question,
                 t.quality_models.c.version <= version - KEEP_VERSIONS,
