@@ -61,6 +61,14 @@ def test_spec_examples_in_docs() -> None:
         Spec.model_validate(json.loads(bad))
 
 
+def test_question_type_spec_examples_in_docs() -> None:
+    """Each type's own example (a ```json spec block in docs/questions.md) is a valid spec."""
+    examples = _blocks("questions.md", "json spec")
+    assert len(examples) >= 2
+    for example in examples:
+        Spec.model_validate(json.loads(example))
+
+
 def test_cli_console_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRUTHSET_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("TRUTHSET_DATABASE_URL", raising=False)

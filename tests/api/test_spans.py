@@ -139,8 +139,7 @@ def _doc_blocks(info: str) -> list[str]:
 
 
 def test_the_docs_spec_example_works(api: Api, org: Org) -> None:
-    (block,) = _doc_blocks("json spans")
-    spec = json.loads(block)
+    (spec,) = [s for s in map(json.loads, _doc_blocks("json spec")) if s["questions"][0]["type"] == "spans"]
     created = api.post(
         f"{API}/projects", auth=org.owner, json={"name": "docs", "spec": spec, "quality": {"overlap": 2}}
     )
@@ -164,7 +163,9 @@ def test_the_docs_bio_example_runs() -> None:
 
 
 def test_the_type_is_listed_and_a_reviewers_fix_is_checked_against_the_text(api: Api, org: Org) -> None:
-    assert "spans" in api.get(f"{API}/question-types", auth=org.owner).json()
+    listed = {t["name"]: t for t in api.get(f"{API}/question-types", auth=org.owner).json()}
+    assert listed["spans"]["description"].startswith("`spans`: entity spans on a text field")
+    assert listed["spans"]["config_schema"]["required"] == ["name", "field", "labels"]
     project = org.make_project(spec=SPEC, quality={"overlap": 1, "review": {"sample_rate": 1.0}})
     task = org.make_task(project["id"], TEXT)
     assert _answer(api, org.add_member("annotator"), task["id"], [ADA]).status_code == 201

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from truthset.domain import TaskStatus
 from truthset.quality import WorkerModel
@@ -41,17 +41,11 @@ def current_models(
     if not spec.categorical():
         return {}, {}
     models = {}
-    versions = repo.latest_model_versions(conn, project["id"])
+    versions = repo.latest_model_versions(conn, project["organization_id"], project["id"])
     for question, version in versions.items():
         cached = _MODELS.get((project["id"], question))
         if cached is None or cached[0] != version:
-            blob = conn.execute(
-                select(t.quality_models.c.state).where(
-                    t.quality_models.c.project_id == project["id"],
-                    t.quality_models.c.question == question,
-                    t.quality_models.c.version == version,
-                )
-            ).scalar_one()
+            blob = repo.model_state(conn, project["organization_id"], project["id"], question, version)
             cached = (version, WorkerModel.from_bytes(blob))
             with _MODELS_LOCK:
                 if len(_MODELS) >= _MAX_CACHED_MODELS:

@@ -478,16 +478,28 @@ def responses_of_task(conn: Connection, organization_id: str, task_id: str) -> l
 
 _LATEST_MODEL_VERSIONS = Prepared(
     select(t.quality_models.c.question, func.max(t.quality_models.c.version).label("version"))
-    .where(t.quality_models.c.project_id == bindparam("project_id"))
+    .where(
+        t.quality_models.c.organization_id == bindparam("organization_id"),
+        t.quality_models.c.project_id == bindparam("project_id"),
+    )
     .group_by(t.quality_models.c.question)
 )
 
 
-def latest_model_versions(conn: Connection, project_id: str) -> dict[str, int]:
+def latest_model_versions(conn: Connection, organization_id: str, project_id: str) -> dict[str, int]:
     """The newest fitted worker-model version of each question of a project (run on every scoring)."""
-    return {
-        row["question"]: int(row["version"]) for row in _LATEST_MODEL_VERSIONS.rows(conn, {"project_id": project_id})
-    }
+    params = {"organization_id": organization_id, "project_id": project_id}
+    return {row["question"]: int(row["version"]) for row in _LATEST_MODEL_VERSIONS.rows(conn, params)}
+
+
+def model_state(conn: Connection, organization_id: str, project_id: str, question: str, version: int) -> bytes:
+    """The stored state (an ``.npz`` archive) of one worker-model version."""
+    query = scoped(t.quality_models, organization_id, t.quality_models.c.state).where(
+        t.quality_models.c.project_id == project_id,
+        t.quality_models.c.question == question,
+        t.quality_models.c.version == version,
+    )
+    return conn.execute(query).scalar_one()
 
 
 # --- gold and a worker's standing on a project -------------------------------------------------
