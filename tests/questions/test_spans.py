@@ -40,6 +40,10 @@ def test_offsets_are_code_points() -> None:
         ({"match": "overlap", "overlap_threshold": 0}, r"questions\[0\]\.overlap_threshold"),
         ({"overlap_threshold": 0.7}, r"questions\[0\]: overlap_threshold applies only with match 'overlap'"),
         ({"min_spans": -1}, r"questions\[0\]\.min_spans"),
+        (
+            {"labels": [{"value": "PER", "hotkey": "s"}]},
+            r"questions\[0\]\.labels\[0\]\.hotkey: 's' is the workbench's key",
+        ),
     ],
 )
 def test_bad_config_is_refused_naming_the_field(question: dict[str, Any], message: str) -> None:
