@@ -1,0 +1,145 @@
+"""Ranking through the API: a chatbot-review project asking three questions per task (docs example)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+
+from truthset.questions.ranking import shown_order
+
+from .helpers import API, Api, Org, assert_error
+
+DOCS = Path(__file__).parent.parent.parent / "docs" / "questions.md"
+
+
+def chat_review_spec() -> dict:
+    """The chatbot-review spec of docs/questions.md (the block after its heading)."""
+    text = DOCS.read_text()
+    section = text.split("## Example: reviewing two chatbot answers", 1)[1]
+    return json.loads(re.search(r"```json\n(.*?)```", section, flags=re.S).group(1))
+
+
+TASK = {
+    "conversation": [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "How do I reverse a list in Python?"},
+    ],
+    "answers": [
+        {"content": "Use `items[::-1]` or `items.reverse()`.", "model": "model-alpha", "id": "a-1"},
+        {"content": "```python\nreversed(items)\n```", "model": "model-beta", "id": "b-1"},
+    ],
+}
+
+
+def _project(api: Api, org: Org, overlap: int = 2) -> dict:
+    body = {"name": "chat review", "spec": chat_review_spec(), "quality": {"overlap": overlap}}
+    r = api.post(f"{API}/projects", auth=org.owner, json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_a_three_question_chat_review(api: Api, org: Org) -> None:
+    project = _project(api, org)
+    task = api.post(f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": TASK}).json()
+    seen = []
+    for role, answer in [
+        ("annotator", {"preference": {"winner": 1, "strength": "much better"}, "helpfulness": 4}),
+        ("manager", {"preference": {"winner": 1, "strength": "slightly better"}, "helpfulness": 5, "rewrite": "x"}),
+    ]:
+        worker = org.actor(role)
+        lease = api.post(f"{API}/projects/{project['id']}/next", auth=worker).json()
+        # blind: the served task names no model, and the order shown is the assignment's own
+        assert "model-" not in orjson.dumps(lease).decode() and '"a-1"' not in orjson.dumps(lease).decode()
+        assert lease["task"]["data"]["answers"] == [{"content": a["content"]} for a in TASK["answers"]]
+        assert lease["display"] == {"answers": shown_order(lease["id"], "answers", 2)}
+        faked = {**answer, "preference": {**answer["preference"], "shown_order": [9, 9]}}  # ignored
+        body = {"answer": faked, "assignment_id": lease["id"]}
+        r = api.post(f"{API}/tasks/{task['id']}/responses", auth=worker, json=body, headers={"Idempotency-Key": role})
+        assert r.status_code == 201, r.text
+        assert "model-" not in r.text
+        stored = r.json()["response"]["answer"]
+        assert stored["preference"] == {**answer["preference"], "shown_order": lease["display"]["answers"]}
+        # a replay of the same request (the client's shown_order is the server's business) is a replay
+        again = api.post(
+            f"{API}/tasks/{task['id']}/responses", auth=worker, json=body, headers={"Idempotency-Key": role}
+        )
+        assert again.status_code == 200 and again.json()["response"] == r.json()["response"]
+        seen.append(r.json())
+    done = seen[-1]["task"]
+    assert done["status"] == "completed"
+    result = done["result"]["questions"]["preference"]
+    assert result["answer"] == 1 and 0.5 < result["confidence"] < 1.0 and result["method"] == "bradley_terry"
+    assert done["result"]["answer"]["helpfulness"] is not None or done["result"]["questions"]["helpfulness"]["tie"]
+    # the project's owner sees the task as it was imported, models included, and exports the result
+    full = api.get(f"{API}/tasks/{task['id']}", auth=org.owner).json()
+    assert full["data"] == TASK
+    lines = api.get(f"{API}/projects/{project['id']}/export", auth=org.owner).content.splitlines()
+    assert orjson.loads(lines[0])["answer"]["preference"] == 1
+    stored = api.get(f"{API}/tasks/{task['id']}/responses", auth=org.owner).json()
+    rows = stored["items"] if isinstance(stored, dict) else stored
+    assert {tuple(r["answer"]["preference"]["shown_order"]) for r in rows} <= {(0, 1), (1, 0)}
+    measures = next(
+        q
+        for q in api.get(f"{API}/projects/{project['id']}/agreement", auth=org.owner).json()["questions"]
+        if q["question"] == "preference"
+    )["measures"]
+    assert measures["pairwise_agreement"] == 1.0 and measures["first_shown_n"] == 2.0
+    assert measures["first_shown_wins"] in (0.0, 0.5, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ({"preference": {"winner": 2, "strength": "much better"}, "helpfulness": 3}, "answer.preference: winner must"),
+        ({"preference": {"winner": 0}, "helpfulness": 3}, "answer.preference: strength must be one of"),
+        ({"preference": {"winner": "tie", "strength": "much better"}, "helpfulness": 3}, "a tie has no strength"),
+    ],
+)
+def test_bad_ranking_answers_name_the_question(api: Api, org: Org, answer: dict, message: str) -> None:
+    project = _project(api, org)
+    task = api.post(f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": TASK}).json()
+    r = api.post(f"{API}/tasks/{task['id']}/responses", auth=org.actor("annotator"), json={"answer": answer})
+    error = assert_error(r, 422)
+    assert message in error["message"], error
+
+
+def test_bad_ranking_data_and_specs_are_refused(api: Api, org: Org) -> None:
+    project = _project(api, org)
+    three = {**TASK, "answers": [*TASK["answers"], "a third"]}
+    r = api.post(f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": three})
+    assert "data.answers must have exactly 2 responses" in assert_error(r, 422)["message"]
+    bad_chat = {**TASK, "conversation": [{"role": "robot", "content": "hi"}]}
+    r = api.post(f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": bad_chat})
+    assert "data.conversation[0].role must be one of user, assistant, system" in assert_error(r, 422)["message"]
+    spec = chat_review_spec()
+    spec["questions"][0]["field"] = "conversation"
+    r = api.post(f"{API}/projects", auth=org.owner, json={"name": "bad", "spec": spec})
+    assert "questions[0].field: 'conversation' is not a responses field" in assert_error(r, 422)["message"]
+
+
+def test_an_ordering_with_four_candidates(api: Api, org: Org) -> None:
+    spec = {
+        "fields": [{"name": "prompt", "type": "text"}, {"name": "answers", "type": "responses"}],
+        "questions": [{"name": "order", "type": "ranking", "field": "answers", "mode": "order", "allow_tie": True}],
+    }
+    project = api.post(
+        f"{API}/projects", auth=org.owner, json={"name": "order", "spec": spec, "quality": {"overlap": 2}}
+    ).json()
+    data = {"prompt": "p", "answers": ["w", "x", "y", "z"]}
+    task = api.post(f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": data}).json()
+    for role, order in [("annotator", [2, [0, 3], 1]), ("manager", [2, 0, 3, 1])]:
+        worker = org.actor(role)
+        lease = api.post(f"{API}/projects/{project['id']}/next", auth=worker).json()
+        short = {"answer": {"order": {"order": [2, 0, 1]}}, "assignment_id": lease["id"]}
+        r = api.post(f"{API}/tasks/{task['id']}/responses", auth=worker, json=short)
+        assert "answer.order: order must name each of the 4 candidates" in assert_error(r, 422)["message"]
+        body = {"answer": {"order": {"order": order}}, "assignment_id": lease["id"]}
+        r = api.post(f"{API}/tasks/{task['id']}/responses", auth=worker, json=body)
+        assert r.status_code == 201, r.text
+        assert r.json()["response"]["answer"]["order"]["shown_order"] == lease["display"]["answers"]
+    result = r.json()["task"]["result"]["questions"]["order"]
+    assert result["answer"][0] == 2 and result["answer"][-1] == 1 and 0.5 < result["confidence"] < 1.0
