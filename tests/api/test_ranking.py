@@ -143,3 +143,50 @@ def test_an_ordering_with_four_candidates(api: Api, org: Org) -> None:
         assert r.json()["response"]["answer"]["order"]["shown_order"] == lease["display"]["answers"]
     result = r.json()["task"]["result"]["questions"]["order"]
     assert result["answer"][0] == 2 and result["answer"][-1] == 1 and 0.5 < result["confidence"] < 1.0
+
+
+def test_a_gold_ranking_answer_is_graded_without_the_order_shown(api: Api, org: Org) -> None:
+    """The stored answer carries shown_order; the gold answer does not: the grade must still match."""
+    body = {"name": "gold", "spec": chat_review_spec(), "quality": {"overlap": 1, "gold": {"qualification": 1}}}
+    project = api.post(f"{API}/projects", auth=org.owner, json=body).json()
+    task = api.post(f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": TASK}).json()
+    gold = {"preference": {"winner": 1, "strength": "much better"}, "helpfulness": 4}
+    marked = api.request("PUT", f"{API}/tasks/{task['id']}/gold", auth=org.owner, json={"answer": gold})
+    assert marked.status_code == 200, marked.text
+    worker = org.actor("annotator")
+    lease = api.post(f"{API}/projects/{project['id']}/next", auth=worker).json()
+    assert lease["task"]["id"] == task["id"] and "model-" not in orjson.dumps(lease).decode()
+    r = api.post(
+        f"{API}/tasks/{task['id']}/responses", auth=worker, json={"answer": gold, "assignment_id": lease["id"]}
+    )
+    assert r.status_code == 201, r.text
+    figures = api.get(f"{API}/projects/{project['id']}/workers", auth=org.owner).json()["items"]
+    (mine,) = [f for f in figures if f["worker_id"] == worker.worker_id]
+    assert mine["gold_answers"] == 1 and mine["gold_accuracy"] == 1.0, mine
+
+
+def test_a_reviewers_fix_of_an_ordering_is_checked_against_the_task(api: Api, org: Org) -> None:
+    spec = {
+        "fields": [{"name": "answers", "type": "responses"}],
+        "questions": [{"name": "order", "type": "ranking", "field": "answers", "mode": "order"}],
+    }
+    body = {"name": "review", "spec": spec, "quality": {"overlap": 1, "review": {"sample_rate": 1.0}}}
+    project = api.post(f"{API}/projects", auth=org.owner, json=body).json()
+    task = api.post(
+        f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": {"answers": ["a", "b", "c"]}}
+    )
+    task = task.json()
+    worker = org.actor("annotator")
+    r = api.post(f"{API}/tasks/{task['id']}/responses", auth=worker, json={"answer": {"order": {"order": [2, 1, 0]}}})
+    assert r.status_code == 201, r.text
+    reviewer = org.actor("reviewer")
+    assert api.post(f"{API}/projects/{project['id']}/reviews/next", auth=reviewer).status_code == 200
+    url = f"{API}/tasks/{task['id']}/reviews"
+    short = api.post(url, auth=reviewer, json={"verdict": "fix", "answer": {"order": {"order": [1, 0]}}})
+    assert "answer.order: order must name each of the 3 candidates" in assert_error(short, 422)["message"]
+    fixed = api.post(url, auth=reviewer, json={"verdict": "fix", "answer": {"order": {"order": [0, 1, 2]}}})
+    assert fixed.status_code == 201, fixed.text
+    responses = api.get(f"{API}/tasks/{task['id']}/responses", auth=org.owner).json()
+    rows = responses["items"] if isinstance(responses, dict) else responses
+    # the review page shows candidates as imported: that is the order recorded with the fix
+    assert {"order": [0, 1, 2], "shown_order": [0, 1, 2]} in [r["answer"]["order"] for r in rows]

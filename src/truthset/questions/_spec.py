@@ -151,11 +151,12 @@ class CompiledSpec:
                 check(question, data)
         return dict(data)
 
-    def bind_answer(self, answer: dict[str, Any], data: Mapping[str, Any], seed: str) -> dict[str, Any]:
+    def bind_answer(self, answer: dict[str, Any], data: Mapping[str, Any], seed: str | None) -> dict[str, Any]:
         """A validated answer checked against the task's data, with what the server records for it.
 
         ``seed`` is the assignment the answer belongs to: a ranking records the order it showed the
-        candidates in (``shown_order``), worked out here, never taken from the client.
+        candidates in (``shown_order``), worked out here, never taken from the client. None: the
+        answer was given on a page that shows the data as imported (a reviewer's fix).
         """
         bound = dict(answer)
         for question in self._data_aware:

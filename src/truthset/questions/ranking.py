@@ -165,12 +165,18 @@ class RankingType:
             raise AnswerError("order must name every candidate exactly once")
         return {"order": normalised}
 
-    def bind(self, question: RankingQuestion, value: dict[str, Any], data: Mapping[str, Any], seed: str) -> dict:
-        """Check the answer against the task's candidates; record the order this assignment showed."""
+    def bind(
+        self, question: RankingQuestion, value: dict[str, Any], data: Mapping[str, Any], seed: str | None
+    ) -> dict[str, Any]:
+        """Check the answer against the task's candidates; record the order this assignment showed.
+
+        ``seed`` None: the candidates were shown as imported (a reviewer's page).
+        """
         n = len(data.get(question.field) or [])
         if question.mode == "order" and sum(len(g) for g in _groups(value["order"])) != n:
             raise AnswerError(f"order must name each of the {n} candidates exactly once")
-        return {**value, "shown_order": shown_order(seed, question.field, n)}
+        order = list(range(n)) if seed is None else shown_order(seed, question.field, n)
+        return {**value, "shown_order": order}
 
     # --- aggregation ----------------------------------------------------------------------------
 

@@ -213,9 +213,11 @@ def _same(question_type: str, expected: Any, given: Any) -> bool:
 
 def grade(project: Mapping[str, Any], gold_answer: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[str, bool]:
     """Per question scored (the deciding ones the gold answer has; else every one it has): right or not."""
-    types = {q.name: q.type for q in compiled_spec(dict(project)).questions}
+    spec = compiled_spec(dict(project))
+    types = {q.name: q.type for q in spec.questions}
     deciding = [rule.name for rule in completion_rules(project).deciding if rule.name in gold_answer]
     names = deciding or [name for name in types if name in gold_answer]
+    answer = spec.comparable(answer)  # without what the server recorded with it (a ranking's shown order)
     return {name: _same(types[name], gold_answer[name], answer.get(name)) for name in names}
 
 
