@@ -190,3 +190,7 @@ def test_a_reviewers_fix_of_an_ordering_is_checked_against_the_task(api: Api, or
     rows = responses["items"] if isinstance(responses, dict) else responses
     # the review page shows candidates as imported: that is the order recorded with the fix
     assert {"order": [0, 1, 2], "shown_order": [0, 1, 2]} in [r["answer"]["order"] for r in rows]
+
+
+def test_ranking_is_a_listed_question_type(api: Api, org: Org) -> None:
+    assert "ranking" in api.get(f"{API}/question-types", auth=org.owner).json()

@@ -225,7 +225,13 @@ def test_four_candidate_ordering_by_keyboard_and_by_mouse(tab: Tab, second: Tab,
     expect(page.locator("form#task")).to_be_visible()
     assert _shown(page) == shown
     expect(page.locator('[data-keys="ranking-order"]')).to_be_visible()
+    # the shuffled order as it stands is no answer: submitting it by accident is refused
+    page.keyboard.press("Enter")
+    expect(page.locator('[data-question="order"] .q-error')).to_have_text("An answer is required.")
     _move_by_keyboard(page, [2, 0, 3, 1])
+    # c accepts the order on screen: needed when the shuffle already showed the target order (no
+    # move made), harmless otherwise; an untouched order is no answer
+    page.keyboard.press("c")
     page.keyboard.press("Enter")
     _submitted(page)
     [mine] = _answer(server, task, 1)
