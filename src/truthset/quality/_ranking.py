@@ -57,7 +57,8 @@ class _PairData:
 
 
 class BradleyTerry:
-    """Bradley-Terry: ``P(i beats j) = p_i / (p_i + p_j)``, fitted by the MM algorithm.
+    """Bradley-Terry: ``P(i beats j) = p_i / (p_i + p_j)``, fitted by Newton's method (up to
+    ``NEWTON_MAX_ITEMS`` items) or the MM algorithm (more items): the same estimate either way.
 
     Input: comparisons as a DataFrame with columns ``worker, left, right, label`` (label = the
     winner, crowd-kit's contract) or a tuple of those four columns; use :func:`rankings_to_pairs`
