@@ -262,3 +262,47 @@ def test_four_candidate_ordering_by_keyboard_and_by_mouse(tab: Tab, second: Tab,
         done = api.get(f"/tasks/{task}").json()
     assert done["status"] == "completed" and done["result"]["answer"]["order"][0] == 2
     assert tab.script_errors() == [] and second.script_errors() == []
+
+
+PAYLOADS = [
+    "<script>window.__pwned = 1</script>",
+    '<img src="x" onerror="window.__pwned = 2">',
+    "[link](javascript:window.__pwned=3)",
+    "[link](JaVaScRiPt:window.__pwned=4)",
+    "![image](javascript:window.__pwned=5)",
+    "<svg onload=window.__pwned=6></svg>",
+    '<iframe src="javascript:window.__pwned=7"></iframe>',
+    "<a href='javascript:window.__pwned=8'>x</a>",
+    "[data](data:text/html,<script>window.__pwned=9</script>)",
+    '<form action="/logout"><button>x</button></form>',
+    "<style>body { display: none }</style>",
+    "`<script>` in code stays text",
+]
+
+
+def test_markdown_renderer_neutralises_html_and_script_urls(tab: Tab, server: Server) -> None:
+    """The renderer on its own, in Chromium: nothing from the text becomes live markup."""
+    page = _annotator(tab)
+    page.goto("/")
+    rendered = page.evaluate(
+        """async (payloads) => {
+            const { renderMarkdown } = await import('/static/markdown.js');
+            return payloads.map((text) => {
+                const node = renderMarkdown(text);
+                document.body.append(node); // live in the page: any handler would fire now
+                return { html: node.innerHTML, text: node.textContent,
+                         bad: node.querySelectorAll('script, iframe, svg, form, style, [onerror], [onload]')
+                           .length,
+                         hrefs: [...node.querySelectorAll('[href], [src]')]
+                           .map((el) => el.getAttribute('href') || el.getAttribute('src')) };
+            });
+        }""",
+        PAYLOADS,
+    )
+    for payload, out in zip(PAYLOADS, rendered, strict=True):
+        assert out["bad"] == 0, (payload, out)
+        assert not any(h and h.strip().lower().startswith(("javascript:", "data:")) for h in out["hrefs"]), out
+    assert "<script>window.__pwned = 1</script>" in rendered[0]["text"]  # raw HTML is shown as text
+    assert rendered[-1]["html"].strip() == "<p><code>&lt;script&gt;</code> in code stays text</p>"
+    assert page.evaluate("() => window.__pwned") is None
+    assert tab.script_errors() == []
