@@ -61,10 +61,18 @@ def test_spec_examples_in_docs() -> None:
         Spec.model_validate(json.loads(bad))
 
 
+def test_question_type_spec_examples_in_docs() -> None:
+    """Each type's own example (a ```json spec block in docs/questions.md) is a valid spec."""
+    examples = _blocks("questions.md", "json spec")
+    assert len(examples) >= 2
+    for example in examples:
+        Spec.model_validate(json.loads(example))
+
+
 def test_chat_review_example_in_docs() -> None:
     """The chatbot-review example (ranking + rating + text over a conversation) is a valid spec."""
     text = (DOCS / "questions.md").read_text().split("## Example: reviewing two chatbot answers", 1)[1]
-    spec = Spec.model_validate(json.loads(re.search(r"```json\n(.*?)```", text, flags=re.S).group(1)))
+    spec = Spec.model_validate(json.loads(re.search(r"```json spec\n(.*?)```", text, flags=re.S).group(1)))
     assert [q["type"] for q in spec.questions] == ["ranking", "rating", "text"]
 
 

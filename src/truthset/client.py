@@ -48,6 +48,7 @@ from truthset.schemas import (
     MediaOut,
     MemberOut,
     ProjectOut,
+    QuestionTypeOut,
     ResponseOut,
     ReviewItem,
     ReviewOut,
@@ -263,9 +264,9 @@ class Client:
         """Who the API key belongs to: the organization and the member."""
         return Me.model_validate(self._request("GET", "/me").json())
 
-    def question_types(self) -> list[str]:
-        """Question types the server knows (built-ins and installed plugins)."""
-        return list(self._request("GET", "/question-types").json())
+    def question_types(self) -> list[QuestionTypeOut]:
+        """Question types the server knows (built-ins and installed plugins), with their config schemas."""
+        return [QuestionTypeOut.model_validate(item) for item in self._request("GET", "/question-types").json()]
 
     def export(
         self,

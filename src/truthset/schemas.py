@@ -260,6 +260,14 @@ class ProjectUpdate(Input):
     archived: bool | None = None
 
 
+class QuestionTypeOut(Output):
+    """A question type a spec may use, and the JSON schema of its question config."""
+
+    name: str = Field(description="The `type` value of a question in a spec.")
+    description: str = Field(description="What the type asks, in one line.")
+    config_schema: dict[str, Any] = Field(description="JSON Schema of a question of this type in a spec.")
+
+
 class ProjectOut(Output):
     id: str
     name: str

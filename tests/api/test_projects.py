@@ -50,8 +50,8 @@ def _first_task(api: Api, org: Org, project_id: str) -> str:
 
 
 def test_question_types_are_listed(api: Api, org: Org) -> None:
-    types = api.get(f"{API}/question-types", auth=org.owner).json()
-    assert {"label", "labels", "rating", "text"} <= set(types)
+    types = {item["name"] for item in api.get(f"{API}/question-types", auth=org.owner).json()}
+    assert {"label", "labels", "rating", "text"} <= types
 
 
 def test_invalid_specs_name_the_bad_field(api: Api, org: Org) -> None:

@@ -20,7 +20,7 @@ def chat_review_spec() -> dict:
     """The chatbot-review spec of docs/questions.md (the block after its heading)."""
     text = DOCS.read_text()
     section = text.split("## Example: reviewing two chatbot answers", 1)[1]
-    return json.loads(re.search(r"```json\n(.*?)```", section, flags=re.S).group(1))
+    return json.loads(re.search(r"```json spec\n(.*?)```", section, flags=re.S).group(1))
 
 
 TASK = {
@@ -193,4 +193,7 @@ def test_a_reviewers_fix_of_an_ordering_is_checked_against_the_task(api: Api, or
 
 
 def test_ranking_is_a_listed_question_type(api: Api, org: Org) -> None:
-    assert "ranking" in api.get(f"{API}/question-types", auth=org.owner).json()
+    types = {item["name"]: item for item in api.get(f"{API}/question-types", auth=org.owner).json()}
+    ranking = types["ranking"]
+    assert ranking["description"].startswith("`ranking`: compare model responses")
+    assert {"field", "mode", "allow_tie", "strength", "show_models"} <= set(ranking["config_schema"]["properties"])

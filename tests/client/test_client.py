@@ -129,7 +129,9 @@ def test_me_members_and_keys(client: truthset.Client, live: LiveServer) -> None:
 
     workers = list(client.workers())
     assert workers and all(isinstance(w, WorkerOut) for w in workers)
-    assert "label" in client.question_types()
+    types = {t.name: t for t in client.question_types()}
+    assert {"label", "labels", "rating", "text", "number", "rubric"} <= set(types)
+    assert "criteria" in types["rubric"].config_schema["properties"]
 
 
 # --- projects and batches -------------------------------------------------------------------------

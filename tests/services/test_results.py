@@ -139,6 +139,79 @@ def test_a_refit_that_flips_an_answer_is_in_the_history(org: Org) -> None:
     assert scored["result"]["answer"] == {"sentiment": "positive"}
 
 
+def _contrarian_project(org: Org) -> tuple[dict[str, Any], Any]:
+    """40 tasks answered by two honest workers and one who always says the opposite; returns the
+    project and the contrarian, whose lone answer a fitted model flips."""
+    project = org.make_project(spec=BINARY, overlap=1)
+    contrarian = org.add_member()
+    honest = [org.add_member(), org.add_member()]
+    rng = random.Random(0)
+    for task in org.make_tasks(project["id"], 40, overlap=3):
+        truth = rng.choice(["positive", "negative"])
+        for worker in honest:
+            _answer(org, worker, task["id"], truth)
+        _answer(org, contrarian, task["id"], "negative" if truth == "positive" else "positive")
+    return project, contrarian
+
+
+def test_a_refit_that_moves_nothing_rewrites_nothing(org: Org) -> None:
+    """Results are rewritten only when an answer, a tie, a method or a confidence (by 0.001) moves:
+    stamping a new model version on every task made each refit's cost grow with the whole project."""
+    project, _ = _contrarian_project(org)
+    refit.refit(org.db, org.owner.principal, project["id"])
+    with org.db.read() as conn:
+        before = {row.id: row.result for row in conn.execute(select(t.tasks.c.id, t.tasks.c.result))}
+    again = refit.refit(org.db, org.owner.principal, project["id"])
+    assert again["fitted"]["sentiment"]["version"] == 2 and again["changed_answers"] == 0
+    with org.db.read() as conn:
+        after = {row.id: row.result for row in conn.execute(select(t.tasks.c.id, t.tasks.c.result))}
+    assert after == before  # still model_version 1: what the stored answers were computed with
+
+
+def test_a_refit_finds_a_result_whose_confidence_no_longer_matches_its_models(org: Org) -> None:
+    """The refit compares every task's stored answer, method and confidence with its posterior under
+    the new models at once, and re-scores exactly the ones that differ."""
+    from sqlalchemy import update
+
+    project, _ = _contrarian_project(org)
+    refit.refit(org.db, org.owner.principal, project["id"])
+    with org.db.read() as conn:
+        victim, untouched = [dict(r) for r in conn.execute(select(t.tasks).limit(2)).mappings()]
+    stale = {**victim["result"], "questions": {"sentiment": {**victim["result"]["questions"]["sentiment"]}}}
+    stale["questions"]["sentiment"]["confidence"] = 0.5
+    with org.db.write() as conn:
+        conn.execute(update(t.tasks).where(t.tasks.c.id == victim["id"]).values(result=stale))
+    refit.refit(org.db, org.owner.principal, project["id"])
+    fixed, same = _task(org, victim["id"]), _task(org, untouched["id"])
+    assert fixed["result"]["questions"]["sentiment"]["confidence"] != 0.5
+    assert fixed["result"]["questions"]["sentiment"]["model_version"] == 2  # rewritten by the second refit
+    assert same["result"] == untouched["result"]  # still model_version 1
+
+
+def test_a_rescore_never_overwrites_a_result_changed_since_it_was_read(org: Org) -> None:
+    """A refit re-scores outside the writer: a task whose result changed between the read and the
+    write (a review, another refit) keeps what it has now."""
+    from truthset.services.completion import completion_rules
+    from truthset.services.projects import compiled_spec
+    from truthset.services.results import current_models
+
+    project, contrarian = _contrarian_project(org)
+    alone = org.make_task(project["id"])
+    _answer(org, contrarian, alone["id"], "negative")
+    read_before = _task(org, alone["id"])  # the contrarian's lone "negative", by the prior
+    refit.refit(org.db, org.owner.principal, project["id"])  # flips it to positive
+    with org.db.read() as conn:
+        models, versions = current_models(conn, project, compiled_spec(project))
+        query = select(t.responses).where(t.responses.c.task_id == alone["id"])
+        responses = [dict(r) for r in conn.execute(query).mappings()]
+    spec, rules = compiled_spec(project), completion_rules(project)
+    rescored = refit._rescore_task(read_before, responses, spec, rules, models, versions)
+    assert rescored is not None and rescored.moved  # from the stale read, it would write a change...
+    assert refit._write_rescored(org.db, [rescored]) == 0  # ...but the task is no longer as it was read
+    flips = [e["data"]["answers"] for e in _events(org, alone["id"]) if e["kind"] == "refit_changed"]
+    assert flips == [{"sentiment": {"from": "negative", "to": "positive"}}]  # the refit's one, not twice
+
+
 def test_refit_needs_a_manager(org: Org) -> None:
     project = org.make_project()
     from truthset.errors import Forbidden

@@ -89,7 +89,7 @@ def _location(loc: tuple | list) -> str:
     return path or "body"
 
 
-_NESTED = re.compile(r"^(?:Value error, )?([A-Za-z_][\w\-]*(?:\[\d+\])?(?:\.[\w\-]+)*): (.*)$", re.S)
+_NESTED = re.compile(r"^(?:Value error, )?([A-Za-z_][\w\-]*(?:\[\d+\])?(?:\.[\w\-]+(?:\[\d+\])?)*): (.*)$", re.S)
 
 
 def _field_error(error: dict[str, Any]) -> dict[str, str]:

@@ -1,10 +1,18 @@
 """Question types: the one extension point (see DESIGN.md)."""
 
+from truthset.questions._keys import (
+    KEY_ACTIONS,
+    WORKBENCH_KEYS,
+    HotkeyConflict,
+    hotkey_conflicts,
+    without_workbench_keys,
+)
 from truthset.questions._registry import (
     Aggregate,
     AnswerError,
     QuestionConfig,
     QuestionType,
+    describe,
     get,
     names,
     register,
@@ -12,15 +20,21 @@ from truthset.questions._registry import (
 from truthset.questions._spec import CompiledSpec, FieldSpec, FieldType, Spec
 
 __all__ = [
+    "KEY_ACTIONS",
+    "WORKBENCH_KEYS",
     "Aggregate",
     "AnswerError",
     "CompiledSpec",
     "FieldSpec",
     "FieldType",
+    "HotkeyConflict",
     "QuestionConfig",
     "QuestionType",
     "Spec",
+    "describe",
     "get",
+    "hotkey_conflicts",
     "names",
     "register",
+    "without_workbench_keys",
 ]

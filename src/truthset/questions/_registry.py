@@ -8,6 +8,7 @@ entry-point group (see ``pyproject.toml``), or by calling :func:`register` at ru
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,6 +77,17 @@ class MeasuresAgreement(Protocol):
     def agreement(self, question: Any, tasks: Any, workers: Any, values: Sequence[Any]) -> dict[str, float | None]: ...
 
 
+class MatchesGold(Protocol):
+    """Optional: what counts as right against a gold answer, when plain equality is too strict.
+
+    ``gold_matches(question, expected, given)`` gets the question's config, the gold answer and a
+    worker's (both validated) and returns True when the worker's counts as right (a number within
+    its tolerance, a rubric's scores without its comments).
+    """
+
+    def gold_matches(self, question: Any, expected: Any, given: Any) -> bool: ...
+
+
 def categories_of(question_type: QuestionType, question: Any) -> list[str] | None:
     """The answer classes of a categorical question (fitted with Dawid-Skene), or None.
 
@@ -117,3 +129,15 @@ def get(name: str) -> QuestionType:
 def names() -> list[str]:
     _load_entry_points()
     return sorted(_types)
+
+
+def describe(name: str) -> dict[str, Any]:
+    """A type's name, one-line description (its module's docstring) and config JSON schema."""
+    question_type = get(name)
+    module = sys.modules.get(type(question_type).__module__)
+    doc = (getattr(question_type, "description", None) or (module.__doc__ if module else None) or "").strip()
+    return {
+        "name": name,
+        "description": doc.splitlines()[0] if doc else "",
+        "config_schema": question_type.config_model.model_json_schema(),
+    }

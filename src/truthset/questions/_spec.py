@@ -7,9 +7,10 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from truthset.questions import _registry
+from truthset.questions._keys import hotkey_conflicts
 from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig
 
 
@@ -45,6 +46,21 @@ class Spec(BaseModel):
         for index, raw in enumerate(questions):
             typed.append(_validate_question(index, raw).model_dump())
         return typed
+
+    @field_validator("questions")
+    @classmethod
+    def _free_workbench_keys(cls, questions: list[dict[str, Any]], info: ValidationInfo) -> list[dict[str, Any]]:
+        """A new spec may not give a workbench key (s, r, n, p) to an option: it would do two things.
+
+        A stored spec is loaded with ``context={"stored": True}`` and keeps loading: specs saved
+        before this rule still open, and the workbench keeps its own key (see ``_keys``).
+        """
+        if (info.context or {}).get("stored"):
+            return questions
+        conflicts = hotkey_conflicts(questions)
+        if conflicts:
+            raise ValueError(conflicts[0].message())
+        return questions
 
     @model_validator(mode="after")
     def _unique_names(self) -> Spec:
@@ -89,7 +105,8 @@ def _validate_question(index: int, raw: Any) -> QuestionConfig:
         return question_type.config_model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = "".join(f".{part}" for part in first["loc"])  # empty for a whole-question error
+        # empty for a whole-question error; list positions as [i]: questions[0].criteria[1].max
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         raise ValueError(f"questions[{index}]{where}: {message}") from None
 
@@ -98,7 +115,8 @@ class CompiledSpec:
     """A validated spec ready for fast use: answer and task-data validation, aggregation."""
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
-        parsed = Spec.model_validate(spec)
+        # a stored spec: rules added since it was saved (workbench keys) must not stop it loading
+        parsed = Spec.model_validate(spec, context={"stored": True})
         self.fields = parsed.fields
         self.questions = parsed.question_configs()
         self._types = {q.name: _registry.get(q.type) for q in self.questions}

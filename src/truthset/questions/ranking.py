@@ -178,6 +178,10 @@ class RankingType:
         order = list(range(n)) if seed is None else shown_order(seed, question.field, n)
         return {**value, "shown_order": order}
 
+    def gold_matches(self, question: RankingQuestion, expected: Any, given: Any) -> bool:
+        """Right when it names the same winner (and strength) or order; the order shown is no part of it."""
+        return _without_server_keys(expected) == _without_server_keys(given)
+
     # --- aggregation ----------------------------------------------------------------------------
 
     def aggregate(
@@ -227,6 +231,10 @@ class RankingType:
         if question.mode == "order":
             out["kendall_tau"] = float(np.mean(taus)) if taus else None
         return out
+
+
+def _without_server_keys(value: Any) -> Any:
+    return {k: v for k, v in value.items() if k not in SERVER_KEYS} if isinstance(value, Mapping) else value
 
 
 def _ranks(question: RankingQuestion, value: Mapping[str, Any]) -> dict[int, float]:

@@ -20,14 +20,19 @@ class RatingQuestion(QuestionConfig):
 
     @model_validator(mode="after")
     def _scale(self) -> RatingQuestion:
-        if self.max <= self.min:
-            raise ValueError("max must be greater than min")
-        if self.max - self.min > 100:
-            raise ValueError("a rating scale has at most 101 points")
-        bad = [k for k in self.labels if not k.lstrip("-").isdigit() or not self.min <= int(k) <= self.max]
-        if bad:
-            raise ValueError(f"labels keys must be scale points between min and max: {bad}")
+        check_scale(self.min, self.max, self.labels)
         return self
+
+
+def check_scale(low: int, high: int, labels: dict[str, str]) -> None:
+    """A scale from ``low`` to ``high`` (2 to 101 points) whose captions name points on it."""
+    if high <= low:
+        raise ValueError("max must be greater than min")
+    if high - low > 100:
+        raise ValueError("a rating scale has at most 101 points")
+    bad = [k for k in labels if not k.lstrip("-").isdigit() or not low <= int(k) <= high]
+    if bad:
+        raise ValueError(f"labels keys must be scale points between min and max: {bad}")
 
 
 class RatingType:
@@ -35,35 +40,44 @@ class RatingType:
     config_model: ClassVar[type[QuestionConfig]] = RatingQuestion
 
     def validate_answer(self, question: RatingQuestion, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-            raise AnswerError("must be a whole number")
-        if not question.min <= value <= question.max:
-            raise AnswerError(f"must be between {question.min} and {question.max}")
-        return int(value)
+        return scale_point(question.min, question.max, value)
 
     def aggregate(
         self, question: RatingQuestion, values: Sequence[Any], workers: Sequence[str], model: Any = None
     ) -> Aggregate:
-        """The median (ordinal-safe); confidence is the chance the next rating is within one point of it.
+        return median_rating(values)
 
-        That chance is Laplace's rule of succession over the ratings within one point, so one rating
-        gives 2/3, never certainty.
-        """
-        # the standard library, not NumPy: a task has a handful of ratings, and NumPy's per-call
-        # overhead was a tenth of the CPU of a submit that completes a task
-        ratings = [float(v) for v in values]
-        median = statistics.median(ratings)
-        near = sum(abs(r - median) <= 1.0 for r in ratings)
-        # a median between two points (an even split) is a tie: rounding it either way would pick a
-        # side the ratings do not
-        tie = None if median == math.floor(median) else [math.floor(median), math.ceil(median)]
-        return Aggregate(
-            value=None if tie else int(median),
-            confidence=(near + 1) / (len(ratings) + 2),
-            method="median",
-            details={"mean": statistics.fmean(ratings), "std": statistics.pstdev(ratings)},
-            tie=tie,
-        )
+
+def scale_point(low: int, high: int, value: Any) -> int:
+    """``value`` as a point of the scale ``low..high``, or :class:`AnswerError`."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise AnswerError("must be a whole number")
+    if not low <= value <= high:
+        raise AnswerError(f"must be between {low} and {high}")
+    return int(value)
+
+
+def median_rating(values: Sequence[Any]) -> Aggregate:
+    """The median (ordinal-safe); confidence is the chance the next rating is within one point of it.
+
+    That chance is Laplace's rule of succession over the ratings within one point, so one rating
+    gives 2/3, never certainty.
+    """
+    # the standard library, not NumPy: a task has a handful of ratings, and NumPy's per-call
+    # overhead was a tenth of the CPU of a submit that completes a task
+    ratings = [float(v) for v in values]
+    median = statistics.median(ratings)
+    near = sum(abs(r - median) <= 1.0 for r in ratings)
+    # a median between two points (an even split) is a tie: rounding it either way would pick a
+    # side the ratings do not
+    tie = None if median == math.floor(median) else [math.floor(median), math.ceil(median)]
+    return Aggregate(
+        value=None if tie else int(median),
+        confidence=(near + 1) / (len(ratings) + 2),
+        method="median",
+        details={"mean": statistics.fmean(ratings), "std": statistics.pstdev(ratings)},
+        tie=tie,
+    )
 
 
 QUESTION = RatingType()

@@ -27,6 +27,7 @@ import orjson
 from scipy.stats import beta
 from sqlalchemy import Connection
 
+from truthset import questions
 from truthset.domain import BatchStatus, Principal, TaskStatus
 from truthset.errors import Busy, Forbidden, InvalidInput, NotFound
 from truthset.questions import AnswerError, CompiledSpec
@@ -211,14 +212,21 @@ def _same(question_type: str, expected: Any, given: Any) -> bool:
     return bool(expected == given)  # label, rating (distance 0) and any other type: exactly equal
 
 
+def _right(question: Any, expected: Any, given: Any) -> bool:
+    """A type that defines ``gold_matches(question, expected, given)`` says what counts as right
+    (a number within its tolerance, a rubric's scores without its comments); else ``_same``."""
+    matches = getattr(questions.get(question.type), "gold_matches", None)
+    if matches is None or given is None:
+        return _same(question.type, expected, given)
+    return bool(matches(question, expected, given))
+
+
 def grade(project: Mapping[str, Any], gold_answer: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[str, bool]:
     """Per question scored (the deciding ones the gold answer has; else every one it has): right or not."""
-    spec = compiled_spec(dict(project))
-    types = {q.name: q.type for q in spec.questions}
+    by_name = {q.name: q for q in compiled_spec(dict(project)).questions}
     deciding = [rule.name for rule in completion_rules(project).deciding if rule.name in gold_answer]
-    names = deciding or [name for name in types if name in gold_answer]
-    answer = spec.comparable(answer)  # without what the server recorded with it (a ranking's shown order)
-    return {name: _same(types[name], gold_answer[name], answer.get(name)) for name in names}
+    names = deciding or [name for name in by_name if name in gold_answer]
+    return {name: _right(by_name[name], gold_answer[name], answer.get(name)) for name in names}
 
 
 def score(

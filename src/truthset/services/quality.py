@@ -11,6 +11,8 @@ Per question type (see docs/quality.md):
 - ``labels`` (multi): each (task, option) is a yes/no unit, pooled over the options, so the
   figures say how often workers agree on whether each option applies.
 - ``text``: not applicable (free text has no agreement metric here); every figure is null.
+- other types (``number``, ``rubric``, plugins): their own figures under ``measures``, from the
+  type's ``agreement`` hook.
 """
 
 from __future__ import annotations

@@ -12,14 +12,18 @@ writer while it computes; it runs as a background job ("quality.refit") or on de
 from __future__ import annotations
 
 import time
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, delete
 
 from truthset.domain import Principal, TaskStatus
 from truthset.errors import NotFound
 from truthset.quality import DawidSkene, WorkerModel
 from truthset.questions import CompiledSpec
+from truthset.questions.label import TIE_MARGIN
 from truthset.services import jobs, review
 from truthset.services.completion import completion_rules
 from truthset.services.events import add_event
@@ -46,7 +50,7 @@ RESCORE_CHUNK = 200
 #: The job kind that runs :func:`refit_project` (jobs/handlers.py).
 JOB_KIND = "quality.refit"
 #: A refit is due when the responses since the last one reach this share of those seen before.
-REFIT_GROWTH = 0.1
+REFIT_GROWTH = 0.2
 
 # project id -> (responses seen by this process, responses since it last asked for a refit). A
 # hint: another process keeps its own, a restart starts again, and a waiting refit absorbs
@@ -106,9 +110,10 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         if project is None:
             raise NotFound(f"project {project_id} not found")
         spec = compiled_spec(project)
-        answers = _categorical_answers(conn, organization_id, project_id, spec)
+        answers, counts = _categorical_answers(conn, organization_id, project_id, spec)
         gold = _gold_answers(conn, organization_id, project_id)
     fitted: dict[str, dict[str, Any]] = {}
+    models: dict[str, WorkerModel] = {}
     rules = completion_rules(project)
     for question, classes in spec.categorical().items():
         rows = answers[question]
@@ -124,20 +129,24 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         seconds = time.perf_counter() - started
         stored = _store(db, project, question, model, rows, seconds)
         fitted[question] = {**stored, "gold_tasks": gold_tasks, "temperature": round(model.temperature, 4)}
-    changed = _rescore(db, project, spec) if fitted else 0
+        models[question] = model
+    changed = _rescore(db, project, spec, _moved_tasks(db, project, models, answers, counts)) if fitted else 0
     return {"project_id": project_id, "fitted": fitted, "changed_answers": changed}
 
 
 def _categorical_answers(
     conn: Connection, organization_id: str, project_id: str, spec: CompiledSpec
-) -> dict[str, tuple[list[str], list[str], list[str]]]:
-    """(tasks, workers, labels) per categorical question, from every response of the project."""
+) -> tuple[dict[str, tuple[list[str], list[str], list[str]]], Counter[str]]:
+    """(tasks, workers, labels) per categorical question, from every response of the project; and
+    the number of responses of each task."""
     questions = spec.categorical()
     out: dict[str, tuple[list[str], list[str], list[str]]] = {q: ([], [], []) for q in questions}
+    counts: Counter[str] = Counter()
     query = repo.scoped(
         t.responses, organization_id, t.responses.c.task_id, t.responses.c.worker_id, t.responses.c.answer
     )
     for task_id, worker_id, answer in conn.execute(query.where(t.responses.c.project_id == project_id)):
+        counts[task_id] += 1
         for question, classes in questions.items():
             value = answer.get(question)
             if value in classes:
@@ -145,7 +154,7 @@ def _categorical_answers(
                 tasks.append(task_id)
                 workers.append(worker_id)
                 labels.append(value)
-    return out
+    return out, counts
 
 
 def _gold_answers(conn: Connection, organization_id: str, project_id: str) -> dict[str, dict[str, Any]]:
@@ -212,44 +221,169 @@ def _store(
     return {"version": version, "responses": len(rows[0]), "workers": len(model.workers), "seconds": round(seconds, 3)}
 
 
-def _rescore(db: Database, project: dict[str, Any], spec: CompiledSpec) -> int:
-    """Re-score completed tasks with the new models, in short paced steps; returns how many answers changed.
+#: A re-scored confidence that moved less than this is left as stored (see :func:`_rescore`).
+RESCORE_TOLERANCE = 5e-3
 
-    Each chunk is one short transaction run by the database's writer behind the annotation loop's
-    calls (``hot=False``), and the pacer pauses between chunks while annotators are working.
+
+@dataclass(frozen=True)
+class _Rescored:
+    """A completed task whose result a refit changes: what was read, and what replaces it."""
+
+    task: dict[str, Any]
+    result: dict[str, Any]
+    confidence: float | None
+    moved: dict[str, dict[str, Any]]  # question -> {"from": old answer, "to": new answer}
+
+
+def _rescore(db: Database, project: dict[str, Any], spec: CompiledSpec, task_ids: list[str]) -> int:
+    """Re-score the tasks a refit moved (see :func:`_moved_tasks`); returns how many answers changed.
+
+    Chunks of them are read and re-scored outside the writer, and only the results that change
+    materially (an answer, a tie, a method, or a confidence by ``RESCORE_TOLERANCE`` or more) are
+    written, each chunk in a short transaction the writer runs behind the annotation loop's calls
+    (``hot=False``); the pacer pauses between chunks while annotators work.
     """
     rules = completion_rules(project)
     pacer = Pacer(db)
     changed = 0
-    after = ""
-    while True:
-        with pacer.step(time.perf_counter):  # the writer thread does the work
-            done, after = db.submit(_rescore_chunk, db, project, spec, rules, after, hot=False).result()
-        if after is None:
-            return changed + done
-        changed += done
+    for start in range(0, len(task_ids), RESCORE_CHUNK):
+        with pacer.step(time.perf_counter):
+            rescored = _rescore_chunk(db, project, spec, rules, task_ids[start : start + RESCORE_CHUNK])
+            if rescored:
+                changed += db.submit(_write_rescored, db, rescored, hot=False).result()
+    return changed
+
+
+def _moved_tasks(
+    db: Database,
+    project: dict[str, Any],
+    models: dict[str, WorkerModel],
+    answers: dict[str, tuple[list[str], list[str], list[str]]],
+    counts: Counter[str],
+) -> list[str]:
+    """The completed tasks whose stored result the new models may change, in id order.
+
+    Every task's posterior under the new models is computed at once from the answers the fit read
+    (:meth:`WorkerModel.posteriors`), and compared with the answer, method and confidence its stored
+    result has for each fitted question (read with JSON paths, not whole results). A task that
+    matches within ``RESCORE_TOLERANCE`` is left alone; any other (a different answer or method, a
+    tie, a moved confidence, or responses the fit did not see) is re-scored one by one with
+    :func:`build_result`, which decides. Re-scoring every completed task one by one made a refit's
+    cost grow with the whole project however little moved: most of a replay's time went there.
+    """
+    stored = _stored_answers(db, project, list(models))
+    if not stored:
+        return []
+    index = {task_id: i for i, task_id in enumerate(stored)}
+    moved = np.array([counts.get(task_id, 0) != row["response_count"] for task_id, row in stored.items()])
+    for question, model in models.items():
+        tasks, workers, labels = answers[question]
+        keep = [i for i, task_id in enumerate(tasks) if task_id in index]
+        codes = [index[tasks[i]] for i in keep]
+        posteriors = model.posteriors(codes, [workers[i] for i in keep], [labels[i] for i in keep], len(index))
+        best = posteriors.max(axis=1)
+        tied = (best[:, None] - posteriors <= TIE_MARGIN).sum(axis=1) > 1
+        top = np.asarray(model.classes, dtype=object)[posteriors.argmax(axis=1)]
+        for i, row in enumerate(stored.values()):
+            was = row["questions"][question]
+            moved[i] |= (
+                tied[i]
+                or was["method"] != model.method
+                or was["answer"] != top[i]
+                or was["confidence"] is None
+                or abs(was["confidence"] - best[i]) >= RESCORE_TOLERANCE
+            )
+    return [task_id for task_id, flag in zip(stored, moved, strict=True) if flag]
+
+
+def _stored_answers(db: Database, project: dict[str, Any], questions: list[str]) -> dict[str, dict[str, Any]]:
+    """Per completed task (in id order): its response count and, per question, the stored answer,
+    method and confidence, read as JSON paths so no whole result is parsed."""
+    result = t.tasks.c.result
+    columns = []
+    for q in questions:
+        columns += [
+            result[("questions", q, "answer")].as_string(),
+            result[("questions", q, "method")].as_string(),
+            result[("questions", q, "confidence")].as_float(),
+        ]
+    query = (
+        repo.scoped(t.tasks, project["organization_id"], t.tasks.c.id, t.tasks.c.response_count, *columns)
+        .where(t.tasks.c.project_id == project["id"], t.tasks.c.status == str(TaskStatus.COMPLETED))
+        .order_by(t.tasks.c.id)
+    )
+    stored: dict[str, dict[str, Any]] = {}
+    with db.read() as conn:
+        for task_id, response_count, *values in conn.execute(query):
+            per_question = {
+                q: dict(zip(("answer", "method", "confidence"), values[3 * i : 3 * i + 3], strict=True))
+                for i, q in enumerate(questions)
+            }
+            stored[task_id] = {"response_count": response_count, "questions": per_question}
+    return stored
+
+
+# what re-scoring a task reads of it: not its data or metadata, which can be large
+_RESCORED_COLUMNS = tuple(
+    t.tasks.c[name] for name in ("id", "organization_id", "project_id", "status", "result", "confidence")
+)
 
 
 def _rescore_chunk(
-    db: Database, project: dict[str, Any], spec: CompiledSpec, rules: Any, after: str
-) -> tuple[int, str | None]:
-    """One chunk of completed tasks after ``after``: (answers changed, the last task id or None at the end)."""
-    with db.write() as conn:
-        tasks = _completed_tasks(conn, project, after)
-        if not tasks:
-            return 0, None
+    db: Database, project: dict[str, Any], spec: CompiledSpec, rules: Any, task_ids: list[str]
+) -> list[_Rescored]:
+    """The material changes among these tasks (those still completed), computed outside the writer."""
+    with db.read() as conn:
+        query = repo.scoped(t.tasks, project["organization_id"], *_RESCORED_COLUMNS).where(
+            t.tasks.c.id.in_(task_ids), t.tasks.c.status == str(TaskStatus.COMPLETED)
+        )
+        tasks = [dict(row) for row in conn.execute(query).mappings()]
         models, versions = current_models(conn, project, spec)
         responses = _responses_of(conn, project["organization_id"], [task["id"] for task in tasks])
-        changed = sum(
-            _rescore_task(conn, task, responses.get(task["id"], []), spec, rules, models, versions) for task in tasks
-        )
-    return changed, tasks[-1]["id"]
+    rescored = (_rescore_task(task, responses.get(task["id"], []), spec, rules, models, versions) for task in tasks)
+    return [change for change in rescored if change is not None]
+
+
+def _write_rescored(db: Database, rescored: list[_Rescored]) -> int:
+    """Store re-scored results, each only if the task is as it was read (a review may have come in since)."""
+    changed = 0
+    with db.write() as conn:
+        for change in rescored:
+            task = change.task
+            current = repo.get(conn, t.tasks, task["organization_id"], task["id"], lock=True)
+            if current is None or current["status"] != task["status"] or current["result"] != task["result"]:
+                continue  # changed since it was read: whatever changed it scored it with the current models
+            repo.change(
+                conn, t.tasks, task["organization_id"], task["id"], result=change.result, confidence=change.confidence
+            )
+            if change.moved:
+                changed += 1
+                add_event(
+                    conn,
+                    task,
+                    "refit_changed",
+                    {
+                        "answers": change.moved,
+                        "confidence": {"from": task["confidence"], "to": change.confidence},
+                        "model_versions": {
+                            name: q.get("model_version") for name, q in change.result["questions"].items()
+                        },
+                    },
+                )
+    return changed
 
 
 def _responses_of(conn: Connection, organization_id: str, task_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     """The responses of a chunk's tasks in one query, per task in order (one query per task was half a refit)."""
     query = (
-        repo.scoped(t.responses, organization_id)
+        repo.scoped(
+            t.responses,
+            organization_id,
+            t.responses.c.id,
+            t.responses.c.task_id,
+            t.responses.c.worker_id,
+            t.responses.c.answer,
+        )
         .where(t.responses.c.task_id.in_(task_ids))
         .order_by(t.responses.c.task_id, t.responses.c.id)
     )
@@ -259,49 +393,46 @@ def _responses_of(conn: Connection, organization_id: str, task_ids: list[str]) -
     return found
 
 
-def _completed_tasks(conn: Connection, project: dict[str, Any], after: str) -> list[dict[str, Any]]:
-    query = (
-        repo.scoped(t.tasks, project["organization_id"])
-        .where(
-            t.tasks.c.project_id == project["id"],
-            t.tasks.c.status == str(TaskStatus.COMPLETED),
-            t.tasks.c.id > after,
-        )
-        .order_by(t.tasks.c.id)
-        .limit(RESCORE_CHUNK)
-    )
-    return [dict(row) for row in conn.execute(query).mappings()]
-
-
 def _rescore_task(
-    conn: Connection,
     task: dict[str, Any],
     responses: list[dict[str, Any]],
     spec: CompiledSpec,
     rules: Any,
     models: dict,
     versions: dict,
-) -> int:
+) -> _Rescored | None:
+    """The task's result under the current models, or None when it is not materially different."""
     old = task["result"] or {}
     if old.get("review") or any(q.get("method") == review.FIX_METHOD for q in (old.get("questions") or {}).values()):
-        return 0  # a reviewer's verdict (an accept or a fix) outranks any model
+        return None  # a reviewer's verdict (an accept or a fix) outranks any model
     result, confidence = build_result(spec, rules, responses, models, versions)
     result["low_confidence"] = old.get("low_confidence", False)
+    if _materially_same(old, result, task["confidence"], confidence):
+        return None
     moved = {
         name: {"from": (old.get("answer") or {}).get(name), "to": value}
         for name, value in result["answer"].items()
         if (old.get("answer") or {}).get(name) != value
     }
-    repo.change(conn, t.tasks, task["organization_id"], task["id"], result=result, confidence=confidence)
-    if moved:
-        add_event(
-            conn,
-            task,
-            "refit_changed",
-            {
-                "answers": moved,
-                "confidence": {"from": task["confidence"], "to": confidence},
-                "model_versions": versions,
-            },
-        )
-    return int(bool(moved))
+    return _Rescored(task, result, confidence, moved)
+
+
+def _materially_same(old: dict[str, Any], new: dict[str, Any], old_confidence: Any, new_confidence: Any) -> bool:
+    """Whether a re-scored result says what the stored one says: the same answers, ties and methods,
+    and confidences within ``RESCORE_TOLERANCE`` (the model version alone is no reason to rewrite)."""
+    if not _close(old_confidence, new_confidence):
+        return False
+    old_questions = old.get("questions") or {}
+    for name, question in new["questions"].items():
+        before = old_questions.get(name)
+        if before is None or not _close(before.get("confidence"), question["confidence"]):
+            return False
+        if any(before.get(key) != question[key] for key in ("answer", "tie", "method", "reached_target")):
+            return False
+    return True
+
+
+def _close(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(float(a) - float(b)) < RESCORE_TOLERANCE

@@ -257,6 +257,9 @@ def _workbench_shell(request: Request, project_id: str, action: Action, template
     except TruthsetError as exc:
         return _failure(request, exc)
     question_list = [q.model_dump(mode="json") for q in spec.questions]
+    # a spec stored before hotkeys were kept off the workbench keys: the workbench keeps its key
+    conflicts = questions.hotkey_conflicts(question_list)
+    question_list = [questions.without_workbench_keys(q) for q in question_list]
     config = {
         "project_id": project["id"],
         "project_name": project["name"],
@@ -265,6 +268,7 @@ def _workbench_shell(request: Request, project_id: str, action: Action, template
         "fields": [f.model_dump(mode="json") for f in spec.fields],
         "questions": question_list,
         "widgets": {q["type"]: f"/ui/widgets/{q['type']}.js" for q in question_list},
+        "keys": questions.WORKBENCH_KEYS,
     }
     return page(
         request,
@@ -274,6 +278,9 @@ def _workbench_shell(request: Request, project_id: str, action: Action, template
         questions=[{**q, "prompt_html": markdown(q.get("prompt") or "")} for q in question_list],
         config=config,
         archived=project["archived_at"] is not None,
+        keys=questions.WORKBENCH_KEYS,
+        key_conflicts=conflicts,
+        key_actions=questions.KEY_ACTIONS,
     )
 
 

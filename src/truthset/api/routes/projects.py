@@ -11,7 +11,15 @@ from fastapi.responses import StreamingResponse
 from truthset import questions
 from truthset.api.deps import DB, AppSettings, Caller, Cursor, MinConfidence, PageLimit
 from truthset.domain import TaskStatus
-from truthset.schemas import BatchCreate, BatchOut, Page, ProjectCreate, ProjectOut, ProjectUpdate
+from truthset.schemas import (
+    BatchCreate,
+    BatchOut,
+    Page,
+    ProjectCreate,
+    ProjectOut,
+    ProjectUpdate,
+    QuestionTypeOut,
+)
 from truthset.services import export, projects
 
 router = APIRouter(tags=["projects"])
@@ -19,10 +27,10 @@ router = APIRouter(tags=["projects"])
 EXPORT_SEND_BYTES = 1024 * 1024
 
 
-@router.get("/question-types", response_model=list[str], operation_id="list_question_types")
-def list_question_types(caller: Caller) -> list[str]:
-    """Question types a spec may use (built-ins and installed plugins)."""
-    return questions.names()
+@router.get("/question-types", response_model=list[QuestionTypeOut], operation_id="list_question_types")
+def list_question_types(caller: Caller) -> list[dict]:
+    """Question types a spec may use (built-ins and installed plugins), each with its config's JSON schema."""
+    return [questions.describe(name) for name in questions.names()]
 
 
 @router.post("/projects", response_model=ProjectOut, status_code=status.HTTP_201_CREATED, operation_id="create_project")

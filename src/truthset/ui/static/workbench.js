@@ -145,7 +145,10 @@ async function loadWidgets() {
   const modules = await widgetModules(questions, config.widgets);
   questions.forEach((question, index) => {
     const fieldset = fieldsets[index];
-    const ctx = { index, id: `q${index}`, fieldset, changed: () => changed(index) };
+    // next(): move on from this question (a widget's own Enter); false on the last one, whose
+    // Enter then submits
+    const next = () => index < questions.length - 1 && (focusQuestion(index + 1), true);
+    const ctx = { index, id: `q${index}`, fieldset, changed: () => changed(index), next };
     widgets[index] = modules[question.type].mount(fieldset.querySelector('.widget'), question, ctx);
   });
 }
@@ -484,6 +487,16 @@ function questionIndexOf(element) {
   return fieldset ? Number(fieldset.dataset.index) : -1;
 }
 
+// The workbench's own keys come with the page (config.keys: action -> key), from the list that spec
+// validation keeps option hotkeys off, so a spec hotkey never does a second thing.
+const ACTIONS = {
+  skip: () => endAssignment('skip'),
+  release: () => endAssignment('release'),
+  next: () => focusQuestion(state.active + 1),
+  previous: () => focusQuestion(state.active - 1),
+};
+const keyActions = Object.fromEntries(Object.entries(config.keys).map(([action, key]) => [key, ACTIONS[action]]));
+
 function onKey(event) {
   if (event.defaultPrevented || event.isComposing || state.panel !== 'task') return;
   const target = event.target instanceof Element ? event.target : null;
@@ -523,13 +536,7 @@ function onKey(event) {
     event.preventDefault();
     return;
   }
-  const actions = {
-    s: () => endAssignment('skip'),
-    r: () => endAssignment('release'),
-    n: () => focusQuestion(state.active + 1),
-    p: () => focusQuestion(state.active - 1),
-  };
-  const action = actions[event.key];
+  const action = keyActions[event.key];
   if (action) {
     event.preventDefault();
     action();

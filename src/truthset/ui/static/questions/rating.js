@@ -3,12 +3,14 @@
 // the 1st to 10th point; longer scales use the arrow keys or the mouse.
 import { h } from '/static/widget-kit.js';
 
-export function mount(root, question, ctx) {
-  const min = question.min;
-  const max = question.max;
+/**
+ * A scale from `min` to `max` with optional captions per point (`labels`): radio buttons named
+ * `name`, their row, and `pick(event)`, which checks the point a key names (true) or returns false.
+ * Shared with the `rubric` widget (one scale per criterion).
+ */
+export function scale({ min, max, labels = {} }, name, ariaLabel) {
   const points = [];
   for (let value = min; value <= max; value += 1) points.push(value);
-  const labels = question.labels || {};
   const digitsAreValues = min >= 0 && max <= 9;
   const keyFor = (value, index) => {
     if (digitsAreValues) return String(value);
@@ -16,12 +18,12 @@ export function mount(root, question, ctx) {
     return null;
   };
   const inputs = [];
-  const scale = h('div', { class: 'scale', role: 'radiogroup', 'aria-label': question.name });
-  points.forEach((value, index) => {
-    const input = h('input', { type: 'radio', name: `${ctx.id}-rating`, value: String(value) });
+  const row = h('div', { class: 'scale', role: 'radiogroup', 'aria-label': ariaLabel });
+  points.forEach((value) => {
+    const input = h('input', { type: 'radio', name, value: String(value) });
     inputs.push(input);
-    const caption = labels[String(value)];
-    scale.append(
+    const caption = (labels || {})[String(value)];
+    row.append(
       h(
         'label',
         { class: 'scale-point', title: caption || null },
@@ -31,10 +33,9 @@ export function mount(root, question, ctx) {
       ),
     );
   });
-  scale.addEventListener('change', () => ctx.changed());
-  root.append(scale);
-
   return {
+    row,
+    inputs,
     get: () => {
       const checked = inputs.find((input) => input.checked);
       return checked ? Number(checked.value) : null;
@@ -42,10 +43,25 @@ export function mount(root, question, ctx) {
     set: (value) => {
       for (const input of inputs) input.checked = value !== null && value !== undefined && Number(input.value) === value;
     },
-    key: (event) => {
+    pick: (event) => {
       const index = points.findIndex((value, i) => keyFor(value, i) === event.key);
       if (index < 0) return false;
       inputs[index].checked = true;
+      return true;
+    },
+  };
+}
+
+export function mount(root, question, ctx) {
+  const points = scale(question, `${ctx.id}-rating`, question.name);
+  points.row.addEventListener('change', () => ctx.changed());
+  root.append(points.row);
+
+  return {
+    get: points.get,
+    set: points.set,
+    key: (event) => {
+      if (!points.pick(event)) return false;
       ctx.changed();
       return 'next';
     },

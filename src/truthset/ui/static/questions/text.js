@@ -30,6 +30,8 @@ export function mount(root, question, ctx) {
       update();
     },
     key: () => false,
-    focus: () => input.focus(),
+    // moving here by key (or on a new task) never puts the caret in a multi-line box, where Enter
+    // would be a new line instead of Submit: the question is active, Tab or a click enters the box
+    focus: () => (question.multiline ? ctx.fieldset.focus() : input.focus()),
   };
 }
