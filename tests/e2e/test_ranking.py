@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from .support import Server, Tab, log_in
+from .test_review import _annotator_client
 from .test_workbench import SCREENSHOTS
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
@@ -305,4 +306,38 @@ def test_markdown_renderer_neutralises_html_and_script_urls(tab: Tab, server: Se
     assert "<script>window.__pwned = 1</script>" in rendered[0]["text"]  # raw HTML is shown as text
     assert rendered[-1]["html"].strip() == "<p><code>&lt;script&gt;</code> in code stays text</p>"
     assert page.evaluate("() => window.__pwned") is None
+    assert tab.script_errors() == []
+
+
+def test_a_reviewer_fixes_a_pairwise_result_with_the_keyboard(tab: Tab, server: Server) -> None:
+    """The review page shows the replies as imported (models named: reviewers see the data); a fix
+    picks B by key, the server records the imported order as the one shown."""
+    with server.api() as owner:
+        quality = {"overlap": 1, "review": {"sample_rate": 1.0}}
+        body = {"name": f"review {uuid.uuid4().hex[:6]}", "spec": CHAT_SPEC, "quality": quality}
+        project = owner.post("/projects", json=body).json()
+        task = owner.post(f"/projects/{project['id']}/tasks", json={"data": CHAT_TASK}).json()
+        answer = {"preference": {"winner": 0, "strength": "much better"}, "helpfulness": 3}
+        with _annotator_client(server, owner) as annotator:
+            done = annotator.post(f"/tasks/{task['id']}/responses", json={"answer": answer})
+            assert done.status_code == 201, done.text
+    page = tab.page
+    log_in(page, server.owner_email, server.owner_password)
+    page.goto(f"/projects/{project['id']}/review")
+    expect(page.locator("#task")).to_be_visible()
+    expect(page.locator("#fields")).to_contain_text("model-alpha")  # reviewers see the data as imported
+    page.keyboard.press("f")
+    expect(page.locator("#fix-form")).to_be_visible()
+    fix = page.locator('#fix-form [data-question="preference"]')
+    expect(fix.locator('[data-choice="0"]')).to_have_attribute("aria-pressed", "true")  # filled with the result
+    page.keyboard.press("2")  # B, as imported: candidate 1
+    page.keyboard.press("Shift+Digit2")  # slightly better
+    page.keyboard.press("4")  # helpfulness
+    page.keyboard.press("Enter")
+    expect(page.locator('[data-panel="empty"]')).to_be_visible()
+    stored = server.responses(task["id"])
+    fixed = [r["answer"] for r in stored if r["answer"]["preference"]["winner"] == 1]
+    assert fixed == [
+        {"preference": {"winner": 1, "strength": "slightly better", "shown_order": [0, 1]}, "helpfulness": 4}
+    ]
     assert tab.script_errors() == []

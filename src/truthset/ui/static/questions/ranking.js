@@ -106,6 +106,7 @@ function pairwiseWidget(body, question, ctx, state) {
       return winner === TIE || !strengths.length ? { winner } : { winner, strength };
     },
     set: (value) => {
+      if (Number.isInteger(value)) value = { winner: value }; // a result's answer (review: fix it)
       winner = value && (value.winner === TIE || Number.isInteger(value.winner)) ? value.winner : null;
       strength = value && typeof value.strength === 'string' ? value.strength : null;
       paint();
@@ -227,6 +228,7 @@ function orderWidget(body, question, ctx, state) {
     get: () => (touched && order.length ? { order: groups() } : null),
     set: (value) => {
       reset();
+      if (Array.isArray(value)) value = { order: value }; // a result's answer (review: fix it)
       if (!value || !Array.isArray(value.order)) {
         paint();
         return;
