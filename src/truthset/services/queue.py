@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from truthset.domain import AssignmentStatus, Principal, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
-from truthset.questions import AnswerError
+from truthset.questions import AnswerError, CompiledSpec
 from truthset.schemas import ResponseCreate
 from truthset.services import gold, refit, results
 from truthset.services.policy import Action, require
@@ -99,7 +99,7 @@ def next_assignment(db: Database, principal: Principal, project_id: str) -> dict
     return {**assignment, **_worker_view(compiled_spec(project), task, assignment["id"])}
 
 
-def _worker_view(spec: Any, task: dict[str, Any], seed: str) -> dict[str, Any]:
+def _worker_view(spec: CompiledSpec, task: dict[str, Any], seed: str) -> dict[str, Any]:
     """The task as the worker sees it and the order of its compared candidates (docs/questions.md).
 
     A blind comparison shows candidates without model names; each assignment shows them in its own
@@ -208,7 +208,7 @@ def submit(
     return _as_worker_sees(result, result.pop("spec", None))
 
 
-def _as_worker_sees(result: dict[str, Any], spec: Any = None) -> dict[str, Any]:
+def _as_worker_sees(result: dict[str, Any], spec: CompiledSpec | None = None) -> dict[str, Any]:
     """A submit's outcome as the worker sees it: a gold task looks like any pending task, and
     candidates compared blind keep their model names hidden."""
     task = result["task"]
