@@ -197,6 +197,8 @@ function confirmReject() {
 function startFix() {
   const answer = (state.item.task.result && state.item.task.result.answer) || {};
   questions.forEach((question, index) => {
+    // widgets that show the task's own data (ranking) get it as imported: no per-worker order here
+    if (widgets[index].task) widgets[index].task({ task: state.item.task, display: {} });
     widgets[index].set(answer[question.name] ?? null);
     questionError(index, '');
   });

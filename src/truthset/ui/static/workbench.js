@@ -236,9 +236,10 @@ function changed(index) {
 function show(assignment, shownAt = Date.now()) {
   state.current = { assignment, shownAt };
   store.set(currentKey, state.current);
-  renderFields($('fields'), config.fields, assignment.task.data);
+  renderFields($('fields'), config.fields, assignment.task.data, assignment.display);
   const draft = store.get(`draft:${assignment.id}`, {}) || {};
   questions.forEach((question, index) => {
+    if (widgets[index].task) widgets[index].task(assignment); // widgets that show the task's own data (ranking)
     widgets[index].set(draft[question.name] ?? null);
   });
   clearErrors();
