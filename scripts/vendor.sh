@@ -16,7 +16,7 @@ vendor() {
     name=$1 package=$2 version=$3 integrity=$4
     shift 4
     (cd "$WORK" && npm pack --silent "$package@$version" >/dev/null)
-    tarball="$WORK/$package-$version.tgz"
+    tarball="$WORK/$(printf %s "$package" | sed 's|^@||; s|/|-|')-$version.tgz"  # @scope/name -> scope-name
     actual=$(node -e 'const c = require("crypto"), f = require("fs");
         process.stdout.write("sha512-" + c.createHash("sha512").update(f.readFileSync(process.argv[1])).digest("base64"))' "$tarball")
     if [ "$actual" != "$integrity" ]; then
@@ -28,6 +28,7 @@ vendor() {
     rm -rf "${VENDOR:?}/$name"
     mkdir -p "$VENDOR/$name"
     for file in "$@"; do
+        mkdir -p "$(dirname "$VENDOR/$name/$file")"
         cp "$WORK/$name/package/$file" "$VENDOR/$name/$file"
     done
     printf '%s@%s\n%s\n' "$package" "$version" "$integrity" >"$VENDOR/$name/VERSION"
@@ -38,3 +39,15 @@ vendor() {
 vendor swagger-ui swagger-ui-dist 5.35.0 \
     sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXkn/h0wCDNsXdGarTNNHC3sU8yVUQ== \
     swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css LICENSE NOTICE
+
+# Markdown in model responses and conversations (docs/questions.md): marked parses it (MIT), DOMPurify
+# sanitises the HTML it makes (Apache-2.0 or MPL-2.0), highlight.js colours code blocks (BSD-3-Clause).
+vendor marked marked 18.2.1 \
+    sha512-ii4bxCTCqqwpT86XZWgJNs+ZnAIZksmLGYMViWA7PDIXYIeNo1x6cDdX3JOip9NM/cI6p8z57FxliACboTruMA== \
+    lib/marked.esm.js LICENSE
+vendor dompurify dompurify 3.5.0 \
+    sha512-LYC0ZkE8P1V42JsRYTwMdme/2ET8SpOc5AA2eOFjP/IadvRd2fwiT4TVz5vkfy0XUx12aS2UaRkTnfVPNOv9vw== \
+    dist/purify.es.mjs LICENSE
+vendor highlight.js @highlightjs/cdn-assets 11.12.0 \
+    sha512-KvOKXODaiFmId9xaq3xc5xCL66wVLUuOngDbO9B/kewbFTqdGbn2nJxNhN3H5R1cgDTVj6R8vH0zgiNDEGjpDw== \
+    es/highlight.min.js styles/github.min.css LICENSE

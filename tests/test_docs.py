@@ -55,7 +55,7 @@ def test_every_cli_command_is_documented() -> None:
 
 
 def test_spec_examples_in_docs() -> None:
-    good, bad = _blocks("questions.md", "json")
+    good, bad, *_ = _blocks("questions.md", "json")
     Spec.model_validate(json.loads(good))
     with pytest.raises(ValueError, match=r"questions\[0\]\.options"):
         Spec.model_validate(json.loads(bad))
@@ -67,6 +67,13 @@ def test_question_type_spec_examples_in_docs() -> None:
     assert len(examples) >= 2
     for example in examples:
         Spec.model_validate(json.loads(example))
+
+
+def test_chat_review_example_in_docs() -> None:
+    """The chatbot-review example (ranking + rating + text over a conversation) is a valid spec."""
+    text = (DOCS / "questions.md").read_text().split("## Example: reviewing two chatbot answers", 1)[1]
+    spec = Spec.model_validate(json.loads(re.search(r"```json spec\n(.*?)```", text, flags=re.S).group(1)))
+    assert [q["type"] for q in spec.questions] == ["ranking", "rating", "text"]
 
 
 def test_cli_console_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

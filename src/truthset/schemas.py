@@ -364,6 +364,11 @@ class AssignmentOut(Output):
     status: AssignmentStatus
     created_at: Timestamp
     expires_at: Timestamp
+    display: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="Per compared `responses` field, the task indexes of its candidates in the order this "
+        "assignment shows them (a ranking's blind, per-worker shuffle; docs/questions.md).",
+    )
 
 
 class ResponseCreate(Input):

@@ -57,7 +57,8 @@ class _PairData:
 
 
 class BradleyTerry:
-    """Bradley-Terry: ``P(i beats j) = p_i / (p_i + p_j)``, fitted by the MM algorithm.
+    """Bradley-Terry: ``P(i beats j) = p_i / (p_i + p_j)``, fitted by Newton's method (up to
+    ``NEWTON_MAX_ITEMS`` items) or the MM algorithm (more items): the same estimate either way.
 
     Input: comparisons as a DataFrame with columns ``worker, left, right, label`` (label = the
     winner, crowd-kit's contract) or a tuple of those four columns; use :func:`rankings_to_pairs`
@@ -81,7 +82,42 @@ class BradleyTerry:
         self._finish(data, self._fit(data))
         return self
 
+    #: Up to this many items the fit takes Newton steps (a few dense n x n solves); beyond, MM steps.
+    NEWTON_MAX_ITEMS: int = 64
+
     def _fit(self, data: _PairData) -> np.ndarray:
+        if data.n_items <= self.NEWTON_MAX_ITEMS:
+            return self._fit_newton(data)
+        return self._fit_mm(data)
+
+    def _fit_newton(self, data: _PairData) -> np.ndarray:
+        """The same MAP estimate as :meth:`_fit_mm`, by Newton's method on the log-likelihood.
+
+        The log-likelihood (with the virtual win and loss of every item against strength 1) is
+        strictly concave, so damped Newton steps converge quadratically: a handful of steps where MM
+        needs hundreds on a small task (a per-task ranking on the submit path: 8 ms down to well under
+        1 ms for 4 candidates and 5 workers).
+        """
+        n = data.n_items
+        theta = np.zeros(n)
+        diagonal = np.arange(n) * (n + 1)
+        cross = np.concatenate([data.win * n + data.lose, data.lose * n + data.win])
+        own = np.concatenate([data.win * (n + 1), data.lose * (n + 1)])
+        for _ in range(self.n_iter):
+            p = expit(theta[data.win] - theta[data.lose])  # P(winner beats loser)
+            q = expit(theta)  # P(item beats the virtual item)
+            gradient = np.bincount(data.win, 1 - p, n) - np.bincount(data.lose, 1 - p, n) + 1 - 2 * q
+            curvature = p * (1 - p)
+            hessian = np.bincount(cross, np.tile(curvature, 2), n * n) - np.bincount(own, np.tile(curvature, 2), n * n)
+            hessian[diagonal] -= 2 * q * (1 - q)
+            step = np.linalg.solve(hessian.reshape(n, n), gradient)
+            step_size = float(np.max(np.abs(step)))
+            theta -= step if step_size <= 1.0 else step / step_size  # damped: never more than 1 per step
+            if step_size < self.tol:
+                break
+        return theta
+
+    def _fit_mm(self, data: _PairData) -> np.ndarray:
         n = data.n_items
         wins = np.bincount(data.win, minlength=n) + 1.0  # +1 virtual win
         p = np.ones(n)

@@ -93,10 +93,8 @@ class ValidatesAgainstData(Protocol):
 
     ``validate_answer_data(question, value, data)`` gets the answer as ``validate_answer`` returned
     it and the task's data, and raises :class:`AnswerError` (e.g. a span past the end of its text).
-    It runs wherever the task is known: a submitted response, a review's fix, a gold answer. A
-    config model that names a field of the spec sets ``field_types`` (a class variable: the field
-    types it may name, e.g. ``("text",)``); the spec then refuses a ``field`` that is missing or of
-    another type.
+    It runs wherever the task is known: a submitted response, a review's fix, a gold answer.
+    (A type whose question names a field of the spec checks that field with ``check_spec``.)
     """
 
     def validate_answer_data(self, question: Any, value: Any, data: Any) -> None: ...

@@ -19,6 +19,7 @@ class FieldType(StrEnum):
     IMAGE = "image"  # an http(s) URL, or `media:<id>` of an uploaded image
     HTML = "html"  # shown sandboxed and sanitised
     RESPONSES = "responses"  # a list of model responses to compare or rate
+    CONVERSATION = "conversation"  # a chat transcript: [{"role": "user"|"assistant"|"system", "content"}]
 
 
 class FieldSpec(BaseModel):
@@ -41,12 +42,12 @@ class Spec(BaseModel):
     @field_validator("questions")
     @classmethod
     def _typed_questions(cls, questions: list[dict[str, Any]], info: ValidationInfo) -> list[dict[str, Any]]:
-        fields = {f.name: f for f in info.data["fields"]} if "fields" in info.data else None
+        fields = {f.name: str(f.type) for f in info.data["fields"]} if "fields" in info.data else None
         typed = []
         for index, raw in enumerate(questions):
             question = _validate_question(index, raw)
             if fields is not None:  # None when the fields were refused: that error is reported instead
-                _check_field_reference(index, question, fields)
+                _check_spec(index, question, fields)
             typed.append(question.model_dump())
         return typed
 
@@ -100,24 +101,20 @@ def _validate_question(index: int, raw: Any) -> QuestionConfig:
         raise ValueError(f"questions[{index}]{where}: {message}") from None
 
 
-def _check_field_reference(index: int, question: QuestionConfig, fields: Mapping[str, FieldSpec]) -> None:
-    """A question shown on one field (``spans`` on a text, ...) names a field of the spec of its kind.
+def _check_spec(index: int, question: QuestionConfig, fields: Mapping[str, str]) -> None:
+    """A type with ``check_spec(question, fields)`` checks the fields its question refers to.
 
-    The question's config model says which kinds through its ``field_types`` class variable.
+    ``fields`` maps each field's name to its type (``spans`` needs a text field, ``ranking`` a
+    responses field). Run in the ``questions`` validator, so the error names
+    ``spec.questions[i].<setting>``.
     """
-    kinds: tuple[str, ...] = getattr(type(question), "field_types", ())
-    if not kinds:
+    check = getattr(_registry.get(question.type), "check_spec", None)
+    if check is None:
         return
-    name = getattr(question, "field", None)
-    spec_field = fields.get(name) if isinstance(name, str) else None
-    if spec_field is None:
-        raise ValueError(f"questions[{index}].field: {name!r} is not a field of the spec (fields: {', '.join(fields)})")
-    if spec_field.type not in kinds:
-        wanted = " or ".join(kinds)
-        raise ValueError(
-            f"questions[{index}].field: {name!r} has type {spec_field.type}; "
-            f"a {question.type} question needs a {wanted} field"
-        )
+    try:
+        check(question, fields)
+    except ValueError as exc:
+        raise ValueError(f"questions[{index}].{exc}") from None
 
 
 class CompiledSpec:
@@ -130,6 +127,8 @@ class CompiledSpec:
         self.questions = parsed.question_configs()
         self._types = {q.name: _registry.get(q.type) for q in self.questions}
         self._field_names = frozenset(f.name for f in self.fields)
+        # types that see the task's data: ranking shuffles its candidates per assignment
+        self._data_aware = [q for q in self.questions if hasattr(self._types[q.name], "bind")]
         self._categorical = {
             q.name: classes
             for q in self.questions
@@ -182,7 +181,54 @@ class CompiledSpec:
                     raise ValueError(f"data.{spec_field.name} is required")
                 continue
             _check_field_value(spec_field, value)
+        for question in self.questions:
+            check = getattr(self._types[question.name], "validate_data", None)
+            if check is not None:
+                check(question, data)
         return dict(data)
+
+    def bind_answer(self, answer: dict[str, Any], data: Mapping[str, Any], seed: str | None) -> dict[str, Any]:
+        """A validated answer checked against the task's data, with what the server records for it.
+
+        ``seed`` is the assignment the answer belongs to: a ranking records the order it showed the
+        candidates in (``shown_order``), worked out here, never taken from the client. None: the
+        answer was given on a page that shows the data as imported (a reviewer's fix).
+        """
+        bound = dict(answer)
+        for question in self._data_aware:
+            if question.name in bound:
+                try:
+                    bound[question.name] = self._types[question.name].bind(question, bound[question.name], data, seed)
+                except AnswerError as exc:
+                    raise AnswerError(f"{question.name}: {exc}") from None
+        return bound
+
+    def comparable(self, answer: Mapping[str, Any]) -> dict[str, Any]:
+        """An answer without the keys the server fills in (to compare a replay with what was stored)."""
+        out = dict(answer)
+        for question in self._data_aware:
+            keys = getattr(self._types[question.name], "server_keys", ())
+            if isinstance(out.get(question.name), Mapping):
+                out[question.name] = {k: v for k, v in out[question.name].items() if k not in keys}
+        return out
+
+    def worker_view(self, data: Mapping[str, Any], seed: str) -> tuple[dict[str, Any], dict[str, list[int]]]:
+        """A task's data as a worker sees it, and the order each compared field is shown in.
+
+        Candidates of a field compared blind (a ranking without ``show_models``) keep only their
+        text: a model name or id would give the comparison away.
+        """
+        shown = dict(data)
+        display: dict[str, list[int]] = {}
+        blind: set[str] = set()
+        for question in self._data_aware:
+            question_type = self._types[question.name]
+            display.update(question_type.display(question, data, seed))
+            blind |= question_type.blind_fields(question)
+        for name in blind:
+            if isinstance(shown.get(name), list):
+                shown[name] = [_blind(item) for item in shown[name]]
+        return shown, display
 
     def categorical(self) -> dict[str, list[str]]:
         """Answer classes of each categorical question (the ones worker models are fitted for).
@@ -223,8 +269,33 @@ def _check_field_value(spec_field: FieldSpec, value: Any) -> None:
         for i, item in enumerate(value):
             if isinstance(item, str):
                 continue
-            if not isinstance(item, Mapping) or not isinstance(item.get("text"), str):
-                raise ValueError(f"{name}[{i}] must be a string or an object with a string 'text'")
+            if not isinstance(item, Mapping) or not any(isinstance(item.get(k), str) for k in ("text", "content")):
+                raise ValueError(f"{name}[{i}] must be a string or an object with a string 'text' or 'content'")
+    elif spec_field.type is FieldType.CONVERSATION:
+        _check_conversation(name, value)
+
+
+ROLES = ("user", "assistant", "system")
+
+
+def _check_conversation(name: str, value: Any) -> None:
+    """A chat transcript: a non-empty list of ``{"role", "content"}`` turns (other keys are kept)."""
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{name} must be a non-empty list of turns")
+    for i, turn in enumerate(value):
+        if not isinstance(turn, Mapping):
+            raise ValueError(f"{name}[{i}] must be an object with role and content")
+        if turn.get("role") not in ROLES:
+            raise ValueError(f"{name}[{i}].role must be one of {', '.join(ROLES)}")
+        if not isinstance(turn.get("content"), str):
+            raise ValueError(f"{name}[{i}].content must be a string")
+
+
+def _blind(item: Any) -> Any:
+    """A candidate without what could name its model: only its text."""
+    if not isinstance(item, Mapping):
+        return item
+    return {k: item[k] for k in ("text", "content") if k in item}
 
 
 def _is_image_reference(value: str) -> bool:

@@ -27,7 +27,6 @@ _KEYS = frozenset({"start", "end", "label"})
 
 class SpansQuestion(QuestionConfig):
     type: Literal["spans"] = "spans"
-    field_types: ClassVar[tuple[str, ...]] = ("text",)
 
     field: str = Field(pattern=NAME_PATTERN, description="The text field of the spec the spans are marked on.")
     labels: list[Option] = Field(min_length=1, max_length=100, description="The entity labels to choose from.")
@@ -62,6 +61,14 @@ class SpansQuestion(QuestionConfig):
 class SpansType:
     name: ClassVar[str] = "spans"
     config_model: ClassVar[type[QuestionConfig]] = SpansQuestion
+
+    def check_spec(self, question: SpansQuestion, fields: Mapping[str, str]) -> None:
+        """The question's ``field`` is a text field of the spec."""
+        kind = fields.get(question.field)
+        if kind is None:
+            raise ValueError(f"field: {question.field!r} is not a field of the spec (fields: {', '.join(fields)})")
+        if kind != "text":
+            raise ValueError(f"field: {question.field!r} has type {kind}; a spans question needs a text field")
 
     def validate_answer(self, question: SpansQuestion, value: Any) -> list[dict[str, Any]]:
         if not isinstance(value, list):

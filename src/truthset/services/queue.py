@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from truthset.domain import AssignmentStatus, Principal, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
-from truthset.questions import AnswerError
+from truthset.questions import AnswerError, CompiledSpec
 from truthset.schemas import ResponseCreate
 from truthset.services import gold, refit, results
 from truthset.services.policy import Action, require
@@ -96,7 +96,17 @@ def next_assignment(db: Database, principal: Principal, project_id: str) -> dict
         )
     if task["status"] == str(TaskStatus.GOLD):
         task = gold.disguise(task)
-    return {**assignment, "task": task}
+    return {**assignment, **_worker_view(compiled_spec(project), task, assignment["id"])}
+
+
+def _worker_view(spec: CompiledSpec, task: dict[str, Any], seed: str) -> dict[str, Any]:
+    """The task as the worker sees it and the order of its compared candidates (docs/questions.md).
+
+    A blind comparison shows candidates without model names; each assignment shows them in its own
+    order (``display``: field -> task indexes in the order shown), which the answer records.
+    """
+    data, display = spec.worker_view(task["data"], seed)
+    return {"task": {**task, "data": data}, "display": display}
 
 
 def _lease_real(
@@ -148,7 +158,8 @@ def _finish(db: Database, principal: Principal, assignment_id: str, status: Assi
             raise Conflict(f"the assignment is already {assignment['status']}")
         assignment = _end_lease(conn, assignment, status)
         task = repo.get(conn, t.tasks, principal.organization_id, assignment["task_id"])
-    return {**assignment, "task": task}
+        spec = spec_of_project(conn, principal, task["project_id"])
+    return {**assignment, **_worker_view(spec, task, assignment["id"])}
 
 
 def skip(db: Database, principal: Principal, assignment_id: str) -> dict[str, Any]:
@@ -189,18 +200,23 @@ def submit(
             ):
                 _check_same_request(conn, principal, prior, task_id, data)
                 task = repo.get(conn, t.tasks, principal.organization_id, prior["task_id"])
-                return _as_worker_sees({"response": prior, "task": task, "replayed": True})
+                spec = spec_of_project(conn, principal, prior["project_id"])
+                return _as_worker_sees({"response": prior, "task": task, "replayed": True}, spec)
         raise Conflict("you have already answered this task") from None
     if not result["replayed"] and result["task"]["status"] == str(TaskStatus.COMPLETED):
         complete_batch_if_done(db, principal.organization_id, result["task"]["batch_id"])
-    return _as_worker_sees(result)
+    return _as_worker_sees(result, result.pop("spec", None))
 
 
-def _as_worker_sees(result: dict[str, Any]) -> dict[str, Any]:
-    """A submit's outcome as the worker sees it: a gold task looks like any pending task."""
-    if result["task"] is not None and result["task"]["status"] == str(TaskStatus.GOLD):
-        return {**result, "task": gold.disguise(result["task"], answered=True)}
-    return result
+def _as_worker_sees(result: dict[str, Any], spec: CompiledSpec | None = None) -> dict[str, Any]:
+    """A submit's outcome as the worker sees it: a gold task looks like any pending task, and
+    candidates compared blind keep their model names hidden."""
+    task = result["task"]
+    if task is not None and task["status"] == str(TaskStatus.GOLD):
+        task = gold.disguise(task, answered=True)
+    if task is not None and spec is not None:
+        task = _worker_view(spec, task, result["response"]["assignment_id"] or "")["task"]
+    return {**result, "task": task}
 
 
 def _submit(
@@ -213,7 +229,8 @@ def _submit(
     for prior in priors:
         if idempotency_key is not None and prior["idempotency_key"] == idempotency_key:
             _check_same_request(conn, principal, prior, task_id, data)
-            return {"response": prior, "task": task, "replayed": True}
+            spec = spec_of_project(conn, principal, prior["project_id"])
+            return {"response": prior, "task": task, "replayed": True, "spec": spec}
     if any(prior["task_id"] == task_id for prior in priors):
         raise Conflict("you have already answered this task")
     is_gold = task["status"] == str(TaskStatus.GOLD)  # answered like any task, then scored, never completed
@@ -228,6 +245,10 @@ def _submit(
         raise InvalidInput(f"answer.{exc}", details={"field": "answer"}) from None
     now = utcnow()
     assignment_id, leased = _close_lease_for_submit(conn, principal, task, data.assignment_id, now, gold=is_gold)
+    try:  # the order a ranking showed comes from the lease the worker was shown (named, else the closed one)
+        answer = spec.bind_answer(answer, task["data"], data.assignment_id or assignment_id)
+    except AnswerError as exc:
+        raise InvalidInput(f"answer.{exc}", details={"field": "answer"}) from None
     response = repo.add(
         conn,
         t.responses,
@@ -251,7 +272,7 @@ def _submit(
         gold.score(conn, principal, project, task, response, now)
     elif count >= task["overlap"]:
         task = results.after_response(conn, task, project, spec)
-    return {"response": response, "task": task, "replayed": False}
+    return {"response": response, "task": task, "replayed": False, "spec": spec}
 
 
 def _check_same_request(
@@ -269,11 +290,12 @@ def _check_same_request(
         differs.append("duration_ms")
     if data.assignment_id is not None and prior["assignment_id"] != data.assignment_id:
         differs.append("assignment_id")
+    spec = spec_of_project(conn, principal, prior["project_id"])
     try:
-        answer = spec_of_project(conn, principal, prior["project_id"]).validate_answer(data.answer)
+        answer = spec.comparable(spec.validate_answer(data.answer))
     except AnswerError:
         answer = None
-    if answer != prior["answer"]:
+    if answer != spec.comparable(prior["answer"]):
         differs.append("answer")
     if differs:
         raise InvalidInput(

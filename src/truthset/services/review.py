@@ -306,7 +306,9 @@ def _store_fix(
 ) -> dict[str, Any]:
     """The reviewer's answer as a response of their worker (with a closed assignment, as every response has)."""
     try:
-        checked = compiled_spec(project).validate_answer(answer or {}, task["data"])
+        spec = compiled_spec(project)
+        # checked against the task's data too; the review page shows compared candidates as imported
+        checked = spec.bind_answer(spec.validate_answer(answer or {}, task["data"]), task["data"], None)
     except AnswerError as exc:
         raise InvalidInput(f"answer.{exc}", details={"field": "answer"}) from None
     base = {

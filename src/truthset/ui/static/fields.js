@@ -1,5 +1,7 @@
 // Task fields: what the worker looks at. Everything from the task goes in as text or as an
 // attribute; HTML fields go into a sandboxed iframe (no scripts, a unique origin), never the page.
+// Responses and chat turns are Markdown, rendered by markdown.js (raw HTML escaped, then sanitised).
+import { renderMarkdown } from './markdown.js';
 import { h } from './widget-kit.js';
 
 function imageSource(value) {
@@ -13,18 +15,57 @@ function imageSource(value) {
   }
 }
 
-function responseItem(item, index) {
-  const text = typeof item === 'string' ? item : item && typeof item.text === 'string' ? item.text : JSON.stringify(item);
+/** A response's text: the string itself, or its `text` or `content`. */
+export function responseText(item) {
+  if (typeof item === 'string') return item;
+  if (item && typeof item.text === 'string') return item.text;
+  if (item && typeof item.content === 'string') return item.content;
+  return JSON.stringify(item);
+}
+
+/** The letter a candidate is shown under: A for the first shown, B for the second... */
+export function letter(position) {
+  return String.fromCharCode(65 + (position % 26));
+}
+
+function responseItem(item, position, index) {
+  // a model name only when the server sent one (a blind comparison never does)
   const who = item && typeof item === 'object' ? item.model || item.name || item.label || item.id : null;
   return h(
     'li',
-    { class: 'response' },
-    h('div', { class: 'response-head' }, h('span', { class: 'badge', text: String.fromCharCode(65 + (index % 26)) }), who ? h('span', { class: 'muted', text: String(who) }) : null),
-    h('div', { class: 'response-text', text }),
+    { class: 'response', 'data-index': index, 'data-position': position },
+    h('div', { class: 'response-head' }, h('span', { class: 'badge', text: letter(position) }), who ? h('span', { class: 'muted model', text: String(who) }) : null),
+    h('div', { class: 'response-text' }, renderMarkdown(responseText(item))),
   );
 }
 
-function renderValue(field, value) {
+/** Responses in the order the assignment shows them (`order`: task indexes), else as imported. */
+function responseList(value, order) {
+  const items = Array.isArray(value) ? value : [value];
+  const shown = Array.isArray(order) && order.length === items.length ? order : items.map((_, i) => i);
+  return h('ol', { class: 'responses', 'data-count': items.length }, shown.map((index, position) => responseItem(items[index], position, index)));
+}
+
+const ROLES = new Set(['user', 'assistant', 'system']);
+
+function conversation(value) {
+  const turns = Array.isArray(value) ? value : [];
+  return h(
+    'ol',
+    { class: 'chat' },
+    turns.map((turn) => {
+      const role = turn && ROLES.has(turn.role) ? turn.role : 'unknown';
+      return h(
+        'li',
+        { class: `turn turn-${role}`, 'data-role': role },
+        h('div', { class: 'turn-role', text: role }),
+        h('div', { class: 'turn-content' }, renderMarkdown(turn && typeof turn.content === 'string' ? turn.content : '')),
+      );
+    }),
+  );
+}
+
+function renderValue(field, value, display) {
   switch (field.type) {
     case 'text':
       return h('div', { class: 'text-value', text: String(value) });
@@ -40,13 +81,16 @@ function renderValue(field, value) {
       return frame;
     }
     case 'responses':
-      return h('ol', { class: 'responses' }, (Array.isArray(value) ? value : [value]).map(responseItem));
+      return responseList(value, display[field.name]);
+    case 'conversation':
+      return conversation(value);
     default:
       return h('pre', { class: 'mono', text: JSON.stringify(value, null, 2) });
   }
 }
 
-export function renderFields(root, fields, data) {
+/** `display`: per responses field, the task indexes in the order this assignment shows them. */
+export function renderFields(root, fields, data, display = {}) {
   const sections = [];
   for (const field of fields) {
     const value = data ? data[field.name] : undefined;
@@ -56,7 +100,7 @@ export function renderFields(root, fields, data) {
         'section',
         { class: `field field-${field.type}`, 'data-field': field.name },
         h('h2', { class: 'field-label', text: field.label || field.name }),
-        renderValue(field, value),
+        renderValue(field, value, display || {}),
       ),
     );
   }

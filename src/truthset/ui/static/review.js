@@ -200,7 +200,8 @@ function confirmReject() {
 function startFix() {
   const answer = (state.item.task.result && state.item.task.result.answer) || {};
   questions.forEach((question, index) => {
-    if (widgets[index].show) widgets[index].show(state.item.task.data); // a widget that shows a field itself
+    // widgets that show the task's own data (ranking, spans) get it as imported: no per-worker order here
+    if (widgets[index].task) widgets[index].task({ task: state.item.task, display: {} });
     widgets[index].set(answer[question.name] ?? null);
     questionError(index, '');
   });

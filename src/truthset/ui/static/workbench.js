@@ -243,11 +243,13 @@ function show(assignment, shownAt = Date.now()) {
   state.current = { assignment, shownAt };
   store.set(currentKey, state.current);
   const inWidgets = fieldsShownByWidgets();
-  renderFields($('fields'), config.fields.filter((f) => !inWidgets.has(f.name)), assignment.task.data);
+  const shownFields = config.fields.filter((f) => !inWidgets.has(f.name));
+  renderFields($('fields'), shownFields, assignment.task.data, assignment.display);
   $('fields').hidden = !$('fields').childElementCount;
   const draft = store.get(`draft:${assignment.id}`, {}) || {};
   questions.forEach((question, index) => {
-    if (widgets[index].show) widgets[index].show(assignment.task.data);
+    // widgets that show the task's own data (ranking: its candidates; spans: the text it marks)
+    if (widgets[index].task) widgets[index].task(assignment);
     widgets[index].set(draft[question.name] ?? null);
   });
   clearErrors();

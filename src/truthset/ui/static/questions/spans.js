@@ -342,7 +342,8 @@ export function mount(root, question, ctx) {
       ...labels.filter((l) => l.key).map((l) => [[l.key], `spans: mark the selection as ${l.name}`]),
       [['Delete'], 'spans: remove the span at the caret, or the focused one in the list (Backspace too)'],
     ],
-    show: (data) => {
+    task: (assignment) => {
+      const data = assignment && assignment.task ? assignment.task.data : null;
       load(data ? data[question.field] : '');
       state.spans = [];
       say('');
