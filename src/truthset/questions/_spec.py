@@ -56,6 +56,21 @@ class Spec(BaseModel):
                 raise ValueError(f"duplicate {kind} names: {', '.join(duplicates)}")
         return self
 
+    @model_validator(mode="after")
+    def _question_fields(self) -> Spec:
+        """A question drawn on a field (`boxes` on an image, ...) names a field of the right type.
+
+        The type says which field types it takes in ``field_types``; a type without it has no field.
+        """
+        kinds = {f.name: f.type.value for f in self.fields}
+        for index, question in enumerate(self.questions):
+            wanted = getattr(_registry.get(question["type"]), "field_types", None)
+            if wanted is not None and kinds.get(question.get("field")) not in wanted:
+                kind = " or ".join(wanted)
+                name = question.get("field")
+                raise ValueError(f"questions[{index}].field: {name!r} is not a {kind} field of the spec")
+        return self
+
     def question_configs(self) -> list[QuestionConfig]:
         return [_registry.get(q["type"]).config_model.model_validate(q) for q in self.questions]
 
