@@ -48,8 +48,9 @@ def polygon_iou(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> np.ndarray:
     import shapely
 
     def geometries(polygons: Sequence[np.ndarray]) -> np.ndarray:
-        shapes = shapely.polygons([np.asarray(p, dtype=float) for p in polygons]) if len(polygons) else []
-        return shapely.make_valid(np.asarray(shapes, dtype=object).reshape(-1))
+        shapes = np.empty(len(polygons), dtype=object)
+        shapes[:] = [shapely.Polygon(np.asarray(p, dtype=float)) for p in polygons]  # rings differ in length
+        return shapely.make_valid(shapes)
 
     ga, gb = geometries(a), geometries(b)
     if ga.size == 0 or gb.size == 0:
