@@ -117,6 +117,16 @@ export function mountShapes(root, question, ctx, tool) {
     return annotator ? annotator.getAnnotations() : [];
   }
 
+  /** Give shapes drawn since the last look the current label. Annotorious reports a new shape a
+   * moment later (a timer), so reading the answer must not wait for that report. */
+  function labelNew() {
+    for (const annotation of annotations()) {
+      if (labelOf(annotation) === null) {
+        annotator.updateAnnotation({ ...annotation, bodies: [tag(annotation.id, labels[current].value)] });
+      }
+    }
+  }
+
   function selectedId() {
     const selected = annotator ? annotator.getSelected() : [];
     return selected.length ? selected[0].id : null;
@@ -224,8 +234,8 @@ export function mountShapes(root, question, ctx, tool) {
     const drawingMode = tool === 'polygon' ? 'click' : 'drag';
     annotator = createImageAnnotator(image, { drawingEnabled: true, drawingMode, theme: 'light' });
     annotator.setDrawingTool(tool);
-    annotator.on('createAnnotation', (annotation) => {
-      annotator.updateAnnotation({ ...annotation, bodies: [tag(annotation.id, labels[current].value)] });
+    annotator.on('createAnnotation', () => {
+      labelNew();
       update();
     });
     annotator.on('updateAnnotation', () => update());
@@ -304,7 +314,10 @@ export function mountShapes(root, question, ctx, tool) {
 
   pick(0);
   return {
-    get: () => annotations().map(toShape),
+    get: () => {
+      labelNew();
+      return annotations().map(toShape);
+    },
     set: (value, data) => {
       open(data);
       if (annotator && Array.isArray(value) && value.length) {

@@ -267,6 +267,7 @@ async function lease() {
 
 function prefetch() {
   if (state.prefetched || state.prefetching || !state.current) return;
+  root.dataset.prefetch = 'loading'; // 'ready' once the next task (and its images) is in hand: tests wait on it
   state.prefetching = lease()
     .then(async (assignment) => {
       // its images decoded now, so Submit shows the next task without waiting for a download
@@ -278,6 +279,7 @@ function prefetch() {
     })
     .finally(() => {
       state.prefetching = null;
+      root.dataset.prefetch = 'ready';
     });
 }
 
