@@ -118,7 +118,7 @@ def measure(server_url: str, project_id: str, tasks: int, wait: bool) -> list[fl
         for _ in range(tasks - 1):  # the last task has no next one
             image = page.locator('[data-question="objects"] img.shape-image')
             expect(image).to_be_visible()
-            page.wait_for_function("() => document.querySelector('img.shape-image').naturalWidth > 0")
+            expect(page.locator(".shape-stage")).to_have_attribute("data-ready", "true")
             box = image.bounding_box()
             page.mouse.move(box["x"] + 20, box["y"] + 20)
             page.mouse.down()

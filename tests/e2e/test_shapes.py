@@ -55,10 +55,8 @@ class Stage:
     def __init__(self, page: Any, question: str) -> None:
         self.page = page
         self.image = page.locator(f'[data-question="{question}"] img.shape-image')
-        expect(self.image).to_be_visible()
-        page.wait_for_function(
-            'q => document.querySelector(`[data-question="${q}"] img.shape-image`).naturalWidth > 0', arg=question
-        )
+        # the drawing layer starts once the image has loaded
+        expect(page.locator(f'[data-question="{question}"] .shape-stage')).to_have_attribute("data-ready", "true")
         self.image.scroll_into_view_if_needed()  # the mouse only reaches what is on screen
 
     def at(self, x: float, y: float) -> tuple[float, float]:
@@ -144,6 +142,10 @@ def test_boxes_with_the_mouse_at_a_zoom(tab: Tab, server: Server) -> None:
     widget.get_by_text("Car").click()
     stage.drag((100, 80), (140, 130))  # drawn on the zoomed image: stored in natural pixels
     expect(widget.locator(".shape-count")).to_have_text("1 box")
+    page.reload()  # the draft comes back, box and label
+    expect(page.locator("#draft")).to_have_text("Draft restored")
+    expect(widget.locator(".shape-count")).to_have_text("1 box")
+    expect(widget.locator(".shape-item")).to_contain_text("1. Car")
     page.get_by_role("button", name="Submit").click()
     expect(page.get_by_role("heading", name="No more tasks")).to_be_visible()  # the only task is answered
     [stored] = server.responses(task_id)

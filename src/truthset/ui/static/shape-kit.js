@@ -76,6 +76,7 @@ export function mountShapes(root, question, ctx, tool) {
   let image = null;
   let scale = null; // null: fit the image to the width of the stage
   let serial = 0;
+  let pending = []; // the shapes to show once the image has loaded (a restored draft)
 
   const radios = [];
   const picker = h('div', { class: 'options shape-labels', role: 'radiogroup', 'aria-label': `Label of the next ${noun}` });
@@ -211,29 +212,41 @@ export function mountShapes(root, question, ctx, tool) {
     stage.scrollBy(dx * stage.clientWidth * PAN_SHARE, dy * stage.clientHeight * PAN_SHARE);
   }
 
-  function open(data) {
+  function open(data, value) {
     if (annotator) annotator.destroy();
     annotator = null;
     scale = null;
+    pending = Array.isArray(value) ? value : [];
     const src = imageSource(data ? data[question.field] : null);
     if (!src) {
       stage.replaceChildren(h('p', { class: 'muted', text: 'The image reference is not valid.' }));
       image = null;
       return;
     }
-    image = takeImage(src) || h('img', { src, decoding: 'async' });
+    const shown = takeImage(src) || h('img', { src, decoding: 'async' });
+    image = shown;
     image.className = 'shape-image';
     image.alt = question.field;
     image.referrerPolicy = 'no-referrer';
     image.draggable = false;
     stage.replaceChildren(image);
-    if (image.complete) applyZoom();
-    else image.addEventListener('load', applyZoom, { once: true });
+    // Annotorious takes the image's natural size when it starts, and sizes its handles (and the
+    // "close the outline" distance) from it: start it only once the image has loaded
+    if (image.complete && image.naturalWidth) attach();
+    else image.addEventListener('load', () => image === shown && attach(), { once: true });
+  }
+
+  function attach() {
+    applyZoom();
     // boxes are dragged out; an outline is clicked point by point (in Annotorious' drag mode its
     // first edge would have to be dragged)
     const drawingMode = tool === 'polygon' ? 'click' : 'drag';
     annotator = createImageAnnotator(image, { drawingEnabled: true, drawingMode, theme: 'light' });
     annotator.setDrawingTool(tool);
+    if (pending.length) {
+      annotator.setAnnotations(pending.map((shape) => toAnnotation(shape, `draft-${(serial += 1)}`)), true);
+    }
+    pending = [];
     annotator.on('createAnnotation', () => {
       labelNew();
       update();
@@ -244,6 +257,8 @@ export function mountShapes(root, question, ctx, tool) {
       const id = selectedId();
       for (const item of list.children) item.classList.toggle('selected', item.dataset.shape === id);
     });
+    stage.dataset.ready = 'true';
+    update(false);
   }
 
   function onKey(event) {
@@ -315,14 +330,13 @@ export function mountShapes(root, question, ctx, tool) {
   pick(0);
   return {
     get: () => {
+      if (!annotator) return pending.map((shape) => ({ ...shape })); // a draft on an image still loading
       labelNew();
       return annotations().map(toShape);
     },
     set: (value, data) => {
-      open(data);
-      if (annotator && Array.isArray(value) && value.length) {
-        annotator.setAnnotations(value.map((shape) => toAnnotation(shape, `draft-${(serial += 1)}`)), true);
-      }
+      delete stage.dataset.ready;
+      open(data, value);
       pick(0);
       update(false); // showing a task is no change: no draft
     },
