@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .helpers import API, Api, Org, assert_error
@@ -47,6 +48,10 @@ def test_three_workers_draw_boxes_and_the_result_is_the_consensus(api: Api, org:
         {"label": "car", "x": 11.0, "y": 10.5, "width": 99.0, "height": 51.0, "confidence": 0.6}
     ]
     assert done["result"]["answer"]["outline"] == [{"label": "car", "points": square, "confidence": 0.8}]
+    # the JSONL export carries the result as stored: consensus shapes with their confidences
+    [line] = api.get(f"{API}/projects/{project['id']}/export", auth=org.owner).text.splitlines()
+    exported = json.loads(line)
+    assert exported["answer"] == done["result"]["answer"] and exported["confidence"] == done["confidence"]
     (objects, outline) = api.get(f"{API}/projects/{project['id']}/agreement", auth=org.owner).json()["questions"]
     # pairs: (1, 2) IoU 98 * 49 / (5000 + 5096 - 4802) (matched, F1 1); (1, 3) and (2, 3) IoU 0 (F1 0)
     assert abs(objects["measures"]["mean_iou"] - 4802 / 5294 / 3) < 1e-6
