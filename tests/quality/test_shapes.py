@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from truthset.quality import box_iou, cluster_shapes, match_pair, median_box, medoid, polygon_iou
 
@@ -68,3 +70,30 @@ def test_match_pair_counts_unmatched_shapes_as_zero() -> None:
     assert match.f1 == pytest.approx(2 / 3)  # 2 * 1 / (2 + 1)
     assert match_pair(iou, ["car", "person"], ["car"]).f1 == 0.0  # matched, but another label
     assert match_pair(np.zeros((0, 0)), [], []).mean_iou == 1.0  # both saw nothing: full agreement
+
+
+boxes_strategy = st.lists(
+    st.tuples(*[st.floats(0, 500, allow_nan=False)] * 2, *[st.floats(0.5, 200, allow_nan=False)] * 2),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(boxes_strategy)
+@settings(max_examples=80, deadline=None)
+def test_box_iou_is_symmetric_bounded_and_one_on_itself(boxes: list[tuple[float, ...]]) -> None:
+    a = np.array(boxes)
+    iou = box_iou(a, a)
+    assert np.allclose(iou, iou.T) and (iou >= 0).all() and (iou <= 1 + 1e-12).all()
+    assert np.allclose(np.diag(iou), 1.0)
+
+
+@given(boxes_strategy, st.lists(st.integers(0, 3), min_size=12, max_size=12))
+@settings(max_examples=80, deadline=None)
+def test_a_cluster_never_holds_two_shapes_of_one_worker(boxes: list[tuple[float, ...]], owners: list[int]) -> None:
+    a = np.array(boxes)
+    workers = np.array(owners[: len(a)])
+    clusters = cluster_shapes(box_iou(a, a), workers)
+    for cluster in set(clusters.tolist()):
+        members = workers[clusters == cluster]
+        assert len(set(members.tolist())) == len(members)
