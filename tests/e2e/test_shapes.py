@@ -142,7 +142,8 @@ def test_boxes_with_the_mouse_at_a_zoom(tab: Tab, server: Server) -> None:
     widget.get_by_text("Car").click()
     stage.drag((100, 80), (140, 130))  # drawn on the zoomed image: stored in natural pixels
     expect(widget.locator(".shape-count")).to_have_text("1 box")
-    page.reload()  # the draft comes back, box and label
+    stage.drag((120, 105), (130, 95))  # the selected box, moved by its middle: 10 right, 10 up
+    page.reload()  # the draft comes back, box (where it was moved to) and label
     expect(page.locator("#draft")).to_have_text("Draft restored")
     expect(widget.locator(".shape-count")).to_have_text("1 box")
     expect(widget.locator(".shape-item")).to_contain_text("1. Car")
@@ -150,5 +151,5 @@ def test_boxes_with_the_mouse_at_a_zoom(tab: Tab, server: Server) -> None:
     expect(page.get_by_role("heading", name="No more tasks")).to_be_visible()  # the only task is answered
     [stored] = server.responses(task_id)
     [box] = stored["answer"]["objects"]
-    assert box["label"] == "car" and _near(_box(box), [100, 80, 40, 50]), box
+    assert box["label"] == "car" and _near(_box(box), [110, 70, 40, 50]), box
     assert tab.script_errors() == [], tab.script_errors()

@@ -251,8 +251,10 @@ export function mountShapes(root, question, ctx, tool) {
       labelNew();
       update();
     });
-    annotator.on('updateAnnotation', () => update());
     annotator.on('deleteAnnotation', () => update());
+    // every change of a shape saves the draft at once: Annotorious' own updateAnnotation event
+    // comes only when a moved or resized shape is unselected, and a reload before that lost it
+    annotator.state.store.observe(() => queueMicrotask(() => update()));
     annotator.on('selectionChanged', () => {
       const id = selectedId();
       for (const item of list.children) item.classList.toggle('selected', item.dataset.shape === id);
