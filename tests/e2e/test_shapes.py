@@ -110,6 +110,10 @@ def test_boxes_and_a_polygon_with_the_keyboard(tab: Tab, server: Server) -> None
     page.keyboard.press("n")  # on to the polygons
     outline = Stage(page, "outline")
     page.keyboard.press("1")  # car
+    outline.click(20, 20)
+    outline.click(80, 20)
+    page.keyboard.press("Escape")  # drops the half-drawn outline, not the task
+    expect(page.locator("form#task")).to_be_visible()
     for x, y in ((200, 50), (300, 50), (300, 150), (200, 150)):
         outline.click(x, y)
     outline.click(200, 50)  # the first point again closes the outline

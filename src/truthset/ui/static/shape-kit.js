@@ -77,6 +77,7 @@ export function mountShapes(root, question, ctx, tool) {
   let scale = null; // null: fit the image to the width of the stage
   let serial = 0;
   let pending = []; // the shapes to show once the image has loaded (a restored draft)
+  let drawing = false; // an outline is half drawn
 
   const radios = [];
   const picker = h('div', { class: 'options shape-labels', role: 'radiogroup', 'aria-label': `Label of the next ${noun}` });
@@ -248,6 +249,7 @@ export function mountShapes(root, question, ctx, tool) {
     }
     pending = [];
     annotator.on('createAnnotation', () => {
+      drawing = false;
       labelNew();
       update();
     });
@@ -313,7 +315,11 @@ export function mountShapes(root, question, ctx, tool) {
     (event) => {
       if (event.key !== 'Escape' || !annotator || !root.isConnected) return;
       if (!ctx.fieldset.contains(document.activeElement) && document.activeElement !== document.body) return;
-      if (selectedId()) {
+      if (drawing) {
+        event.preventDefault();
+        drawing = false;
+        annotator.cancelDrawing();
+      } else if (selectedId()) {
         event.preventDefault();
         annotator.cancelSelected();
         update();
@@ -321,6 +327,10 @@ export function mountShapes(root, question, ctx, tool) {
     },
     true,
   );
+  // an outline is drawn click by click: from its first click until it is closed, Esc drops it
+  stage.addEventListener('pointerdown', () => {
+    drawing = tool === 'polygon' && !selectedId();
+  });
 
   // The task form is hidden between tasks (and after the last one): a selected shape's editor then
   // sizes its handles for a zero-width image (Infinity). Unselect first; this observer is made
@@ -337,6 +347,7 @@ export function mountShapes(root, question, ctx, tool) {
       return annotations().map(toShape);
     },
     set: (value, data) => {
+      drawing = false;
       delete stage.dataset.ready;
       open(data, value);
       pick(0);
