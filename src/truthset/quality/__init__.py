@@ -30,10 +30,12 @@ from ._mace import MACE
 from ._multilabel import MultiLabel
 from ._numeric import BiasVarianceModel, Mean, Median
 from ._ranking import BradleyTerry, NoisyBradleyTerry, rankings_to_pairs
+from ._shapes import DEFAULT_IOU, PairMatch, box_iou, cluster_shapes, match_pair, median_box, medoid, polygon_iou
 from ._voting import MajorityVote, Wawa, vote_shares
 from ._worker_model import WorkerModel
 
 __all__ = [
+    "DEFAULT_IOU",
     "DEFAULT_METHOD",
     "DEFAULT_NUMERIC_METHOD",
     "GLAD",
@@ -50,8 +52,11 @@ __all__ = [
     "MultiLabel",
     "NoisyBradleyTerry",
     "OneCoinDawidSkene",
+    "PairMatch",
     "Wawa",
     "WorkerModel",
+    "box_iou",
+    "cluster_shapes",
     "cohens_kappa",
     "evaluate",
     "evaluate_numeric",
@@ -60,7 +65,11 @@ __all__ = [
     "fleiss_kappa",
     "krippendorff_alpha",
     "make_aggregator",
+    "match_pair",
+    "median_box",
+    "medoid",
     "percent_agreement",
+    "polygon_iou",
     "rankings_to_pairs",
     "read_answers_csv",
     "read_truth_csv",

@@ -13,7 +13,7 @@
 //   goes away (a keepalive request on `pagehide`); if that request is lost, the lease simply expires.
 //   A prefetched lease close to its deadline is given back instead of being shown.
 import { api, beacon, retryable, serverNow } from './api.js';
-import { renderFields } from './fields.js';
+import { preloadImages, renderFields } from './fields.js';
 import { createStore, Outbox } from './store.js';
 import { h, widgetModules } from './widget-kit.js';
 
@@ -236,11 +236,15 @@ function changed(index) {
 function show(assignment, shownAt = Date.now()) {
   state.current = { assignment, shownAt };
   store.set(currentKey, state.current);
-  renderFields($('fields'), config.fields, assignment.task.data, assignment.display);
+  // a field a widget shows itself (the image that boxes are drawn on) is not shown twice
+  const owned = new Set(widgets.map((widget) => widget.ownsField).filter(Boolean));
+  const shownFields = config.fields.filter((field) => !owned.has(field.name));
+  renderFields($('fields'), shownFields, assignment.task.data, assignment.display);
+  $('fields').hidden = !$('fields').children.length;
   const draft = store.get(`draft:${assignment.id}`, {}) || {};
   questions.forEach((question, index) => {
     if (widgets[index].task) widgets[index].task(assignment); // widgets that show the task's own data (ranking)
-    widgets[index].set(draft[question.name] ?? null);
+    widgets[index].set(draft[question.name] ?? null, assignment.task.data);
   });
   clearErrors();
   $('draft').textContent = Object.keys(draft).length ? 'Draft restored' : '';
@@ -268,8 +272,11 @@ async function lease() {
 
 function prefetch() {
   if (state.prefetched || state.prefetching || !state.current) return;
+  root.dataset.prefetch = 'loading'; // 'ready' once the next task (and its images) is in hand: tests wait on it
   state.prefetching = lease()
-    .then((assignment) => {
+    .then(async (assignment) => {
+      // its images decoded now, so Submit shows the next task without waiting for a download
+      if (assignment) await preloadImages(config.fields, assignment.task.data);
       state.prefetched = assignment;
     })
     .catch(() => {
@@ -277,6 +284,7 @@ function prefetch() {
     })
     .finally(() => {
       state.prefetching = null;
+      root.dataset.prefetch = 'ready';
     });
 }
 
