@@ -4,7 +4,7 @@
 import { renderMarkdown } from './markdown.js';
 import { h } from './widget-kit.js';
 
-function imageSource(value) {
+export function imageSource(value) {
   if (typeof value !== 'string') return null;
   if (value.startsWith('media:')) return `/api/v1/media/${encodeURIComponent(value.slice(6))}`;
   try {
@@ -13,6 +13,36 @@ function imageSource(value) {
   } catch {
     return null;
   }
+}
+
+// Images of the prefetched task, decoded before it is shown (see workbench.js): src -> <img>.
+const decoded = new Map();
+const DECODE_WAIT_MS = 10000; // a slow image never holds the next task back longer than this
+
+/** Load and decode the image fields of a task ahead of showing it; resolves when done (or failed). */
+export function preloadImages(fields, data) {
+  decoded.clear(); // only the next task's images are kept
+  const waits = fields
+    .filter((field) => field.type === 'image' && data && data[field.name] != null)
+    .map((field) => {
+      const src = imageSource(data[field.name]);
+      if (!src) return null;
+      const img = h('img', { src, referrerpolicy: 'no-referrer', decoding: 'async' });
+      decoded.set(src, img);
+      let timer;
+      const late = new Promise((resolve) => {
+        timer = setTimeout(resolve, DECODE_WAIT_MS);
+      });
+      return Promise.race([img.decode().catch(() => {}), late]).finally(() => clearTimeout(timer));
+    });
+  return Promise.all(waits);
+}
+
+/** The decoded <img> preloaded for `src` (once), or undefined. */
+export function takeImage(src) {
+  const img = decoded.get(src);
+  decoded.delete(src);
+  return img;
 }
 
 /** A response's text: the string itself, or its `text` or `content`. */
@@ -72,7 +102,10 @@ function renderValue(field, value, display) {
     case 'image': {
       const src = imageSource(value);
       if (!src) return h('p', { class: 'muted', text: 'The image reference is not valid.' });
-      return h('img', { class: 'image-value', src, alt: field.label || field.name, referrerpolicy: 'no-referrer', decoding: 'async' });
+      const img = takeImage(src) || h('img', { src, referrerpolicy: 'no-referrer', decoding: 'async' });
+      img.className = 'image-value';
+      img.alt = field.label || field.name;
+      return img;
     }
     case 'html': {
       const frame = h('iframe', { class: 'html-value', title: field.label || field.name, referrerpolicy: 'no-referrer' });

@@ -13,7 +13,7 @@
 //   goes away (a keepalive request on `pagehide`); if that request is lost, the lease simply expires.
 //   A prefetched lease close to its deadline is given back instead of being shown.
 import { api, beacon, retryable, serverNow } from './api.js';
-import { renderFields } from './fields.js';
+import { preloadImages, renderFields } from './fields.js';
 import { createStore, Outbox } from './store.js';
 import { h, listWidgetKeys, widgetModules } from './widget-kit.js';
 
@@ -154,11 +154,6 @@ async function loadWidgets() {
   listWidgetKeys(document.querySelector('.keymap'), widgets);
 }
 
-/** Fields a widget shows itself (its optional `fields`, e.g. the text a `spans` question marks). */
-function fieldsShownByWidgets() {
-  return new Set(widgets.flatMap((widget) => widget.fields || []));
-}
-
 function collect() {
   const answer = {};
   questions.forEach((question, index) => {
@@ -242,15 +237,16 @@ function changed(index) {
 function show(assignment, shownAt = Date.now()) {
   state.current = { assignment, shownAt };
   store.set(currentKey, state.current);
-  const inWidgets = fieldsShownByWidgets();
-  const shownFields = config.fields.filter((f) => !inWidgets.has(f.name));
+  // a field a widget shows itself (the image boxes are drawn on, the text spans mark) is not shown twice
+  const owned = new Set(widgets.map((widget) => widget.ownsField).filter(Boolean));
+  const shownFields = config.fields.filter((field) => !owned.has(field.name));
   renderFields($('fields'), shownFields, assignment.task.data, assignment.display);
-  $('fields').hidden = !$('fields').childElementCount;
+  $('fields').hidden = !$('fields').children.length;
   const draft = store.get(`draft:${assignment.id}`, {}) || {};
   questions.forEach((question, index) => {
     // widgets that show the task's own data (ranking: its candidates; spans: the text it marks)
     if (widgets[index].task) widgets[index].task(assignment);
-    widgets[index].set(draft[question.name] ?? null);
+    widgets[index].set(draft[question.name] ?? null, assignment.task.data);
   });
   clearErrors();
   $('draft').textContent = Object.keys(draft).length ? 'Draft restored' : '';
@@ -278,8 +274,11 @@ async function lease() {
 
 function prefetch() {
   if (state.prefetched || state.prefetching || !state.current) return;
+  root.dataset.prefetch = 'loading'; // 'ready' once the next task (and its images) is in hand: tests wait on it
   state.prefetching = lease()
-    .then((assignment) => {
+    .then(async (assignment) => {
+      // its images decoded now, so Submit shows the next task without waiting for a download
+      if (assignment) await preloadImages(config.fields, assignment.task.data);
       state.prefetched = assignment;
     })
     .catch(() => {
@@ -287,6 +286,7 @@ function prefetch() {
     })
     .finally(() => {
       state.prefetching = null;
+      root.dataset.prefetch = 'ready';
     });
 }
 

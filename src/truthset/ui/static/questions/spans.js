@@ -334,7 +334,7 @@ export function mount(root, question, ctx) {
   render();
 
   return {
-    fields: [question.field],
+    ownsField: question.field, // the workbench leaves the text out of the fields panel
     help: [
       [['←', '→'], 'spans: move the caret a word'],
       [['Shift', '←', '→'], 'spans: extend the selection a word'],
