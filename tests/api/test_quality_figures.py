@@ -130,7 +130,7 @@ def test_a_type_may_measure_agreement_in_its_own_terms(api: Api, org: Org, monke
         _answer(org, w2, task, {"note": y})
     (note,) = api.get(f"{API}/projects/{project['id']}/agreement", auth=org.owner).json()["questions"]
     assert note["measures"] == {"alike": 0.5}
-    assert note["fleiss_kappa"] is None and "free text" in note["reasons"]["fleiss_kappa"]
+    assert note["fleiss_kappa"] is None and "see measures" in note["reasons"]["fleiss_kappa"]
 
 
 def _three_workers(org: Org) -> tuple[dict[str, Any], list[Actor]]:

@@ -31,6 +31,7 @@ from ._multilabel import MultiLabel
 from ._numeric import BiasVarianceModel, Mean, Median
 from ._ranking import BradleyTerry, NoisyBradleyTerry, rankings_to_pairs
 from ._shapes import DEFAULT_IOU, PairMatch, box_iou, cluster_shapes, match_pair, median_box, medoid, polygon_iou
+from ._spans import SpanDecision, aggregate_spans, match_spans, pairwise_span_f1, span_f1_counts, span_iou
 from ._voting import MajorityVote, Wawa, vote_shares
 from ._worker_model import WorkerModel
 
@@ -53,8 +54,10 @@ __all__ = [
     "NoisyBradleyTerry",
     "OneCoinDawidSkene",
     "PairMatch",
+    "SpanDecision",
     "Wawa",
     "WorkerModel",
+    "aggregate_spans",
     "box_iou",
     "cluster_shapes",
     "cohens_kappa",
@@ -66,13 +69,17 @@ __all__ = [
     "krippendorff_alpha",
     "make_aggregator",
     "match_pair",
+    "match_spans",
     "median_box",
     "medoid",
+    "pairwise_span_f1",
     "percent_agreement",
     "polygon_iou",
     "rankings_to_pairs",
     "read_answers_csv",
     "read_truth_csv",
+    "span_f1_counts",
+    "span_iou",
     "task_posterior",
     "vote_shares",
     "worker_agreement",

@@ -88,6 +88,18 @@ class MatchesGold(Protocol):
     def gold_matches(self, question: Any, expected: Any, given: Any) -> bool: ...
 
 
+class ValidatesAgainstData(Protocol):
+    """Optional: a type whose answers refer to a task's data checks them against it.
+
+    ``validate_answer_data(question, value, data)`` gets the answer as ``validate_answer`` returned
+    it and the task's data, and raises :class:`AnswerError` (e.g. a span past the end of its text).
+    It runs wherever the task is known: a submitted response, a review's fix, a gold answer.
+    (A type whose question names a field of the spec checks that field with ``check_spec``.)
+    """
+
+    def validate_answer_data(self, question: Any, value: Any, data: Any) -> None: ...
+
+
 def categories_of(question_type: QuestionType, question: Any) -> list[str] | None:
     """The answer classes of a categorical question (fitted with Dawid-Skene), or None.
 

@@ -41,10 +41,14 @@ class Spec(BaseModel):
 
     @field_validator("questions")
     @classmethod
-    def _typed_questions(cls, questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _typed_questions(cls, questions: list[dict[str, Any]], info: ValidationInfo) -> list[dict[str, Any]]:
+        fields = {f.name: str(f.type) for f in info.data["fields"]} if "fields" in info.data else None
         typed = []
         for index, raw in enumerate(questions):
-            typed.append(_validate_question(index, raw).model_dump())
+            question = _validate_question(index, raw)
+            if fields is not None:  # None when the fields were refused: that error is reported instead
+                _check_spec(index, question, fields)
+            typed.append(question.model_dump())
         return typed
 
     @field_validator("questions")
@@ -73,20 +77,6 @@ class Spec(BaseModel):
                 raise ValueError(f"duplicate {kind} names: {', '.join(duplicates)}")
         return self
 
-    @model_validator(mode="after")
-    def _question_fields(self) -> Spec:
-        """A type with ``check_spec(question, fields)`` checks the fields it refers to (e.g. ranking's)."""
-        fields = {f.name: str(f.type) for f in self.fields}
-        for index, raw in enumerate(self.questions):
-            question_type = _registry.get(raw["type"])
-            check = getattr(question_type, "check_spec", None)
-            if check is not None:
-                try:
-                    check(question_type.config_model.model_validate(raw), fields)
-                except ValueError as exc:
-                    raise ValueError(f"questions[{index}].{exc}") from None
-        return self
-
     def question_configs(self) -> list[QuestionConfig]:
         return [_registry.get(q["type"]).config_model.model_validate(q) for q in self.questions]
 
@@ -111,6 +101,22 @@ def _validate_question(index: int, raw: Any) -> QuestionConfig:
         raise ValueError(f"questions[{index}]{where}: {message}") from None
 
 
+def _check_spec(index: int, question: QuestionConfig, fields: Mapping[str, str]) -> None:
+    """A type with ``check_spec(question, fields)`` checks the fields its question refers to.
+
+    ``fields`` maps each field's name to its type (``spans`` needs a text field, ``ranking`` a
+    responses field). Run in the ``questions`` validator, so the error names
+    ``spec.questions[i].<setting>``.
+    """
+    check = getattr(_registry.get(question.type), "check_spec", None)
+    if check is None:
+        return
+    try:
+        check(question, fields)
+    except ValueError as exc:
+        raise ValueError(f"questions[{index}].{exc}") from None
+
+
 class CompiledSpec:
     """A validated spec ready for fast use: answer and task-data validation, aggregation."""
 
@@ -129,8 +135,12 @@ class CompiledSpec:
             if (classes := _registry.categories_of(self._types[q.name], q)) is not None
         }
 
-    def validate_answer(self, answer: Any) -> dict[str, Any]:
-        """Check a response's answer against the questions; return it normalised."""
+    def validate_answer(self, answer: Any, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Check a response's answer against the questions; return it normalised.
+
+        With the task's ``data``, a type that defines ``validate_answer_data`` also checks the answer
+        against it (span offsets within the text, ...).
+        """
         if not isinstance(answer, Mapping):
             raise AnswerError("answer must be an object keyed by question name")
         unknown = sorted(set(answer) - set(self._types))
@@ -144,10 +154,18 @@ class CompiledSpec:
                     raise AnswerError(f"{question.name}: an answer is required")
                 continue
             try:
-                normalised[question.name] = self._types[question.name].validate_answer(question, value)
+                normalised[question.name] = self._validate_one(question, value, data)
             except AnswerError as exc:
                 raise AnswerError(f"{question.name}: {exc}") from None
         return normalised
+
+    def _validate_one(self, question: QuestionConfig, value: Any, data: Mapping[str, Any] | None) -> Any:
+        question_type = self._types[question.name]
+        checked = question_type.validate_answer(question, value)
+        against_data = getattr(question_type, "validate_answer_data", None)
+        if data is not None and against_data is not None:
+            against_data(question, checked, data)
+        return checked
 
     def validate_data(self, data: Any) -> dict[str, Any]:
         """Check a task's data payload against the fields; raise ValueError naming the field."""

@@ -287,9 +287,11 @@ def _judge(standing: Mapping[str, Any], policy: GoldPolicy) -> tuple[str, str | 
 # --- marking and unmarking -----------------------------------------------------------------------------
 
 
-def _gold_answer(spec: CompiledSpec, answer: Any, field: str = "answer") -> dict[str, Any]:
+def _gold_answer(
+    spec: CompiledSpec, answer: Any, field: str = "answer", data: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     try:
-        return spec.validate_answer(answer)
+        return spec.validate_answer(answer, data)
     except AnswerError as exc:
         raise InvalidInput(f"{field}.{exc}", details={"field": field}) from None
 
@@ -308,7 +310,7 @@ def mark_gold(db: Database, principal: Principal, task_id: str, answer: Mapping[
         require(principal, Action.MANAGE_TASKS)
         project = load_project(conn, principal, task["project_id"])
         require_active(project)
-        task = _mark(conn, principal, task, _gold_answer(compiled_spec(project), answer))
+        task = _mark(conn, principal, task, _gold_answer(compiled_spec(project), answer, data=task["data"]))
     complete_batch_if_done(db, principal.organization_id, task["batch_id"])
     return task
 
@@ -434,12 +436,13 @@ def _read_csv(conn: Connection, principal: Principal, project: Mapping[str, Any]
     for record in reader:
         line = reader.line_num
         try:
-            task_id = _task_of(conn, principal, project, record)
+            task = _task_of(conn, principal, project, record)
+            task_id = task["id"]
             if task_id in seen:
                 raise ValueError(f"the task is also on line {seen[task_id]}")
             seen[task_id] = line
             answer = {n: _cell(types[n], v) for n, v in record.items() if n in types and v not in (None, "")}
-            rows.append((line, task_id, spec.validate_answer(answer)))
+            rows.append((line, task_id, spec.validate_answer(answer, task["data"])))
         except (ValueError, AnswerError) as exc:
             field = str(exc).split(":", 1)[0] if isinstance(exc, AnswerError) else "task"
             errors.add(line, field, str(exc))
@@ -461,7 +464,9 @@ def _check_header(header: list[str], types: Mapping[str, str]) -> None:
         )
 
 
-def _task_of(conn: Connection, principal: Principal, project: Mapping[str, Any], record: Mapping[str, Any]) -> str:
+def _task_of(
+    conn: Connection, principal: Principal, project: Mapping[str, Any], record: Mapping[str, Any]
+) -> dict[str, Any]:
     task_id = (record.get("task_id") or "").strip()
     unique_id = record.get("unique_id") or ""
     if not task_id and not unique_id:
@@ -475,7 +480,7 @@ def _task_of(conn: Connection, principal: Principal, project: Mapping[str, Any],
         raise ValueError(f"task {task_id} not found in this project")
     if task["status"] == str(TaskStatus.CANCELED):
         raise ValueError(f"task {task_id} is canceled")
-    return task_id
+    return task
 
 
 def _cell(question_type: str, value: str) -> Any:

@@ -43,6 +43,7 @@ ALPHA_LEVEL = {"label": "nominal", "labels": "nominal", "rating": "ordinal"}
 Z_95 = float(norm.ppf(0.975))
 
 NOT_APPLICABLE = "agreement is not defined for free text"
+OWN_MEASURES = "not compared as categories: see measures"  # a type with its own agreement() (spans, ...)
 TOO_FEW = "no task has two or more answers to this question"
 NOT_TWO_RATERS = "Cohen's kappa needs exactly two workers who both answered every task"
 
@@ -180,7 +181,8 @@ def _question_agreement(question: Any, rows: _Rows) -> dict[str, Any]:
     }
     metrics = ("percent_agreement", "fleiss_kappa", "cohens_kappa", "krippendorff_alpha")
     if question.type not in CATEGORICAL:
-        out["reasons"] = dict.fromkeys(metrics, NOT_APPLICABLE)
+        own = getattr(questions.get(question.type), "agreement", None) is not None
+        out["reasons"] = dict.fromkeys(metrics, OWN_MEASURES if own else NOT_APPLICABLE)
         out["measures"] = _type_measures(question, tasks, rows.worker[idx], values) if out["tasks"] else {}
         return out
     if out["tasks"] == 0:

@@ -240,7 +240,7 @@ def _submit(
     require_active(project)  # checked in this transaction: an answer racing an archive is refused or kept whole
     spec = compiled_spec(project)
     try:
-        answer = spec.validate_answer(data.answer)
+        answer = spec.validate_answer(data.answer, task["data"])  # with the task: span offsets within its text
     except AnswerError as exc:
         raise InvalidInput(f"answer.{exc}", details={"field": "answer"}) from None
     now = utcnow()

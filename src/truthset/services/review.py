@@ -308,7 +308,7 @@ def _store_fix(
     try:
         spec = compiled_spec(project)
         # checked against the task's data too; the review page shows compared candidates as imported
-        checked = spec.bind_answer(spec.validate_answer(answer or {}), task["data"], None)
+        checked = spec.bind_answer(spec.validate_answer(answer or {}, task["data"]), task["data"], None)
     except AnswerError as exc:
         raise InvalidInput(f"answer.{exc}", details={"field": "answer"}) from None
     base = {

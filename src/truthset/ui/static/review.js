@@ -5,7 +5,7 @@
 // Nothing is kept in the browser: a claim not answered simply expires and the task is reviewed later.
 import { api, retryable, serverNow } from './api.js';
 import { renderFields } from './fields.js';
-import { h, widgetModules } from './widget-kit.js';
+import { h, listWidgetKeys, widgetModules } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('review-config').textContent);
 const questions = config.questions;
@@ -15,6 +15,7 @@ const fixForm = $('fix-form');
 const rejectForm = $('reject-form');
 const fieldsets = [...fixForm.querySelectorAll('fieldset.question')];
 const widgets = [];
+const describers = {}; // question type -> its widget module's optional describe(value, question, data)
 const state = { panel: 'loading', item: null, mode: 'view', busy: false, active: 0, reviewed: 0 };
 
 // --- views -------------------------------------------------------------------------------------
@@ -41,8 +42,10 @@ function notice(message) {
   el.hidden = !message;
 }
 
-function shown(value) {
+function shown(value, question) {
   if (value === null || value === undefined) return '—';
+  const describe = question && describers[question.type];
+  if (describe && state.item) return describe(value, question, state.item.task.data); // e.g. spans: label “words”
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
@@ -56,7 +59,7 @@ function renderResult(task) {
     if (!(question.name in answer)) continue;
     const score = typeof confidence[question.name] === 'number' ? ` · confidence ${Math.round(confidence[question.name] * 100)}%` : '';
     const method = methods[question.name] ? ` · ${methods[question.name]}` : '';
-    rows.push(h('dt', { text: question.name }), h('dd', { 'data-question': question.name }, h('strong', { text: shown(answer[question.name]) }), h('span', { class: 'muted', text: `${score}${method}` })));
+    rows.push(h('dt', { text: question.name }), h('dd', { 'data-question': question.name }, h('strong', { text: shown(answer[question.name], question) }), h('span', { class: 'muted', text: `${score}${method}` })));
   }
   if (!rows.length) rows.push(h('dt', { text: 'answer' }), h('dd', { text: 'no result yet' }));
   $('result').replaceChildren(...rows);
@@ -64,7 +67,7 @@ function renderResult(task) {
 
 function renderResponses(responses) {
   const items = responses.map((response) => {
-    const parts = questions.filter((q) => q.name in response.answer).map((q) => `${q.name}: ${shown(response.answer[q.name])}`);
+    const parts = questions.filter((q) => q.name in response.answer).map((q) => `${q.name}: ${shown(response.answer[q.name], q)}`);
     const who = response.worker_name || response.worker_id;
     return h('li', { 'data-worker': response.worker_id }, h('span', { class: 'who', text: who }), response.worker_kind === 'model' ? h('span', { class: 'badge', text: 'model' }) : null, h('span', { text: parts.join(' · ') }));
   });
@@ -197,7 +200,7 @@ function confirmReject() {
 function startFix() {
   const answer = (state.item.task.result && state.item.task.result.answer) || {};
   questions.forEach((question, index) => {
-    // widgets that show the task's own data (ranking) get it as imported: no per-worker order here
+    // widgets that show the task's own data (ranking, spans) get it as imported: no per-worker order here
     if (widgets[index].task) widgets[index].task({ task: state.item.task, display: {} });
     widgets[index].set(answer[question.name] ?? null);
     questionError(index, '');
@@ -238,11 +241,13 @@ async function skip() {
 
 async function loadWidgets() {
   const modules = await widgetModules(questions, config.widgets);
+  for (const [type, module] of Object.entries(modules)) if (module.describe) describers[type] = module.describe;
   questions.forEach((question, index) => {
     const fieldset = fieldsets[index];
     const ctx = { index, id: `fix${index}`, fieldset, changed: () => questionError(index, '') };
     widgets[index] = modules[question.type].mount(fieldset.querySelector('.widget'), question, ctx);
   });
+  listWidgetKeys(root.querySelector('.keymap'), widgets);
 }
 
 function questionError(index, message) {

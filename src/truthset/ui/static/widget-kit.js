@@ -76,3 +76,19 @@ export async function widgetModules(questions, urls) {
   );
   return modules;
 }
+
+/** Add the widgets' own keys (a widget's optional `help`: [[keys], what they do]) to a keyboard help
+ * list (`keymap`, a <dl>), each entry once. */
+export function listWidgetKeys(keymap, widgets) {
+  if (!keymap) return;
+  const listed = new Set();
+  for (const widget of widgets) {
+    for (const [keys, does] of widget.help || []) {
+      const id = `${keys.join(' ')}|${does}`;
+      if (listed.has(id)) continue;
+      listed.add(id);
+      const terms = keys.flatMap((key, i) => (i ? [' ', h('kbd', { text: key })] : [h('kbd', { text: key })]));
+      keymap.append(h('div', { 'data-widget-help': '' }, h('dt', {}, terms), h('dd', { text: does })));
+    }
+  }
+}

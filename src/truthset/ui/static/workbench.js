@@ -15,7 +15,7 @@
 import { api, beacon, retryable, serverNow } from './api.js';
 import { preloadImages, renderFields } from './fields.js';
 import { createStore, Outbox } from './store.js';
-import { h, widgetModules } from './widget-kit.js';
+import { h, listWidgetKeys, widgetModules } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('workbench-config').textContent);
 const store = createStore(config.member_id);
@@ -151,6 +151,7 @@ async function loadWidgets() {
     const ctx = { index, id: `q${index}`, fieldset, changed: () => changed(index), next };
     widgets[index] = modules[question.type].mount(fieldset.querySelector('.widget'), question, ctx);
   });
+  listWidgetKeys(document.querySelector('.keymap'), widgets);
 }
 
 function collect() {
@@ -236,14 +237,15 @@ function changed(index) {
 function show(assignment, shownAt = Date.now()) {
   state.current = { assignment, shownAt };
   store.set(currentKey, state.current);
-  // a field a widget shows itself (the image that boxes are drawn on) is not shown twice
+  // a field a widget shows itself (the image boxes are drawn on, the text spans mark) is not shown twice
   const owned = new Set(widgets.map((widget) => widget.ownsField).filter(Boolean));
   const shownFields = config.fields.filter((field) => !owned.has(field.name));
   renderFields($('fields'), shownFields, assignment.task.data, assignment.display);
   $('fields').hidden = !$('fields').children.length;
   const draft = store.get(`draft:${assignment.id}`, {}) || {};
   questions.forEach((question, index) => {
-    if (widgets[index].task) widgets[index].task(assignment); // widgets that show the task's own data (ranking)
+    // widgets that show the task's own data (ranking: its candidates; spans: the text it marks)
+    if (widgets[index].task) widgets[index].task(assignment);
     widgets[index].set(draft[question.name] ?? null, assignment.task.data);
   });
   clearErrors();
