@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,8 @@ def test_counting_answers_that_are_known_are_recorded() -> None:
     counting = next(p for p in demo.PROJECTS if p.question_types() == {"number"})
     known = [task["metadata"]["expected"] for task in counting.tasks() if "expected" in task["metadata"]]
     assert known == [24, 6, 12, 4, 6, 24, 6, 12, 3, 4]
+
+
+def test_the_guide_lists_every_demo_project() -> None:
+    guide = (Path(__file__).parent.parent / "docs" / "guide.md").read_text().split("## The demo", 1)[1]
+    assert [p.name for p in demo.PROJECTS if p.name not in guide] == []

@@ -111,7 +111,7 @@ def test_annotator_labels_with_the_keyboard_skips_reloads_and_survives_going_off
 
     # 4. offline: the answer goes to the outbox, the (prefetched) next task is shown at once
     context.set_offline(True)
-    expect(page.locator('[data-question="helpfulness"]')).to_be_focused()  # the first unanswered question
+    expect(page.locator('[data-question="concreteness"]')).to_be_focused()  # the first unanswered question
     page.keyboard.press("3")
     page.keyboard.press("Enter")
     next_task_shown(page, third)
@@ -124,7 +124,7 @@ def test_annotator_labels_with_the_keyboard_skips_reloads_and_survives_going_off
     expect(sync).to_have_text("All answers saved", timeout=20_000)
     [stored] = server.responses(third)
     assert stored["answer"]["sentiment"] == "neutral"
-    assert stored["answer"]["helpfulness"] == 3
+    assert stored["answer"]["concreteness"] == 3
     assert tab.script_errors() == []
 
 
