@@ -199,7 +199,7 @@ DETECTION_SPEC: dict[str, Any] = {
             "name": "objects",
             "type": "boxes",
             "field": "photo",
-            "prompt": "Draw a box around every person, animal, vehicle and building.",
+            "prompt": "Draw a box around every person, animal, vehicle, building and notable object.",
             "labels": SHAPE_LABELS,
             "max_shapes": 50,
         },
@@ -222,8 +222,8 @@ Photographs from 1865 to 2015: NASA, SpaceX, the Getty's open content and photog
 theirs to the public domain (each task names its photo's author and license).
 
 1. **Boxes**: draw a tight box around each person, animal, vehicle (boats, planes, rockets) and
-   building, and give it its label. Several animals side by side are several boxes. Nothing to
-   box? Leave it empty: that is an answer too.
+   building, and around notable objects (a cup, a camera); give each its label. Several animals
+   side by side are several boxes. Nothing to box? Leave it empty: that is an answer too.
 2. **Outline** (optional): trace the main subject with a polygon, point by point.
 
 Zoom in for small things; press `?` for the drawing keys.
