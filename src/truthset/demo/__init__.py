@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -29,7 +29,7 @@ class DemoProject:
     instructions: str
     spec: dict[str, Any]
     make_tasks: Callable[[ImageRefs], list[dict[str, Any]]]
-    images: tuple[str, ...] = field(default=())  # shipped files to upload before the tasks
+    image_section: str | None = None  # the images.json section whose files the tasks show
 
     def question_types(self) -> set[str]:
         return {question["type"] for question in self.spec["questions"]}
@@ -37,6 +37,12 @@ class DemoProject:
     def missing_types(self, installed: set[str]) -> list[str]:
         """Question types this project asks that are not installed (then it is skipped)."""
         return sorted(self.question_types() - installed)
+
+    def images(self) -> list[str]:
+        """The shipped image files to upload (to the media store) before importing the tasks."""
+        if self.image_section is None:
+            return []
+        return list(dict.fromkeys(item["file"] for item in _json("images.json")[self.image_section]))
 
     def tasks(self, refs: ImageRefs | None = None) -> list[dict[str, Any]]:
         return self.make_tasks(refs or {})
@@ -183,6 +189,51 @@ def _entities_tasks(_: ImageRefs) -> list[dict[str, Any]]:
         )
         for number, excerpt in enumerate(_json("speeches.json")["entities"], start=1)
     ]
+
+
+# --- ordering: four excerpts, oldest first (ranking, order mode) ---------------------------------
+
+ORDERING_SPEC: dict[str, Any] = {
+    "fields": [{"name": "excerpts", "type": "responses", "label": "Four excerpts"}],
+    "questions": [
+        {
+            "name": "chronology",
+            "type": "ranking",
+            "field": "excerpts",
+            "mode": "order",
+            "prompt": "Put the excerpts in the order they were spoken: **oldest at the top**.",
+        }
+    ],
+}
+
+ORDERING_INSTRUCTIONS = """\
+# Oldest to newest
+
+Four excerpts of State of the Union addresses, each from a different quarter of the years 1790 to
+2021. Put them in the order they were delivered, the oldest at the top. The words, the issues and
+the spelling are the clues; the year and the President are hidden until the task is done (they are
+in each task's metadata, with the right order).
+
+Keyboard: `↑` `↓` (or `k` `j`) select an excerpt, `Shift`+`↑` `↓` (or `K` `J`) move it, `c` accepts
+the order as shown; the mouse uses each row's arrows.
+"""
+
+
+def _ordering_tasks(_: ImageRefs) -> list[dict[str, Any]]:
+    tasks = []
+    for number, item in enumerate(_json("speeches.json")["ordering"], start=1):
+        excerpts = item["excerpts"]
+        years = [excerpt["year"] for excerpt in excerpts]
+        tasks.append(
+            _task(
+                f"demo-order-{number:04d}",
+                {"excerpts": [{"content": excerpt["text"]} for excerpt in excerpts]},
+                years=years,
+                presidents=[excerpt["president"] for excerpt in excerpts],
+                expected_order=sorted(range(len(years)), key=years.__getitem__),
+            )
+        )
+    return tasks
 
 
 # --- object detection: boxes and polygons on photographs ----------------------------------------
@@ -354,15 +405,12 @@ def _chat_tasks(_: ImageRefs) -> list[dict[str, Any]]:
     ]
 
 
-def _images(section: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(item["file"] for item in _json("images.json")[section]))
-
-
 PROJECTS: list[DemoProject] = [
     # First: the e2e tests label in the first demo project (tests/e2e/conftest.py).
     DemoProject("Demo: tone and topics of speeches", CLASSIFY_INSTRUCTIONS, CLASSIFY_SPEC, _classify_tasks),
     DemoProject("Demo: named entities", ENTITIES_INSTRUCTIONS, ENTITIES_SPEC, _entities_tasks),
-    DemoProject("Demo: objects in photos", DETECTION_INSTRUCTIONS, DETECTION_SPEC, _detection_tasks, _images("photos")),
-    DemoProject("Demo: counting", COUNTING_INSTRUCTIONS, COUNTING_SPEC, _counting_tasks, _images("counting")),
+    DemoProject("Demo: oldest to newest", ORDERING_INSTRUCTIONS, ORDERING_SPEC, _ordering_tasks),
+    DemoProject("Demo: objects in photos", DETECTION_INSTRUCTIONS, DETECTION_SPEC, _detection_tasks, "photos"),
+    DemoProject("Demo: counting", COUNTING_INSTRUCTIONS, COUNTING_SPEC, _counting_tasks, "counting"),
     DemoProject("Demo: chatbot comparison", CHAT_INSTRUCTIONS, CHAT_SPEC, _chat_tasks),
 ]
