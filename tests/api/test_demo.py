@@ -84,3 +84,16 @@ def test_a_demo_image_task_serves_its_image(demo_run: tuple[Api, str, str]) -> N
         assert image.status_code == 200
         assert image.headers["content-type"] == "image/jpeg"
         assert image.content == demo.data_file(task["metadata"]["file"])
+
+
+def test_a_project_whose_type_is_not_installed_is_skipped_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRUTHSET_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("TRUTHSET_DATABASE_URL", raising=False)
+    installed = demo.installed_types() - {"number"}
+    monkeypatch.setattr(demo, "installed_types", lambda: installed)
+    output = _run_demo()
+    assert "Skipped demo project Demo: counting: question type number is not installed." in output
+    assert "Demo project Demo: counting" not in output
+    assert "Demo project Demo: objects in photos" in output  # the others are made all the same
