@@ -134,7 +134,7 @@ of the United States to Congress (1790 to 2021). Read it and answer four questio
 * **Concreteness**: *1* is general talk, *5* is dates, sums and named measures.
 * **Summary**: optional, one line.
 
-Keyboard: `1` `2` `3` pick the tone, `Enter` submits, `s` skips; `?` shows every key.
+Keyboard: `1` `2` `3` pick the tone, `Enter` submits, `s` skips; the Keyboard panel lists every key.
 """
 
 
@@ -277,7 +277,7 @@ theirs to the public domain (each task names its photo's author and license).
    side by side are several boxes. Nothing to box? Leave it empty: that is an answer too.
 2. **Outline** (optional): trace the main subject with a polygon, point by point.
 
-Zoom in for small things; press `?` for the drawing keys.
+Zoom in on small things with the zoom buttons; the Keyboard panel lists the drawing keys.
 """
 
 
