@@ -88,9 +88,9 @@ def test_bad_role_is_a_clear_error(data_dir: Path) -> None:
 
 def test_demo_setup_is_idempotent(data_dir: Path) -> None:
     first = _flat(_invoke("demo", "--no-serve"))
-    assert "60 tasks added" in first and "API key" in first
+    assert "30 tasks added, 0 already there" in first and "API key" in first
     second = _flat(_invoke("demo", "--no-serve"))
-    assert "0 tasks added, 60 already there" in second
+    assert "0 tasks added, 30 already there" in second
     assert "API key" not in second
 
 

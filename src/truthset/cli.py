@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +20,11 @@ from rich.table import Column, Table
 from truthset.config import Settings, get_settings
 from truthset.domain import Role
 from truthset.errors import TruthsetError
+
+if TYPE_CHECKING:
+    from truthset.demo import DemoProject
+    from truthset.domain import Principal
+    from truthset.storage import Database
 
 app = typer.Typer(help="truthset: a self-hosted data engine for AI training data.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -218,10 +223,9 @@ def demo(
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Only set up the demo data.")] = False,
 ) -> None:
-    """Set up a demo organization and project with tasks (once), then serve."""
+    """Set up a demo organization and one demo project per kind of work, with tasks (once), then serve."""
     from truthset import demo as demo_data
-    from truthset.schemas import ProjectCreate
-    from truthset.services import accounts, projects, tasks
+    from truthset.services import accounts, projects
 
     settings = get_settings()
     db = _database(settings)
@@ -229,28 +233,50 @@ def demo(
         _print_credentials(accounts.init_organization(db, "Demo organization", "owner@example.com"))
     owner = accounts.local_admin(db)
     existing, _ = projects.list_projects(db, owner, cursor=None, limit=1000)
-    project = next((p for p in existing if p["name"] == demo_data.PROJECT_NAME), None)
+    by_name = {p["name"]: p for p in existing}
+    installed = demo_data.installed_types()
+    for item in demo_data.PROJECTS:
+        missing = item.missing_types(installed)
+        if missing:
+            console.print(f"Skipped demo project {item.name}: question type {', '.join(missing)} is not installed.")
+            continue
+        _demo_project(db, owner, settings, item, by_name.get(item.name))
+    db.dispose()
+    if not no_serve:
+        serve(host=host, port=port, workers=1)
+
+
+def _demo_project(
+    db: Database, owner: Principal, settings: Settings, item: DemoProject, project: dict[str, Any] | None
+) -> None:
+    """Create one demo project (unless it exists), upload its images and import its tasks, idempotently."""
+    from truthset import demo as demo_data
+    from truthset.schemas import ProjectCreate
+    from truthset.services import media, projects, tasks
+
     if project is None:
         project = projects.create_project(
             db,
             owner,
-            ProjectCreate(
-                name=demo_data.PROJECT_NAME,
-                instructions=demo_data.INSTRUCTIONS,
-                spec=demo_data.SPEC,
-                quality={"overlap": 1},
-            ),
+            ProjectCreate(name=item.name, instructions=item.instructions, spec=item.spec, quality={"overlap": 1}),
             default_lease_seconds=settings.default_lease_seconds,
         )
-    items = enumerate(demo_data.demo_tasks(), start=1)
-    report = tasks.import_tasks(db, owner, project["id"], items, on_error="reject")
+    refs = {}
+    for file in item.images():  # the media store keeps a file once, by content: a second run adds nothing
+        row = media.store(
+            db,
+            owner,
+            [demo_data.data_file(file)],
+            filename=file.rsplit("/", 1)[-1],
+            media_dir=settings.media_dir,
+            max_bytes=settings.max_upload_bytes,
+        )
+        refs[file] = f"media:{row['id']}"
+    report = tasks.import_tasks(db, owner, project["id"], enumerate(item.tasks(refs), start=1), on_error="reject")
     console.print(
         f"Demo project [bold]{project['name']}[/bold] ({project['id']}): "
         f"{report.created} tasks added, {report.existing} already there."
     )
-    db.dispose()
-    if not no_serve:
-        serve(host=host, port=port, workers=1)
 
 
 @db_app.command("upgrade")
@@ -688,6 +714,8 @@ def gold_import(
                 err_console.print(f"  line {error['line']}: {error['message']}")
         raise typer.Exit(2) from None
     console.print(f"{report.received} lines: {report.marked} tasks marked gold, {report.updated} gold answers replaced")
+
+
 # --- jobs (through the API) ---
 
 

@@ -62,7 +62,7 @@ def test_pages_send_a_strict_content_security_policy(tab: Tab, server: Server) -
     assert "script-src 'self'" in response.headers["content-security-policy"]
     expect(page.locator("form#task")).to_be_visible()
     # the Markdown instructions are rendered, and raw HTML in them is shown as text
-    expect(page.locator(".instructions h1")).to_have_text("Review sentiment")
+    expect(page.locator(".instructions h1")).to_have_text("Tone and topics")
     assert tab.script_errors() == []
 
 
@@ -88,7 +88,12 @@ def test_annotator_labels_with_the_keyboard_skips_reloads_and_survives_going_off
     expect(page.locator("#progress")).to_have_text("1 answered this session")
     expect(page.locator("#sync")).to_have_text("All answers saved")
     [stored] = server.responses(first)
-    assert stored["answer"] == {"sentiment": "positive", "topics": ["quality"], "helpfulness": 4, "summary": "Loves it"}
+    assert stored["answer"] == {
+        "sentiment": "positive",
+        "topics": ["economy"],
+        "concreteness": 4,
+        "summary": "Loves it",
+    }
 
     # 2. skip with "s": nothing is stored, the next task comes
     page.keyboard.press("s")
@@ -106,7 +111,7 @@ def test_annotator_labels_with_the_keyboard_skips_reloads_and_survives_going_off
 
     # 4. offline: the answer goes to the outbox, the (prefetched) next task is shown at once
     context.set_offline(True)
-    expect(page.locator('[data-question="helpfulness"]')).to_be_focused()  # the first unanswered question
+    expect(page.locator('[data-question="concreteness"]')).to_be_focused()  # the first unanswered question
     page.keyboard.press("3")
     page.keyboard.press("Enter")
     next_task_shown(page, third)
@@ -119,7 +124,7 @@ def test_annotator_labels_with_the_keyboard_skips_reloads_and_survives_going_off
     expect(sync).to_have_text("All answers saved", timeout=20_000)
     [stored] = server.responses(third)
     assert stored["answer"]["sentiment"] == "neutral"
-    assert stored["answer"]["helpfulness"] == 3
+    assert stored["answer"]["concreteness"] == 3
     assert tab.script_errors() == []
 
 
@@ -220,7 +225,7 @@ def test_manager_sees_counts_batches_and_exports(tab: Tab, server: Server) -> No
         batch = client.post(f"/projects/{server.demo_project_id}/batches", json={"name": "week 1"}).json()
         client.post(
             f"/projects/{server.demo_project_id}/tasks",
-            json={"data": {"product": "Kettle", "review": "Fine."}, "batch_id": batch["id"]},
+            json={"data": {"speech": "A speech", "excerpt": "Fine."}, "batch_id": batch["id"]},
         ).raise_for_status()
     log_in(page, server.owner_email, server.owner_password)
     project = page.locator(f'li.project[data-project-id="{server.demo_project_id}"]')
