@@ -60,7 +60,11 @@ ORDER_TASK = {
     "answers": [
         {"text": "Seven.", "model": "model-one"},
         {"text": "Nine.", "model": "model-two"},
-        {"text": "Two, the only even prime.", "model": "model-three"},
+        # long enough to overflow the question if the list grew to its content (it must be cut instead)
+        {
+            "text": "Two, the only even prime. " + "Every other even number is divisible by two. " * 8,
+            "model": "model-three",
+        },
         {"text": "Seven, or 11.", "model": "model-four"},
     ],
 }
@@ -221,6 +225,10 @@ def test_four_candidate_ordering_by_keyboard_and_by_mouse(tab: Tab, second: Tab,
     assert "model-one" not in page.content()
     shown = _shown(page)
     assert _order_on_screen(page) == shown  # the list starts in the order shown
+    overflow = page.evaluate(
+        "() => { const f = document.querySelector('[data-question=\"order\"]'); return f.scrollWidth - f.clientWidth; }"
+    )
+    assert overflow <= 0, f"the ordering is {overflow}px wider than its question"
     # a reload shows the same order (seeded by the assignment)
     page.reload()
     expect(page.locator("form#task")).to_be_visible()
