@@ -286,6 +286,7 @@ PAYLOADS = [
     '<form action="/logout"><button>x</button></form>',
     "<style>body { display: none }</style>",
     "`<script>` in code stays text",
+    "![a pixel](https://tracker.example/pixel.png)",
 ]
 
 
@@ -312,7 +313,10 @@ def test_markdown_renderer_neutralises_html_and_script_urls(tab: Tab, server: Se
         assert out["bad"] == 0, (payload, out)
         assert not any(h and h.strip().lower().startswith(("javascript:", "data:")) for h in out["hrefs"]), out
     assert "<script>window.__pwned = 1</script>" in rendered[0]["text"]  # raw HTML is shown as text
-    assert rendered[-1]["html"].strip() == "<p><code>&lt;script&gt;</code> in code stays text</p>"
+    assert rendered[-2]["html"].strip() == "<p><code>&lt;script&gt;</code> in code stays text</p>"
+    # an image is a link, fetched only if opened: a tracking pixel in a model's text learns nothing
+    assert "<img" not in rendered[-1]["html"] and rendered[-1]["hrefs"] == ["https://tracker.example/pixel.png"]
+    assert "[image: a pixel]" in rendered[-1]["text"]
     assert page.evaluate("() => window.__pwned") is None
     assert tab.script_errors() == []
 

@@ -17,20 +17,20 @@ const markdown = new Marked({
   async: false,
   renderer: {
     html: (token) => escapeHtml(token.text), // raw HTML in a response is text, never markup
+    // An image in a model's text would be fetched from wherever it points as soon as it is shown:
+    // a tracking pixel telling its owner who reads the data and when. It becomes a link instead,
+    // loaded only if the worker chooses to open it.
+    image: (token) => `<a href="${escapeHtml(token.href)}">[image: ${escapeHtml(token.text || token.href)}]</a>`,
   },
 });
 
 // An instance of our own, so its settings and hooks touch nothing else on the page.
 const purify = createDOMPurify(window);
-const FORBID_TAGS = ['style', 'form', 'input', 'button', 'textarea', 'select', 'iframe', 'object', 'embed', 'svg', 'math'];
+const FORBID_TAGS = ['img', 'picture', 'video', 'audio', 'source', 'style', 'form', 'input', 'button', 'textarea', 'select', 'iframe', 'object', 'embed', 'svg', 'math'];
 purify.addHook('afterSanitizeAttributes', (node) => {
   if (node.tagName === 'A') {
     node.setAttribute('target', '_blank');
     node.setAttribute('rel', 'noopener noreferrer nofollow');
-  }
-  if (node.tagName === 'IMG') {
-    node.setAttribute('referrerpolicy', 'no-referrer');
-    node.setAttribute('loading', 'lazy');
   }
 });
 
