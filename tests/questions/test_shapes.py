@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,16 @@ def test_the_field_must_be_an_image() -> None:
     spec["questions"][0]["field"] = "caption"
     with pytest.raises(ValueError, match=r"questions\[0\]\.field: 'caption' is not an image field"):
         Spec.model_validate(spec)
+
+
+@pytest.mark.parametrize("key", ["0", "[", "+"])
+def test_a_label_hotkey_may_not_take_over_a_key_of_the_shapes_widget(key: str) -> None:
+    """The widget checks label keys first: a label on 0 would silently stop 0 fitting the image."""
+    spec = _spec(labels=[{"value": "car", "hotkey": key}, "person"])
+    expected = rf"questions\[0\]\.labels\[0\]\.hotkey: '{re.escape(key)}' is this question's key"
+    with pytest.raises(ValueError, match=expected):
+        Spec.model_validate(spec)
+    Spec.model_validate(_spec(labels=[{"value": "car", "hotkey": "c"}, "person"]))  # any other key is fine
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,23 @@ def hotkey_conflicts(questions: Sequence[Mapping[str, Any]]) -> list[HotkeyConfl
     return conflicts
 
 
+def widget_key_conflicts(index: int, question: Mapping[str, Any], widget_keys: Mapping[str, str]) -> list[str]:
+    """Messages for the hotkeys of question ``index`` that its own widget already uses.
+
+    A type whose widget has keys of its own (the shapes widgets' ``[`` ``]`` ``+`` ``-`` ``0``) names
+    them in ``widget_keys`` (key -> what it does); a label hotkey on one of them would silently take
+    it over, as a hotkey on a workbench key would.
+    """
+    messages = []
+    for path, _holder, key in _hotkeys(question, f"questions[{index}]"):
+        if key in widget_keys:
+            messages.append(
+                f"{path}: {key!r} is this question's key to {widget_keys[key]}; "
+                f"a hotkey may not be one of {', '.join(widget_keys)}"
+            )
+    return messages
+
+
 def without_workbench_keys(question: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``question`` whose hotkeys on workbench keys are dropped (the item keeps its number)."""
     copied = copy.deepcopy(dict(question))

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from truthset.questions import _registry
-from truthset.questions._keys import hotkey_conflicts
+from truthset.questions._keys import hotkey_conflicts, widget_key_conflicts
 from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig
 
 
@@ -54,7 +54,8 @@ class Spec(BaseModel):
     @field_validator("questions")
     @classmethod
     def _free_workbench_keys(cls, questions: list[dict[str, Any]], info: ValidationInfo) -> list[dict[str, Any]]:
-        """A new spec may not give a workbench key (s, r, n, p) to an option: it would do two things.
+        """A new spec may not give a workbench key (s, r, n, p) to an option, nor a key the
+        question's own widget uses (a type's ``widget_keys``): it would do two things.
 
         A stored spec is loaded with ``context={"stored": True}`` and keeps loading: specs saved
         before this rule still open, and the workbench keeps its own key (see ``_keys``).
@@ -64,6 +65,13 @@ class Spec(BaseModel):
         conflicts = hotkey_conflicts(questions)
         if conflicts:
             raise ValueError(conflicts[0].message())
+        for index, question in enumerate(questions):
+            try:
+                widget_keys = getattr(_registry.get(question["type"]), "widget_keys", None)
+            except KeyError:
+                continue  # an unknown type is refused, with its name, by _typed_questions
+            if widget_keys and (messages := widget_key_conflicts(index, question, widget_keys)):
+                raise ValueError(messages[0])
         return questions
 
     @model_validator(mode="after")

@@ -157,6 +157,15 @@ class _ShapesType:
     config_model: ClassVar[type[QuestionConfig]]
     method: ClassVar[str]
     keys: ClassVar[frozenset[str]]
+    #: the widget's own keys (shape-kit.js): a label hotkey may not take one over
+    widget_keys: ClassVar[dict[str, str]] = {
+        "[": "select the previous shape",
+        "]": "select the next shape",
+        "+": "zoom in",
+        "=": "zoom in",
+        "-": "zoom out",
+        "0": "fit the image",
+    }
 
     def validate_shape(self, question: Any, shape: dict[str, Any], where: str) -> dict[str, Any]:
         raise NotImplementedError
