@@ -199,14 +199,14 @@ function confirmReject() {
 
 function startFix() {
   const answer = (state.item.task.result && state.item.task.result.answer) || {};
+  setMode('fix'); // first: a shapes widget sizes its image to the visible form
   questions.forEach((question, index) => {
     // widgets that show the task's own data (ranking, spans) get it as imported: no per-worker order here
     if (widgets[index].task) widgets[index].task({ task: state.item.task, display: {} });
-    widgets[index].set(answer[question.name] ?? null);
+    widgets[index].set(answer[question.name] ?? null, state.item.task.data); // shapes draw on the task's image
     questionError(index, '');
   });
   $('fix-error').hidden = true;
-  setMode('fix');
   focusQuestion(0);
 }
 

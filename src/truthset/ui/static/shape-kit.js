@@ -65,6 +65,23 @@ function toShape(annotation) {
   return { label, x: round(geometry.x), y: round(geometry.y), width: round(geometry.w), height: round(geometry.h) };
 }
 
+/** A shapes answer in words for the reviewer: "Car: box 12,30 80x40; Person: polygon 3 points 10,10 40,10 25,30". */
+export function describeShapes(value, question) {
+  if (!Array.isArray(value)) return JSON.stringify(value);
+  if (!value.length) return 'none drawn';
+  const names = new Map(question.labels.map((option) => [option.value, option.label || option.value]));
+  const n = (x) => String(round(x));
+  return value
+    .map((shape) => {
+      const name = names.get(shape.label) || shape.label;
+      if (Array.isArray(shape.points)) {
+        return `${name}: polygon ${shape.points.length} points ${shape.points.map(([x, y]) => `${n(x)},${n(y)}`).join(' ')}`;
+      }
+      return `${name}: box ${n(shape.x)},${n(shape.y)} ${n(shape.width)}x${n(shape.height)}`;
+    })
+    .join('; ');
+}
+
 export function mountShapes(root, question, ctx, tool) {
   loadStylesheet();
   const labels = question.labels;

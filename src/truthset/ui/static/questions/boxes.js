@@ -1,5 +1,7 @@
 // `boxes`: labelled rectangles on an image field (object detection). See /static/shape-kit.js.
-import { mountShapes } from '/static/shape-kit.js';
+import { describeShapes, mountShapes } from '/static/shape-kit.js';
+
+export const describe = describeShapes; // the reviewer's words for an answer
 
 export function mount(root, question, ctx) {
   return mountShapes(root, question, ctx, 'rectangle');
