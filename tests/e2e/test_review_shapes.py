@@ -100,3 +100,24 @@ def test_a_reviewer_reads_and_redraws_shapes(tab: Tab, server: Server) -> None:
     assert fix["answer"]["outline"] == ANSWER["outline"] and fix["answer"]["weight"] == 72.5
     assert fix["answer"]["quality"] == {"sharpness": {"score": 4}, "framing": {"score": 2}}  # comments: not in a result
     assert tab.script_errors() == [], tab.script_errors()
+
+    # the task's page says the same in words: the result and every response (its stored JSON below)
+    page.goto(f"/tasks/{task_id}")
+    boxes = "; ".join(
+        f"{_name(s['label'])}: box {s['x']:g},{s['y']:g} {s['width']:g}x{s['height']:g}"
+        for s in fix["answer"]["objects"]
+    )
+    expect(page.locator('#task-result dd[data-question="objects"] strong')).to_have_text(boxes)
+    expect(page.locator('#task-result dd[data-question="weight"] strong')).to_have_text("72.5 kg")
+    expect(page.locator('#task-result dd[data-question="quality"] strong')).to_have_text("sharpness: 4; framing: 2")
+    words = page.locator('#history tr[data-kind="response"] .answer-words')
+    expect(words).to_have_count(2)
+    expect(words.first).to_contain_text("objects: Car: box 50,40 120x100 · outline: Person: polygon 3 points")
+    expect(words.first).to_contain_text("quality: sharpness: 4 (a bit soft); framing: 2")
+    expect(words.last).to_contain_text(f"objects: {boxes}")
+    expect(page.locator('#history tr[data-kind="response"] code').first).to_contain_text('"width": 120')
+    assert tab.script_errors() == [], tab.script_errors()
+
+
+def _name(value: str) -> str:
+    return next(label["label"] for label in LABELS if label["value"] == value)
