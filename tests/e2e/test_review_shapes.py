@@ -69,6 +69,16 @@ def test_a_reviewer_reads_and_redraws_shapes(tab: Tab, server: Server) -> None:
     expect(page.locator('#result dd[data-question="objects"] strong')).to_have_text("Car: box 50,40 120x100")
     expect(page.locator('#result dd[data-question="weight"] strong')).to_have_text("72.5 kg")
     expect(page.locator("#task")).not_to_contain_text('"label"')
+    # and drawn over a thumbnail of the image, where they are in pixels
+    preview = page.locator('#result dd[data-question="objects"] .shape-preview')
+    expect(preview).to_have_attribute("data-ready", "true")
+    image, rect = preview.locator("img").bounding_box(), preview.locator("rect").bounding_box()
+    scale = image["width"] / WIDTH
+    assert abs(rect["x"] - image["x"] - 50 * scale) <= 2 and abs(rect["width"] - 120 * scale) <= 3, (image, rect)
+    assert abs(rect["y"] - image["y"] - 40 * scale) <= 2 and abs(rect["height"] - 100 * scale) <= 3, (image, rect)
+    polygon = page.locator('#responses li .shape-preview[data-question="outline"] polygon')
+    expect(polygon).to_have_attribute("points", "200,50 300,50 250,150")
+    expect(polygon).to_have_class("shape-preview-shape span-c1")  # the second label's colour
 
     page.keyboard.press("f")
     widget = page.locator('#fix-form [data-question="objects"]')
@@ -108,6 +118,7 @@ def test_a_reviewer_reads_and_redraws_shapes(tab: Tab, server: Server) -> None:
         for s in fix["answer"]["objects"]
     )
     expect(page.locator('#task-result dd[data-question="objects"] strong')).to_have_text(boxes)
+    expect(page.locator('#task-result dd[data-question="objects"] .shape-preview rect')).to_have_count(2)
     expect(page.locator('#task-result dd[data-question="weight"] strong')).to_have_text("72.5 kg")
     expect(page.locator('#task-result dd[data-question="quality"] strong')).to_have_text("sharpness: 4; framing: 2")
     words = page.locator('#history tr[data-kind="response"] .answer-words')

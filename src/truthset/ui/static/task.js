@@ -1,7 +1,8 @@
 // The task page in words: the result and every response's answer are rendered on the server as the
 // JSON they are stored as; this module adds, for each, what the question type's widget module says
 // they are (its optional describe(value, question, data), the reviewer workbench's mechanism), e.g.
-// "Car: box 12,30 80x40". The JSON stays below: the history shows what was stored, exactly.
+// "Car: box 12,30 80x40", and the result's shapes drawn over the image (its optional preview()). The
+// JSON stays in the history: it shows what was stored, exactly.
 import { h, widgetModules } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('task-config').textContent);
@@ -13,12 +14,15 @@ function words(describers, question, value) {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
-function describeResult(describers) {
+function describeResult(describers, previewers) {
   for (const dd of document.querySelectorAll('#task-result dd[data-answer]')) {
     const question = byName.get(dd.dataset.question);
     const value = JSON.parse(dd.dataset.answer);
     const strong = dd.querySelector('strong');
-    if (question && describers[question.type] && value !== null && strong) strong.textContent = words(describers, question, value);
+    if (!question || value === null || !strong) continue;
+    if (describers[question.type]) strong.textContent = words(describers, question, value);
+    const picture = previewers[question.type] ? previewers[question.type](value, question, config.data) : null;
+    if (picture) dd.append(picture); // boxes, polygons: drawn over a thumbnail of the image
   }
 }
 
@@ -34,8 +38,12 @@ async function start() {
   const urls = Object.fromEntries(config.questions.map((q) => [q.type, `/ui/widgets/${encodeURIComponent(q.type)}.js`]));
   const modules = await widgetModules(config.questions, urls);
   const describers = {};
-  for (const [type, module] of Object.entries(modules)) if (module.describe) describers[type] = module.describe;
-  describeResult(describers);
+  const previewers = {};
+  for (const [type, module] of Object.entries(modules)) {
+    if (module.describe) describers[type] = module.describe;
+    if (module.preview) previewers[type] = module.preview;
+  }
+  describeResult(describers, previewers);
   describeResponses(describers);
 }
 
