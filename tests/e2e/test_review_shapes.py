@@ -80,6 +80,9 @@ def test_a_reviewer_reads_and_redraws_shapes(tab: Tab, server: Server) -> None:
     expect(polygon).to_have_attribute("points", "200,50 300,50 250,150")
     expect(polygon).to_have_class("shape-preview-shape span-c1")  # the second label's colour
 
+    keymap = page.locator(".keymap")  # the drawing keys are listed with the reviewer's
+    expect(keymap).to_contain_text("fix: select the previous / next shape")
+    expect(keymap).to_contain_text("fix: delete the selected shape")
     page.keyboard.press("f")
     widget = page.locator('#fix-form [data-question="objects"]')
     stage = Stage(page, "objects")  # the result's box, drawn on the task's image
