@@ -295,6 +295,8 @@ def task_page(request: Request, task_id: str) -> Response:
         task = tasks.get_task(db, info.principal, task_id)
         project = projects.get_project(db, info.principal, task["project_id"])
         steps = history.task_history(db, info.principal, task_id)
+        # as compiled (labels as {value, label}, defaults filled): the page's module describes answers
+        configs = [q.model_dump(mode="json") for q in CompiledSpec(project["spec"]).questions]
     except TruthsetError as exc:
         return _failure(request, exc)
     result = task["result"] or {}
@@ -307,7 +309,7 @@ def task_page(request: Request, task_id: str) -> Response:
         }
         for q in project["spec"]["questions"]
     ]
-    return page(request, "task.html", task=task, project=project, questions=questions, steps=steps)
+    return page(request, "task.html", task=task, project=project, questions=questions, configs=configs, steps=steps)
 
 
 @router.get("/ui/widgets/{type_name}.js")

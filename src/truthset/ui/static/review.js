@@ -16,6 +16,7 @@ const rejectForm = $('reject-form');
 const fieldsets = [...fixForm.querySelectorAll('fieldset.question')];
 const widgets = [];
 const describers = {}; // question type -> its widget module's optional describe(value, question, data)
+const previewers = {}; // question type -> its optional preview(value, question, data): a picture (shapes)
 const state = { panel: 'loading', item: null, mode: 'view', busy: false, active: 0, reviewed: 0 };
 
 // --- views -------------------------------------------------------------------------------------
@@ -49,6 +50,12 @@ function shown(value, question) {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
+/** The answer's picture when its type draws one (boxes, polygons over a thumbnail), else null. */
+function pictured(value, question) {
+  const preview = previewers[question.type];
+  return preview && state.item && value !== null && value !== undefined ? preview(value, question, state.item.task.data) : null;
+}
+
 function renderResult(task) {
   const result = task.result || {};
   const answer = result.answer || {};
@@ -59,7 +66,7 @@ function renderResult(task) {
     if (!(question.name in answer)) continue;
     const score = typeof confidence[question.name] === 'number' ? ` · confidence ${Math.round(confidence[question.name] * 100)}%` : '';
     const method = methods[question.name] ? ` · ${methods[question.name]}` : '';
-    rows.push(h('dt', { text: question.name }), h('dd', { 'data-question': question.name }, h('strong', { text: shown(answer[question.name], question) }), h('span', { class: 'muted', text: `${score}${method}` })));
+    rows.push(h('dt', { text: question.name }), h('dd', { 'data-question': question.name }, h('strong', { text: shown(answer[question.name], question) }), h('span', { class: 'muted', text: `${score}${method}` }), pictured(answer[question.name], question)));
   }
   if (!rows.length) rows.push(h('dt', { text: 'answer' }), h('dd', { text: 'no result yet' }));
   $('result').replaceChildren(...rows);
@@ -69,7 +76,8 @@ function renderResponses(responses) {
   const items = responses.map((response) => {
     const parts = questions.filter((q) => q.name in response.answer).map((q) => `${q.name}: ${shown(response.answer[q.name], q)}`);
     const who = response.worker_name || response.worker_id;
-    return h('li', { 'data-worker': response.worker_id }, h('span', { class: 'who', text: who }), response.worker_kind === 'model' ? h('span', { class: 'badge', text: 'model' }) : null, h('span', { text: parts.join(' · ') }));
+    const pictures = questions.filter((q) => q.name in response.answer).map((q) => pictured(response.answer[q.name], q));
+    return h('li', { 'data-worker': response.worker_id }, h('span', { class: 'who', text: who }), response.worker_kind === 'model' ? h('span', { class: 'badge', text: 'model' }) : null, h('span', { text: parts.join(' · ') }), pictures);
   });
   $('responses').replaceChildren(...(items.length ? items : [h('li', { class: 'muted', text: 'No responses.' })]));
 }
@@ -199,14 +207,14 @@ function confirmReject() {
 
 function startFix() {
   const answer = (state.item.task.result && state.item.task.result.answer) || {};
+  setMode('fix'); // first: a shapes widget sizes its image to the visible form
   questions.forEach((question, index) => {
     // widgets that show the task's own data (ranking, spans) get it as imported: no per-worker order here
     if (widgets[index].task) widgets[index].task({ task: state.item.task, display: {} });
-    widgets[index].set(answer[question.name] ?? null);
+    widgets[index].set(answer[question.name] ?? null, state.item.task.data); // shapes draw on the task's image
     questionError(index, '');
   });
   $('fix-error').hidden = true;
-  setMode('fix');
   focusQuestion(0);
 }
 
@@ -241,7 +249,10 @@ async function skip() {
 
 async function loadWidgets() {
   const modules = await widgetModules(questions, config.widgets);
-  for (const [type, module] of Object.entries(modules)) if (module.describe) describers[type] = module.describe;
+  for (const [type, module] of Object.entries(modules)) {
+    if (module.describe) describers[type] = module.describe;
+    if (module.preview) previewers[type] = module.preview;
+  }
   questions.forEach((question, index) => {
     const fieldset = fieldsets[index];
     const ctx = { index, id: `fix${index}`, fieldset, changed: () => questionError(index, '') };

@@ -65,6 +65,62 @@ function toShape(annotation) {
   return { label, x: round(geometry.x), y: round(geometry.y), width: round(geometry.w), height: round(geometry.h) };
 }
 
+/** A shapes answer in words for the reviewer: "Car: box 12,30 80x40; Person: polygon 3 points 10,10 40,10 25,30". */
+export function describeShapes(value, question) {
+  if (!Array.isArray(value)) return JSON.stringify(value);
+  if (!value.length) return 'none drawn';
+  const names = new Map(question.labels.map((option) => [option.value, option.label || option.value]));
+  const n = (x) => String(round(x));
+  return value
+    .map((shape) => {
+      const name = names.get(shape.label) || shape.label;
+      if (Array.isArray(shape.points)) {
+        return `${name}: polygon ${shape.points.length} points ${shape.points.map(([x, y]) => `${n(x)},${n(y)}`).join(' ')}`;
+      }
+      return `${name}: box ${n(shape.x)},${n(shape.y)} ${n(shape.width)}x${n(shape.height)}`;
+    })
+    .join('; ');
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+const COLOURS = 8; // the label colours of app.css (.span-c0 ... .span-c7), shared with the spans widget
+
+function svg(tag, attributes) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  return node;
+}
+
+/** A shapes answer drawn read-only over a thumbnail of its image (the reviewer's view): an SVG whose
+ * viewBox is the image's natural size, so the shapes sit where they are in pixels at any width.
+ * Attributes, not styles: the page's policy allows no inline styles. */
+export function previewShapes(value, question, data) {
+  const src = imageSource(data ? data[question.field] : null);
+  if (!src || !Array.isArray(value)) return null;
+  const colour = new Map(question.labels.map((option, index) => [option.value, `span-c${index % COLOURS}`]));
+  const names = new Map(question.labels.map((option) => [option.value, option.label || option.value]));
+  const layer = svg('svg', { class: 'shape-preview-layer', preserveAspectRatio: 'none', 'aria-hidden': 'true' });
+  value.forEach((shape, index) => {
+    const attributes = { class: `shape-preview-shape ${colour.get(shape.label) || 'span-c0'}`, 'data-shape': index };
+    const node = Array.isArray(shape.points)
+      ? svg('polygon', { ...attributes, points: shape.points.map(([x, y]) => `${x},${y}`).join(' ') })
+      : svg('rect', { ...attributes, x: shape.x, y: shape.y, width: shape.width, height: shape.height });
+    const title = svg('title', {});
+    title.textContent = names.get(shape.label) || shape.label;
+    node.append(title);
+    layer.append(node);
+  });
+  const image = h('img', { src, alt: `${question.field} with the ${question.name} drawn`, referrerpolicy: 'no-referrer', decoding: 'async' });
+  const frame = h('div', { class: 'shape-preview', 'data-question': question.name }, image, layer);
+  const size = () => {
+    layer.setAttribute('viewBox', `0 0 ${image.naturalWidth} ${image.naturalHeight}`);
+    frame.dataset.ready = 'true';
+  };
+  if (image.complete && image.naturalWidth) size();
+  else image.addEventListener('load', size, { once: true });
+  return frame;
+}
+
 export function mountShapes(root, question, ctx, tool) {
   loadStylesheet();
   const labels = question.labels;

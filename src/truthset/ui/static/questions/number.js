@@ -10,6 +10,12 @@ function places(x) {
   return text.includes('.') ? text.split('.')[1].length : 0;
 }
 
+/** The reviewer's words for an answer: the number with its unit ("72.5 kg"). */
+export function describe(value, question) {
+  if (typeof value !== 'number') return JSON.stringify(value);
+  return question.unit ? `${value} ${question.unit}` : String(value);
+}
+
 export function mount(root, question, ctx) {
   const { min, max } = question;
   const step = question.step || null;

@@ -5,6 +5,18 @@
 import { h } from '/static/widget-kit.js';
 import { scale } from '/static/questions/rating.js';
 
+/** The reviewer's words for an answer: "criterion: score (comment)", one per scored criterion. */
+export function describe(value, question) {
+  if (!value || typeof value !== 'object') return JSON.stringify(value);
+  return question.criteria
+    .filter((criterion) => value[criterion.name])
+    .map((criterion) => {
+      const { score, comment } = value[criterion.name];
+      return `${criterion.name.replaceAll('_', ' ')}: ${score}${comment ? ` (${comment})` : ''}`;
+    })
+    .join('; ');
+}
+
 export function mount(root, question, ctx) {
   const rows = question.criteria.map((criterion, index) => {
     const points = scale(criterion, `${ctx.id}-c${index}`, criterion.name);
