@@ -139,13 +139,18 @@ Keyboard: `1` `2` `3` pick the tone, `Enter` submits, `s` skips; the Keyboard pa
 
 
 def _classify_tasks(_: ImageRefs) -> list[dict[str, Any]]:
+    return _speech_tasks("classify", "demo-speech")
+
+
+def _speech_tasks(part: str, prefix: str) -> list[dict[str, Any]]:
+    """One task per excerpt of ``speeches.json``'s ``part``: the speech's title and the excerpt."""
     return [
         _task(
-            f"demo-speech-{number:04d}",
+            f"{prefix}-{number:04d}",
             {"speech": _speech_title(excerpt), "excerpt": excerpt["text"]},
             **_speech_metadata(excerpt),
         )
-        for number, excerpt in enumerate(_json("speeches.json")["classify"], start=1)
+        for number, excerpt in enumerate(_json("speeches.json")[part], start=1)
     ]
 
 
@@ -181,14 +186,7 @@ Mark the whole name and nothing around it (not "the" before it, not the comma af
 
 
 def _entities_tasks(_: ImageRefs) -> list[dict[str, Any]]:
-    return [
-        _task(
-            f"demo-entities-{number:04d}",
-            {"speech": _speech_title(excerpt), "excerpt": excerpt["text"]},
-            **_speech_metadata(excerpt),
-        )
-        for number, excerpt in enumerate(_json("speeches.json")["entities"], start=1)
-    ]
+    return _speech_tasks("entities", "demo-entities")
 
 
 # --- ordering: four excerpts, oldest first (ranking, order mode) ---------------------------------
