@@ -11,7 +11,7 @@ import pytest
 from truthset.api import memory
 from truthset.services import export
 
-from .helpers import ANSWER, API, Api, Org
+from .helpers import ANSWER, API, Api, Org, assert_error
 
 
 def test_export_jsonl(api: Api, org: Org) -> None:
@@ -57,6 +57,17 @@ def test_large_requests_give_memory_back_once_they_end(api: Api, org: Org, monke
 
 def test_trim_runs_where_it_can() -> None:
     assert memory.trim() in (True, False)  # glibc: malloc_trim(0); elsewhere: nothing to do
+
+
+def test_an_unknown_export_format_is_a_422_naming_the_formats(api: Api, org: Org) -> None:
+    """`?format=coco` used to be ignored and answered JSONL: a client could not tell."""
+    project = org.make_project()
+    r = api.get(f"{API}/projects/{project['id']}/export", auth=org.owner, params={"format": "coco"})
+    error = assert_error(r, 422)
+    assert error["details"]["field"] == "format" and error["details"]["formats"] == ["jsonl"]
+    assert "'coco' is not an export format; the formats are: jsonl" in error["message"]
+    named = api.get(f"{API}/projects/{project['id']}/export", auth=org.owner, params={"format": "jsonl"})
+    assert named.status_code == 200 and named.headers["content-type"].startswith("application/x-ndjson")
 
 
 def test_list_and_export_can_require_a_minimum_confidence(api: Api, org: Org) -> None:

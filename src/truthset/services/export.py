@@ -14,15 +14,28 @@ from typing import IO, Any
 import orjson
 
 from truthset.domain import Principal, TaskStatus
-from truthset.errors import full_disk_is_storage_full
+from truthset.errors import InvalidInput, full_disk_is_storage_full
 from truthset.services.policy import Action, require
 from truthset.services.projects import get_project
 from truthset.services.tasks import SPOOL_DIRECTORY, TaskFilter, task_query
 from truthset.storage import Database
 from truthset.storage import tables as t
 
+#: The formats an export can be written in. (The training formats of issue 10 join this list.)
+FORMATS = ("jsonl",)
+
 EXPORT_BLOCK = 2000  # rows fetched from the database at a time, and lines rendered per write
 _COLUMNS = ("id", "unique_id", "batch_id", "status", "data", "metadata", "result", "confidence", "completed_at")
+
+
+def check_format(name: str) -> str:
+    """The export format ``name``, or a 422 naming the formats there are (never silently JSONL)."""
+    if name not in FORMATS:
+        raise InvalidInput(
+            f"format: {name!r} is not an export format; the formats are: {', '.join(FORMATS)}",
+            details={"field": "format", "formats": list(FORMATS)},
+        )
+    return name
 
 
 def export_rows(

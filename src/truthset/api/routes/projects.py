@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
 from truthset import questions
@@ -109,12 +109,16 @@ def export_project(
     batch_id: str | None = None,
     all_statuses: bool = False,
     min_confidence: MinConfidence = None,
+    export_format: Annotated[str, Query(alias="format", description="File format: jsonl.")] = "jsonl",
 ) -> StreamingResponse:
     """Tasks with their results as JSONL (completed tasks by default; `all_statuses=true` for every task).
+
+    `format` names the file format (`jsonl`, the default); any other is a 422 naming the formats.
 
     The tasks are read from one snapshot of the database (a task completed while the export runs
     shows as it was when the export began).
     """
+    export.check_format(export_format)
     rows = export.export_rows(
         db,
         caller,
