@@ -109,7 +109,9 @@ def export_project(
     batch_id: str | None = None,
     all_statuses: bool = False,
     min_confidence: MinConfidence = None,
-    export_format: Annotated[str, Query(alias="format", description="File format: jsonl.")] = "jsonl",
+    export_format: Annotated[
+        str, Query(alias="format", description="File format.", json_schema_extra={"enum": list(export.FORMATS)})
+    ] = "jsonl",
 ) -> StreamingResponse:
     """Tasks with their results as JSONL (completed tasks by default; `all_statuses=true` for every task).
 
