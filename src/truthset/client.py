@@ -771,7 +771,9 @@ def read_csv_tasks(path: Path, progress: Callable[[int], None] | None = None) ->
                         task["unique_id"] = value
                 elif column == "priority":
                     if value:
-                        task["priority"] = int(value)
+                        # not a whole number: sent as written, so the server refuses that line by
+                        # its number (and --on-error skip skips it) instead of the CLI failing on it
+                        task["priority"] = int(value) if value.strip().lstrip("+-").isdigit() else value
                 elif column.startswith("metadata."):
                     task["metadata"][column[len("metadata.") :]] = value
                 else:

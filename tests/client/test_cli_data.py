@@ -71,6 +71,24 @@ def test_import_reports_bad_lines_and_stores_nothing(live: Any, tmp_path: Path) 
         assert list(client.tasks.list(project_id=project.id)) == []
 
 
+def test_a_csv_with_a_bad_priority_names_the_line_and_skip_keeps_the_rest(live: Any, tmp_path: Path) -> None:
+    """A priority that is not a whole number used to stop the CLI with a traceback, storing nothing
+    even with --on-error skip."""
+    with live.client() as client:
+        project = client.projects.create("cli bad priority", spec=SPEC)
+    table = tmp_path / "tasks.csv"
+    table.write_text("text,priority\nhello,1\nworld,abc\nok,2\n")
+    code, output = _cli(live, "import", str(table), "--project", project.id)
+    assert code == 2 and "Traceback" not in output, output
+    assert "line 2:" in output and "priority" in output and "nothing was stored" in output
+    code, output = _cli(live, "import", str(table), "--project", project.id, "--on-error", "skip")
+    # exit status 2 says a line was bad (as for any import), the good ones are stored
+    assert code == 2 and "Traceback" not in output and "created 2" in output and "invalid 1" in output, output
+    with live.client() as client:
+        stored = sorted((t.data["text"], t.priority) for t in client.tasks.list(project_id=project.id))
+    assert stored == [("hello", 1), ("ok", 2)]
+
+
 def test_quality_agreement_and_workers(live: Any) -> None:
     with live.client() as client:
         project = client.projects.create("cli quality", spec=SPEC)
