@@ -357,6 +357,16 @@ def _lease_next_statement(start: str) -> Any:
         conditions += [t.tasks.c.priority == bindparam("p_after_priority"), t.tasks.c.id >= bindparam("p_after_id")]
     elif start == "lower_priority":
         conditions.append(t.tasks.c.priority < bindparam("p_after_priority"))
+    return _lease_first(conditions)
+
+
+def _lease_first(conditions: list[Any]) -> Any:
+    """Take one lease on the first task in queue order (priority, then id) that meets ``conditions``,
+    returning the task: the one statement the normal and the gold queue lease with.
+
+    The subquery locks its row with SKIP LOCKED on PostgreSQL (a row another transaction holds is
+    passed over, never waited for); SQLite renders no FOR UPDATE, its writers being serialised.
+    """
     best = (
         select(t.tasks.c.id)
         .where(*conditions)
@@ -523,17 +533,7 @@ def _lease_gold_statement() -> Any:
         .where(t.assignments.c.task_id == t.tasks.c.id, t.assignments.c.worker_id == bindparam("p_worker_id"))
         .exists()
     )
-    best = (
-        select(t.tasks.c.id)
-        .where(t.tasks.c.project_id == bindparam("p_project_id"), t.tasks.c.status == "gold", ~had)
-        .order_by(t.tasks.c.priority.desc(), t.tasks.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    return (
-        update(t.tasks).where(t.tasks.c.id == best).values(lease_count=t.tasks.c.lease_count + 1).returning(*t.tasks.c)
-    )
+    return _lease_first([t.tasks.c.project_id == bindparam("p_project_id"), t.tasks.c.status == "gold", ~had])
 
 
 _LEASE_GOLD = Prepared(_lease_gold_statement())
