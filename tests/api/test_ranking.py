@@ -118,7 +118,8 @@ def test_bad_ranking_data_and_specs_are_refused(api: Api, org: Org) -> None:
     spec = chat_review_spec()
     spec["questions"][0]["field"] = "conversation"
     r = api.post(f"{API}/projects", auth=org.owner, json={"name": "bad", "spec": spec})
-    assert "questions[0].field: 'conversation' is not a responses field" in assert_error(r, 422)["message"]
+    expected = "questions[0].field: 'conversation' is a conversation field; a ranking question needs a responses field"
+    assert expected in assert_error(r, 422)["message"]
 
 
 def test_an_ordering_with_four_candidates(api: Api, org: Org) -> None:

@@ -101,7 +101,7 @@ def test_offsets_past_the_text_are_refused_naming_the_question(api: Api, org: Or
 def test_a_spec_naming_a_missing_or_non_text_field_is_refused(api: Api, org: Org) -> None:
     for field, message in (
         ("body", "spec.questions[0].field: 'body' is not a field of the spec (fields: text, photo)"),
-        ("photo", "spec.questions[0].field: 'photo' has type image; a spans question needs a text field"),
+        ("photo", "spec.questions[0].field: 'photo' is an image field; a spans question needs a text field"),
     ):
         spec = {
             "fields": [{"name": "text", "type": "text"}, {"name": "photo", "type": "image"}],

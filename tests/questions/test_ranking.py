@@ -18,7 +18,8 @@ ORDER = RankingQuestion(name="order", field="answers", mode="order", allow_tie=T
 
 def test_a_question_must_name_a_responses_field() -> None:
     bad = {**SPEC, "questions": [{"name": "better", "type": "ranking", "field": "prompt"}]}
-    with pytest.raises(ValueError, match=r"questions\[0\]\.field: 'prompt' is not a responses field"):
+    expected = r"questions\[0\]\.field: 'prompt' is a text field; a ranking question needs a responses field"
+    with pytest.raises(ValueError, match=expected):
         Spec.model_validate(bad)
     with pytest.raises(ValueError, match=r"questions\[0\]\.mode"):
         Spec.model_validate({**SPEC, "questions": [{"name": "b", "type": "ranking", "field": "answers", "mode": "x"}]})

@@ -27,7 +27,7 @@ def _square(label: str, x: float, y: float, side: float) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("change", "where"),
     [
-        ({"field": "nope"}, r"questions\[0\]\.field: 'nope' is not an image field"),
+        ({"field": "nope"}, r"questions\[0\]\.field: 'nope' is not a field of the spec \(fields: photo\)"),
         ({"labels": []}, r"questions\[0\]\.labels"),
         ({"min_shapes": 3, "max_shapes": 2}, r"questions\[0\]: max_shapes must be at least min_shapes"),
         ({"type": "polygons", "min_points": 2}, r"questions\[0\]\.min_points"),
@@ -44,7 +44,8 @@ def test_the_field_must_be_an_image() -> None:
     spec = _spec()
     spec["fields"].append({"name": "caption", "type": "text"})
     spec["questions"][0]["field"] = "caption"
-    with pytest.raises(ValueError, match=r"questions\[0\]\.field: 'caption' is not an image field"):
+    expected = r"questions\[0\]\.field: 'caption' is a text field; a boxes question needs an image field"
+    with pytest.raises(ValueError, match=expected):
         Spec.model_validate(spec)
 
 

@@ -33,7 +33,7 @@ def test_offsets_are_code_points() -> None:
     ("question", "message"),
     [
         ({"field": "nope"}, r"questions\[0\]\.field: 'nope' is not a field of the spec \(fields: body, photo\)"),
-        ({"field": "photo"}, r"questions\[0\]\.field: 'photo' has type image; a spans question needs a text field"),
+        ({"field": "photo"}, r"questions\[0\]\.field: 'photo' is an image field; a spans question needs a text field"),
         ({"labels": []}, r"questions\[0\]\.labels"),
         ({"labels": ["PER", "PER"]}, r"questions\[0\]\.labels: duplicate option values: PER"),
         ({"match": "fuzzy"}, r"questions\[0\]\.match"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Protocol
@@ -98,6 +98,24 @@ class ValidatesAgainstData(Protocol):
     """
 
     def validate_answer_data(self, question: Any, value: Any, data: Any) -> None: ...
+
+
+def require_field(question: Any, fields: Mapping[str, str], kind: str) -> None:
+    """A ``check_spec`` for a question drawn on one field: ``question.field`` must be a ``kind`` field.
+
+    ``fields`` maps the spec's field names to their types. Raises ValueError naming ``field``.
+    """
+    found = fields.get(question.field)
+    if found is None:
+        raise ValueError(f"field: {question.field!r} is not a field of the spec (fields: {', '.join(fields)})")
+    if found != kind:
+        raise ValueError(
+            f"field: {question.field!r} is {_a(found)} field; {_a(question.type)} question needs {_a(kind)} field"
+        )
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 def categories_of(question_type: QuestionType, question: Any) -> list[str] | None:

@@ -21,7 +21,7 @@ from scipy.special import expit
 from scipy.stats import kendalltau
 
 from truthset.quality import BradleyTerry
-from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig
+from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig, require_field
 
 TIE = "tie"
 #: A Bradley-Terry win probability within this of 1/2 cannot tell two candidates apart: a tie.
@@ -93,8 +93,7 @@ class RankingType:
 
     def check_spec(self, question: RankingQuestion, fields: Mapping[str, str]) -> None:
         """The question's ``field`` must be a ``responses`` field of the spec."""
-        if fields.get(question.field) != "responses":
-            raise ValueError(f"field: {question.field!r} is not a responses field of this spec")
+        require_field(question, fields, "responses")
 
     def validate_data(self, question: RankingQuestion, data: Mapping[str, Any]) -> None:
         candidates = data.get(question.field)

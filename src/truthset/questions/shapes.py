@@ -19,7 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from truthset import quality
 from truthset.questions._options import Option, parse_options
-from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig
+from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig, require_field
 
 #: At most this many shapes in one answer, points in one polygon, and this far from the origin:
 #: bounds a request's cost (IoU is quadratic in shapes) whatever the client sends.
@@ -178,8 +178,7 @@ class _ShapesType:
 
     def check_spec(self, question: Any, fields: Mapping[str, str]) -> None:
         """The question's ``field`` must be an image field of the spec (shapes are drawn on it)."""
-        if fields.get(question.field) != "image":
-            raise ValueError(f"field: {question.field!r} is not an image field of the spec")
+        require_field(question, fields, "image")
 
     def validate_answer(self, question: Any, value: Any) -> list[dict[str, Any]]:
         shapes = _shape_list(question, value, self.keys)

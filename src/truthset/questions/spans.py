@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from truthset import quality
 from truthset.questions._options import Option, parse_options
-from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig
+from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig, require_field
 
 #: The most spans one answer may hold: a bound on the work of matching and on a stored answer.
 MAX_SPANS = 1000
@@ -64,11 +64,7 @@ class SpansType:
 
     def check_spec(self, question: SpansQuestion, fields: Mapping[str, str]) -> None:
         """The question's ``field`` is a text field of the spec."""
-        kind = fields.get(question.field)
-        if kind is None:
-            raise ValueError(f"field: {question.field!r} is not a field of the spec (fields: {', '.join(fields)})")
-        if kind != "text":
-            raise ValueError(f"field: {question.field!r} has type {kind}; a spans question needs a text field")
+        require_field(question, fields, "text")
 
     def validate_answer(self, question: SpansQuestion, value: Any) -> list[dict[str, Any]]:
         if not isinstance(value, list):
