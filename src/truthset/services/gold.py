@@ -40,6 +40,7 @@ from truthset.services.projects import (
     compiled_spec,
     complete_batch_if_done,
     load_project,
+    load_task,
     mark_batch_completed_if_done,
     require_active,
 )
@@ -296,17 +297,10 @@ def _gold_answer(
         raise InvalidInput(f"{field}.{exc}", details={"field": field}) from None
 
 
-def _load_task(conn: Connection, principal: Principal, task_id: str) -> dict[str, Any]:
-    task = repo.get(conn, t.tasks, principal.organization_id, task_id, lock=True)
-    if task is None:
-        raise NotFound(f"task {task_id} not found")
-    return task
-
-
 def mark_gold(db: Database, principal: Principal, task_id: str, answer: Mapping[str, Any]) -> dict[str, Any]:
     """Make a task gold with this answer (or change a gold task's answer)."""
     with db.write() as conn:
-        task = _load_task(conn, principal, task_id)
+        task = load_task(conn, principal, task_id, lock=True)
         require(principal, Action.MANAGE_TASKS)
         project = load_project(conn, principal, task["project_id"])
         require_active(project)
@@ -340,7 +334,7 @@ def unmark_gold(db: Database, principal: Principal, task_id: str) -> dict[str, A
     Unmarking a task that is not gold changes nothing.
     """
     with db.write() as conn:
-        task = _load_task(conn, principal, task_id)
+        task = load_task(conn, principal, task_id, lock=True)
         require(principal, Action.MANAGE_TASKS)
         if task["status"] != str(TaskStatus.GOLD):
             return task
@@ -393,7 +387,7 @@ def import_gold_csv(db: Database, principal: Principal, project_id: str, text: s
         marked = updated = 0
         batches: set[str] = set()
         for _line, task_id, answer in rows:
-            task = _load_task(conn, principal, task_id)
+            task = load_task(conn, principal, task_id, lock=True)
             was_gold = task["status"] == str(TaskStatus.GOLD)
             _mark(conn, principal, task, answer)
             updated += was_gold

@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 from truthset.domain import AssignmentStatus, Principal
-from truthset.errors import NotFound
 from truthset.services.policy import Action, require
+from truthset.services.projects import load_task
 from truthset.services.review import worker_names
 from truthset.storage import Database
 from truthset.storage import repositories as repo
@@ -35,9 +35,7 @@ _RANK = {"created": 0, "leased": 1, "response": 2, "event": 3, "lease_end": 4}
 def task_history(db: Database, principal: Principal, task_id: str) -> list[dict[str, Any]]:
     """Every step of a task, oldest first: ``{at, kind, worker_id, worker_name, data}``."""
     with db.read() as conn:
-        task = repo.get(conn, t.tasks, principal.organization_id, task_id)
-        if task is None:
-            raise NotFound(f"task {task_id} not found")
+        task = load_task(conn, principal, task_id)
         require(principal, Action.READ_TASKS)
         steps = [_step(task["created_at"], "created", None, {"status_now": task["status"]}, "created", task["id"])]
         fixes = _fix_responses(conn, principal, task_id)

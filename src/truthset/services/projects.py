@@ -53,6 +53,14 @@ def load_project(conn: Connection, principal: Principal, project_id: str) -> dic
     return project
 
 
+def load_task(conn: Connection, principal: Principal, task_id: str, *, lock: bool = False) -> dict[str, Any]:
+    """A task of the caller's organization (``lock``: its row locked until the commit), or 404."""
+    task = repo.get(conn, t.tasks, principal.organization_id, task_id, lock=lock)
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    return task
+
+
 def require_active(project: dict[str, Any]) -> None:
     """The one rule for archived projects: they take no new tasks, batches or answers.
 

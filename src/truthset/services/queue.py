@@ -19,6 +19,7 @@ from truthset.services.projects import (
     compiled_spec,
     complete_batch_if_done,
     load_project,
+    load_task,
     require_active,
     spec_of_project,
 )
@@ -222,9 +223,7 @@ def _as_worker_sees(result: dict[str, Any], spec: CompiledSpec | None = None) ->
 def _submit(
     conn: Connection, principal: Principal, task_id: str, data: ResponseCreate, idempotency_key: str | None
 ) -> dict[str, Any]:
-    task = repo.get(conn, t.tasks, principal.organization_id, task_id, lock=True)
-    if task is None:
-        raise NotFound(f"task {task_id} not found")
+    task = load_task(conn, principal, task_id, lock=True)
     priors = repo.prior_responses(conn, principal.worker_id, task_id, idempotency_key)
     for prior in priors:
         if idempotency_key is not None and prior["idempotency_key"] == idempotency_key:

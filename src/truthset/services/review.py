@@ -40,13 +40,13 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from truthset.domain import AssignmentStatus, Principal, ReviewStatus, TaskStatus, Verdict
-from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound
+from truthset.errors import Conflict, Forbidden, InvalidInput
 from truthset.questions import AnswerError
 from truthset.services import lifecycle
 from truthset.services.completion import CompletionRules, Decision, Outcome, completion_rules
 from truthset.services.events import add_event
 from truthset.services.policy import Action, require
-from truthset.services.projects import compiled_spec, load_project, require_active
+from truthset.services.projects import compiled_spec, load_project, load_task, require_active
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -196,7 +196,7 @@ def skip_review(db: Database, principal: Principal, task_id: str) -> dict[str, A
     """The caller won't review this task: it goes back to the review queue, never to them again."""
     require(principal, Action.REVIEW)
     with db.write() as conn:
-        task = _load_task(conn, principal, task_id)
+        task = load_task(conn, principal, task_id, lock=True)
         if task["review_status"] not in (str(ReviewStatus.PENDING), str(ReviewStatus.REVIEWING)):
             raise Conflict("the task is not waiting for review", details={"review_status": task["review_status"]})
         _check_claim(conn, task, principal, utcnow())
@@ -228,7 +228,7 @@ def submit_review(
     verdict = Verdict(verdict)
     reason = _checked_input(verdict, reason, answer)
     with db.write() as conn:
-        task = _load_task(conn, principal, task_id)
+        task = load_task(conn, principal, task_id, lock=True)
         project = load_project(conn, principal, task["project_id"])
         require_active(project)
         if task["status"] != str(TaskStatus.COMPLETED):
@@ -269,13 +269,6 @@ def _checked_input(verdict: Verdict, reason: str | None, answer: dict[str, Any] 
     if verdict is not Verdict.FIX and answer is not None:
         raise InvalidInput(f"answer is only sent with a fix, not with {verdict}", details={"field": "answer"})
     return reason
-
-
-def _load_task(conn: Connection, principal: Principal, task_id: str) -> dict[str, Any]:
-    task = repo.get(conn, t.tasks, principal.organization_id, task_id, lock=True)
-    if task is None:
-        raise NotFound(f"task {task_id} not found")
-    return task
 
 
 def _check_claim(conn: Connection, task: dict[str, Any], principal: Principal, now: datetime) -> None:
@@ -452,8 +445,7 @@ def list_reviews(db: Database, principal: Principal, task_id: str) -> list[dict[
     """A task's reviews, oldest first, with each reviewer's name."""
     require(principal, Action.READ_TASKS)
     with db.read() as conn:
-        if repo.get(conn, t.tasks, principal.organization_id, task_id) is None:
-            raise NotFound(f"task {task_id} not found")
+        load_task(conn, principal, task_id)
         query = repo.scoped(t.reviews, principal.organization_id).where(t.reviews.c.task_id == task_id)
         rows = [dict(r) for r in conn.execute(query.order_by(t.reviews.c.id)).mappings()]
         names = worker_names(conn, principal, [r["reviewer_id"] for r in rows])

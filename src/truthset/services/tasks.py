@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Select
 from sqlalchemy.exc import IntegrityError
 
 from truthset.domain import BatchStatus, Principal, ReviewStatus, TaskStatus
-from truthset.errors import Conflict, InvalidInput, NotFound, TooLarge, full_disk_is_storage_full
+from truthset.errors import Conflict, InvalidInput, TooLarge, full_disk_is_storage_full
 from truthset.questions import CompiledSpec
 from truthset.schemas import MAX_JSON_DEPTH, TaskCreate, check_json
 from truthset.services import lifecycle
@@ -31,6 +31,7 @@ from truthset.services.projects import (
     complete_batch_if_done,
     load_batch,
     load_project,
+    load_task,
     mark_batch_completed_if_done,
     project_overlap,
     require_active,
@@ -539,18 +540,14 @@ def _listing_index(filters: TaskFilter) -> str | None:
 
 def get_task(db: Database, principal: Principal, task_id: str) -> dict[str, Any]:
     with db.read() as conn:
-        task = repo.get(conn, t.tasks, principal.organization_id, task_id)
-    if task is None:
-        raise NotFound(f"task {task_id} not found")
+        task = load_task(conn, principal, task_id)
     require(principal, Action.READ_TASKS)
     return task
 
 
 def cancel_task(db: Database, principal: Principal, task_id: str) -> dict[str, Any]:
     with db.write() as conn:
-        task = repo.get(conn, t.tasks, principal.organization_id, task_id, lock=True)
-        if task is None:
-            raise NotFound(f"task {task_id} not found")
+        task = load_task(conn, principal, task_id, lock=True)
         require(principal, Action.MANAGE_TASKS)
         if task["status"] == str(TaskStatus.CANCELED):
             return task
@@ -562,8 +559,6 @@ def cancel_task(db: Database, principal: Principal, task_id: str) -> dict[str, A
 
 def task_responses(db: Database, principal: Principal, task_id: str) -> list[dict[str, Any]]:
     with db.read() as conn:
-        task = repo.get(conn, t.tasks, principal.organization_id, task_id)
-        if task is None:
-            raise NotFound(f"task {task_id} not found")
+        load_task(conn, principal, task_id)
         require(principal, Action.READ_TASKS)
         return repo.responses_of_task(conn, principal.organization_id, task_id)
