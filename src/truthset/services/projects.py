@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from truthset.domain import BatchStatus, Principal, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
-from truthset.questions import CompiledSpec
+from truthset.questions import CompiledSpec, expanded_questions
 from truthset.schemas import BatchCreate, ProjectCreate, ProjectUpdate, QualityPolicy
 from truthset.services import lifecycle
 from truthset.services.completion import completion_rules
@@ -138,7 +138,8 @@ def update_project(db: Database, principal: Principal, project_id: str, data: Pr
 
 def checked_policy(policy: QualityPolicy, spec: dict[str, Any]) -> dict[str, Any]:
     """The policy as stored, after checking that the questions it names are the spec's."""
-    names = [q["name"] for q in spec["questions"]]
+    # the spec's names, and the names of the copies of a question asked for each candidate
+    names = list(dict.fromkeys(name for q in expanded_questions(spec) for name in (q["group"], q["name"])))
     for where, named in (("quality.questions", list(policy.questions)), ("quality.deciding", policy.deciding or [])):
         unknown = [n for n in named if n not in names]
         if unknown:
