@@ -11,8 +11,9 @@ import uuid
 
 import pytest
 
-from .support import Server, Tab
+from .support import Server, Tab, log_in
 from .test_ranking import _annotator, _open, _shown, _submitted
+from .test_review import _annotator_client
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
 
@@ -67,4 +68,23 @@ def test_per_reply_questions_follow_the_order_each_worker_sees(tab: Tab, server:
         f"problems-{shown[0]}": [],
         f"problems-{shown[1]}": [{"start": 0, "end": len(first_word), "label": "error"}],
     }
+    assert tab.script_errors() == []
+
+
+def test_the_reviewer_reads_each_copy_under_its_candidates_letter(tab: Tab, server: Server) -> None:
+    """The review page shows the data as imported (the first reply is A): a copy is captioned so."""
+    with server.api() as owner:
+        quality = {"overlap": 1, "review": {"sample_rate": 1.0}}
+        body = {"name": f"per reply review {uuid.uuid4().hex[:6]}", "spec": SPEC, "quality": quality}
+        project = owner.post("/projects", json=body).json()
+        task = owner.post(f"/projects/{project['id']}/tasks", json={"data": TASK}).json()
+        answer = {"preference": {"winner": 0}, "grade-0": 4, "grade-1": 1}
+        with _annotator_client(server, owner) as annotator:
+            done = annotator.post(f"/tasks/{task['id']}/responses", json={"answer": answer})
+            assert done.status_code == 201, done.text
+    page = tab.page
+    log_in(page, server.owner_email, server.owner_password)
+    page.goto(f"/projects/{project['id']}/review")
+    expect(page.locator("#result dt")).to_contain_text(["preference", "grade (A)", "grade (B)"])
+    expect(page.locator("#responses li")).to_contain_text("grade (A): 4 · grade (B): 1")
     assert tab.script_errors() == []

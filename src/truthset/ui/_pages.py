@@ -297,7 +297,7 @@ def task_page(request: Request, task_id: str) -> Response:
         project = projects.get_project(db, info.principal, task["project_id"])
         steps = history.task_history(db, info.principal, task_id)
         # as compiled (labels as {value, label}, defaults filled): the page's module describes answers
-        configs = [q.model_dump(mode="json") for q in CompiledSpec(project["spec"]).questions]
+        configs = [{**q.model_dump(mode="json"), "group": q.group} for q in CompiledSpec(project["spec"]).questions]
     except TruthsetError as exc:
         return _failure(request, exc)
     result = task["result"] or {}

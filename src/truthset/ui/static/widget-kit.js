@@ -20,6 +20,15 @@ export function letter(position) {
   return String.fromCharCode(65 + (position % 26));
 }
 
+/**
+ * What a question is called on the review and task pages: its name, or for a copy asked for one
+ * candidate, its group and the letter the candidate has there (as imported: the first is A).
+ */
+export function questionCaption(question) {
+  if (question.candidate === null || question.candidate === undefined) return question.name;
+  return `${question.group || question.name} (${letter(question.candidate)})`;
+}
+
 /** A candidate's text: the string itself, or its `text` or `content` (as the server reads it). */
 export function candidateText(item) {
   if (typeof item === 'string') return item;
