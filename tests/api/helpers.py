@@ -245,6 +245,7 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
             "review_project": review_project,
             "skip_review_task": to_skip,
             "review_task": to_review,
+            "empty_project": org.make_project(name="to delete"),  # no tasks: may be deleted
         },
     )
 
@@ -302,6 +303,8 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "list_projects": lambda w: Call(params={"include_archived": "true"}),
     "get_project": lambda w: Call(path={"project_id": w.project["id"]}),
     "update_project": lambda w: Call(path={"project_id": w.project["id"]}, json={"description": "changed"}),
+    "validate_spec": lambda w: Call(json={"spec": SPEC, "project_id": w.project["id"]}),
+    "delete_project": lambda w: Call(path={"project_id": w.extra["empty_project"]["id"]}),
     "create_batch": lambda w: Call(path={"project_id": w.project["id"]}, json={"name": _unique("batch")}),
     "list_batches": lambda w: Call(path={"project_id": w.project["id"]}),
     "get_batch": lambda w: Call(path={"batch_id": w.batch["id"]}),

@@ -38,6 +38,8 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "list_workers": Action.READ_MEMBERS,
     "list_question_types": None,
     "create_project": Action.MANAGE_PROJECTS,
+    "validate_spec": Action.MANAGE_PROJECTS,
+    "delete_project": Action.MANAGE_PROJECTS,
     "list_projects": Action.READ_PROJECTS,
     "get_project": Action.READ_PROJECTS,
     "update_project": Action.MANAGE_PROJECTS,

@@ -19,6 +19,8 @@ from truthset.schemas import (
     ProjectOut,
     ProjectUpdate,
     QuestionTypeOut,
+    SpecCheck,
+    SpecChecked,
 )
 from truthset.services import export, projects
 
@@ -31,6 +33,13 @@ EXPORT_SEND_BYTES = 1024 * 1024
 def list_question_types(caller: Caller) -> list[dict]:
     """Question types a spec may use (built-ins and installed plugins), each with its config's JSON schema."""
     return [questions.describe(name) for name in questions.names()]
+
+
+@router.post("/specs/validate", response_model=SpecChecked, operation_id="validate_spec")
+def validate_spec(db: DB, caller: Caller, body: SpecCheck) -> dict:
+    """Check a spec and policy without saving (422 naming the field, as creating a project would);
+    with `project_id`, also check the change against the project's stored work (409 naming it)."""
+    return projects.check_spec(db, caller, body)
 
 
 @router.post("/projects", response_model=ProjectOut, status_code=status.HTTP_201_CREATED, operation_id="create_project")
@@ -60,6 +69,12 @@ def get_project(db: DB, caller: Caller, project_id: str) -> dict:
 @router.patch("/projects/{project_id}", response_model=ProjectOut, operation_id="update_project")
 def update_project(db: DB, caller: Caller, project_id: str, body: ProjectUpdate) -> dict:
     return projects.update_project(db, caller, project_id, body)
+
+
+@router.delete("/projects/{project_id}", status_code=status.HTTP_204_NO_CONTENT, operation_id="delete_project")
+def delete_project(db: DB, caller: Caller, project_id: str) -> None:
+    """Delete a project that has no tasks (409 `project_has_tasks` otherwise: archive it instead)."""
+    projects.delete_project(db, caller, project_id)
 
 
 @router.post(
