@@ -40,6 +40,8 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "create_project": Action.MANAGE_PROJECTS,
     "validate_spec": Action.MANAGE_PROJECTS,
     "delete_project": Action.MANAGE_PROJECTS,
+    "pause_batch": Action.MANAGE_TASKS,
+    "resume_batch": Action.MANAGE_TASKS,
     "list_projects": Action.READ_PROJECTS,
     "get_project": Action.READ_PROJECTS,
     "update_project": Action.MANAGE_PROJECTS,

@@ -116,6 +116,12 @@ def test_a_manager_creates_edits_duplicates_archives_and_deletes_a_project(tab: 
     batch_row.get_by_role("button", name="Finalize").click()
     expect(batch_row).to_have_attribute("data-status", "finalized")
     expect(batch_row.locator('[data-count="pending"]')).to_have_text("1")
+    batch_row.get_by_role("button", name="Pause").click()
+    expect(batch_row).to_have_attribute("data-status", "paused")
+    expect(batch_row.locator('[data-count="staged"]')).to_have_text("1")
+    batch_row.get_by_role("button", name="Resume").click()
+    expect(batch_row).to_have_attribute("data-status", "finalized")
+    expect(batch_row.locator('[data-count="pending"]')).to_have_text("1")
     with server.api() as client:
         answered = client.post(f"/tasks/{task.json()['id']}/responses", json={"answer": {"sentiment": "positive"}})
         assert answered.status_code == 201, answered.text
@@ -211,7 +217,7 @@ def test_roles_below_manager_get_no_project_editing(tab: Tab, server: Server) ->
     expect(page.locator("#batches")).to_have_attribute("data-state", "ready")
     for name in ("Edit", "Duplicate"):
         expect(page.get_by_role("link", name=name, exact=True)).to_have_count(0)
-    for name in ("Archive", "Delete", "Create batch", "Finalize", "Cancel"):
+    for name in ("Archive", "Delete", "Create batch", "Finalize", "Pause", "Resume", "Cancel"):
         expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
     assert page.goto(f"/projects/{pid}/edit").status == 403
     assert tab.script_errors() == []

@@ -330,6 +330,45 @@ def finalize_batch(db: Database, principal: Principal, batch_id: str) -> dict[st
         return _with_counts(conn, principal, batch)
 
 
+def pause_batch(db: Database, principal: Principal, batch_id: str) -> dict[str, Any]:
+    """Finalized -> paused: its waiting tasks leave the queue (staged) until it is resumed.
+
+    Tasks out on a live lease when it is paused stay with their worker (the answer counts); one that
+    comes back unanswered waits in the queue again, so pausing a paused batch takes those out too.
+    """
+    with db.write() as conn:
+        batch = load_batch(conn, principal, batch_id)
+        require(principal, Action.MANAGE_TASKS)
+        status = BatchStatus(batch["status"])
+        if status not in (BatchStatus.FINALIZED, BatchStatus.PAUSED):
+            raise Conflict(f"a {status} batch cannot be paused (only a finalized one)", details={"status": str(status)})
+        repo.expire_leases(conn, batch["project_id"], utcnow())  # their tasks are paused too
+        lifecycle.pause_batch(conn, batch_id)
+        if status is BatchStatus.FINALIZED:
+            repo.change(conn, t.batches, principal.organization_id, batch_id, status=str(BatchStatus.PAUSED))
+            batch["status"] = str(BatchStatus.PAUSED)
+        return _with_counts(conn, principal, batch)
+
+
+def resume_batch(db: Database, principal: Principal, batch_id: str) -> dict[str, Any]:
+    """Paused -> finalized: its tasks join the queue again (completed at once if none is open)."""
+    with db.write() as conn:
+        batch = load_batch(conn, principal, batch_id)
+        require(principal, Action.MANAGE_TASKS)
+        status = BatchStatus(batch["status"])
+        if status is not BatchStatus.PAUSED:
+            raise Conflict(f"a {status} batch cannot be resumed (only a paused one)", details={"status": str(status)})
+        require_active(load_project(conn, principal, batch["project_id"]))  # its tasks would join the queue
+        lifecycle.move_batch(conn, batch_id, TaskStatus.PENDING)
+        repo.bump_queue_epoch(conn, batch["project_id"])
+        values: dict[str, Any] = {"status": str(BatchStatus.FINALIZED)}
+        if not repo.batch_has_open_tasks(conn, principal.organization_id, batch_id):
+            values.update(status=str(BatchStatus.COMPLETED), completed_at=utcnow())
+        repo.change(conn, t.batches, principal.organization_id, batch_id, **values)
+        batch.update(values)
+        return _with_counts(conn, principal, batch)
+
+
 def cancel_batch(db: Database, principal: Principal, batch_id: str) -> dict[str, Any]:
     """Cancel the batch and every task in it that is not completed; completed results stay."""
     with db.write() as conn:

@@ -104,6 +104,18 @@ def finalize_batch(db: DB, caller: Caller, batch_id: str) -> dict:
     return projects.finalize_batch(db, caller, batch_id)
 
 
+@router.post("/batches/{batch_id}/pause", response_model=BatchOut, operation_id="pause_batch")
+def pause_batch(db: DB, caller: Caller, batch_id: str) -> dict:
+    """Finalized -> paused: the batch's waiting tasks leave the queue (tasks out on a lease finish)."""
+    return projects.pause_batch(db, caller, batch_id)
+
+
+@router.post("/batches/{batch_id}/resume", response_model=BatchOut, operation_id="resume_batch")
+def resume_batch(db: DB, caller: Caller, batch_id: str) -> dict:
+    """Paused -> finalized: the batch's tasks join the queue again."""
+    return projects.resume_batch(db, caller, batch_id)
+
+
 @router.post("/batches/{batch_id}/cancel", response_model=BatchOut, operation_id="cancel_batch")
 def cancel_batch(db: DB, caller: Caller, batch_id: str) -> dict:
     """Cancel the batch and its unfinished tasks; completed results are kept."""

@@ -1,5 +1,5 @@
 // The project page's management: its batches (listed in keyset pages with their progress; create,
-// finalize, cancel) and the project's own actions (archive, unarchive, delete). Everything goes
+// finalize, pause, resume, cancel) and the project's own actions (archive, unarchive, delete). Everything goes
 // through the REST API; the server checks every permission again, the page only leaves out the
 // buttons a role may not use. Every destructive action asks first, in a modal <dialog>.
 import { api, ApiError } from './api.js';
@@ -114,6 +114,8 @@ function actions(batch) {
   const button = (text, action, cls = 'btn btn-small') =>
     h('button', { type: 'button', class: cls, 'data-batch-action': action, 'data-batch-id': batch.id, 'data-batch-name': batch.name, text });
   if (batch.status === 'open' && !config.archived) cell.append(button('Finalize', 'finalize', 'btn btn-small btn-primary'));
+  if (batch.status === 'finalized') cell.append(button('Pause', 'pause'));
+  if (batch.status === 'paused' && !config.archived) cell.append(button('Resume', 'resume', 'btn btn-small btn-primary'));
   if (['open', 'finalized', 'paused'].includes(batch.status)) cell.append(' ', button('Cancel', 'cancel', 'btn btn-small btn-danger'));
   return cell;
 }
