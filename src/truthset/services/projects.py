@@ -115,11 +115,19 @@ def get_project(db: Database, principal: Principal, project_id: str) -> dict[str
 
 
 def list_projects(
-    db: Database, principal: Principal, *, cursor: str | None, limit: int, include_archived: bool = False
+    db: Database,
+    principal: Principal,
+    *,
+    cursor: str | None,
+    limit: int,
+    include_archived: bool = False,
+    only_archived: bool = False,
 ) -> tuple[list, str | None]:
     require(principal, Action.READ_PROJECTS)
     query = repo.scoped(t.projects, principal.organization_id)
-    if not include_archived:
+    if only_archived:
+        query = query.where(t.projects.c.archived_at.is_not(None))
+    elif not include_archived:
         query = query.where(t.projects.c.archived_at.is_(None))
     with db.read() as conn:
         return repo.page(conn, query, t.projects, cursor=cursor, limit=limit)

@@ -73,12 +73,10 @@ def archived_projects(request: Request, cursor: str | None = None) -> Response:
 
 
 def _archived(request: Request, info: session.SessionInfo, cursor: str | None) -> tuple[list, str | None]:
-    """One page of archived projects: the list reads every project and keeps the archived ones, so a
-    page may hold fewer than the page size; the cursor still moves on (keyset, never OFFSET)."""
-    rows, next_cursor = projects.list_projects(
-        _db(request), info.principal, cursor=cursor, limit=ARCHIVED_PAGE_SIZE, include_archived=True
+    """One keyset page of archived projects."""
+    return projects.list_projects(
+        _db(request), info.principal, cursor=cursor, limit=ARCHIVED_PAGE_SIZE, only_archived=True
     )
-    return [p for p in rows if p["archived_at"] is not None], next_cursor
 
 
 @router.get("/projects/{project_id}/edit")
