@@ -232,3 +232,30 @@ def test_another_organization_cannot_edit_check_against_or_delete_a_project(api:
     assert_error(checked, 404, "not_found")
     assert_error(api.delete(f"{API}/projects/{project['id']}", auth=other.owner), 404, "not_found")
     assert api.get(f"{API}/projects/{project['id']}", auth=org.owner).status_code == 200
+
+
+FOR_EACH_SPEC: dict[str, Any] = {
+    "fields": [{"name": "answers", "type": "responses", "count": 2}],
+    "questions": [{"name": "grade", "type": "rating", "min": 1, "max": 5, "for_each": "answers"}],
+}
+
+
+def test_questions_asked_for_each_candidate_keep_their_candidates(api: Api, org: Org) -> None:
+    project = org.make_project(spec=copy.deepcopy(FOR_EACH_SPEC))
+    task = org.make_task(project["id"], data={"answers": ["one", "two"]})
+    sent = api.post(
+        f"{API}/tasks/{task['id']}/responses", auth=org.owner, json={"answer": {"grade-0": 4, "grade-1": 2}}
+    )
+    assert sent.status_code == 201, sent.text
+    three = copy.deepcopy(FOR_EACH_SPEC)
+    three["fields"][0]["count"] = 3
+    error = assert_error(_patch_spec(api, org, project["id"], three), 409, "spec_change_refused")
+    assert error["details"]["field"] == "spec.fields[0].count" and "from 2 to 3" in error["message"]
+    once = copy.deepcopy(FOR_EACH_SPEC)
+    del once["questions"][0]["for_each"]
+    error = assert_error(_patch_spec(api, org, project["id"], once), 409, "spec_change_refused")
+    assert error["details"]["field"] == "spec.questions[0].for_each"
+    reworded = copy.deepcopy(FOR_EACH_SPEC)
+    reworded["questions"][0]["prompt"] = "Grade this reply"
+    reworded["questions"].append({"name": "note", "type": "text", "for_each": "answers", "required": False})
+    assert _patch_spec(api, org, project["id"], reworded).status_code == 200

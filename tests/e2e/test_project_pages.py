@@ -221,3 +221,42 @@ def test_roles_below_manager_get_no_project_editing(tab: Tab, server: Server) ->
         expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
     assert page.goto(f"/projects/{pid}/edit").status == 403
     assert tab.script_errors() == []
+
+
+EVERY_TYPE_SPEC = {
+    "fields": [
+        {"name": "text", "type": "text"},
+        {"name": "picture", "type": "image"},
+        {"name": "answers", "type": "responses", "count": 2},
+        {"name": "chat", "type": "conversation", "required": False},
+    ],
+    "questions": [
+        {"name": "tone", "type": "label", "options": ["good", "bad"]},
+        {"name": "tags", "type": "labels", "options": ["a", "b", "c"], "required": False},
+        {"name": "stars", "type": "rating", "min": 1, "max": 5},
+        {"name": "size", "type": "number", "min": 0, "max": 10, "required": False},
+        {"name": "why", "type": "text", "required": False},
+        {"name": "rank", "type": "ranking", "field": "answers"},
+        {"name": "entities", "type": "spans", "field": "text", "labels": ["person", "place"], "required": False},
+        {"name": "things", "type": "boxes", "field": "picture", "labels": ["cat"], "required": False},
+        {"name": "shapes", "type": "polygons", "field": "picture", "labels": ["dog"], "required": False},
+        {"name": "rubric", "type": "rubric", "criteria": [{"name": "clarity"}, {"name": "accuracy"}]},
+        {"name": "grade", "type": "rating", "min": 1, "max": 3, "for_each": "answers"},
+    ],
+}
+
+
+def test_the_preview_draws_every_question_type_with_its_widget(tab: Tab, server: Server) -> None:
+    page = tab.page
+    log_in(page, server.owner_email, server.owner_password)
+    page.goto("/projects/new")
+    _set_json(page, "Spec (JSON)", EVERY_TYPE_SPEC)
+    preview = page.locator("#preview-questions")
+    expect(page.locator("#check-state")).to_have_text("The spec is valid.")
+    expect(preview.locator("fieldset")).to_have_count(len(EVERY_TYPE_SPEC["questions"]) + 1)  # grade: one per reply
+    for name in ("grade-0", "grade-1"):
+        expect(preview.locator(f'fieldset[data-question="{name}"] .q-candidate')).to_be_visible()
+    expect(preview.locator('fieldset[data-question="stars"] input')).to_have_count(5)
+    expect(preview).not_to_contain_text("No preview for this question")
+    _shot(page, "preview-every-type")
+    assert tab.script_errors() == []

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from truthset import questions
 from truthset.domain import BatchStatus, Principal, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
-from truthset.questions import CompiledSpec
+from truthset.questions import CompiledSpec, expanded_questions
 from truthset.schemas import BatchCreate, ProjectCreate, ProjectUpdate, QualityPolicy, SpecCheck
 from truthset.services import lifecycle, spec_changes
 from truthset.services.completion import completion_rules
@@ -209,13 +209,18 @@ def check_spec(db: Database, principal: Principal, data: SpecCheck) -> dict[str,
     return {
         "spec": spec,
         "quality": quality,
-        "questions": [questions.without_workbench_keys(q.model_dump(mode="json")) for q in compiled.questions],
+        # as the workbench gets them: a question asked for each candidate is one copy per candidate
+        "questions": [
+            questions.without_workbench_keys({**q.model_dump(mode="json"), "group": q.group})
+            for q in compiled.questions
+        ],
     }
 
 
 def checked_policy(policy: QualityPolicy, spec: dict[str, Any]) -> dict[str, Any]:
     """The policy as stored, after checking that the questions it names are the spec's."""
-    names = [q["name"] for q in spec["questions"]]
+    # the spec's names, and the names of the copies of a question asked for each candidate
+    names = list(dict.fromkeys(name for q in expanded_questions(spec) for name in (q["group"], q["name"])))
     for where, named in (("quality.questions", list(policy.questions)), ("quality.deciding", policy.deciding or [])):
         unknown = [n for n in named if n not in names]
         if unknown:

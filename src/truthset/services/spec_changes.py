@@ -4,8 +4,9 @@ Stored data was written against the spec: tasks' data against its fields, respon
 answers against its questions. A change may reword and extend, never take away or reinterpret:
 
 - fields, once the project has tasks: captions (``label``) change, a required field becomes
-  optional, an optional field is added. Removing, renaming or retyping a field, making one
-  required or adding a required one is refused (stored tasks would no longer fit).
+  optional, an optional field is added. Removing, renaming or retyping a field, changing any other
+  setting of it (a responses field's ``count``), making one required or adding a required one is
+  refused (stored tasks would no longer fit).
 - questions, once the project has answers (responses or gold answers): prompts, captions, hotkeys
   and descriptions change, options are added or reordered, a required question becomes optional,
   an optional question is added. Removing or renaming a question or an option, changing a type or
@@ -23,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from truthset.errors import Conflict
-from truthset.questions import CompiledSpec
+from truthset.questions import Spec
 
 #: Settings that only change what a worker reads, at any depth of a question or field.
 DISPLAY_KEYS = frozenset({"prompt", "label", "hotkey", "description", "unit"})
@@ -55,8 +56,10 @@ def check_change(old: Mapping[str, Any], new: Mapping[str, Any], *, has_tasks: b
 
 
 def _compiled(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Questions with defaults filled and options as objects, so equal settings compare equal."""
-    return [q.model_dump(mode="json") for q in CompiledSpec(spec).questions]
+    """The spec's questions as written (one asked for each candidate once, its index the spec's),
+    with defaults filled and options as objects, so equal settings compare equal."""
+    parsed = Spec.model_validate(spec, context={"stored": True})
+    return [q.model_dump(mode="json") for q in parsed.question_configs()]
 
 
 def _check_fields(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
@@ -71,6 +74,11 @@ def _check_fields(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
             raise _Refused(f"{where}.type", f"field {name!r} changed type from {field['type']} to {changed['type']}")
         if changed.get("required", True) and not field.get("required", True):
             raise _Refused(f"{where}.required", f"field {name!r} became required")
+        for key in sorted(set(field) | set(changed)):  # e.g. a responses field's count of candidates
+            if key not in ("name", "type", "label", "required") and field.get(key) != changed.get(key):
+                raise _Refused(
+                    f"{where}.{key}", f"field {name!r} changed {key} from {field.get(key)!r} to {changed.get(key)!r}"
+                )
     known = {f["name"] for f in old}
     for index, field in enumerate(new):
         if field["name"] not in known and field.get("required", True):

@@ -126,6 +126,8 @@ async function check() {
   }
 }
 
+const SAMPLE_REPLIES = ['Paris is the capital.', 'It is **Paris**.', 'Lyon, I think.'];
+const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 const SAMPLE_CONVERSATION = [
   { role: 'user', content: 'What is the capital of France?' },
   { role: 'assistant', content: 'The capital of France is **Paris**.' },
@@ -140,21 +142,29 @@ function sampleData(fields) {
       text: `A sample text for "${caption}": the service was quick and the staff were friendly.`,
       image: '/static/favicon.svg',
       html: `<p>Sample HTML for <b>${caption}</b>.</p>`,
-      responses: [{ text: 'Paris is the capital.' }, { text: 'It is **Paris**.' }],
+      responses: Array.from({ length: field.count || 2 }, (_, i) => ({ text: SAMPLE_REPLIES[i % SAMPLE_REPLIES.length] })),
       conversation: SAMPLE_CONVERSATION,
     }[field.type];
   }
   return data;
 }
 
+function legendOf(question, index) {
+  const isCopy = question.candidate !== null && question.candidate !== undefined;
+  const legend = h('legend', {}, h('span', { class: 'q-number', 'aria-hidden': 'true', text: index + 1 }));
+  legend.append((isCopy ? question.group : question.name).replace(/_/g, ' '));
+  if (isCopy) legend.append(' ', h('span', { class: 'badge q-candidate', text: LETTERS[question.candidate] }));
+  if (!question.required) legend.append(' ', h('span', { class: 'muted', text: '(optional)' }));
+  return legend;
+}
+
 async function preview(fields, questions) {
   const root = $('preview-questions');
-  renderFields($('preview-fields'), fields, sampleData(fields));
+  const data = sampleData(fields);
   const urls = Object.fromEntries(questions.map((q) => [q.type, `${config.widget_base}${encodeURIComponent(q.type)}.js`]));
   const modules = await widgetModules(questions, urls);
   const fieldsets = questions.map((question, index) => {
-    const legend = h('legend', {}, h('span', { class: 'q-number', 'aria-hidden': 'true', text: index + 1 }), question.name.replace(/_/g, ' '));
-    if (!question.required) legend.append(' ', h('span', { class: 'muted', text: '(optional)' }));
+    const legend = legendOf(question, index);
     const widget = h('div', { class: 'widget' });
     const fieldset = h(
       'fieldset',
@@ -166,14 +176,22 @@ async function preview(fields, questions) {
     return { fieldset, widget, question, index };
   });
   root.replaceChildren(...fieldsets.map((f) => f.fieldset));
+  // as the workbench does: a widget that shows the task's own data (ranking, spans) gets the task,
+  // and the field it draws itself is not shown again above the questions
+  const sample = { id: 'preview', task: { id: 'preview', data }, display: {} };
+  const owned = new Set();
   for (const { fieldset, widget, question, index } of fieldsets) {
     const ctx = { index, id: `preview-q${index}`, fieldset, changed: () => {}, next: () => false };
     try {
-      modules[question.type].mount(widget, question, ctx);
+      const mounted = modules[question.type].mount(widget, question, ctx);
+      if (mounted.ownsField) owned.add(mounted.ownsField);
+      if (mounted.task) mounted.task(sample);
+      if (mounted.set) mounted.set(null, data);
     } catch (error) {
       widget.replaceChildren(h('p', { class: 'muted', text: `No preview for this question: ${error.message}` }));
     }
   }
+  renderFields($('preview-fields'), fields.filter((field) => !owned.has(field.name)), data);
   $('preview').dataset.state = 'ready';
 }
 
