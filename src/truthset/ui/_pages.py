@@ -207,6 +207,7 @@ def home(request: Request) -> Response:
         summaries=summaries,
         is_manager=allowed(info.principal, Action.READ_TASKS),
         may_review=allowed(info.principal, Action.REVIEW),
+        may_create=allowed(info.principal, Action.MANAGE_PROJECTS),
     )
 
 
@@ -229,6 +230,14 @@ def project_page(request: Request, project_id: str) -> Response:
         s=summary,
         instructions=markdown(project["instructions"]),
         may_review=allowed(info.principal, Action.REVIEW),
+        may_manage_projects=allowed(info.principal, Action.MANAGE_PROJECTS),
+        admin_config={  # static/project-admin.js: batches and the project's actions, through the API
+            "project_id": project["id"],
+            "project_name": project["name"],
+            "archived": project["archived_at"] is not None,
+            "may_manage_projects": allowed(info.principal, Action.MANAGE_PROJECTS),
+            "may_manage_tasks": allowed(info.principal, Action.MANAGE_TASKS),
+        },
     )
 
 
