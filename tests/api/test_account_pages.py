@@ -306,3 +306,36 @@ def test_found_switch_back_and_sign_out_of_all(make_api: Callable[..., Api], set
     tokens = [browser._client.cookies[session.COOKIE], *browser._client.cookies[_held.COOKIE].split(".")]
     assert browser.post("/logout", data={"csrf_token": _csrf(browser)}).status_code == 303
     assert len(tokens) == 2 and [sessions.load(org.db, token) for token in tokens] == [None, None]
+
+
+def test_an_admin_may_not_make_an_owner(make_api: Callable[..., Api], settings: Settings, org: Org) -> None:
+    admin = org.actor(Role.ADMIN)
+    ann = org.add_member(Role.ANNOTATOR)
+    browser = _browser(make_api, settings, admin)
+    page = browser.get("/members").text
+    assert '<option value="owner"' not in page and '<option value="admin"' not in page  # not offered
+    assert f"/members/{org.owner.id}/disable" not in page  # no buttons on an owner
+    csrf = _csrf(browser, "/members")
+    refused = browser.post(f"/members/{ann.id}/role", data={"csrf_token": csrf, "role": "owner"})
+    assert refused.status_code == 403 and "the admin role may not change a role from or to owner" in refused.text
+    added = browser.post("/members", data={"csrf_token": csrf, "email": "boss@x.test", "role": "owner"})
+    assert added.status_code == 403 and "role: the admin role may not add a member as owner" in added.text
+    assert browser.get(f"/members/{org.owner.id}/password-reset").status_code == 403
+    assert accounts.get_member(org.db, org.owner.principal, ann.id)["role"] == "annotator"
+
+
+def test_members_and_keys_pages_paginate(make_api: Callable[..., Api], settings: Settings, org: Org) -> None:
+    for _ in range(55):  # more than a page (50)
+        org.add_member(Role.ANNOTATOR)
+    browser = _browser(make_api, settings, org.owner)
+    first = browser.get("/members").text
+    next_link = re.search(r'href="/members\?cursor=([0-9a-f]{24})" rel="next"', first)
+    assert next_link is not None and first.count("data-member-id=") == 50
+    second = browser.get(f"/members?cursor={next_link.group(1)}").text
+    assert (
+        second.count("data-member-id=") == 6 and 'rel="next"' not in second and 'href="/members">First page' in second
+    )
+    assert not set(re.findall(r'data-member-id="(\w+)"', first)) & set(re.findall(r'data-member-id="(\w+)"', second))
+    keys_first = browser.get("/keys").text
+    assert keys_first.count("data-key-id=") == 50 and 'rel="next"' in keys_first  # the owner sees 56 keys
+    assert browser.get("/members?cursor=not-a-cursor").status_code == 400
