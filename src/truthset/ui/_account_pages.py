@@ -23,6 +23,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from truthset.api import session
+from truthset.api.errors import status_of
 from truthset.domain import Role
 from truthset.errors import Conflict, Forbidden, InvalidInput, TruthsetError, Unauthenticated
 from truthset.schemas import ApiKeyCreate, MemberCreate, MemberUpdate, OrganizationCreate, PasswordChange
@@ -82,9 +83,7 @@ def _field_error(exc: TruthsetError, default: str = "form") -> Errors:
 
 
 def _status(exc: TruthsetError) -> int:
-    from truthset.api.errors import status_of
-
-    return status_of(exc)
+    return status_of(exc)  # the API's status for the same refusal
 
 
 def _redirect(
@@ -374,7 +373,7 @@ def _keys_page(
     holder = None
     if holder_id and holder_id != info.principal.member_id:
         holder = accounts.get_member(db, info.principal, holder_id)
-        require_key_for(info, holder)
+        _require_key_for(info, holder)
     keys = [
         {
             **row,
@@ -400,7 +399,7 @@ def _keys_page(
     )
 
 
-def require_key_for(info: session.SessionInfo, holder: dict[str, Any]) -> None:
+def _require_key_for(info: session.SessionInfo, holder: dict[str, Any]) -> None:
     if not may_act_on(info.principal, MemberAction.CREATE_KEY, holder["id"], [Role(holder["role"])]):
         raise Forbidden(f"the {info.principal.role} role may not {MemberAction.CREATE_KEY} {holder['role']}")
 
