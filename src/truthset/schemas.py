@@ -160,6 +160,46 @@ class Me(Output):
     member: MemberOut
 
 
+class PasswordChange(Input):
+    current_password: str = Field(min_length=1, max_length=1000, description="Your password now.")
+    new_password: str = Field(min_length=12, max_length=200, description="At least 12 characters.")
+
+
+class PasswordChanged(Output):
+    member: MemberOut
+    sessions_ended: int = Field(description="Your other browser sessions, now signed out.")
+
+
+class PasswordReset(Output):
+    member: MemberOut
+    password: str = Field(description="The member's new one-time password. Shown once: it is stored only as a hash.")
+
+
+class OrganizationCreate(Input):
+    name: str = Field(min_length=1, max_length=200)
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the name is blank")
+        return value.strip()
+
+
+class OrganizationOut(Output):
+    id: str
+    name: str
+    created_at: Timestamp
+
+
+class OrganizationCreated(Output):
+    organization: OrganizationOut
+    member: MemberOut = Field(description="You, as the new organization's owner (same email, name and password).")
+    api_key: ApiKeyCreated | None = Field(
+        None, description="A key for the new organization (yours work only in theirs). Shown once."
+    )
+
+
 # --- projects ----------------------------------------------------------------------------------
 
 

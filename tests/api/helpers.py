@@ -304,6 +304,11 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "add_member": lambda w: Call(json={"email": f"{_unique('new')}@example.com", "role": "annotator"}),
     "get_member": lambda w: Call(path={"member_id": w.member.id}),
     "update_member": lambda w: Call(path={"member_id": w.member.id}, json={"name": "renamed"}),
+    "reset_member_password": lambda w: Call(path={"member_id": w.member.id}),
+    "change_my_password": lambda w: Call(
+        json={"current_password": w.worker.password, "new_password": f"new-{_unique('password')}"}
+    ),
+    "create_organization": lambda w: Call(json={"name": "another organization"}),
     "list_keys": lambda w: Call(),
     "create_key": lambda w: Call(json={"name": "another key", "member_id": w.member.id}),
     "revoke_key": lambda w: Call(path={"key_id": w.member_key["id"]}),

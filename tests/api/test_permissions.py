@@ -32,6 +32,9 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "add_member": MemberAction.ADD_MEMBER,
     "get_member": Action.READ_MEMBERS,
     "update_member": MemberAction.RENAME_MEMBER,
+    "reset_member_password": MemberAction.RESET_PASSWORD,
+    "change_my_password": None,  # every member changes their own
+    "create_organization": Action.CREATE_ORGANIZATION,
     "list_keys": None,
     "create_key": MemberAction.CREATE_KEY,
     "revoke_key": MemberAction.REVOKE_KEY,
