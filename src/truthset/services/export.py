@@ -1,41 +1,86 @@
-"""Export: tasks with their results as JSONL, read from one snapshot of the database.
+"""Export: tasks with their results and full provenance, read from one snapshot of the database.
 
-One query in one read transaction (REPEATABLE READ on PostgreSQL), streamed from the database in
-blocks, so an export that runs while annotators complete tasks shows the project as it was when
-the export began, never a mix of states. :func:`write_jsonl` renders the rows in large blocks.
+One read transaction (REPEATABLE READ on PostgreSQL) streams the tasks in blocks of
+:data:`EXPORT_BLOCK`; for each block, one query reads the block's responses (with their workers) and
+one its reviews, from the same snapshot: never one query per task. So an export that runs while
+annotators complete tasks shows the project as it was when the export began, never a mix of states,
+and memory holds one block at a time however big the project.
+
+The rows (one dict per task, see docs/formats.md) go to a writer of :mod:`truthset.services.formats`:
+synchronously into a spooled temporary file (``GET /projects/{id}/export``), or as an ``export`` job
+into a file of the data directory (:mod:`truthset.services.export_jobs`).
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any
 
-import orjson
+from sqlalchemy import Connection, func, select
 
-from truthset.domain import Principal, TaskStatus
-from truthset.errors import InvalidInput, full_disk_is_storage_full
+from truthset.domain import Principal, ReviewStatus, TaskStatus
+from truthset.errors import full_disk_is_storage_full
+from truthset.services import formats
 from truthset.services.policy import Action, require
 from truthset.services.projects import get_project
 from truthset.services.tasks import SPOOL_DIRECTORY, TaskFilter, task_query
 from truthset.storage import Database
 from truthset.storage import tables as t
 
-#: The formats an export can be written in. (The training formats of issue 10 join this list.)
-FORMATS = ("jsonl",)
+#: The formats an export can be written in (the registry's: see :mod:`truthset.services.formats`).
+FORMATS = tuple(formats.names())
 
-EXPORT_BLOCK = 2000  # rows fetched from the database at a time, and lines rendered per write
-_COLUMNS = ("id", "unique_id", "batch_id", "status", "data", "metadata", "result", "confidence", "completed_at")
+EXPORT_BLOCK = 2000  # tasks fetched at a time (their responses and reviews in one query each)
+_COLUMNS = (
+    "id", "unique_id", "batch_id", "status", "data", "metadata", "result", "confidence",
+    "completed_at", "updated_at", "review_status",
+)  # fmt: skip
 
 
 def check_format(name: str) -> str:
     """The export format ``name``, or a 422 naming the formats there are (never silently JSONL)."""
-    if name not in FORMATS:
-        raise InvalidInput(
-            f"format: {name!r} is not an export format; the formats are: {', '.join(FORMATS)}",
-            details={"field": "format", "formats": list(FORMATS)},
-        )
+    formats.get(name)
     return name
+
+
+def prepare(
+    db: Database, principal: Principal, project_id: str, format_name: str
+) -> tuple[dict[str, Any], formats.Writer]:
+    """The project and the writer of ``format_name`` for an export by ``principal``: a 403 without
+    the right to read tasks, a 404 for another organization's project, a 422 for an unknown format
+    or one the writer cannot write for this project (its ``check`` says why)."""
+    require(principal, Action.READ_TASKS)
+    writer = formats.get(format_name)
+    project = get_project(db, principal, project_id)
+    return project, formats.check_format(format_name, project) or writer
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which tasks an export holds. ``status`` None: every status.
+
+    ``updated_since``: only tasks changed at or after this time: the ``cursor`` a previous export
+    job returned (see :func:`truthset.services.export_jobs.cursor_for`), for a delta export.
+    """
+
+    status: TaskStatus | None = TaskStatus.COMPLETED
+    batch_id: str | None = None
+    min_confidence: float | None = None
+    review_status: ReviewStatus | None = None
+    updated_since: datetime | None = None
+
+    def task_filter(self, project_id: str) -> TaskFilter:
+        return TaskFilter(
+            project_id=project_id,
+            status=self.status,
+            batch_id=self.batch_id,
+            min_confidence=self.min_confidence,
+            review_status=self.review_status,
+            updated_after=self.updated_since,
+        )
 
 
 def export_rows(
@@ -46,62 +91,166 @@ def export_rows(
     status: TaskStatus | None = TaskStatus.COMPLETED,
     batch_id: str | None = None,
     min_confidence: float | None = None,
+    filters: ExportFilter | None = None,
+    on_total: Any = None,
 ) -> Iterator[dict[str, Any]]:
-    """One dict per task: ids, data, metadata, status, the result and its confidence.
+    """One dict per task: ids, data, metadata, status, the result, its confidence, and provenance
+    (``responses`` with their workers and reviews, ``reviews``); the shape is in docs/formats.md.
 
-    The permission and existence checks run at the first ``next()``; every row comes from the
+    ``filters`` (else ``status``, ``batch_id``, ``min_confidence``) choose the tasks. ``on_total``,
+    if given, is called with the number of matching tasks (counted in the snapshot) before the first
+    row. The permission and existence checks run at the first ``next()``; every row comes from the
     snapshot taken by the first read, whatever is committed while the caller iterates.
     """
     require(principal, Action.READ_TASKS)
     get_project(db, principal, project_id)
-    filters = TaskFilter(project_id=project_id, status=status, batch_id=batch_id, min_confidence=min_confidence)
-    columns = [t.tasks.c[name] for name in _COLUMNS]
-    query = task_query(principal, filters, *columns).order_by(t.tasks.c.id)
+    chosen = filters or ExportFilter(status=status, batch_id=batch_id, min_confidence=min_confidence)
+    query = task_query(principal, chosen.task_filter(project_id), *(t.tasks.c[name] for name in _COLUMNS))
     with db.snapshot() as conn:
-        result = conn.execution_options(yield_per=EXPORT_BLOCK).execute(query)
-        for task_id, unique_id, batch, task_status, data, metadata, result_, confidence, completed_at in result:
-            yield {
-                "task_id": task_id,
-                "unique_id": unique_id,
-                "batch_id": batch,
-                "status": task_status,
-                "data": data,
-                "metadata": metadata,
-                "answer": (result_ or {}).get("answer"),
-                "confidence": confidence,
-                "result": result_,
-                "completed_at": completed_at.isoformat() + "Z" if completed_at else None,
+        if on_total is not None:
+            on_total(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+        tasks = conn.execution_options(yield_per=EXPORT_BLOCK).execute(query.order_by(t.tasks.c.id))
+        workers: dict[str, tuple[str, str]] = {}
+        for block in tasks.partitions():
+            yield from _block_rows(conn, principal.organization_id, block, workers)
+
+
+def _block_rows(
+    conn: Connection, organization_id: str, block: Sequence[Any], workers: dict[str, tuple[str, str]]
+) -> Iterator[dict[str, Any]]:
+    ids = [task[0] for task in block]
+    reviewed = [task[0] for task in block if task[10] is not None]
+    responses = _responses(conn, organization_id, ids, workers)
+    reviews = _reviews(conn, organization_id, reviewed) if reviewed else {}
+    for task_id, unique_id, batch, status, data, metadata, result, confidence, completed, updated, review in block:
+        task_reviews = reviews.get(task_id, [])
+        yield {
+            "task_id": task_id,
+            "unique_id": unique_id,
+            "batch_id": batch,
+            "status": status,
+            "data": data,
+            "metadata": metadata,
+            "answer": (result or {}).get("answer"),
+            "confidence": confidence,
+            "result": result,
+            "completed_at": _iso(completed),
+            "updated_at": _iso(updated),
+            "review_status": review,
+            "responses": _with_reviews(responses.get(task_id, []), task_reviews),
+            "reviews": task_reviews,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    """Stored times are naive UTC: ISO 8601 with a Z."""
+    return value.isoformat() + "Z" if value is not None else None
+
+
+def _responses(
+    conn: Connection, organization_id: str, task_ids: list[str], workers: dict[str, tuple[str, str]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The responses to ``task_ids`` in submission order, by task: one query for the block."""
+    r = t.responses.c
+    query = (
+        select(r.task_id, r.id, r.worker_id, r.answer, r.created_at, r.duration_ms)
+        .where(r.organization_id == organization_id, r.task_id.in_(task_ids))
+        .order_by(r.task_id, r.id)
+    )
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    rows = conn.execute(query).all()
+    _learn_workers(conn, organization_id, {row[2] for row in rows}, workers)
+    for task_id, response_id, worker_id, answer, created_at, duration_ms in rows:
+        kind, name = workers.get(worker_id, (None, None))
+        by_task.setdefault(task_id, []).append(
+            {
+                "id": response_id,
+                "worker_id": worker_id,
+                "worker_kind": kind,
+                "worker_name": name,
+                "answer": answer,
+                "created_at": _iso(created_at),
+                "duration_ms": duration_ms,
             }
+        )
+    return by_task
+
+
+def _learn_workers(conn: Connection, organization_id: str, seen: set[str], workers: dict[str, tuple[str, str]]) -> None:
+    """Kind and name of the workers not met before in this export (a project has few workers)."""
+    new = [worker_id for worker_id in seen if worker_id not in workers]
+    if not new:
+        return
+    w = t.workers.c
+    query = select(w.id, w.kind, w.name).where(w.organization_id == organization_id, w.id.in_(new))
+    for worker_id, kind, name in conn.execute(query):
+        workers[worker_id] = (kind, name)
+
+
+def _reviews(conn: Connection, organization_id: str, task_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The reviews of ``task_ids`` in time order, by task: one query for the block's reviewed tasks."""
+    v = t.reviews.c
+    query = (
+        select(v.task_id, v.id, v.reviewer_id, v.verdict, v.reason, v.response_id, v.created_at)
+        .where(v.organization_id == organization_id, v.task_id.in_(task_ids))
+        .order_by(v.task_id, v.id)
+    )
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for task_id, review_id, reviewer_id, verdict, reason, response_id, created_at in conn.execute(query):
+        by_task.setdefault(task_id, []).append(
+            {
+                "id": review_id,
+                "reviewer_id": reviewer_id,
+                "verdict": verdict,
+                "reason": reason,
+                "response_id": response_id,
+                "created_at": _iso(created_at),
+            }
+        )
+    return by_task
+
+
+def _with_reviews(responses: list[dict[str, Any]], reviews: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each response with ``review``: the review that first judged a result it was part of.
+
+    A fix's own response has that fix; any other response, the task's first review made after it
+    (ids sort by creation time); None while no review came after it.
+    """
+    for response in responses:
+        review = next((v for v in reviews if v["response_id"] == response["id"]), None) or next(
+            (v for v in reviews if v["id"] > response["id"]), None
+        )
+        response["review"] = None if review is None else {k: review[k] for k in ("id", "verdict", "reviewer_id")}
+    return responses
 
 
 def write_jsonl(rows: Iterable[dict[str, Any]], out: IO[bytes]) -> int:
     """Write ``rows`` to ``out`` as JSON lines, a block of lines per write; returns the count."""
-    count = 0
-    block: list[bytes] = []
-    for row in rows:
-        block.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
-        if len(block) == EXPORT_BLOCK:
-            out.write(b"".join(block))
-            count += len(block)
-            block.clear()
-    out.write(b"".join(block))
-    return count + len(block)
+    from truthset.services.formats.jsonl import write_lines
+
+    return write_lines(rows, out)
 
 
-def spool_jsonl(rows: Iterable[dict[str, Any]]) -> IO[bytes]:
-    """``rows`` written as JSONL to a temporary file, rewound; the caller closes (deletes) it.
+def spool(rows: Iterable[dict[str, Any]], writer: formats.Writer, project: dict[str, Any]) -> IO[bytes]:
+    """``rows`` written by ``writer`` to a temporary file, rewound; the caller closes (deletes) it.
 
     The snapshot is read at the database's pace and sent from the file at the client's: a slow
     client never holds the read transaction open (on SQLite an open reader keeps the WAL from being
     restarted), nor the whole export in memory. Errors (a permission, a missing project, a full
     disk) are raised here, before anything is sent.
     """
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 (returned open: the caller sends, then closes it)
+    file = tempfile.TemporaryFile()  # noqa: SIM115 (returned open: the caller sends, then closes it)
     try:
         with full_disk_is_storage_full(SPOOL_DIRECTORY):
-            write_jsonl(rows, spool)
-        spool.seek(0)
+            writer.write(project, iter(rows), file)
+            file.flush()
+        file.seek(0)
     except BaseException:
-        spool.close()
+        file.close()
         raise
-    return spool
+    return file
+
+
+def spool_jsonl(rows: Iterable[dict[str, Any]]) -> IO[bytes]:
+    """``rows`` spooled as JSONL (see :func:`spool`)."""
+    return spool(rows, formats.get("jsonl"), {})
