@@ -62,23 +62,26 @@ class CsvWriter:
     def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any]], out: BinaryIO) -> int:
         fields = [field["name"] for field in project["spec"]["fields"]]
         questions = [q["name"] for q in project["spec"]["questions"]]
-        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)  # type: ignore[arg-type]
-        try:
-            writer = csv.writer(text)
-            writer.writerow(header(project))
-            count = 0
-            block: list[list[Any]] = []
-            for row in rows:
-                block.append(_line(row, fields, questions))
-                if len(block) == ROWS_PER_WRITE:
-                    writer.writerows(block)
-                    count += len(block)
-                    block.clear()
-            writer.writerows(block)
-            text.flush()
-            return count + len(block)
-        finally:
-            text.detach()  # ``out`` stays open: it belongs to the caller
+        buffer = io.StringIO()  # a block of lines is rendered here, then written to ``out`` at once
+        writer = csv.writer(buffer)
+        writer.writerow(header(project))
+        count = 0
+        block: list[list[Any]] = []
+        for row in rows:
+            block.append(_line(row, fields, questions))
+            if len(block) == ROWS_PER_WRITE:
+                count += self._flush(writer, buffer, block, out)
+        return count + self._flush(writer, buffer, block, out)
+
+    @staticmethod
+    def _flush(writer: Any, buffer: io.StringIO, block: list[list[Any]], out: BinaryIO) -> int:
+        writer.writerows(block)
+        out.write(buffer.getvalue().encode())
+        buffer.seek(0)
+        buffer.truncate()
+        written = len(block)
+        block.clear()
+        return written
 
 
 WRITER = CsvWriter()
