@@ -14,12 +14,13 @@ into a file of the data directory (:mod:`truthset.services.export_jobs`).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
-from sqlalchemy import Connection, func, select
+import orjson
+from sqlalchemy import JSON, Connection, DateTime, Text, cast, func, select
 
 from truthset.domain import Principal, ReviewStatus, TaskStatus
 from truthset.errors import full_disk_is_storage_full
@@ -92,87 +93,115 @@ def export_rows(
     batch_id: str | None = None,
     min_confidence: float | None = None,
     filters: ExportFilter | None = None,
-    on_total: Any = None,
+    on_total: Callable[[int], Any] | None = None,
+    raw_json: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """One dict per task: ids, data, metadata, status, the result, its confidence, and provenance
     (``responses`` with their workers and reviews, ``reviews``); the shape is in docs/formats.md.
 
     ``filters`` (else ``status``, ``batch_id``, ``min_confidence``) choose the tasks. ``on_total``,
     if given, is called with the number of matching tasks (counted in the snapshot) before the first
-    row. The permission and existence checks run at the first ``next()``; every row comes from the
-    snapshot taken by the first read, whatever is committed while the caller iterates.
+    row. ``raw_json``: ``data``, ``metadata`` and each response's ``answer`` are the stored JSON
+    text as :class:`orjson.Fragment` (a writer that only re-serialises them, JSONL, skips parsing
+    them). The permission and existence checks run at the first ``next()``; every row comes from
+    the snapshot taken by the first read, whatever is committed while the caller iterates.
     """
     require(principal, Action.READ_TASKS)
     get_project(db, principal, project_id)
     chosen = filters or ExportFilter(status=status, batch_id=batch_id, min_confidence=min_confidence)
-    query = task_query(principal, chosen.task_filter(project_id), *(t.tasks.c[name] for name in _COLUMNS))
+    query = task_query(principal, chosen.task_filter(project_id), *(_as_text(t.tasks.c[name]) for name in _COLUMNS))
+    decode = orjson.Fragment if raw_json else orjson.loads
     with db.snapshot() as conn:
         if on_total is not None:
             on_total(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
         tasks = conn.execution_options(yield_per=EXPORT_BLOCK).execute(query.order_by(t.tasks.c.id))
         workers: dict[str, tuple[str, str]] = {}
         for block in tasks.partitions():
-            yield from _block_rows(conn, principal.organization_id, block, workers)
+            yield from _block_rows(conn, principal.organization_id, block, workers, decode)
+
+
+def _as_text(column: Any) -> Any:
+    """JSON and times as the text the database holds: parsed here only where needed (on PostgreSQL
+    the driver would parse JSON, and SQLAlchemy would parse SQLite's time text, for every row)."""
+    if isinstance(column.type, JSON | DateTime):
+        return cast(column, Text).label(column.name)
+    return column
 
 
 def _block_rows(
-    conn: Connection, organization_id: str, block: Sequence[Any], workers: dict[str, tuple[str, str]]
+    conn: Connection,
+    organization_id: str,
+    block: Sequence[Any],
+    workers: dict[str, tuple[str, str]],
+    decode: Callable[[str], Any],
 ) -> Iterator[dict[str, Any]]:
     ids = [task[0] for task in block]
     reviewed = [task[0] for task in block if task[10] is not None]
-    responses = _responses(conn, organization_id, ids, workers)
+    responses = _responses(conn, organization_id, ids, workers, decode)
     reviews = _reviews(conn, organization_id, reviewed) if reviewed else {}
     for task_id, unique_id, batch, status, data, metadata, result, confidence, completed, updated, review in block:
-        task_reviews = reviews.get(task_id, [])
+        task_responses = responses.get(task_id, [])
+        if review is not None:
+            _with_reviews(task_responses, reviews.get(task_id, []))
+        parsed = orjson.loads(result) if result is not None else None
         yield {
             "task_id": task_id,
             "unique_id": unique_id,
             "batch_id": batch,
             "status": status,
-            "data": data,
-            "metadata": metadata,
-            "answer": (result or {}).get("answer"),
+            "data": decode(data),
+            "metadata": decode(metadata),
+            "answer": parsed.get("answer") if parsed else None,
             "confidence": confidence,
-            "result": result,
+            "result": parsed,
             "completed_at": _iso(completed),
             "updated_at": _iso(updated),
             "review_status": review,
-            "responses": _with_reviews(responses.get(task_id, []), task_reviews),
-            "reviews": task_reviews,
+            "responses": task_responses,
+            "reviews": reviews.get(task_id, []) if review is not None else [],
         }
 
 
-def _iso(value: datetime | None) -> str | None:
-    """Stored times are naive UTC: ISO 8601 with a Z."""
-    return value.isoformat() + "Z" if value is not None else None
+def _iso(value: str | None) -> str | None:
+    """A stored time (naive UTC, as text: ``2026-11-30 12:00:00.123456``) as ISO 8601 with a Z."""
+    return value.replace(" ", "T") + "Z" if value is not None else None
 
 
 def _responses(
-    conn: Connection, organization_id: str, task_ids: list[str], workers: dict[str, tuple[str, str]]
+    conn: Connection,
+    organization_id: str,
+    task_ids: list[str],
+    workers: dict[str, tuple[str, str]],
+    decode: Callable[[str], Any],
 ) -> dict[str, list[dict[str, Any]]]:
     """The responses to ``task_ids`` in submission order, by task: one query for the block."""
     r = t.responses.c
+    columns = (r.task_id, r.id, r.worker_id, r.answer, r.created_at, r.duration_ms)
     query = (
-        select(r.task_id, r.id, r.worker_id, r.answer, r.created_at, r.duration_ms)
+        select(*(_as_text(column) for column in columns))
         .where(r.organization_id == organization_id, r.task_id.in_(task_ids))
         .order_by(r.task_id, r.id)
     )
     by_task: dict[str, list[dict[str, Any]]] = {}
     rows = conn.execute(query).all()
     _learn_workers(conn, organization_id, {row[2] for row in rows}, workers)
+    unknown = (None, None)
     for task_id, response_id, worker_id, answer, created_at, duration_ms in rows:
-        kind, name = workers.get(worker_id, (None, None))
-        by_task.setdefault(task_id, []).append(
-            {
-                "id": response_id,
-                "worker_id": worker_id,
-                "worker_kind": kind,
-                "worker_name": name,
-                "answer": answer,
-                "created_at": _iso(created_at),
-                "duration_ms": duration_ms,
-            }
-        )
+        kind, name = workers.get(worker_id, unknown)
+        response = {
+            "id": response_id,
+            "worker_id": worker_id,
+            "worker_kind": kind,
+            "worker_name": name,
+            "answer": decode(answer),
+            "created_at": _iso(created_at),
+            "duration_ms": duration_ms,
+            "review": None,
+        }
+        if task_id in by_task:
+            by_task[task_id].append(response)
+        else:
+            by_task[task_id] = [response]
     return by_task
 
 
@@ -191,7 +220,7 @@ def _reviews(conn: Connection, organization_id: str, task_ids: list[str]) -> dic
     """The reviews of ``task_ids`` in time order, by task: one query for the block's reviewed tasks."""
     v = t.reviews.c
     query = (
-        select(v.task_id, v.id, v.reviewer_id, v.verdict, v.reason, v.response_id, v.created_at)
+        select(v.task_id, v.id, v.reviewer_id, v.verdict, v.reason, v.response_id, _as_text(v.created_at))
         .where(v.organization_id == organization_id, v.task_id.in_(task_ids))
         .order_by(v.task_id, v.id)
     )
@@ -210,7 +239,7 @@ def _reviews(conn: Connection, organization_id: str, task_ids: list[str]) -> dic
     return by_task
 
 
-def _with_reviews(responses: list[dict[str, Any]], reviews: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _with_reviews(responses: list[dict[str, Any]], reviews: list[dict[str, Any]]) -> None:
     """Each response with ``review``: the review that first judged a result it was part of.
 
     A fix's own response has that fix; any other response, the task's first review made after it
@@ -221,7 +250,6 @@ def _with_reviews(responses: list[dict[str, Any]], reviews: list[dict[str, Any]]
             (v for v in reviews if v["id"] > response["id"]), None
         )
         response["review"] = None if review is None else {k: review[k] for k in ("id", "verdict", "reviewer_id")}
-    return responses
 
 
 def write_jsonl(rows: Iterable[dict[str, Any]], out: IO[bytes]) -> int:

@@ -135,6 +135,7 @@ def export_project(
         status=None if all_statuses else status,
         batch_id=batch_id,
         min_confidence=min_confidence,
+        raw_json=getattr(writer, "raw_json", False),
     )
     return StreamingResponse(_blocks(export.spool(rows, writer, project)), media_type=writer.media_type)
 

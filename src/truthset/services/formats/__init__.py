@@ -7,6 +7,8 @@ shape docs/formats.md documents) into one file. It is any object with
 - ``extension``: the file name's ending, without the dot (``jsonl``, ``csv``, ``parquet``, ``zip``);
 - ``write(project, rows, out) -> int``: write every row to the binary file ``out`` as they come
   (never all in memory) and return how many tasks it wrote;
+- optionally ``raw_json = True``: the writer only re-serialises JSON values, so the rows may hold
+  ``data``, ``metadata`` and responses' ``answer`` as the stored JSON text (:class:`orjson.Fragment`);
 - optionally ``check(project) -> None``: raise :class:`~truthset.errors.InvalidInput` when the
   format cannot be written for this project (no question it can write), saying why; the export is
   then refused (422) before any job is queued.

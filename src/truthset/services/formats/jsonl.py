@@ -27,6 +27,8 @@ def write_lines(rows: Iterable[dict[str, Any]], out: IO[bytes]) -> int:
 class JsonlWriter:
     media_type = "application/x-ndjson"
     extension = "jsonl"
+    #: rows may hold the stored JSON as orjson.Fragment: it is written as it is, never parsed
+    raw_json = True
 
     def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any]], out: BinaryIO) -> int:
         return write_lines(rows, out)
