@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import datasets
@@ -142,3 +144,25 @@ def test_an_unknown_format_names_the_formats() -> None:
     with pytest.raises(InvalidInput, match="the formats are: jsonl, csv, parquet") as raised:
         formats.get("xlsx")
     assert raised.value.details["formats"][:3] == ["jsonl", "csv", "parquet"]
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
+
+
+def test_docs_formats_md_shows_the_row_shape_and_its_parquet_example_runs(
+    db: Database, org: Org, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The documented JSONL line has exactly the keys of a real row (the contract other writers read)."""
+    text = DOCS.read_text().split("### JSONL", 1)[1]
+    documented = orjson.loads(re.search(r"```json\n(.*?)```", text, flags=re.S).group(1))
+    project, _ = labeled_project(org)
+    row = next(export.export_rows(db, org.owner.principal, project["id"]))
+    assert set(documented) == set(row)
+    assert set(documented["responses"][0]) == set(row["responses"][0])
+    assert set(documented["reviews"][0]) == set(row["reviews"][0])
+    with (tmp_path / "tasks.parquet").open("wb") as out:
+        formats.get("parquet").write(project, export.export_rows(db, org.owner.principal, project["id"]), out)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
+    (example,) = re.findall(r"```python\n(.*?)```", DOCS.read_text(), flags=re.S)
+    exec(compile(example, "docs/formats.md", "exec"), {})
