@@ -166,3 +166,18 @@ def test_docs_formats_md_shows_the_row_shape_and_its_parquet_example_runs(
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
     (example,) = re.findall(r"```python\n(.*?)```", DOCS.read_text(), flags=re.S)
     exec(compile(example, "docs/formats.md", "exec"), {})
+
+
+def test_the_lines_the_database_renders_are_the_rows(db: Database, org: Org) -> None:
+    """JSONL is rendered by the database (export_lines); it must say exactly what export_rows says."""
+    project, _ = labeled_project(org)
+    org.make_tasks(project["id"], 2, batch_id=org.make_batch(project["id"])["id"])
+    for filters in (export.ExportFilter(), export.ExportFilter(status=None), export.ExportFilter(min_confidence=0.5)):
+        rows = list(export.export_rows(db, org.owner.principal, project["id"], filters=filters))
+        totals: list[int] = []
+        lines = list(
+            export.export_lines(db, org.owner.principal, project["id"], filters=filters, on_total=totals.append)
+        )
+        assert [orjson.loads(line) for line in lines] == rows and totals == [len(rows)]
+        if filters.status is None:
+            assert any(row["reviews"] for row in rows) and any(not row["responses"] for row in rows)

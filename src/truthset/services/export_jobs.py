@@ -137,14 +137,7 @@ def run_export(db: Database, context: JobContext) -> dict[str, Any]:
     name = f"{context.id}-{context.attempt}.{writer.extension}"
     _remove_earlier_attempts(directory, context)
     started = utcnow()  # before the snapshot's first read: see cursor_for
-    rows = export.export_rows(
-        db,
-        principal,
-        project_id,
-        filters=filters,
-        on_total=lambda n: context.progress(0, n),
-        raw_json=getattr(writer, "raw_json", False),
-    )
+    rows = export.rows_for(writer, db, principal, project_id, filters, on_total=lambda n: context.progress(0, n))
     with full_disk_is_storage_full("the exports directory"):
         count, size, digest = _write_file(directory / name, writer, project, _reporting(rows, context), context)
     finished = utcnow()

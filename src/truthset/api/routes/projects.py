@@ -128,15 +128,10 @@ def export_project(
     shows as it was when the export began).
     """
     project, writer = export.prepare(db, caller, project_id, export_format)
-    rows = export.export_rows(
-        db,
-        caller,
-        project_id,
-        status=None if all_statuses else status,
-        batch_id=batch_id,
-        min_confidence=min_confidence,
-        raw_json=getattr(writer, "raw_json", False),
+    filters = export.ExportFilter(
+        status=None if all_statuses else status, batch_id=batch_id, min_confidence=min_confidence
     )
+    rows = export.rows_for(writer, db, caller, project_id, filters)
     return StreamingResponse(_blocks(export.spool(rows, writer, project)), media_type=writer.media_type)
 
 

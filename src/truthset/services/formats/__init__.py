@@ -9,6 +9,8 @@ shape docs/formats.md documents) into one file. It is any object with
   (never all in memory) and return how many tasks it wrote;
 - optionally ``raw_json = True``: the writer only re-serialises JSON values, so the rows may hold
   ``data``, ``metadata`` and responses' ``answer`` as the stored JSON text (:class:`orjson.Fragment`);
+- optionally ``json_lines = True``: the rows may be each row's JSON text, rendered by the database
+  (:func:`truthset.services.export.export_lines`; the JSONL writer);
 - optionally ``check(project) -> None``: raise :class:`~truthset.errors.InvalidInput` when the
   format cannot be written for this project (no question it can write), saying why; the export is
   then refused (422) before any job is queued.

@@ -10,12 +10,17 @@ import orjson
 LINES_PER_WRITE = 2000  # lines rendered per write: few, large writes
 
 
-def write_lines(rows: Iterable[dict[str, Any]], out: IO[bytes]) -> int:
-    """Write ``rows`` to ``out`` as JSON lines, a block of lines per write; returns the count."""
+def write_lines(rows: Iterable[dict[str, Any] | str], out: IO[bytes]) -> int:
+    """Write ``rows`` to ``out`` as JSON lines, a block of lines per write; returns the count.
+
+    A row is a dict, or a line the database already rendered as JSON text (see ``json_lines``).
+    """
     count = 0
     block: list[bytes] = []
     for row in rows:
-        block.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+        block.append(
+            (row + "\n").encode() if isinstance(row, str) else orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+        )
         if len(block) == LINES_PER_WRITE:
             out.write(b"".join(block))
             count += len(block)
@@ -27,10 +32,10 @@ def write_lines(rows: Iterable[dict[str, Any]], out: IO[bytes]) -> int:
 class JsonlWriter:
     media_type = "application/x-ndjson"
     extension = "jsonl"
-    #: rows may hold the stored JSON as orjson.Fragment: it is written as it is, never parsed
-    raw_json = True
+    #: rows may be the database's own JSON text of each row (export.export_lines): written as they are
+    json_lines = True
 
-    def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any]], out: BinaryIO) -> int:
+    def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any] | str], out: BinaryIO) -> int:  # type: ignore[override]
         return write_lines(rows, out)
 
 
