@@ -130,6 +130,7 @@ def export_lines(
     *,
     filters: ExportFilter | None = None,
     on_total: Callable[[int], Any] | None = None,
+    sql: str | None = None,
 ) -> Iterator[str]:
     """The rows of :func:`export_rows` as JSON text, one per task (no newline), rendered by the
     database itself: SQLite's JSON1 functions or PostgreSQL's ``json_build_object``.
@@ -138,12 +139,13 @@ def export_lines(
     Python dicts only to serialise them again. Here the database writes each line in C, reading a
     task's responses (with their workers) and reviews through correlated subqueries on their task
     indexes, and Python only passes the text on; same snapshot, filters and checks as
-    :func:`export_rows`, and a test proves both give the same rows.
+    :func:`export_rows`, and a test proves both give the same rows. ``sql``: another rendering of
+    each task (a column expression over ``tasks``), e.g. the Parquet writer's.
     """
     require(principal, Action.READ_TASKS)
     get_project(db, principal, project_id)
     chosen = filters or ExportFilter()
-    line = literal_column(_LINE_PG if not db.is_sqlite else _LINE_SQLITE).label("line")
+    line = literal_column(sql or (_LINE_PG if not db.is_sqlite else _LINE_SQLITE)).label("line")
     query = task_query(principal, chosen.task_filter(project_id), line)
     with db.snapshot() as conn:
         if on_total is not None:
@@ -278,6 +280,11 @@ def rows_for(
     with ``json_lines``, else dicts (with JSON fragments for a writer with ``raw_json``)."""
     if getattr(writer, "json_lines", False):
         return export_lines(db, principal, project_id, filters=filters, on_total=on_total)
+    line_sql = getattr(writer, "line_sql", None)
+    if line_sql is not None:
+        project = get_project(db, principal, project_id)
+        sql = line_sql(project, not db.is_sqlite)
+        return export_lines(db, principal, project_id, filters=filters, on_total=on_total, sql=sql)
     raw = getattr(writer, "raw_json", False)
     return export_rows(db, principal, project_id, filters=filters, on_total=on_total, raw_json=raw)
 

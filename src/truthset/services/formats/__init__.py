@@ -11,6 +11,8 @@ shape docs/formats.md documents) into one file. It is any object with
   ``data``, ``metadata`` and responses' ``answer`` as the stored JSON text (:class:`orjson.Fragment`);
 - optionally ``json_lines = True``: the rows may be each row's JSON text, rendered by the database
   (:func:`truthset.services.export.export_lines`; the JSONL writer);
+- optionally ``line_sql(project, postgres) -> str``: SQL rendering each task as the text the writer
+  wants (the Parquet writer's JSON lines in its schema's shape); the rows are then those texts;
 - optionally ``check(project) -> None``: raise :class:`~truthset.errors.InvalidInput` when the
   format cannot be written for this project (no question it can write), saying why; the export is
   then refused (422) before any job is queued.

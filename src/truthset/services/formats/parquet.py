@@ -16,12 +16,16 @@ Readable by pyarrow, pandas, DuckDB, Spark and ``datasets.load_dataset("parquet"
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import orjson
 import pyarrow as pa
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
+
+from truthset.services.formats import _arrow_lines
 
 ROWS_PER_BATCH = 2000
 TIME = pa.timestamp("us", tz="UTC")
@@ -185,21 +189,41 @@ class ParquetWriter:
     media_type = "application/vnd.apache.parquet"
     extension = "parquet"
 
-    def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any]], out: BinaryIO) -> int:
+    def line_sql(self, project: dict[str, Any], postgres: bool) -> str:
+        """The database renders each task as a JSON line of this format's schema (see _arrow_lines):
+        :meth:`write` then gets those lines instead of row dicts, and pyarrow reads them."""
+        layout = _Layout(project["spec"])
+        return _arrow_lines.line_sql(layout.fields, layout.questions, postgres)
+
+    def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any] | str], out: BinaryIO) -> int:
         layout = _Layout(project["spec"])
         count = 0
         with pq.ParquetWriter(out, layout.schema, compression="zstd") as writer:
-            block: list[dict[str, Any]] = []
+            block: list[Any] = []
             for row in rows:
                 block.append(row)
                 if len(block) == ROWS_PER_BATCH:
-                    writer.write_batch(record_batch(layout, block))
+                    writer.write_table(_table(layout, block))
                     count += len(block)
                     block = []
             if block or not count:  # an empty export is still a file with the schema
-                writer.write_batch(record_batch(layout, block))
+                writer.write_table(_table(layout, block))
                 count += len(block)
         return count
+
+
+def _table(layout: _Layout, block: list[Any]) -> pa.Table:
+    """One block as a table: JSON lines (from the database) read by pyarrow, or row dicts converted."""
+    if not block or not isinstance(block[0], str):
+        return pa.Table.from_batches([record_batch(layout, block)], schema=layout.schema)
+    options = pajson.ParseOptions(explicit_schema=layout.schema, unexpected_field_behavior="ignore")
+    try:
+        table = pajson.read_json(io.BytesIO("\n".join(block).encode()), parse_options=options)
+    except pa.ArrowInvalid:  # a value of the wrong JSON type the SQL did not catch: the careful way
+        row_type = pa.struct(list(layout.schema))
+        rows = [_arrow_lines.coerce(orjson.loads(line), row_type) for line in block]
+        return pa.Table.from_pylist(rows, schema=layout.schema)
+    return table.select(layout.schema.names).cast(layout.schema)
 
 
 WRITER = ParquetWriter()
