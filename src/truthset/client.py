@@ -26,6 +26,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -297,7 +298,7 @@ class Client:
         batch_id: str | None = None,
         min_confidence: float | None = None,
         review_status: str | None = None,
-        updated_since: str | None = None,
+        updated_since: str | datetime | None = None,
     ) -> JobOut:
         """Start an export job (the way to export a big project): returns the queued job.
 
@@ -311,7 +312,7 @@ class Client:
             batch_id=batch_id,
             min_confidence=min_confidence,
             review_status=review_status,
-            updated_since=updated_since,
+            updated_since=updated_since.isoformat() if isinstance(updated_since, datetime) else updated_since,
         )
         return self._json("POST", f"/projects/{project_id}/exports", JobOut, json=body)
 

@@ -597,9 +597,8 @@ class ExportCreate(Input):
     review_status: ReviewStatus | None = Field(
         None, description="Only tasks at this review stage: `accepted`, `rejected`, `fixed`, `pending`, `reviewing`."
     )
-    updated_since: str | None = Field(
+    updated_since: datetime | None = Field(
         None,
-        max_length=64,
         description="Only tasks changed since then: the `cursor` of a previous export job's result (a delta "
-        "export), or an ISO 8601 time.",
+        "export), or any ISO 8601 time (UTC when it names no zone).",
     )

@@ -110,7 +110,12 @@ def parse_cursor(value: str) -> datetime:
             f"updated_since: {value!r} is not a cursor or an ISO 8601 time (e.g. 2026-11-30T12:00:00Z)",
             details={"field": "updated_since"},
         ) from None
-    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+    return naive_utc(parsed)
+
+
+def naive_utc(value: datetime) -> datetime:
+    """A time as tasks store them: naive UTC (a time without a zone is taken as UTC)."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def _iso(value: datetime) -> str:

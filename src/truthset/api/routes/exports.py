@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 from fastapi.responses import FileResponse
+from pydantic import Field
 
 from truthset.api.deps import DB, AppSettings, Caller
 from truthset.schemas import ExportCreate, JobOut
@@ -12,13 +13,25 @@ from truthset.services import export, export_jobs
 router = APIRouter(tags=["exports"])
 
 
+class ExportBody(ExportCreate):
+    """The body, with the formats this server writes listed in the OpenAPI document."""
+
+    format: str = Field(
+        "jsonl",
+        min_length=1,
+        max_length=40,
+        description="File format.",
+        json_schema_extra={"enum": list(export.FORMATS)},
+    )
+
+
 @router.post(
     "/projects/{project_id}/exports",
     response_model=JobOut,
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="create_export",
 )
-def create_export(db: DB, caller: Caller, project_id: str, body: ExportCreate) -> dict:
+def create_export(db: DB, caller: Caller, project_id: str, body: ExportBody) -> dict:
     """Start an export job: the file is written in the background from one snapshot of the database.
 
     Follow it with `GET /jobs/{job_id}` (progress: tasks written of all); once it has succeeded its
@@ -30,7 +43,7 @@ def create_export(db: DB, caller: Caller, project_id: str, body: ExportCreate) -
         batch_id=body.batch_id,
         min_confidence=body.min_confidence,
         review_status=body.review_status,
-        updated_since=export_jobs.parse_cursor(body.updated_since) if body.updated_since else None,
+        updated_since=export_jobs.naive_utc(body.updated_since) if body.updated_since else None,
     )
     return export_jobs.start_export(db, caller, project_id, body.format, filters)
 
