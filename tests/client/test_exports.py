@@ -34,7 +34,10 @@ def labeled(live: Any) -> dict[str, Any]:
     return {"project_id": project.id}
 
 
-def test_start_wait_and_download(live: Any, labeled: dict[str, Any], tmp_path: Path) -> None:
+def test_start_wait_and_download(
+    live: Any, labeled: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a download without a path lands in the current directory
     with live.client() as client:
         job = client.start_export(labeled["project_id"], format="parquet", all_statuses=True)
         assert job.kind == "export" and job.status == "queued"
