@@ -82,6 +82,8 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "list_jobs": None,  # every member lists jobs: managers and up all of them, others the ones they started
     "get_job": Action.READ_JOBS,  # the walk's jobs were started by the owner (others read their own)
     "cancel_job": Action.MANAGE_JOBS,
+    "create_export": Action.READ_TASKS,
+    "download_export": Action.READ_TASKS,
 }
 
 PUBLIC = {f"{API}/openapi.json", f"{API}/docs"}
