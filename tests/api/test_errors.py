@@ -223,7 +223,7 @@ def _bad_requests(w: World) -> list[tuple[str, str, str, dict[str, Any], int, st
             422,
             "spec.questions",
         ),
-        ("update unknown field", "PATCH", f"/projects/{p}", {"json": {"spec": spec}}, 422, "spec"),
+        ("update unknown field", "PATCH", f"/projects/{p}", {"json": {"colour": "red"}}, 422, "colour"),
         ("bad member email", "POST", "/members", {"json": {"email": "not an email"}}, 422, "email"),
         ("bad member role", "POST", "/members", {"json": {"email": "a@b.example", "role": "king"}}, 422, "role"),
         (
@@ -391,7 +391,7 @@ def _bad_requests(w: World) -> list[tuple[str, str, str, dict[str, Any], int, st
         ("long id", "GET", f"/tasks/{'x' * 500}", {}, 404, None),
         ("odd id", "GET", "/projects/..%2F..%2Fetc", {}, 404, None),
         ("missing media", "GET", "/media/0123456789abcdef01234567", {}, 404, None),
-        ("wrong method", "DELETE", f"/projects/{p}", {}, 405, None),
+        ("wrong method", "PUT", f"/projects/{p}", {"json": {}}, 405, None),
         ("cancel twice is fine", "POST", f"/tasks/{t}/cancel", {}, 200, None),
     ]
 

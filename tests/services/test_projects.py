@@ -117,10 +117,13 @@ def test_update_project(org: Org) -> None:
     assert stored["spec"] == project["spec"]
 
 
-def test_the_spec_cannot_be_updated(default_spec: dict[str, Any]) -> None:
+def test_an_updated_spec_is_validated_like_a_new_one(default_spec: dict[str, Any]) -> None:
+    """The spec may change (within the editing rules, services/spec_changes.py); an invalid one is refused."""
+    assert ProjectUpdate.model_validate({"spec": default_spec}).spec is not None
+    broken = {**default_spec, "questions": [{"name": "q", "type": "nope"}]}
     with pytest.raises(ValidationError) as exc:
-        ProjectUpdate.model_validate({"spec": default_spec})
-    assert exc.value.errors()[0]["loc"] == ("spec",)
+        ProjectUpdate.model_validate({"spec": broken})
+    assert exc.value.errors()[0]["loc"][0] == "spec"
 
 
 def test_archive_hides_the_project_and_closes_its_queue(org: Org) -> None:
