@@ -344,7 +344,10 @@ class ImportLineError(Output):
 class ImportReport(Output):
     received: int
     created: int
-    existing: int = Field(description="Lines whose unique_id already existed; nothing was created for them.")
+    existing: int = Field(
+        description="Lines whose unique_id (or, without one, whose data and metadata) the project already "
+        "had; nothing was created for them."
+    )
     invalid: int
     errors: list[ImportLineError] = Field(description="The first 100 invalid lines.")
     stored: bool = Field(description="False when on_error=reject and some line was invalid: nothing was stored.")
@@ -451,6 +454,8 @@ class MediaOut(Output):
     content_type: str
     size: int
     filename: str
+    width: int | None = Field(None, description="Pixels, read when the image was decoded (null: stored before 0.1).")
+    height: int | None = None
     reference: str = Field(description="Use as an image field's value: media:<id>.")
     created_at: Timestamp
 
@@ -573,7 +578,9 @@ class JobOut(Output):
     locked_by: str | None = Field(description="The runner running it: host:pid:token:slot.")
     locked_until: OptionalTimestamp = Field(description="Its runner's lease; past it another runner resumes the job.")
     progress: JobProgress
-    result: Any = Field(None, description="What the handler returned, once succeeded.")
+    result: Any = Field(
+        None, description="What the handler returned, once succeeded (or a failed import's report of its bad lines)."
+    )
     error: str | None = Field(description="The last failure (kept while a retry waits).")
     created_by: str | None = Field(description="The member whose action enqueued it (null: the system).")
     created_at: Timestamp

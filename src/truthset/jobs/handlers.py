@@ -12,7 +12,7 @@ from typing import Any
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.storage import Database
 
-__all__ = ["quality_refit"]
+__all__ = ["import_file", "quality_refit"]
 
 
 def quality_refit(db: Database, job: JobContext) -> dict[str, Any]:
@@ -26,3 +26,13 @@ def quality_refit(db: Database, job: JobContext) -> dict[str, Any]:
         raise JobFailed("the payload names no project_id")
     job.check()
     return refit.refit_project(db, job.organization_id, project_id)
+
+
+def import_file(db: Database, job: JobContext) -> dict[str, Any]:
+    """``import``: read an uploaded file (JSONL, JSON, CSV, Parquet, Label Studio, a zip of images)
+    and store its tasks (:func:`truthset.services.imports.run_import`). Safe to repeat: the rows a
+    previous run stored are found by unique_id or content hash and count as existing."""
+    from truthset.config import get_settings
+    from truthset.services import imports
+
+    return imports.run_import(db, job, job.settings or get_settings())
