@@ -423,8 +423,8 @@ def _parquet_row(row: dict[str, Any], fields: frozenset[str], shaped: bool) -> A
     try:
         # dates, times and decimals become JSON (orjson writes them as RFC 3339 strings, floats)
         as_json = orjson.loads(orjson.dumps(row, default=_parquet_value))
-    except TypeError as exc:
-        return Bad(str(exc))
+    except TypeError as exc:  # orjson's error wraps the reason _parquet_value gave
+        return Bad(str(exc.__cause__ or exc))
     task = as_json if shaped else _task_from_columns(as_json, fields, text=False)
     return Item({k: v for k, v in task.items() if v is not None}, 0)
 
