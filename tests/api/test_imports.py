@@ -4,6 +4,8 @@ a crashed run resumed without duplicates, and tenant isolation."""
 from __future__ import annotations
 
 import io
+import os
+import time
 import zipfile
 from collections.abc import Callable
 from datetime import timedelta
@@ -420,6 +422,21 @@ def test_progress_counts_rows_read_then_rows_stored(api: Api, org: Org, monkeypa
     assert [step for step in seen if step[1] is not None] == [(2000, 4500), (4000, 4500), (4500, 4500)]
     job = api.get(f"{API}/jobs/{job_id}", auth=org.owner).json()
     assert job["progress"] == {"done": 4500, "total": 4500} and job["result"]["created"] == 4500
+
+
+def test_an_upload_whose_job_never_runs_is_swept_by_a_later_import(api: Api, org: Org) -> None:
+    project = org.make_project()
+    canceled = upload(api, org, project["id"], _many(2), "old.jsonl").json()
+    queued = upload(api, org, project["id"], _many(2, "q"), "waiting.jsonl").json()
+    api.post(f"{API}/jobs/{canceled['id']}/cancel", auth=org.owner)  # canceled while queued: never runs
+    root = settings_of(api).imports_dir
+    files = {job["id"]: root / job["payload"]["file"] for job in (canceled, queued)}
+    an_hour_ago = time.time() - 3601
+    for path in files.values():
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    upload(api, org, project["id"], _many(2, "new"), "new.jsonl")
+    assert not files[canceled["id"]].exists()  # no job will read it
+    assert files[queued["id"]].exists()  # still queued: kept however old
 
 
 # --- tenants ---------------------------------------------------------------------------------------

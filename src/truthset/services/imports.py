@@ -15,6 +15,7 @@ import io
 import os
 import re
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,9 +23,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import orjson
+from sqlalchemy import select
 
 from truthset.config import Settings
-from truthset.domain import Principal, Role
+from truthset.domain import JobStatus, Principal, Role
 from truthset.errors import InvalidInput, NotFound, TooLarge, TruthsetError, full_disk_is_storage_full
 from truthset.services import jobs, media
 from truthset.services.jobs import JobContext, JobFailed
@@ -65,6 +67,7 @@ _RESERVED = ("unique_id", "priority", "overlap")
 _FILE = {"field": "file"}
 _METADATA_PREFIX = "metadata."
 _PARQUET_BATCH_ROWS = 1000
+_LEFTOVER_SECONDS = 3600.0
 
 
 def format_for(filename: str, given: str | None) -> str:
@@ -106,6 +109,7 @@ def start_import(
         require_active(project)
         _batch_for_tasks(conn, principal, project_id, batch_id)
     image_field = _image_field(project, field) if fmt == "images" else None
+    _sweep(db, principal.organization_id, settings.imports_dir / principal.organization_id)
     name = f"{new_id()}{PurePosixPath(filename).suffix.lower()[:10]}"
     relative = f"{principal.organization_id}/{name}"
     path = _receive(chunks, settings.imports_dir / relative, settings.max_import_file_bytes)
@@ -127,6 +131,28 @@ def start_import(
         path.unlink(missing_ok=True)
         raise
     return jobs.public(job)
+
+
+def _sweep(db: Database, organization_id: str, folder: Path) -> None:
+    """Delete the organization's uploads that no job will read: a job canceled while queued (its
+    handler, which deletes the file, never ran), or an upload cut off by a crash. Only files older
+    than :data:`_LEFTOVER_SECONDS`, so an upload whose job is being written is never touched."""
+    if not folder.is_dir():
+        return
+    now = time.time()
+    old = [path for path in folder.iterdir() if path.is_file() and now - path.stat().st_mtime > _LEFTOVER_SECONDS]
+    if not old:
+        return
+    waiting = (
+        select(t.jobs.c.payload)
+        .where(t.jobs.c.organization_id == organization_id, t.jobs.c.kind == JOB_KIND)
+        .where(t.jobs.c.status.in_([str(JobStatus.QUEUED), str(JobStatus.RUNNING)]))
+    )
+    with db.read() as conn:
+        kept = {payload.get("file") for payload in conn.execute(waiting).scalars()}
+    for path in old:
+        if f"{organization_id}/{path.name}" not in kept:
+            path.unlink(missing_ok=True)
 
 
 def _image_field(project: dict[str, Any], field: str | None) -> str:
@@ -550,5 +576,3 @@ class _ImageStore:
             return Bad(f"{info.filename}: {getattr(exc, 'message', exc)}")
         metadata = {"file": info.filename, "width": row.get("width"), "height": row.get("height")}
         return Item({"data": {self.field: f"media:{row['id']}"}, "metadata": metadata}, 0)
-
-
