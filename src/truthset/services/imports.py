@@ -27,7 +27,15 @@ from sqlalchemy import select
 
 from truthset.config import Settings
 from truthset.domain import JobStatus, Principal, Role
-from truthset.errors import InvalidInput, NotFound, TooLarge, TruthsetError, full_disk_is_storage_full
+from truthset.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    TruthsetError,
+    full_disk_is_storage_full,
+)
 from truthset.services import jobs, media
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.services.policy import Action, require
@@ -68,6 +76,7 @@ _FILE = {"field": "file"}
 _METADATA_PREFIX = "metadata."
 _PARQUET_BATCH_ROWS = 1000
 _LEFTOVER_SECONDS = 3600.0
+_PERMANENT = (InvalidInput, TooLarge, NotFound, Forbidden, Conflict)
 
 
 def format_for(filename: str, given: str | None) -> str:
@@ -237,10 +246,14 @@ def run_import(db: Database, job: JobContext, settings: Settings) -> dict[str, A
         if report.refused:
             raise JobFailed(report.refusal().message, result=report.as_dict())
         return report.as_dict()
+    except jobs.JobLost:
+        finished = False  # another runner has the job now, and reads the file
+        raise
     except (JobFailed, jobs.JobCanceled):
         raise
-    except TruthsetError as exc:
-        # bad input in the file itself (not JSON, not a zip) or a project gone: a retry cannot fix it
+    except _PERMANENT as exc:
+        # bad input in the file itself (not JSON, not a zip), or a project or batch gone or closed:
+        # a retry cannot fix it (a busy database or a full disk, by contrast, is retried)
         raise JobFailed(f"{exc.code}: {exc.message}") from None
     except BaseException:
         finished = False
