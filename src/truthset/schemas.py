@@ -337,7 +337,10 @@ class TaskCreated(TaskOut):
 
 
 class ImportLineError(Output):
-    line: int = Field(description="1-based line (JSONL) or array index + 1 (JSON array).")
+    line: int = Field(
+        description="1-based: the JSONL line, the JSON array item, the CSV file line (the header is 1), "
+        "the Parquet row, or the zip entry (images in name order)."
+    )
     message: str
 
 
@@ -454,7 +457,7 @@ class MediaOut(Output):
     content_type: str
     size: int
     filename: str
-    width: int | None = Field(None, description="Pixels, read when the image was decoded (null: stored before 0.1).")
+    width: int | None = Field(None, description="Pixels, read when the image was decoded (null: stored before that).")
     height: int | None = None
     reference: str = Field(description="Use as an image field's value: media:<id>.")
     created_at: Timestamp
