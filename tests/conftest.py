@@ -192,6 +192,7 @@ class Org:
     owner: Actor
     _by_role: dict[Role, Actor] = field(default_factory=dict)
     _counter: itertools.count = field(default_factory=itertools.count)
+    _task_calls: itertools.count = field(default_factory=itertools.count)
 
     @property
     def id(self) -> str:
@@ -259,8 +260,13 @@ class Org:
     def make_tasks(
         self, project_id: str, n: int, *, batch_id: str | None = None, **fields: Any
     ) -> list[dict[str, Any]]:
-        """Import ``n`` tasks (data ``{"text": "item i"}``) in one go; return them in creation order."""
-        items = [(i + 1, {"data": {"text": f"item {i}"}, **fields}) for i in range(n)]
+        """Import ``n`` tasks (data ``{"text": "item i"}``) in one go; return them in creation order.
+
+        Later calls add `` #k`` to the text: a task without a unique_id is known by its content, so
+        the same text again would be the same task (see docs/formats.md)."""
+        call = next(self._task_calls)
+        suffix = f" #{call}" if call else ""
+        items = [(i + 1, {"data": {"text": f"item {i}{suffix}"}, **fields}) for i in range(n)]
         report = tasks.import_tasks(self.db, self.owner.principal, project_id, items, batch_id=batch_id)
         assert report.created == n, report
         return list_all_tasks(self.db, self.owner.principal, TaskFilter(project_id=project_id, batch_id=batch_id))

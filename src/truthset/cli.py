@@ -441,7 +441,12 @@ def orgs_list() -> None:
 
 @app.command("import")
 def import_tasks(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A .jsonl, .json or .csv file of tasks.")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, help="A .jsonl, .json, .csv, .parquet or .zip file of tasks, or a folder of images."
+        ),
+    ],
     project: Annotated[str, typer.Option(help="Project id.")],
     url: UrlOption = "http://127.0.0.1:8000",
     api_key: KeyOption = "",
@@ -449,30 +454,66 @@ def import_tasks(
     on_error: Annotated[
         str, typer.Option(help="reject: store nothing if a line is bad; skip: store the good lines.")
     ] = "reject",
+    format: Annotated[
+        str | None,
+        typer.Option(help="jsonl, json, csv, parquet, label-studio or images (default: from the extension)."),
+    ] = None,
+    field: Annotated[str | None, typer.Option(help="Images: the spec's image field (default: its only one).")] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the import job until it ends.")] = True,
 ) -> None:
-    """Import tasks from a JSONL, JSON or CSV file, streamed, with a progress bar."""
-    from truthset.client import Client
+    """Import tasks from a file (or a folder of images): uploaded, then imported by a job, with progress."""
+    from truthset.client import Client, ImportRejectedError
 
     if on_error not in ("reject", "skip"):
         raise typer.BadParameter("--on-error must be reject or skip")
-    with _progress() as progress, Client(url, api_key) as client:
-        bar = progress.add_task(f"importing {path.name}", total=path.stat().st_size)
-        report = client.tasks.import_tasks(
-            project,
-            path,
-            batch_id=batch,
-            on_error=on_error,  # type: ignore[arg-type]
-            progress=lambda offset: progress.update(bar, completed=offset),
-        )
-        progress.update(bar, completed=path.stat().st_size)
+    with Client(url, api_key) as client:
+        with _progress() as progress:
+            bar = progress.add_task(f"uploading {path.name}", total=path.stat().st_size if path.is_file() else None)
+            job = client.imports.start(
+                project,
+                path,
+                format=format,
+                on_error=on_error,  # type: ignore[arg-type]
+                batch_id=batch,
+                field=field,
+                progress=lambda offset: progress.update(bar, completed=offset),
+            )
+        if not wait:
+            console.print(f"import job {job.id} is {job.status}: follow it with `truthset jobs show {job.id} --wait`")
+            return
+        try:
+            report = _follow_import(client, job.id)
+        except ImportRejectedError as exc:
+            if exc.report is None:
+                raise
+            report = exc.report
+    _print_import_report(report)
+    if report.invalid:
+        raise typer.Exit(2)
+
+
+def _follow_import(client: Any, job_id: str) -> Any:
+    """The import job's progress as a bar (rows read while it checks, rows stored after), then its report."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} rows"))
+    with Progress(*columns, TimeElapsedColumn(), console=err_console) as progress:
+        bar = progress.add_task("waiting for the import job", total=None)
+
+        def show(job: Any) -> None:
+            phase = "checking" if job.progress.total is None else "storing"
+            if job.status == "queued":
+                phase = "waiting for the import job"
+            progress.update(bar, completed=job.progress.done, total=job.progress.total, description=phase)
+
+        return client.imports.wait(job_id, progress=show)
+
+
+def _print_import_report(report: Any) -> None:
     console.print(
         f"received {report.received}, created {report.created}, existing {report.existing}, "
         f"invalid {report.invalid}{'' if report.stored else ' - nothing was stored'}"
     )
     for error in report.errors:
-        console.print(f"  line {error.line}: {error.message}")
-    if report.invalid:
-        raise typer.Exit(2)
+        console.print(f"  line {error.line}: {escape(error.message)}")
 
 
 def _progress() -> Progress:

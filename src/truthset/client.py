@@ -18,14 +18,15 @@ Every method returns the pydantic models of :mod:`truthset.schemas`; every failu
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 import random
+import tempfile
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -74,6 +75,7 @@ __all__ = [
     "BadRequestError",
     "Client",
     "ConflictError",
+    "ImportRejectedError",
     "InvalidInputError",
     "MemberCreated",
     "NotFoundError",
@@ -151,6 +153,23 @@ class InvalidInputError(ApiError):
     """422: invalid input; ``details`` names the field(s)."""
 
 
+class ImportRejectedError(InvalidInputError):
+    """An import that stored nothing because of bad lines (or an import job that failed or was canceled).
+
+    ``report``: the :class:`~truthset.schemas.ImportReport` naming the bad lines, when there is one;
+    ``job``: the import job, for an import that ran as one.
+    """
+
+    def __init__(
+        self, message: str, *, report: ImportReport | None = None, job: JobOut | None = None, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("status", 422)
+        kwargs.setdefault("code", "invalid_input")
+        super().__init__(message, **kwargs)
+        self.report = report
+        self.job = job
+
+
 class RateLimitError(ApiError):
     """429: too many requests."""
 
@@ -185,6 +204,9 @@ def error_from_response(response: httpx.Response) -> ApiError:
         message = str(error.get("message") or message)
         details = error.get("details")
     cls = _ERRORS.get(status) or (ServerError if status >= 500 else ApiError)
+    if status == 422 and isinstance(details, dict) and isinstance(details.get("report"), dict):
+        report = ImportReport.model_validate(details["report"])
+        return ImportRejectedError(message, report=report, code=code, details=details, response=response)
     return cls(message, status=status, code=code, details=details, response=response)
 
 
@@ -249,6 +271,7 @@ class Client:
         self.workers = Workers(self)
         self.jobs = Jobs(self)
         self.organizations = Organizations(self)
+        self.imports = Imports(self)
 
     # -- lifecycle --
 
@@ -743,22 +766,25 @@ class Tasks(_Resource):
         on_error: Literal["reject", "skip"] = "reject",
         progress: Callable[[int], None] | None = None,
     ) -> ImportReport:
-        """Create many tasks in one streamed request.
+        """Create many tasks and return the report (how many were created, existed, were bad).
 
         ``tasks``: an iterable of task dicts (``{"data": {...}, "unique_id": ..., ...}``) or models,
-        or a path to a ``.jsonl``/``.ndjson`` file (one task per line), a ``.json`` array, or a
-        ``.csv`` (each row's columns become ``data``; ``unique_id`` and ``priority`` columns are
-        lifted out). The body is streamed as JSONL from a generator, so a million tasks are never
-        in memory at once. ``on_error="reject"`` stores nothing if any line is invalid; ``"skip"``
-        stores the valid ones. The report names bad lines by number. ``progress``, for a file, is
-        called with the number of bytes read so far (a progress bar's position).
+        sent as one streamed JSONL request (a million tasks are never in memory at once); or a path
+        to a file in any import format (``.jsonl``, ``.json``, ``.csv``, ``.parquet``, a ``.zip`` or
+        folder of images), which is uploaded and imported by a job (:meth:`Imports.start`), waited
+        for here. ``on_error="reject"`` stores nothing if any line is invalid and raises
+        :class:`ImportRejectedError` (its ``report`` names the lines); ``"skip"`` stores the valid
+        ones. ``progress``, for a file, is called with the number of bytes sent so far.
         """
-        content = _file_chunks(Path(tasks), progress) if isinstance(tasks, str | os.PathLike) else _jsonl_chunks(tasks)
+        if isinstance(tasks, str | os.PathLike):
+            imports = self._client.imports
+            job = imports.start(project_id, tasks, batch_id=batch_id, on_error=on_error, progress=progress)
+            return imports.wait(job.id)
         response = self._client._request(
             "POST",
             f"/projects/{project_id}/tasks/bulk",
             params=_params(batch_id=batch_id, on_error=on_error),
-            content=content,
+            content=_jsonl_chunks(tasks),
             headers={"Content-Type": "application/x-ndjson"},
             timeout=self._client._long_timeout(),
             retry=False,
@@ -842,50 +868,12 @@ def _jsonl_chunks(tasks: Iterable[Mapping[str, Any] | BaseModel]) -> Iterator[by
         yield b"\n".join(buffer) + b"\n"
 
 
-def _file_chunks(path: Path, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        return _raw_chunks(path, progress)
-    if suffix == ".json":
-        items = orjson.loads(path.read_bytes())
-        if not isinstance(items, list):
-            raise ValueError(f"{path}: a .json import must hold an array of tasks")
-        return _jsonl_chunks(items)
-    if suffix == ".csv":
-        return _jsonl_chunks(read_csv_tasks(path, progress))
-    raise ValueError(f"{path}: import a .jsonl, .ndjson, .json or .csv file")
-
-
 def _raw_chunks(path: Path, progress: Callable[[int], None] | None) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while block := handle.read(_IMPORT_CHUNK_BYTES):
             yield block
             if progress:
                 progress(handle.tell())
-
-
-def read_csv_tasks(path: Path, progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
-    """Tasks from a CSV file: each column is a data field, except ``unique_id``, ``priority`` and
-    ``metadata.<key>`` columns. ``progress`` gets the byte offset read so far."""
-    with path.open("rb") as raw:
-        for row in csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")):
-            if progress:
-                progress(raw.tell())  # the read-ahead position: close enough for a progress bar
-            task: dict[str, Any] = {"data": {}, "metadata": {}}
-            for column, value in row.items():
-                if column == "unique_id":
-                    if value:
-                        task["unique_id"] = value
-                elif column == "priority":
-                    if value:
-                        # not a whole number: sent as written, so the server refuses that line by
-                        # its number (and --on-error skip skips it) instead of the CLI failing on it
-                        task["priority"] = int(value) if value.strip().lstrip("+-").isdigit() else value
-                elif column.startswith("metadata."):
-                    task["metadata"][column[len("metadata.") :]] = value
-                else:
-                    task["data"][column] = value
-            yield task
 
 
 # --- the queue ---------------------------------------------------------------------------------
@@ -1025,3 +1013,79 @@ class Jobs(_Resource):
             if left is not None and left <= 0:
                 raise TimeoutError(f"job {job_id} is still {job.status} after {timeout:g} s")
             time.sleep(poll if left is None else min(poll, left))
+
+
+# --- imports -----------------------------------------------------------------------------------
+
+IMPORT_FORMATS = ("jsonl", "json", "csv", "parquet", "label-studio", "images")
+
+
+class Imports(_Resource):
+    """File imports run as jobs: upload a file of tasks (any format), follow the job, read its report."""
+
+    def start(
+        self,
+        project_id: str,
+        path: PathLike,
+        *,
+        format: str | None = None,
+        on_error: Literal["reject", "skip"] = "reject",
+        batch_id: str | None = None,
+        field: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> JobOut:
+        """Upload ``path`` (streamed) and return the queued ``import`` job.
+
+        ``format``: one of :data:`IMPORT_FORMATS`; by default the file's extension says
+        (``label-studio`` must be named). A folder is sent as a zip of its images (``images``).
+        ``field``: for images, the spec's image field (default: its only one). ``progress`` is
+        called with the bytes sent so far.
+        """
+        source = Path(path)
+        with _import_file(source) as (upload, name):
+            fmt = format or ("images" if source.is_dir() else None)
+            response = self._client._request(
+                "POST",
+                f"/projects/{project_id}/imports",
+                params=_params(filename=name, format=fmt, on_error=on_error, batch_id=batch_id, field=field),
+                content=_raw_chunks(upload, progress),
+                headers={"Content-Type": "application/octet-stream"},
+                timeout=self._client._long_timeout(),
+                retry=False,
+            )
+        return JobOut.model_validate(response.json())
+
+    def wait(
+        self, job_id: str, timeout: float | None = None, *, progress: Callable[[JobOut], None] | None = None
+    ) -> ImportReport:
+        """Wait for the import job to end and return its report.
+
+        Raises :class:`ImportRejectedError` when it stored nothing because of bad lines (``report``
+        names them), failed for another reason, or was canceled (``job`` is the job).
+        """
+        job = self._client.jobs.wait(job_id, timeout, progress=progress)
+        report = ImportReport.model_validate(job.result) if isinstance(job.result, dict) else None
+        if job.status == "succeeded" and report is not None:
+            return report
+        message = job.error or f"the import job {job.id} was {job.status}"
+        raise ImportRejectedError(message, report=report, job=job, code=str(job.status))
+
+
+@contextmanager
+def _import_file(source: Path) -> Iterator[tuple[Path, str]]:
+    """The file to upload for ``source``, with its name: the file itself, or a folder zipped (stored,
+    not compressed: images are compressed already) into a temporary file deleted afterwards."""
+    if not source.is_dir():
+        yield source, source.name
+        return
+    handle, name = tempfile.mkstemp(prefix="truthset-import-", suffix=".zip")
+    os.close(handle)
+    archive_path = Path(name)
+    try:
+        with zipfile.ZipFile(archive_path, "w", zipfile.ZIP_STORED) as archive:
+            for file in sorted(source.rglob("*")):
+                if file.is_file() and not file.is_symlink():  # a link could point anywhere on this machine
+                    archive.write(file, file.relative_to(source).as_posix())
+        yield archive_path, f"{source.name or 'images'}.zip"
+    finally:
+        archive_path.unlink(missing_ok=True)

@@ -33,6 +33,15 @@ class Settings(BaseSettings):
         2 * 1024 * 1024 * 1024, ge=1024, description="Largest bulk task import body (streamed)."
     )
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="Largest uploaded media file.")
+    max_import_file_bytes: int = Field(
+        10 * 1024 * 1024 * 1024,
+        ge=1024,
+        description="Largest file an import job accepts (streamed to `<data_dir>/imports`); for a zip of "
+        "images, also the most its images may unpack to (the zip-bomb guard).",
+    )
+    max_import_entries: int = Field(
+        100_000, ge=1, description="Most files a zip of images may hold (the zip-bomb guard's entry count)."
+    )
     max_task_bytes: int = Field(1024 * 1024, ge=256, description="Largest single task payload.")
     page_size_max: int = Field(1000, ge=1, description="Largest page a list endpoint returns.")
     trusted_proxies: str = Field(
@@ -90,6 +99,10 @@ class Settings(BaseSettings):
     @property
     def exports_dir(self) -> Path:
         return self.data_dir / "exports"
+
+    @property
+    def imports_dir(self) -> Path:
+        return self.data_dir / "imports"
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -396,14 +396,20 @@ class TaskCreated(TaskOut):
 
 
 class ImportLineError(Output):
-    line: int = Field(description="1-based line (JSONL) or array index + 1 (JSON array).")
+    line: int = Field(
+        description="1-based: the JSONL line, the JSON array item, the CSV file line (the header is 1), "
+        "the Parquet row, or the zip entry (images in name order)."
+    )
     message: str
 
 
 class ImportReport(Output):
     received: int
     created: int
-    existing: int = Field(description="Lines whose unique_id already existed; nothing was created for them.")
+    existing: int = Field(
+        description="Lines whose unique_id (or, without one, whose data and metadata) the project already "
+        "had; nothing was created for them."
+    )
     invalid: int
     errors: list[ImportLineError] = Field(description="The first 100 invalid lines.")
     stored: bool = Field(description="False when on_error=reject and some line was invalid: nothing was stored.")
@@ -510,6 +516,8 @@ class MediaOut(Output):
     content_type: str
     size: int
     filename: str
+    width: int | None = Field(None, description="Pixels, read when the image was decoded (null: stored before that).")
+    height: int | None = None
     reference: str = Field(description="Use as an image field's value: media:<id>.")
     created_at: Timestamp
 
@@ -632,7 +640,9 @@ class JobOut(Output):
     locked_by: str | None = Field(description="The runner running it: host:pid:token:slot.")
     locked_until: OptionalTimestamp = Field(description="Its runner's lease; past it another runner resumes the job.")
     progress: JobProgress
-    result: Any = Field(None, description="What the handler returned, once succeeded.")
+    result: Any = Field(
+        None, description="What the handler returned, once succeeded (or a failed import's report of its bad lines)."
+    )
     error: str | None = Field(description="The last failure (kept while a retry waits).")
     created_by: str | None = Field(description="The member whose action enqueued it (null: the system).")
     created_at: Timestamp

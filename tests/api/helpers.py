@@ -341,6 +341,12 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
         content=b'{"data": {"text": "a"}}\n{"data": {"text": "b"}}\n',
         headers={"Content-Type": "application/x-ndjson"},
     ),
+    "start_import": lambda w: Call(
+        path={"project_id": w.project["id"]},
+        params={"filename": "tasks.jsonl"},
+        content=b'{"data": {"text": "imported"}}\n',
+        headers={"Content-Type": "application/octet-stream"},
+    ),
     "list_tasks": lambda w: Call(params={"project_id": w.project["id"]}),
     "get_task": lambda w: Call(path={"task_id": w.task["id"]}),
     "cancel_task": lambda w: Call(path={"task_id": w.doomed_task["id"]}),

@@ -96,7 +96,7 @@ def test_too_large_bodies_are_413(make_api: Any, org: Org, settings: Settings) -
     error = assert_error(api.post(f"{API}/projects", auth=owner, json=big_json), 413, "too_large")
     assert error["details"] == {"limit": 2048}
     # streamed without a Content-Length: counted as it arrives
-    chunks = [b'{"data": {"text": "' + b"x" * 1000 + b'"}}\n'] * 5
+    chunks = [b'{"data": {"text": "%d' % n + b"x" * 999 + b'"}}\n' for n in range(5)]  # 5 different tasks
 
     async def stream() -> Any:
         for chunk in chunks:

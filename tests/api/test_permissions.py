@@ -56,6 +56,7 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "export_project": Action.READ_TASKS,
     "create_task": Action.MANAGE_TASKS,
     "import_tasks": Action.MANAGE_TASKS,
+    "start_import": Action.MANAGE_TASKS,
     "list_tasks": Action.READ_TASKS,
     "get_task": Action.READ_TASKS,
     "cancel_task": Action.MANAGE_TASKS,

@@ -47,11 +47,14 @@ CHECKS = [
 #: the project's spec, a quality policy's question names against the spec, a question type's own
 #: rules, free-form JSON's depth and 64-bit integers, the
 #: bytes of an image, a gold answer against the spec, a gold CSV's header and lines, a review's reason
-#: and fixed answer, which its verdict asks for; the current password of a password change): a schema-valid
+#: and fixed answer, which its verdict asks for; the current password of a password change; the lines of a
+#: bulk import, an import file's format and contents): a schema-valid
 #: request may rightly get a 422. Every other operation must
 #: accept every schema-valid request (positive_data_acceptance).
 CONTENT_CHECKED = {
     "create_task",
+    "import_tasks",
+    "start_import",
     "submit_response",
     "create_project",
     "validate_spec",

@@ -74,8 +74,11 @@ def test_bulk_bad_lines_reject_or_skip(api: Api, org: Org) -> None:
     )
     url = f"{API}/projects/{project['id']}/tasks/bulk"
     rejected = api.post(url, auth=org.owner, content=body, headers=JSONL)
-    assert rejected.status_code == 200
-    report = rejected.json()
+    # bad lines and nothing stored: a 422 whose details name the lines and hold the report
+    error = assert_error(rejected, 422, "invalid_input")
+    assert error["message"].startswith("4 invalid lines (line 2: invalid JSON")
+    assert [e["field"] for e in error["details"]["errors"]] == ["line 2", "line 4", "line 6", "line 7"]
+    report = error["details"]["report"]
     assert report["stored"] is False and report["created"] == 0 and report["invalid"] == 4
     assert [e["line"] for e in report["errors"]] == [2, 4, 6, 7]
     assert "text" in report["errors"][1]["message"] and "colour" in report["errors"][3]["message"]

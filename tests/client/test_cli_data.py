@@ -80,7 +80,8 @@ def test_a_csv_with_a_bad_priority_names_the_line_and_skip_keeps_the_rest(live: 
     table.write_text("text,priority\nhello,1\nworld,abc\nok,2\n")
     code, output = _cli(live, "import", str(table), "--project", project.id)
     assert code == 2 and "Traceback" not in output, output
-    assert "line 2:" in output and "priority" in output and "nothing was stored" in output
+    # CSV lines are the file's (the header is line 1)
+    assert "line 3:" in output and "priority" in output and "nothing was stored" in output
     code, output = _cli(live, "import", str(table), "--project", project.id, "--on-error", "skip")
     # exit status 2 says a line was bad (as for any import), the good ones are stored
     assert code == 2 and "Traceback" not in output and "created 2" in output and "invalid 1" in output, output

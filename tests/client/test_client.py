@@ -223,13 +223,17 @@ def test_import_models_and_files(client: truthset.Client, project: ProjectOut, t
     assert client.tasks.import_tasks(project.id, table).created == 2
     from_csv = next(iter(client.tasks.list(project.id, unique_id="csv-1")))
     assert (from_csv.data, from_csv.priority) == ({"text": "hello"}, 3)
-    with pytest.raises(ValueError, match="import a"):
+    (tmp_path / "tasks.xml").write_text("<tasks/>")
+    with pytest.raises(truthset.client.InvalidInputError, match=r"cannot tell the format of 'tasks\.xml'"):
         client.tasks.import_tasks(project.id, tmp_path / "tasks.xml")
 
 
 def test_import_reports_bad_lines(client: truthset.Client, project: ProjectOut) -> None:
-    rows = [{"data": {"text": "ok"}}, {"data": {"nope": 1}}, {"data": {"text": "ok"}}]
-    rejected = client.tasks.import_tasks(project.id, rows)
+    rows = [{"data": {"text": "ok 1"}}, {"data": {"nope": 1}}, {"data": {"text": "ok 3"}}]
+    with pytest.raises(truthset.client.ImportRejectedError, match="1 invalid line") as caught:
+        client.tasks.import_tasks(project.id, rows)
+    rejected = caught.value.report
+    assert rejected is not None and caught.value.status == 422
     assert (rejected.stored, rejected.created, rejected.invalid) == (False, 0, 1)
     assert rejected.errors[0].line == 2 and "nope" in rejected.errors[0].message
     skipped = client.tasks.import_tasks(project.id, rows, on_error="skip")

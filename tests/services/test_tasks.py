@@ -203,14 +203,14 @@ def test_no_write_transaction_is_open_while_the_items_are_read(org: Org) -> None
     project = org.make_project()
     org.db.lock_timeout = 5.0  # a write that had to wait for the import would fail as Busy
 
-    def items() -> Iterator[tuple[int, bytes]]:
+    def items(run: str) -> Iterator[tuple[int, bytes]]:
         for n in range(1, 4):
-            yield n, orjson.dumps({"data": {"text": f"line {n}"}})
+            yield n, orjson.dumps({"data": {"text": f"{run}: line {n}"}})  # new content: not a re-import
             # meanwhile another write goes through: the import holds no lock while it reads
             org.db.submit(org.make_task, project["id"], f"made while line {n} was read").result(timeout=60)
 
     for on_error in ("reject", "skip"):
-        report = tasks.import_tasks(org.db, org.owner.principal, project["id"], items(), on_error=on_error)
+        report = tasks.import_tasks(org.db, org.owner.principal, project["id"], items(on_error), on_error=on_error)
         assert report.created == 3
     assert _task_count(org.db) == 12
 

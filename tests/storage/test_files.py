@@ -19,9 +19,9 @@ from truthset.storage import Database
 from truthset.storage import tables as t
 from truthset.storage.files import make_private_dirs
 
-PNG = bytes.fromhex(
+PNG = bytes.fromhex(  # a whole 1 x 1 PNG: uploads are decoded, so the checksums must be right
     "89504e470d0a1a0a0000000d4948445200000001000000010800000000"
-    "3a7e9b550000000a49444154789c63680000008200813f7a0ab30000000049454e44ae426082"
+    "3a7e9b550000000a49444154789c636800000082008177cd72b60000000049454e44ae426082"
 )
 
 

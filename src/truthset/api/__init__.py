@@ -18,6 +18,7 @@ from truthset.api.headers import SecurityHeadersMiddleware
 from truthset.api.limits import AnonymousGuardMiddleware, BodyLimitMiddleware, NulGuardMiddleware
 from truthset.api.memory import GiveBackMemoryMiddleware
 from truthset.api.routes import accounts, exports, gold, media, projects, quality, queue, reviews, tasks
+from truthset.api.routes import imports as import_routes
 from truthset.api.routes import jobs as job_routes
 from truthset.config import Settings, get_settings
 from truthset.errors import TruthsetError
@@ -114,7 +115,7 @@ def _setup_routes(app: FastAPI) -> None:
     # The router tries routes in order: the annotation loop's come first, since they are most of the traffic.
     # Every API route refuses query parameters it does not take (a misspelt filter is not ignored).
     strict_query = [Depends(deps.known_query_only)]
-    for module in (queue, tasks, projects, accounts, media, quality, gold, reviews, job_routes, exports):
+    for module in (queue, tasks, projects, accounts, media, quality, gold, reviews, job_routes, exports, import_routes):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=strict_query)
     app.include_router(docs.router, prefix=API_PREFIX)  # public: no key, no query parameters
     __import__("truthset.ui", fromlist=["install"]).install(app)  # the web UI (imported late: ui sits below api)
@@ -130,6 +131,7 @@ def _setup_limits(app: FastAPI, settings: Settings) -> None:
         default_limit=settings.max_body_bytes,
         large_limit=max(settings.max_import_bytes, settings.max_upload_bytes),
         large_suffixes=("/tasks/bulk", "/media"),
+        own_limits=(("/imports", settings.max_import_file_bytes),),
     )
     app.add_middleware(NulGuardMiddleware)
     app.add_middleware(GiveBackMemoryMiddleware, suffixes=("/tasks/bulk", "/export", "/media"))

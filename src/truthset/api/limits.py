@@ -27,11 +27,20 @@ class BodyLimitMiddleware:
     whatever the reader makes of a failed read (FastAPI makes it a 400 "error parsing the body").
     """
 
-    def __init__(self, app: Any, *, default_limit: int, large_limit: int, large_suffixes: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        default_limit: int,
+        large_limit: int,
+        large_suffixes: tuple[str, ...],
+        own_limits: tuple[tuple[str, int], ...] = (),
+    ) -> None:
         self.app = app
         self.default_limit = default_limit
         self.large_limit = large_limit
         self.large_suffixes = large_suffixes
+        self.own_limits = own_limits  # (path suffix, limit): routes with a limit of their own (file imports)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,6 +48,7 @@ class BodyLimitMiddleware:
             return
         path: str = scope["path"]
         limit = self.large_limit if path.endswith(self.large_suffixes) else self.default_limit
+        limit = next((own for suffix, own in self.own_limits if path.endswith(suffix)), limit)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _reject(send, limit)

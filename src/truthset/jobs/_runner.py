@@ -203,7 +203,8 @@ class Runner:
             service.acknowledge_cancel(self.db, context.id, runner_id)
             log.info("job %s canceled", context.id)
         except PERMANENT as exc:
-            service.fail(self.db, context.id, runner_id, service.error_text(exc), retry=False)
+            result = getattr(exc, "result", None)  # a JobFailed may carry a report (an import's bad lines)
+            service.fail(self.db, context.id, runner_id, service.error_text(exc), retry=False, result=result)
             log.warning("job %s failed for good: %s", context.id, service.error_text(exc))
         except Exception as exc:
             status = service.fail(self.db, context.id, runner_id, service.error_text(exc), backoff=self.backoff)

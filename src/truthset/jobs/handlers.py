@@ -12,7 +12,7 @@ from typing import Any
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.storage import Database
 
-__all__ = ["export", "quality_refit"]
+__all__ = ["export", "import_file", "quality_refit"]
 
 
 def quality_refit(db: Database, job: JobContext) -> dict[str, Any]:
@@ -35,3 +35,13 @@ def export(db: Database, job: JobContext) -> dict[str, Any]:
     from truthset.services import export_jobs
 
     return export_jobs.run_export(db, job)
+
+
+def import_file(db: Database, job: JobContext) -> dict[str, Any]:
+    """``import``: read an uploaded file (JSONL, JSON, CSV, Parquet, Label Studio, a zip of images)
+    and store its tasks (:func:`truthset.services.imports.run_import`). Safe to repeat: the rows a
+    previous run stored are found by unique_id or content hash and count as existing."""
+    from truthset.config import get_settings
+    from truthset.services import imports
+
+    return imports.run_import(db, job, job.settings or get_settings())

@@ -90,7 +90,14 @@ class JobInterrupted(Exception):
 
 
 class JobFailed(Exception):
-    """Raised by a handler for a failure that a retry cannot fix (bad payload): the job fails at once."""
+    """Raised by a handler for a failure that a retry cannot fix (bad payload): the job fails at once.
+
+    ``result``: what the failed job keeps as its result (e.g. an import's report of its bad lines).
+    """
+
+    def __init__(self, message: str, *, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass
@@ -413,12 +420,14 @@ def fail(
     retry: bool = True,
     backoff: Backoff | None = None,
     now: datetime | None = None,
+    result: Any = None,
 ) -> JobStatus | None:
     """A run failed. The job is queued again after a backoff while it has attempts left (and
     ``retry``), else it fails for good. Returns the new status (None if it was canceled or lost).
 
     A job with a dedupe key is not queued again when another job with its key is already waiting:
-    that one does the same work, so this one fails, saying so.
+    that one does the same work, so this one fails, saying so. ``result`` is kept on a job that
+    fails for good (None keeps none).
     """
     now = now or utcnow()
     error = error[-_MAX_ERROR_CHARS:]
@@ -432,7 +441,7 @@ def fail(
             if _requeue(conn, job, values, now):
                 return JobStatus.QUEUED
             error += " (not retried: a job with the same dedupe key is already queued)"
-        _finish(conn, job_id, JobStatus.FAILED, now, error=error)
+        _finish(conn, job_id, JobStatus.FAILED, now, error=error, result=result)
         return JobStatus.FAILED
 
 
@@ -471,8 +480,12 @@ def _ended(values: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {**values, "locked_by": None, "locked_until": None, "updated_at": now, "finished_at": now}
 
 
-def _finish(conn: Connection, job_id: str, status: JobStatus, now: datetime, *, error: str | None = None) -> None:
+def _finish(
+    conn: Connection, job_id: str, status: JobStatus, now: datetime, *, error: str | None = None, result: Any = None
+) -> None:
     values = _ended({"status": str(status), "error": error}, now)
+    if result is not None:
+        values["result"] = result
     conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(values))
 
 

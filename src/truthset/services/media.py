@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from PIL import Image, UnidentifiedImageError
+
 from truthset.domain import Principal
 from truthset.errors import InvalidInput, NotFound, TooLarge, full_disk_is_storage_full
 from truthset.services.policy import Action, require
@@ -36,6 +38,35 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
+_PILLOW_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+
+
+def inspect_image(path: str | os.PathLike[str]) -> tuple[str, int, int]:
+    """The image's content type, width and height, checked by decoding it with Pillow.
+
+    Only PNG, JPEG, GIF and WebP are opened (``formats``), and Pillow's decompression-bomb guard
+    (``Image.MAX_IMAGE_PIXELS``) refuses an image with too many pixels before it is decoded.
+    Raises :class:`InvalidInput` for anything that is not a whole, readable image of those types.
+    """
+    try:
+        with Image.open(path, formats=list(_PILLOW_FORMATS)) as image:
+            if image.width * image.height > (Image.MAX_IMAGE_PIXELS or 1 << 62):
+                raise InvalidInput(f"the image has too many pixels ({image.width} x {image.height})")
+            kind, size = image.format, image.size
+            image.verify()  # reads the whole file: a truncated or corrupt image fails here
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,  # an error where warnings are (tests); refused above otherwise
+        OSError,
+        SyntaxError,
+        ValueError,
+    ) as exc:
+        reason = "not a PNG, JPEG, GIF or WebP image" if isinstance(exc, UnidentifiedImageError) else str(exc)
+        raise InvalidInput(f"not a readable image: {reason}", details={"field": "file"}) from None
+    return _PILLOW_FORMATS[str(kind)], size[0], size[1]
+
+
 def blob_path(media_dir: Path, sha256: str) -> Path:
     return media_dir / sha256[:2] / sha256
 
@@ -44,7 +75,10 @@ def blob_path(media_dir: Path, sha256: str) -> Path:
 def store(
     db: Database, principal: Principal, chunks: Iterable[bytes], *, filename: str, media_dir: Path, max_bytes: int
 ) -> dict[str, Any]:
-    """Stream an upload to disk, hashing as it goes; the same file twice is stored once."""
+    """Stream an upload to disk, hashing as it goes; the same file twice is stored once.
+
+    The file is checked twice: by its first bytes (a cheap refusal of what is plainly no image) and
+    by decoding it with Pillow, which also gives the width and height kept with it."""
     require(principal, Action.UPLOAD_MEDIA)
     make_private_dirs(media_dir)
     digest = hashlib.sha256()
@@ -60,10 +94,10 @@ def store(
                     head += chunk[:16]
                 digest.update(chunk)
                 tmp.write(chunk)
-            content_type = _sniff(head)
-            if content_type is None:
+            if _sniff(head) is None:
                 raise InvalidInput("not a PNG, JPEG, GIF or WebP image", details={"field": "file"})
             tmp.flush()
+            content_type, width, height = inspect_image(tmp.name)
             os.fsync(tmp.fileno())
         except BaseException:
             os.unlink(tmp.name)
@@ -91,6 +125,8 @@ def store(
                 "size": size,
                 "filename": filename[:300] or "upload",
                 "created_at": utcnow(),
+                "width": width,
+                "height": height,
             },
         )
 

@@ -29,6 +29,14 @@ class TooLong:
 
 
 @dataclass(frozen=True, slots=True)
+class Bad:
+    """Stands for an item a reader could not make a task of (a CSV row, a Parquet row, an archive
+    entry), with what is wrong: the import reports it by number, or skips it with ``on_error=skip``."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Item:
     """A parsed item of a JSON array, with about how many bytes of the body it took (memory budgets)."""
 

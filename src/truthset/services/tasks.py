@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import pickle
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,7 +37,7 @@ from truthset.services.projects import (
     project_overlap,
     require_active,
 )
-from truthset.services.task_stream import Item, TooLong
+from truthset.services.task_stream import Bad, Item, TooLong
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -48,6 +49,8 @@ IMPORT_CHUNK = 2000  # rows per transaction: short enough for the annotation loo
 CHUNK_BYTES = 1 << 20  # and about this much of the body at most: two chunks are in memory at once
 MAX_REPORTED_ERRORS = 100
 OnError = Literal["reject", "skip"]
+#: ``progress(done, total)``: how far an import is (see :func:`import_tasks`)
+Progress = Callable[[int, int | None], None]
 
 
 def _batch_for_tasks(conn: Connection, principal: Principal, project_id: str, batch_id: str | None) -> dict | None:
@@ -143,12 +146,30 @@ class ImportReport:
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append({"line": line, "message": message})
 
+    @property
+    def refused(self) -> bool:
+        """Bad lines and nothing stored (a rejected import, or a skipping one whose every line was bad)."""
+        return self.invalid > 0 and not (self.stored and self.created + self.existing)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    def refusal(self) -> InvalidInput:
+        """The 422 of a refused import: its message counts the bad lines, its details hold the report."""
+        first = self.errors[0] if self.errors else {"line": 0, "message": "invalid"}
+        message = (
+            f"{self.invalid} invalid line{'s' if self.invalid != 1 else ''} (line {first['line']}: "
+            f"{first['message']}); nothing was stored"
+        )
+        errors = [{"field": f"line {e['line']}", "type": "invalid", **e} for e in self.errors]
+        return InvalidInput(message, details={"field": "body", "errors": errors, "report": self.as_dict()})
+
 
 _TASK_KEYS = frozenset(TaskCreate.model_fields)
 _PRIORITY = (-1_000_000, 1_000_000)  # TaskCreate.priority's bounds
 _BULK_COLUMNS = (
     "id", "organization_id", "project_id", "batch_id", "unique_id", "data", "metadata", "priority", "status",
-    "overlap", "response_count", "lease_count", "created_at", "updated_at",
+    "overlap", "response_count", "lease_count", "created_at", "updated_at", "content_hash",
 )  # fmt: skip
 # A run of 19 digits may be an integer beyond 64 bits, which orjson would read as a float: such a
 # line is parsed by pydantic's parser instead, which keeps it exact so that it is refused by name.
@@ -157,8 +178,9 @@ _LONG_DIGIT_RUN = b"0" * 19
 
 #: A task's data, unique_id, metadata, priority, overlap and batch_id, as TaskCreate would hold them.
 _Task = tuple[dict, str | None, dict, int, int | None, str | None]
-#: One valid task as spooled between the phases: unique_id, data and metadata as JSON text, priority, overlap.
-_Row = tuple[str | None, str, str, int, int | None]
+#: One valid task as spooled between the phases: unique_id, data and metadata as JSON text, priority,
+#: overlap, and the content hash that makes a task without a unique_id idempotent (None with one).
+_Row = tuple[str | None, str, str, int, int | None, str | None]
 
 
 def _has_long_digit_run(line: bytes) -> bool:
@@ -229,6 +251,14 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value, default=_json_number).decode()
 
 
+def content_hash(data: Any, metadata: Any) -> str:
+    """A task's identity when it has no ``unique_id``: a hash of its data and metadata as canonical
+    JSON (keys sorted, no spaces), so the same task read from JSONL, CSV or Parquet hashes the same
+    and a re-import adds nothing. 128 bits of BLAKE2b: no collision in any one project, ever."""
+    canonical = orjson.dumps([data, metadata], default=_json_number, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
+
+
 class _Importer:
     """Checks import items (phase 1) and stores checked rows in short transactions (phase 2)."""
 
@@ -266,7 +296,8 @@ class _Importer:
             if batch_id is not None and batch_id != self.batch_id:
                 raise ValueError("batch_id per task is not supported in a bulk import; pass batch_id once")
             self.spec.validate_data(data)
-            row = (unique_id, _dumps(data), _dumps(metadata), priority, overlap)
+            digest = None if unique_id is not None else content_hash(data, metadata)
+            row = (unique_id, _dumps(data), _dumps(metadata), priority, overlap, digest)
             if len(row[1]) + len(row[2]) > self.max_task_bytes:
                 raise ValueError(f"task data and metadata exceed {self.max_task_bytes} bytes")
         except ValidationError as exc:
@@ -283,6 +314,8 @@ class _Importer:
             raw = raw.value
         if isinstance(raw, TooLong):
             raise ValueError(f"line is longer than {raw.limit} bytes")
+        if isinstance(raw, Bad):  # a reader found the item wrong before it was a task (a CSV row, an image)
+            raise ValueError(raw.message)
         if isinstance(raw, bytes | bytearray | memoryview):
             if len(raw) > self.max_task_bytes:
                 raise ValueError(f"line is longer than {self.max_task_bytes} bytes")
@@ -305,16 +338,17 @@ class _Importer:
     def store(self, conn: Connection, chunk: list[_Row]) -> None:
         now = repo.driver_datetime(conn, utcnow())
         fixed = (self.principal.organization_id, self.project["id"], self.batch_id)
+        status, default = self.status, self.overlap
+        ids = new_ids(len(chunk))
         rows = [
-            (task_id, *fixed, unique_id, data, metadata, priority, self.status, overlap or self.overlap, 0, 0, now, now)
-            for task_id, (unique_id, data, metadata, priority, overlap) in zip(new_ids(len(chunk)), chunk, strict=True)
+            (task_id, *fixed, unique_id, data, metadata, priority, status, overlap or default, 0, 0, now, now, digest)
+            for task_id, (unique_id, data, metadata, priority, overlap, digest) in zip(ids, chunk, strict=True)
         ]
-        # A unique_id stored before (by an earlier import, an earlier chunk or line of this one, or a
-        # concurrent import) makes its row a conflict, skipped: those rows count as existing. One
-        # index probe per row, in the insert itself, rather than a lookup query first.
-        inserted = repo.insert_prepared(
-            conn, t.tasks, _BULK_COLUMNS, rows, skip_conflicts_on=("organization_id", "unique_id")
-        )
+        # A unique_id (or, without one, a content hash) stored before (by an earlier import, an
+        # earlier chunk or line of this one, a concurrent import, or an earlier run of a resumed
+        # import job) makes its row a conflict, skipped: those rows count as existing. One index
+        # probe per row, in the insert itself, rather than a lookup query first.
+        inserted = repo.insert_prepared(conn, t.tasks, _BULK_COLUMNS, rows, skip_any_conflict=True)
         self.report.created += inserted
         self.report.existing += len(rows) - inserted
         self.queued_some = self.queued_some or bool(inserted and self.status == str(TaskStatus.PENDING))
@@ -362,6 +396,7 @@ def import_tasks(
     batch_id: str | None = None,
     on_error: OnError = "reject",
     max_task_bytes: int = 1 << 20,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Import numbered tasks (JSONL lines, or parsed JSON values) into a project, in two phases.
 
@@ -371,8 +406,12 @@ def import_tasks(
     annotation loop's calls take turns with. ``on_error="reject"`` stores nothing if any item is
     invalid (phase 2 does not run); ``"skip"`` stores the valid ones. The report names the first
     100 bad items by number; a rejected import stops checking after those (``checked``).
-    A failure during phase 2 (a crash, a full disk) can leave a prefix stored: ``unique_id``
-    makes sending the import again safe.
+    A failure during phase 2 (a crash, a full disk) can leave a prefix stored: ``unique_id`` (or,
+    without one, the content hash) makes sending the import again safe.
+
+    ``progress(done, total)`` is called after each chunk: in phase 1 with the items read and None,
+    in phase 2 with the rows stored and the rows to store. What it raises (a job's cancel) stops
+    the import between chunks.
     """
     with db.read() as conn:
         project = load_project(conn, principal, project_id)
@@ -385,18 +424,25 @@ def import_tasks(
         full_disk_is_storage_full(SPOOL_DIRECTORY),
         tempfile.TemporaryFile(prefix="truthset-import-") as spool,
     ):
+        spooled = 0
         for rows in _parsed_chunks(importer, items, pacer):
             if rows and importer.keeping:
                 pickle.dump(rows, spool, protocol=pickle.HIGHEST_PROTOCOL)
+                spooled += len(rows)
+            if progress is not None:
+                progress(importer.report.received, None)
         if not importer.keeping:
             importer.report.stored = False
             return importer.report
         spool.seek(0)
-        _store_spooled(db, importer, spool, pacer)
+        stored = None if progress is None else (lambda done: progress(done, spooled))
+        _store_spooled(db, importer, spool, pacer, stored)
     return importer.report
 
 
-def _store_spooled(db: Database, importer: _Importer, spool: IO[bytes], pacer: Pacer) -> None:
+def _store_spooled(
+    db: Database, importer: _Importer, spool: IO[bytes], pacer: Pacer, progress: Callable[[int], None] | None
+) -> None:
     """Phase 2: each spooled chunk in its own transaction, queued behind the calls already waiting.
 
     On SQLite the chunks go through the database's writer thread (:meth:`Database.submit`), whose
@@ -409,6 +455,8 @@ def _store_spooled(db: Database, importer: _Importer, spool: IO[bytes], pacer: P
         with pacer.step(time.perf_counter):  # the writer thread does the work
             write = functools.partial(importer.write, durable=following is None)
             db.submit(write, db, chunk, hot=False).result()
+        if progress is not None:
+            progress(importer.report.created + importer.report.existing)
         chunk = following
 
 

@@ -142,13 +142,15 @@ def insert_prepared(
     rows: Sequence[tuple],
     *,
     skip_conflicts_on: Sequence[str] = (),
+    skip_any_conflict: bool = False,
 ) -> int:
     """Bulk insert without per-row SQLAlchemy processing (the bulk task import's hot path).
 
     ``rows`` are tuples in ``columns`` order, already in the driver's form: JSON columns as JSON
     text (``orjson.dumps(...).decode()``), datetimes through :func:`driver_datetime`.
     With ``skip_conflicts_on`` (the columns of a unique constraint), a row that clashes with a stored
-    one (or one a concurrent transaction commits meanwhile) is skipped, not an error.
+    one (or one a concurrent transaction commits meanwhile) is skipped, not an error;
+    ``skip_any_conflict`` skips a clash with any unique index (two, partial ones included).
     Returns how many rows were inserted.
     """
     if not rows:
@@ -163,6 +165,8 @@ def insert_prepared(
     sql = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES ({values})"
     if skip_conflicts_on:
         sql += f" ON CONFLICT ({', '.join(quote(c) for c in skip_conflicts_on)}) DO NOTHING"
+    elif skip_any_conflict:
+        sql += " ON CONFLICT DO NOTHING"
     return int(conn.exec_driver_sql(sql, list(rows)).rowcount)
 
 

@@ -155,6 +155,8 @@ tasks = Table(
     Column("fixed_overlap", Integer, nullable=True),
     Column("gold", JSON, nullable=True),  # the known answer of a gold task (status "gold")
     Column("review_status", String(12), nullable=True),  # pending | accepted | rejected | fixed
+    # imported without a unique_id: a hash of data + metadata, so a re-import adds nothing (0006)
+    Column("content_hash", String(32), nullable=True),
     UniqueConstraint("organization_id", "unique_id", name="uq_tasks_org_unique_id"),
     Index("ix_tasks_org_id", "organization_id", "id"),
     Index("ix_tasks_project_id", "project_id", "id"),
@@ -162,6 +164,14 @@ tasks = Table(
     Index("ix_tasks_project_status", "project_id", "status", "id"),
     Index("ix_tasks_batch_status", "batch_id", "status", "id"),
     Index("ix_tasks_batch_id", "batch_id", "id"),
+    Index(
+        "uq_tasks_project_content",
+        "project_id",
+        "content_hash",
+        unique=True,
+        sqlite_where=text("content_hash IS NOT NULL"),
+        postgresql_where=text("content_hash IS NOT NULL"),
+    ),
 )
 
 assignments = Table(
@@ -210,6 +220,8 @@ media = Table(
     Column("size", Integer, nullable=False),
     Column("filename", String(300), nullable=False),
     _created(),
+    Column("width", Integer, nullable=True),  # pixels, read when the image was decoded (0006)
+    Column("height", Integer, nullable=True),
     UniqueConstraint("organization_id", "sha256", name="uq_media_org_sha"),
 )
 

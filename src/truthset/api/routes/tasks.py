@@ -79,7 +79,9 @@ async def import_tasks(
     """Create many tasks in one request: a JSONL stream or a JSON array, both read as they arrive.
 
     Every line is validated before the first is stored; the report names bad lines by number.
-    `unique_id` repeats create nothing.
+    A `unique_id` (or, without one, the same data and metadata) already stored creates nothing.
+    Bad lines with nothing stored (`on_error=reject`, or every line bad) answer 422 with the report
+    in `details.report`. Files of other formats, and big ones, go through `POST /projects/{id}/imports`.
     """
     db = request.app.state.db
     settings = request.app.state.settings
@@ -99,7 +101,9 @@ async def import_tasks(
             db, caller, project_id, items, batch_id=batch_id, on_error=on_error, max_task_bytes=settings.max_task_bytes
         )
     )
-    return report.__dict__
+    if report.refused:
+        raise report.refusal()
+    return report.as_dict()
 
 
 def _body_chunks(request: Request) -> Iterator[bytes]:
