@@ -32,6 +32,7 @@ class ShapeObject:
     rings: list[list[tuple[float, float]]] | None  # a polygon's pieces; None for a box
     area: float
     confidence: float | None
+    truncated: bool  # cut at the image's border
 
 
 def categories(questions: list[QuestionConfig]) -> dict[tuple[str, str], Category]:
@@ -69,25 +70,21 @@ def objects(
             category = cats[(question.name, shape["label"])]
             found = _box(shape, image) if question.type == "boxes" else _polygon(shape, image)
             if found is not None:
-                bbox, rings, area = found
-                yield ShapeObject(category, bbox, rings, area, shape.get("confidence"))
+                bbox, rings, area, truncated = found
+                yield ShapeObject(category, bbox, rings, area, shape.get("confidence"), truncated)
 
 
-def _box(shape: dict[str, Any], image: ImageFile) -> tuple[Any, None, float] | None:
+def _box(shape: dict[str, Any], image: ImageFile) -> tuple[Any, None, float, bool] | None:
     box = clip_box(shape, image.width, image.height)
-    return None if box is None else (box, None, box[2] * box[3])
+    if box is None:
+        return None
+    return box, None, box[2] * box[3], box != tuple(shape[k] for k in ("x", "y", "width", "height"))
 
 
-def _polygon(shape: dict[str, Any], image: ImageFile) -> tuple[Any, list, float] | None:
+def _polygon(shape: dict[str, Any], image: ImageFile) -> tuple[Any, list, float, bool] | None:
     rings = clip_polygon(shape["points"], image.width, image.height)
     if not rings:
         return None
-    xs = [b for ring in rings for b in _corners(ring_bbox(ring))[0]]
-    ys = [b for ring in rings for b in _corners(ring_bbox(ring))[1]]
-    bbox = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
-    return bbox, rings, sum(ring_area(r) for r in rings)
-
-
-def _corners(box: tuple[float, float, float, float]) -> tuple[tuple[float, float], tuple[float, float]]:
-    x, y, w, h = box
-    return (x, x + w), (y, y + h)
+    truncated = not all(0 <= x <= image.width and 0 <= y <= image.height for x, y in shape["points"])
+    bbox = ring_bbox([point for ring in rings for point in ring])
+    return bbox, rings, sum(ring_area(r) for r in rings), truncated
