@@ -1,0 +1,115 @@
+"""spaCy's binary training format (``spans`` questions): ``.spacy`` files (``DocBin``) in a zip.
+
+One ``Doc`` per task with a final spans answer, tokenized by ``spacy.blank("en")`` (spaCy's rule
+tokenizer for English; no model is downloaded). Each question's spans become ``doc.spans[<question
+name>]`` (a span group may overlap; its ``attrs["scores"]`` holds each span's confidence, as spaCy's
+span categorizer stores scores), and ``doc.ents`` are all of them without overlaps (longest first,
+``spacy.util.filter_spans``). Offsets are mapped with ``doc.char_span(..., alignment_mode="expand")``:
+a span covers every token it touches; a span over whitespace only has no token and is left out.
+``doc.user_data`` holds ``task_id``, ``unique_id`` and ``confidence`` (per question).
+
+Why a zip of files of 1,000 documents, not one ``.spacy`` file: a ``DocBin`` is built in memory
+and written at once, so one file for a large project would hold every document in memory.
+``spacy train`` reads a directory of ``.spacy`` files as one corpus: unzip, and point
+``paths.train`` at the directory. spaCy is an optional dependency (``pip install 'truthset[spacy]'``):
+without it this format is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any, BinaryIO
+
+from truthset.errors import InvalidInput
+from truthset.questions import QuestionConfig
+from truthset.services.formats._common import confidence, details, final_answer
+from truthset.services.formats._spans import has_spans, text_field
+from truthset.services.formats._zip import add_text, open_zip
+
+NAME = "spacy"
+SHARD = 1000  # documents per .spacy file
+
+
+class SpacyWriter:
+    name = NAME
+    media_type = "application/zip"
+    extension = "zip"
+
+    def check(self, project: dict[str, Any]) -> None:
+        text_field(NAME, project)
+        _spacy()
+
+    def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any]], out: BinaryIO) -> int:
+        field, questions = text_field(NAME, project)
+        spacy = _spacy()
+        nlp = spacy.blank("en")
+        written = shards = 0
+        shard = _doc_bin(spacy)
+        with open_zip(out) as archive:
+            for row in rows:
+                if not has_spans(row, questions, field):
+                    continue
+                shard.add(_doc(spacy, nlp, row, field, questions))
+                written += 1
+                if len(shard) == SHARD:
+                    add_text(archive, f"docs-{shards:05d}.spacy", shard.to_bytes())
+                    shards, shard = shards + 1, _doc_bin(spacy)
+            if len(shard) or not shards:
+                add_text(archive, f"docs-{shards:05d}.spacy", shard.to_bytes())
+        return written
+
+
+def _spacy() -> ModuleType:
+    try:
+        spacy = importlib.import_module("spacy")
+        importlib.import_module("spacy.tokens")
+    except ImportError:
+        raise InvalidInput(
+            "spacy: this server has no spaCy installed; install it (pip install 'truthset[spacy]') "
+            "or export in another format (conll)",
+            details={"field": "format", "format": NAME},
+        ) from None
+    return spacy
+
+
+def _doc_bin(spacy: ModuleType) -> Any:
+    return spacy.tokens.DocBin(store_user_data=True)
+
+
+def _doc(spacy: ModuleType, nlp: Any, row: dict[str, Any], field: str, questions: list[QuestionConfig]) -> Any:
+    doc = nlp.make_doc(row["data"][field])
+    everything = []
+    for question in questions:
+        spans, scores = [], []
+        confidences = _span_confidences(row, question.name)
+        for span in final_answer(row, question.name) or []:
+            made = doc.char_span(span["start"], span["end"], span["label"], alignment_mode="expand")
+            if made is not None:
+                spans.append(made)
+                scores.append(confidences.get((span["start"], span["end"], span["label"])))
+        doc.spans[question.name] = spans
+        doc.spans[question.name].attrs["scores"] = scores
+        everything.extend(spans)
+    doc.ents = spacy.util.filter_spans(everything)
+    doc.user_data.update(
+        {
+            "task_id": row["task_id"],
+            "unique_id": row.get("unique_id"),
+            "confidence": {q.name: confidence(row, q.name) for q in questions},
+        }
+    )
+    return doc
+
+
+def _span_confidences(row: dict[str, Any], question: str) -> dict[tuple[int, int, str], float]:
+    """Each kept span's confidence, from the aggregator's per-span decisions."""
+    return {
+        (d["start"], d["end"], d["label"]): d["confidence"]
+        for d in details(row, question).get("spans", [])
+        if d.get("status") == "kept"
+    }
+
+
+WRITER = SpacyWriter()
