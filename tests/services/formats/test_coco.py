@@ -99,3 +99,15 @@ def test_an_empty_answer_is_an_image_without_objects(
     project, rows = labelled(org, SPEC, [{"data": {"photo": upload(20, 20)}}], [[{"objects": []}]])
     written = json.loads(write(project, rows, store))
     assert len(written["images"]) == 1 and written["annotations"] == []
+
+
+def test_an_image_whose_file_is_gone_is_refused_naming_the_task(
+    org: Org, labelled: Callable, upload: Callable, store: MediaStore, media_dir: Path
+) -> None:
+    ref = upload(30, 30)
+    project, rows = labelled(org, SPEC, [{"data": {"photo": ref}, "unique_id": "lost"}], [[{"objects": []}]])
+    for blob in media_dir.rglob("*"):
+        if blob.is_file():
+            blob.unlink()
+    with pytest.raises(InvalidInput, match=r"coco: task lost: .*missing from the media store"):
+        write(project, rows, store)

@@ -38,6 +38,7 @@ IMAGE_SPEC: dict[str, Any] = {
         {"name": "roads", "type": "polygons", "field": "photo", "labels": ["road"], "required": False},
     ],
 }
+PAIRWISE: dict[str, Any] = {"name": "better", "type": "ranking", "field": "pair", "allow_tie": True}
 REVIEW = "Great pizza in Naples, fair price."
 
 
@@ -134,3 +135,13 @@ def test_shapes_on_an_external_image_are_refused(org: Org, labelled: Callable, s
     project, rows = labelled(org, IMAGE_SPEC, items, [[answer]])
     with pytest.raises(InvalidInput, match=r"label_studio: task far: .*external URL"):
         write(project, rows, store)
+
+
+def test_pairwise_rankings_are_left_or_right_and_a_tie_has_no_result() -> None:
+    question = label_studio.spec_of(
+        {"spec": {"fields": [{"name": "pair", "type": "responses"}], "questions": [PAIRWISE]}}
+    ).questions[0]
+    head = {"from_name": "better", "to_name": "pair"}
+    assert label_studio._ranking(question, head, {"winner": 0})[0]["value"] == {"selected": "left"}
+    assert label_studio._ranking(question, head, 1)[0]["value"] == {"selected": "right"}  # a final answer
+    assert label_studio._ranking(question, head, {"winner": "tie"}) == []

@@ -61,10 +61,11 @@ class MediaStore:
         self._organization_id = organization_id
         self._media_dir = media_dir
         self._files: dict[str, ImageFile] = {}
+        self._unreadable: set[str] = set()
 
     def load(self, references: Iterable[str]) -> None:
         ids = sorted({r.removeprefix(MEDIA_PREFIX) for r in references if r.startswith(MEDIA_PREFIX)})
-        self._files = {}
+        self._files, self._unreadable = {}, set()
         if not ids:
             return
         query = repo.scoped(t.media, self._organization_id, t.media.c.id, t.media.c.sha256, t.media.c.content_type)
@@ -72,11 +73,19 @@ class MediaStore:
             found = conn.execute(query.where(t.media.c.id.in_(ids))).all()
         for media_id, sha256, content_type in found:
             path = blob_path(self._media_dir, sha256)
-            width, height = image_size(path)
+            try:
+                width, height = image_size(path)
+            except OSError:  # the file is gone from the store, or Pillow cannot read its header
+                self._unreadable.add(MEDIA_PREFIX + media_id)
+                continue
             self._files[MEDIA_PREFIX + media_id] = ImageFile(path, width, height, _EXTENSIONS.get(content_type, ""))
 
     def get(self, reference: str) -> ImageFile | None:
         return self._files.get(reference)
+
+    def unreadable(self, reference: str) -> bool:
+        """Whether the reference is an uploaded image whose file could not be read."""
+        return reference in self._unreadable
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -104,7 +113,9 @@ def require_image(writer: str, media: MediaFiles, row: Mapping[str, Any], field:
     image = media.get(reference) if isinstance(reference, str) else None
     if image is not None:
         return image
-    if isinstance(reference, str) and not reference.startswith(MEDIA_PREFIX):
+    if isinstance(reference, str) and getattr(media, "unreadable", lambda _: False)(reference):
+        why = "is an uploaded image whose file is missing from the media store or unreadable"
+    elif isinstance(reference, str) and not reference.startswith(MEDIA_PREFIX):
         why = "is an external URL, whose size truthset does not know (upload the image, or import it by URL)"
     else:
         why = "is not an uploaded image of this organization"
