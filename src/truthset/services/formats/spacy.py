@@ -17,6 +17,7 @@ without it this format is refused with a clear message.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Iterator
 from types import ModuleType
@@ -47,7 +48,7 @@ class SpacyWriter:
         nlp = spacy.blank("en")
         written = shards = 0
         shard = _doc_bin(spacy)
-        with open_zip(out) as archive:
+        with open_zip(out) as archive, _encoders_looked_up_once():
             for row in rows:
                 if not has_spans(row, questions, field):
                     continue
@@ -72,6 +73,23 @@ def _spacy() -> ModuleType:
             details={"field": "format", "format": NAME},
         ) from None
     return spacy
+
+
+@contextlib.contextmanager
+def _encoders_looked_up_once() -> Iterator[None]:
+    """srsly (spaCy's serializer) looks its msgpack encoders up through the installed packages'
+    entry points for every packer it makes, three per ``Doc`` in ``DocBin.add``: a scan of every
+    installed distribution, which made this export 20x slower. The encoders cannot change while an
+    export runs, so they are looked up once and the registry answers from that for its duration
+    (an instance attribute over the method, removed afterwards; the same answer for anyone else)."""
+    registry = importlib.import_module("srsly.msgpack").msgpack_encoders
+    encoders = registry.get_all()
+    registry.get_all = lambda: encoders
+    try:
+        yield
+    finally:
+        with contextlib.suppress(AttributeError):
+            del registry.get_all
 
 
 def _doc_bin(spacy: ModuleType) -> Any:
