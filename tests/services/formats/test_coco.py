@@ -12,8 +12,8 @@ import pytest
 from pycocotools.coco import COCO
 
 from truthset.errors import InvalidInput
-from truthset.services.formats import coco
-from truthset.services.formats._images import MediaStore
+from truthset.services.formats import coco, conll
+from truthset.services.formats._images import MediaStore, write_options
 
 if TYPE_CHECKING:
     from conftest import Org
@@ -111,3 +111,8 @@ def test_an_image_whose_file_is_gone_is_refused_naming_the_task(
             blob.unlink()
     with pytest.raises(InvalidInput, match=r"coco: task lost: .*missing from the media store"):
         write(project, rows, store)
+
+
+def test_write_options_give_image_writers_the_organizations_media(org: Org, media_dir: Path) -> None:
+    assert isinstance(write_options(coco.WRITER, org.db, org.id, media_dir)["media"], MediaStore)
+    assert write_options(conll.WRITER, org.db, org.id, media_dir) == {}

@@ -88,6 +88,14 @@ class MediaStore:
         return reference in self._unreadable
 
 
+def write_options(writer: object, db: Database, organization_id: str, media_dir: Path) -> dict[str, Any]:
+    """The keyword arguments an export passes to ``writer.write``: a writer with ``needs_media``
+    (COCO, YOLO, VOC, Label Studio) gets the organization's media store as ``media``."""
+    if getattr(writer, "needs_media", False):
+        return {"media": MediaStore(db, organization_id, media_dir)}
+    return {}
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file's header: Pillow opens lazily and decodes no pixels here."""
     with Image.open(path) as image:
