@@ -9,7 +9,7 @@ for the final answer (``model_version`` ``truthset``, ``score`` the task's confi
 item's ``score`` its question's confidence). ``meta.truthset`` keeps what Label Studio has no place
 for, so a round trip loses nothing: the task's id, unique_id, batch, status, metadata and
 completion time, the whole result, and every response's id, worker, time and answer as truthset
-stored it.
+stored it (with its worker's kind and name, duration and review when the export has them).
 
 Results, one item per answer (``from_name`` the question, ``to_name`` its field, or the spec's first
 field for questions on no field): ``label`` and ``labels`` -> ``choices``; ``rating`` -> ``rating``;
@@ -84,9 +84,27 @@ def _task(row: dict[str, Any], mapper: _Results) -> dict[str, Any]:
 
 
 def _meta(row: dict[str, Any], responses: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("task_id", "unique_id", "batch_id", "status", "metadata", "completed_at", "confidence", "result")
-    kept = ("id", "worker_id", "created_at", "answer")
-    return {**{k: row.get(k) for k in keys}, "responses": [{k: r.get(k) for k in kept} for r in responses]}
+    """Everything of the row Label Studio has no place for (the keys the row has: provenance rows
+    also carry reviews, and each response its worker's kind and name, duration and review)."""
+    kept = {k: row[k] for k in _TASK_KEYS if k in row}
+    kept["responses"] = [{k: r[k] for k in _RESPONSE_KEYS if k in r} for r in responses]
+    return kept
+
+
+_TASK_KEYS = (
+    "task_id",
+    "unique_id",
+    "batch_id",
+    "status",
+    "metadata",
+    "completed_at",
+    "updated_at",
+    "confidence",
+    "result",
+    "review_status",
+    "reviews",
+)
+_RESPONSE_KEYS = ("id", "worker_id", "worker_kind", "worker_name", "created_at", "duration_ms", "answer", "review")
 
 
 def _annotation(mapper: _Results, response: dict[str, Any]) -> dict[str, Any]:
