@@ -29,7 +29,7 @@ from PIL import Image
 
 from truthset.services.formats._images import ImageFile
 
-FORMATS = ("coco", "yolo", "voc", "conll", "spacy", "preferences", "label_studio")
+FORMATS = ("coco", "yolo", "voc", "conll", "spacy", "spacy_json", "preferences", "label_studio")
 TEXT = " ".join(["Ada Lovelace met Charles Babbage in London and wrote notes"] * 3)
 SPANS = [
     {"start": 0, "end": 12, "label": "PER"},

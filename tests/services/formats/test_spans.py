@@ -1,8 +1,9 @@
-"""CoNLL and spaCy: the final spans read back by spaCy (its CoNLL converter, and DocBin)."""
+"""CoNLL and spaCy: the final spans read back by spaCy (its CoNLL and JSON converters, and DocBin)."""
 
 from __future__ import annotations
 
 import io
+import json
 import sys
 import zipfile
 from collections.abc import Callable
@@ -11,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import spacy
 from spacy.tokens import DocBin
-from spacy.training.converters import conll_ner_to_docs
+from spacy.training.converters import conll_ner_to_docs, json_to_docs
 
 from truthset.errors import InvalidInput
-from truthset.services.formats import conll
+from truthset.services.formats import conll, spacy_json
 from truthset.services.formats import spacy as spacy_format
 
 if TYPE_CHECKING:
@@ -92,6 +93,23 @@ def test_spacy_docbin_holds_the_entities_span_groups_and_task_ids(org: Org, labe
     assert doc.user_data["confidence"]["entities"] == rows[0]["result"]["confidence"]["entities"]
 
 
+def test_spacy_json_is_read_back_by_spacys_json_converter(org: Org, labelled: Callable) -> None:
+    items = [{"data": {"text": TEXT}, "unique_id": "a"}, {"data": {"text": "Nothing here."}, "unique_id": "b"}]
+    project, rows = labelled(org, SPEC, items, [[{"entities": ANSWER}, {"entities": []}]] * 3)
+    out = io.BytesIO()
+    assert spacy_json.WRITER.write(project, iter(rows), out) == 2
+    written = json.loads(out.getvalue())
+    assert [(d["id"], d["unique_id"]) for d in written] == [(0, "a"), (1, "b")]
+    first, second = json_to_docs(written)
+    assert first.text == TEXT and not second.ents
+    assert [(e.text, e.label_) for e in first.ents] == [
+        ("Ada Lovelace", "PER"),
+        ("Charles Babbage", "PER"),
+        ("London", "LOC"),
+        ("New York", "New York"),
+    ]
+
+
 def test_spacy_files_hold_a_bounded_number_of_documents(
     org: Org, labelled: Callable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -110,12 +128,13 @@ def test_spacy_files_hold_a_bounded_number_of_documents(
 
 def test_spacy_missing_is_a_clear_refusal(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "spacy", None)  # as if not installed: importing it raises ImportError
-    with pytest.raises(InvalidInput, match=r"spacy: this server has no spaCy installed.*truthset\[spacy\]"):
-        spacy_format.WRITER.check(org.make_project(spec=SPEC))
+    for writer in (spacy_format.WRITER, spacy_json.WRITER):
+        with pytest.raises(InvalidInput, match=rf"{writer.name}: this server has no spaCy.*truthset\[spacy\]"):
+            writer.check(org.make_project(spec=SPEC))
 
 
 def test_span_formats_refuse_a_spec_without_spans(org: Org) -> None:
     project = org.make_project()
-    for writer in (conll.WRITER, spacy_format.WRITER):
+    for writer in (conll.WRITER, spacy_format.WRITER, spacy_json.WRITER):
         with pytest.raises(InvalidInput, match=f"{writer.name}: the spec has no spans question"):
             writer.check(project)

@@ -40,19 +40,19 @@ class SpacyWriter:
 
     def check(self, project: dict[str, Any]) -> None:
         text_field(NAME, project)
-        _spacy()
+        load_spacy()
 
     def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any]], out: BinaryIO) -> int:
         field, questions = text_field(NAME, project)
-        spacy = _spacy()
+        spacy = load_spacy()
         nlp = spacy.blank("en")
         written = shards = 0
         shard = _doc_bin(spacy)
-        with open_zip(out) as archive, _encoders_looked_up_once():
+        with open_zip(out) as archive, encoders_looked_up_once():
             for row in rows:
                 if not has_spans(row, questions, field):
                     continue
-                shard.add(_doc(spacy, nlp, row, field, questions))
+                shard.add(build_doc(spacy, nlp, row, field, questions))
                 written += 1
                 if len(shard) == SHARD:
                     add_text(archive, f"docs-{shards:05d}.spacy", shard.to_bytes())
@@ -62,21 +62,22 @@ class SpacyWriter:
         return written
 
 
-def _spacy() -> ModuleType:
+def load_spacy(writer: str = NAME) -> ModuleType:
     try:
         spacy = importlib.import_module("spacy")
         importlib.import_module("spacy.tokens")
+        importlib.import_module("spacy.training")
     except ImportError:
         raise InvalidInput(
-            "spacy: this server has no spaCy installed; install it (pip install 'truthset[spacy]') "
+            f"{writer}: this server has no spaCy installed; install it (pip install 'truthset[spacy]') "
             "or export in another format (conll)",
-            details={"field": "format", "format": NAME},
+            details={"field": "format", "format": writer},
         ) from None
     return spacy
 
 
 @contextlib.contextmanager
-def _encoders_looked_up_once() -> Iterator[None]:
+def encoders_looked_up_once() -> Iterator[None]:
     """srsly (spaCy's serializer) looks its msgpack encoders up through the installed packages'
     entry points for every packer it makes, three per ``Doc`` in ``DocBin.add``: a scan of every
     installed distribution, which made this export 20x slower. The encoders cannot change while an
@@ -96,8 +97,8 @@ def _doc_bin(spacy: ModuleType) -> Any:
     return spacy.tokens.DocBin(store_user_data=True)
 
 
-def _doc(spacy: ModuleType, nlp: Any, row: dict[str, Any], field: str, questions: list[QuestionConfig]) -> Any:
-    doc = nlp.make_doc(row["data"][field])
+def build_doc(spacy: ModuleType, nlp: Any, row: dict[str, Any], field: str, questions: list[QuestionConfig]) -> Any:
+    doc = nlp(row["data"][field])  # a blank pipeline: the tokenizer (and any rule-based pipe added)
     everything = []
     for question in questions:
         spans, scores = [], []
