@@ -27,7 +27,7 @@ from typing import Any
 
 from PIL import Image
 
-from truthset.services.formats._images import ImageFile
+from truthset.services.formats.images import ImageFile
 
 FORMATS = ("coco", "yolo", "voc", "conll", "spacy", "spacy_json", "preferences", "label_studio")
 TEXT = " ".join(["Ada Lovelace met Charles Babbage in London and wrote notes"] * 3)

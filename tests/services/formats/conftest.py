@@ -18,7 +18,7 @@ from PIL import Image
 
 from truthset.schemas import ResponseCreate
 from truthset.services import export, media, queue, tasks
-from truthset.services.formats._images import MediaStore
+from truthset.services.formats.images import MediaStore
 
 if TYPE_CHECKING:
     from conftest import Org

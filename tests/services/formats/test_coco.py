@@ -13,7 +13,7 @@ from pycocotools.coco import COCO
 
 from truthset.errors import InvalidInput
 from truthset.services.formats import coco, conll
-from truthset.services.formats._images import MediaStore, write_options
+from truthset.services.formats.images import MediaStore, write_options
 
 if TYPE_CHECKING:
     from conftest import Org

@@ -12,7 +12,7 @@ from typing import Any
 from PIL import Image
 
 from truthset.services.formats import conll, yolo
-from truthset.services.formats._images import ImageFile
+from truthset.services.formats.images import ImageFile
 
 DOCS = Path(__file__).parents[3] / "docs" / "formats.md"
 

@@ -12,7 +12,7 @@ import pytest
 
 from truthset.errors import InvalidInput
 from truthset.services.formats import label_studio
-from truthset.services.formats._images import MediaStore
+from truthset.services.formats.images import MediaStore
 from truthset.storage import repositories as repo
 
 if TYPE_CHECKING:

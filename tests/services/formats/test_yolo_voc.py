@@ -14,7 +14,7 @@ from PIL import Image
 
 from truthset.errors import InvalidInput
 from truthset.services.formats import voc, yolo
-from truthset.services.formats._images import MediaStore
+from truthset.services.formats.images import MediaStore
 
 if TYPE_CHECKING:
     from conftest import Org

@@ -1,6 +1,6 @@
 """Shape answers (``boxes``, ``polygons``) as objects on their image, for COCO, YOLO and VOC.
 
-One object per shape of the final answer, cut to the image (see :mod:`._images`), with its
+One object per shape of the final answer, cut to the image (see :mod:`.images`), with its
 category: categories are the (question, label) pairs of the spec's shape questions, in spec order.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from truthset.errors import InvalidInput
 from truthset.questions import QuestionConfig
 from truthset.services.formats._common import final_answer
-from truthset.services.formats._images import ImageFile, clip_box, clip_polygon, ring_area, ring_bbox
+from truthset.services.formats.images import ImageFile, clip_box, clip_polygon, ring_area, ring_bbox
 
 SHAPE_TYPES = ("boxes", "polygons")
 

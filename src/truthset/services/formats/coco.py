@@ -22,8 +22,8 @@ from typing import Any, BinaryIO
 import orjson
 
 from truthset.services.formats._common import blocks, require_questions
-from truthset.services.formats._images import MediaFiles, image_references, require_image, require_media
 from truthset.services.formats._shapes import SHAPE_TYPES, ShapeObject, categories, has_answer, image_field, objects
+from truthset.services.formats.images import MediaFiles, image_references, require_image, require_media
 
 NAME = "coco"
 

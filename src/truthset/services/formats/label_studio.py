@@ -18,7 +18,7 @@ field for questions on no field): ``label`` and ``labels`` -> ``choices``; ``rat
 ``spans`` -> ``labels`` (``start``, ``end``, ``text``), one per span; ``boxes`` ->
 ``rectanglelabels`` and ``polygons`` -> ``polygonlabels``, coordinates in percent of the image
 (with ``original_width``/``original_height``, read from the uploaded image: a task whose image is
-an external URL is refused, see ``_images``); ``ranking`` pairwise -> ``pairwise`` (``selected``
+an external URL is refused, see ``images``); ``ranking`` pairwise -> ``pairwise`` (``selected``
 ``left`` for candidate 0, ``right`` for 1; a tie has no Label Studio value and is kept only in
 ``meta``), order -> ``ranker`` (candidate indexes as strings, best first; tied candidates in index
 order).
@@ -33,8 +33,8 @@ import orjson
 
 from truthset.questions import QuestionConfig
 from truthset.services.formats._common import blocks, confidence, final_answer, spec_of
-from truthset.services.formats._images import ImageFile, MediaFiles, image_references, require_image, require_media
 from truthset.services.formats._shapes import SHAPE_TYPES
+from truthset.services.formats.images import ImageFile, MediaFiles, image_references, require_image, require_media
 
 NAME = "label_studio"
 

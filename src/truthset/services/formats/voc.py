@@ -18,9 +18,9 @@ from typing import Any, BinaryIO
 from xml.etree import ElementTree as ET
 
 from truthset.services.formats._common import blocks, require_questions
-from truthset.services.formats._images import ImageFile, MediaFiles, image_references, require_image, require_media
 from truthset.services.formats._shapes import SHAPE_TYPES, ShapeObject, categories, has_answer, image_field, objects
 from truthset.services.formats._zip import add_file, add_text, open_zip
+from truthset.services.formats.images import ImageFile, MediaFiles, image_references, require_image, require_media
 
 NAME = "voc"
 

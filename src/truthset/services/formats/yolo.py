@@ -17,7 +17,9 @@ from typing import Any, BinaryIO
 from truthset.errors import InvalidInput
 from truthset.questions import QuestionConfig
 from truthset.services.formats._common import blocks, require_questions
-from truthset.services.formats._images import (
+from truthset.services.formats._shapes import SHAPE_TYPES, ShapeObject, categories, has_answer, image_field, objects
+from truthset.services.formats._zip import add_file, add_text, open_zip
+from truthset.services.formats.images import (
     ImageFile,
     MediaFiles,
     image_references,
@@ -25,8 +27,6 @@ from truthset.services.formats._images import (
     require_media,
     ring_area,
 )
-from truthset.services.formats._shapes import SHAPE_TYPES, ShapeObject, categories, has_answer, image_field, objects
-from truthset.services.formats._zip import add_file, add_text, open_zip
 
 NAME = "yolo"
 
