@@ -258,6 +258,25 @@ class ProjectUpdate(Input):
     quality: QualityPolicy | None = None
     lease_seconds: int | None = Field(None, ge=10, le=7 * 24 * 3600)
     archived: bool | None = None
+    spec: Spec | None = Field(
+        None, description="A new spec: once the project holds work, only changes docs/guide.md allows (else 409)."
+    )
+
+
+class SpecCheck(Input):
+    """A spec (and optionally a policy) to check without saving: the spec editor's live check."""
+
+    spec: Spec
+    quality: QualityPolicy = Field(default_factory=QualityPolicy)
+    project_id: str | None = Field(None, description="Also check the change against this project's stored work.")
+
+
+class SpecChecked(Output):
+    spec: dict[str, Any] = Field(description="The spec as it would be stored.")
+    quality: dict[str, Any] = Field(description="The policy as it would be stored.")
+    questions: list[dict[str, Any]] = Field(
+        description="Each question as the workbench gets it (defaults filled, options as objects)."
+    )
 
 
 class QuestionTypeOut(Output):

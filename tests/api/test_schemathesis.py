@@ -54,6 +54,7 @@ CONTENT_CHECKED = {
     "create_task",
     "submit_response",
     "create_project",
+    "validate_spec",
     "update_project",
     "create_batch",
     "upload_media",
