@@ -30,7 +30,7 @@ import orjson
 
 from truthset.errors import InvalidInput
 from truthset.questions import QuestionConfig
-from truthset.questions.ranking import candidate_text
+from truthset.questions._registry import candidate_text
 from truthset.services.formats._common import blocks, confidence, details, final_answer, require_questions, spec_of
 
 NAME = "preferences"
