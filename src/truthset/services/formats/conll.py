@@ -1,6 +1,7 @@
 """CoNLL-2003 NER columns (``spans`` questions): one token per line, BIO (IOB2) tags.
 
-Each task with a final spans answer is a document opened by ``-DOCSTART- -X- O O``; each line of
+Each task with a final spans answer is a document opened by ``-DOCSTART- -X- O O`` (with spans
+questions asked ``for_each`` candidate of a responses field, each candidate's text is a document); each line of
 its text is a sentence (sentences are separated by an empty line); each token is a line
 ``token -X- _ TAG``, with one tag column per spans question in spec order (so a spec with one spans
 question gives exactly the four CoNLL-2003 columns that spaCy's ``conll_ner_to_docs`` and Hugging
@@ -23,7 +24,7 @@ from typing import Any, BinaryIO
 
 from truthset.questions import QuestionConfig
 from truthset.services.formats._common import blocks, final_answer
-from truthset.services.formats._spans import has_spans, longest_first, text_field
+from truthset.services.formats._spans import documents, longest_first, text_field
 
 NAME = "conll"
 DOCSTART = "-DOCSTART- -X- O O\n\n"
@@ -41,12 +42,15 @@ class ConllWriter:
         text_field(NAME, project)
 
     def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any]], out: BinaryIO) -> int:
-        field, questions = text_field(NAME, project)
+        _, questions = text_field(NAME, project)
         written = 0
         for block in blocks(rows):
-            parts = [_document(row, field, questions) for row in block if has_spans(row, questions, field)]
+            parts = []
+            for row in block:
+                found = [_document(row, text, asked) for _, text, asked in documents(row, questions)]
+                parts.extend(found)
+                written += bool(found)
             out.write("".join(parts).encode())
-            written += len(parts)
         return written
 
 
@@ -55,8 +59,7 @@ def tokens(text: str) -> list[tuple[int, int, str]]:
     return [(m.start(), m.end(), m.group()) for m in TOKEN.finditer(text)]
 
 
-def _document(row: dict[str, Any], field: str, questions: list[QuestionConfig]) -> str:
-    text = row["data"][field]
+def _document(row: dict[str, Any], text: str, questions: list[QuestionConfig]) -> str:
     found = tokens(text)
     columns = [_tags(found, final_answer(row, q.name) or []) for q in questions]
     lines = [DOCSTART]

@@ -12,8 +12,9 @@ completion time, the whole result, and every response's id, worker, time and ans
 stored it (with its worker's kind and name, duration and review when the export has them).
 
 Results, one item per answer (``from_name`` the question, ``to_name`` its field, or the spec's first
-field for questions on no field): ``label`` and ``labels`` -> ``choices``; ``rating`` -> ``rating``;
-``number`` -> ``number``; ``text`` -> ``textarea``; ``rubric`` -> a ``rating`` per criterion
+field for questions on no field; a question asked ``for_each`` candidate is one question per
+candidate, ``<name>-<index>``, on the responses field): ``label`` and ``labels`` -> ``choices``;
+``rating`` -> ``rating``; ``number`` -> ``number``; ``text`` -> ``textarea``; ``rubric`` -> a ``rating`` per criterion
 (``from_name`` ``question.criterion``), comments as ``textarea`` (``question.criterion.comment``);
 ``spans`` -> ``labels`` (``start``, ``end``, ``text``), one per span; ``boxes`` ->
 ``rectanglelabels`` and ``polygons`` -> ``polygonlabels``, coordinates in percent of the image
@@ -32,6 +33,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from truthset.questions import QuestionConfig
+from truthset.questions._registry import question_text
 from truthset.services.formats._common import blocks, confidence, final_answer, spec_of
 from truthset.services.formats._shapes import SHAPE_TYPES
 from truthset.services.formats.images import ImageFile, MediaFiles, image_references, require_image, require_media
@@ -148,7 +150,8 @@ class _Results:
         return [{"id": f"r{i}", **item} for i, item in enumerate(items)]
 
     def _items(self, question: Any, value: Any) -> list[dict[str, Any]]:
-        to_name = getattr(question, "field", None) or self.first_field
+        # a question on a field names it; a copy asked for each candidate, its responses field
+        to_name = getattr(question, "field", None) or question.for_each or self.first_field
         head = {"from_name": question.name, "to_name": to_name}
         kind = question.type
         if kind in ("label", "labels"):
@@ -160,7 +163,8 @@ class _Results:
         if kind == "rubric":
             return _rubric(question, head, value)
         if kind == "spans":
-            return [_span(head, span, self.row["data"].get(question.field) or "") for span in value]
+            text = question_text(question, self.row["data"]) or ""  # the field's, or the candidate's
+            return [_span(head, span, text) for span in value]
         if kind in SHAPE_TYPES:
             image = self.image(question.field) if value else None
             return [_shape(kind, head, shape, image) for shape in value if image is not None]

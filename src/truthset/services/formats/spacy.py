@@ -6,7 +6,9 @@ name>]`` (a span group may overlap; its ``attrs["scores"]`` holds each span's co
 span categorizer stores scores), and ``doc.ents`` are all of them without overlaps (longest first,
 ``spacy.util.filter_spans``). Offsets are mapped with ``doc.char_span(..., alignment_mode="expand")``:
 a span covers every token it touches; a span over whitespace only has no token and is left out.
-``doc.user_data`` holds ``task_id``, ``unique_id`` and ``confidence`` (per question).
+``doc.user_data`` holds ``task_id``, ``unique_id``, ``candidate`` and ``confidence`` (per
+question). Spans questions asked ``for_each`` candidate of a responses field give a ``Doc`` per
+candidate's text (``candidate`` its index; span groups named as the spec names the question).
 
 Why a zip of files of 1,000 documents, not one ``.spacy`` file: a ``DocBin`` is built in memory
 and written at once, so one file for a large project would hold every document in memory.
@@ -26,7 +28,7 @@ from typing import Any, BinaryIO
 from truthset.errors import InvalidInput
 from truthset.questions import QuestionConfig
 from truthset.services.formats._common import confidence, details, final_answer
-from truthset.services.formats._spans import has_spans, text_field
+from truthset.services.formats._spans import documents, text_field
 from truthset.services.formats._zip import add_text, open_zip
 
 NAME = "spacy"
@@ -43,20 +45,21 @@ class SpacyWriter:
         load_spacy()
 
     def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any]], out: BinaryIO) -> int:
-        field, questions = text_field(NAME, project)
+        _, questions = text_field(NAME, project)
         spacy = load_spacy()
         nlp = spacy.blank("en")
         written = shards = 0
         shard = _doc_bin(spacy)
         with open_zip(out) as archive, encoders_looked_up_once():
             for row in rows:
-                if not has_spans(row, questions, field):
-                    continue
-                shard.add(build_doc(spacy, nlp, row, field, questions))
-                written += 1
-                if len(shard) == SHARD:
-                    add_text(archive, f"docs-{shards:05d}.spacy", shard.to_bytes())
-                    shards, shard = shards + 1, _doc_bin(spacy)
+                found = False
+                for candidate, text, asked in documents(row, questions):
+                    shard.add(build_doc(spacy, nlp, row, (candidate, text), asked))
+                    found = True
+                    if len(shard) == SHARD:
+                        add_text(archive, f"docs-{shards:05d}.spacy", shard.to_bytes())
+                        shards, shard = shards + 1, _doc_bin(spacy)
+                written += found
             if len(shard) or not shards:
                 add_text(archive, f"docs-{shards:05d}.spacy", shard.to_bytes())
         return written
@@ -97,8 +100,12 @@ def _doc_bin(spacy: ModuleType) -> Any:
     return spacy.tokens.DocBin(store_user_data=True)
 
 
-def build_doc(spacy: ModuleType, nlp: Any, row: dict[str, Any], field: str, questions: list[QuestionConfig]) -> Any:
-    doc = nlp(row["data"][field])  # a blank pipeline: the tokenizer (and any rule-based pipe added)
+def build_doc(
+    spacy: ModuleType, nlp: Any, row: dict[str, Any], source: tuple[int | None, str], questions: list[QuestionConfig]
+) -> Any:
+    """The task's ``Doc`` of one text (``source``: the candidate it is, or None, and the text)."""
+    candidate, text = source
+    doc = nlp(text)  # a blank pipeline: the tokenizer (and any rule-based pipe added)
     everything = []
     for question in questions:
         spans, scores = [], []
@@ -108,15 +115,16 @@ def build_doc(spacy: ModuleType, nlp: Any, row: dict[str, Any], field: str, ques
             if made is not None:
                 spans.append(made)
                 scores.append(confidences.get((span["start"], span["end"], span["label"])))
-        doc.spans[question.name] = spans
-        doc.spans[question.name].attrs["scores"] = scores
+        doc.spans[question.group] = spans
+        doc.spans[question.group].attrs["scores"] = scores
         everything.extend(spans)
     doc.ents = spacy.util.filter_spans(everything)
     doc.user_data.update(
         {
             "task_id": row["task_id"],
             "unique_id": row.get("unique_id"),
-            "confidence": {q.name: confidence(row, q.name) for q in questions},
+            "candidate": candidate,
+            "confidence": {q.group: confidence(row, q.name) for q in questions},
         }
     )
     return doc
