@@ -23,7 +23,7 @@ from truthset.services.formats import jsonl
 from truthset.storage import tables as t
 from truthset.storage.ids import new_id, utcnow
 
-from .helpers import ANSWER, API, Api, Org, assert_error
+from .helpers import ANSWER, API, Api, Org, assert_error, png_bytes
 
 
 def run_exports(org: Org, settings: Settings) -> int:
@@ -244,3 +244,44 @@ def test_old_files_expire(api: Api, org: Org, settings: Settings) -> None:
     assert not path.exists() and not leftover.exists()
     gone = api.get(f"{API}/exports/{job['id']}/file", auth=org.owner)
     assert "expired" in assert_error(gone, 404, "export_expired")["message"]
+
+
+BOXES_SPEC: dict[str, Any] = {
+    "fields": [{"name": "photo", "type": "image"}],
+    "questions": [{"name": "objects", "type": "boxes", "field": "photo", "labels": ["car", "person"]}],
+}
+
+
+def test_a_coco_export_reads_image_sizes_from_the_media_store_by_route_and_by_job(
+    api: Api, org: Org, settings: Settings
+) -> None:
+    """The image formats need each image's size: both the synchronous route and the export job hand
+    the writer the organization's media store, and pycocotools reads the file back."""
+    from pycocotools.coco import COCO
+
+    uploaded = api.post(f"{API}/media", auth=org.owner, files={"file": ("lot.png", png_bytes(40, 30), "image/png")})
+    assert uploaded.status_code == 201, uploaded.text
+    project = org.make_project(spec=BOXES_SPEC, overlap=1)
+    task = api.post(
+        f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": {"photo": uploaded.json()["reference"]}}
+    ).json()
+    box = {"label": "car", "x": 4, "y": 5, "width": 10, "height": 8}
+    sent = api.post(f"{API}/tasks/{task['id']}/responses", auth=org.owner, json={"answer": {"objects": [box]}})
+    assert sent.status_code == 201, sent.text
+
+    by_route = api.get(f"{API}/projects/{project['id']}/export", auth=org.owner, params={"format": "coco"})
+    assert by_route.status_code == 200, by_route.text
+    job = start(api, org, project["id"], format="coco")
+    assert run_exports(org, settings) == 1
+    finished(api, org, job["id"])
+    by_job = api.get(f"{API}/exports/{job['id']}/file", auth=org.owner)
+    assert by_job.status_code == 200
+    for content in (by_route.content, by_job.content):
+        path = settings.data_dir / "read-back.json"
+        path.write_bytes(content)
+        coco = COCO(str(path))
+        (image,) = coco.loadImgs(coco.getImgIds())
+        assert (image["width"], image["height"]) == (40, 30)
+        (annotation,) = coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]]))
+        assert annotation["bbox"] == [4, 5, 10, 8]
+        assert coco.loadCats(annotation["category_id"])[0]["name"] == "car"

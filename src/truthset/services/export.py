@@ -434,8 +434,10 @@ def write_jsonl(rows: Iterable[dict[str, Any]], out: IO[bytes]) -> int:
     return write_lines(rows, out)
 
 
-def spool(rows: Iterable[dict[str, Any]], writer: formats.Writer, project: dict[str, Any]) -> IO[bytes]:
+def spool(rows: Iterable[dict[str, Any]], writer: formats.Writer, project: dict[str, Any], **options: Any) -> IO[bytes]:
     """``rows`` written by ``writer`` to a temporary file, rewound; the caller closes (deletes) it.
+    ``options`` go to ``writer.write`` (the media store of the image formats: see
+    :func:`truthset.services.formats.images.write_options`).
 
     The snapshot is read at the database's pace and sent from the file at the client's: a slow
     client never holds the read transaction open (on SQLite an open reader keeps the WAL from being
@@ -445,7 +447,7 @@ def spool(rows: Iterable[dict[str, Any]], writer: formats.Writer, project: dict[
     file = tempfile.TemporaryFile()  # noqa: SIM115 (returned open: the caller sends, then closes it)
     try:
         with full_disk_is_storage_full(SPOOL_DIRECTORY):
-            writer.write(project, iter(rows), file)
+            writer.write(project, iter(rows), file, **options)
             file.flush()
         file.seek(0)
     except BaseException:

@@ -28,6 +28,7 @@ from truthset.config import Settings, get_settings
 from truthset.domain import JobStatus, Principal, ReviewStatus, Role, TaskStatus
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, full_disk_is_storage_full
 from truthset.services import export, formats, jobs
+from truthset.services.formats.images import write_options
 from truthset.services.jobs import JobCanceled, JobContext, JobFailed, JobLost
 from truthset.services.policy import Action, require
 from truthset.storage import Database
@@ -144,7 +145,10 @@ def run_export(db: Database, context: JobContext) -> dict[str, Any]:
     started = utcnow()  # before the snapshot's first read: see cursor_for
     rows = export.rows_for(writer, db, principal, project_id, filters, on_total=lambda n: context.progress(0, n))
     with full_disk_is_storage_full("the exports directory"):
-        count, size, digest = _write_file(directory / name, writer, project, _reporting(rows, context), context)
+        options = write_options(writer, db, context.organization_id, settings.media_dir)  # image formats: sizes
+        count, size, digest = _write_file(
+            directory / name, writer, project, _reporting(rows, context), context, **options
+        )
     finished = utcnow()
     return {
         "project_id": project_id,
@@ -203,7 +207,12 @@ class _HashingFile:
 
 
 def _write_file(
-    path: Path, writer: formats.Writer, project: dict[str, Any], rows: Iterator[dict[str, Any]], context: JobContext
+    path: Path,
+    writer: formats.Writer,
+    project: dict[str, Any],
+    rows: Iterator[dict[str, Any]],
+    context: JobContext,
+    **options: Any,
 ) -> tuple[int, int, str]:
     """Write ``rows`` to ``path`` through ``path.part``: fsynced, then renamed, so ``path`` exists
     only complete, and only while the job is still this runner's (not canceled meanwhile).
@@ -212,7 +221,7 @@ def _write_file(
     try:
         with open(part, "wb", opener=_private) as raw:
             out = _HashingFile(raw)
-            count = writer.write(project, rows, out)  # type: ignore[arg-type]
+            count = writer.write(project, rows, out, **options)  # type: ignore[arg-type]
             raw.flush()
             os.fsync(raw.fileno())
         _still_mine(context)

@@ -23,6 +23,7 @@ from truthset.schemas import (
     SpecChecked,
 )
 from truthset.services import export, projects
+from truthset.services.formats.images import write_options
 
 router = APIRouter(tags=["projects"])
 
@@ -136,6 +137,7 @@ def cancel_batch(db: DB, caller: Caller, batch_id: str) -> dict:
 def export_project(
     db: DB,
     caller: Caller,
+    settings: AppSettings,
     project_id: str,
     status: TaskStatus | None = TaskStatus.COMPLETED,
     batch_id: str | None = None,
@@ -159,7 +161,8 @@ def export_project(
         status=None if all_statuses else status, batch_id=batch_id, min_confidence=min_confidence
     )
     rows = export.rows_for(writer, db, caller, project_id, filters)
-    return StreamingResponse(_blocks(export.spool(rows, writer, project)), media_type=writer.media_type)
+    options = write_options(writer, db, caller.organization_id, settings.media_dir)  # image formats: sizes
+    return StreamingResponse(_blocks(export.spool(rows, writer, project, **options)), media_type=writer.media_type)
 
 
 def _blocks(spool: IO[bytes]) -> Iterator[bytes]:

@@ -37,6 +37,14 @@ MODULES: dict[str, str] = {
     "jsonl": "truthset.services.formats.jsonl",
     "csv": "truthset.services.formats.csv",
     "parquet": "truthset.services.formats.parquet",
+    "coco": "truthset.services.formats.coco",
+    "yolo": "truthset.services.formats.yolo",
+    "voc": "truthset.services.formats.voc",
+    "conll": "truthset.services.formats.conll",
+    "spacy": "truthset.services.formats.spacy",
+    "spacy_json": "truthset.services.formats.spacy_json",
+    "preferences": "truthset.services.formats.preferences",
+    "label_studio": "truthset.services.formats.label_studio",
 }
 
 
