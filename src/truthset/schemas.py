@@ -625,6 +625,7 @@ class TaskBulkAction(Input):
     ids: list[Annotated[str, Field(max_length=24)]] | None = Field(None, max_length=10_000)
     filter: TaskBulkFilter | None = None
     priority: int | None = Field(None, ge=-(2**31), le=2**31 - 1, description="For set_priority.")
+    dry_run: bool = Field(False, description="Only count the tasks matched; change nothing.")
 
 
 class TaskBulkResult(Output):

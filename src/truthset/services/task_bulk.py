@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func
 
 from truthset.domain import BatchStatus, Principal, ReviewStatus, TaskStatus
 from truthset.errors import InvalidInput
@@ -50,16 +50,20 @@ def bulk_action(
     ids: Sequence[str] | None = None,
     filters: TaskFilter | None = None,
     priority: int | None = None,
+    dry_run: bool = False,
 ) -> dict[str, int]:
     """Apply ``action`` to the project's tasks named by ``ids`` or matching ``filters``.
 
     Returns ``{"matched", "changed", "skipped"}``: ids of other projects or organizations are never
-    matched (they count in neither number: they do not exist for this caller).
+    matched (they count in neither number: they do not exist for this caller). A ``dry_run`` only
+    counts the tasks matched (what a confirmation asks about), changing nothing.
     """
     require(principal, Action.MANAGE_TASKS)
     _check(action, ids, filters, priority)
     with db.read() as conn:
         require_active(load_project(conn, principal, project_id))
+        if dry_run:
+            return {"matched": _count(conn, principal, project_id, ids, filters), "changed": 0, "skipped": 0}
     counts = {"matched": 0, "changed": 0, "skipped": 0}
     batches: set[str] = set()
     blocks = (
@@ -95,6 +99,16 @@ def _check(action: str, ids: Sequence[str] | None, filters: TaskFilter | None, p
         raise InvalidInput("priority is required to set the priority", details={"field": "priority"})
 
 
+def _count(
+    conn: Connection, principal: Principal, project_id: str, ids: Sequence[str] | None, filters: TaskFilter | None
+) -> int:
+    if ids is not None:
+        return sum(len(_load(conn, principal, project_id, block, lock=False)) for block in _id_blocks(list(set(ids))))
+    assert filters is not None
+    query = task_query(principal, replace(filters, project_id=project_id), func.count())
+    return int(conn.execute(query).scalar_one())
+
+
 def _id_blocks(ids: list[str]) -> Iterator[list[str]]:
     for start in range(0, len(ids), BLOCK):
         yield ids[start : start + BLOCK]
@@ -116,11 +130,14 @@ def _filter_blocks(
             return
 
 
-def _load(conn: Connection, principal: Principal, project_id: str, ids: list[str]) -> list[dict[str, Any]]:
+def _load(
+    conn: Connection, principal: Principal, project_id: str, ids: list[str], *, lock: bool = True
+) -> list[dict[str, Any]]:
     query = repo.scoped(t.tasks, principal.organization_id).where(
         t.tasks.c.project_id == project_id, t.tasks.c.id.in_(ids)
     )
-    return [dict(row) for row in conn.execute(query.order_by(t.tasks.c.id).with_for_update()).mappings()]
+    query = query.order_by(t.tasks.c.id)
+    return [dict(row) for row in conn.execute(query.with_for_update() if lock else query).mappings()]
 
 
 def _apply(

@@ -201,6 +201,7 @@ def bulk_task_action(db: DB, caller: Caller, project_id: str, body: TaskBulkActi
         ids=body.ids,
         filters=tasks.TaskFilter(**body.filter.model_dump()) if body.filter is not None else None,
         priority=body.priority,
+        dry_run=body.dry_run,
     )
 
 
