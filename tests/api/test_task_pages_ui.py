@@ -113,3 +113,22 @@ def test_bulk_actions_from_the_page_need_the_csrf_token(api: Api, org: Org) -> N
     )
     assert counted.json() == {"matched": 1, "changed": 0, "skipped": 0}
     assert org.task(task["id"])["status"] == "pending"
+
+
+def test_the_task_page_shows_responses_reviews_and_history_in_words(api: Api, org: Org) -> None:
+    project = org.make_project()
+    task = org.make_task(project["id"], "hello", metadata={"lang": "en"})
+    annotator = org.actor(Role.ANNOTATOR)
+    lease = api.post(f"{API}/projects/{project['id']}/next", auth=annotator).json()
+    body = {"answer": {"sentiment": "positive", "stars": 4}, "assignment_id": lease["id"], "duration_ms": 2500}
+    assert api.post(f"{API}/tasks/{task['id']}/responses", auth=annotator, json=body).status_code == 201
+    _owner_signed_in(api, org)
+    back = f"/projects/{project['id']}/tasks?meta=lang%3Den"
+    shown = api.get(f"/tasks/{task['id']}", params={"back": back}).text
+    assert 'id="responses"' in shown and "2.5 s" in shown
+    assert "Answered in 2.5 s" in shown and "Completed" in shown and "Not reviewed." in shown
+    assert f'href="{back.replace("&", "&amp;")}" data-link="back"' in shown
+    # a back link elsewhere is not followed: the browser of the task's project instead
+    elsewhere = api.get(f"/tasks/{task['id']}", params={"back": "https://evil.example/"}).text
+    assert f'href="/projects/{project["id"]}/tasks" data-link="back"' in elsewhere
+    assert f"/projects/{project['id']}/tasks?meta=lang%3Den" in shown  # metadata links to the filtered browser

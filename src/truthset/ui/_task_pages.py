@@ -20,9 +20,10 @@ from fastapi.responses import Response
 from truthset.api import session
 from truthset.domain import ReviewStatus, TaskStatus
 from truthset.errors import InvalidInput, TruthsetError
-from truthset.services import accounts, projects, task_browse, tasks
+from truthset.questions import CompiledSpec
+from truthset.services import accounts, history, projects, review, task_browse, tasks
 from truthset.services.policy import Action, allowed, require
-from truthset.ui._pages import _db, _failure, _to_login
+from truthset.ui._pages import _db, _failure, _safe_next, _to_login
 from truthset.ui._render import page
 
 router = APIRouter(include_in_schema=False)
@@ -174,3 +175,99 @@ def _workers(db: Any, info: session.SessionInfo) -> list[dict[str, Any]]:
         return []
     rows, _ = accounts.list_workers(db, info.principal, cursor=None, limit=WORKER_CHOICES)
     return rows
+
+
+# --- one task ---------------------------------------------------------------------------------------
+
+#: What each history step says in words (its stored data stays on the page, folded, as stored).
+STEP_WORDS = {
+    "created": "Task created",
+    "leased": "Leased to a worker",
+    "lease_skipped": "The worker skipped it",
+    "lease_released": "The worker released it",
+    "lease_expired": "The lease expired",
+    "response": "Answered",
+    "completed": "Completed",
+    "overlap_raised": "One more judgment asked",
+    "refit_changed": "The quality model's refit changed the result",
+    "review_requested": "Sent to review",
+    "review_claimed": "A reviewer took it",
+    "review_skipped": "A reviewer skipped it",
+    "reviewed": "Reviewed",
+    "gold_marked": "Marked gold",
+    "gold_unmarked": "Gold mark removed",
+    "requeued": "Re-queued by a manager",
+    "canceled": "Canceled by a manager",
+}
+
+
+@router.get("/tasks/{task_id}")
+def task_page(request: Request, task_id: str, back: str | None = None) -> Response:
+    """One task: its data as the worker saw it, every response (worker, time, duration), the result
+    with confidence and method per question, its reviews, and its history in words."""
+    info = session.session_from_request(request)
+    if info is None:
+        return _to_login(request)
+    db = _db(request)
+    try:
+        task = tasks.get_task(db, info.principal, task_id)
+        project = projects.get_project(db, info.principal, task["project_id"])
+        steps = history.task_history(db, info.principal, task_id)
+        reviews = review.list_reviews(db, info.principal, task_id)
+        spec = CompiledSpec(project["spec"])
+    except TruthsetError as exc:
+        return _failure(request, exc)
+    # as compiled (labels as {value, label}, defaults filled): the page's module describes answers
+    configs = [{**q.model_dump(mode="json"), "group": q.group} for q in spec.questions]
+    browser = f"/projects/{project['id']}/tasks"
+    return page(
+        request,
+        "task.html",
+        task=task,
+        project=project,
+        questions=_result_rows(task, configs),
+        configs=configs,
+        steps=[{**step, "words": _step_words(step)} for step in steps],
+        responses=[step for step in steps if step["kind"] == "response"],
+        reviews=reviews,
+        back=back if back and back.startswith(browser) and _safe_next(back) == back else browser,
+        task_config={
+            "questions": configs,
+            "data": task["data"],
+            "fields": [f.model_dump(mode="json") for f in spec.fields],
+        },
+    )
+
+
+def _result_rows(task: dict[str, Any], configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    result = task["result"] or {}
+    return [
+        {
+            "name": q["name"],
+            "answer": (result.get("answer") or {}).get(q["name"]),
+            "confidence": (result.get("confidence") or {}).get(q["name"]),
+            "method": (result.get("methods") or {}).get(q["name"]),
+        }
+        for q in configs
+    ]
+
+
+def _step_words(step: dict[str, Any]) -> str:
+    """A step's details in words: who, what changed (answer changes are described by task.js)."""
+    data = step["data"] or {}
+    words = STEP_WORDS.get(step["kind"], step["kind"].replace("_", " ").capitalize())
+    if step["kind"] == "reviewed":
+        words = f"Reviewed: {data.get('verdict', '?')}" + (f" ({data['reason']})" if data.get("reason") else "")
+    elif step["kind"] == "response" and data.get("duration_ms") is not None:
+        words += f" in {data['duration_ms'] / 1000:.1f} s" + (" (a reviewer's fix)" if data.get("review_fix") else "")
+    elif step["kind"] in ("completed", "overlap_raised") and isinstance(data.get("confidence"), int | float):
+        words += f" · confidence {data['confidence']:.0%}"
+    elif step["kind"] == "refit_changed" and isinstance(data.get("confidence"), dict):
+        before, after = data["confidence"].get("from"), data["confidence"].get("to")
+        if isinstance(before, int | float) and isinstance(after, int | float):
+            words += f" · confidence {before:.0%} → {after:.0%}"
+    elif step["kind"] == "requeued":
+        words += f" · now {data.get('to_status')}, {data.get('overlap')} judgments in all"
+    elif step["kind"] == "overlap_raised" and data.get("overlap"):
+        words += f" · {data['overlap']} in all"
+    return words
