@@ -53,7 +53,7 @@ function body() {
 async function selectMatching() {
   showError('');
   try {
-    const counted = await api('POST', `/projects/${encodeURIComponent(config.project_id)}/tasks/actions`, {
+    const { data: counted } = await api('POST', `/projects/${encodeURIComponent(config.project_id)}/tasks/actions`, {
       body: { action: 'cancel', filter: config.filter, dry_run: true },
     });
     matching = counted.matched;
@@ -92,7 +92,7 @@ async function apply() {
   $('bulk-apply').disabled = true;
   $('selection-status').textContent = 'Working…';
   try {
-    const result = await api('POST', `/projects/${encodeURIComponent(config.project_id)}/tasks/actions`, {
+    const { data: result } = await api('POST', `/projects/${encodeURIComponent(config.project_id)}/tasks/actions`, {
       body: request,
       timeoutMs: 120000,
     });
