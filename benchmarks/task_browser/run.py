@@ -37,7 +37,7 @@ from sqlalchemy import insert, text
 from truthset.api import create_app
 from truthset.config import Settings
 from truthset.domain import TaskStatus
-from truthset.schemas import ProjectCreate
+from truthset.schemas import MemberCreate, ProjectCreate
 from truthset.services import accounts, projects, task_browse
 from truthset.services.tasks import TaskFilter, list_tasks
 from truthset.storage import Database
@@ -49,6 +49,7 @@ SPEC = {
     "questions": [{"name": "q", "type": "label", "options": ["a", "b"]}],
 }
 PAGE = 50
+ONLY: list[str | None] = [None]  # --only
 BLOCK = 20_000
 WORDS = [f"w{n}" for n in range(5000)]  # w0 is common (Zipf-like draw), w4999 rare
 STATUSES = [TaskStatus.COMPLETED] * 6 + [TaskStatus.PENDING] * 3 + [TaskStatus.CANCELED] * 1
@@ -133,7 +134,8 @@ def fill(db: Database, count: int, console: Console) -> dict[str, Any]:
     with db.engine.connect() as conn:  # statistics, as a maintained database has them
         conn.execute(text("ANALYZE"))
         conn.commit()
-    return {"owner": owner, "project": project, "batches": batch_ids, "workers": worker_ids, "password": created}
+    world = {"owner": owner, "project": project, "batches": batch_ids, "workers": worker_ids}
+    return world | {"email": "bench@example.com", "secret": created["password"]}
 
 
 def cases(world: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -186,10 +188,28 @@ def _service_ms(db: Database, owner: Any, filters: TaskFilter, sort: str, cursor
     return statistics.median(samples)
 
 
-async def run(url: str, count: int, repeat: int, console: Console, tmp: Path) -> Table:
+def existing(db: Database) -> dict[str, Any]:
+    """The world of a database this benchmark filled before (``--reuse``)."""
+    with db.engine.connect() as conn:
+        org, pid = conn.execute(text("SELECT organization_id, id FROM projects LIMIT 1")).one()
+        batches = [r[0] for r in conn.execute(text("SELECT id FROM batches ORDER BY name")).all()]
+        workers = [r[0] for r in conn.execute(text("SELECT id FROM workers WHERE kind = 'model' ORDER BY name"))]
+        count = conn.execute(text("SELECT count(*) FROM tasks")).scalar_one()
+    owner = accounts.local_admin(db, org)
+    email, secret = f"viewer-{time.time_ns()}@example.com", "a long benchmark password 1"
+    accounts.add_member(db, owner, MemberCreate(email=email, name="viewer", role="manager", password=secret))
+    world = {"owner": owner, "project": {"id": pid}, "batches": batches, "workers": workers, "count": count}
+    return world | {"email": email, "secret": secret}
+
+
+async def run(url: str, count: int, repeat: int, console: Console, tmp: Path, reuse: bool = False) -> Table:
     db = Database(url)
-    db.create_all()
-    world = fill(db, count, console)
+    if reuse:
+        world = existing(db)
+        count = world["count"]
+    else:
+        db.create_all()
+        world = fill(db, count, console)
     pid, owner = world["project"]["id"], world["owner"]
     with db.engine.connect() as conn:
         middle = conn.execute(
@@ -211,6 +231,8 @@ async def run(url: str, count: int, repeat: int, console: Console, tmp: Path) ->
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         await _sign_in(client, world)
         for name, form in cases(world).items():
+            if ONLY[0] and ONLY[0] not in name:
+                continue
             filters = service_filter(pid, form)
             for sort in task_browse.SORTS:
                 cursor = deep_cursor(sort, world, middle[0])
@@ -230,7 +252,7 @@ async def _sign_in(client: httpx.AsyncClient, world: dict[str, Any]) -> None:
     form = await client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
     assert token is not None
-    data = {"email": "bench@example.com", "password": world["password"]["password"], "csrf_token": token.group(1)}
+    data = {"email": world["email"], "password": world["secret"], "csrf_token": token.group(1)}
     signed = await client.post("/login", data=data)
     assert signed.status_code in (200, 303), signed.text
 
@@ -251,13 +273,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres", help="also run on this PostgreSQL URL (an empty database)")
     parser.add_argument("--no-sqlite", action="store_true", help="only PostgreSQL")
+    parser.add_argument("--reuse", metavar="SQLITE_FILE", help="time a database this benchmark filled before")
+    parser.add_argument("--keep", metavar="SQLITE_FILE", help="fill this SQLite file (kept) instead of a temporary one")
+    parser.add_argument("--only", help="only the filters whose name contains this")
     args = parser.parse_args()
+    ONLY[0] = args.only
     console = Console(width=160)
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        if not args.no_sqlite:
+        if args.reuse:
+            console.print(f"SQLite (reused {args.reuse}):")
+            console.print(anyio.run(run, f"sqlite:///{args.reuse}", 0, args.repeat, console, tmp, True))
+        elif not args.no_sqlite:
             console.print("SQLite:")
-            console.print(anyio.run(run, f"sqlite:///{tmp / 'browser.db'}", args.tasks, args.repeat, console, tmp))
+            path = args.keep or tmp / "browser.db"
+            console.print(anyio.run(run, f"sqlite:///{path}", args.tasks, args.repeat, console, tmp))
         if args.postgres:
             console.print("PostgreSQL:")
             console.print(anyio.run(run, args.postgres, args.tasks, args.repeat, console, tmp))

@@ -178,3 +178,18 @@ def test_bulk_input_errors_name_the_field(api: Api, org: Org, world: dict) -> No
     assert "priority" in assert_error(r, 422)["message"]
     r = _act(api, org, project_id, action="cancel")
     assert "ids" in assert_error(r, 422)["message"]
+
+
+@pytest.mark.parametrize("drive_limit", [0, 10**9])
+def test_both_sqlite_search_plans_list_the_same_tasks(
+    api: Api, org: Org, world: dict, drive_limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Few matches start from the FTS index, many walk the sort's index: the same tasks either way."""
+    from truthset.services import task_browse
+
+    monkeypatch.setattr(task_browse, "DRIVE_LIMIT", drive_limit)
+    apples = {t["id"] for t in world["tasks"] if "apple" in t["data"]["text"]}
+    for sort in SORTS:
+        found = _pages(api, org, project_id=world["project"]["id"], search="apple", sort=sort)
+        expected = apples & set(world["answered"]) if "confidence" in sort else apples
+        assert {t["id"] for t in found} == expected and len(found) == len(expected)

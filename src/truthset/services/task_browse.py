@@ -48,8 +48,10 @@ def check_sort(sort: str) -> str:
     return sort
 
 
-def apply_filters(query: Select, filters: TaskFilter, organization_id: str) -> Select:
-    """Add the browser's filters (confidence ceiling, worker, gold, unreviewed, search) to ``query``."""
+def apply_filters(query: Select, filters: TaskFilter, organization_id: str, *, drive: bool | None = None) -> Select:
+    """Add the browser's filters (confidence ceiling, worker, gold, unreviewed, search) to ``query``.
+
+    ``drive`` (SQLite): see :func:`search_drives`; None leaves the plan to SQLite."""
     c = t.tasks.c
     if filters.max_confidence is not None:
         query = query.where(c.confidence <= filters.max_confidence)
@@ -64,20 +66,43 @@ def apply_filters(query: Select, filters: TaskFilter, organization_id: str) -> S
         )
         query = query.where(c.id.in_(answered))
     if filters.search:
-        query = query.where(_search_clause(filters.search))
+        query = query.where(_search_clause(filters.search, drive))
     return query
 
 
 def plans_itself(filters: TaskFilter) -> bool:
-    """Whether the database should pick the plan (a search or a worker's tasks start from their own index)."""
-    return bool(filters.search) or filters.worker_id is not None
+    """Whether the database should pick the plan (a worker's tasks start from their own index)."""
+    return filters.worker_id is not None
 
 
-def _search_clause(search: str) -> ColumnElement[bool]:
+#: Up to this many matches, a SQLite search starts from the FTS index's matches (read them, sort
+#: them); past it, it walks the sort's index and checks each task against the FTS index (each check
+#: costs ~50 us, so it pays only when matches are dense). Measured at 1M tasks: benchmarks/task_browser.
+DRIVE_LIMIT = 15_000
+
+
+def search_drives(conn: Connection, filters: TaskFilter) -> bool | None:
+    """For a SQLite search: whether its matches are few enough to start from (see DRIVE_LIMIT).
+
+    Counts at most DRIVE_LIMIT + 1 matches in the FTS index, across organizations: only the plan
+    depends on it, never the tasks listed (the outer query is organization-scoped).
+    """
+    if not filters.search or conn.dialect.name != "sqlite":
+        return None
+    words = fts5_query(" ".join(filters.search[:MAX_SEARCH].split()))
+    if not words:
+        return None
+    found = conn.exec_driver_sql(
+        "SELECT count(*) FROM (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ? LIMIT ?)", (words, DRIVE_LIMIT + 1)
+    ).scalar_one()
+    return int(found) <= DRIVE_LIMIT
+
+
+def _search_clause(search: str, drive: bool | None) -> ColumnElement[bool]:
     words = search[:MAX_SEARCH].split()
     if not words:
         raise InvalidInput("search needs at least one word", details={"field": "search"})
-    return TextSearch(" ".join(words))
+    return TextSearch(" ".join(words), drive)
 
 
 class TextSearch(ColumnElement[bool]):
@@ -86,14 +111,17 @@ class TextSearch(ColumnElement[bool]):
     inherit_cache = False  # the words become a parameter only when compiled: never reuse a compiled form
     type = Boolean()
 
-    def __init__(self, words: str) -> None:
+    def __init__(self, words: str, drive: bool | None = None) -> None:
         self.words = words
+        self.drive = drive
 
 
 @compiles(TextSearch, "sqlite")
 def _search_sqlite(element: TextSearch, compiler: Any, **kw: Any) -> str:
     words = compiler.process(bindparam("search_words", fts5_query(element.words)), **kw)
     # the FTS table holds every organization's rows: the outer query's organization_id scopes them
+    if element.drive is False:  # dense matches: check each task met in the sort's index
+        return f"EXISTS (SELECT 1 FROM tasks_fts WHERE tasks_fts MATCH {words} AND tasks_fts.rowid = tasks.rowid)"
     return f"tasks.rowid IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH {words})"
 
 

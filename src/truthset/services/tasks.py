@@ -503,17 +503,21 @@ def list_tasks(
 ) -> tuple[list, str | None]:
     """A keyset page of tasks; ``sort`` is one of :data:`task_browse.SORTS` (``-`` for descending)."""
     require(principal, Action.READ_TASKS)
-    query = task_query(principal, filters, sort=task_browse.check_sort(sort))
+    task_browse.check_sort(sort)
     with db.read() as conn:
+        query = task_query(principal, filters, sort=sort, search_drive=task_browse.search_drives(conn, filters))
         if sort in ("created", "-created"):
             task_browse.check_id_cursor(cursor)
             return repo.page(conn, query, t.tasks, cursor=cursor, limit=limit, descending=sort == "-created")
         return task_browse.sorted_page(conn, query, sort, cursor=cursor, limit=limit)
 
 
-def task_query(principal: Principal, filters: TaskFilter, *columns: Any, sort: str = "created") -> Select:
+def task_query(
+    principal: Principal, filters: TaskFilter, *columns: Any, sort: str = "created", search_drive: bool | None = None
+) -> Select:
     """The organization's tasks matching ``filters`` (``columns``, or every column), unordered
-    (on SQLite, hinted to the index that pages them in ``sort`` order)."""
+    (on SQLite, hinted to the index that pages them in ``sort`` order; ``search_drive``: see
+    ``task_browse.search_drives``)."""
     c = t.tasks.c
     query = repo.scoped(t.tasks, principal.organization_id, *columns)
     for column, value in (
@@ -538,9 +542,11 @@ def task_query(principal: Principal, filters: TaskFilter, *columns: Any, sort: s
         query = query.where(repo.json_text(c.metadata, key) == value)
     if filters.min_confidence is not None:
         query = query.where(c.confidence >= filters.min_confidence)
-    query = task_browse.apply_filters(query, filters, principal.organization_id)
-    if task_browse.plans_itself(filters):
+    query = task_browse.apply_filters(query, filters, principal.organization_id, drive=search_drive)
+    if task_browse.plans_itself(filters) or (filters.search and search_drive is None):
         return query
+    if search_drive:  # start from the search's few matches: no index of tasks but the rowid
+        return query.with_hint(t.tasks, "NOT INDEXED", "sqlite")
     if sort.lstrip("-") != "created":
         return repo.prefer_index(query, t.tasks, task_browse.sort_index(filters, sort))
     return repo.prefer_index(query, t.tasks, _listing_index(filters))
