@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Boolean, Connection, Select, bindparam, tuple_
+from sqlalchemy import Connection, Select, bindparam, tuple_
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -64,6 +64,8 @@ def apply_filters(query: Select, filters: TaskFilter, organization_id: str, *, d
         answered = repo.scoped(t.responses, organization_id, t.responses.c.task_id).where(
             t.responses.c.worker_id == filters.worker_id
         )
+        # the worker's own responses, not the organization's (SQLite's statistics may prefer those)
+        answered = repo.prefer_index(answered, t.responses, "ix_responses_worker_task")
         query = query.where(c.id.in_(answered))
     if filters.search:
         query = query.where(_search_clause(filters.search, drive))
@@ -109,7 +111,7 @@ class TextSearch(ColumnElement[bool]):
     """``the task's data contains these words``: FTS5 on SQLite, a tsvector match on PostgreSQL."""
 
     inherit_cache = False  # the words become a parameter only when compiled: never reuse a compiled form
-    type = Boolean()
+    # untyped: a Boolean-typed element would be rendered "... = 1" on SQLite, hiding it from the planner
 
     def __init__(self, words: str, drive: bool | None = None) -> None:
         self.words = words
