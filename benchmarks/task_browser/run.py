@@ -202,7 +202,9 @@ def existing(db: Database) -> dict[str, Any]:
     return world | {"email": email, "secret": secret}
 
 
-async def run(url: str, count: int, repeat: int, console: Console, tmp: Path, reuse: bool = False) -> Table:
+async def run(
+    url: str, count: int, repeat: int, console: Console, tmp: Path, reuse: bool = False, progress: bool = True
+) -> Table:
     db = Database(url)
     if reuse:
         world = existing(db)
@@ -242,6 +244,8 @@ async def run(url: str, count: int, repeat: int, console: Console, tmp: Path, re
                     params = {**form, "sort": sort, **({"cursor": c} if c else {})}
                     figures.append(await _page_ms(client, pid, params, repeat))
                 table.add_row(name, sort, *(f"{f:.1f}" for f in figures), str(len(rows)))
+                if progress:  # one line per case as it comes (the table follows at the end)
+                    console.print(f"  {name:28} {sort:12} " + " ".join(f"{f:8.1f}" for f in figures), highlight=False)
     db.dispose()
     return table
 
@@ -273,7 +277,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres", help="also run on this PostgreSQL URL (an empty database)")
     parser.add_argument("--no-sqlite", action="store_true", help="only PostgreSQL")
-    parser.add_argument("--reuse", metavar="SQLITE_FILE", help="time a database this benchmark filled before")
+    parser.add_argument(
+        "--reuse", metavar="FILE_OR_URL", help="time a database this benchmark filled before (a SQLite file or a URL)"
+    )
     parser.add_argument("--keep", metavar="SQLITE_FILE", help="fill this SQLite file (kept) instead of a temporary one")
     parser.add_argument("--only", help="only the filters whose name contains this")
     args = parser.parse_args()
@@ -283,7 +289,8 @@ def main() -> None:
         tmp = Path(name)
         if args.reuse:
             console.print(f"SQLite (reused {args.reuse}):")
-            console.print(anyio.run(run, f"sqlite:///{args.reuse}", 0, args.repeat, console, tmp, True))
+            url = args.reuse if "://" in args.reuse else f"sqlite:///{args.reuse}"
+            console.print(anyio.run(run, url, 0, args.repeat, console, tmp, True))
         elif not args.no_sqlite:
             console.print("SQLite:")
             path = args.keep or tmp / "browser.db"

@@ -20,8 +20,10 @@ from sqlalchemy import Connection, Select, bindparam, tuple_
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 
-from truthset.domain import TaskStatus
+from truthset.domain import Principal, TaskStatus
 from truthset.errors import InvalidInput
+from truthset.services.policy import Action, require
+from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 
@@ -40,6 +42,15 @@ SORT_INDEXES = {
 _ID = re.compile(r"[0-9a-f]{24}")
 #: The longest search text taken (a bound on the work a query asks of the index).
 MAX_SEARCH = 200
+
+
+def batch_choices(db: Database, principal: Principal, project_id: str, limit: int) -> list[dict[str, Any]]:
+    """A project's batches (id and name only: no progress counts, which cost a scan per batch)."""
+    require(principal, Action.READ_TASKS)
+    query = repo.scoped(t.batches, principal.organization_id, t.batches.c.id, t.batches.c.name)
+    query = query.where(t.batches.c.project_id == project_id).order_by(t.batches.c.id).limit(limit)
+    with db.read() as conn:
+        return [dict(row) for row in conn.execute(query).mappings()]
 
 
 def check_sort(sort: str) -> str:

@@ -166,8 +166,7 @@ def _api_filter(filters: tasks.TaskFilter) -> dict[str, Any]:
 
 
 def _batches(db: Any, info: session.SessionInfo, project_id: str) -> list[dict[str, Any]]:
-    rows, _ = projects.list_batches(db, info.principal, project_id, cursor=None, limit=200)
-    return rows
+    return task_browse.batch_choices(db, info.principal, project_id, limit=200)
 
 
 def _workers(db: Any, info: session.SessionInfo) -> list[dict[str, Any]]:
