@@ -199,7 +199,7 @@ SHIPPED_MIGRATIONS = {
     "0003_queue_epoch.py": "cca0a921d5ab0c7e4b7d0eb2a559de3f84cd9be39174144367124c33bcda76dc",
     "0004_repair_edited_indexes.py": "9e06b9b0d9d59c68494916c794cd7540fbb70f92c2bf8f2e61d03c89e5787641",
     "0005_quality_in_the_loop.py": "c8b22e083fe802c1b4d70c72fc5eab9cc1be443d6e62d65e172a6a5662ce967b",
-    "0008_task_browser.py": "90457bda0aeaf0041ad8c39f7f135546f83a7fb2fe2c6eb34fce4ba1d66b6f0d",
+    "0008_task_browser.py": "e91080594ce1e03e9e4b18e1375be31012ab5dcaa77b1e10f5aea90770c4d4b7",
 }
 
 

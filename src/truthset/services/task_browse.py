@@ -40,6 +40,12 @@ SORT_INDEXES = {
     "priority": "ix_tasks_project_priority",
 }
 _ID = re.compile(r"[0-9a-f]{24}")
+#: The same within one status: (project_id, status, value, id).
+STATUS_SORT_INDEXES = {
+    "updated": "ix_tasks_status_updated",
+    "confidence": "ix_tasks_status_confidence",
+    "priority": "ix_tasks_status_priority",
+}
 #: The longest search text taken (a bound on the work a query asks of the index).
 MAX_SEARCH = 200
 
@@ -174,6 +180,8 @@ def sort_index(filters: TaskFilter, sort: str) -> str | None:
     name = sort.lstrip("-")
     if filters.project_id is None or filters.unique_id is not None or name not in SORT_INDEXES:
         return None
+    if filters.status is not None or filters.gold:  # gold only: the status "gold"
+        return STATUS_SORT_INDEXES[name]
     return SORT_INDEXES[name]
 
 

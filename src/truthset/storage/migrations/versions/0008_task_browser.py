@@ -20,6 +20,9 @@ _INDEXES = (
     ("ix_tasks_project_updated", "tasks", ["project_id", "updated_at", "id"]),
     ("ix_tasks_project_confidence", "tasks", ["project_id", "confidence", "id"]),
     ("ix_tasks_project_priority", "tasks", ["project_id", "priority", "id"]),
+    ("ix_tasks_status_updated", "tasks", ["project_id", "status", "updated_at", "id"]),
+    ("ix_tasks_status_confidence", "tasks", ["project_id", "status", "confidence", "id"]),
+    ("ix_tasks_status_priority", "tasks", ["project_id", "status", "priority", "id"]),
     ("ix_responses_worker_task", "responses", ["worker_id", "task_id"]),
 )
 
