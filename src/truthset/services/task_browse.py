@@ -182,6 +182,8 @@ def sort_index(filters: TaskFilter, sort: str) -> str | None:
         return None
     if filters.status is not None or filters.gold:  # gold only: the status "gold"
         return STATUS_SORT_INDEXES[name]
+    if filters.review_status is not None:  # the reviewed tasks are a sample: read them all, sort them
+        return "ix_tasks_review"
     return SORT_INDEXES[name]
 
 
