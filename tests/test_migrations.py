@@ -23,14 +23,20 @@ from truthset.api import API_PREFIX, create_app
 from truthset.config import Settings
 from truthset.storage import Database, upgrade
 from truthset.storage.migrate import MIGRATIONS, alembic_config
-from truthset.storage.tables import metadata
+from truthset.storage.tables import SEARCH_OBJECTS, metadata
+
+
+def _not_search(name: str | None, kind: str, parents: dict) -> bool:
+    """The full-text search objects live outside the metadata (see tables.SEARCH_OBJECTS)."""
+    return not (name or "").startswith(SEARCH_OBJECTS)
 
 
 def _differences(url: str) -> list:
     engine = create_engine(url, poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+            opts = {"compare_type": True, "compare_server_default": True, "include_name": _not_search}
+            context = MigrationContext.configure(conn, opts=opts)
             return compare_metadata(context, metadata)
     finally:
         engine.dispose()
@@ -194,6 +200,7 @@ SHIPPED_MIGRATIONS = {
     "0004_repair_edited_indexes.py": "9e06b9b0d9d59c68494916c794cd7540fbb70f92c2bf8f2e61d03c89e5787641",
     "0005_quality_in_the_loop.py": "c8b22e083fe802c1b4d70c72fc5eab9cc1be443d6e62d65e172a6a5662ce967b",
     "0006_imports.py": "a513941760170ec3ccc883d2662c3054b94fdae409b25426529b37ba4bde3707",
+    "0007_task_browser.py": "9772f2275bfff1f9c0189b99f8a1d788dea1f93f70b639c71b322e07a5266ca4",
 }
 
 

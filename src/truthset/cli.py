@@ -809,6 +809,100 @@ def review_list(
     console.print(table)
 
 
+@tasks_app.command("list")
+def tasks_list(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    status: Annotated[str | None, typer.Option(help="Only tasks in this status.")] = None,
+    batch: Annotated[str | None, typer.Option(help="Only tasks of this batch (id).")] = None,
+    min_confidence: Annotated[float | None, typer.Option(help="Result confidence at least this.")] = None,
+    max_confidence: Annotated[float | None, typer.Option(help="Result confidence at most this.")] = None,
+    worker: Annotated[str | None, typer.Option(help="Only tasks this worker (id) answered.")] = None,
+    gold: Annotated[bool | None, typer.Option("--gold/--no-gold", help="Only gold tasks / no gold task.")] = None,
+    review: Annotated[
+        str | None, typer.Option(help="Review outcome: accepted, rejected, fixed, pending, reviewing or none.")
+    ] = None,
+    meta: Annotated[list[str] | None, typer.Option(help="Metadata filter key=value (repeatable).")] = None,
+    search: Annotated[str | None, typer.Option(help="Words that must all appear in the task's data.")] = None,
+    sort: Annotated[
+        str, typer.Option(help="created, updated, confidence or priority; -name for descending.")
+    ] = "created",
+    limit: Annotated[int, typer.Option(help="At most this many tasks.")] = 50,
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """A project's tasks with the task browser's filters and sorts (as GET /api/v1/tasks)."""
+    import itertools
+
+    from truthset.client import Client
+
+    metadata = {}
+    for item in meta or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            err_console.print(f"--meta must be key=value, not {item!r}")
+            raise typer.Exit(2)
+        metadata[key] = value
+    with Client(url, api_key) as client:
+        found = client.tasks.list(
+            project,
+            status=status,
+            batch_id=batch,
+            min_confidence=min_confidence,
+            max_confidence=max_confidence,
+            worker_id=worker,
+            gold=gold,
+            review_status=review if review not in (None, "none") else None,
+            unreviewed=review == "none",
+            metadata=metadata,
+            search=search,
+            sort=sort,
+            page_size=min(limit, 500),
+        )
+        rows = list(itertools.islice(found, limit))
+    table = Table("task", "status", "priority", "confidence", "review", "updated (UTC)", "data")
+    for task in rows:
+        confidence = f"{task.confidence:.2f}" if task.confidence is not None else ""
+        preview = next((v for v in task.data.values() if isinstance(v, str)), "")[:60]
+        table.add_row(
+            task.id,
+            str(task.status),
+            str(task.priority),
+            confidence,
+            str(task.review_status or ""),
+            f"{task.updated_at:%Y-%m-%d %H:%M}",
+            escape(preview),
+        )
+    console.print(table)
+
+
+@tasks_app.command("bulk")
+def tasks_bulk(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    action: Annotated[str, typer.Argument(help="cancel, requeue, set_priority or promote_gold.")],
+    ids: Annotated[list[str] | None, typer.Option("--id", help="A task id (repeatable).")] = None,
+    status: Annotated[str | None, typer.Option(help="Filter: tasks in this status.")] = None,
+    meta: Annotated[list[str] | None, typer.Option(help="Filter: metadata key=value (repeatable).")] = None,
+    search: Annotated[str | None, typer.Option(help="Filter: words in the task's data.")] = None,
+    priority: Annotated[int | None, typer.Option(help="For set_priority.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """One action on tasks named by --id, or on every task matching the filters (asks first)."""
+    from truthset.client import Client
+
+    filters: dict[str, Any] | None = None
+    if not ids:
+        metadata = dict(item.split("=", 1) for item in meta or [] if "=" in item)
+        filters = {k: v for k, v in {"status": status, "search": search, "metadata": metadata}.items() if v}
+    with Client(url, api_key) as client:
+        counted = client.tasks.bulk(project, action, ids=ids or None, filter=filters, priority=priority, dry_run=True)
+        if not yes and not typer.confirm(f"{action} on {counted.matched} tasks?"):
+            raise typer.Exit(1)
+        done = client.tasks.bulk(project, action, ids=ids or None, filter=filters, priority=priority)
+    console.print(f"{done.matched} tasks matched: {done.changed} changed, {done.skipped} skipped")
+
+
 @tasks_app.command("history")
 def tasks_history(
     task: Annotated[str, typer.Argument(help="Task id.")],

@@ -25,7 +25,7 @@ import tempfile
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -60,6 +60,7 @@ from truthset.schemas import (
     ReviewOut,
     ReviewResult,
     SubmitResult,
+    TaskBulkResult,
     TaskCreated,
     TaskOut,
     WorkerFigures,
@@ -811,8 +812,18 @@ class Tasks(_Resource):
         min_confidence: float | None = None,
         review_status: str | None = None,
         page_size: int = 100,
+        max_confidence: float | None = None,
+        worker_id: str | None = None,
+        gold: bool | None = None,
+        unreviewed: bool = False,
+        search: str | None = None,
+        sort: str = "created",
     ) -> Iterator[TaskOut]:
-        """Tasks oldest first, filtered; ``metadata={"k": "v"}`` matches metadata values. Lazy pages."""
+        """Tasks oldest first, filtered; ``metadata={"k": "v"}`` matches metadata values. Lazy pages.
+
+        The task browser's filters: ``max_confidence``, ``worker_id`` (tasks that worker answered),
+        ``gold``, ``unreviewed``, ``search`` (words that must all appear in the data); ``sort``:
+        created, updated, confidence, priority, or ``-`` before one for descending."""
         params = _params(
             project_id=project_id,
             batch_id=batch_id,
@@ -826,6 +837,12 @@ class Tasks(_Resource):
             completed_before=completed_before,
             min_confidence=min_confidence,
             review_status=review_status,
+            max_confidence=max_confidence,
+            worker_id=worker_id,
+            gold=gold,
+            unreviewed=unreviewed or None,
+            search=search,
+            sort=None if sort == "created" else sort,
         )
         for key, value in (metadata or {}).items():
             params[f"metadata.{key}"] = value if isinstance(value, str) else orjson.dumps(value).decode()
@@ -833,6 +850,29 @@ class Tasks(_Resource):
 
     def cancel(self, task_id: str) -> TaskOut:
         return self._client._json("POST", f"/tasks/{task_id}/cancel", TaskOut, retry=True)
+
+    def bulk(
+        self,
+        project_id: str,
+        action: str,
+        *,
+        ids: Sequence[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        priority: int | None = None,
+        dry_run: bool = False,
+    ) -> TaskBulkResult:
+        """One action (cancel, requeue, set_priority, promote_gold) on the project's tasks named by
+        ``ids`` or matching ``filter`` (the ``GET /tasks`` filters as a dict); returns the counts."""
+        body: dict[str, Any] = {"action": action, "dry_run": dry_run}
+        if ids is not None:
+            body["ids"] = list(ids)
+        if filter is not None:
+            body["filter"] = dict(filter)
+        if priority is not None:
+            body["priority"] = priority
+        return self._client._json(
+            "POST", f"/projects/{project_id}/tasks/actions", TaskBulkResult, json=body, retry=False
+        )
 
     def mark_gold(self, task_id: str, answer: Mapping[str, Any]) -> GoldOut:
         """Make the task gold with this known answer (or replace its answer); managers and above."""

@@ -671,3 +671,37 @@ class ExportCreate(Input):
         description="Only tasks changed since then: the `cursor` of a previous export job's result (a delta "
         "export), or any ISO 8601 time (UTC when it names no zone).",
     )
+
+
+# --- task browser: bulk actions ----------------------------------------------------------------
+
+
+class TaskBulkFilter(Input):
+    """The task browser's filters (as ``GET /tasks`` takes them): "every task matching"."""
+
+    status: TaskStatus | None = None
+    batch_id: str | None = Field(None, max_length=24)
+    min_confidence: float | None = Field(None, ge=0, le=1)
+    max_confidence: float | None = Field(None, ge=0, le=1)
+    worker_id: str | None = Field(None, max_length=24)
+    gold: bool | None = None
+    review_status: ReviewStatus | None = None
+    unreviewed: bool = False
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=20)
+    search: str | None = Field(None, min_length=1, max_length=200)
+
+
+class TaskBulkAction(Input):
+    """One action on tasks named by ``ids`` or by ``filter`` (exactly one of the two)."""
+
+    action: Literal["cancel", "requeue", "set_priority", "promote_gold"]
+    ids: list[Annotated[str, Field(max_length=24)]] | None = Field(None, max_length=10_000)
+    filter: TaskBulkFilter | None = None
+    priority: int | None = Field(None, ge=-(2**31), le=2**31 - 1, description="For set_priority.")
+    dry_run: bool = Field(False, description="Only count the tasks matched; change nothing.")
+
+
+class TaskBulkResult(Output):
+    matched: int = Field(description="Tasks of the project the selection named.")
+    changed: int = Field(description="Tasks the action changed.")
+    skipped: int = Field(description="Tasks the action does not apply to (e.g. cancelling a completed task).")

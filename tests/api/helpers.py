@@ -350,6 +350,9 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "list_tasks": lambda w: Call(params={"project_id": w.project["id"]}),
     "get_task": lambda w: Call(path={"task_id": w.task["id"]}),
     "cancel_task": lambda w: Call(path={"task_id": w.doomed_task["id"]}),
+    "bulk_task_action": lambda w: Call(
+        path={"project_id": w.project["id"]}, json={"action": "set_priority", "ids": [w.task["id"]], "priority": 3}
+    ),
     "list_task_responses": lambda w: Call(path={"task_id": w.task["id"]}),
     "submit_response": lambda w: Call(
         path={"task_id": w.answer_task["id"]}, json={"answer": ANSWER}, headers={"Idempotency-Key": _unique("k")}

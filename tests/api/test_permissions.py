@@ -60,6 +60,7 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "list_tasks": Action.READ_TASKS,
     "get_task": Action.READ_TASKS,
     "cancel_task": Action.MANAGE_TASKS,
+    "bulk_task_action": Action.MANAGE_TASKS,
     "list_task_responses": Action.READ_TASKS,
     "submit_response": Action.ANNOTATE,
     "next_task": Action.ANNOTATE,

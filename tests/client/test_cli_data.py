@@ -159,3 +159,26 @@ def test_gold_import_marks_tasks_or_names_the_bad_line(live: Any, tmp_path: Path
     assert code == 0 and "1 lines: 1 tasks marked gold" in output, output
     with live.client() as client:
         assert client.tasks.get(task.id).status == "gold"
+
+
+def test_tasks_list_filters_and_bulk_priority(live: Any) -> None:
+    with live.client() as client:
+        project = client.projects.create("cli browse", spec=SPEC)
+        client.tasks.import_tasks(
+            project.id,
+            [{"data": {"text": f"word{i} common"}, "metadata": {"lang": "fr" if i % 2 else "en"}} for i in range(6)],
+        )
+        found = list(client.tasks.list(project.id, search="word3", sort="-priority"))
+        assert [t.data["text"] for t in found] == ["word3 common"]
+        assert client.tasks.bulk(project.id, "cancel", filter={"metadata": {"lang": "fr"}}, dry_run=True).matched == 3
+    code, output = _cli(live, "tasks", "list", project.id, "--meta", "lang=en", "--sort", "-created")
+    assert code == 0 and output.count("pending") == 3, output
+    assert output.index("word4") < output.index("word2") < output.index("word0")  # newest first
+    code, output = _cli(live, "tasks", "list", project.id, "--meta", "lang")
+    assert code == 2 and "key=value" in output
+    code, output = _cli(
+        live, "tasks", "bulk", project.id, "set_priority", "--search", "common", "--priority", "4", "--yes"
+    )
+    assert code == 0 and "6 tasks matched: 6 changed, 0 skipped" in output, output
+    with live.client() as client:
+        assert {t.priority for t in client.tasks.list(project.id)} == {4}

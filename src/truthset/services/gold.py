@@ -545,3 +545,15 @@ def standing_figures(row: Mapping[str, Any] | None) -> dict[str, Any]:
         "gold_accuracy": round(correct / n, 6) if n else None,
         "gold_interval": [round(v, 6) for v in jeffreys_interval(correct, n)] if n else None,
     }
+
+
+def promote_result(conn: Connection, principal: Principal, project: Mapping[str, Any], task: dict[str, Any]) -> bool:
+    """Make a completed task gold with its current result as the known answer (a manager's bulk action).
+
+    Returns False, changing nothing, for a task that is not completed or has no result.
+    """
+    if task["status"] != str(TaskStatus.COMPLETED) or not task["result"]:
+        return False
+    answer = _gold_answer(compiled_spec(dict(project)), task["result"]["answer"], data=task["data"])
+    _mark(conn, principal, task, answer)
+    return True

@@ -5,6 +5,7 @@ pending --its batch is paused (no live lease)--> staged --resumed--> pending
 staged | pending --cancel--> canceled
 staged | pending | completed --mark gold--> gold --unmark--> staged | pending | completed
 completed --a reviewer rejects the result--> pending (one task at a time, never a batch-wide move)
+completed | canceled --a manager re-queues it--> pending (staged while its batch is open or paused)
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.PENDING: frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELED, TaskStatus.GOLD, TaskStatus.STAGED}),
     # a reviewer's reject reopens a completed task (services/review.py, through reopen below)
     TaskStatus.COMPLETED: frozenset({TaskStatus.PENDING, TaskStatus.GOLD}),
-    TaskStatus.CANCELED: frozenset(),
+    # re-queued by a manager (services/task_bulk.py), one task at a time, never a batch-wide move
+    TaskStatus.CANCELED: frozenset({TaskStatus.PENDING, TaskStatus.STAGED}),
     # unmarked: back to the batch's queue (staged while the batch is open), or completed when it has
     # its judgments already (services/gold.py decides which)
     TaskStatus.GOLD: frozenset({TaskStatus.STAGED, TaskStatus.PENDING, TaskStatus.COMPLETED}),
@@ -55,10 +57,11 @@ def move(conn: Connection, task: dict[str, Any], target: TaskStatus, **values: A
 def move_batch(conn: Connection, batch_id: str, target: TaskStatus) -> None:
     """Move every task of a batch that may make the move (finalize, cancel).
 
-    Gold and completed tasks stay as they are: they leave those statuses one by one (a gold task when
-    unmarked, a completed one when a reviewer rejects its result).
+    Gold, completed and canceled tasks stay as they are: they leave those statuses one by one (a gold
+    task when unmarked, a completed one when a reviewer rejects its result, a canceled one re-queued).
     """
-    movable = tuple(s for s in sources(target) if s not in (TaskStatus.GOLD, TaskStatus.COMPLETED))
+    settled = (TaskStatus.GOLD, TaskStatus.COMPLETED, TaskStatus.CANCELED)
+    movable = tuple(s for s in sources(target) if s not in settled)
     conn.execute(
         update(t.tasks)
         .where(t.tasks.c.batch_id == batch_id, t.tasks.c.status.in_(movable))

@@ -24,7 +24,7 @@ from truthset.domain import BatchStatus, Principal, ReviewStatus, TaskStatus
 from truthset.errors import Conflict, InvalidInput, TooLarge, full_disk_is_storage_full
 from truthset.questions import CompiledSpec
 from truthset.schemas import MAX_JSON_DEPTH, TaskCreate, check_json
-from truthset.services import lifecycle
+from truthset.services import lifecycle, task_browse
 from truthset.services.pacing import Pacer
 from truthset.services.policy import Action, require
 from truthset.services.projects import (
@@ -528,6 +528,17 @@ class TaskFilter:
     #: only tasks whose result has at least this confidence (tasks without a result never match)
     min_confidence: float | None = None
     review_status: ReviewStatus | None = None
+    # --- the task browser's filters (services/task_browse.py applies them) ---
+    #: only tasks whose result has at most this confidence (tasks without a result never match)
+    max_confidence: float | None = None
+    #: only tasks this worker answered
+    worker_id: str | None = None
+    #: True: only gold tasks; False: no gold task
+    gold: bool | None = None
+    #: True: only tasks never sent to review (review_status is empty)
+    unreviewed: bool = False
+    #: words that must all appear in the task's data (full-text search)
+    search: str | None = None
 
 
 def _naive(value: datetime) -> datetime:
@@ -536,16 +547,25 @@ def _naive(value: datetime) -> datetime:
 
 
 def list_tasks(
-    db: Database, principal: Principal, filters: TaskFilter, *, cursor: str | None, limit: int
+    db: Database, principal: Principal, filters: TaskFilter, *, cursor: str | None, limit: int, sort: str = "created"
 ) -> tuple[list, str | None]:
+    """A keyset page of tasks; ``sort`` is one of :data:`task_browse.SORTS` (``-`` for descending)."""
     require(principal, Action.READ_TASKS)
-    query = task_query(principal, filters)
+    task_browse.check_sort(sort)
     with db.read() as conn:
-        return repo.page(conn, query, t.tasks, cursor=cursor, limit=limit)
+        query = task_query(principal, filters, sort=sort, search_drive=task_browse.search_drives(conn, filters))
+        if sort in ("created", "-created"):
+            task_browse.check_id_cursor(cursor)
+            return repo.page(conn, query, t.tasks, cursor=cursor, limit=limit, descending=sort == "-created")
+        return task_browse.sorted_page(conn, query, sort, cursor=cursor, limit=limit)
 
 
-def task_query(principal: Principal, filters: TaskFilter, *columns: Any) -> Select:
-    """The organization's tasks matching ``filters`` (``columns``, or every column), unordered."""
+def task_query(
+    principal: Principal, filters: TaskFilter, *columns: Any, sort: str = "created", search_drive: bool | None = None
+) -> Select:
+    """The organization's tasks matching ``filters`` (``columns``, or every column), unordered
+    (on SQLite, hinted to the index that pages them in ``sort`` order; ``search_drive``: see
+    ``task_browse.search_drives``)."""
     c = t.tasks.c
     query = repo.scoped(t.tasks, principal.organization_id, *columns)
     for column, value in (
@@ -570,6 +590,13 @@ def task_query(principal: Principal, filters: TaskFilter, *columns: Any) -> Sele
         query = query.where(repo.json_text(c.metadata, key) == value)
     if filters.min_confidence is not None:
         query = query.where(c.confidence >= filters.min_confidence)
+    query = task_browse.apply_filters(query, filters, principal.organization_id, drive=search_drive)
+    if task_browse.plans_itself(filters) or (filters.search and search_drive is None):
+        return query
+    if search_drive:  # start from the search's few matches: no index of tasks but the rowid
+        return query.with_hint(t.tasks, "NOT INDEXED", "sqlite")
+    if sort.lstrip("-") != "created":
+        return repo.prefer_index(query, t.tasks, task_browse.sort_index(filters, sort))
     return repo.prefer_index(query, t.tasks, _listing_index(filters))
 
 

@@ -7,6 +7,7 @@ keyset pagination on ``id`` follows creation order and ids reveal nothing about 
 from __future__ import annotations
 
 from sqlalchemy import (
+    DDL,
     JSON,
     Column,
     DateTime,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 
@@ -360,6 +362,45 @@ project_workers = Table(
 # The queue: the highest priority, oldest pending task of a project (priority descending).
 Index("ix_tasks_queue", tasks.c.project_id, tasks.c.status, tasks.c.priority.desc(), tasks.c.id)
 Index("ix_tasks_review", tasks.c.project_id, tasks.c.review_status, tasks.c.id)
+# The task browser's sorts, each paged on (value, id) within a project (services/task_browse.py)
+Index("ix_tasks_project_updated", tasks.c.project_id, tasks.c.updated_at, tasks.c.id)
+Index("ix_tasks_project_confidence", tasks.c.project_id, tasks.c.confidence, tasks.c.id)
+Index("ix_tasks_project_priority", tasks.c.project_id, tasks.c.priority, tasks.c.id)
+# the same within one status (a rare status would otherwise walk the whole project's sort index)
+Index("ix_tasks_status_updated", tasks.c.project_id, tasks.c.status, tasks.c.updated_at, tasks.c.id)
+Index("ix_tasks_status_confidence", tasks.c.project_id, tasks.c.status, tasks.c.confidence, tasks.c.id)
+Index("ix_tasks_status_priority", tasks.c.project_id, tasks.c.status, tasks.c.priority, tasks.c.id)
+# the tasks a worker answered (the browser's worker filter)
+Index("ix_responses_worker_task", responses.c.worker_id, responses.c.task_id)
+
+# Full-text search on task data (services/task_browse.py): created by migration 0007, and here for
+# databases made straight from this metadata (tests). Not tables of this metadata: alembic's
+# comparison skips them (see SEARCH_OBJECTS).
+SEARCH_OBJECTS = ("tasks_fts", "ix_tasks_fts")
+#: The words of a task: the string values of its data (not its keys), space-separated.
+_SQLITE_WORDS = "(SELECT group_concat(value, ' ') FROM json_tree({row}.data) WHERE type = 'text')"
+SQLITE_SEARCH_DDL = (
+    # contentless: the index keeps no copy of the data; rowid is the task's rowid. Accents are kept
+    # (not folded), as in PostgreSQL's "simple" configuration: a search means the same on both.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS tasks_fts "
+    "USING fts5(words, content='', tokenize='unicode61 remove_diacritics 0')",
+    "CREATE TRIGGER IF NOT EXISTS tasks_fts_insert AFTER INSERT ON tasks BEGIN "
+    f"INSERT INTO tasks_fts(rowid, words) VALUES (new.rowid, {_SQLITE_WORDS.format(row='new')}); END",
+    "CREATE TRIGGER IF NOT EXISTS tasks_fts_delete AFTER DELETE ON tasks BEGIN "
+    "INSERT INTO tasks_fts(tasks_fts, rowid, words) "
+    f"VALUES ('delete', old.rowid, {_SQLITE_WORDS.format(row='old')}); END",
+    "CREATE TRIGGER IF NOT EXISTS tasks_fts_update AFTER UPDATE OF data ON tasks BEGIN "
+    "INSERT INTO tasks_fts(tasks_fts, rowid, words) "
+    f"VALUES ('delete', old.rowid, {_SQLITE_WORDS.format(row='old')}); "
+    f"INSERT INTO tasks_fts(rowid, words) VALUES (new.rowid, {_SQLITE_WORDS.format(row='new')}); END",
+)
+POSTGRES_SEARCH_DDL = (
+    "CREATE INDEX IF NOT EXISTS ix_tasks_fts ON tasks USING gin (to_tsvector('simple'::regconfig, data::jsonb))",
+)
+for _statement in SQLITE_SEARCH_DDL:
+    event.listen(tasks, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+for _statement in POSTGRES_SEARCH_DDL:
+    event.listen(tasks, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
 
 TENANT_TABLES = (
     members,

@@ -18,7 +18,7 @@ from truthset import questions
 from truthset.api import session
 from truthset.errors import Forbidden, NotFound, TruthsetError, Unauthenticated
 from truthset.questions import CompiledSpec
-from truthset.services import history, projects, sessions, tasks
+from truthset.services import projects, sessions
 from truthset.services.policy import Action, allowed, require
 from truthset.storage import Database
 from truthset.ui import _held
@@ -294,34 +294,6 @@ def _workbench_shell(request: Request, project_id: str, action: Action, template
         key_conflicts=conflicts,
         key_actions=questions.KEY_ACTIONS,
     )
-
-
-@router.get("/tasks/{task_id}")
-def task_page(request: Request, task_id: str) -> Response:
-    """One task: its data, result and review status, and its history (every step in time order)."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
-    db = _db(request)
-    try:
-        task = tasks.get_task(db, info.principal, task_id)
-        project = projects.get_project(db, info.principal, task["project_id"])
-        steps = history.task_history(db, info.principal, task_id)
-        # as compiled (labels as {value, label}, defaults filled): the page's module describes answers
-        configs = [{**q.model_dump(mode="json"), "group": q.group} for q in CompiledSpec(project["spec"]).questions]
-    except TruthsetError as exc:
-        return _failure(request, exc)
-    result = task["result"] or {}
-    questions = [
-        {
-            "name": q["name"],
-            "answer": (result.get("answer") or {}).get(q["name"]),
-            "confidence": (result.get("confidence") or {}).get(q["name"]),
-            "method": (result.get("methods") or {}).get(q["name"]),
-        }
-        for q in configs
-    ]
-    return page(request, "task.html", task=task, project=project, questions=questions, configs=configs, steps=steps)
 
 
 @router.get("/ui/widgets/{type_name}.js")

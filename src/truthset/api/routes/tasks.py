@@ -14,7 +14,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from starlette.requests import ClientDisconnect
 
-from truthset.api.deps import DB, AppSettings, Caller, Cursor, MetadataFilters, MinConfidence, PageLimit
+from truthset.api.deps import DB, AppSettings, Caller, MetadataFilters, MinConfidence, PageLimit
 from truthset.api.responses import model_response
 from truthset.domain import ReviewStatus, TaskStatus
 from truthset.errors import InvalidInput
@@ -24,13 +24,27 @@ from truthset.schemas import (
     ResponseCreate,
     ResponseOut,
     SubmitResult,
+    TaskBulkAction,
+    TaskBulkResult,
     TaskCreate,
     TaskCreated,
     TaskOut,
 )
-from truthset.services import queue, task_stream, tasks
+from truthset.services import queue, task_bulk, task_stream, tasks
 
 router = APIRouter(tags=["tasks"])
+
+#: The task browser's sorts (services/task_browse.py SORTS).
+TaskSort = Literal["created", "-created", "updated", "-updated", "confidence", "-confidence", "priority", "-priority"]
+#: An id (default order) or an opaque sorted-page cursor.
+TaskCursor = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9A-Za-z_-]{1,400}$", description="`next_cursor` of the previous page; omit for the first."),
+]
+MaxConfidence = Annotated[
+    float | None,
+    Query(ge=0, le=1, description="Only tasks whose result has at most this confidence."),
+]
 
 JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-lines", "text/plain")
 
@@ -142,9 +156,19 @@ def list_tasks(
     completed_before: datetime | None = None,
     min_confidence: MinConfidence = None,
     review_status: Annotated[ReviewStatus | None, Query(description="Only tasks at this review stage.")] = None,
-    cursor: Cursor = None,
+    cursor: TaskCursor = None,
+    max_confidence: MaxConfidence = None,
+    worker_id: Annotated[str | None, Query(max_length=24, description="Only tasks this worker answered.")] = None,
+    gold: Annotated[bool | None, Query(description="true: only gold tasks; false: no gold task.")] = None,
+    unreviewed: Annotated[bool, Query(description="Only tasks never sent to review.")] = False,
+    search: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Words that must all appear in the task's data.")
+    ] = None,
+    sort: Annotated[TaskSort, Query(description="Order: a name, or -name for descending.")] = "created",
 ) -> dict:
-    """Tasks, oldest first, filtered; `metadata.KEY=VALUE` filters on metadata. Pages with `cursor`."""
+    """Tasks, oldest first, filtered; `metadata.KEY=VALUE` filters on metadata. Pages with `cursor`.
+
+    Sorted by `updated`, `confidence` (only tasks with a result) or `priority`, within a project."""
     filters = tasks.TaskFilter(
         project_id=project_id,
         batch_id=batch_id,
@@ -159,9 +183,30 @@ def list_tasks(
         metadata=metadata,
         min_confidence=min_confidence,
         review_status=review_status,
+        max_confidence=max_confidence,
+        worker_id=worker_id,
+        gold=gold,
+        unreviewed=unreviewed,
+        search=search,
     )
-    items, next_cursor = tasks.list_tasks(db, caller, filters, cursor=cursor, limit=limit)
+    items, next_cursor = tasks.list_tasks(db, caller, filters, cursor=cursor, limit=limit, sort=sort)
     return {"items": items, "next_cursor": next_cursor}
+
+
+@router.post("/projects/{project_id}/tasks/actions", response_model=TaskBulkResult, operation_id="bulk_task_action")
+def bulk_task_action(db: DB, caller: Caller, project_id: str, body: TaskBulkAction) -> dict:
+    """Cancel, re-queue, set the priority of, or promote to gold the project's tasks named by `ids` or
+    matching `filter`; in blocks of 500, one transaction each. Returns counts."""
+    return task_bulk.bulk_action(
+        db,
+        caller,
+        project_id,
+        body.action,
+        ids=body.ids,
+        filters=tasks.TaskFilter(**body.filter.model_dump()) if body.filter is not None else None,
+        priority=body.priority,
+        dry_run=body.dry_run,
+    )
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, operation_id="get_task")

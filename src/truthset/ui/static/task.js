@@ -3,6 +3,11 @@
 // they are (its optional describe(value, question, data), the reviewer workbench's mechanism), e.g.
 // "Car: box 12,30 80x40", and the result's shapes drawn over the image (its optional preview()). The
 // JSON stays in the history: it shows what was stored, exactly.
+//
+// The data is drawn with the workbench's field renderers (fields.js), as the worker saw it; the
+// server's plain list stays if that fails. Responses are described like the history's, and a
+// review's or refit's answer change is shown as "before → after" per question that changed.
+import { renderFields } from './fields.js';
 import { h, questionCaption, widgetModules } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('task-config').textContent);
@@ -26,8 +31,34 @@ function describeResult(describers, previewers) {
   }
 }
 
+function describeChanges(describers) {
+  for (const cell of document.querySelectorAll('#history td[data-before][data-after]')) {
+    const before = JSON.parse(cell.dataset.before) || {};
+    const after = JSON.parse(cell.dataset.after) || {};
+    const changed = config.questions.filter((q) => JSON.stringify(before[q.name]) !== JSON.stringify(after[q.name]));
+    for (const q of changed) {
+      const was = q.name in before ? words(describers, q, before[q.name]) : '—';
+      cell.append(
+        h('p', { class: 'answer-change' }, `${questionCaption(q)}: `, h('del', { text: was }), ' → ', h('ins', { text: words(describers, q, after[q.name]) })),
+      );
+    }
+  }
+}
+
+function drawData() {
+  const root = document.getElementById('task-data');
+  if (!root || !config.fields) return;
+  try {
+    const drawn = h('div', { class: 'fields' });
+    renderFields(drawn, config.fields, config.data);
+    if (drawn.childElementCount) root.replaceChildren(...drawn.childNodes);
+  } catch (error) {
+    console.warn('the data stays as a list:', error); // the server's rendering is still there
+  }
+}
+
 function describeResponses(describers) {
-  for (const cell of document.querySelectorAll('#history tr[data-kind="response"] td[data-answer]')) {
+  for (const cell of document.querySelectorAll('#history tr[data-kind="response"] td[data-answer], #responses td[data-answer]')) {
     const answer = JSON.parse(cell.dataset.answer) || {};
     const parts = config.questions.filter((q) => q.name in answer).map((q) => `${questionCaption(q)}: ${words(describers, q, answer[q.name])}`);
     cell.prepend(h('p', { class: 'answer-words', text: parts.join(' · ') }));
@@ -35,6 +66,7 @@ function describeResponses(describers) {
 }
 
 async function start() {
+  drawData();
   const urls = Object.fromEntries(config.questions.map((q) => [q.type, `/ui/widgets/${encodeURIComponent(q.type)}.js`]));
   const modules = await widgetModules(config.questions, urls);
   const describers = {};
@@ -45,6 +77,7 @@ async function start() {
   }
   describeResult(describers, previewers);
   describeResponses(describers);
+  describeChanges(describers);
 }
 
 start(); // the JSON the server rendered stays if this fails: nothing is lost, only less readable
