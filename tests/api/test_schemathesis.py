@@ -48,10 +48,16 @@ CHECKS = [
 #: rules, free-form JSON's depth and 64-bit integers, the
 #: bytes of an image, a gold answer against the spec, a gold CSV's header and lines, a review's reason
 #: and fixed answer, which its verdict asks for; the current password of a password change; the lines of a
-#: bulk import, an import file's format and contents): a schema-valid
+#: bulk import, an import file's format and contents; a sorted task list's cursor, which must be one the server
+#: gave for that sort; a bulk action's ids or filter, exactly one; an export format the project's spec can be
+#: written in, e.g. CoNLL needs a spans question): a schema-valid
 #: request may rightly get a 422. Every other operation must
 #: accept every schema-valid request (positive_data_acceptance).
 CONTENT_CHECKED = {
+    "list_tasks",
+    "bulk_task_action",
+    "export_project",
+    "create_export",
     "create_task",
     "import_tasks",
     "start_import",

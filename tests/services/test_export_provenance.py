@@ -166,7 +166,8 @@ def test_docs_formats_md_shows_the_row_shape_and_its_parquet_example_runs(
         formats.get("parquet").write(project, export.export_rows(db, org.owner.principal, project["id"]), out)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
-    (example,) = re.findall(r"```python\n(.*?)```", DOCS.read_text(), flags=re.S)
+    parquet = DOCS.read_text().split("### Parquet", 1)[1].split("\n### ", 1)[0]
+    (example,) = re.findall(r"```python\n(.*?)```", parquet, flags=re.S)
     exec(compile(example, "docs/formats.md", "exec"), {})
 
 
