@@ -5,6 +5,7 @@ Nothing is built at import time: call :func:`get_settings` (or construct :class:
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from pathlib import Path
 from typing import Literal
@@ -127,6 +128,19 @@ class Settings(BaseSettings):
                 except ValueError:
                     raise ValueError(f"outbound_allow: {entry!r} is not a CIDR network") from None
         return ",".join(entries)
+
+    @field_validator("webhook_secret_key")
+    @classmethod
+    def _check_webhook_secret_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            key = base64.b64decode(value, validate=True)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise ValueError("webhook_secret_key must be 32 bytes in base64 (44 characters)")
+        return value
 
     @property
     def outbound_allow_list(self) -> list[str]:

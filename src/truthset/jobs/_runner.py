@@ -26,7 +26,7 @@ from truthset.config import Settings
 from truthset.errors import Forbidden, InvalidInput, NotFound
 from truthset.jobs._registry import handler_for, kinds
 from truthset.services import jobs as service
-from truthset.services.jobs import Backoff, JobCanceled, JobContext, JobFailed, JobInterrupted, JobLost
+from truthset.services.jobs import Backoff, JobCanceled, JobContext, JobFailed, JobInterrupted, JobLost, RetryLater
 from truthset.storage import Database
 
 # A generator of its own: jitter must not move the global random state (tests seed and watch it).
@@ -57,6 +57,7 @@ class Runner:
         poll_seconds: float = 1.0,
         backoff: Backoff | None = None,
         name: str | None = None,
+        settings: Settings | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -66,6 +67,7 @@ class Runner:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.backoff = backoff or Backoff()
+        self.settings = settings  # handed to handlers (JobContext.settings)
         # unique per runner, readable in `truthset jobs show`: which machine and process holds a job
         self.name = name or f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(3)}"
         self._stopping = threading.Event()  # handlers see it at their next check: give the job back
@@ -170,7 +172,9 @@ class Runner:
         job = service.claim(self.db, runner_id, self.kinds, self.lease_seconds, look_first=not busy)
         if job is None:
             return False
-        context = JobContext(self.db, job, runner_id, self.lease_seconds, stopping=self._stopping)
+        context = JobContext(
+            self.db, job, runner_id, self.lease_seconds, stopping=self._stopping, settings=self.settings
+        )
         with self._active_lock:
             self._active[runner_id] = context
         try:
@@ -198,6 +202,9 @@ class Runner:
         except JobCanceled:
             service.acknowledge_cancel(self.db, context.id, runner_id)
             log.info("job %s canceled", context.id)
+        except RetryLater as exc:  # the handler's own schedule (e.g. webhook deliveries)
+            status = service.fail(self.db, context.id, runner_id, service.error_text(exc), delay=exc.delay_seconds)
+            log.info("job %s failed (attempt %s, now %s): %s", context.id, context.attempt, status, exc)
         except PERMANENT as exc:
             service.fail(self.db, context.id, runner_id, service.error_text(exc), retry=False)
             log.warning("job %s failed for good: %s", context.id, service.error_text(exc))
@@ -228,5 +235,6 @@ def runner_for(db: Database, settings: Settings, **overrides: Any) -> Runner:
         "lease_seconds": settings.jobs_lease_seconds,
         "poll_seconds": settings.jobs_poll_seconds,
         "backoff": Backoff(base=settings.jobs_retry_base_seconds, cap=settings.jobs_retry_max_seconds),
+        "settings": settings,
     }
     return Runner(db, **{**options, **overrides})

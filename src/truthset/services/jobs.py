@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from truthset.config import Settings
 from truthset.domain import JobStatus, Principal
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, TruthsetError
 from truthset.services.policy import Action, allowed
@@ -52,6 +53,7 @@ __all__ = [
     "JobFailed",
     "JobInterrupted",
     "JobLost",
+    "RetryLater",
     "cancel",
     "claim",
     "enqueue",
@@ -93,6 +95,15 @@ class JobFailed(Exception):
     """Raised by a handler for a failure that a retry cannot fix (bad payload): the job fails at once."""
 
 
+class RetryLater(Exception):
+    """Raised by a handler that keeps its own retry schedule (webhook deliveries): the job is queued
+    again after ``delay_seconds`` instead of the runner's backoff, while it has attempts left."""
+
+    def __init__(self, message: str, delay_seconds: float) -> None:
+        super().__init__(message)
+        self.delay_seconds = max(0.0, float(delay_seconds))
+
+
 @dataclass
 class JobContext:
     """What a handler gets beside the database: the job, and calls that keep it alive and report progress.
@@ -114,6 +125,7 @@ class JobContext:
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     stopping: threading.Event = field(default_factory=threading.Event)
     write_interval: float = PROGRESS_WRITE_SECONDS
+    settings: Settings | None = None  # the runner's settings (None: handlers read the environment's)
     _canceled: type[JobCanceled] | None = None
     _written_at: float = -1e9
     _progress: tuple[int, int | None] | None = None
@@ -410,9 +422,11 @@ def fail(
     retry: bool = True,
     backoff: Backoff | None = None,
     now: datetime | None = None,
+    delay: float | None = None,
 ) -> JobStatus | None:
-    """A run failed. The job is queued again after a backoff while it has attempts left (and
-    ``retry``), else it fails for good. Returns the new status (None if it was canceled or lost).
+    """A run failed. The job is queued again after a backoff (or after ``delay`` seconds, when the
+    handler chose it) while it has attempts left (and ``retry``), else it fails for good. Returns
+    the new status (None if it was canceled or lost).
 
     A job with a dedupe key is not queued again when another job with its key is already waiting:
     that one does the same work, so this one fails, saying so.
@@ -424,7 +438,8 @@ def fail(
         if job is None:
             return None
         if retry and job["attempts"] < job["max_attempts"]:
-            run_after = now + timedelta(seconds=(backoff or Backoff()).delay(job["attempts"]))
+            wait = (backoff or Backoff()).delay(job["attempts"]) if delay is None else delay
+            run_after = now + timedelta(seconds=wait)
             values = {"status": str(JobStatus.QUEUED), "run_after": run_after, "error": error}
             if _requeue(conn, job, values, now):
                 return JobStatus.QUEUED
