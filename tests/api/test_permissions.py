@@ -75,6 +75,20 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "list_jobs": None,  # every member lists jobs: managers and up all of them, others the ones they started
     "get_job": Action.READ_JOBS,  # the walk's jobs were started by the owner (others read their own)
     "cancel_job": Action.MANAGE_JOBS,
+    **dict.fromkeys(
+        [
+            "create_webhook",
+            "list_webhooks",
+            "get_webhook",
+            "update_webhook",
+            "delete_webhook",
+            "rotate_webhook_secret",
+            "list_webhook_deliveries",
+            "get_webhook_delivery",
+            "replay_webhook_delivery",
+        ],
+        Action.MANAGE_WEBHOOKS,
+    ),
 }
 
 PUBLIC = {f"{API}/openapi.json", f"{API}/docs"}
