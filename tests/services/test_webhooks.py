@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -34,11 +36,10 @@ from truthset.storage import tables as t
 from truthset.storage.ids import utcnow
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from conftest import Org
 
 DEADLINE_S = 30.0
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 PUBLIC_URL = "https://93.184.216.34/hook"  # passes the guard without DNS; never contacted here
 EVERY_EVENT = ["task.completed", "batch.completed", "response.created", "review.done", "export.ready"]
 ANSWER = {"sentiment": "positive"}
@@ -401,3 +402,32 @@ def test_inactive_and_deleted_webhooks_send_nothing(org: Org, settings: Settings
     assert webhooks.get_delivery(org.db, org.owner.principal, first)["status"] == "failed"
     with pytest.raises(NotFound):
         webhooks.get_delivery(org.db, org.owner.principal, second)
+
+
+def test_the_verification_snippet_in_the_docs_accepts_a_real_delivery_and_nothing_else(
+    org: Org, settings: Settings
+) -> None:
+    [snippet] = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
+    namespace: dict[str, Any] = {}
+    exec(compile(snippet, "docs/webhooks.md", "exec"), namespace)
+    verify_truthset_webhook = namespace["verify_truthset_webhook"]
+    project = org.make_project()
+    with running() as receiver:
+        webhook = subscribe(org, settings, url=receiver.url, events=["export.ready"])
+        with org.db.write() as conn:
+            webhooks.emit(conn, org.id, project["id"], "export.ready", {"export": {"format": "jsonl"}})
+        assert run_handler(org.db, settings)["status_code"] == 200
+        [request] = receiver.wait_for(1)
+    event = verify_truthset_webhook(webhook["secret"], request.headers, request.body)
+    assert event["event"] == "export.ready" and event["data"] == {"export": {"format": "jsonl"}}
+    for secret, body in ((webhook["secret"], request.body.replace(b"jsonl", b"csv")), ("whsec_wrong", request.body)):
+        with pytest.raises(ValueError, match="bad signature"):
+            verify_truthset_webhook(secret, request.headers, body)
+    stale = {**request.headers, "x-truthset-timestamp": str(int(request.headers["x-truthset-timestamp"]) - 3600)}
+    with pytest.raises(ValueError, match="bad signature"):  # the timestamp is signed too
+        verify_truthset_webhook(webhook["secret"], stale, request.body)
+    old_timestamp = str(int(time.time()) - 3600)
+    resigned = {**request.headers, "x-truthset-timestamp": old_timestamp}
+    resigned["x-truthset-signature"] = webhooks.sign(webhook["secret"], old_timestamp, request.body)
+    with pytest.raises(ValueError, match="timestamp too old"):
+        verify_truthset_webhook(webhook["secret"], resigned, request.body)
