@@ -25,7 +25,7 @@ from sqlalchemy import select
 from receiver import Reply, Request, running
 from truthset.config import Settings
 from truthset.domain import JobStatus, Role
-from truthset.errors import Forbidden, NotFound
+from truthset.errors import Conflict, Forbidden, NotFound
 from truthset.jobs import Runner
 from truthset.schemas import ResponseCreate, WebhookCreate, WebhookUpdate
 from truthset.services import jobs, projects, queue, review, webhooks
@@ -431,3 +431,18 @@ def test_the_verification_snippet_in_the_docs_accepts_a_real_delivery_and_nothin
     resigned["x-truthset-signature"] = webhooks.sign(webhook["secret"], old_timestamp, request.body)
     with pytest.raises(ValueError, match="timestamp too old"):
         verify_truthset_webhook(webhook["secret"], resigned, request.body)
+
+
+def test_a_pending_delivery_is_replayed_only_once_its_job_is_over(org: Org, settings: Settings) -> None:
+    project = org.make_project()
+    subscribe(org, settings, events=["export.ready"])
+    with org.db.write() as conn:
+        [delivery_id] = webhooks.emit(conn, org.id, project["id"], "export.ready", {})
+    with pytest.raises(Conflict) as conflict:
+        webhooks.replay(org.db, org.owner.principal, delivery_id)
+    assert conflict.value.code == "delivery_pending"
+    [job] = delivery_jobs(org.db, org.id)
+    jobs.cancel(org.db, org.owner.principal, job["id"])  # a manager canceled the delivery's job
+    replayed = webhooks.replay(org.db, org.owner.principal, delivery_id)
+    assert replayed["status"] == "pending" and replayed["job_id"] != job["id"]
+    assert [j["status"] for j in delivery_jobs(org.db, org.id)] == ["canceled", "queued"]

@@ -234,7 +234,9 @@ def enqueue(
         "finished_at": None,
     }
     if stored_key is None:
-        conn.execute(t.jobs.insert().values(row))
+        # prepared (storage/prepared.py): webhook deliveries are enqueued on the submit path, where
+        # building and compiling an INSERT per call cost several times what SQLite takes to run it
+        repo.add(conn, t.jobs, row)
         return {**row, "result": None}
     for _ in range(3):  # the queued job we clashed with may be claimed before we read it: insert again
         if conn.execute(_insert_unless_waiting(conn, row)).first() is not None:

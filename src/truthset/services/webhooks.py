@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, bindparam, delete, select
 
 from truthset.config import Settings, get_settings
-from truthset.domain import DeliveryStatus, Principal, WebhookEvent
+from truthset.domain import DeliveryStatus, JobStatus, Principal, WebhookEvent
 from truthset.errors import Conflict, NotFound, TruthsetError
 from truthset.schemas import WebhookCreate, WebhookUpdate
 from truthset.services import jobs
@@ -513,11 +513,13 @@ def _record(
                 "created_at": started,
             },
         )
-        values: dict[str, Any] = {"attempts": attempt, "last_status_code": status_code, "last_error": error}
+        values: dict[str, Any] = {"attempts": attempt}
+        # a late attempt (its job replaced by a replay, or the delivery delivered by another run) is
+        # logged above and changes nothing else
         current = delivery["status"] == str(DeliveryStatus.PENDING) and delivery["job_id"] == job.id
         status, delay = _next_step(delivery, job, error, now, settings) if current else (None, 0.0)
         if status is not None:
-            values["status"] = str(status)
+            values.update(status=str(status), last_status_code=status_code, last_error=error)
             values["next_attempt_at"] = now + timedelta(seconds=delay) if status is DeliveryStatus.PENDING else None
             if status is DeliveryStatus.DELIVERED:
                 values["delivered_at"] = now
@@ -593,10 +595,19 @@ def get_delivery(db: Database, principal: Principal, delivery_id: str) -> dict[s
     return {**delivery_public(delivery), "history": history}
 
 
+def _job_alive(conn: Connection, delivery: Mapping[str, Any]) -> bool:
+    """Whether the delivery's job is queued or running (not canceled, failed or gone)."""
+    query = select(t.jobs.c.status).where(
+        t.jobs.c.organization_id == delivery["organization_id"], t.jobs.c.id == delivery["job_id"]
+    )
+    return conn.execute(query).scalar() in (str(JobStatus.QUEUED), str(JobStatus.RUNNING))
+
+
 def replay(db: Database, principal: Principal, delivery_id: str) -> dict[str, Any]:
     """Send a delivered or failed delivery again, same id and body, with a new retry window.
 
-    A delivery still pending is a conflict: its retries are under way.
+    A delivery still pending is a conflict while its job is queued or running (its retries are
+    under way); one whose job was canceled (``POST /jobs/{id}/cancel``) may be replayed.
     """
     require(principal, Action.MANAGE_WEBHOOKS)
     now = utcnow()
@@ -604,7 +615,7 @@ def replay(db: Database, principal: Principal, delivery_id: str) -> dict[str, An
         delivery = repo.get(conn, t.webhook_deliveries, principal.organization_id, delivery_id, lock=True)
         if delivery is None:
             raise NotFound(f"delivery {delivery_id} not found")
-        if delivery["status"] == str(DeliveryStatus.PENDING):
+        if delivery["status"] == str(DeliveryStatus.PENDING) and _job_alive(conn, delivery):
             raise Conflict(
                 f"delivery {delivery_id} is still pending: its next attempt is at "
                 f"{_iso(delivery['next_attempt_at'])}; replay it once it has been delivered or has failed",
