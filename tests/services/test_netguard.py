@@ -151,6 +151,14 @@ def test_redirects_are_followed_and_each_hop_is_checked() -> None:
     assert caught.value.details["address"] == "169.254.169.254"
 
 
+def test_the_pinned_request_names_the_host_as_the_url_does() -> None:
+    url, headers, extensions = check_url("https://[2606:4700:4700::1111]:8443/x", Guard()).pinned()
+    assert (str(url), headers) == ("https://[2606:4700:4700::1111]:8443/x", {"Host": "[2606:4700:4700::1111]:8443"})
+    url, headers, extensions = check_url("https://hooks.test/x", Guard(), lambda h, p: ["8.8.8.8"]).pinned()
+    assert (str(url), headers) == ("https://8.8.8.8/x", {"Host": "hooks.test"})
+    assert extensions == {"sni_hostname": "hooks.test"}  # the certificate is checked against the name
+
+
 def test_a_redirect_within_the_rules_is_followed_but_not_for_ever() -> None:
     def answer(req, n):  # type: ignore[no-untyped-def]
         return Reply(302, b"", {"Location": f"/hop{n}"}) if n <= 3 else Reply(200, b"there")

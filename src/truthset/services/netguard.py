@@ -185,7 +185,8 @@ class Target:
 
     def pinned(self) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
         """The URL rewritten to the checked address, its ``Host`` header and the TLS server name."""
-        host_header = self.host if self.url.port is None else f"{self.host}:{self.url.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address is bracketed
+        host_header = host if self.url.port is None else f"{host}:{self.url.port}"
         extensions = {"sni_hostname": self.host} if self.url.scheme == "https" else {}
         return self.url.copy_with(host=str(self.address)), {"Host": host_header}, extensions
 
