@@ -208,6 +208,10 @@ class Org:
         principal = accounts.authenticate(self.db, key["key"])
         return Actor(member=added["member"], principal=principal, api_key=key["key"], password=added["password"])
 
+    def task(self, task_id: str) -> dict[str, Any]:
+        """A task as its owner reads it (status, result): the reply to an annotator's submit hides them."""
+        return tasks.get_task(self.db, self.owner.principal, task_id)
+
     def actor(self, role: Role | str) -> Actor:
         """The one member of ``role`` for this org (the owner for ``owner``), created on first use."""
         role = Role(role)

@@ -70,10 +70,10 @@ def test_question_type_spec_examples_in_docs() -> None:
 
 
 def test_chat_review_example_in_docs() -> None:
-    """The chatbot-review example (ranking + rating + text over a conversation) is a valid spec."""
+    """The chatbot-review example (ranking + a rubric and spans per answer + text) is a valid spec."""
     text = (DOCS / "questions.md").read_text().split("## Example: reviewing two chatbot answers", 1)[1]
     spec = Spec.model_validate(json.loads(re.search(r"```json spec\n(.*?)```", text, flags=re.S).group(1)))
-    assert [q["type"] for q in spec.questions] == ["ranking", "rating", "text"]
+    assert [q["type"] for q in spec.questions] == ["ranking", "rubric", "spans", "text"]
 
 
 def test_cli_console_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,6 +33,8 @@ keys_app = typer.Typer(help="API keys (run on the server).", no_args_is_help=Tru
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+orgs_app = typer.Typer(help="Organizations (run on the server).", no_args_is_help=True)
+app.add_typer(orgs_app, name="orgs")
 quality_app = typer.Typer(help="Quality figures of a project (through the API).", no_args_is_help=True)
 app.add_typer(quality_app, name="quality")
 gold_app = typer.Typer(help="Gold tasks of a project (through the API).", no_args_is_help=True)
@@ -391,6 +393,41 @@ def keys_revoke(key_id: str, org: OrgOption = None) -> None:
     db = _database()
     accounts.revoke_key(db, accounts.local_admin(db, org), key_id)
     console.print(f"revoked {key_id}")
+
+
+@orgs_app.command("create")
+def orgs_create(
+    name: str,
+    owner_email: Annotated[str, typer.Option("--owner-email", help="The new organization's owner.")],
+    owner_name: Annotated[str, typer.Option("--owner-name", help="The owner's display name.")] = "",
+) -> None:
+    """Create another organization with its owner; prints a one-time password and API key."""
+    from pydantic import ValidationError
+
+    from truthset.schemas import MemberCreate, OrganizationCreate
+    from truthset.services import accounts
+
+    # the same checks as the API's bodies: a blank name or a malformed email is refused, naming it
+    try:
+        name = OrganizationCreate(name=name).name
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="NAME") from None
+    try:
+        owner_email = MemberCreate(email=owner_email).email
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="--owner-email") from None
+    _print_credentials(accounts.init_organization(_database(), name, owner_email, owner_name))
+
+
+@orgs_app.command("list")
+def orgs_list() -> None:
+    """List the organizations of this server."""
+    from truthset.services import accounts
+
+    table = Table("id", "name", "created")
+    for org in accounts.organizations(_database()):
+        table.add_row(org["id"], org["name"], str(org["created_at"])[:19])
+    console.print(table)
 
 
 # --- data in and out (through the API) --------------------------------------------------------

@@ -47,6 +47,9 @@ from truthset.schemas import (
     Me,
     MediaOut,
     MemberOut,
+    OrganizationCreated,
+    PasswordChanged,
+    PasswordReset,
     ProjectOut,
     QuestionTypeOut,
     ResponseOut,
@@ -248,6 +251,7 @@ class Client:
         self.workers = Workers(self)
         self.jobs = Jobs(self)
         self.webhooks = Webhooks(self)
+        self.organizations = Organizations(self)
 
     # -- lifecycle --
 
@@ -268,6 +272,11 @@ class Client:
     def me(self) -> Me:
         """Who the API key belongs to: the organization and the member."""
         return Me.model_validate(self._request("GET", "/me").json())
+
+    def change_password(self, current_password: str, new_password: str) -> PasswordChanged:
+        """Change your own password (the current one is required); your browser sessions end."""
+        body = {"current_password": current_password, "new_password": new_password}
+        return self._json("POST", "/me/password", PasswordChanged, json=body, retry=False)
 
     def question_types(self) -> list[QuestionTypeOut]:
         """Question types the server knows (built-ins and installed plugins), with their config schemas."""
@@ -470,6 +479,10 @@ class Members(_Resource):
         body = _body(name=name, role=None if role is None else str(role), disabled=disabled)
         return self._client._json("PATCH", f"/members/{member_id}", MemberOut, json=body)
 
+    def reset_password(self, member_id: str) -> PasswordReset:
+        """A new one-time password for the member (``.password``, shown only here); their sessions end."""
+        return self._client._json("POST", f"/members/{member_id}/password-reset", PasswordReset, retry=False)
+
 
 class Keys(_Resource):
     def list(self, *, page_size: int = 100) -> Iterator[ApiKeyOut]:
@@ -483,6 +496,13 @@ class Keys(_Resource):
 
     def revoke(self, key_id: str) -> ApiKeyOut:
         return self._client._json("DELETE", f"/keys/{key_id}", ApiKeyOut)
+
+
+class Organizations(_Resource):
+    def create(self, name: str) -> OrganizationCreated:
+        """Found another organization (owners only) and become its owner, with the same email and
+        password. ``.api_key.key`` is a key for it, shown only here: this client's key stays in yours."""
+        return self._client._json("POST", "/organizations", OrganizationCreated, json={"name": name}, retry=False)
 
 
 # --- projects and batches ----------------------------------------------------------------------

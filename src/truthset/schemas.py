@@ -162,6 +162,46 @@ class Me(Output):
     member: MemberOut
 
 
+class PasswordChange(Input):
+    current_password: str = Field(min_length=1, max_length=1000, description="Your password now.")
+    new_password: str = Field(min_length=12, max_length=200, description="At least 12 characters.")
+
+
+class PasswordChanged(Output):
+    member: MemberOut
+    sessions_ended: int = Field(description="Your other browser sessions, now signed out.")
+
+
+class PasswordReset(Output):
+    member: MemberOut
+    password: str = Field(description="The member's new one-time password. Shown once: it is stored only as a hash.")
+
+
+class OrganizationCreate(Input):
+    name: str = Field(min_length=1, max_length=200)
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the name is blank")
+        return value.strip()
+
+
+class OrganizationOut(Output):
+    id: str
+    name: str
+    created_at: Timestamp
+
+
+class OrganizationCreated(Output):
+    organization: OrganizationOut
+    member: MemberOut = Field(description="You, as the new organization's owner (same email, name and password).")
+    api_key: ApiKeyCreated | None = Field(
+        None, description="A key for the new organization (yours work only in theirs). Shown once."
+    )
+
+
 # --- projects ----------------------------------------------------------------------------------
 
 
@@ -260,6 +300,25 @@ class ProjectUpdate(Input):
     quality: QualityPolicy | None = None
     lease_seconds: int | None = Field(None, ge=10, le=7 * 24 * 3600)
     archived: bool | None = None
+    spec: Spec | None = Field(
+        None, description="A new spec: once the project holds work, only changes docs/guide.md allows (else 409)."
+    )
+
+
+class SpecCheck(Input):
+    """A spec (and optionally a policy) to check without saving: the spec editor's live check."""
+
+    spec: Spec
+    quality: QualityPolicy = Field(default_factory=QualityPolicy)
+    project_id: str | None = Field(None, description="Also check the change against this project's stored work.")
+
+
+class SpecChecked(Output):
+    spec: dict[str, Any] = Field(description="The spec as it would be stored.")
+    quality: dict[str, Any] = Field(description="The policy as it would be stored.")
+    questions: list[dict[str, Any]] = Field(
+        description="Each question as the workbench gets it (defaults filled, options as objects)."
+    )
 
 
 class QuestionTypeOut(Output):

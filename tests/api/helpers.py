@@ -219,6 +219,14 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
     image = media.store(
         db, owner, [PNG], filename="dot.png", media_dir=settings.media_dir, max_bytes=settings.max_upload_bytes
     )
+    # a project of its own for pausing and resuming batches (a paused batch's tasks leave the queue)
+    pausing_project = org.make_project(name="pausing")
+    to_pause = org.make_batch(pausing_project["id"], name="to pause")
+    to_resume = org.make_batch(pausing_project["id"], name="to resume")
+    for pausing in (to_pause, to_resume):
+        org.make_task(pausing_project["id"], "waiting", batch_id=pausing["id"])
+        projects.finalize_batch(db, owner, pausing["id"])
+    projects.pause_batch(db, owner, to_resume["id"])
     with db.write() as conn:  # queued jobs the owner started (no runner runs in these tests)
         job = jobs.enqueue(conn, org.id, "world.job", {"n": 1}, created_by=org.owner.id)
         doomed_job = jobs.enqueue(conn, org.id, "world.job", {"n": 2}, created_by=org.owner.id)
@@ -251,6 +259,9 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
             "webhook": webhook,
             "doomed_webhook": doomed_webhook,
             "delivery": delivery,
+            "empty_project": org.make_project(name="to delete"),  # no tasks: may be deleted
+            "pause_batch": to_pause,  # finalized, one task waiting
+            "resume_batch": to_resume,  # paused
         },
     )
 
@@ -317,6 +328,11 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "add_member": lambda w: Call(json={"email": f"{_unique('new')}@example.com", "role": "annotator"}),
     "get_member": lambda w: Call(path={"member_id": w.member.id}),
     "update_member": lambda w: Call(path={"member_id": w.member.id}, json={"name": "renamed"}),
+    "reset_member_password": lambda w: Call(path={"member_id": w.member.id}),
+    "change_my_password": lambda w: Call(
+        json={"current_password": w.worker.password, "new_password": f"new-{_unique('password')}"}
+    ),
+    "create_organization": lambda w: Call(json={"name": "another organization"}),
     "list_keys": lambda w: Call(),
     "create_key": lambda w: Call(json={"name": "another key", "member_id": w.member.id}),
     "revoke_key": lambda w: Call(path={"key_id": w.member_key["id"]}),
@@ -326,11 +342,15 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "list_projects": lambda w: Call(params={"include_archived": "true"}),
     "get_project": lambda w: Call(path={"project_id": w.project["id"]}),
     "update_project": lambda w: Call(path={"project_id": w.project["id"]}, json={"description": "changed"}),
+    "validate_spec": lambda w: Call(json={"spec": SPEC, "project_id": w.project["id"]}),
+    "delete_project": lambda w: Call(path={"project_id": w.extra["empty_project"]["id"]}),
     "create_batch": lambda w: Call(path={"project_id": w.project["id"]}, json={"name": _unique("batch")}),
     "list_batches": lambda w: Call(path={"project_id": w.project["id"]}),
     "get_batch": lambda w: Call(path={"batch_id": w.batch["id"]}),
     "finalize_batch": lambda w: Call(path={"batch_id": w.open_batch["id"]}),
     "cancel_batch": lambda w: Call(path={"batch_id": w.doomed_batch["id"]}),
+    "pause_batch": lambda w: Call(path={"batch_id": w.extra["pause_batch"]["id"]}),
+    "resume_batch": lambda w: Call(path={"batch_id": w.extra["resume_batch"]["id"]}),
     "export_project": lambda w: Call(path={"project_id": w.project["id"]}, params={"all_statuses": "true"}),
     "create_task": lambda w: Call(
         path={"project_id": w.project["id"]}, json={"data": {"text": "new"}, "unique_id": _unique("u")}

@@ -108,9 +108,17 @@ def test_completion_by_majority_with_confidence(api: Api, org: Org) -> None:
         worker = org.add_member("annotator")
         lease = api.post(f"{API}/projects/{project['id']}/next", auth=worker).json()
         assert lease["task"]["id"] == task["id"]
+        # labelling is blind: nobody is served the answers so far, nor how many there are
+        served = lease["task"]
+        assert (served["result"], served["confidence"], served["response_count"]) == (None, None, 0)
         r = api.post(f"{API}/tasks/{task['id']}/responses", auth=worker, json={"answer": {"sentiment": vote}})
         assert r.status_code == 201
-        assert r.json()["task"]["status"] == ("completed" if n == 2 else "pending")
+        # an annotator's reply is the same whether the task completed or not (as it is for a gold task)
+        seen = r.json()["task"]
+        assert (seen["status"], seen["result"], seen["response_count"]) == ("pending", None, 1), n
+        assert api.get(f"{API}/tasks/{task['id']}", auth=org.owner).json()["status"] == (
+            "completed" if n == 2 else "pending"
+        )
     done = api.get(f"{API}/tasks/{task['id']}", auth=org.owner).json()
     assert done["status"] == "completed" and done["completed_at"]
     assert done["result"]["answer"] == {"sentiment": "positive"}

@@ -23,6 +23,9 @@ def chat_review_spec() -> dict:
     return json.loads(re.search(r"```json spec\n(.*?)```", section, flags=re.S).group(1))
 
 
+GRADES = {"grade-0": {"helpful": {"score": 3}, "correct": {"score": 2}}, "grade-1": {"helpful": {"score": 3}}}
+GRADES["grade-1"]["correct"] = {"score": 2}
+
 TASK = {
     "conversation": [
         {"role": "system", "content": "You are a helpful assistant."},
@@ -46,9 +49,12 @@ def test_a_three_question_chat_review(api: Api, org: Org) -> None:
     project = _project(api, org)
     task = api.post(f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": TASK}).json()
     seen = []
+    grades = {"grade-0": {"helpful": {"score": 2}, "correct": {"score": 1}}, "grade-1": {"helpful": {"score": 5}}}
+    grades["grade-1"]["correct"] = {"score": 3}
+    problem = [{"start": 4, "end": 15, "label": "error"}]  # "`items[::-1]`" in the first answer
     for role, answer in [
-        ("annotator", {"preference": {"winner": 1, "strength": "much better"}, "helpfulness": 4}),
-        ("manager", {"preference": {"winner": 1, "strength": "slightly better"}, "helpfulness": 5, "rewrite": "x"}),
+        ("annotator", {"preference": {"winner": 1, "strength": "much better"}, **grades, "problems-0": problem}),
+        ("manager", {"preference": {"winner": 1, "strength": "slightly better"}, **grades, "rewrite": "x"}),
     ]:
         worker = org.actor(role)
         lease = api.post(f"{API}/projects/{project['id']}/next", auth=worker).json()
@@ -73,7 +79,10 @@ def test_a_three_question_chat_review(api: Api, org: Org) -> None:
     assert done["status"] == "completed"
     result = done["result"]["questions"]["preference"]
     assert result["answer"] == 1 and 0.5 < result["confidence"] < 1.0 and result["method"] == "bradley_terry"
-    assert done["result"]["answer"]["helpfulness"] is not None or done["result"]["questions"]["helpfulness"]["tie"]
+    # each answer graded on its own, keyed by its index in the data whatever order each worker saw
+    assert done["result"]["answer"]["grade-0"] == grades["grade-0"]
+    assert done["result"]["answer"]["grade-1"] == grades["grade-1"]
+    assert done["result"]["questions"]["problems-0"]["answer"] is not None  # one worker marked, one did not
     # the project's owner sees the task as it was imported, models included, and exports the result
     full = api.get(f"{API}/tasks/{task['id']}", auth=org.owner).json()
     assert full["data"] == TASK
@@ -94,9 +103,9 @@ def test_a_three_question_chat_review(api: Api, org: Org) -> None:
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        ({"preference": {"winner": 2, "strength": "much better"}, "helpfulness": 3}, "answer.preference: winner must"),
-        ({"preference": {"winner": 0}, "helpfulness": 3}, "answer.preference: strength must be one of"),
-        ({"preference": {"winner": "tie", "strength": "much better"}, "helpfulness": 3}, "a tie has no strength"),
+        ({"preference": {"winner": 2, "strength": "much better"}, **GRADES}, "answer.preference: winner must"),
+        ({"preference": {"winner": 0}, **GRADES}, "answer.preference: strength must be one of"),
+        ({"preference": {"winner": "tie", "strength": "much better"}, **GRADES}, "a tie has no strength"),
     ],
 )
 def test_bad_ranking_answers_name_the_question(api: Api, org: Org, answer: dict, message: str) -> None:
@@ -151,7 +160,7 @@ def test_a_gold_ranking_answer_is_graded_without_the_order_shown(api: Api, org: 
     body = {"name": "gold", "spec": chat_review_spec(), "quality": {"overlap": 1, "gold": {"qualification": 1}}}
     project = api.post(f"{API}/projects", auth=org.owner, json=body).json()
     task = api.post(f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": TASK}).json()
-    gold = {"preference": {"winner": 1, "strength": "much better"}, "helpfulness": 4}
+    gold = {"preference": {"winner": 1, "strength": "much better"}, **GRADES}
     marked = api.request("PUT", f"{API}/tasks/{task['id']}/gold", auth=org.owner, json={"answer": gold})
     assert marked.status_code == 200, marked.text
     worker = org.actor("annotator")

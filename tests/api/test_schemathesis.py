@@ -47,13 +47,14 @@ CHECKS = [
 #: the project's spec, a quality policy's question names against the spec, a question type's own
 #: rules, free-form JSON's depth and 64-bit integers, the
 #: bytes of an image, a gold answer against the spec, a gold CSV's header and lines, a review's reason
-#: and fixed answer, which its verdict asks for): a schema-valid
+#: and fixed answer, which its verdict asks for; the current password of a password change): a schema-valid
 #: request may rightly get a 422. Every other operation must
 #: accept every schema-valid request (positive_data_acceptance).
 CONTENT_CHECKED = {
     "create_task",
     "submit_response",
     "create_project",
+    "validate_spec",
     "update_project",
     "create_batch",
     "upload_media",
@@ -62,6 +63,7 @@ CONTENT_CHECKED = {
     "import_gold",
     "create_webhook",  # the URL must pass the network guard (a schema-valid URL may name a private address)
     "update_webhook",
+    "change_my_password",
 }
 
 

@@ -165,7 +165,8 @@ def test_the_docs_bio_example_runs() -> None:
 def test_the_type_is_listed_and_a_reviewers_fix_is_checked_against_the_text(api: Api, org: Org) -> None:
     listed = {t["name"]: t for t in api.get(f"{API}/question-types", auth=org.owner).json()}
     assert listed["spans"]["description"].startswith("`spans`: entity spans on a text field")
-    assert listed["spans"]["config_schema"]["required"] == ["name", "field", "labels"]
+    # `field` is not in `required`: a spans question asked for each candidate marks the responses field
+    assert listed["spans"]["config_schema"]["required"] == ["name", "labels"]
     project = org.make_project(spec=SPEC, quality={"overlap": 1, "review": {"sample_rate": 1.0}})
     task = org.make_task(project["id"], TEXT)
     assert _answer(api, org.add_member("annotator"), task["id"], [ADA]).status_code == 201

@@ -280,7 +280,8 @@ def test_annotation_loop(client: truthset.Client, live: LiveServer, project: Pro
             first.task.id, {"sentiment": "positive"}, assignment_id=first.id, duration_ms=1200
         )
         assert isinstance(result, SubmitResult)
-        assert result.task.status == "completed" and result.response.duration_ms == 1200
+        assert result.response.duration_ms == 1200
+        assert client.tasks.get(first.task.id).status == "completed"  # the annotator's reply stays blind
 
         second = annotator.queue.next_task(project.id)
         assert second is not None

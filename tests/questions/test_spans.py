@@ -54,7 +54,7 @@ def test_bad_config_is_refused_naming_the_field(question: dict[str, Any], messag
 def test_a_field_is_required() -> None:
     raw = spec()
     del raw["questions"][0]["field"]
-    with pytest.raises(ValueError, match=r"questions\[0\]\.field: Field required"):
+    with pytest.raises(ValueError, match=r"questions\[0\]\.field: required: name the text field"):
         Spec.model_validate(raw)
 
 

@@ -24,7 +24,8 @@ BINARY = {
 
 
 def _answer(org: Org, worker: Any, task_id: str, sentiment: str, **more: Any) -> dict[str, Any]:
-    return queue.submit(org.db, worker.principal, task_id, ResponseCreate(answer={"sentiment": sentiment, **more}))
+    reply = queue.submit(org.db, worker.principal, task_id, ResponseCreate(answer={"sentiment": sentiment, **more}))
+    return {**reply, "task": org.task(task_id)}  # an annotator's reply hides the status and result
 
 
 def _events(org: Org, task_id: str) -> list[dict[str, Any]]:

@@ -348,7 +348,7 @@ def _counting_tasks(refs: ImageRefs) -> list[dict[str, Any]]:
 CHAT_SPEC: dict[str, Any] = {
     "fields": [
         {"name": "conversation", "type": "conversation", "label": "Conversation so far"},
-        {"name": "replies", "type": "responses", "label": "Candidate replies"},
+        {"name": "replies", "type": "responses", "label": "Candidate replies", "count": 2},
     ],
     "questions": [
         {
@@ -363,11 +363,23 @@ CHAT_SPEC: dict[str, Any] = {
         {
             "name": "grade",
             "type": "rubric",
-            "prompt": "Grade the **better** reply.",
+            "for_each": "replies",
+            "prompt": "Grade this reply.",
             "criteria": [
                 {"name": "accuracy", "description": "Are the facts and the code right?", "comment": "optional"},
                 {"name": "helpfulness", "description": "Does it answer what was asked?"},
                 {"name": "tone", "description": "Clear, polite, not padded?"},
+            ],
+        },
+        {
+            "name": "problems",
+            "type": "spans",
+            "for_each": "replies",
+            "required": False,
+            "prompt": "Mark what is wrong in the **worse** reply: select words, then press a label's key.",
+            "labels": [
+                {"value": "error", "label": "Factual or code error", "hotkey": "e"},
+                {"value": "unclear", "label": "Unclear or padded", "hotkey": "u"},
             ],
         },
         {
@@ -387,9 +399,10 @@ Read the conversation, then the two candidate replies to its last message. Which
 is hidden, and the two are shown in a different order to each annotator.
 
 1. **Which reply is better?** Pick one (and how much better), or call them equal.
-2. **Grade the better reply**: accuracy, helpfulness and tone, 1 to 5 each. Say why in a comment
+2. **Grade each reply**, A and B: accuracy, helpfulness and tone, 1 to 5 each. Say why in a comment
    when accuracy is low.
-3. **Rewrite** (optional): the reply you wish a model had written.
+3. **Problems** (optional): in the worse reply, mark the words that are wrong or unclear.
+4. **Rewrite** (optional): the reply you wish a model had written.
 
 These conversations and replies were written for this demo (see the data's README), one reply of
 each pair deliberately weaker.

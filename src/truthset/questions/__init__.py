@@ -17,7 +17,7 @@ from truthset.questions._registry import (
     names,
     register,
 )
-from truthset.questions._spec import CompiledSpec, FieldSpec, FieldType, Spec
+from truthset.questions._spec import CompiledSpec, FieldSpec, FieldType, Spec, expanded_questions
 
 __all__ = [
     "KEY_ACTIONS",
@@ -32,6 +32,7 @@ __all__ = [
     "QuestionType",
     "Spec",
     "describe",
+    "expanded_questions",
     "get",
     "hotkey_conflicts",
     "names",

@@ -34,6 +34,24 @@ class QuestionConfig(BaseModel):
     type: str = Field(description="The question type, e.g. `label`.")
     prompt: str = Field("", max_length=2000, description="What the annotator is asked (Markdown).")
     required: bool = Field(True, description="Whether every response must answer this question.")
+    for_each: str | None = Field(
+        None,
+        pattern=NAME_PATTERN,
+        description="A `responses` field with a `count`: ask this question once for each of its candidates, "
+        "as questions `<name>-0`, `<name>-1`, ... (the candidate's index in the task's data).",
+    )
+    candidate: int | None = Field(
+        None,
+        ge=0,
+        description="Set by truthset, never in a spec: on each copy of a question asked `for_each` candidate, "
+        "the candidate's index in the task's data.",
+        json_schema_extra={"readOnly": True},
+    )
+
+    @property
+    def group(self) -> str:
+        """The name the spec gave this question (a copy asked for one candidate has ``-<index>`` added)."""
+        return self.name.removesuffix(f"-{self.candidate}") if self.candidate is not None else self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +130,31 @@ def require_field(question: Any, fields: Mapping[str, str], kind: str) -> None:
         raise ValueError(
             f"field: {question.field!r} is {_a(found)} field; {_a(question.type)} question needs {_a(kind)} field"
         )
+
+
+#: Keys of a candidate that hold its text (a candidate is a string or an object with one of them).
+TEXT_KEYS = ("text", "content")
+
+
+def candidate_text(item: Any) -> str | None:
+    """A candidate's text: the string itself, or its ``text`` or ``content``."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Mapping):
+        for key in TEXT_KEYS:
+            if isinstance(item.get(key), str):
+                return item[key]
+    return None
+
+
+def question_text(question: Any, data: Mapping[str, Any]) -> str | None:
+    """The text a question about one text reads: its ``field``, or its candidate of a ``responses`` field."""
+    value = data.get(question.field)
+    if question.candidate is None:
+        return value if isinstance(value, str) else None
+    if isinstance(value, list) and question.candidate < len(value):
+        return candidate_text(value[question.candidate])
+    return None
 
 
 def _a(word: str) -> str:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from truthset.questions import _registry
 from truthset.questions._keys import hotkey_conflicts, widget_key_conflicts
-from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig
+from truthset.questions._registry import NAME_PATTERN, TEXT_KEYS, Aggregate, AnswerError, QuestionConfig
 
 
 class FieldType(StrEnum):
@@ -22,6 +22,11 @@ class FieldType(StrEnum):
     CONVERSATION = "conversation"  # a chat transcript: [{"role": "user"|"assistant"|"system", "content"}]
 
 
+#: The most candidates a ``responses`` field with a ``count`` may have: each question asked for each
+#: candidate becomes that many questions.
+MAX_CANDIDATES = 10
+
+
 class FieldSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -29,6 +34,18 @@ class FieldSpec(BaseModel):
     type: FieldType
     label: str = Field("", max_length=200, description="Caption shown above the field.")
     required: bool = True
+    count: int | None = Field(
+        None,
+        ge=2,
+        le=MAX_CANDIDATES,
+        description="A `responses` field: how many candidates every task has (needed to ask a question `for_each`).",
+    )
+
+    @model_validator(mode="after")
+    def _count_of_responses(self) -> FieldSpec:
+        if self.count is not None and self.type is not FieldType.RESPONSES:
+            raise ValueError(f"count: only a responses field has a count ({self.name!r} is a {self.type} field)")
+        return self
 
 
 class Spec(BaseModel):
@@ -43,12 +60,14 @@ class Spec(BaseModel):
     @classmethod
     def _typed_questions(cls, questions: list[dict[str, Any]], info: ValidationInfo) -> list[dict[str, Any]]:
         fields = {f.name: str(f.type) for f in info.data["fields"]} if "fields" in info.data else None
+        counts = {f.name: f.count for f in info.data["fields"]} if "fields" in info.data else {}
         typed = []
         for index, raw in enumerate(questions):
             question = _validate_question(index, raw)
             if fields is not None:  # None when the fields were refused: that error is reported instead
+                _check_for_each(index, question, fields, counts)
                 _check_spec(index, question, fields)
-            typed.append(question.model_dump())
+            typed.append(question.model_dump(exclude={"candidate"}))
         return typed
 
     @field_validator("questions")
@@ -78,7 +97,7 @@ class Spec(BaseModel):
     def _unique_names(self) -> Spec:
         for kind, names in (
             ("field", [f.name for f in self.fields]),
-            ("question", [q["name"] for q in self.questions]),
+            ("question", [q.name for q in expand(self.question_configs(), self.fields)]),
         ):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
@@ -86,7 +105,33 @@ class Spec(BaseModel):
         return self
 
     def question_configs(self) -> list[QuestionConfig]:
+        """The questions as the spec gives them (a question asked ``for_each`` candidate once)."""
         return [_registry.get(q["type"]).config_model.model_validate(q) for q in self.questions]
+
+
+def expand(questions: list[QuestionConfig], fields: list[FieldSpec]) -> list[QuestionConfig]:
+    """The questions a task asks: a question asked ``for_each`` candidate of a responses field becomes
+    one copy per candidate, named ``<name>-<index>`` with ``candidate=<index>``, in its place.
+
+    Each copy is an ordinary question everywhere (answers, results, worker models, policy, export),
+    so a per-candidate grade is aggregated, calibrated and reviewed like any question. The index is
+    the candidate's in the task's data, never where a worker saw it (positions are shuffled).
+    """
+    counts = {f.name: f.count for f in fields}
+    out: list[QuestionConfig] = []
+    for question in questions:
+        if question.for_each is None:
+            out.append(question)
+            continue
+        for index in range(counts.get(question.for_each) or 0):
+            out.append(question.model_copy(update={"name": f"{question.name}-{index}", "candidate": index}))
+    return out
+
+
+def expanded_questions(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A stored spec's questions as a task asks them (see :func:`expand`), as dicts with ``group``."""
+    parsed = Spec.model_validate(spec, context={"stored": True})
+    return [{**q.model_dump(), "group": q.group} for q in expand(parsed.question_configs(), parsed.fields)]
 
 
 def _validate_question(index: int, raw: Any) -> QuestionConfig:
@@ -107,6 +152,29 @@ def _validate_question(index: int, raw: Any) -> QuestionConfig:
         where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         raise ValueError(f"questions[{index}]{where}: {message}") from None
+
+
+def _check_for_each(
+    index: int, question: QuestionConfig, fields: Mapping[str, str], counts: Mapping[str, int | None]
+) -> None:
+    """A question asked ``for_each`` candidate names a responses field with a count, and its type
+    can be asked about one candidate (a type says so with ``per_candidate = True``)."""
+    where = f"questions[{index}]"
+    if question.candidate is not None:
+        raise ValueError(f"{where}.candidate: set by truthset for each candidate of `for_each`, never in a spec")
+    if question.for_each is None:
+        return
+    if not getattr(_registry.get(question.type), "per_candidate", False):
+        raise ValueError(f"{where}.for_each: a {question.type} question cannot be asked for each candidate")
+    found = fields.get(question.for_each)
+    if found != FieldType.RESPONSES:
+        what = "not a field of the spec" if found is None else f"a {found} field"
+        raise ValueError(f"{where}.for_each: {question.for_each!r} is {what}; for_each names a responses field")
+    if counts.get(question.for_each) is None:
+        raise ValueError(
+            f"{where}.for_each: the responses field {question.for_each!r} needs a `count` "
+            "(how many candidates every task has) to ask a question for each"
+        )
 
 
 def _check_spec(index: int, question: QuestionConfig, fields: Mapping[str, str]) -> None:
@@ -132,7 +200,7 @@ class CompiledSpec:
         # a stored spec: rules added since it was saved (workbench keys) must not stop it loading
         parsed = Spec.model_validate(spec, context={"stored": True})
         self.fields = parsed.fields
-        self.questions = parsed.question_configs()
+        self.questions = expand(parsed.question_configs(), parsed.fields)
         self._types = {q.name: _registry.get(q.type) for q in self.questions}
         self._field_names = frozenset(f.name for f in self.fields)
         # types that see the task's data: ranking shuffles its candidates per assignment
@@ -274,6 +342,8 @@ def _check_field_value(spec_field: FieldSpec, value: Any) -> None:
     elif spec_field.type is FieldType.RESPONSES:
         if not isinstance(value, list) or not value:
             raise ValueError(f"{name} must be a non-empty list of responses")
+        if spec_field.count is not None and len(value) != spec_field.count:
+            raise ValueError(f"{name} must have exactly {spec_field.count} responses (it has {len(value)})")
         for i, item in enumerate(value):
             if isinstance(item, str):
                 continue
@@ -303,7 +373,7 @@ def _blind(item: Any) -> Any:
     """A candidate without what could name its model: only its text."""
     if not isinstance(item, Mapping):
         return item
-    return {k: item[k] for k in ("text", "content") if k in item}
+    return {k: item[k] for k in TEXT_KEYS if k in item}
 
 
 def _is_image_reference(value: str) -> bool:

@@ -19,6 +19,7 @@ class LabelQuestion(OptionsMixin, QuestionConfig):
 class LabelType:
     name: ClassVar[str] = "label"
     config_model: ClassVar[type[QuestionConfig]] = LabelQuestion
+    per_candidate: ClassVar[bool] = True  # may be asked `for_each` candidate of a responses field
 
     def validate_answer(self, question: LabelQuestion, value: Any) -> str:
         if not isinstance(value, str):

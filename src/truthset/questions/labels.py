@@ -28,6 +28,7 @@ class LabelsQuestion(OptionsMixin, QuestionConfig):
 class LabelsType:
     name: ClassVar[str] = "labels"
     config_model: ClassVar[type[QuestionConfig]] = LabelsQuestion
+    per_candidate: ClassVar[bool] = True  # may be asked `for_each` candidate of a responses field
 
     def validate_answer(self, question: LabelsQuestion, value: Any) -> list[str]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

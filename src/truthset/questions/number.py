@@ -51,6 +51,7 @@ class NumberQuestion(QuestionConfig):
 class NumberType:
     name: ClassVar[str] = "number"
     config_model: ClassVar[type[QuestionConfig]] = NumberQuestion
+    per_candidate: ClassVar[bool] = True  # may be asked `for_each` candidate of a responses field
 
     def validate_answer(self, question: NumberQuestion, value: Any) -> int | float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):

@@ -21,13 +21,17 @@ from scipy.special import expit
 from scipy.stats import kendalltau
 
 from truthset.quality import BradleyTerry
-from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig, require_field
+from truthset.questions._registry import (
+    NAME_PATTERN,
+    Aggregate,
+    AnswerError,
+    QuestionConfig,
+    require_field,
+)
 
 TIE = "tie"
 #: A Bradley-Terry win probability within this of 1/2 cannot tell two candidates apart: a tie.
 TIE_MARGIN = 0.05
-#: Keys of a candidate a worker may see when model names are hidden (everything else may name a model).
-BLIND_KEYS = ("text", "content")
 #: Keys of an answer the server fills in; a client's own value is dropped.
 SERVER_KEYS = ("shown_order",)
 
@@ -50,17 +54,6 @@ class RankingQuestion(QuestionConfig):
         if len(set(values)) != len(values):
             raise ValueError("strength captions must be different")
         return values
-
-
-def candidate_text(item: Any) -> str | None:
-    """A candidate's text: the string itself, or its ``text`` or ``content``."""
-    if isinstance(item, str):
-        return item
-    if isinstance(item, Mapping):
-        for key in BLIND_KEYS:
-            if isinstance(item.get(key), str):
-                return item[key]
-    return None
 
 
 def shown_order(seed: str, field: str, n: int) -> list[int]:

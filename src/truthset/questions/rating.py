@@ -38,6 +38,7 @@ def check_scale(low: int, high: int, labels: dict[str, str]) -> None:
 class RatingType:
     name: ClassVar[str] = "rating"
     config_model: ClassVar[type[QuestionConfig]] = RatingQuestion
+    per_candidate: ClassVar[bool] = True  # may be asked `for_each` candidate of a responses field
 
     def validate_answer(self, question: RatingQuestion, value: Any) -> int:
         return scale_point(question.min, question.max, value)

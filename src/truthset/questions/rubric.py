@@ -52,6 +52,7 @@ class RubricQuestion(QuestionConfig):
 class RubricType:
     name: ClassVar[str] = "rubric"
     config_model: ClassVar[type[QuestionConfig]] = RubricQuestion
+    per_candidate: ClassVar[bool] = True  # may be asked `for_each` candidate of a responses field
 
     def validate_answer(self, question: RubricQuestion, value: Any) -> dict[str, dict[str, Any]]:
         if not isinstance(value, Mapping):

@@ -13,11 +13,18 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from truthset import quality
 from truthset.questions._options import Option, parse_options
-from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig, require_field
+from truthset.questions._registry import (
+    NAME_PATTERN,
+    Aggregate,
+    AnswerError,
+    QuestionConfig,
+    question_text,
+    require_field,
+)
 
 #: The most spans one answer may hold: a bound on the work of matching and on a stored answer.
 MAX_SPANS = 1000
@@ -28,7 +35,13 @@ _KEYS = frozenset({"start", "end", "label"})
 class SpansQuestion(QuestionConfig):
     type: Literal["spans"] = "spans"
 
-    field: str = Field(pattern=NAME_PATTERN, description="The text field of the spec the spans are marked on.")
+    field: str | None = Field(  # never None once validated: _field_to_mark fills it in or refuses
+        None,
+        validate_default=True,
+        pattern=NAME_PATTERN,
+        description="The text field of the spec the spans are marked on "
+        "(asked `for_each` candidate: the responses field, which is the default).",
+    )
     labels: list[Option] = Field(min_length=1, max_length=100, description="The entity labels to choose from.")
     overlapping: bool = Field(False, description="Whether spans of one answer may overlap (nested entities).")
     min_spans: int = Field(0, ge=0, le=MAX_SPANS, description="The fewest spans an answer may have.")
@@ -41,6 +54,18 @@ class SpansQuestion(QuestionConfig):
     @classmethod
     def _parse(cls, labels: Any) -> Any:
         return parse_options(labels) if isinstance(labels, list) else labels
+
+    @field_validator("field")
+    @classmethod
+    def _field_to_mark(cls, field: str | None, info: ValidationInfo) -> str:
+        for_each = info.data.get("for_each")
+        if field is None:
+            if for_each is None:
+                raise ValueError("required: name the text field to mark spans on")
+            return for_each
+        if for_each is not None and field != for_each:
+            raise ValueError(f"asked for each candidate of {for_each!r}, the spans are marked on it")
+        return field
 
     @model_validator(mode="after")
     def _threshold_needs_overlap(self) -> SpansQuestion:
@@ -61,10 +86,11 @@ class SpansQuestion(QuestionConfig):
 class SpansType:
     name: ClassVar[str] = "spans"
     config_model: ClassVar[type[QuestionConfig]] = SpansQuestion
+    per_candidate: ClassVar[bool] = True  # may be asked `for_each` candidate of a responses field
 
     def check_spec(self, question: SpansQuestion, fields: Mapping[str, str]) -> None:
-        """The question's ``field`` is a text field of the spec."""
-        require_field(question, fields, "text")
+        """The question's ``field`` is a text field of the spec (or, asked for each candidate, responses)."""
+        require_field(question, fields, "responses" if question.for_each else "text")
 
     def validate_answer(self, question: SpansQuestion, value: Any) -> list[dict[str, Any]]:
         if not isinstance(value, list):
@@ -83,10 +109,11 @@ class SpansType:
         self, question: SpansQuestion, value: list[dict[str, Any]], data: Mapping[str, Any]
     ) -> None:
         """Every span lies within the task's text (its length in code points)."""
-        text = data.get(question.field)
-        if not isinstance(text, str):
+        text = question_text(question, data)
+        if text is None:
             if value:
-                raise AnswerError(f"the task has no text in field {question.field!r} to mark spans on")
+                where = question.field if question.candidate is None else f"{question.field}[{question.candidate}]"
+                raise AnswerError(f"the task has no text in field {where!r} to mark spans on")
             return
         for span in value:
             if span["end"] > len(text):

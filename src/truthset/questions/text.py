@@ -27,6 +27,7 @@ class TextQuestion(QuestionConfig):
 class TextType:
     name: ClassVar[str] = "text"
     config_model: ClassVar[type[QuestionConfig]] = TextQuestion
+    per_candidate: ClassVar[bool] = True  # may be asked `for_each` candidate of a responses field
 
     def validate_answer(self, question: TextQuestion, value: Any) -> str:
         if not isinstance(value, str):

@@ -16,6 +16,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
+from truthset.questions import expanded_questions
 from truthset.schemas import QualityPolicy
 
 
@@ -104,17 +105,19 @@ def completion_rules(project: Mapping[str, Any]) -> CompletionRules:
 
 
 def resolve(quality: Mapping[str, Any], spec: Mapping[str, Any]) -> CompletionRules:
+    """Rules per question a task asks. A question asked for each candidate (``grade-0``, ``grade-1``)
+    takes the policy the spec's name (``grade``) is given, unless one copy is named itself."""
     policy = QualityPolicy.model_validate(dict(quality))
-    questions = spec["questions"]
+    questions = expanded_questions(spec)
     deciding = policy.deciding
     if deciding is None:
         deciding = [q["name"] for q in questions if q.get("required", True)] or [q["name"] for q in questions]
     rules = {}
     for question in questions:
         name = question["name"]
-        own = policy.questions.get(name)
+        own = policy.questions.get(name) or policy.questions.get(question["group"])
         low = (own.min_overlap if own else None) or policy.min_overlap or 1
         high = max(low, (own.max_overlap if own else None) or policy.max_overlap or low)
         target = (own.target_confidence if own else None) or policy.target_confidence
-        rules[name] = QuestionRule(name, low, high, target, name in deciding)
+        rules[name] = QuestionRule(name, low, high, target, name in deciding or question["group"] in deciding)
     return CompletionRules(rules, policy.at_max_overlap, policy)

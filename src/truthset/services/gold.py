@@ -72,10 +72,11 @@ def policy_of(project: Mapping[str, Any]) -> GoldPolicy | None:
 
 
 def disguise(task: Mapping[str, Any], *, answered: bool = False) -> dict[str, Any]:
-    """A gold task as a worker sees it: an ordinary pending task, without its answer or other answers.
+    """A task as a worker labelling it sees it (gold or not): a pending task, without the gold answer,
+    the result or others' answers.
 
     ``response_count`` is the worker's own (0 on the lease, 1 once they answered): how many others
-    answered a gold task would give it away.
+    answered would anchor them, and tell a gold task from a real one.
     """
     return {
         **task,

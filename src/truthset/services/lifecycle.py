@@ -1,6 +1,7 @@
 """The task state machine: the only place a task's status changes.
 
 staged --finalize--> pending --overlap reached--> completed
+pending --its batch is paused (no live lease)--> staged --resumed--> pending
 staged | pending --cancel--> canceled
 staged | pending | completed --mark gold--> gold --unmark--> staged | pending | completed
 completed --a reviewer rejects the result--> pending (one task at a time, never a batch-wide move)
@@ -20,7 +21,8 @@ from truthset.storage.ids import utcnow
 
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.STAGED: frozenset({TaskStatus.PENDING, TaskStatus.CANCELED, TaskStatus.GOLD}),
-    TaskStatus.PENDING: frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELED, TaskStatus.GOLD}),
+    # pending -> staged: a paused batch's waiting tasks leave the queue (pause_batch below)
+    TaskStatus.PENDING: frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELED, TaskStatus.GOLD, TaskStatus.STAGED}),
     # a reviewer's reject reopens a completed task (services/review.py, through reopen below)
     TaskStatus.COMPLETED: frozenset({TaskStatus.PENDING, TaskStatus.GOLD}),
     TaskStatus.CANCELED: frozenset(),
@@ -62,6 +64,20 @@ def move_batch(conn: Connection, batch_id: str, target: TaskStatus) -> None:
         .where(t.tasks.c.batch_id == batch_id, t.tasks.c.status.in_(movable))
         .values(status=str(target), updated_at=utcnow())
     )
+
+
+def pause_batch(conn: Connection, batch_id: str) -> int:
+    """Take a batch's waiting tasks out of the queue (pending -> staged); returns how many.
+
+    A task out on a live lease stays pending: its worker's answer is still taken. Expired leases
+    should be returned first (``repo.expire_leases``) so their tasks are paused too.
+    """
+    result = conn.execute(
+        update(t.tasks)
+        .where(t.tasks.c.batch_id == batch_id, t.tasks.c.status == str(TaskStatus.PENDING), t.tasks.c.lease_count == 0)
+        .values(status=str(TaskStatus.STAGED), updated_at=utcnow())
+    )
+    return int(result.rowcount or 0)
 
 
 def reopen(conn: Connection, task: dict[str, Any], overlap: int, **values: Any) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class Action(StrEnum):
     MANAGE_JOBS = "manage_jobs"  # cancel any job of the organization (a member cancels their own)
     REVIEW = "review"  # take tasks from the review queue and accept, reject or fix their results
     MANAGE_WEBHOOKS = "manage_webhooks"  # create, see, change and delete webhooks; see and replay deliveries
+    CREATE_ORGANIZATION = "create_organization"  # found another organization, becoming its owner
 
 
 ALLOWED: dict[Action, frozenset[Role]] = {
@@ -51,6 +52,7 @@ ALLOWED: dict[Action, frozenset[Role]] = {
     Action.MANAGE_JOBS: _MANAGERS,
     Action.REVIEW: _READERS,
     Action.MANAGE_WEBHOOKS: _MANAGERS,  # like exports: a webhook can send out any of the organization's data
+    Action.CREATE_ORGANIZATION: frozenset({Role.OWNER}),
 }
 
 
@@ -76,6 +78,7 @@ class MemberAction(StrEnum):
     CREATE_KEY = "create an API key for a member who is"
     LIST_KEYS = "list the API keys of a member who is"
     REVOKE_KEY = "revoke an API key of a member who is"
+    RESET_PASSWORD = "reset the password of a member who is"
 
 
 #: Who may act on whom: the roles each role may act on, alike for every :class:`MemberAction`.

@@ -6,14 +6,15 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func
+from sqlalchemy import Connection, delete, func
 from sqlalchemy.exc import IntegrityError
 
+from truthset import questions
 from truthset.domain import BatchStatus, Principal, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
-from truthset.questions import CompiledSpec
-from truthset.schemas import BatchCreate, ProjectCreate, ProjectUpdate, QualityPolicy
-from truthset.services import lifecycle, webhooks
+from truthset.questions import CompiledSpec, expanded_questions
+from truthset.schemas import BatchCreate, ProjectCreate, ProjectUpdate, QualityPolicy, SpecCheck
+from truthset.services import lifecycle, spec_changes, webhooks
 from truthset.services.completion import completion_rules
 from truthset.services.policy import Action, require
 from truthset.storage import Database
@@ -23,31 +24,33 @@ from truthset.storage.ids import new_id, utcnow
 
 DEFAULT_LEASE_SECONDS = 600
 
-# A project's spec never changes after creation, so a compiled spec can be cached by project id
-# in each process without any process needing another's copy.
-_spec_cache: dict[str, CompiledSpec] = {}
+# Compiled specs, cached per process by project id with the ``updated_at`` of the row they were
+# compiled from: a spec may change (``update_project``, within the rules of ``spec_changes``), and
+# every update moves ``updated_at``, so a copy compiled before a change (here or in another
+# process) is never used after it. Losing the cache costs time, never correctness.
+_spec_cache: dict[str, tuple[Any, CompiledSpec]] = {}
 _spec_lock = threading.Lock()
 
 
 def compiled_spec(project: dict[str, Any]) -> CompiledSpec:
-    spec = _spec_cache.get(project["id"])
-    if spec is None:
-        spec = CompiledSpec(project["spec"])
-        with _spec_lock:
-            if len(_spec_cache) > 10_000:
-                _spec_cache.clear()
-            _spec_cache[project["id"]] = spec
+    cached = _spec_cache.get(project["id"])
+    if cached is not None and cached[0] == project["updated_at"]:
+        return cached[1]
+    spec = CompiledSpec(project["spec"])
+    with _spec_lock:
+        if len(_spec_cache) > 10_000:
+            _spec_cache.clear()
+        _spec_cache[project["id"]] = (project["updated_at"], spec)
     return spec
 
 
 def spec_of_project(conn: Connection, principal: Principal, project_id: str) -> CompiledSpec:
-    """The compiled spec of a project, from the cache when this process has seen the project."""
-    spec = _spec_cache.get(project_id)
-    return spec if spec is not None else compiled_spec(load_project(conn, principal, project_id))
+    """The compiled spec of a project as it is now (the row is read: the spec may have changed)."""
+    return compiled_spec(load_project(conn, principal, project_id))
 
 
-def load_project(conn: Connection, principal: Principal, project_id: str) -> dict[str, Any]:
-    project = repo.get(conn, t.projects, principal.organization_id, project_id)
+def load_project(conn: Connection, principal: Principal, project_id: str, *, lock: bool = False) -> dict[str, Any]:
+    project = repo.get(conn, t.projects, principal.organization_id, project_id, lock=lock)
     if project is None:
         raise NotFound(f"project {project_id} not found")
     return project
@@ -112,23 +115,41 @@ def get_project(db: Database, principal: Principal, project_id: str) -> dict[str
 
 
 def list_projects(
-    db: Database, principal: Principal, *, cursor: str | None, limit: int, include_archived: bool = False
+    db: Database,
+    principal: Principal,
+    *,
+    cursor: str | None,
+    limit: int,
+    include_archived: bool = False,
+    only_archived: bool = False,
 ) -> tuple[list, str | None]:
     require(principal, Action.READ_PROJECTS)
     query = repo.scoped(t.projects, principal.organization_id)
-    if not include_archived:
+    if only_archived:
+        query = query.where(t.projects.c.archived_at.is_not(None))
+    elif not include_archived:
         query = query.where(t.projects.c.archived_at.is_(None))
     with db.read() as conn:
         return repo.page(conn, query, t.projects, cursor=cursor, limit=limit)
 
 
 def update_project(db: Database, principal: Principal, project_id: str, data: ProjectUpdate) -> dict[str, Any]:
+    """Change a project. A new spec must keep fitting the stored work (``spec_changes``); the
+    policy is checked against the spec it will apply to (the new one when both change)."""
     with db.write() as conn:
-        project = load_project(conn, principal, project_id)
+        project = load_project(conn, principal, project_id, lock=True)
         require(principal, Action.MANAGE_PROJECTS)
-        values: dict[str, Any] = data.model_dump(exclude_none=True, exclude={"archived", "quality"})
+        values: dict[str, Any] = data.model_dump(exclude_none=True, exclude={"archived", "quality", "spec"})
+        spec = project["spec"]
+        if data.spec is not None:
+            spec = data.spec.model_dump(mode="json")
+            has_tasks, has_answers = _stored_work(conn, principal, project_id)
+            spec_changes.check_change(project["spec"], spec, has_tasks=has_tasks, has_answers=has_answers)
+            values["spec"] = spec
         if data.quality is not None:
-            values["quality"] = checked_policy(data.quality, project["spec"])
+            values["quality"] = checked_policy(data.quality, spec)
+        elif data.spec is not None:  # the stored policy may name a question the new spec lacks
+            values["quality"] = checked_policy(QualityPolicy.model_validate(project["quality"]), spec)
         if data.archived is not None:
             values["archived_at"] = utcnow() if data.archived else None
         values["updated_at"] = utcnow()
@@ -136,9 +157,70 @@ def update_project(db: Database, principal: Principal, project_id: str, data: Pr
         return {**project, **values}
 
 
+def _stored_work(conn: Connection, principal: Principal, project_id: str) -> tuple[bool, bool]:
+    """(has tasks, has answers): answers are responses or gold tasks' known answers."""
+    org = principal.organization_id
+    task = conn.execute(repo.scoped(t.tasks, org, t.tasks.c.id).where(t.tasks.c.project_id == project_id).limit(1))
+    if task.first() is None:
+        return False, False
+    response = conn.execute(
+        repo.scoped(t.responses, org, t.responses.c.id).where(t.responses.c.project_id == project_id).limit(1)
+    ).first()
+    gold = conn.execute(
+        repo.scoped(t.tasks, org, t.tasks.c.id)
+        .where(t.tasks.c.project_id == project_id, t.tasks.c.gold.is_not(None))
+        .limit(1)
+    ).first()
+    return True, response is not None or gold is not None
+
+
+def delete_project(db: Database, principal: Principal, project_id: str) -> None:
+    """Delete a project that has no tasks (nothing stored can be lost); archive one that has.
+
+    Its (empty) batches and per-project worker standings go with it.
+    """
+    with db.write() as conn:
+        load_project(conn, principal, project_id, lock=True)
+        require(principal, Action.MANAGE_PROJECTS)
+        if _stored_work(conn, principal, project_id)[0]:
+            raise Conflict(
+                f"project {project_id} has tasks: it cannot be deleted (archive it instead)",
+                details={"project_id": project_id},
+                code="project_has_tasks",
+            )
+        org = principal.organization_id
+        for table in (t.project_workers, t.quality_models, t.batches):
+            conn.execute(delete(table).where(table.c.organization_id == org, table.c.project_id == project_id))
+        conn.execute(delete(t.projects).where(t.projects.c.organization_id == org, t.projects.c.id == project_id))
+
+
+def check_spec(db: Database, principal: Principal, data: SpecCheck) -> dict[str, Any]:
+    """What creating (or, with ``project_id``, updating) a project with this spec would store, or
+    the error it would give: the spec editor checks as the manager types, without saving."""
+    require(principal, Action.MANAGE_PROJECTS)
+    spec = data.spec.model_dump(mode="json")
+    quality = checked_policy(data.quality, spec)
+    if data.project_id is not None:
+        with db.read() as conn:
+            project = load_project(conn, principal, data.project_id)
+            has_tasks, has_answers = _stored_work(conn, principal, data.project_id)
+        spec_changes.check_change(project["spec"], spec, has_tasks=has_tasks, has_answers=has_answers)
+    compiled = CompiledSpec(spec)
+    return {
+        "spec": spec,
+        "quality": quality,
+        # as the workbench gets them: a question asked for each candidate is one copy per candidate
+        "questions": [
+            questions.without_workbench_keys({**q.model_dump(mode="json"), "group": q.group})
+            for q in compiled.questions
+        ],
+    }
+
+
 def checked_policy(policy: QualityPolicy, spec: dict[str, Any]) -> dict[str, Any]:
     """The policy as stored, after checking that the questions it names are the spec's."""
-    names = [q["name"] for q in spec["questions"]]
+    # the spec's names, and the names of the copies of a question asked for each candidate
+    names = list(dict.fromkeys(name for q in expanded_questions(spec) for name in (q["group"], q["name"])))
     for where, named in (("quality.questions", list(policy.questions)), ("quality.deciding", policy.deciding or [])):
         unknown = [n for n in named if n not in names]
         if unknown:
@@ -258,6 +340,45 @@ def finalize_batch(db: Database, principal: Principal, batch_id: str) -> dict[st
             batch.update(values)
         elif status in (BatchStatus.CANCELED, BatchStatus.PAUSED):
             raise Conflict(f"a {status} batch cannot be finalized")
+        return _with_counts(conn, principal, batch)
+
+
+def pause_batch(db: Database, principal: Principal, batch_id: str) -> dict[str, Any]:
+    """Finalized -> paused: its waiting tasks leave the queue (staged) until it is resumed.
+
+    Tasks out on a live lease when it is paused stay with their worker (the answer counts); one that
+    comes back unanswered waits in the queue again, so pausing a paused batch takes those out too.
+    """
+    with db.write() as conn:
+        batch = load_batch(conn, principal, batch_id)
+        require(principal, Action.MANAGE_TASKS)
+        status = BatchStatus(batch["status"])
+        if status not in (BatchStatus.FINALIZED, BatchStatus.PAUSED):
+            raise Conflict(f"a {status} batch cannot be paused (only a finalized one)", details={"status": str(status)})
+        repo.expire_leases(conn, batch["project_id"], utcnow())  # their tasks are paused too
+        lifecycle.pause_batch(conn, batch_id)
+        if status is BatchStatus.FINALIZED:
+            repo.change(conn, t.batches, principal.organization_id, batch_id, status=str(BatchStatus.PAUSED))
+            batch["status"] = str(BatchStatus.PAUSED)
+        return _with_counts(conn, principal, batch)
+
+
+def resume_batch(db: Database, principal: Principal, batch_id: str) -> dict[str, Any]:
+    """Paused -> finalized: its tasks join the queue again (completed at once if none is open)."""
+    with db.write() as conn:
+        batch = load_batch(conn, principal, batch_id)
+        require(principal, Action.MANAGE_TASKS)
+        status = BatchStatus(batch["status"])
+        if status is not BatchStatus.PAUSED:
+            raise Conflict(f"a {status} batch cannot be resumed (only a paused one)", details={"status": str(status)})
+        require_active(load_project(conn, principal, batch["project_id"]))  # its tasks would join the queue
+        lifecycle.move_batch(conn, batch_id, TaskStatus.PENDING)
+        repo.bump_queue_epoch(conn, batch["project_id"])
+        values: dict[str, Any] = {"status": str(BatchStatus.FINALIZED)}
+        if not repo.batch_has_open_tasks(conn, principal.organization_id, batch_id):
+            values.update(status=str(BatchStatus.COMPLETED), completed_at=utcnow())
+        repo.change(conn, t.batches, principal.organization_id, batch_id, **values)
+        batch.update(values)
         return _with_counts(conn, principal, batch)
 
 

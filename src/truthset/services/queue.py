@@ -14,7 +14,7 @@ from truthset.errors import Conflict, InvalidInput, NotFound
 from truthset.questions import AnswerError, CompiledSpec
 from truthset.schemas import ResponseCreate
 from truthset.services import gold, refit, results, webhooks
-from truthset.services.policy import Action, require
+from truthset.services.policy import Action, allowed, require
 from truthset.services.projects import (
     compiled_spec,
     complete_batch_if_done,
@@ -95,8 +95,9 @@ def next_assignment(db: Database, principal: Principal, project_id: str) -> dict
                 "ended_at": None,
             },
         )
-    if task["status"] == str(TaskStatus.GOLD):
-        task = gold.disguise(task)
+    # labelling is blind: no task is served with the answers given so far (its result, confidence,
+    # count), which would anchor the worker on them and, for a gold task, say what it is
+    task = gold.disguise(task)
     return {**assignment, **_worker_view(compiled_spec(project), task, assignment["id"])}
 
 
@@ -202,18 +203,24 @@ def submit(
                 _check_same_request(conn, principal, prior, task_id, data)
                 task = repo.get(conn, t.tasks, principal.organization_id, prior["task_id"])
                 spec = spec_of_project(conn, principal, prior["project_id"])
-                return _as_worker_sees({"response": prior, "task": task, "replayed": True}, spec)
+                return _as_worker_sees(principal, {"response": prior, "task": task, "replayed": True}, spec)
         raise Conflict("you have already answered this task") from None
     if not result["replayed"] and result["task"]["status"] == str(TaskStatus.COMPLETED):
         complete_batch_if_done(db, principal.organization_id, result["task"]["batch_id"])
-    return _as_worker_sees(result, result.pop("spec", None))
+    return _as_worker_sees(principal, result, result.pop("spec", None))
 
 
-def _as_worker_sees(result: dict[str, Any], spec: CompiledSpec | None = None) -> dict[str, Any]:
-    """A submit's outcome as the worker sees it: a gold task looks like any pending task, and
-    candidates compared blind keep their model names hidden."""
+def _as_worker_sees(principal: Principal, result: dict[str, Any], spec: CompiledSpec | None = None) -> dict[str, Any]:
+    """A submit's outcome as the worker sees it: candidates compared blind keep their model names
+    hidden, and a gold task looks like any task.
+
+    A worker who may not read tasks (an annotator) sees every task the way a gold task is shown:
+    pending, without a result or others' answers. Were only gold disguised, a project that completes
+    real tasks at one answer would tell its workers which tasks are gold (the reply that stays
+    "pending"), and a result would tell them the crowd's answer.
+    """
     task = result["task"]
-    if task is not None and task["status"] == str(TaskStatus.GOLD):
+    if task is not None and (task["status"] == str(TaskStatus.GOLD) or not allowed(principal, Action.READ_TASKS)):
         task = gold.disguise(task, answered=True)
     if task is not None and spec is not None:
         task = _worker_view(spec, task, result["response"]["assignment_id"] or "")["task"]

@@ -21,6 +21,7 @@ from truthset.questions import CompiledSpec
 from truthset.services import history, projects, sessions, tasks
 from truthset.services.policy import Action, allowed, require
 from truthset.storage import Database
+from truthset.ui import _held
 from truthset.ui._render import markdown, page
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -184,6 +185,7 @@ async def logout(request: Request) -> Response:
         sessions.destroy(_db(request), request.cookies.get(session.COOKIE))
     response = RedirectResponse("/login?signed_out=1", status_code=303)
     session.clear_cookie(response, request)
+    _held.end_all(response, request)  # and the other organizations' sessions this browser holds
     return response
 
 
@@ -207,6 +209,7 @@ def home(request: Request) -> Response:
         summaries=summaries,
         is_manager=allowed(info.principal, Action.READ_TASKS),
         may_review=allowed(info.principal, Action.REVIEW),
+        may_create=allowed(info.principal, Action.MANAGE_PROJECTS),
     )
 
 
@@ -229,6 +232,14 @@ def project_page(request: Request, project_id: str) -> Response:
         s=summary,
         instructions=markdown(project["instructions"]),
         may_review=allowed(info.principal, Action.REVIEW),
+        may_manage_projects=allowed(info.principal, Action.MANAGE_PROJECTS),
+        admin_config={  # static/project-admin.js: batches and the project's actions, through the API
+            "project_id": project["id"],
+            "project_name": project["name"],
+            "archived": project["archived_at"] is not None,
+            "may_manage_projects": allowed(info.principal, Action.MANAGE_PROJECTS),
+            "may_manage_tasks": allowed(info.principal, Action.MANAGE_TASKS),
+        },
     )
 
 
@@ -256,7 +267,8 @@ def _workbench_shell(request: Request, project_id: str, action: Action, template
         spec = CompiledSpec(project["spec"])
     except TruthsetError as exc:
         return _failure(request, exc)
-    question_list = [q.model_dump(mode="json") for q in spec.questions]
+    # a question asked for each candidate is one copy per candidate (`grade-0`, ...), with its group
+    question_list = [{**q.model_dump(mode="json"), "group": q.group} for q in spec.questions]
     # a spec stored before hotkeys were kept off the workbench keys: the workbench keeps its key
     conflicts = questions.hotkey_conflicts(question_list)
     question_list = [questions.without_workbench_keys(q) for q in question_list]
@@ -296,7 +308,7 @@ def task_page(request: Request, task_id: str) -> Response:
         project = projects.get_project(db, info.principal, task["project_id"])
         steps = history.task_history(db, info.principal, task_id)
         # as compiled (labels as {value, label}, defaults filled): the page's module describes answers
-        configs = [q.model_dump(mode="json") for q in CompiledSpec(project["spec"]).questions]
+        configs = [{**q.model_dump(mode="json"), "group": q.group} for q in CompiledSpec(project["spec"]).questions]
     except TruthsetError as exc:
         return _failure(request, exc)
     result = task["result"] or {}
@@ -307,7 +319,7 @@ def task_page(request: Request, task_id: str) -> Response:
             "confidence": (result.get("confidence") or {}).get(q["name"]),
             "method": (result.get("methods") or {}).get(q["name"]),
         }
-        for q in project["spec"]["questions"]
+        for q in configs
     ]
     return page(request, "task.html", task=task, project=project, questions=questions, configs=configs, steps=steps)
 

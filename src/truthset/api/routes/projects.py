@@ -19,6 +19,8 @@ from truthset.schemas import (
     ProjectOut,
     ProjectUpdate,
     QuestionTypeOut,
+    SpecCheck,
+    SpecChecked,
 )
 from truthset.services import export, projects
 
@@ -31,6 +33,13 @@ EXPORT_SEND_BYTES = 1024 * 1024
 def list_question_types(caller: Caller) -> list[dict]:
     """Question types a spec may use (built-ins and installed plugins), each with its config's JSON schema."""
     return [questions.describe(name) for name in questions.names()]
+
+
+@router.post("/specs/validate", response_model=SpecChecked, operation_id="validate_spec")
+def validate_spec(db: DB, caller: Caller, body: SpecCheck) -> dict:
+    """Check a spec and policy without saving (422 naming the field, as creating a project would);
+    with `project_id`, also check the change against the project's stored work (409 naming it)."""
+    return projects.check_spec(db, caller, body)
 
 
 @router.post("/projects", response_model=ProjectOut, status_code=status.HTTP_201_CREATED, operation_id="create_project")
@@ -62,6 +71,12 @@ def update_project(db: DB, caller: Caller, project_id: str, body: ProjectUpdate)
     return projects.update_project(db, caller, project_id, body)
 
 
+@router.delete("/projects/{project_id}", status_code=status.HTTP_204_NO_CONTENT, operation_id="delete_project")
+def delete_project(db: DB, caller: Caller, project_id: str) -> None:
+    """Delete a project that has no tasks (409 `project_has_tasks` otherwise: archive it instead)."""
+    projects.delete_project(db, caller, project_id)
+
+
 @router.post(
     "/projects/{project_id}/batches",
     response_model=BatchOut,
@@ -87,6 +102,18 @@ def get_batch(db: DB, caller: Caller, batch_id: str) -> dict:
 def finalize_batch(db: DB, caller: Caller, batch_id: str) -> dict:
     """Open -> finalized: the batch's tasks join the queue."""
     return projects.finalize_batch(db, caller, batch_id)
+
+
+@router.post("/batches/{batch_id}/pause", response_model=BatchOut, operation_id="pause_batch")
+def pause_batch(db: DB, caller: Caller, batch_id: str) -> dict:
+    """Finalized -> paused: the batch's waiting tasks leave the queue (tasks out on a lease finish)."""
+    return projects.pause_batch(db, caller, batch_id)
+
+
+@router.post("/batches/{batch_id}/resume", response_model=BatchOut, operation_id="resume_batch")
+def resume_batch(db: DB, caller: Caller, batch_id: str) -> dict:
+    """Paused -> finalized: the batch's tasks join the queue again."""
+    return projects.resume_batch(db, caller, batch_id)
 
 
 @router.post("/batches/{batch_id}/cancel", response_model=BatchOut, operation_id="cancel_batch")

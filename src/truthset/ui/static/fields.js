@@ -2,7 +2,7 @@
 // attribute; HTML fields go into a sandboxed iframe (no scripts, a unique origin), never the page.
 // Responses and chat turns are Markdown, rendered by markdown.js (raw HTML escaped, then sanitised).
 import { renderMarkdown } from './markdown.js';
-import { h } from './widget-kit.js';
+import { candidateText, h, letter } from './widget-kit.js';
 
 export function imageSource(value) {
   if (typeof value !== 'string') return null;
@@ -45,18 +45,11 @@ export function takeImage(src) {
   return img;
 }
 
-/** A response's text: the string itself, or its `text` or `content`. */
+/** A response's text (see candidateText), or the response as JSON when it has none. */
 export function responseText(item) {
-  if (typeof item === 'string') return item;
-  if (item && typeof item.text === 'string') return item.text;
-  if (item && typeof item.content === 'string') return item.content;
-  return JSON.stringify(item);
+  return candidateText(item) ?? JSON.stringify(item);
 }
 
-/** The letter a candidate is shown under: A for the first shown, B for the second... */
-export function letter(position) {
-  return String.fromCharCode(65 + (position % 26));
-}
 
 function responseItem(item, position, index) {
   // a model name only when the server sent one (a blind comparison never does)

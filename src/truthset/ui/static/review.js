@@ -5,7 +5,7 @@
 // Nothing is kept in the browser: a claim not answered simply expires and the task is reviewed later.
 import { api, retryable, serverNow } from './api.js';
 import { renderFields } from './fields.js';
-import { h, listWidgetKeys, widgetModules } from './widget-kit.js';
+import { h, listWidgetKeys, questionCaption, widgetModules } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('review-config').textContent);
 const questions = config.questions;
@@ -66,7 +66,7 @@ function renderResult(task) {
     if (!(question.name in answer)) continue;
     const score = typeof confidence[question.name] === 'number' ? ` · confidence ${Math.round(confidence[question.name] * 100)}%` : '';
     const method = methods[question.name] ? ` · ${methods[question.name]}` : '';
-    rows.push(h('dt', { text: question.name }), h('dd', { 'data-question': question.name }, h('strong', { text: shown(answer[question.name], question) }), h('span', { class: 'muted', text: `${score}${method}` }), pictured(answer[question.name], question)));
+    rows.push(h('dt', { text: questionCaption(question) }), h('dd', { 'data-question': question.name }, h('strong', { text: shown(answer[question.name], question) }), h('span', { class: 'muted', text: `${score}${method}` }), pictured(answer[question.name], question)));
   }
   if (!rows.length) rows.push(h('dt', { text: 'answer' }), h('dd', { text: 'no result yet' }));
   $('result').replaceChildren(...rows);
@@ -74,7 +74,7 @@ function renderResult(task) {
 
 function renderResponses(responses) {
   const items = responses.map((response) => {
-    const parts = questions.filter((q) => q.name in response.answer).map((q) => `${q.name}: ${shown(response.answer[q.name], q)}`);
+    const parts = questions.filter((q) => q.name in response.answer).map((q) => `${questionCaption(q)}: ${shown(response.answer[q.name], q)}`);
     const who = response.worker_name || response.worker_id;
     const pictures = questions.filter((q) => q.name in response.answer).map((q) => pictured(response.answer[q.name], q));
     return h('li', { 'data-worker': response.worker_id }, h('span', { class: 'who', text: who }), response.worker_kind === 'model' ? h('span', { class: 'badge', text: 'model' }) : null, h('span', { text: parts.join(' · ') }), pictures);

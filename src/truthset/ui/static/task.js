@@ -3,7 +3,7 @@
 // they are (its optional describe(value, question, data), the reviewer workbench's mechanism), e.g.
 // "Car: box 12,30 80x40", and the result's shapes drawn over the image (its optional preview()). The
 // JSON stays in the history: it shows what was stored, exactly.
-import { h, widgetModules } from './widget-kit.js';
+import { h, questionCaption, widgetModules } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('task-config').textContent);
 const byName = new Map(config.questions.map((question) => [question.name, question]));
@@ -29,7 +29,7 @@ function describeResult(describers, previewers) {
 function describeResponses(describers) {
   for (const cell of document.querySelectorAll('#history tr[data-kind="response"] td[data-answer]')) {
     const answer = JSON.parse(cell.dataset.answer) || {};
-    const parts = config.questions.filter((q) => q.name in answer).map((q) => `${q.name}: ${words(describers, q, answer[q.name])}`);
+    const parts = config.questions.filter((q) => q.name in answer).map((q) => `${questionCaption(q)}: ${words(describers, q, answer[q.name])}`);
     cell.prepend(h('p', { class: 'answer-words', text: parts.join(' · ') }));
   }
 }

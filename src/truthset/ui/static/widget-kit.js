@@ -15,6 +15,38 @@ export function h(tag, attributes = {}, ...children) {
   return node;
 }
 
+/** The letter a candidate is shown under: A for the first shown, B for the second... */
+export function letter(position) {
+  return String.fromCharCode(65 + (position % 26));
+}
+
+/**
+ * What a question is called on the review and task pages: its name, or for a copy asked for one
+ * candidate, its group and the letter the candidate has there (as imported: the first is A).
+ */
+export function questionCaption(question) {
+  if (question.candidate === null || question.candidate === undefined) return question.name;
+  return `${question.group || question.name} (${letter(question.candidate)})`;
+}
+
+/** A candidate's text: the string itself, or its `text` or `content` (as the server reads it). */
+export function candidateText(item) {
+  if (typeof item === 'string') return item;
+  if (item && typeof item.text === 'string') return item.text;
+  if (item && typeof item.content === 'string') return item.content;
+  return null;
+}
+
+/**
+ * The text a question reads in a task's data: its `field`, or, for a copy of a question asked
+ * `for_each` candidate (it has a `candidate` index), that candidate of the responses field.
+ */
+export function questionText(question, data) {
+  const value = data ? data[question.field] : undefined;
+  if (question.candidate === null || question.candidate === undefined) return typeof value === 'string' ? value : '';
+  return (Array.isArray(value) && candidateText(value[question.candidate])) || '';
+}
+
 /** The key that picks option `index`: its own hotkey, else 1-9 for the first nine. */
 export function optionKey(option, index) {
   if (option.hotkey) return option.hotkey;

@@ -15,7 +15,7 @@
 import { api, beacon, retryable, serverNow } from './api.js';
 import { preloadImages, renderFields } from './fields.js';
 import { createStore, Outbox } from './store.js';
-import { h, listWidgetKeys, widgetModules } from './widget-kit.js';
+import { h, letter, listWidgetKeys, widgetModules } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('workbench-config').textContent);
 const store = createStore(config.member_id);
@@ -39,6 +39,7 @@ const state = {
   prefetching: null,
   busy: false,
   active: 0,
+  order: questions.map((_, index) => index), // question indexes in the order they are shown
   inflight: new Set(),
   retryTimer: null,
   leaseRetryTimer: null,
@@ -147,7 +148,10 @@ async function loadWidgets() {
     const fieldset = fieldsets[index];
     // next(): move on from this question (a widget's own Enter); false on the last one, whose
     // Enter then submits
-    const next = () => index < questions.length - 1 && (focusQuestion(index + 1), true);
+    const next = () => {
+      const at = state.order.indexOf(index);
+      return at < questions.length - 1 && (focusQuestion(state.order[at + 1]), true);
+    };
     const ctx = { index, id: `q${index}`, fieldset, changed: () => changed(index), next };
     widgets[index] = modules[question.type].mount(fieldset.querySelector('.widget'), question, ctx);
   });
@@ -164,7 +168,48 @@ function collect() {
 }
 
 function firstMissing() {
-  return questions.findIndex((q, i) => q.required && (widgets[i].get() === null || widgets[i].get() === undefined));
+  const missing = (i) => questions[i].required && (widgets[i].get() === null || widgets[i].get() === undefined);
+  return state.order.find(missing) ?? -1;
+}
+
+/** Move `delta` questions on, in the order shown (past the last one: the Submit button). */
+function step(delta) {
+  const at = state.order.indexOf(state.active) + delta;
+  focusQuestion(at >= state.order.length ? widgets.length : state.order[Math.max(0, at)]);
+}
+
+// A question asked for each candidate (`grade-0`, `grade-1`: copies with a `candidate` index) is shown
+// under the letter its candidate has for this assignment, and the copies in the order the candidates
+// are shown, so "B" is always the reply shown second, whatever its index in the data.
+function candidatePosition(question, display) {
+  const shown = display ? display[question.for_each] : null;
+  const at = Array.isArray(shown) ? shown.indexOf(question.candidate) : -1;
+  return at >= 0 ? at : question.candidate;
+}
+
+function arrangeQuestions(display) {
+  const isCopy = (q) => q.candidate !== null && q.candidate !== undefined;
+  const firstOfGroup = new Map();
+  questions.forEach((q, index) => {
+    if (isCopy(q) && !firstOfGroup.has(q.group)) firstOfGroup.set(q.group, index);
+  });
+  const place = (index) => {
+    const q = questions[index];
+    return isCopy(q) ? [firstOfGroup.get(q.group), candidatePosition(q, display)] : [index, 0];
+  };
+  state.order = questions.map((_, index) => index).sort((a, b) => {
+    const [pa, qa] = place(a);
+    const [pb, qb] = place(b);
+    return pa - pb || qa - qb;
+  });
+  const container = fieldsets.length ? fieldsets[0].parentElement : null;
+  state.order.forEach((index, shownAt) => {
+    const fieldset = fieldsets[index];
+    fieldset.querySelector('.q-number').textContent = String(shownAt + 1);
+    const badge = fieldset.querySelector('.q-candidate');
+    if (badge) badge.textContent = letter(candidatePosition(questions[index], display));
+    if (container) container.append(fieldset);
+  });
 }
 
 function showQuestionError(index, message) {
@@ -242,6 +287,7 @@ function show(assignment, shownAt = Date.now()) {
   const shownFields = config.fields.filter((field) => !owned.has(field.name));
   renderFields($('fields'), shownFields, assignment.task.data, assignment.display);
   $('fields').hidden = !$('fields').children.length;
+  arrangeQuestions(assignment.display);
   const draft = store.get(`draft:${assignment.id}`, {}) || {};
   questions.forEach((question, index) => {
     // widgets that show the task's own data (ranking: its candidates; spans: the text it marks)
@@ -254,7 +300,7 @@ function show(assignment, shownAt = Date.now()) {
   form.dataset.task = assignment.task.id;
   setPanel('task');
   const missing = firstMissing();
-  focusQuestion(Object.keys(draft).length && missing >= 0 ? missing : 0);
+  focusQuestion(Object.keys(draft).length && missing >= 0 ? missing : state.order[0]);
   prefetch();
 }
 
@@ -502,8 +548,8 @@ function questionIndexOf(element) {
 const ACTIONS = {
   skip: () => endAssignment('skip'),
   release: () => endAssignment('release'),
-  next: () => focusQuestion(state.active + 1),
-  previous: () => focusQuestion(state.active - 1),
+  next: () => step(1),
+  previous: () => step(-1),
 };
 const keyActions = Object.fromEntries(Object.entries(config.keys).map(([action, key]) => [key, ACTIONS[action]]));
 
@@ -536,7 +582,7 @@ function onKey(event) {
   let handled = widgets[state.active] ? widgets[state.active].key(event) : false;
   if (handled) {
     event.preventDefault();
-    if (handled === 'next') focusQuestion(state.active + 1);
+    if (handled === 'next') step(1);
     return;
   }
   for (let index = 0; index < widgets.length && !handled; index += 1) {

@@ -4,17 +4,9 @@
 // Keys, pairwise: 1 / 2 pick A / B, 0 or = a tie, Shift+1..5 the strength.
 // Keys, order: ↑ ↓ (or k j) select a candidate, Shift+↑ Shift+↓ (or K J) move it, t ties it with the
 // one above, c confirms the order as shown. The mouse works with the buttons.
-import { h } from '/static/widget-kit.js';
+import { candidateText, h, letter } from '/static/widget-kit.js';
 
 const TIE = 'tie';
-const letter = (position) => String.fromCharCode(65 + (position % 26));
-
-function candidateText(item) {
-  if (typeof item === 'string') return item;
-  if (item && typeof item.text === 'string') return item.text;
-  if (item && typeof item.content === 'string') return item.content;
-  return '';
-}
 
 export function mount(root, question, ctx) {
   const body = h('div', { class: `ranking ranking-${question.mode}` });
@@ -173,7 +165,7 @@ function orderWidget(body, question, ctx, state) {
           tie.querySelector('input').checked = tiedAbove[rank];
           tie.querySelector('input').addEventListener('change', (event) => toggleTie(rank, event.target.checked));
         }
-        const text = candidateText(state.items[index]);
+        const text = candidateText(state.items[index]) ?? '';
         const row = h(
           'li',
           { class: `order-item${rank === selected ? ' selected' : ''}${tiedAbove[rank] ? ' tied' : ''}`, 'data-index': index, 'aria-selected': String(rank === selected) },

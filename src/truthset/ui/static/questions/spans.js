@@ -11,7 +11,7 @@
 // marks the selection (the word at the caret when nothing is extended), Backspace/Delete remove
 // the spans under the caret. The list under the text names every span: focus one (Tab, ↑/↓) and
 // press Delete, or click its ×.
-import { h, keyMatches, optionKey } from '/static/widget-kit.js';
+import { h, keyMatches, optionKey, questionText } from '/static/widget-kit.js';
 
 const COLOURS = 8; // .span-c0 ... .span-c7 in app.css
 const TOKEN = /[\p{L}\p{N}\p{M}_]+|\S/gu; // words, and every other visible character on its own
@@ -35,7 +35,7 @@ function offsetTables(text) {
 export function describe(value, question, data) {
   if (!Array.isArray(value)) return JSON.stringify(value);
   if (!value.length) return 'no spans';
-  const points = Array.from(data && typeof data[question.field] === 'string' ? data[question.field] : '');
+  const points = Array.from(questionText(question, data));
   const names = new Map(question.labels.map((option) => [option.value, option.label || option.value]));
   return value
     .map((s) => `${names.get(s.label) || s.label} “${points.slice(s.start, s.end).join('')}” ${s.start}-${s.end}`)
@@ -334,7 +334,8 @@ export function mount(root, question, ctx) {
   render();
 
   return {
-    ownsField: question.field, // the workbench leaves the text out of the fields panel
+    // the workbench leaves the text out of the fields panel (a candidate's text stays in its list)
+    ownsField: question.candidate === null || question.candidate === undefined ? question.field : null,
     help: [
       [['←', '→'], 'spans: move the caret a word'],
       [['Shift', '←', '→'], 'spans: extend the selection a word'],
@@ -344,7 +345,7 @@ export function mount(root, question, ctx) {
     ],
     task: (assignment) => {
       const data = assignment && assignment.task ? assignment.task.data : null;
-      load(data ? data[question.field] : '');
+      load(questionText(question, data));
       state.spans = [];
       say('');
       render();

@@ -1,0 +1,262 @@
+"""The project pages end to end (a real server, a real Chromium): a manager creates a project in the
+spec editor, edits it within the rules, duplicates, archives and deletes it, and runs its batches;
+roles below manager get no such page or button. Stored state is checked through the REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .support import ANNOTATOR_EMAIL, ANNOTATOR_PASSWORD, Server, Tab, log_in
+
+#: Set TRUTHSET_E2E_SCREENSHOTS=<dir> to keep screenshots of the pages for a look.
+SCREENSHOTS = Path(os.environ["TRUTHSET_E2E_SCREENSHOTS"]) if os.environ.get("TRUTHSET_E2E_SCREENSHOTS") else None
+
+expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
+
+PASSWORD = "a long test password 1"
+
+INVALID_SPEC = {
+    "fields": [{"name": "review", "type": "text", "label": "Review"}],
+    "questions": [{"name": "sentiment", "type": "label", "options": ["only one"]}],
+}
+VALID_SPEC = {
+    "fields": [{"name": "review", "type": "text", "label": "Review"}],
+    "questions": [
+        {
+            "name": "sentiment",
+            "type": "label",
+            "prompt": "How does it *feel*?",
+            "options": ["positive", "negative", "neutral"],
+        }
+    ],
+}
+
+
+def _member(server: Server, role: str) -> str:
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+    with server.api() as client:
+        made = client.post("/members", json={"email": email, "role": role, "password": PASSWORD, "name": role.title()})
+        assert made.status_code == 201, made.text
+    return email
+
+
+def _shot(page: Any, name: str) -> None:
+    if SCREENSHOTS:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"project-{name}.png"), full_page=True)
+
+
+def _set_json(page: Any, label: str, value: Any) -> None:
+    page.get_by_label(label).fill(json.dumps(value, indent=2))
+
+
+def _project_id(page: Any) -> str:
+    """The id of the project page the editor went to after saving."""
+    page.wait_for_url(lambda url: re.search(r"/projects/[0-9A-Za-z]+$", url) and not url.endswith("/new"))
+    return page.url.rsplit("/", 1)[-1]
+
+
+def test_a_manager_creates_edits_duplicates_archives_and_deletes_a_project(tab: Tab, server: Server) -> None:
+    page = tab.page
+    log_in(page, _member(server, "manager"), PASSWORD)
+    page.get_by_role("link", name="New project").click()
+    page.wait_for_url("**/projects/new")
+    page.get_by_label("Name", exact=True).fill("Spec editor project")
+    page.get_by_label("Instructions for workers (Markdown)").fill("Read **carefully**.")
+    expect(page.locator("#instructions-preview strong")).to_have_text("carefully")
+
+    # an invalid spec: the server's message, naming the field, next to the editor
+    _set_json(page, "Spec (JSON)", INVALID_SPEC)
+    spec_error = page.locator("#err-spec")
+    expect(spec_error).to_contain_text("spec.questions[0].options")
+    expect(page.get_by_label("Spec (JSON)")).to_have_attribute("aria-invalid", "true")
+    page.get_by_role("button", name="Create project").click()
+    expect(spec_error).to_contain_text("spec.questions[0].options")
+    assert "/projects/new" in page.url
+    _shot(page, "new-invalid")
+
+    # a valid one: the preview shows the real widget, and the form adds a question to the same JSON
+    _set_json(page, "Spec (JSON)", VALID_SPEC)
+    expect(spec_error).to_be_hidden()
+    preview = page.locator("#preview-questions")
+    expect(preview.locator('fieldset[data-question="sentiment"] input[type="radio"]')).to_have_count(3)
+    expect(page.locator('#preview-fields [data-field="review"]')).to_be_visible()
+    page.get_by_label("Question name").fill("notes")
+    page.get_by_label("Question type").select_option("text")
+    page.locator("#aq-required").uncheck()
+    page.get_by_role("button", name="Add question").click()
+    expect(preview.locator('fieldset[data-question="notes"]')).to_be_visible()
+    assert '"notes"' in page.get_by_label("Spec (JSON)").input_value()
+    _shot(page, "new-valid")
+    page.get_by_role("button", name="Create project").click()
+    project_id = _project_id(page)
+    with server.api() as client:
+        stored = client.get(f"/projects/{project_id}").json()
+    assert [q["name"] for q in stored["spec"]["questions"]] == ["sentiment", "notes"]
+    assert stored["instructions"] == "Read **carefully**."
+
+    # batches: create one, add a task, finalize it; the task is answered, so the spec holds answers
+    page.get_by_label("New batch name").fill("first")
+    page.get_by_role("button", name="Create batch").click()
+    batch_row = page.locator('tr[data-batch="first"]')
+    expect(batch_row).to_have_attribute("data-status", "open")
+    with server.api() as client:
+        batch_id = batch_row.get_attribute("data-batch-id")
+        task = client.post(f"/projects/{project_id}/tasks", json={"data": {"review": "Lovely"}, "batch_id": batch_id})
+        assert task.status_code == 201, task.text
+    page.reload()
+    expect(batch_row.locator('[data-count="staged"]')).to_have_text("1")
+    batch_row.get_by_role("button", name="Finalize").click()
+    expect(batch_row).to_have_attribute("data-status", "finalized")
+    expect(batch_row.locator('[data-count="pending"]')).to_have_text("1")
+    batch_row.get_by_role("button", name="Pause").click()
+    expect(batch_row).to_have_attribute("data-status", "paused")
+    expect(batch_row.locator('[data-count="staged"]')).to_have_text("1")
+    batch_row.get_by_role("button", name="Resume").click()
+    expect(batch_row).to_have_attribute("data-status", "finalized")
+    expect(batch_row.locator('[data-count="pending"]')).to_have_text("1")
+    with server.api() as client:
+        answered = client.post(f"/tasks/{task.json()['id']}/responses", json={"answer": {"sentiment": "positive"}})
+        assert answered.status_code == 201, answered.text
+    page.reload()
+    expect(batch_row).to_have_attribute("data-status", "completed")
+    _shot(page, "page")
+
+    # a second batch, canceled after confirming
+    page.get_by_label("New batch name").fill("second")
+    page.get_by_role("button", name="Create batch").click()
+    second = page.locator('tr[data-batch="second"]')
+    second.get_by_role("button", name="Cancel").click()
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Keep it").click()
+    expect(second).to_have_attribute("data-status", "open")
+    second.get_by_role("button", name="Cancel").click()
+    dialog.get_by_role("button", name="Cancel the batch").click()
+    expect(second).to_have_attribute("data-status", "canceled")
+
+    # editing: removing an option answers use is refused by name; rewording is saved
+    page.get_by_role("link", name="Edit").click()
+    page.wait_for_url(f"**/projects/{project_id}/edit")
+    spec = json.loads(page.get_by_label("Spec (JSON)").input_value())
+    spec["questions"][0]["options"] = ["positive", "negative"]
+    _set_json(page, "Spec (JSON)", spec)
+    expect(spec_error).to_contain_text("lost option 'neutral'")
+    page.get_by_role("button", name="Save changes").click()
+    expect(spec_error).to_contain_text("the project has answers")
+    _shot(page, "edit-refused")
+    spec["questions"][0]["options"] = ["positive", "negative", "neutral", "mixed"]
+    spec["questions"][0]["prompt"] = "How does the writer feel?"
+    _set_json(page, "Spec (JSON)", spec)
+    expect(spec_error).to_be_hidden()
+    expect(preview.locator('fieldset[data-question="sentiment"] input[type="radio"]')).to_have_count(4)
+    page.get_by_role("button", name="Save changes").click()
+    page.wait_for_url(f"**/projects/{project_id}")
+    expect(page.locator(".question-summary")).to_contain_text("How does the writer feel?")
+
+    # duplicate: the editor starts from a copy (no tasks); archive it, unarchive, then delete it
+    page.get_by_role("link", name="Duplicate").click()
+    expect(page.get_by_label("Name", exact=True)).to_have_value("Spec editor project (copy)")
+    page.get_by_role("button", name="Create project").click()
+    copy_id = _project_id(page)
+    assert copy_id != project_id
+    with server.api() as client:
+        copied = client.get(f"/projects/{copy_id}").json()
+        assert copied["spec"] == client.get(f"/projects/{project_id}").json()["spec"]
+        assert client.get("/tasks", params={"project_id": copy_id}).json()["items"] == []
+    page.get_by_role("button", name="Archive").click()
+    dialog.get_by_role("button", name="Archive").click()
+    expect(page.get_by_role("button", name="Unarchive")).to_be_visible()
+    expect(page.locator("h1 .status-archived")).to_have_text("archived")
+    page.goto("/projects/archived")
+    expect(page.locator(f'tr[data-project-id="{copy_id}"]')).to_be_visible()
+    page.goto(f"/projects/{copy_id}")
+    page.get_by_role("button", name="Unarchive").click()
+    dialog.get_by_role("button", name="Unarchive").click()
+    expect(page.get_by_role("button", name="Archive")).to_be_visible()
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_label("Type the project's name").fill("not the name")
+    dialog.get_by_role("button", name="Delete for good").click()
+    expect(page.locator("#confirm-error")).to_contain_text("does not match")
+    page.get_by_label("Type the project's name").fill("Spec editor project (copy)")
+    dialog.get_by_role("button", name="Delete for good").click()
+    page.wait_for_url(f"{server.url}/")
+    with server.api() as client:
+        assert client.get(f"/projects/{copy_id}").status_code == 404
+    # the project with tasks cannot be deleted: the API's message, on the page
+    page.goto(f"/projects/{project_id}")
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_label("Type the project's name").fill("Spec editor project")
+    dialog.get_by_role("button", name="Delete for good").click()
+    expect(page.locator("#manage-error")).to_contain_text("archive it instead")
+    assert tab.script_errors() == []
+
+
+def test_roles_below_manager_get_no_project_editing(tab: Tab, server: Server) -> None:
+    page = tab.page
+    pid = server.demo_project_id
+    log_in(page, ANNOTATOR_EMAIL, ANNOTATOR_PASSWORD)
+    expect(page.locator('[data-link="new-project"]')).to_have_count(0)
+    for path in ("/projects/new", f"/projects/new?from={pid}", f"/projects/{pid}/edit", "/projects/archived"):
+        response = page.goto(path)
+        assert response.status == 403, path
+        expect(page.locator("h1")).to_have_text("Not allowed")
+    _shot(page, "annotator-403")
+    page.context.clear_cookies()
+
+    log_in(page, _member(server, "reviewer"), PASSWORD)  # may see the project page, not change it
+    expect(page.locator('[data-link="new-project"]')).to_have_count(0)
+    page.goto(f"/projects/{pid}")
+    expect(page.locator("#batches")).to_have_attribute("data-state", "ready")
+    for name in ("Edit", "Duplicate"):
+        expect(page.get_by_role("link", name=name, exact=True)).to_have_count(0)
+    for name in ("Archive", "Delete", "Create batch", "Finalize", "Pause", "Resume", "Cancel"):
+        expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
+    assert page.goto(f"/projects/{pid}/edit").status == 403
+    assert tab.script_errors() == []
+
+
+EVERY_TYPE_SPEC = {
+    "fields": [
+        {"name": "text", "type": "text"},
+        {"name": "picture", "type": "image"},
+        {"name": "answers", "type": "responses", "count": 2},
+        {"name": "chat", "type": "conversation", "required": False},
+    ],
+    "questions": [
+        {"name": "tone", "type": "label", "options": ["good", "bad"]},
+        {"name": "tags", "type": "labels", "options": ["a", "b", "c"], "required": False},
+        {"name": "stars", "type": "rating", "min": 1, "max": 5},
+        {"name": "size", "type": "number", "min": 0, "max": 10, "required": False},
+        {"name": "why", "type": "text", "required": False},
+        {"name": "rank", "type": "ranking", "field": "answers"},
+        {"name": "entities", "type": "spans", "field": "text", "labels": ["person", "place"], "required": False},
+        {"name": "things", "type": "boxes", "field": "picture", "labels": ["cat"], "required": False},
+        {"name": "shapes", "type": "polygons", "field": "picture", "labels": ["dog"], "required": False},
+        {"name": "rubric", "type": "rubric", "criteria": [{"name": "clarity"}, {"name": "accuracy"}]},
+        {"name": "grade", "type": "rating", "min": 1, "max": 3, "for_each": "answers"},
+    ],
+}
+
+
+def test_the_preview_draws_every_question_type_with_its_widget(tab: Tab, server: Server) -> None:
+    page = tab.page
+    log_in(page, server.owner_email, server.owner_password)
+    page.goto("/projects/new")
+    _set_json(page, "Spec (JSON)", EVERY_TYPE_SPEC)
+    preview = page.locator("#preview-questions")
+    expect(page.locator("#check-state")).to_have_text("The spec is valid.")
+    expect(preview.locator("fieldset")).to_have_count(len(EVERY_TYPE_SPEC["questions"]) + 1)  # grade: one per reply
+    for name in ("grade-0", "grade-1"):
+        expect(preview.locator(f'fieldset[data-question="{name}"] .q-candidate')).to_be_visible()
+    expect(preview.locator('fieldset[data-question="stars"] input')).to_have_count(5)
+    expect(preview).not_to_contain_text("No preview for this question")
+    _shot(page, "preview-every-type")
+    assert tab.script_errors() == []
