@@ -14,7 +14,7 @@ from truthset.domain import BatchStatus, Principal, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
 from truthset.questions import CompiledSpec, expanded_questions
 from truthset.schemas import BatchCreate, ProjectCreate, ProjectUpdate, QualityPolicy, SpecCheck
-from truthset.services import lifecycle, spec_changes
+from truthset.services import lifecycle, spec_changes, webhooks
 from truthset.services.completion import completion_rules
 from truthset.services.policy import Action, require
 from truthset.storage import Database
@@ -405,14 +405,10 @@ def mark_batch_completed_if_done(conn: Connection, organization_id: str, batch_i
         and batch["status"] == str(BatchStatus.FINALIZED)
         and not repo.batch_has_open_tasks(conn, organization_id, batch_id)
     ):
-        repo.change(
-            conn,
-            t.batches,
-            organization_id,
-            batch_id,
-            status=str(BatchStatus.COMPLETED),
-            completed_at=utcnow(),
-        )
+        values = {"status": str(BatchStatus.COMPLETED), "completed_at": utcnow()}
+        repo.change(conn, t.batches, organization_id, batch_id, **values)
+        event = {"batch": webhooks.batch_data({**batch, **values})}
+        webhooks.emit(conn, organization_id, batch["project_id"], "batch.completed", event)
 
 
 def complete_batch_if_done(db: Database, organization_id: str, batch_id: str | None) -> None:

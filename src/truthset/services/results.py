@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 from truthset.domain import TaskStatus
 from truthset.quality import WorkerModel
 from truthset.questions import Aggregate, CompiledSpec
-from truthset.services import lifecycle, review
+from truthset.services import lifecycle, review, webhooks
 from truthset.services.completion import CompletionRules, Decision, completion_rules
 from truthset.services.events import add_event
 from truthset.services.projects import mark_batch_completed_if_done
@@ -130,6 +130,8 @@ def _complete(
     )
     # at max overlap with "review", low confidence, a sample, or rejected before: to the review queue
     task = review.send_to_review_if_due(conn, task, decision, rules)
+    event = {"task": webhooks.task_data(task)}
+    webhooks.emit(conn, task["organization_id"], task["project_id"], "task.completed", event)
     mark_batch_completed_if_done(conn, task["organization_id"], task["batch_id"])
     return task
 
