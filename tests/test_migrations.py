@@ -193,6 +193,7 @@ SHIPPED_MIGRATIONS = {
     "0003_queue_epoch.py": "cca0a921d5ab0c7e4b7d0eb2a559de3f84cd9be39174144367124c33bcda76dc",
     "0004_repair_edited_indexes.py": "9e06b9b0d9d59c68494916c794cd7540fbb70f92c2bf8f2e61d03c89e5787641",
     "0005_quality_in_the_loop.py": "c8b22e083fe802c1b4d70c72fc5eab9cc1be443d6e62d65e172a6a5662ce967b",
+    "0009_scale.py": "6c7121552bd8f7e144ce3ebc57f43a89b56cd4503f39379bf13f2918d14706a2",
 }
 
 

@@ -112,6 +112,8 @@ projects = Table(
     # lease given back or expired, new pending tasks): the queue's per-worker frontier is valid only
     # within one epoch (services/queue.py).
     Column("queue_epoch", Integer, nullable=False, server_default="0"),
+    # A project made through the Scale-compatible API: its Scale type and params (compat/scale)
+    Column("scale", JSON, nullable=True),
     Index("ix_projects_org_id", "organization_id", "id"),
 )
 
@@ -155,6 +157,8 @@ tasks = Table(
     Column("fixed_overlap", Integer, nullable=True),
     Column("gold", JSON, nullable=True),  # the known answer of a gold task (status "gold")
     Column("review_status", String(12), nullable=True),  # pending | accepted | rejected | fixed
+    # A task made through the Scale-compatible API: type, params, tags, callback (compat/scale)
+    Column("scale", JSON, nullable=True),
     UniqueConstraint("organization_id", "unique_id", name="uq_tasks_org_unique_id"),
     Index("ix_tasks_org_id", "organization_id", "id"),
     Index("ix_tasks_project_id", "project_id", "id"),
