@@ -97,6 +97,8 @@ def test_errors_have_scales_body(scale: Scale, org: Any) -> None:
     wrong = scale.call("GET", "projects", "ts_wrong")
     assert wrong.status_code == 401 and wrong.headers["WWW-Authenticate"].startswith("Basic")
     assert set(wrong.json()) == {"status_code", "error"}
+    anonymous = scale.portal.call(lambda: scale.client.post(f"{BASE}/projects", content=b"{not json"))
+    assert anonymous.status_code == 401 and "API key is required" in anonymous.json()["error"]
     _project_with_task(scale, org.owner.api_key)
     other = {"project": "Sentiment", "attachment": "meh", "categories": ["yes", "no"]}
     mismatch = scale.call("POST", "task/categorization", org.owner.api_key, json=other)

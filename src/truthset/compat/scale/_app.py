@@ -15,7 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from truthset.compat.scale._auth import MISSING
 from truthset.compat.scale._routes import router
 from truthset.errors import (
     Busy,
@@ -55,11 +57,27 @@ def _status(exc: TruthsetError) -> int:
     return next((STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS), 400)
 
 
+class AnonymousGuard:
+    """401 for a call without an Authorization header, before its body is read or parsed: as for
+    truthset's own API (api/limits.py), an anonymous client learns nothing from validation errors
+    and cannot make the server read a body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not any(name == b"authorization" for name, _ in scope["headers"]):
+            await error(401, MISSING, {"WWW-Authenticate": 'Basic realm="truthset"'})(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def build(parent: FastAPI) -> FastAPI:
     app = FastAPI(title="truthset: Scale-compatible API", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.db = parent.state.db
     app.state.settings = parent.state.settings
     app.include_router(router)
+    app.add_middleware(AnonymousGuard)
 
     @app.exception_handler(TruthsetError)
     async def _domain(_request: Request, exc: TruthsetError) -> JSONResponse:

@@ -94,19 +94,15 @@ def create_project(body: JsonBody, db: DB, caller: Caller) -> dict[str, Any]:
     if store.project_name_taken(db, caller, name):
         raise Conflict(f"a project named {name!r} already exists", details={"field": "name"})
     instructions = params.get("instruction", "")
-    created = projects.create_project(
-        db,
-        caller,
-        _validated(ProjectCreate, {"name": name, "instructions": instructions, "spec": PENDING_SPEC}),
-    )
     scale = {
         "type": kind.name,
-        "param_history": [{**params, "version": 0, "created_at": shapes.timestamp(created["created_at"])}],
+        "param_history": [{**params, "version": 0, "created_at": shapes.timestamp(_now())}],
         "spec_pending": True,
         "callback_auth_key": secrets.token_urlsafe(24),
     }
-    store.set_project_scale(db, caller, created["id"], scale)
-    return shapes.project_json({**created, "scale": scale}, with_secret=True)
+    data = _validated(ProjectCreate, {"name": name, "instructions": instructions, "spec": PENDING_SPEC})
+    created = projects.create_project(db, caller, data, scale=scale)  # one transaction: row and record
+    return shapes.project_json(created, with_secret=True)
 
 
 @router.get("/projects")
@@ -235,11 +231,7 @@ def _task_out(db: Database, caller: Principal, task: dict[str, Any]) -> dict[str
 def _project_spec(db: Database, caller: Principal, project: dict[str, Any], kind: TaskType, params: dict) -> None:
     """The project's spec must be what this task asks; the first task of a project sets it."""
     spec = _validated(ProjectCreate, {"name": "x", "spec": kind.spec(params)}).spec.model_dump(mode="json")
-    scale = dict(project["scale"])
-    if scale.get("spec_pending"):
-        projects.update_project(db, caller, project["id"], _validated(ProjectUpdate, {"spec": spec}))
-        store.set_project_scale(db, caller, project["id"], {**scale, "spec_pending": False})
-    elif spec != project["spec"]:
+    if store.settle_spec(db, caller, project["id"], spec) != spec:
         raise InvalidInput(
             f"this task's {kind.name} params ask something else than the tasks of project {project['name']!r} "
             "(categories, labels, fields, geometries or attachment types differ): in truthset one project "
@@ -277,7 +269,7 @@ def create_task(type_name: str, body: JsonBody, db: DB, caller: Caller) -> dict[
     callback = body.get("callback_url")
     if callback is not None and (not isinstance(callback, str) or not callback.startswith(("http://", "https://"))):
         raise bad("callback_url", "must be an http(s) URL")
-    _project_spec(db, caller, projects.get_project(db, caller, project["id"]), kind, params)
+    _project_spec(db, caller, project, kind, params)
     batch_id = store.batch_by_name(db, caller, str(body["batch"]))["id"] if body.get("batch") else None
     task = _validated(
         TaskCreate,

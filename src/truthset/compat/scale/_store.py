@@ -17,7 +17,9 @@ from sqlalchemy import Select, func, select
 
 from truthset.domain import Principal, ReviewStatus, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
+from truthset.schemas import QualityPolicy
 from truthset.services.policy import Action, require
+from truthset.services.projects import checked_policy
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -79,6 +81,36 @@ def set_project_scale(db: Database, principal: Principal, project_id: str, scale
         if repo.get(conn, t.projects, principal.organization_id, project_id, lock=True) is None:
             raise NotFound(f"project {project_id} not found")
         repo.change(conn, t.projects, principal.organization_id, project_id, scale=scale, updated_at=utcnow())
+
+
+def settle_spec(db: Database, principal: Principal, project_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The project's spec for its tasks: ``spec`` if the project still waits for its first task's
+    (set now, with the policy checked against it), else the spec it has.
+
+    One transaction with the project row locked: of two first tasks sent at once, one sets the spec
+    and the other then compares with it, so no project ever holds tasks of two shapes.
+    """
+    with db.write() as conn:
+        require(principal, Action.MANAGE_TASKS)
+        project = repo.get(conn, t.projects, principal.organization_id, project_id, lock=True)
+        if project is None or not project["scale"]:
+            raise NotFound(f"project {project_id} not found")
+        if not project["scale"].get("spec_pending"):
+            return project["spec"]
+        has_tasks = conn.execute(
+            repo.scoped(t.tasks, principal.organization_id, t.tasks.c.id).where(t.tasks.c.project_id == project_id)
+        ).first()
+        if has_tasks is not None:  # tasks added through truthset's own API to the placeholder spec
+            raise Conflict(
+                f"project {project['name']!r} has tasks made outside the Scale API: set its spec in truthset"
+            )
+        quality = checked_policy(QualityPolicy.model_validate(project["quality"]), spec)
+        scale = {**project["scale"], "spec_pending": False}
+        repo.change(
+            conn, t.projects, principal.organization_id, project_id, spec=spec, quality=quality, scale=scale,
+            updated_at=utcnow(),
+        )  # fmt: skip
+        return spec
 
 
 def names(db: Database, principal: Principal, table: Any, ids: Iterable[str | None]) -> dict[str, str]:
