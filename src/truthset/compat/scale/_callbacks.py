@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from truthset.compat.scale._shapes import task_json
+from truthset.errors import InvalidInput
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.storage import Database
 from truthset.storage import repositories as repo
@@ -41,13 +42,18 @@ def _record(db: Database, task: dict[str, Any], succeeded: bool) -> None:
             repo.change(conn, t.tasks, task["organization_id"], task["id"], scale=scale)
 
 
-def _post(url: str, body: dict[str, Any], auth_key: str) -> httpx.Response:
-    # TODO(netguard): post through services/netguard.py's guarded client (being built on the
-    # webhooks branch) so that a callback_url resolving to a loopback, private or link-local
-    # address is refused unless the settings allow it, exactly like webhook deliveries. Until the
-    # lead wires it in, this plain client follows no redirects and has a bounded timeout.
+def _post(url: str, body: dict[str, Any], auth_key: str) -> int:
+    """POST the callback; returns the receiver's status. Raises httpx.HTTPError when no answer came
+    (retried), or InvalidInput for a URL that must never be called (the job fails at once)."""
+    # TODO(netguard): post through services/netguard.py (being built on the webhooks branch) so that
+    # a callback_url resolving to a loopback, private or link-local address is refused unless the
+    # settings allow it, exactly like webhook deliveries:
+    #     netguard.request("POST", url, Guard.from_settings(settings), headers=..., content=...,
+    #                      follow_redirects=False).status_code
+    # (OutboundRefused is an InvalidInput: it fails the job; FetchFailed should be retried). Until
+    # the lead wires it in, this plain client follows no redirects and has a bounded timeout.
     with httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False) as client:
-        return client.post(url, json=body, headers={HEADER: auth_key})
+        return client.post(url, json=body, headers={HEADER: auth_key}).status_code
 
 
 def deliver(db: Database, job: JobContext) -> dict[str, Any]:
@@ -69,12 +75,15 @@ def deliver(db: Database, job: JobContext) -> dict[str, Any]:
     auth_key = ((project.get("scale") or {}).get("callback_auth_key")) or ""
     job.check()
     try:
-        answer = _post(url, body, auth_key)
+        status = _post(url, body, auth_key)
+    except InvalidInput as exc:  # a URL the network guard refuses: no retry can help
+        _record(db, task, False)
+        raise JobFailed(f"callback to {url} refused: {exc.message}") from None
     except httpx.HTTPError as exc:
         _record(db, task, False)
         raise RuntimeError(f"callback to {url} failed: {exc}") from None
-    if not answer.is_success:
+    if not 200 <= status < 300:
         _record(db, task, False)
-        raise RuntimeError(f"callback to {url} answered {answer.status_code}")
+        raise RuntimeError(f"callback to {url} answered {status}")
     _record(db, task, True)
-    return {"status_code": answer.status_code}
+    return {"status_code": status}
