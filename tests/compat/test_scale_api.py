@@ -163,5 +163,9 @@ def test_filters_on_the_scale_record_work_on_every_database(scale: Scale, org: A
     assert total("type=categorization") == 4
     assert total("type=imageannotation") == 0
     assert total("status=pending") == 4
+    quoted = {"project": "Sentiment", "attachment": "q", "categories": ["good", "bad"], "tags": ['say "hi"']}
+    assert "is not a tag" in scale.call("POST", "task/categorization", key, json=quoted).json()["error"]
+    filtered = scale.call("GET", 'tasks?project=Sentiment&tags=say "hi"', key)
+    assert filtered.status_code == 400 and "is not a tag" in filtered.json()["error"]
     bad = scale.call("GET", "tasks?project=Sentiment&colour=red", key)
     assert bad.status_code == 400 and "'colour' is not supported" in bad.json()["error"]

@@ -247,11 +247,19 @@ def _task_params(project: dict[str, Any], kind: TaskType, body: dict[str, Any]) 
     return {**defaults, **{k: v for k, v in body.items() if k in kind.params}}
 
 
+MAX_TAGS = 100
+
+
 def _tags(value: Any) -> list[str]:
+    """A list of tags: short strings without quotes or backslashes (each is also a JSON key that
+    filters match on, see _store.TAG_KEY), at most :data:`MAX_TAGS`, repeats dropped."""
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise bad("tags", "must be a list of non-empty strings")
+    if not isinstance(value, list) or len(value) > MAX_TAGS:
+        raise bad("tags", f"must be a list of at most {MAX_TAGS} strings")
+    for tag in value:
+        if not isinstance(tag, str) or not 1 <= len(tag) <= 200 or '"' in tag or "\\" in tag:
+            raise bad("tags", f"{tag!r} is not a tag (1 to 200 characters, no quote or backslash)")
     return list(dict.fromkeys(value))
 
 
@@ -411,7 +419,7 @@ def list_tasks(request: Request, db: DB, caller: Caller) -> dict[str, Any]:
         status=one["status"],
         review_statuses=review.split(",") if review else None,
         unique_ids=query.getlist("unique_id") or None,
-        tags=query.getlist("tags") or None,
+        tags=_tags(query.getlist("tags")) or None,
         ranges={
             name: (_time(one[after], after), _time(one[before], before))
             for name, after, before in (

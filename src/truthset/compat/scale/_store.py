@@ -139,7 +139,8 @@ def _batch_query(principal: Principal) -> Select:
 def batch_by_name(db: Database, principal: Principal, name: str) -> dict[str, Any]:
     require(principal, Action.READ_TASKS)
     with db.read() as conn:
-        row = conn.execute(_batch_query(principal).where(t.batches.c.name == name).limit(1)).mappings().first()
+        query = _batch_query(principal).where(t.batches.c.name == name).order_by(t.batches.c.id).limit(1)
+        row = conn.execute(query).mappings().first()
     if row is None:
         raise NotFound(f"batch {name!r} not found")
     return dict(row)
