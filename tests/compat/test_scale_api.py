@@ -15,7 +15,7 @@ from sqlalchemy import select
 from truthset.api import create_app
 from truthset.config import Settings
 from truthset.schemas import ResponseCreate
-from truthset.services import queue
+from truthset.services import projects, queue
 from truthset.storage import Database
 from truthset.storage import tables as t
 
@@ -169,3 +169,22 @@ def test_filters_on_the_scale_record_work_on_every_database(scale: Scale, org: A
     assert filtered.status_code == 400 and "is not a tag" in filtered.json()["error"]
     bad = scale.call("GET", "tasks?project=Sentiment&colour=red", key)
     assert bad.status_code == 400 and "'colour' is not supported" in bad.json()["error"]
+
+
+def test_the_first_task_sets_the_projects_spec(scale: Scale, org: Any) -> None:
+    made = scale.call("POST", "projects", org.owner.api_key, json={"type": "imageannotation", "name": "Cars"})
+    assert made.json()["truthset"]["spec_pending"] is True
+    body = {
+        "project": "Cars",
+        "attachment": "https://example.com/a.jpg",
+        "geometries": {"box": {"objects_to_annotate": ["car", "bus"]}},
+    }
+    task = scale.call("POST", "task/imageannotation", org.owner.api_key, json=body).json()
+    project = projects.get_project(org.db, org.owner.principal, task["truthset"]["project_id"])
+    assert project["spec"]["fields"] == [
+        {"name": "attachment", "type": "image", "label": "Attachment", "required": True, "count": None}
+    ]
+    assert [(q["name"], q["type"], [o["value"] for o in q["labels"]]) for q in project["spec"]["questions"]] == [
+        ("box", "boxes", ["car", "bus"])
+    ]
+    assert scale.call("GET", "projects/Cars", org.owner.api_key).json()["truthset"]["spec_pending"] is False
