@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from truthset.compat.scale import _shapes as shapes
 from truthset.compat.scale import _store as store
 from truthset.compat.scale._auth import Caller
-from truthset.compat.scale._types import COMMON_PARAMS, TYPES, TaskType, bad, check_params, task_type
+from truthset.compat.scale._types import TYPES, TaskType, bad, check_params, task_type
 from truthset.domain import Principal
 from truthset.errors import Conflict, InvalidInput
 from truthset.schemas import BatchCreate, ProjectCreate, ProjectUpdate, TaskCreate, check_json
@@ -123,16 +123,12 @@ def set_project_params(name: str, body: JsonBody, db: DB, caller: Caller) -> dic
     """New params on top of the latest: later tasks that leave a param out take the project's."""
     body = _object(body)
     project = store.project_by_name(db, caller, name)
-    scale = dict(project["scale"])
-    check_params(TYPES[scale["type"]], body, common=False)
-    latest = {k: v for k, v in scale["param_history"][-1].items() if k not in ("version", "created_at")}
-    entry = {**latest, **body, "version": len(scale["param_history"]), "created_at": shapes.timestamp(_now())}
-    scale["param_history"] = [*scale["param_history"], entry]
+    check_params(TYPES[project["scale"]["type"]], body, common=False)
     if "instruction" in body:
         projects.update_project(
             db, caller, project["id"], _validated(ProjectUpdate, {"instructions": body["instruction"]})
         )
-    store.set_project_scale(db, caller, project["id"], scale)
+    scale = store.add_params(db, caller, project["id"], body, shapes.timestamp(_now()) or "")
     return shapes.project_json({**project, "scale": scale}, with_secret=True)
 
 
@@ -165,7 +161,6 @@ def create_batch(body: JsonBody, db: DB, caller: Caller) -> dict[str, Any]:
 
 @router.get("/batches")
 def list_batches(
-    request: Request,
     db: DB,
     caller: Caller,
     project: str | None = None,
@@ -342,14 +337,12 @@ def set_metadata(task_id: str, body: JsonBody, db: DB, caller: Caller) -> dict[s
 
 def _change_tags(db: Database, caller: Principal, task_id: str, body: Any, how: str) -> dict[str, Any]:
     given = _tags(body)
-    task = store.scale_task(db, caller, task_id)
-    current = task["scale"].get("tags", [])
-    tags = {
-        "set": given,
-        "add": list(dict.fromkeys([*current, *given])),
-        "delete": [tag for tag in current if tag not in given],
+    change = {
+        "set": lambda current: given,
+        "add": lambda current: list(dict.fromkeys([*current, *given])),
+        "delete": lambda current: [tag for tag in current if tag not in given],
     }[how]
-    return _task_out(db, caller, store.change_task(db, caller, task_id, scale=store.with_tags(task["scale"], tags)))
+    return _task_out(db, caller, store.change_task(db, caller, task_id, tags=change))
 
 
 @router.post("/task/{task_id}/tags")
@@ -445,4 +438,4 @@ def list_tasks(request: Request, db: DB, caller: Caller) -> dict[str, Any]:
     }
 
 
-__all__ = ["COMMON_PARAMS", "router"]
+__all__ = ["router"]

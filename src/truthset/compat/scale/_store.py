@@ -9,7 +9,7 @@ services; only the Scale-only columns (and unique_id/metadata edits) are written
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -75,12 +75,20 @@ def scale_projects(db: Database, principal: Principal) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def set_project_scale(db: Database, principal: Principal, project_id: str, scale: dict[str, Any]) -> None:
+def add_params(db: Database, principal: Principal, project_id: str, params: dict[str, Any], at: str) -> dict[str, Any]:
+    """Append ``params`` over the latest to the project's ``param_history`` (Scale's setParams);
+    returns the Scale record. Under the row lock: a concurrent first task's spec is not undone."""
     with db.write() as conn:
         require(principal, Action.MANAGE_PROJECTS)
-        if repo.get(conn, t.projects, principal.organization_id, project_id, lock=True) is None:
+        project = repo.get(conn, t.projects, principal.organization_id, project_id, lock=True)
+        if project is None or not project["scale"]:
             raise NotFound(f"project {project_id} not found")
+        history = project["scale"]["param_history"]
+        latest = {k: v for k, v in history[-1].items() if k not in ("version", "created_at")}
+        entry = {**latest, **params, "version": len(history), "created_at": at}
+        scale = {**project["scale"], "param_history": [*history, entry]}
         repo.change(conn, t.projects, principal.organization_id, project_id, scale=scale, updated_at=utcnow())
+        return scale
 
 
 def settle_spec(db: Database, principal: Principal, project_id: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -197,13 +205,23 @@ def unique_id_taken(db: Database, principal: Principal, unique_id: str) -> bool:
         return bool(repo.existing_unique_ids(conn, principal.organization_id, [unique_id]))
 
 
-def change_task(db: Database, principal: Principal, task_id: str, **values: Any) -> dict[str, Any]:
-    """Change a Scale task's unique_id, metadata or Scale record (a duplicate unique_id: 409)."""
+def change_task(
+    db: Database,
+    principal: Principal,
+    task_id: str,
+    *,
+    tags: Callable[[list[str]], list[str]] | None = None,
+    **values: Any,
+) -> dict[str, Any]:
+    """Change a Scale task's unique_id or metadata (a duplicate unique_id: 409), or its tags:
+    ``tags`` maps the current tags to the new ones, under the row lock (no update is lost)."""
     with db.write() as conn:
         require(principal, Action.MANAGE_TASKS)
         task = repo.get(conn, t.tasks, principal.organization_id, task_id, lock=True)
         if task is None or task["scale"] is None:
             raise NotFound(f"task {task_id} not found")
+        if tags is not None:
+            values["scale"] = with_tags(task["scale"], tags(list(task["scale"].get("tags", []))))
         unique_id = values.get("unique_id")
         if (
             unique_id is not None
