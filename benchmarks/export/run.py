@@ -9,6 +9,9 @@ database, imports ``--tasks`` tasks with the SDK, and then downloads
 tasks/s, bytes, and the server process's resident memory (RSS, from /proc) after it. It also prints
 the RSS right after start-up, after the import, and the latency of the first single-task create
 after start-up next to the second one. A benchmark, not a test: nothing asserts a timing.
+
+Export jobs (1,000,000 completed tasks with their responses, JSONL and Parquet, the exporting
+process's peak RSS) are measured by ``benchmarks/export/jobs.py``.
 """
 
 from __future__ import annotations

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Column, Table
 
 from truthset.config import Settings, get_settings
@@ -33,6 +41,8 @@ keys_app = typer.Typer(help="API keys (run on the server).", no_args_is_help=Tru
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+orgs_app = typer.Typer(help="Organizations (run on the server).", no_args_is_help=True)
+app.add_typer(orgs_app, name="orgs")
 quality_app = typer.Typer(help="Quality figures of a project (through the API).", no_args_is_help=True)
 app.add_typer(quality_app, name="quality")
 gold_app = typer.Typer(help="Gold tasks of a project (through the API).", no_args_is_help=True)
@@ -391,6 +401,41 @@ def keys_revoke(key_id: str, org: OrgOption = None) -> None:
     console.print(f"revoked {key_id}")
 
 
+@orgs_app.command("create")
+def orgs_create(
+    name: str,
+    owner_email: Annotated[str, typer.Option("--owner-email", help="The new organization's owner.")],
+    owner_name: Annotated[str, typer.Option("--owner-name", help="The owner's display name.")] = "",
+) -> None:
+    """Create another organization with its owner; prints a one-time password and API key."""
+    from pydantic import ValidationError
+
+    from truthset.schemas import MemberCreate, OrganizationCreate
+    from truthset.services import accounts
+
+    # the same checks as the API's bodies: a blank name or a malformed email is refused, naming it
+    try:
+        name = OrganizationCreate(name=name).name
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="NAME") from None
+    try:
+        owner_email = MemberCreate(email=owner_email).email
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="--owner-email") from None
+    _print_credentials(accounts.init_organization(_database(), name, owner_email, owner_name))
+
+
+@orgs_app.command("list")
+def orgs_list() -> None:
+    """List the organizations of this server."""
+    from truthset.services import accounts
+
+    table = Table("id", "name", "created")
+    for org in accounts.organizations(_database()):
+        table.add_row(org["id"], org["name"], str(org["created_at"])[:19])
+    console.print(table)
+
+
 # --- data in and out (through the API) --------------------------------------------------------
 
 
@@ -444,30 +489,79 @@ def _progress() -> Progress:
 
 @app.command("export")
 def export(
-    project: Annotated[str, typer.Option(help="Project id.")],
+    project_arg: Annotated[str | None, typer.Argument(metavar="PROJECT", help="Project id.")] = None,
+    project: Annotated[str | None, typer.Option("--project", help="Project id (or give it first).")] = None,
     url: UrlOption = "http://127.0.0.1:8000",
     api_key: KeyOption = "",
+    export_format: Annotated[str, typer.Option("--format", help="jsonl, csv, parquet...")] = "jsonl",
     out: Annotated[Path | None, typer.Option(help="Output file (default: standard output).")] = None,
     all_statuses: Annotated[bool, typer.Option("--all", help="Every task, not only completed ones.")] = False,
+    status: Annotated[str | None, typer.Option(help="Only tasks in this status.")] = None,
+    batch: Annotated[str | None, typer.Option(help="Only this batch's tasks.")] = None,
     min_confidence: Annotated[
         float | None, typer.Option(min=0, max=1, help="Only tasks whose result is at least this confident.")
     ] = None,
+    review_status: Annotated[
+        str | None, typer.Option(help="Only tasks at this review stage: accepted, rejected, fixed, pending.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only tasks changed since this cursor (printed by the last export).")
+    ] = None,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Start the export job, print its id, exit.")] = False,
 ) -> None:
-    """Export tasks with their results as JSONL."""
+    """Export tasks with their results (and every response) as a background job, then download it."""
     from truthset.client import Client
 
-    handle = out.open("w", encoding="utf-8") if out else sys.stdout
-    count = 0
-    try:
-        with Client(url, api_key) as client:
-            for row in client.export(project, all_statuses=all_statuses, min_confidence=min_confidence):
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                count += 1
-    finally:
-        if out:
-            handle.close()
-    if out:
-        err_console.print(f"wrote {count} tasks to {out}")
+    project_id = project_arg or project
+    if not project_id:
+        raise typer.BadParameter("give the project id (truthset export PROJECT ...)")
+    filters = {
+        "status": status,
+        "all_statuses": all_statuses,
+        "batch_id": batch,
+        "min_confidence": min_confidence,
+        "review_status": review_status,
+        "updated_since": since,
+    }
+    with Client(url, api_key) as client:
+        job = client.start_export(project_id, format=export_format, **filters)
+        if no_wait:
+            console.print(f"export job {job.id} queued; follow it with: truthset jobs show {job.id} --wait")
+            return
+        job = _follow_export(client, job.id)
+        if job.status != "succeeded":
+            err_console.print(f"export job {job.id} {job.status}: {escape(job.error or '')}")
+            raise typer.Exit(1)
+        _deliver_export(client, job, out)
+
+
+def _follow_export(client: Any, job_id: str) -> Any:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"))
+    with Progress(*columns, TimeElapsedColumn(), console=err_console) as progress:
+        bar = progress.add_task("exporting", total=None)
+
+        def show(job: Any) -> None:
+            progress.update(bar, completed=job.progress.done, total=job.progress.total)
+
+        return client.jobs.wait(job_id, progress=show)
+
+
+def _deliver_export(client: Any, job: Any, out: Path | None) -> None:
+    import tempfile
+
+    result = job.result or {}
+    if out is not None:
+        client.download_export(job.id, out)
+    else:  # standard output: through a temporary file, so a broken download prints nothing
+        with tempfile.TemporaryDirectory() as folder:
+            path = client.download_export(job.id, Path(folder) / "export")
+            with path.open("rb") as file:
+                while block := file.read(1 << 20):
+                    sys.stdout.buffer.write(block)
+            sys.stdout.flush()
+    where = f" to {out}" if out else ""
+    err_console.print(f"wrote {result.get('tasks', 0)} tasks ({result.get('size', 0):,} bytes){where}")
+    err_console.print(f"next delta export: --since {result.get('cursor')}")
 
 
 @quality_app.command("agreement")

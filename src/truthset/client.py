@@ -19,12 +19,14 @@ Every method returns the pydantic models of :mod:`truthset.schemas`; every failu
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -47,6 +49,9 @@ from truthset.schemas import (
     Me,
     MediaOut,
     MemberOut,
+    OrganizationCreated,
+    PasswordChanged,
+    PasswordReset,
     ProjectOut,
     QuestionTypeOut,
     ResponseOut,
@@ -243,6 +248,7 @@ class Client:
         #: ``client.workers()`` lists the organization's workers; ``client.workers.stats(...)`` one's figures
         self.workers = Workers(self)
         self.jobs = Jobs(self)
+        self.organizations = Organizations(self)
 
     # -- lifecycle --
 
@@ -263,6 +269,11 @@ class Client:
     def me(self) -> Me:
         """Who the API key belongs to: the organization and the member."""
         return Me.model_validate(self._request("GET", "/me").json())
+
+    def change_password(self, current_password: str, new_password: str) -> PasswordChanged:
+        """Change your own password (the current one is required); your browser sessions end."""
+        body = {"current_password": current_password, "new_password": new_password}
+        return self._json("POST", "/me/password", PasswordChanged, json=body, retry=False)
 
     def question_types(self) -> list[QuestionTypeOut]:
         """Question types the server knows (built-ins and installed plugins), with their config schemas."""
@@ -285,6 +296,81 @@ class Client:
             status=status, batch_id=batch_id, all_statuses=all_statuses or None, min_confidence=min_confidence
         )
         return self._stream_jsonl(f"/projects/{project_id}/export", params)
+
+    def start_export(
+        self,
+        project_id: str,
+        *,
+        format: str = "jsonl",
+        status: str | None = None,
+        all_statuses: bool = False,
+        batch_id: str | None = None,
+        min_confidence: float | None = None,
+        review_status: str | None = None,
+        updated_since: str | datetime | None = None,
+    ) -> JobOut:
+        """Start an export job (the way to export a big project): returns the queued job.
+
+        Follow it with ``client.jobs.wait(job.id)``, then :meth:`download_export`. ``updated_since``
+        takes the ``cursor`` of a previous export job's result: a delta export of what changed since.
+        """
+        body = _body(
+            format=format,
+            status=status,
+            all_statuses=all_statuses or None,
+            batch_id=batch_id,
+            min_confidence=min_confidence,
+            review_status=review_status,
+            updated_since=updated_since.isoformat() if isinstance(updated_since, datetime) else updated_since,
+        )
+        return self._json("POST", f"/projects/{project_id}/exports", JobOut, json=body)
+
+    def download_export(
+        self, job_id: str, path: PathLike | None = None, *, progress: Callable[[int], None] | None = None
+    ) -> Path:
+        """Download a finished export job's file to ``path`` (default: the name the server gives it, in
+        the current directory); returns the path. The file appears only once complete and its
+        SHA-256 checked (``path.part`` meanwhile). ``progress`` gets the bytes received so far."""
+        with self._http.stream("GET", f"/exports/{job_id}/file", timeout=self._long_timeout()) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise error_from_response(response)
+            target = Path(path) if path is not None else Path(_attachment_name(response) or f"export-{job_id}")
+            part = target.with_name(target.name + ".part")
+            digest, received = hashlib.sha256(), 0
+            with part.open("wb") as out:
+                for chunk in response.iter_bytes(1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    if progress is not None:
+                        progress(received)
+            expected = response.headers.get("X-Content-SHA256")
+        if expected and digest.hexdigest() != expected:
+            part.unlink(missing_ok=True)
+            raise ApiError(f"export {job_id}: the download does not match its SHA-256; try again", code="checksum")
+        part.replace(target)
+        return target
+
+    def export_to(
+        self,
+        project_id: str,
+        path: PathLike,
+        *,
+        format: str = "jsonl",
+        timeout: float | None = None,
+        progress: Callable[[JobOut], None] | None = None,
+        **filters: Any,
+    ) -> JobOut:
+        """Export to a file in one call: start the job, wait for it (``progress`` gets the job after
+        each poll), download its file to ``path``. Returns the finished job (``result`` has the task
+        count, size, sha256 and the ``cursor`` for the next delta export); raises ``ApiError`` if
+        the job failed or was canceled."""
+        job = self.jobs.wait(self.start_export(project_id, format=format, **filters).id, timeout, progress=progress)
+        if job.status != "succeeded":
+            raise ApiError(f"export job {job.id} {job.status}: {job.error or 'no file'}", code=f"job_{job.status}")
+        self.download_export(job.id, path)
+        return job
 
     def upload_media(
         self, file: PathLike | bytes, *, filename: str | None = None, content_type: str | None = None
@@ -401,6 +487,16 @@ class _Retry(Exception):
     pass
 
 
+def _attachment_name(response: httpx.Response) -> str | None:
+    """The file name of a Content-Disposition header, as a bare name (never a path)."""
+    disposition = response.headers.get("content-disposition", "")
+    for part in disposition.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "filename" and value:
+            return Path(value.strip('"')).name or None
+    return None
+
+
 def _unreplayable(kwargs: Mapping[str, Any]) -> bool:
     """A body that is a one-shot iterator cannot be sent twice."""
     content = kwargs.get("content")
@@ -465,6 +561,10 @@ class Members(_Resource):
         body = _body(name=name, role=None if role is None else str(role), disabled=disabled)
         return self._client._json("PATCH", f"/members/{member_id}", MemberOut, json=body)
 
+    def reset_password(self, member_id: str) -> PasswordReset:
+        """A new one-time password for the member (``.password``, shown only here); their sessions end."""
+        return self._client._json("POST", f"/members/{member_id}/password-reset", PasswordReset, retry=False)
+
 
 class Keys(_Resource):
     def list(self, *, page_size: int = 100) -> Iterator[ApiKeyOut]:
@@ -478,6 +578,13 @@ class Keys(_Resource):
 
     def revoke(self, key_id: str) -> ApiKeyOut:
         return self._client._json("DELETE", f"/keys/{key_id}", ApiKeyOut)
+
+
+class Organizations(_Resource):
+    def create(self, name: str) -> OrganizationCreated:
+        """Found another organization (owners only) and become its owner, with the same email and
+        password. ``.api_key.key`` is a key for it, shown only here: this client's key stays in yours."""
+        return self._client._json("POST", "/organizations", OrganizationCreated, json={"name": name}, retry=False)
 
 
 # --- projects and batches ----------------------------------------------------------------------

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
         10.0, ge=0, description="Delay before a failed job's first retry; doubled for each further one (with jitter)."
     )
     jobs_retry_max_seconds: float = Field(3600.0, ge=0, description="Longest delay between two retries of a job.")
+    export_retention_hours: float = Field(
+        168.0, gt=0, description="How long an export job's file stays downloadable before it is deleted."
+    )
 
     @property
     def resolved_database_url(self) -> str:
@@ -83,6 +86,10 @@ class Settings(BaseSettings):
     @property
     def media_dir(self) -> Path:
         return self.data_dir / "media"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.data_dir / "exports"
 
 
 def get_settings(**overrides: object) -> Settings:

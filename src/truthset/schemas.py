@@ -160,6 +160,46 @@ class Me(Output):
     member: MemberOut
 
 
+class PasswordChange(Input):
+    current_password: str = Field(min_length=1, max_length=1000, description="Your password now.")
+    new_password: str = Field(min_length=12, max_length=200, description="At least 12 characters.")
+
+
+class PasswordChanged(Output):
+    member: MemberOut
+    sessions_ended: int = Field(description="Your other browser sessions, now signed out.")
+
+
+class PasswordReset(Output):
+    member: MemberOut
+    password: str = Field(description="The member's new one-time password. Shown once: it is stored only as a hash.")
+
+
+class OrganizationCreate(Input):
+    name: str = Field(min_length=1, max_length=200)
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the name is blank")
+        return value.strip()
+
+
+class OrganizationOut(Output):
+    id: str
+    name: str
+    created_at: Timestamp
+
+
+class OrganizationCreated(Output):
+    organization: OrganizationOut
+    member: MemberOut = Field(description="You, as the new organization's owner (same email, name and password).")
+    api_key: ApiKeyCreated | None = Field(
+        None, description="A key for the new organization (yours work only in theirs). Shown once."
+    )
+
+
 # --- projects ----------------------------------------------------------------------------------
 
 
@@ -598,3 +638,26 @@ class JobOut(Output):
     created_at: Timestamp
     updated_at: Timestamp
     finished_at: OptionalTimestamp = None
+
+
+# --- exports (issue 10) -----------------------------------------------------------------------------
+
+
+class ExportCreate(Input):
+    """An export job: which format, and which tasks (completed ones by default)."""
+
+    format: str = Field("jsonl", min_length=1, max_length=40, description="File format: `jsonl`, `csv`, `parquet`...")
+    status: TaskStatus | None = Field(TaskStatus.COMPLETED, description="Only tasks in this status.")
+    all_statuses: bool = Field(False, description="Every task, whatever its status (overrides `status`).")
+    batch_id: str | None = Field(None, max_length=24, description="Only this batch's tasks.")
+    min_confidence: float | None = Field(
+        None, ge=0, le=1, description="Only tasks whose result has at least this confidence."
+    )
+    review_status: ReviewStatus | None = Field(
+        None, description="Only tasks at this review stage: `accepted`, `rejected`, `fixed`, `pending`, `reviewing`."
+    )
+    updated_since: datetime | None = Field(
+        None,
+        description="Only tasks changed since then: the `cursor` of a previous export job's result (a delta "
+        "export), or any ISO 8601 time (UTC when it names no zone).",
+    )

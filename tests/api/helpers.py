@@ -27,8 +27,9 @@ from sqlalchemy import select
 
 from truthset.api import API_PREFIX
 from truthset.config import Settings
+from truthset.jobs import Runner
 from truthset.schemas import ApiKeyCreate, ResponseCreate
-from truthset.services import accounts, jobs, media, projects, queue, tasks
+from truthset.services import accounts, export, export_jobs, jobs, media, projects, queue, tasks
 from truthset.services.tasks import TaskFilter
 from truthset.storage import Database
 from truthset.storage import tables as t
@@ -230,6 +231,9 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
     with db.write() as conn:  # queued jobs the owner started (no runner runs in these tests)
         job = jobs.enqueue(conn, org.id, "world.job", {"n": 1}, created_by=org.owner.id)
         doomed_job = jobs.enqueue(conn, org.id, "world.job", {"n": 2}, created_by=org.owner.id)
+    # a finished export (its file in the data directory), run here by a runner of export jobs only
+    export_job = export_jobs.start_export(db, owner, project["id"], "jsonl", export.ExportFilter(status=None))
+    Runner(db, kinds=[export_jobs.KIND], settings=settings).run_until_idle()
     return World(
         org=org,
         worker=worker,
@@ -250,6 +254,7 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
             "gold_task": org.make_task(project["id"], "gold to be"),
             "job": job,
             "doomed_job": doomed_job,
+            "export_job": export_job,
             "review_project": review_project,
             "skip_review_task": to_skip,
             "review_task": to_review,
@@ -304,6 +309,11 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "add_member": lambda w: Call(json={"email": f"{_unique('new')}@example.com", "role": "annotator"}),
     "get_member": lambda w: Call(path={"member_id": w.member.id}),
     "update_member": lambda w: Call(path={"member_id": w.member.id}, json={"name": "renamed"}),
+    "reset_member_password": lambda w: Call(path={"member_id": w.member.id}),
+    "change_my_password": lambda w: Call(
+        json={"current_password": w.worker.password, "new_password": f"new-{_unique('password')}"}
+    ),
+    "create_organization": lambda w: Call(json={"name": "another organization"}),
     "list_keys": lambda w: Call(),
     "create_key": lambda w: Call(json={"name": "another key", "member_id": w.member.id}),
     "revoke_key": lambda w: Call(path={"key_id": w.member_key["id"]}),
@@ -364,6 +374,8 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "list_jobs": lambda w: Call(params={"status": "queued", "kind": "world.job"}),
     "get_job": lambda w: Call(path={"job_id": w.extra["job"]["id"]}),
     "cancel_job": lambda w: Call(path={"job_id": w.extra["doomed_job"]["id"]}),
+    "create_export": lambda w: Call(path={"project_id": w.project["id"]}, json={"format": "csv"}),
+    "download_export": lambda w: Call(path={"job_id": w.extra["export_job"]["id"]}),
 }
 
 

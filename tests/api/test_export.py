@@ -62,10 +62,11 @@ def test_trim_runs_where_it_can() -> None:
 def test_an_unknown_export_format_is_a_422_naming_the_formats(api: Api, org: Org) -> None:
     """`?format=coco` used to be ignored and answered JSONL: a client could not tell."""
     project = org.make_project()
-    r = api.get(f"{API}/projects/{project['id']}/export", auth=org.owner, params={"format": "coco"})
+    r = api.get(f"{API}/projects/{project['id']}/export", auth=org.owner, params={"format": "xlsx"})
     error = assert_error(r, 422)
-    assert error["details"]["field"] == "format" and error["details"]["formats"] == ["jsonl"]
-    assert "'coco' is not an export format; the formats are: jsonl" in error["message"]
+    assert error["details"]["field"] == "format" and error["details"]["formats"] == list(export.FORMATS)
+    assert f"'xlsx' is not an export format; the formats are: {', '.join(export.FORMATS)}" in error["message"]
+    assert {"jsonl", "csv", "parquet"} <= set(export.FORMATS)
     named = api.get(f"{API}/projects/{project['id']}/export", auth=org.owner, params={"format": "jsonl"})
     assert named.status_code == 200 and named.headers["content-type"].startswith("application/x-ndjson")
 

@@ -32,6 +32,9 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "add_member": MemberAction.ADD_MEMBER,
     "get_member": Action.READ_MEMBERS,
     "update_member": MemberAction.RENAME_MEMBER,
+    "reset_member_password": MemberAction.RESET_PASSWORD,
+    "change_my_password": None,  # every member changes their own
+    "create_organization": Action.CREATE_ORGANIZATION,
     "list_keys": None,
     "create_key": MemberAction.CREATE_KEY,
     "revoke_key": MemberAction.REVOKE_KEY,
@@ -79,6 +82,8 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "list_jobs": None,  # every member lists jobs: managers and up all of them, others the ones they started
     "get_job": Action.READ_JOBS,  # the walk's jobs were started by the owner (others read their own)
     "cancel_job": Action.MANAGE_JOBS,
+    "create_export": Action.READ_TASKS,
+    "download_export": Action.READ_TASKS,
 }
 
 PUBLIC = {f"{API}/openapi.json", f"{API}/docs"}

@@ -259,3 +259,18 @@ def test_questions_asked_for_each_candidate_keep_their_candidates(api: Api, org:
     reworded["questions"][0]["prompt"] = "Grade this reply"
     reworded["questions"].append({"name": "note", "type": "text", "for_each": "answers", "required": False})
     assert _patch_spec(api, org, project["id"], reworded).status_code == 200
+
+
+def test_a_numbers_unit_is_its_meaning_not_a_caption(api: Api, org: Org) -> None:
+    """Answers given in kilograms do not become grams: a unit is refused like a scale."""
+    spec = {
+        "fields": [{"name": "text", "type": "text"}],
+        "questions": [{"name": "weight", "type": "number", "min": 0, "max": 1000, "unit": "kg"}],
+    }
+    project = org.make_project(spec=spec, quality={"overlap": 2})
+    task = org.make_task(project["id"], "a parcel")
+    sent = api.post(f"{API}/tasks/{task['id']}/responses", auth=org.owner, json={"answer": {"weight": 12}})
+    assert sent.status_code == 201, sent.text
+    grams = {**spec, "questions": [{**spec["questions"][0], "unit": "g"}]}
+    error = assert_error(_patch_spec(api, org, project["id"], grams), 409)
+    assert error["details"]["field"] == "spec.questions[0].unit" and "changed unit from 'kg' to 'g'" in error["message"]

@@ -47,7 +47,7 @@ CHECKS = [
 #: the project's spec, a quality policy's question names against the spec, a question type's own
 #: rules, free-form JSON's depth and 64-bit integers, the
 #: bytes of an image, a gold answer against the spec, a gold CSV's header and lines, a review's reason
-#: and fixed answer, which its verdict asks for): a schema-valid
+#: and fixed answer, which its verdict asks for; the current password of a password change): a schema-valid
 #: request may rightly get a 422. Every other operation must
 #: accept every schema-valid request (positive_data_acceptance).
 CONTENT_CHECKED = {
@@ -61,6 +61,7 @@ CONTENT_CHECKED = {
     "review_task",
     "mark_gold",
     "import_gold",
+    "change_my_password",
 }
 
 

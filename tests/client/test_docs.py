@@ -13,7 +13,10 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "sdk.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
 
 
-def test_sdk_doc_examples_run(live: LiveServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_sdk_doc_examples_run(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the examples write files (exports) where they run
     monkeypatch.setenv("TRUTHSET_URL", live.url)
     monkeypatch.setenv("TRUTHSET_API_KEY", live.api_key)
     blocks = BLOCK.findall(DOC.read_text(encoding="utf-8"))

@@ -17,7 +17,7 @@ from truthset.api import deps, docs, errors, openapi, session
 from truthset.api.headers import SecurityHeadersMiddleware
 from truthset.api.limits import AnonymousGuardMiddleware, BodyLimitMiddleware, NulGuardMiddleware
 from truthset.api.memory import GiveBackMemoryMiddleware
-from truthset.api.routes import accounts, gold, media, projects, quality, queue, reviews, tasks
+from truthset.api.routes import accounts, exports, gold, media, projects, quality, queue, reviews, tasks
 from truthset.api.routes import jobs as job_routes
 from truthset.config import Settings, get_settings
 from truthset.errors import TruthsetError
@@ -114,7 +114,7 @@ def _setup_routes(app: FastAPI) -> None:
     # The router tries routes in order: the annotation loop's come first, since they are most of the traffic.
     # Every API route refuses query parameters it does not take (a misspelt filter is not ignored).
     strict_query = [Depends(deps.known_query_only)]
-    for module in (queue, tasks, projects, accounts, media, quality, gold, reviews, job_routes):
+    for module in (queue, tasks, projects, accounts, media, quality, gold, reviews, job_routes, exports):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=strict_query)
     app.include_router(docs.router, prefix=API_PREFIX)  # public: no key, no query parameters
     __import__("truthset.ui", fromlist=["install"]).install(app)  # the web UI (imported late: ui sits below api)

@@ -57,6 +57,7 @@ class Runner:
         poll_seconds: float = 1.0,
         backoff: Backoff | None = None,
         name: str | None = None,
+        settings: Settings | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -66,6 +67,7 @@ class Runner:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.backoff = backoff or Backoff()
+        self.settings = settings  # handed to handlers in their JobContext (data directory, limits)
         # unique per runner, readable in `truthset jobs show`: which machine and process holds a job
         self.name = name or f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(3)}"
         self._stopping = threading.Event()  # handlers see it at their next check: give the job back
@@ -170,7 +172,9 @@ class Runner:
         job = service.claim(self.db, runner_id, self.kinds, self.lease_seconds, look_first=not busy)
         if job is None:
             return False
-        context = JobContext(self.db, job, runner_id, self.lease_seconds, stopping=self._stopping)
+        context = JobContext(
+            self.db, job, runner_id, self.lease_seconds, stopping=self._stopping, settings=self.settings
+        )
         with self._active_lock:
             self._active[runner_id] = context
         try:
@@ -228,5 +232,6 @@ def runner_for(db: Database, settings: Settings, **overrides: Any) -> Runner:
         "lease_seconds": settings.jobs_lease_seconds,
         "poll_seconds": settings.jobs_poll_seconds,
         "backoff": Backoff(base=settings.jobs_retry_base_seconds, cap=settings.jobs_retry_max_seconds),
+        "settings": settings,
     }
     return Runner(db, **{**options, **overrides})

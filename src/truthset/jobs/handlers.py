@@ -12,7 +12,7 @@ from typing import Any
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.storage import Database
 
-__all__ = ["quality_refit"]
+__all__ = ["export", "quality_refit"]
 
 
 def quality_refit(db: Database, job: JobContext) -> dict[str, Any]:
@@ -26,3 +26,12 @@ def quality_refit(db: Database, job: JobContext) -> dict[str, Any]:
         raise JobFailed("the payload names no project_id")
     job.check()
     return refit.refit_project(db, job.organization_id, project_id)
+
+
+def export(db: Database, job: JobContext) -> dict[str, Any]:
+    """``export``, payload ``{"project_id", "format", "filters"}``: write the export's file in the data
+    directory (:func:`truthset.services.export_jobs.run_export`). Safe to repeat: each attempt writes
+    a file of its own from the start, and only a finished file is ever served."""
+    from truthset.services import export_jobs
+
+    return export_jobs.run_export(db, job)

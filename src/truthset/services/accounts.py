@@ -12,12 +12,12 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from truthset.domain import Principal, Role, WorkerKind
 from truthset.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from truthset.schemas import ApiKeyCreate, MemberCreate, MemberUpdate
+from truthset.schemas import ApiKeyCreate, MemberCreate, MemberUpdate, OrganizationCreate
 from truthset.services.policy import Action, MemberAction, reachable_roles, require, require_on_member
 from truthset.storage import Database
 from truthset.storage import repositories as repo
@@ -282,6 +282,102 @@ def _lock_organization(conn: Connection, organization_id: str) -> None:
         conn.execute(select(t.organizations.c.id).where(t.organizations.c.id == organization_id).with_for_update())
 
 
+# --- passwords ---------------------------------------------------------------------------------
+
+
+def reset_password(db: Database, principal: Principal, member_id: str) -> dict[str, Any]:
+    """Give a member a new random password (returned once) and end every session they have.
+
+    The same reach as every other action on members: an admin resets the roles below admin, an
+    owner anyone's. API keys are untouched (revoke them separately if they leaked too).
+    """
+    password = new_password()
+    with db.write() as conn:
+        member = _member(conn, principal.organization_id, member_id)
+        require_on_member(principal, MemberAction.RESET_PASSWORD, member_id, Role(member["role"]))
+        repo.change(conn, t.members, principal.organization_id, member_id, password_hash=_hasher.hash(password))
+        _end_sessions(conn, principal.organization_id, member_id, keep=None)
+    return {"member": member, "password": password}
+
+
+def change_password(
+    db: Database, principal: Principal, current: str, new: str, *, keep_session: str | None = None
+) -> dict[str, Any]:
+    """Change one's own password. The current one is required (a stolen session or key alone cannot
+    lock the owner out); every other session of the member ends, ``keep_session`` (the caller's) stays.
+    """
+    with db.read() as conn:
+        row = repo.get(conn, t.members, principal.organization_id, principal.member_id)
+    if row is None or row["password_hash"] is None or not _verifies(row["password_hash"], current):
+        raise InvalidInput("the current password is wrong", details={"field": "current_password"})
+    if current == new:
+        raise InvalidInput("the new password is the same as the current one", details={"field": "new_password"})
+    with db.write() as conn:
+        repo.change(conn, t.members, principal.organization_id, principal.member_id, password_hash=_hasher.hash(new))
+        ended = _end_sessions(conn, principal.organization_id, principal.member_id, keep=keep_session)
+        member = _member(conn, principal.organization_id, principal.member_id)
+    return {"member": member, "sessions_ended": ended}
+
+
+def _verifies(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except VerificationError:
+        return False
+
+
+def _end_sessions(conn: Connection, org_id: str, member_id: str, *, keep: str | None) -> int:
+    """Sign a member out of every browser (but the session ``keep``): their password changed."""
+    query = delete(t.sessions).where(t.sessions.c.organization_id == org_id, t.sessions.c.member_id == member_id)
+    if keep is not None:
+        query = query.where(t.sessions.c.id != keep)
+    return conn.execute(query).rowcount or 0
+
+
+# --- organizations -------------------------------------------------------------------------------
+
+
+def create_organization(
+    db: Database, principal: Principal, data: OrganizationCreate, *, with_key: bool = True
+) -> dict[str, Any]:
+    """An owner founds another organization and becomes its owner.
+
+    The new organization's owner is a new member row (members are per organization) with the
+    caller's email, name and password hash, so the same password signs in to it. Nothing else
+    crosses over: no projects, no other members, no keys. ``with_key``: also create an API key for
+    the new owner (returned once), since the caller's key only works in the caller's organization.
+    """
+    require(principal, Action.CREATE_ORGANIZATION)
+    key = new_secret_key() if with_key else None
+    with db.write() as conn:
+        me = repo.get(conn, t.members, principal.organization_id, principal.member_id)
+        if me is None:
+            raise NotFound(f"member {principal.member_id} not found")
+        org = repo.add(conn, t.organizations, {"id": new_id(), "name": data.name, "created_at": utcnow()})
+        member = _add_member(conn, org["id"], me["email"], me["name"], Role.OWNER, me["password_hash"])
+        api_key = _add_key(conn, org["id"], member["id"], "owner key", key) if key else None
+    return {"organization": org, "member": member, "api_key": {**api_key, "key": key} if api_key else None}
+
+
+def get_organization(db: Database, organization_id: str) -> dict[str, Any] | None:
+    with db.read() as conn:
+        row = conn.execute(select(t.organizations).where(t.organizations.c.id == organization_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def member_directory(db: Database, principal: Principal, member_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Email, name and role of the given members of the caller's organization, by id (one query),
+    for lists that show whose an object is (the keys page). Ids of other organizations are absent."""
+    if not member_ids:
+        return {}
+    columns = (t.members.c.id, t.members.c.email, t.members.c.name, t.members.c.role)
+    query = repo.scoped(t.members, principal.organization_id, *columns).where(
+        t.members.c.id.in_(sorted(set(member_ids)))
+    )
+    with db.read() as conn:
+        return {row["id"]: dict(row) for row in conn.execute(query).mappings()}
+
+
 def _check_update(principal: Principal, member: dict[str, Any], data: MemberUpdate) -> None:
     """Each change asks the policy's one table; an empty change still needs the right to rename."""
     role = Role(member["role"])
@@ -306,6 +402,17 @@ def list_keys(db: Database, principal: Principal, *, cursor: str | None, limit: 
     )
     with db.read() as conn:
         return repo.page(conn, query, t.api_keys, cursor=cursor, limit=limit)
+
+
+def get_key(db: Database, principal: Principal, key_id: str) -> dict[str, Any]:
+    """One API key (never its secret), if the caller may see it (``LIST_KEYS`` on its holder)."""
+    with db.read() as conn:
+        row = repo.get(conn, t.api_keys, principal.organization_id, key_id)
+        if row is None:
+            raise NotFound(f"API key {key_id} not found")
+        holder = _member(conn, principal.organization_id, row["member_id"])
+    require_on_member(principal, MemberAction.LIST_KEYS, row["member_id"], Role(holder["role"]))
+    return {**row, "member": holder}
 
 
 def create_key(db: Database, principal: Principal, data: ApiKeyCreate) -> dict[str, Any]:

@@ -114,6 +114,9 @@ class JobContext:
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     stopping: threading.Event = field(default_factory=threading.Event)
     write_interval: float = PROGRESS_WRITE_SECONDS
+    #: the runner's settings (where files go, limits), for handlers that need them; None: read the
+    #: environment's (:func:`truthset.config.get_settings`)
+    settings: Any = None
     _canceled: type[JobCanceled] | None = None
     _written_at: float = -1e9
     _progress: tuple[int, int | None] | None = None

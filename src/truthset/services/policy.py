@@ -34,6 +34,7 @@ class Action(StrEnum):
     READ_JOBS = "read_jobs"  # every job of the organization (a member reads the jobs they started)
     MANAGE_JOBS = "manage_jobs"  # cancel any job of the organization (a member cancels their own)
     REVIEW = "review"  # take tasks from the review queue and accept, reject or fix their results
+    CREATE_ORGANIZATION = "create_organization"  # found another organization, becoming its owner
 
 
 ALLOWED: dict[Action, frozenset[Role]] = {
@@ -49,6 +50,7 @@ ALLOWED: dict[Action, frozenset[Role]] = {
     Action.READ_JOBS: _MANAGERS,
     Action.MANAGE_JOBS: _MANAGERS,
     Action.REVIEW: _READERS,
+    Action.CREATE_ORGANIZATION: frozenset({Role.OWNER}),
 }
 
 
@@ -74,6 +76,7 @@ class MemberAction(StrEnum):
     CREATE_KEY = "create an API key for a member who is"
     LIST_KEYS = "list the API keys of a member who is"
     REVOKE_KEY = "revoke an API key of a member who is"
+    RESET_PASSWORD = "reset the password of a member who is"
 
 
 #: Who may act on whom: the roles each role may act on, alike for every :class:`MemberAction`.

@@ -26,8 +26,9 @@ from typing import Any
 from truthset.errors import Conflict
 from truthset.questions import Spec
 
-#: Settings that only change what a worker reads, at any depth of a question or field.
-DISPLAY_KEYS = frozenset({"prompt", "label", "hotkey", "description", "unit"})
+#: Settings that only change what a worker reads, at any depth of a question or field. (Not a
+#: number's ``unit``: answers given in kilograms do not become grams.)
+DISPLAY_KEYS = frozenset({"prompt", "label", "hotkey", "description"})
 
 HINT = "create a new project (Duplicate on the project page) for a spec that changes what answers mean"
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute, Match, NoMatchFound
 
+from truthset.ui._account_pages import router as account_router
 from truthset.ui._pages import STATIC_DIR, router
 from truthset.ui._project_pages import router as project_pages
 
@@ -22,6 +23,8 @@ __all__ = ["PREFIXES", "install"]
 
 #: The UI's paths: ``/`` and everything under these (the API lives under ``/api/``).
 PREFIXES = ("/login", "/logout", "/projects/", "/tasks/", "/ui/", "/static/")
+#: The members, API keys, account and organizations pages (``_account_pages.py``).
+ACCOUNT_PREFIXES = ("/members", "/keys", "/account", "/organizations")
 
 
 class UiRoute(BaseRoute):
@@ -54,5 +57,6 @@ def install(app: FastAPI) -> None:
     pages = APIRouter(include_in_schema=False)
     pages.include_router(project_pages)  # first: /projects/new is not the page of a project "new"
     pages.include_router(router)
+    pages.include_router(account_router)
     pages.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.router.routes.append(UiRoute(pages, exact=frozenset({"/"}), prefixes=PREFIXES))
+    app.router.routes.append(UiRoute(pages, exact=frozenset({"/"}), prefixes=PREFIXES + ACCOUNT_PREFIXES))

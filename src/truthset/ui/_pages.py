@@ -21,6 +21,7 @@ from truthset.questions import CompiledSpec
 from truthset.services import history, projects, sessions, tasks
 from truthset.services.policy import Action, allowed, require
 from truthset.storage import Database
+from truthset.ui import _held
 from truthset.ui._render import markdown, page
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -184,6 +185,7 @@ async def logout(request: Request) -> Response:
         sessions.destroy(_db(request), request.cookies.get(session.COOKIE))
     response = RedirectResponse("/login?signed_out=1", status_code=303)
     session.clear_cookie(response, request)
+    _held.end_all(response, request)  # and the other organizations' sessions this browser holds
     return response
 
 

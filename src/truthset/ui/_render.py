@@ -36,10 +36,18 @@ def markdown(text: str | None) -> Markup:
     return Markup(_markdown().render(text or ""))
 
 
+def _may(session: Any, action: str) -> bool:
+    """In templates: whether the signed-in member's role may take a policy action (the nav links)."""
+    from truthset.services.policy import Action, allowed
+
+    return session is not None and allowed(session.principal, Action(action))
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["markdown"] = markdown
+    env.globals["may"] = _may
     return env
 
 

@@ -1,9 +1,10 @@
-"""Who am I, members, API keys, workers."""
+"""Who am I, members, passwords, API keys, workers, organizations."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
+from truthset.api import session
 from truthset.api.deps import DB, Caller, Cursor, PageLimit
 from truthset.schemas import (
     ApiKeyCreate,
@@ -13,7 +14,12 @@ from truthset.schemas import (
     MemberCreate,
     MemberOut,
     MemberUpdate,
+    OrganizationCreate,
+    OrganizationCreated,
     Page,
+    PasswordChange,
+    PasswordChanged,
+    PasswordReset,
     WorkerOut,
 )
 from truthset.services import accounts
@@ -51,6 +57,34 @@ def get_member(db: DB, caller: Caller, member_id: str) -> dict:
 @router.patch("/members/{member_id}", response_model=MemberOut, operation_id="update_member")
 def update_member(db: DB, caller: Caller, member_id: str, body: MemberUpdate) -> dict:
     return accounts.update_member(db, caller, member_id, body)
+
+
+@router.post("/members/{member_id}/password-reset", response_model=PasswordReset, operation_id="reset_member_password")
+def reset_member_password(db: DB, caller: Caller, member_id: str) -> dict:
+    """Give a member a new one-time password (in this response only) and sign them out of every
+    browser. Owners reset anyone's, admins those below admin. Their API keys keep working."""
+    return accounts.reset_password(db, caller, member_id)
+
+
+@router.post("/me/password", response_model=PasswordChanged, operation_id="change_my_password")
+def change_my_password(db: DB, caller: Caller, body: PasswordChange, request: Request) -> dict:
+    """Change your own password (the current one is required). Your other browser sessions end; the
+    session making this call (the web UI's) stays signed in. API keys are untouched."""
+    current = session.session_from_request(request) if caller.api_key_id is None else None
+    keep = current.session_id if current is not None else None
+    return accounts.change_password(db, caller, body.current_password, body.new_password, keep_session=keep)
+
+
+@router.post(
+    "/organizations",
+    response_model=OrganizationCreated,
+    status_code=status.HTTP_201_CREATED,
+    operation_id="create_organization",
+)
+def create_organization(db: DB, caller: Caller, body: OrganizationCreate) -> dict:
+    """Found another organization (owners only). You become its owner: a member of it with your email,
+    name and password. The response carries an API key for it, shown once (your keys stay in yours)."""
+    return accounts.create_organization(db, caller, body)
 
 
 @router.get("/keys", response_model=Page[ApiKeyOut], operation_id="list_keys")

@@ -126,7 +126,12 @@ def cancel_batch(db: DB, caller: Caller, batch_id: str) -> dict:
     "/projects/{project_id}/export",
     operation_id="export_project",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}}, "description": "One JSON object per task."}},
+    responses={
+        200: {
+            "content": {"application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.parquet": {}},
+            "description": "One JSON object per task (or the file of another `format`).",
+        }
+    },
 )
 def export_project(
     db: DB,
@@ -142,21 +147,19 @@ def export_project(
 ) -> StreamingResponse:
     """Tasks with their results as JSONL (completed tasks by default; `all_statuses=true` for every task).
 
-    `format` names the file format (`jsonl`, the default); any other is a 422 naming the formats.
+    `format` names the file format (`jsonl`, the default, `csv`, `parquet`...); an unknown one is a
+    422 naming the formats. For big projects start an export job instead (`POST
+    /projects/{project_id}/exports`): it shows progress and its file can be downloaded again.
 
     The tasks are read from one snapshot of the database (a task completed while the export runs
     shows as it was when the export began).
     """
-    export.check_format(export_format)
-    rows = export.export_rows(
-        db,
-        caller,
-        project_id,
-        status=None if all_statuses else status,
-        batch_id=batch_id,
-        min_confidence=min_confidence,
+    project, writer = export.prepare(db, caller, project_id, export_format)
+    filters = export.ExportFilter(
+        status=None if all_statuses else status, batch_id=batch_id, min_confidence=min_confidence
     )
-    return StreamingResponse(_blocks(export.spool_jsonl(rows)), media_type="application/x-ndjson")
+    rows = export.rows_for(writer, db, caller, project_id, filters)
+    return StreamingResponse(_blocks(export.spool(rows, writer, project)), media_type=writer.media_type)
 
 
 def _blocks(spool: IO[bytes]) -> Iterator[bytes]:

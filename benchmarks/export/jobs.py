@@ -1,0 +1,185 @@
+"""Export jobs at scale: completed tasks with 3 responses each, exported by a job runner process.
+
+    .venv/bin/python benchmarks/export/jobs.py                          # SQLite, 1,000,000 tasks
+    .venv/bin/python benchmarks/export/jobs.py --tasks 100000 --postgres auto
+    .venv/bin/python benchmarks/export/jobs.py --postgres URL --no-sqlite --formats parquet
+
+Seeds a fresh database directly, in blocks of rows (the import path is measured by
+``benchmarks/platform``): ``--tasks`` completed tasks, each with 3 responses from 3 workers and a
+result, as the annotation loop leaves them. Then, for each format (JSONL and Parquet by default),
+queues an export job (``export_jobs.start_export``, as ``POST /projects/{id}/exports`` does) and
+runs it in a fresh process (a ``truthset worker --until-idle``-like runner, nothing else in it),
+which prints the job's wall time, tasks/s (and per CPU second of that process: on a shared machine
+the wall time says more about the neighbours), the file's size and the peak RSS of that process
+(``ru_maxrss``: the process doing the export). A benchmark, not a test: nothing asserts a timing.
+Goals (issue 10): at least 100,000 tasks/s and under 300 MiB, whatever the size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
+
+from run import SPEC, Postgres, fresh_postgres_database
+
+from truthset.schemas import ProjectCreate
+from truthset.services import accounts, export, export_jobs, projects
+from truthset.storage import Database, upgrade
+from truthset.storage import tables as t
+from truthset.storage.ids import new_ids, utcnow
+
+BLOCK = 20_000
+ANSWERS = [{"sentiment": "positive", "stars": 4}, {"sentiment": "positive", "stars": 5}, {"sentiment": "neutral"}]
+
+
+def seed(db: Database, n: int) -> tuple[str, str]:
+    """An organization with a project of ``n`` completed tasks, 3 responses each; (owner key, project id)."""
+    created = accounts.init_organization(db, "Bench", "owner@bench.example")
+    owner = accounts.authenticate(db, created["api_key"])
+    project = projects.create_project(db, owner, ProjectCreate(name="export bench", spec=SPEC, quality={"overlap": 3}))
+    org = owner.organization_id
+    now = utcnow()
+    workers = new_ids(3)
+    with db.write() as conn:
+        conn.execute(
+            t.workers.insert(),
+            [{"id": w, "organization_id": org, "kind": "human", "name": f"worker {i}", "member_id": None,
+              "created_at": now} for i, w in enumerate(workers)],
+        )  # fmt: skip
+    result = {
+        "answer": {"sentiment": "positive", "stars": 4.5},
+        "confidence": {"sentiment": 0.93, "stars": 0.7},
+        "methods": {"sentiment": "dawid_skene", "stars": "median"},
+        "response_count": 3,
+        "workers": workers,
+    }
+    done = 0
+    started = time.perf_counter()
+    while done < n:
+        size = min(BLOCK, n - done)
+        task_ids = new_ids(size)
+        tasks, responses = [], []
+        for i, task_id in enumerate(task_ids):
+            at = now + timedelta(microseconds=done + i)
+            tasks.append({
+                "id": task_id, "organization_id": org, "project_id": project["id"], "batch_id": None,
+                "unique_id": f"bench-{done + i}",
+                "data": {"text": f"Review {done + i}: the battery lasts two days and the screen is bright."},
+                "metadata": {"source": "bench", "shard": (done + i) % 16}, "priority": 0, "status": "completed",
+                "overlap": 3, "response_count": 3, "lease_count": 0, "result": result, "confidence": 0.7,
+                "created_at": at, "updated_at": at, "completed_at": at, "fixed_overlap": None, "gold": None,
+                "review_status": None,
+            })  # fmt: skip
+            for worker_id, answer, response_id in zip(workers, ANSWERS, new_ids(3), strict=True):
+                responses.append({
+                    "id": response_id, "organization_id": org, "project_id": project["id"], "task_id": task_id,
+                    "worker_id": worker_id, "assignment_id": None, "answer": answer, "idempotency_key": None,
+                    "duration_ms": 4200, "created_at": at,
+                })  # fmt: skip
+        with db.write() as conn:
+            conn.execute(t.tasks.insert(), tasks)
+            conn.execute(t.responses.insert(), responses)
+        done += size
+        print(f"\r  seeded {done:,} tasks", end="", flush=True)
+    print(f" in {time.perf_counter() - started:.0f} s")
+    return created["api_key"], project["id"]
+
+
+CHILD = """
+import json, resource, sys, time
+from truthset.config import Settings
+from truthset.jobs import Runner
+from truthset.storage import Database
+settings = Settings(data_dir=sys.argv[2], database_url=sys.argv[1])
+db = Database(settings.resolved_database_url)
+started = time.perf_counter()
+ran = Runner(db, kinds=["export"], settings=settings).run_until_idle()
+seconds = time.perf_counter() - started
+usage = resource.getrusage(resource.RUSAGE_SELF)
+cpu = usage.ru_utime + usage.ru_stime
+print(json.dumps({"ran": ran, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mib": usage.ru_maxrss / 1024}))
+"""
+
+
+def export_once(db: Database, url: str, data_dir: Path, key: str, project_id: str, fmt: str) -> dict[str, Any]:
+    principal = accounts.authenticate(db, key)
+    job = export_jobs.start_export(db, principal, project_id, fmt, export.ExportFilter())
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, url, str(data_dir)], capture_output=True, text=True, check=True,
+        env={**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")},
+    )  # fmt: skip
+    measured = json.loads(out.stdout.strip().splitlines()[-1])
+    with db.read() as conn:
+        row = conn.execute(t.jobs.select().where(t.jobs.c.id == job["id"])).mappings().one()
+    assert row["status"] == "succeeded", (row["status"], row["error"], out.stderr[-2000:])
+    tasks = row["result"]["tasks"]
+    return {
+        "format": fmt,
+        "tasks": tasks,
+        "seconds": round(measured["seconds"], 2),
+        "tasks_per_second": round(tasks / measured["seconds"]),
+        # the machine may be shared: tasks per second of this process's own CPU time (start-up included)
+        "tasks_per_cpu_second": round(tasks / measured["cpu_seconds"]),
+        "mib": round(row["result"]["size"] / 2**20, 1),
+        "peak_rss_mib": round(measured["peak_rss_mib"], 1),
+    }
+
+
+def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> list[dict[str, Any]]:
+    data_dir = Path(tempfile.mkdtemp(prefix=f"truthset-export-jobs-{kind}-"))
+    url = database_url or f"sqlite:///{data_dir / 'truthset.db'}"
+    upgrade(url)
+    db = Database(url)
+    results = []
+    try:
+        print(f"{kind}: seeding {args.tasks:,} completed tasks with 3 responses each")
+        key, project_id = seed(db, args.tasks)
+        if not db.is_sqlite:
+            with db.engine.connect() as conn:
+                conn.exec_driver_sql("ANALYZE")
+                conn.commit()
+        for fmt in args.formats:
+            for _ in range(args.repeat):
+                row = export_once(db, url, data_dir, key, project_id, fmt)
+                results.append({"database": kind, **row})
+                speed = f"{row['tasks']:,} tasks in {row['seconds']} s = {row['tasks_per_second']:,} tasks/s"
+                speed += f" ({row['tasks_per_cpu_second']:,} per CPU second of the process)"
+                print(f"  {fmt}: {speed}; {row['mib']} MiB file; exporting process peak RSS {row['peak_rss_mib']} MiB")
+    finally:
+        db.dispose()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--formats", nargs="+", default=["jsonl", "parquet"])
+    parser.add_argument("--repeat", type=int, default=1, help="exports per format")
+    parser.add_argument("--postgres", help="a PostgreSQL server URL (a fresh database is created), or 'auto'")
+    parser.add_argument("--no-sqlite", action="store_true", help="only PostgreSQL")
+    args = parser.parse_args()
+    if not args.no_sqlite:
+        run_one("sqlite", None, args)
+    if args.postgres:
+        cluster = Postgres() if args.postgres == "auto" else None
+        try:
+            run_one("postgresql", fresh_postgres_database(cluster.url if cluster else args.postgres), args)
+        finally:
+            if cluster:
+                cluster.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Export formats: a registry of writers, one module per format, imported when first asked for.
+
+A writer turns the export's rows (the dicts of :func:`truthset.services.export.export_rows`, whose
+shape docs/formats.md documents) into one file. It is any object with
+
+- ``media_type``: the file's content type (``application/x-ndjson``, ``text/csv``...);
+- ``extension``: the file name's ending, without the dot (``jsonl``, ``csv``, ``parquet``, ``zip``);
+- ``write(project, rows, out) -> int``: write every row to the binary file ``out`` as they come
+  (never all in memory) and return how many tasks it wrote;
+- optionally ``raw_json = True``: the writer only re-serialises JSON values, so the rows may hold
+  ``data``, ``metadata`` and responses' ``answer`` as the stored JSON text (:class:`orjson.Fragment`);
+- optionally ``json_lines = True``: the rows may be each row's JSON text, rendered by the database
+  (:func:`truthset.services.export.export_lines`; the JSONL writer);
+- optionally ``line_sql(project, postgres) -> str``: SQL rendering each task as the text the writer
+  wants (the Parquet writer's JSON lines in its schema's shape); the rows are then those texts;
+- optionally ``check(project) -> None``: raise :class:`~truthset.errors.InvalidInput` when the
+  format cannot be written for this project (no question it can write), saying why; the export is
+  then refused (422) before any job is queued.
+
+Each format's module exposes its writer as ``WRITER``. :data:`MODULES` maps a format's name to its
+module: formats join by adding a line there (modules are imported lazily, so a format's library,
+pyarrow say, is loaded only when that format is used).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import Any, BinaryIO, Protocol
+
+from truthset.errors import InvalidInput
+
+__all__ = ["MODULES", "Writer", "check_format", "get", "names"]
+
+#: format name -> the module holding its ``WRITER``
+MODULES: dict[str, str] = {
+    "jsonl": "truthset.services.formats.jsonl",
+    "csv": "truthset.services.formats.csv",
+    "parquet": "truthset.services.formats.parquet",
+}
+
+
+class Writer(Protocol):
+    media_type: str
+    extension: str
+
+    def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any]], out: BinaryIO) -> int:
+        """Write ``rows`` to ``out``; return how many tasks were written."""
+        ...
+
+
+def names() -> list[str]:
+    """Every format an export can be written in, in a stable order."""
+    return list(MODULES)
+
+
+def get(name: str) -> Writer:
+    """The writer of format ``name``, or a 422 naming the formats there are (never silently JSONL)."""
+    module = MODULES.get(name)
+    if module is None:
+        raise InvalidInput(
+            f"format: {name!r} is not an export format; the formats are: {', '.join(MODULES)}",
+            details={"field": "format", "formats": names()},
+        )
+    return importlib.import_module(module).WRITER  # type: ignore[no-any-return]
+
+
+def check_format(name: str, project: dict[str, Any] | None = None) -> Writer:
+    """The writer of ``name``, after its ``check`` of ``project`` (when it has one and a project is given)."""
+    writer = get(name)
+    check = getattr(writer, "check", None)
+    if project is not None and check is not None:
+        check(project)
+    return writer
