@@ -133,6 +133,7 @@ def _setup_routes(app: FastAPI) -> None:
         app.include_router(module.router, prefix=API_PREFIX, dependencies=strict_query)
     app.include_router(docs.router, prefix=API_PREFIX)  # public: no key, no query parameters
     __import__("truthset.ui", fromlist=["install"]).install(app)  # the web UI (imported late: ui sits below api)
+    __import__("truthset.compat.scale", fromlist=["install"]).install(app)  # /scale/v1 (compat sits below api)
 
     @app.get("/healthz", tags=["meta"], operation_id="health", include_in_schema=True)
     def health() -> dict[str, str]:

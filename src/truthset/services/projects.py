@@ -84,7 +84,9 @@ def create_project(
     data: ProjectCreate,
     *,
     default_lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    scale: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``scale``: the project's record in the Scale-compatible API (compat/scale), stored with the row."""
     require(principal, Action.MANAGE_PROJECTS)
     now = utcnow()
     with db.write() as conn:
@@ -103,6 +105,7 @@ def create_project(
                 "created_at": now,
                 "updated_at": now,
                 "archived_at": None,
+                **({"scale": scale} if scale is not None else {}),
             },
         )
 

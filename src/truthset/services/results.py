@@ -23,6 +23,7 @@ from truthset.services import lifecycle, review, webhooks
 from truthset.services.completion import CompletionRules, Decision, completion_rules
 from truthset.services.events import add_event
 from truthset.services.projects import mark_batch_completed_if_done
+from truthset.services.scale_callbacks import enqueue_if_due as enqueue_scale_callback
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 from truthset.storage.ids import utcnow
@@ -122,6 +123,7 @@ def _complete(
 ) -> dict[str, Any]:
     result["low_confidence"] = bool(decision.below_target)
     task = lifecycle.move(conn, task, TaskStatus.COMPLETED, result=result, confidence=confidence)
+    enqueue_scale_callback(conn, task)  # a task made through /scale/v1 with a callback_url (compat/scale)
     add_event(
         conn,
         task,

@@ -115,6 +115,8 @@ projects = Table(
     # lease given back or expired, new pending tasks): the queue's per-worker frontier is valid only
     # within one epoch (services/queue.py).
     Column("queue_epoch", Integer, nullable=False, server_default="0"),
+    # A project made through the Scale-compatible API: its Scale type and params (compat/scale)
+    Column("scale", JSON, nullable=True),
     Index("ix_projects_org_id", "organization_id", "id"),
 )
 
@@ -160,6 +162,8 @@ tasks = Table(
     Column("review_status", String(12), nullable=True),  # pending | accepted | rejected | fixed
     # imported without a unique_id: a hash of data + metadata, so a re-import adds nothing (0006)
     Column("content_hash", String(32), nullable=True),
+    # A task made through the Scale-compatible API: type, params, tags, callback (compat/scale)
+    Column("scale", JSON, nullable=True),
     UniqueConstraint("organization_id", "unique_id", name="uq_tasks_org_unique_id"),
     Index("ix_tasks_org_id", "organization_id", "id"),
     Index("ix_tasks_project_id", "project_id", "id"),
