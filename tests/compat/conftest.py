@@ -60,6 +60,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         **os.environ,
         "TRUTHSET_DATA_DIR": str(data_dir),
         "TRUTHSET_JOBS_RETRY_BASE_SECONDS": "0",  # a failed callback is retried at once
+        "TRUTHSET_OUTBOUND_ALLOW": "127.0.0.1",  # the test's callback receiver (the guard refuses loopback)
         "TRUTHSET_JOBS_POLL_SECONDS": "0.1",
     }
     env.pop("TRUTHSET_DATABASE_URL", None)

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import orjson
 
 from truthset.compat.scale._shapes import task_json
-from truthset.errors import InvalidInput
+from truthset.config import Settings, get_settings
+from truthset.services import netguard
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 
 TIMEOUT_SECONDS = 10.0
+MAX_ANSWER_BYTES = 64 * 1024  # a receiver's answer is only read for its status
 HEADER = "scale-callback-auth"
 
 
@@ -42,18 +44,22 @@ def _record(db: Database, task: dict[str, Any], succeeded: bool) -> None:
             repo.change(conn, t.tasks, task["organization_id"], task["id"], scale=scale)
 
 
-def _post(url: str, body: dict[str, Any], auth_key: str) -> int:
-    """POST the callback; returns the receiver's status. Raises httpx.HTTPError when no answer came
-    (retried), or InvalidInput for a URL that must never be called (the job fails at once)."""
-    # TODO(netguard): post through services/netguard.py (being built on the webhooks branch) so that
-    # a callback_url resolving to a loopback, private or link-local address is refused unless the
-    # settings allow it, exactly like webhook deliveries:
-    #     netguard.request("POST", url, Guard.from_settings(settings), headers=..., content=...,
-    #                      follow_redirects=False).status_code
-    # (OutboundRefused is an InvalidInput: it fails the job; FetchFailed should be retried). Until
-    # the lead wires it in, this plain client follows no redirects and has a bounded timeout.
-    with httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False) as client:
-        return client.post(url, json=body, headers={HEADER: auth_key}).status_code
+def _post(url: str, body: dict[str, Any], auth_key: str, settings: Settings) -> int:
+    """POST the callback through the network guard, as webhook deliveries are sent; returns the
+    receiver's status. Raises :class:`~truthset.services.netguard.OutboundRefused` for a URL that
+    must never be called (loopback, private, link-local... unless the settings allow it: the job
+    fails at once) and :class:`~truthset.services.netguard.FetchFailed` when no answer came (retried).
+    Redirects are not followed: a receiver that moved must be given its new URL."""
+    fetched = netguard.request(
+        "POST",
+        url,
+        netguard.Guard.from_settings(settings, total_timeout=TIMEOUT_SECONDS),
+        headers={HEADER: auth_key, "Content-Type": "application/json"},
+        content=orjson.dumps(body),
+        follow_redirects=False,
+        max_bytes=MAX_ANSWER_BYTES,
+    )
+    return fetched.status_code
 
 
 def deliver(db: Database, job: JobContext) -> dict[str, Any]:
@@ -75,13 +81,13 @@ def deliver(db: Database, job: JobContext) -> dict[str, Any]:
     auth_key = ((project.get("scale") or {}).get("callback_auth_key")) or ""
     job.check()
     try:
-        status = _post(url, body, auth_key)
-    except InvalidInput as exc:  # a URL the network guard refuses: no retry can help
+        status = _post(url, body, auth_key, job.settings or get_settings())
+    except netguard.OutboundRefused as exc:  # a URL the network guard refuses: no retry can help
         _record(db, task, False)
         raise JobFailed(f"callback to {url} refused: {exc.message}") from None
-    except httpx.HTTPError as exc:
+    except netguard.FetchFailed as exc:  # no answer (connection, time limit): retried with backoff
         _record(db, task, False)
-        raise RuntimeError(f"callback to {url} failed: {exc}") from None
+        raise RuntimeError(f"callback to {url} failed: {exc.message}") from None
     if not 200 <= status < 300:
         _record(db, task, False)
         raise RuntimeError(f"callback to {url} answered {status}")
