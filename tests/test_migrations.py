@@ -201,6 +201,8 @@ SHIPPED_MIGRATIONS = {
     "0005_quality_in_the_loop.py": "c8b22e083fe802c1b4d70c72fc5eab9cc1be443d6e62d65e172a6a5662ce967b",
     "0006_imports.py": "a513941760170ec3ccc883d2662c3054b94fdae409b25426529b37ba4bde3707",
     "0007_task_browser.py": "9772f2275bfff1f9c0189b99f8a1d788dea1f93f70b639c71b322e07a5266ca4",
+    "0008_webhooks.py": "d79602f52929e12c97501e13e36766a4abe4776893d974a046f36be3c7c5c571",
+    "0009_scale.py": "856b4617c10a3ebcd66c58157db14ab6bde1956ae1b949194618ebea648f51ba",
 }
 
 

@@ -51,6 +51,8 @@ jobs_app = typer.Typer(help="Background jobs: progress, results, cancel (through
 app.add_typer(jobs_app, name="jobs")
 review_app = typer.Typer(help="Review completed tasks: accept, reject or fix (through the API).", no_args_is_help=True)
 app.add_typer(review_app, name="review")
+webhooks_app = typer.Typer(help="Webhooks: subscriptions, deliveries, replay (through the API).", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 tasks_app = typer.Typer(help="Tasks (through the API).", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 
@@ -1075,3 +1077,122 @@ def aggregate(
 
 
 # --- end aggregate ---
+
+
+# --- webhooks (through the API) ---
+
+
+@webhooks_app.command("create")
+def webhooks_create(
+    target: Annotated[str, typer.Argument(metavar="URL", help="Where deliveries are POSTed (http or https).")],
+    event: Annotated[
+        list[str],
+        typer.Option(
+            "--event",
+            help="An event to deliver (repeat): task.completed, batch.completed, response.created, review.done, "
+            "export.ready.",
+        ),
+    ],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    project: Annotated[str | None, typer.Option(help="Only this project's events (default: every project).")] = None,
+    description: Annotated[str | None, typer.Option(help="A note for people.")] = None,
+) -> None:
+    """Subscribe URL to events; prints the webhook with its signing secret (shown this once)."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        created = client.webhooks.create(target, event, project_id=project, description=description)
+    console.print_json(created.model_dump_json())
+    err_console.print("keep the secret: it is shown only now (truthset webhooks rotate-secret makes a new one)")
+
+
+@webhooks_app.command("list")
+def webhooks_list(
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    project: Annotated[str | None, typer.Option(help="Only this project's webhooks.")] = None,
+) -> None:
+    """List the organization's webhooks."""
+    from truthset.client import Client
+
+    table = Table(Column("id", no_wrap=True, min_width=24), "url", "events", "project", "active")
+    with Client(url, api_key) as client:
+        for webhook in client.webhooks.list(project_id=project):
+            events = ", ".join(str(event) for event in webhook.events)
+            table.add_row(webhook.id, escape(webhook.url), events, webhook.project_id or "all", str(webhook.active))
+    console.print(table)
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(
+    webhook_id: Annotated[str, typer.Argument(help="Webhook id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    status: Annotated[
+        str | None, typer.Option(help="Only deliveries in this status: pending, delivered, failed.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many (newest first).")] = 50,
+) -> None:
+    """List a webhook's deliveries, newest first."""
+    from itertools import islice
+
+    from truthset.client import Client
+
+    table = Table(
+        Column("id", no_wrap=True, min_width=24), "event", "status", "attempts", "last code", "created", "error"
+    )
+    with Client(url, api_key) as client:
+        for delivery in islice(client.webhooks.deliveries(webhook_id, status=status, page_size=min(limit, 100)), limit):
+            table.add_row(
+                delivery.id,
+                str(delivery.event),
+                str(delivery.status),
+                str(delivery.attempts),
+                str(delivery.last_status_code or "-"),
+                str(delivery.created_at)[:19],
+                escape((delivery.last_error or "")[:60]),
+            )
+    console.print(table)
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(
+    delivery_id: Annotated[str, typer.Argument(help="Delivery id (from `truthset webhooks deliveries`).")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Send a delivered or failed delivery again (same id and body, a new retry window)."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        delivery = client.webhooks.replay(delivery_id)
+    console.print(f"delivery {delivery.id} is {delivery.status}: it will be sent again")
+
+
+@webhooks_app.command("rotate-secret")
+def webhooks_rotate_secret(
+    webhook_id: Annotated[str, typer.Argument(help="Webhook id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Make a new signing secret (printed this once); the old one stops at once."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        rotated = client.webhooks.rotate_secret(webhook_id)
+    console.print(rotated.secret)
+
+
+@webhooks_app.command("delete")
+def webhooks_delete(
+    webhook_id: Annotated[str, typer.Argument(help="Webhook id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Delete a webhook with its deliveries."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        client.webhooks.delete(webhook_id)
+    console.print(f"webhook {webhook_id} deleted")

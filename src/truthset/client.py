@@ -63,6 +63,10 @@ from truthset.schemas import (
     TaskBulkResult,
     TaskCreated,
     TaskOut,
+    WebhookCreated,
+    WebhookDeliveryDetail,
+    WebhookDeliveryOut,
+    WebhookOut,
     WorkerFigures,
     WorkerOut,
     WorkerStanding,
@@ -271,6 +275,7 @@ class Client:
         #: ``client.workers()`` lists the organization's workers; ``client.workers.stats(...)`` one's figures
         self.workers = Workers(self)
         self.jobs = Jobs(self)
+        self.webhooks = Webhooks(self)
         self.organizations = Organizations(self)
         self.imports = Imports(self)
 
@@ -1129,3 +1134,64 @@ def _import_file(source: Path) -> Iterator[tuple[Path, str]]:
         yield archive_path, f"{source.name or 'images'}.zip"
     finally:
         archive_path.unlink(missing_ok=True)
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+class Webhooks(_Resource):
+    """Webhook subscriptions and their deliveries (managers and up; see docs/webhooks.md)."""
+
+    def create(
+        self,
+        url: str,
+        events: Iterable[str],
+        *,
+        project_id: str | None = None,
+        description: str | None = None,
+        active: bool | None = None,
+    ) -> WebhookCreated:
+        """Subscribe ``url`` to ``events``; ``.secret`` (to verify signatures) is in this result only."""
+        body = _body(url=url, events=list(events), project_id=project_id, description=description, active=active)
+        return self._client._json("POST", "/webhooks", WebhookCreated, json=body, retry=False)
+
+    def list(self, *, project_id: str | None = None, page_size: int = 100) -> Iterator[WebhookOut]:
+        return self._client._paginate("/webhooks", _params(project_id=project_id), WebhookOut, page_size)
+
+    def get(self, webhook_id: str) -> WebhookOut:
+        return self._client._json("GET", f"/webhooks/{webhook_id}", WebhookOut)
+
+    def update(
+        self,
+        webhook_id: str,
+        *,
+        url: str | None = None,
+        events: Iterable[str] | None = None,
+        description: str | None = None,
+        active: bool | None = None,
+    ) -> WebhookOut:
+        body = _body(url=url, events=None if events is None else list(events), description=description, active=active)
+        return self._client._json("PATCH", f"/webhooks/{webhook_id}", WebhookOut, json=body)
+
+    def delete(self, webhook_id: str) -> None:
+        """Delete the webhook with its deliveries."""
+        self._client._request("DELETE", f"/webhooks/{webhook_id}")
+
+    def rotate_secret(self, webhook_id: str) -> WebhookCreated:
+        """A new signing secret (in this result only); the old one stops at once."""
+        return self._client._json("POST", f"/webhooks/{webhook_id}/rotate-secret", WebhookCreated, retry=False)
+
+    def deliveries(
+        self, webhook_id: str, *, status: str | None = None, event: str | None = None, page_size: int = 100
+    ) -> Iterator[WebhookDeliveryOut]:
+        """The webhook's deliveries, newest first."""
+        params = _params(status=status, event=event)
+        return self._client._paginate(f"/webhooks/{webhook_id}/deliveries", params, WebhookDeliveryOut, page_size)
+
+    def delivery(self, delivery_id: str) -> WebhookDeliveryDetail:
+        """One delivery, with every attempt in ``history``."""
+        return self._client._json("GET", f"/webhook-deliveries/{delivery_id}", WebhookDeliveryDetail)
+
+    def replay(self, delivery_id: str) -> WebhookDeliveryOut:
+        """Send a delivered or failed delivery again (same id and body); a pending one raises ConflictError."""
+        return self._client._json("POST", f"/webhook-deliveries/{delivery_id}/replay", WebhookDeliveryOut, retry=True)

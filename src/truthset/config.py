@@ -5,6 +5,7 @@ Nothing is built at import time: call :func:`get_settings` (or construct :class:
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from pathlib import Path
 from typing import Literal
@@ -85,6 +86,77 @@ class Settings(BaseSettings):
     export_retention_hours: float = Field(
         168.0, gt=0, description="How long an export job's file stays downloadable before it is deleted."
     )
+
+    # --- outbound requests (URL imports, webhooks): services/netguard.py ---
+    outbound_allow_private: bool = Field(
+        False,
+        description="Let URL imports and webhooks reach loopback, private, link-local and other non-public "
+        "addresses (on-premises set-ups). Default: refused.",
+    )
+    outbound_allow: str = Field(
+        "",
+        description="Comma-separated hosts, IP addresses or CIDR networks that URL imports and webhooks may reach "
+        "even though they are not public (e.g. `127.0.0.1,10.1.2.0/24,hooks.internal`).",
+    )
+    outbound_connect_timeout_seconds: float = Field(5.0, gt=0, le=300, description="Outbound connect time limit.")
+    outbound_read_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="Outbound time limit between two reads."
+    )
+    outbound_total_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="Outbound time limit for a whole request, redirects included."
+    )
+    outbound_max_redirects: int = Field(5, ge=0, le=20, description="Redirects an outbound GET follows (each checked).")
+    outbound_max_bytes: int = Field(
+        50 * 1024 * 1024, ge=1024, description="Largest body an outbound request reads (a URL image: max_upload_bytes)."
+    )
+    max_image_pixels: int = Field(
+        100_000_000, ge=1, description="Largest image (width x height) a URL import decodes."
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="How long a webhook delivery waits for the receiver's answer."
+    )
+    webhook_retry_base_seconds: float = Field(
+        30.0, ge=0, description="Delay before a failed webhook delivery's first retry; doubled for each further one."
+    )
+    webhook_retry_max_seconds: float = Field(3600.0, ge=0, description="Longest delay between two delivery attempts.")
+    webhook_retry_window_seconds: float = Field(
+        86400.0, ge=0, description="A delivery is retried this long after its event (or its replay), then failed."
+    )
+    webhook_secret_key: str | None = Field(
+        None,
+        description="Key that encrypts webhook secrets in the database (32 bytes, base64). Default: a key file "
+        "`webhook-secret.key` made in data_dir on first use; set it on every server and worker that do not share "
+        "data_dir.",
+    )
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _check_outbound_allow(cls, value: str) -> str:
+        entries = [part.strip() for part in value.split(",") if part.strip()]
+        for entry in entries:
+            if "/" in entry:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"outbound_allow: {entry!r} is not a CIDR network") from None
+        return ",".join(entries)
+
+    @field_validator("webhook_secret_key")
+    @classmethod
+    def _check_webhook_secret_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            key = base64.b64decode(value, validate=True)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise ValueError("webhook_secret_key must be 32 bytes in base64 (44 characters)")
+        return value
+
+    @property
+    def outbound_allow_list(self) -> list[str]:
+        return [entry for entry in self.outbound_allow.split(",") if entry]
 
     @property
     def resolved_database_url(self) -> str:

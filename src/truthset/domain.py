@@ -43,6 +43,22 @@ class JobStatus(StrEnum):
     CANCELED = "canceled"
 
 
+class WebhookEvent(StrEnum):
+    """What a webhook subscription can ask to be told about (docs/webhooks.md lists the payloads)."""
+
+    TASK_COMPLETED = "task.completed"
+    BATCH_COMPLETED = "batch.completed"
+    RESPONSE_CREATED = "response.created"
+    REVIEW_DONE = "review.done"
+    EXPORT_READY = "export.ready"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # a webhook.deliver job will (re)try it
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # retried for the whole retry window (or the subscription is gone): replay it
+
+
 class ReviewStatus(StrEnum):
     """Where a completed task stands with review (None on a task never sent to review)."""
 

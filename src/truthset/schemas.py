@@ -10,11 +10,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from truthset.domain import (
     AssignmentStatus,
     BatchStatus,
+    DeliveryStatus,
     JobStatus,
     ReviewStatus,
     Role,
     TaskStatus,
     Verdict,
+    WebhookEvent,
     WorkerKind,
 )
 from truthset.questions import Spec
@@ -705,3 +707,79 @@ class TaskBulkResult(Output):
     matched: int = Field(description="Tasks of the project the selection named.")
     changed: int = Field(description="Tasks the action changed.")
     skipped: int = Field(description="Tasks the action does not apply to (e.g. cancelling a completed task).")
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+WebhookUrl = Annotated[
+    str,
+    Field(
+        min_length=8,
+        max_length=2000,
+        description="Where deliveries are POSTed (http or https). It must pass the network guard: a loopback, "
+        "private or link-local address is refused unless the server's settings allow it.",
+    ),
+]
+
+
+class WebhookCreate(Input):
+    url: WebhookUrl
+    events: list[WebhookEvent] = Field(min_length=1, description="The events to deliver.")
+    project_id: str | None = Field(None, description="Only this project's events; default: every project.")
+    description: str = Field("", max_length=200)
+    active: bool = Field(True, description="An inactive subscription gets no new deliveries.")
+
+
+class WebhookUpdate(Input):
+    url: WebhookUrl | None = None
+    events: list[WebhookEvent] | None = Field(None, min_length=1)
+    description: str | None = Field(None, max_length=200)
+    active: bool | None = None
+
+
+class WebhookOut(Output):
+    id: str
+    url: str
+    events: list[WebhookEvent]
+    project_id: str | None = Field(description="The project whose events it gets; null: every project.")
+    description: str
+    active: bool
+    created_by: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    secret_rotated_at: OptionalTimestamp = None
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(
+        description="The signing secret (HMAC-SHA256, see the webhooks docs). Shown once, here; "
+        "rotate it to get a new one."
+    )
+
+
+class WebhookAttemptOut(Output):
+    attempt: int = Field(description="1 for the first POST of the delivery, then 2, 3...")
+    status_code: int | None = Field(description="The receiver's HTTP status; null when there was no answer.")
+    error: str | None = Field(description="Why the attempt failed (null when delivered).")
+    duration_ms: int
+    created_at: Timestamp = Field(description="When the attempt started.")
+
+
+class WebhookDeliveryOut(Output):
+    id: str = Field(description="The delivery id: the `X-Truthset-Delivery` header, the same on every attempt.")
+    webhook_id: str
+    event: WebhookEvent
+    project_id: str | None
+    status: DeliveryStatus
+    attempts: int = Field(description="POSTs made so far.")
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: OptionalTimestamp = Field(description="When a pending delivery is tried again.")
+    payload: dict[str, Any] = Field(description="The body's `data`.")
+    created_at: Timestamp
+    updated_at: Timestamp
+    delivered_at: OptionalTimestamp = None
+
+
+class WebhookDeliveryDetail(WebhookDeliveryOut):
+    history: list[WebhookAttemptOut] = Field(description="Every attempt, oldest first.")

@@ -28,8 +28,8 @@ from sqlalchemy import select
 from truthset.api import API_PREFIX
 from truthset.config import Settings
 from truthset.jobs import Runner
-from truthset.schemas import ApiKeyCreate, ResponseCreate
-from truthset.services import accounts, export, export_jobs, jobs, media, projects, queue, tasks
+from truthset.schemas import ApiKeyCreate, ResponseCreate, WebhookCreate
+from truthset.services import accounts, export, export_jobs, jobs, media, projects, queue, tasks, webhooks
 from truthset.services.tasks import TaskFilter
 from truthset.storage import Database
 from truthset.storage import tables as t
@@ -234,6 +234,9 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
     # a finished export (its file in the data directory), run here by a runner of export jobs only
     export_job = export_jobs.start_export(db, owner, project["id"], "jsonl", export.ExportFilter(status=None))
     Runner(db, kinds=[export_jobs.KIND], settings=settings).run_until_idle()
+    webhook, delivery = _world_webhook(db, settings, org, project)
+    doomed = WebhookCreate(url=HOOK_URL, events=["batch.completed"])
+    doomed_webhook = webhooks.create_webhook(db, settings, owner, doomed)
     return World(
         org=org,
         worker=worker,
@@ -258,11 +261,31 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
             "review_project": review_project,
             "skip_review_task": to_skip,
             "review_task": to_review,
+            "webhook": webhook,
+            "doomed_webhook": doomed_webhook,
+            "delivery": delivery,
             "empty_project": org.make_project(name="to delete"),  # no tasks: may be deleted
             "pause_batch": to_pause,  # finalized, one task waiting
             "resume_batch": to_resume,  # paused
         },
     )
+
+
+#: A public address (no DNS needed, never contacted: no runner runs in these tests).
+HOOK_URL = "https://93.184.216.34/truthset-hook"
+
+
+def _world_webhook(db: Database, settings: Settings, org: Org, project: dict[str, Any]) -> tuple[dict, str]:
+    """A webhook with one failed delivery (replayable)."""
+    webhook = webhooks.create_webhook(
+        db, settings, org.owner.principal, WebhookCreate(url=HOOK_URL, events=["task.completed", "export.ready"])
+    )
+    with db.write() as conn:
+        [delivery_id] = webhooks.emit(conn, org.id, project["id"], "export.ready", {"export": {"id": "x"}})
+        conn.execute(
+            t.webhook_deliveries.update().where(t.webhook_deliveries.c.id == delivery_id).values(status="failed")
+        )
+    return webhook, delivery_id
 
 
 def _batch_tasks(org: Org, batch_id: str) -> list[dict[str, Any]]:
@@ -299,7 +322,8 @@ def _unique(prefix: str) -> str:
 #: Path parameter names and the kind of object each one names. A route with a parameter that is
 #: not here fails the walks: give the world an object of that kind and list it here.
 PATH_PARAMS = {
-    "project_id", "batch_id", "task_id", "assignment_id", "member_id", "key_id", "media_id", "worker_id", "job_id"
+    "project_id", "batch_id", "task_id", "assignment_id", "member_id", "key_id", "media_id", "worker_id", "job_id",
+    "webhook_id", "delivery_id",
 }
 
 #: A plausible, valid request for every operation (keyed by operation_id), made from a World.
@@ -385,6 +409,17 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "cancel_job": lambda w: Call(path={"job_id": w.extra["doomed_job"]["id"]}),
     "create_export": lambda w: Call(path={"project_id": w.project["id"]}, json={"format": "csv"}),
     "download_export": lambda w: Call(path={"job_id": w.extra["export_job"]["id"]}),
+    "create_webhook": lambda w: Call(json={"url": HOOK_URL, "events": ["review.done"]}),
+    "list_webhooks": lambda w: Call(params={"project_id": w.project["id"]}),
+    "get_webhook": lambda w: Call(path={"webhook_id": w.extra["webhook"]["id"]}),
+    "update_webhook": lambda w: Call(path={"webhook_id": w.extra["webhook"]["id"]}, json={"description": "changed"}),
+    "delete_webhook": lambda w: Call(path={"webhook_id": w.extra["doomed_webhook"]["id"]}),
+    "rotate_webhook_secret": lambda w: Call(path={"webhook_id": w.extra["webhook"]["id"]}),
+    "list_webhook_deliveries": lambda w: Call(
+        path={"webhook_id": w.extra["webhook"]["id"]}, params={"status": "failed"}
+    ),
+    "get_webhook_delivery": lambda w: Call(path={"delivery_id": w.extra["delivery"]}),
+    "replay_webhook_delivery": lambda w: Call(path={"delivery_id": w.extra["delivery"]}),
 }
 
 

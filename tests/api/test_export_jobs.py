@@ -285,3 +285,20 @@ def test_a_coco_export_reads_image_sizes_from_the_media_store_by_route_and_by_jo
         (annotation,) = coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]]))
         assert annotation["bbox"] == [4, 5, 10, 8]
         assert coco.loadCats(annotation["category_id"])[0]["name"] == "car"
+
+
+def test_a_finished_export_job_announces_itself_to_webhooks(api: Api, org: Org, settings: Settings) -> None:
+    """``export.ready``: recorded when the file is in place, naming the job, its file and where to get it."""
+    project, _ = completed_tasks(api, org, 2)
+    hook = {"url": "https://93.184.216.34/exports", "events": ["export.ready"], "project_id": project["id"]}
+    created = api.post(f"{API}/webhooks", auth=org.owner, json=hook)
+    assert created.status_code == 201, created.text
+    job = start(api, org, project["id"], format="csv")
+    assert run_exports(org, settings) == 1
+    result = finished(api, org, job["id"])["result"]
+    deliveries = api.get(f"{API}/webhooks/{created.json()['id']}/deliveries", auth=org.owner).json()["items"]
+    assert [d["event"] for d in deliveries] == ["export.ready"]
+    detail = api.get(f"{API}/webhook-deliveries/{deliveries[0]['id']}", auth=org.owner).json()
+    announced = detail["payload"]["export"]
+    assert announced["job_id"] == job["id"] and announced["sha256"] == result["sha256"], detail
+    assert announced["download"] == f"/api/v1/exports/{job['id']}/file" and announced["format"] == "csv"

@@ -39,7 +39,8 @@ def test_every_operation_documents_its_error_answers_in_the_one_error_shape(api:
     for method, path, operation in operations:
         name = f"{method.upper()} {path}"
         expected = {401, 403, 422, 503}
-        if "{" in path or operation["operationId"] in ("create_key", "create_task", "validate_spec"):  # names an object
+        names_an_object = operation["operationId"] in ("create_key", "create_task", "validate_spec", "create_webhook")
+        if "{" in path or names_an_object:
             expected.add(404)
         if method != "get":
             expected |= {409, 507}  # a write can also find the disk full
@@ -73,7 +74,7 @@ def test_limit_parameters_are_bounded_as_the_server_bounds_them(make_api: Any, s
     limits = _limit_schemas(api.get(f"{API}/openapi.json").json())
     assert set(limits) == {
         "list_members", "list_keys", "list_workers", "list_projects", "list_batches", "list_tasks", "project_workers",
-        "list_jobs",
+        "list_jobs", "list_webhooks", "list_webhook_deliveries",
     }
     for schema in limits.values():
         assert (schema["minimum"], schema["maximum"], schema["default"]) == (1, 50, 50)

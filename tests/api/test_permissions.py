@@ -86,6 +86,20 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "cancel_job": Action.MANAGE_JOBS,
     "create_export": Action.READ_TASKS,
     "download_export": Action.READ_TASKS,
+    **dict.fromkeys(
+        [
+            "create_webhook",
+            "list_webhooks",
+            "get_webhook",
+            "update_webhook",
+            "delete_webhook",
+            "rotate_webhook_secret",
+            "list_webhook_deliveries",
+            "get_webhook_delivery",
+            "replay_webhook_delivery",
+        ],
+        Action.MANAGE_WEBHOOKS,
+    ),
 }
 
 PUBLIC = {f"{API}/openapi.json", f"{API}/docs"}

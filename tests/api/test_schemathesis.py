@@ -70,6 +70,8 @@ CONTENT_CHECKED = {
     "review_task",
     "mark_gold",
     "import_gold",
+    "create_webhook",  # the URL must pass the network guard (a schema-valid URL may name a private address)
+    "update_webhook",
     "change_my_password",
 }
 
@@ -90,6 +92,8 @@ def _path_ids(world: World) -> dict[str, str]:
         "media_id": world.media["id"],
         "worker_id": world.worker.worker_id,
         "job_id": world.extra["job"]["id"],
+        "webhook_id": world.extra["webhook"]["id"],
+        "delivery_id": world.extra["delivery"],
     }
 
 

@@ -20,6 +20,7 @@ from truthset.api.memory import GiveBackMemoryMiddleware
 from truthset.api.routes import accounts, exports, gold, media, projects, quality, queue, reviews, tasks
 from truthset.api.routes import imports as import_routes
 from truthset.api.routes import jobs as job_routes
+from truthset.api.routes import webhooks as webhook_routes
 from truthset.config import Settings, get_settings
 from truthset.errors import TruthsetError
 from truthset.storage import Database
@@ -115,10 +116,24 @@ def _setup_routes(app: FastAPI) -> None:
     # The router tries routes in order: the annotation loop's come first, since they are most of the traffic.
     # Every API route refuses query parameters it does not take (a misspelt filter is not ignored).
     strict_query = [Depends(deps.known_query_only)]
-    for module in (queue, tasks, projects, accounts, media, quality, gold, reviews, job_routes, exports, import_routes):
+    for module in (
+        queue,
+        tasks,
+        projects,
+        accounts,
+        media,
+        quality,
+        gold,
+        reviews,
+        job_routes,
+        exports,
+        import_routes,
+        webhook_routes,
+    ):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=strict_query)
     app.include_router(docs.router, prefix=API_PREFIX)  # public: no key, no query parameters
     __import__("truthset.ui", fromlist=["install"]).install(app)  # the web UI (imported late: ui sits below api)
+    __import__("truthset.compat.scale", fromlist=["install"]).install(app)  # /scale/v1 (compat sits below api)
 
     @app.get("/healthz", tags=["meta"], operation_id="health", include_in_schema=True)
     def health() -> dict[str, str]:

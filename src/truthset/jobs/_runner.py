@@ -26,7 +26,7 @@ from truthset.config import Settings
 from truthset.errors import Forbidden, InvalidInput, NotFound
 from truthset.jobs._registry import handler_for, kinds
 from truthset.services import jobs as service
-from truthset.services.jobs import Backoff, JobCanceled, JobContext, JobFailed, JobInterrupted, JobLost
+from truthset.services.jobs import Backoff, JobCanceled, JobContext, JobFailed, JobInterrupted, JobLost, RetryLater
 from truthset.storage import Database
 
 # A generator of its own: jitter must not move the global random state (tests seed and watch it).
@@ -202,6 +202,9 @@ class Runner:
         except JobCanceled:
             service.acknowledge_cancel(self.db, context.id, runner_id)
             log.info("job %s canceled", context.id)
+        except RetryLater as exc:  # the handler's own schedule (e.g. webhook deliveries)
+            status = service.fail(self.db, context.id, runner_id, service.error_text(exc), delay=exc.delay_seconds)
+            log.info("job %s failed (attempt %s, now %s): %s", context.id, context.attempt, status, exc)
         except PERMANENT as exc:
             result = getattr(exc, "result", None)  # a JobFailed may carry a report (an import's bad lines)
             service.fail(self.db, context.id, runner_id, service.error_text(exc), retry=False, result=result)

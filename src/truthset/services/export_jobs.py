@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from truthset.config import Settings, get_settings
-from truthset.domain import JobStatus, Principal, ReviewStatus, Role, TaskStatus
+from truthset.domain import JobStatus, Principal, ReviewStatus, Role, TaskStatus, WebhookEvent
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, full_disk_is_storage_full
-from truthset.services import export, formats, jobs
+from truthset.services import export, formats, jobs, webhooks
 from truthset.services.formats.images import write_options
 from truthset.services.jobs import JobCanceled, JobContext, JobFailed, JobLost
 from truthset.services.policy import Action, require
@@ -150,7 +150,7 @@ def run_export(db: Database, context: JobContext) -> dict[str, Any]:
             directory / name, writer, project, _reporting(rows, context), context, **options
         )
     finished = utcnow()
-    return {
+    result = {
         "project_id": project_id,
         "format": format_name,
         "file": name,
@@ -163,6 +163,29 @@ def run_export(db: Database, context: JobContext) -> dict[str, Any]:
         "filters": payload.get("filters") or {},
         "expires_at": _iso(finished + timedelta(hours=settings.export_retention_hours)),
     }
+    _announce(db, context, result)
+    return result
+
+
+def _announce(db: Database, context: JobContext, result: dict[str, Any]) -> None:
+    """The ``export.ready`` webhook event, once the file is complete and in place. (A runner that
+    then loses the job's lease runs it again: a receiver may hear of the same export twice, as
+    deliveries are at least once anyway; each names its job and file.)"""
+    export = {
+        "job_id": context.id,
+        "format": result["format"],
+        "tasks": result["tasks"],
+        "size": result["size"],
+        "sha256": result["sha256"],
+        "download": f"/api/v1/exports/{context.id}/file",
+        "download_name": result["download_name"],
+        "cursor": result["cursor"],
+        "expires_at": result["expires_at"],
+    }
+    with db.write() as conn:
+        webhooks.emit(
+            conn, context.organization_id, result["project_id"], str(WebhookEvent.EXPORT_READY), {"export": export}
+        )
 
 
 def _reporting(rows: Iterator[dict[str, Any]], context: JobContext) -> Iterator[dict[str, Any]]:

@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from truthset.config import Settings
 from truthset.domain import JobStatus, Principal
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, TruthsetError
 from truthset.services.policy import Action, allowed
@@ -52,6 +53,7 @@ __all__ = [
     "JobFailed",
     "JobInterrupted",
     "JobLost",
+    "RetryLater",
     "cancel",
     "claim",
     "enqueue",
@@ -100,6 +102,15 @@ class JobFailed(Exception):
         self.result = result
 
 
+class RetryLater(Exception):
+    """Raised by a handler that keeps its own retry schedule (webhook deliveries): the job is queued
+    again after ``delay_seconds`` instead of the runner's backoff, while it has attempts left."""
+
+    def __init__(self, message: str, delay_seconds: float) -> None:
+        super().__init__(message)
+        self.delay_seconds = max(0.0, float(delay_seconds))
+
+
 @dataclass
 class JobContext:
     """What a handler gets beside the database: the job, and calls that keep it alive and report progress.
@@ -121,9 +132,7 @@ class JobContext:
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     stopping: threading.Event = field(default_factory=threading.Event)
     write_interval: float = PROGRESS_WRITE_SECONDS
-    #: the runner's settings (where files go, limits), for handlers that need them; None: read the
-    #: environment's (:func:`truthset.config.get_settings`)
-    settings: Any = None
+    settings: Settings | None = None  # the runner's settings (None: handlers read the environment's)
     _canceled: type[JobCanceled] | None = None
     _written_at: float = -1e9
     _progress: tuple[int, int | None] | None = None
@@ -232,7 +241,9 @@ def enqueue(
         "finished_at": None,
     }
     if stored_key is None:
-        conn.execute(t.jobs.insert().values(row))
+        # prepared (storage/prepared.py): webhook deliveries are enqueued on the submit path, where
+        # building and compiling an INSERT per call cost several times what SQLite takes to run it
+        repo.add(conn, t.jobs, row)
         return {**row, "result": None}
     for _ in range(3):  # the queued job we clashed with may be claimed before we read it: insert again
         if conn.execute(_insert_unless_waiting(conn, row)).first() is not None:
@@ -421,9 +432,11 @@ def fail(
     backoff: Backoff | None = None,
     now: datetime | None = None,
     result: Any = None,
+    delay: float | None = None,
 ) -> JobStatus | None:
-    """A run failed. The job is queued again after a backoff while it has attempts left (and
-    ``retry``), else it fails for good. Returns the new status (None if it was canceled or lost).
+    """A run failed. The job is queued again after a backoff (or after ``delay`` seconds, when the
+    handler chose it) while it has attempts left (and ``retry``), else it fails for good. Returns
+    the new status (None if it was canceled or lost).
 
     A job with a dedupe key is not queued again when another job with its key is already waiting:
     that one does the same work, so this one fails, saying so. ``result`` is kept on a job that
@@ -436,7 +449,8 @@ def fail(
         if job is None:
             return None
         if retry and job["attempts"] < job["max_attempts"]:
-            run_after = now + timedelta(seconds=(backoff or Backoff()).delay(job["attempts"]))
+            wait = (backoff or Backoff()).delay(job["attempts"]) if delay is None else delay
+            run_after = now + timedelta(seconds=wait)
             values = {"status": str(JobStatus.QUEUED), "run_after": run_after, "error": error}
             if _requeue(conn, job, values, now):
                 return JobStatus.QUEUED

@@ -34,6 +34,7 @@ class Action(StrEnum):
     READ_JOBS = "read_jobs"  # every job of the organization (a member reads the jobs they started)
     MANAGE_JOBS = "manage_jobs"  # cancel any job of the organization (a member cancels their own)
     REVIEW = "review"  # take tasks from the review queue and accept, reject or fix their results
+    MANAGE_WEBHOOKS = "manage_webhooks"  # create, see, change and delete webhooks; see and replay deliveries
     CREATE_ORGANIZATION = "create_organization"  # found another organization, becoming its owner
 
 
@@ -50,6 +51,7 @@ ALLOWED: dict[Action, frozenset[Role]] = {
     Action.READ_JOBS: _MANAGERS,
     Action.MANAGE_JOBS: _MANAGERS,
     Action.REVIEW: _READERS,
+    Action.MANAGE_WEBHOOKS: _MANAGERS,  # like exports: a webhook can send out any of the organization's data
     Action.CREATE_ORGANIZATION: frozenset({Role.OWNER}),
 }
 

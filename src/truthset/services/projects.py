@@ -14,7 +14,7 @@ from truthset.domain import BatchStatus, Principal, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
 from truthset.questions import CompiledSpec, expanded_questions
 from truthset.schemas import BatchCreate, ProjectCreate, ProjectUpdate, QualityPolicy, SpecCheck
-from truthset.services import lifecycle, spec_changes
+from truthset.services import lifecycle, spec_changes, webhooks
 from truthset.services.completion import completion_rules
 from truthset.services.policy import Action, require
 from truthset.storage import Database
@@ -84,7 +84,9 @@ def create_project(
     data: ProjectCreate,
     *,
     default_lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    scale: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``scale``: the project's record in the Scale-compatible API (compat/scale), stored with the row."""
     require(principal, Action.MANAGE_PROJECTS)
     now = utcnow()
     with db.write() as conn:
@@ -103,6 +105,7 @@ def create_project(
                 "created_at": now,
                 "updated_at": now,
                 "archived_at": None,
+                **({"scale": scale} if scale is not None else {}),
             },
         )
 
@@ -405,14 +408,10 @@ def mark_batch_completed_if_done(conn: Connection, organization_id: str, batch_i
         and batch["status"] == str(BatchStatus.FINALIZED)
         and not repo.batch_has_open_tasks(conn, organization_id, batch_id)
     ):
-        repo.change(
-            conn,
-            t.batches,
-            organization_id,
-            batch_id,
-            status=str(BatchStatus.COMPLETED),
-            completed_at=utcnow(),
-        )
+        values = {"status": str(BatchStatus.COMPLETED), "completed_at": utcnow()}
+        repo.change(conn, t.batches, organization_id, batch_id, **values)
+        event = {"batch": webhooks.batch_data({**batch, **values})}
+        webhooks.emit(conn, organization_id, batch["project_id"], "batch.completed", event)
 
 
 def complete_batch_if_done(db: Database, organization_id: str, batch_id: str | None) -> None:

@@ -13,7 +13,7 @@ from truthset.domain import AssignmentStatus, Principal, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
 from truthset.questions import AnswerError, CompiledSpec
 from truthset.schemas import ResponseCreate
-from truthset.services import gold, refit, results
+from truthset.services import gold, refit, results, webhooks
 from truthset.services.policy import Action, allowed, require
 from truthset.services.projects import (
     compiled_spec,
@@ -271,6 +271,8 @@ def _submit(
             "created_at": now,
         },
     )
+    event = {"response": webhooks.response_data(response)}
+    webhooks.emit(conn, principal.organization_id, task["project_id"], "response.created", event)
     count, leases = repo.count_response(conn, task_id, leased=leased, now=now)
     task = {**task, "response_count": count, "lease_count": leases, "updated_at": now}
     refit.note_response(conn, project, spec)  # answers to gold tasks inform worker models too

@@ -19,10 +19,11 @@ from sqlalchemy import Connection
 from truthset.domain import TaskStatus
 from truthset.quality import WorkerModel
 from truthset.questions import Aggregate, CompiledSpec
-from truthset.services import lifecycle, review
+from truthset.services import lifecycle, review, webhooks
 from truthset.services.completion import CompletionRules, Decision, completion_rules
 from truthset.services.events import add_event
 from truthset.services.projects import mark_batch_completed_if_done
+from truthset.services.scale_callbacks import enqueue_if_due as enqueue_scale_callback
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 from truthset.storage.ids import utcnow
@@ -122,6 +123,7 @@ def _complete(
 ) -> dict[str, Any]:
     result["low_confidence"] = bool(decision.below_target)
     task = lifecycle.move(conn, task, TaskStatus.COMPLETED, result=result, confidence=confidence)
+    enqueue_scale_callback(conn, task)  # a task made through /scale/v1 with a callback_url (compat/scale)
     add_event(
         conn,
         task,
@@ -130,6 +132,8 @@ def _complete(
     )
     # at max overlap with "review", low confidence, a sample, or rejected before: to the review queue
     task = review.send_to_review_if_due(conn, task, decision, rules)
+    event = {"task": webhooks.task_data(task)}
+    webhooks.emit(conn, task["organization_id"], task["project_id"], "task.completed", event)
     mark_batch_completed_if_done(conn, task["organization_id"], task["batch_id"])
     return task
 

@@ -42,7 +42,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from truthset.domain import AssignmentStatus, Principal, ReviewStatus, TaskStatus, Verdict
 from truthset.errors import Conflict, Forbidden, InvalidInput
 from truthset.questions import AnswerError
-from truthset.services import lifecycle
+from truthset.services import lifecycle, webhooks
 from truthset.services.completion import CompletionRules, Decision, Outcome, completion_rules
 from truthset.services.events import add_event
 from truthset.services.policy import Action, require
@@ -255,6 +255,8 @@ def submit_review(
             },
         )
         task = _apply(conn, task, project, review, response, now)
+        event = {"review": webhooks.review_data(review), "task": webhooks.task_data(task)}
+        webhooks.emit(conn, task["organization_id"], task["project_id"], "review.done", event)
     return {"review": review, "task": task}
 
 
@@ -329,6 +331,8 @@ def _store_fix(
         },
     )
     repo.count_response(conn, task["id"], leased=False, now=now)
+    event = {"response": webhooks.response_data(response)}
+    webhooks.emit(conn, task["organization_id"], task["project_id"], "response.created", event)
     return response
 
 

@@ -98,9 +98,18 @@ def _check_data(spec: CompiledSpec, task: TaskCreate, max_task_bytes: int) -> No
 
 
 def create_task(
-    db: Database, principal: Principal, project_id: str, task: TaskCreate, *, max_task_bytes: int = 1 << 20
+    db: Database,
+    principal: Principal,
+    project_id: str,
+    task: TaskCreate,
+    *,
+    max_task_bytes: int = 1 << 20,
+    scale: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Create one task. A repeated ``unique_id`` returns the existing task (``created`` false)."""
+    """Create one task. A repeated ``unique_id`` returns the existing task (``created`` false).
+
+    ``scale``: the task's record in the Scale-compatible API (compat/scale), stored with the row.
+    """
     try:
         with db.write() as conn:
             project = load_project(conn, principal, project_id)
@@ -111,6 +120,8 @@ def create_task(
             _check_data(compiled_spec(project), task, max_task_bytes)
             batch = _batch_for_tasks(conn, principal, project_id, task.batch_id)
             row = _task_row(principal, project, batch, task, new_ids(1)[0], utcnow())
+            if scale is not None:
+                row["scale"] = scale
             repo.add(conn, t.tasks, row)
             if row["status"] == str(TaskStatus.PENDING):
                 repo.bump_queue_epoch(conn, project_id)  # it may rank before tasks workers passed over

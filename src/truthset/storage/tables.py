@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     DDL,
     JSON,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -114,6 +115,8 @@ projects = Table(
     # lease given back or expired, new pending tasks): the queue's per-worker frontier is valid only
     # within one epoch (services/queue.py).
     Column("queue_epoch", Integer, nullable=False, server_default="0"),
+    # A project made through the Scale-compatible API: its Scale type and params (compat/scale)
+    Column("scale", JSON, nullable=True),
     Index("ix_projects_org_id", "organization_id", "id"),
 )
 
@@ -159,6 +162,8 @@ tasks = Table(
     Column("review_status", String(12), nullable=True),  # pending | accepted | rejected | fixed
     # imported without a unique_id: a hash of data + metadata, so a re-import adds nothing (0006)
     Column("content_hash", String(32), nullable=True),
+    # A task made through the Scale-compatible API: type, params, tags, callback (compat/scale)
+    Column("scale", JSON, nullable=True),
     UniqueConstraint("organization_id", "unique_id", name="uq_tasks_org_unique_id"),
     Index("ix_tasks_org_id", "organization_id", "id"),
     Index("ix_tasks_project_id", "project_id", "id"),
@@ -359,6 +364,65 @@ project_workers = Table(
     UniqueConstraint("project_id", "worker_id", name="uq_project_workers_project_worker"),
 )
 
+# Webhooks (services/webhooks.py): subscriptions of an organization (or one of its projects) to
+# events; one delivery per event and subscription, written in the transaction of the event (its
+# ``webhook.deliver`` job too); one attempt row per POST. The secret is stored encrypted (AES-GCM).
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    _id(),
+    _org(),
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=True),  # null: every project
+    Column("url", Text, nullable=False),
+    Column("events", JSON, nullable=False),  # the event names it wants
+    Column("description", String(200), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("secret", Text, nullable=False),  # "v1:" + base64(nonce + AES-GCM ciphertext)
+    Column("created_by", ID, ForeignKey("members.id"), nullable=True),
+    _created(),
+    Column("updated_at", DateTime, nullable=False),
+    Column("secret_rotated_at", DateTime, nullable=True),
+    Index("ix_webhook_subscriptions_org_id", "organization_id", "id"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),  # the X-Truthset-Delivery header: the same on every attempt and replay
+    _org(),
+    Column("subscription_id", ID, ForeignKey("webhook_subscriptions.id"), nullable=False),
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=True),
+    Column("event", String(40), nullable=False),
+    Column("payload", JSON, nullable=False),  # the body's "data"
+    Column("status", String(12), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("next_attempt_at", DateTime, nullable=True),
+    Column("window_started_at", DateTime, nullable=False),  # retried until this + the retry window
+    Column("job_id", ID, nullable=True),  # the webhook.deliver job now in charge
+    _created(),
+    Column("updated_at", DateTime, nullable=False),
+    Column("delivered_at", DateTime, nullable=True),
+    Index("ix_webhook_deliveries_subscription", "subscription_id", "id"),
+    Index("ix_webhook_deliveries_org_id", "organization_id", "id"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    _id(),
+    _org(),
+    Column("delivery_id", ID, ForeignKey("webhook_deliveries.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),  # 1, 2... per delivery (replays continue the count)
+    Column("status_code", Integer, nullable=True),  # null: no answer (refused, no connection, time limit)
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("job_id", ID, nullable=True),
+    _created(),  # when the attempt started
+    Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
+)
+
 # The queue: the highest priority, oldest pending task of a project (priority descending).
 Index("ix_tasks_queue", tasks.c.project_id, tasks.c.status, tasks.c.priority.desc(), tasks.c.id)
 Index("ix_tasks_review", tasks.c.project_id, tasks.c.review_status, tasks.c.id)
@@ -417,4 +481,7 @@ TENANT_TABLES = (
     task_events,
     reviews,
     project_workers,
+    webhook_subscriptions,
+    webhook_deliveries,
+    webhook_attempts,
 )
