@@ -45,6 +45,7 @@ import numpy as np
 from argon2 import PasswordHasher
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
 import truthset.quality as tq
 from truthset.domain import Principal, Role, TaskStatus
@@ -53,7 +54,7 @@ from truthset.jobs import Runner
 from truthset.schemas import MemberCreate, ProjectCreate, QualityPolicy, ResponseCreate
 from truthset.services import accounts, gold, jobs, projects, queue, refit, tasks
 from truthset.services.tasks import TaskFilter
-from truthset.storage import Database, upgrade
+from truthset.storage import Database, tables, upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "crowd"
@@ -371,12 +372,14 @@ def _judge(
 ) -> list[str]:
     """Submit the next recorded answer of each (task, task id) at once; return the tasks wanting more."""
     futures = [_submit(org, task_id, *answers[t][given[t]]) for t, task_id in chunk]
+    accepted = [_accepted(future, progress.errors) for future in futures]
+    statuses = _statuses(org, [task_id for (_, task_id), ok in zip(chunk, accepted, strict=True) if ok])
     more = []
-    for (t, _), future in zip(chunk, futures, strict=True):
-        status = _status(future, progress.errors)
+    for (t, task_id), ok in zip(chunk, accepted, strict=True):
         given[t] += 1
-        if status is None:
+        if not ok:
             continue  # refused (counted in errors): the replay moves on
+        status = statuses[task_id]
         progress.judgments += 1
         progress.since_refit += 1
         if status == TaskStatus.PENDING:
@@ -414,13 +417,24 @@ def _submit(org: Organization, task_id: str, worker: str, label: str) -> Future:
     return org.db.submit(queue.submit, org.db, org.workers[worker], task_id, body)
 
 
-def _status(future: Future, errors: dict[str, int]) -> TaskStatus | None:
-    """The task's status after the submit, or None (counted by error code) when it was refused."""
+def _accepted(future: Future, errors: dict[str, int]) -> bool:
+    """Whether the submit was stored (a refusal is counted by its error code)."""
     try:
-        return TaskStatus(future.result()["task"]["status"])
+        future.result()
     except TruthsetError as exc:
         errors[exc.code] += 1
-        return None
+        return False
+    return True
+
+
+def _statuses(org: Organization, task_ids: list[str]) -> dict[str, TaskStatus]:
+    """The tasks' statuses after a chunk of submits, in one read. (The submit's reply shows a worker
+    every task blind, as a gold task is shown: the simulator reads the task as its owner would.)"""
+    if not task_ids:
+        return {}
+    with org.db.read() as conn:
+        rows = conn.execute(select(tables.tasks.c.id, tables.tasks.c.status).where(tables.tasks.c.id.in_(task_ids)))
+        return {task_id: TaskStatus(status) for task_id, status in rows}
 
 
 def read_results(
