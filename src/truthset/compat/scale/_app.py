@@ -17,17 +17,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from truthset.api import errors as api_errors
 from truthset.compat.scale._auth import MISSING
 from truthset.compat.scale._routes import router
 from truthset.errors import (
     Busy,
-    Conflict,
-    DatabaseUnusable,
-    Forbidden,
     InvalidInput,
-    NotFound,
     StorageFull,
-    TooLarge,
     TruthsetError,
     Unauthenticated,
 )
@@ -35,18 +31,9 @@ from truthset.errors import (
 PREFIX = "/scale/v1"
 log = logging.getLogger("truthset.compat.scale")
 
-#: truthset errors as Scale statuses: bad input is a 400 in Scale's API (ScaleInvalidRequest).
-STATUS: dict[type[TruthsetError], int] = {
-    InvalidInput: 400,
-    Unauthenticated: 401,
-    Forbidden: 403,
-    NotFound: 404,
-    Conflict: 409,
-    TooLarge: 413,
-    StorageFull: 507,
-    Busy: 503,
-    DatabaseUnusable: 503,
-}
+#: truthset errors as Scale statuses: the API's, except that bad input is a 400 in Scale's API
+#: (ScaleInvalidRequest) where truthset's own answers 422.
+STATUS: dict[type[TruthsetError], int] = {**api_errors.STATUS, InvalidInput: 400}
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
