@@ -24,12 +24,13 @@ from __future__ import annotations
 import copy
 import itertools
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from argon2 import PasswordHasher
@@ -37,6 +38,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
 from truthset.domain import Principal, Role
+from truthset.errors import Busy
 from truthset.schemas import ApiKeyCreate, BatchCreate, MemberCreate, ProjectCreate, TaskCreate
 from truthset.services import accounts, projects, tasks
 from truthset.services.tasks import TaskFilter
@@ -270,6 +272,19 @@ class Org:
         report = tasks.import_tasks(self.db, self.owner.principal, project_id, items, batch_id=batch_id)
         assert report.created == n, report
         return list_all_tasks(self.db, self.owner.principal, TaskFilter(project_id=project_id, batch_id=batch_id))
+
+
+T = TypeVar("T")
+
+
+def until_not_busy(call: Callable[[], T]) -> T:
+    """Call again while the service says 503 ``busy`` (it lost a race and changed nothing), as every
+    client does: a lease whose only free tasks are being written by other requests (PostgreSQL)."""
+    while True:
+        try:
+            return call()
+        except Busy:
+            time.sleep(0.01)
 
 
 def list_all_tasks(db: Database, principal: Principal, filters: TaskFilter, *, limit: int = 1000) -> list[dict]:

@@ -227,7 +227,9 @@ class Client:
     Retries: connection failures and 502/503/504 answers are retried with exponential backoff
     (``max_retries`` times) for idempotent calls — reads, updates, finalize/cancel, revoke, task
     creation with a ``unique_id``, and submits (which always carry an ``Idempotency-Key``). Other
-    calls are retried only when the connection could not be opened at all, so nothing is sent twice.
+    calls are retried only when the connection could not be opened at all, so nothing is sent twice,
+    or when the server answered 503 ``busy`` (it changed nothing: for instance a lease whose only
+    free tasks were being written by other requests at that instant).
 
     ``transport`` is passed to :class:`httpx.Client` (a mock transport in tests, for instance).
     Use the client as a context manager, or call :meth:`close`.
@@ -449,12 +451,8 @@ class Client:
             else:
                 if response.status_code < 400 or response.status_code in ok:
                     return response
-                if not (
-                    idempotent
-                    and response.status_code in RETRY_STATUSES
-                    and attempt < self.max_retries
-                    and not _unreplayable(kwargs)
-                ):
+                retryable = response.status_code in RETRY_STATUSES and (idempotent or _rolled_back(response))
+                if not (retryable and attempt < self.max_retries and not _unreplayable(kwargs)):
                     raise error_from_response(response)
                 response.close()
             self._sleep(attempt)
@@ -524,6 +522,18 @@ def _attachment_name(response: httpx.Response) -> str | None:
         if key.lower() == "filename" and value:
             return Path(value.strip('"')).name or None
     return None
+
+
+def _rolled_back(response: httpx.Response) -> bool:
+    """A truthset 503 ``busy``: the request lost a race and changed nothing, so any call may be sent again
+    (a lease whose only free tasks were being written by other requests, a lock deadline)."""
+    if response.status_code != 503:
+        return False
+    try:
+        error = orjson.loads(response.read()).get("error")
+    except (orjson.JSONDecodeError, httpx.HTTPError, AttributeError):
+        return False
+    return isinstance(error, dict) and error.get("code") == "busy"
 
 
 def _unreplayable(kwargs: Mapping[str, Any]) -> bool:

@@ -512,6 +512,20 @@ def test_non_idempotent_calls_are_not_resent_after_the_request_went_out() -> Non
         assert len(calls) == 3
 
 
+def test_a_busy_answer_is_asked_again_even_for_a_lease() -> None:
+    """503 ``busy`` says the server changed nothing (it lost a race): any call may be sent again."""
+    calls = []
+    busy = {"error": {"code": "busy", "message": "the tasks left for you are being written", "details": None}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503, json=busy) if len(calls) == 1 else httpx.Response(204)
+
+    with _mock_client(handler) as client:
+        assert client.queue.next_task("p") is None
+    assert len(calls) == 2
+
+
 def test_streamed_import_is_never_resent() -> None:
     calls = []
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
+from conftest import until_not_busy
 from truthset.domain import AssignmentStatus, Role, TaskStatus
 from truthset.errors import Conflict
 from truthset.schemas import MemberUpdate, ResponseCreate, TaskCreate
@@ -44,7 +45,7 @@ def _work(org: Org, project_id: str, actor: Actor, start: threading.Barrier, see
     rng = random.Random(seed)
     tally = Tally()
     start.wait()
-    while lease := queue.next_assignment(org.db, actor.principal, project_id):
+    while lease := until_not_busy(lambda: queue.next_assignment(org.db, actor.principal, project_id)):
         tally.leases += 1
         roll = rng.random()
         if roll < 0.05:

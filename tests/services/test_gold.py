@@ -14,6 +14,7 @@ import pytest
 from scipy.stats import binom
 from sqlalchemy import select
 
+from conftest import until_not_busy
 from truthset.domain import Principal, TaskStatus
 from truthset.errors import Busy, Conflict, Forbidden, InvalidInput, NotFound
 from truthset.schemas import AssignmentOut, ResponseCreate, SubmitResult
@@ -441,7 +442,7 @@ def test_concurrent_workers_on_a_gold_project_keep_their_counts(make_org: Any) -
     def run(worker: Principal) -> int:
         start.wait()
         leased = 0
-        while lease := queue.next_assignment(org.db, worker, project["id"]):
+        while lease := until_not_busy(lambda: queue.next_assignment(org.db, worker, project["id"])):
             leased += 1
             answer = {"sentiment": truth.get(lease["task"]["id"], "positive")}
             queue.submit(org.db, worker, lease["task"]["id"], ResponseCreate(answer=answer))

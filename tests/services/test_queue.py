@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from truthset.domain import AssignmentStatus, Role, TaskStatus
-from truthset.errors import Conflict, InvalidInput, NotFound
+from truthset.errors import Busy, Conflict, InvalidInput, NotFound
 from truthset.schemas import ResponseCreate
 from truthset.services import projects, queue, tasks
 from truthset.storage import Database
@@ -515,3 +515,51 @@ def test_a_lease_rolled_back_after_the_search_is_still_served(org: Org, monkeypa
         queue.next_assignment(org.db, w.principal, project["id"])  # found `second`, then rolled back
     monkeypatch.setattr(queue.repo, "add", real_add)
     assert _lease_and_answer(org, w, project["id"]) == second["id"]
+
+
+class _HeldRows:
+    """Another transaction holding task rows, as a submit to them does until it commits (PostgreSQL)."""
+
+    def __init__(self, db: Database, task_ids: list[str]) -> None:
+        self.holder = db.engine.connect()
+        self.holder.execute(select(t.tasks.c.id).where(t.tasks.c.id.in_(task_ids)).with_for_update())
+
+    def release(self) -> None:
+        self.holder.rollback()
+        self.holder.close()
+
+
+def _postgres_only(backend: str) -> None:
+    if backend != "postgres":
+        pytest.skip("SQLite serialises write transactions: a row is never locked by another writer")
+
+
+def test_a_lease_says_try_again_while_the_only_free_task_is_being_written(org: Org, backend: str) -> None:
+    """A task whose row a submit holds may still have a slot for this worker: 503 busy, not "nothing"."""
+    _postgres_only(backend)
+    project = org.make_project(overlap=2)
+    (only,) = org.make_tasks(project["id"], 1)
+    w = org.add_member()
+    held = _HeldRows(org.db, [only["id"]])
+    try:
+        with pytest.raises(Busy, match="try again"):
+            queue.next_assignment(org.db, w.principal, project["id"])
+    finally:
+        held.release()
+    lease = queue.next_assignment(org.db, w.principal, project["id"])
+    assert lease is not None and lease["task"]["id"] == only["id"]
+
+
+def test_a_task_passed_over_while_locked_is_served_though_behind_the_frontier(org: Org, backend: str) -> None:
+    """W's search passed over T1 while its row was held and leased T2; T1 still has a slot for W."""
+    _postgres_only(backend)
+    project = org.make_project(overlap=2)
+    t1, t2 = org.make_tasks(project["id"], 2)
+    w = org.add_member()
+    held = _HeldRows(org.db, [t1["id"]])
+    try:
+        assert _lease_and_answer(org, w, project["id"]) == t2["id"]  # W's frontier is now T2
+    finally:
+        held.release()
+    assert _lease_and_answer(org, w, project["id"]) == t1["id"]
+    assert queue.next_assignment(org.db, w.principal, project["id"]) is None  # now truly nothing

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import select, update
 
+from conftest import until_not_busy
 from truthset.domain import Principal, ReviewStatus, Role, TaskStatus, Verdict
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound
 from truthset.schemas import ResponseCreate
@@ -150,7 +151,8 @@ def test_concurrent_reviewers_never_share_a_task(org: Org) -> None:
         _answer(org, annotator.principal, project["id"], "positive")
     reviewers = [org.add_member(Role.REVIEWER).principal for _ in range(8)]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        items = list(pool.map(lambda p: review.next_review(org.db, p, project["id"]), reviewers))
+        claims = [lambda p=p: review.next_review(org.db, p, project["id"]) for p in reviewers]
+        items = list(pool.map(until_not_busy, claims))
     claimed = [item["task"]["id"] for item in items if item is not None]
     assert len(claimed) == 6 and len(set(claimed)) == 6
 

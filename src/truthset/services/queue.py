@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from truthset.domain import AssignmentStatus, Principal, TaskStatus
-from truthset.errors import Conflict, InvalidInput, NotFound
+from truthset.errors import Busy, Conflict, InvalidInput, NotFound
 from truthset.questions import AnswerError, CompiledSpec
 from truthset.schemas import ResponseCreate
 from truthset.services import gold, refit, results, webhooks
@@ -120,12 +120,35 @@ def _lease_real(
         frontier = None
     after = frontier.position if frontier else None
     task = repo.lease_next_task(conn, project["id"], worker_id, after=after)
+    if task is None and conn.dialect.name == "postgresql":
+        task = _lease_past_locked_rows(conn, project["id"], worker_id, searched_from_top=after is None)
     if expired:
         _FRONTIERS.pop(key, None)
     elif task is not None:
         _remember_frontier(key, _Frontier(project["queue_epoch"], (task["priority"], task["id"])))
     # (with no task a frontier stays valid: nothing behind it either)
     return task
+
+
+def _lease_past_locked_rows(
+    conn: Connection, project_id: str, worker_id: str, *, searched_from_top: bool
+) -> dict[str, Any] | None:
+    """PostgreSQL, after a search found nothing: make sure "nothing" is true, or say "try again".
+
+    The search passes over rows other transactions hold (SKIP LOCKED), and a task some submit is
+    writing may still have a slot for this worker once it commits. Passed over like that, it may
+    even lie behind the worker's frontier, which holds only for tasks that were ineligible. So the
+    queue is searched again from the top, and if only locked rows are left the worker is told to
+    retry in a moment (503 ``busy``, which clients retry) rather than that nothing is left, which
+    made a worker stop while a slot it could fill was still open (seen in the two-server test).
+    """
+    if not searched_from_top:
+        task = repo.lease_next_task(conn, project_id, worker_id)
+        if task is not None:
+            return task
+    if repo.eligible_task_exists(conn, project_id, worker_id):
+        raise Busy("the tasks left for you are being written by other requests; try again")
+    return None
 
 
 def _remember_frontier(key: tuple[str, str], frontier: _Frontier) -> None:

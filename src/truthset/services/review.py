@@ -40,7 +40,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from truthset.domain import AssignmentStatus, Principal, ReviewStatus, TaskStatus, Verdict
-from truthset.errors import Conflict, Forbidden, InvalidInput
+from truthset.errors import Busy, Conflict, Forbidden, InvalidInput
 from truthset.questions import AnswerError
 from truthset.services import lifecycle, webhooks
 from truthset.services.completion import CompletionRules, Decision, Outcome, completion_rules
@@ -108,6 +108,18 @@ def send_to_review_if_due(
 @functools.cache
 def _claim_statement() -> Any:
     """Take the oldest pending review of a project that the worker neither answered nor skipped."""
+    best = _claimable().with_for_update(skip_locked=True).scalar_subquery()
+    return (
+        update(t.tasks)
+        .where(t.tasks.c.id == best, t.tasks.c.review_status == str(ReviewStatus.PENDING))
+        .values(review_status=str(ReviewStatus.REVIEWING), updated_at=bindparam("p_now"))
+        .returning(*t.tasks.c)
+    )
+
+
+@functools.cache
+def _claimable() -> Any:
+    """The oldest pending review of a project that the worker neither answered nor skipped."""
     worker = t.responses.c.worker_id
     answered = (
         select(t.responses.c.id)
@@ -123,7 +135,7 @@ def _claim_statement() -> Any:
         )
         .exists()
     )
-    best = (
+    return (
         select(t.tasks.c.id)
         .where(
             t.tasks.c.project_id == bindparam("p_project_id"),
@@ -134,14 +146,6 @@ def _claim_statement() -> Any:
         )
         .order_by(t.tasks.c.id)
         .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    return (
-        update(t.tasks)
-        .where(t.tasks.c.id == best, t.tasks.c.review_status == str(ReviewStatus.PENDING))
-        .values(review_status=str(ReviewStatus.REVIEWING), updated_at=bindparam("p_now"))
-        .returning(*t.tasks.c)
     )
 
 
@@ -159,12 +163,20 @@ def next_review(db: Database, principal: Principal, project_id: str) -> dict[str
         params = {"p_project_id": project_id, "p_worker_id": principal.worker_id, "p_now": now}
         row = conn.execute(_claim_statement(), params).mappings().first()
         if row is None:
+            _nothing_left_or_busy(conn, params)
             return None
         task = dict(row)
         expires_at = now + timedelta(seconds=project["lease_seconds"])
         add_event(conn, task, CLAIMED, {"expires_at": expires_at.isoformat()}, worker_id=principal.worker_id)
         responses = responses_with_workers(conn, principal, task["id"])
     return {"task": task, "responses": responses, "expires_at": expires_at}
+
+
+def _nothing_left_or_busy(conn: Connection, params: dict[str, Any]) -> None:
+    """PostgreSQL: the claim passed over rows other transactions hold; if one of them may still be
+    waiting for review, say "try again" (503 ``busy``) rather than that nothing is left."""
+    if conn.dialect.name == "postgresql" and conn.execute(_claimable(), params).first() is not None:
+        raise Busy("the reviews left for you are being written by other requests; try again")
 
 
 def _expire_claims(conn: Connection, project_id: str, now: datetime) -> None:

@@ -327,8 +327,8 @@ def return_leases(conn: Connection, project_id: str, per_task: Mapping[str, int]
         bump_queue_epoch(conn, project_id)
 
 
-def _lease_next_statement(start: str) -> Any:
-    """Lease the best task of a project for a worker in one statement, returning the task.
+def _queue_conditions(start: str) -> list[Any]:
+    """Which task a worker may be leased next (:func:`_lease_first` leases the first in queue order).
 
     The best task: pending, still short of workers (responses + live leases < overlap), never
     leased to, skipped by or answered by this worker (every response has an assignment, even one
@@ -361,7 +361,7 @@ def _lease_next_statement(start: str) -> Any:
         conditions += [t.tasks.c.priority == bindparam("p_after_priority"), t.tasks.c.id >= bindparam("p_after_id")]
     elif start == "lower_priority":
         conditions.append(t.tasks.c.priority < bindparam("p_after_priority"))
-    return _lease_first(conditions)
+    return conditions
 
 
 def _lease_first(conditions: list[Any]) -> Any:
@@ -384,15 +384,18 @@ def _lease_first(conditions: list[Any]) -> Any:
     )
 
 
-_LEASE_NEXT = Prepared(_lease_next_statement("top"))
-_LEASE_NEXT_SAME_PRIORITY = Prepared(_lease_next_statement("same_priority"))
-_LEASE_NEXT_LOWER_PRIORITY = Prepared(_lease_next_statement("lower_priority"))
+_LEASE_NEXT = Prepared(_lease_first(_queue_conditions("top")))
+_LEASE_NEXT_SAME_PRIORITY = Prepared(_lease_first(_queue_conditions("same_priority")))
+_LEASE_NEXT_LOWER_PRIORITY = Prepared(_lease_first(_queue_conditions("lower_priority")))
+# the same search without locking: what the worker could take once the rows other requests are
+# writing are free again
+_ELIGIBLE_TASK = Prepared(select(t.tasks.c.id).where(*_queue_conditions("top")).limit(1))
 
 
 def lease_next_task(
     conn: Connection, project_id: str, worker_id: str, *, after: tuple[int, str] | None = None
 ) -> dict | None:
-    """Take one lease on the next task for ``worker_id`` (see :func:`_lease_next_statement`).
+    """Take one lease on the next task for ``worker_id`` (see :func:`_queue_conditions`).
 
     ``after`` = (priority, id) starts the search at that task in queue order, for a caller that knows
     every task before it is ineligible for this worker; without it the search starts at the top.
@@ -402,6 +405,16 @@ def lease_next_task(
         return _LEASE_NEXT.first(conn, params)
     params.update(p_after_priority=after[0], p_after_id=after[1])
     return _LEASE_NEXT_SAME_PRIORITY.first(conn, params) or _LEASE_NEXT_LOWER_PRIORITY.first(conn, params)
+
+
+def eligible_task_exists(conn: Connection, project_id: str, worker_id: str) -> bool:
+    """Whether some task of the project could be leased to the worker, counting rows locked by others.
+
+    On PostgreSQL the lease passes over rows other transactions hold (SKIP LOCKED), and a row a
+    submit is writing may still have a free slot for this worker: when the lease finds nothing,
+    this read (no lock, the last committed state) tells "nothing left" from "try again".
+    """
+    return _ELIGIBLE_TASK.first(conn, {"p_project_id": project_id, "p_worker_id": worker_id}) is not None
 
 
 _BUMP_QUEUE_EPOCH = Prepared(

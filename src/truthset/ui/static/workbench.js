@@ -378,6 +378,14 @@ async function nextTask() {
 }
 
 function leaseFailed(error) {
+  if (error.code === 'busy') {
+    // the server lost a race and changed nothing (the tasks left were being written): not offline
+    setPanel('loading');
+    state.leaseRetryTimer = setTimeout(() => {
+      if (state.panel === 'loading') nextTask();
+    }, 1000);
+    return;
+  }
   if (retryable(error)) {
     setPanel('offline');
     const delay = Math.min(15000, 1000 * 2 ** Math.min(state.attempt, 4));
