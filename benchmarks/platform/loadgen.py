@@ -106,6 +106,9 @@ async def annotator(spec: dict[str, Any], key: str, deadline: float, stats: dict
             if status == 204:
                 stats["empty"] += 1
                 break
+            if status == 503 and b'"busy"' in body:
+                stats["busy"] = stats.get("busy", 0) + 1  # lost a race, nothing leased: ask again
+                continue
             if status != 200:
                 stats["errors"].append(f"next {status} {body[:200]!r}")
                 continue
