@@ -266,9 +266,12 @@ def test_sqlite_wal_stays_bounded_under_nonstop_writes_and_reads(tmp_path: Path)
     try:
         assert reads > 0 and _count(db) == 3000
         # past the limit the thread restarts the log; past 2x the commit itself does; past 4x the
-        # commit waits up to a second for readers (a descheduled reader may hold a snapshot > 50 ms)
-        assert peak <= 4 * limit + 64 * 1024, f"the WAL reached {peak / 2**20:.1f} MiB"
-        assert db._checkpointer is not None and db._checkpointer.restarts >= 1
+        # commit waits up to a second for readers (a descheduled reader may hold a snapshot > 50 ms).
+        # Only a reader that held its snapshot past even that second (a machine so loaded that its
+        # thread was not scheduled) lets the log grow further, and then a RESTART was held off.
+        checkpointer = db._checkpointer
+        assert checkpointer is not None and checkpointer.restarts >= 1
+        assert peak <= 4 * limit + 64 * 1024 or checkpointer.held_off > 0, f"the WAL reached {peak / 2**20:.1f} MiB"
     finally:
         db.dispose()
 

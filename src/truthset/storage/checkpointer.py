@@ -72,6 +72,7 @@ class Checkpointer:
         self._start_lock = threading.Lock()
         self.checkpoints = 0  # how many PASSIVE ran (observability, tests)
         self.restarts = 0  # how many RESTART completed (observability, tests)
+        self.held_off = 0  # how many commits past 4x found a reader on an old snapshot even after a second
 
     def committed(self) -> None:
         """Call after each COMMIT, under the write lock: there is log to copy back."""
@@ -86,18 +87,20 @@ class Checkpointer:
             # Even the commits' own tries failed (a reader held its snapshot past 50 ms): wait up to
             # a second for readers now, since the disk matters more than this commit's latency.
             self._hard_retry_at = now + self._interval
-            self._restart_here(_HARD_BUSY_MS)
+            if not self._restart_here(_HARD_BUSY_MS):
+                self.held_off += 1
         elif now >= self._retry_at:
             self._wake.set()  # the thread restarts the log soon
             if size > 2 * self._restart_bytes:
                 self._restart_here(_BUSY_MS)  # the thread fell behind: bound the log here
 
-    def _restart_here(self, busy_ms: int) -> None:
+    def _restart_here(self, busy_ms: int) -> bool:
         """A RESTART from a commit, under the lock it holds; a failure must not fail that commit."""
         try:
-            self._restart_log(locked=True, busy_ms=busy_ms)
+            return self._restart_log(locked=True, busy_ms=busy_ms)
         except sqlite3.Error:  # the thread retries and logs
             self._retry_at = time.monotonic() + self._interval
+            return False
 
     def wal_size(self) -> int:
         """The log file's size in bytes (0 when there is none)."""
