@@ -20,28 +20,22 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from truthset.api import errors as api_errors
 from truthset.compat.scale._auth import MISSING
 from truthset.compat.scale._routes import router
-from truthset.errors import (
-    Busy,
-    InvalidInput,
-    StorageFull,
-    TruthsetError,
-    Unauthenticated,
-)
+from truthset.errors import InvalidInput, TruthsetError, Unauthenticated
 
 PREFIX = "/scale/v1"
 log = logging.getLogger("truthset.compat.scale")
 
-#: truthset errors as Scale statuses: the API's, except that bad input is a 400 in Scale's API
-#: (ScaleInvalidRequest) where truthset's own answers 422.
-STATUS: dict[type[TruthsetError], int] = {**api_errors.STATUS, InvalidInput: 400}
-
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Scale's error body: the client raises ``ExceptionMap[status]`` with ``error`` as its message
+    (scaleapi 2.18.4, ``api.py`` ``_raise_on_respose`` and ``exceptions.py``)."""
     return JSONResponse({"status_code": status, "error": message}, status_code=status, headers=headers)
 
 
-def _status(exc: TruthsetError) -> int:
-    return next((STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS), 400)
+def status_of(exc: TruthsetError) -> int:
+    """truthset's own status for the error (api/errors.py, one table), except that bad input is a
+    400 in Scale's API (``ScaleInvalidRequest``) where truthset's own API answers 422."""
+    return 400 if isinstance(exc, InvalidInput) else api_errors.status_of(exc)
 
 
 class AnonymousGuard:
@@ -69,9 +63,10 @@ def build(parent: FastAPI) -> FastAPI:
     @app.exception_handler(TruthsetError)
     async def _domain(_request: Request, exc: TruthsetError) -> JSONResponse:
         headers = {"WWW-Authenticate": 'Basic realm="truthset"'} if isinstance(exc, Unauthenticated) else None
-        if isinstance(exc, Busy | StorageFull):
-            headers = {"Retry-After": "1"}
-        return error(_status(exc), exc.message, headers)
+        retry_after = api_errors.retry_after_of(exc)  # the API's: "1" when busy, "60" when the disk is full
+        if retry_after is not None:
+            headers = {"Retry-After": retry_after}
+        return error(status_of(exc), exc.message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
