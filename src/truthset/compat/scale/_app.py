@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -51,6 +52,54 @@ class AnonymousGuard:
             await error(401, MISSING, {"WWW-Authenticate": 'Basic realm="truthset"'})(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class ScaleErrorShape:
+    """Scale's error body for the answers truthset's outer guards send on ``/scale/v1`` paths before
+    the request reaches this app (a body over the size limit: 413; a NUL in the query: 422, which is
+    a 400 here): their ``{"error": {"message"}}`` becomes ``{"status_code", "error": message}``, so
+    the client's exception carries truthset's message. Installed outermost (``install_error_shape``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(f"{PREFIX}/"):
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] | None = None
+
+        async def shaping_send(message: dict[str, Any]) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                start = message  # held until the body shows whether it is truthset's error shape
+                return
+            if start is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            held, start = start, None
+            await _send_shaped(send, held, message)
+
+        await self.app(scope, receive, shaping_send)
+
+
+async def _send_shaped(send: Send, start: dict[str, Any], body: dict[str, Any]) -> None:
+    """Send a held error answer, its body rewritten when it is truthset's error shape (errors are
+    one small JSON message: a streamed or other body passes unchanged)."""
+    status, content = start["status"], body.get("body", b"")
+    try:
+        parsed = orjson.loads(content) if not body.get("more_body") else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    inner = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+        status = 400 if status == 422 else status
+        content = orjson.dumps({"status_code": status, "error": inner["message"]})
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        start = {**start, "status": status, "headers": [*headers, (b"content-length", str(len(content)).encode())]}
+        body = {**body, "body": content}
+    await send(start)
+    await send(body)
 
 
 def build(parent: FastAPI) -> FastAPI:
@@ -94,3 +143,9 @@ def build(parent: FastAPI) -> FastAPI:
 def install(parent: FastAPI) -> None:
     """Mount ``/scale/v1`` on truthset's app."""
     parent.mount(PREFIX, build(parent))
+
+
+def install_error_shape(parent: FastAPI) -> None:
+    """Scale's error body for the answers of truthset's outer guards on ``/scale/v1`` paths: call
+    after the parent's guards are added, so that this middleware wraps them."""
+    parent.add_middleware(ScaleErrorShape)
