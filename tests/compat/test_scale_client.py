@@ -143,9 +143,12 @@ def test_the_readme_flow_for_every_supported_type(client: scaleapi.ScaleClient, 
             unique_id=f"{task_type.value}-1",
             metadata={"source": "migration"},
             tags=["first", task_type.value],
+            instruction="Read it twice.",
             **case["task"],
         )
         task = client.create_task(task_type, **payload)
+        # the project's instruction is appended after the task's, as Scale does
+        assert task.instruction == f"Read it twice.\n\nLabel the {task_type.value}"
         assert (task.status, task.type, task.unique_id, task.tags) == (
             "pending",
             task_type.value,

@@ -258,6 +258,14 @@ def _tags(value: Any) -> list[str]:
     return list(dict.fromkeys(value))
 
 
+def _instruction(task: Any, project: Any) -> str:
+    """The task's instruction, then the project's: a project's ``params.instruction`` "will instead
+    be appended after the task-level instruction" (Scale's API reference, Create Project)."""
+    if task is not None and not isinstance(task, str):
+        raise bad("instruction", "must be a string")
+    return "\n\n".join(part for part in (task, project) if isinstance(part, str) and part)
+
+
 def _task_project(db: Database, caller: Principal, name: Any, batch: dict[str, Any] | None) -> dict[str, Any]:
     """The task's project: the named one, or the batch's when only a batch is named (as Scale
     does: "if a batch is specified, you need not specify the project")."""
@@ -299,7 +307,7 @@ def create_task(type_name: str, body: JsonBody, db: DB, caller: Caller) -> dict[
     scale = {
         "type": kind.name,
         "params": params,
-        "instruction": body.get("instruction") or project["scale"]["param_history"][-1].get("instruction", ""),
+        "instruction": _instruction(body.get("instruction"), project["scale"]["param_history"][-1].get("instruction")),
         "callback_url": callback,
         **scale_records.with_tags({}, tags),
     }
