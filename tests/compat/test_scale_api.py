@@ -15,8 +15,8 @@ from sqlalchemy import select
 from truthset.api import create_app
 from truthset.config import Settings
 from truthset.errors import Busy, StorageFull
-from truthset.schemas import ResponseCreate
-from truthset.services import projects, queue
+from truthset.schemas import ProjectUpdate, QualityPolicy, ResponseCreate, ReviewPolicy
+from truthset.services import projects, queue, review
 from truthset.storage import Database
 from truthset.storage import tables as t
 
@@ -225,3 +225,33 @@ def test_a_full_disk_and_a_busy_database_say_when_to_retry(
         answer = scale.call("GET", "projects", org.owner.api_key)
         assert (answer.status_code, answer.headers["Retry-After"]) == (status, retry_after)
         assert answer.json() == {"status_code": status, "error": str(exc.message)}
+
+
+def test_review_statuses_read_and_filter_as_scales(scale: Scale, org: Any) -> None:
+    """truthset's review queue as Scale's ``customer_review_status``: a task a reviewer holds is
+    still "pending" to Scale; a verdict shows under Scale's word for it."""
+    key = org.owner.api_key
+    task = _project_with_task(scale, key)
+    project_id = task["truthset"]["project_id"]
+    policy = QualityPolicy(review=ReviewPolicy(sample_rate=1.0))  # every completed task goes to review
+    projects.update_project(org.db, org.owner.principal, project_id, ProjectUpdate(quality=policy))
+    _answer(org, project_id)
+
+    def seen() -> str:
+        return scale.call("GET", f"task/{task['task_id']}", key).json()["customer_review_status"]
+
+    def total(statuses: str) -> int:
+        return int(scale.call("GET", f"tasks?project=Sentiment&customer_review_status={statuses}", key).json()["total"])
+
+    assert (seen(), total("pending"), total("accepted")) == ("pending", 1, 0)
+    reviewer = org.actor("reviewer").principal
+    assert review.next_review(org.db, reviewer, project_id) is not None  # claimed: "reviewing" in truthset
+    assert (seen(), total("pending")) == ("pending", 1)
+    review.submit_review(org.db, reviewer, task["task_id"], "accept")
+    assert (seen(), total("accepted"), total("pending"), total("pending,accepted"), total("commented")) == (
+        "accepted",
+        1,
+        0,
+        1,
+        0,
+    )
