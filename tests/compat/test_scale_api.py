@@ -13,10 +13,12 @@ import pytest
 from sqlalchemy import select
 
 from truthset.api import create_app
+from truthset.compat.scale import deliver_callback
 from truthset.config import Settings
 from truthset.errors import Busy, StorageFull
 from truthset.schemas import ProjectUpdate, QualityPolicy, ResponseCreate, ReviewPolicy
-from truthset.services import projects, queue, review
+from truthset.services import jobs, projects, queue, review
+from truthset.services.jobs import JobContext, JobFailed
 from truthset.storage import Database
 from truthset.storage import tables as t
 
@@ -255,3 +257,17 @@ def test_review_statuses_read_and_filter_as_scales(scale: Scale, org: Any) -> No
         1,
         0,
     )
+
+
+def test_a_callback_to_a_private_address_is_refused_and_recorded(
+    scale: Scale, org: Any, db: Database, tmp_path: Any
+) -> None:
+    """The callback passes the webhooks' network guard: a private address is never called, the job
+    fails at once (no retry can help) and the task records ``callback_succeeded: false``."""
+    task = _project_with_task(scale, org.owner.api_key, callback_url="http://10.1.2.3/hook")
+    _answer(org, task["truthset"]["project_id"])
+    job = jobs.claim(db, "manual", ["scale.callback"], 60)
+    assert job is not None and job["payload"] == {"task_id": task["task_id"]}
+    with pytest.raises(JobFailed, match="refused"):
+        deliver_callback(db, JobContext(db, job, "manual", settings=Settings(data_dir=tmp_path / "guarded")))
+    assert scale.call("GET", f"task/{task['task_id']}", org.owner.api_key).json()["callback_succeeded"] is False
