@@ -185,6 +185,8 @@ def test_the_readme_flow_for_every_supported_type(client: scaleapi.ScaleClient, 
         assert [t.id for t in client.get_tasks(project_name=name, status=TaskStatus.Completed)] == [task.id]
         assert [t.id for t in client.get_tasks(batch_name=batch.name, status=TaskStatus.Canceled)] == [second.id]
         assert client.get_tasks_count(project_name=name, completed_after=done.created_at) == 1
+        with pytest.raises(ScaleInvalidRequest, match="only a pending task can be canceled"):
+            client.cancel_task(task.id)
         # the canceled task's unique_id is free again
         reused = client.create_task(task_type, **{**payload, "batch": None, "unique_id": f"{task_type.value}-2"})
         client.cancel_task(reused.id)

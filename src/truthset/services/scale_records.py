@@ -13,11 +13,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from truthset.domain import Principal
-from truthset.errors import Conflict, NotFound
+from truthset.domain import Principal, TaskStatus
+from truthset.errors import Conflict, InvalidInput, NotFound
 from truthset.schemas import QualityPolicy
+from truthset.services import lifecycle
 from truthset.services.policy import Action, require
-from truthset.services.projects import checked_policy, load_project, load_task
+from truthset.services.projects import (
+    checked_policy,
+    complete_batch_if_done,
+    load_project,
+    load_task,
+    mark_batch_completed_if_done,
+)
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -120,3 +127,28 @@ def edit_task(
             values["unique_id"] = unique_id
         repo.change(conn, t.tasks, principal.organization_id, task_id, **values)
         return {**task, **values}
+
+
+#: Statuses Scale calls "pending" that a cancel may leave: staged (in an unfinalized batch) and pending.
+_CANCELABLE = (str(TaskStatus.STAGED), str(TaskStatus.PENDING))
+
+
+def cancel_pending_task(db: Database, principal: Principal, task_id: str, *, clear_unique_id: bool) -> dict[str, Any]:
+    """Scale's cancel: only a task not yet completed may be canceled (a completed, canceled or gold
+    one: 400), checked and moved under the row lock so a task completing meanwhile is never
+    canceled; with ``clear_unique_id`` its ``unique_id`` is freed in the same transaction."""
+    with db.write() as conn:
+        task = load_task(conn, principal, task_id, lock=True)
+        if task["scale"] is None:
+            raise NotFound(f"task {task_id} not found")
+        require(principal, Action.MANAGE_TASKS)
+        if task["status"] not in _CANCELABLE:
+            raise InvalidInput(
+                f"task_id: task {task_id} is {task['status']}: only a pending task can be canceled",
+                details={"field": "task_id"},
+            )
+        values = {"unique_id": None} if clear_unique_id else {}
+        task = lifecycle.move(conn, task, TaskStatus.CANCELED, **values)
+        mark_batch_completed_if_done(conn, principal.organization_id, task["batch_id"])
+    complete_batch_if_done(db, principal.organization_id, task["batch_id"])
+    return task

@@ -324,13 +324,7 @@ def get_task(task_id: str, db: DB, caller: Caller) -> dict[str, Any]:
 
 @router.post("/task/{task_id}/cancel")
 def cancel_task(task_id: str, db: DB, caller: Caller, clear_unique_id: str | None = None) -> dict[str, Any]:
-    task = store.scale_task(db, caller, task_id)
-    status = shapes.task_status(task["status"])
-    if status != "pending":
-        raise bad("task_id", f"task {task_id} is {status}: only a pending task can be canceled")
-    task = tasks.cancel_task(db, caller, task_id)
-    if _true(clear_unique_id) and task["unique_id"] is not None:
-        task = scale_records.edit_task(db, caller, task_id, unique_id=None)
+    task = scale_records.cancel_pending_task(db, caller, task_id, clear_unique_id=_true(clear_unique_id))
     return _task_out(db, caller, task)
 
 
