@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import scaleapi
+from scaleapi.batches import BatchStatus
 from scaleapi.exceptions import ScaleDuplicateResource, ScaleInvalidRequest, ScaleResourceNotFound, ScaleUnauthorized
 from scaleapi.tasks import TaskReviewStatus, TaskStatus, TaskType
 
@@ -249,6 +250,13 @@ def test_get_tasks_pages_to_the_end_with_filters_and_counts_match(client: scalea
     updated = client.update_project("Reviews", instruction="Is the review good?")
     assert (updated.version, updated.instruction) == (1, "Is the review good?")
     assert [b.name for b in client.get_batches(project_name="Reviews")] == ["reviews-1"]
+    assert [b.name for b in client.get_batches(project_name="Reviews", batch_status=BatchStatus.Staging)] == [
+        "reviews-1"
+    ]
+    assert list(client.get_batches(project_name="Reviews", batch_status=BatchStatus.InProgress)) == []
+    assert list(client.get_batches(project_name="Reviews", created_before="2020-01-01T00:00:00Z")) == []
+    batch = client.get_batch("reviews-1")
+    assert (batch.get_status()["pending"], batch.tasks_pending, batch.tasks_completed) == (7, 7, 0)
 
     # limited_response: only the fields the client's README lists
     limited = client.tasks(project="Reviews", limited_response=True, limit=2)
