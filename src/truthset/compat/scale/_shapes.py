@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from truthset.compat.scale._store import REVIEW_STATUSES, STATUSES, TAG_KEY
+from truthset.compat.scale._store import REVIEW_STATUSES, STATUSES
 from truthset.compat.scale._types import TYPES
 from truthset.domain import BatchStatus
 
@@ -116,7 +116,3 @@ def batch_status_json(batch: Mapping[str, Any], counts: Mapping[str, int]) -> di
     for theirs, ours in STATUSES.items():
         out[theirs] = sum(counts.get(s, 0) for s in ours)
     return out
-
-
-def hidden_tag_key(key: str) -> bool:
-    return key.startswith(TAG_KEY)
