@@ -13,9 +13,12 @@ import pytest
 from sqlalchemy import select
 
 from truthset.api import create_app
+from truthset.compat.scale import deliver_callback
 from truthset.config import Settings
-from truthset.schemas import ResponseCreate
-from truthset.services import projects, queue
+from truthset.errors import Busy, StorageFull
+from truthset.schemas import ProjectUpdate, QualityPolicy, ResponseCreate, ReviewPolicy
+from truthset.services import jobs, projects, queue, review
+from truthset.services.jobs import JobContext, JobFailed
 from truthset.storage import Database
 from truthset.storage import tables as t
 
@@ -29,9 +32,11 @@ class Scale:
         self.portal = portal
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings, db=db)), base_url=BASE)
 
-    def call(self, method: str, path: str, key: str, **kw: Any) -> httpx.Response:
+    def call(
+        self, method: str, path: str, key: str, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
         basic = base64.b64encode(f"{key}:".encode()).decode()
-        headers = {"Authorization": f"Basic {basic}"}
+        headers = {**(headers or {}), "Authorization": f"Basic {basic}"}
         return self.portal.call(lambda: self.client.request(method, f"{BASE}/{path}", headers=headers, **kw))
 
 
@@ -188,3 +193,81 @@ def test_the_first_task_sets_the_projects_spec(scale: Scale, org: Any) -> None:
         ("box", "boxes", ["car", "bus"])
     ]
     assert scale.call("GET", "projects/Cars", org.owner.api_key).json()["truthset"]["spec_pending"] is False
+
+
+def test_the_outer_guards_answer_in_scales_shape(scale: Scale, org: Any) -> None:
+    """A body over the size limit and a NUL in the query are refused by truthset's guards before
+    the request reaches /scale/v1: the answer still has Scale's body (a NUL is a 400 here)."""
+    key = org.owner.api_key
+    nul = scale.call("GET", "tasks?project=%00", key)
+    assert nul.json() == {"status_code": 400, "error": "the query must not contain NUL characters"}
+    assert nul.status_code == 400
+    limit = Settings().max_body_bytes
+    huge = scale.call("POST", "projects", key, content=b" " * (limit + 1), headers={"Content-Type": "application/json"})
+    assert huge.status_code == 413
+    assert huge.json() == {"status_code": 413, "error": f"the request body is larger than {limit} bytes"}
+    # truthset's own API keeps its own shape
+    bearer = {"Authorization": f"Bearer {key}"}
+    own = scale.portal.call(lambda: scale.client.get("http://testserver/api/v1/projects?x=%00", headers=bearer))
+    assert own.status_code == 422 and own.json()["error"]["code"] == "invalid_input"
+
+
+def test_a_full_disk_and_a_busy_database_say_when_to_retry(
+    scale: Scale, org: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Retry-After of truthset's own API (api/errors.py): 60 s for a full disk, 1 s when busy."""
+    from truthset.compat.scale import _store
+
+    for exc, status, retry_after in ((StorageFull("the disk is full"), 507, "60"), (Busy("busy"), 503, "1")):
+
+        def refuse(*_args: Any, exc: Exception = exc) -> None:
+            raise exc
+
+        monkeypatch.setattr(_store, "scale_projects", refuse)
+        answer = scale.call("GET", "projects", org.owner.api_key)
+        assert (answer.status_code, answer.headers["Retry-After"]) == (status, retry_after)
+        assert answer.json() == {"status_code": status, "error": str(exc.message)}
+
+
+def test_review_statuses_read_and_filter_as_scales(scale: Scale, org: Any) -> None:
+    """truthset's review queue as Scale's ``customer_review_status``: a task a reviewer holds is
+    still "pending" to Scale; a verdict shows under Scale's word for it."""
+    key = org.owner.api_key
+    task = _project_with_task(scale, key)
+    project_id = task["truthset"]["project_id"]
+    policy = QualityPolicy(review=ReviewPolicy(sample_rate=1.0))  # every completed task goes to review
+    projects.update_project(org.db, org.owner.principal, project_id, ProjectUpdate(quality=policy))
+    _answer(org, project_id)
+
+    def seen() -> str:
+        return scale.call("GET", f"task/{task['task_id']}", key).json()["customer_review_status"]
+
+    def total(statuses: str) -> int:
+        return int(scale.call("GET", f"tasks?project=Sentiment&customer_review_status={statuses}", key).json()["total"])
+
+    assert (seen(), total("pending"), total("accepted")) == ("pending", 1, 0)
+    reviewer = org.actor("reviewer").principal
+    assert review.next_review(org.db, reviewer, project_id) is not None  # claimed: "reviewing" in truthset
+    assert (seen(), total("pending")) == ("pending", 1)
+    review.submit_review(org.db, reviewer, task["task_id"], "accept")
+    assert (seen(), total("accepted"), total("pending"), total("pending,accepted"), total("commented")) == (
+        "accepted",
+        1,
+        0,
+        1,
+        0,
+    )
+
+
+def test_a_callback_to_a_private_address_is_refused_and_recorded(
+    scale: Scale, org: Any, db: Database, tmp_path: Any
+) -> None:
+    """The callback passes the webhooks' network guard: a private address is never called, the job
+    fails at once (no retry can help) and the task records ``callback_succeeded: false``."""
+    task = _project_with_task(scale, org.owner.api_key, callback_url="http://10.1.2.3/hook")
+    _answer(org, task["truthset"]["project_id"])
+    job = jobs.claim(db, "manual", ["scale.callback"], 60)
+    assert job is not None and job["payload"] == {"task_id": task["task_id"]}
+    with pytest.raises(JobFailed, match="refused"):
+        deliver_callback(db, JobContext(db, job, "manual", settings=Settings(data_dir=tmp_path / "guarded")))
+    assert scale.call("GET", f"task/{task['task_id']}", org.owner.api_key).json()["callback_succeeded"] is False

@@ -8,10 +8,12 @@ arrive at a receiver on 127.0.0.1; get_task, get_tasks and get_tasks_count read 
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
 import scaleapi
+from scaleapi.batches import BatchStatus
 from scaleapi.exceptions import ScaleDuplicateResource, ScaleInvalidRequest, ScaleResourceNotFound, ScaleUnauthorized
 from scaleapi.tasks import TaskReviewStatus, TaskStatus, TaskType
 
@@ -32,7 +34,7 @@ CASES: dict[TaskType, dict[str, Any]] = {
             "fields": [{"type": "text", "field_id": "translation", "title": "Translate to English"}],
         },
         "answer": {"translation": "Hello everyone"},
-        "response": {"translation": "Hello everyone"},
+        "response": {"annotations": {"translation": "Hello everyone"}},
     },
     TaskType.NamedEntityRecognition: {
         "task": {"text": "Ada Lovelace lived in London.", "labels": [{"name": "PER"}, {"name": "LOC"}]},
@@ -41,7 +43,8 @@ CASES: dict[TaskType, dict[str, Any]] = {
             "annotations": [
                 {"start": 0, "end": 12, "label": "PER", "text": "Ada Lovelace"},
                 {"start": 22, "end": 28, "label": "LOC", "text": "London"},
-            ]
+            ],
+            "relationships": [],
         },
     },
     TaskType.ImageAnnotation: {
@@ -72,9 +75,23 @@ CASES: dict[TaskType, dict[str, Any]] = {
     TaskType.DocumentTranscription: {
         "task": {"attachment": "https://example.com/receipt.png"},
         "answer": {"transcription": "TOTAL 12.50"},
-        "response": {"transcription": "TOTAL 12.50"},
+        "response": {"annotations": [{"page": 0, "label": "transcription", "text": "TOTAL 12.50"}]},
     },
 }
+
+
+def _without_ids(response: dict[str, Any]) -> dict[str, Any]:
+    """The response without its annotations' ids (Scale gives each one a ``uuid`` or an ``id``),
+    after checking each is a UUID."""
+    annotations = response.get("annotations")
+    if not isinstance(annotations, list):
+        return response
+    stripped = []
+    for annotation in annotations:
+        ids = {k: annotation[k] for k in ("uuid", "id") if k in annotation}
+        assert len(ids) == 1 and all(str(uuid.UUID(v)) == v for v in ids.values()), annotation
+        stripped.append({k: v for k, v in annotation.items() if k not in ids})
+    return {**response, "annotations": stripped}
 
 
 def _answer_everything(live: Live, project_id: str, answers: dict[str, dict[str, Any]]) -> list[str]:
@@ -127,9 +144,12 @@ def test_the_readme_flow_for_every_supported_type(client: scaleapi.ScaleClient, 
             unique_id=f"{task_type.value}-1",
             metadata={"source": "migration"},
             tags=["first", task_type.value],
+            instruction="Read it twice.",
             **case["task"],
         )
         task = client.create_task(task_type, **payload)
+        # the project's instruction is appended after the task's, as Scale does
+        assert task.instruction == f"Read it twice.\n\nLabel the {task_type.value}"
         assert (task.status, task.type, task.unique_id, task.tags) == (
             "pending",
             task_type.value,
@@ -157,19 +177,28 @@ def test_the_readme_flow_for_every_supported_type(client: scaleapi.ScaleClient, 
         assert answered == [task.id]
 
         done = client.get_task(task.id)
-        assert done.status == "completed"
-        response = {k: v for k, v in done.response.items()}
-        assert response == case["response"]
+        assert (done.status, done.completed_at is not None) == ("completed", True)
+        assert _without_ids(done.response) == case["response"]
+        assert client.get_task(task.id).response == done.response  # annotation ids are stable
         assert 0 < done.truthset["confidence"] <= 1  # truthset's confidence, in its documented extra field
         assert done.metadata == {"source": "migration"}
         assert client.get_batch(batch.name).status == "completed"
+        assert [t.id for t in client.get_tasks(project_name=name, status=TaskStatus.Completed)] == [task.id]
+        assert [t.id for t in client.get_tasks(batch_name=batch.name, status=TaskStatus.Canceled)] == [second.id]
+        assert client.get_tasks_count(project_name=name, completed_after=done.created_at) == 1
+        with pytest.raises(ScaleInvalidRequest, match="only a pending task can be canceled"):
+            client.cancel_task(task.id)
+        # the canceled task's unique_id is free again
+        reused = client.create_task(task_type, **{**payload, "batch": None, "unique_id": f"{task_type.value}-2"})
+        client.cancel_task(reused.id)
 
         callback = receiver.next()
         while callback["failed"]:  # the receiver fails the first POST of the test: the job runner retries
             callback = receiver.next()
         assert callback["auth"] == project.as_dict()["callback_auth_key"]
-        assert callback["body"]["task"]["task_id"] == task.id
-        assert callback["body"]["response"] == case["response"]
+        assert callback["body"]["task"]["task_id"] == callback["body"]["task_id"] == task.id
+        assert callback["body"]["status"] == "completed"
+        assert callback["body"]["response"] == callback["body"]["task"]["response"] == done.response
         assert _callback_outcome(client, task.id) is True
 
 
@@ -221,6 +250,22 @@ def test_get_tasks_pages_to_the_end_with_filters_and_counts_match(client: scalea
     updated = client.update_project("Reviews", instruction="Is the review good?")
     assert (updated.version, updated.instruction) == (1, "Is the review good?")
     assert [b.name for b in client.get_batches(project_name="Reviews")] == ["reviews-1"]
+    assert [b.name for b in client.get_batches(project_name="Reviews", batch_status=BatchStatus.Staging)] == [
+        "reviews-1"
+    ]
+    assert list(client.get_batches(project_name="Reviews", batch_status=BatchStatus.InProgress)) == []
+    assert list(client.get_batches(project_name="Reviews", created_before="2020-01-01T00:00:00Z")) == []
+    batch = client.get_batch("reviews-1")
+    assert (batch.get_status()["pending"], batch.tasks_pending, batch.tasks_completed) == (7, 7, 0)
+
+    # limited_response: only the fields the client's README lists
+    limited = client.tasks(project="Reviews", limited_response=True, limit=2)
+    assert (len(limited), limited.has_more) == (2, True)
+    assert set(limited[0].as_dict()) <= {"task_id", "status", "metadata", "project", "otherVersion"}
+
+    # a task named by its batch only goes to the batch's project ("you need not specify the project")
+    by_batch = client.create_task(TaskType.Categorization, batch="reviews-1", attachment="one more review")
+    assert (by_batch.project, by_batch.batch) == ("Reviews", "reviews-1")
 
 
 def test_errors_are_the_clients_exceptions(client: scaleapi.ScaleClient, live: Live) -> None:
@@ -243,3 +288,48 @@ def test_errors_are_the_clients_exceptions(client: scaleapi.ScaleClient, live: L
         client.get_task("0" * 24)
     with pytest.raises(ScaleDuplicateResource):
         client.create_project("Boxes", TaskType.ImageAnnotation)
+
+
+def test_what_is_not_supported_is_a_400_naming_it(client: scaleapi.ScaleClient) -> None:
+    """Every param or type the client can send that truthset does not support: ScaleInvalidRequest."""
+    client.create_project("Pairs", TaskType.Comparison)
+    client.create_project("Forms", TaskType.TextCollection)
+    client.create_batch(project="Pairs", batch_name="pairs-1")
+    with pytest.raises(ScaleInvalidRequest, match="task type 'videoannotation' is not supported"):
+        client.create_project("Videos", TaskType.VideoAnnotation)
+    with pytest.raises(ScaleInvalidRequest, match="attachment_type: 'image' is not supported for comparison"):
+        client.create_task(
+            TaskType.Comparison, project="Pairs", attachments=["a", "b"], choices=["x", "y"], attachment_type="image"
+        )
+    with pytest.raises(ScaleInvalidRequest, match=r"fields\[0\]\.type: 'category' is not supported"):
+        client.create_task(
+            TaskType.TextCollection,
+            project="Forms",
+            attachments=[{"type": "text", "content": "hello"}],
+            fields=[{"type": "category", "field_id": "kind", "title": "Kind", "choices": []}],
+        )
+    with pytest.raises(ScaleInvalidRequest, match="parameter 'responses_required' is not supported"):
+        client.create_task(
+            TaskType.Comparison, project="Pairs", attachments=["a", "b"], choices=["x", "y"], responses_required=3
+        )
+    with pytest.raises(ScaleInvalidRequest, match="batch 'pairs-1' belongs to project 'Pairs', not 'Forms'"):
+        client.create_task(TaskType.TextCollection, project="Forms", batch="pairs-1", attachments=["hi"], fields=[])
+    with pytest.raises(ScaleInvalidRequest, match="calibration and self-label batches are not supported"):
+        client.create_batch(project="Pairs", batch_name="calibration", calibration_batch=True)
+    with pytest.raises(ScaleInvalidRequest, match="batch callbacks are not supported"):
+        client.create_batch(project="Pairs", batch_name="called", callback="https://example.com/hook")
+    with pytest.raises(ScaleInvalidRequest, match="Rapid and Studio projects are not supported"):
+        client.create_project("Rapid", TaskType.Categorization, rapid=True)
+    with pytest.raises(ScaleInvalidRequest, match="limit: must be between 1 and 100"):
+        client.tasks(project="Pairs", limit=101)
+    with pytest.raises(ScaleInvalidRequest, match="limit: 'many' is not a whole number"):
+        client.tasks(project="Pairs", limit="many")
+    with pytest.raises(ScaleInvalidRequest, match="customer_review_status: 'bogus' is not one of"):
+        client.tasks(project="Pairs", customer_review_status="bogus")
+    with pytest.raises(ScaleInvalidRequest, match="status: 'done' is not one of"):
+        client.tasks(project="Pairs", status="done")
+    task = client.create_task(TaskType.Comparison, project="Pairs", attachments=["a", "b"], choices=["x", "y"])
+    with pytest.raises(ScaleInvalidRequest, match="auditing through the Scale API is not supported"):
+        client.audit_task(task.id, accepted=True)
+    with pytest.raises(ScaleResourceNotFound, match="not supported by truthset's Scale-compatible API"):
+        client.get_project_template("Forms")

@@ -152,3 +152,4 @@ def _setup_limits(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(GiveBackMemoryMiddleware, suffixes=("/tasks/bulk", "/export", "/media"))
     public = (f"{API_PREFIX}/openapi.json", f"{API_PREFIX}/docs")
     app.add_middleware(AnonymousGuardMiddleware, prefix=f"{API_PREFIX}/", public=public, session_cookie=session.COOKIE)
+    __import__("truthset.compat.scale", fromlist=["install"]).install_error_shape(app)  # wraps the guards above

@@ -70,13 +70,20 @@ def error_response(
     return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 
-def _by_class(table: dict[type[TruthsetError], Any], exc: TruthsetError) -> Any:
-    """The entry for the error's class or its nearest parent in ``table`` (None if none)."""
+def by_class(table: dict[type[TruthsetError], Any], exc: TruthsetError) -> Any:
+    """The entry for the error's class or its nearest parent in ``table`` (None if none). Public:
+    compat/scale maps errors with the same tables."""
     return next((table[cls] for cls in type(exc).__mro__ if cls in table), None)
 
 
 def status_of(exc: TruthsetError) -> int:
-    return _by_class(STATUS, exc) or 400
+    return by_class(STATUS, exc) or 400
+
+
+def retry_after_of(exc: TruthsetError) -> str | None:
+    """The ``Retry-After`` seconds for an error a client should retry (subclasses too: a lock
+    deadline is a Busy), or None."""
+    return by_class(RETRY_AFTER, exc)
 
 
 def _location(loc: tuple | list) -> str:
@@ -113,8 +120,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TruthsetError)
     async def _domain(_request: Request, exc: TruthsetError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-        retry_after = _by_class(RETRY_AFTER, exc)
-        if retry_after is not None:  # subclasses too (a lock deadline is a Busy)
+        retry_after = retry_after_of(exc)
+        if retry_after is not None:
             headers = {"Retry-After": retry_after}
         details = exc.details
         if isinstance(exc, InvalidInput) and isinstance(details, dict) and "field" in details:

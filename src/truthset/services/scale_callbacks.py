@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from truthset.services import jobs
+from truthset.storage import Database
+from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 
 KIND = "scale.callback"
@@ -40,3 +42,13 @@ def _scale_of(conn: Connection, task: Mapping[str, Any]) -> dict[str, Any] | Non
         t.tasks.c.organization_id == task["organization_id"], t.tasks.c.id == task["id"]
     )
     return conn.execute(query).scalar()
+
+
+def record_outcome(db: Database, organization_id: str, task_id: str, succeeded: bool) -> None:
+    """``callback_succeeded`` on the task's Scale record after a delivery attempt, as Scale reports
+    it. The record is read again under the row lock: its tags may have changed since the job read it."""
+    with db.write() as conn:
+        current = repo.get(conn, t.tasks, organization_id, task_id, lock=True)
+        if current is not None and current["scale"]:
+            scale = {**current["scale"], "callback_succeeded": succeeded}
+            repo.change(conn, t.tasks, organization_id, task_id, scale=scale)

@@ -14,7 +14,7 @@ import orjson
 
 from truthset.compat.scale._shapes import task_json
 from truthset.config import Settings, get_settings
-from truthset.services import netguard
+from truthset.services import netguard, scale_callbacks
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.storage import Database
 from truthset.storage import repositories as repo
@@ -36,12 +36,7 @@ def _load(db: Database, organization_id: str, task_id: str) -> tuple[dict[str, A
 
 
 def _record(db: Database, task: dict[str, Any], succeeded: bool) -> None:
-    """``callback_succeeded`` on the task's Scale record (read again: tags may have changed since)."""
-    with db.write() as conn:
-        current = repo.get(conn, t.tasks, task["organization_id"], task["id"], lock=True)
-        if current is not None and current["scale"]:
-            scale = {**current["scale"], "callback_succeeded": succeeded}
-            repo.change(conn, t.tasks, task["organization_id"], task["id"], scale=scale)
+    scale_callbacks.record_outcome(db, task["organization_id"], task["id"], succeeded)
 
 
 def _post(url: str, body: dict[str, Any], auth_key: str, settings: Settings) -> int:
@@ -72,12 +67,9 @@ def deliver(db: Database, job: JobContext) -> dict[str, Any]:
     url = task["scale"].get("callback_url")
     if not url:
         raise JobFailed(f"task {task_id} has no callback_url")
-    body = {
-        "task": task_json(task, project.get("name"), batch_name),
-        "response": None,
-        "task_id": task_id,
-    }
-    body["response"] = body["task"].get("response")
+    shaped = task_json(task, project.get("name"), batch_name)
+    # Scale's POST data: the task, its status and response, and its id (scale.com/docs/api-reference/callbacks)
+    body = {"task": shaped, "status": shaped["status"], "response": shaped.get("response"), "task_id": task_id}
     auth_key = ((project.get("scale") or {}).get("callback_auth_key")) or ""
     job.check()
     try:

@@ -21,7 +21,7 @@ from truthset.compat.scale._types import TYPES, TaskType, bad, check_params, tas
 from truthset.domain import Principal
 from truthset.errors import Conflict, InvalidInput
 from truthset.schemas import BatchCreate, ProjectCreate, ProjectUpdate, TaskCreate, check_json
-from truthset.services import projects, tasks
+from truthset.services import projects, scale_records, tasks
 from truthset.services.policy import Action, allowed
 from truthset.storage import Database
 from truthset.storage import tables as t
@@ -128,7 +128,7 @@ def set_project_params(name: str, body: JsonBody, db: DB, caller: Caller) -> dic
         projects.update_project(
             db, caller, project["id"], _validated(ProjectUpdate, {"instructions": body["instruction"]})
         )
-    scale = store.add_params(db, caller, project["id"], body, shapes.timestamp(_now()) or "")
+    scale = scale_records.add_project_params(db, caller, project["id"], body, shapes.timestamp(_now()) or "")
     return shapes.project_json({**project, "scale": scale}, with_secret=True)
 
 
@@ -226,7 +226,7 @@ def _task_out(db: Database, caller: Principal, task: dict[str, Any]) -> dict[str
 def _project_spec(db: Database, caller: Principal, project: dict[str, Any], kind: TaskType, params: dict) -> None:
     """The project's spec must be what this task asks; the first task of a project sets it."""
     spec = _validated(ProjectCreate, {"name": "x", "spec": kind.spec(params)}).spec.model_dump(mode="json")
-    if store.settle_spec(db, caller, project["id"], spec) != spec:
+    if scale_records.settle_project_spec(db, caller, project["id"], spec) != spec:
         raise InvalidInput(
             f"this task's {kind.name} params ask something else than the tasks of project {project['name']!r} "
             "(categories, labels, fields, geometries or attachment types differ): in truthset one project "
@@ -247,7 +247,7 @@ MAX_TAGS = 100
 
 def _tags(value: Any) -> list[str]:
     """A list of tags: short strings without quotes or backslashes (each is also a JSON key that
-    filters match on, see _store.TAG_KEY), at most :data:`MAX_TAGS`, repeats dropped."""
+    filters match on, see services/scale_records.TAG_KEY), at most :data:`MAX_TAGS`, repeats dropped."""
     if value is None:
         return []
     if not isinstance(value, list) or len(value) > MAX_TAGS:
@@ -258,14 +258,33 @@ def _tags(value: Any) -> list[str]:
     return list(dict.fromkeys(value))
 
 
+def _instruction(task: Any, project: Any) -> str:
+    """The task's instruction, then the project's: a project's ``params.instruction`` "will instead
+    be appended after the task-level instruction" (Scale's API reference, Create Project)."""
+    if task is not None and not isinstance(task, str):
+        raise bad("instruction", "must be a string")
+    return "\n\n".join(part for part in (task, project) if isinstance(part, str) and part)
+
+
+def _task_project(db: Database, caller: Principal, name: Any, batch: dict[str, Any] | None) -> dict[str, Any]:
+    """The task's project: the named one, or the batch's when only a batch is named (as Scale
+    does: "if a batch is specified, you need not specify the project")."""
+    if not name and batch is None:
+        raise bad("project", "is required (or a batch): truthset keeps every task in a project")
+    project = store.project_by_name(db, caller, str(name or batch["project_name"]))  # type: ignore[index]
+    if batch is not None and batch["project_id"] != project["id"]:
+        owner = batch["project_name"]
+        raise bad("batch", f"batch {batch['name']!r} belongs to project {owner!r}, not {project['name']!r}")
+    return project
+
+
 @router.post("/task/{type_name}")
 def create_task(type_name: str, body: JsonBody, db: DB, caller: Caller) -> dict[str, Any]:
     kind = task_type(type_name)
     body = _object(body)
     check_params(kind, body)
-    if not body.get("project"):
-        raise bad("project", "is required: truthset keeps every task in a project")
-    project = store.project_by_name(db, caller, str(body["project"]))
+    batch = store.batch_by_name(db, caller, str(body["batch"])) if body.get("batch") else None
+    project = _task_project(db, caller, body.get("project"), batch)
     if project["scale"]["type"] != kind.name:
         raise bad("project", f"project {project['name']!r} holds {project['scale']['type']} tasks, not {kind.name}")
     params = _task_params(project, kind, body)
@@ -273,7 +292,7 @@ def create_task(type_name: str, body: JsonBody, db: DB, caller: Caller) -> dict[
     if callback is not None and (not isinstance(callback, str) or not callback.startswith(("http://", "https://"))):
         raise bad("callback_url", "must be an http(s) URL")
     _project_spec(db, caller, project, kind, params)
-    batch_id = store.batch_by_name(db, caller, str(body["batch"]))["id"] if body.get("batch") else None
+    batch_id = batch["id"] if batch else None
     task = _validated(
         TaskCreate,
         {
@@ -288,9 +307,9 @@ def create_task(type_name: str, body: JsonBody, db: DB, caller: Caller) -> dict[
     scale = {
         "type": kind.name,
         "params": params,
-        "instruction": body.get("instruction") or project["scale"]["param_history"][-1].get("instruction", ""),
+        "instruction": _instruction(body.get("instruction"), project["scale"]["param_history"][-1].get("instruction")),
         "callback_url": callback,
-        **store.with_tags({}, tags),
+        **scale_records.with_tags({}, tags),
     }
     created = tasks.create_task(db, caller, project["id"], task, scale=scale)
     if not created["created"]:
@@ -305,13 +324,7 @@ def get_task(task_id: str, db: DB, caller: Caller) -> dict[str, Any]:
 
 @router.post("/task/{task_id}/cancel")
 def cancel_task(task_id: str, db: DB, caller: Caller, clear_unique_id: str | None = None) -> dict[str, Any]:
-    task = store.scale_task(db, caller, task_id)
-    status = shapes.task_status(task["status"])
-    if status != "pending":
-        raise bad("task_id", f"task {task_id} is {status}: only a pending task can be canceled")
-    task = tasks.cancel_task(db, caller, task_id)
-    if _true(clear_unique_id) and task["unique_id"] is not None:
-        task = store.change_task(db, caller, task_id, unique_id=None)
+    task = scale_records.cancel_pending_task(db, caller, task_id, clear_unique_id=_true(clear_unique_id))
     return _task_out(db, caller, task)
 
 
@@ -322,17 +335,17 @@ def update_unique_id(task_id: str, body: JsonBody, db: DB, caller: Caller) -> di
     unique_id = body.get("unique_id")
     if not isinstance(unique_id, str) or not 1 <= len(unique_id) <= 400:
         raise bad("unique_id", "must be a string of 1 to 400 characters")
-    return _task_out(db, caller, store.change_task(db, caller, task_id, unique_id=unique_id))
+    return _task_out(db, caller, scale_records.edit_task(db, caller, task_id, unique_id=unique_id))
 
 
 @router.delete("/task/{task_id}/unique_id")
 def clear_unique_id(task_id: str, db: DB, caller: Caller) -> dict[str, Any]:
-    return _task_out(db, caller, store.change_task(db, caller, task_id, unique_id=None))
+    return _task_out(db, caller, scale_records.edit_task(db, caller, task_id, unique_id=None))
 
 
 @router.post("/task/{task_id}/setMetadata")
 def set_metadata(task_id: str, body: JsonBody, db: DB, caller: Caller) -> dict[str, Any]:
-    return _task_out(db, caller, store.change_task(db, caller, task_id, metadata=_object(body, "metadata")))
+    return _task_out(db, caller, scale_records.edit_task(db, caller, task_id, metadata=_object(body, "metadata")))
 
 
 def _change_tags(db: Database, caller: Principal, task_id: str, body: Any, how: str) -> dict[str, Any]:
@@ -342,7 +355,7 @@ def _change_tags(db: Database, caller: Principal, task_id: str, body: Any, how: 
         "add": lambda current: list(dict.fromkeys([*current, *given])),
         "delete": lambda current: [tag for tag in current if tag not in given],
     }[how]
-    return _task_out(db, caller, store.change_task(db, caller, task_id, tags=change))
+    return _task_out(db, caller, scale_records.edit_task(db, caller, task_id, tags=change))
 
 
 @router.post("/task/{task_id}/tags")
@@ -388,6 +401,19 @@ def _time(value: str | None, name: str) -> datetime | None:
     return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
+def _limit(value: str | None) -> int:
+    """The page size: 1 to 100, default 100 (scaleapi ``tasks()``: "Determines the page size (1-100)")."""
+    if value is None:
+        return MAX_PAGE
+    try:
+        limit = int(value)
+    except ValueError:
+        raise bad("limit", f"{value!r} is not a whole number (1 to {MAX_PAGE})") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise bad("limit", f"must be between 1 and {MAX_PAGE}")
+    return limit
+
+
 @router.get("/tasks")
 def list_tasks(request: Request, db: DB, caller: Caller) -> dict[str, Any]:
     """Keyset pages: ``next_token`` is the last task's id, so paging to the end never repeats or
@@ -395,9 +421,7 @@ def list_tasks(request: Request, db: DB, caller: Caller) -> dict[str, Any]:
     query = request.query_params
     _refuse_unknown(dict(query), _TASK_FILTERS, "GET /tasks")
     one = {key: query.get(key) or None for key in _TASK_FILTERS}
-    limit = int(one["limit"]) if one["limit"] and one["limit"].isdigit() else MAX_PAGE
-    if not 1 <= limit <= MAX_PAGE:
-        raise bad("limit", f"must be between 1 and {MAX_PAGE}")
+    limit = _limit(one["limit"])
     token = one["next_token"]
     if token is not None and (len(token) != 24 or any(ch not in "0123456789abcdef" for ch in token)):
         raise bad("next_token", "is not a token this server gave")

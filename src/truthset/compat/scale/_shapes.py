@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from truthset.compat.scale._store import STATUSES, TAG_KEY
+from truthset.compat.scale._store import REVIEW_STATUSES, STATUSES
 from truthset.compat.scale._types import TYPES
 from truthset.domain import BatchStatus
 
@@ -19,6 +19,7 @@ BATCH_STATUSES = {
     str(BatchStatus.CANCELED): "canceled",
 }
 _TASK_STATUS = {ours: theirs for theirs, statuses in STATUSES.items() for ours in statuses}
+_REVIEW_STATUS = {ours: theirs for theirs, statuses in REVIEW_STATUSES.items() for ours in statuses}
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -65,12 +66,12 @@ def task_json(task: Mapping[str, Any], project_name: str | None, batch_name: str
     if "callback_succeeded" in scale:
         out["callback_succeeded"] = scale["callback_succeeded"]
     if task.get("review_status") is not None:  # a row just created has no review_status key
-        out["customer_review_status"] = task["review_status"]
+        out["customer_review_status"] = _REVIEW_STATUS.get(task["review_status"], task["review_status"])
     if status == "completed":
         out["completed_at"] = timestamp(task.get("completed_at"))
         kind = TYPES.get(scale.get("type", ""))
         if kind is not None:
-            out["response"] = kind.response(result.get("answer") or {}, task["data"])
+            out["response"] = kind.response(result.get("answer") or {}, task["data"], task["id"])
     return out
 
 
@@ -115,7 +116,3 @@ def batch_status_json(batch: Mapping[str, Any], counts: Mapping[str, int]) -> di
     for theirs, ours in STATUSES.items():
         out[theirs] = sum(counts.get(s, 0) for s in ours)
     return out
-
-
-def hidden_tag_key(key: str) -> bool:
-    return key.startswith(TAG_KEY)

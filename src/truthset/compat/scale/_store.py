@@ -1,29 +1,27 @@
-"""Scale objects over truthset's: lookups by Scale name, and the few writes the Scale API adds.
+"""Scale objects over truthset's: the reads the Scale API needs (lookups by name, its filters).
 
 A Scale project is a truthset project whose ``scale`` column holds its Scale type and params; a
 Scale task a truthset task whose ``scale`` column holds its type, params, tags and callback. Every
 query is scoped to the caller's organization (``repo.scoped``); another organization's object is
-"not found", as in truthset's own API. Creating, finalizing and canceling go through truthset's
-services; only the Scale-only columns (and unique_id/metadata edits) are written here.
+"not found", as in truthset's own API. Nothing is written here: writes go through truthset's
+services (projects, tasks, and scale_records for the Scale-only columns).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
 
 from truthset.domain import Principal, ReviewStatus, TaskStatus
-from truthset.errors import Conflict, InvalidInput, NotFound
-from truthset.schemas import QualityPolicy
+from truthset.errors import InvalidInput, NotFound
 from truthset.services.policy import Action, require
-from truthset.services.projects import checked_policy
+from truthset.services.scale_records import TAG_KEY
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
-from truthset.storage.ids import utcnow
 
 #: Scale's task statuses -> truthset's (a staged task, in an unfinalized batch, is pending to Scale).
 STATUSES: dict[str, tuple[str, ...]] = {
@@ -32,20 +30,15 @@ STATUSES: dict[str, tuple[str, ...]] = {
     "canceled": (str(TaskStatus.CANCELED),),
     "error": (),
 }
-#: A tag is also kept as a top-level key of ``tasks.scale`` so that a filter is one ``json_text``
-#: comparison, the same on SQLite and PostgreSQL (``tags`` keeps the list, in order, for reading).
-TAG_KEY = "tag:"
-
-
-def tag_keys(tags: Iterable[str]) -> dict[str, bool]:
-    return {f"{TAG_KEY}{tag}": True for tag in tags}
-
-
-def with_tags(scale: dict[str, Any], tags: list[str]) -> dict[str, Any]:
-    kept = {k: v for k, v in scale.items() if not k.startswith(TAG_KEY)}
-    return {**kept, "tags": tags, **tag_keys(tags)}
-
-
+#: Scale's review statuses (scaleapi ``TaskReviewStatus``) -> truthset's: a task a reviewer holds is
+#: still pending to Scale; truthset has no "commented" (a comment is not a verdict).
+REVIEW_STATUSES: dict[str, tuple[str, ...]] = {
+    "pending": (str(ReviewStatus.PENDING), str(ReviewStatus.REVIEWING)),
+    "accepted": (str(ReviewStatus.ACCEPTED),),
+    "rejected": (str(ReviewStatus.REJECTED),),
+    "fixed": (str(ReviewStatus.FIXED),),
+    "commented": (),
+}
 # --- projects -----------------------------------------------------------------------------------
 
 
@@ -73,52 +66,6 @@ def scale_projects(db: Database, principal: Principal) -> list[dict[str, Any]]:
     query = repo.scoped(t.projects, principal.organization_id).where(p.scale.is_not(None)).order_by(p.id)
     with db.read() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
-
-
-def add_params(db: Database, principal: Principal, project_id: str, params: dict[str, Any], at: str) -> dict[str, Any]:
-    """Append ``params`` over the latest to the project's ``param_history`` (Scale's setParams);
-    returns the Scale record. Under the row lock: a concurrent first task's spec is not undone."""
-    with db.write() as conn:
-        require(principal, Action.MANAGE_PROJECTS)
-        project = repo.get(conn, t.projects, principal.organization_id, project_id, lock=True)
-        if project is None or not project["scale"]:
-            raise NotFound(f"project {project_id} not found")
-        history = project["scale"]["param_history"]
-        latest = {k: v for k, v in history[-1].items() if k not in ("version", "created_at")}
-        entry = {**latest, **params, "version": len(history), "created_at": at}
-        scale = {**project["scale"], "param_history": [*history, entry]}
-        repo.change(conn, t.projects, principal.organization_id, project_id, scale=scale, updated_at=utcnow())
-        return scale
-
-
-def settle_spec(db: Database, principal: Principal, project_id: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """The project's spec for its tasks: ``spec`` if the project still waits for its first task's
-    (set now, with the policy checked against it), else the spec it has.
-
-    One transaction with the project row locked: of two first tasks sent at once, one sets the spec
-    and the other then compares with it, so no project ever holds tasks of two shapes.
-    """
-    with db.write() as conn:
-        require(principal, Action.MANAGE_TASKS)
-        project = repo.get(conn, t.projects, principal.organization_id, project_id, lock=True)
-        if project is None or not project["scale"]:
-            raise NotFound(f"project {project_id} not found")
-        if not project["scale"].get("spec_pending"):
-            return project["spec"]
-        has_tasks = conn.execute(
-            repo.scoped(t.tasks, principal.organization_id, t.tasks.c.id).where(t.tasks.c.project_id == project_id)
-        ).first()
-        if has_tasks is not None:  # tasks added through truthset's own API to the placeholder spec
-            raise Conflict(
-                f"project {project['name']!r} has tasks made outside the Scale API: set its spec in truthset"
-            )
-        quality = checked_policy(QualityPolicy.model_validate(project["quality"]), spec)
-        scale = {**project["scale"], "spec_pending": False}
-        repo.change(
-            conn, t.projects, principal.organization_id, project_id, spec=spec, quality=quality, scale=scale,
-            updated_at=utcnow(),
-        )  # fmt: skip
-        return spec
 
 
 def names(db: Database, principal: Principal, table: Any, ids: Iterable[str | None]) -> dict[str, str]:
@@ -200,40 +147,6 @@ def scale_task(db: Database, principal: Principal, task_id: str, *, lock: bool =
     return task
 
 
-def unique_id_taken(db: Database, principal: Principal, unique_id: str) -> bool:
-    with db.read() as conn:
-        return bool(repo.existing_unique_ids(conn, principal.organization_id, [unique_id]))
-
-
-def change_task(
-    db: Database,
-    principal: Principal,
-    task_id: str,
-    *,
-    tags: Callable[[list[str]], list[str]] | None = None,
-    **values: Any,
-) -> dict[str, Any]:
-    """Change a Scale task's unique_id or metadata (a duplicate unique_id: 409), or its tags:
-    ``tags`` maps the current tags to the new ones, under the row lock (no update is lost)."""
-    with db.write() as conn:
-        require(principal, Action.MANAGE_TASKS)
-        task = repo.get(conn, t.tasks, principal.organization_id, task_id, lock=True)
-        if task is None or task["scale"] is None:
-            raise NotFound(f"task {task_id} not found")
-        if tags is not None:
-            values["scale"] = with_tags(task["scale"], tags(list(task["scale"].get("tags", []))))
-        unique_id = values.get("unique_id")
-        if (
-            unique_id is not None
-            and unique_id != task["unique_id"]
-            and repo.existing_unique_ids(conn, principal.organization_id, [unique_id])
-        ):
-            raise Conflict(f"a task with unique_id {unique_id!r} already exists", details={"field": "unique_id"})
-        values["updated_at"] = utcnow()
-        repo.change(conn, t.tasks, principal.organization_id, task_id, **values)
-        return {**task, **values}
-
-
 def task_query(
     principal: Principal,
     *,
@@ -260,8 +173,13 @@ def task_query(
             raise InvalidInput(f"status: {status!r} is not one of {', '.join(STATUSES)}", details={"field": "status"})
         query = query.where(c.status.in_(STATUSES[status]))
     if review_statuses:
-        known = {str(s) for s in ReviewStatus}
-        query = query.where(c.review_status.in_([s for s in review_statuses if s in known]))
+        unknown = [s for s in review_statuses if s not in REVIEW_STATUSES]
+        if unknown:
+            raise InvalidInput(
+                f"customer_review_status: {unknown[0]!r} is not one of {', '.join(REVIEW_STATUSES)}",
+                details={"field": "customer_review_status"},
+            )
+        query = query.where(c.review_status.in_([ours for s in review_statuses for ours in REVIEW_STATUSES[s]]))
     if unique_ids:
         query = query.where(c.unique_id.in_(unique_ids))
     for tag in tags or []:

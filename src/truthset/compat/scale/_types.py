@@ -9,6 +9,7 @@ refused by name, so nothing a client sends is silently ignored.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,12 @@ COMMON_PARAMS = frozenset(
 )
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")  # a spec name (questions/_registry.NAME_PATTERN)
 MAX_ATTACHMENTS = 10
+
+
+def annotation_id(task_id: str, kind: str, index: int) -> str:
+    """A stable id for the ``index``-th annotation of a response (Scale gives each one a ``uuid``
+    or ``id``): the same task always answers the same ids, so a client may store them."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"truthset:{task_id}:{kind}:{index}"))
 
 
 def bad(param: str, message: str) -> InvalidInput:
@@ -80,7 +87,8 @@ def _attachment_data(params: Mapping[str, Any]) -> dict[str, Any]:
     return {"attachment": params["attachment"]}
 
 
-def _categorization_response(answer: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+def _categorization_response(answer: Mapping[str, Any], data: Mapping[str, Any], task_id: str) -> dict[str, Any]:
+    """``{"category": "red"}`` (Scale's callback example, scale.com/docs/api-reference/callbacks)."""
     return {"category": answer.get("category")}
 
 
@@ -155,8 +163,10 @@ def _textcollection_data(params: Mapping[str, Any]) -> dict[str, Any]:
     return {f"attachment_{i}": content for i, (_, content) in enumerate(_attachments(params))}
 
 
-def _by_question(answer: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(answer)
+def _textcollection_response(answer: Mapping[str, Any], data: Mapping[str, Any], task_id: str) -> dict[str, Any]:
+    """``{"annotations": {"<field_id>": value}}``: each key a ``field_id`` of the task's params
+    (Scale's text collection callback format, docs.scale.com/reference/textcollection-callback-format)."""
+    return {"annotations": dict(answer)}
 
 
 # --- namedentityrecognition --------------------------------------------------------------------
@@ -189,10 +199,17 @@ def _ner_data(params: Mapping[str, Any]) -> dict[str, Any]:
     return {"text": params["text"]}
 
 
-def _ner_response(answer: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+def _ner_response(answer: Mapping[str, Any], data: Mapping[str, Any], task_id: str) -> dict[str, Any]:
+    """``{"annotations": [{"id", "start", "end", "text", "label"}], "relationships": []}`` (Scale's
+    NamedEntityRecognitionResponse, docs.scale.com/reference/callback-format-3; truthset's spans
+    have no relationships)."""
     text = data.get("text", "")
     spans = answer.get("entities") or []
-    return {"annotations": [{**span, "text": text[span["start"] : span["end"]]} for span in spans]}
+    annotations = [
+        {"id": annotation_id(task_id, "entity", i), **span, "text": text[span["start"] : span["end"]]}
+        for i, span in enumerate(spans)
+    ]
+    return {"annotations": annotations, "relationships": []}
 
 
 # --- imageannotation ---------------------------------------------------------------------------
@@ -241,14 +258,30 @@ def _imageannotation_spec(params: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _imageannotation_response(answer: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+def _imageannotation_response(answer: Mapping[str, Any], data: Mapping[str, Any], task_id: str) -> dict[str, Any]:
+    """``{"annotations": [...]}``: a box as ``uuid, type, label, left, top, width, height`` and a
+    polygon as ``uuid, type, label, vertices: [{x, y}]``, in pixels (Scale's response fields,
+    docs.scale.com/reference/boxes and /polygons)."""
     annotations: list[dict[str, Any]] = [
-        {"type": "box", "label": b["label"], "left": b["x"], "top": b["y"], "width": b["width"], "height": b["height"]}
-        for b in answer.get("box") or []
+        {
+            "uuid": annotation_id(task_id, "box", i),
+            "type": "box",
+            "label": b["label"],
+            "left": b["x"],
+            "top": b["y"],
+            "width": b["width"],
+            "height": b["height"],
+        }
+        for i, b in enumerate(answer.get("box") or [])
     ]
     annotations += [
-        {"type": "polygon", "label": p["label"], "vertices": [{"x": x, "y": y} for x, y in p["points"]]}
-        for p in answer.get("polygon") or []
+        {
+            "uuid": annotation_id(task_id, "polygon", i),
+            "type": "polygon",
+            "label": p["label"],
+            "vertices": [{"x": x, "y": y} for x, y in p["points"]],
+        }
+        for i, p in enumerate(answer.get("polygon") or [])
     ]
     return {"annotations": annotations}
 
@@ -265,6 +298,9 @@ def _comparison_items(params: Mapping[str, Any]) -> list[str]:
 
 def _comparison_spec(params: Mapping[str, Any]) -> dict[str, Any]:
     _comparison_items(params)
+    kind = params.get("attachment_type", "text")
+    if kind != "text":  # truthset shows the compared items side by side as text
+        raise bad("attachment_type", f"{kind!r} is not supported for comparison tasks (supported: text)")
     question = {"name": "choice", "type": "label", "options": _strings(params, "choices", minimum=2)}
     return {"fields": [{"name": "attachments", "type": "responses", "label": "Compare"}], "questions": [question]}
 
@@ -273,7 +309,8 @@ def _comparison_data(params: Mapping[str, Any]) -> dict[str, Any]:
     return {"attachments": _comparison_items(params)}
 
 
-def _comparison_response(answer: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+def _comparison_response(answer: Mapping[str, Any], data: Mapping[str, Any], task_id: str) -> dict[str, Any]:
+    """``{"choice": "..."}``: the chosen one of the task's ``choices``."""
     return {"choice": answer.get("choice")}
 
 
@@ -285,8 +322,18 @@ def _documenttranscription_spec(params: Mapping[str, Any]) -> dict[str, Any]:
     return {"fields": [field], "questions": [{"name": "transcription", "type": "text", "max_length": 1_000_000}]}
 
 
-def _documenttranscription_response(answer: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
-    return {"transcription": answer.get("transcription")}
+def _documenttranscription_response(answer: Mapping[str, Any], data: Mapping[str, Any], task_id: str) -> dict[str, Any]:
+    """``{"annotations": [{"uuid", "page": 0, "label": "transcription", "text"}]}``: Scale's document
+    transcription annotation (docs.scale.com/reference/document-transcription-hypothesis) for the
+    one thing truthset asks, the whole page's text; it has no ``location`` (no region was drawn)."""
+    text = answer.get("transcription")
+    if text is None:
+        return {"annotations": []}
+    return {
+        "annotations": [
+            {"uuid": annotation_id(task_id, "transcription", 0), "page": 0, "label": "transcription", "text": text}
+        ]
+    }
 
 
 # --- the registry ------------------------------------------------------------------------------
@@ -298,7 +345,7 @@ class TaskType:
     params: frozenset[str]  # the type's own params (beyond COMMON_PARAMS)
     spec: Callable[[Mapping[str, Any]], dict[str, Any]]
     data: Callable[[Mapping[str, Any]], dict[str, Any]]
-    response: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
+    response: Callable[[Mapping[str, Any], Mapping[str, Any], str], dict[str, Any]]  # (answer, data, task id)
 
 
 TYPES: dict[str, TaskType] = {
@@ -316,7 +363,7 @@ TYPES: dict[str, TaskType] = {
             frozenset({"attachments", "fields"}),
             _textcollection_spec,
             _textcollection_data,
-            _by_question,
+            _textcollection_response,
         ),
         TaskType("namedentityrecognition", frozenset({"text", "labels"}), _ner_spec, _ner_data, _ner_response),
         TaskType(
@@ -328,7 +375,7 @@ TYPES: dict[str, TaskType] = {
         ),
         TaskType(
             "comparison",
-            frozenset({"attachments", "choices"}),
+            frozenset({"attachments", "attachment_type", "choices"}),
             _comparison_spec,
             _comparison_data,
             _comparison_response,
