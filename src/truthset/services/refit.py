@@ -384,6 +384,7 @@ def _responses_of(conn: Connection, organization_id: str, task_ids: list[str]) -
             t.responses.c.task_id,
             t.responses.c.worker_id,
             t.responses.c.answer,
+            t.responses.c.scores,  # a model's prediction counts as it has earned (results.counted_answer)
         )
         .where(t.responses.c.task_id.in_(task_ids))
         .order_by(t.responses.c.task_id, t.responses.c.id)
