@@ -3,6 +3,7 @@ the quality loop, pre-fill on the lease and what a submit records about it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ import orjson
 from truthset.services import export
 
 from .helpers import API, Api, Org, assert_error
+from .test_session import sign_in
 
 
 def _upload(api: Api, org: Org, project_id: str, items: list[dict[str, Any]], **extra: Any) -> Any:
@@ -217,3 +219,19 @@ def test_a_prediction_on_a_gold_task_is_scored_like_a_persons_answer(api: Api, o
     assert stats.status_code == 200, stats.text
     assert stats.json()["kind"] == "model" and stats.json()["gold_answers"] == 1
     assert stats.json()["gold_accuracy"] == 0.0
+
+
+def test_the_task_page_lists_predictions_and_what_a_person_kept(api: Api, org: Org) -> None:
+    project_id, task = _prefill_project(api, org)
+    annotator = org.actor("annotator")
+    lease = api.post(f"{API}/projects/{project_id}/next", auth=annotator).json()
+    prefill = {name: p["response_id"] for name, p in lease["predictions"].items()}
+    body = {"answer": {"sentiment": "positive", "stars": 2}, "assignment_id": lease["id"], "prefill": prefill}
+    assert api.post(f"{API}/tasks/{task['id']}/responses", auth=annotator, json=body).status_code == 201
+    sign_in(api, org.owner.member["email"], org.owner.password)
+    shown = api.get(f"/tasks/{task['id']}").text
+    table = shown.split('id="predictions"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>\s*<td>[^<]*</td>\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>", table)
+    assert ("sent-clf", "1", "sentiment") in rows and ("weak", "0", "sentiment") in rows
+    assert "0.80" in table and '<code class="mono">"positive"</code>' in table
+    assert "Predicted by a model" in shown and "pre-filled: sentiment kept, stars changed" in shown
