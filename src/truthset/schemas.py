@@ -478,6 +478,9 @@ class ResponseOut(Output):
     prefill: dict[str, Any] | None = Field(
         None, description="Per pre-filled question: the prediction shown and whether it was kept (`accepted`)."
     )
+    scores: dict[str, float] | None = Field(
+        None, description="A model's prediction: its score per question (null for a person's response)."
+    )
 
 
 class SubmitResult(Output):
