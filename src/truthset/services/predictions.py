@@ -129,7 +129,8 @@ def _refusal(report: _Report) -> InvalidInput:
         f"(predictions[{first['index']}].{first['field']}: {first['message']}); nothing was stored"
     )
     errors = [{**e, "field": f"predictions[{e['index']}].{e['field']}"} for e in report.errors]
-    return InvalidInput(message, details={"field": "predictions", "errors": errors, "report": report.as_dict()})
+    details = {"field": "predictions", "errors": errors, "prediction_report": report.as_dict()}
+    return InvalidInput(message, details=details)
 
 
 def _tasks_of(
