@@ -71,6 +71,11 @@ def _stored_json(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _storable(value: Any) -> Any:
+    check_json(value)
+    return value
+
+
 #: A JSON object that will be stored: bounded depth, 64-bit integers, no NUL (see :func:`check_json`).
 JsonObject = Annotated[dict[str, Any], AfterValidator(_stored_json)]
 Metadata = Annotated[JsonObject, Field(default_factory=dict, description="Free-form JSON kept with the object.")]
@@ -460,8 +465,9 @@ class ResponseCreate(Input):
     answer: JsonObject
     assignment_id: str | None = None
     duration_ms: int | None = Field(None, ge=0, le=7 * 24 * 3600 * 1000)
-    prefill: dict[str, str] | None = Field(
+    prefill: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=24)]] | None = Field(
         None,
+        max_length=500,
         description="Per question, the response_id of the prediction the form was pre-filled with (from the "
         "lease's `predictions`): the server records whether the answer kept it unchanged.",
     )
@@ -825,7 +831,9 @@ class PredictionIn(Input):
     task_id: str | None = Field(None, max_length=24, description="The task (or give its unique_id).")
     unique_id: str | None = Field(None, min_length=1, max_length=400, description="The task's unique_id.")
     question: str = Field(min_length=1, max_length=64, description="The question predicted.")
-    answer: Any = Field(description="The predicted answer to that question, as a response would give it.")
+    answer: Annotated[Any, AfterValidator(_storable)] = Field(
+        description="The predicted answer to that question, as a response would give it."
+    )
     score: float = Field(ge=0.0, le=1.0, description="The model's own score for it, in [0, 1].")
 
     @model_validator(mode="after")
