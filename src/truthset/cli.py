@@ -679,6 +679,7 @@ def quality_workers(
         "status",
         "gold (95%)",
         "reviewed: rejected",
+        "pre-fill kept",
     )
     with Client(url, api_key) as client:
         for w in client.projects.workers(project, batch_id=batch):
@@ -694,6 +695,7 @@ def quality_workers(
                 on_gold = f"{w.gold_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.gold_answers})"
             status = w.status or "-"
             reviewed = f"{w.reviewed}: {w.review_rejected}" if w.reviewed else "-"
+            kept = f"{w.prefill_accepted} of {w.prefill_shown}" if w.prefill_shown else "-"  # a model's (models.md)
             table.add_row(
                 w.name or w.worker_id,
                 str(w.kind),
@@ -704,6 +706,7 @@ def quality_workers(
                 status,
                 on_gold,
                 reviewed,
+                kept,
             )
     console.print(table)
 

@@ -67,6 +67,8 @@ def test_import_jsonl_and_csv_with_a_report_and_no_traceback(live: Any, tmp_path
         (task,) = client.tasks.list(project_id=project_id, unique_id="cli-pred-2")
         (prediction,) = client.tasks.predictions(task.id)
     assert prediction.model == "clf@2" and prediction.answer == {"sentiment": "neg", "stars": 2}
+    code, output = _cli(live, "quality", "workers", project_id)
+    assert code == 0 and "clf@1 │ model" in output, output  # the table is squeezed to the runner's width
 
 
 def test_the_sdk_sends_a_tasks_predictions_together_and_numbers_errors_from_the_start(live: Any) -> None:
