@@ -13,6 +13,7 @@ from sqlalchemy import select
 from truthset.domain import TaskStatus, WorkerKind
 from truthset.schemas import PredictionUpload, ResponseCreate
 from truthset.services import predictions, queue, refit
+from truthset.services.projects import compiled_spec
 from truthset.storage import tables as t
 
 if TYPE_CHECKING:
@@ -63,6 +64,11 @@ def test_a_model_counts_only_with_the_weight_a_fit_measured(org: Org) -> None:
     assert "sentiment" in fitted["fitted"]
     rescored = org.task(train[0]["id"])
     assert rescored["result"]["response_count"] == 3  # a refit counts people, not the model
+    # the fit reads the model's answers, but counts people per task as tasks do: a task is not picked
+    # for re-scoring on every refit merely because it has a prediction
+    with org.db.snapshot() as conn:
+        answers, counts = refit._categorical_answers(conn, org.id, project["id"], compiled_spec(project))
+    assert counts[train[0]["id"]] == 3 and len(answers["sentiment"][0]) == 4 * 40 + 2
     # measured as reliable, the model now adds its weight: one person agreeing with it is enough
     after = org.make_task(project["id"], "after the fit")
     _predict(org, project["id"], {after["id"]: "negative"})
