@@ -3,15 +3,18 @@ weight a fit has measured, never toward the overlap; racing uploads make one mod
 
 from __future__ import annotations
 
+import json
 import random
+import re
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import select
 
 from truthset.domain import TaskStatus, WorkerKind
-from truthset.schemas import PredictionUpload, ResponseCreate
+from truthset.schemas import PredictionUpload, QualityPolicy, ResponseCreate
 from truthset.services import predictions, queue, refit
 from truthset.services.projects import compiled_spec
 from truthset.storage import tables as t
@@ -118,3 +121,10 @@ def test_the_best_prediction_is_the_most_reliable_models_then_the_higher_score(o
     # no fit yet: neither model has measured reliability, so the higher score wins
     lease = queue.next_assignment(org.db, org.add_member().principal, project["id"])
     assert lease is not None and lease["predictions"]["sentiment"]["model"] == "m@b"
+
+
+def test_the_policy_example_in_docs_models_md_is_a_valid_policy() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "models.md").read_text()
+    (block,) = re.findall(r"```json\n(.*?)```", text, flags=re.S)
+    policy = QualityPolicy.model_validate(json.loads(block)["quality"])
+    assert policy.prefill_predictions is True and QualityPolicy().prefill_predictions is False
