@@ -30,6 +30,8 @@ from truthset.domain import Role
 from truthset.errors import TruthsetError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from truthset.demo import DemoProject
     from truthset.domain import Principal
     from truthset.storage import Database
@@ -55,6 +57,8 @@ webhooks_app = typer.Typer(help="Webhooks: subscriptions, deliveries, replay (th
 app.add_typer(webhooks_app, name="webhooks")
 tasks_app = typer.Typer(help="Tasks (through the API).", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
+predictions_app = typer.Typer(help="Model predictions (through the API).", no_args_is_help=True)
+app.add_typer(predictions_app, name="predictions")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -675,6 +679,7 @@ def quality_workers(
         "status",
         "gold (95%)",
         "reviewed: rejected",
+        "pre-fill kept",
     )
     with Client(url, api_key) as client:
         for w in client.projects.workers(project, batch_id=batch):
@@ -690,6 +695,7 @@ def quality_workers(
                 on_gold = f"{w.gold_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.gold_answers})"
             status = w.status or "-"
             reviewed = f"{w.reviewed}: {w.review_rejected}" if w.reviewed else "-"
+            kept = f"{w.prefill_accepted} of {w.prefill_shown}" if w.prefill_shown else "-"  # a model's (models.md)
             table.add_row(
                 w.name or w.worker_id,
                 str(w.kind),
@@ -700,6 +706,7 @@ def quality_workers(
                 status,
                 on_gold,
                 reviewed,
+                kept,
             )
     console.print(table)
 
@@ -945,6 +952,104 @@ def gold_import(
                 err_console.print(f"  line {error['line']}: {error['message']}")
         raise typer.Exit(2) from None
     console.print(f"{report.received} lines: {report.marked} tasks marked gold, {report.updated} gold answers replaced")
+
+
+# --- predictions (through the API) ---
+
+#: Question types whose CSV answer cell is JSON (a number, a list, an object); others are text.
+_JSON_CELL_TYPES = frozenset({"number", "rating", "labels", "rubric", "spans", "boxes", "polygons", "ranking"})
+
+
+def _prediction_lines(path: Path, json_questions: set[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line, prediction) from a JSONL or CSV file; a line that cannot be read gives its error text."""
+    import csv
+
+    import orjson
+
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"question", "answer", "score"} - set(reader.fieldnames or ())
+            if missing or not {"task_id", "unique_id"} & set(reader.fieldnames or ()):
+                yield 1, "the header needs task_id or unique_id, question, answer and score"
+                return
+            for row in reader:
+                yield reader.line_num, _csv_prediction(row, json_questions)
+        return
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if raw.strip():
+                try:
+                    value = orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    yield number, f"invalid JSON: {exc}"
+                    continue
+                yield number, value if isinstance(value, dict) else "a line must be a JSON object"
+
+
+def _csv_prediction(row: dict[str, str], json_questions: set[str]) -> dict[str, Any] | str:
+    import orjson
+
+    item: dict[str, Any] = {k: v for k in ("task_id", "unique_id") if (v := (row.get(k) or "").strip())}
+    item["question"] = row.get("question") or ""
+    answer = row.get("answer") or ""
+    try:
+        item["answer"] = orjson.loads(answer) if item["question"] in json_questions else answer
+        item["score"] = float(row.get("score") or "")
+    except (orjson.JSONDecodeError, ValueError) as exc:
+        return f"answer or score: {exc}"
+    return item
+
+
+@predictions_app.command("import")
+def predictions_import(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL, or CSV (.csv).")],
+    project: Annotated[str, typer.Option("--project", help="Project id.")],
+    model: Annotated[str, typer.Option("--model", help="Model name.")],
+    version: Annotated[str, typer.Option("--version", help="Model version (each version is its own worker).")],
+    on_error: Annotated[
+        str, typer.Option("--on-error", help="reject (store nothing if a line is bad) or skip.")
+    ] = "reject",
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Upload a model version's predictions: task_id or unique_id, question, answer, score per line."""
+    from truthset.client import Client, InvalidInputError
+
+    if on_error not in ("reject", "skip"):
+        raise typer.BadParameter("--on-error must be reject or skip")
+    with Client(url, api_key) as client:
+        spec = client.projects.get(project).spec
+        json_questions = {q["name"] for q in spec.get("questions", []) if q.get("type") in _JSON_CELL_TYPES}
+        lines, items, bad = [], [], []
+        for number, item in _prediction_lines(path, json_questions):
+            if isinstance(item, str):
+                bad.append((number, item))
+            else:
+                lines.append(number)
+                items.append(item)
+        if bad and on_error == "reject":
+            _print_prediction_errors(bad, "nothing was stored")
+            raise typer.Exit(2)
+        try:
+            report = client.upload_predictions(project, items, model=model, version=version, on_error=on_error)
+        except InvalidInputError as exc:
+            errors = [(lines[e["index"]], e["message"]) for e in (exc.details or {}).get("errors", []) if "index" in e]
+            _print_prediction_errors(bad + errors, "refused" if errors else exc.message)
+            raise typer.Exit(2) from None
+    refused = bad + [(lines[e.index], f"{e.field}: {e.message}") for e in report.errors]
+    console.print(
+        f"{len(items) + len(bad)} lines for {escape(report.model)}: {report.stored} predictions stored "
+        f"({report.responses_created} tasks), {report.unchanged} unchanged, {report.invalid + len(bad)} refused"
+    )
+    if refused:
+        _print_prediction_errors(refused, "skipped")
+
+
+def _print_prediction_errors(errors: list[tuple[int, str]], what: str) -> None:
+    err_console.print(f"{len(errors)} bad line{'s' if len(errors) != 1 else ''} ({what}):")
+    for number, message in sorted(errors)[:20]:
+        err_console.print(f"  line {number}: {escape(message)}")
 
 
 # --- jobs (through the API) ---

@@ -53,6 +53,8 @@ from truthset.schemas import (
     OrganizationCreated,
     PasswordChanged,
     PasswordReset,
+    PredictionOut,
+    PredictionReport,
     ProjectOut,
     QuestionTypeOut,
     ResponseOut,
@@ -417,6 +419,41 @@ class Client:
         files = {"file": (name, content, content_type or "application/octet-stream")}
         response = self._request("POST", "/media", files=files, timeout=self._long_timeout(), retry=True)
         return MediaOut.model_validate(response.json())
+
+    def upload_predictions(
+        self,
+        project_id: str,
+        predictions: Iterable[Mapping[str, Any]],
+        *,
+        model: str,
+        version: str,
+        on_error: str = "reject",
+        chunk_size: int = 1000,
+    ) -> PredictionReport:
+        """Upload a model version's predictions: dicts of ``task_id`` (or ``unique_id``), ``question``,
+        ``answer`` and ``score`` in [0, 1]. Managers and above (docs/models.md).
+
+        Sent in requests of about ``chunk_size`` predictions, a task's predictions always together
+        (a model version answers a task once). ``on_error="reject"`` stops at the first request with a
+        bad prediction, raising :class:`InvalidInputError` naming it (the requests before it are
+        stored; uploading again is safe: identical predictions change nothing); ``"skip"`` stores every
+        good one. The reports of the requests are summed; ``errors[].index`` counts from the first
+        prediction passed.
+        """
+        report: PredictionReport | None = None
+        for offset, chunk in _prediction_chunks(predictions, chunk_size):
+            body = {"model": model, "version": version, "on_error": on_error, "predictions": chunk}
+            try:
+                part = self._json(
+                    "POST", f"/projects/{project_id}/predictions", PredictionReport, json=body, retry=True
+                )
+            except InvalidInputError as exc:
+                _shift_prediction_errors(exc, offset)
+                raise
+            report = part if report is None else _sum_reports(report, part, offset)
+        if report is None:
+            raise ValueError("no predictions to upload")
+        return report
 
     # -- plumbing --
 
@@ -907,6 +944,52 @@ class Tasks(_Resource):
         rows = self._client._request("GET", f"/tasks/{task_id}/history").json()
         return [HistoryStep.model_validate(row) for row in rows]
 
+    def predictions(self, task_id: str) -> list[PredictionOut]:
+        """The task's predictions (model, answer and score per question), oldest first."""
+        rows = self._client._request("GET", f"/tasks/{task_id}/predictions").json()
+        return [PredictionOut.model_validate(row) for row in rows]
+
+
+def _prediction_chunks(
+    predictions: Iterable[Mapping[str, Any]], size: int
+) -> Iterator[tuple[list[int], list[dict[str, Any]]]]:
+    """Predictions grouped by task, in requests of about ``size``: (original indexes, predictions)."""
+    groups: dict[Any, list[tuple[int, dict[str, Any]]]] = {}
+    for index, item in enumerate(predictions):
+        key = ("id", item.get("task_id")) if item.get("task_id") is not None else ("uid", item.get("unique_id"))
+        groups.setdefault(key, []).append((index, dict(item)))
+    indexes: list[int] = []
+    chunk: list[dict[str, Any]] = []
+    for group in groups.values():
+        if chunk and len(chunk) + len(group) > size:
+            yield indexes, chunk
+            indexes, chunk = [], []
+        indexes += [index for index, _ in group]
+        chunk += [item for _, item in group]
+    if chunk:
+        yield indexes, chunk
+
+
+def _shift_prediction_errors(exc: InvalidInputError, offset: list[int]) -> None:
+    """A refused request's errors, renumbered from the first prediction passed to the upload."""
+    for error in (exc.details or {}).get("errors", []):
+        if isinstance(error.get("index"), int) and error["index"] < len(offset):
+            error["index"] = offset[error["index"]]
+
+
+def _sum_reports(total: PredictionReport, part: PredictionReport, offset: list[int]) -> PredictionReport:
+    errors = [e.model_copy(update={"index": offset[e.index]}) for e in part.errors]
+    return total.model_copy(
+        update={
+            "worker_id": total.worker_id or part.worker_id,
+            **{name: getattr(total, name) + getattr(part, name) for name in _REPORT_COUNTS},
+            "errors": (total.errors + errors)[:100],
+        }
+    )
+
+
+_REPORT_COUNTS = ("received", "stored", "responses_created", "unchanged", "invalid")
+
 
 def _jsonl_chunks(tasks: Iterable[Mapping[str, Any] | BaseModel]) -> Iterator[bytes]:
     """Serialise tasks one by one into ~256 KB chunks of JSONL."""
@@ -950,10 +1033,20 @@ class Queue(_Resource):
         assignment_id: str | None = None,
         idempotency_key: str | None = None,
         duration_ms: int | None = None,
+        prefill: Mapping[str, str] | None = None,
     ) -> SubmitResult:
-        """Answer a task. An ``Idempotency-Key`` (a fresh uuid4 unless you pass one) makes retries safe."""
+        """Answer a task. An ``Idempotency-Key`` (a fresh uuid4 unless you pass one) makes retries safe.
+
+        ``prefill``: per question, the ``response_id`` of the lease's prediction the answer started
+        from; the server records whether it was kept (docs/models.md).
+        """
         key = idempotency_key or str(uuid.uuid4())
-        body = _body(answer=dict(answer), assignment_id=assignment_id, duration_ms=duration_ms)
+        body = _body(
+            answer=dict(answer),
+            assignment_id=assignment_id,
+            duration_ms=duration_ms,
+            prefill=dict(prefill) if prefill is not None else None,
+        )
         return self._client._json(
             "POST", f"/tasks/{task_id}/responses", SubmitResult, json=body, headers={"Idempotency-Key": key}, retry=True
         )

@@ -71,6 +71,11 @@ def _stored_json(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _storable(value: Any) -> Any:
+    check_json(value)
+    return value
+
+
 #: A JSON object that will be stored: bounded depth, 64-bit integers, no NUL (see :func:`check_json`).
 JsonObject = Annotated[dict[str, Any], AfterValidator(_stored_json)]
 Metadata = Annotated[JsonObject, Field(default_factory=dict, description="Free-form JSON kept with the object.")]
@@ -254,6 +259,11 @@ class QualityPolicy(Input):
     )
     gold: GoldPolicy = Field(default_factory=GoldPolicy)
     review: ReviewPolicy = Field(default_factory=ReviewPolicy)
+    prefill_predictions: bool = Field(
+        False,
+        description="Serve each lease with the best model prediction per question, which the workbench "
+        "starts from; the response records whether it was kept (docs/models.md).",
+    )
 
     @model_validator(mode="after")
     def _overlaps(self) -> QualityPolicy:
@@ -424,6 +434,14 @@ class ImportReport(Output):
 # --- queue and responses -----------------------------------------------------------------------
 
 
+class PrefillOut(Output):
+    response_id: str = Field(description="The prediction (a model worker's response).")
+    worker_id: str
+    model: str = Field(description="The model worker's name: name@version.")
+    answer: Any
+    score: float | None
+
+
 class AssignmentOut(Output):
     id: str
     task: TaskOut
@@ -436,12 +454,23 @@ class AssignmentOut(Output):
         description="Per compared `responses` field, the task indexes of its candidates in the order this "
         "assignment shows them (a ranking's blind, per-worker shuffle; docs/questions.md).",
     )
+    predictions: dict[str, PrefillOut] = Field(
+        default_factory=dict,
+        description="Per question, the prediction to start from (only with the policy's prefill_predictions; "
+        "docs/models.md). Send its response_id back in the response's `prefill`.",
+    )
 
 
 class ResponseCreate(Input):
     answer: JsonObject
     assignment_id: str | None = None
     duration_ms: int | None = Field(None, ge=0, le=7 * 24 * 3600 * 1000)
+    prefill: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=24)]] | None = Field(
+        None,
+        max_length=500,
+        description="Per question, the response_id of the prediction the form was pre-filled with (from the "
+        "lease's `predictions`): the server records whether the answer kept it unchanged.",
+    )
 
 
 class ResponseOut(Output):
@@ -452,6 +481,12 @@ class ResponseOut(Output):
     answer: dict[str, Any]
     duration_ms: int | None
     created_at: Timestamp
+    prefill: dict[str, Any] | None = Field(
+        None, description="Per pre-filled question: the prediction shown and whether it was kept (`accepted`)."
+    )
+    scores: dict[str, float] | None = Field(
+        None, description="A model's prediction: its score per question (null for a person's response)."
+    )
 
 
 class SubmitResult(Output):
@@ -586,6 +621,10 @@ class WorkerFigures(Output):
     gold_interval: list[float] | None = Field(
         None, description="95% Jeffreys interval of gold_accuracy: wide while the worker has few gold answers."
     )
+    # a model worker's predictions shown pre-filled to people (docs/models.md, "Pre-fill")
+    prefill_shown: int = Field(0, description="Answers of people whose form started from this model's prediction.")
+    prefill_accepted: int = Field(0, description="Of those, answers that kept the prediction unchanged.")
+    acceptance_rate: float | None = Field(None, description="prefill_accepted / prefill_shown (null when never shown).")
 
 
 class WorkerStats(WorkerFigures):
@@ -783,3 +822,57 @@ class WebhookDeliveryOut(Output):
 
 class WebhookDeliveryDetail(WebhookDeliveryOut):
     history: list[WebhookAttemptOut] = Field(description="Every attempt, oldest first.")
+
+
+# --- predictions (docs/models.md) ----------------------------------------------------------------
+
+
+class PredictionIn(Input):
+    task_id: str | None = Field(None, max_length=24, description="The task (or give its unique_id).")
+    unique_id: str | None = Field(None, min_length=1, max_length=400, description="The task's unique_id.")
+    question: str = Field(min_length=1, max_length=64, description="The question predicted.")
+    answer: Annotated[Any, AfterValidator(_storable)] = Field(
+        description="The predicted answer to that question, as a response would give it."
+    )
+    score: float = Field(ge=0.0, le=1.0, description="The model's own score for it, in [0, 1].")
+
+    @model_validator(mode="after")
+    def _one_task_key(self) -> PredictionIn:
+        if (self.task_id is None) == (self.unique_id is None):
+            raise ValueError("give exactly one of task_id and unique_id")
+        return self
+
+
+class PredictionUpload(Input):
+    model: str = Field(min_length=1, max_length=100, pattern=r"^[^@\s][^@]*$", description="Model name (no '@').")
+    version: str = Field(min_length=1, max_length=60, description="Model version: each version is its own worker.")
+    predictions: list[PredictionIn] = Field(min_length=1, max_length=5000)
+    on_error: Literal["reject", "skip"] = Field(
+        "reject", description="reject: store nothing if any prediction is bad; skip: store the good ones."
+    )
+
+
+class PredictionError(Output):
+    index: int = Field(description="0-based position of the prediction in the upload.")
+    field: str
+    message: str
+
+
+class PredictionReport(Output):
+    model: str = Field(description="The model worker's name: name@version.")
+    worker_id: str | None = Field(description="The model worker (null when nothing was stored and it did not exist).")
+    received: int
+    stored: int = Field(description="Predictions stored (question answers).")
+    responses_created: int = Field(description="Responses created (one per task the model version predicted).")
+    unchanged: int = Field(description="Predictions already stored exactly so (a repeated upload): nothing written.")
+    invalid: int
+    errors: list[PredictionError] = Field(description="The first 100 refused predictions.")
+
+
+class PredictionOut(Output):
+    response_id: str
+    worker_id: str
+    model: str = Field(description="The model worker's name: name@version.")
+    answer: dict[str, Any] = Field(description="Per question, the predicted answer.")
+    scores: dict[str, float] = Field(description="Per question, the model's score.")
+    created_at: Timestamp

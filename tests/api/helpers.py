@@ -420,6 +420,15 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     ),
     "get_webhook_delivery": lambda w: Call(path={"delivery_id": w.extra["delivery"]}),
     "replay_webhook_delivery": lambda w: Call(path={"delivery_id": w.extra["delivery"]}),
+    "upload_predictions": lambda w: Call(
+        path={"project_id": w.project["id"]},
+        json={
+            "model": "walk",
+            "version": "1",
+            "predictions": [{"task_id": w.task["id"], "question": "sentiment", "answer": "positive", "score": 0.5}],
+        },
+    ),
+    "task_predictions": lambda w: Call(path={"task_id": w.task["id"]}),
 }
 
 

@@ -70,6 +70,7 @@ CONTENT_CHECKED = {
     "review_task",
     "mark_gold",
     "import_gold",
+    "upload_predictions",  # each prediction's task, question and answer against the project and its spec
     "create_webhook",  # the URL must pass the network guard (a schema-valid URL may name a private address)
     "update_webhook",
     "change_my_password",

@@ -20,6 +20,7 @@ from truthset.api.memory import GiveBackMemoryMiddleware
 from truthset.api.routes import accounts, exports, gold, media, projects, quality, queue, reviews, tasks
 from truthset.api.routes import imports as import_routes
 from truthset.api.routes import jobs as job_routes
+from truthset.api.routes import predictions as prediction_routes
 from truthset.api.routes import webhooks as webhook_routes
 from truthset.config import Settings, get_settings
 from truthset.errors import TruthsetError
@@ -129,6 +130,7 @@ def _setup_routes(app: FastAPI) -> None:
         exports,
         import_routes,
         webhook_routes,
+        prediction_routes,
     ):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=strict_query)
     app.include_router(docs.router, prefix=API_PREFIX)  # public: no key, no query parameters

@@ -211,11 +211,14 @@ class CompiledSpec:
             if (classes := _registry.categories_of(self._types[q.name], q)) is not None
         }
 
-    def validate_answer(self, answer: Any, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def validate_answer(
+        self, answer: Any, data: Mapping[str, Any] | None = None, *, only_given: bool = False
+    ) -> dict[str, Any]:
         """Check a response's answer against the questions; return it normalised.
 
         With the task's ``data``, a type that defines ``validate_answer_data`` also checks the answer
-        against it (span offsets within the text, ...).
+        against it (span offsets within the text, ...). ``only_given``: a required question may be
+        missing (a model's prediction answers the questions it predicts).
         """
         if not isinstance(answer, Mapping):
             raise AnswerError("answer must be an object keyed by question name")
@@ -226,7 +229,7 @@ class CompiledSpec:
         for question in self.questions:
             value = answer.get(question.name)
             if value is None:
-                if question.required:
+                if question.required and not only_given:
                     raise AnswerError(f"{question.name}: an answer is required")
                 continue
             try:

@@ -199,6 +199,8 @@ _RESPONSE_SQLITE = _object(
     ("answer", "r.answer"),
     ("created_at", _sqlite_time("r.created_at")),
     ("duration_ms", "COALESCE(r.duration_ms, 'null')"),
+    ("scores", "COALESCE(r.scores, 'null')"),  # a model's prediction (docs/models.md)
+    ("prefill", "COALESCE(r.prefill, 'null')"),  # a pre-filled answer: the prediction shown, kept or not
     ("review", f"CASE WHEN tasks.review_status IS NULL THEN 'null' ELSE {_REVIEW_OF_RESPONSE} END"),
 )
 _REVIEW_SQLITE = _object(
@@ -257,6 +259,7 @@ _LINE_PG = f"""json_build_object(
   'responses', COALESCE((SELECT json_agg(json_build_object(
       'id', r.id, 'worker_id', r.worker_id, 'worker_kind', w.kind, 'worker_name', w.name, 'answer', r.answer,
       'created_at', {_pg_time("r.created_at")}, 'duration_ms', r.duration_ms,
+      'scores', r.scores, 'prefill', r.prefill,
       'review', CASE WHEN tasks.review_status IS NULL THEN NULL ELSE {_REVIEW_OF_RESPONSE_PG} END
     ) ORDER BY r.id)
     FROM responses r LEFT JOIN workers w ON w.id = r.worker_id
@@ -350,7 +353,7 @@ def _responses(
 ) -> dict[str, list[dict[str, Any]]]:
     """The responses to ``task_ids`` in submission order, by task: one query for the block."""
     r = t.responses.c
-    columns = (r.task_id, r.id, r.worker_id, r.answer, r.created_at, r.duration_ms)
+    columns = (r.task_id, r.id, r.worker_id, r.answer, r.created_at, r.duration_ms, r.scores, r.prefill)
     query = (
         select(*(_as_text(column, conn.dialect.name == "postgresql") for column in columns))
         .where(r.organization_id == organization_id, r.task_id.in_(task_ids))
@@ -360,7 +363,7 @@ def _responses(
     rows = conn.execute(query).all()
     _learn_workers(conn, organization_id, {row[2] for row in rows}, workers)
     unknown = (None, None)
-    for task_id, response_id, worker_id, answer, created_at, duration_ms in rows:
+    for task_id, response_id, worker_id, answer, created_at, duration_ms, scores, prefill in rows:
         kind, name = workers.get(worker_id, unknown)
         response = {
             "id": response_id,
@@ -370,6 +373,8 @@ def _responses(
             "answer": decode(answer),
             "created_at": created_at,
             "duration_ms": duration_ms,
+            "scores": orjson.loads(scores) if scores is not None else None,
+            "prefill": orjson.loads(prefill) if prefill is not None else None,
             "review": None,
         }
         if task_id in by_task:

@@ -4,7 +4,8 @@
 - ``leased`` / ``lease_skipped`` / ``lease_released`` / ``lease_expired``: assignments, at their
   start and end (an answer sent without a lease, or a reviewer's fix, has a closed assignment of its
   own; it is shown as its response only).
-- ``response``: each response, with its answer (a reviewer's fix is marked ``review_fix``).
+- ``response``: each response, with its answer (a reviewer's fix is marked ``review_fix``; a
+  pre-filled one has ``prefill``); ``prediction``: a model's response, with its ``scores``.
 - every ``task_events`` row under its own kind: ``completed``, ``overlap_raised``,
   ``refit_changed``, ``review_requested``, ``review_claimed``, ``review_skipped``, ``reviewed``,
   gold marks...
@@ -95,19 +96,25 @@ def _response_steps(conn: Connection, principal: Principal, task_id: str, fixes:
     return [
         _step(
             r["created_at"],
-            "response",
+            "prediction" if r.get("scores") is not None else "response",
             r["worker_id"],
-            {
-                "response_id": r["id"],
-                "answer": r["answer"],
-                "duration_ms": r["duration_ms"],
-                "review_fix": r["id"] in fixes,
-            },
+            _response_data(r, fixes),
             "response",
             r["id"],
         )
         for r in repo.responses_of_task(conn, principal.organization_id, task_id)
     ]
+
+
+def _response_data(r: dict[str, Any], fixes: set[str]) -> dict[str, Any]:
+    """A response step's data; a model's prediction with its scores, a pre-filled answer with what was kept."""
+    data = {"response_id": r["id"], "answer": r["answer"], "duration_ms": r["duration_ms"]}
+    data["review_fix"] = r["id"] in fixes
+    if r.get("scores") is not None:
+        data["scores"] = r["scores"]
+    if r.get("prefill"):
+        data["prefill"] = r["prefill"]
+    return data
 
 
 def _event_steps(conn: Connection, principal: Principal, task_id: str) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from truthset import quality, questions
 from truthset.domain import Principal, TaskStatus
 from truthset.errors import Forbidden, NotFound
 from truthset.questions import CompiledSpec
-from truthset.services import gold
+from truthset.services import gold, predictions
 from truthset.services.policy import Action, allowed, require
 from truthset.services.projects import compiled_spec, load_project
 from truthset.storage import Database
@@ -421,6 +421,9 @@ def project_workers(
             _worker_figures(spec, rows), repo.standings_of_project(conn, principal.organization_id, project_id)
         )
         figures = _with_reviews(figures, _review_counts(conn, principal, project_id, batch_id))
+        figures = predictions.with_prefill(
+            figures, predictions.prefill_counts(conn, principal.organization_id, project_id, batch_id)
+        )
         figures.sort(key=lambda f: f["worker_id"])
         if cursor is not None:
             figures = [f for f in figures if f["worker_id"] > cursor]
@@ -443,8 +446,10 @@ def worker_stats(
         rows = _read_rows(conn, principal, project_id, batch_id)
         standing = repo.standing(conn, principal.organization_id, project_id, worker_id, lock=False)
         reviewed = _review_counts(conn, principal, project_id, batch_id)
+        prefilled = predictions.prefill_counts(conn, principal.organization_id, project_id, batch_id)
     figures = {f["worker_id"]: f for f in _with_reviews(_worker_figures(spec, rows), reviewed)}
     mine = {**(figures.get(worker_id) or _no_figures(worker_id)), **gold.standing_figures(standing)}
+    mine = predictions.with_prefill([mine], prefilled)[0]
     return {**mine, "name": worker["name"], "kind": worker["kind"], "project_id": project_id, "batch_id": batch_id}
 
 

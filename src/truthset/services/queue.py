@@ -13,7 +13,7 @@ from truthset.domain import AssignmentStatus, Principal, TaskStatus
 from truthset.errors import Busy, Conflict, InvalidInput, NotFound
 from truthset.questions import AnswerError, CompiledSpec
 from truthset.schemas import ResponseCreate
-from truthset.services import gold, refit, results, webhooks
+from truthset.services import gold, predictions, refit, results, webhooks
 from truthset.services.policy import Action, allowed, require
 from truthset.services.projects import (
     compiled_spec,
@@ -95,10 +95,20 @@ def next_assignment(db: Database, principal: Principal, project_id: str) -> dict
                 "ended_at": None,
             },
         )
+        shown = _prefill(conn, project, task["id"])
     # labelling is blind: no task is served with the answers given so far (its result, confidence,
     # count), which would anchor the worker on them and, for a gold task, say what it is
     task = gold.disguise(task)
-    return {**assignment, **_worker_view(compiled_spec(project), task, assignment["id"])}
+    return {**assignment, **_worker_view(compiled_spec(project), task, assignment["id"]), "predictions": shown}
+
+
+def _prefill(conn: Connection, project: dict[str, Any], task_id: str) -> dict[str, Any]:
+    """The predictions a lease pre-fills (the policy's ``prefill_predictions``; docs/models.md)."""
+    if not predictions.prefill_enabled(project):
+        return {}
+    spec = compiled_spec(project)
+    models, _versions = results.current_models(conn, project, spec)
+    return predictions.best_predictions(conn, project, spec, task_id, models)
 
 
 def _worker_view(spec: CompiledSpec, task: dict[str, Any], seed: str) -> dict[str, Any]:
@@ -278,6 +288,7 @@ def _submit(
         answer = spec.bind_answer(answer, task["data"], data.assignment_id or assignment_id)
     except AnswerError as exc:
         raise InvalidInput(f"answer.{exc}", details={"field": "answer"}) from None
+    prefill = predictions.record_prefill(conn, principal.organization_id, task_id, spec, answer, data.prefill)
     response = repo.add(
         conn,
         t.responses,
@@ -292,6 +303,7 @@ def _submit(
             "idempotency_key": idempotency_key,
             "duration_ms": data.duration_ms,
             "created_at": now,
+            "prefill": prefill,
         },
     )
     event = {"response": webhooks.response_data(response)}

@@ -137,16 +137,15 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
 def _categorical_answers(
     conn: Connection, organization_id: str, project_id: str, spec: CompiledSpec
 ) -> tuple[dict[str, tuple[list[str], list[str], list[str]]], Counter[str]]:
-    """(tasks, workers, labels) per categorical question, from every response of the project; and
-    the number of responses of each task."""
+    """(tasks, workers, labels) per categorical question, from every response of the project (models'
+    predictions too: the fit measures them); and the number of people's responses of each task."""
     questions = spec.categorical()
     out: dict[str, tuple[list[str], list[str], list[str]]] = {q: ([], [], []) for q in questions}
     counts: Counter[str] = Counter()
-    query = repo.scoped(
-        t.responses, organization_id, t.responses.c.task_id, t.responses.c.worker_id, t.responses.c.answer
-    )
-    for task_id, worker_id, answer in conn.execute(query.where(t.responses.c.project_id == project_id)):
-        counts[task_id] += 1
+    r = t.responses.c
+    query = repo.scoped(t.responses, organization_id, r.task_id, r.worker_id, r.answer, r.scores)
+    for task_id, worker_id, answer, scores in conn.execute(query.where(r.project_id == project_id)):
+        counts[task_id] += scores is None  # people's, as tasks count them: a model's prediction is no judgment
         for question, classes in questions.items():
             value = answer.get(question)
             if value in classes:
@@ -384,6 +383,7 @@ def _responses_of(conn: Connection, organization_id: str, task_ids: list[str]) -
             t.responses.c.task_id,
             t.responses.c.worker_id,
             t.responses.c.answer,
+            t.responses.c.scores,  # a model's prediction counts as it has earned (results.counted_answer)
         )
         .where(t.responses.c.task_id.in_(task_ids))
         .order_by(t.responses.c.task_id, t.responses.c.id)

@@ -63,8 +63,14 @@ def build_result(
     models: Mapping[str, WorkerModel],
     versions: Mapping[str, int] | None = None,
 ) -> tuple[dict[str, Any], float | None]:
-    """A task's result from its responses; and its confidence (the weakest deciding question's)."""
-    aggregates = spec.aggregate([r["answer"] for r in responses], [r["worker_id"] for r in responses], models)
+    """A task's result from its responses; and its confidence (the weakest deciding question's).
+
+    Models' predictions count only as :func:`counted_answer` says; the result's ``response_count``
+    counts people's responses, ``predictions`` the models' (docs/models.md).
+    """
+    counted = [(counted_answer(r, models), r["worker_id"]) for r in responses]
+    counted = [(answer, worker) for answer, worker in counted if answer]
+    aggregates = spec.aggregate([a for a, _ in counted], [w for _, w in counted], models)
     questions = {name: _question_result(name, agg, rules, versions or {}) for name, agg in aggregates.items()}
     deciding = [q["confidence"] for name, q in questions.items() if rules.questions[name].deciding]
     confidence = min(deciding) if deciding else None
@@ -73,11 +79,33 @@ def build_result(
         "confidence": {name: q["confidence"] for name, q in questions.items()},
         "methods": {name: q["method"] for name, q in questions.items()},
         "questions": questions,
-        "response_count": len(responses),
+        "response_count": human_count(responses),
         "workers": [r["worker_id"] for r in responses],
         "response_ids": [r["id"] for r in responses],
     }
+    if len(responses) > result["response_count"]:
+        result["predictions"] = len(responses) - result["response_count"]
     return result, confidence
+
+
+def counted_answer(response: Mapping[str, Any], models: Mapping[str, WorkerModel]) -> Mapping[str, Any]:
+    """The part of a response's answer that counts toward a task's result.
+
+    A person's answer counts whole. A model's prediction (a response with ``scores``) counts only on
+    categorical questions whose fitted worker model knows the model worker: it weighs what its
+    answers earned (against gold, reviews and other workers), never an average worker's weight it
+    has not earned; elsewhere it is shown, never counted.
+    """
+    answer = response["answer"] or {}
+    if response.get("scores") is None:
+        return answer
+    worker = response["worker_id"]
+    return {name: value for name, value in answer.items() if name in models and worker in models[name].workers}
+
+
+def human_count(responses: Sequence[Mapping[str, Any]]) -> int:
+    """People's responses among a task's responses: what the policy's overlap counts."""
+    return sum(1 for r in responses if r.get("scores") is None)
 
 
 def _question_result(name: str, agg: Aggregate, rules: CompletionRules, versions: Mapping[str, int]) -> dict:
@@ -107,7 +135,7 @@ def after_response(
     responses = repo.responses_of_task(conn, task["organization_id"], task["id"])
     models, versions = current_models(conn, project, spec)
     result, confidence = build_result(spec, rules, responses, models, versions)
-    decision = rules.decide(len(responses), result["confidence"], task["fixed_overlap"])
+    decision = rules.decide(human_count(responses), result["confidence"], task["fixed_overlap"])
     if decision.complete:
         return _complete(conn, task, result, confidence, decision, rules)
     return _ask_one_more(conn, task, result, confidence, decision)

@@ -81,6 +81,15 @@ workers = Table(
     Column("name", String(200), nullable=False),
     Column("member_id", ID, ForeignKey("members.id"), nullable=True, unique=True),
     _created(),
+    # one model worker per "name@version" in an organization (0010; services/predictions.py)
+    Index(
+        "uq_workers_model_name",
+        "organization_id",
+        "name",
+        unique=True,
+        sqlite_where=text("kind = 'model'"),
+        postgresql_where=text("kind = 'model'"),
+    ),
 )
 
 api_keys = Table(
@@ -211,6 +220,10 @@ responses = Table(
     Column("idempotency_key", String(200), nullable=True),
     Column("duration_ms", Integer, nullable=True),
     _created(),
+    # a model's prediction: its score per question (null for a person's response; 0010)
+    Column("scores", JSON, nullable=True),
+    # a person's response: per question pre-filled with a prediction, which one and whether kept (0010)
+    Column("prefill", JSON, nullable=True),
     UniqueConstraint("task_id", "worker_id", name="uq_responses_task_worker"),
     UniqueConstraint("worker_id", "idempotency_key", name="uq_responses_worker_idempotency"),
     Index("ix_responses_org_id", "organization_id", "id"),

@@ -186,6 +186,7 @@ STEP_WORDS = {
     "lease_released": "The worker released it",
     "lease_expired": "The lease expired",
     "response": "Answered",
+    "prediction": "Predicted by a model",
     "completed": "Completed",
     "overlap_raised": "One more judgment asked",
     "refit_changed": "The quality model's refit changed the result",
@@ -228,6 +229,7 @@ def task_page(request: Request, task_id: str, back: str | None = None) -> Respon
         configs=configs,
         steps=[{**step, "words": _step_words(step)} for step in steps],
         responses=[step for step in steps if step["kind"] == "response"],
+        predictions=_prediction_rows(steps),
         reviews=reviews,
         back=back if back and back.startswith(browser) and _safe_next(back) == back else browser,
         task_config={
@@ -236,6 +238,22 @@ def task_page(request: Request, task_id: str, back: str | None = None) -> Respon
             "fields": [f.model_dump(mode="json") for f in spec.fields],
         },
     )
+
+
+def _prediction_rows(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The task's predictions (docs/models.md), one row per model version and question."""
+    rows = []
+    for step in steps:
+        if step["kind"] != "prediction":
+            continue
+        model, _, version = (step["worker_name"] or "").partition("@")
+        scores = step["data"].get("scores") or {}
+        for question, answer in (step["data"].get("answer") or {}).items():
+            rows.append(
+                {"at": step["at"], "model": model, "version": version, "question": question, "answer": answer}
+                | {"score": scores.get(question)}
+            )
+    return rows
 
 
 def _result_rows(task: dict[str, Any], configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -259,6 +277,9 @@ def _step_words(step: dict[str, Any]) -> str:
         words = f"Reviewed: {data.get('verdict', '?')}" + (f" ({data['reason']})" if data.get("reason") else "")
     elif step["kind"] == "response" and data.get("duration_ms") is not None:
         words += f" in {data['duration_ms'] / 1000:.1f} s" + (" (a reviewer's fix)" if data.get("review_fix") else "")
+    if step["kind"] == "response" and data.get("prefill"):  # which pre-filled predictions were kept
+        kept = [f"{q} {'kept' if p.get('accepted') else 'changed'}" for q, p in sorted(data["prefill"].items())]
+        words += " · pre-filled: " + ", ".join(kept)
     elif step["kind"] in ("completed", "overlap_raised") and isinstance(data.get("confidence"), int | float):
         words += f" · confidence {data['confidence']:.0%}"
     elif step["kind"] == "refit_changed" and isinstance(data.get("confidence"), dict):

@@ -289,10 +289,14 @@ function show(assignment, shownAt = Date.now()) {
   $('fields').hidden = !$('fields').children.length;
   arrangeQuestions(assignment.display);
   const draft = store.get(`draft:${assignment.id}`, {}) || {};
+  // a model's prediction the form starts from (the policy's prefill_predictions; docs/models.md)
+  const predicted = assignment.predictions || {};
   questions.forEach((question, index) => {
     // widgets that show the task's own data (ranking: its candidates; spans: the text it marks)
     if (widgets[index].task) widgets[index].task(assignment);
-    widgets[index].set(draft[question.name] ?? null, assignment.task.data);
+    const prediction = predicted[question.name];
+    widgets[index].set(draft[question.name] ?? prediction?.answer ?? null, assignment.task.data);
+    showPrediction(index, prediction);
   });
   clearErrors();
   $('draft').textContent = Object.keys(draft).length ? 'Draft restored' : '';
@@ -302,6 +306,31 @@ function show(assignment, shownAt = Date.now()) {
   const missing = firstMissing();
   focusQuestion(Object.keys(draft).length && missing >= 0 ? missing : state.order[0]);
   prefetch();
+}
+
+/** Say under a question that its answer starts from a model's prediction (or clear it). */
+function showPrediction(index, prediction) {
+  const fieldset = fieldsets[index];
+  let note = fieldset.querySelector('.q-prefill');
+  if (!prediction) {
+    if (note) note.hidden = true;
+    return;
+  }
+  if (!note) {
+    note = document.createElement('p');
+    note.className = 'q-prefill muted';
+    fieldset.querySelector('.widget').before(note);
+  }
+  const score = typeof prediction.score === 'number' ? ` (score ${prediction.score.toFixed(2)})` : '';
+  note.textContent = `Pre-filled by ${prediction.model}${score}: check it, change it if it is wrong.`;
+  note.hidden = false;
+}
+
+/** Per pre-filled question, the prediction shown: the server records whether the answer kept it. */
+function prefillOf(assignment) {
+  const shown = {};
+  for (const [name, prediction] of Object.entries(assignment.predictions || {})) shown[name] = prediction.response_id;
+  return Object.keys(shown).length ? shown : undefined;
 }
 
 function finish(assignment, outcome) {
@@ -411,7 +440,12 @@ async function send(entry) {
   try {
     if (entry.kind === 'response') {
       await api('POST', `/tasks/${encodeURIComponent(entry.task_id)}/responses`, {
-        body: { answer: entry.answer, assignment_id: entry.assignment_id, duration_ms: entry.duration_ms },
+        body: {
+          answer: entry.answer,
+          assignment_id: entry.assignment_id,
+          duration_ms: entry.duration_ms,
+          ...(entry.prefill ? { prefill: entry.prefill } : {}),
+        },
         headers: { 'Idempotency-Key': entry.key },
       });
     } else {
@@ -492,6 +526,7 @@ async function submit() {
     task_id: assignment.task.id,
     assignment_id: assignment.id,
     answer: collect(),
+    prefill: prefillOf(assignment),
     duration_ms: Math.min(MAX_DURATION_MS, Math.max(0, Math.round(Date.now() - shownAt))),
     queued_at: new Date().toISOString(),
   };
