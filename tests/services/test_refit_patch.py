@@ -119,9 +119,7 @@ def test_a_refit_that_only_shifts_confidences_patches_them(org: Org, monkeypatch
     assert _events(org, lone) == events  # no answer moved: nothing new in the history
 
 
-def test_a_review_between_the_read_and_the_write_wins_over_the_patch(
-    org: Org, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_review_between_the_read_and_the_write_wins_over_the_patch(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
     """The patch is computed outside the writer; a review that lands before it is written keeps its
     result (the UPDATE's guard is the stored result as it was read)."""
     project, _, lone = _drifting_project(org)
@@ -154,7 +152,9 @@ def test_a_result_that_is_not_what_the_refit_compared_goes_the_full_way(org: Org
     with org.db.read() as conn:
         models, _ = current_models(conn, project, spec)
     stored = _rows(org, lone[:1])[lone[0]]
-    posterior = models["sentiment"].posterior([stored["result"]["workers"][0]], [stored["result"]["answer"]["sentiment"]])
+    posterior = models["sentiment"].posterior(
+        [stored["result"]["workers"][0]], [stored["result"]["answer"]["sentiment"]]
+    )
     patched = refit._patched(stored["result"], 1, {"sentiment": posterior}, rules, models, {"sentiment": 1})
     assert patched is not None and patched[1] == round(float(posterior.max()), 6)
     assert refit._patched(stored["result"], 2, {"sentiment": posterior}, rules, models, {"sentiment": 1}) is None
@@ -162,3 +162,34 @@ def test_a_result_that_is_not_what_the_refit_compared_goes_the_full_way(org: Org
     assert refit._patched(stored["result"], 1, {"sentiment": flipped}, rules, models, {"sentiment": 1}) is None
     reviewed = {**stored["result"], "review": {"verdict": "accept"}}
     assert refit._patched(reviewed, 1, {"sentiment": posterior}, rules, models, {"sentiment": 1}) is None
+
+
+def test_an_optional_question_a_task_has_no_answer_to_moves_nothing(org: Org) -> None:
+    """A task without an answer to an optional categorical question has nothing of it to re-score:
+    a refit that moves nothing else leaves it alone (it was rebuilt from its responses every refit)."""
+    spec = {
+        "fields": [{"name": "text", "type": "text"}],
+        "questions": [
+            {"name": "sentiment", "type": "label", "options": ["positive", "negative"]},
+            {"name": "topic", "type": "label", "options": ["news", "sport"], "required": False},
+        ],
+    }
+    project = org.make_project(spec=spec, overlap=3)
+    workers = [org.add_member(), org.add_member(), org.add_member()]
+    rng = random.Random(1)
+    for task in org.make_tasks(project["id"], 30):
+        truth, topic = rng.choice(["positive", "negative"]), rng.choice(["news", "sport"])
+        for worker in workers:
+            body = ResponseCreate(answer={"sentiment": truth, "topic": topic})
+            queue.submit(org.db, worker.principal, task["id"], body)
+    without = org.make_tasks(project["id"], 5)[-5:]
+    for task in without:
+        for worker in workers:
+            _answer(org, worker, task["id"], "positive")
+    assert set(refit.refit(org.db, org.owner.principal, project["id"])["fitted"]) == {"sentiment", "topic"}
+    with org.db.snapshot() as conn:
+        answers, counts = refit._categorical_answers(conn, org.id, project["id"], compiled_spec(project))
+        models, _ = current_models(conn, project, compiled_spec(project))
+    assert all("topic" not in _rows(org, [task["id"]])[task["id"]]["result"]["questions"] for task in without)
+    moves = refit._moved_tasks(org.db, project, models, answers, counts)
+    assert moves.rescore == [] and moves.drifted == {}

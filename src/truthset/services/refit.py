@@ -15,6 +15,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -284,54 +285,58 @@ def _moved_tasks(
 
     Every task's posterior under the new models is computed at once from the answers the fit read
     (:meth:`WorkerModel.posteriors`), and compared with the answer, method and confidence its stored
-    result has for each fitted question (read with JSON paths, not whole results). A task that
-    matches within ``RESCORE_TOLERANCE`` is left alone. One whose answers, methods and (absent) ties
-    all match but whose confidence moved only needs its confidences patched; any other (a different
-    answer or method, a tie, or responses the fit did not see) is re-scored one by one with
-    :func:`build_result`, which decides. Re-scoring every completed task one by one made a refit's
-    cost grow with the whole project however little moved: most of a replay's time went there.
+    result has for each fitted question (read with JSON paths, not whole results), column by column.
+    A task that matches within ``RESCORE_TOLERANCE`` is left alone. One whose answers, methods and
+    (absent) ties all match but whose confidence moved only needs its confidences patched; any other
+    (a different answer or method, a tie, or responses the fit did not see) is re-scored one by one
+    with :func:`build_result`, which decides. Re-scoring every completed task one by one made a
+    refit's cost grow with the whole project however little moved: most of a replay's time went there.
     """
     stored = _stored_answers(db, project, list(models))
-    if not stored:
+    n = len(stored.ids)
+    if not n:
         return _Moves([], {})
-    index = {task_id: i for i, task_id in enumerate(stored)}
-    rows = list(stored.values())
-    rebuild = np.array([counts.get(task_id, 0) != row["response_count"] for task_id, row in stored.items()])
-    drift = np.zeros(len(rows), dtype=bool)
+    index = dict(zip(stored.ids, range(n), strict=True))
+    seen = np.fromiter((counts.get(task_id, 0) for task_id in stored.ids), dtype=np.int64, count=n)
+    rebuild = seen != stored.response_counts
+    drift = np.zeros(n, dtype=bool)
     posteriors_of: dict[str, np.ndarray] = {}
     for question, model in models.items():
         tasks, workers, labels = answers[question]
-        keep = [i for i, task_id in enumerate(tasks) if task_id in index]
-        codes = [index[tasks[i]] for i in keep]
-        posteriors = model.posteriors(codes, [workers[i] for i in keep], [labels[i] for i in keep], len(index))
+        codes = np.fromiter((index.get(task_id, -1) for task_id in tasks), dtype=np.intp, count=len(tasks))
+        keep = codes >= 0
+        codes = codes[keep]
+        posteriors = model.posteriors(codes, list(compress(workers, keep)), list(compress(labels, keep)), n)
         posteriors_of[question] = posteriors
-        answered = np.bincount(np.asarray(codes, dtype=np.intp), minlength=len(index)) > 0
         best = posteriors.max(axis=1)
         tied = (best[:, None] - posteriors <= TIE_MARGIN).sum(axis=1) > 1
         top = np.asarray(model.classes, dtype=object)[posteriors.argmax(axis=1)]
-        for i, row in enumerate(rows):
-            was = row["questions"][question]
-            if not answered[i] and was["method"] is None:
-                continue  # an optional question nobody answered: no result to move (rebuilt every refit before)
-            if (
-                not answered[i]
-                or tied[i]
-                or was["method"] != model.method
-                or was["answer"] != top[i]
-                or was["confidence"] is None
-            ):
-                rebuild[i] = True
-            elif abs(was["confidence"] - best[i]) >= RESCORE_TOLERANCE:
-                drift[i] = True
-    ids = list(stored)
+        answered = np.bincount(codes, minlength=n) > 0
+        answer, method, confidence = stored.questions[question]
+        # an optional question nobody answered has no result to move (it was rebuilt every refit before)
+        absent = ~answered & np.equal(method, None)
+        differs = ~answered | tied | (method != model.method) | (answer != top) | np.isnan(confidence)
+        rebuild |= differs & ~absent
+        with np.errstate(invalid="ignore"):  # NaN confidences are in `differs` already
+            drift |= ~differs & ~absent & (np.abs(confidence - best) >= RESCORE_TOLERANCE)
     drifted = {
-        ids[i]: (rows[i]["response_count"], {q: posteriors[i] for q, posteriors in posteriors_of.items()})
+        stored.ids[i]: (int(stored.response_counts[i]), {q: posteriors[i] for q, posteriors in posteriors_of.items()})
         for i in np.flatnonzero(drift & ~rebuild)
     }
-    return _Moves([ids[i] for i in np.flatnonzero(rebuild)], drifted)
+    return _Moves([stored.ids[i] for i in np.flatnonzero(rebuild)], drifted)
 
 
-def _stored_answers(db: Database, project: dict[str, Any], questions: list[str]) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class _Stored:
+    """What a project's completed task results say, column by column (task ids in id order)."""
+
+    ids: list[str]
+    response_counts: np.ndarray  # (n,) the tasks' response_count column
+    #: per question: stored answers and methods (object arrays, None where absent), confidences (NaN)
+    questions: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _stored_answers(db: Database, project: dict[str, Any], questions: list[str]) -> _Stored:
     """Per completed task (in id order): its response count and, per question, the stored answer,
     method and confidence, read as JSON paths so no whole result is parsed."""
     result = t.tasks.c.result
@@ -347,15 +352,22 @@ def _stored_answers(db: Database, project: dict[str, Any], questions: list[str])
         .where(t.tasks.c.project_id == project["id"], t.tasks.c.status == str(TaskStatus.COMPLETED))
         .order_by(t.tasks.c.id)
     )
-    stored: dict[str, dict[str, Any]] = {}
     with db.read() as conn:
-        for task_id, response_count, *values in conn.execute(query):
-            per_question = {
-                q: dict(zip(("answer", "method", "confidence"), values[3 * i : 3 * i + 3], strict=True))
-                for i, q in enumerate(questions)
-            }
-            stored[task_id] = {"response_count": response_count, "questions": per_question}
-    return stored
+        rows = conn.execute(query).all()
+    if not rows:
+        return _Stored([], np.zeros(0, dtype=np.int64), {})
+    ids, response_counts, *values = zip(*rows, strict=True)
+
+    def strings(column: tuple) -> np.ndarray:
+        out = np.empty(len(column), dtype=object)
+        out[:] = column
+        return out
+
+    per_question = {
+        q: (strings(values[3 * i]), strings(values[3 * i + 1]), np.array(values[3 * i + 2], dtype=float))
+        for i, q in enumerate(questions)
+    }
+    return _Stored(list(ids), np.array(response_counts, dtype=np.int64), per_question)
 
 
 # what re-scoring a task reads of it: not its data or metadata, which can be large
