@@ -70,8 +70,8 @@ def test_a_model_counts_only_with_the_weight_a_fit_measured(org: Org) -> None:
     # the fit reads the model's answers, but counts people per task as tasks do: a task is not picked
     # for re-scoring on every refit merely because it has a prediction
     with org.db.snapshot() as conn:
-        answers, counts = refit._categorical_answers(conn, org.id, project["id"], compiled_spec(project))
-    assert counts[train[0]["id"]] == 3 and len(answers["sentiment"][0]) == 4 * 40 + 2
+        answers, counts, predicted = refit._categorical_answers(conn, org.id, project["id"], compiled_spec(project))
+    assert counts[train[0]["id"]] == 3 and predicted[train[0]["id"]] == 1 and len(answers["sentiment"][0]) == 4 * 40 + 2
     # measured as reliable, the model now adds its weight: one person agreeing with it is enough
     after = org.make_task(project["id"], "after the fit")
     _predict(org, project["id"], {after["id"]: "negative"})

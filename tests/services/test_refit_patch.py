@@ -188,8 +188,31 @@ def test_an_optional_question_a_task_has_no_answer_to_moves_nothing(org: Org) ->
             _answer(org, worker, task["id"], "positive")
     assert set(refit.refit(org.db, org.owner.principal, project["id"])["fitted"]) == {"sentiment", "topic"}
     with org.db.snapshot() as conn:
-        answers, counts = refit._categorical_answers(conn, org.id, project["id"], compiled_spec(project))
+        answers, counts, predicted = refit._categorical_answers(conn, org.id, project["id"], compiled_spec(project))
         models, _ = current_models(conn, project, compiled_spec(project))
     assert all("topic" not in _rows(org, [task["id"]])[task["id"]]["result"]["questions"] for task in without)
-    moves = refit._moved_tasks(org.db, project, models, answers, counts)
+    moves = refit._moved_tasks(org.db, project, models, answers, (counts, predicted))
     assert moves.rescore == [] and moves.drifted == {}
+
+
+def test_a_prediction_on_a_completed_task_is_in_its_result_after_the_next_refit(org: Org) -> None:
+    """Predictions uploaded after the tasks completed: the next refit fits the model worker and
+    rebuilds those results from every response, predictions included, as build_result would."""
+    from truthset.schemas import PredictionUpload
+    from truthset.services import predictions
+
+    project, _, lone = _drifting_project(org)
+    upload = PredictionUpload.model_validate(
+        {
+            "model": "sentiment-model",
+            "version": "1",
+            "predictions": [
+                {"task_id": task_id, "question": "sentiment", "answer": "positive", "score": 0.8} for task_id in lone
+            ],
+        }
+    )
+    assert predictions.upload_predictions(org.db, org.owner.principal, project["id"], upload)["stored"] == len(lone)
+    refit.refit(org.db, org.owner.principal, project["id"])  # fits the model worker too
+    for task in _rows(org, lone).values():
+        assert task["result"]["predictions"] == 1  # the refit found the prediction no result counted
+        assert (task["result"], task["confidence"]) == _rebuilt(org, project, task)

@@ -112,7 +112,7 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         if project is None:
             raise NotFound(f"project {project_id} not found")
         spec = compiled_spec(project)
-        answers, counts = _categorical_answers(conn, organization_id, project_id, spec)
+        answers, counts, predicted = _categorical_answers(conn, organization_id, project_id, spec)
         gold = _gold_answers(conn, organization_id, project_id)
     fitted: dict[str, dict[str, Any]] = {}
     models: dict[str, WorkerModel] = {}
@@ -134,7 +134,7 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         models[question] = model
     changed = 0
     if fitted:
-        moves = _moved_tasks(db, project, models, answers, counts)
+        moves = _moved_tasks(db, project, models, answers, (counts, predicted))
         versions = {question: figures["version"] for question, figures in fitted.items()}
         stale = _patch_confidences(db, project, rules, models, versions, moves.drifted)
         changed = _rescore(db, project, spec, sorted([*moves.rescore, *stale]))
@@ -143,16 +143,19 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
 
 def _categorical_answers(
     conn: Connection, organization_id: str, project_id: str, spec: CompiledSpec
-) -> tuple[dict[str, tuple[list[str], list[str], list[str]]], Counter[str]]:
+) -> tuple[dict[str, tuple[list[str], list[str], list[str]]], Counter[str], Counter[str]]:
     """(tasks, workers, labels) per categorical question, from every response of the project (models'
-    predictions too: the fit measures them); and the number of people's responses of each task."""
+    predictions too: the fit measures them); the number of people's responses of each task, and of
+    models' predictions (which a result counts apart: ``result.predictions``)."""
     questions = spec.categorical()
     out: dict[str, tuple[list[str], list[str], list[str]]] = {q: ([], [], []) for q in questions}
     counts: Counter[str] = Counter()
+    predicted: Counter[str] = Counter()
     r = t.responses.c
     query = repo.scoped(t.responses, organization_id, r.task_id, r.worker_id, r.answer, r.scores)
     for task_id, worker_id, answer, scores in conn.execute(query.where(r.project_id == project_id)):
-        counts[task_id] += scores is None  # people's, as tasks count them: a model's prediction is no judgment
+        # people's, as tasks count them: a model's prediction is no judgment
+        (counts if scores is None else predicted)[task_id] += 1
         for question, classes in questions.items():
             value = answer.get(question)
             if value in classes:
@@ -160,7 +163,7 @@ def _categorical_answers(
                 tasks.append(task_id)
                 workers.append(worker_id)
                 labels.append(value)
-    return out, counts
+    return out, counts, predicted
 
 
 def _gold_answers(conn: Connection, organization_id: str, project_id: str) -> dict[str, dict[str, Any]]:
@@ -278,7 +281,7 @@ def _moved_tasks(
     project: dict[str, Any],
     models: dict[str, WorkerModel],
     answers: dict[str, tuple[list[str], list[str], list[str]]],
-    counts: Counter[str],
+    counts: tuple[Counter[str], Counter[str]],
 ) -> _Moves:
     """The completed tasks whose stored result the new models may change.
 
@@ -296,8 +299,11 @@ def _moved_tasks(
     if not n:
         return _Moves([], {})
     index = dict(zip(stored.ids, range(n), strict=True))
-    seen = np.fromiter((counts.get(task_id, 0) for task_id in stored.ids), dtype=np.int64, count=n)
-    rebuild = seen != stored.response_counts
+    people, predicted = counts
+    seen = np.fromiter((people.get(task_id, 0) for task_id in stored.ids), dtype=np.int64, count=n)
+    seen_predicted = np.fromiter((predicted.get(task_id, 0) for task_id in stored.ids), dtype=np.int64, count=n)
+    # a prediction uploaded after the task completed is in no stored result yet: rebuild those
+    rebuild = (seen != stored.response_counts) | (seen_predicted != stored.predictions)
     drift = np.zeros(n, dtype=bool)
     posteriors_of: dict[str, np.ndarray] = {}
     for question, model in models.items():
@@ -331,6 +337,7 @@ class _Stored:
 
     ids: list[str]
     response_counts: np.ndarray  # (n,) the tasks' response_count column
+    predictions: np.ndarray  # (n,) the predictions each stored result counted (0 when it says none)
     #: per question: stored answers and methods (object arrays, None where absent), confidences (NaN)
     questions: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
@@ -339,7 +346,7 @@ def _stored_answers(db: Database, project: dict[str, Any], questions: list[str])
     """Per completed task (in id order): its response count and, per question, the stored answer,
     method and confidence, read as JSON paths so no whole result is parsed."""
     result = t.tasks.c.result
-    columns = []
+    columns = [result["predictions"].as_integer()]
     for q in questions:
         columns += [
             result[("questions", q, "answer")].as_string(),
@@ -354,8 +361,8 @@ def _stored_answers(db: Database, project: dict[str, Any], questions: list[str])
     with db.read() as conn:
         rows = conn.execute(query).all()
     if not rows:
-        return _Stored([], np.zeros(0, dtype=np.int64), {})
-    ids, response_counts, *values = zip(*rows, strict=True)
+        return _Stored([], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), {})
+    ids, response_counts, predictions, *values = zip(*rows, strict=True)
 
     def strings(column: tuple) -> np.ndarray:
         out = np.empty(len(column), dtype=object)
@@ -366,7 +373,8 @@ def _stored_answers(db: Database, project: dict[str, Any], questions: list[str])
         q: (strings(values[3 * i]), strings(values[3 * i + 1]), np.array(values[3 * i + 2], dtype=float))
         for i, q in enumerate(questions)
     }
-    return _Stored(list(ids), np.array(response_counts, dtype=np.int64), per_question)
+    predicted = np.array([p or 0 for p in predictions], dtype=np.int64)
+    return _Stored(list(ids), np.array(response_counts, dtype=np.int64), predicted, per_question)
 
 
 # what re-scoring a task reads of it: not its data or metadata, which can be large
