@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from truthset.domain import AssignmentStatus, Role, TaskStatus
 from truthset.errors import Busy, Conflict, InvalidInput, NotFound
@@ -563,3 +564,51 @@ def test_a_task_passed_over_while_locked_is_served_though_behind_the_frontier(or
         held.release()
     assert _lease_and_answer(org, w, project["id"]) == t1["id"]
     assert queue.next_assignment(org.db, w.principal, project["id"]) is None  # now truly nothing
+
+
+def _wait_until_blocked_on_a_lock(db: Database) -> None:
+    """Until some other session of this database waits for a row lock (PostgreSQL), without sleeping blind."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    for _ in range(2000):
+        with db.engine.connect() as conn:
+            if conn.execute(query).scalar_one():
+                return
+        threading.Event().wait(0.005)
+    raise AssertionError("the submit never waited for the project's row")
+
+
+def test_an_answer_racing_a_spec_change_is_checked_against_the_new_spec(org: Org, backend: str) -> None:
+    """A spec change holds the project row (FOR UPDATE) while it checks that no answers exist; a submit
+    reading the project meanwhile waits for it and is then checked against the new spec. Before, it
+    was checked against the old one and stored after the change: an answer no option allows."""
+    _postgres_only(backend)
+    project = org.make_project(overlap=1)
+    (task,) = org.make_tasks(project["id"], 1)
+    w = org.add_member()
+    narrowed = {
+        **project["spec"],
+        "questions": [{**project["spec"]["questions"][0], "options": ["positive", "negative"]}],
+    }
+    outcome: dict[str, object] = {}
+
+    def submit() -> None:
+        try:
+            outcome["result"] = queue.submit(org.db, w.principal, task["id"], answer("neutral"))
+        except Exception as exc:  # the test looks at it
+            outcome["result"] = exc
+
+    with org.db.engine.connect() as change:
+        change.execute(select(t.projects.c.id).where(t.projects.c.id == project["id"]).with_for_update())
+        submitting = threading.Thread(target=submit)
+        submitting.start()
+        _wait_until_blocked_on_a_lock(org.db)
+        change.execute(
+            update(t.projects).where(t.projects.c.id == project["id"]).values(spec=narrowed, updated_at=utcnow())
+        )
+        change.commit()
+    submitting.join(30)
+    assert not submitting.is_alive()
+    assert isinstance(outcome["result"], InvalidInput) and "neutral" in str(outcome["result"])
+    assert _count(org.db, t.responses) == 0

@@ -303,7 +303,7 @@ def mark_gold(db: Database, principal: Principal, task_id: str, answer: Mapping[
     with db.write() as conn:
         task = load_task(conn, principal, task_id, lock=True)
         require(principal, Action.MANAGE_TASKS)
-        project = load_project(conn, principal, task["project_id"])
+        project = load_project(conn, principal, task["project_id"], hold_spec=True)
         require_active(project)
         task = _mark(conn, principal, task, _gold_answer(compiled_spec(project), answer, data=task["data"]))
     complete_batch_if_done(db, principal.organization_id, task["batch_id"])

@@ -232,7 +232,7 @@ def _stored_predictions(conn: Connection, worker_id: str, task_ids: list[str]) -
 def _write(
     conn: Connection, principal: Principal, project_id: str, report: _Report, chunk: list[_TaskPredictions]
 ) -> None:
-    project = load_project(conn, principal, project_id)
+    project = load_project(conn, principal, project_id, hold_spec=True)
     require_active(project)  # checked in this transaction: an upload racing an archive stores nothing more
     spec = compiled_spec(project)
     worker = _ensure_model_worker(conn, principal.organization_id, report.model)

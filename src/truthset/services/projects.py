@@ -49,8 +49,18 @@ def spec_of_project(conn: Connection, principal: Principal, project_id: str) -> 
     return compiled_spec(load_project(conn, principal, project_id))
 
 
-def load_project(conn: Connection, principal: Principal, project_id: str, *, lock: bool = False) -> dict[str, Any]:
-    project = repo.get(conn, t.projects, principal.organization_id, project_id, lock=lock)
+def load_project(
+    conn: Connection, principal: Principal, project_id: str, *, lock: bool = False, hold_spec: bool = False
+) -> dict[str, Any]:
+    """A project of the caller's organization, or 404.
+
+    ``lock``: its row locked until the commit (a change to the project takes it so). ``hold_spec``:
+    for a write checked against the project's spec (an answer, a gold answer, a task's data): the
+    row is share-locked until the commit, so a spec change waits for this write, or this write for
+    it and then reads the new spec. Without it, on PostgreSQL an answer checked against the old spec
+    could be stored after a change that saw no answers yet (SQLite serialises writers anyway).
+    """
+    project = repo.get(conn, t.projects, principal.organization_id, project_id, lock=lock, key_share=hold_spec)
     if project is None:
         raise NotFound(f"project {project_id} not found")
     return project

@@ -275,7 +275,7 @@ def _submit(
     is_gold = task["status"] == str(TaskStatus.GOLD)  # answered like any task, then scored, never completed
     if task["status"] != str(TaskStatus.PENDING) and not is_gold:
         raise Conflict(f"the task is {task['status']}; it takes no more responses", details={"status": task["status"]})
-    project = load_project(conn, principal, task["project_id"])
+    project = load_project(conn, principal, task["project_id"], hold_spec=True)
     require_active(project)  # checked in this transaction: an answer racing an archive is refused or kept whole
     spec = compiled_spec(project)
     try:

@@ -241,7 +241,7 @@ def submit_review(
     reason = _checked_input(verdict, reason, answer)
     with db.write() as conn:
         task = load_task(conn, principal, task_id, lock=True)
-        project = load_project(conn, principal, task["project_id"])
+        project = load_project(conn, principal, task["project_id"], hold_spec=True)
         require_active(project)
         if task["status"] != str(TaskStatus.COMPLETED):
             raise Conflict(

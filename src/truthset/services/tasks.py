@@ -112,7 +112,7 @@ def create_task(
     """
     try:
         with db.write() as conn:
-            project = load_project(conn, principal, project_id)
+            project = load_project(conn, principal, project_id, hold_spec=True)
             require(principal, Action.MANAGE_TASKS)
             require_active(project)
             if task.unique_id is not None and (existing := _task_by_unique_id(conn, principal, task.unique_id)):
@@ -343,7 +343,7 @@ class _Importer:
 
     def refresh(self, conn: Connection) -> None:
         """At the start of each write: the project and batch as they are now (a batch may have moved on)."""
-        self.project = load_project(conn, self.principal, self.project["id"])
+        self.project = load_project(conn, self.principal, self.project["id"], hold_spec=True)
         self.status = _status_for(_batch_for_tasks(conn, self.principal, self.project["id"], self.batch_id))
 
     def store(self, conn: Connection, chunk: list[_Row]) -> None:

@@ -98,10 +98,14 @@ def prefer_index(query: Select, table: Table, index: str | None) -> Select:
 
 
 @functools.cache
-def _get_statement(table: Table, lock: bool) -> Prepared:
+def _get_statement(table: Table, lock: bool, key_share: bool = False) -> Prepared:
     query = scoped(table, bindparam("organization_id")).where(table.c.id == bindparam("object_id"))
     # FOR UPDATE locks the row on PostgreSQL; SQLite renders nothing (its writers are serialised)
-    return Prepared(query.with_for_update() if lock else query)
+    if lock:
+        return Prepared(query.with_for_update())
+    # FOR KEY SHARE: the weakest row lock, the one a foreign key check takes; many holders at once,
+    # and only FOR UPDATE (or a delete) waits for them
+    return Prepared(query.with_for_update(read=True, key_share=True) if key_share else query)
 
 
 @functools.cache
@@ -116,8 +120,13 @@ def _change_statement(table: Table, columns: tuple[str, ...]) -> Prepared:
     return Prepared(update(table).where(*where).values(values))
 
 
-def get(conn: Connection, table: Table, organization_id: str, object_id: str, *, lock: bool = False) -> dict | None:
-    return _get_statement(table, lock).first(conn, {"organization_id": organization_id, "object_id": object_id})
+def get(
+    conn: Connection, table: Table, organization_id: str, object_id: str, *, lock: bool = False, key_share: bool = False
+) -> dict | None:
+    """One row of the organization. ``lock``: FOR UPDATE until the commit; ``key_share``: FOR KEY SHARE
+    (the row cannot be locked FOR UPDATE, so not changed by a writer that locks it so, until the commit)."""
+    statement = _get_statement(table, lock, key_share)
+    return statement.first(conn, {"organization_id": organization_id, "object_id": object_id})
 
 
 def add(conn: Connection, table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
