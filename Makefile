@@ -10,6 +10,8 @@ demo: install
 
 # Lint, then the whole suite on 2 workers. PostgreSQL tests run when TRUTHSET_TEST_POSTGRES_URL is
 # set (`eval "$$(scripts/start-postgres.sh)"` starts a throwaway cluster; .ci/run does it for CI).
+# The browser tests keep a screenshot of each page they visit in build/screenshots (gitignored).
 test: install
 	.venv/bin/ruff check src tests benchmarks
-	.venv/bin/python -m pytest -n 2 -q
+	mkdir -p build/screenshots
+	TRUTHSET_E2E_SCREENSHOTS="$${TRUTHSET_E2E_SCREENSHOTS:-$(CURDIR)/build/screenshots}" .venv/bin/python -m pytest -n 2 -q
