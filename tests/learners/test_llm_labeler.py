@@ -192,3 +192,22 @@ def test_logprob_score_covers_only_the_answer() -> None:
     assert logprob_score(content) == pytest.approx(math.exp(-0.3))
     assert logprob_score(None) is None
     assert logprob_score({"content": [{"token": "pos", "logprob": -0.1}]}) is None  # no "answer" key
+
+
+def test_a_labels_question_about_one_candidate(send: HttpxSend) -> None:
+    """A question asked `for_each` candidate shows that candidate only; a list answer is normalised."""
+    spec = {
+        "fields": [{"name": "answers", "type": "responses", "count": 2, "label": "Answers"}],
+        "questions": [{"name": "flaws", "type": "labels", "for_each": "answers", "options": ["rude", "wrong"]}],
+    }
+    from truthset.questions import CompiledSpec
+
+    compiled = CompiledSpec(spec)
+    question = compiled.questions[1]  # flaws-1: about the second candidate
+    data = {"answers": [{"text": "first answer"}, {"text": "second answer"}]}
+    with running(lambda request, n: completion('{"answer": ["wrong", "rude"]}')) as server:
+        outcome = labeler(server.url, send).label(question, [Task("c1", data)], fields=compiled.fields)
+        prompt = json.loads(server.wait_for(1)[0].body)["messages"][1]["content"]
+    assert [(p.question, p.answer) for p in outcome.predictions] == [("flaws-1", ["rude", "wrong"])]
+    assert "second answer" in prompt and "first answer" not in prompt
+    assert "Choose every option that applies (at least 0)" in prompt

@@ -179,3 +179,19 @@ def test_real_product_pairs_from_the_shared_data() -> None:
     report = TextClassifier(question("label", ["same", "different"])).evaluate(tasks, labels)
     assert report.accuracy > report.baseline_accuracy + 0.03
     assert report.ece < 0.08
+
+
+def test_text_inputs_of_nested_data_and_conversations() -> None:
+    data = {
+        "chat": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+        "answers": ["one", {"text": "two"}],
+        "meta": {"price": 12.5, "flag": True, "empty": " "},
+    }
+    assert text_inputs(data) == {
+        "chat": "user: hi\nassistant: hello",
+        "answers.0": "one",
+        "answers.1.text": "two",
+        "meta.price": "12.5",
+    }
+    assert find_pairs(["answers.0", "answers.1", "meta.price"]) == [("answers.0", "answers.1")]
+    assert find_pairs(["a.0.text", "a.1.text", "a.2.text"]) == []  # three candidates: name the pairs
