@@ -211,3 +211,12 @@ def test_a_labels_question_about_one_candidate(send: HttpxSend) -> None:
     assert [(p.question, p.answer) for p in outcome.predictions] == [("flaws-1", ["rude", "wrong"])]
     assert "second answer" in prompt and "first answer" not in prompt
     assert "Choose every option that applies (at least 0)" in prompt
+
+
+def test_a_400_about_something_else_is_not_asked_again(send: HttpxSend) -> None:
+    with running(lambda request, n: Reply(400, b'{"error": {"message": "unknown model tiny"}}')) as server:
+        model = labeler(server.url, send)
+        outcome = model.label(SENTIMENT, TASKS[:1])
+        assert len(server.requests) == 1
+    assert outcome.failed[0].reason.startswith("no reply: the server answered 400")
+    assert model.structured == "json_schema"

@@ -3,7 +3,8 @@
 For each task it builds a prompt from the project's instructions, the question (its prompt, its
 options and their captions) and the task's fields, asks for ``{"answer": ...}`` as structured output
 (``response_format`` with a JSON schema; a server that refuses it with a 400 is asked again with
-``json_object``, then in plain text, and the labeler remembers the downgrade), and reads the answer
+``json_object``, then in plain text, and the labeler remembers the downgrade; a 400 about anything else is not
+asked again), and reads the answer
 from the JSON (or from a JSON object in the text, or the bare option). The answer is validated
 like any person's: an invalid one is reported, never a prediction.
 
@@ -134,7 +135,7 @@ class LLMLabeler:
             try:
                 payload = self._call(self._body(question, messages, mode))
             except ServerError as exc:
-                if exc.status == 400 and mode in _WEAKER:
+                if exc.status == 400 and mode in _WEAKER and _about_format(str(exc)):
                     self._downgrade(mode)
                     continue
                 return InvalidAnswer(task.key, question.name, f"no reply: {exc}"), usage
@@ -205,6 +206,15 @@ class LLMLabeler:
         return Prediction(
             task.key, question.name, answer, score if score is not None else self.config.default_score, details
         )
+
+
+_FORMAT_WORDS = ("response_format", "json_schema", "json_object", "schema", "structured", "grammar")
+
+
+def _about_format(message: str) -> bool:
+    """Whether a 400 is about structured output (else it is not worth asking again more simply)."""
+    lowered = message.lower()
+    return any(word in lowered for word in _FORMAT_WORDS)
 
 
 # --- the prompt ------------------------------------------------------------------------------------
