@@ -11,7 +11,7 @@ const base = `/projects/${encodeURIComponent(config.project_id)}`;
 const ACCENT = '#2f6fdf';
 const FILL = 'rgba(47, 111, 223, 0.35)';
 
-const state = { interval: 'hour', cursor: null, next: null, timer: null, busy: false };
+const state = { interval: 'hour', cursor: null, next: null, timer: null, busy: false, again: false };
 const charts = {};
 
 const message = (error) => (error instanceof ApiError ? error.message : `The server could not be reached (${error.message}).`);
@@ -27,19 +27,19 @@ function show(id, text) {
 
 // --- charts ----------------------------------------------------------------------------------------
 
-function barChart(id, { time = false, xLabel, yLabel, xValues }) {
+function barChart(id, { time = false, xLabel, yLabel, xValues, xRange }) {
   const el = $(id);
   const options = {
     width: Math.max(280, el.clientWidth || 600),
     height: 220,
     legend: { show: false },
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time, range: time ? undefined : (u, min, max) => [min - 0.5, max + 0.5] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+    scales: { x: { time, range: xRange || (time ? undefined : (u, min, max) => [min - 0.5, max + 0.5]) }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
     axes: [
       { label: xLabel, ...(xValues ? { values: xValues } : {}) },
       { label: yLabel, values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? count(t) : '')) },
     ],
-    series: [{}, { label: yLabel, stroke: ACCENT, fill: FILL, width: 1, paths: uPlot.paths.bars({ size: [0.8, 80] }) }],
+    series: [{}, { label: yLabel, stroke: ACCENT, fill: FILL, width: 1, points: { show: false }, paths: uPlot.paths.bars({ size: [0.8, 80] }) }],
   };
   return new uPlot(options, [[], []], el);
 }
@@ -55,6 +55,7 @@ function setUpCharts() {
     xLabel: 'confidence',
     yLabel: 'tasks',
     xValues: (u, ticks) => ticks.map((t) => `${Math.round(t * 100)}%`),
+    xRange: () => [0, 1],
   });
   window.addEventListener('resize', () => {
     for (const [key, chart] of Object.entries(charts)) {
@@ -87,9 +88,8 @@ function showCharts(figures) {
   $('throughput-summary').dataset.total = String(total);
   charts.judgments.setData([figures.judgments.map((b) => b.judgments), figures.judgments.map((b) => b.tasks)]);
   charts.confidence.setData([figures.confidence.map((b) => b.low + 0.05), figures.confidence.map((b) => b.tasks)]);
-  $('confidence-none').textContent = figures.without_confidence
-    ? `${count(figures.without_confidence)} tasks have no result yet.`
-    : '';
+  const none = figures.without_confidence;
+  $('confidence-none').textContent = none ? `${count(none)} ${none === 1 ? 'task has' : 'tasks have'} no result yet.` : '';
 }
 
 function showAgreement(figures) {
@@ -155,7 +155,10 @@ function showCost(cost) {
 // --- refresh ---------------------------------------------------------------------------------------
 
 async function refresh() {
-  if (state.busy) return;
+  if (state.busy) {
+    state.again = true; // asked while a refresh runs (a button): run once more right after it
+    return;
+  }
   state.busy = true;
   clearTimeout(state.timer);
   const params = new URLSearchParams({ interval: state.interval });
@@ -174,7 +177,8 @@ async function refresh() {
     show('dash-error', `The figures could not be refreshed: ${message(error)}`);
   } finally {
     state.busy = false;
-    state.timer = setTimeout(refresh, config.refresh_seconds * 1000);
+    state.timer = setTimeout(refresh, state.again ? 0 : config.refresh_seconds * 1000);
+    state.again = false;
   }
 }
 
