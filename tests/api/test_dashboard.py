@@ -77,6 +77,23 @@ def test_the_worker_table_pages_by_keyset(api: Api, org: Org) -> None:
     assert {first["items"][0]["worker_id"], second["items"][0]["worker_id"]} == {a.worker_id, b.worker_id}
 
 
+def test_a_worker_paused_by_gold_shows_with_gold_accuracy_and_interval(api: Api, org: Org) -> None:
+    project = org.make_project(quality={"overlap": 1, "gold": {"qualification": 2, "min_accuracy": 0.6}})
+    made = org.make_tasks(project["id"], 6)
+    truth = {task["id"]: POS for task in made[:3]}
+    for task_id in truth:
+        body = {"answer": {"sentiment": POS}}
+        assert api.request("PUT", f"{API}/tasks/{task_id}/gold", auth=org.owner, json=body).status_code == 200
+    worker = org.actor("annotator")
+    for _ in range(2):  # the qualification set, both wrong
+        lease = api.post(f"{API}/projects/{project['id']}/next", auth=worker).json()
+        answer = {"answer": {"sentiment": NEG}, "assignment_id": lease["id"]}
+        assert api.post(f"{API}/tasks/{lease['task']['id']}/responses", auth=worker, json=answer).status_code == 201
+    (row,) = api.get(f"{API}/projects/{project['id']}/dashboard", auth=org.owner).json()["workers"]["items"]
+    assert row["worker_id"] == worker.worker_id and row["status"] == "paused" and row["gold_answers"] == 2
+    assert row["gold_accuracy"] == 0.0 and row["gold_interval"][0] == 0.0 and row["status_reason"]
+
+
 def test_bad_parameters_name_the_field(api: Api, org: Org) -> None:
     project = org.make_project()
     error = assert_error(api.get(f"{API}/projects/{project['id']}/dashboard?interval=week", auth=org.owner), 422)
@@ -134,6 +151,8 @@ def test_each_role_opens_only_its_pages_and_sees_only_their_links(
     member = org.actor(role)
     sign_in(api, member.member["email"], member.password)
     project_page = api.get(f"/projects/{project['id']}").text
+    home = api.get("/").text
+    assert (f'href="/projects/{project["id"]}/dashboard"' in home) is ("dashboard" in allowed_pages), role
     for name, path in _page_paths(project["id"]).items():
         response = api.get(path)
         assert response.status_code == (200 if name in allowed_pages else 403), (role, path)

@@ -52,7 +52,6 @@ def dashboard_page(request: Request, project_id: str) -> Response:
         "project_id": project["id"],
         "refresh_seconds": REFRESH_SECONDS,
         "may_reinstate": allowed(guarded.principal, Action.MANAGE_PROJECTS),
-        "currency_note": "price per judgment from the quality policy",
     }
     return page(request, "dashboard.html", project=project, config=config)
 
