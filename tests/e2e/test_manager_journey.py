@@ -213,3 +213,47 @@ def test_a_project_runners_day(tab: Tab, server: Server, browser: Any) -> None:
     _change_role_and_revoke(page, server, rita)
     _export(page, project_id, labeled)
     assert tab.script_errors() == []
+
+
+def test_a_manager_reinstates_a_worker_paused_by_gold_from_the_dashboard(tab: Tab, server: Server) -> None:
+    page = tab.page
+    manager = _member(server, "manager", "Mona Manager")
+    worker = _member(server, "annotator", "Walt Wrong")
+    with server.api() as owner:
+        policy = {"overlap": 1, "gold": {"qualification": 2, "min_accuracy": 0.6}}
+        project = owner.post("/projects", json={"name": "Gold journey", "spec": SPEC, "quality": policy}).json()
+        imported = owner.post(
+            f"/projects/{project['id']}/tasks/bulk",
+            json=[{"data": {"review": f"review {i}"}, "unique_id": f"g-{i}"} for i in range(4)],
+        )
+        assert imported.status_code in (200, 201), imported.text
+        listed = owner.get("/tasks", params={"project_id": project["id"]}).json()["items"]
+        for task in listed[:2]:
+            marked = owner.put(f"/tasks/{task['id']}/gold", json={"answer": {"sentiment": "positive"}})
+            assert marked.status_code == 200, marked.text
+        key = owner.post("/keys", json={"name": "walt", "member_id": worker["id"]}).json()["key"]
+    with httpx.Client(base_url=f"{server.url}/api/v1", headers={"Authorization": f"Bearer {key}"}) as walt:
+        for _ in range(2):  # the qualification set, both wrong: paused
+            lease = walt.post(f"/projects/{project['id']}/next").json()
+            answer = {"answer": {"sentiment": "negative"}, "assignment_id": lease["id"]}
+            assert walt.post(f"/tasks/{lease['task']['id']}/responses", json=answer).status_code == 201
+        assert walt.post(f"/projects/{project['id']}/next").status_code == 403
+
+    log_in(page, manager["email"], PASSWORD)
+    page.goto(f"/projects/{project['id']}/dashboard")
+    row = page.locator("#worker-rows tr", has_text="Walt Wrong")
+    expect(row.locator(".badge")).to_have_text("paused")
+    expect(row).to_contain_text("0.0% (0.0%")  # accuracy on gold with its interval
+    _shot(page, "dashboard-paused")
+    row.get_by_role("button", name="Reinstate").click()
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_contain_text("Reinstate Walt Wrong?")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(row.locator(".badge")).to_have_text("paused")  # nothing without confirming
+    row.get_by_role("button", name="Reinstate").click()
+    dialog.get_by_role("button", name="Reinstate").click()
+    expect(row.locator(".badge")).to_have_text("active")
+    expect(row.get_by_role("button", name="Reinstate")).to_have_count(0)
+    with httpx.Client(base_url=f"{server.url}/api/v1", headers={"Authorization": f"Bearer {key}"}) as walt:
+        assert walt.post(f"/projects/{project['id']}/next").status_code == 200
+    assert tab.script_errors() == []
