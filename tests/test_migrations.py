@@ -203,6 +203,7 @@ SHIPPED_MIGRATIONS = {
     "0007_task_browser.py": "9772f2275bfff1f9c0189b99f8a1d788dea1f93f70b639c71b322e07a5266ca4",
     "0008_webhooks.py": "d79602f52929e12c97501e13e36766a4abe4776893d974a046f36be3c7c5c571",
     "0009_scale.py": "856b4617c10a3ebcd66c58157db14ab6bde1956ae1b949194618ebea648f51ba",
+    "0010_dashboard.py": "12b526409eb5dfed2325d8d96f1f998d0cc803469e778d2cae347f31392d70fc",
 }
 
 

@@ -1,6 +1,7 @@
 """The project dashboard's figures at a million tasks: server time of GET /projects/{id}/dashboard.
 
     .venv/bin/python benchmarks/dashboard/run.py [--tasks 1000000] [--postgres URL] [--no-sqlite]
+                                                 [--data-dir DIR]  (keep the SQLite data; reuse it once filled)
 
 Fills a fresh database with the task browser benchmark's project (``benchmarks/task_browser``: N
 tasks, 60% completed with a confidence, 5% answered by one of 20 workers), then times
@@ -47,12 +48,17 @@ def _time(call: Any, repeat: int) -> tuple[float, float]:
     return statistics.median(wall), statistics.median(cpu)
 
 
-def run(url: str, label: str, tasks: int, repeat: int, console: Console) -> None:
+def run(url: str, label: str, tasks: int, repeat: int, console: Console, *, reuse: bool = False) -> None:
     upgrade(url)
     db = Database(url)
     try:
-        console.print(f"[bold]{label}[/]: filling {tasks:,} tasks")
-        world = _browser_benchmark().fill(db, tasks, console)
+        browser = _browser_benchmark()
+        if reuse:
+            world = browser.existing(db)
+            tasks = world["count"]
+        else:
+            console.print(f"[bold]{label}[/]: filling {tasks:,} tasks")
+            world = browser.fill(db, tasks, console)
         owner, pid = world["owner"], world["project"]["id"]
         first = dashboard.project_dashboard(db, owner, pid, limit=10)
         cursor = first["workers"]["next_cursor"]
@@ -79,9 +85,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--postgres", help="an empty PostgreSQL database URL")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--data-dir", type=Path, help="keep the SQLite data here; reuse it when already filled")
     args = parser.parse_args()
     console = Console()
-    if not args.no_sqlite:
+    if args.data_dir and not args.no_sqlite:
+        url = Settings(data_dir=args.data_dir).resolved_database_url
+        reuse = (args.data_dir / "truthset.db").exists() or any(args.data_dir.glob("*.db"))
+        run(url, "SQLite", args.tasks, args.repeat, console, reuse=reuse)
+    elif not args.no_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             url = Settings(data_dir=Path(tmp)).resolved_database_url
             run(url, "SQLite", args.tasks, args.repeat, console)

@@ -180,10 +180,11 @@ def _annotator_is_refused(annotator: Any, project_id: str) -> None:
         response = annotator.goto(f"/projects/{project_id}/{page_name}")
         assert response is not None and response.status == 403, page_name
         expect(annotator.get_by_role("heading", name="Not allowed")).to_be_visible()
+    _shot(annotator, "annotator-403")
     annotator.goto("/")
     for page_name in ("dashboard", "exports", "import"):
         expect(annotator.locator(f'a[href="/projects/{project_id}/{page_name}"]')).to_have_count(0)
-    _shot(annotator, "annotator-403")
+    _shot(annotator, "annotator-home")
 
 
 def test_a_project_runners_day(tab: Tab, server: Server, browser: Any) -> None:

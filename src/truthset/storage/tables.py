@@ -215,6 +215,7 @@ responses = Table(
     UniqueConstraint("worker_id", "idempotency_key", name="uq_responses_worker_idempotency"),
     Index("ix_responses_org_id", "organization_id", "id"),
     Index("ix_responses_task", "task_id", "id"),  # a task's responses, in order (completing a task)
+    Index("ix_responses_project_created", "project_id", "created_at"),  # the dashboard (0010)
 )
 
 media = Table(
