@@ -3,7 +3,7 @@
 What stays fast at millions of tasks, and how:
 
 - progress (tasks by status): one ``GROUP BY status`` read from the project's status index alone;
-- judgments per task: one ``GROUP BY response_count`` over the project's tasks; the confidence
+- judgments per task: one ``GROUP BY response_count`` read from ``ix_tasks_project_judgments``; the confidence
   distribution: one count per bin, each a range of the project's confidence index;
 - throughput: responses per hour (last 48 hours) or per day (last 30 days), bucketed by the database
   from a range of ``ix_responses_project_created`` (a project's responses by time);
@@ -124,7 +124,7 @@ def _progress(conn: Connection, project_id: str) -> dict[str, int]:
 def _judgments(conn: Connection, project_id: str) -> tuple[list[dict[str, int]], int]:
     """Tasks per number of judgments (the last bin: JUDGMENT_BINS or more), and all judgments."""
     tk = t.tasks
-    query = _project_tasks(project_id, tk.c.response_count, func.count(), index="ix_tasks_project_id")
+    query = _project_tasks(project_id, tk.c.response_count, func.count(), index="ix_tasks_project_judgments")
     bins = [0] * (JUDGMENT_BINS + 1)
     total = 0
     for judged, n in conn.execute(query.group_by(tk.c.response_count)):
