@@ -446,7 +446,9 @@ def import_tasks(
     path: Annotated[
         Path,
         typer.Argument(
-            exists=True, help="A .jsonl, .json, .csv, .parquet or .zip file of tasks, or a folder of images."
+            exists=True,
+            help="A .jsonl, .json, .csv, .parquet or .zip file of tasks, a .txt list of image URLs, "
+            "or a folder of images.",
         ),
     ],
     project: Annotated[str, typer.Option(help="Project id.")],
