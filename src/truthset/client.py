@@ -1179,7 +1179,7 @@ class Jobs(_Resource):
 
 # --- imports -----------------------------------------------------------------------------------
 
-IMPORT_FORMATS = ("jsonl", "json", "csv", "parquet", "label-studio", "images")
+IMPORT_FORMATS = ("jsonl", "json", "csv", "parquet", "label-studio", "images", "urls")
 
 
 class Imports(_Resource):

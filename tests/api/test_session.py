@@ -223,10 +223,10 @@ def test_markdown_is_rendered_without_raw_html_or_script_links() -> None:
 def test_every_ui_page_is_documented() -> None:
     from pathlib import Path
 
-    from truthset.ui import _account_pages, _dashboard_pages, _pages, _project_pages, _task_pages
+    from truthset.ui import _account_pages, _dashboard_pages, _pages, _project_pages, _task_pages, _webhook_pages
 
     text = (Path(__file__).parents[2] / "docs" / "workbench.md").read_text()
-    modules = (_pages, _project_pages, _task_pages, _account_pages, _dashboard_pages)
+    modules = (_pages, _project_pages, _task_pages, _account_pages, _dashboard_pages, _webhook_pages)
     # the pages (a form's POST action belongs to its page)
     paths = {route.path for module in modules for route in module.router.routes if "GET" in route.methods}
     assert "/projects/{project_id}/label" in paths

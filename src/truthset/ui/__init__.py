@@ -20,6 +20,7 @@ from truthset.ui._dashboard_pages import router as dashboard_pages
 from truthset.ui._pages import STATIC_DIR, router
 from truthset.ui._project_pages import router as project_pages
 from truthset.ui._task_pages import router as task_pages
+from truthset.ui._webhook_pages import router as webhook_pages
 
 __all__ = ["PREFIXES", "install"]
 
@@ -27,6 +28,8 @@ __all__ = ["PREFIXES", "install"]
 PREFIXES = ("/login", "/logout", "/projects/", "/tasks/", "/ui/", "/static/")
 #: The members, API keys, account and organizations pages (``_account_pages.py``).
 ACCOUNT_PREFIXES = ("/members", "/keys", "/account", "/organizations")
+#: The webhook pages (``_webhook_pages.py``).
+WEBHOOK_PREFIXES = ("/webhooks",)
 
 
 class UiRoute(BaseRoute):
@@ -62,5 +65,7 @@ def install(app: FastAPI) -> None:
     pages.include_router(dashboard_pages)
     pages.include_router(router)
     pages.include_router(account_router)
+    pages.include_router(webhook_pages)
     pages.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.router.routes.append(UiRoute(pages, exact=frozenset({"/"}), prefixes=PREFIXES + ACCOUNT_PREFIXES))
+    prefixes = PREFIXES + ACCOUNT_PREFIXES + WEBHOOK_PREFIXES
+    app.router.routes.append(UiRoute(pages, exact=frozenset({"/"}), prefixes=prefixes))

@@ -22,7 +22,6 @@ from truthset.services.policy import Action, allowed
 from truthset.storage import Database
 from truthset.ui import _held
 from truthset.ui._guard import Guarded, _db, _error_page, _failure, guard
-from truthset.ui._guard import _to_login as _to_login  # still importable from here (older page modules)
 from truthset.ui._render import markdown, page
 
 STATIC_DIR = Path(__file__).parent / "static"
