@@ -95,3 +95,9 @@ annotorious.es.js bundles these packages from the npm registry, under their own 
 @annotorious/core (BSD-3-Clause, as above), svelte (MIT), rbush (MIT), dequal (MIT),
 simplify-js (BSD-2-Clause), uuid (MIT), nanoid (MIT), nanoevents (MIT), nanostores (MIT).
 NOTICE
+
+# uPlot, the charts of the project dashboard (MIT): its ES module build and its CSS. It draws on a
+# canvas and sets styles through the DOM (element.style), which the strict CSP allows.
+vendor uplot uplot 1.6.32 \
+    sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw== \
+    dist/uPlot.esm.js dist/uPlot.min.css LICENSE

@@ -23,6 +23,7 @@ SRC = Path(truthset.__file__).parent
 LAYERS: list[tuple[str, ...]] = [
     ("truthset.quality",),
     ("truthset.questions",),
+    ("truthset.learners",),  # models that answer questions; pure: no database, no web framework
     ("truthset.domain", "truthset.errors"),
     ("truthset.schemas",),
     ("truthset.config",),
@@ -44,6 +45,7 @@ _SERVER = {"sqlalchemy", "alembic", "fastapi", "starlette", "uvicorn"}
 FORBIDDEN_PACKAGES = {
     "truthset.quality": _SERVER | {"httpx", "pydantic"},
     "truthset.questions": _SERVER | {"httpx"},
+    "truthset.learners": _SERVER,  # httpx (model servers, LLMs), scikit-learn and skops allowed
     "truthset.domain": _SERVER | {"httpx"},
     "truthset.errors": _SERVER | {"httpx"},
     "truthset.schemas": _SERVER | {"httpx"},

@@ -204,6 +204,7 @@ SHIPPED_MIGRATIONS = {
     "0008_webhooks.py": "d79602f52929e12c97501e13e36766a4abe4776893d974a046f36be3c7c5c571",
     "0009_scale.py": "856b4617c10a3ebcd66c58157db14ab6bde1956ae1b949194618ebea648f51ba",
     "0010_predictions.py": "8eba7159cc29e1aa2cd8f85bd946fd7b9bdc59b0f29e102079647efdfaaa06eb",
+    "0011_dashboard.py": "6429feae012af481174fce1bc1a0543f0442456a11008d8af37f9d8f41783514",
 }
 
 

@@ -89,12 +89,23 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
         rss_start = memory_mib(server.process.pid, "VmRSS")
         with truthset.Client(server.url, created["api_key"], timeout=120) as client:
             project = client.projects.create("import bench", spec=SPEC)
+        cpu = server.cpu_seconds()
         first = cli_import(server, created["api_key"], project.id, source)
         first["tasks_per_second"] = round(args.tasks / first["seconds"])
-        console.print(f"  import: {first['seconds']} s, {first['tasks_per_second']:,} tasks/s ({first['report']})")
+        cpu, first["server_cpu_seconds"] = server.cpu_seconds(), round(server.cpu_seconds() - cpu, 2)
+        first["tasks_per_server_cpu_second"] = round(args.tasks / max(first["server_cpu_seconds"], 0.01))
+        console.print(
+            f"  import: {first['seconds']} s, {first['tasks_per_second']:,} tasks/s; server CPU "
+            f"{first['server_cpu_seconds']} s = {first['tasks_per_server_cpu_second']:,} per CPU s ({first['report']})"
+        )
         again = cli_import(server, created["api_key"], project.id, source)
         again["tasks_per_second"] = round(args.tasks / again["seconds"])
-        console.print(f"  again: {again['seconds']} s, {again['tasks_per_second']:,} tasks/s ({again['report']})")
+        again["server_cpu_seconds"] = round(server.cpu_seconds() - cpu, 2)
+        again["tasks_per_server_cpu_second"] = round(args.tasks / max(again["server_cpu_seconds"], 0.01))
+        console.print(
+            f"  again: {again['seconds']} s, {again['tasks_per_second']:,} tasks/s; server CPU "
+            f"{again['server_cpu_seconds']} s = {again['tasks_per_server_cpu_second']:,} per CPU s ({again['report']})"
+        )
         peak = memory_mib(server.process.pid, "VmHWM")
         rss_end = memory_mib(server.process.pid, "VmRSS")
     finally:

@@ -450,7 +450,9 @@ def import_tasks(
     path: Annotated[
         Path,
         typer.Argument(
-            exists=True, help="A .jsonl, .json, .csv, .parquet or .zip file of tasks, or a folder of images."
+            exists=True,
+            help="A .jsonl, .json, .csv, .parquet or .zip file of tasks, a .txt list of image URLs, "
+            "or a folder of images.",
         ),
     ],
     project: Annotated[str, typer.Option(help="Project id.")],
@@ -462,7 +464,7 @@ def import_tasks(
     ] = "reject",
     format: Annotated[
         str | None,
-        typer.Option(help="jsonl, json, csv, parquet, label-studio or images (default: from the extension)."),
+        typer.Option(help="jsonl, json, csv, parquet, label-studio, images or urls (default: from the extension)."),
     ] = None,
     field: Annotated[str | None, typer.Option(help="Images: the spec's image field (default: its only one).")] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the import job until it ends.")] = True,

@@ -42,6 +42,7 @@ from truthset.schemas import (
     ApiKeyOut,
     AssignmentOut,
     BatchOut,
+    DashboardOut,
     GoldImportReport,
     GoldOut,
     HistoryStep,
@@ -728,6 +729,19 @@ class Projects(_Resource):
             "GET", f"/projects/{project_id}/agreement", AgreementOut, params=_params(batch_id=batch_id)
         )
 
+    def dashboard(
+        self,
+        project_id: str,
+        *,
+        interval: Literal["hour", "day"] = "hour",
+        workers_cursor: str | None = None,
+        workers_limit: int | None = None,
+    ) -> DashboardOut:
+        """The dashboard's figures (progress, throughput, judgments, confidence, agreement, a page of
+        workers, cost) in one call; managers and above."""
+        params = _params(interval=interval, workers_cursor=workers_cursor, workers_limit=workers_limit)
+        return self._client._json("GET", f"/projects/{project_id}/dashboard", DashboardOut, params=params)
+
     def workers(self, project_id: str, batch_id: str | None = None, *, page_size: int = 100) -> Iterator[WorkerFigures]:
         """Figures of each worker who answered in the project (or batch), page by page; managers and above."""
         params = _params(batch_id=batch_id)
@@ -1165,7 +1179,7 @@ class Jobs(_Resource):
 
 # --- imports -----------------------------------------------------------------------------------
 
-IMPORT_FORMATS = ("jsonl", "json", "csv", "parquet", "label-studio", "images")
+IMPORT_FORMATS = ("jsonl", "json", "csv", "parquet", "label-studio", "images", "urls")
 
 
 class Imports(_Resource):

@@ -264,6 +264,9 @@ class QualityPolicy(Input):
         description="Serve each lease with the best model prediction per question, which the workbench "
         "starts from; the response records whether it was kept (docs/models.md).",
     )
+    price_per_judgment: float | None = Field(
+        None, ge=0, le=1_000_000, description="What one judgment costs, for the dashboard's cost (any currency)."
+    )
 
     @model_validator(mode="after")
     def _overlaps(self) -> QualityPolicy:
@@ -876,3 +879,87 @@ class PredictionOut(Output):
     answer: dict[str, Any] = Field(description="Per question, the predicted answer.")
     scores: dict[str, float] = Field(description="Per question, the model's score.")
     created_at: Timestamp
+
+
+# --- the project dashboard (issue 11) ------------------------------------------------------------
+
+
+class DashboardProgress(Output):
+    staged: int
+    pending: int
+    completed: int
+    canceled: int
+    gold: int
+    total: int
+
+
+class ThroughputPoint(Output):
+    start: Timestamp = Field(description="The start of the hour (or day), UTC.")
+    responses: int = Field(description="Responses received in it.")
+
+
+class Throughput(Output):
+    interval: Literal["hour", "day"]
+    since: Timestamp = Field(description="The first bucket's start: the last 48 hours, or the last 30 days.")
+    points: list[ThroughputPoint] = Field(description="One per bucket, oldest first, empty ones included.")
+
+
+class JudgmentsBin(Output):
+    judgments: int = Field(description="Judgments (responses) a task has; the last bin counts this many or more.")
+    tasks: int
+
+
+class ConfidenceBin(Output):
+    low: float
+    high: float = Field(description="The bin is [low, high); the last one includes 1.")
+    tasks: int
+
+
+class DashboardQuestion(Output):
+    question: str
+    type: str
+    tasks: int = Field(description="Sampled tasks with two or more answers to this question.")
+    percent_agreement: float | None
+    fleiss_kappa: float | None
+    krippendorff_alpha: float | None
+    reason: str | None = Field(None, description="Why the figures are null, if they are.")
+
+
+class DashboardWorker(Output):
+    worker_id: str
+    name: str
+    kind: WorkerKind
+    responses: int = Field(description="Responses in the project.")
+    mean_duration_ms: float | None = Field(description="Mean time per task, from responses' duration_ms.")
+    last_response_at: OptionalTimestamp
+    agreement_with_results: float | None = Field(description="On the sampled tasks: share equal to the result.")
+    gold_answers: int
+    gold_accuracy: float | None
+    gold_interval: list[float] | None = Field(description="95% Jeffreys interval of gold_accuracy.")
+    status: Literal["active", "qualifying", "paused"] | None = Field(description="Standing by gold (null: not met).")
+    status_reason: str | None
+
+
+class DashboardWorkers(Output):
+    items: list[DashboardWorker]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next workers; null at the end.")
+
+
+class DashboardCost(Output):
+    judgments: int = Field(description="Responses in the project (every judgment counts, gold included).")
+    price_per_judgment: float | None = Field(description="From the quality policy; null when not set.")
+    total: float | None = Field(description="judgments x price_per_judgment; null without a price.")
+
+
+class DashboardOut(Output):
+    project_id: str
+    generated_at: Timestamp
+    progress: DashboardProgress
+    throughput: Throughput
+    judgments: list[JudgmentsBin]
+    confidence: list[ConfidenceBin]
+    without_confidence: int = Field(description="Tasks with no confidence yet (no result).")
+    sample_tasks: int = Field(description="The most recent tasks with answers that agreement is computed on.")
+    agreement: list[DashboardQuestion]
+    workers: DashboardWorkers
+    cost: DashboardCost

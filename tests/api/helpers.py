@@ -394,6 +394,7 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "task_history": lambda w: Call(path={"task_id": w.task["id"]}),
     "project_agreement": lambda w: Call(path={"project_id": w.project["id"]}, params={"batch_id": w.batch["id"]}),
     "project_workers": lambda w: Call(path={"project_id": w.project["id"]}, params={"batch_id": w.batch["id"]}),
+    "project_dashboard": lambda w: Call(path={"project_id": w.project["id"]}),
     "worker_stats": lambda w: Call(path={"worker_id": w.worker.worker_id}, params={"project_id": w.project["id"]}),
     "refit_project": lambda w: Call(path={"project_id": w.project["id"]}),
     "mark_gold": lambda w: Call(path={"task_id": w.extra["gold_task"]["id"]}, json={"answer": ANSWER}),

@@ -21,7 +21,13 @@ from truthset.ui import _held
 from .helpers import API, Actor, Api, Org
 from .test_session import CSRF_META, sign_in
 
-NAV = {"members": "/members", "keys": "/keys", "account": "/account", "organizations": "/organizations"}
+NAV = {
+    "members": "/members",
+    "keys": "/keys",
+    "account": "/account",
+    "organizations": "/organizations",
+    "webhooks": "/webhooks",
+}
 
 #: Pages (GET) and who may open them: the policy's READ_MEMBERS for the members page, everyone else.
 PAGES: dict[str, set[Role]] = {
@@ -29,6 +35,7 @@ PAGES: dict[str, set[Role]] = {
     "/keys": set(Role),
     "/account": set(Role),
     "/organizations": set(Role),
+    "/webhooks": {Role.OWNER, Role.ADMIN, Role.MANAGER},  # the policy's MANAGE_WEBHOOKS
 }
 
 

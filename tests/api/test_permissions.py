@@ -70,6 +70,7 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "get_media": Action.READ_MEDIA,
     "project_agreement": Action.READ_QUALITY,
     "project_workers": Action.READ_QUALITY,
+    "project_dashboard": Action.READ_QUALITY,
     "worker_stats": None,  # every member reads their own figures (the walk asks for the caller's)
     "refit_project": Action.MANAGE_PROJECTS,
     "next_review": Action.REVIEW,

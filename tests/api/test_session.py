@@ -223,10 +223,10 @@ def test_markdown_is_rendered_without_raw_html_or_script_links() -> None:
 def test_every_ui_page_is_documented() -> None:
     from pathlib import Path
 
-    from truthset.ui import _account_pages, _pages, _project_pages, _task_pages
+    from truthset.ui import _account_pages, _dashboard_pages, _pages, _project_pages, _task_pages, _webhook_pages
 
     text = (Path(__file__).parents[2] / "docs" / "workbench.md").read_text()
-    modules = (_pages, _project_pages, _task_pages, _account_pages)
+    modules = (_pages, _project_pages, _task_pages, _account_pages, _dashboard_pages, _webhook_pages)
     # the pages (a form's POST action belongs to its page)
     paths = {route.path for module in modules for route in module.router.routes if "GET" in route.methods}
     assert "/projects/{project_id}/label" in paths
@@ -242,10 +242,11 @@ def test_ui_pages_hide_other_tenants_projects(api: Api, org: Org, other_org: Org
     org A's data and changes nothing; the project list shows none of org A's projects."""
     from truthset.services import projects
     from truthset.storage.ids import new_id
-    from truthset.ui import _pages, _project_pages, _task_pages
+    from truthset.ui import _dashboard_pages, _pages, _project_pages, _task_pages
 
     # every page that takes a project or task id (the account pages test their own ids apart)
-    routes = [r for m in (_pages, _project_pages, _task_pages) for r in m.router.routes if "GET" in r.methods]
+    modules = (_pages, _project_pages, _task_pages, _dashboard_pages)
+    routes = [r for m in modules for r in m.router.routes if "GET" in r.methods]
 
     project = org.make_project(name="acme-secret-project", description="acme-secret-description")
     batch = org.make_batch(project["id"], name="acme-secret-batch")

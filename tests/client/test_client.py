@@ -620,3 +620,20 @@ def _submit_result() -> dict[str, Any]:
         "created_at": "2026-01-01T00:00:00Z",
     }
     return {"response": response, "task": _task()}
+
+
+def test_dashboard_figures(client: truthset.Client, live: LiveServer) -> None:
+    project = client.projects.create(_name("dashboard"), SPEC, quality={"overlap": 1, "price_per_judgment": 0.5})
+    client.tasks.import_tasks(project.id, [{"data": {"text": f"t{i}"}} for i in range(3)])
+    with _annotator(client, live) as annotator:
+        for _ in range(2):
+            lease = annotator.queue.next_task(project.id)
+            assert lease is not None
+            annotator.queue.submit(lease.task.id, {"sentiment": "positive"}, assignment_id=lease.id, duration_ms=800)
+        with pytest.raises(PermissionDeniedError):
+            annotator.projects.dashboard(project.id)
+    figures = client.projects.dashboard(project.id, interval="day", workers_limit=1)
+    assert figures.progress.completed == 2 and figures.progress.pending == 1
+    assert figures.cost.judgments == 2 and figures.cost.total == 1.0
+    assert len(figures.throughput.points) == 30 and figures.throughput.points[-1].responses == 2
+    assert len(figures.workers.items) == 1 and figures.workers.items[0].mean_duration_ms == 800

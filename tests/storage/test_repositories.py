@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from truthset.schemas import ResponseCreate
@@ -156,3 +156,32 @@ def test_sqlite_runs_the_index_a_query_prefers(db: Database) -> None:
         responses = repo._RESPONSES_OF_TASK._compile(conn.dialect).sql
         plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + responses, ("org", "task")).all()
         assert "ix_responses_task" in str(plan)  # not a walk over the organization's responses
+
+
+def test_bulk_insert_counts_what_it_stored_and_keeps_search_in_step(org: Org) -> None:
+    """insert_prepared's bulk paths (multi-row statements on SQLite, COPY on PostgreSQL): rows that
+    clash are skipped and not counted, two bulk inserts in one transaction both land, and the
+    full-text index knows every inserted task (SQLite's trigger fires for each row)."""
+    project = org.make_project()
+    first = [(i, {"data": {"text": f"alpha{i} common"}, "unique_id": f"u{i}"}) for i in range(2500)]
+    report = tasks.import_tasks(org.db, org.owner.principal, project["id"], first)
+    assert (report.created, report.existing) == (2500, 0)
+    again = [(i, {"data": {"text": f"beta{i} common"}, "unique_id": f"u{i}"}) for i in range(2400, 2600)]
+    report = tasks.import_tasks(org.db, org.owner.principal, project["id"], again)
+    assert (report.created, report.existing) == (100, 100)
+    columns = ("id", "organization_id", "project_id", "unique_id", "data", "metadata", "priority", "status",
+               "overlap", "response_count", "lease_count", "created_at", "updated_at")  # fmt: skip
+    with org.db.write() as conn:
+        now = repo.driver_datetime(conn, utcnow())
+        rows = [
+            (new_id(), org.id, project["id"], f"x{i}", '{"text": "gamma"}', "{}", 0, "pending", 1, 0, 0, now, now)
+            for i in range(150)
+        ]
+        assert repo.insert_prepared(conn, t.tasks, columns, rows[:100], skip_any_conflict=True) == 100
+        assert repo.insert_prepared(conn, t.tasks, columns, rows[50:], skip_any_conflict=True) == 50
+    with org.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(t.tasks)).scalar_one() == 2750
+    for words, expected in (("gamma", 150), ("beta2500", 1), ("alpha2499", 1)):
+        filters = tasks.TaskFilter(project_id=project["id"], search=words)
+        found, _ = tasks.list_tasks(org.db, org.owner.principal, filters, cursor=None, limit=200)
+        assert len(found) == expected, words

@@ -18,6 +18,7 @@ from truthset.api.headers import SecurityHeadersMiddleware
 from truthset.api.limits import AnonymousGuardMiddleware, BodyLimitMiddleware, NulGuardMiddleware
 from truthset.api.memory import GiveBackMemoryMiddleware
 from truthset.api.routes import accounts, exports, gold, media, projects, quality, queue, reviews, tasks
+from truthset.api.routes import dashboard as dashboard_routes
 from truthset.api.routes import imports as import_routes
 from truthset.api.routes import jobs as job_routes
 from truthset.api.routes import predictions as prediction_routes
@@ -124,6 +125,7 @@ def _setup_routes(app: FastAPI) -> None:
         accounts,
         media,
         quality,
+        dashboard_routes,
         gold,
         reviews,
         job_routes,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from truthset.services.jobs import JobContext
@@ -31,6 +31,8 @@ ENTRY_POINT_GROUP = "truthset.jobs"
 Handler = Callable[[Database, JobContext], Any]
 
 _handlers: dict[str, Handler] = {}
+#: entry points found but not loaded yet: a kind's module is imported when a job of that kind runs
+_pending: dict[str, EntryPoint] = {}
 _lock = threading.Lock()
 _loaded = False
 
@@ -46,29 +48,42 @@ def register(kind: str, handler: Handler) -> None:
 def unregister(kind: str) -> None:
     with _lock:
         _handlers.pop(kind, None)
+        if _loaded:
+            _pending.pop(kind, None)  # as when every entry point was loaded at once: gone for good
 
 
 def _load_entry_points() -> None:
+    """Find the entry points (once); each is loaded when its kind is first asked for.
+
+    Why not load them all here: a handler's module may import much (the Scale-compatible API's
+    imports the whole REST API and scipy: 80 MiB and a second of CPU), which an export runner has
+    no use for.
+    """
     global _loaded
     with _lock:
         if _loaded:
             return
         _loaded = True
-        found = list(entry_points(group=ENTRY_POINT_GROUP))
-    for entry_point in found:
-        handler = entry_point.load()
-        with _lock:
-            _handlers.setdefault(entry_point.name, handler)  # a run-time register() wins
+        for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+            _pending.setdefault(entry_point.name, entry_point)
 
 
 def kinds() -> list[str]:
     """Every kind this process can run."""
     _load_entry_points()
     with _lock:
-        return sorted(_handlers)
+        return sorted({*_handlers, *_pending})
 
 
 def handler_for(kind: str) -> Handler | None:
     _load_entry_points()
     with _lock:
-        return _handlers.get(kind)
+        if kind in _handlers:
+            return _handlers[kind]
+        entry_point = _pending.get(kind)
+    if entry_point is None:
+        return None
+    handler = entry_point.load()
+    with _lock:
+        _pending.pop(kind, None)
+        return _handlers.setdefault(kind, handler)  # a run-time register() meanwhile wins

@@ -25,6 +25,7 @@ from sqlalchemy import JSON, Connection, DateTime, Text, cast, func, literal, li
 from truthset.domain import Principal, ReviewStatus, TaskStatus
 from truthset.errors import full_disk_is_storage_full
 from truthset.services import formats
+from truthset.services.formats._sql import sql_object
 from truthset.services.policy import Action, require
 from truthset.services.projects import get_project
 from truthset.services.tasks import SPOOL_DIRECTORY, TaskFilter, task_query
@@ -175,9 +176,8 @@ def _sqlite_time(column: str) -> str:
 
 
 def _object(*pairs: tuple[str, str]) -> str:
-    """SQL text building a JSON object from (key, SQL giving the value's JSON text) pairs."""
-    parts = [f"""'{"," if i else "{"}"{key}":' || {value}""" for i, (key, value) in enumerate(pairs)]
-    return " || ".join(parts) + " || '}'"
+    """SQL text building a JSON object from (key, SQL giving the value's JSON text) pairs (printf)."""
+    return sql_object("printf", pairs)
 
 
 def _array(item: str, rows: str) -> str:

@@ -36,7 +36,7 @@ from truthset.errors import (
     TruthsetError,
     full_disk_is_storage_full,
 )
-from truthset.services import jobs, media
+from truthset.services import jobs, media, netguard
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.services.policy import Action, require
 from truthset.services.projects import load_project, require_active
@@ -60,6 +60,7 @@ FORMATS: dict[str, str] = {
     "parquet": "one task per row (Hugging Face datasets saved as Parquet too)",
     "label-studio": "Label Studio's JSON task list, annotations and predictions kept in metadata",
     "images": "a zip of images: one task per image",
+    "urls": "a list of image URLs (one per line, or JSON lines with a url): each image fetched, one task per URL",
 }
 _SUFFIXES = {
     ".jsonl": "jsonl",
@@ -68,6 +69,8 @@ _SUFFIXES = {
     ".csv": "csv",
     ".parquet": "parquet",
     ".zip": "images",
+    ".txt": "urls",
+    ".urls": "urls",
 }
 _READ_BYTES = 1 << 20
 #: CSV and Parquet columns that are not data fields
@@ -77,6 +80,8 @@ _METADATA_PREFIX = "metadata."
 _PARQUET_BATCH_ROWS = 1000
 _LEFTOVER_SECONDS = 3600.0
 _PERMANENT = (InvalidInput, TooLarge, NotFound, Forbidden, Conflict)
+#: the formats whose items become images of the spec's image field
+_IMAGE_FORMATS = ("images", "urls")
 
 
 def format_for(filename: str, given: str | None) -> str:
@@ -117,7 +122,7 @@ def start_import(
         require(principal, Action.MANAGE_TASKS)
         require_active(project)
         _batch_for_tasks(conn, principal, project_id, batch_id)
-    image_field = _image_field(project, field) if fmt == "images" else None
+    image_field = _image_field(project, field) if fmt in _IMAGE_FORMATS else None
     _sweep(db, principal.organization_id, settings.imports_dir / principal.organization_id)
     name = f"{new_id()}{PurePosixPath(filename).suffix.lower()[:10]}"
     relative = f"{principal.organization_id}/{name}"
@@ -174,7 +179,7 @@ def _image_field(project: dict[str, Any], field: str | None) -> str:
         return field
     if len(images) != 1:
         which = "no image field" if not images else f"several image fields ({', '.join(images)}): pass field"
-        message = f"a zip of images needs one image field in the spec; this one has {which}"
+        message = f"an import of images needs one image field in the spec; this one has {which}"
         raise InvalidInput(message, details={"field": "field"})
     return images[0]
 
@@ -206,6 +211,11 @@ def _check_file(path: Path, fmt: str, settings: Settings) -> None:
             safe_entries(archive, settings)
     elif fmt == "parquet":
         _parquet_file(path)
+    elif fmt == "urls":
+        url_count = sum(1 for _ in url_entries(path))
+        if url_count > settings.max_import_entries:
+            message = f"the list holds {url_count} URLs, more than {settings.max_import_entries}"
+            raise TooLarge(message, details={"limit": settings.max_import_entries})
     if path.stat().st_size == 0:
         raise InvalidInput("the import file is empty", details=_FILE)
 
@@ -292,6 +302,9 @@ def _items(
     if fmt == "images":
         check_first = payload.get("on_error") != "skip"
         return _ImageStore(db, principal, settings, str(payload["field"]), check_first).items(path, job)
+    if fmt == "urls":
+        check_first = payload.get("on_error") != "skip"
+        return _UrlStore(db, principal, settings, str(payload["field"]), check_first).items(path, job)
     raise JobFailed(f"unknown import format {fmt!r}")
 
 
@@ -589,3 +602,122 @@ class _ImageStore:
             return Bad(f"{info.filename}: {getattr(exc, 'message', exc)}")
         metadata = {"file": info.filename, "width": row.get("width"), "height": row.get("height")}
         return Item({"data": {self.field: f"media:{row['id']}"}, "metadata": metadata}, 0)
+
+
+# --- a list of image URLs -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UrlEntry:
+    """One line of a URL list: the URL, and what a JSON line gives with it."""
+
+    url: str
+    unique_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def url_entries(path: Path) -> Iterator[tuple[int, UrlEntry | Bad]]:
+    """The lines of a URL list, numbered as in the file: a URL, or a JSON object with ``url`` (and
+    optionally ``unique_id`` and ``metadata``). Blank lines and lines starting with ``#`` are skipped."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.strip()
+            if not line or line.startswith(b"#"):
+                continue
+            yield number, _url_entry(line)
+
+
+def _url_entry(line: bytes) -> UrlEntry | Bad:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return Bad("not UTF-8 text")
+    if not text.startswith("{"):
+        return UrlEntry(text) if _looks_like_url(text) else Bad(f"not an http(s) URL: {text[:200]!r}")
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return Bad(f"invalid JSON: {exc}")
+    url, unique_id, metadata = value.get("url"), value.get("unique_id"), value.get("metadata", {})
+    if not isinstance(url, str) or not _looks_like_url(url):
+        return Bad('url: a JSON line needs a "url" holding an http(s) URL')
+    if unique_id is not None and not isinstance(unique_id, str):
+        return Bad("unique_id: must be a string")
+    if not isinstance(metadata, dict):
+        return Bad("metadata: must be an object")
+    return UrlEntry(url, unique_id, metadata)
+
+
+def _looks_like_url(text: str) -> bool:
+    # the guard judges the URL itself (scheme, host, address) when it is fetched; here only the shape
+    return text.lower().startswith(("http://", "https://")) and " " not in text
+
+
+@dataclass
+class _UrlStore:
+    """Fetches each URL's image through the network guard (:func:`netguard.fetch_image`: private
+    addresses refused unless allowed, size and time limits, decoded by Pillow), stores it as media
+    and yields one task per URL (``{field: "media:<id>"}``, the URL and size in metadata).
+
+    With ``check_first`` (``on_error=reject``) every image is fetched (into a temporary folder of
+    the imports directory) before the first is stored, so a rejected import leaves no new media
+    and no URL is fetched twice.
+    """
+
+    db: Database
+    principal: Principal
+    settings: Settings
+    field: str
+    check_first: bool
+
+    def items(self, path: Path, job: JobContext) -> Iterator[tuple[int, Any]]:
+        entries = list(url_entries(path))  # at most max_import_entries (checked at upload)
+        if not self.check_first:
+            for number, entry in entries:
+                yield number, self._store(entry, self._fetch(entry, job))
+            return
+        folder = self.settings.imports_dir / self.principal.organization_id
+        make_private_dirs(folder)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".urls-") as spool:
+            fetched = []
+            for number, entry in entries:
+                image = self._fetch(entry, job)
+                if isinstance(image, Bad):
+                    fetched.append((number, entry, image))
+                    continue
+                saved = Path(spool) / f"{number}"
+                saved.write_bytes(image[0])
+                fetched.append((number, entry, (saved, *image[1:])))
+            bad = [(number, image) for number, _, image in fetched if isinstance(image, Bad)]
+            if bad:
+                yield from bad
+                return
+            for number, entry, (saved, *rest) in fetched:  # type: ignore[misc]
+                yield number, self._store(entry, (saved.read_bytes(), *rest))
+
+    def _fetch(self, entry: UrlEntry | Bad, job: JobContext) -> Any:
+        if isinstance(entry, Bad):
+            return entry
+        job.heartbeat()
+        try:
+            return netguard.fetch_image(entry.url, self.settings)
+        except InvalidInput as exc:  # refused by the guard, or failed: this URL's error
+            return Bad(f"{entry.url}: {exc.message.removeprefix('url: ')}")
+
+    def _store(self, entry: UrlEntry | Bad, image: Any) -> Any:
+        if isinstance(entry, Bad) or isinstance(image, Bad):
+            return entry if isinstance(entry, Bad) else image
+        content, _content_type, width, height = image
+        name = PurePosixPath(entry.url.split("?", 1)[0]).name[:200] or "image"
+        try:
+            row = media.store(
+                self.db, self.principal, [content], filename=name,
+                media_dir=self.settings.media_dir, max_bytes=self.settings.max_upload_bytes,
+            )  # fmt: skip
+        except (InvalidInput, TooLarge) as exc:
+            return Bad(f"{entry.url}: {exc.message}")
+        metadata = {**(entry.metadata or {}), "url": entry.url, "width": width, "height": height}
+        task: dict[str, Any] = {"data": {self.field: f"media:{row['id']}"}, "metadata": metadata}
+        if entry.unique_id is not None:
+            task["unique_id"] = entry.unique_id
+        return Item(task, 0)

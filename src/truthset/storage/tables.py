@@ -228,6 +228,7 @@ responses = Table(
     UniqueConstraint("worker_id", "idempotency_key", name="uq_responses_worker_idempotency"),
     Index("ix_responses_org_id", "organization_id", "id"),
     Index("ix_responses_task", "task_id", "id"),  # a task's responses, in order (completing a task)
+    Index("ix_responses_project_created", "project_id", "created_at"),  # the dashboard (0010)
 )
 
 media = Table(
@@ -443,6 +444,8 @@ Index("ix_tasks_review", tasks.c.project_id, tasks.c.review_status, tasks.c.id)
 Index("ix_tasks_project_updated", tasks.c.project_id, tasks.c.updated_at, tasks.c.id)
 Index("ix_tasks_project_confidence", tasks.c.project_id, tasks.c.confidence, tasks.c.id)
 Index("ix_tasks_project_priority", tasks.c.project_id, tasks.c.priority, tasks.c.id)
+# the dashboard's judgments per task (services/dashboard.py, migration 0010)
+Index("ix_tasks_project_judgments", tasks.c.project_id, tasks.c.response_count)
 # the same within one status (a rare status would otherwise walk the whole project's sort index)
 Index("ix_tasks_status_updated", tasks.c.project_id, tasks.c.status, tasks.c.updated_at, tasks.c.id)
 Index("ix_tasks_status_confidence", tasks.c.project_id, tasks.c.status, tasks.c.confidence, tasks.c.id)

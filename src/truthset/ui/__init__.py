@@ -16,9 +16,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute, Match, NoMatchFound
 
 from truthset.ui._account_pages import router as account_router
+from truthset.ui._dashboard_pages import router as dashboard_pages
 from truthset.ui._pages import STATIC_DIR, router
 from truthset.ui._project_pages import router as project_pages
 from truthset.ui._task_pages import router as task_pages
+from truthset.ui._webhook_pages import router as webhook_pages
 
 __all__ = ["PREFIXES", "install"]
 
@@ -26,6 +28,8 @@ __all__ = ["PREFIXES", "install"]
 PREFIXES = ("/login", "/logout", "/projects/", "/tasks/", "/ui/", "/static/")
 #: The members, API keys, account and organizations pages (``_account_pages.py``).
 ACCOUNT_PREFIXES = ("/members", "/keys", "/account", "/organizations")
+#: The webhook pages (``_webhook_pages.py``).
+WEBHOOK_PREFIXES = ("/webhooks",)
 
 
 class UiRoute(BaseRoute):
@@ -58,7 +62,10 @@ def install(app: FastAPI) -> None:
     pages = APIRouter(include_in_schema=False)
     pages.include_router(project_pages)  # first: /projects/new is not the page of a project "new"
     pages.include_router(task_pages)
+    pages.include_router(dashboard_pages)
     pages.include_router(router)
     pages.include_router(account_router)
+    pages.include_router(webhook_pages)
     pages.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.router.routes.append(UiRoute(pages, exact=frozenset({"/"}), prefixes=PREFIXES + ACCOUNT_PREFIXES))
+    prefixes = PREFIXES + ACCOUNT_PREFIXES + WEBHOOK_PREFIXES
+    app.router.routes.append(UiRoute(pages, exact=frozenset({"/"}), prefixes=prefixes))

@@ -30,7 +30,7 @@ from truthset.schemas import ApiKeyCreate, MemberCreate, MemberUpdate, Organizat
 from truthset.services import accounts, sessions
 from truthset.services.policy import REACH, Action, MemberAction, allowed, may_act_on, require
 from truthset.ui import _held
-from truthset.ui._pages import _db, _error_page, _failure, _to_login
+from truthset.ui._guard import Guarded, _db, _error_page, _failure, guard
 from truthset.ui._render import page
 
 router = APIRouter(include_in_schema=False)
@@ -55,9 +55,10 @@ def _cursor(value: str | None) -> str | None:
 
 async def _posted(request: Request) -> tuple[session.SessionInfo, dict[str, str]] | Response:
     """The session and the submitted form, or the response to send instead (sign in; expired form)."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
+    guarded = guard(request)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    info = guarded.info
     form = await request.form()
     fields = {key: str(value) for key, value in form.items() if isinstance(value, str)}
     if not session.csrf_ok(request, info, fields.get(session.CSRF_FIELD)):
@@ -198,9 +199,10 @@ def _members_page(
 @router.get("/members")
 def members(request: Request, cursor: str | None = None) -> Response:
     """The organization's members (managers and up read it; owners and admins change it)."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
+    guarded = guard(request)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    info = guarded.info
     try:
         return _members_page(request, info, cursor=_cursor(cursor))
     except TruthsetError as exc:
@@ -276,11 +278,11 @@ def _member_for_action(
     request: Request, member_id: str, action: MemberAction
 ) -> tuple[session.SessionInfo, dict[str, Any]] | Response:
     """The member a confirmation page is about, if the caller may take ``action`` on them."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
+    guarded = guard(request, Action.READ_MEMBERS)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    info = guarded.info
     try:
-        require(info.principal, Action.READ_MEMBERS)
         member = accounts.get_member(_db(request), info.principal, member_id)
         if member_id == info.principal.member_id:
             raise Forbidden("use the account page for yourself")
@@ -409,9 +411,10 @@ def _require_key_for(info: session.SessionInfo, holder: dict[str, Any]) -> None:
 @router.get("/keys")
 def keys(request: Request, cursor: str | None = None, member: str | None = None) -> Response:
     """API keys: your own, and those of the members your role reaches (as ``GET /keys`` lists)."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
+    guarded = guard(request)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    info = guarded.info
     try:
         return _keys_page(request, info, cursor=_cursor(cursor), holder_id=member)
     except TruthsetError as exc:
@@ -452,9 +455,10 @@ async def create_key(request: Request) -> Response:
 
 @router.get("/keys/{key_id}/revoke")
 def revoke_confirm(request: Request, key_id: str) -> Response:
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
+    guarded = guard(request)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    info = guarded.info
     try:
         key = accounts.get_key(_db(request), info.principal, key_id)
         holder = key["member"]
@@ -499,9 +503,10 @@ def _account_page(
 @router.get("/account")
 def account(request: Request) -> Response:
     """Your name, email, role and organization; change your password."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
+    guarded = guard(request)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    info = guarded.info
     try:
         return _account_page(request, info)
     except TruthsetError as exc:
@@ -566,9 +571,10 @@ def _organizations_page(
 @router.get("/organizations")
 def organizations(request: Request) -> Response:
     """The organizations this browser is signed in to (and no other), to switch between them."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
+    guarded = guard(request)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    info = guarded.info
     try:
         return _organizations_page(request, info)
     except TruthsetError as exc:

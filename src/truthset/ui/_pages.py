@@ -9,19 +9,19 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from truthset import questions
 from truthset.api import session
-from truthset.errors import Forbidden, NotFound, TruthsetError, Unauthenticated
+from truthset.errors import TruthsetError, Unauthenticated
 from truthset.questions import CompiledSpec
 from truthset.services import projects, sessions
-from truthset.services.policy import Action, allowed, require
+from truthset.services.policy import Action, allowed
 from truthset.storage import Database
 from truthset.ui import _held
+from truthset.ui._guard import Guarded, _db, _error_page, _failure, guard
 from truthset.ui._render import markdown, page
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -33,34 +33,11 @@ router = APIRouter(include_in_schema=False)
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def _db(request: Request) -> Database:
-    return request.app.state.db
-
-
 def _safe_next(target: str | None) -> str:
     """Only same-site paths: no scheme, no host, no protocol-relative or backslash tricks."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
-
-
-def _to_login(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
-
-
-def _error_page(request: Request, status_code: int, title: str, message: str) -> Response:
-    return page(request, "error.html", status_code=status_code, code=status_code, title=title, message=message)
-
-
-def _failure(request: Request, exc: TruthsetError) -> Response:
-    if isinstance(exc, NotFound):
-        return _error_page(request, 404, "Not found", exc.message)
-    if isinstance(exc, Forbidden):
-        return _error_page(request, 403, "Not allowed", f"Your role does not allow this page ({exc.message}).")
-    if isinstance(exc, Unauthenticated):
-        return _to_login(request)
-    return _error_page(request, 400, "Something is wrong", exc.message)
 
 
 def _project_summaries(db: Database, info: session.SessionInfo, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -194,10 +171,10 @@ async def logout(request: Request) -> Response:
 
 @router.get("/")
 def home(request: Request) -> Response:
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
-    db = _db(request)
+    guarded = guard(request)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    info, db = guarded.info, _db(request)
     try:
         rows, _ = projects.list_projects(db, info.principal, cursor=None, limit=200)
         summaries = _project_summaries(db, info, rows)
@@ -216,14 +193,12 @@ def home(request: Request) -> Response:
 @router.get("/projects/{project_id}")
 def project_page(request: Request, project_id: str) -> Response:
     """The manager's view of a project: status counts, batches, questions, export."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
-    db = _db(request)
+    guarded = guard(request, Action.READ_TASKS, project_id=project_id)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    info, project = guarded.info, guarded.project
     try:
-        project = projects.get_project(db, info.principal, project_id)
-        require(info.principal, Action.READ_TASKS)
-        summary = _project_summaries(db, info, [project])[0]
+        summary = _project_summaries(_db(request), info, [project])[0]
     except TruthsetError as exc:
         return _failure(request, exc)
     return page(
@@ -257,13 +232,11 @@ def review_workbench(request: Request, project_id: str) -> Response:
 
 def _workbench_shell(request: Request, project_id: str, action: Action, template: str) -> Response:
     """A page whose module works through the API: the project's fields, questions and widgets as config."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
-    db = _db(request)
+    guarded = guard(request, action, project_id=project_id)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    info, project = guarded.info, guarded.project
     try:
-        project = projects.get_project(db, info.principal, project_id)
-        require(info.principal, action)
         spec = CompiledSpec(project["spec"])
     except TruthsetError as exc:
         return _failure(request, exc)

@@ -17,8 +17,8 @@ from truthset import questions
 from truthset.api import session
 from truthset.errors import TruthsetError
 from truthset.services import projects
-from truthset.services.policy import Action, require
-from truthset.ui._pages import _db, _failure, _to_login
+from truthset.services.policy import Action
+from truthset.ui._guard import Guarded, _db, _failure, guard
 from truthset.ui._render import page
 
 router = APIRouter(include_in_schema=False)
@@ -39,13 +39,12 @@ ARCHIVED_PAGE_SIZE = 50
 def new_project(request: Request) -> Response:
     """The spec editor for a new project; ``?from=<project id>`` starts from a copy of that project
     (its spec, instructions and policy; never its tasks): duplicating a project."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
+    guarded = guard(request, Action.MANAGE_PROJECTS)
+    if not isinstance(guarded, Guarded):
+        return guarded
     source = request.query_params.get("from")  # "from" is a Python keyword: no parameter of that name
     try:
-        require(info.principal, Action.MANAGE_PROJECTS)
-        start = projects.get_project(_db(request), info.principal, source) if source else None
+        start = projects.get_project(_db(request), guarded.principal, source) if source else None
     except TruthsetError as exc:
         return _failure(request, exc)
     values = {
@@ -61,12 +60,11 @@ def new_project(request: Request) -> Response:
 @router.get("/projects/archived")
 def archived_projects(request: Request, cursor: str | None = None) -> Response:
     """Archived projects (keyset pages), each with its page to unarchive it from."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
+    guarded = guard(request, Action.MANAGE_PROJECTS)
+    if not isinstance(guarded, Guarded):
+        return guarded
     try:
-        require(info.principal, Action.MANAGE_PROJECTS)
-        rows, next_cursor = _archived(request, info, cursor)
+        rows, next_cursor = _archived(request, guarded.info, cursor)
     except TruthsetError as exc:
         return _failure(request, exc)
     return page(request, "projects_archived.html", rows=rows, next_cursor=next_cursor, cursor=cursor)
@@ -82,14 +80,10 @@ def _archived(request: Request, info: session.SessionInfo, cursor: str | None) -
 @router.get("/projects/{project_id}/edit")
 def edit_project(request: Request, project_id: str) -> Response:
     """The spec editor on a project: its name, instructions, spec and policy."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
-    try:
-        project = projects.get_project(_db(request), info.principal, project_id)
-        require(info.principal, Action.MANAGE_PROJECTS)
-    except TruthsetError as exc:
-        return _failure(request, exc)
+    guarded = guard(request, Action.MANAGE_PROJECTS, project_id=project_id)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    project = guarded.project
     values = {key: project[key] for key in ("name", "description", "instructions", "spec", "quality")}
     return _editor(request, project=project, values=values, copied_from=None)
 

@@ -22,8 +22,9 @@ from truthset.domain import ReviewStatus, TaskStatus
 from truthset.errors import InvalidInput, TruthsetError
 from truthset.questions import CompiledSpec
 from truthset.services import accounts, history, projects, review, task_browse, tasks
-from truthset.services.policy import Action, allowed, require
-from truthset.ui._pages import _db, _failure, _safe_next, _to_login
+from truthset.services.policy import Action, allowed
+from truthset.ui._guard import Guarded, _db, _failure, guard
+from truthset.ui._pages import _safe_next
 from truthset.ui._render import page
 
 router = APIRouter(include_in_schema=False)
@@ -57,15 +58,10 @@ class BrowserForm:
 @router.get("/projects/{project_id}/tasks")
 def task_browser(request: Request, project_id: str, cursor: str | None = None) -> Response:
     """A project's tasks with the browser's filters; ``cursor`` is the previous page's next_cursor."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
-    db = _db(request)
-    try:
-        project = projects.get_project(db, info.principal, project_id)
-        require(info.principal, Action.READ_TASKS)
-    except TruthsetError as exc:
-        return _failure(request, exc)
+    guarded = guard(request, Action.READ_TASKS, project_id=project_id)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    info, project, db = guarded.info, guarded.project, _db(request)
     form = BrowserForm({name: request.query_params.get(name, "").strip() for name in FORM_FIELDS})
     filters, sort = _filters(project_id, form)
     rows: list[dict[str, Any]] = []
@@ -205,10 +201,10 @@ STEP_WORDS = {
 def task_page(request: Request, task_id: str, back: str | None = None) -> Response:
     """One task: its data as the worker saw it, every response (worker, time, duration), the result
     with confidence and method per question, its reviews, and its history in words."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
-    db = _db(request)
+    guarded = guard(request)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    info, db = guarded.info, _db(request)
     try:
         task = tasks.get_task(db, info.principal, task_id)
         project = projects.get_project(db, info.principal, task["project_id"])

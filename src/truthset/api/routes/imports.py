@@ -14,7 +14,7 @@ from truthset.services import imports
 
 router = APIRouter(tags=["imports"])
 
-ImportFormat = Literal["jsonl", "json", "csv", "parquet", "label-studio", "images"]
+ImportFormat = Literal["jsonl", "json", "csv", "parquet", "label-studio", "images", "urls"]
 
 
 @router.post(

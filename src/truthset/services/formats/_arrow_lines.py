@@ -16,6 +16,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from truthset.services.formats._sql import sql_object
+
 
 class Dialect:
     def __init__(self, postgres: bool) -> None:
@@ -49,16 +51,15 @@ class Dialect:
     def number(self, column: str) -> str:
         return f"COALESCE(({column})::text, 'null')" if self.pg else f"COALESCE(json_quote({column}), 'null')"
 
+    def object(self, *pairs: tuple[str, str]) -> str:
+        """A JSON object from (key, SQL giving the value's JSON text, never NULL) pairs."""
+        return sql_object("format" if self.pg else "printf", pairs)
+
     def array(self, item: str, rows: str, order: str) -> str:
         if self.pg:
             return f"COALESCE((SELECT '[' || string_agg({item}, ',' ORDER BY {order}) || ']' {rows}), '[]')"
         ordered = f"SELECT {item} AS item {rows} ORDER BY {order}"  # group_concat keeps its order
         return f"COALESCE((SELECT '[' || group_concat(item, ',') || ']' FROM ({ordered})), '[]')"
-
-
-def _object(*pairs: tuple[str, str]) -> str:
-    parts = [f"""'{"," if i else "{"}"{key}":' || {value}""" for i, (key, value) in enumerate(pairs)]
-    return " || ".join(parts) + " || '}'"
 
 
 _TYPED = (pa.string(), pa.float64(), pa.list_(pa.string()))
@@ -76,18 +77,20 @@ def _struct(d: Dialect, document: str, members: list[tuple[str, pa.DataType]]) -
         return d.json(document)
     pairs = [(name, d.json(d.get(document, name)) if kind in _TYPED else d.as_text(d.get(document, name)))
              for name, kind in members]  # fmt: skip
-    return f"CASE WHEN {document} IS NULL THEN 'null' ELSE {_object(*pairs)} END"
+    return f"CASE WHEN {document} IS NULL THEN 'null' ELSE {d.object(*pairs)} END"
 
 
 def line_sql(fields: list[tuple[str, pa.DataType]], questions: list[tuple[str, pa.DataType]], postgres: bool) -> str:
     """SQL (a column of ``FROM tasks``) giving each task's JSON line in the Parquet schema's shape."""
     d = Dialect(postgres)
     answer = d.get("tasks.result", "answer")
-    review = _object(("id", d.ours("v.id")), ("verdict", d.ours("v.verdict")), ("reviewer_id", d.ours("v.reviewer_id")))
+    review = d.object(
+        ("id", d.ours("v.id")), ("verdict", d.ours("v.verdict")), ("reviewer_id", d.ours("v.reviewer_id"))
+    )
     review_of_response = f"""COALESCE(
         (SELECT {review} FROM reviews v WHERE v.task_id = r.task_id AND v.response_id = r.id LIMIT 1),
         (SELECT {review} FROM reviews v WHERE v.task_id = r.task_id AND v.id > r.id ORDER BY v.id LIMIT 1), 'null')"""
-    response = _object(
+    response = d.object(
         ("id", d.ours("r.id")),
         ("worker_id", d.ours("r.worker_id")),
         ("worker_kind", d.ours("w.kind")),
@@ -97,7 +100,7 @@ def line_sql(fields: list[tuple[str, pa.DataType]], questions: list[tuple[str, p
         ("duration_ms", d.number("r.duration_ms")),
         ("review", f"CASE WHEN tasks.review_status IS NULL THEN 'null' ELSE {review_of_response} END"),
     )
-    review_item = _object(
+    review_item = d.object(
         ("id", d.ours("v.id")),
         ("reviewer_id", d.ours("v.reviewer_id")),
         ("verdict", d.ours("v.verdict")),
@@ -106,7 +109,7 @@ def line_sql(fields: list[tuple[str, pa.DataType]], questions: list[tuple[str, p
         ("created_at", d.time("v.created_at")),
     )
     names = [name for name, _ in questions]
-    return _object(
+    return d.object(
         ("task_id", d.ours("tasks.id")),
         ("unique_id", d.text("tasks.unique_id")),
         ("batch_id", d.ours("tasks.batch_id")),

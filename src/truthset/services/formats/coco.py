@@ -21,9 +21,10 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from truthset.services.formats._common import blocks, require_questions
-from truthset.services.formats._shapes import SHAPE_TYPES, ShapeObject, categories, has_answer, image_field, objects
-from truthset.services.formats.images import MediaFiles, image_references, require_image, require_media
+from truthset.services.formats._common import require_questions
+from truthset.services.formats._detection import Detection
+from truthset.services.formats._shapes import SHAPE_TYPES, ShapeObject, image_field
+from truthset.services.formats.images import MediaFiles
 
 NAME = "coco"
 
@@ -40,34 +41,26 @@ class CocoWriter:
     def write(
         self, project: dict[str, Any], rows: Iterator[dict[str, Any]], out: BinaryIO, *, media: MediaFiles | None = None
     ) -> int:
-        questions = require_questions(project, NAME, *SHAPE_TYPES)
-        field = image_field(NAME, questions)
-        media = require_media(NAME, media)
-        cats = categories(questions)
-        out.write(_header(project, [_category(c) for c in cats.values()]))
+        detection = Detection.prepare(NAME, project, media)
+        out.write(_header(project, [_category(c) for c in detection.categories.values()]))
         images = annotation_id = 0
         with tempfile.TemporaryFile() as annotations:
-            for block in blocks(rows):
-                media.load(image_references(block, [field]))
-                for row in block:
-                    if not has_answer(row, questions):
-                        continue
-                    image = require_image(NAME, media, row, field)
-                    images += 1
-                    entry = {
-                        "id": images,
-                        "file_name": f"{row['task_id']}{image.extension}",
-                        "width": image.width,
-                        "height": image.height,
-                        "task_id": row["task_id"],
-                        "unique_id": row.get("unique_id"),
-                        "image": row["data"][field],
-                    }
-                    out.write((b"," if images > 1 else b"") + orjson.dumps(entry))
-                    for found in objects(row, questions, cats, image):
-                        annotation_id += 1
-                        prefix = b"," if annotation_id > 1 else b""
-                        annotations.write(prefix + orjson.dumps(_annotation(annotation_id, images, found)))
+            for row, image, shapes in detection.images(rows):
+                images += 1
+                entry = {
+                    "id": images,
+                    "file_name": f"{row['task_id']}{image.extension}",
+                    "width": image.width,
+                    "height": image.height,
+                    "task_id": row["task_id"],
+                    "unique_id": row.get("unique_id"),
+                    "image": row["data"][detection.field],
+                }
+                out.write((b"," if images > 1 else b"") + orjson.dumps(entry))
+                for found in shapes:
+                    annotation_id += 1
+                    prefix = b"," if annotation_id > 1 else b""
+                    annotations.write(prefix + orjson.dumps(_annotation(annotation_id, images, found)))
             out.write(b'],"annotations":[')
             annotations.seek(0)
             shutil.copyfileobj(annotations, out)

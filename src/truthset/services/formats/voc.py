@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 from xml.etree import ElementTree as ET
 
-from truthset.services.formats._common import blocks, require_questions
-from truthset.services.formats._shapes import SHAPE_TYPES, ShapeObject, categories, has_answer, image_field, objects
+from truthset.services.formats._common import require_questions
+from truthset.services.formats._detection import Detection
+from truthset.services.formats._shapes import SHAPE_TYPES, ShapeObject, image_field
 from truthset.services.formats._zip import add_file, add_text, open_zip
-from truthset.services.formats.images import ImageFile, MediaFiles, image_references, require_image, require_media
+from truthset.services.formats.images import ImageFile, MediaFiles
 
 NAME = "voc"
 
@@ -37,28 +38,19 @@ class VocWriter:
     def write(
         self, project: dict[str, Any], rows: Iterator[dict[str, Any]], out: BinaryIO, *, media: MediaFiles | None = None
     ) -> int:
-        questions = require_questions(project, NAME, *SHAPE_TYPES)
-        field = image_field(NAME, questions)
-        media = require_media(NAME, media)
-        cats = categories(questions)
+        detection = Detection.prepare(NAME, project, media)
         written = 0
         with open_zip(out) as archive, tempfile.TemporaryFile() as names:
-            for block in blocks(rows):
-                media.load(image_references(block, [field]))
-                for row in block:
-                    if not has_answer(row, questions):
-                        continue
-                    image = require_image(NAME, media, row, field)
-                    file_name = f"{row['task_id']}{image.extension}"
-                    found = list(objects(row, questions, cats, image))
-                    add_file(archive, f"JPEGImages/{file_name}", image.path)
-                    add_text(archive, f"Annotations/{row['task_id']}.xml", _xml(file_name, image, found, row))
-                    names.write(f"{row['task_id']}\n".encode())
-                    written += 1
+            for row, image, found in detection.images(rows):
+                file_name = f"{row['task_id']}{image.extension}"
+                add_file(archive, f"JPEGImages/{file_name}", image.path)
+                add_text(archive, f"Annotations/{row['task_id']}.xml", _xml(file_name, image, found, row))
+                names.write(f"{row['task_id']}\n".encode())
+                written += 1
             names.seek(0)
             with archive.open("ImageSets/Main/default.txt", "w") as entry:
                 shutil.copyfileobj(names, entry)
-            add_text(archive, "labelmap.txt", "".join(f"{label}\n" for label in _labels(cats)))
+            add_text(archive, "labelmap.txt", "".join(f"{label}\n" for label in _labels(detection.categories)))
         return written
 
 

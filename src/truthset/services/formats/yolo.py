@@ -16,17 +16,11 @@ from typing import Any, BinaryIO
 
 from truthset.errors import InvalidInput
 from truthset.questions import QuestionConfig
-from truthset.services.formats._common import blocks, require_questions
-from truthset.services.formats._shapes import SHAPE_TYPES, ShapeObject, categories, has_answer, image_field, objects
+from truthset.services.formats._common import require_questions
+from truthset.services.formats._detection import Detection
+from truthset.services.formats._shapes import SHAPE_TYPES, ShapeObject, image_field
 from truthset.services.formats._zip import add_file, add_text, open_zip
-from truthset.services.formats.images import (
-    ImageFile,
-    MediaFiles,
-    image_references,
-    require_image,
-    require_media,
-    ring_area,
-)
+from truthset.services.formats.images import ImageFile, MediaFiles, ring_area
 
 NAME = "yolo"
 
@@ -43,23 +37,14 @@ class YoloWriter:
     def write(
         self, project: dict[str, Any], rows: Iterator[dict[str, Any]], out: BinaryIO, *, media: MediaFiles | None = None
     ) -> int:
-        questions = _questions(project)
-        field = image_field(NAME, questions)
-        media = require_media(NAME, media)
-        cats = categories(questions)
+        detection = Detection.prepare(NAME, project, media, _questions(project))
         written = 0
         with open_zip(out) as archive:
-            for block in blocks(rows):
-                media.load(image_references(block, [field]))
-                for row in block:
-                    if not has_answer(row, questions):
-                        continue
-                    image = require_image(NAME, media, row, field)
-                    lines = [_line(found, image) for found in objects(row, questions, cats, image)]
-                    add_file(archive, f"images/{row['task_id']}{image.extension}", image.path)
-                    add_text(archive, f"labels/{row['task_id']}.txt", "".join(lines))
-                    written += 1
-            add_text(archive, "data.yaml", _data_yaml([c.label for c in cats.values()]))
+            for row, image, shapes in detection.images(rows):
+                add_file(archive, f"images/{row['task_id']}{image.extension}", image.path)
+                add_text(archive, f"labels/{row['task_id']}.txt", "".join(_line(found, image) for found in shapes))
+                written += 1
+            add_text(archive, "data.yaml", _data_yaml([c.label for c in detection.categories.values()]))
         return written
 
 

@@ -1,0 +1,120 @@
+// The import page: the chosen file is the body of POST /projects/{id}/imports (streamed by the
+// browser, never read into script), then the import job is followed (GET /jobs/{id}) until its
+// report: lines received, created, existing, invalid, and the invalid lines with their numbers.
+import { api, ApiError, API, csrfToken } from './api.js';
+import { h } from './widget-kit.js';
+
+const config = JSON.parse(document.getElementById('import-config').textContent);
+const $ = (id) => document.getElementById(id);
+const POLL_MS = 1000;
+const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
+
+const message = (error) => (error instanceof ApiError ? error.message : `The server could not be reached (${error.message}).`);
+
+function show(id, text) {
+  const el = $(id);
+  if (!el) return false;
+  el.textContent = text || '';
+  el.hidden = !text;
+  return true;
+}
+
+/** Upload the file (a fetch with the file as its body: the API takes the raw bytes). */
+async function upload(file, params) {
+  let response;
+  try {
+    response = await fetch(`${API}/projects/${encodeURIComponent(config.project_id)}/imports?${params}`, {
+      method: 'POST',
+      headers: { Accept: 'application/json', 'Content-Type': 'application/octet-stream', 'X-CSRF-Token': csrfToken },
+      body: file,
+      credentials: 'same-origin',
+      cache: 'no-store',
+    });
+  } catch (error) {
+    throw new Error(`the upload did not reach the server (${error.message})`);
+  }
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+function showReport(job) {
+  const report = job.result || {};
+  $('import-report').hidden = false;
+  for (const key of ['received', 'created', 'existing', 'invalid']) {
+    document.querySelector(`[data-report="${key}"]`).textContent = report[key] ?? '—';
+  }
+  const errors = report.errors || [];
+  $('import-errors').hidden = errors.length === 0;
+  $('import-error-rows').replaceChildren(...errors.map((e) => h('tr', {}, h('td', {}, String(e.line)), h('td', {}, e.message))));
+}
+
+function showJob(job) {
+  const { done, total } = job.progress;
+  const bar = $('import-bar');
+  bar.max = total || 1;
+  bar.value = total ? done : 0;
+  const words = {
+    queued: 'Waiting for a worker process…',
+    running: total ? `Importing: ${done} of ${total}…` : `Importing: ${done} lines so far…`,
+    succeeded: 'Imported.',
+    failed: job.result ? 'Nothing was stored: some lines are invalid (see below).' : `The import failed: ${job.error}`,
+    canceled: 'The import was canceled.',
+  };
+  $('import-state').textContent = words[job.status] || job.status;
+  document.getElementById('import-progress').dataset.status = job.status;
+  if (job.status === 'succeeded' || job.result) showReport(job);
+}
+
+async function follow(jobId) {
+  for (;;) {
+    try {
+      const { data } = await api('GET', `/jobs/${encodeURIComponent(jobId)}`);
+      showJob(data);
+      if (FINISHED.has(data.status)) return;
+    } catch (error) {
+      if (error instanceof ApiError && error.status < 500) {
+        show('import-error', message(error));
+        return;
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+async function start(event) {
+  event.preventDefault();
+  const form = $('import-form');
+  for (const name of ['filename', 'format', 'batch_id']) show(`err-${name}`, '');
+  show('import-error', '');
+  const file = form.file.files[0];
+  if (!file) {
+    show('err-filename', 'Choose a file to import.');
+    return;
+  }
+  if (config.max_bytes && file.size > config.max_bytes) {
+    show('err-filename', `The file is ${file.size} bytes; this server takes at most ${config.max_bytes}.`);
+    return;
+  }
+  const params = new URLSearchParams({ filename: file.name, on_error: form.on_error.value });
+  if (form.format.value) params.set('format', form.format.value);
+  if (form.batch_id.value) params.set('batch_id', form.batch_id.value);
+  const button = $('import-start');
+  button.disabled = true;
+  $('import-progress').hidden = false;
+  $('import-report').hidden = true;
+  $('import-state').textContent = `Uploading ${file.name}…`;
+  try {
+    const job = await upload(file, params);
+    showJob(job);
+    await follow(job.id);
+  } catch (error) {
+    const field = error instanceof ApiError && error.details && String(error.details.field || '').replace(/^query\./, '');
+    if (!field || !show(`err-${field}`, error.message)) show('import-error', message(error));
+    $('import-progress').hidden = true;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+if ($('import-form')) $('import-form').addEventListener('submit', start);
