@@ -2,23 +2,12 @@
 // every unfinished export of the table (GET /jobs/{id}) until it has succeeded (a download link) or
 // failed (its error, in words). Refusals show next to the field the API names.
 import { api, ApiError } from './api.js';
+import { followJob, message, show } from './job-kit.js';
 import { h } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('exports-config').textContent);
 const $ = (id) => document.getElementById(id);
 const FIELDS = ['format', 'status', 'batch_id', 'min_confidence', 'review_status', 'updated_since'];
-const POLL_MS = 1000;
-const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
-
-const message = (error) => (error instanceof ApiError ? error.message : `The server could not be reached (${error.message}).`);
-
-function show(id, text) {
-  const el = $(id);
-  if (!el) return false;
-  el.textContent = text || '';
-  el.hidden = !text;
-  return true;
-}
 
 function clearErrors() {
   for (const name of FIELDS) show(`err-${name}`, '');
@@ -89,20 +78,8 @@ function put(job) {
 }
 
 /** Follow one job until it finishes; a lost connection is retried at the next tick. */
-async function follow(jobId) {
-  for (;;) {
-    try {
-      const { data } = await api('GET', `/jobs/${encodeURIComponent(jobId)}`);
-      put(data);
-      if (FINISHED.has(data.status)) return;
-    } catch (error) {
-      if (error instanceof ApiError && error.status < 500) {
-        show('export-error', `Export ${jobId}: ${message(error)}`);
-        return;
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
+function follow(jobId) {
+  return followJob(jobId, put, (error) => show('export-error', `Export ${jobId}: ${message(error)}`));
 }
 
 async function start(event) {

@@ -1,23 +1,12 @@
 // The import page: the chosen file is the body of POST /projects/{id}/imports (streamed by the
 // browser, never read into script), then the import job is followed (GET /jobs/{id}) until its
 // report: lines received, created, existing, invalid, and the invalid lines with their numbers.
-import { api, ApiError, API, csrfToken } from './api.js';
+import { ApiError, API, csrfToken } from './api.js';
+import { followJob, message, show } from './job-kit.js';
 import { h } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('import-config').textContent);
 const $ = (id) => document.getElementById(id);
-const POLL_MS = 1000;
-const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
-
-const message = (error) => (error instanceof ApiError ? error.message : `The server could not be reached (${error.message}).`);
-
-function show(id, text) {
-  const el = $(id);
-  if (!el) return false;
-  el.textContent = text || '';
-  el.hidden = !text;
-  return true;
-}
 
 /** Upload the file (a fetch with the file as its body: the API takes the raw bytes). */
 async function upload(file, params) {
@@ -66,20 +55,8 @@ function showJob(job) {
   if (job.status === 'succeeded' || job.result) showReport(job);
 }
 
-async function follow(jobId) {
-  for (;;) {
-    try {
-      const { data } = await api('GET', `/jobs/${encodeURIComponent(jobId)}`);
-      showJob(data);
-      if (FINISHED.has(data.status)) return;
-    } catch (error) {
-      if (error instanceof ApiError && error.status < 500) {
-        show('import-error', message(error));
-        return;
-      }
-    }
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
+function follow(jobId) {
+  return followJob(jobId, showJob, (error) => show('import-error', message(error)));
 }
 
 async function start(event) {
