@@ -27,6 +27,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,6 +276,15 @@ class Org:
 
 
 T = TypeVar("T")
+
+
+def run_async(main: Callable[[], Any]) -> Any:
+    """``anyio.run(main)`` on a thread of its own: the browser tests' session-wide Playwright keeps an
+    event loop running on the test thread, where a second one may not start (whatever the order)."""
+    import anyio
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(anyio.run, main).result()
 
 
 def until_not_busy(call: Callable[[], T]) -> T:

@@ -12,6 +12,7 @@ import anyio
 import pytest
 from fastapi import FastAPI
 
+from conftest import run_async
 from truthset.api import create_app
 from truthset.config import Settings
 from truthset.jobs import register, unregister
@@ -28,7 +29,7 @@ def _during_lifespan(app: FastAPI, during: object) -> None:
             await anyio.to_thread.run_sync(during)  # type: ignore[arg-type]
 
     try:
-        anyio.run(main)
+        run_async(main)
     finally:
         gc.unfreeze()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 from fastapi import FastAPI
 
+from conftest import run_async
 from truthset.api import create_app
 from truthset.config import Settings
 from truthset.storage import Database, upgrade
@@ -23,7 +24,7 @@ def _run_lifespan(app: FastAPI, during: object) -> None:
         async with app.router.lifespan_context(app):
             await anyio.to_thread.run_sync(during)  # type: ignore[arg-type]
 
-    anyio.run(main)
+    run_async(main)
 
 
 def _writer_threads() -> int:

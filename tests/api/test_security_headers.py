@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from conftest import run_async
 from truthset.api.headers import DOCS_CSP, HEADERS, MEDIA_CSP, PAGE_CSP, STRICT_CSP
 from truthset.config import Settings
 
@@ -63,7 +63,7 @@ def test_a_500_carries_the_headers_too(api: Api) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             return await client.get("/boom")
 
-    response = anyio.run(call)
+    response = run_async(call)
     assert_error(response, 500, "internal_error")
     assert_secure(response, STRICT_CSP)
 
