@@ -73,8 +73,8 @@ def project_dashboard(
         confidence, without = _confidence(conn, project_id)
         rows = _sample(conn, principal, project_id)
         spec = compiled_spec(project)
-        agreement = [_question(quality._question_agreement(q, rows)) for q in spec.questions]
-        sampled = {f["worker_id"]: f for f in quality._worker_figures(spec, rows)} if rows.task.size else {}
+        agreement = [_question(quality.question_agreement(q, rows)) for q in spec.questions]
+        sampled = {f["worker_id"]: f for f in quality.worker_figures(spec, rows)} if rows.task.size else {}
         workers, next_cursor = _workers(conn, principal, project_id, sampled, cursor, limit)
         throughput = _throughput(conn, org, project_id, interval, now)
     price = (project["quality"] or {}).get("price_per_judgment")
@@ -214,7 +214,7 @@ def _sample(conn: Connection, principal: Principal, project_id: str) -> Any:
             workers.append(worker_code.setdefault(worker_id, len(worker_code)))
             answers.append(answer or {})
             durations.append(np.nan if duration_ms is None else duration_ms)
-    rows = quality._Rows(
+    rows = quality.ResponseRows(
         task=np.asarray(codes, dtype=np.int64),
         worker=np.asarray(workers, dtype=np.int64),
         task_ids=list(task_code),

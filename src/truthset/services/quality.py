@@ -49,7 +49,7 @@ NOT_TWO_RATERS = "Cohen's kappa needs exactly two workers who both answered ever
 
 
 @dataclass
-class _Rows:
+class ResponseRows:
     """A project's responses as parallel arrays (one entry per response)."""
 
     task: np.ndarray  # task codes
@@ -64,7 +64,7 @@ class _Rows:
 # --- reading ---------------------------------------------------------------------------------------
 
 
-def _read_rows(conn: Connection, principal: Principal, project_id: str, batch_id: str | None) -> _Rows:
+def _read_rows(conn: Connection, principal: Principal, project_id: str, batch_id: str | None) -> ResponseRows:
     """Every response of the project (or batch) in one query, and the completed tasks' answers."""
     r, tk = t.responses, t.tasks
     # Driven from the project's (or batch's) tasks, then each task's responses by ix_responses_task:
@@ -87,7 +87,7 @@ def _read_rows(conn: Connection, principal: Principal, project_id: str, batch_id
         workers_.append(worker_code.setdefault(worker_id, len(worker_code)))
         answers.append(answer or {})
         durations.append(np.nan if duration_ms is None else duration_ms)
-    rows = _Rows(
+    rows = ResponseRows(
         task=np.asarray(tasks_, dtype=np.int64),
         worker=np.asarray(workers_, dtype=np.int64),
         task_ids=list(task_code),
@@ -124,7 +124,7 @@ def _hashable(value: Any) -> Any:
     return repr(tuple(value)) if isinstance(value, list) else value
 
 
-def _question_rows(rows: _Rows, name: str) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+def _question_rows(rows: ResponseRows, name: str) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """(row indexes, task codes, values) of the responses that answered question ``name``."""
     index = [i for i, a in enumerate(rows.answers) if a.get(name) is not None]
     idx = np.asarray(index, dtype=np.int64)
@@ -162,7 +162,7 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), 6)
 
 
-def _question_agreement(question: Any, rows: _Rows) -> dict[str, Any]:
+def question_agreement(question: Any, rows: ResponseRows) -> dict[str, Any]:
     idx, tasks, values = _question_rows(rows, question.name)
     per_task = np.bincount(tasks, minlength=len(rows.task_ids)) if idx.size else np.zeros(0, dtype=np.int64)
     out: dict[str, Any] = {
@@ -222,7 +222,7 @@ def project_agreement(
         "project_id": project_id,
         "batch_id": batch_id,
         "responses": int(rows.task.size),
-        "questions": [_question_agreement(q, rows) for q in spec.questions],
+        "questions": [question_agreement(q, rows) for q in spec.questions],
     }
 
 
@@ -267,7 +267,7 @@ def leave_one_out(tasks: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
     return scored, wins & scored
 
 
-def _worker_figures(spec: CompiledSpec, rows: _Rows) -> list[dict[str, Any]]:
+def worker_figures(spec: CompiledSpec, rows: ResponseRows) -> list[dict[str, Any]]:
     n_w = len(rows.worker_ids)
     answered = np.zeros(n_w)
     result_hits, result_n = np.zeros(n_w), np.zeros(n_w)
@@ -311,7 +311,7 @@ def _worker_figures(spec: CompiledSpec, rows: _Rows) -> list[dict[str, Any]]:
 
 
 def _agreement_with_results(
-    rows: _Rows, name: str, tasks: np.ndarray, workers: np.ndarray, labels: list[Any], n_w: int
+    rows: ResponseRows, name: str, tasks: np.ndarray, workers: np.ndarray, labels: list[Any], n_w: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per worker: answers equal to the completed task's result, and answers compared (ties left out)."""
     # a tie (answer null) is no result to agree with: those tasks are left out, not counted against
@@ -418,7 +418,7 @@ def project_workers(
         spec = _scope(conn, principal, project_id, batch_id)
         rows = _read_rows(conn, principal, project_id, batch_id)
         figures = _with_standing(
-            _worker_figures(spec, rows), repo.standings_of_project(conn, principal.organization_id, project_id)
+            worker_figures(spec, rows), repo.standings_of_project(conn, principal.organization_id, project_id)
         )
         figures = _with_reviews(figures, _review_counts(conn, principal, project_id, batch_id))
         figures = predictions.with_prefill(
@@ -447,7 +447,7 @@ def worker_stats(
         standing = repo.standing(conn, principal.organization_id, project_id, worker_id, lock=False)
         reviewed = _review_counts(conn, principal, project_id, batch_id)
         prefilled = predictions.prefill_counts(conn, principal.organization_id, project_id, batch_id)
-    figures = {f["worker_id"]: f for f in _with_reviews(_worker_figures(spec, rows), reviewed)}
+    figures = {f["worker_id"]: f for f in _with_reviews(worker_figures(spec, rows), reviewed)}
     mine = {**(figures.get(worker_id) or _no_figures(worker_id)), **gold.standing_figures(standing)}
     mine = predictions.with_prefill([mine], prefilled)[0]
     return {**mine, "name": worker["name"], "kind": worker["kind"], "project_id": project_id, "batch_id": batch_id}
@@ -480,4 +480,13 @@ def _no_figures(worker_id: str) -> dict[str, Any]:
     }
 
 
-__all__: Sequence[str] = ["leave_one_out", "project_agreement", "project_workers", "wilson_interval", "worker_stats"]
+__all__: Sequence[str] = [
+    "ResponseRows",
+    "leave_one_out",
+    "project_agreement",
+    "project_workers",
+    "question_agreement",
+    "wilson_interval",
+    "worker_figures",
+    "worker_stats",
+]
