@@ -83,6 +83,7 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "import_gold": Action.MANAGE_TASKS,
     "reinstate_worker": Action.MANAGE_PROJECTS,
     "upload_predictions": Action.MANAGE_TASKS,
+    "start_llm_labeling": Action.MANAGE_TASKS,
     "task_predictions": Action.READ_TASKS,
     "list_jobs": None,  # every member lists jobs: managers and up all of them, others the ones they started
     "get_job": Action.READ_JOBS,  # the walk's jobs were started by the owner (others read their own)

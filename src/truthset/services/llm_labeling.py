@@ -129,7 +129,8 @@ def check_base_url(base_url: str, settings: Settings) -> None:
         netguard.check_url(f"{base_url.rstrip('/')}/chat/completions", netguard.Guard.from_settings(settings))
     except InvalidInput as exc:
         message = str(exc).removeprefix("url: ")
-        raise InvalidInput(f"base_url: {message}", details={**exc.details, "field": "base_url"}) from None
+        # the same kind of error (url_refused, fetch_failed), naming the request's field
+        raise type(exc)(f"base_url: {message}", details={**exc.details, "field": "base_url"}) from None
 
 
 def derived_version(body: LlmLabelRequest, question: QuestionConfig, instructions: str) -> str:
