@@ -243,13 +243,13 @@ def run_llm_labeling(db: Database, job: JobContext) -> dict[str, Any]:
     job.progress(0, len(todo))
     for start in range(0, len(todo), CHUNK):
         job.check()  # a cancel stops between chunks: what was stored stays (a repeat skips it)
-        chunk = todo[start : start + CHUNK]
+        chunk = _still_pending(db, principal.organization_id, todo[start : start + CHUNK])
         outcome = labeler.label(question, chunk, fields=fields, instructions=project.get("instructions") or "")
         result.asked += len(chunk)
         result.add(outcome)
         result.structured = labeler.structured
         _store(db, principal, project["id"], payload, outcome, result)
-        job.progress(result.asked, len(todo))
+        job.progress(min(start + CHUNK, len(todo)), len(todo))
     return result.as_dict()
 
 
@@ -291,35 +291,48 @@ def _api_key(payload: Mapping[str, Any], settings: Settings, organization_id: st
     return settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
 
 
-def _unpredicted(db: Database, organization_id: str, project_id: str, model: str, limit: Any) -> list[Task]:
-    """The project's pending tasks the model version has not predicted, oldest id first, at most ``limit``."""
+def _unpredicted(db: Database, organization_id: str, project_id: str, model: str, limit: Any) -> list[str]:
+    """The ids of the project's pending tasks the model version has not predicted, oldest first, at
+    most ``limit`` (ids only: the tasks' data is read a chunk at a time)."""
     cap = int(limit) if isinstance(limit, int) and limit > 0 else None
-    found: list[Task] = []
+    found: list[str] = []
     with db.snapshot() as conn:
         worker_id = _worker_id(conn, organization_id, model)
-        for rows in _pending_pages(conn, organization_id, project_id):
-            done = _predicted(conn, worker_id, [row["id"] for row in rows]) if worker_id else set()
-            found.extend(Task(row["id"], row["data"]) for row in rows if row["id"] not in done)
+        for ids in _pending_pages(conn, organization_id, project_id):
+            done = _predicted(conn, worker_id, ids) if worker_id else set()
+            found.extend(task_id for task_id in ids if task_id not in done)
             if cap is not None and len(found) >= cap:
                 return found[:cap]
     return found
 
 
-def _pending_pages(conn: Any, organization_id: str, project_id: str, size: int = 500) -> Iterator[list[Any]]:
+def _pending_pages(conn: Any, organization_id: str, project_id: str, size: int = 1000) -> Iterator[list[str]]:
     tk = t.tasks
     after = ""
     while True:
         query = (
-            repo.scoped(tk, organization_id, tk.c.id, tk.c.data)
+            repo.scoped(tk, organization_id, tk.c.id)
             .where(tk.c.project_id == project_id, tk.c.status == str(TaskStatus.PENDING), tk.c.id > after)
             .order_by(tk.c.id)
             .limit(size)
         )
-        rows = list(conn.execute(query).mappings())
-        if not rows:
+        ids = list(conn.execute(query).scalars())
+        if not ids:
             return
-        yield rows
-        after = rows[-1]["id"]
+        yield ids
+        after = ids[-1]
+
+
+def _still_pending(db: Database, organization_id: str, ids: list[str]) -> list[Task]:
+    """The chunk's tasks with their data, in order, without those completed or canceled meanwhile
+    (no tokens are spent on a task that no longer waits)."""
+    tk = t.tasks
+    query = repo.scoped(tk, organization_id, tk.c.id, tk.c.data).where(
+        tk.c.id.in_(ids), tk.c.status == str(TaskStatus.PENDING)
+    )
+    with db.read() as conn:
+        data = {row.id: row.data for row in conn.execute(query)}
+    return [Task(task_id, data[task_id]) for task_id in ids if task_id in data]
 
 
 def _worker_id(conn: Any, organization_id: str, name: str) -> str | None:
