@@ -1062,7 +1062,7 @@ def models_llm_label(
     question: Annotated[str, typer.Option("--question", help="The question the model answers.")],
     base_url: Annotated[str, typer.Option("--base-url", help="The endpoint up to /v1 (OpenAI-compatible).")],
     model: Annotated[str, typer.Option("--model", help="The model's name on that server.")],
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many pending tasks.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many tasks (gold first).")] = None,
     version: Annotated[str | None, typer.Option("--version", help="Model worker version (default: derived).")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job; print what it stored and spent.")] = False,
     llm_api_key: Annotated[
@@ -1072,7 +1072,7 @@ def models_llm_label(
     url: UrlOption = "http://127.0.0.1:8000",
     api_key: KeyOption = "",
 ) -> None:
-    """Label the project's pending tasks with an LLM: its valid answers become predictions of llm:<model>."""
+    """Label the project's gold and pending tasks with an LLM: its valid answers become predictions of llm:<model>."""
     from truthset.client import Client
 
     with Client(url, api_key) as client:

@@ -469,7 +469,7 @@ class Client:
         **options: Any,
     ) -> JobOut:
         """Start a job that asks an OpenAI-compatible endpoint (``base_url`` up to ``/v1``) to answer
-        ``question`` on the project's pending tasks; its valid answers become predictions of the model
+        ``question`` on the project's gold, then pending, tasks; its valid answers become predictions of the model
         worker ``llm:<model>@<version>``. Managers and above (docs/models.md, "LLM labeler").
 
         ``options``: ``default_score``, ``temperature``, ``max_tokens``, ``concurrency``. Follow the

@@ -17,7 +17,7 @@ from truthset.config import Settings
 from truthset.domain import Role, WorkerKind
 from truthset.errors import Forbidden, InvalidInput, NotFound
 from truthset.jobs import Runner
-from truthset.services import jobs, llm_labeling, predictions
+from truthset.services import gold, jobs, llm_labeling, predictions, quality
 from truthset.services.llm_labeling import KIND, LlmLabelRequest
 from truthset.storage import tables as t
 
@@ -80,7 +80,7 @@ def test_the_job_stores_valid_answers_as_predictions_and_counts_the_rest(org: Or
     assert done["status"] == "succeeded", done["error"]
     result = done["result"]
     assert result["model"] == "llm:tiny@v1"
-    assert (result["pending"], result["asked"], result["stored"]) == (6, 6, 4)
+    assert (result["waiting"], result["asked"], result["stored"]) == (6, 6, 4)
     assert (result["invalid"], result["failed"], result["refused"]) == (1, 1, 0)
     assert result["calls"] == 5  # the refused call got no reply, so no tokens
     assert result["usage"] == {"prompt_tokens": 200, "completion_tokens": 25, "total_tokens": 225, "per_call": 45.0}
@@ -105,7 +105,7 @@ def test_the_job_stores_valid_answers_as_predictions_and_counts_the_rest(org: Or
     with running(llm) as server:
         again = _run(org, settings, _start(org, settings, project["id"], server.url, version="v1", limit=1)["id"])
         assert len(server.requests) == 1 and "authorization" not in server.requests[0].headers
-    assert (again["result"]["pending"], again["result"]["asked"], again["result"]["stored"]) == (1, 1, 0)
+    assert (again["result"]["waiting"], again["result"]["asked"], again["result"]["stored"]) == (1, 1, 0)
 
 
 def test_a_derived_version_names_the_set_up(org: Org, settings: Settings) -> None:
@@ -171,3 +171,20 @@ def test_managers_only_and_no_project_of_another_organization(org: Org, other_or
     assert job["status"] == "queued"
     with pytest.raises(NotFound):
         llm_labeling.start_llm_labeling(org.db, other_org.owner.principal, settings, project["id"], body)
+
+
+def test_gold_tasks_come_first_and_measure_the_model(org: Org, settings: Settings) -> None:
+    project = org.make_project(spec=SPEC)
+    tasks = org.make_tasks(project["id"], 4)
+    by_item = {int(ITEM.search(task["data"]["text"]).group(1)): task["id"] for task in tasks}  # type: ignore[union-attr]
+    # the model says item 0 is positive (right) and item 1 negative (wrong: gold says positive)
+    for item in (0, 1):
+        gold.mark_gold(org.db, org.owner.principal, by_item[item], {"sentiment": "positive"})
+    with running(llm) as server:
+        done = _run(org, settings, _start(org, settings, project["id"], server.url, version="g", limit=2)["id"])
+    assert (done["result"]["asked"], done["result"]["stored"]) == (2, 2)
+    with org.db.read() as conn:
+        assert [len(predictions.task_predictions(conn, org.id, by_item[i])) for i in range(4)] == [1, 1, 0, 0]
+    figures, _ = quality.project_workers(org.db, org.owner.principal, project["id"])
+    (model,) = [f for f in figures if f["worker_id"] == done["result"]["worker_id"]]
+    assert model["gold_answers"] == 2 and model["gold_accuracy"] == pytest.approx(0.5)

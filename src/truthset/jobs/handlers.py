@@ -48,7 +48,7 @@ def import_file(db: Database, job: JobContext) -> dict[str, Any]:
 
 
 def llm_label(db: Database, job: JobContext) -> dict[str, Any]:
-    """``model.llm_label``: ask an OpenAI-compatible endpoint about the project's pending tasks and store
+    """``model.llm_label``: ask an OpenAI-compatible endpoint about the project's gold and pending tasks and store
     its valid answers as predictions (:func:`truthset.services.llm_labeling.run_llm_labeling`). Safe to
     repeat: the tasks the model version already predicted are skipped."""
     from truthset.services import llm_labeling

@@ -1,11 +1,11 @@
 """An LLM as a model worker of a project: a ``model.llm_label`` job asks an OpenAI-compatible
-chat-completions endpoint about the project's pending tasks and stores its valid answers as
+chat-completions endpoint about the project's gold, then pending, tasks and stores its valid answers as
 predictions (docs/models.md, "LLM labeler").
 
 :func:`start_llm_labeling` (the API's side) checks the request at once: managers and above, the
 project of the caller's organization, the question in its spec, the endpoint's URL through the
 network guard (a refused address is a 422 naming ``base_url``); then it queues the job in its
-transaction. :func:`run_llm_labeling` (the handler) reads the pending tasks the model version has
+transaction. :func:`run_llm_labeling` (the handler) reads the gold and pending tasks the model version has
 not predicted yet (keyset, in chunks), asks :class:`~truthset.learners.llm_labeler.LLMLabeler`
 through a ``send`` that goes through :mod:`~truthset.services.netguard` (address rules, DNS pinning,
 time and size limits), and uploads each chunk's valid answers with
@@ -71,6 +71,7 @@ class LlmLabelRequest:
     temperature: float = 0.0
     max_tokens: int = 512
     concurrency: int = 4
+    include_gold: bool = True
 
 
 # --- starting a job (the API's side) ----------------------------------------------------------------
@@ -100,6 +101,7 @@ def start_llm_labeling(
         "temperature": body.temperature,
         "max_tokens": body.max_tokens,
         "concurrency": body.concurrency,
+        "include_gold": body.include_gold,
         "worker": predictions.model_name(MODEL_PREFIX + body.model, version),
     }
     if body.api_key:
@@ -185,7 +187,7 @@ class GuardedSend:
 class _Result:
     model: str
     worker_id: str | None = None
-    pending: int = 0  # pending tasks the model version had not predicted when the job started
+    waiting: int = 0  # gold and pending tasks the model version had not predicted when the job started
     asked: int = 0
     stored: int = 0
     invalid: int = 0
@@ -215,7 +217,7 @@ class _Result:
             "total_tokens": self.prompt_tokens + self.completion_tokens,
             "per_call": round((self.prompt_tokens + self.completion_tokens) / self.calls, 1) if self.calls else None,
         }
-        counts = ("pending", "asked", "stored", "invalid", "failed", "refused", "calls")
+        counts = ("waiting", "asked", "stored", "invalid", "failed", "refused", "calls")
         return {
             "model": self.model,
             "worker_id": self.worker_id,
@@ -227,7 +229,7 @@ class _Result:
 
 
 def run_llm_labeling(db: Database, job: JobContext) -> dict[str, Any]:
-    """The ``model.llm_label`` handler: label the pending tasks, store the valid answers (see the module)."""
+    """The ``model.llm_label`` handler: label the gold and pending tasks, store the valid answers (see the module)."""
     settings = job.settings or get_settings()
     payload = job.payload
     principal = _principal(db, job)
@@ -237,13 +239,14 @@ def run_llm_labeling(db: Database, job: JobContext) -> dict[str, Any]:
         question = _question(spec.questions, str(payload.get("question")))
         fields = spec.fields
     result = _Result(str(payload["worker"]))
-    todo = _unpredicted(db, principal.organization_id, project["id"], result.model, payload.get("limit"))
-    result.pending = len(todo)
+    statuses = (TaskStatus.GOLD, TaskStatus.PENDING) if payload.get("include_gold", True) else (TaskStatus.PENDING,)
+    todo = _unpredicted(db, principal.organization_id, project["id"], result.model, payload.get("limit"), statuses)
+    result.waiting = len(todo)
     labeler = LLMLabeler(_config(payload, settings, principal.organization_id), GuardedSend(_guard(settings)))
     job.progress(0, len(todo))
     for start in range(0, len(todo), CHUNK):
         job.check()  # a cancel stops between chunks: what was stored stays (a repeat skips it)
-        chunk = _still_pending(db, principal.organization_id, todo[start : start + CHUNK])
+        chunk = _still_waiting(db, principal.organization_id, todo[start : start + CHUNK], statuses)
         outcome = labeler.label(question, chunk, fields=fields, instructions=project.get("instructions") or "")
         result.asked += len(chunk)
         result.add(outcome)
@@ -291,28 +294,34 @@ def _api_key(payload: Mapping[str, Any], settings: Settings, organization_id: st
     return settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
 
 
-def _unpredicted(db: Database, organization_id: str, project_id: str, model: str, limit: Any) -> list[str]:
-    """The ids of the project's pending tasks the model version has not predicted, oldest first, at
-    most ``limit`` (ids only: the tasks' data is read a chunk at a time)."""
+def _unpredicted(
+    db: Database, organization_id: str, project_id: str, model: str, limit: Any, statuses: tuple[TaskStatus, ...]
+) -> list[str]:
+    """The ids of the project's tasks in ``statuses`` (in that order: gold first, so even a limited
+    run is measured against gold) the model version has not predicted, at most ``limit`` (ids only:
+    the tasks' data is read a chunk at a time)."""
     cap = int(limit) if isinstance(limit, int) and limit > 0 else None
     found: list[str] = []
     with db.snapshot() as conn:
         worker_id = _worker_id(conn, organization_id, model)
-        for ids in _pending_pages(conn, organization_id, project_id):
-            done = _predicted(conn, worker_id, ids) if worker_id else set()
-            found.extend(task_id for task_id in ids if task_id not in done)
-            if cap is not None and len(found) >= cap:
-                return found[:cap]
+        for status in statuses:
+            for ids in _pages(conn, organization_id, project_id, status):
+                done = _predicted(conn, worker_id, ids) if worker_id else set()
+                found.extend(task_id for task_id in ids if task_id not in done)
+                if cap is not None and len(found) >= cap:
+                    return found[:cap]
     return found
 
 
-def _pending_pages(conn: Any, organization_id: str, project_id: str, size: int = 1000) -> Iterator[list[str]]:
+def _pages(
+    conn: Any, organization_id: str, project_id: str, status: TaskStatus, size: int = 1000
+) -> Iterator[list[str]]:
     tk = t.tasks
     after = ""
     while True:
         query = (
             repo.scoped(tk, organization_id, tk.c.id)
-            .where(tk.c.project_id == project_id, tk.c.status == str(TaskStatus.PENDING), tk.c.id > after)
+            .where(tk.c.project_id == project_id, tk.c.status == str(status), tk.c.id > after)
             .order_by(tk.c.id)
             .limit(size)
         )
@@ -323,12 +332,12 @@ def _pending_pages(conn: Any, organization_id: str, project_id: str, size: int =
         after = ids[-1]
 
 
-def _still_pending(db: Database, organization_id: str, ids: list[str]) -> list[Task]:
+def _still_waiting(db: Database, organization_id: str, ids: list[str], statuses: tuple[TaskStatus, ...]) -> list[Task]:
     """The chunk's tasks with their data, in order, without those completed or canceled meanwhile
     (no tokens are spent on a task that no longer waits)."""
     tk = t.tasks
     query = repo.scoped(tk, organization_id, tk.c.id, tk.c.data).where(
-        tk.c.id.in_(ids), tk.c.status == str(TaskStatus.PENDING)
+        tk.c.id.in_(ids), tk.c.status.in_([str(status) for status in statuses])
     )
     with db.read() as conn:
         data = {row.id: row.data for row in conn.execute(query)}

@@ -1,4 +1,4 @@
-"""The LLM labeler: start a job that labels a project's pending tasks with an OpenAI-compatible model."""
+"""The LLM labeler: start a job that labels a project's gold and pending tasks with an OpenAI-compatible model."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class LlmLabelCreate(Input):
         max_length=60,
         description="The model worker's version (default: derived from the model, prompt, question and sampling).",
     )
-    limit: int | None = Field(None, ge=1, le=1_000_000, description="Label at most this many pending tasks.")
+    limit: int | None = Field(None, ge=1, le=1_000_000, description="Label at most this many tasks (gold first).")
     api_key: str | None = Field(
         None,
         min_length=1,
@@ -42,6 +42,9 @@ class LlmLabelCreate(Input):
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature.")
     max_tokens: int = Field(512, ge=1, le=32_768, description="Longest reply, in tokens.")
     concurrency: int = Field(4, ge=1, le=32, description="Requests in flight at once.")
+    include_gold: bool = Field(
+        True, description="Label the gold tasks too, first (the model is measured on them like a person)."
+    )
 
 
 @router.post(
@@ -51,7 +54,7 @@ class LlmLabelCreate(Input):
     operation_id="start_llm_labeling",
 )
 def start_llm_labeling(db: DB, caller: Caller, settings: AppSettings, project_id: str, body: LlmLabelCreate) -> dict:
-    """Start a `model.llm_label` job: ask the model about the project's pending tasks. Managers and above.
+    """Start a `model.llm_label` job: ask the model about the project's gold, then pending, tasks. Managers and above.
 
     Its valid answers are stored as predictions of the model worker `llm:<model>@<version>`, measured
     like any worker; invalid answers and failed calls are counted in the job's `result`, with the
