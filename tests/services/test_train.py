@@ -14,12 +14,13 @@ from sqlalchemy import select
 
 from learners.synthetic import tickets
 from truthset.config import Settings
-from truthset.domain import TaskStatus, WorkerKind
+from truthset.domain import Role, TaskStatus, WorkerKind
 from truthset.errors import InvalidInput
 from truthset.jobs import Runner
 from truthset.learners import text_classifier as tc
-from truthset.schemas import ResponseCreate
-from truthset.services import jobs, model_training, queue, tasks
+from truthset.schemas import ProjectUpdate, ResponseCreate
+from truthset.services import gold, jobs, model_training, projects, queue, review, tasks
+from truthset.services.projects import load_project
 from truthset.storage import tables as t
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ SPEC = {
         {"name": "note", "type": "text", "required": False},
     ],
 }
-LABELED, WAITING = 90, 30
+LABELED, WAITING = 150, 50
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data")
 
 
-def _project(org: Org, quality: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str], list[str]]:
+def _project(org: Org, quality: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str], list[str], list[str]]:
     """A project of synthetic support tickets: LABELED answered by three people, WAITING not yet."""
     project = org.make_project(spec=SPEC, quality=quality or {"overlap": 1})
     examples, labels = tickets(LABELED + WAITING, seed=3, noise=0.0)
@@ -51,7 +52,7 @@ def _project(org: Org, quality: dict[str, Any] | None = None) -> tuple[dict[str,
     people = [org.add_member() for _ in range(3)]
     for index, (task_id, label) in enumerate(zip(ids[:LABELED], labels[:LABELED], strict=True)):
         queue.submit(org.db, people[index % 3].principal, task_id, ResponseCreate(answer={"topic": label}))
-    return project, ids[:LABELED], ids[LABELED:]
+    return project, ids[:LABELED], ids[LABELED:], labels
 
 
 def _train(org: Org, settings: Settings, project_id: str, question: str = "topic") -> dict[str, Any]:
@@ -71,7 +72,7 @@ def _model_responses(org: Org, worker_name: str) -> list[dict[str, Any]]:
 
 
 def test_a_job_trains_stores_a_version_and_predicts_the_waiting_tasks(org: Org, settings: Settings) -> None:
-    project, labeled, waiting = _project(org)
+    project, labeled, waiting, _labels = _project(org)
     assert org.task(labeled[0])["status"] == str(TaskStatus.COMPLETED)
 
     result = _train(org, settings, project["id"])
@@ -102,7 +103,7 @@ def test_a_job_trains_stores_a_version_and_predicts_the_waiting_tasks(org: Org, 
 
 
 def test_the_same_data_is_unchanged_and_new_results_make_a_new_version(org: Org, settings: Settings) -> None:
-    project, _labeled, waiting = _project(org)
+    project, _labeled, waiting, _labels = _project(org)
     first = _train(org, settings, project["id"])
     again = _train(org, settings, project["id"])
     assert again["status"] == "unchanged" and again["version"] == first["version"]
@@ -124,7 +125,7 @@ def test_the_same_data_is_unchanged_and_new_results_make_a_new_version(org: Org,
 def test_results_below_target_are_not_learned_from(org: Org, settings: Settings) -> None:
     # one judgment per task never reaches 0.99: every task completes flagged, below target
     quality = {"min_overlap": 1, "max_overlap": 1, "target_confidence": 0.99}
-    project, _labeled, _waiting = _project(org, quality)
+    project, _labeled, _waiting, _labels = _project(org, quality)
     result = _train(org, settings, project["id"])
     assert result["status"] == "not_enough_data"
     assert result["labels"] == {"gold": 0, "reviewed": 0, "confident": 0, "below_target": LABELED}
@@ -133,7 +134,7 @@ def test_results_below_target_are_not_learned_from(org: Org, settings: Settings)
 
 
 def test_a_swapped_model_file_is_refused(org: Org, settings: Settings) -> None:
-    project, _labeled, _waiting = _project(org)
+    project, _labeled, _waiting, _labels = _project(org)
     _train(org, settings, project["id"])
     (row,) = model_training.list_models(org.db, org.owner.principal, project["id"], cursor=None, limit=10)[0]
     path = settings.data_dir / row["path"]
@@ -148,3 +149,37 @@ def test_only_a_label_question_of_the_project_is_trained(org: Org) -> None:
         with pytest.raises(InvalidInput, match="question") as caught:
             model_training.request_training(org.db, org.owner.principal, project["id"], name)
         assert caught.value.details == {"field": "question"}
+
+
+def test_reviewed_and_gold_answers_are_learned_from_below_target(org: Org, settings: Settings) -> None:
+    quality = {"min_overlap": 1, "max_overlap": 1, "target_confidence": 0.99}
+    project, labeled, waiting, labels = _project(org, quality)
+    reviewer = org.actor(Role.REVIEWER).principal
+    for task_id in labeled[:18]:
+        review.submit_review(org.db, reviewer, task_id, "accept")
+    fixed = labeled[18:24]
+    for task_id in fixed:  # a reviewer's fix is the label learned, whatever the people said
+        review.submit_review(org.db, reviewer, task_id, "fix", answer={"topic": "bug"})
+    for task_id, label in zip(waiting[:12], labels[LABELED : LABELED + 12], strict=True):
+        gold.mark_gold(org.db, org.owner.principal, task_id, {"topic": label})
+
+    with org.db.read() as conn:
+        stored = load_project(conn, org.owner.principal, project["id"])
+    examples, sources = model_training._labels(org.db, org.owner.principal, stored, "topic")
+    assert sources == {"gold": 12, "reviewed": 24, "confident": 0, "below_target": LABELED - 24}
+    learned = {task.key: label for task, label in examples}
+    assert all(learned[task_id] == "bug" for task_id in fixed)
+    assert {learned[task_id] for task_id in waiting[:12]} == {"billing", "shipping", "bug"}
+
+    result = _train(org, settings, project["id"])
+    assert result["status"] == "trained" and result["metrics"]["n_examples"] == 36
+    assert result["predictions"]["stored"] == WAITING - 12  # gold tasks are not predicted
+
+
+def test_an_archived_project_fails_the_job_at_once(org: Org, settings: Settings) -> None:
+    project = org.make_project(spec=SPEC)
+    job = model_training.request_training(org.db, org.owner.principal, project["id"], "topic")
+    projects.update_project(org.db, org.owner.principal, project["id"], ProjectUpdate(archived=True))
+    Runner(org.db, kinds=[model_training.KIND], settings=settings).run_until_idle()
+    failed = jobs.get_job(org.db, org.owner.principal, job["id"])
+    assert failed["status"] == "failed" and failed["attempts"] == 1 and "archived" in failed["error"]

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from truthset.config import Settings, get_settings
 from truthset.domain import Principal, ReviewStatus, Role, TaskStatus, WorkerKind
-from truthset.errors import Forbidden, InvalidInput, NotFound
+from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound
 from truthset.learners import Task
 from truthset.learners import text_classifier as tc
 from truthset.questions import QuestionConfig
@@ -140,6 +140,10 @@ def run_training(db: Database, context: JobContext) -> dict[str, Any]:
     principal = _job_principal(db, context)
     with db.read() as conn:
         project = load_project(conn, principal, project_id)
+    try:
+        require_active(project)  # an archived project takes no predictions: nothing to train for
+    except Conflict as exc:
+        raise JobFailed(exc.message) from exc
     question = _question(project, name)
     examples, sources = _labels(db, principal, project, name)
     context.check()
