@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import select
 
-from learners.synthetic import tickets
+from learners.synthetic import tagged, tickets
 from truthset.config import Settings
 from truthset.domain import Role, TaskStatus, WorkerKind
 from truthset.errors import InvalidInput
@@ -183,3 +183,25 @@ def test_an_archived_project_fails_the_job_at_once(org: Org, settings: Settings)
     Runner(org.db, kinds=[model_training.KIND], settings=settings).run_until_idle()
     failed = jobs.get_job(org.db, org.owner.principal, job["id"])
     assert failed["status"] == "failed" and failed["attempts"] == 1 and "archived" in failed["error"]
+
+
+def test_a_labels_question_learns_each_option(org: Org, settings: Settings) -> None:
+    spec = {
+        "fields": [{"name": "text", "type": "text"}],
+        "questions": [{"name": "tags", "type": "labels", "options": ["urgent", "refund", "angry"]}],
+    }
+    project = org.make_project(spec=spec, quality={"overlap": 1})
+    examples, labels = tagged(70, seed=2)
+    examples, labels = zip(*[(e, tags) for e, tags in zip(examples, labels, strict=True) if tags], strict=True)
+    items = [(i + 1, {"data": dict(task.data), "unique_id": task.key}) for i, task in enumerate(examples)]
+    tasks.import_tasks(org.db, org.owner.principal, project["id"], items)
+    ids = [{task["unique_id"]: task["id"] for task in org.all_tasks()}[task.key] for task in examples]
+    person = org.add_member()
+    for task_id, tags in zip(ids[:-5], labels[:-5], strict=True):
+        queue.submit(org.db, person.principal, task_id, ResponseCreate(answer={"tags": list(tags)}))
+
+    result = _train(org, settings, project["id"], "tags")
+    assert result["status"] == "trained" and result["metrics"]["accuracy"] > result["metrics"]["baseline_accuracy"]
+    assert result["predictions"]["stored"] == 5
+    responses = _model_responses(org, result["model"])
+    assert all(set(r["answer"]["tags"]) <= {"urgent", "refund", "angry"} for r in responses)
