@@ -1303,3 +1303,74 @@ def webhooks_delete(
     with Client(url, api_key) as client:
         client.webhooks.delete(webhook_id)
     console.print(f"webhook {webhook_id} deleted")
+
+
+# --- the built-in model (through the API) ---
+
+models_app = typer.Typer(help="The built-in text model of a project: train, list versions (through the API).")
+app.add_typer(models_app, name="models", no_args_is_help=True)
+
+
+@models_app.command("train")
+def models_train(
+    project: Annotated[str, typer.Option("--project", help="Project id.")],
+    question: Annotated[str, typer.Option("--question", help="A text label or labels question of the project.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job; show the version and its metrics.")] = False,
+) -> None:
+    """Train the built-in text model on the project's trusted results; then it predicts the waiting tasks."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        job = client.models.train(project, question)
+        console.print(f"model.train job {job.id}: {job.status}")
+        if not wait:
+            return
+        job = client.jobs.wait(job.id)
+    if job.error or job.status != "succeeded":
+        console.print(f"model.train job {job.id}: {job.status}" + (f": {escape(job.error)}" if job.error else ""))
+        raise typer.Exit(1)
+    _print_training(job.result or {})
+
+
+def _print_training(result: dict[str, Any]) -> None:
+    status = result.get("status")
+    if status == "not_enough_data":
+        console.print(escape(str(result.get("message", "not enough data"))))
+        raise typer.Exit(1)
+    metrics, predicted = result.get("metrics") or {}, result.get("predictions") or {}
+    console.print(f"{status}: {escape(str(result.get('model')))} ({metrics.get('n_examples')} labeled tasks)")
+    console.print(
+        f"accuracy {metrics.get('accuracy', 0):.3f} (majority baseline {metrics.get('baseline_accuracy', 0):.3f}), "
+        f"ECE {metrics.get('ece', 0):.3f}, {escape(str(metrics.get('method', '')))}"
+    )
+    console.print(
+        f"predictions: {predicted.get('stored', 0)} stored, {predicted.get('unchanged', 0)} unchanged, "
+        f"{predicted.get('invalid', 0)} refused"
+    )
+
+
+@models_app.command("list")
+def models_list(
+    project: Annotated[str, typer.Option("--project", help="Project id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """The project's trained model versions with their metrics, newest first."""
+    from truthset.client import Client
+
+    table = Table("version", "question", "examples", "accuracy", "baseline", "ECE", "created")
+    with Client(url, api_key) as client:
+        for model in client.models.list(project):
+            m = model.metrics
+            table.add_row(
+                escape(model.version),
+                escape(model.question),
+                str(m.get("n_examples", "")),
+                f"{m.get('accuracy', 0):.3f}",
+                f"{m.get('baseline_accuracy', 0):.3f}",
+                f"{m.get('ece', 0):.3f}",
+                model.created_at.isoformat(timespec="seconds"),
+            )
+    console.print(table)

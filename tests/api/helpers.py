@@ -430,6 +430,8 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
         },
     ),
     "task_predictions": lambda w: Call(path={"task_id": w.task["id"]}),
+    "train_model": lambda w: Call(path={"project_id": w.project["id"]}, json={"question": "sentiment"}),
+    "list_models": lambda w: Call(path={"project_id": w.project["id"]}),
 }
 
 

@@ -21,6 +21,7 @@ from truthset.api.routes import accounts, exports, gold, media, projects, qualit
 from truthset.api.routes import dashboard as dashboard_routes
 from truthset.api.routes import imports as import_routes
 from truthset.api.routes import jobs as job_routes
+from truthset.api.routes import models as model_routes
 from truthset.api.routes import predictions as prediction_routes
 from truthset.api.routes import webhooks as webhook_routes
 from truthset.config import Settings, get_settings
@@ -133,6 +134,7 @@ def _setup_routes(app: FastAPI) -> None:
         import_routes,
         webhook_routes,
         prediction_routes,
+        model_routes,
     ):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=strict_query)
     app.include_router(docs.router, prefix=API_PREFIX)  # public: no key, no query parameters
