@@ -59,8 +59,6 @@ tasks_app = typer.Typer(help="Tasks (through the API).", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 predictions_app = typer.Typer(help="Model predictions (through the API).", no_args_is_help=True)
 app.add_typer(predictions_app, name="predictions")
-models_app = typer.Typer(help="Models as workers: the LLM labeler (through the API).", no_args_is_help=True)
-app.add_typer(models_app, name="models")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -1056,65 +1054,6 @@ def _print_prediction_errors(errors: list[tuple[int, str]], what: str) -> None:
         err_console.print(f"  line {number}: {escape(message)}")
 
 
-@models_app.command("llm-label")
-def models_llm_label(
-    project: Annotated[str, typer.Option("--project", help="Project id.")],
-    question: Annotated[str, typer.Option("--question", help="The question the model answers.")],
-    base_url: Annotated[str, typer.Option("--base-url", help="The endpoint up to /v1 (OpenAI-compatible).")],
-    model: Annotated[str, typer.Option("--model", help="The model's name on that server.")],
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many tasks (gold first).")] = None,
-    version: Annotated[str | None, typer.Option("--version", help="Model worker version (default: derived).")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Follow the job; print what it stored and spent.")] = False,
-    llm_api_key: Annotated[
-        str,
-        typer.Option(envvar="TRUTHSET_LLM_API_KEY", help="The endpoint's API key, if any.", show_default=False),
-    ] = "",
-    url: UrlOption = "http://127.0.0.1:8000",
-    api_key: KeyOption = "",
-) -> None:
-    """Label the project's gold and pending tasks with an LLM: its valid answers become predictions of llm:<model>."""
-    from truthset.client import Client
-
-    with Client(url, api_key) as client:
-        job = client.start_llm_labeling(
-            project,
-            question=question,
-            base_url=base_url,
-            model=model,
-            limit=limit,
-            version=version,
-            api_key=llm_api_key or None,
-        )
-        console.print(f"llm labeling job {job.id} ({escape(job.payload.get('worker', ''))}): {job.status}")
-        if not wait:
-            return
-        job = _follow_llm_labeling(client, job.id)
-    result = job.result or {}
-    if result:
-        usage = result.get("usage") or {}
-        console.print(
-            f"{result.get('asked', 0)} tasks asked: {result.get('stored', 0)} predictions stored, "
-            f"{result.get('invalid', 0)} invalid answers, {result.get('failed', 0)} failed calls; "
-            f"tokens: {usage.get('prompt_tokens', 0)} prompt + {usage.get('completion_tokens', 0)} completion"
-        )
-        for problem in result.get("problems", [])[:10]:
-            err_console.print(f"  task {problem['task_id']}: {problem['kind']}: {escape(problem['reason'])}")
-    if job.status != "succeeded":
-        err_console.print(f"llm labeling job {job.id} {job.status}: {escape(job.error or '')}")
-        raise typer.Exit(1)
-
-
-def _follow_llm_labeling(client: Any, job_id: str) -> Any:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"))
-    with Progress(*columns, TimeElapsedColumn(), console=err_console) as progress:
-        bar = progress.add_task("labeling", total=None)
-
-        def show(job: Any) -> None:
-            progress.update(bar, completed=job.progress.done, total=job.progress.total)
-
-        return client.jobs.wait(job_id, progress=show)
-
-
 # --- jobs (through the API) ---
 
 
@@ -1364,3 +1303,133 @@ def webhooks_delete(
     with Client(url, api_key) as client:
         client.webhooks.delete(webhook_id)
     console.print(f"webhook {webhook_id} deleted")
+
+
+# --- the built-in model (through the API) ---
+
+models_app = typer.Typer(help="The built-in text model (train, list versions) and the LLM labeler (through the API).")
+app.add_typer(models_app, name="models", no_args_is_help=True)
+
+
+@models_app.command("train")
+def models_train(
+    project: Annotated[str, typer.Option("--project", help="Project id.")],
+    question: Annotated[str, typer.Option("--question", help="A text label or labels question of the project.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job; show the version and its metrics.")] = False,
+) -> None:
+    """Train the built-in text model on the project's trusted results; then it predicts the waiting tasks."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        job = client.models.train(project, question)
+        console.print(f"model.train job {job.id}: {job.status}")
+        if not wait:
+            return
+        job = client.jobs.wait(job.id)
+    if job.error or job.status != "succeeded":
+        console.print(f"model.train job {job.id}: {job.status}" + (f": {escape(job.error)}" if job.error else ""))
+        raise typer.Exit(1)
+    _print_training(job.result or {})
+
+
+def _print_training(result: dict[str, Any]) -> None:
+    status = result.get("status")
+    if status == "not_enough_data":
+        console.print(escape(str(result.get("message", "not enough data"))))
+        raise typer.Exit(1)
+    metrics, predicted = result.get("metrics") or {}, result.get("predictions") or {}
+    console.print(f"{status}: {escape(str(result.get('model')))} ({metrics.get('n_examples')} labeled tasks)")
+    console.print(
+        f"accuracy {metrics.get('accuracy', 0):.3f} (majority baseline {metrics.get('baseline_accuracy', 0):.3f}), "
+        f"ECE {metrics.get('ece', 0):.3f}, {escape(str(metrics.get('method', '')))}"
+    )
+    console.print(
+        f"predictions: {predicted.get('stored', 0)} stored, {predicted.get('unchanged', 0)} unchanged, "
+        f"{predicted.get('invalid', 0)} refused"
+    )
+
+
+@models_app.command("list")
+def models_list(
+    project: Annotated[str, typer.Option("--project", help="Project id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """The project's trained model versions with their metrics, newest first."""
+    from truthset.client import Client
+
+    table = Table("version", "question", "examples", "accuracy", "baseline", "ECE", "created")
+    with Client(url, api_key) as client:
+        for model in client.models.list(project):
+            m = model.metrics
+            table.add_row(
+                escape(model.version),
+                escape(model.question),
+                str(m.get("n_examples", "")),
+                f"{m.get('accuracy', 0):.3f}",
+                f"{m.get('baseline_accuracy', 0):.3f}",
+                f"{m.get('ece', 0):.3f}",
+                model.created_at.isoformat(timespec="seconds"),
+            )
+    console.print(table)
+
+
+@models_app.command("llm-label")
+def models_llm_label(
+    project: Annotated[str, typer.Option("--project", help="Project id.")],
+    question: Annotated[str, typer.Option("--question", help="The question the model answers.")],
+    base_url: Annotated[str, typer.Option("--base-url", help="The endpoint up to /v1 (OpenAI-compatible).")],
+    model: Annotated[str, typer.Option("--model", help="The model's name on that server.")],
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many tasks (gold first).")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Model worker version (default: derived).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job; print what it stored and spent.")] = False,
+    llm_api_key: Annotated[
+        str,
+        typer.Option(envvar="TRUTHSET_LLM_API_KEY", help="The endpoint's API key, if any.", show_default=False),
+    ] = "",
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Label the project's gold and pending tasks with an LLM: its valid answers become predictions of llm:<model>."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        job = client.start_llm_labeling(
+            project,
+            question=question,
+            base_url=base_url,
+            model=model,
+            limit=limit,
+            version=version,
+            api_key=llm_api_key or None,
+        )
+        console.print(f"llm labeling job {job.id} ({escape(job.payload.get('worker', ''))}): {job.status}")
+        if not wait:
+            return
+        job = _follow_llm_labeling(client, job.id)
+    result = job.result or {}
+    if result:
+        usage = result.get("usage") or {}
+        console.print(
+            f"{result.get('asked', 0)} tasks asked: {result.get('stored', 0)} predictions stored, "
+            f"{result.get('invalid', 0)} invalid answers, {result.get('failed', 0)} failed calls; "
+            f"tokens: {usage.get('prompt_tokens', 0)} prompt + {usage.get('completion_tokens', 0)} completion"
+        )
+        for problem in result.get("problems", [])[:10]:
+            err_console.print(f"  task {problem['task_id']}: {problem['kind']}: {escape(problem['reason'])}")
+    if job.status != "succeeded":
+        err_console.print(f"llm labeling job {job.id} {job.status}: {escape(job.error or '')}")
+        raise typer.Exit(1)
+
+
+def _follow_llm_labeling(client: Any, job_id: str) -> Any:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"))
+    with Progress(*columns, TimeElapsedColumn(), console=err_console) as progress:
+        bar = progress.add_task("labeling", total=None)
+
+        def show(job: Any) -> None:
+            progress.update(bar, completed=job.progress.done, total=job.progress.total)
+
+        return client.jobs.wait(job_id, progress=show)

@@ -56,6 +56,7 @@ from truthset.schemas import (
     PasswordReset,
     PredictionOut,
     PredictionReport,
+    ProjectModelOut,
     ProjectOut,
     QuestionTypeOut,
     ResponseOut,
@@ -283,6 +284,7 @@ class Client:
         self.webhooks = Webhooks(self)
         self.organizations = Organizations(self)
         self.imports = Imports(self)
+        self.models = Models(self)
 
     # -- lifecycle --
 
@@ -1336,3 +1338,19 @@ class Webhooks(_Resource):
     def replay(self, delivery_id: str) -> WebhookDeliveryOut:
         """Send a delivered or failed delivery again (same id and body); a pending one raises ConflictError."""
         return self._client._json("POST", f"/webhook-deliveries/{delivery_id}/replay", WebhookDeliveryOut, retry=True)
+
+
+# --- the built-in model ------------------------------------------------------------------------
+
+
+class Models(_Resource):
+    """The built-in text model of a project: train a version (a ``model.train`` job), list the versions."""
+
+    def train(self, project_id: str, question: str) -> JobOut:
+        """Queue training for a text ``label``/``labels`` question (managers and up); follow the job with
+        ``client.jobs.wait``: its ``result.status`` is ``trained``, ``unchanged`` or ``not_enough_data``."""
+        return self._client._json("POST", f"/projects/{project_id}/models", JobOut, json={"question": question})
+
+    def list(self, project_id: str, *, page_size: int = 100) -> Iterator[ProjectModelOut]:
+        """The project's trained versions with their metrics, newest first (managers and up)."""
+        return self._client._paginate(f"/projects/{project_id}/models", {}, ProjectModelOut, page_size)

@@ -963,3 +963,25 @@ class DashboardOut(Output):
     agreement: list[DashboardQuestion]
     workers: DashboardWorkers
     cost: DashboardCost
+
+
+# --- the built-in text model (issue 13) ----------------------------------------------------------------
+
+
+class ModelTrainCreate(Input):
+    question: str = Field(min_length=1, max_length=64, description="The text `label` or `labels` question to learn.")
+
+
+class ProjectModelOut(Output):
+    id: str
+    project_id: str
+    question: str
+    version: str = Field(description="A digest of the training data and settings: the same data, the same version.")
+    model: str = Field(description="The model worker its predictions are stored as: truthset-text@<version>.")
+    sha256: str = Field(description="The model file's digest, recorded when it was written; checked on every load.")
+    metrics: dict[str, Any] = Field(
+        description="Cross-validated accuracy, the majority baseline's accuracy, ECE, Brier score, examples per "
+        "class, and the training labels per source (gold, reviewed, confident, below_target)."
+    )
+    status: str
+    created_at: Timestamp

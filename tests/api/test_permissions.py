@@ -85,6 +85,8 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "upload_predictions": Action.MANAGE_TASKS,
     "start_llm_labeling": Action.MANAGE_TASKS,
     "task_predictions": Action.READ_TASKS,
+    "train_model": Action.MANAGE_TASKS,
+    "list_models": Action.READ_QUALITY,
     "list_jobs": None,  # every member lists jobs: managers and up all of them, others the ones they started
     "get_job": Action.READ_JOBS,  # the walk's jobs were started by the owner (others read their own)
     "cancel_job": Action.MANAGE_JOBS,

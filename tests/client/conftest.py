@@ -68,7 +68,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         raise RuntimeError("the test server did not start")
     # the product's own job kinds run as `truthset serve` runs them (in process); the tests' own
     # kinds are left to the runners those tests start
-    runner = runner_for(db, settings, kinds=["quality.refit", "export", "import"], poll_seconds=0.05)
+    runner = runner_for(db, settings, kinds=["quality.refit", "export", "import", "model.train"], poll_seconds=0.05)
     runner.start()
     try:
         yield LiveServer(url=f"http://127.0.0.1:{port}", api_key=created["api_key"], data_dir=data_dir)

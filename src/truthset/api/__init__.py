@@ -22,6 +22,7 @@ from truthset.api.routes import dashboard as dashboard_routes
 from truthset.api.routes import imports as import_routes
 from truthset.api.routes import jobs as job_routes
 from truthset.api.routes import llm_labels as llm_label_routes
+from truthset.api.routes import models as model_routes
 from truthset.api.routes import predictions as prediction_routes
 from truthset.api.routes import webhooks as webhook_routes
 from truthset.config import Settings, get_settings
@@ -135,6 +136,7 @@ def _setup_routes(app: FastAPI) -> None:
         webhook_routes,
         prediction_routes,
         llm_label_routes,
+        model_routes,
     ):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=strict_query)
     app.include_router(docs.router, prefix=API_PREFIX)  # public: no key, no query parameters

@@ -12,7 +12,7 @@ from typing import Any
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.storage import Database
 
-__all__ = ["export", "import_file", "llm_label", "quality_refit"]
+__all__ = ["export", "import_file", "llm_label", "model_train", "quality_refit"]
 
 
 def quality_refit(db: Database, job: JobContext) -> dict[str, Any]:
@@ -54,3 +54,13 @@ def llm_label(db: Database, job: JobContext) -> dict[str, Any]:
     from truthset.services import llm_labeling
 
     return llm_labeling.run_llm_labeling(db, job)
+
+
+def model_train(db: Database, job: JobContext) -> dict[str, Any]:
+    """``model.train``, payload ``{"project_id", "question"}``: train the built-in text model on the
+    project's trusted results, store the version and predict the waiting tasks
+    (:func:`truthset.services.model_training.run_training`). Safe to repeat: the same data is the
+    same version (no new row), and predictions already stored count as unchanged."""
+    from truthset.services import model_training
+
+    return model_training.run_training(db, job)

@@ -437,6 +437,26 @@ webhook_attempts = Table(
     Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
 )
 
+# The built-in text model's trained versions (services/model_training.py, migration 0012): a file
+# under the data directory is loaded only when its SHA-256 matches the row (docs/models.md).
+project_models = Table(
+    "project_models",
+    metadata,
+    _id(),
+    _org(),
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=False),
+    Column("question", String(64), nullable=False),
+    Column("version", String(60), nullable=False),
+    Column("path", String(300), nullable=False),  # relative to the data directory
+    Column("sha256", String(64), nullable=False),
+    Column("metrics", JSON, nullable=False),
+    _created(),
+    Column("status", String(12), nullable=False),
+    UniqueConstraint("project_id", "question", "version", name="uq_project_models_version"),
+    Index("ix_project_models_project_id", "project_id", "id"),
+    Index("ix_project_models_org_id", "organization_id", "id"),
+)
+
 # The queue: the highest priority, oldest pending task of a project (priority descending).
 Index("ix_tasks_queue", tasks.c.project_id, tasks.c.status, tasks.c.priority.desc(), tasks.c.id)
 Index("ix_tasks_review", tasks.c.project_id, tasks.c.review_status, tasks.c.id)
@@ -500,4 +520,5 @@ TENANT_TABLES = (
     webhook_subscriptions,
     webhook_deliveries,
     webhook_attempts,
+    project_models,
 )

@@ -35,7 +35,7 @@ from truthset.ui._account_pages import (
     _status,
     _validation_errors,
 )
-from truthset.ui._guard import _db, _failure, _to_login
+from truthset.ui._guard import _db, _failure, guard
 
 router = APIRouter(include_in_schema=False)
 
@@ -91,11 +91,11 @@ def _webhooks_page(
 @router.get("/webhooks")
 def webhook_list(request: Request, project_id: str | None = None, cursor: str | None = None) -> Response:
     """The organization's webhooks (or one project's, with ``project_id``) and a form to add one."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
+    guarded = guard(request)
+    if isinstance(guarded, Response):
+        return guarded
     try:
-        return _webhooks_page(request, info, project_id=project_id or None, cursor=_cursor(cursor))
+        return _webhooks_page(request, guarded.info, project_id=project_id or None, cursor=_cursor(cursor))
     except TruthsetError as exc:
         return _failure(request, exc)
 
@@ -138,11 +138,11 @@ async def create(request: Request) -> Response:
 
 
 def _webhook_for(request: Request, webhook_id: str) -> tuple[session.SessionInfo, dict[str, Any]] | Response:
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
+    guarded = guard(request)
+    if isinstance(guarded, Response):
+        return guarded
     try:
-        return info, webhooks.get_webhook(_db(request), info.principal, webhook_id)
+        return guarded.info, webhooks.get_webhook(_db(request), guarded.principal, webhook_id)
     except TruthsetError as exc:
         return _failure(request, exc)
 
@@ -227,12 +227,12 @@ def deliveries(request: Request, webhook_id: str, cursor: str | None = None) -> 
 @router.get("/webhooks/deliveries/{delivery_id}")
 def delivery(request: Request, delivery_id: str) -> Response:
     """One delivery: its body's data and every attempt (time, status code, error, duration)."""
-    info = session.session_from_request(request)
-    if info is None:
-        return _to_login(request)
+    guarded = guard(request)
+    if isinstance(guarded, Response):
+        return guarded
     try:
-        row = webhooks.get_delivery(_db(request), info.principal, delivery_id)
-        hook = webhooks.get_webhook(_db(request), info.principal, row["webhook_id"])
+        row = webhooks.get_delivery(_db(request), guarded.principal, delivery_id)
+        hook = webhooks.get_webhook(_db(request), guarded.principal, row["webhook_id"])
     except TruthsetError as exc:
         return _failure(request, exc)
     return _render(request, "webhooks_delivery.html", delivery=row, webhook=hook)

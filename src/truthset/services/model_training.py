@@ -1,0 +1,367 @@
+"""The built-in text model: trained by a ``model.train`` job, versioned, and a worker like any other.
+
+:func:`request_training` (managers and up) checks the question and queues a ``model.train`` job;
+:func:`run_training` (its handler) does the work:
+
+1. Training labels: per completed task, the result's answer to the question when a reviewer
+   accepted or fixed it, or else when its confidence reached the question's target; per gold task,
+   its known answer. Reviewed and gold answers win over confidence: a person checked them.
+2. :class:`~truthset.learners.text_classifier.TextClassifier` is evaluated (cross-validated accuracy,
+   the majority baseline, ECE) and fitted. Its version is a digest of the training data and settings,
+   so the same data gives the same version: a second run on unchanged data says ``unchanged`` and
+   stores no new row (it still predicts tasks added since).
+3. The model file is written under the data directory (``models/<project>/<version>.skops``, 0600)
+   and a ``project_models`` row records its SHA-256. A file is loaded only through :func:`load_model`,
+   which checks that digest (the trust rule of docs/models.md).
+4. Every task still waiting for people (``staged``, ``pending``) is predicted, in chunks, and the
+   predictions are stored through :func:`truthset.services.predictions.upload_predictions` as model
+   ``truthset-text``, version = the model's version: a model worker measured like any other.
+
+Too few labels ends the job with a ``not_enough_data`` result naming the counts, and no row.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from truthset.config import Settings, get_settings
+from truthset.domain import Principal, ReviewStatus, Role, TaskStatus, WorkerKind
+from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound
+from truthset.learners import Task
+from truthset.learners import text_classifier as tc
+from truthset.questions import QuestionConfig
+from truthset.schemas import PredictionUpload
+from truthset.services import jobs, predictions
+from truthset.services.completion import completion_rules
+from truthset.services.jobs import JobContext, JobFailed
+from truthset.services.policy import Action, require
+from truthset.services.projects import compiled_spec, load_project, require_active
+from truthset.storage import Database
+from truthset.storage import repositories as repo
+from truthset.storage import tables as t
+from truthset.storage.files import PRIVATE_FILE, make_private_dirs
+from truthset.storage.ids import new_id, utcnow
+
+__all__ = ["KIND", "MODEL", "list_models", "load_model", "request_training", "run_training"]
+
+KIND = "model.train"
+#: The model name its predictions are stored under (the worker is ``truthset-text@<version>``).
+MODEL = "truthset-text"
+READY = "ready"
+#: Tasks read, predicted and stored per step: one prediction upload (and its short transactions).
+CHUNK = 500
+_REVIEWED = frozenset({str(ReviewStatus.ACCEPTED), str(ReviewStatus.FIXED)})
+_WAITING = (str(TaskStatus.STAGED), str(TaskStatus.PENDING))
+
+
+# --- the API's side ----------------------------------------------------------------------------------
+
+
+def request_training(db: Database, principal: Principal, project_id: str, question: str) -> dict[str, Any]:
+    """Queue a ``model.train`` job for ``question`` of the project (managers and up); returns the job.
+
+    Refused before anything is queued: 404 for a project of another organization, 403 below manager,
+    422 naming ``question`` when the spec has no such text ``label``/``labels`` question. One job per
+    project and question waits at a time: asking again while it waits returns it.
+    """
+    with db.write() as conn:
+        project = load_project(conn, principal, project_id)
+        require(principal, Action.MANAGE_TASKS)
+        require_active(project)
+        _question(project, question)
+        payload = {"project_id": project["id"], "question": question}
+        key = f"{KIND}:{project['id']}:{question}"
+        job = jobs.enqueue(
+            conn, principal.organization_id, KIND, payload, dedupe_key=key, created_by=principal.member_id
+        )
+    return jobs.public(job)
+
+
+def list_models(
+    db: Database, principal: Principal, project_id: str, *, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The project's trained model versions with their metrics, newest first (managers and up)."""
+    m = t.project_models
+    with db.read() as conn:
+        load_project(conn, principal, project_id)
+        require(principal, Action.READ_QUALITY)
+        query = repo.scoped(m, principal.organization_id).where(m.c.project_id == project_id)
+        return repo.page(conn, query, m, cursor=cursor, limit=limit, descending=True)
+
+
+def _question(project: dict[str, Any], name: str) -> QuestionConfig:
+    """The project's ``label``/``labels`` question ``name``, or 422 naming the field."""
+    found = next((q for q in compiled_spec(project).questions if q.name == name), None)
+    if found is None or found.type not in ("label", "labels"):
+        choices = [q.name for q in compiled_spec(project).questions if q.type in ("label", "labels")]
+        raise InvalidInput(
+            f"question: {name!r} is not a label or labels question of the project (it has: {', '.join(choices)})",
+            details={"field": "question"},
+        )
+    return found
+
+
+# --- loading a stored model --------------------------------------------------------------------------
+
+
+def load_model(db: Database, principal: Principal, model_id: str, settings: Settings) -> tc.TextClassifier:
+    """A trained model, loaded from its file only when the file's SHA-256 is the one recorded.
+
+    The path is the row's, inside ``<data_dir>/models``: nothing outside it is ever read.
+    """
+    with db.read() as conn:
+        row = repo.get(conn, t.project_models, principal.organization_id, model_id)
+    if row is None:
+        raise NotFound(f"model {model_id} not found")
+    require(principal, Action.READ_QUALITY)
+    root = (settings.data_dir / "models").resolve()
+    path = (settings.data_dir / row["path"]).resolve()
+    if not path.is_relative_to(root):
+        raise tc.ModelFileRefused(f"{row['path']}: not under the data directory's models folder")
+    return tc.load(path, row["sha256"])
+
+
+# --- the job -----------------------------------------------------------------------------------------
+
+
+def run_training(db: Database, context: JobContext) -> dict[str, Any]:
+    """The ``model.train`` job: labels, training, the stored version, then predictions of waiting tasks."""
+    settings: Settings = context.settings or get_settings()
+    project_id, name = context.payload.get("project_id"), context.payload.get("question")
+    if not isinstance(project_id, str) or not isinstance(name, str):
+        raise JobFailed("the payload names no project_id or question")
+    principal = _job_principal(db, context)
+    with db.read() as conn:
+        project = load_project(conn, principal, project_id)
+    try:
+        require_active(project)  # an archived project takes no predictions: nothing to train for
+    except Conflict as exc:
+        raise JobFailed(exc.message) from exc
+    question = _question(project, name)
+    examples, sources = _labels(db, principal, project, name)
+    context.check()
+    classifier = tc.TextClassifier(question)
+    try:
+        report = classifier.evaluate([task for task, _ in examples], [label for _, label in examples])
+    except tc.NotEnoughData as exc:
+        return {"status": "not_enough_data", "question": name, "message": str(exc), "labels": sources}
+    context.check()
+    metrics = {**report.as_dict(), "labels": sources}
+    row, created = _store(db, settings, principal, project_id, name, classifier, metrics)
+    predicted = _predict_waiting(db, context, principal, project_id, classifier)
+    return {
+        "status": "trained" if created else "unchanged",
+        "question": name,
+        "model_id": row["id"],
+        "version": row["version"],
+        "model": predictions.model_name(MODEL, row["version"]),
+        "metrics": row["metrics"],
+        "predictions": predicted,
+    }
+
+
+def _job_principal(db: Database, context: JobContext) -> Principal:
+    """The member who asked for the training, as they are now (a manager still, not disabled)."""
+    member_id = context.job.get("created_by")
+    with db.read() as conn:
+        member = repo.get(conn, t.members, context.organization_id, member_id) if member_id else None
+        worker = repo.worker_for_member(conn, context.organization_id, member_id) if member else None
+    if member is None or member["disabled_at"] is not None:
+        raise Forbidden("the member who asked for this training is gone or disabled")
+    principal = Principal(context.organization_id, member["id"], Role(member["role"]), worker["id"] if worker else "")
+    require(principal, Action.MANAGE_TASKS)
+    return principal
+
+
+def _tasks(
+    db: Database, principal: Principal, project_id: str, statuses: tuple[str, ...], *columns: Any
+) -> Iterator[Any]:
+    """The project's tasks of ``statuses`` in id order, read a chunk per short transaction."""
+    tk = t.tasks
+    after = ""
+    while True:
+        query = (
+            repo.scoped(tk, principal.organization_id, tk.c.id, *columns)
+            .where(tk.c.project_id == project_id, tk.c.status.in_(statuses), tk.c.id > after)
+            .order_by(tk.c.id)
+            .limit(CHUNK)
+        )
+        with db.read() as conn:
+            rows = conn.execute(query).all()
+        yield from rows
+        if len(rows) < CHUNK:
+            return
+        after = rows[-1].id
+
+
+def _labels(
+    db: Database, principal: Principal, project: dict[str, Any], name: str
+) -> tuple[list[tuple[Task, Any]], dict[str, int]]:
+    """(task, answer) to train on, in task id order (so the version is a function of the data), and
+    how many came from each source (and how many completed tasks were left out below target)."""
+    target = completion_rules(project).questions[name].target
+    tk = t.tasks.c
+    columns = (tk.status, tk.data, tk.result, tk.gold, tk.review_status)
+    statuses = (str(TaskStatus.COMPLETED), str(TaskStatus.GOLD))
+    examples: list[tuple[Task, Any]] = []
+    sources: Counter[str] = Counter()
+    for row in _tasks(db, principal, project["id"], statuses, *columns):
+        label, source = _label(row, name, target)
+        sources[source] += 1
+        if label is not None:
+            examples.append((Task(row.id, row.data), label))
+    return examples, {key: sources.get(key, 0) for key in ("gold", "reviewed", "confident", "below_target")}
+
+
+def _label(row: Any, name: str, target: float | None) -> tuple[Any, str]:
+    """A task's training label for ``name`` and where it came from (None: not used)."""
+    if row.status == str(TaskStatus.GOLD):
+        answer = (row.gold or {}).get(name)
+        return answer, "gold" if answer is not None else "no_answer"
+    result = row.result or {}
+    answer = (result.get("answer") or {}).get(name)
+    if answer is None:
+        return None, "no_answer"
+    if row.review_status in _REVIEWED:
+        return answer, "reviewed"
+    confidence = (result.get("confidence") or {}).get(name)
+    if target is None or (confidence is not None and confidence >= target):
+        return answer, "confident"
+    return None, "below_target"
+
+
+def _store(
+    db: Database,
+    settings: Settings,
+    principal: Principal,
+    project_id: str,
+    question: str,
+    classifier: tc.TextClassifier,
+    metrics: dict[str, Any],
+) -> tuple[dict[str, Any], bool]:
+    """The version's row, and whether this run made it (False: the same data trained it before)."""
+    version = classifier.version
+    found = _version_row(db, principal.organization_id, project_id, question, version)
+    if found is not None:
+        return found, False
+    relative = Path("models") / project_id / f"{version}.skops"
+    final = settings.data_dir / relative
+    make_private_dirs(final.parent)
+    part = final.with_name(f"{final.name}.{new_id()}.part")
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)  # 0600 before a byte is written
+        os.close(fd)
+        digest = classifier.save(part)
+        row = {
+            "id": new_id(),
+            "organization_id": principal.organization_id,
+            "project_id": project_id,
+            "question": question,
+            "version": version,
+            "path": relative.as_posix(),
+            "sha256": digest,
+            "metrics": metrics,
+            "created_at": utcnow(),
+            "status": READY,
+        }
+        # the file takes its name inside the row's transaction: a run that loses the race for the
+        # version (unique index) never replaces the winner's file, whose digest its row records
+        with db.write() as conn:
+            stored = repo.add(conn, t.project_models, row)
+            os.replace(part, final)
+        return stored, True
+    except IntegrityError:
+        found = _version_row(db, principal.organization_id, project_id, question, version)
+        if found is None:
+            raise
+        return found, False
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _version_row(
+    db: Database, organization_id: str, project_id: str, question: str, version: str
+) -> dict[str, Any] | None:
+    m = t.project_models
+    query = select(m).where(
+        m.c.organization_id == organization_id,
+        m.c.project_id == project_id,
+        m.c.question == question,
+        m.c.version == version,
+    )
+    with db.read() as conn:
+        row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def _predict_waiting(
+    db: Database, context: JobContext, principal: Principal, project_id: str, classifier: tc.TextClassifier
+) -> dict[str, int]:
+    """Predict every task waiting for people, a chunk at a time; the upload reports' totals."""
+    with db.read() as conn:
+        total = _count_waiting(conn, principal.organization_id, project_id)
+    totals: Counter[str] = Counter()
+    chunk: list[Any] = []
+    done = 0
+    context.progress(0, total)
+    for row in _tasks(db, principal, project_id, _WAITING, t.tasks.c.data):
+        chunk.append(row)
+        if len(chunk) == CHUNK:
+            totals.update(_upload(db, principal, project_id, classifier, chunk))
+            done += len(chunk)
+            chunk = []
+            context.progress(done, total)
+    if chunk:
+        totals.update(_upload(db, principal, project_id, classifier, chunk))
+        context.progress(done + len(chunk), total)
+    return {key: totals.get(key, 0) for key in ("stored", "unchanged", "invalid")}
+
+
+def _count_waiting(conn: Any, organization_id: str, project_id: str) -> int:
+    tk = t.tasks
+    query = select(func.count()).where(
+        tk.c.organization_id == organization_id, tk.c.project_id == project_id, tk.c.status.in_(_WAITING)
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def _upload(
+    db: Database, principal: Principal, project_id: str, classifier: tc.TextClassifier, rows: list[Any]
+) -> dict[str, int]:
+    """Predict and store the tasks this version has not predicted yet (a repeat of the same version,
+    whose scores may differ in the last digits, leaves the stored ones alone: ``unchanged``)."""
+    done = _predicted(db, principal.organization_id, classifier.version, [row.id for row in rows])
+    rows = [row for row in rows if row.id not in done]
+    if not rows:
+        return {"unchanged": len(done)}
+    predicted = classifier.predict([Task(row.id, row.data) for row in rows])
+    items = [{"task_id": p.task_key, "question": p.question, "answer": p.answer, "score": p.score} for p in predicted]
+    # skip, not reject: a task completed or canceled since it was read takes no prediction, the rest do
+    body = PredictionUpload(model=MODEL, version=classifier.version, predictions=items, on_error="skip")
+    report = predictions.upload_predictions(db, principal, project_id, body)
+    return {"stored": report["stored"], "unchanged": report["unchanged"] + len(done), "invalid": report["invalid"]}
+
+
+def _predicted(db: Database, organization_id: str, version: str, task_ids: list[str]) -> set[str]:
+    """Those of ``task_ids`` the model version already answered."""
+    w, r = t.workers, t.responses
+    query = (
+        select(r.c.task_id)
+        .join(w, w.c.id == r.c.worker_id)
+        .where(
+            w.c.organization_id == organization_id,
+            w.c.kind == str(WorkerKind.MODEL),
+            w.c.name == predictions.model_name(MODEL, version),
+            r.c.organization_id == organization_id,
+            r.c.task_id.in_(task_ids),
+        )
+    )
+    with db.read() as conn:
+        return set(conn.execute(query).scalars())
