@@ -1307,7 +1307,7 @@ def webhooks_delete(
 
 # --- the built-in model (through the API) ---
 
-models_app = typer.Typer(help="The built-in text model of a project: train, list versions (through the API).")
+models_app = typer.Typer(help="The built-in text model (train, list versions) and the LLM labeler (through the API).")
 app.add_typer(models_app, name="models", no_args_is_help=True)
 
 
@@ -1374,3 +1374,62 @@ def models_list(
                 model.created_at.isoformat(timespec="seconds"),
             )
     console.print(table)
+
+
+@models_app.command("llm-label")
+def models_llm_label(
+    project: Annotated[str, typer.Option("--project", help="Project id.")],
+    question: Annotated[str, typer.Option("--question", help="The question the model answers.")],
+    base_url: Annotated[str, typer.Option("--base-url", help="The endpoint up to /v1 (OpenAI-compatible).")],
+    model: Annotated[str, typer.Option("--model", help="The model's name on that server.")],
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many tasks (gold first).")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Model worker version (default: derived).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job; print what it stored and spent.")] = False,
+    llm_api_key: Annotated[
+        str,
+        typer.Option(envvar="TRUTHSET_LLM_API_KEY", help="The endpoint's API key, if any.", show_default=False),
+    ] = "",
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Label the project's gold and pending tasks with an LLM: its valid answers become predictions of llm:<model>."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        job = client.start_llm_labeling(
+            project,
+            question=question,
+            base_url=base_url,
+            model=model,
+            limit=limit,
+            version=version,
+            api_key=llm_api_key or None,
+        )
+        console.print(f"llm labeling job {job.id} ({escape(job.payload.get('worker', ''))}): {job.status}")
+        if not wait:
+            return
+        job = _follow_llm_labeling(client, job.id)
+    result = job.result or {}
+    if result:
+        usage = result.get("usage") or {}
+        console.print(
+            f"{result.get('asked', 0)} tasks asked: {result.get('stored', 0)} predictions stored, "
+            f"{result.get('invalid', 0)} invalid answers, {result.get('failed', 0)} failed calls; "
+            f"tokens: {usage.get('prompt_tokens', 0)} prompt + {usage.get('completion_tokens', 0)} completion"
+        )
+        for problem in result.get("problems", [])[:10]:
+            err_console.print(f"  task {problem['task_id']}: {problem['kind']}: {escape(problem['reason'])}")
+    if job.status != "succeeded":
+        err_console.print(f"llm labeling job {job.id} {job.status}: {escape(job.error or '')}")
+        raise typer.Exit(1)
+
+
+def _follow_llm_labeling(client: Any, job_id: str) -> Any:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"))
+    with Progress(*columns, TimeElapsedColumn(), console=err_console) as progress:
+        bar = progress.add_task("labeling", total=None)
+
+        def show(job: Any) -> None:
+            progress.update(bar, completed=job.progress.done, total=job.progress.total)
+
+        return client.jobs.wait(job_id, progress=show)

@@ -458,6 +458,30 @@ class Client:
             raise ValueError("no predictions to upload")
         return report
 
+    def start_llm_labeling(
+        self,
+        project_id: str,
+        *,
+        question: str,
+        base_url: str,
+        model: str,
+        limit: int | None = None,
+        version: str | None = None,
+        api_key: str | None = None,
+        **options: Any,
+    ) -> JobOut:
+        """Start a job that asks an OpenAI-compatible endpoint (``base_url`` up to ``/v1``) to answer
+        ``question`` on the project's gold, then pending, tasks; its valid answers become predictions of the model
+        worker ``llm:<model>@<version>``. Managers and above (docs/models.md, "LLM labeler").
+
+        ``options``: ``default_score``, ``temperature``, ``max_tokens``, ``concurrency``. Follow the
+        job with ``client.jobs.wait(job.id)``: its ``result`` counts stored, invalid and failed
+        answers and the tokens spent. ``api_key`` is stored sealed in the job, never shown.
+        """
+        body = {"question": question, "base_url": base_url, "model": model, "limit": limit, "version": version}
+        body = {k: v for k, v in {**body, "api_key": api_key, **options}.items() if v is not None}
+        return self._json("POST", f"/projects/{project_id}/llm-labels", JobOut, json=body)
+
     # -- plumbing --
 
     def _long_timeout(self) -> httpx.Timeout:

@@ -10,7 +10,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -127,6 +127,12 @@ class Settings(BaseSettings):
         description="Key that encrypts webhook secrets in the database (32 bytes, base64). Default: a key file "
         "`webhook-secret.key` made in data_dir on first use; set it on every server and worker that do not share "
         "data_dir.",
+    )
+
+    llm_api_key: SecretStr | None = Field(
+        None,
+        description="API key sent to the OpenAI-compatible endpoint of an LLM labeling job that gives none "
+        "(services/llm_labeling.py); read by the job runner only, never stored.",
     )
 
     @field_validator("outbound_allow")

@@ -432,6 +432,10 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "task_predictions": lambda w: Call(path={"task_id": w.task["id"]}),
     "train_model": lambda w: Call(path={"project_id": w.project["id"]}, json={"question": "sentiment"}),
     "list_models": lambda w: Call(path={"project_id": w.project["id"]}),
+    "start_llm_labeling": lambda w: Call(
+        path={"project_id": w.project["id"]},
+        json={"question": "sentiment", "base_url": "https://93.184.216.34/v1", "model": "walk", "limit": 1},
+    ),
 }
 
 

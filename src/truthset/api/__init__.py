@@ -21,6 +21,7 @@ from truthset.api.routes import accounts, exports, gold, media, projects, qualit
 from truthset.api.routes import dashboard as dashboard_routes
 from truthset.api.routes import imports as import_routes
 from truthset.api.routes import jobs as job_routes
+from truthset.api.routes import llm_labels as llm_label_routes
 from truthset.api.routes import models as model_routes
 from truthset.api.routes import predictions as prediction_routes
 from truthset.api.routes import webhooks as webhook_routes
@@ -134,6 +135,7 @@ def _setup_routes(app: FastAPI) -> None:
         import_routes,
         webhook_routes,
         prediction_routes,
+        llm_label_routes,
         model_routes,
     ):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=strict_query)

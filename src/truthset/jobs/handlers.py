@@ -12,7 +12,7 @@ from typing import Any
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.storage import Database
 
-__all__ = ["export", "import_file", "model_train", "quality_refit"]
+__all__ = ["export", "import_file", "llm_label", "model_train", "quality_refit"]
 
 
 def quality_refit(db: Database, job: JobContext) -> dict[str, Any]:
@@ -45,6 +45,15 @@ def import_file(db: Database, job: JobContext) -> dict[str, Any]:
     from truthset.services import imports
 
     return imports.run_import(db, job, job.settings or get_settings())
+
+
+def llm_label(db: Database, job: JobContext) -> dict[str, Any]:
+    """``model.llm_label``: ask an OpenAI-compatible endpoint about the project's gold and pending tasks and store
+    its valid answers as predictions (:func:`truthset.services.llm_labeling.run_llm_labeling`). Safe to
+    repeat: the tasks the model version already predicted are skipped."""
+    from truthset.services import llm_labeling
+
+    return llm_labeling.run_llm_labeling(db, job)
 
 
 def model_train(db: Database, job: JobContext) -> dict[str, Any]:

@@ -129,7 +129,15 @@ def cancel_batch(db: DB, caller: Caller, batch_id: str) -> dict:
     response_class=StreamingResponse,
     responses={
         200: {
-            "content": {"application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.parquet": {}},
+            # every format's type: label_studio and coco are JSON, yolo and voc zips, conll text
+            "content": {
+                "application/x-ndjson": {},
+                "text/csv": {},
+                "application/vnd.apache.parquet": {},
+                "application/json": {},
+                "application/zip": {},
+                "text/plain": {},
+            },
             "description": "One JSON object per task (or the file of another `format`).",
         }
     },

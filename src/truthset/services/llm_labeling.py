@@ -1,0 +1,379 @@
+"""An LLM as a model worker of a project: a ``model.llm_label`` job asks an OpenAI-compatible
+chat-completions endpoint about the project's gold, then pending, tasks and stores its valid answers as
+predictions (docs/models.md, "LLM labeler").
+
+:func:`start_llm_labeling` (the API's side) checks the request at once: managers and above, the
+project of the caller's organization, the question in its spec, the endpoint's URL through the
+network guard (a refused address is a 422 naming ``base_url``); then it queues the job in its
+transaction. :func:`run_llm_labeling` (the handler) reads the gold and pending tasks the model version has
+not predicted yet (keyset, in chunks), asks :class:`~truthset.learners.llm_labeler.LLMLabeler`
+through a ``send`` that goes through :mod:`~truthset.services.netguard` (address rules, DNS pinning,
+time and size limits), and uploads each chunk's valid answers with
+:func:`~truthset.services.predictions.upload_predictions`: the model version is a worker
+``llm:<model>@<version>`` measured like any other. Invalid answers and failed calls are counted in
+the job's result, never stored; tokens are summed there (a response row has no place for them).
+
+The API key: from the request, sealed with AES-GCM under the server's secret key (the webhooks'
+key, ``TRUTHSET_WEBHOOK_SECRET_KEY`` or its key file) before it enters the job's payload, and
+unsealed only by the runner; else ``TRUTHSET_LLM_API_KEY`` of the runner. It is never logged nor
+returned.
+
+Safe to repeat: a retried job skips the tasks the model version already predicted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import select
+
+from truthset.config import Settings, get_settings
+from truthset.domain import Principal, Role, TaskStatus, WorkerKind
+from truthset.errors import InvalidInput
+from truthset.learners._http import HttpReply, HttpRequest, SendError
+from truthset.learners._records import Task
+from truthset.learners.llm_labeler import SYSTEM_PROMPT, LabelOutcome, LLMConfig, LLMLabeler
+from truthset.questions import QuestionConfig
+from truthset.schemas import PredictionUpload
+from truthset.services import jobs, netguard, predictions, webhooks
+from truthset.services.jobs import JobContext, JobFailed
+from truthset.services.policy import Action, require
+from truthset.services.projects import compiled_spec, load_project, require_active
+from truthset.storage import Database
+from truthset.storage import repositories as repo
+from truthset.storage import tables as t
+from truthset.storage.ids import new_id
+
+__all__ = ["KIND", "GuardedSend", "LlmLabelRequest", "run_llm_labeling", "start_llm_labeling"]
+
+KIND = "model.llm_label"
+MODEL_PREFIX = "llm:"
+#: Tasks asked about between two uploads (and two checks for a cancel).
+CHUNK = 32
+#: Invalid answers and failed calls whose reasons the result keeps (the counts are complete).
+MAX_REPORTED = 20
+_KEY_PURPOSE = "llm-label"
+
+
+@dataclass(frozen=True)
+class LlmLabelRequest:
+    question: str
+    base_url: str
+    model: str
+    version: str | None = None
+    limit: int | None = None
+    api_key: str | None = field(default=None, repr=False)
+    default_score: float = 0.5
+    temperature: float = 0.0
+    max_tokens: int = 512
+    concurrency: int = 4
+    include_gold: bool = True
+
+
+# --- starting a job (the API's side) ----------------------------------------------------------------
+
+
+def start_llm_labeling(
+    db: Database, principal: Principal, settings: Settings, project_id: str, body: LlmLabelRequest
+) -> dict[str, Any]:
+    """Queue a ``model.llm_label`` job (managers and above); returns the job as the API shows it."""
+    with db.read() as conn:
+        project = load_project(conn, principal, project_id)
+        require(principal, Action.MANAGE_TASKS)
+        require_active(project)
+        question = _question(compiled_spec(project).questions, body.question)
+    if "@" in body.model or not body.model.strip():
+        raise InvalidInput("model: a model name has no '@' (the version follows it)", details={"field": "model"})
+    check_base_url(body.base_url, settings)
+    version = body.version or derived_version(body, question, project.get("instructions") or "")
+    payload: dict[str, Any] = {
+        "project_id": project["id"],
+        "question": question.name,
+        "base_url": body.base_url,
+        "model": body.model,
+        "version": version,
+        "limit": body.limit,
+        "default_score": body.default_score,
+        "temperature": body.temperature,
+        "max_tokens": body.max_tokens,
+        "concurrency": body.concurrency,
+        "include_gold": body.include_gold,
+        "worker": predictions.model_name(MODEL_PREFIX + body.model, version),
+    }
+    if body.api_key:
+        key_id = new_id()
+        sealed = webhooks.seal(settings, principal.organization_id, f"{_KEY_PURPOSE}/{key_id}", body.api_key)
+        payload["api_key"] = {"id": key_id, "sealed": sealed}
+    with db.write() as conn:
+        job = jobs.enqueue(
+            conn, principal.organization_id, KIND, payload, created_by=principal.member_id, max_attempts=3
+        )
+    return jobs.public(job)
+
+
+def _question(questions: list[QuestionConfig], name: str) -> QuestionConfig:
+    found = next((q for q in questions if q.name == name), None)
+    if found is None:
+        names = ", ".join(q.name for q in questions)
+        raise InvalidInput(
+            f"question: the spec has no question {name!r} (it has: {names})", details={"field": "question"}
+        )
+    return found
+
+
+def check_base_url(base_url: str, settings: Settings) -> None:
+    """Refuse at once what the runner's guard would refuse (same settings), naming ``base_url``."""
+    try:
+        netguard.check_url(f"{base_url.rstrip('/')}/chat/completions", netguard.Guard.from_settings(settings))
+    except InvalidInput as exc:
+        message = str(exc).removeprefix("url: ")
+        # the same kind of error (url_refused, fetch_failed), naming the request's field
+        raise type(exc)(f"base_url: {message}", details={**exc.details, "field": "base_url"}) from None
+
+
+def derived_version(body: LlmLabelRequest, question: QuestionConfig, instructions: str) -> str:
+    """A version named by what shapes the answers (model, prompt, question, sampling): the same set-up
+    is the same worker; a changed prompt or question is a new one, measured afresh."""
+    shaped = {
+        "model": body.model,
+        "system": SYSTEM_PROMPT,
+        "instructions": instructions,
+        "question": question.model_dump(mode="json"),
+        "temperature": body.temperature,
+        "max_tokens": body.max_tokens,
+    }
+    return hashlib.sha256(json.dumps(shaped, sort_keys=True).encode()).hexdigest()[:10]
+
+
+# --- the network -----------------------------------------------------------------------------------
+
+
+class GuardedSend:
+    """The labeler's ``send`` through the network guard: every request's address checked (and pinned),
+    no redirects followed, the reply cut at the request's size and time limits."""
+
+    def __init__(self, guard: netguard.Guard) -> None:
+        self._guard = guard
+
+    def __call__(self, request: HttpRequest) -> HttpReply:
+        # an LLM may think for a while before its first byte: the request's own limit rules
+        guard = replace(self._guard, read_timeout=request.timeout, total_timeout=request.timeout)
+        try:
+            fetched = netguard.request(
+                request.method,
+                request.url,
+                guard,
+                headers=request.headers,
+                content=request.content,
+                follow_redirects=False,
+                max_bytes=request.max_bytes,
+            )
+        except netguard.OutboundRefused as exc:
+            raise SendError(f"url refused: {exc}", retryable=False) from None
+        except netguard.FetchFailed as exc:
+            # a reply over the size limit will be as big next time; a timeout or a lost connection may not
+            raise SendError(str(exc), retryable="bytes" not in str(exc)) from None
+        return HttpReply(fetched.status_code, dict(fetched.headers), fetched.content)
+
+
+# --- the job ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Result:
+    model: str
+    worker_id: str | None = None
+    waiting: int = 0  # gold and pending tasks the model version had not predicted when the job started
+    asked: int = 0
+    stored: int = 0
+    invalid: int = 0
+    failed: int = 0
+    refused: int = 0  # valid answers the upload refused (the task changed meanwhile)
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    structured: str = "json_schema"
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, outcome: LabelOutcome) -> None:
+        self.invalid += len(outcome.invalid)
+        self.failed += len(outcome.failed)
+        self.calls += outcome.usage.calls
+        self.prompt_tokens += outcome.usage.prompt_tokens
+        self.completion_tokens += outcome.usage.completion_tokens
+        for kind, items in (("invalid", outcome.invalid), ("failed", outcome.failed)):
+            for item in items:
+                if len(self.problems) < MAX_REPORTED:
+                    self.problems.append({"task_id": item.task_key, "kind": kind, "reason": item.reason[:300]})
+
+    def as_dict(self) -> dict[str, Any]:
+        tokens = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "per_call": round((self.prompt_tokens + self.completion_tokens) / self.calls, 1) if self.calls else None,
+        }
+        counts = ("waiting", "asked", "stored", "invalid", "failed", "refused", "calls")
+        return {
+            "model": self.model,
+            "worker_id": self.worker_id,
+            **{name: getattr(self, name) for name in counts},
+            "usage": tokens,
+            "structured": self.structured,
+            "problems": self.problems,
+        }
+
+
+def run_llm_labeling(db: Database, job: JobContext) -> dict[str, Any]:
+    """The ``model.llm_label`` handler: label the gold and pending tasks, store the valid answers (see the module)."""
+    settings = job.settings or get_settings()
+    payload = job.payload
+    principal = _principal(db, job)
+    with db.read() as conn:
+        project = load_project(conn, principal, str(payload.get("project_id")))
+        spec = compiled_spec(project)
+        question = _question(spec.questions, str(payload.get("question")))
+        fields = spec.fields
+    result = _Result(str(payload["worker"]))
+    statuses = (TaskStatus.GOLD, TaskStatus.PENDING) if payload.get("include_gold", True) else (TaskStatus.PENDING,)
+    todo = _unpredicted(db, principal.organization_id, project["id"], result.model, payload.get("limit"), statuses)
+    result.waiting = len(todo)
+    labeler = LLMLabeler(_config(payload, settings, principal.organization_id), GuardedSend(_guard(settings)))
+    job.progress(0, len(todo))
+    for start in range(0, len(todo), CHUNK):
+        job.check()  # a cancel stops between chunks: what was stored stays (a repeat skips it)
+        chunk = _still_waiting(db, principal.organization_id, todo[start : start + CHUNK], statuses)
+        outcome = labeler.label(question, chunk, fields=fields, instructions=project.get("instructions") or "")
+        result.asked += len(chunk)
+        result.add(outcome)
+        result.structured = labeler.structured
+        _store(db, principal, project["id"], payload, outcome, result)
+        job.progress(min(start + CHUNK, len(todo)), len(todo))
+    return result.as_dict()
+
+
+def _principal(db: Database, job: JobContext) -> Principal:
+    """Whoever started the job, as they are now: a member since disabled or demoted stores nothing."""
+    member_id = job.job.get("created_by")
+    with db.read() as conn:
+        member = repo.get(conn, t.members, job.organization_id, member_id) if member_id else None
+    if member is None or member.get("disabled_at") is not None:
+        raise JobFailed("the member who started this job is gone or disabled")
+    principal = Principal(job.organization_id, member["id"], Role(member["role"]), "")
+    require(principal, Action.MANAGE_TASKS)
+    return principal
+
+
+def _guard(settings: Settings) -> netguard.Guard:
+    return netguard.Guard.from_settings(settings)
+
+
+def _config(payload: Mapping[str, Any], settings: Settings, organization_id: str) -> LLMConfig:
+    return LLMConfig(
+        base_url=str(payload["base_url"]),
+        model=str(payload["model"]),
+        api_key=_api_key(payload, settings, organization_id),
+        temperature=float(payload.get("temperature", 0.0)),
+        max_tokens=int(payload.get("max_tokens", 512)),
+        default_score=float(payload.get("default_score", 0.5)),
+        concurrency=int(payload.get("concurrency", 4)),
+    )
+
+
+def _api_key(payload: Mapping[str, Any], settings: Settings, organization_id: str) -> str | None:
+    sealed = payload.get("api_key")
+    if isinstance(sealed, Mapping):
+        try:
+            return webhooks.unseal(settings, organization_id, f"{_KEY_PURPOSE}/{sealed['id']}", sealed["sealed"])
+        except webhooks.SecretUnreadable as exc:
+            raise JobFailed(str(exc).replace("webhook's secret", "API key")) from None
+    return settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+
+
+def _unpredicted(
+    db: Database, organization_id: str, project_id: str, model: str, limit: Any, statuses: tuple[TaskStatus, ...]
+) -> list[str]:
+    """The ids of the project's tasks in ``statuses`` (in that order: gold first, so even a limited
+    run is measured against gold) the model version has not predicted, at most ``limit`` (ids only:
+    the tasks' data is read a chunk at a time)."""
+    cap = int(limit) if isinstance(limit, int) and limit > 0 else None
+    found: list[str] = []
+    with db.snapshot() as conn:
+        worker_id = _worker_id(conn, organization_id, model)
+        for status in statuses:
+            for ids in _pages(conn, organization_id, project_id, status):
+                done = _predicted(conn, worker_id, ids) if worker_id else set()
+                found.extend(task_id for task_id in ids if task_id not in done)
+                if cap is not None and len(found) >= cap:
+                    return found[:cap]
+    return found
+
+
+def _pages(
+    conn: Any, organization_id: str, project_id: str, status: TaskStatus, size: int = 1000
+) -> Iterator[list[str]]:
+    tk = t.tasks
+    after = ""
+    while True:
+        query = (
+            repo.scoped(tk, organization_id, tk.c.id)
+            .where(tk.c.project_id == project_id, tk.c.status == str(status), tk.c.id > after)
+            .order_by(tk.c.id)
+            .limit(size)
+        )
+        ids = list(conn.execute(query).scalars())
+        if not ids:
+            return
+        yield ids
+        after = ids[-1]
+
+
+def _still_waiting(db: Database, organization_id: str, ids: list[str], statuses: tuple[TaskStatus, ...]) -> list[Task]:
+    """The chunk's tasks with their data, in order, without those completed or canceled meanwhile
+    (no tokens are spent on a task that no longer waits)."""
+    tk = t.tasks
+    query = repo.scoped(tk, organization_id, tk.c.id, tk.c.data).where(
+        tk.c.id.in_(ids), tk.c.status.in_([str(status) for status in statuses])
+    )
+    with db.read() as conn:
+        data = {row.id: row.data for row in conn.execute(query)}
+    return [Task(task_id, data[task_id]) for task_id in ids if task_id in data]
+
+
+def _worker_id(conn: Any, organization_id: str, name: str) -> str | None:
+    w = t.workers
+    query = repo.scoped(w, organization_id, w.c.id).where(w.c.kind == str(WorkerKind.MODEL), w.c.name == name)
+    return conn.execute(query).scalar()
+
+
+def _predicted(conn: Any, worker_id: str, task_ids: list[str]) -> set[str]:
+    r = t.responses
+    query = select(r.c.task_id).where(r.c.worker_id == worker_id, r.c.task_id.in_(task_ids))
+    return set(conn.execute(query).scalars())
+
+
+def _store(
+    db: Database,
+    principal: Principal,
+    project_id: str,
+    payload: Mapping[str, Any],
+    outcome: LabelOutcome,
+    result: _Result,
+) -> None:
+    if not outcome.predictions:
+        return
+    items = [
+        {"task_id": p.task_key, "question": p.question, "answer": p.answer, "score": p.score}
+        for p in outcome.predictions
+        if p.score is not None
+    ]
+    model = MODEL_PREFIX + str(payload["model"])
+    body = PredictionUpload(model=model, version=str(payload["version"]), predictions=items, on_error="skip")
+    report = predictions.upload_predictions(db, principal, project_id, body)
+    result.stored += report["stored"] + report["unchanged"]
+    result.refused += report["invalid"]
+    result.worker_id = report["worker_id"] or result.worker_id
