@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,13 +40,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    data_dir = tmp_path_factory.mktemp("live")
-    settings = Settings(data_dir=data_dir, max_body_bytes=64 * 1024)
-    upgrade(settings.resolved_database_url)
-    db = Database(settings.resolved_database_url)
-    created = accounts.init_organization(db, "Acme", "owner@acme.example")
+@contextmanager
+def serving(settings: Settings, db: Database, kinds: list[str], name: str = "live") -> Iterator[str]:
+    """A real server on a free 127.0.0.1 port (uvicorn in a thread) with an in-process job runner for
+    ``kinds``; yields its URL, and stops both afterwards."""
     port = _free_port()
     config = uvicorn.Config(
         create_app(settings, db=db),
@@ -57,7 +55,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         access_log=False,
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="truthset-live-server", daemon=True)
+    thread = threading.Thread(target=server.run, name=f"truthset-{name}-server", daemon=True)
     thread.start()
     # uvicorn sets `started` once the socket listens; wait on it with a bounded number of checks.
     for _ in range(2000):
@@ -66,16 +64,29 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         thread.join(0.005)
     if not server.started:
         raise RuntimeError("the test server did not start")
-    # the product's own job kinds run as `truthset serve` runs them (in process); the tests' own
-    # kinds are left to the runners those tests start
-    runner = runner_for(db, settings, kinds=["quality.refit", "export", "import", "model.train"], poll_seconds=0.05)
+    runner = runner_for(db, settings, kinds=kinds, poll_seconds=0.02)
     runner.start()
     try:
-        yield LiveServer(url=f"http://127.0.0.1:{port}", api_key=created["api_key"], data_dir=data_dir)
+        yield f"http://127.0.0.1:{port}"
     finally:
         runner.stop()
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    data_dir = tmp_path_factory.mktemp("live")
+    settings = Settings(data_dir=data_dir, max_body_bytes=64 * 1024)
+    upgrade(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    created = accounts.init_organization(db, "Acme", "owner@acme.example")
+    # the product's own job kinds run as `truthset serve` runs them (in process); the tests' own
+    # kinds are left to the runners those tests start
+    try:
+        with serving(settings, db, ["quality.refit", "export", "import", "model.train"]) as url:
+            yield LiveServer(url=url, api_key=created["api_key"], data_dir=data_dir)
+    finally:
         db.dispose()
 
 

@@ -5,22 +5,18 @@ chat-completions server started by the test."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from receiver import Receiver, Reply, Request, running
-from truthset.api import create_app
 from truthset.cli import app
 from truthset.config import Settings
-from truthset.jobs import runner_for
 from truthset.services import accounts
 from truthset.storage import Database, upgrade
 
-from .conftest import LiveServer, _free_port
+from .conftest import LiveServer, serving
 
 SPEC = {
     "fields": [{"name": "text", "type": "text"}],
@@ -49,26 +45,10 @@ def allowed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     upgrade(settings.resolved_database_url)
     db = Database(settings.resolved_database_url)
     created = accounts.init_organization(db, "Acme", "owner@acme.example")
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings, db=db), host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="truthset-llm-server", daemon=True)
-    thread.start()
-    for _ in range(2000):
-        if server.started or not thread.is_alive():
-            break
-        thread.join(0.005)
-    assert server.started, "the test server did not start"
-    runner = runner_for(db, settings, kinds=["model.llm_label"], poll_seconds=0.02)
-    runner.start()
     try:
-        yield LiveServer(url=f"http://127.0.0.1:{port}", api_key=created["api_key"], data_dir=data_dir)
+        with serving(settings, db, ["model.llm_label"], "llm") as url:
+            yield LiveServer(url=url, api_key=created["api_key"], data_dir=data_dir)
     finally:
-        runner.stop()
-        server.should_exit = True
-        thread.join(10)
         db.dispose()
 
 

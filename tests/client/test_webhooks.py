@@ -12,22 +12,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from rich.console import Console
 from typer.testing import CliRunner
 
 import truthset
 from receiver import Receiver, Reply, Request, running
 from truthset import cli
-from truthset.api import create_app
 from truthset.cli import app
 from truthset.client import InvalidInputError, NotFoundError, PermissionDeniedError
 from truthset.config import Settings
-from truthset.jobs import runner_for
 from truthset.services import accounts
 from truthset.storage import Database, upgrade
 
-from .conftest import LiveServer, _free_port
+from .conftest import LiveServer, serving
 
 DEADLINE_S = 30.0
 SPEC = {
@@ -63,29 +60,10 @@ def hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
     db = Database(settings.resolved_database_url)
     created = accounts.init_organization(db, "Acme", "owner@acme.example")
     other = accounts.init_organization(db, "Globex", "owner@globex.example")
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings, db=db), host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="truthset-hooked-server", daemon=True)
-    thread.start()
-    for _ in range(2000):
-        if server.started or not thread.is_alive():
-            break
-        thread.join(0.005)
-    assert server.started, "the test server did not start"
-    runner = runner_for(db, settings, kinds=["webhook.deliver"], poll_seconds=0.02)
-    runner.start()
     try:
-        yield (
-            LiveServer(url=f"http://127.0.0.1:{port}", api_key=created["api_key"], data_dir=data_dir),
-            other["api_key"],
-        )
+        with serving(settings, db, ["webhook.deliver"], "hooked") as url:
+            yield LiveServer(url=url, api_key=created["api_key"], data_dir=data_dir), other["api_key"]
     finally:
-        runner.stop()
-        server.should_exit = True
-        thread.join(10)
         db.dispose()
 
 
