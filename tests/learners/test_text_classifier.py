@@ -130,6 +130,16 @@ def test_version_follows_data_and_settings() -> None:
     assert TextClassifier(TOPIC).fit(tasks[1:], labels[1:]).version != one
 
 
+def test_the_same_data_trains_the_same_model() -> None:
+    """Retraining on unchanged data must give the same scores (a prediction stored under a version is
+    re-uploaded unchanged, never refused as a different answer); liblinear shuffles, so it is seeded."""
+    tasks, labels = tickets(120, seed=4)
+    new, _ = tickets(30, seed=5)
+    first = TextClassifier(TOPIC).fit(tasks, labels).predict(new)
+    second = TextClassifier(TOPIC).fit(tasks, labels).predict(new)
+    assert [(p.answer, p.score) for p in first] == [(p.answer, p.score) for p in second]
+
+
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     tasks, labels = product_pairs(120, seed=10)
     model = TextClassifier(question("label", ["same", "different"]))

@@ -445,8 +445,11 @@ class TextClassifier:
 
     def _model(self) -> Any:
         p = self.params
-        # the dual liblinear solver: text has far more features than examples (20x faster than primal here)
-        linear = LogisticRegression(C=p.c, solver="liblinear", dual=True, max_iter=1000, class_weight="balanced")
+        # the dual liblinear solver: text has far more features than examples (20x faster than primal here);
+        # it visits the examples in a random order, so it is seeded: the same data gives the same model
+        linear = LogisticRegression(
+            C=p.c, solver="liblinear", dual=True, max_iter=1000, class_weight="balanced", random_state=p.seed
+        )
         folds = StratifiedKFold(p.calibration_folds, shuffle=True, random_state=p.seed)
         if self.multilabel:  # one calibrated yes/no classifier per option
             return OneVsRestClassifier(CalibratedClassifierCV(linear, method="sigmoid", cv=folds))
