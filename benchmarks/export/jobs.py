@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
-from run import SPEC, Postgres, fresh_postgres_database
+from run import SPEC, run_backends
 
 from truthset.schemas import ProjectCreate
 from truthset.services import accounts, export, export_jobs, projects
@@ -174,16 +174,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="exports per format")
     parser.add_argument("--postgres", help="a PostgreSQL server URL (a fresh database is created), or 'auto'")
     parser.add_argument("--no-sqlite", action="store_true", help="only PostgreSQL")
-    args = parser.parse_args()
-    if not args.no_sqlite:
-        run_one("sqlite", None, args)
-    if args.postgres:
-        cluster = Postgres() if args.postgres == "auto" else None
-        try:
-            run_one("postgresql", fresh_postgres_database(cluster.url if cluster else args.postgres), args)
-        finally:
-            if cluster:
-                cluster.stop()
+    run_backends(run_one, parser.parse_args())
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
-from run import SPEC, Postgres, Server, fresh_postgres_database, task_stream
+from run import SPEC, Server, run_backends, task_stream
 
 import truthset
 from truthset.schemas import ProjectCreate
@@ -120,16 +120,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=200_000)
     parser.add_argument("--exports", type=int, default=5)
     parser.add_argument("--settle", type=float, default=2.0, help="seconds to wait before reading the RSS")
-    args = parser.parse_args()
-    if not args.no_sqlite:
-        run_one("sqlite", None, args)
-    if args.postgres:
-        cluster = Postgres() if args.postgres == "auto" else None
-        try:
-            run_one("postgresql", fresh_postgres_database(cluster.url if cluster else args.postgres), args)
-        finally:
-            if cluster:
-                cluster.stop()
+    run_backends(run_one, parser.parse_args())
 
 
 if __name__ == "__main__":
