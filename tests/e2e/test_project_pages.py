@@ -260,3 +260,60 @@ def test_the_preview_draws_every_question_type_with_its_widget(tab: Tab, server:
     expect(preview).not_to_contain_text("No preview for this question")
     _shot(page, "preview-every-type")
     assert tab.script_errors() == []
+
+
+def test_the_quality_policy_form_and_its_json_are_one_policy(tab: Tab, server: Server) -> None:
+    """The form writes into the policy JSON, typing in the JSON moves the form, an out-of-bounds value
+    is refused by the server naming the field, and what is saved is what the form showed."""
+    page = tab.page
+    log_in(page, _member(server, "manager"), PASSWORD)
+    page.goto("/projects/new")
+    page.get_by_label("Name", exact=True).fill("Policy form project")
+    _set_json(page, "Spec (JSON)", VALID_SPEC)
+    quality = page.get_by_label("Quality policy (JSON)")
+
+    def policy() -> dict[str, Any]:
+        return json.loads(quality.input_value())
+
+    form = page.locator("#policy-form")
+    form.get_by_label("Max overlap", exact=True).fill("5")
+    form.get_by_label("Max overlap", exact=True).press("Tab")
+    form.get_by_label("Target confidence").fill("0.95")
+    form.get_by_label("Target confidence").press("Tab")
+    form.get_by_label("At max overlap").select_option("review")
+    form.locator("fieldset", has_text="Gold").get_by_label("Rate").fill("0.1")
+    form.locator("fieldset", has_text="Gold").get_by_label("Rate").press("Tab")
+    form.get_by_label("Low confidence").check()
+    expect(quality).to_have_value(re.compile(r'"target_confidence": 0\.95'))
+    written = policy()
+    assert written["max_overlap"] == 5 and written["target_confidence"] == 0.95
+    assert written["at_max_overlap"] == "review"
+    assert written["gold"]["rate"] == 0.1 and written["review"]["low_confidence"] is True
+    # lists and per-question maps stay in the JSON, and the page says so
+    expect(form).to_contain_text("“questions”")
+
+    # the JSON moves the form
+    _set_json(page, "Quality policy (JSON)", {**written, "min_overlap": 2})
+    expect(form.get_by_label("Min overlap")).to_have_value("2")
+
+    # out of bounds: the server's check names the field; the form leaves the value as typed
+    form.get_by_label("Target confidence").fill("1.5")
+    form.get_by_label("Target confidence").press("Tab")
+    expect(page.locator("#err-quality")).to_contain_text("target_confidence")
+    form.get_by_label("Target confidence").fill("0.95")
+    form.get_by_label("Target confidence").press("Tab")
+    expect(page.locator("#err-quality")).to_be_hidden()
+    _shot(page, "policy-form")
+
+    page.get_by_role("button", name="Create project").click()
+    project_id = _project_id(page)
+    with server.api() as client:
+        stored = client.get(f"/projects/{project_id}").json()["quality"]
+    assert (stored["min_overlap"], stored["max_overlap"], stored["target_confidence"]) == (2, 5, 0.95)
+    assert stored["at_max_overlap"] == "review" and stored["gold"]["rate"] == 0.1
+    assert stored["review"]["low_confidence"] is True
+
+    # editing it later starts from what was stored
+    page.goto(f"/projects/{project_id}/edit")
+    expect(page.locator("#policy-form").get_by_label("Max overlap", exact=True)).to_have_value("5")
+    expect(page.locator("#policy-form").get_by_label("Low confidence")).to_be_checked()

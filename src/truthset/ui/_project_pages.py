@@ -19,6 +19,7 @@ from truthset.errors import TruthsetError
 from truthset.services import projects
 from truthset.services.policy import Action
 from truthset.ui._guard import Guarded, _db, _failure, guard
+from truthset.ui._policy_form import policy_controls
 from truthset.ui._render import page
 
 router = APIRouter(include_in_schema=False)
@@ -97,6 +98,7 @@ def _editor(
         "question_types": questions.names(),
         "field_types": [str(f) for f in questions.FieldType],
         "widget_base": "/ui/widgets/",
+        "policy_controls": policy_controls(),
     }
     return page(
         request,

@@ -10,6 +10,7 @@
 import { api, ApiError } from './api.js';
 import { renderFields } from './fields.js';
 import { renderMarkdown } from './markdown.js';
+import { mountPolicyForm } from './policy-form.js';
 import { h, widgetModules } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('editor-config').textContent);
@@ -334,10 +335,18 @@ async function save(event) {
 function start() {
   setJson('spec', config.values.spec);
   setJson('quality', config.values.quality);
+  const refreshPolicyForm = mountPolicyForm($('policy-form'), config.policy_controls, {
+    read: () => parseJson('quality'),
+    write: (policy) => {
+      setJson('quality', policy);
+      scheduleCheck();
+    },
+  });
   for (const field of ['spec', 'quality']) {
     const textarea = inputs[field];
     textarea.addEventListener('input', () => {
       lineNumbers(textarea);
+      if (field === 'quality') refreshPolicyForm();
       scheduleCheck();
     });
     textarea.addEventListener('scroll', () => lineNumbers(textarea));
