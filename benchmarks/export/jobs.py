@@ -32,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
+import dbcpu
 from run import SPEC, run_backends
 
 from truthset.schemas import ProjectCreate
@@ -129,11 +130,15 @@ print(json.dumps({"ran": ran, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_
 def export_once(db: Database, url: str, data_dir: Path, key: str, project_id: str, fmt: str) -> dict[str, Any]:
     principal = accounts.authenticate(db, key)
     job = export_jobs.start_export(db, principal, project_id, fmt, export.ExportFilter())
+    postmaster = dbcpu.postmaster_pid(url)
+    db_cpu = dbcpu.cpu_seconds(postmaster)
     out = subprocess.run(
         [sys.executable, "-c", CHILD, url, str(data_dir)], capture_output=True, text=True, check=True,
         env={**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")},
     )  # fmt: skip
     measured = json.loads(out.stdout.strip().splitlines()[-1])
+    if db_cpu is not None:  # the lines are rendered by PostgreSQL's processes, not the exporting one
+        measured["database_cpu_seconds"] = round((dbcpu.cpu_seconds(postmaster) or 0.0) - db_cpu, 2)
     with db.read() as conn:
         row = conn.execute(t.jobs.select().where(t.jobs.c.id == job["id"])).mappings().one()
     assert row["status"] == "succeeded", (row["status"], row["error"], out.stderr[-2000:])
@@ -147,6 +152,8 @@ def export_once(db: Database, url: str, data_dir: Path, key: str, project_id: st
         "tasks_per_cpu_second": round(tasks / measured["cpu_seconds"]),
         "mib": round(row["result"]["size"] / 2**20, 1),
         "peak_rss_mib": round(measured["peak_rss_mib"], 1),
+        "cpu_seconds": round(measured["cpu_seconds"], 2),
+        "database_cpu_seconds": measured.get("database_cpu_seconds"),
     }
 
 
@@ -169,6 +176,8 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> li
                 results.append({"database": kind, **row})
                 speed = f"{row['tasks']:,} tasks in {row['seconds']} s = {row['tasks_per_second']:,} tasks/s"
                 speed += f" ({row['tasks_per_cpu_second']:,} per CPU second of the process)"
+                if row["database_cpu_seconds"] is not None:
+                    speed += f"; PostgreSQL CPU {row['database_cpu_seconds']} s"
                 print(f"  {fmt}: {speed}; {row['mib']} MiB file; exporting process peak RSS {row['peak_rss_mib']} MiB")
     finally:
         db.dispose()
