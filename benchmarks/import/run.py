@@ -29,6 +29,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
+import dbcpu
 from run import SPEC, Server, console, run_backends, save_results
 
 import truthset
@@ -73,6 +74,26 @@ def cli_import(server: Server, key: str, project_id: str, path: Path) -> dict[st
     return {"seconds": round(seconds, 2), "report": report}
 
 
+def measured_import(
+    server: Server, key: str, project_id: str, source: Path, tasks: int, postmaster: int | None, label: str
+) -> dict[str, Any]:
+    """One CLI import with its wall time, the server's CPU and (local PostgreSQL) the database's."""
+    cpu, db_cpu = server.cpu_seconds(), dbcpu.cpu_seconds(postmaster)
+    done = cli_import(server, key, project_id, source)
+    done["tasks_per_second"] = round(tasks / done["seconds"])
+    done["server_cpu_seconds"] = round(server.cpu_seconds() - cpu, 2)
+    done["tasks_per_server_cpu_second"] = round(tasks / max(done["server_cpu_seconds"], 0.01))
+    line = (
+        f"  {label}: {done['seconds']} s, {done['tasks_per_second']:,} tasks/s; server CPU "
+        f"{done['server_cpu_seconds']} s = {done['tasks_per_server_cpu_second']:,} per CPU s"
+    )
+    if db_cpu is not None:
+        done["database_cpu_seconds"] = round((dbcpu.cpu_seconds(postmaster) or 0.0) - db_cpu, 2)
+        line += f"; PostgreSQL CPU {done['database_cpu_seconds']} s"
+    console.print(f"{line} ({done['report']})")
+    return done
+
+
 def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix=f"truthset-bench-import-{kind}-"))
     url = database_url or f"sqlite:///{data_dir / 'truthset.db'}"
@@ -89,23 +110,9 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
         rss_start = memory_mib(server.process.pid, "VmRSS")
         with truthset.Client(server.url, created["api_key"], timeout=120) as client:
             project = client.projects.create("import bench", spec=SPEC)
-        cpu = server.cpu_seconds()
-        first = cli_import(server, created["api_key"], project.id, source)
-        first["tasks_per_second"] = round(args.tasks / first["seconds"])
-        cpu, first["server_cpu_seconds"] = server.cpu_seconds(), round(server.cpu_seconds() - cpu, 2)
-        first["tasks_per_server_cpu_second"] = round(args.tasks / max(first["server_cpu_seconds"], 0.01))
-        console.print(
-            f"  import: {first['seconds']} s, {first['tasks_per_second']:,} tasks/s; server CPU "
-            f"{first['server_cpu_seconds']} s = {first['tasks_per_server_cpu_second']:,} per CPU s ({first['report']})"
-        )
-        again = cli_import(server, created["api_key"], project.id, source)
-        again["tasks_per_second"] = round(args.tasks / again["seconds"])
-        again["server_cpu_seconds"] = round(server.cpu_seconds() - cpu, 2)
-        again["tasks_per_server_cpu_second"] = round(args.tasks / max(again["server_cpu_seconds"], 0.01))
-        console.print(
-            f"  again: {again['seconds']} s, {again['tasks_per_second']:,} tasks/s; server CPU "
-            f"{again['server_cpu_seconds']} s = {again['tasks_per_server_cpu_second']:,} per CPU s ({again['report']})"
-        )
+        postmaster = dbcpu.postmaster_pid(database_url)
+        first = measured_import(server, created["api_key"], project.id, source, args.tasks, postmaster, "import")
+        again = measured_import(server, created["api_key"], project.id, source, args.tasks, postmaster, "again")
         peak = memory_mib(server.process.pid, "VmHWM")
         rss_end = memory_mib(server.process.pid, "VmRSS")
     finally:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import threading
 from typing import TYPE_CHECKING
 
 import orjson
+import pytest
 
 from truthset.services import export, tasks
 from truthset.storage import Database
@@ -36,3 +38,36 @@ def test_write_jsonl_writes_one_line_per_row_in_blocks() -> None:
     out = io.BytesIO()
     assert export.write_jsonl(iter(rows), out) == len(rows)
     assert [orjson.loads(line) for line in out.getvalue().splitlines()] == rows
+
+
+def test_lines_rendered_by_several_readers_are_one_snapshot_in_order(
+    db: Database, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the lines come from several connections sharing the export's snapshot
+    (services/export_readers.py), block by block: still one state, in id order, all of it."""
+    monkeypatch.setattr(export, "EXPORT_BLOCK", 4)  # 23 tasks: 6 blocks over 2 readers
+    project = org.make_project()
+    made = org.make_tasks(project["id"], 23)
+    lines = export.export_lines(db, org.owner.principal, project["id"], filters=export.ExportFilter(status=None))
+    first = next(lines)
+    readers = [thread for thread in threading.enumerate() if thread.name.startswith("export-reader")]
+    assert len(readers) == (0 if db.is_sqlite else 2)
+    tasks.cancel_task(db, org.owner.principal, made[-1]["id"])
+    org.make_task(project["id"], "created during the export")
+    exported = [orjson.loads(line) for line in [first, *lines]]
+    assert [row["task_id"] for row in exported] == [task["id"] for task in made]
+    assert {row["status"] for row in exported} == {"pending"}
+    rows = list(export.export_rows(db, org.owner.principal, project["id"], status=None))
+    assert len(rows) == 24 and rows[22]["status"] == "canceled"
+
+
+def test_an_export_stopped_early_leaves_no_reader_running(
+    db: Database, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "EXPORT_BLOCK", 2)
+    project = org.make_project()
+    org.make_tasks(project["id"], 30)
+    lines = export.export_lines(db, org.owner.principal, project["id"], filters=export.ExportFilter(status=None))
+    next(lines)
+    lines.close()  # a cancelled job stops reading
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("export-reader")]

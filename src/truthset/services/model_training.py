@@ -26,7 +26,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -35,7 +35,6 @@ from truthset.config import Settings, get_settings
 from truthset.domain import Principal, ReviewStatus, Role, TaskStatus, WorkerKind
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound
 from truthset.learners import Task
-from truthset.learners import text_classifier as tc
 from truthset.questions import QuestionConfig
 from truthset.schemas import PredictionUpload
 from truthset.services import jobs, predictions
@@ -48,6 +47,10 @@ from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 from truthset.storage.files import PRIVATE_FILE, make_private_dirs
 from truthset.storage.ids import new_id, utcnow
+
+if TYPE_CHECKING:  # imported where a model is trained or loaded: scikit-learn (and pandas with it)
+    # is ~130 MiB of every server process's memory from start-up otherwise (benchmarks/README.md)
+    from truthset.learners import text_classifier as tc
 
 __all__ = ["KIND", "MODEL", "list_models", "load_model", "request_training", "run_training"]
 
@@ -121,6 +124,8 @@ def load_model(db: Database, principal: Principal, model_id: str, settings: Sett
     if row is None:
         raise NotFound(f"model {model_id} not found")
     require(principal, Action.READ_QUALITY)
+    from truthset.learners import text_classifier as tc  # here, not at start-up: see above
+
     root = (settings.data_dir / "models").resolve()
     path = (settings.data_dir / row["path"]).resolve()
     if not path.is_relative_to(root):
@@ -147,6 +152,8 @@ def run_training(db: Database, context: JobContext) -> dict[str, Any]:
     question = _question(project, name)
     examples, sources = _labels(db, principal, project, name)
     context.check()
+    from truthset.learners import text_classifier as tc  # here, not at start-up: see above
+
     classifier = tc.TextClassifier(question)
     try:
         report = classifier.evaluate([task for task, _ in examples], [label for _, label in examples])
