@@ -978,6 +978,11 @@ class DashboardWorker(Output):
     gold_interval: list[float] | None = Field(description="95% Jeffreys interval of gold_accuracy.")
     status: Literal["active", "qualifying", "paused"] | None = Field(description="Standing by gold (null: not met).")
     status_reason: str | None
+    # a model worker's auto-labeling (docs/models.md, "Auto-labeling and audits"); zeros for people
+    auto_labeled: int = Field(0, description="Tasks it completed without people.")
+    audits: int = Field(0, description="Audits people completed, since reinstated.")
+    audits_agreed: int = Field(0, description="Audits whose people's answer equals the model's.")
+    audit_agreement: float | None = Field(None, description="audits_agreed / audits.")
 
 
 class DashboardWorkers(Output):
