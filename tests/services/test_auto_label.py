@@ -12,7 +12,7 @@ from truthset.domain import TaskStatus, Verdict
 from truthset.errors import NotFound
 from truthset.jobs import Runner
 from truthset.schemas import AutoLabelPolicy, PredictionUpload, QualityPolicy, ResponseCreate
-from truthset.services import auto_label, gold, history, predictions, quality, queue, review
+from truthset.services import auto_label, gold, history, predictions, quality, queue, refit, review
 from truthset.storage import tables as t
 
 if TYPE_CHECKING:
@@ -220,14 +220,14 @@ def test_the_backlog_is_labeled_once_the_model_becomes_eligible(org: Org) -> Non
     worker_id = _predict(org, project["id"], {task["id"]: "negative" for task in waiting})["worker_id"]
     assert all(org.task(task["id"])["status"] == str(TaskStatus.PENDING) for task in waiting)
     _verified(org, project["id"], 30, 30)  # the same version is measured on gold afterwards
-    assert auto_label.sweep(org.db, org.id, project["id"]) == {
-        "project_id": project["id"],
-        "reopened": 0,
-        "auto_labeled": 3,
-    }
-    assert all(org.task(task["id"])["status"] == str(TaskStatus.COMPLETED) for task in waiting)
+    refit.refit_project(org.db, org.id, project["id"])  # a refit ends with the backlog pass
+    labeled = [org.task(task["id"]) for task in waiting]
+    assert all(task["status"] == str(TaskStatus.COMPLETED) for task in labeled)
     assert _figures(org, project["id"], worker_id)["auto_labeled"] == 3
     assert auto_label.sweep(org.db, org.id, project["id"])["auto_labeled"] == 0  # a rerun changes nothing
+    # a refit never re-scores an auto-labeled result: the model's answer stands until people check it
+    refit.refit_project(org.db, org.id, project["id"])
+    assert [org.task(task["id"])["result"] for task in waiting] == [task["result"] for task in labeled]
 
 
 def test_auto_label_figures_stay_in_their_organization(org: Org, other_org: Org) -> None:

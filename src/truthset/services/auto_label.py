@@ -98,10 +98,11 @@ class Measured:
 
     @property
     def paused(self) -> bool:
-        return self.status is not None and self.status != gold.ACTIVE
+        return self.status == gold.PAUSED
 
     def eligible(self, policy: AutoLabelPolicy | None) -> bool:
-        if policy is None or self.paused or self.verified < policy.min_verified:
+        """A qualifying model (gold's qualification set, not passed yet) is not eligible either."""
+        if policy is None or self.status not in (None, gold.ACTIVE) or self.verified < policy.min_verified:
             return False
         return self.interval[0] >= policy.min_accuracy
 
