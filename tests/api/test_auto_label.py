@@ -10,6 +10,7 @@ import orjson
 from truthset.services import export
 
 from .helpers import API, Api, Org, assert_error
+from .test_session import sign_in
 
 BINARY = {
     "fields": [{"name": "text", "type": "text"}],
@@ -82,6 +83,11 @@ def test_an_auto_labeled_task_shows_in_figures_history_export_and_dashboard(api:
     dashboard = api.get(f"{API}/projects/{project['id']}/dashboard", auth=org.owner).json()
     (row,) = [w for w in dashboard["workers"]["items"] if w["worker_id"] == worker_id]
     assert (row["auto_labeled"], row["audits"], row["audit_agreement"]) == (1, 0, None)
+
+    # the task's page says it in words (its history and the result's method)
+    sign_in(api, org.owner.member["email"], org.owner.password)
+    html = api.get(f"/tasks/{task['id']}").text
+    assert "Auto-labeled by a model, without people" in html and "model" in html
 
     # another organization sees none of it: the project answers 404 like a missing one
     assert_error(api.get(f"{API}/projects/{project['id']}/workers", auth=other_org.owner), 404)
