@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from truthset.domain import TaskStatus, Verdict
 from truthset.errors import NotFound
-from truthset.jobs import Runner
+from truthset.jobs import Runner, handler_for
 from truthset.schemas import AutoLabelPolicy, PredictionUpload, QualityPolicy, ResponseCreate
 from truthset.services import auto_label, gold, history, predictions, quality, queue, refit, review
 from truthset.storage import tables as t
@@ -25,9 +25,9 @@ BINARY = {
 FLIP = {"positive": "negative", "negative": "positive"}
 
 
-def _policy(**auto: Any) -> dict[str, Any]:
+def _policy(target: float = 0.9, **auto: Any) -> dict[str, Any]:
     rules = {"min_accuracy": 0.8, "min_verified": 20, "audit_rate": 0.0, "audit_min_count": 3, **auto}
-    return {"overlap": 1, "target_confidence": 0.9, "auto_label": rules}
+    return {"overlap": 1, "target_confidence": target, "auto_label": rules}
 
 
 def _new(org: Org, project_id: str, n: int) -> list[dict[str, Any]]:
@@ -167,7 +167,7 @@ def _audited_and_labeled(org: Org, project_id: str, n: int) -> tuple[list[str], 
 
 
 def test_disagreeing_audits_pause_the_model_and_reopen_its_unconfirmed_auto_labels(org: Org) -> None:
-    project = org.make_project(spec=BINARY, quality=_policy(audit_rate=0.5, audit_min_count=3))
+    project = org.make_project(spec=BINARY, quality=_policy(target=0.85, audit_rate=0.5, audit_min_count=3))
     worker_id = _verified(org, project["id"], 30, 30)
     audited, labeled = _audited_and_labeled(org, project["id"], 16)
     assert len(audited) >= 3 and len(labeled) >= 2
@@ -184,6 +184,8 @@ def test_disagreeing_audits_pause_the_model_and_reopen_its_unconfirmed_auto_labe
         jobs = conn.execute(t.jobs.select().where(t.jobs.c.kind == auto_label.JOB_KIND)).mappings().all()
     assert [job["payload"] for job in jobs] == [{"project_id": project["id"]}]
 
+    # its handler is an entry point of pyproject.toml (an install that predates it would loop here)
+    assert handler_for(auto_label.JOB_KIND) is not None
     Runner(org.db, kinds=[auto_label.JOB_KIND]).run_until_idle()
     for task_id in labeled[1:]:
         reopened = org.task(task_id)
@@ -202,10 +204,14 @@ def test_disagreeing_audits_pause_the_model_and_reopen_its_unconfirmed_auto_labe
     assert org.task(new["id"])["status"] == str(TaskStatus.PENDING)
     assert "auto_label_audit" not in _kinds(org, new["id"])
 
-    # reinstated by a manager: the audit record restarts and it auto-labels again
+    # reinstated by a manager: the pause and the audit record restart, but the audits people
+    # completed are verified tasks too: the model auto-labels again once its record supports it
     gold.reinstate(org.db, org.owner.principal, project["id"], worker_id)
     figures = _figures(org, project["id"], worker_id)
     assert figures["suspended"] is None and figures["audits"] == 0 and figures["status"] == "active"
+    assert figures["verified_tasks"] == 34 and figures["auto_label_eligible"] is False  # 31 of 34 right
+    _verified(org, project["id"], 30, 30)
+    assert _figures(org, project["id"], worker_id)["auto_label_eligible"] is True
     more = [task for task in _new(org, project["id"], 6) if auto_label.audit_draw(task["id"]) >= 0.5]
     _predict(org, project["id"], {task["id"]: "positive" for task in more})
     assert all(org.task(task["id"])["status"] == str(TaskStatus.COMPLETED) for task in more)

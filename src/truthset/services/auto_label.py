@@ -201,24 +201,24 @@ def _label(
     org = project["organization_id"]
     rules = completion_rules(project)
     spec = compiled_spec(dict(project))
-    touched = _touched(conn, org, task_ids)
     predictions = _predictions(conn, measured.worker_id, task_ids)
+    # locked first, then checked: an upload of another model version racing this one on PostgreSQL
+    # waits here and then sees this one's audit steps and completions
+    tasks = _locked_tasks(conn, org, sorted(predictions))
+    touched = _touched(conn, org, sorted(tasks))
+    model = _name(conn, org, measured.worker_id)
     completed = 0
-    for task_id in task_ids:
-        prediction = predictions.get(task_id)
-        if prediction is None or task_id in touched:
+    for task_id in sorted(tasks):
+        task = tasks[task_id]
+        if task_id in touched or not _open_to_model(task):
             continue
-        task = repo.get(conn, t.tasks, org, task_id, lock=True)
-        if task is None or not _open_to_model(task):
-            continue
-        result, confidence = _model_result(spec, rules, policy, measured, prediction)
+        result, confidence = _model_result(spec, rules, policy, measured, predictions[task_id])
         if result is None:
             continue
-        model = _name(conn, org, measured.worker_id)
         step = {
             "model": model,
             "worker_id": measured.worker_id,
-            "response_id": prediction["id"],
+            "response_id": predictions[task_id]["id"],
             "answer": result["answer"],
             "confidence": result["confidence"],
         }
@@ -241,6 +241,16 @@ def _open_to_model(task: Mapping[str, Any]) -> bool:
         and task["gold"] is None
         and task["review_status"] is None
     )
+
+
+def _locked_tasks(conn: Connection, organization_id: str, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """These tasks of the organization, locked until the commit (in id order: no deadlock)."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(task_ids), 500):
+        query = repo.scoped(t.tasks, organization_id).where(t.tasks.c.id.in_(task_ids[start : start + 500]))
+        rows = conn.execute(query.order_by(t.tasks.c.id).with_for_update()).mappings()
+        found.update({row["id"]: dict(row) for row in rows})
+    return found
 
 
 def _touched(conn: Connection, organization_id: str, task_ids: list[str]) -> set[str]:
