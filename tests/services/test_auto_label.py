@@ -3,16 +3,18 @@ share goes to people as audits, and disagreeing audits pause the model and reope
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from pydantic import ValidationError
 
+from truthset.config import Settings
 from truthset.domain import TaskStatus, Verdict
 from truthset.errors import NotFound
 from truthset.jobs import Runner, handler_for
-from truthset.schemas import AutoLabelPolicy, PredictionUpload, QualityPolicy, ResponseCreate
-from truthset.services import auto_label, gold, history, predictions, quality, queue, refit, review
+from truthset.schemas import AutoLabelPolicy, PredictionUpload, QualityPolicy, ResponseCreate, WebhookCreate
+from truthset.services import auto_label, gold, history, predictions, quality, queue, refit, review, webhooks
 from truthset.storage import tables as t
 
 if TYPE_CHECKING:
@@ -166,9 +168,11 @@ def _audited_and_labeled(org: Org, project_id: str, n: int) -> tuple[list[str], 
     return audited, labeled
 
 
-def test_disagreeing_audits_pause_the_model_and_reopen_its_unconfirmed_auto_labels(org: Org) -> None:
+def test_disagreeing_audits_pause_the_model_and_reopen_its_unconfirmed_auto_labels(org: Org, tmp_path: Path) -> None:
     project = org.make_project(spec=BINARY, quality=_policy(target=0.85, audit_rate=0.5, audit_min_count=3))
     worker_id = _verified(org, project["id"], 30, 30)
+    hook = WebhookCreate(url="https://93.184.216.34/hook", events=["model.suspended"])  # never contacted
+    webhooks.create_webhook(org.db, Settings(data_dir=tmp_path), org.owner.principal, hook)
     audited, labeled = _audited_and_labeled(org, project["id"], 16)
     assert len(audited) >= 3 and len(labeled) >= 2
     # a reviewer confirms one auto-label before the model fails its audits: it stays
@@ -182,7 +186,9 @@ def test_disagreeing_audits_pause_the_model_and_reopen_its_unconfirmed_auto_labe
     assert figures["status"] == "paused" and figures["auto_label_eligible"] is False
     with org.db.read() as conn:
         jobs = conn.execute(t.jobs.select().where(t.jobs.c.kind == auto_label.JOB_KIND)).mappings().all()
+        deliveries = conn.execute(t.webhook_deliveries.select()).mappings().all()
     assert [job["payload"] for job in jobs] == [{"project_id": project["id"]}]
+    assert [d["event"] for d in deliveries] == ["model.suspended"]
 
     # its handler is an entry point of pyproject.toml (an install that predates it would loop here)
     assert handler_for(auto_label.JOB_KIND) is not None
@@ -215,9 +221,12 @@ def test_disagreeing_audits_pause_the_model_and_reopen_its_unconfirmed_auto_labe
     more = [task for task in _new(org, project["id"], 6) if auto_label.audit_draw(task["id"]) >= 0.5]
     _predict(org, project["id"], {task["id"]: "positive" for task in more})
     assert all(org.task(task["id"])["status"] == str(TaskStatus.COMPLETED) for task in more)
-    # a reopened task went to people for good: a later pass does not hand it back to the model
-    assert auto_label.sweep(org.db, org.id, project["id"])["auto_labeled"] == 0
-    assert org.task(labeled[1])["status"] == str(TaskStatus.PENDING)
+    # the backlog pass labels the task it predicted while paused, but a reopened task went to people
+    # for good: no pass hands it back to the model
+    audit = auto_label.audit_draw(new["id"]) < 0.5  # else it is left to people as an audit
+    assert auto_label.sweep(org.db, org.id, project["id"])["auto_labeled"] == (0 if audit else 1)
+    assert org.task(new["id"])["status"] == str(TaskStatus.PENDING if audit else TaskStatus.COMPLETED)
+    assert all(org.task(task_id)["status"] == str(TaskStatus.PENDING) for task_id in labeled[1:])
 
 
 def test_the_backlog_is_labeled_once_the_model_becomes_eligible(org: Org) -> None:

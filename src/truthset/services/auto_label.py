@@ -39,11 +39,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from truthset.domain import ReviewStatus, TaskStatus, WorkerKind
+from truthset.domain import ReviewStatus, TaskStatus, WebhookEvent, WorkerKind
 from truthset.errors import NotFound
 from truthset.questions import CompiledSpec
 from truthset.schemas import AutoLabelPolicy
-from truthset.services import gold, jobs, lifecycle, results
+from truthset.services import gold, jobs, lifecycle, results, webhooks
 from truthset.services.completion import CompletionRules, completion_rules
 from truthset.services.events import add_event
 from truthset.services.projects import compiled_spec
@@ -445,6 +445,9 @@ def _judge(
     now = utcnow()
     org = project["organization_id"]
     repo.change(conn, t.project_workers, org, standing["id"], status=gold.PAUSED, reason=reason, updated_at=now)
+    worker = {"id": standing["worker_id"], "name": model, "project_id": project["id"], "status": gold.PAUSED}
+    worker |= {"reason": reason, "audits": n, "audits_agreed": agreed}
+    webhooks.emit(conn, org, project["id"], str(WebhookEvent.MODEL_SUSPENDED), {"worker": worker})
     # its unconfirmed auto-labels go back to people in a job: there may be many, and this is a submit
     jobs.enqueue(conn, org, JOB_KIND, {"project_id": project["id"]}, dedupe_key=f"auto_label:{project['id']}")
 
