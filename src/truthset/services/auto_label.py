@@ -188,10 +188,26 @@ def after_predictions(conn: Connection, project: Mapping[str, Any], worker_id: s
     policy = policy_of(project)
     if policy is None:
         return 0
+    task_ids = list(task_ids)
+    if not _any_waiting(conn, project["organization_id"], task_ids):
+        return 0  # gold, staged or answered tasks only: no need to measure the model
     measured = measure(conn, project, [worker_id])[worker_id]
     if not measured.eligible(policy):
         return 0
-    return _label(conn, project, policy, measured, list(task_ids))
+    return _label(conn, project, policy, measured, task_ids)
+
+
+def _any_waiting(conn: Connection, organization_id: str, task_ids: list[str]) -> bool:
+    tk = t.tasks
+    for start in range(0, len(task_ids), 500):
+        query = repo.scoped(tk, organization_id, tk.c.id).where(
+            tk.c.id.in_(task_ids[start : start + 500]),
+            tk.c.status == str(TaskStatus.PENDING),
+            tk.c.response_count == 0,
+        )
+        if conn.execute(query.limit(1)).first() is not None:
+            return True
+    return False
 
 
 def _label(
