@@ -89,3 +89,22 @@ def test_cli_console_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert result.exit_code == 0, f"{line}\n{result.output}"
     listed = runner.invoke(app, ["users", "list"]).output
     assert "ann@acme.test" in listed and "owner@acme.test" in listed
+
+
+def test_the_auto_label_example_in_models_md() -> None:
+    """The policy block is a valid policy, and the worked example's eligibility table is what the
+    service computes (services/auto_label.py: the lower end of the Jeffreys interval)."""
+    from truthset.schemas import QualityPolicy
+    from truthset.services.auto_label import Measured
+
+    (block,) = _blocks("models.md", "json auto-label")
+    policy = QualityPolicy.model_validate(json.loads(block)["quality"]).auto_label
+    assert policy is not None and policy.min_accuracy == 0.95
+    text = (DOCS / "models.md").read_text().split("### When a model may auto-label", 1)[1]
+    rows = re.findall(r"^\| (\d+) \| (\d+) \| ([\d.]+) \| ([\d.]+)-([\d.]+) \| (yes|no)", text, flags=re.M)
+    assert len(rows) == 4
+    for n, right, accuracy, low, high, eligible in rows:
+        measured = Measured("w", int(n), float(right))
+        assert f"{measured.accuracy:.3f}" == accuracy
+        assert [f"{v:.3f}" for v in measured.interval] == [low, high]
+        assert measured.eligible(policy.model_copy(update={"min_verified": 1})) is (eligible == "yes")

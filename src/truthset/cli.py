@@ -1197,7 +1197,7 @@ def webhooks_create(
         typer.Option(
             "--event",
             help="An event to deliver (repeat): task.completed, batch.completed, response.created, review.done, "
-            "export.ready.",
+            "export.ready, model.suspended.",
         ),
     ],
     url: UrlOption = "http://127.0.0.1:8000",

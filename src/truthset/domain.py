@@ -51,6 +51,7 @@ class WebhookEvent(StrEnum):
     RESPONSE_CREATED = "response.created"
     REVIEW_DONE = "review.done"
     EXPORT_READY = "export.ready"
+    MODEL_SUSPENDED = "model.suspended"  # audits paused a model's auto-labeling (services/auto_label.py)
 
 
 class DeliveryStatus(StrEnum):

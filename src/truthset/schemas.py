@@ -236,6 +236,32 @@ class ReviewPolicy(Input):
     low_confidence: bool = Field(False, description="Send every task completed below its target to review.")
 
 
+class AutoLabelPolicy(Input):
+    """Auto-labeling with audits (docs/models.md, "Auto-labeling and audits"): a model version whose
+    accuracy on human-verified tasks is surely high enough completes tasks without people."""
+
+    min_accuracy: float = Field(
+        0.95,
+        gt=0.5,
+        lt=1.0,
+        description="The lower end of the 95% interval of a model's accuracy on human-verified tasks must reach this.",
+    )
+    min_verified: int = Field(
+        50, ge=1, le=1_000_000, description="Human-verified tasks a model must have predicted before it auto-labels."
+    )
+    audit_rate: float = Field(
+        0.1, ge=0.0, le=1.0, description="Share of would-be auto-labels left to people as audits (seeded by task id)."
+    )
+    audit_min_agreement: float | None = Field(
+        None, gt=0.0, le=1.0, description="Pause a model whose audits agree less often than this (null: min_accuracy)."
+    )
+    audit_min_count: int = Field(20, ge=1, le=1_000_000, description="Audits a model needs before it can be suspended.")
+
+    @property
+    def audit_target(self) -> float:
+        return self.audit_min_agreement if self.audit_min_agreement is not None else self.min_accuracy
+
+
 class QualityPolicy(Input):
     """How many judgments a task gets and when its answer is good enough (docs/quality.md).
 
@@ -266,6 +292,9 @@ class QualityPolicy(Input):
     )
     price_per_judgment: float | None = Field(
         None, ge=0, le=1_000_000, description="What one judgment costs, for the dashboard's cost (any currency)."
+    )
+    auto_label: AutoLabelPolicy | None = Field(
+        None, description="Let eligible model workers complete tasks without people, with audits (null: off)."
     )
 
     @model_validator(mode="after")
@@ -628,6 +657,17 @@ class WorkerFigures(Output):
     prefill_shown: int = Field(0, description="Answers of people whose form started from this model's prediction.")
     prefill_accepted: int = Field(0, description="Of those, answers that kept the prediction unchanged.")
     acceptance_rate: float | None = Field(None, description="prefill_accepted / prefill_shown (null when never shown).")
+    # auto-labeling (docs/models.md, "Auto-labeling and audits"): zeros and nulls for people
+    auto_labeled: int = Field(0, description="Tasks this model worker completed without people (auto-labeled).")
+    auto_labels_reopened: int = Field(0, description="Of those, tasks sent back to people when the model was paused.")
+    audits: int = Field(0, description="Audits people completed (auto-labels left to people), since reinstated.")
+    audits_agreed: int = Field(0, description="Audits whose people's answer equals the model's.")
+    audit_agreement: float | None = Field(None, description="audits_agreed / audits (null before any audit).")
+    suspended: str | None = Field(None, description="Why the model may not auto-label (paused, with figures), or null.")
+    verified_tasks: int = Field(0, description="Human-verified tasks (people's results, reviews, gold) it predicted.")
+    verified_accuracy: float | None = Field(None, description="Its accuracy on those tasks.")
+    verified_interval: list[float] | None = Field(None, description="95% Jeffreys interval of verified_accuracy.")
+    auto_label_eligible: bool = Field(False, description="Whether the auto_label policy lets it auto-label now.")
 
 
 class WorkerStats(WorkerFigures):
@@ -938,6 +978,11 @@ class DashboardWorker(Output):
     gold_interval: list[float] | None = Field(description="95% Jeffreys interval of gold_accuracy.")
     status: Literal["active", "qualifying", "paused"] | None = Field(description="Standing by gold (null: not met).")
     status_reason: str | None
+    # a model worker's auto-labeling (docs/models.md, "Auto-labeling and audits"); zeros for people
+    auto_labeled: int = Field(0, description="Tasks it completed without people.")
+    audits: int = Field(0, description="Audits people completed, since reinstated.")
+    audits_agreed: int = Field(0, description="Audits whose people's answer equals the model's.")
+    audit_agreement: float | None = Field(None, description="audits_agreed / audits.")
 
 
 class DashboardWorkers(Output):

@@ -12,7 +12,7 @@ from typing import Any
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.storage import Database
 
-__all__ = ["export", "import_file", "llm_label", "model_train", "quality_refit"]
+__all__ = ["auto_label", "export", "import_file", "llm_label", "model_train", "quality_refit"]
 
 
 def quality_refit(db: Database, job: JobContext) -> dict[str, Any]:
@@ -64,3 +64,17 @@ def model_train(db: Database, job: JobContext) -> dict[str, Any]:
     from truthset.services import model_training
 
     return model_training.run_training(db, job)
+
+
+def auto_label(db: Database, job: JobContext) -> dict[str, Any]:
+    """``model.auto_label``, payload ``{"project_id"}``: send a paused model's unconfirmed auto-labels
+    back to people and auto-label the backlog of eligible models
+    (:func:`truthset.services.auto_label.sweep`). Safe to repeat: reopened and labeled tasks are
+    skipped the next time."""
+    from truthset.services import auto_label as service
+
+    project_id = job.payload.get("project_id")
+    if not isinstance(project_id, str):
+        raise JobFailed("the payload names no project_id")
+    job.check()
+    return service.sweep(db, job.organization_id, project_id)

@@ -283,9 +283,21 @@ def _workers(
                 "gold_interval": standing["gold_interval"],
                 "status": standing["status"],
                 "status_reason": standing["status_reason"],
+                **_auto_label(standings.get(worker_id) or {}),
             }
         )
     return items, ids[-1] if more else None
+
+
+def _auto_label(standing: dict[str, Any]) -> dict[str, Any]:
+    """A model worker's auto-labeling counters (services/auto_label.py), read from its standing row."""
+    audits, agreed = int(standing.get("audits") or 0), int(standing.get("audits_agreed") or 0)
+    return {
+        "auto_labeled": int(standing.get("auto_labeled") or 0),
+        "audits": audits,
+        "audits_agreed": agreed,
+        "audit_agreement": round(agreed / audits, 6) if audits else None,
+    }
 
 
 def _standings(conn: Connection, org: str, project_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -516,6 +516,7 @@ def reinstate(db: Database, principal: Principal, project_id: str, worker_id: st
         if standing["reason"]:
             reason += f": {standing['reason']}"
         values = {"status": ACTIVE, "reason": reason, "gold_answers": 0, "gold_correct": 0.0, "updated_at": now}
+        values |= {"audits": 0, "audits_agreed": 0}  # a model's audit record restarts too (services/auto_label.py)
         repo.change(conn, t.project_workers, principal.organization_id, standing["id"], **values)
     log.info("worker %s reinstated on project %s by member %s", worker_id, project_id, principal.member_id)
     return {**standing, **values}

@@ -30,7 +30,7 @@ from truthset import quality, questions
 from truthset.domain import Principal, TaskStatus
 from truthset.errors import Forbidden, NotFound
 from truthset.questions import CompiledSpec
-from truthset.services import gold, predictions
+from truthset.services import auto_label, gold, predictions
 from truthset.services.policy import Action, allowed, require
 from truthset.services.projects import compiled_spec, load_project
 from truthset.storage import Database
@@ -424,6 +424,7 @@ def project_workers(
         figures = predictions.with_prefill(
             figures, predictions.prefill_counts(conn, principal.organization_id, project_id, batch_id)
         )
+        figures = auto_label.with_figures(conn, load_project(conn, principal, project_id), figures)
         figures.sort(key=lambda f: f["worker_id"])
         if cursor is not None:
             figures = [f for f in figures if f["worker_id"] > cursor]
@@ -450,6 +451,8 @@ def worker_stats(
     figures = {f["worker_id"]: f for f in _with_reviews(worker_figures(spec, rows), reviewed)}
     mine = {**(figures.get(worker_id) or _no_figures(worker_id)), **gold.standing_figures(standing)}
     mine = predictions.with_prefill([mine], prefilled)[0]
+    with db.read() as conn:
+        mine = auto_label.with_figures(conn, load_project(conn, principal, project_id), [mine])[0]
     return {**mine, "name": worker["name"], "kind": worker["kind"], "project_id": project_id, "batch_id": batch_id}
 
 

@@ -13,7 +13,7 @@ from truthset.domain import AssignmentStatus, Principal, TaskStatus
 from truthset.errors import Busy, Conflict, InvalidInput, NotFound
 from truthset.questions import AnswerError, CompiledSpec
 from truthset.schemas import ResponseCreate
-from truthset.services import gold, predictions, refit, results, webhooks
+from truthset.services import auto_label, gold, predictions, refit, results, webhooks
 from truthset.services.policy import Action, allowed, require
 from truthset.services.projects import (
     compiled_spec,
@@ -315,6 +315,7 @@ def _submit(
         gold.score(conn, principal, project, task, response, now)
     elif count >= task["overlap"]:
         task = results.after_response(conn, task, project, spec)
+        auto_label.after_human_completion(conn, task, project, spec)  # an audit's outcome (policy on only)
     return {"response": response, "task": task, "replayed": False, "spec": spec}
 
 

@@ -26,7 +26,7 @@ from truthset.errors import NotFound
 from truthset.quality import DawidSkene, WorkerModel
 from truthset.questions import CompiledSpec
 from truthset.questions.label import TIE_MARGIN
-from truthset.services import jobs, review
+from truthset.services import auto_label, jobs, review
 from truthset.services.completion import completion_rules
 from truthset.services.events import add_event
 from truthset.services.pacing import Pacer
@@ -138,6 +138,7 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         versions = {question: figures["version"] for question, figures in fitted.items()}
         stale = _patch_confidences(db, project, rules, models, versions, moves.drifted)
         changed = _rescore(db, project, spec, sorted([*moves.rescore, *stale]))
+    auto_label.sweep(db, organization_id, project_id)  # results moved: models may have become eligible
     return {"project_id": project_id, "fitted": fitted, "changed_answers": changed}
 
 
@@ -460,6 +461,8 @@ def _rescore_task(
     old = task["result"] or {}
     if old.get("review") or any(q.get("method") == review.FIX_METHOD for q in (old.get("questions") or {}).values()):
         return None  # a reviewer's verdict (an accept or a fix) outranks any model
+    if old.get("auto_label"):
+        return None  # auto-labeled: the model's answer stands until people check it (services/auto_label.py)
     result, confidence = build_result(spec, rules, responses, models, versions)
     result["low_confidence"] = old.get("low_confidence", False)
     if _materially_same(old, result, task["confidence"], confidence):

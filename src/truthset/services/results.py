@@ -20,7 +20,7 @@ from truthset.domain import TaskStatus
 from truthset.quality import WorkerModel
 from truthset.questions import Aggregate, CompiledSpec
 from truthset.services import lifecycle, review, webhooks
-from truthset.services.completion import CompletionRules, Decision, completion_rules
+from truthset.services.completion import CompletionRules, Decision, Outcome, completion_rules
 from truthset.services.events import add_event
 from truthset.services.projects import mark_batch_completed_if_done
 from truthset.services.scale_callbacks import enqueue_if_due as enqueue_scale_callback
@@ -164,6 +164,13 @@ def _complete(
     webhooks.emit(conn, task["organization_id"], task["project_id"], "task.completed", event)
     mark_batch_completed_if_done(conn, task["organization_id"], task["batch_id"])
     return task
+
+
+def complete_task(
+    conn: Connection, task: dict[str, Any], result: dict[str, Any], confidence: float | None, rules: CompletionRules
+) -> dict[str, Any]:
+    """Complete a task with a result decided elsewhere (services/auto_label.py): the path people's take."""
+    return _complete(conn, task, result, confidence, Decision(Outcome.COMPLETE), rules)
 
 
 def _ask_one_more(

@@ -375,6 +375,12 @@ project_workers = Table(
     Column("gold_answers", Integer, nullable=False, server_default="0"),
     Column("gold_correct", Float, nullable=False, server_default="0"),
     Column("updated_at", DateTime, nullable=False),
+    # a model worker's auto-labeling (services/auto_label.py, 0013): tasks it completed, those sent
+    # back to people when it was paused, and the audits people completed (since it was reinstated)
+    Column("auto_labeled", Integer, nullable=False, server_default="0"),
+    Column("auto_labels_reopened", Integer, nullable=False, server_default="0"),
+    Column("audits", Integer, nullable=False, server_default="0"),
+    Column("audits_agreed", Integer, nullable=False, server_default="0"),
     UniqueConstraint("project_id", "worker_id", name="uq_project_workers_project_worker"),
 )
 

@@ -194,6 +194,11 @@ STEP_WORDS = {
     "gold_unmarked": "Gold mark removed",
     "requeued": "Re-queued by a manager",
     "canceled": "Canceled by a manager",
+    # auto-labeling (docs/models.md, "Auto-labeling and audits")
+    "auto_labeled": "Auto-labeled by a model, without people",
+    "auto_label_audit": "Left to people as an audit of a model",
+    "audit_outcome": "Audit outcome",
+    "auto_label_reopened": "Sent back to people: the model that auto-labeled it was paused",
 }
 
 
@@ -286,4 +291,9 @@ def _step_words(step: dict[str, Any]) -> str:
         words += f" · now {data.get('to_status')}, {data.get('overlap')} judgments in all"
     elif step["kind"] == "overlap_raised" and data.get("overlap"):
         words += f" · {data['overlap']} in all"
+    elif step["kind"] == "audit_outcome":
+        verdict = {True: "people agreed with the model", False: "people disagreed with the model"}
+        words += " · " + verdict.get(data.get("agreed"), "people tied: no verdict")
+    elif step["kind"] == "auto_label_reopened" and data.get("reason"):
+        words += f" ({data['reason']})"
     return words

@@ -116,6 +116,13 @@ function goldCell(worker) {
   return `${percent(worker.gold_accuracy)} (${percent(low)}–${percent(high)}) of ${count(worker.gold_answers)}`;
 }
 
+// a model worker's auto-labeling (docs/models.md, "Auto-labeling and audits"); people label by hand
+function autoLabelCell(worker) {
+  if (worker.kind !== 'model') return '—';
+  const audits = worker.audits ? ` (${count(worker.audits_agreed)} of ${count(worker.audits)} audits agreed)` : ' (no audits yet)';
+  return `${count(worker.auto_labeled)} tasks${audits}`;
+}
+
 function standingCell(worker) {
   const cell = h('td', {}, h('span', { class: `badge status-${worker.status || 'active'}`, title: worker.status_reason || null }, worker.status || 'active'));
   if (config.may_reinstate && (worker.status === 'paused' || worker.status === 'qualifying')) {
@@ -136,6 +143,7 @@ function showWorkers(workers) {
       h('td', {}, goldCell(w)),
       h('td', {}, percent(w.agreement_with_results)),
       h('td', {}, w.mean_duration_ms === null ? '—' : `${(w.mean_duration_ms / 1000).toFixed(1)} s`),
+      h('td', { 'data-auto-label': w.worker_id }, autoLabelCell(w)),
       standingCell(w),
     ),
   );

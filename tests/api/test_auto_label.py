@@ -1,0 +1,95 @@
+"""Auto-labeling over HTTP: the policy checked field by field, an eligible model's upload completing a
+task, and the figures, history, export and dashboard that show it (in their organization only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from truthset.services import export
+
+from .helpers import API, Api, Org, assert_error
+from .test_session import sign_in
+
+BINARY = {
+    "fields": [{"name": "text", "type": "text"}],
+    "questions": [{"name": "sentiment", "type": "label", "options": ["positive", "negative"]}],
+}
+POLICY = {
+    "overlap": 1,
+    "target_confidence": 0.9,
+    "auto_label": {"min_accuracy": 0.8, "min_verified": 20, "audit_rate": 0.0},
+}
+
+
+def _upload(api: Api, org: Org, project_id: str, answers: dict[str, str], score: float = 0.97) -> dict[str, Any]:
+    items = [{"task_id": k, "question": "sentiment", "answer": a, "score": score} for k, a in answers.items()]
+    body = {"model": "clf", "version": "1", "predictions": items}
+    response = api.post(f"{API}/projects/{project_id}/predictions", auth=org.owner, json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_bad_auto_label_policy_is_refused_naming_its_field(api: Api, org: Org) -> None:
+    project = org.make_project(spec=BINARY)
+    bad = {"quality": {"overlap": 1, "auto_label": {"min_accuracy": 0.97, "audit_rate": 2}}}
+    error = assert_error(api.patch(f"{API}/projects/{project['id']}", auth=org.owner, json=bad), 422)
+    assert "quality.auto_label.audit_rate" in orjson.dumps(error).decode()
+    good = {"quality": {"overlap": 1, "target_confidence": 0.9, "auto_label": {"min_accuracy": 0.97}}}
+    response = api.patch(f"{API}/projects/{project['id']}", auth=org.owner, json=good)
+    assert response.status_code == 200, response.text
+    stored = response.json()["quality"]["auto_label"]
+    assert stored == {
+        "min_accuracy": 0.97,
+        "min_verified": 50,
+        "audit_rate": 0.1,
+        "audit_min_agreement": None,
+        "audit_min_count": 20,
+    }
+
+
+def test_an_auto_labeled_task_shows_in_figures_history_export_and_dashboard(api: Api, org: Org, other_org: Org) -> None:
+    project = org.make_project(spec=BINARY, quality=POLICY)
+    verified = org.make_tasks(project["id"], 30)
+    for task in verified:
+        gold = {"answer": {"sentiment": "positive"}}
+        response = api.request("PUT", f"{API}/tasks/{task['id']}/gold", auth=org.owner, json=gold)
+        assert response.status_code == 200, response.text
+    worker_id = _upload(api, org, project["id"], {task["id"]: "positive" for task in verified})["worker_id"]
+    task = org.make_task(project["id"], "a new one")
+    _upload(api, org, project["id"], {task["id"]: "negative"})
+
+    done = api.get(f"{API}/tasks/{task['id']}", auth=org.owner).json()
+    assert done["status"] == "completed" and done["response_count"] == 0
+    assert (
+        done["result"]["methods"] == {"sentiment": "model"} and done["result"]["auto_label"]["worker_id"] == worker_id
+    )
+    steps = api.get(f"{API}/tasks/{task['id']}/history", auth=org.owner).json()
+    (labeled,) = [s for s in steps if s["kind"] == "auto_labeled"]
+    assert labeled["worker_name"] == "clf@1" and labeled["data"]["answer"] == {"sentiment": "negative"}
+
+    figures = api.get(f"{API}/projects/{project['id']}/workers", auth=org.owner).json()["items"]
+    (model,) = [f for f in figures if f["worker_id"] == worker_id]
+    assert model["kind"] == "model" and model["auto_labeled"] == 1 and model["auto_label_eligible"] is True
+    assert model["verified_tasks"] == 30 and model["verified_accuracy"] == 1.0 and model["suspended"] is None
+    stats = api.get(f"{API}/workers/{worker_id}/stats?project_id={project['id']}", auth=org.owner).json()
+    assert stats["auto_labeled"] == 1 and stats["audits"] == 0 and stats["audit_agreement"] is None
+
+    lines = [orjson.loads(line) for line in export.export_lines(org.db, org.owner.principal, project["id"])]
+    (line,) = [row for row in lines if row["task_id"] == task["id"]]
+    assert line["result"]["methods"]["sentiment"] == "model" and line["result"]["auto_label"]["worker_id"] == worker_id
+
+    dashboard = api.get(f"{API}/projects/{project['id']}/dashboard", auth=org.owner).json()
+    (row,) = [w for w in dashboard["workers"]["items"] if w["worker_id"] == worker_id]
+    assert (row["auto_labeled"], row["audits"], row["audit_agreement"]) == (1, 0, None)
+
+    # the task's page says it in words (its history and the result's method)
+    sign_in(api, org.owner.member["email"], org.owner.password)
+    html = api.get(f"/tasks/{task['id']}").text
+    assert "Auto-labeled by a model, without people" in html and "model" in html
+
+    # another organization sees none of it: the project answers 404 like a missing one
+    assert_error(api.get(f"{API}/projects/{project['id']}/workers", auth=other_org.owner), 404)
+    stats_url = f"{API}/workers/{worker_id}/stats?project_id={project['id']}"
+    assert_error(api.get(stats_url, auth=other_org.owner), 404)
