@@ -206,6 +206,7 @@ SHIPPED_MIGRATIONS = {
     "0010_predictions.py": "8eba7159cc29e1aa2cd8f85bd946fd7b9bdc59b0f29e102079647efdfaaa06eb",
     "0011_dashboard.py": "6429feae012af481174fce1bc1a0543f0442456a11008d8af37f9d8f41783514",
     "0012_project_models.py": "11dc6289e3798da89fc59ae5424a7fd29c223ed596a06b8ad1affe167a42091f",
+    "0013_queue_rank.py": "02d12ee84fa49aadb1a82918bbf8003a0ddf036d9cc40d476f6b555e7078c843",
 }
 
 

@@ -267,6 +267,11 @@ class QualityPolicy(Input):
     price_per_judgment: float | None = Field(
         None, ge=0, le=1_000_000, description="What one judgment costs, for the dashboard's cost (any currency)."
     )
+    ordering: Literal["priority", "uncertainty"] = Field(
+        "priority",
+        description="The queue's order within a priority: oldest first (`priority`), or the tasks where one "
+        "more human judgment helps most first (`uncertainty`: active learning, docs/quality.md).",
+    )
 
     @model_validator(mode="after")
     def _overlaps(self) -> QualityPolicy:

@@ -397,17 +397,23 @@ def return_leases(conn: Connection, project_id: str, per_task: Mapping[str, int]
         bump_queue_epoch(conn, project_id)
 
 
+#: The queue's order, the one ``ix_tasks_queue`` holds: highest priority, lowest rank, oldest.
+QUEUE_ORDER = (t.tasks.c.priority.desc(), t.tasks.c.queue_rank, t.tasks.c.id)
+
+
 def _queue_conditions(start: str) -> list[Any]:
     """Which task a worker may be leased next (:func:`_lease_first` leases the first in queue order).
 
     The best task: pending, still short of workers (responses + live leases < overlap), never
     leased to, skipped by or answered by this worker (every response has an assignment, even one
-    given without a lease), highest priority, then oldest. On PostgreSQL the subquery
+    given without a lease), highest priority, then lowest ``queue_rank`` (0 unless the policy orders
+    by uncertainty: services/active_learning.py), then oldest. On PostgreSQL the subquery
     locks its row with SKIP LOCKED, so concurrent callers take different tasks instead of queueing
     on one; SQLite renders no FOR UPDATE, its writers being serialised by BEGIN IMMEDIATE.
-    ``start``: "top" searches the whole queue; "same_priority" only the tasks of priority
-    ``p_after_priority`` from id ``p_after_id`` on; "lower_priority" the tasks of a lower
-    priority. Each is one seek on the ``ix_tasks_queue`` index (an OR of the two would scan it).
+    ``start``: "top" searches the whole queue; "same_rank" only the tasks of priority
+    ``p_after_priority`` and rank ``p_after_rank`` from id ``p_after_id`` on; "later_rank" the tasks
+    of that priority and a higher rank; "lower_priority" the tasks of a lower priority. Each is one
+    seek on the ``ix_tasks_queue`` index (an OR of them would scan it).
     """
     worker = bindparam("p_worker_id")
     seen = (
@@ -427,15 +433,24 @@ def _queue_conditions(start: str) -> list[Any]:
         t.tasks.c.response_count + t.tasks.c.lease_count < t.tasks.c.overlap,
         ~seen,
     ]
-    if start == "same_priority":
-        conditions += [t.tasks.c.priority == bindparam("p_after_priority"), t.tasks.c.id >= bindparam("p_after_id")]
+    if start == "same_rank":
+        conditions += [
+            t.tasks.c.priority == bindparam("p_after_priority"),
+            t.tasks.c.queue_rank == bindparam("p_after_rank"),
+            t.tasks.c.id >= bindparam("p_after_id"),
+        ]
+    elif start == "later_rank":
+        conditions += [
+            t.tasks.c.priority == bindparam("p_after_priority"),
+            t.tasks.c.queue_rank > bindparam("p_after_rank"),
+        ]
     elif start == "lower_priority":
         conditions.append(t.tasks.c.priority < bindparam("p_after_priority"))
     return conditions
 
 
 def _lease_first(conditions: list[Any]) -> Any:
-    """Take one lease on the first task in queue order (priority, then id) that meets ``conditions``,
+    """Take one lease on the first task in queue order (priority, rank, id) that meets ``conditions``,
     returning the task: the one statement the normal and the gold queue lease with.
 
     The subquery locks its row with SKIP LOCKED on PostgreSQL (a row another transaction holds is
@@ -444,7 +459,7 @@ def _lease_first(conditions: list[Any]) -> Any:
     best = (
         select(t.tasks.c.id)
         .where(*conditions)
-        .order_by(t.tasks.c.priority.desc(), t.tasks.c.id)
+        .order_by(*QUEUE_ORDER)
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
@@ -455,7 +470,8 @@ def _lease_first(conditions: list[Any]) -> Any:
 
 
 _LEASE_NEXT = Prepared(_lease_first(_queue_conditions("top")))
-_LEASE_NEXT_SAME_PRIORITY = Prepared(_lease_first(_queue_conditions("same_priority")))
+_LEASE_NEXT_SAME_RANK = Prepared(_lease_first(_queue_conditions("same_rank")))
+_LEASE_NEXT_LATER_RANK = Prepared(_lease_first(_queue_conditions("later_rank")))
 _LEASE_NEXT_LOWER_PRIORITY = Prepared(_lease_first(_queue_conditions("lower_priority")))
 # the same search without locking: what the worker could take once the rows other requests are
 # writing are free again
@@ -463,18 +479,23 @@ _ELIGIBLE_TASK = Prepared(select(t.tasks.c.id).where(*_queue_conditions("top")).
 
 
 def lease_next_task(
-    conn: Connection, project_id: str, worker_id: str, *, after: tuple[int, str] | None = None
+    conn: Connection, project_id: str, worker_id: str, *, after: tuple[int, int, str] | None = None
 ) -> dict | None:
     """Take one lease on the next task for ``worker_id`` (see :func:`_queue_conditions`).
 
-    ``after`` = (priority, id) starts the search at that task in queue order, for a caller that knows
-    every task before it is ineligible for this worker; without it the search starts at the top.
+    ``after`` = (priority, queue_rank, id) starts the search at that task in queue order, for a
+    caller that knows every task before it is ineligible for this worker; without it the search
+    starts at the top.
     """
     params = {"p_project_id": project_id, "p_worker_id": worker_id}
     if after is None:
         return _LEASE_NEXT.first(conn, params)
-    params.update(p_after_priority=after[0], p_after_id=after[1])
-    return _LEASE_NEXT_SAME_PRIORITY.first(conn, params) or _LEASE_NEXT_LOWER_PRIORITY.first(conn, params)
+    params.update(p_after_priority=after[0], p_after_rank=after[1], p_after_id=after[2])
+    return (
+        _LEASE_NEXT_SAME_RANK.first(conn, params)
+        or _LEASE_NEXT_LATER_RANK.first(conn, params)
+        or _LEASE_NEXT_LOWER_PRIORITY.first(conn, params)
+    )
 
 
 def eligible_task_exists(conn: Connection, project_id: str, worker_id: str) -> bool:
