@@ -990,3 +990,20 @@ class ProjectModelOut(Output):
     )
     status: str
     created_at: Timestamp
+
+
+# --- the queue's order (active learning, issue 13) ----------------------------------------------------
+
+
+class QueueTaskOut(Output):
+    id: str
+    unique_id: str | None
+    priority: int
+    queue_rank: int = Field(
+        description="Its place within its priority (lowest first): 0 unless the policy's ordering is "
+        "`uncertainty`, where started tasks rank below 0, new ones at 0, ranked untouched ones above."
+    )
+    response_count: int
+    lease_count: int
+    overlap: int
+    confidence: float | None = Field(description="Its posterior's confidence, once a result was computed.")

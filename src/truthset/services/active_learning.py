@@ -28,6 +28,8 @@ region of the data (the classes one model confuses most), which would teach the 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import time
 from collections import defaultdict
@@ -37,7 +39,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from truthset.domain import Principal, TaskStatus
 from truthset.errors import InvalidInput, NotFound
@@ -61,8 +63,8 @@ WRITE_CHUNK = 2_000
 BUCKET = 0.05
 #: Started tasks whose posterior is computed from their responses per read (no stored confidence).
 POSTERIOR_CHUNK = 500
-#: The most task ids :func:`queue_order` returns.
-MAX_ORDER_LIMIT = 10_000
+#: The most task ids :func:`queue_order` returns (the benchmark takes "the first N" of a whole set).
+MAX_ORDER_LIMIT = 1_000_000
 
 
 # --- pure: the order ----------------------------------------------------------------------------
@@ -453,28 +455,73 @@ def rerank(db: Database, principal: Principal, project_id: str) -> dict[str, Any
     return rerank_project(db, principal.organization_id, project_id)
 
 
+def _waiting(organization_id: str, project_id: str, *columns: Any) -> Any:
+    """The tasks still short of workers (pending, responses + live leases < overlap), in queue order."""
+    tk = t.tasks
+    return (
+        repo.scoped(tk, organization_id, *columns)
+        .where(
+            tk.c.project_id == project_id,
+            tk.c.status == str(TaskStatus.PENDING),
+            tk.c.response_count + tk.c.lease_count < tk.c.overlap,
+        )
+        .order_by(*repo.QUEUE_ORDER)
+    )
+
+
 def queue_order(db: Database, principal: Principal, project_id: str, limit: int = 100) -> list[str]:
     """The ids of the first ``limit`` tasks in the order the lease serves them, whichever worker asks.
 
-    The tasks still short of workers (pending, responses + live leases < overlap), by priority, rank
-    and id: what a new worker would be leased, in turn, if nobody else worked (a given worker also
-    skips the tasks they already had). For the replay benchmark ("the first N tasks in queue order")
-    and for a manager's look at the queue. Readers and above.
+    The tasks still short of workers, by priority, rank and id: what a new worker would be leased,
+    in turn, if nobody else worked (a given worker also passes over the tasks they already had). For
+    the replay benchmark ("the first N tasks in queue order"). Readers and above.
     """
     if not 1 <= limit <= MAX_ORDER_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_ORDER_LIMIT}", details={"field": "limit"})
-    tk = t.tasks
     with db.read() as conn:
         load_project(conn, principal, project_id)
         require(principal, Action.READ_TASKS)
-        query = (
-            repo.scoped(tk, principal.organization_id, tk.c.id)
-            .where(
-                tk.c.project_id == project_id,
-                tk.c.status == str(TaskStatus.PENDING),
-                tk.c.response_count + tk.c.lease_count < tk.c.overlap,
+        return list(conn.execute(_waiting(principal.organization_id, project_id, t.tasks.c.id).limit(limit)).scalars())
+
+
+_QUEUE_COLUMNS = ("id", "unique_id", "priority", "queue_rank", "response_count", "lease_count", "overlap", "confidence")
+
+
+def queue_page(
+    db: Database, principal: Principal, project_id: str, *, cursor: str | None = None, limit: int = 50
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One keyset page of the queue (see :func:`queue_order`): its tasks' place and progress, and the
+    cursor of the next page (the last task's priority, rank and id). Readers and above."""
+    tk = t.tasks
+    query = _waiting(principal.organization_id, project_id, *(tk.c[name] for name in _QUEUE_COLUMNS))
+    if cursor is not None:
+        priority, rank, last_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                tk.c.priority < priority,
+                and_(tk.c.priority == priority, tk.c.queue_rank > rank),
+                and_(tk.c.priority == priority, tk.c.queue_rank == rank, tk.c.id > last_id),
             )
-            .order_by(*repo.QUEUE_ORDER)
-            .limit(limit)
         )
-        return list(conn.execute(query).scalars())
+    with db.read() as conn:
+        load_project(conn, principal, project_id)
+        require(principal, Action.READ_TASKS)
+        rows = [dict(row) for row in conn.execute(query.limit(limit + 1)).mappings()]
+    items = [{**row, "queue_rank": row["queue_rank"] or 0} for row in rows[:limit]]
+    last = items[-1] if len(rows) > limit else None
+    return items, _encode_cursor(last) if last else None
+
+
+def _encode_cursor(row: Mapping[str, Any]) -> str:
+    raw = orjson.dumps([row["priority"], row["queue_rank"], row["id"]])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, int, str]:
+    try:
+        priority, rank, last_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not (isinstance(priority, int) and isinstance(rank, int) and isinstance(last_id, str)):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+        raise InvalidInput("cursor is not a next_cursor of the queue", details={"field": "query.cursor"}) from exc
+    return priority, rank, last_id

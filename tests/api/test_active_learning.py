@@ -1,0 +1,73 @@
+"""Active learning over HTTP: the policy's ``ordering``, the queue in serving order (paged), and the
+re-rank job (managers and above, tenants apart)."""
+
+from __future__ import annotations
+
+from truthset.services import active_learning
+
+from .helpers import API, Api, Org, assert_error
+
+SPEC = {
+    "fields": [{"name": "text", "type": "text"}],
+    "questions": [{"name": "animal", "type": "label", "options": ["cat", "dog"]}],
+}
+
+
+def _predict(api: Api, org: Org, project_id: str, scores: dict[str, float]) -> None:
+    items = [{"task_id": i, "question": "animal", "answer": "cat", "score": s} for i, s in scores.items()]
+    body = {"model": "clf", "version": "1", "predictions": items}
+    reply = api.post(f"{API}/projects/{project_id}/predictions", auth=org.owner, json=body)
+    assert reply.status_code in (200, 201), reply.text
+
+
+def test_the_queue_in_uncertainty_order_paged(api: Api, org: Org) -> None:
+    project = org.make_project(spec=SPEC, quality={"overlap": 1, "ordering": "uncertainty"})
+    assert project["quality"]["ordering"] == "uncertainty"
+    ids = [task["id"] for task in org.make_tasks(project["id"], 5)]
+    _predict(api, org, project["id"], dict(zip(ids, (0.9, 0.6, 0.99, 0.7, 0.55), strict=True)))
+    reply = api.post(f"{API}/projects/{project['id']}/queue/rerank", auth=org.actor("manager"))
+    assert reply.status_code == 202, reply.text
+    assert reply.json()["kind"] == "queue.rerank" and reply.json()["status"] == "queued"
+    active_learning.rerank_project(org.db, org.id, project["id"])  # what the job runs
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api.get(f"{API}/projects/{project['id']}/queue", auth=org.actor("reviewer"), params=params)
+        assert page.status_code == 200, page.text
+        seen += [item["id"] for item in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [ids[4], ids[1], ids[3], ids[0], ids[2]]
+    assert page.json()["items"][-1]["queue_rank"] == 5
+    lease = api.post(f"{API}/projects/{project['id']}/next", auth=org.actor("annotator")).json()
+    assert lease["task"]["id"] == ids[4]
+    bad = api.get(f"{API}/projects/{project['id']}/queue", auth=org.owner, params={"cursor": "nope"})
+    assert_error(bad, 422)
+    assert "cursor" in bad.json()["error"]["message"]
+
+
+def test_the_ordering_is_validated_and_a_change_asks_for_a_rerank(api: Api, org: Org) -> None:
+    project = org.make_project(spec=SPEC)
+    assert project["quality"]["ordering"] == "priority"
+    bad = api.patch(f"{API}/projects/{project['id']}", auth=org.owner, json={"quality": {"ordering": "random"}})
+    assert_error(bad, 422)
+    assert "ordering" in bad.text
+    changed = api.patch(
+        f"{API}/projects/{project['id']}", auth=org.owner, json={"quality": {"overlap": 1, "ordering": "uncertainty"}}
+    )
+    assert changed.status_code == 200 and changed.json()["quality"]["ordering"] == "uncertainty"
+    jobs = api.get(f"{API}/jobs", auth=org.owner, params={"kind": "queue.rerank"}).json()["items"]
+    assert [job["kind"] for job in jobs] == ["queue.rerank"]
+
+
+def test_roles_and_tenants(api: Api, org: Org, other_org: Org) -> None:
+    project = org.make_project(spec=SPEC, quality={"overlap": 1, "ordering": "uncertainty"})
+    url = f"{API}/projects/{project['id']}/queue/rerank"
+    for role in ("annotator", "reviewer"):
+        assert_error(api.post(url, auth=org.actor(role)), 403)
+    assert_error(api.get(f"{API}/projects/{project['id']}/queue", auth=org.actor("annotator")), 403)
+    assert_error(api.post(url, auth=other_org.owner), 404)
+    assert_error(api.get(f"{API}/projects/{project['id']}/queue", auth=other_org.owner), 404)
+    assert api.post(url, auth=org.actor("admin")).status_code == 202
