@@ -268,3 +268,26 @@ def test_roles_and_tenants(org: Org, other_org: Org) -> None:
         al.queue_order(org.db, org.principal_for(Role.ANNOTATOR), project["id"])
     with pytest.raises(InvalidInput, match="limit"):
         al.queue_order(org.db, org.owner.principal, project["id"], limit=0)
+
+
+def test_the_rerank_job_runs_through_the_runner_and_a_refit_asks_for_one(org: Org) -> None:
+    from truthset import jobs as registry
+    from truthset.jobs import Runner
+    from truthset.services import refit
+
+    assert registry.handler_for(al.JOB_KIND).__module__ == "truthset.jobs.handlers"
+    project = _project(org, overlap=2)
+    ids = [task["id"] for task in org.make_tasks(project["id"], 12)]
+    _predict(org, project["id"], {i: ("cat", 0.4 + 0.05 * n) for n, i in enumerate(ids)})
+    assert Runner(org.db, kinds=[al.JOB_KIND]).run_until_idle() == 1  # the one the upload asked for
+    assert al.queue_order(org.db, org.owner.principal, project["id"], limit=2) == ids[:2]
+    people = [org.add_member(), org.add_member()]
+    for task_id in ids:
+        for person in people:
+            queue.submit(org.db, person.principal, task_id, ResponseCreate(answer={"animal": "dog"}))
+    fitted = refit.refit_project(org.db, org.id, project["id"])
+    assert fitted["fitted"]
+    with org.db.read() as conn:
+        waiting = conn.execute(select(t.jobs.c.id).where(t.jobs.c.kind == al.JOB_KIND, t.jobs.c.status == "queued"))
+        assert len(waiting.all()) == 1
+    assert Runner(org.db, kinds=[al.JOB_KIND]).run_until_idle() == 1
