@@ -3,9 +3,13 @@ re-rank job (managers and above, tenants apart)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from truthset.config import Settings
 from truthset.services import active_learning
 
 from .helpers import API, Api, Org, assert_error
+from .test_session import page_csrf, sign_in
 
 SPEC = {
     "fields": [{"name": "text", "type": "text"}],
@@ -71,3 +75,24 @@ def test_roles_and_tenants(api: Api, org: Org, other_org: Org) -> None:
     assert_error(api.post(url, auth=other_org.owner), 404)
     assert_error(api.get(f"{API}/projects/{project['id']}/queue", auth=other_org.owner), 404)
     assert api.post(url, auth=org.actor("admin")).status_code == 202
+
+
+def test_the_project_page_shows_the_queue_card_and_its_controls_to_managers(
+    api: Api, make_api: Callable[..., Api], settings: Settings, org: Org
+) -> None:
+    project = org.make_project(spec=SPEC)
+    reviewer = org.actor("reviewer")
+    sign_in(api, reviewer.member["email"], reviewer.password)
+    shown = api.get(f"/projects/{project['id']}").text
+    assert 'id="queue-card"' in shown and "/static/queue-order.js" in shown
+    assert 'id="queue-form"' not in shown  # a reviewer reads the queue, never changes its ordering
+    manager = org.actor("manager")
+    api = make_api(settings)  # a browser of its own
+    sign_in(api, manager.member["email"], manager.password)
+    shown = api.get(f"/projects/{project['id']}").text
+    assert 'id="queue-form"' in shown and 'value="uncertainty"' in shown
+    assert api.get("/static/queue-order.js").status_code == 200
+    # the module's calls carry the page's CSRF token; without it a cookie session changes nothing
+    url = f"{API}/projects/{project['id']}/queue/rerank"
+    assert_error(api.post(url), 403)
+    assert api.post(url, headers={"X-CSRF-Token": page_csrf(api)}).status_code == 202
