@@ -57,8 +57,9 @@ from truthset.storage import tables as t
 
 #: The job kind that runs :func:`rerank_project` (jobs/handlers.py).
 JOB_KIND = "queue.rerank"
-#: Tasks whose rank is written per transaction: short, so the annotation loop takes turns with it.
-WRITE_CHUNK = 2_000
+#: Tasks whose rank is written per transaction: short (tens of milliseconds of the SQLite writer), so
+#: the annotation loop takes turns with it.
+WRITE_CHUNK = 1_000
 #: Tasks whose uncertainties differ by less than this count as equally uncertain (diversity guard).
 BUCKET = 0.05
 #: Started tasks whose posterior is computed from their responses per read (no stored confidence).
@@ -321,10 +322,12 @@ def _write_ranks(db: Database, project_id: str, changes: list[tuple[str, int]], 
 
     Only tasks still pending are ranked (one completed since the read keeps its rank: it is out of
     the queue). The epoch moves on in the same transaction: a worker's frontier from before may now
-    lie past a task moved ahead of it (services/queue.py). Rows in id order: the lock order.
+    lie past a task moved ahead of it (services/queue.py). Rows in id order: the lock order. Without
+    an fsync of its own, like a lease: ranks lost to a power cut go with their epoch bump, leaving
+    the queue in its previous order (a later durable commit, or the next re-rank, covers them).
     """
     changes = sorted(changes)
-    with db.write() as conn:
+    with db.write(durable=False) as conn:
         if pending_only:
             conn.execute(_SET_RANK, [{"b_id": i, "b_rank": r, "b_status": str(TaskStatus.PENDING)} for i, r in changes])
         else:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     Connection,
     DateTime,
+    Integer,
     Select,
     String,
     Table,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.ext.compiler import compiles
@@ -410,10 +412,10 @@ def _queue_conditions(start: str) -> list[Any]:
     by uncertainty: services/active_learning.py), then oldest. On PostgreSQL the subquery
     locks its row with SKIP LOCKED, so concurrent callers take different tasks instead of queueing
     on one; SQLite renders no FOR UPDATE, its writers being serialised by BEGIN IMMEDIATE.
-    ``start``: "top" searches the whole queue; "same_rank" only the tasks of priority
-    ``p_after_priority`` and rank ``p_after_rank`` from id ``p_after_id`` on; "later_rank" the tasks
-    of that priority and a higher rank; "lower_priority" the tasks of a lower priority. Each is one
-    seek on the ``ix_tasks_queue`` index (an OR of them would scan it).
+    ``start``: "top" searches the whole queue; "same_priority" only the tasks of priority
+    ``p_after_priority`` from (rank, id) ``(p_after_rank, p_after_id)`` on, a row-value comparison
+    both SQLite and PostgreSQL seek on the index with; "lower_priority" the tasks of a lower
+    priority. Each is one seek on the ``ix_tasks_queue`` index (an OR of the two would scan it).
     """
     worker = bindparam("p_worker_id")
     seen = (
@@ -433,16 +435,11 @@ def _queue_conditions(start: str) -> list[Any]:
         t.tasks.c.response_count + t.tasks.c.lease_count < t.tasks.c.overlap,
         ~seen,
     ]
-    if start == "same_rank":
+    if start == "same_priority":
+        after = tuple_(bindparam("p_after_rank", type_=Integer), bindparam("p_after_id", type_=String))
         conditions += [
             t.tasks.c.priority == bindparam("p_after_priority"),
-            t.tasks.c.queue_rank == bindparam("p_after_rank"),
-            t.tasks.c.id >= bindparam("p_after_id"),
-        ]
-    elif start == "later_rank":
-        conditions += [
-            t.tasks.c.priority == bindparam("p_after_priority"),
-            t.tasks.c.queue_rank > bindparam("p_after_rank"),
+            tuple_(t.tasks.c.queue_rank, t.tasks.c.id) >= after,
         ]
     elif start == "lower_priority":
         conditions.append(t.tasks.c.priority < bindparam("p_after_priority"))
@@ -470,8 +467,7 @@ def _lease_first(conditions: list[Any]) -> Any:
 
 
 _LEASE_NEXT = Prepared(_lease_first(_queue_conditions("top")))
-_LEASE_NEXT_SAME_RANK = Prepared(_lease_first(_queue_conditions("same_rank")))
-_LEASE_NEXT_LATER_RANK = Prepared(_lease_first(_queue_conditions("later_rank")))
+_LEASE_NEXT_SAME_PRIORITY = Prepared(_lease_first(_queue_conditions("same_priority")))
 _LEASE_NEXT_LOWER_PRIORITY = Prepared(_lease_first(_queue_conditions("lower_priority")))
 # the same search without locking: what the worker could take once the rows other requests are
 # writing are free again
@@ -491,11 +487,7 @@ def lease_next_task(
     if after is None:
         return _LEASE_NEXT.first(conn, params)
     params.update(p_after_priority=after[0], p_after_rank=after[1], p_after_id=after[2])
-    return (
-        _LEASE_NEXT_SAME_RANK.first(conn, params)
-        or _LEASE_NEXT_LATER_RANK.first(conn, params)
-        or _LEASE_NEXT_LOWER_PRIORITY.first(conn, params)
-    )
+    return _LEASE_NEXT_SAME_PRIORITY.first(conn, params) or _LEASE_NEXT_LOWER_PRIORITY.first(conn, params)
 
 
 def eligible_task_exists(conn: Connection, project_id: str, worker_id: str) -> bool:
