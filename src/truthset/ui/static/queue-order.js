@@ -21,7 +21,7 @@ function say(id, text) {
 async function showQueue() {
   const rows = $('queue-rows');
   try {
-    const page = await api('GET', `${projectPath}/queue?limit=${SHOWN}`);
+    const { data: page } = await api('GET', `${projectPath}/queue?limit=${SHOWN}`);
     rows.replaceChildren(
       ...page.items.map((task) =>
         h(
@@ -43,7 +43,7 @@ async function showQueue() {
 }
 
 async function loadOrdering() {
-  const project = await api('GET', projectPath);
+  const { data: project } = await api('GET', projectPath);
   $('queue-ordering').value = project.quality.ordering || 'priority';
   return project;
 }
@@ -53,7 +53,7 @@ async function changeOrdering(event) {
   say('queue-error', '');
   say('queue-status', '');
   try {
-    const project = await api('GET', projectPath); // the policy as stored now: only its ordering changes
+    const { data: project } = await api('GET', projectPath); // the policy as stored now: only its ordering changes
     const ordering = $('queue-ordering').value;
     await api('PATCH', projectPath, { body: { quality: { ...project.quality, ordering } } });
     say('queue-status', `Ordering set to ${ordering}: the queue is being re-ranked.`);
@@ -65,7 +65,7 @@ async function changeOrdering(event) {
 async function rerank() {
   say('queue-error', '');
   try {
-    const job = await api('POST', `${projectPath}/queue/rerank`);
+    const { data: job } = await api('POST', `${projectPath}/queue/rerank`);
     say('queue-status', `Re-rank job ${job.id} is ${job.status}.`);
     await followJob(job.id);
   } catch (error) {
@@ -75,7 +75,7 @@ async function rerank() {
 
 async function followJob(jobId) {
   for (let attempt = 0; attempt < 60; attempt += 1) {
-    const job = await api('GET', `/jobs/${encodeURIComponent(jobId)}`);
+    const { data: job } = await api('GET', `/jobs/${encodeURIComponent(jobId)}`);
     if (['succeeded', 'failed', 'canceled'].includes(job.status)) {
       const result = job.result || {};
       say('queue-status', job.status === 'succeeded' ? `Re-ranked: ${result.changed ?? 0} of ${result.ranked ?? 0} tasks moved.` : `Re-rank ${job.status}: ${job.error || ''}`);
