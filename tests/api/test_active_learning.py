@@ -96,3 +96,16 @@ def test_the_project_page_shows_the_queue_card_and_its_controls_to_managers(
     url = f"{API}/projects/{project['id']}/queue/rerank"
     assert_error(api.post(url), 403)
     assert api.post(url, headers={"X-CSRF-Token": page_csrf(api)}).status_code == 202
+
+
+def test_a_forged_cursor_is_a_422_naming_it(api: Api, org: Org) -> None:
+    import base64
+    import json
+
+    project = org.make_project(spec=SPEC)
+    forged = [[2**40, 0, "0" * 24], [0, 0, "x\u0000"], [True, 0, "0" * 24], {"a": 1}, [0, 0]]
+    for value in forged:
+        cursor = base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+        reply = api.get(f"{API}/projects/{project['id']}/queue", auth=org.owner, params={"cursor": cursor})
+        assert_error(reply, 422)
+        assert reply.json()["error"]["details"]["field"] == "query.cursor"

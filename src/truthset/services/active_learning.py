@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -64,6 +65,7 @@ WRITE_CHUNK = 1_000
 BUCKET = 0.05
 #: Started tasks whose posterior is computed from their responses per read (no stored confidence).
 POSTERIOR_CHUNK = 500
+_ID = re.compile(r"[0-9a-f]{24}")
 #: The most task ids :func:`queue_order` returns (the benchmark takes "the first N" of a whole set).
 MAX_ORDER_LIMIT = 1_000_000
 
@@ -523,7 +525,10 @@ def _encode_cursor(row: Mapping[str, Any]) -> str:
 def _decode_cursor(cursor: str) -> tuple[int, int, str]:
     try:
         priority, rank, last_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not (isinstance(priority, int) and isinstance(rank, int) and isinstance(last_id, str)):
+        # within the columns' range and an id's shape: a forged cursor is a 422, never a database error
+        if not all(isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**31 for v in (priority, rank)):
+            raise ValueError(cursor)
+        if not isinstance(last_id, str) or not _ID.fullmatch(last_id):
             raise ValueError(cursor)
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise InvalidInput("cursor is not a next_cursor of the queue", details={"field": "query.cursor"}) from exc
