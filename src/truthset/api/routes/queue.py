@@ -42,7 +42,8 @@ def release_assignment(db: DB, caller: Caller, assignment_id: str) -> dict:
 
 
 QueueCursor = Annotated[
-    str | None, Query(max_length=200, description="`next_cursor` of the previous page; omit for the first.")
+    str | None,
+    Query(pattern=r"^[0-9A-Za-z_-]{1,200}$", description="`next_cursor` of the previous page; omit for the first."),
 ]
 
 
