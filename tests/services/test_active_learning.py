@@ -3,6 +3,7 @@ tasks where one more human judgment helps most first; with "priority" nothing ch
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -240,15 +241,19 @@ def test_only_pending_tasks_are_ranked(org: Org) -> None:
     assert report["ranked"] == 1 and _ranks(org, project["id"]) == {done: 0, waiting: 1}
 
 
-def test_hooks_ask_for_a_rerank_job_only_under_uncertainty(org: Org) -> None:
+def test_hooks_ask_for_a_delayed_rerank_job_only_under_uncertainty(org: Org) -> None:
     plain = org.make_project(spec=SPEC, quality={"overlap": 1})
     ordered = _project(org)
     for project in (plain, ordered):
         (task,) = org.make_tasks(project["id"], 1)
         _predict(org, project["id"], {task["id"]: ("cat", 0.5)})
     with org.db.read() as conn:
-        kinds = conn.execute(select(t.jobs.c.kind, t.jobs.c.payload).where(t.jobs.c.kind == al.JOB_KIND)).all()
-    assert [payload["project_id"] for _kind, payload in kinds] == [ordered["id"]]  # one, deduplicated
+        found = conn.execute(select(t.jobs).where(t.jobs.c.kind == al.JOB_KIND)).mappings().all()
+    assert [job["payload"]["project_id"] for job in found] == [ordered["id"]]  # one, deduplicated
+    # it waits, so a burst of uploads and refits makes one re-rank; one asked for runs at once
+    assert found[0]["run_after"] > found[0]["created_at"] + timedelta(seconds=al.AUTO_DELAY_SECONDS - 1)
+    now = al.request_rerank(org.db, org.owner.principal, ordered["id"])
+    assert now["id"] != found[0]["id"]
 
 
 def test_roles_and_tenants(org: Org, other_org: Org) -> None:
@@ -270,12 +275,15 @@ def test_roles_and_tenants(org: Org, other_org: Org) -> None:
         al.queue_order(org.db, org.owner.principal, project["id"], limit=0)
 
 
-def test_the_rerank_job_runs_through_the_runner_and_a_refit_asks_for_one(org: Org) -> None:
+def test_the_rerank_job_runs_through_the_runner_and_a_refit_asks_for_one(
+    org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from truthset import jobs as registry
     from truthset.jobs import Runner
     from truthset.services import refit
 
     assert registry.handler_for(al.JOB_KIND).__module__ == "truthset.jobs.handlers"
+    monkeypatch.setattr(al, "AUTO_DELAY_SECONDS", 0.0)  # due at once (no waiting in a test)
     project = _project(org, overlap=2)
     ids = [task["id"] for task in org.make_tasks(project["id"], 12)]
     _predict(org, project["id"], {i: ("cat", 0.4 + 0.05 * n) for n, i in enumerate(ids)})

@@ -36,6 +36,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,7 @@ from truthset.services.results import build_result, current_models
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
+from truthset.storage.ids import utcnow
 
 #: The job kind that runs :func:`rerank_project` (jobs/handlers.py).
 JOB_KIND = "queue.rerank"
@@ -63,6 +65,10 @@ JOB_KIND = "queue.rerank"
 WRITE_CHUNK = 1_000
 #: Tasks whose uncertainties differ by less than this count as equally uncertain (diversity guard).
 BUCKET = 0.05
+#: How long an automatic re-rank (after predictions or a refit) waits before it runs: the asks of a
+#: burst (the chunks of an upload, the refits of a busy hour) meet one waiting job and make one
+#: re-rank. A re-rank asked for on demand, or by a policy change, runs at once.
+AUTO_DELAY_SECONDS = 30.0
 #: Started tasks whose posterior is computed from their responses per read (no stored confidence).
 POSTERIOR_CHUNK = 500
 _ID = re.compile(r"[0-9a-f]{24}")
@@ -397,13 +403,24 @@ def rerank_project(db: Database, organization_id: str, project_id: str) -> dict[
 # --- hooks and the service entries -------------------------------------------------------------------
 
 
-def _enqueue(conn: Connection, project: Mapping[str, Any], created_by: str | None = None) -> dict[str, Any]:
+def _enqueue(
+    conn: Connection, project: Mapping[str, Any], created_by: str | None = None, *, automatic: bool = False
+) -> dict[str, Any]:
+    """The re-rank job: an automatic one waits ``AUTO_DELAY_SECONDS`` (one waiting job absorbs the
+    asks meanwhile); one asked for runs at once, under a key of its own so a waiting automatic job
+    never delays it (two re-ranks of a project at once are harmless: the same ranks, each chunk
+    with its epoch bump)."""
+    if automatic:
+        key, run_after = f"rerank:{project['id']}", utcnow() + timedelta(seconds=AUTO_DELAY_SECONDS)
+    else:
+        key, run_after = f"rerank-now:{project['id']}", None
     return jobs.enqueue(
         conn,
         project["organization_id"],
         JOB_KIND,
         {"project_id": project["id"]},
-        dedupe_key=f"rerank:{project['id']}",
+        dedupe_key=key,
+        run_after=run_after,
         created_by=created_by,
     )
 
@@ -412,7 +429,7 @@ def note_change(conn: Connection, project: Mapping[str, Any]) -> None:
     """In a transaction that changed what ranks are made of (predictions, worker models): ask for a
     re-rank when the project orders by uncertainty. One waiting job absorbs repeated asks."""
     if ordering(project) == "uncertainty":
-        _enqueue(conn, project)
+        _enqueue(conn, project, automatic=True)
 
 
 def note_refit(db: Database, organization_id: str, project_id: str) -> None:
