@@ -433,11 +433,14 @@ def note_change(conn: Connection, project: Mapping[str, Any]) -> None:
 
 
 def note_refit(db: Database, organization_id: str, project_id: str) -> None:
-    """After a refit stored new worker models (posteriors and model reliabilities moved)."""
-    with db.write() as conn:
+    """After a refit stored new worker models (posteriors and model reliabilities moved). A project
+    ordered by priority costs a read, never a write transaction."""
+    with db.read() as conn:
         project = repo.get(conn, t.projects, organization_id, project_id)
-        if project is not None:
-            note_change(conn, project)
+    if project is None or ordering(project) != "uncertainty":
+        return
+    with db.write() as conn:
+        note_change(conn, project)
 
 
 def note_policy(db: Database, principal: Principal, project: Mapping[str, Any]) -> dict[str, Any] | None:
