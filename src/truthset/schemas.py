@@ -296,6 +296,11 @@ class QualityPolicy(Input):
     auto_label: AutoLabelPolicy | None = Field(
         None, description="Let eligible model workers complete tasks without people, with audits (null: off)."
     )
+    ordering: Literal["priority", "uncertainty"] = Field(
+        "priority",
+        description="The queue's order within a priority: oldest first (`priority`), or the tasks where one "
+        "more human judgment helps most first (`uncertainty`: active learning, docs/quality.md).",
+    )
 
     @model_validator(mode="after")
     def _overlaps(self) -> QualityPolicy:
@@ -1030,3 +1035,20 @@ class ProjectModelOut(Output):
     )
     status: str
     created_at: Timestamp
+
+
+# --- the queue's order (active learning, issue 13) ----------------------------------------------------
+
+
+class QueueTaskOut(Output):
+    id: str
+    unique_id: str | None
+    priority: int
+    queue_rank: int = Field(
+        description="Its place within its priority (lowest first): 0 unless the policy's ordering is "
+        "`uncertainty`, where started tasks rank below 0, new ones at 0, ranked untouched ones above."
+    )
+    response_count: int
+    lease_count: int
+    overlap: int
+    confidence: float | None = Field(description="Its posterior's confidence, once a result was computed.")

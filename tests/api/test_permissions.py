@@ -73,6 +73,8 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "project_dashboard": Action.READ_QUALITY,
     "worker_stats": None,  # every member reads their own figures (the walk asks for the caller's)
     "refit_project": Action.MANAGE_PROJECTS,
+    "list_queue": Action.READ_TASKS,
+    "rerank_queue": Action.MANAGE_PROJECTS,
     "next_review": Action.REVIEW,
     "review_task": Action.REVIEW,
     "skip_review": Action.REVIEW,

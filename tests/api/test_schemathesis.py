@@ -55,6 +55,7 @@ CHECKS = [
 #: accept every schema-valid request (positive_data_acceptance).
 CONTENT_CHECKED = {
     "list_tasks",
+    "list_queue",  # its cursor must be one the server gave (a task's priority, queue rank and id)
     "bulk_task_action",
     "export_project",
     "create_export",

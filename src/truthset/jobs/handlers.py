@@ -12,7 +12,7 @@ from typing import Any
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.storage import Database
 
-__all__ = ["auto_label", "export", "import_file", "llm_label", "model_train", "quality_refit"]
+__all__ = ["auto_label", "export", "import_file", "llm_label", "model_train", "quality_refit", "queue_rerank"]
 
 
 def quality_refit(db: Database, job: JobContext) -> dict[str, Any]:
@@ -78,3 +78,17 @@ def auto_label(db: Database, job: JobContext) -> dict[str, Any]:
         raise JobFailed("the payload names no project_id")
     job.check()
     return service.sweep(db, job.organization_id, project_id)
+
+
+def queue_rerank(db: Database, job: JobContext) -> dict[str, Any]:
+    """``queue.rerank``, payload ``{"project_id": ...}``: re-rank the project's pending tasks by the
+    value of one more judgment, or reset the ranks under "priority"
+    (:func:`truthset.services.active_learning.rerank_project`). Safe to repeat: a repeat computes
+    the same ranks from the same state and writes only those that changed."""
+    from truthset.services import active_learning
+
+    project_id = job.payload.get("project_id")
+    if not isinstance(project_id, str):
+        raise JobFailed("the payload names no project_id")
+    job.check()
+    return active_learning.rerank_project(db, job.organization_id, project_id)

@@ -36,7 +36,7 @@ from truthset.errors import InvalidInput
 from truthset.quality import WorkerModel
 from truthset.questions import AnswerError, CompiledSpec
 from truthset.schemas import PredictionIn, PredictionUpload
-from truthset.services import auto_label, gold, refit, webhooks
+from truthset.services import active_learning, auto_label, gold, refit, webhooks
 from truthset.services.completion import completion_rules
 from truthset.services.policy import Action, require
 from truthset.services.projects import compiled_spec, load_project, load_task, require_active
@@ -278,6 +278,7 @@ def _write(
             # scored on gold like a person: its gold accuracy (and pause) are in the worker figures
             gold.score(conn, _as_principal(principal, worker["id"]), project, task, response, now)
     auto_label.after_predictions(conn, project, worker["id"], [g.task["id"] for g in chunk])  # policy on only
+    active_learning.note_change(conn, project)  # an uncertainty-ordered queue is re-ranked (a job)
 
 
 def _as_principal(principal: Principal, worker_id: str) -> Principal:

@@ -33,9 +33,10 @@ from truthset.storage.ids import new_id, utcnow
 class _Frontier:
     """Where a worker's last search of a project's queue ended, and in which queue epoch.
 
-    Every task before ``position`` (in queue order: priority desc, then id) was then ineligible for
-    the worker: done, full, or already had by them. Only the events that bump the project's
-    ``queue_epoch`` (a lease given back or expired, new pending tasks) can change that, so within
+    Every task before ``position`` (in queue order: priority desc, then queue rank, then id) was then
+    ineligible for the worker: done, full, or already had by them. Only the events that bump the
+    project's ``queue_epoch`` (a lease given back or expired, new pending tasks, a re-rank of an
+    uncertainty-ordered queue: services/active_learning.py) can change that, so within
     the same epoch the next search may start at ``position``. Without it, a worker who answered
     thousands of tasks still waiting for other workers walked past all of them on every call.
 
@@ -45,7 +46,7 @@ class _Frontier:
     """
 
     epoch: int
-    position: tuple[int, str]  # (priority, task id) of the last task leased
+    position: tuple[int, int, str]  # (priority, queue rank, task id) of the last task leased
 
 
 _FRONTIERS: dict[tuple[str, str], _Frontier] = {}  # (project, worker); a hint, so losing it is harmless
@@ -135,7 +136,8 @@ def _lease_real(
     if expired:
         _FRONTIERS.pop(key, None)
     elif task is not None:
-        _remember_frontier(key, _Frontier(project["queue_epoch"], (task["priority"], task["id"])))
+        position = (task["priority"], task["queue_rank"] or 0, task["id"])
+        _remember_frontier(key, _Frontier(project["queue_epoch"], position))
     # (with no task a frontier stays valid: nothing behind it either)
     return task
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     Connection,
     DateTime,
+    Integer,
     Select,
     String,
     Table,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.ext.compiler import compiles
@@ -397,16 +399,22 @@ def return_leases(conn: Connection, project_id: str, per_task: Mapping[str, int]
         bump_queue_epoch(conn, project_id)
 
 
+#: The queue's order, the one ``ix_tasks_queue`` holds: highest priority, lowest rank, oldest.
+QUEUE_ORDER = (t.tasks.c.priority.desc(), t.tasks.c.queue_rank, t.tasks.c.id)
+
+
 def _queue_conditions(start: str) -> list[Any]:
     """Which task a worker may be leased next (:func:`_lease_first` leases the first in queue order).
 
     The best task: pending, still short of workers (responses + live leases < overlap), never
     leased to, skipped by or answered by this worker (every response has an assignment, even one
-    given without a lease), highest priority, then oldest. On PostgreSQL the subquery
+    given without a lease), highest priority, then lowest ``queue_rank`` (0 unless the policy orders
+    by uncertainty: services/active_learning.py), then oldest. On PostgreSQL the subquery
     locks its row with SKIP LOCKED, so concurrent callers take different tasks instead of queueing
     on one; SQLite renders no FOR UPDATE, its writers being serialised by BEGIN IMMEDIATE.
     ``start``: "top" searches the whole queue; "same_priority" only the tasks of priority
-    ``p_after_priority`` from id ``p_after_id`` on; "lower_priority" the tasks of a lower
+    ``p_after_priority`` from (rank, id) ``(p_after_rank, p_after_id)`` on, a row-value comparison
+    both SQLite and PostgreSQL seek on the index with; "lower_priority" the tasks of a lower
     priority. Each is one seek on the ``ix_tasks_queue`` index (an OR of the two would scan it).
     """
     worker = bindparam("p_worker_id")
@@ -428,14 +436,18 @@ def _queue_conditions(start: str) -> list[Any]:
         ~seen,
     ]
     if start == "same_priority":
-        conditions += [t.tasks.c.priority == bindparam("p_after_priority"), t.tasks.c.id >= bindparam("p_after_id")]
+        after = tuple_(bindparam("p_after_rank", type_=Integer), bindparam("p_after_id", type_=String))
+        conditions += [
+            t.tasks.c.priority == bindparam("p_after_priority"),
+            tuple_(t.tasks.c.queue_rank, t.tasks.c.id) >= after,
+        ]
     elif start == "lower_priority":
         conditions.append(t.tasks.c.priority < bindparam("p_after_priority"))
     return conditions
 
 
 def _lease_first(conditions: list[Any]) -> Any:
-    """Take one lease on the first task in queue order (priority, then id) that meets ``conditions``,
+    """Take one lease on the first task in queue order (priority, rank, id) that meets ``conditions``,
     returning the task: the one statement the normal and the gold queue lease with.
 
     The subquery locks its row with SKIP LOCKED on PostgreSQL (a row another transaction holds is
@@ -444,7 +456,7 @@ def _lease_first(conditions: list[Any]) -> Any:
     best = (
         select(t.tasks.c.id)
         .where(*conditions)
-        .order_by(t.tasks.c.priority.desc(), t.tasks.c.id)
+        .order_by(*QUEUE_ORDER)
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
@@ -463,17 +475,18 @@ _ELIGIBLE_TASK = Prepared(select(t.tasks.c.id).where(*_queue_conditions("top")).
 
 
 def lease_next_task(
-    conn: Connection, project_id: str, worker_id: str, *, after: tuple[int, str] | None = None
+    conn: Connection, project_id: str, worker_id: str, *, after: tuple[int, int, str] | None = None
 ) -> dict | None:
     """Take one lease on the next task for ``worker_id`` (see :func:`_queue_conditions`).
 
-    ``after`` = (priority, id) starts the search at that task in queue order, for a caller that knows
-    every task before it is ineligible for this worker; without it the search starts at the top.
+    ``after`` = (priority, queue_rank, id) starts the search at that task in queue order, for a
+    caller that knows every task before it is ineligible for this worker; without it the search
+    starts at the top.
     """
     params = {"p_project_id": project_id, "p_worker_id": worker_id}
     if after is None:
         return _LEASE_NEXT.first(conn, params)
-    params.update(p_after_priority=after[0], p_after_id=after[1])
+    params.update(p_after_priority=after[0], p_after_rank=after[1], p_after_id=after[2])
     return _LEASE_NEXT_SAME_PRIORITY.first(conn, params) or _LEASE_NEXT_LOWER_PRIORITY.first(conn, params)
 
 

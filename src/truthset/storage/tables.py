@@ -173,6 +173,12 @@ tasks = Table(
     Column("content_hash", String(32), nullable=True),
     # A task made through the Scale-compatible API: type, params, tags, callback (compat/scale)
     Column("scale", JSON, nullable=True),
+    # Within a priority, the queue serves the lowest rank first (then the oldest). 0 unless the
+    # policy's ordering is "uncertainty": then the re-rank step of services/active_learning.py
+    # writes it, and only there, bumping queue_epoch (0014). Never NULL in practice; nullable only
+    # because a PostgreSQL bulk import COPYs into a staging table (LIKE tasks) without it, and LIKE
+    # keeps NOT NULL but not the default
+    Column("queue_rank", Integer, nullable=True, server_default="0"),
     UniqueConstraint("organization_id", "unique_id", name="uq_tasks_org_unique_id"),
     Index("ix_tasks_org_id", "organization_id", "id"),
     Index("ix_tasks_project_id", "project_id", "id"),
@@ -463,8 +469,8 @@ project_models = Table(
     Index("ix_project_models_org_id", "organization_id", "id"),
 )
 
-# The queue: the highest priority, oldest pending task of a project (priority descending).
-Index("ix_tasks_queue", tasks.c.project_id, tasks.c.status, tasks.c.priority.desc(), tasks.c.id)
+# The queue: the highest priority, lowest queue_rank, oldest pending task of a project.
+Index("ix_tasks_queue", tasks.c.project_id, tasks.c.status, tasks.c.priority.desc(), tasks.c.queue_rank, tasks.c.id)
 Index("ix_tasks_review", tasks.c.project_id, tasks.c.review_status, tasks.c.id)
 # The task browser's sorts, each paged on (value, id) within a project (services/task_browse.py)
 Index("ix_tasks_project_updated", tasks.c.project_id, tasks.c.updated_at, tasks.c.id)

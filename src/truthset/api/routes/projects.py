@@ -22,7 +22,7 @@ from truthset.schemas import (
     SpecCheck,
     SpecChecked,
 )
-from truthset.services import export, projects
+from truthset.services import active_learning, export, projects
 from truthset.services.formats.images import write_options
 
 router = APIRouter(tags=["projects"])
@@ -69,7 +69,10 @@ def get_project(db: DB, caller: Caller, project_id: str) -> dict:
 
 @router.patch("/projects/{project_id}", response_model=ProjectOut, operation_id="update_project")
 def update_project(db: DB, caller: Caller, project_id: str, body: ProjectUpdate) -> dict:
-    return projects.update_project(db, caller, project_id, body)
+    project = projects.update_project(db, caller, project_id, body)
+    if body.quality is not None:  # the queue's ordering may have changed: a re-rank job (active learning)
+        active_learning.note_policy(db, caller, project)
+    return project
 
 
 @router.delete("/projects/{project_id}", status_code=status.HTTP_204_NO_CONTENT, operation_id="delete_project")
