@@ -236,6 +236,15 @@ class ReviewPolicy(Input):
     low_confidence: bool = Field(False, description="Send every task completed below its target to review.")
 
 
+class RetrainPolicy(Input):
+    """Retrain the built-in text model as trusted results accumulate (docs/models.md, "Retraining")."""
+
+    question: str = Field(min_length=1, max_length=64, description="The text `label`/`labels` question to learn.")
+    every: int = Field(
+        200, ge=10, le=1_000_000, description="Queue a model.train job once this many new training labels are in."
+    )
+
+
 class QualityPolicy(Input):
     """How many judgments a task gets and when its answer is good enough (docs/quality.md).
 
@@ -266,6 +275,9 @@ class QualityPolicy(Input):
     )
     price_per_judgment: float | None = Field(
         None, ge=0, le=1_000_000, description="What one judgment costs, for the dashboard's cost (any currency)."
+    )
+    retrain: RetrainPolicy | None = Field(
+        None, description="Retrain the built-in text model every `every` new training labels (null: off)."
     )
 
     @model_validator(mode="after")

@@ -26,7 +26,7 @@ from truthset.errors import NotFound
 from truthset.quality import DawidSkene, WorkerModel
 from truthset.questions import CompiledSpec
 from truthset.questions.label import TIE_MARGIN
-from truthset.services import jobs, review
+from truthset.services import jobs, retraining, review
 from truthset.services.completion import completion_rules
 from truthset.services.events import add_event
 from truthset.services.pacing import Pacer
@@ -138,6 +138,7 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         versions = {question: figures["version"] for question, figures in fitted.items()}
         stale = _patch_confidences(db, project, rules, models, versions, moves.drifted)
         changed = _rescore(db, project, spec, sorted([*moves.rescore, *stale]))
+    retraining.after_refit(db, organization_id, project_id)  # the policy's retrain: due now?
     return {"project_id": project_id, "fitted": fitted, "changed_answers": changed}
 
 
