@@ -12,7 +12,7 @@ from typing import Any
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.storage import Database
 
-__all__ = ["export", "import_file", "llm_label", "model_train", "quality_refit"]
+__all__ = ["export", "import_file", "llm_label", "model_server_predict", "model_train", "quality_refit"]
 
 
 def quality_refit(db: Database, job: JobContext) -> dict[str, Any]:
@@ -64,3 +64,13 @@ def model_train(db: Database, job: JobContext) -> dict[str, Any]:
     from truthset.services import model_training
 
     return model_training.run_training(db, job)
+
+
+def model_server_predict(db: Database, job: JobContext) -> dict[str, Any]:
+    """``model.server_predict``: tell an external model server of the project's new trusted results
+    and store its answers about the gold and pending tasks as predictions
+    (:func:`truthset.services.model_servers.run_server_predictions`). Safe to repeat: the tasks the
+    model version already predicted are skipped."""
+    from truthset.services import model_servers
+
+    return model_servers.run_server_predictions(db, job)
