@@ -347,3 +347,25 @@ def _store(
     result.stored += report["stored"] + report["unchanged"]
     result.refused += report["invalid"]
     result.worker_id = report["worker_id"] or result.worker_id
+
+
+# --- the Models page's list of model runs ------------------------------------------------------------
+
+#: The jobs that ask an outside model about a project's tasks: the LLM labeler's and a model server's.
+RUN_KINDS = ("model.llm_label", KIND)
+
+
+def model_runs(
+    db: Database, principal: Principal, project_id: str, *, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The project's LLM-labeling and model-server jobs, newest first, a keyset page at a time, with
+    their results (tokens, answers stored and refused). Managers and above."""
+    j = t.jobs
+    with db.read() as conn:
+        load_project(conn, principal, project_id)
+        require(principal, Action.READ_QUALITY)
+        query = repo.scoped(j, principal.organization_id).where(
+            j.c.kind.in_(RUN_KINDS), j.c.payload["project_id"].as_string() == project_id
+        )
+        rows, next_cursor = repo.page(conn, query, j, cursor=cursor, limit=limit, descending=True)
+    return [jobs.public(row) for row in rows], next_cursor
