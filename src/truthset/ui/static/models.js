@@ -64,7 +64,7 @@ function curve(question, points) {
     scales: { x: { time: false }, y: { range: [0, 1] } },
     axes: [{ label: 'training labels' }, { label: 'accuracy, ECE' }],
     series: [
-      {},
+      { label: 'training labels' },
       { label: 'held-out accuracy', stroke: '#2f6fdf', width: 2, points: { show: true, size: 6 } },
       { label: 'ECE', stroke: '#d9822b', width: 2, dash: [6, 4], points: { show: true, size: 6 } },
     ],
