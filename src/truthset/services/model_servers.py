@@ -285,6 +285,7 @@ def _previous_watermark(db: Database, job: JobContext) -> datetime | None:
     query = (
         select(j.payload, j.result)
         .where(j.organization_id == job.organization_id, j.kind == KIND, j.status == str(JobStatus.SUCCEEDED))
+        .where(j.payload["project_id"].as_string() == str(payload.get("project_id")))
         .order_by(j.finished_at.desc(), j.id.desc())
     )
     with db.read() as conn:
