@@ -239,7 +239,12 @@ class ReviewPolicy(Input):
 class RetrainPolicy(Input):
     """Retrain the built-in text model as trusted results accumulate (docs/models.md, "Retraining")."""
 
-    question: str = Field(min_length=1, max_length=64, description="The text `label`/`labels` question to learn.")
+    question: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="The text `label`/`labels` question to learn (default: the spec's first such question).",
+    )
     every: int = Field(
         200, ge=10, le=1_000_000, description="Queue a model.train job once this many new training labels are in."
     )

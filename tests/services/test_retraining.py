@@ -160,3 +160,11 @@ def test_the_policy_names_a_label_question_of_the_spec(org: Org) -> None:
         assert caught.value.details["field"] == "quality.retrain.question"
     with pytest.raises(ValueError, match="every"):
         QualityPolicy.model_validate({"retrain": {"question": "topic", "every": 0}})
+    # without a question (as the editor's policy form turns it on), the spec's first label question
+    update = ProjectUpdate(quality=QualityPolicy.model_validate({"retrain": {"every": 50}}))
+    stored = projects.update_project(org.db, org.owner.principal, project["id"], update)
+    assert stored["quality"]["retrain"] == {"question": "topic", "every": 50}
+    text_only = {"fields": SPEC["fields"], "questions": [SPEC["questions"][1]]}
+    with pytest.raises(InvalidInput) as caught:
+        org.make_project(spec=text_only, quality={"retrain": {}})
+    assert caught.value.details["field"] == "quality.retrain.question"

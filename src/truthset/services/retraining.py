@@ -57,7 +57,7 @@ def note_completed(conn: Connection, task: dict[str, Any], rules: CompletionRule
     attribute read. Otherwise a counter; the database is read once per ``every`` labels at most.
     """
     policy = rules.policy.retrain
-    if policy is None or not _gives_label(task.get("result"), policy.question, rules):
+    if policy is None or policy.question is None or not _gives_label(task.get("result"), policy.question, rules):
         return None
     key = (task["project_id"], policy.question)
     left = _LEFT.get(key)
@@ -82,7 +82,7 @@ def after_refit(db: Database, organization_id: str, project_id: str) -> dict[str
 def check(conn: Connection, organization_id: str, project_id: str, rules: CompletionRules) -> dict[str, Any] | None:
     """Count the question's labels, compare with the last version, and queue a job when due."""
     policy = rules.policy.retrain
-    if policy is None or policy.question not in rules.questions:
+    if policy is None or policy.question is None or policy.question not in rules.questions:
         return None
     key = (project_id, policy.question)
     counts = label_counts(conn, organization_id, project_id, policy.question, rules)
