@@ -1424,6 +1424,57 @@ def models_llm_label(
         raise typer.Exit(1)
 
 
+@models_app.command("server-predict")
+def models_server_predict(
+    project: Annotated[str, typer.Option("--project", help="Project id.")],
+    question: Annotated[str, typer.Option("--question", help="The question the model answers.")],
+    base_url: Annotated[str, typer.Option("--base-url", help="The model server's root (/health, /train, /predict).")],
+    name: Annotated[str | None, typer.Option("--name", help="Model worker name (default: /health's).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many tasks (gold first).")] = None,
+    train: Annotated[bool, typer.Option("--train/--no-train", help="First send /train the new results.")] = True,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job; print what it sent and stored.")] = False,
+    server_api_key: Annotated[
+        str,
+        typer.Option(
+            envvar="TRUTHSET_MODEL_SERVER_API_KEY", help="The model server's API key, if any.", show_default=False
+        ),
+    ] = "",
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Train and ask an external model server: its valid answers become predictions of <name>@<version>."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        job = client.start_model_server_predictions(
+            project,
+            question=question,
+            base_url=base_url,
+            name=name,
+            limit=limit,
+            api_key=server_api_key or None,
+            train=train,
+        )
+        console.print(f"model server job {job.id}: {job.status}")
+        if not wait:
+            return
+        job = _follow_llm_labeling(client, job.id)
+    result = job.result or {}
+    if result:
+        trained = result.get("trained") or {}
+        console.print(
+            f"{escape(str(result.get('model')))}: {trained.get('sent', 0)} results sent to /train "
+            f"({trained.get('accepted', 0)} accepted); {result.get('asked', 0)} tasks asked: "
+            f"{result.get('stored', 0)} predictions stored, {result.get('invalid', 0)} invalid answers, "
+            f"{result.get('abstained', 0)} abstained"
+        )
+        for problem in result.get("problems", [])[:10]:
+            err_console.print(f"  task {problem['task_id']}: {problem['kind']}: {escape(problem['reason'])}")
+    if job.status != "succeeded":
+        err_console.print(f"model server job {job.id} {job.status}: {escape(job.error or '')}")
+        raise typer.Exit(1)
+
+
 def _follow_llm_labeling(client: Any, job_id: str) -> Any:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"))
     with Progress(*columns, TimeElapsedColumn(), console=err_console) as progress:

@@ -482,6 +482,30 @@ class Client:
         body = {k: v for k, v in {**body, "api_key": api_key, **options}.items() if v is not None}
         return self._json("POST", f"/projects/{project_id}/llm-labels", JobOut, json=body)
 
+    def start_model_server_predictions(
+        self,
+        project_id: str,
+        *,
+        question: str,
+        base_url: str,
+        name: str | None = None,
+        limit: int | None = None,
+        api_key: str | None = None,
+        **options: Any,
+    ) -> JobOut:
+        """Start a job that sends an external model server (``base_url``: its root, serving
+        ``/health``, ``/train``, ``/predict``) the project's new trusted results, then stores its
+        answers to ``question`` on the gold, then pending, tasks as predictions of the model worker
+        ``<name>@<version>``. Managers and above (docs/models.md, "External model servers").
+
+        ``options``: ``batch_size``, ``train``, ``include_gold``, ``default_score``. Follow the job
+        with ``client.jobs.wait(job.id)``: its ``result`` counts stored, invalid and abstained answers
+        and what ``/train`` accepted. ``api_key`` is stored sealed in the job, never shown.
+        """
+        body = {"question": question, "base_url": base_url, "name": name, "limit": limit, "api_key": api_key}
+        body = {k: v for k, v in {**body, **options}.items() if v is not None}
+        return self._json("POST", f"/projects/{project_id}/model-server-predictions", JobOut, json=body)
+
     # -- plumbing --
 
     def _long_timeout(self) -> httpx.Timeout:

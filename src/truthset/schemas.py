@@ -262,6 +262,20 @@ class AutoLabelPolicy(Input):
         return self.audit_min_agreement if self.audit_min_agreement is not None else self.min_accuracy
 
 
+class RetrainPolicy(Input):
+    """Retrain the built-in text model as trusted results accumulate (docs/models.md, "Retraining")."""
+
+    question: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="The text `label`/`labels` question to learn (default: the spec's first such question).",
+    )
+    every: int = Field(
+        200, ge=10, le=1_000_000, description="Queue a model.train job once this many new training labels are in."
+    )
+
+
 class QualityPolicy(Input):
     """How many judgments a task gets and when its answer is good enough (docs/quality.md).
 
@@ -300,6 +314,9 @@ class QualityPolicy(Input):
         "priority",
         description="The queue's order within a priority: oldest first (`priority`), or the tasks where one "
         "more human judgment helps most first (`uncertainty`: active learning, docs/quality.md).",
+    )
+    retrain: RetrainPolicy | None = Field(
+        None, description="Retrain the built-in text model every `every` new training labels (null: off)."
     )
 
     @model_validator(mode="after")

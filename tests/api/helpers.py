@@ -438,6 +438,10 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
         path={"project_id": w.project["id"]},
         json={"question": "sentiment", "base_url": "https://93.184.216.34/v1", "model": "walk", "limit": 1},
     ),
+    "start_model_server_predictions": lambda w: Call(
+        path={"project_id": w.project["id"]},
+        json={"question": "sentiment", "base_url": "https://93.184.216.34", "limit": 1},
+    ),
 }
 
 

@@ -86,6 +86,7 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "reinstate_worker": Action.MANAGE_PROJECTS,
     "upload_predictions": Action.MANAGE_TASKS,
     "start_llm_labeling": Action.MANAGE_TASKS,
+    "start_model_server_predictions": Action.MANAGE_TASKS,
     "task_predictions": Action.READ_TASKS,
     "train_model": Action.MANAGE_TASKS,
     "list_models": Action.READ_QUALITY,

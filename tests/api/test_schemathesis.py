@@ -75,6 +75,7 @@ CONTENT_CHECKED = {
     "train_model",  # the question must be a label or labels question of the project's spec
     "create_webhook",  # the URL must pass the network guard (a schema-valid URL may name a private address)
     "start_llm_labeling",  # the question must be in the spec, the base_url must pass the network guard
+    "start_model_server_predictions",  # the same: the question in the spec, the base_url through the guard
     "update_webhook",
     "change_my_password",
 }

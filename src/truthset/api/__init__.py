@@ -22,6 +22,7 @@ from truthset.api.routes import dashboard as dashboard_routes
 from truthset.api.routes import imports as import_routes
 from truthset.api.routes import jobs as job_routes
 from truthset.api.routes import llm_labels as llm_label_routes
+from truthset.api.routes import model_servers as model_server_routes
 from truthset.api.routes import models as model_routes
 from truthset.api.routes import predictions as prediction_routes
 from truthset.api.routes import webhooks as webhook_routes
@@ -137,6 +138,7 @@ def _setup_routes(app: FastAPI) -> None:
         prediction_routes,
         llm_label_routes,
         model_routes,
+        model_server_routes,
     ):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=strict_query)
     app.include_router(docs.router, prefix=API_PREFIX)  # public: no key, no query parameters

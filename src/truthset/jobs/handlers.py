@@ -12,7 +12,16 @@ from typing import Any
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.storage import Database
 
-__all__ = ["auto_label", "export", "import_file", "llm_label", "model_train", "quality_refit", "queue_rerank"]
+__all__ = [
+    "auto_label",
+    "export",
+    "import_file",
+    "llm_label",
+    "model_server_predict",
+    "model_train",
+    "quality_refit",
+    "queue_rerank",
+]
 
 
 def quality_refit(db: Database, job: JobContext) -> dict[str, Any]:
@@ -92,3 +101,13 @@ def queue_rerank(db: Database, job: JobContext) -> dict[str, Any]:
         raise JobFailed("the payload names no project_id")
     job.check()
     return active_learning.rerank_project(db, job.organization_id, project_id)
+
+
+def model_server_predict(db: Database, job: JobContext) -> dict[str, Any]:
+    """``model.server_predict``: tell an external model server of the project's new trusted results
+    and store its answers about the gold and pending tasks as predictions
+    (:func:`truthset.services.model_servers.run_server_predictions`). Safe to repeat: the tasks the
+    model version already predicted are skipped."""
+    from truthset.services import model_servers
+
+    return model_servers.run_server_predictions(db, job)

@@ -175,8 +175,11 @@ def run_training(db: Database, context: JobContext) -> dict[str, Any]:
 
 
 def _job_principal(db: Database, context: JobContext) -> Principal:
-    """The member who asked for the training, as they are now (a manager still, not disabled)."""
+    """The member who asked for the training, as they are now (a manager still, not disabled); for a
+    training the project's ``retrain`` policy queued (no member asked), the project's manager."""
     member_id = context.job.get("created_by")
+    if member_id is None and context.payload.get("trigger") == "retrain":  # only the server writes payloads
+        return Principal(context.organization_id, "", Role.MANAGER, "")
     with db.read() as conn:
         member = repo.get(conn, t.members, context.organization_id, member_id) if member_id else None
         worker = repo.worker_for_member(conn, context.organization_id, member_id) if member else None

@@ -243,6 +243,15 @@ def checked_policy(policy: QualityPolicy, spec: dict[str, Any]) -> dict[str, Any
             )
     if policy.deciding == []:
         raise InvalidInput("quality.deciding must name at least one question", details={"field": "quality.deciding"})
+    learnable = [q["name"] for q in expanded_questions(spec) if q.get("type") in ("label", "labels")]
+    if policy.retrain is not None:  # what model.train can learn; stored named (default: the first)
+        name = policy.retrain.question or (learnable[0] if learnable else None)
+        if name not in learnable:
+            raise InvalidInput(
+                f"quality.retrain.question: {name!r} is not a label or labels question of the spec",
+                details={"field": "quality.retrain.question"},
+            )
+        policy = policy.model_copy(update={"retrain": policy.retrain.model_copy(update={"question": name})})
     return policy.stored()
 
 

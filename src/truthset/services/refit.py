@@ -26,7 +26,7 @@ from truthset.errors import NotFound
 from truthset.quality import DawidSkene, WorkerModel
 from truthset.questions import CompiledSpec
 from truthset.questions.label import TIE_MARGIN
-from truthset.services import active_learning, auto_label, jobs, review
+from truthset.services import active_learning, auto_label, jobs, retraining, review
 from truthset.services.completion import completion_rules
 from truthset.services.events import add_event
 from truthset.services.pacing import Pacer
@@ -140,6 +140,7 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         changed = _rescore(db, project, spec, sorted([*moves.rescore, *stale]))
         active_learning.note_refit(db, organization_id, project_id)  # an uncertainty-ordered queue is re-ranked
     auto_label.sweep(db, organization_id, project_id)  # results moved: models may have become eligible
+    retraining.after_refit(db, organization_id, project_id)  # the policy's retrain: due now?
     return {"project_id": project_id, "fitted": fitted, "changed_answers": changed}
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 from truthset.domain import TaskStatus
 from truthset.quality import WorkerModel
 from truthset.questions import Aggregate, CompiledSpec
-from truthset.services import lifecycle, review, webhooks
+from truthset.services import lifecycle, retraining, review, webhooks
 from truthset.services.completion import CompletionRules, Decision, Outcome, completion_rules
 from truthset.services.events import add_event
 from truthset.services.projects import mark_batch_completed_if_done
@@ -151,6 +151,7 @@ def _complete(
 ) -> dict[str, Any]:
     result["low_confidence"] = bool(decision.below_target)
     task = lifecycle.move(conn, task, TaskStatus.COMPLETED, result=result, confidence=confidence)
+    retraining.note_completed(conn, task, rules)  # the policy's retrain: a counter, rarely a query
     enqueue_scale_callback(conn, task)  # a task made through /scale/v1 with a callback_url (compat/scale)
     add_event(
         conn,

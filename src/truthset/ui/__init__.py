@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Match, NoMatchFound
 
 from truthset.ui._account_pages import router as account_router
 from truthset.ui._dashboard_pages import router as dashboard_pages
+from truthset.ui._model_pages import router as model_pages
 from truthset.ui._pages import STATIC_DIR, router
 from truthset.ui._project_pages import router as project_pages
 from truthset.ui._task_pages import router as task_pages
@@ -63,6 +64,7 @@ def install(app: FastAPI) -> None:
     pages.include_router(project_pages)  # first: /projects/new is not the page of a project "new"
     pages.include_router(task_pages)
     pages.include_router(dashboard_pages)
+    pages.include_router(model_pages)
     pages.include_router(router)
     pages.include_router(account_router)
     pages.include_router(webhook_pages)

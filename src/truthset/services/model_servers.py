@@ -1,0 +1,372 @@
+"""An external model server as a model worker of a project: a ``model.server_predict`` job tells the
+server of the project's new trusted results (``POST /train``) and stores its answers about the gold
+and pending tasks (``POST /predict``) as predictions (docs/models.md, "External model servers").
+
+The server speaks the protocol of :mod:`truthset.learners.model_server`; the job calls it through
+:class:`~truthset.services.llm_labeling.GuardedSend` (the network guard: address rules, DNS pinning,
+no redirects, time and size limits). :func:`start_server_predictions` (the API's side) checks the
+request at once: managers and above, the project of the caller's organization, the question in its
+spec, ``base_url`` through the guard (a refused address is a 422 naming ``base_url``); then it queues
+the job in its transaction. :func:`run_server_predictions` (the handler):
+
+1. With ``train`` on, the training labels (the built-in model's rule, without gold: reviewed
+   results and completed results at target) of the tasks changed since the previous job of this
+   project, question and server succeeded (its ``result.trained_until``) are sent to ``/train``.
+   Gold answers never are: the model is measured on the gold tasks it is asked about.
+2. ``GET /health`` names the model worker: ``<name>@<version>`` (``name`` from the request, if
+   given, else the server's).
+3. The gold, then pending, tasks this model version has not predicted yet are sent to ``/predict``
+   in batches (the client's); valid answers are stored through
+   :func:`~truthset.services.predictions.upload_predictions`; invalid ones and abstentions are
+   counted in the result, never stored. A cancel stops between chunks; a repeat skips what is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+
+from truthset.config import Settings, get_settings
+from truthset.domain import JobStatus, Principal, TaskStatus
+from truthset.errors import InvalidInput
+from truthset.learners._records import Task
+from truthset.learners.model_server import ModelServerClient, PredictOutcome, SendError, ServerError
+from truthset.questions import QuestionConfig
+from truthset.schemas import PredictionUpload
+from truthset.services import jobs, netguard, predictions, webhooks
+from truthset.services.completion import completion_rules
+from truthset.services.jobs import JobContext, JobFailed
+from truthset.services.llm_labeling import (  # the same network, principal and task reading as the LLM job
+    GuardedSend,
+    _principal,
+    _still_waiting,
+    _unpredicted,
+)
+from truthset.services.model_training import _label
+from truthset.services.policy import Action, require
+from truthset.services.projects import compiled_spec, load_project, require_active
+from truthset.storage import Database
+from truthset.storage import repositories as repo
+from truthset.storage import tables as t
+from truthset.storage.ids import new_id, utcnow
+
+__all__ = ["KIND", "ServerPredictRequest", "run_server_predictions", "start_server_predictions"]
+
+KIND = "model.server_predict"
+#: Tasks sent between two uploads (and two checks for a cancel); the client splits them in batches.
+CHUNK = 256
+#: Invalid answers whose reasons the result keeps (the counts are complete).
+MAX_REPORTED = 20
+_KEY_PURPOSE = "model-server"
+#: Only completed tasks are sent to /train, never gold: the model is asked about gold tasks, and a
+#: model that had seen their answers would be measured on what it was told.
+_TRAIN_STATUSES = (str(TaskStatus.COMPLETED),)
+
+
+@dataclass(frozen=True)
+class ServerPredictRequest:
+    question: str
+    base_url: str
+    name: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    limit: int | None = None
+    batch_size: int = 64
+    train: bool = True
+    include_gold: bool = True
+    default_score: float = 0.5
+
+
+# --- starting a job (the API's side) ----------------------------------------------------------------
+
+
+def start_server_predictions(
+    db: Database, principal: Principal, settings: Settings, project_id: str, body: ServerPredictRequest
+) -> dict[str, Any]:
+    """Queue a ``model.server_predict`` job (managers and above); returns the job as the API shows it."""
+    with db.read() as conn:
+        project = load_project(conn, principal, project_id)
+        require(principal, Action.MANAGE_TASKS)
+        require_active(project)
+        _question(compiled_spec(project).questions, body.question)
+    _check_base_url(body.base_url, settings)
+    payload: dict[str, Any] = {
+        "project_id": project["id"],
+        "question": body.question,
+        "base_url": body.base_url.rstrip("/"),
+        "name": body.name,
+        "limit": body.limit,
+        "batch_size": body.batch_size,
+        "train": body.train,
+        "include_gold": body.include_gold,
+        "default_score": body.default_score,
+    }
+    if body.api_key:
+        key_id = new_id()
+        sealed = webhooks.seal(settings, principal.organization_id, f"{_KEY_PURPOSE}/{key_id}", body.api_key)
+        payload["api_key"] = {"id": key_id, "sealed": sealed}
+    with db.write() as conn:
+        job = jobs.enqueue(
+            conn, principal.organization_id, KIND, payload, created_by=principal.member_id, max_attempts=3
+        )
+    return jobs.public(job)
+
+
+def _question(questions: list[QuestionConfig], name: str) -> QuestionConfig:
+    found = next((q for q in questions if q.name == name), None)
+    if found is None:
+        names = ", ".join(q.name for q in questions)
+        raise InvalidInput(
+            f"question: the spec has no question {name!r} (it has: {names})", details={"field": "question"}
+        )
+    return found
+
+
+def _check_base_url(base_url: str, settings: Settings) -> None:
+    """Refuse at once what the runner's guard would refuse (same settings), naming ``base_url``."""
+    try:
+        netguard.check_url(f"{base_url.rstrip('/')}/health", netguard.Guard.from_settings(settings))
+    except InvalidInput as exc:
+        message = str(exc).removeprefix("url: ")
+        raise type(exc)(f"base_url: {message}", details={**exc.details, "field": "base_url"}) from None
+
+
+# --- the job ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Result:
+    model: str = ""
+    worker_id: str | None = None
+    trained: dict[str, Any] = field(default_factory=lambda: {"sent": 0, "accepted": 0, "version": None})
+    trained_until: str | None = None
+    waiting: int = 0  # gold and pending tasks the model version had not predicted when the job started
+    asked: int = 0
+    stored: int = 0
+    invalid: int = 0
+    abstained: int = 0
+    refused: int = 0  # valid answers the upload refused (the task changed meanwhile)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, outcome: PredictOutcome) -> None:
+        self.invalid += len(outcome.invalid)
+        self.abstained += len(outcome.missing)
+        for item in outcome.invalid:
+            if len(self.problems) < MAX_REPORTED:
+                self.problems.append({"task_id": item.task_key, "kind": "invalid", "reason": item.reason[:300]})
+
+    def as_dict(self) -> dict[str, Any]:
+        counts = ("model", "worker_id", "trained", "trained_until", "waiting", "asked", "stored")
+        return {name: getattr(self, name) for name in (*counts, "invalid", "abstained", "refused", "problems")}
+
+
+def run_server_predictions(db: Database, job: JobContext) -> dict[str, Any]:
+    """The ``model.server_predict`` handler: train, then predict and store (see the module)."""
+    settings = job.settings or get_settings()
+    payload = job.payload
+    principal = _principal(db, job)
+    with db.read() as conn:
+        project = load_project(conn, principal, str(payload.get("project_id")))
+        spec = compiled_spec(project)
+        question = _question(spec.questions, str(payload.get("question")))
+    client = _client(payload, settings, principal.organization_id)
+    result = _Result()
+    if payload.get("train", True):
+        _train(db, job, client, project, question, spec.fields, result)
+    info = _call(client.health)  # after /train: a server that learned at once names its new version
+    name = str(payload.get("name") or info.name)
+    if "@" in name or not name.strip():
+        raise JobFailed(f"the model's name {name!r} is not a model name (no '@', not empty)")
+    result.model = predictions.model_name(name, info.version)
+    statuses = (TaskStatus.GOLD, TaskStatus.PENDING) if payload.get("include_gold", True) else (TaskStatus.PENDING,)
+    todo = _unpredicted(db, principal.organization_id, project["id"], result.model, payload.get("limit"), statuses)
+    result.waiting = len(todo)
+    instructions = project.get("instructions") or ""
+    job.progress(0, len(todo))
+    for start in range(0, len(todo), CHUNK):
+        job.check()  # a cancel stops between chunks: what was stored stays (a repeat skips it)
+        chunk = _still_waiting(db, principal.organization_id, todo[start : start + CHUNK], statuses)
+        predict = partial(client.predict, question, chunk, fields=spec.fields, instructions=instructions)
+        outcome = _call(predict)
+        result.asked += len(chunk)
+        result.add(outcome)
+        _store(
+            db, principal, project["id"], name, info.version, float(payload.get("default_score", 0.5)), outcome, result
+        )
+        job.progress(min(start + CHUNK, len(todo)), len(todo))
+    return result.as_dict()
+
+
+def _client(payload: Mapping[str, Any], settings: Settings, organization_id: str) -> ModelServerClient:
+    guard = netguard.Guard.from_settings(settings)
+    return ModelServerClient(
+        str(payload["base_url"]),
+        GuardedSend(guard),
+        api_key=_api_key(payload, settings, organization_id),
+        batch_size=int(payload.get("batch_size") or 64),
+    )
+
+
+def _api_key(payload: Mapping[str, Any], settings: Settings, organization_id: str) -> str | None:
+    sealed = payload.get("api_key")
+    if not isinstance(sealed, Mapping):
+        return None
+    try:
+        return webhooks.unseal(settings, organization_id, f"{_KEY_PURPOSE}/{sealed['id']}", sealed["sealed"])
+    except webhooks.SecretUnreadable as exc:
+        raise JobFailed(str(exc).replace("webhook's secret", "API key")) from None
+
+
+def _call(call: Callable[[], Any]) -> Any:
+    """A call to the server; one that still fails after the client's retries fails the job (a
+    retryable failure lets the runner try the job again later, which skips what was stored)."""
+    try:
+        return call()
+    except ServerError as exc:
+        raise JobFailed(f"the model server's reply: {exc}") from None
+    except SendError as exc:
+        if exc.retryable:
+            raise
+        raise JobFailed(f"the model server: {exc}") from None
+
+
+# --- /train: the new training labels -----------------------------------------------------------------
+
+
+def _train(
+    db: Database,
+    job: JobContext,
+    client: ModelServerClient,
+    project: dict[str, Any],
+    question: QuestionConfig,
+    fields: list[Any],
+    result: _Result,
+) -> None:
+    """Send the labels of the tasks changed since the previous successful job (a watermark on
+    ``updated_at``; a task changed twice is sent twice: the server learns its newest answer)."""
+    since = _previous_watermark(db, job)
+    result.trained_until = utcnow().isoformat()  # read before the tasks: a change meanwhile is sent next time
+    target = completion_rules(project).questions[question.name].target
+    batch: list[tuple[Task, Any]] = []
+    for row in _changed_tasks(db, job.organization_id, project["id"], since):
+        label, _source = _label(row, question.name, target)
+        if label is not None:
+            batch.append((Task(row.id, row.data), label))
+        if len(batch) == CHUNK:
+            _send_train(client, question, fields, batch, result)
+            batch = []
+            job.check()
+    if batch:
+        _send_train(client, question, fields, batch, result)
+
+
+def _send_train(
+    client: ModelServerClient,
+    question: QuestionConfig,
+    fields: list[Any],
+    batch: list[tuple[Task, Any]],
+    result: _Result,
+) -> None:
+    outcome = _call(lambda: client.train(question, [t for t, _ in batch], [a for _, a in batch], fields=fields))
+    result.trained["sent"] += len(batch)
+    result.trained["accepted"] += outcome.accepted
+    result.trained["version"] = outcome.version or result.trained["version"]
+
+
+def _previous_watermark(db: Database, job: JobContext) -> datetime | None:
+    """``trained_until`` of the newest succeeded job for the same project, question and server."""
+    j = t.jobs.c
+    payload = job.payload
+    same = ("project_id", "question", "base_url")
+    query = (
+        select(j.payload, j.result)
+        .where(j.organization_id == job.organization_id, j.kind == KIND, j.status == str(JobStatus.SUCCEEDED))
+        .where(j.payload["project_id"].as_string() == str(payload.get("project_id")))
+        .order_by(j.finished_at.desc(), j.id.desc())
+    )
+    with db.read() as conn:
+        for earlier, result in conn.execute(query):
+            if all(earlier.get(key) == payload.get(key) for key in same) and earlier.get("train", True):
+                until = (result or {}).get("trained_until")
+                return datetime.fromisoformat(until) if until else None
+    return None
+
+
+def _changed_tasks(db: Database, organization_id: str, project_id: str, since: datetime | None) -> Iterator[Any]:
+    """The project's completed tasks changed after ``since`` (all, without it), in id order,
+    a chunk per short transaction."""
+    tk = t.tasks
+    columns = (tk.c.status, tk.c.data, tk.c.result, tk.c.gold, tk.c.review_status)
+    after = ""
+    while True:
+        query = (
+            repo.scoped(tk, organization_id, tk.c.id, *columns)
+            .where(tk.c.project_id == project_id, tk.c.status.in_(_TRAIN_STATUSES), tk.c.id > after)
+            .order_by(tk.c.id)
+            .limit(CHUNK)
+        )
+        if since is not None:
+            query = query.where(tk.c.updated_at > since)
+        with db.read() as conn:
+            rows = conn.execute(query).all()
+        yield from rows
+        if len(rows) < CHUNK:
+            return
+        after = rows[-1].id
+
+
+# --- storing the answers -----------------------------------------------------------------------------
+
+
+def _store(
+    db: Database,
+    principal: Principal,
+    project_id: str,
+    name: str,
+    version: str,
+    default_score: float,
+    outcome: PredictOutcome,
+    result: _Result,
+) -> None:
+    if not outcome.predictions:
+        return
+    items = [
+        {
+            "task_id": p.task_key,
+            "question": p.question,
+            "answer": p.answer,
+            "score": default_score if p.score is None else p.score,  # undeclared: the request's default
+        }
+        for p in outcome.predictions
+    ]
+    body = PredictionUpload(model=name, version=version, predictions=items, on_error="skip")
+    report = predictions.upload_predictions(db, principal, project_id, body)
+    result.stored += report["stored"] + report["unchanged"]
+    result.refused += report["invalid"]
+    result.worker_id = report["worker_id"] or result.worker_id
+
+
+# --- the Models page's list of model runs ------------------------------------------------------------
+
+#: The jobs that ask an outside model about a project's tasks: the LLM labeler's and a model server's.
+RUN_KINDS = ("model.llm_label", KIND)
+
+
+def model_runs(
+    db: Database, principal: Principal, project_id: str, *, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The project's LLM-labeling and model-server jobs, newest first, a keyset page at a time, with
+    their results (tokens, answers stored and refused). Managers and above."""
+    j = t.jobs
+    with db.read() as conn:
+        load_project(conn, principal, project_id)
+        require(principal, Action.READ_QUALITY)
+        query = repo.scoped(j, principal.organization_id).where(
+            j.c.kind.in_(RUN_KINDS), j.c.payload["project_id"].as_string() == project_id
+        )
+        rows, next_cursor = repo.page(conn, query, j, cursor=cursor, limit=limit, descending=True)
+    return [jobs.public(row) for row in rows], next_cursor

@@ -1,0 +1,78 @@
+// The Models page: "Train now" starts a model.train job through the API (POST /projects/{id}/models,
+// the session's CSRF token sent by api.js), follows it (job-kit.js) and reloads the page when a
+// version is stored, so the tables come from the server; the learning curve is drawn with uPlot
+// (vendored, canvas-drawn, so the strict CSP holds) from the points the page was rendered with.
+import uPlot from './vendor/uplot/dist/uPlot.esm.js';
+import { api } from './api.js';
+import { followJob, message, show } from './job-kit.js';
+import { h } from './widget-kit.js';
+
+const config = JSON.parse(document.getElementById('models-config').textContent);
+const $ = (id) => document.getElementById(id);
+const base = `/projects/${encodeURIComponent(config.project_id)}`;
+
+function progressOf(job) {
+  const bar = $('train-progress');
+  const { done, total } = job.progress;
+  bar.hidden = !total;
+  if (total) {
+    bar.max = total;
+    bar.value = done;
+  }
+  const step = total ? ` (predicting: ${done} / ${total})` : '';
+  $('train-status').textContent = `Training ${job.status}${step}`;
+}
+
+function finished(job) {
+  const result = job.result || {};
+  if (job.status === 'succeeded' && result.status === 'not_enough_data') {
+    show('train-error', result.message || 'Not enough training labels yet.');
+    $('train-status').textContent = '';
+  } else if (job.status === 'succeeded') {
+    $('train-status').textContent = `${result.status}: ${result.model}. Reloading…`;
+    window.location.assign(window.location.pathname); // the first pages, with the new version on top
+  } else {
+    show('train-error', `The training ${job.status}${job.error ? `: ${job.error}` : ''}.`);
+  }
+}
+
+async function train(event) {
+  event.preventDefault();
+  const button = $('train-now');
+  show('train-error', '');
+  button.disabled = true;
+  try {
+    const { data } = await api('POST', `${base}/models`, { body: { question: $('train-question').value } });
+    progressOf(data);
+    await followJob(data.id, (job) => {
+      progressOf(job);
+      if (['succeeded', 'failed', 'canceled'].includes(job.status)) finished(job);
+    }, (error) => show('train-error', message(error)));
+  } catch (error) {
+    show('train-error', message(error));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function curve(question, points) {
+  const el = h('div', { class: 'dash-chart', role: 'img', 'aria-label': `Learning curve of ${question}` });
+  $('curve-charts').append(h('h3', {}, question), el);
+  const options = {
+    width: Math.max(280, el.clientWidth || 600),
+    height: 240,
+    scales: { x: { time: false }, y: { range: [0, 1] } },
+    axes: [{ label: 'training labels' }, { label: 'accuracy, ECE' }],
+    series: [
+      { label: 'training labels' },
+      { label: 'held-out accuracy', stroke: '#2f6fdf', width: 2, points: { show: true, size: 6 } },
+      { label: 'ECE', stroke: '#d9822b', width: 2, dash: [6, 4], points: { show: true, size: 6 } },
+    ],
+  };
+  const data = [points.map((p) => p.n), points.map((p) => p.accuracy), points.map((p) => p.ece)];
+  return new uPlot(options, data, el);
+}
+
+const form = $('train-form');
+if (form) form.addEventListener('submit', train);
+for (const [question, points] of Object.entries(config.curve || {})) curve(question, points);
