@@ -52,9 +52,10 @@ from sqlalchemy import select
 import truthset.quality as tq
 from truthset.config import Settings
 from truthset.domain import TaskStatus
-from truthset.jobs import Runner
+from truthset.jobs import Runner, kinds
 from truthset.schemas import ProjectCreate, QualityPolicy
 from truthset.services import jobs, model_training, projects, refit, tasks
+from truthset.storage import repositories as repo
 from truthset.storage import tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,15 +210,33 @@ def policy_for(arm: Arm, most: int, args: argparse.Namespace) -> QualityPolicy:
 
 
 def queue_order_function() -> tuple[Any, str]:
-    """``services.active_learning.queue_order`` if it exists, and what the run says about it."""
+    """Where the uncertainty arm reads the queue's order from, and what the run says about it:
+    ``services.active_learning.queue_order`` if it exists; else the queue's own sort
+    (``repositories.QUEUE_ORDER``: priority, rank, id) read from the tasks, if the queue has one;
+    else None (the replay's own order)."""
     try:
         from truthset.services import active_learning  # type: ignore[attr-defined]
-    except ImportError as exc:
-        return None, f"the replay's own order (no truthset.services.active_learning: {exc})"
+    except ImportError:
+        active_learning = None
     found = getattr(active_learning, "queue_order", None)
-    if found is None:
-        return None, "the replay's own order (services.active_learning has no queue_order)"
-    return found, "services.active_learning.queue_order"
+    if found is not None:
+        return found, "services.active_learning.queue_order"
+    if getattr(repo, "QUEUE_ORDER", None) is not None:
+        return _stored_order, "the queue's sort (repositories.QUEUE_ORDER) read from the tasks"
+    return None, "the replay's own order (neither services.active_learning.queue_order nor a queue rank exists)"
+
+
+def _stored_order(db: Any, principal: Any, project_id: str) -> list[str]:
+    """The project's pending tasks in the order the queue leases them (its ``QUEUE_ORDER``)."""
+    tk = tables.tasks
+    query = (
+        select(tk.c.id)
+        .where(tk.c.organization_id == principal.organization_id, tk.c.project_id == project_id)
+        .where(tk.c.status == str(TaskStatus.PENDING))
+        .order_by(*repo.QUEUE_ORDER)
+    )
+    with db.read() as conn:
+        return list(conn.execute(query).scalars())
 
 
 # --- one arm -----------------------------------------------------------------------------------------
@@ -246,6 +265,10 @@ class Bench:
         self.crowd, self.items, self.args = crowd, items, args
         self.org = rp.Organization(crowd, directory)
         self.settings = Settings(data_dir=directory / "data")
+        # between batches of submits, every job the platform queued runs (refits, and whatever the
+        # policy's features queue), as a job runner would; training runs only when the arm asks
+        others = [kind for kind in kinds() if kind != model_training.KIND]
+        self.org.runner = Runner(self.org.db, kinds=others, name="albench-jobs", settings=self.settings)
         self.trainer = Runner(self.org.db, kinds=[model_training.KIND], name="albench", settings=self.settings)
         self.most = min(rp.MAX_OVERLAP, max(len(a) for a in crowd.answers.values()))
 
@@ -296,8 +319,8 @@ class Bench:
             wanting.extendleft(reversed(again))
             if arm.model and completed >= args.train_every * (len(run.trainings) + 1):
                 self._train(project_id, ids, run, completed)
-                if arm.auto_label:
-                    wanting = self._still_waiting(wanting, ids)
+            if arm.auto_label:  # the platform may complete a task without people at any step
+                wanting = self._still_waiting(wanting, ids)
         rp._run_refits(self.org, project_id, progress, 0)
         refit.refit(self.org.db, self.org.owner, project_id)  # results as the last refit leaves them
         run.seconds, run.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
