@@ -375,6 +375,11 @@ class Bench:
         else:
             entry["message"] = result.get("message") or done.get("error")
         run.trainings.append(entry)
+        console.print(
+            f"  trained at {completed:,} completed tasks: {entry['status'] or entry['job_status']}, "
+            f"{entry.get('training_labels') or 0:,} labels, held-out accuracy {_fmt(entry.get('heldout_accuracy'))}, "
+            f"on truth {_fmt(entry.get('predicted_accuracy'))}, {entry['cpu_seconds']:.0f} s CPU"
+        )
 
     def _prediction_figures(self, model: str, ids: dict[str, str]) -> dict[str, Any]:
         """Accuracy and ECE of a model version's stored predictions against the truth."""
