@@ -131,6 +131,7 @@ def test_the_benchmark_writes_the_documented_json(tmp_path: Path) -> None:
             assert "QualityPolicy refuses it" in figures["reason"], name
             continue
         assert set(figures) >= ARM, name
+        assert (figures["ordering"] is not None) == ("uncertainty" in name), name
         assert figures["errors"] == {}, name
         assert sum(figures["statuses"].values()) == TASKS
         assert 1 <= figures["human_judgments"] <= TASKS * 3 or figures["auto_labeled"]

@@ -313,14 +313,17 @@ class Bench:
             again: list[str] = []
             for chunk in rp._chunks(step, rp.CHUNK):
                 rp._run_refits(self.org, project_id, progress, 0)
+                if arm.auto_label:  # the jobs just run may have completed some without people
+                    statuses = rp._statuses(self.org, [ids[t] for t in chunk])
+                    chunk = [t for t in chunk if statuses.get(ids[t]) == TaskStatus.PENDING]
                 more = rp._judge(self.org, [(t, ids[t]) for t in chunk], answers, given, progress)
                 again += more
                 completed += len(chunk) - len(more)
             wanting.extendleft(reversed(again))
             if arm.model and completed >= args.train_every * (len(run.trainings) + 1):
                 self._train(project_id, ids, run, completed)
-            if arm.auto_label:  # the platform may complete a task without people at any step
-                wanting = self._still_waiting(wanting, ids)
+            if arm.auto_label:  # the platform may complete a task without people, or reopen one, at any step
+                wanting = self._still_waiting(project_id, wanting, ids, given, answers)
         rp._run_refits(self.org, project_id, progress, 0)
         refit.refit(self.org.db, self.org.owner, project_id)  # results as the last refit leaves them
         run.seconds, run.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
@@ -370,7 +373,7 @@ class Bench:
                 heldout_ece=metrics.get("ece"),
                 baseline_accuracy=metrics.get("baseline_accuracy"),
                 predictions=result.get("predictions"),
-                **self._prediction_figures(result["model"], ids),
+                **self._prediction_figures(project_id, result["model"], ids),
             )
         else:
             entry["message"] = result.get("message") or done.get("error")
@@ -381,13 +384,15 @@ class Bench:
             f"on truth {_fmt(entry.get('predicted_accuracy'))}, {entry['cpu_seconds']:.0f} s CPU"
         )
 
-    def _prediction_figures(self, model: str, ids: dict[str, str]) -> dict[str, Any]:
-        """Accuracy and ECE of a model version's stored predictions against the truth."""
+    def _prediction_figures(self, project_id: str, model: str, ids: dict[str, str]) -> dict[str, Any]:
+        """Accuracy and ECE of a model version's stored predictions in the project against the truth
+        (the worker is the organization's: another arm trained on the same data has the same version)."""
         w, r = tables.workers, tables.responses
         query = (
             select(r.c.task_id, r.c.answer, r.c.scores)
             .join(w, w.c.id == r.c.worker_id)
             .where(w.c.organization_id == self.org.owner.organization_id, w.c.name == model)
+            .where(r.c.project_id == project_id)
         )
         with self.org.db.read() as conn:
             rows = conn.execute(query).all()
@@ -405,13 +410,25 @@ class Bench:
             "predicted_mean_score": float(score.mean()),
         }
 
-    def _still_waiting(self, wanting: deque, ids: dict[str, str]) -> deque:
-        """Drop the tasks the platform completed without people (auto-labeled) from the human queue."""
-        statuses: dict[str, TaskStatus] = {}
-        queued = list(wanting)
-        for chunk in rp._chunks([ids[t] for t in queued], 5000):
-            statuses.update(rp._statuses(self.org, chunk))
-        return deque(t for t in queued if statuses.get(ids[t]) == TaskStatus.PENDING)
+    def _still_waiting(
+        self,
+        project_id: str,
+        wanting: deque,
+        ids: dict[str, str],
+        given: dict[str, int],
+        answers: dict[str, list[tuple[str, str]]],
+    ) -> deque:
+        """The human queue after the platform's own moves: tasks it completed without people
+        (auto-labeled) leave it; tasks it sent back to people (an auto-label reopened when its model
+        was suspended) that still have recorded answers join it at the end, in the replay's order."""
+        tk = tables.tasks
+        query = select(tk.c.id).where(tk.c.project_id == project_id, tk.c.status == str(TaskStatus.PENDING))
+        with self.org.db.read() as conn:
+            pending = set(conn.execute(query).scalars())
+        kept = [t for t in wanting if ids[t] in pending]
+        queued = set(kept)
+        back = [t for t in ids if ids[t] in pending and t not in queued and given[t] < len(answers[t])]
+        return deque([*kept, *back])
 
     def _without_people(self, project_id: str) -> int:
         """Tasks with a result and no human judgment (auto-labeled: predictions do not count)."""
