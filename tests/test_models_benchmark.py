@@ -96,13 +96,13 @@ def test_the_benchmark_writes_the_documented_json(tmp_path: Path) -> None:
     plots = importlib.util.find_spec("matplotlib") is not None
     out = tmp_path / "out.json"
     command = [sys.executable, str(RUN), str(_data(tmp_path / "tiny")), "--targets", "0.90", "--seed", "1"]
-    command += ["--train-every", "30", "--out", str(out), *([] if plots else ["--no-plots"])]
+    command += ["--train-every", "30", "--max-trainings", "2", "--out", str(out), *([] if plots else ["--no-plots"])]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
 
-    assert set(report) >= {"created_at", "data_dir", "seed", "targets", "train_every", "annotators", "auto_label"}
-    assert set(report) >= {"database", "dataset", "arms", "seconds", "cpu_seconds", "machine", "plots"}
+    assert set(report) >= {"created_at", "data_dir", "seed", "targets", "train_every", "max_trainings", "annotators"}
+    assert set(report) >= {"auto_label", "database", "dataset", "arms", "seconds", "cpu_seconds", "machine", "plots"}
     dataset = report["dataset"]
     assert (dataset["tasks"], dataset["judgments"], dataset["workers"], dataset["items"]) == (
         TASKS,
@@ -137,6 +137,7 @@ def test_the_benchmark_writes_the_documented_json(tmp_path: Path) -> None:
         assert 1 <= figures["human_judgments"] <= TASKS * 3 or figures["auto_labeled"]
     for name in ("model@0.90",):
         curve = arms[name]["learning_curve"]
+        assert 1 <= len(curve) <= 2  # --max-trainings
         assert curve and all(e["job_status"] == "succeeded" for e in curve)
         trained = [e for e in curve if e.get("version")]
         assert trained, curve

@@ -320,7 +320,8 @@ class Bench:
                 again += more
                 completed += len(chunk) - len(more)
             wanting.extendleft(reversed(again))
-            if arm.model and completed >= args.train_every * (len(run.trainings) + 1):
+            due = completed >= args.train_every * (len(run.trainings) + 1)
+            if arm.model and due and (not args.max_trainings or len(run.trainings) < args.max_trainings):
                 self._train(project_id, ids, run, completed)
             if arm.auto_label:  # the platform may complete a task without people, or reopen one, at any step
                 wanting = self._still_waiting(project_id, wanting, ids, given, answers)
@@ -624,6 +625,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--targets", type=float, nargs="+", default=list(DEFAULT_TARGETS))
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), help="arms run at each target")
     parser.add_argument("--train-every", type=int, default=1000, help="train the model every K newly completed tasks")
+    parser.add_argument(
+        "--max-trainings", type=int, default=0, help="train at most N times per arm (0, the default: no limit)"
+    )
     parser.add_argument("--annotators", type=int, default=64, help="tasks judged at once (the replay's steps)")
     parser.add_argument("--audit-rate", type=float, default=0.1, help="auto_label.audit_rate")
     parser.add_argument("--auto-min-verified", type=int, default=50, help="auto_label.min_verified")
@@ -642,6 +646,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--train-every must be at least 1")
     if args.annotators < 1:
         parser.error("--annotators must be at least 1")
+    if args.max_trainings < 0:
+        parser.error("--max-trainings must be 0 (no limit) or more")
     if not 0.0 <= args.audit_rate <= 1.0:
         parser.error("--audit-rate must be between 0 and 1")
     return args
@@ -703,6 +709,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seed": args.seed,
         "targets": [f"{t:.2f}" for t in args.targets],
         "train_every": args.train_every,
+        "max_trainings": args.max_trainings,
         "annotators": args.annotators,
         "auto_label": {
             "min_accuracy": args.auto_min_accuracy,
