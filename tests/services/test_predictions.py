@@ -129,3 +129,51 @@ def test_the_policy_example_in_docs_models_md_is_a_valid_policy() -> None:
     blocks = re.findall(r"```json\n(.*?)```", text, flags=re.S)
     policies = [QualityPolicy.model_validate(json.loads(block)["quality"]) for block in blocks]
     assert any(policy.prefill_predictions for policy in policies) and QualityPolicy().prefill_predictions is False
+
+
+def test_only_the_newest_version_of_a_model_is_fitted_and_counted(org: Org) -> None:
+    """Versions of one model share their errors: a retrained model is one voice, its newest version,
+    not one more independent worker per version (benchmarks/models found results 5 points overconfident)."""
+    quality = {"min_overlap": 1, "max_overlap": 5, "target_confidence": 0.8}
+    project = org.make_project(spec=BINARY, quality=quality)
+    rng = random.Random(11)
+    train = org.make_tasks(project["id"], 40, overlap=3)
+    truth = {task["id"]: rng.choice(["positive", "negative"]) for task in train}
+    _predict(org, project["id"], truth, version="1")
+    _predict(org, project["id"], truth, version="2")
+    people = [(org.add_member(), accuracy) for accuracy in (0.9, 0.85, 0.75)]
+    for task_id, right in truth.items():
+        for person, accuracy in people:
+            _answer(org, person, task_id, right if rng.random() < accuracy else FLIP[right])
+    refit.refit_project(org.db, org.id, project["id"])
+    with org.db.snapshot() as conn:
+        answers, _counts, predicted = refit._categorical_answers(conn, org.id, project["id"], compiled_spec(project))
+        workers = {row["name"]: row["id"] for row in conn.execute(select(t.workers)).mappings()}
+    # both versions' predictions stay on the tasks (and in result.predictions), only clf@2 is fitted
+    assert predicted[train[0]["id"]] == 2
+    assert workers["clf@1"] not in answers["sentiment"][1] and workers["clf@2"] in answers["sentiment"][1]
+    rescored = org.task(train[0]["id"])["result"]
+    assert rescored["predictions"] == 2
+    # a task both versions predict: one person agreeing with them weighs as one person and one model
+    both = org.make_task(project["id"], "both versions")
+    _predict(org, project["id"], {both["id"]: "negative"}, version="1")
+    _predict(org, project["id"], {both["id"]: "negative"}, version="2")
+    with_both = _answer(org, org.add_member(), both["id"], "negative")["result"]["confidence"]["sentiment"]
+    one = org.make_task(project["id"], "newest only")
+    _predict(org, project["id"], {one["id"]: "negative"}, version="2")
+    with_one = _answer(org, org.add_member(), one["id"], "negative")["result"]["confidence"]["sentiment"]
+    assert with_both == pytest.approx(with_one)
+
+
+def test_versions_of_another_project_do_not_supersede_a_model_here(org: Org) -> None:
+    """Model workers are the organization's; "newest" is among the versions that predicted here."""
+    here = org.make_project(spec=BINARY, overlap=1)
+    there = org.make_project(spec=BINARY, overlap=1)
+    (task_here,) = org.make_tasks(here["id"], 1)
+    (task_there,) = org.make_tasks(there["id"], 1)
+    _predict(org, here["id"], {task_here["id"]: "positive"}, version="1")
+    _predict(org, there["id"], {task_there["id"]: "positive"}, version="2")
+    with org.db.snapshot() as conn:
+        ids = {row["name"]: row["id"] for row in conn.execute(select(t.workers)).mappings()}
+        assert refit.superseded_model_workers(conn, org.id, {ids["clf@1"]}) == set()
+        assert refit.superseded_model_workers(conn, org.id, {ids["clf@1"], ids["clf@2"]}) == {ids["clf@1"]}

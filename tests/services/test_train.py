@@ -128,7 +128,7 @@ def test_results_below_target_are_not_learned_from(org: Org, settings: Settings)
     project, _labeled, _waiting, _labels = _project(org, quality)
     result = _train(org, settings, project["id"])
     assert result["status"] == "not_enough_data"
-    assert result["labels"] == {"gold": 0, "reviewed": 0, "confident": 0, "below_target": LABELED}
+    assert result["labels"] == {"gold": 0, "reviewed": 0, "confident": 0, "below_target": LABELED, "auto_labeled": 0}
     assert "not enough data" in result["message"] and "have 0 tasks" in result["message"]
     assert model_training.list_models(org.db, org.owner.principal, project["id"], cursor=None, limit=10)[0] == []
 
@@ -166,7 +166,7 @@ def test_reviewed_and_gold_answers_are_learned_from_below_target(org: Org, setti
     with org.db.read() as conn:
         stored = load_project(conn, org.owner.principal, project["id"])
     examples, sources = model_training._labels(org.db, org.owner.principal, stored, "topic")
-    assert sources == {"gold": 12, "reviewed": 24, "confident": 0, "below_target": LABELED - 24}
+    assert sources == {"gold": 12, "reviewed": 24, "confident": 0, "below_target": LABELED - 24, "auto_labeled": 0}
     learned = {task.key: label for task, label in examples}
     assert all(learned[task_id] == "bug" for task_id in fixed)
     assert {learned[task_id] for task_id in waiting[:12]} == {"billing", "shipping", "bug"}
@@ -205,3 +205,30 @@ def test_a_labels_question_learns_each_option(org: Org, settings: Settings) -> N
     assert result["predictions"]["stored"] == 5
     responses = _model_responses(org, result["model"])
     assert all(set(r["answer"]["tags"]) <= {"urgent", "refund", "angry"} for r in responses)
+
+
+def test_auto_labeled_results_are_not_learned_from(org: Org, settings: Settings) -> None:
+    """A task a model completed with nobody's answer teaches the model its own mistakes: it is left out
+    of the training labels (and of the retraining policy's count)."""
+    from truthset.services import results, retraining
+    from truthset.services.completion import completion_rules
+
+    project, _labeled, waiting, labels = _project(org)
+    auto = waiting[:12]
+    with org.db.write() as conn:
+        stored = load_project(conn, org.owner.principal, project["id"])
+        rules = completion_rules(stored)
+        for task_id, label in zip(auto, labels[LABELED : LABELED + 12], strict=True):
+            task = org.task(task_id)
+            result = {
+                "answer": {"topic": label},
+                "confidence": {"topic": 0.99},
+                "response_count": 0,
+                "auto_label": {"worker_id": "a model"},
+            }
+            results.complete_task(conn, task, result, 0.99, rules)
+        counted = retraining.label_counts(conn, org.id, project["id"], "topic", rules)
+    assert counted["labels"] == LABELED
+    result = _train(org, settings, project["id"])
+    assert result["metrics"]["labels"]["auto_labeled"] == 12
+    assert result["metrics"]["labels"]["confident"] == LABELED

@@ -218,7 +218,7 @@ def _labels(
     how many came from each source (and how many completed tasks were left out below target)."""
     target = completion_rules(project).questions[name].target
     tk = t.tasks.c
-    columns = (tk.status, tk.data, tk.result, tk.gold, tk.review_status)
+    columns = (tk.status, tk.data, tk.result, tk.gold, tk.review_status, tk.response_count)
     statuses = (str(TaskStatus.COMPLETED), str(TaskStatus.GOLD))
     examples: list[tuple[Task, Any]] = []
     sources: Counter[str] = Counter()
@@ -227,7 +227,8 @@ def _labels(
         sources[source] += 1
         if label is not None:
             examples.append((Task(row.id, row.data), label))
-    return examples, {key: sources.get(key, 0) for key in ("gold", "reviewed", "confident", "below_target")}
+    sources_kept = ("gold", "reviewed", "confident", "below_target", "auto_labeled")
+    return examples, {key: sources.get(key, 0) for key in sources_kept}
 
 
 def _label(row: Any, name: str, target: float | None) -> tuple[Any, str]:
@@ -241,6 +242,10 @@ def _label(row: Any, name: str, target: float | None) -> tuple[Any, str]:
         return None, "no_answer"
     if row.review_status in _REVIEWED:
         return answer, "reviewed"
+    if row.response_count == 0:
+        # completed by a model with nobody's answer (auto-labeling): learning from it would teach
+        # the model its own mistakes and make it look surer with each retraining
+        return None, "auto_labeled"
     confidence = (result.get("confidence") or {}).get(name)
     if target is None or (confidence is not None and confidence >= target):
         return answer, "confident"

@@ -113,8 +113,12 @@ def label_counts(
         confident = confident | (tk.result[("confidence", question)].as_float() >= target)
     gold = (tk.status == str(TaskStatus.GOLD)) & tk.gold[question].as_string().is_not(None)
     completed = (tk.status == str(TaskStatus.COMPLETED)) & answered
+    # an auto-label nobody answered or reviewed is no training label (model_training._label)
+    people = tk.response_count > 0
     if target is not None:
-        completed = completed & confident
+        completed = completed & (tk.review_status.in_(_REVIEWED) | (confident & people))
+    else:
+        completed = completed & (tk.review_status.in_(_REVIEWED) | people)
     counted = func.coalesce(func.sum(case((gold | completed, 1), else_=0)), 0)
     query = select(counted).where(
         tk.organization_id == organization_id,
@@ -153,8 +157,8 @@ def _training_waits(conn: Connection, organization_id: str, project_id: str, que
 
 def _gives_label(result: dict[str, Any] | None, question: str, rules: CompletionRules) -> bool:
     """Whether a just-completed result is a training label of ``question`` (a review comes later)."""
-    if not result or (result.get("answer") or {}).get(question) is None:
-        return False
+    if not result or (result.get("answer") or {}).get(question) is None or result.get("auto_label"):
+        return False  # an auto-label is no training label (model_training._label)
     rule = rules.questions.get(question)
     if rule is None:
         return False
