@@ -42,7 +42,7 @@ def current_models(
     if not spec.categorical():
         return {}, {}
     models = {}
-    versions = repo.latest_model_versions(conn, project["organization_id"], project["id"])
+    versions = repo.latest_model_versions(conn, project["organization_id"], project["id"], memo=True)
     for question, version in versions.items():
         cached = _MODELS.get((project["id"], question))
         if cached is None or cached[0] != version:
