@@ -156,10 +156,11 @@ def _complete(
     confidence: float | None,
     decision: Decision,
     rules: CompletionRules,
-    counts: Mapping[str, int],
+    counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     result["low_confidence"] = bool(decision.below_target)
-    task = lifecycle.move(conn, task, TaskStatus.COMPLETED, result=result, confidence=confidence, **counts)
+    values = {"result": result, "confidence": confidence, **(counts or {})}
+    task = lifecycle.move(conn, task, TaskStatus.COMPLETED, **values)
     enqueue_scale_callback(conn, task)  # a task made through /scale/v1 with a callback_url (compat/scale)
     add_event(
         conn,
@@ -181,7 +182,7 @@ def _ask_one_more(
     result: dict[str, Any],
     confidence: float | None,
     decision: Decision,
-    counts: Mapping[str, int],
+    counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Below target: one more judgment. The task has a free slot again, so the queue's epoch moves on."""
     overlap = task["response_count"] + 1
@@ -195,7 +196,7 @@ def _ask_one_more(
         result=result,
         confidence=confidence,
         updated_at=now,
-        **counts,
+        **(counts or {}),
     )
     repo.bump_queue_epoch(conn, task["project_id"])
     below = list(decision.below_target)
