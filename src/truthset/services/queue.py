@@ -310,13 +310,18 @@ def _submit(
     )
     event = {"response": webhooks.response_data(response)}
     webhooks.emit(conn, principal.organization_id, task["project_id"], "response.created", event)
-    count, leases = repo.count_response(conn, task_id, leased=leased, now=now)
-    task = {**task, "response_count": count, "lease_count": leases, "updated_at": now}
     refit.note_response(conn, project, spec)  # answers to gold tasks inform worker models too
+    # The task row is locked (FOR UPDATE; SQLite serialises writers), so its new counts are known
+    # here. A task this answer makes due for scoring gets them in the same UPDATE as its result: one
+    # write of the row (and of its indexes) per submit instead of two.
+    count, leases = task["response_count"] + 1, task["lease_count"] - int(leased)
+    if is_gold or count < task["overlap"]:
+        count, leases = repo.count_response(conn, task_id, leased=leased, now=now)
+    task = {**task, "response_count": count, "lease_count": leases, "updated_at": now}
     if is_gold:
         gold.score(conn, principal, project, task, response, now)
     elif count >= task["overlap"]:
-        task = results.after_response(conn, task, project, spec)
+        task = results.after_response(conn, task, project, spec, counts_unsaved=True)
         auto_label.after_human_completion(conn, task, project, spec)  # an audit's outcome (policy on only)
     return {"response": response, "task": task, "replayed": False, "spec": spec}
 

@@ -263,6 +263,7 @@ def _store(
                 t.quality_models.c.version <= version - KEEP_VERSIONS,
             )
         )
+        repo.forget(conn, ("latest_model_versions", project["organization_id"], project["id"]))
     return {"version": version, "responses": len(rows[0]), "workers": len(model.workers), "seconds": round(seconds, 3)}
 
 

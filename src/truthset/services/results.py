@@ -42,7 +42,7 @@ def current_models(
     if not spec.categorical():
         return {}, {}
     models = {}
-    versions = repo.latest_model_versions(conn, project["organization_id"], project["id"])
+    versions = repo.latest_model_versions(conn, project["organization_id"], project["id"], memo=True)
     for question, version in versions.items():
         cached = _MODELS.get((project["id"], question))
         if cached is None or cached[0] != version:
@@ -125,20 +125,28 @@ def _question_result(name: str, agg: Aggregate, rules: CompletionRules, versions
 
 
 def after_response(
-    conn: Connection, task: dict[str, Any], project: Mapping[str, Any], spec: CompiledSpec
+    conn: Connection,
+    task: dict[str, Any],
+    project: Mapping[str, Any],
+    spec: CompiledSpec,
+    *,
+    counts_unsaved: bool = False,
 ) -> dict[str, Any]:
     """Score a task that has all the judgments it asked for, then complete it or ask one more worker.
 
     Called in the submit's transaction once ``response_count`` reached the task's current overlap.
+    ``counts_unsaved``: the task's ``response_count`` and ``lease_count`` are new values not yet
+    written (the submit leaves them to the one UPDATE that stores the result).
     """
     rules = completion_rules(project)
     responses = repo.responses_of_task(conn, task["organization_id"], task["id"])
     models, versions = current_models(conn, project, spec)
     result, confidence = build_result(spec, rules, responses, models, versions)
     decision = rules.decide(human_count(responses), result["confidence"], task["fixed_overlap"])
+    counts = {key: task[key] for key in ("response_count", "lease_count")} if counts_unsaved else {}
     if decision.complete:
-        return _complete(conn, task, result, confidence, decision, rules)
-    return _ask_one_more(conn, task, result, confidence, decision)
+        return _complete(conn, task, result, confidence, decision, rules, counts)
+    return _ask_one_more(conn, task, result, confidence, decision, counts)
 
 
 def _complete(
@@ -148,9 +156,11 @@ def _complete(
     confidence: float | None,
     decision: Decision,
     rules: CompletionRules,
+    counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     result["low_confidence"] = bool(decision.below_target)
-    task = lifecycle.move(conn, task, TaskStatus.COMPLETED, result=result, confidence=confidence)
+    values = {"result": result, "confidence": confidence, **(counts or {})}
+    task = lifecycle.move(conn, task, TaskStatus.COMPLETED, **values)
     retraining.note_completed(conn, task, rules)  # the policy's retrain: a counter, rarely a query
     enqueue_scale_callback(conn, task)  # a task made through /scale/v1 with a callback_url (compat/scale)
     add_event(
@@ -175,7 +185,12 @@ def complete_task(
 
 
 def _ask_one_more(
-    conn: Connection, task: dict[str, Any], result: dict[str, Any], confidence: float | None, decision: Decision
+    conn: Connection,
+    task: dict[str, Any],
+    result: dict[str, Any],
+    confidence: float | None,
+    decision: Decision,
+    counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Below target: one more judgment. The task has a free slot again, so the queue's epoch moves on."""
     overlap = task["response_count"] + 1
@@ -189,6 +204,7 @@ def _ask_one_more(
         result=result,
         confidence=confidence,
         updated_at=now,
+        **(counts or {}),
     )
     repo.bump_queue_epoch(conn, task["project_id"])
     below = list(decision.below_target)

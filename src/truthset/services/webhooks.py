@@ -194,6 +194,7 @@ def create_webhook(db: Database, settings: Settings, principal: Principal, data:
         if project_id is not None and repo.get(conn, t.projects, principal.organization_id, project_id) is None:
             raise NotFound(f"project {data.project_id} not found", details={"field": "project_id"})
         repo.add(conn, t.webhook_subscriptions, row)
+        repo.forget(conn, _active_key(principal.organization_id))
     return {**public(row), "secret": secret}
 
 
@@ -235,6 +236,7 @@ def update_webhook(
         if values:
             values["updated_at"] = utcnow()
             repo.change(conn, t.webhook_subscriptions, principal.organization_id, webhook_id, **values)
+            repo.forget(conn, _active_key(principal.organization_id))
     return public({**row, **values})
 
 
@@ -270,6 +272,7 @@ def delete_webhook(db: Database, principal: Principal, webhook_id: str) -> None:
                 t.webhook_subscriptions.c.id == webhook_id,
             )
         )
+        repo.forget(conn, _active_key(principal.organization_id))
 
 
 # --- events (in the transaction of the change) ------------------------------------------------------
@@ -289,6 +292,20 @@ _ACTIVE = Prepared(
 )
 
 
+def _active_key(organization_id: str) -> tuple[str, str]:
+    return ("webhooks.active", organization_id)
+
+
+def _active_subscriptions(conn: Connection, organization_id: str) -> list[dict[str, Any]]:
+    """The organization's active subscriptions, read once per transaction: a submit emits two events,
+    and on SQLite one transaction runs many submits (the writers of subscriptions forget it)."""
+    memo = repo.transaction_memo(conn)
+    key = _active_key(organization_id)
+    if (rows := memo.get(key)) is None:
+        rows = memo[key] = _ACTIVE.rows(conn, {"organization_id": organization_id})
+    return rows
+
+
 def emit(
     conn: Connection, organization_id: str, project_id: str | None, event: str, payload: Mapping[str, Any]
 ) -> list[str]:
@@ -300,7 +317,7 @@ def emit(
     subscriptions to every project only.
     """
     event = str(WebhookEvent(event))
-    subscriptions = _ACTIVE.rows(conn, {"organization_id": organization_id})
+    subscriptions = _active_subscriptions(conn, organization_id)
     wanted = [
         row["id"]
         for row in subscriptions

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -132,14 +133,43 @@ def get(
     return statement.first(conn, {"organization_id": organization_id, "object_id": object_id})
 
 
+_MEMO = "truthset.transaction_memo"
+
+
+def transaction_memo(conn: Connection) -> dict[Any, Any]:
+    """A dict that lives as long as the connection's current transaction (empty in the next one).
+
+    For reads a hot path repeats within one transaction (the same rows each time: nothing else can
+    change them before the commit but this transaction itself): a submit emits two webhook events,
+    and on SQLite the writer thread runs up to 64 submits in one transaction. Code that writes what
+    is memoised calls :func:`forget`. Outside a transaction every call gets a fresh dict.
+    """
+    transaction = conn.get_transaction()
+    if transaction is None:
+        return {}
+    held = conn.info.get(_MEMO)
+    if held is None or held[0]() is not transaction:
+        held = (weakref.ref(transaction), {})
+        conn.info[_MEMO] = held
+    return held[1]
+
+
+def forget(conn: Connection, key: Any) -> None:
+    """Drop ``key`` from the transaction's memo (after writing what it holds)."""
+    transaction_memo(conn).pop(key, None)
+
+
 def add(conn: Connection, table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
     """Insert one row; columns left out take their default. Returns the row as inserted."""
-    row = {**_defaults(table, values), **values}
+    row = {**_defaults(table, tuple(values)), **values}
     _insert_statement(table, tuple(row)).run(conn, row)
     return dict(values)
 
 
-def _defaults(table: Table, given: Mapping[str, Any]) -> dict[str, Any]:
+@functools.cache
+def _defaults(table: Table, given: tuple[str, ...]) -> dict[str, Any]:
+    """Scalar defaults of the columns not in ``given`` (per table and column set: every submit asks).
+    The dict is shared: callers copy it, never change it."""
     return {
         column.name: column.default.arg  # type: ignore[union-attr]
         for column in table.columns
@@ -596,10 +626,21 @@ _LATEST_MODEL_VERSIONS = Prepared(
 )
 
 
-def latest_model_versions(conn: Connection, organization_id: str, project_id: str) -> dict[str, int]:
-    """The newest fitted worker-model version of each question of a project (run on every scoring)."""
-    params = {"organization_id": organization_id, "project_id": project_id}
-    return {row["question"]: int(row["version"]) for row in _LATEST_MODEL_VERSIONS.rows(conn, params)}
+def latest_model_versions(
+    conn: Connection, organization_id: str, project_id: str, *, memo: bool = False
+) -> dict[str, int]:
+    """The newest fitted worker-model version of each question of a project (run on every scoring).
+
+    ``memo``: read once per transaction (the submits a SQLite batch runs together share it); a
+    refit stores a new version in a transaction of its own, and forgets it there.
+    """
+    key = ("latest_model_versions", organization_id, project_id)
+    memo_ = transaction_memo(conn) if memo else {}
+    if (versions := memo_.get(key)) is None:
+        params = {"organization_id": organization_id, "project_id": project_id}
+        versions = {row["question"]: int(row["version"]) for row in _LATEST_MODEL_VERSIONS.rows(conn, params)}
+        memo_[key] = versions
+    return dict(versions)
 
 
 def model_state(conn: Connection, organization_id: str, project_id: str, question: str, version: int) -> bytes:
