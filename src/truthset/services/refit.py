@@ -154,14 +154,11 @@ def _categorical_answers(
     out: dict[str, tuple[list[str], list[str], list[str]]] = {q: ([], [], []) for q in questions}
     counts: Counter[str] = Counter()
     predicted: Counter[str] = Counter()
-    models: set[str] = set()
     r = t.responses.c
     query = repo.scoped(t.responses, organization_id, r.task_id, r.worker_id, r.answer, r.scores)
     for task_id, worker_id, answer, scores in conn.execute(query.where(r.project_id == project_id)):
         # people's, as tasks count them: a model's prediction is no judgment
         (counts if scores is None else predicted)[task_id] += 1
-        if scores is not None:
-            models.add(worker_id)
         for question, classes in questions.items():
             value = answer.get(question)
             if value in classes:
@@ -169,36 +166,7 @@ def _categorical_answers(
                 tasks.append(task_id)
                 workers.append(worker_id)
                 labels.append(value)
-    superseded = superseded_model_workers(conn, organization_id, models)
-    if superseded:  # shown on their tasks, neither fitted nor counted (see superseded_model_workers)
-        for question, (tasks, workers, labels) in out.items():
-            kept = [i for i, worker_id in enumerate(workers) if worker_id not in superseded]
-            out[question] = ([tasks[i] for i in kept], [workers[i] for i in kept], [labels[i] for i in kept])
     return out, counts, predicted
-
-
-def superseded_model_workers(conn: Connection, organization_id: str, model_workers: set[str]) -> set[str]:
-    """Those of ``model_workers`` (the ones that predicted on a project) that a newer version of the
-    same model among them replaces (``name@version``; the newest is the one made last).
-
-    Versions of one model share most of their errors: counted side by side on a task, eight
-    retrainings of the built-in model were eight "independent" votes, and results claimed 5 points
-    more confidence than they had (benchmarks/models). So only each model's newest version is fitted,
-    and a result counts only fitted workers (:func:`truthset.services.results.counted_answer`): an
-    older version's predictions stay on their tasks, shown, never counted.
-    """
-    if len(model_workers) < 2:
-        return set()
-    w = t.workers.c
-    query = repo.scoped(t.workers, organization_id, w.id, w.name).where(w.id.in_(sorted(model_workers)))
-    newest: dict[str, str] = {}
-    superseded: set[str] = set()
-    for worker_id, name in conn.execute(query.order_by(w.created_at, w.id)):
-        family = name.rsplit("@", 1)[0]
-        if family in newest:
-            superseded.add(newest[family])
-        newest[family] = worker_id
-    return superseded
 
 
 def _gold_answers(conn: Connection, organization_id: str, project_id: str) -> dict[str, dict[str, Any]]:
