@@ -300,7 +300,7 @@ def _changed_tasks(db: Database, organization_id: str, project_id: str, since: d
     """The project's completed tasks changed after ``since`` (all, without it), in id order,
     a chunk per short transaction."""
     tk = t.tasks
-    columns = (tk.c.status, tk.c.data, tk.c.result, tk.c.gold, tk.c.review_status)
+    columns = (tk.c.status, tk.c.data, tk.c.result, tk.c.gold, tk.c.review_status, tk.c.response_count)
     after = ""
     while True:
         query = (
