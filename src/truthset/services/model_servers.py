@@ -47,7 +47,7 @@ from truthset.services.llm_labeling import (  # the same network, principal and 
     _still_waiting,
     _unpredicted,
 )
-from truthset.services.model_training import _label
+from truthset.services.model_training import training_label
 from truthset.services.policy import Action, require
 from truthset.services.projects import compiled_spec, load_project, require_active
 from truthset.storage import Database
@@ -253,7 +253,7 @@ def _train(
     target = completion_rules(project).questions[question.name].target
     batch: list[tuple[Task, Any]] = []
     for row in _changed_tasks(db, job.organization_id, project["id"], since):
-        label, _source = _label(row, question.name, target)
+        label, _source = training_label(row, question.name, target)
         if label is not None:
             batch.append((Task(row.id, row.data), label))
         if len(batch) == CHUNK:

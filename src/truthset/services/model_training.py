@@ -223,7 +223,7 @@ def _labels(
     examples: list[tuple[Task, Any]] = []
     sources: Counter[str] = Counter()
     for row in _tasks(db, principal, project["id"], statuses, *columns):
-        label, source = _label(row, name, target)
+        label, source = training_label(row, name, target)
         sources[source] += 1
         if label is not None:
             examples.append((Task(row.id, row.data), label))
@@ -231,7 +231,7 @@ def _labels(
     return examples, {key: sources.get(key, 0) for key in sources_kept}
 
 
-def _label(row: Any, name: str, target: float | None) -> tuple[Any, str]:
+def training_label(row: Any, name: str, target: float | None) -> tuple[Any, str]:
     """A task's training label for ``name`` and where it came from (None: not used)."""
     if row.status == str(TaskStatus.GOLD):
         answer = (row.gold or {}).get(name)
