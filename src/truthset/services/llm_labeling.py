@@ -39,14 +39,13 @@ from truthset.learners._records import Task
 from truthset.learners.llm_labeler import SYSTEM_PROMPT, LabelOutcome, LLMConfig, LLMLabeler
 from truthset.questions import QuestionConfig
 from truthset.schemas import PredictionUpload
-from truthset.services import jobs, netguard, predictions, webhooks
+from truthset.services import jobs, model_endpoints, netguard, predictions
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.services.policy import Action, require
 from truthset.services.projects import compiled_spec, load_project, require_active
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
-from truthset.storage.ids import new_id
 
 __all__ = ["KIND", "GuardedSend", "LlmLabelRequest", "run_llm_labeling", "start_llm_labeling"]
 
@@ -85,10 +84,10 @@ def start_llm_labeling(
         project = load_project(conn, principal, project_id)
         require(principal, Action.MANAGE_TASKS)
         require_active(project)
-        question = _question(compiled_spec(project).questions, body.question)
+        question = model_endpoints.question_named(compiled_spec(project).questions, body.question)
     if "@" in body.model or not body.model.strip():
         raise InvalidInput("model: a model name has no '@' (the version follows it)", details={"field": "model"})
-    check_base_url(body.base_url, settings)
+    model_endpoints.check_base_url(body.base_url, "/chat/completions", settings)
     version = body.version or derived_version(body, question, project.get("instructions") or "")
     payload: dict[str, Any] = {
         "project_id": project["id"],
@@ -105,9 +104,8 @@ def start_llm_labeling(
         "worker": predictions.model_name(MODEL_PREFIX + body.model, version),
     }
     if body.api_key:
-        key_id = new_id()
-        sealed = webhooks.seal(settings, principal.organization_id, f"{_KEY_PURPOSE}/{key_id}", body.api_key)
-        payload["api_key"] = {"id": key_id, "sealed": sealed}
+        sealed = model_endpoints.seal_api_key(settings, principal.organization_id, _KEY_PURPOSE, body.api_key)
+        payload["api_key"] = sealed
     with db.write() as conn:
         job = jobs.enqueue(
             conn, principal.organization_id, KIND, payload, created_by=principal.member_id, max_attempts=3
@@ -115,24 +113,6 @@ def start_llm_labeling(
     return jobs.public(job)
 
 
-def _question(questions: list[QuestionConfig], name: str) -> QuestionConfig:
-    found = next((q for q in questions if q.name == name), None)
-    if found is None:
-        names = ", ".join(q.name for q in questions)
-        raise InvalidInput(
-            f"question: the spec has no question {name!r} (it has: {names})", details={"field": "question"}
-        )
-    return found
-
-
-def check_base_url(base_url: str, settings: Settings) -> None:
-    """Refuse at once what the runner's guard would refuse (same settings), naming ``base_url``."""
-    try:
-        netguard.check_url(f"{base_url.rstrip('/')}/chat/completions", netguard.Guard.from_settings(settings))
-    except InvalidInput as exc:
-        message = str(exc).removeprefix("url: ")
-        # the same kind of error (url_refused, fetch_failed), naming the request's field
-        raise type(exc)(f"base_url: {message}", details={**exc.details, "field": "base_url"}) from None
 
 
 def derived_version(body: LlmLabelRequest, question: QuestionConfig, instructions: str) -> str:
@@ -236,7 +216,7 @@ def run_llm_labeling(db: Database, job: JobContext) -> dict[str, Any]:
     with db.read() as conn:
         project = load_project(conn, principal, str(payload.get("project_id")))
         spec = compiled_spec(project)
-        question = _question(spec.questions, str(payload.get("question")))
+        question = model_endpoints.question_named(spec.questions, str(payload.get("question")))
         fields = spec.fields
     result = _Result(str(payload["worker"]))
     statuses = (TaskStatus.GOLD, TaskStatus.PENDING) if payload.get("include_gold", True) else (TaskStatus.PENDING,)
@@ -285,12 +265,10 @@ def _config(payload: Mapping[str, Any], settings: Settings, organization_id: str
 
 
 def _api_key(payload: Mapping[str, Any], settings: Settings, organization_id: str) -> str | None:
-    sealed = payload.get("api_key")
-    if isinstance(sealed, Mapping):
-        try:
-            return webhooks.unseal(settings, organization_id, f"{_KEY_PURPOSE}/{sealed['id']}", sealed["sealed"])
-        except webhooks.SecretUnreadable as exc:
-            raise JobFailed(str(exc).replace("webhook's secret", "API key")) from None
+    """The job's sealed key, else the runner's ``TRUTHSET_LLM_API_KEY``."""
+    key = model_endpoints.unseal_api_key(payload, settings, organization_id, _KEY_PURPOSE)
+    if key is not None:
+        return key
     return settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
 
 

@@ -33,12 +33,11 @@ from sqlalchemy import select
 
 from truthset.config import Settings, get_settings
 from truthset.domain import JobStatus, Principal, TaskStatus
-from truthset.errors import InvalidInput
 from truthset.learners._records import Task
 from truthset.learners.model_server import ModelServerClient, PredictOutcome, SendError, ServerError
 from truthset.questions import QuestionConfig
 from truthset.schemas import PredictionUpload
-from truthset.services import jobs, netguard, predictions, webhooks
+from truthset.services import jobs, model_endpoints, netguard, predictions
 from truthset.services.completion import completion_rules
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.services.llm_labeling import (  # the same network, principal and task reading as the LLM job
@@ -53,7 +52,7 @@ from truthset.services.projects import compiled_spec, load_project, require_acti
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
-from truthset.storage.ids import new_id, utcnow
+from truthset.storage.ids import utcnow
 
 __all__ = ["KIND", "ServerPredictRequest", "run_server_predictions", "start_server_predictions"]
 
@@ -92,8 +91,8 @@ def start_server_predictions(
         project = load_project(conn, principal, project_id)
         require(principal, Action.MANAGE_TASKS)
         require_active(project)
-        _question(compiled_spec(project).questions, body.question)
-    _check_base_url(body.base_url, settings)
+        model_endpoints.question_named(compiled_spec(project).questions, body.question)
+    model_endpoints.check_base_url(body.base_url, "/health", settings)
     payload: dict[str, Any] = {
         "project_id": project["id"],
         "question": body.question,
@@ -106,9 +105,8 @@ def start_server_predictions(
         "default_score": body.default_score,
     }
     if body.api_key:
-        key_id = new_id()
-        sealed = webhooks.seal(settings, principal.organization_id, f"{_KEY_PURPOSE}/{key_id}", body.api_key)
-        payload["api_key"] = {"id": key_id, "sealed": sealed}
+        sealed = model_endpoints.seal_api_key(settings, principal.organization_id, _KEY_PURPOSE, body.api_key)
+        payload["api_key"] = sealed
     with db.write() as conn:
         job = jobs.enqueue(
             conn, principal.organization_id, KIND, payload, created_by=principal.member_id, max_attempts=3
@@ -116,23 +114,6 @@ def start_server_predictions(
     return jobs.public(job)
 
 
-def _question(questions: list[QuestionConfig], name: str) -> QuestionConfig:
-    found = next((q for q in questions if q.name == name), None)
-    if found is None:
-        names = ", ".join(q.name for q in questions)
-        raise InvalidInput(
-            f"question: the spec has no question {name!r} (it has: {names})", details={"field": "question"}
-        )
-    return found
-
-
-def _check_base_url(base_url: str, settings: Settings) -> None:
-    """Refuse at once what the runner's guard would refuse (same settings), naming ``base_url``."""
-    try:
-        netguard.check_url(f"{base_url.rstrip('/')}/health", netguard.Guard.from_settings(settings))
-    except InvalidInput as exc:
-        message = str(exc).removeprefix("url: ")
-        raise type(exc)(f"base_url: {message}", details={**exc.details, "field": "base_url"}) from None
 
 
 # --- the job ---------------------------------------------------------------------------------------
@@ -172,7 +153,7 @@ def run_server_predictions(db: Database, job: JobContext) -> dict[str, Any]:
     with db.read() as conn:
         project = load_project(conn, principal, str(payload.get("project_id")))
         spec = compiled_spec(project)
-        question = _question(spec.questions, str(payload.get("question")))
+        question = model_endpoints.question_named(spec.questions, str(payload.get("question")))
     client = _client(payload, settings, principal.organization_id)
     result = _Result()
     if payload.get("train", True):
@@ -206,19 +187,10 @@ def _client(payload: Mapping[str, Any], settings: Settings, organization_id: str
     return ModelServerClient(
         str(payload["base_url"]),
         GuardedSend(guard),
-        api_key=_api_key(payload, settings, organization_id),
+        api_key=model_endpoints.unseal_api_key(payload, settings, organization_id, _KEY_PURPOSE),
         batch_size=int(payload.get("batch_size") or 64),
     )
 
-
-def _api_key(payload: Mapping[str, Any], settings: Settings, organization_id: str) -> str | None:
-    sealed = payload.get("api_key")
-    if not isinstance(sealed, Mapping):
-        return None
-    try:
-        return webhooks.unseal(settings, organization_id, f"{_KEY_PURPOSE}/{sealed['id']}", sealed["sealed"])
-    except webhooks.SecretUnreadable as exc:
-        raise JobFailed(str(exc).replace("webhook's secret", "API key")) from None
 
 
 def _call(call: Callable[[], Any]) -> Any:
