@@ -25,29 +25,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
 from truthset.config import Settings, get_settings
-from truthset.domain import Principal, Role, TaskStatus, WorkerKind
+from truthset.domain import Principal, TaskStatus
 from truthset.errors import InvalidInput
-from truthset.learners._http import HttpReply, HttpRequest, SendError
-from truthset.learners._records import Task
 from truthset.learners.llm_labeler import SYSTEM_PROMPT, LabelOutcome, LLMConfig, LLMLabeler
 from truthset.questions import QuestionConfig
-from truthset.schemas import PredictionUpload
 from truthset.services import jobs, model_endpoints, netguard, predictions
-from truthset.services.jobs import JobContext, JobFailed
+from truthset.services.jobs import JobContext
 from truthset.services.policy import Action, require
 from truthset.services.projects import compiled_spec, load_project, require_active
 from truthset.storage import Database
-from truthset.storage import repositories as repo
-from truthset.storage import tables as t
 
-__all__ = ["KIND", "GuardedSend", "LlmLabelRequest", "run_llm_labeling", "start_llm_labeling"]
+__all__ = ["KIND", "LlmLabelRequest", "run_llm_labeling", "start_llm_labeling"]
 
 KIND = "model.llm_label"
 MODEL_PREFIX = "llm:"
@@ -132,34 +125,6 @@ def derived_version(body: LlmLabelRequest, question: QuestionConfig, instruction
 # --- the network -----------------------------------------------------------------------------------
 
 
-class GuardedSend:
-    """The labeler's ``send`` through the network guard: every request's address checked (and pinned),
-    no redirects followed, the reply cut at the request's size and time limits."""
-
-    def __init__(self, guard: netguard.Guard) -> None:
-        self._guard = guard
-
-    def __call__(self, request: HttpRequest) -> HttpReply:
-        # an LLM may think for a while before its first byte: the request's own limit rules
-        guard = replace(self._guard, read_timeout=request.timeout, total_timeout=request.timeout)
-        try:
-            fetched = netguard.request(
-                request.method,
-                request.url,
-                guard,
-                headers=request.headers,
-                content=request.content,
-                follow_redirects=False,
-                max_bytes=request.max_bytes,
-            )
-        except netguard.OutboundRefused as exc:
-            raise SendError(f"url refused: {exc}", retryable=False) from None
-        except netguard.FetchFailed as exc:
-            # a reply over the size limit will be as big next time; a timeout or a lost connection may not
-            raise SendError(str(exc), retryable="bytes" not in str(exc)) from None
-        return HttpReply(fetched.status_code, dict(fetched.headers), fetched.content)
-
-
 # --- the job ---------------------------------------------------------------------------------------
 
 
@@ -212,7 +177,7 @@ def run_llm_labeling(db: Database, job: JobContext) -> dict[str, Any]:
     """The ``model.llm_label`` handler: label the gold and pending tasks, store the valid answers (see the module)."""
     settings = job.settings or get_settings()
     payload = job.payload
-    principal = _principal(db, job)
+    principal = model_endpoints.job_principal(db, job)
     with db.read() as conn:
         project = load_project(conn, principal, str(payload.get("project_id")))
         spec = compiled_spec(project)
@@ -220,13 +185,16 @@ def run_llm_labeling(db: Database, job: JobContext) -> dict[str, Any]:
         fields = spec.fields
     result = _Result(str(payload["worker"]))
     statuses = (TaskStatus.GOLD, TaskStatus.PENDING) if payload.get("include_gold", True) else (TaskStatus.PENDING,)
-    todo = _unpredicted(db, principal.organization_id, project["id"], result.model, payload.get("limit"), statuses)
+    todo = model_endpoints.unpredicted(
+        db, principal.organization_id, project["id"], result.model, payload.get("limit"), statuses
+    )
     result.waiting = len(todo)
-    labeler = LLMLabeler(_config(payload, settings, principal.organization_id), GuardedSend(_guard(settings)))
+    send = model_endpoints.GuardedSend(_guard(settings))
+    labeler = LLMLabeler(_config(payload, settings, principal.organization_id), send)
     job.progress(0, len(todo))
     for start in range(0, len(todo), CHUNK):
         job.check()  # a cancel stops between chunks: what was stored stays (a repeat skips it)
-        chunk = _still_waiting(db, principal.organization_id, todo[start : start + CHUNK], statuses)
+        chunk = model_endpoints.still_waiting(db, principal.organization_id, todo[start : start + CHUNK], statuses)
         outcome = labeler.label(question, chunk, fields=fields, instructions=project.get("instructions") or "")
         result.asked += len(chunk)
         result.add(outcome)
@@ -234,18 +202,6 @@ def run_llm_labeling(db: Database, job: JobContext) -> dict[str, Any]:
         _store(db, principal, project["id"], payload, outcome, result)
         job.progress(min(start + CHUNK, len(todo)), len(todo))
     return result.as_dict()
-
-
-def _principal(db: Database, job: JobContext) -> Principal:
-    """Whoever started the job, as they are now: a member since disabled or demoted stores nothing."""
-    member_id = job.job.get("created_by")
-    with db.read() as conn:
-        member = repo.get(conn, t.members, job.organization_id, member_id) if member_id else None
-    if member is None or member.get("disabled_at") is not None:
-        raise JobFailed("the member who started this job is gone or disabled")
-    principal = Principal(job.organization_id, member["id"], Role(member["role"]), "")
-    require(principal, Action.MANAGE_TASKS)
-    return principal
 
 
 def _guard(settings: Settings) -> netguard.Guard:
@@ -272,68 +228,6 @@ def _api_key(payload: Mapping[str, Any], settings: Settings, organization_id: st
     return settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
 
 
-def _unpredicted(
-    db: Database, organization_id: str, project_id: str, model: str, limit: Any, statuses: tuple[TaskStatus, ...]
-) -> list[str]:
-    """The ids of the project's tasks in ``statuses`` (in that order: gold first, so even a limited
-    run is measured against gold) the model version has not predicted, at most ``limit`` (ids only:
-    the tasks' data is read a chunk at a time)."""
-    cap = int(limit) if isinstance(limit, int) and limit > 0 else None
-    found: list[str] = []
-    with db.snapshot() as conn:
-        worker_id = _worker_id(conn, organization_id, model)
-        for status in statuses:
-            for ids in _pages(conn, organization_id, project_id, status):
-                done = _predicted(conn, worker_id, ids) if worker_id else set()
-                found.extend(task_id for task_id in ids if task_id not in done)
-                if cap is not None and len(found) >= cap:
-                    return found[:cap]
-    return found
-
-
-def _pages(
-    conn: Any, organization_id: str, project_id: str, status: TaskStatus, size: int = 1000
-) -> Iterator[list[str]]:
-    tk = t.tasks
-    after = ""
-    while True:
-        query = (
-            repo.scoped(tk, organization_id, tk.c.id)
-            .where(tk.c.project_id == project_id, tk.c.status == str(status), tk.c.id > after)
-            .order_by(tk.c.id)
-            .limit(size)
-        )
-        ids = list(conn.execute(query).scalars())
-        if not ids:
-            return
-        yield ids
-        after = ids[-1]
-
-
-def _still_waiting(db: Database, organization_id: str, ids: list[str], statuses: tuple[TaskStatus, ...]) -> list[Task]:
-    """The chunk's tasks with their data, in order, without those completed or canceled meanwhile
-    (no tokens are spent on a task that no longer waits)."""
-    tk = t.tasks
-    query = repo.scoped(tk, organization_id, tk.c.id, tk.c.data).where(
-        tk.c.id.in_(ids), tk.c.status.in_([str(status) for status in statuses])
-    )
-    with db.read() as conn:
-        data = {row.id: row.data for row in conn.execute(query)}
-    return [Task(task_id, data[task_id]) for task_id in ids if task_id in data]
-
-
-def _worker_id(conn: Any, organization_id: str, name: str) -> str | None:
-    w = t.workers
-    query = repo.scoped(w, organization_id, w.c.id).where(w.c.kind == str(WorkerKind.MODEL), w.c.name == name)
-    return conn.execute(query).scalar()
-
-
-def _predicted(conn: Any, worker_id: str, task_ids: list[str]) -> set[str]:
-    r = t.responses
-    query = select(r.c.task_id).where(r.c.worker_id == worker_id, r.c.task_id.in_(task_ids))
-    return set(conn.execute(query).scalars())
-
-
 def _store(
     db: Database,
     principal: Principal,
@@ -350,8 +244,7 @@ def _store(
         if p.score is not None
     ]
     model = MODEL_PREFIX + str(payload["model"])
-    body = PredictionUpload(model=model, version=str(payload["version"]), predictions=items, on_error="skip")
-    report = predictions.upload_predictions(db, principal, project_id, body)
+    report = model_endpoints.store_predictions(db, principal, project_id, model, str(payload["version"]), items)
     result.stored += report["stored"] + report["unchanged"]
     result.refused += report["invalid"]
     result.worker_id = report["worker_id"] or result.worker_id

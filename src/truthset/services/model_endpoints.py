@@ -2,19 +2,33 @@
 
 Both take an optional API key that must not sit in a job's payload in the clear (sealed with the
 server's key, as webhook secrets are, and unsealed only by the runner), name the question the model
-answers, and refuse at request time an endpoint the runner's network guard would refuse.
+answers, refuse at request time an endpoint the runner's network guard would refuse, send through
+that guard (:class:`GuardedSend`), run as the member who started them (:func:`job_principal`),
+read the tasks the model version has not predicted yet (:func:`unpredicted`, :func:`still_waiting`)
+and store its valid answers as predictions (:func:`store_predictions`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
+from sqlalchemy import select
+
 from truthset.config import Settings
+from truthset.domain import Principal, Role, TaskStatus, WorkerKind
 from truthset.errors import InvalidInput
+from truthset.learners._http import HttpReply, HttpRequest, SendError
+from truthset.learners._records import Task
 from truthset.questions import QuestionConfig
-from truthset.services import netguard, webhooks
-from truthset.services.jobs import JobFailed
+from truthset.schemas import PredictionUpload
+from truthset.services import netguard, predictions, webhooks
+from truthset.services.jobs import JobContext, JobFailed
+from truthset.services.policy import Action, require
+from truthset.storage import Database
+from truthset.storage import repositories as repo
+from truthset.storage import tables as t
 from truthset.storage.ids import new_id
 
 
@@ -54,3 +68,114 @@ def check_base_url(base_url: str, path: str, settings: Settings) -> None:
         message = str(exc).removeprefix("url: ")
         # the same kind of error (url_refused, fetch_failed), naming the request's field
         raise type(exc)(f"base_url: {message}", details={**exc.details, "field": "base_url"}) from None
+
+
+class GuardedSend:
+    """The labeler's ``send`` through the network guard: every request's address checked (and pinned),
+    no redirects followed, the reply cut at the request's size and time limits."""
+
+    def __init__(self, guard: netguard.Guard) -> None:
+        self._guard = guard
+
+    def __call__(self, request: HttpRequest) -> HttpReply:
+        # an LLM may think for a while before its first byte: the request's own limit rules
+        guard = replace(self._guard, read_timeout=request.timeout, total_timeout=request.timeout)
+        try:
+            fetched = netguard.request(
+                request.method,
+                request.url,
+                guard,
+                headers=request.headers,
+                content=request.content,
+                follow_redirects=False,
+                max_bytes=request.max_bytes,
+            )
+        except netguard.OutboundRefused as exc:
+            raise SendError(f"url refused: {exc}", retryable=False) from None
+        except netguard.FetchFailed as exc:
+            # a reply over the size limit will be as big next time; a timeout or a lost connection may not
+            raise SendError(str(exc), retryable="bytes" not in str(exc)) from None
+        return HttpReply(fetched.status_code, dict(fetched.headers), fetched.content)
+
+
+def job_principal(db: Database, job: JobContext) -> Principal:
+    """Whoever started the job, as they are now: a member since disabled or demoted stores nothing."""
+    member_id = job.job.get("created_by")
+    with db.read() as conn:
+        member = repo.get(conn, t.members, job.organization_id, member_id) if member_id else None
+    if member is None or member.get("disabled_at") is not None:
+        raise JobFailed("the member who started this job is gone or disabled")
+    principal = Principal(job.organization_id, member["id"], Role(member["role"]), "")
+    require(principal, Action.MANAGE_TASKS)
+    return principal
+
+
+def store_predictions(
+    db: Database, principal: Principal, project_id: str, model: str, version: str, items: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Store a model's valid answers as predictions (``on_error: skip``: a refused one is counted, the
+    others kept); the upload's report."""
+    body = PredictionUpload(model=model, version=version, predictions=items, on_error="skip")
+    return predictions.upload_predictions(db, principal, project_id, body)
+
+
+def unpredicted(
+    db: Database, organization_id: str, project_id: str, model: str, limit: Any, statuses: tuple[TaskStatus, ...]
+) -> list[str]:
+    """The ids of the project's tasks in ``statuses`` (in that order: gold first, so even a limited
+    run is measured against gold) the model version has not predicted, at most ``limit`` (ids only:
+    the tasks' data is read a chunk at a time)."""
+    cap = int(limit) if isinstance(limit, int) and limit > 0 else None
+    found: list[str] = []
+    with db.snapshot() as conn:
+        worker_id = _worker_id(conn, organization_id, model)
+        for status in statuses:
+            for ids in _pages(conn, organization_id, project_id, status):
+                done = _predicted(conn, worker_id, ids) if worker_id else set()
+                found.extend(task_id for task_id in ids if task_id not in done)
+                if cap is not None and len(found) >= cap:
+                    return found[:cap]
+    return found
+
+
+def _pages(
+    conn: Any, organization_id: str, project_id: str, status: TaskStatus, size: int = 1000
+) -> Iterator[list[str]]:
+    tk = t.tasks
+    after = ""
+    while True:
+        query = (
+            repo.scoped(tk, organization_id, tk.c.id)
+            .where(tk.c.project_id == project_id, tk.c.status == str(status), tk.c.id > after)
+            .order_by(tk.c.id)
+            .limit(size)
+        )
+        ids = list(conn.execute(query).scalars())
+        if not ids:
+            return
+        yield ids
+        after = ids[-1]
+
+
+def still_waiting(db: Database, organization_id: str, ids: list[str], statuses: tuple[TaskStatus, ...]) -> list[Task]:
+    """The chunk's tasks with their data, in order, without those completed or canceled meanwhile
+    (no tokens are spent on a task that no longer waits)."""
+    tk = t.tasks
+    query = repo.scoped(tk, organization_id, tk.c.id, tk.c.data).where(
+        tk.c.id.in_(ids), tk.c.status.in_([str(status) for status in statuses])
+    )
+    with db.read() as conn:
+        data = {row.id: row.data for row in conn.execute(query)}
+    return [Task(task_id, data[task_id]) for task_id in ids if task_id in data]
+
+
+def _worker_id(conn: Any, organization_id: str, name: str) -> str | None:
+    w = t.workers
+    query = repo.scoped(w, organization_id, w.c.id).where(w.c.kind == str(WorkerKind.MODEL), w.c.name == name)
+    return conn.execute(query).scalar()
+
+
+def _predicted(conn: Any, worker_id: str, task_ids: list[str]) -> set[str]:
+    r = t.responses
+    query = select(r.c.task_id).where(r.c.worker_id == worker_id, r.c.task_id.in_(task_ids))
+    return set(conn.execute(query).scalars())

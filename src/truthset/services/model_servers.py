@@ -3,7 +3,7 @@ server of the project's new trusted results (``POST /train``) and stores its ans
 and pending tasks (``POST /predict``) as predictions (docs/models.md, "External model servers").
 
 The server speaks the protocol of :mod:`truthset.learners.model_server`; the job calls it through
-:class:`~truthset.services.llm_labeling.GuardedSend` (the network guard: address rules, DNS pinning,
+:class:`~truthset.services.model_endpoints.GuardedSend` (the network guard: address rules, DNS pinning,
 no redirects, time and size limits). :func:`start_server_predictions` (the API's side) checks the
 request at once: managers and above, the project of the caller's organization, the question in its
 spec, ``base_url`` through the guard (a refused address is a 422 naming ``base_url``); then it queues
@@ -36,16 +36,9 @@ from truthset.domain import JobStatus, Principal, TaskStatus
 from truthset.learners._records import Task
 from truthset.learners.model_server import ModelServerClient, PredictOutcome, SendError, ServerError
 from truthset.questions import QuestionConfig
-from truthset.schemas import PredictionUpload
 from truthset.services import jobs, model_endpoints, netguard, predictions
 from truthset.services.completion import completion_rules
 from truthset.services.jobs import JobContext, JobFailed
-from truthset.services.llm_labeling import (  # the same network, principal and task reading as the LLM job
-    GuardedSend,
-    _principal,
-    _still_waiting,
-    _unpredicted,
-)
 from truthset.services.model_training import training_label
 from truthset.services.policy import Action, require
 from truthset.services.projects import compiled_spec, load_project, require_active
@@ -149,7 +142,7 @@ def run_server_predictions(db: Database, job: JobContext) -> dict[str, Any]:
     """The ``model.server_predict`` handler: train, then predict and store (see the module)."""
     settings = job.settings or get_settings()
     payload = job.payload
-    principal = _principal(db, job)
+    principal = model_endpoints.job_principal(db, job)
     with db.read() as conn:
         project = load_project(conn, principal, str(payload.get("project_id")))
         spec = compiled_spec(project)
@@ -164,13 +157,15 @@ def run_server_predictions(db: Database, job: JobContext) -> dict[str, Any]:
         raise JobFailed(f"the model's name {name!r} is not a model name (no '@', not empty)")
     result.model = predictions.model_name(name, info.version)
     statuses = (TaskStatus.GOLD, TaskStatus.PENDING) if payload.get("include_gold", True) else (TaskStatus.PENDING,)
-    todo = _unpredicted(db, principal.organization_id, project["id"], result.model, payload.get("limit"), statuses)
+    todo = model_endpoints.unpredicted(
+        db, principal.organization_id, project["id"], result.model, payload.get("limit"), statuses
+    )
     result.waiting = len(todo)
     instructions = project.get("instructions") or ""
     job.progress(0, len(todo))
     for start in range(0, len(todo), CHUNK):
         job.check()  # a cancel stops between chunks: what was stored stays (a repeat skips it)
-        chunk = _still_waiting(db, principal.organization_id, todo[start : start + CHUNK], statuses)
+        chunk = model_endpoints.still_waiting(db, principal.organization_id, todo[start : start + CHUNK], statuses)
         predict = partial(client.predict, question, chunk, fields=spec.fields, instructions=instructions)
         outcome = _call(predict)
         result.asked += len(chunk)
@@ -186,7 +181,7 @@ def _client(payload: Mapping[str, Any], settings: Settings, organization_id: str
     guard = netguard.Guard.from_settings(settings)
     return ModelServerClient(
         str(payload["base_url"]),
-        GuardedSend(guard),
+        model_endpoints.GuardedSend(guard),
         api_key=model_endpoints.unseal_api_key(payload, settings, organization_id, _KEY_PURPOSE),
         batch_size=int(payload.get("batch_size") or 64),
     )
@@ -315,8 +310,7 @@ def _store(
         }
         for p in outcome.predictions
     ]
-    body = PredictionUpload(model=name, version=version, predictions=items, on_error="skip")
-    report = predictions.upload_predictions(db, principal, project_id, body)
+    report = model_endpoints.store_predictions(db, principal, project_id, name, version, items)
     result.stored += report["stored"] + report["unchanged"]
     result.refused += report["invalid"]
     result.worker_id = report["worker_id"] or result.worker_id
