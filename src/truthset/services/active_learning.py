@@ -33,7 +33,6 @@ import binascii
 import math
 import re
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -277,24 +276,11 @@ def _started_signals(
         ids = to_score[start : start + POSTERIOR_CHUNK]
         with db.read() as conn:
             models, versions = current_models(conn, project, spec)
-            responses = _responses_of(conn, project["organization_id"], ids)
+            responses = repo.responses_of_tasks(conn, project["organization_id"], ids)
         for task_id in ids:
             result, confidence = build_result(spec, rules, responses.get(task_id, []), models, versions)
             out[task_id] = (uncertainty(confidence), _label_text(result["answer"].get(first)) if first else None)
     return out
-
-
-def _responses_of(conn: Connection, organization_id: str, task_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    r = t.responses
-    query = (
-        repo.scoped(r, organization_id, r.c.id, r.c.task_id, r.c.worker_id, r.c.answer, r.c.scores)
-        .where(r.c.task_id.in_(task_ids))
-        .order_by(r.c.task_id, r.c.id)
-    )
-    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in conn.execute(query).mappings():
-        found[row["task_id"]].append(dict(row))
-    return found
 
 
 def signals(db: Database, project: dict[str, Any]) -> tuple[list[Signal], dict[str, int]]:

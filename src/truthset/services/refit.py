@@ -397,7 +397,7 @@ def _rescore_chunk(
         )
         tasks = [dict(row) for row in conn.execute(query).mappings()]
         models, versions = current_models(conn, project, spec)
-        responses = _responses_of(conn, project["organization_id"], [task["id"] for task in tasks])
+        responses = repo.responses_of_tasks(conn, project["organization_id"], [task["id"] for task in tasks])
     rescored = (_rescore_task(task, responses.get(task["id"], []), spec, rules, models, versions) for task in tasks)
     return [change for change in rescored if change is not None]
 
@@ -429,27 +429,6 @@ def _write_rescored(db: Database, rescored: list[_Rescored]) -> int:
                     },
                 )
     return changed
-
-
-def _responses_of(conn: Connection, organization_id: str, task_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """The responses of a chunk's tasks in one query, per task in order (one query per task was half a refit)."""
-    query = (
-        repo.scoped(
-            t.responses,
-            organization_id,
-            t.responses.c.id,
-            t.responses.c.task_id,
-            t.responses.c.worker_id,
-            t.responses.c.answer,
-            t.responses.c.scores,  # a model's prediction counts as it has earned (results.counted_answer)
-        )
-        .where(t.responses.c.task_id.in_(task_ids))
-        .order_by(t.responses.c.task_id, t.responses.c.id)
-    )
-    found: dict[str, list[dict[str, Any]]] = {}
-    for row in conn.execute(query).mappings():
-        found.setdefault(row["task_id"], []).append(dict(row))
-    return found
 
 
 def _rescore_task(

@@ -616,6 +616,21 @@ def responses_of_task(conn: Connection, organization_id: str, task_id: str) -> l
     return _RESPONSES_OF_TASK.rows(conn, {"organization_id": organization_id, "task_id": task_id})
 
 
+def responses_of_tasks(conn: Connection, organization_id: str, task_ids: list[str]) -> dict[str, list[dict]]:
+    """The responses of several tasks in one query (what scoring reads: id, task, worker, answer and,
+    for a model's prediction, its scores), per task in order; one query per task was half a refit."""
+    r = t.responses.c
+    query = (
+        scoped(t.responses, organization_id, r.id, r.task_id, r.worker_id, r.answer, r.scores)
+        .where(r.task_id.in_(task_ids))
+        .order_by(r.task_id, r.id)
+    )
+    found: dict[str, list[dict]] = {}
+    for row in conn.execute(query).mappings():
+        found.setdefault(row["task_id"], []).append(dict(row))
+    return found
+
+
 _LATEST_MODEL_VERSIONS = Prepared(
     select(t.quality_models.c.question, func.max(t.quality_models.c.version).label("version"))
     .where(
