@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from truthset.domain import TaskStatus, WorkerKind
 from truthset.schemas import PredictionUpload, QualityPolicy, ResponseCreate
-from truthset.services import predictions, queue, refit
+from truthset.services import predictions, queue, refit, results
 from truthset.services.projects import compiled_spec
 from truthset.storage import tables as t
 
@@ -83,6 +83,50 @@ def test_a_model_counts_only_with_the_weight_a_fit_measured(org: Org) -> None:
     _predict(org, project["id"], {against["id"]: "negative"})
     third = _answer(org, org.add_member(), against["id"], "positive")
     assert third["status"] == str(TaskStatus.PENDING) and third["overlap"] == 2
+
+
+def test_on_a_task_only_the_newest_version_of_a_model_counts(org: Org) -> None:
+    quality = {"min_overlap": 1, "max_overlap": 5, "target_confidence": 0.8}
+    project = org.make_project(spec=BINARY, quality=quality)
+    rng = random.Random(11)
+    train = org.make_tasks(project["id"], 60, overlap=3)
+    truth = {task["id"]: rng.choice(["positive", "negative"]) for task in train}
+    # two versions of one model, both always right (one model's opinion), each known to the fit:
+    # version 1 predicted every task, version 2 (newer) the last 40
+    _predict(org, project["id"], truth, version="1")
+    _predict(org, project["id"], dict(list(truth.items())[20:]), version="2")
+    people = [(org.add_member(), accuracy) for accuracy in (0.9, 0.85, 0.75)]
+    for task_id, right in truth.items():
+        for person, accuracy in people:
+            _answer(org, person, task_id, right if rng.random() < accuracy else FLIP[right])
+    refit.refit_project(org.db, org.id, project["id"])
+    with org.db.snapshot() as conn:
+        answers, _counts, predicted = refit._categorical_answers(conn, org.id, project["id"], compiled_spec(project))
+    # both versions' predictions are stored (and counted as predictions); where both predicted, only
+    # version 2's is fitted
+    assert predicted[train[0]["id"]] == 1 and predicted[train[-1]["id"]] == 2
+    assert len(answers["sentiment"][0]) == 4 * 60
+    with org.db.read() as conn:
+        models, _ = results.current_models(conn, project, compiled_spec(project))
+        names = {row.id: row.name for row in conn.execute(select(t.workers.c.id, t.workers.c.name))}
+    assert {"clf@1", "clf@2"} <= {names[w] for w in models["sentiment"].workers}
+
+    both, newest_only = org.make_task(project["id"], "both versions"), org.make_task(project["id"], "version 2")
+    _predict(org, project["id"], {both["id"]: "negative"}, version="1")
+    _predict(org, project["id"], {both["id"]: "negative", newest_only["id"]: "negative"}, version="2")
+    person = org.add_member()
+    with_both, with_newest = (_answer(org, person, task["id"], "negative") for task in (both, newest_only))
+    # version 1 adds nothing where version 2 answered: the same confidence as version 2 alone
+    assert with_both["result"]["confidence"] == with_newest["result"]["confidence"]
+    assert with_both["result"]["predictions"] == 2
+    with org.db.read() as conn:
+        older = conn.execute(
+            select(t.responses.c.id)
+            .join(t.workers, t.workers.c.id == t.responses.c.worker_id)
+            .where(t.responses.c.task_id == both["id"], t.workers.c.name == "clf@1")
+        ).scalar_one()
+    assert with_both["result"]["superseded_predictions"] == [older]
+    assert "superseded_predictions" not in with_newest["result"]
 
 
 def test_a_task_with_only_a_models_answer_never_completes(org: Org) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, Text, bindparam, cast, delete, update
+from sqlalchemy import Connection, Text, bindparam, cast, delete, select, update
 
 from truthset.domain import Principal, TaskStatus
 from truthset.errors import NotFound
@@ -148,24 +148,43 @@ def _categorical_answers(
     conn: Connection, organization_id: str, project_id: str, spec: CompiledSpec
 ) -> tuple[dict[str, tuple[list[str], list[str], list[str]]], Counter[str], Counter[str]]:
     """(tasks, workers, labels) per categorical question, from every response of the project (models'
-    predictions too: the fit measures them); the number of people's responses of each task, and of
-    models' predictions (which a result counts apart: ``result.predictions``)."""
+    predictions too: the fit measures them, but on each task only a model's newest prediction of a
+    question, as results count them: ``results.newest_predictions``); the number of people's
+    responses of each task, and of models' predictions (which a result counts apart:
+    ``result.predictions``)."""
     questions = spec.categorical()
     out: dict[str, tuple[list[str], list[str], list[str]]] = {q: ([], [], []) for q in questions}
     counts: Counter[str] = Counter()
     predicted: Counter[str] = Counter()
-    r = t.responses.c
-    query = repo.scoped(t.responses, organization_id, r.task_id, r.worker_id, r.answer, r.scores)
-    for task_id, worker_id, answer, scores in conn.execute(query.where(r.project_id == project_id)):
+    # (task, model, question) -> (response id, worker, label): the newest prediction wins
+    newest: dict[tuple[str, str, str], tuple[str, str, str]] = {}
+    r, w = t.responses.c, t.workers.c
+    query = (
+        select(r.id, r.task_id, r.worker_id, w.name, r.answer, r.scores)
+        .select_from(t.responses.join(t.workers, w.id == r.worker_id))
+        .where(r.organization_id == organization_id, r.project_id == project_id)
+    )
+    for response_id, task_id, worker_id, worker_name, answer, scores in conn.execute(query):
         # people's, as tasks count them: a model's prediction is no judgment
         (counts if scores is None else predicted)[task_id] += 1
         for question, classes in questions.items():
             value = answer.get(question)
-            if value in classes:
+            if scores is not None and question in answer:
+                key = (task_id, worker_name.partition("@")[0], question)
+                if newest.get(key, ("",))[0] < response_id:
+                    newest[key] = (response_id, worker_id, value)
+            elif scores is None and value in classes:
                 tasks, workers, labels = out[question]
                 tasks.append(task_id)
                 workers.append(worker_id)
                 labels.append(value)
+    for (task_id, _model, question), (_id, worker_id, value) in newest.items():
+        if value not in questions[question]:
+            continue
+        tasks, workers, labels = out[question]
+        tasks.append(task_id)
+        workers.append(worker_id)
+        labels.append(value)
     return out, counts, predicted
 
 

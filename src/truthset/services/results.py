@@ -68,7 +68,8 @@ def build_result(
     Models' predictions count only as :func:`counted_answer` says; the result's ``response_count``
     counts people's responses, ``predictions`` the models' (docs/models.md).
     """
-    counted = [(counted_answer(r, models), r["worker_id"]) for r in responses]
+    newest = newest_predictions(responses)
+    counted = [(counted_answer(r, models, newest), r["worker_id"]) for r in responses]
     counted = [(answer, worker) for answer, worker in counted if answer]
     aggregates = spec.aggregate([a for a, _ in counted], [w for _, w in counted], models)
     questions = {name: _question_result(name, agg, rules, versions or {}) for name, agg in aggregates.items()}
@@ -85,22 +86,72 @@ def build_result(
     }
     if len(responses) > result["response_count"]:
         result["predictions"] = len(responses) - result["response_count"]
+    superseded = [r["id"] for r in responses if is_superseded(r, newest)]
+    if superseded:
+        result["superseded_predictions"] = superseded
     return result, confidence
 
 
-def counted_answer(response: Mapping[str, Any], models: Mapping[str, WorkerModel]) -> Mapping[str, Any]:
+def counted_answer(
+    response: Mapping[str, Any], models: Mapping[str, WorkerModel], newest: Mapping[tuple[str, str], str]
+) -> Mapping[str, Any]:
     """The part of a response's answer that counts toward a task's result.
 
     A person's answer counts whole. A model's prediction (a response with ``scores``) counts only on
     categorical questions whose fitted worker model knows the model worker: it weighs what its
     answers earned (against gold, reviews and other workers), never an average worker's weight it
-    has not earned; elsewhere it is shown, never counted.
+    has not earned; elsewhere it is shown, never counted. And only the newest prediction of a model
+    on a question counts (``newest``, from :func:`newest_predictions`).
     """
     answer = response["answer"] or {}
     if response.get("scores") is None:
         return answer
-    worker = response["worker_id"]
-    return {name: value for name, value in answer.items() if name in models and worker in models[name].workers}
+    worker, family = response["worker_id"], model_family(response)
+    return {
+        name: value
+        for name, value in answer.items()
+        if name in models and worker in models[name].workers and newest.get((family, name)) == response["id"]
+    }
+
+
+def model_family(response: Mapping[str, Any]) -> str:
+    """The model a prediction's worker is a version of: ``sent-clf`` for ``sent-clf@3``.
+
+    Rows read without the worker's name (``worker_name``) are each their own model.
+    """
+    name = response.get("worker_name")
+    return name.partition("@")[0] if name else response["worker_id"]
+
+
+def newest_predictions(responses: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
+    """Per (model, question): the id of the newest prediction among a task's responses.
+
+    Every retrained version of a model is a worker of its own, and each may have predicted the task.
+    Their answers are one model's opinion, not independent votes: counted together, versions that
+    agree (as they do, trained on the same data) would each add the weight of an independent worker
+    and make the task's confidence overstate its accuracy. So per task and question, only the latest
+    uploaded prediction of each model counts; the older ones are kept, shown and measured (a
+    version's figures come from its own answers), and listed in the result as
+    ``superseded_predictions``. Response ids sort by creation time (``storage.ids``).
+    """
+    newest: dict[tuple[str, str], str] = {}
+    for response in responses:
+        if response.get("scores") is None:
+            continue
+        family = model_family(response)
+        for question in response["answer"] or {}:
+            key = (family, question)
+            if newest.get(key, "") < response["id"]:
+                newest[key] = response["id"]
+    return newest
+
+
+def is_superseded(response: Mapping[str, Any], newest: Mapping[tuple[str, str], str]) -> bool:
+    """Whether a prediction counts for no question, a newer one of its model having answered each."""
+    if response.get("scores") is None:
+        return False
+    family, answer = model_family(response), response["answer"] or {}
+    return bool(answer) and all(newest.get((family, question)) != response["id"] for question in answer)
 
 
 def human_count(responses: Sequence[Mapping[str, Any]]) -> int:

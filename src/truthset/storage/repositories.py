@@ -600,10 +600,16 @@ def response_by_idempotency_key(conn: Connection, worker_id: str, key: str) -> d
     return dict(row) if row else None
 
 
+# A response row comes with its worker's name (``worker_name``): scoring tells a model's versions apart
+# by it (``results.newest_predictions``).
+_WITH_WORKER_NAME = t.responses.join(t.workers, t.workers.c.id == t.responses.c.worker_id)
+
 _RESPONSES_OF_TASK = Prepared(
     prefer_index(
         # without the hint SQLite walked the organization's index, reading every response it has
-        scoped(t.responses, bindparam("organization_id"))
+        select(t.responses, t.workers.c.name.label("worker_name"))
+        .select_from(_WITH_WORKER_NAME)
+        .where(t.responses.c.organization_id == bindparam("organization_id"))
         .where(t.responses.c.task_id == bindparam("task_id"))
         .order_by(t.responses.c.id),
         t.responses,
@@ -617,12 +623,14 @@ def responses_of_task(conn: Connection, organization_id: str, task_id: str) -> l
 
 
 def responses_of_tasks(conn: Connection, organization_id: str, task_ids: list[str]) -> dict[str, list[dict]]:
-    """The responses of several tasks in one query (what scoring reads: id, task, worker, answer and,
-    for a model's prediction, its scores), per task in order; one query per task was half a refit."""
+    """The responses of several tasks in one query (what scoring reads: id, task, worker and its name,
+    answer and, for a model's prediction, its scores), per task in order; one query per task was half
+    a refit."""
     r = t.responses.c
     query = (
-        scoped(t.responses, organization_id, r.id, r.task_id, r.worker_id, r.answer, r.scores)
-        .where(r.task_id.in_(task_ids))
+        select(r.id, r.task_id, r.worker_id, t.workers.c.name.label("worker_name"), r.answer, r.scores)
+        .select_from(_WITH_WORKER_NAME)
+        .where(r.organization_id == organization_id, r.task_id.in_(task_ids))
         .order_by(r.task_id, r.id)
     )
     found: dict[str, list[dict]] = {}
