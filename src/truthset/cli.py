@@ -6,6 +6,7 @@ the settings; commands that move data (import, export) talk to a server through 
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -59,6 +60,8 @@ tasks_app = typer.Typer(help="Tasks (through the API).", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 predictions_app = typer.Typer(help="Model predictions (through the API).", no_args_is_help=True)
 app.add_typer(predictions_app, name="predictions")
+queue_app = typer.Typer(help="A project's task queue: its order, and re-ranking it (through the API).")
+app.add_typer(queue_app, name="queue", no_args_is_help=True)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -1332,6 +1335,59 @@ def models_train(
         console.print(f"model.train job {job.id}: {job.status}" + (f": {escape(job.error)}" if job.error else ""))
         raise typer.Exit(1)
     _print_training(job.result or {})
+
+
+@queue_app.command("list")
+def queue_list(
+    project: Annotated[str, typer.Option("--project", help="Project id.")],
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many tasks.")] = 20,
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """The tasks still short of workers, in the order the queue serves them (priority, rank, oldest)."""
+    from truthset.client import Client
+
+    task_id = Column("task", overflow="fold")  # folded, never cut short: it is copied whole
+    table = Table("#", task_id, "unique_id", "priority", "rank", "responses", "overlap", "confidence")
+    with Client(url, api_key) as client:
+        for place, task in enumerate(itertools.islice(client.queue.list(project, page_size=min(limit, 200)), limit)):
+            table.add_row(
+                str(place + 1),
+                task.id,
+                escape(task.unique_id or ""),
+                str(task.priority),
+                str(task.queue_rank),
+                str(task.response_count),
+                str(task.overlap),
+                "" if task.confidence is None else f"{task.confidence:.3f}",
+            )
+    console.print(table if table.row_count else "nothing waiting: every task has the workers it asks for")
+
+
+@queue_app.command("rerank")
+def queue_rerank(
+    project: Annotated[str, typer.Option("--project", help="Project id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job and say what it changed.")] = False,
+) -> None:
+    """Re-rank the queue now by the policy's ordering (a queue.rerank job; managers and above)."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        job = client.queue.rerank(project)
+        console.print(f"queue.rerank job {job.id}: {job.status}")
+        if not wait:
+            return
+        job = client.jobs.wait(job.id)
+    if job.error or job.status != "succeeded":
+        console.print(f"queue.rerank job {job.id}: {job.status}" + (f": {escape(job.error)}" if job.error else ""))
+        raise typer.Exit(1)
+    result = job.result or {}
+    console.print(
+        f"ordering {result.get('ordering')}: {result.get('ranked', 0)} tasks ranked, "
+        f"{result.get('changed', 0)} ranks changed"
+    )
 
 
 def _print_training(result: dict[str, Any]) -> None:

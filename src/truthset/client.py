@@ -59,6 +59,7 @@ from truthset.schemas import (
     ProjectModelOut,
     ProjectOut,
     QuestionTypeOut,
+    QueueTaskOut,
     ResponseOut,
     ReviewItem,
     ReviewOut,
@@ -1122,6 +1123,16 @@ class Queue(_Resource):
     def release(self, assignment_id: str) -> AssignmentOut:
         """Give the task back to the queue unanswered (you may get it again)."""
         return self._client._json("POST", f"/assignments/{assignment_id}/release", AssignmentOut, retry=False)
+
+    def list(self, project_id: str, *, page_size: int = 100) -> Iterator[QueueTaskOut]:
+        """The tasks still short of workers, in the order the queue serves them (priority, then queue
+        rank, then oldest), whichever worker asks; readers and above. Fetched a page at a time."""
+        return self._client._paginate(f"/projects/{project_id}/queue", {}, QueueTaskOut, page_size)
+
+    def rerank(self, project_id: str) -> JobOut:
+        """Re-rank the project's queue now (the policy's ``ordering``), as a ``queue.rerank`` job;
+        follow it with ``client.jobs.wait``. Managers and above."""
+        return self._client._json("POST", f"/projects/{project_id}/queue/rerank", JobOut)
 
     def iter_tasks(self, project_id: str) -> Iterator[AssignmentOut]:
         """Lease tasks one after another until the queue has nothing left for you.

@@ -84,7 +84,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     # the product's own job kinds run as `truthset serve` runs them (in process); the tests' own
     # kinds are left to the runners those tests start
     try:
-        with serving(settings, db, ["quality.refit", "export", "import", "model.train"]) as url:
+        with serving(settings, db, ["quality.refit", "export", "import", "model.train", "queue.rerank"]) as url:
             yield LiveServer(url=url, api_key=created["api_key"], data_dir=data_dir)
     finally:
         db.dispose()
