@@ -372,6 +372,8 @@ class Bench:
                 label_sources=metrics.get("labels"),
                 heldout_accuracy=metrics.get("accuracy"),
                 heldout_ece=metrics.get("ece"),
+                heldout_verified_accuracy=metrics.get("verified_accuracy"),
+                heldout_verified_examples=metrics.get("verified_examples"),
                 baseline_accuracy=metrics.get("baseline_accuracy"),
                 predictions=result.get("predictions"),
                 **self._prediction_figures(project_id, result["model"], ids),

@@ -1401,6 +1401,11 @@ def _print_training(result: dict[str, Any]) -> None:
         f"accuracy {metrics.get('accuracy', 0):.3f} (majority baseline {metrics.get('baseline_accuracy', 0):.3f}), "
         f"ECE {metrics.get('ece', 0):.3f}, {escape(str(metrics.get('method', '')))}"
     )
+    if metrics.get("verified_examples"):
+        console.print(
+            f"on the {metrics['verified_examples']} gold and reviewed labels alone: "
+            f"accuracy {metrics['verified_accuracy']:.3f}, ECE {metrics['verified_ece']:.3f}"
+        )
     console.print(
         f"predictions: {predicted.get('stored', 0)} stored, {predicted.get('unchanged', 0)} unchanged, "
         f"{predicted.get('invalid', 0)} refused"
@@ -1416,7 +1421,8 @@ def models_list(
     """The project's trained model versions with their metrics, newest first."""
     from truthset.client import Client
 
-    table = Table("version", "question", "examples", "accuracy", "baseline", "ECE", "created")
+    version = Column("version", overflow="fold")  # folded, never cut short: it is copied whole
+    table = Table(version, "question", "examples", "accuracy", "verified", "baseline", "ECE", "created")
     with Client(url, api_key) as client:
         for model in client.models.list(project):
             m = model.metrics
@@ -1425,6 +1431,7 @@ def models_list(
                 escape(model.question),
                 str(m.get("n_examples", "")),
                 f"{m.get('accuracy', 0):.3f}",
+                f"{m['verified_accuracy']:.3f} ({m['verified_examples']})" if m.get("verified_examples") else "-",
                 f"{m.get('baseline_accuracy', 0):.3f}",
                 f"{m.get('ece', 0):.3f}",
                 model.created_at.isoformat(timespec="seconds"),

@@ -31,6 +31,8 @@ def _version(org: Org, project_id: str, n: int, accuracy: float) -> None:
         "n_examples": n,
         "labels": {"gold": 1, "reviewed": 2, "confident": n - 3, "below_target": 4},
     }
+    if n >= 80:  # a version trained before the verified figures existed has none (the first one here)
+        metrics.update(verified_examples=3, verified_accuracy=2 / 3, verified_ece=0.1)
     row = {
         "id": new_id(),
         "organization_id": org.id,
@@ -103,6 +105,10 @@ def test_a_manager_sees_versions_model_workers_and_runs(api: Api, org: Org) -> N
     config = json.loads(CONFIG.search(text).group(1))  # type: ignore[union-attr]
     assert [p["n"] for p in config["curve"]["sentiment"]] == [40, 80]  # oldest first: the learning curve
     assert config["curve"]["sentiment"][1]["accuracy"] == 0.83
+    # the held-out accuracy on gold and reviewed labels alone, where the version measured it
+    verified = re.findall(r'<td data-cell="verified">(.*?)</td>', text)
+    assert verified == ['66.7% <span class="muted">on 3</span>', "\u2013"]  # an en dash: none measured
+    assert [p["verified_accuracy"] for p in config["curve"]["sentiment"]] == [None, 2 / 3]
 
 
 def test_pages_follow_cursors_and_a_bad_cursor_is_named(api: Api, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -75,6 +75,8 @@ def test_a_manager_trains_from_the_models_page_and_an_annotator_is_refused(
     rows = page.locator("#versions-table tbody tr")
     expect(rows).to_have_count(1, timeout=60_000)  # the job ran, and the page reloaded with its version
     expect(rows.first.locator('[data-cell="accuracy"]')).to_have_text(re.compile(r"^\d+\.\d%$"))
+    # every label is gold here: the accuracy on verified labels is measured on all of them
+    expect(rows.first.locator('[data-cell="verified"]')).to_have_text(re.compile(rf"^\d+\.\d% on {GOLD}$"))
     expect(rows.first.locator('[data-cell="labels"]')).to_contain_text(f"{GOLD} (gold {GOLD}")
     expect(page.locator("#curve-charts canvas").first).to_be_visible()  # the learning curve, one point
     worker = page.locator("#model-workers tbody tr")

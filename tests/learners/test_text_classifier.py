@@ -58,6 +58,23 @@ def test_learns_topics_above_chance_and_reports_calibration() -> None:
     assert set(predictions[0].details["probabilities"]) == {"billing", "shipping", "bug"}
 
 
+def test_the_report_measures_the_verified_labels_apart() -> None:
+    tasks, labels = tickets(240, seed=1)
+    rng = np.random.default_rng(9)
+    # the 60 verified tasks are the hard ones: their labels have nothing to do with their words
+    hard = set(rng.choice(240, size=60, replace=False).tolist())
+    labels = [str(rng.choice(["billing", "shipping", "bug"])) if i in hard else y for i, y in enumerate(labels)]
+    verified = [i in hard for i in range(240)]
+    report = TextClassifier(TOPIC).evaluate(tasks, labels, verified)
+    assert report.verified_examples == 60
+    assert report.verified_accuracy < 0.6 < report.accuracy  # about chance (1/3) on them, not on the rest
+    assert report.verified_ece is not None and report.verified_ece > 0.1  # the scores are not for them
+    plain = TextClassifier(TOPIC).evaluate(tasks, labels)
+    assert (plain.verified_examples, plain.verified_accuracy, plain.verified_ece) == (0, None, None)
+    with pytest.raises(ValueError, match="verified: 3 flags for 240 tasks"):
+        TextClassifier(TOPIC).evaluate(tasks, labels, [True] * 3)
+
+
 def test_pairs_of_records_get_similarity_features() -> None:
     tasks, labels = product_pairs(200, seed=3)
     assert find_pairs(sorted(text_inputs(tasks[0].data))) == [

@@ -167,7 +167,7 @@ def test_reviewed_and_gold_answers_are_learned_from_below_target(org: Org, setti
         stored = load_project(conn, org.owner.principal, project["id"])
     examples, sources = model_training._labels(org.db, org.owner.principal, stored, "topic")
     assert sources == {"gold": 12, "reviewed": 24, "confident": 0, "below_target": LABELED - 24, "auto_labeled": 0}
-    learned = {task.key: label for task, label in examples}
+    learned = {e.task.key: e.label for e in examples}
     assert all(learned[task_id] == "bug" for task_id in fixed)
     assert {learned[task_id] for task_id in waiting[:12]} == {"billing", "shipping", "bug"}
 

@@ -112,6 +112,11 @@ class ModelReport:
     ece: float  # expected calibration error of the score (10 equal-width bins)
     mean_score: float
     brier: float  # mean squared error of the score against right/wrong
+    # the same out-of-fold measure on the examples people verified (gold and reviewed tasks) alone:
+    # the other labels are confident results, which leave the hard tasks out and so flatter the model
+    verified_examples: int = 0
+    verified_accuracy: float | None = None
+    verified_ece: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -313,8 +318,11 @@ class TextClassifier:
         self._train(tasks, labels)
         return self
 
-    def _train(self, tasks: Sequence[Task], labels: Sequence[Any]) -> tuple[Any, Any, list[Any], list[str]]:
-        """Fit features and classifier; return the features, the target, the truth and the classes."""
+    def _train(
+        self, tasks: Sequence[Task], labels: Sequence[Any]
+    ) -> tuple[Any, Any, list[Any], list[str], list[int]]:
+        """Fit features and classifier; return the features, the target, the truth, the classes and
+        the indices of the examples kept (those of a class learned)."""
         rows, y, classes, excluded = self._prepare(tasks, labels)
         inputs = self.inputs if self.inputs is not None else find_inputs(rows)
         pairs = self.pairs if self.pairs is not None else find_pairs(inputs)
@@ -327,16 +335,22 @@ class TextClassifier:
         version = _version(self.question, self.params, inputs, pairs, tasks, labels)
         columns = self._columns(classes)
         self.fitted_ = _Fitted(inputs, [tuple(p) for p in pairs], columns, excluded, version, pipeline)
-        return x, target, [y[i] for i in keep], classes
+        return x, target, [y[i] for i in keep], classes, list(keep)
 
-    def evaluate(self, tasks: Sequence[Task], labels: Sequence[Any]) -> ModelReport:
+    def evaluate(
+        self, tasks: Sequence[Task], labels: Sequence[Any], verified: Sequence[bool] | None = None
+    ) -> ModelReport:
         """Fit, and measure accuracy and calibration by cross-validation on the same data.
 
         The scores are out-of-fold: each task is scored by a classifier that never saw its label.
         The vocabularies and IDF weights are learned once from all the tasks' texts (never from
         their labels), as they are when the model is used: so the folds only refit the classifier.
+        ``verified``: per example, whether people verified its label (gold, a review); the report
+        then also gives the out-of-fold accuracy and ECE on those examples alone.
         """
-        x, target, truth, classes = self._train(tasks, labels)
+        if verified is not None and len(verified) != len(tasks):
+            raise ValueError(f"verified: {len(verified)} flags for {len(tasks)} tasks")
+        x, target, truth, classes, keep = self._train(tasks, labels)
         fitted = self._fitted()
         folds = self.params.eval_folds
         splitter = (
@@ -348,6 +362,7 @@ class TextClassifier:
         answers, scores = zip(*(self._answer(p, fitted.classes) for p in probabilities), strict=True)
         correct = np.array([a == t for a, t in zip(answers, truth, strict=True)])
         score = np.asarray(scores, dtype=np.float64)
+        checked = np.array([bool(verified[i]) for i in keep] if verified is not None else [False] * len(keep))
         self.report_ = ModelReport(
             version=fitted.version,
             n_examples=len(truth),
@@ -359,6 +374,9 @@ class TextClassifier:
             ece=expected_calibration_error(score, correct),
             mean_score=float(score.mean()),
             brier=float(np.mean((score - correct) ** 2)),
+            verified_examples=int(checked.sum()),
+            verified_accuracy=float(correct[checked].mean()) if checked.any() else None,
+            verified_ece=expected_calibration_error(score[checked], correct[checked]) if checked.any() else None,
         )
         return self.report_
 

@@ -26,7 +26,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -156,7 +156,9 @@ def run_training(db: Database, context: JobContext) -> dict[str, Any]:
 
     classifier = tc.TextClassifier(question)
     try:
-        report = classifier.evaluate([task for task, _ in examples], [label for _, label in examples])
+        report = classifier.evaluate(
+            [e.task for e in examples], [e.label for e in examples], [e.source in VERIFIED for e in examples]
+        )
     except tc.NotEnoughData as exc:
         return {"status": "not_enough_data", "question": name, "message": str(exc), "labels": sources}
     context.check()
@@ -211,22 +213,35 @@ def _tasks(
         after = rows[-1].id
 
 
+class Example(NamedTuple):
+    """A training example: the task, its label, and where the label came from (``training_label``)."""
+
+    task: Task
+    label: Any
+    source: str
+
+
+#: Label sources people verified: the held-out accuracy on these alone is the honest one (a confident
+#: result leaves out the hard tasks, so the model's accuracy on them flatters it).
+VERIFIED = frozenset({"gold", "reviewed"})
+
+
 def _labels(
     db: Database, principal: Principal, project: dict[str, Any], name: str
-) -> tuple[list[tuple[Task, Any]], dict[str, int]]:
-    """(task, answer) to train on, in task id order (so the version is a function of the data), and
+) -> tuple[list[Example], dict[str, int]]:
+    """The examples to train on, in task id order (so the version is a function of the data), and
     how many came from each source (and how many completed tasks were left out below target)."""
     target = completion_rules(project).questions[name].target
     tk = t.tasks.c
     columns = (tk.status, tk.data, tk.result, tk.gold, tk.review_status, tk.response_count)
     statuses = (str(TaskStatus.COMPLETED), str(TaskStatus.GOLD))
-    examples: list[tuple[Task, Any]] = []
+    examples: list[Example] = []
     sources: Counter[str] = Counter()
     for row in _tasks(db, principal, project["id"], statuses, *columns):
         label, source = training_label(row, name, target)
         sources[source] += 1
         if label is not None:
-            examples.append((Task(row.id, row.data), label))
+            examples.append(Example(Task(row.id, row.data), label, source))
     sources_kept = ("gold", "reviewed", "confident", "below_target", "auto_labeled")
     return examples, {key: sources.get(key, 0) for key in sources_kept}
 

@@ -90,6 +90,8 @@ def _version(row: dict[str, Any]) -> dict[str, Any]:
         "model": f"{model_training.MODEL}@{row['version']}",
         "question": row["question"],
         "accuracy": metrics.get("accuracy"),
+        "verified_accuracy": metrics.get("verified_accuracy"),
+        "verified_examples": metrics.get("verified_examples") or 0,
         "baseline": metrics.get("baseline_accuracy"),
         "ece": metrics.get("ece"),
         "brier": metrics.get("brier"),
@@ -100,14 +102,20 @@ def _version(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _curve(db: Any, principal: Any, project_id: str) -> dict[str, list[dict[str, Any]]]:
-    """Per question, one point per version (oldest first): training labels, accuracy, ECE."""
+    """Per question, one point per version (oldest first): training labels, accuracy (on all its
+    labels and on the verified ones), ECE."""
     rows, _ = model_training.list_models(db, principal, project_id, cursor=None, limit=CURVE_POINTS)
     out: dict[str, list[dict[str, Any]]] = {}
     for row in reversed(rows):
         metrics = row["metrics"] or {}
         if metrics.get("n_examples") is None:
             continue
-        point = {"n": metrics["n_examples"], "accuracy": metrics.get("accuracy"), "ece": metrics.get("ece")}
+        point = {
+            "n": metrics["n_examples"],
+            "accuracy": metrics.get("accuracy"),
+            "verified_accuracy": metrics.get("verified_accuracy"),
+            "ece": metrics.get("ece"),
+        }
         out.setdefault(row["question"], []).append(point)
     return out
 

@@ -66,10 +66,16 @@ function curve(question, points) {
     series: [
       { label: 'training labels' },
       { label: 'held-out accuracy', stroke: '#2f6fdf', width: 2, points: { show: true, size: 6 } },
+      { label: 'on verified labels', stroke: '#2a9d5c', width: 2, points: { show: true, size: 6 } },
       { label: 'ECE', stroke: '#d9822b', width: 2, dash: [6, 4], points: { show: true, size: 6 } },
     ],
   };
-  const data = [points.map((p) => p.n), points.map((p) => p.accuracy), points.map((p) => p.ece)];
+  const data = [
+    points.map((p) => p.n),
+    points.map((p) => p.accuracy),
+    points.map((p) => p.verified_accuracy ?? null),
+    points.map((p) => p.ece),
+  ];
   return new uPlot(options, data, el);
 }
 
