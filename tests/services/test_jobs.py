@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import select, text, update
 
-from truthset.domain import JobStatus
+from truthset.domain import JobStatus, Role
 from truthset.errors import Conflict, Forbidden, NotFound
 from truthset.jobs import Runner, register, unregister
-from truthset.services import jobs
+from truthset.schemas import MemberUpdate
+from truthset.services import accounts, jobs
 from truthset.services.jobs import Backoff, JobContext, JobFailed
+from truthset.services.policy import Action
 from truthset.storage import Database
 from truthset.storage import tables as t
 from truthset.storage.ids import utcnow
@@ -258,6 +260,38 @@ def test_a_permanent_failure_or_a_result_that_is_not_json_is_not_retried(db: Dat
     assert "not JSON" in stored(db, second["id"])["error"]
     assert [stored(db, j["id"])["attempts"] for j in (first, second)] == [1, 1]
     assert {stored(db, j["id"])["status"] for j in (first, second)} == {"failed"}
+
+
+def test_a_job_runs_with_its_starters_rights_as_they_are_when_it_runs(db: Database, org: Org, kind: Any) -> None:
+    def as_starter(db_: Database, context: JobContext) -> dict[str, Any]:
+        principal = jobs.started_by(db_, context, Action.MANAGE_TASKS, "test job")
+        return {"member": principal.member_id, "role": str(principal.role), "worker": principal.worker_id}
+
+    name = kind(as_starter)
+    manager, demoted, disabled = (org.add_member(Role.MANAGER) for _ in range(3))
+    started = {}
+    for actor in (manager, demoted, disabled):
+        with org.db.write() as conn:
+            started[actor.id] = jobs.enqueue(conn, org.id, name, {}, created_by=actor.id)
+    accounts.update_member(db, org.owner.principal, demoted.id, MemberUpdate(role=Role.ANNOTATOR))
+    accounts.update_member(db, org.owner.principal, disabled.id, MemberUpdate(disabled=True))
+    with org.db.write() as conn:
+        unknown = jobs.enqueue(conn, org.id, name, {})  # no member started it
+    assert Runner(db, kinds=[name], backoff=Backoff(base=0, cap=0)).run_until_idle() == 4
+
+    ran = stored(db, started[manager.id]["id"])
+    assert ran["status"] == "succeeded" and ran["result"] == {
+        "member": manager.id,
+        "role": "manager",
+        "worker": manager.worker_id,
+    }
+    assert stored(db, started[demoted.id]["id"])["error"] == (
+        "JobFailed: the member who started this test job may no longer do it (their role is now annotator)"
+    )
+    for job_id in (started[disabled.id]["id"], unknown["id"]):
+        failed = stored(db, job_id)
+        assert failed["status"] == "failed" and failed["attempts"] == 1  # never retried: it cannot succeed
+        assert failed["error"] == "JobFailed: the member who started this test job is gone or disabled"
 
 
 def test_a_failed_job_is_not_requeued_beside_a_waiting_job_with_its_key(db: Database, org: Org) -> None:

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from truthset.config import Settings, get_settings
-from truthset.domain import JobStatus, Principal, ReviewStatus, Role, TaskStatus, WebhookEvent
-from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, full_disk_is_storage_full
+from truthset.domain import JobStatus, Principal, ReviewStatus, TaskStatus, WebhookEvent
+from truthset.errors import Conflict, InvalidInput, NotFound, full_disk_is_storage_full
 from truthset.services import export, formats, jobs, webhooks
 from truthset.services.formats.images import write_options
 from truthset.services.jobs import JobCanceled, JobContext, JobFailed, JobLost
@@ -134,7 +134,7 @@ def run_export(db: Database, context: JobContext) -> dict[str, Any]:
     project_id, format_name = payload.get("project_id"), payload.get("format")
     if not isinstance(project_id, str) or not isinstance(format_name, str):
         raise JobFailed("the payload names no project_id or format")
-    principal = _job_principal(db, context)
+    principal = jobs.started_by(db, context, Action.READ_TASKS, "export")
     project, writer = export.prepare(db, principal, project_id, format_name)
     filters = _filters_from(payload.get("filters") or {})
     remove_expired(settings.exports_dir, settings.export_retention_hours)
@@ -284,25 +284,6 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _job_principal(db: Database, context: JobContext) -> Principal:
-    """The member who asked for the export, as they are now: a member since disabled, or whose
-    role may no longer read tasks, gets no file (the export fails, saying so)."""
-    member_id = context.job.get("created_by")
-    with db.read() as conn:
-        member = repo.get(conn, t.members, context.organization_id, member_id) if member_id else None
-        worker = repo.worker_for_member(conn, context.organization_id, member_id) if member else None
-    if member is None or member["disabled_at"] is not None:
-        raise Forbidden("the member who asked for this export is gone or disabled")
-    principal = Principal(
-        organization_id=context.organization_id,
-        member_id=member["id"],
-        role=Role(member["role"]),
-        worker_id=worker["id"] if worker else "",
-    )
-    require(principal, Action.READ_TASKS)
-    return principal
 
 
 # --- files: download and clean-up ---------------------------------------------------------------

@@ -26,7 +26,7 @@ import orjson
 from sqlalchemy import select
 
 from truthset.config import Settings
-from truthset.domain import JobStatus, Principal, Role
+from truthset.domain import JobStatus, Principal
 from truthset.errors import (
     Conflict,
     Forbidden,
@@ -43,7 +43,6 @@ from truthset.services.projects import load_project, require_active
 from truthset.services.task_stream import Bad, Item, json_array_items, jsonl_items
 from truthset.services.tasks import OnError, _batch_for_tasks, import_tasks
 from truthset.storage import Database
-from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 from truthset.storage.files import make_private_dirs
 from truthset.storage.ids import new_id
@@ -237,7 +236,7 @@ def run_import(db: Database, job: JobContext, settings: Settings) -> dict[str, A
         raise JobFailed("the uploaded file is gone (deleted, or the data directory is not shared with this worker)")
     finished = True
     try:
-        principal = _principal(db, job)
+        principal = jobs.started_by(db, job, Action.MANAGE_TASKS, "import")
         items = _items(path, payload, principal, db, settings, job)
 
         def progress(done: int, total: int | None) -> None:
@@ -271,17 +270,6 @@ def run_import(db: Database, job: JobContext, settings: Settings) -> dict[str, A
     finally:
         if finished:
             path.unlink(missing_ok=True)
-
-
-def _principal(db: Database, job: JobContext) -> Principal:
-    """Whoever started the import, as they are now: a member since disabled or demoted cannot import."""
-    member_id = job.job.get("created_by")
-    with db.read() as conn:
-        member = repo.get(conn, t.members, job.organization_id, member_id) if member_id else None
-        worker = repo.worker_for_member(conn, job.organization_id, member_id) if member else None
-    if member is None or member.get("disabled_at") is not None:
-        raise JobFailed("the member who started this import is gone or disabled")
-    return Principal(job.organization_id, member["id"], Role(member["role"]), worker["id"] if worker else "")
 
 
 def _items(

@@ -34,7 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from truthset.config import Settings
-from truthset.domain import JobStatus, Principal
+from truthset.domain import JobStatus, Principal, Role
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, TruthsetError
 from truthset.services.policy import Action, allowed
 from truthset.storage import Database
@@ -531,6 +531,22 @@ def _require_job(principal: Principal, action: Action, job: dict[str, Any]) -> N
     """Managers and up act on every job of the organization; anyone on the jobs they started."""
     if not allowed(principal, action) and job["created_by"] != principal.member_id:
         raise Forbidden(f"the {principal.role} role may not {action.replace('_', ' ')} started by others")
+
+
+def started_by(db: Database, context: JobContext, action: Action, what: str) -> Principal:
+    """Whoever started the job, as they are now (today's role, with their worker): a job runs with
+    its starter's rights, so a member since disabled, or whose role no longer allows ``action``,
+    gets nothing done; the job fails, saying so (``what`` names the job in the message)."""
+    member_id = context.job.get("created_by")
+    with db.read() as conn:
+        member = repo.get(conn, t.members, context.organization_id, member_id) if member_id else None
+        worker = repo.worker_for_member(conn, context.organization_id, member_id) if member else None
+    if member is None or member["disabled_at"] is not None:
+        raise JobFailed(f"the member who started this {what} is gone or disabled")
+    principal = Principal(context.organization_id, member["id"], Role(member["role"]), worker["id"] if worker else "")
+    if not allowed(principal, action):
+        raise JobFailed(f"the member who started this {what} may no longer do it (their role is now {member['role']})")
+    return principal
 
 
 def public(job: dict[str, Any]) -> dict[str, Any]:

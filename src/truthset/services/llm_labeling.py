@@ -177,7 +177,7 @@ def run_llm_labeling(db: Database, job: JobContext) -> dict[str, Any]:
     """The ``model.llm_label`` handler: label the gold and pending tasks, store the valid answers (see the module)."""
     settings = job.settings or get_settings()
     payload = job.payload
-    principal = model_endpoints.job_principal(db, job)
+    principal = jobs.started_by(db, job, Action.MANAGE_TASKS, "LLM labeling")
     with db.read() as conn:
         project = load_project(conn, principal, str(payload.get("project_id")))
         spec = compiled_spec(project)

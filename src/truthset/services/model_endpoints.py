@@ -3,7 +3,7 @@
 Both take an optional API key that must not sit in a job's payload in the clear (sealed with the
 server's key, as webhook secrets are, and unsealed only by the runner), name the question the model
 answers, refuse at request time an endpoint the runner's network guard would refuse, send through
-that guard (:class:`GuardedSend`), run as the member who started them (:func:`job_principal`),
+that guard (:class:`GuardedSend`), run as the member who started them (:func:`truthset.services.jobs.started_by`),
 read the tasks the model version has not predicted yet (:func:`unpredicted`, :func:`still_waiting`)
 and store its valid answers as predictions (:func:`store_predictions`).
 """
@@ -17,15 +17,14 @@ from typing import Any
 from sqlalchemy import select
 
 from truthset.config import Settings
-from truthset.domain import Principal, Role, TaskStatus, WorkerKind
+from truthset.domain import Principal, TaskStatus, WorkerKind
 from truthset.errors import InvalidInput
 from truthset.learners._http import HttpReply, HttpRequest, SendError
 from truthset.learners._records import Task
 from truthset.questions import QuestionConfig
 from truthset.schemas import PredictionUpload
 from truthset.services import netguard, predictions, webhooks
-from truthset.services.jobs import JobContext, JobFailed
-from truthset.services.policy import Action, require
+from truthset.services.jobs import JobFailed
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -96,18 +95,6 @@ class GuardedSend:
             # a reply over the size limit will be as big next time; a timeout or a lost connection may not
             raise SendError(str(exc), retryable="bytes" not in str(exc)) from None
         return HttpReply(fetched.status_code, dict(fetched.headers), fetched.content)
-
-
-def job_principal(db: Database, job: JobContext) -> Principal:
-    """Whoever started the job, as they are now: a member since disabled or demoted stores nothing."""
-    member_id = job.job.get("created_by")
-    with db.read() as conn:
-        member = repo.get(conn, t.members, job.organization_id, member_id) if member_id else None
-    if member is None or member.get("disabled_at") is not None:
-        raise JobFailed("the member who started this job is gone or disabled")
-    principal = Principal(job.organization_id, member["id"], Role(member["role"]), "")
-    require(principal, Action.MANAGE_TASKS)
-    return principal
 
 
 def store_predictions(

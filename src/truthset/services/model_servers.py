@@ -142,7 +142,7 @@ def run_server_predictions(db: Database, job: JobContext) -> dict[str, Any]:
     """The ``model.server_predict`` handler: train, then predict and store (see the module)."""
     settings = job.settings or get_settings()
     payload = job.payload
-    principal = model_endpoints.job_principal(db, job)
+    principal = jobs.started_by(db, job, Action.MANAGE_TASKS, "model-server run")
     with db.read() as conn:
         project = load_project(conn, principal, str(payload.get("project_id")))
         spec = compiled_spec(project)

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from truthset.config import Settings, get_settings
 from truthset.domain import Principal, ReviewStatus, Role, TaskStatus, WorkerKind
-from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound
+from truthset.errors import Conflict, InvalidInput, NotFound
 from truthset.learners import Task
 from truthset.questions import QuestionConfig
 from truthset.schemas import PredictionUpload
@@ -179,17 +179,9 @@ def run_training(db: Database, context: JobContext) -> dict[str, Any]:
 def _job_principal(db: Database, context: JobContext) -> Principal:
     """The member who asked for the training, as they are now (a manager still, not disabled); for a
     training the project's ``retrain`` policy queued (no member asked), the project's manager."""
-    member_id = context.job.get("created_by")
-    if member_id is None and context.payload.get("trigger") == "retrain":  # only the server writes payloads
-        return Principal(context.organization_id, "", Role.MANAGER, "")
-    with db.read() as conn:
-        member = repo.get(conn, t.members, context.organization_id, member_id) if member_id else None
-        worker = repo.worker_for_member(conn, context.organization_id, member_id) if member else None
-    if member is None or member["disabled_at"] is not None:
-        raise Forbidden("the member who asked for this training is gone or disabled")
-    principal = Principal(context.organization_id, member["id"], Role(member["role"]), worker["id"] if worker else "")
-    require(principal, Action.MANAGE_TASKS)
-    return principal
+    if context.job.get("created_by") is None and context.payload.get("trigger") == "retrain":
+        return Principal(context.organization_id, "", Role.MANAGER, "")  # only the server writes payloads
+    return jobs.started_by(db, context, Action.MANAGE_TASKS, "training")
 
 
 def _tasks(
