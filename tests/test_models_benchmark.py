@@ -22,6 +22,7 @@ RUN = ROOT / "benchmarks" / "models" / "run.py"
 TASKS = 90
 WORDS = ["phone", "tv", "mount", "cable", "speaker", "camera", "laptop", "router", "lens", "drive", "mouse", "keyboard"]
 FIGURES = {"accuracy", "judgments_per_task", "ece", "mean_confidence", "reliability"}
+GOLD = 12  # the first tasks of the seeded order: a customer's gold set
 ARM = FIGURES | {
     "available",
     "human_judgments",
@@ -52,6 +53,8 @@ TRAINING = {
     "label_sources",
     "heldout_accuracy",
     "heldout_ece",
+    "heldout_verified_accuracy",
+    "heldout_verified_examples",
     "baseline_accuracy",
     "predictions",
     "predicted_tasks",
@@ -96,7 +99,8 @@ def test_the_benchmark_writes_the_documented_json(tmp_path: Path) -> None:
     plots = importlib.util.find_spec("matplotlib") is not None
     out = tmp_path / "out.json"
     command = [sys.executable, str(RUN), str(_data(tmp_path / "tiny")), "--targets", "0.90", "--seed", "1"]
-    command += ["--train-every", "30", "--max-trainings", "2", "--out", str(out), *([] if plots else ["--no-plots"])]
+    command += ["--train-every", "30", "--max-trainings", "2", "--gold", str(GOLD), "--out", str(out)]
+    command += [] if plots else ["--no-plots"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -126,6 +130,7 @@ def test_the_benchmark_writes_the_documented_json(tmp_path: Path) -> None:
     assert set(full) >= ARM
     assert full["human_judgments"] == TASKS * 3 and full["saving_vs_full_overlap"] == 0.0
     assert full["accuracy"] == 1.0  # two reliable workers of three
+    assert report["gold"] == GOLD and full["statuses"]["gold"] == GOLD  # marked once people answered them
     for name, figures in arms.items():
         if not figures["available"]:  # a policy setting another helper adds: named with the reason
             assert "QualityPolicy refuses it" in figures["reason"], name
@@ -143,6 +148,9 @@ def test_the_benchmark_writes_the_documented_json(tmp_path: Path) -> None:
         assert trained, curve
         assert set(trained[0]) >= TRAINING
         assert trained[0]["training_labels"] >= 20 and trained[0]["predicted_tasks"] >= 1
+        # the gold tasks done by then are verified labels: the version's accuracy on them is measured
+        assert trained[0]["heldout_verified_examples"] == trained[0]["label_sources"]["gold"] > 0
+        assert 0.0 <= trained[0]["heldout_verified_accuracy"] <= 1.0
     assert arms["dynamic@0.90"]["learning_curve"] == []
     assert all(Path(p).stat().st_size > 0 for p in report["plots"])
     assert len(report["plots"]) == (2 if plots else 0)

@@ -304,6 +304,9 @@ class Bench:
         reorder, ordering = queue_order_function() if arm.ordering else (None, None)
         run = Run({}, progress, 0.0, 0.0, 0.0, {}, 0, ordering=ordering)
         completed = 0
+        # the first --gold tasks of the seeded order are the customer's gold set (as in the replay):
+        # each marked gold with its truth once people are done with it; refits calibrate on them
+        known = {t for t in order[: args.gold] if t in crowd.truth}
         started, cpu_started = time.perf_counter(), time.process_time()
         while wanting:
             if reorder is not None:
@@ -319,6 +322,7 @@ class Bench:
                 more = rp._judge(self.org, [(t, ids[t]) for t in chunk], answers, given, progress)
                 again += more
                 completed += len(chunk) - len(more)
+                rp._mark_gold(self.org, crowd, ids, [t for t in chunk if t in known and t not in set(more)])
             wanting.extendleft(reversed(again))
             due = completed >= args.train_every * (len(run.trainings) + 1)
             if arm.model and due and (not args.max_trainings or len(run.trainings) < args.max_trainings):
@@ -631,6 +635,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-trainings", type=int, default=0, help="train at most N times per arm (0, the default: no limit)"
     )
     parser.add_argument("--annotators", type=int, default=64, help="tasks judged at once (the replay's steps)")
+    parser.add_argument(
+        "--gold",
+        type=int,
+        default=0,
+        help="mark the first N tasks of the seeded order gold with their truth once people answered them",
+    )
     parser.add_argument("--audit-rate", type=float, default=0.1, help="auto_label.audit_rate")
     parser.add_argument("--auto-min-verified", type=int, default=50, help="auto_label.min_verified")
     parser.add_argument(
@@ -650,6 +660,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--annotators must be at least 1")
     if args.max_trainings < 0:
         parser.error("--max-trainings must be 0 (no limit) or more")
+    if args.gold < 0:
+        parser.error("--gold must be 0 or more")
     if not 0.0 <= args.audit_rate <= 1.0:
         parser.error("--audit-rate must be between 0 and 1")
     return args
@@ -713,6 +725,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "train_every": args.train_every,
         "max_trainings": args.max_trainings,
         "annotators": args.annotators,
+        "gold": args.gold,
         "auto_label": {
             "min_accuracy": args.auto_min_accuracy,
             "min_verified": args.auto_min_verified,
