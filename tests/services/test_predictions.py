@@ -128,6 +128,14 @@ def test_on_a_task_only_the_newest_version_of_a_model_counts(org: Org) -> None:
     assert with_both["result"]["superseded_predictions"] == [older]
     assert "superseded_predictions" not in with_newest["result"]
 
+    # a version the fit does not know yet has earned nothing: the known one keeps counting until a refit
+    pending = org.make_task(project["id"], "version 3 arrives")
+    _predict(org, project["id"], {pending["id"]: "negative"}, version="2")
+    _predict(org, project["id"], {pending["id"]: "negative"}, version="3")
+    unmeasured = _answer(org, org.add_member(), pending["id"], "negative")
+    assert unmeasured["result"]["confidence"] == with_newest["result"]["confidence"]  # version 2's vote
+    assert "superseded_predictions" not in unmeasured["result"]
+
 
 def test_a_task_with_only_a_models_answer_never_completes(org: Org) -> None:
     project = org.make_project(spec=BINARY, overlap=1)

@@ -149,7 +149,8 @@ def _categorical_answers(
 ) -> tuple[dict[str, tuple[list[str], list[str], list[str]]], Counter[str], Counter[str]]:
     """(tasks, workers, labels) per categorical question, from every response of the project (models'
     predictions too: the fit measures them, but on each task only a model's newest prediction of a
-    question, as results count them: ``results.newest_predictions``); the number of people's
+    question, since versions of one model are one opinion (``results.newest_predictions``; this fit is
+    what makes a new version known, and results count it from then on)); the number of people's
     responses of each task, and of models' predictions (which a result counts apart:
     ``result.predictions``)."""
     questions = spec.categorical()

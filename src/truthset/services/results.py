@@ -68,7 +68,7 @@ def build_result(
     Models' predictions count only as :func:`counted_answer` says; the result's ``response_count``
     counts people's responses, ``predictions`` the models' (docs/models.md).
     """
-    newest = newest_predictions(responses)
+    newest = newest_predictions(responses, models)
     counted = [(counted_answer(r, models, newest), r["worker_id"]) for r in responses]
     counted = [(answer, worker) for answer, worker in counted if answer]
     aggregates = spec.aggregate([a for a, _ in counted], [w for _, w in counted], models)
@@ -100,18 +100,14 @@ def counted_answer(
     A person's answer counts whole. A model's prediction (a response with ``scores``) counts only on
     categorical questions whose fitted worker model knows the model worker: it weighs what its
     answers earned (against gold, reviews and other workers), never an average worker's weight it
-    has not earned; elsewhere it is shown, never counted. And only the newest prediction of a model
-    on a question counts (``newest``, from :func:`newest_predictions`).
+    has not earned; elsewhere it is shown, never counted. And of one model's versions, only the
+    newest the fit knows counts on a question (``newest``, from :func:`newest_predictions`).
     """
     answer = response["answer"] or {}
     if response.get("scores") is None:
         return answer
-    worker, family = response["worker_id"], model_family(response)
-    return {
-        name: value
-        for name, value in answer.items()
-        if name in models and worker in models[name].workers and newest.get((family, name)) == response["id"]
-    }
+    family = model_family(response)
+    return {name: value for name, value in answer.items() if newest.get((family, name)) == response["id"]}
 
 
 def model_family(response: Mapping[str, Any]) -> str:
@@ -123,35 +119,40 @@ def model_family(response: Mapping[str, Any]) -> str:
     return name.partition("@")[0] if name else response["worker_id"]
 
 
-def newest_predictions(responses: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
-    """Per (model, question): the id of the newest prediction among a task's responses.
+def newest_predictions(
+    responses: Sequence[Mapping[str, Any]], models: Mapping[str, WorkerModel]
+) -> dict[tuple[str, str], str]:
+    """Per (model, question): the id of the prediction that counts among a task's responses, the
+    newest by a version the question's fitted worker model knows.
 
     Every retrained version of a model is a worker of its own, and each may have predicted the task.
     Their answers are one model's opinion, not independent votes: counted together, versions that
     agree (as they do, trained on the same data) would each add the weight of an independent worker
-    and make the task's confidence overstate its accuracy. So per task and question, only the latest
-    uploaded prediction of each model counts; the older ones are kept, shown and measured (a
-    version's figures come from its own answers), and listed in the result as
-    ``superseded_predictions``. Response ids sort by creation time (``storage.ids``).
+    and make the task's confidence overstate its accuracy. So per task and question one prediction
+    of each model counts. A version the fit does not know yet has earned no weight: until a refit
+    measures it, the newest version it does know keeps counting, so a task never loses its model's
+    vote to a retraining. Response ids sort by creation time (``storage.ids``).
     """
     newest: dict[tuple[str, str], str] = {}
     for response in responses:
         if response.get("scores") is None:
             continue
-        family = model_family(response)
+        family, worker = model_family(response), response["worker_id"]
         for question in response["answer"] or {}:
             key = (family, question)
-            if newest.get(key, "") < response["id"]:
+            known = question in models and worker in models[question].workers
+            if known and newest.get(key, "") < response["id"]:
                 newest[key] = response["id"]
     return newest
 
 
 def is_superseded(response: Mapping[str, Any], newest: Mapping[tuple[str, str], str]) -> bool:
-    """Whether a prediction counts for no question, a newer one of its model having answered each."""
+    """Whether a newer prediction of the same model counts in this one's place on every question it
+    answers (a result lists these as ``superseded_predictions``; they are kept, shown and measured)."""
     if response.get("scores") is None:
         return False
     family, answer = model_family(response), response["answer"] or {}
-    return bool(answer) and all(newest.get((family, question)) != response["id"] for question in answer)
+    return bool(answer) and all(newest.get((family, question), "") > response["id"] for question in answer)
 
 
 def human_count(responses: Sequence[Mapping[str, Any]]) -> int:
