@@ -8,6 +8,8 @@ from truthset.questions._keys import (
     without_workbench_keys,
 )
 from truthset.questions._registry import (
+    NOT_SELECTED,
+    SELECTED,
     Aggregate,
     AnswerError,
     QuestionConfig,
@@ -15,12 +17,15 @@ from truthset.questions._registry import (
     describe,
     get,
     names,
+    option_key,
     register,
 )
 from truthset.questions._spec import CompiledSpec, FieldSpec, FieldType, Spec, expanded_questions
 
 __all__ = [
     "KEY_ACTIONS",
+    "NOT_SELECTED",
+    "SELECTED",
     "WORKBENCH_KEYS",
     "Aggregate",
     "AnswerError",
@@ -36,6 +41,7 @@ __all__ = [
     "get",
     "hotkey_conflicts",
     "names",
+    "option_key",
     "register",
     "without_workbench_keys",
 ]

@@ -161,6 +161,28 @@ def _a(word: str) -> str:
     return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
+def selectable_options_of(question_type: QuestionType, question: Any) -> list[str] | None:
+    """The options of a multi-select question, each fitted as its own yes/no question, or None.
+
+    A type whose answer selects any of some options defines ``selectable_options(question) ->
+    list[str]``; the platform then fits a yes/no worker model per option (see :func:`option_key`).
+    """
+    options = getattr(question_type, "selectable_options", None)
+    return None if options is None else list(options(question))
+
+
+#: The two classes of an option's yes/no worker model.
+NOT_SELECTED, SELECTED = "no", "yes"
+
+
+def option_key(question: str, option: str) -> str:
+    """The name an option's yes/no worker model is stored and passed under: ``tags[urgent]``.
+
+    Question names never hold brackets (``NAME_PATTERN``), so no question can take it.
+    """
+    return f"{question}[{option}]"
+
+
 def categories_of(question_type: QuestionType, question: Any) -> list[str] | None:
     """The answer classes of a categorical question (fitted with Dawid-Skene), or None.
 

@@ -210,6 +210,11 @@ class CompiledSpec:
             for q in self.questions
             if (classes := _registry.categories_of(self._types[q.name], q)) is not None
         }
+        self._selectable = {
+            q.name: options
+            for q in self.questions
+            if (options := _registry.selectable_options_of(self._types[q.name], q)) is not None
+        }
 
     def validate_answer(
         self, answer: Any, data: Mapping[str, Any] | None = None, *, only_given: bool = False
@@ -316,22 +321,40 @@ class CompiledSpec:
         """
         return self._categorical
 
+    def has_worker_models(self) -> bool:
+        """Whether any question is fitted with worker models (a categorical or multi-select one)."""
+        return bool(self._categorical or self._selectable)
+
+    def selectable(self) -> dict[str, list[str]]:
+        """Options of each multi-select question: each option gets a yes/no worker model of its own,
+        stored under ``option_key(question, option)``. Worked out once per spec; do not change it."""
+        return self._selectable
+
     def aggregate(
         self,
         answers: list[Mapping[str, Any]],
         workers: list[str],
         models: Mapping[str, Any] | None = None,
     ) -> dict[str, Aggregate]:
-        """Each question's aggregate over the responses that answered it (``models``: fitted per question)."""
+        """Each question's aggregate over the responses that answered it (``models``: fitted per
+        question; a multi-select question gets its options' models, by option)."""
         out: dict[str, Aggregate] = {}
+        models = models or {}
         for question in self.questions:
             pairs = [(a[question.name], w) for a, w in zip(answers, workers, strict=True) if question.name in a]
             if not pairs:
                 continue
             values, who = zip(*pairs, strict=True)
-            model = (models or {}).get(question.name)
+            model = self._model_of(question.name, models)
             out[question.name] = self._types[question.name].aggregate(question, list(values), list(who), model)
         return out
+
+    def _model_of(self, name: str, models: Mapping[str, Any]) -> Any:
+        options = self._selectable.get(name)
+        if options is None:
+            return models.get(name)
+        fitted = {option: models[key] for option in options if (key := _registry.option_key(name, option)) in models}
+        return fitted or None
 
 
 def _check_field_value(spec_field: FieldSpec, value: Any) -> None:

@@ -46,6 +46,8 @@ class LabelType:
 
 #: How often a worker is assumed right before the project's first fit of worker models.
 PRIOR_ACCURACY = 0.7
+#: The method of that model (``WorkerModel.uninformed``).
+PRIOR_METHOD = "prior"
 
 
 @lru_cache(maxsize=1024)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from truthset.quality import WorkerModel
 from truthset.questions._options import OptionsMixin
-from truthset.questions._registry import Aggregate, AnswerError, QuestionConfig
+from truthset.questions._registry import NOT_SELECTED, SELECTED, Aggregate, AnswerError, QuestionConfig
+from truthset.questions.label import PRIOR_METHOD, LabelQuestion
 from truthset.questions.label import QUESTION as LABEL
-from truthset.questions.label import LabelQuestion
 
 
 class LabelsQuestion(OptionsMixin, QuestionConfig):
@@ -46,36 +47,56 @@ class LabelsType:
         # keep the spec's option order so equal selections compare equal
         return [v for v in allowed if v in value]
 
-    def aggregate(
-        self, question: LabelsQuestion, values: Sequence[Any], workers: Sequence[str], model: Any = None
-    ) -> Aggregate:
-        """Each option decided on its own (selected or not) by the label posterior of its yes/no votes.
+    def selectable_options(self, question: LabelsQuestion) -> list[str]:
+        return question.option_values()
 
+    def aggregate(
+        self,
+        question: LabelsQuestion,
+        values: Sequence[Any],
+        workers: Sequence[str],
+        model: Mapping[str, WorkerModel] | None = None,
+    ) -> Aggregate:
+        """Each option decided on its own (selected or not) by the posterior of its yes/no votes.
+
+        ``model``: the option's fitted yes/no worker model, by option (the project's refit fits one
+        per option, Dawid-Skene as for a label question: a worker who over-selects an option is told
+        from one who misses it). An option without one counts every worker as an average one.
         Confidence is the weakest option's; an option the votes cannot decide is listed in ``tie``
         and left out of the answer.
         """
         chosen: list[str] = []
         undecided: list[str] = []
         per_option: dict[str, float] = {}
+        methods: set[str] = set()
         confidence = 1.0
         for option in question.option_values():
-            votes = ["yes" if option in v else "no" for v in values]
-            agg = LABEL.aggregate(_YES_NO, votes, workers)
-            per_option[option] = (agg.details or {})["posterior"]["yes"]
+            votes = [SELECTED if option in v else NOT_SELECTED for v in values]
+            agg = LABEL.aggregate(_YES_NO, votes, workers, (model or {}).get(option))
+            per_option[option] = (agg.details or {})["posterior"][SELECTED]
+            methods.add(agg.method)
             confidence = min(confidence, agg.confidence)
-            if agg.value == "yes":
+            if agg.value == SELECTED:
                 chosen.append(option)
             elif agg.value is None:
                 undecided.append(option)
         return Aggregate(
             value=chosen,
             confidence=confidence,
-            method="per_option_posterior",
+            method=_method(methods),
             details={"selected_probability": per_option},
             tie=undecided or None,
         )
 
 
-_YES_NO = LabelQuestion(name="selected", options=["no", "yes"])
+_YES_NO = LabelQuestion(name="selected", options=[NOT_SELECTED, SELECTED])
+
+
+def _method(methods: set[str]) -> str:
+    """``per_option_posterior`` before a fit (every worker an average one), ``per_option_dawid_skene``
+    with the options' fitted models; ``per_option_mixed`` if only some options had one."""
+    if methods == {PRIOR_METHOD}:
+        return "per_option_posterior"
+    return f"per_option_{methods.pop()}" if len(methods) == 1 else "per_option_mixed"
 
 QUESTION = LabelsType()

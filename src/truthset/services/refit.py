@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Text, bindparam, cast, delete, select, update
 from truthset.domain import Principal, TaskStatus
 from truthset.errors import NotFound
 from truthset.quality import DawidSkene, WorkerModel
-from truthset.questions import CompiledSpec
+from truthset.questions import NOT_SELECTED, SELECTED, CompiledSpec, option_key
 from truthset.questions.label import TIE_MARGIN
 from truthset.services import active_learning, auto_label, jobs, retraining, review
 from truthset.services.completion import completion_rules
@@ -82,7 +82,7 @@ def note_response(conn: Connection, project: dict[str, Any], spec: CompiledSpec)
     request reach ``REFIT_GROWTH`` of those before it: refits grow rarer as a project grows, about
     log(n) of them in all, and worker models never lag far behind the answers.
     """
-    if not spec.categorical():
+    if not spec.has_worker_models():
         return
     seen, since = _SEEN.get(project["id"], (0, 0))
     seen, since = seen + 1, since + 1
@@ -117,8 +117,8 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
     fitted: dict[str, dict[str, Any]] = {}
     models: dict[str, WorkerModel] = {}
     rules = completion_rules(project)
-    for question, classes in spec.categorical().items():
-        rows = answers[question]
+    for key, (question, classes, truths) in _fitted_keys(spec, gold).items():
+        rows = answers[key]
         if len(rows[0]) < MIN_ANSWERS_TO_FIT:
             continue
         started = time.perf_counter()
@@ -127,17 +127,19 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         rule = rules.questions[question]
         estimator = DawidSkene(adaptive=rule.max_overlap > rule.min_overlap).fit(rows)
         model = WorkerModel.from_fitted(estimator, classes, METHOD)
-        model, gold_tasks = _calibrated_on_gold(model, rows, gold, question)
+        model, gold_tasks = _calibrated_on_gold(model, rows, truths)
         seconds = time.perf_counter() - started
-        stored = _store(db, project, question, model, rows, seconds)
-        fitted[question] = {**stored, "gold_tasks": gold_tasks, "temperature": round(model.temperature, 4)}
-        models[question] = model
+        stored = _store(db, project, key, model, rows, seconds)
+        fitted[key] = {**stored, "gold_tasks": gold_tasks, "temperature": round(model.temperature, 4)}
+        models[key] = model
     changed = 0
     if fitted:
-        moves = _moved_tasks(db, project, models, answers, (counts, predicted))
-        versions = {question: figures["version"] for question, figures in fitted.items()}
-        stale = _patch_confidences(db, project, rules, models, versions, moves.drifted)
-        changed = _rescore(db, project, spec, sorted([*moves.rescore, *stale]))
+        categorical = {key: model for key, model in models.items() if key in spec.categorical()}
+        moves = _moved_tasks(db, project, categorical, answers, (counts, predicted))
+        versions = {key: figures["version"] for key, figures in fitted.items() if key in categorical}
+        stale = _patch_confidences(db, project, rules, categorical, versions, moves.drifted)
+        selections = _moved_selections(db, project, spec, models, answers)
+        changed = _rescore(db, project, spec, sorted({*moves.rescore, *stale, *selections}))
         active_learning.note_refit(db, organization_id, project_id)  # an uncertainty-ordered queue is re-ranked
     auto_label.sweep(db, organization_id, project_id)  # results moved: models may have become eligible
     retraining.after_refit(db, organization_id, project_id)  # the policy's retrain: due now?
@@ -152,9 +154,13 @@ def _categorical_answers(
     question, since versions of one model are one opinion (``results.newest_predictions``; this fit is
     what makes a new version known, and results count it from then on)); the number of people's
     responses of each task, and of models' predictions (which a result counts apart:
-    ``result.predictions``)."""
+    ``result.predictions``). A multi-select question's answers are also rows, people's only, of a
+    yes/no question per option, keyed ``option_key(question, option)`` (results do not count models'
+    predictions of them, so neither does the fit)."""
     questions = spec.categorical()
+    selectable = spec.selectable()
     out: dict[str, tuple[list[str], list[str], list[str]]] = {q: ([], [], []) for q in questions}
+    out.update({option_key(q, option): ([], [], []) for q, options in selectable.items() for option in options})
     counts: Counter[str] = Counter()
     predicted: Counter[str] = Counter()
     # (task, model, question) -> (response id, worker, label): the newest prediction wins
@@ -175,18 +181,25 @@ def _categorical_answers(
                 if newest.get(key, ("",))[0] < response_id:
                     newest[key] = (response_id, worker_id, value)
             elif scores is None and value in classes:
-                tasks, workers, labels = out[question]
-                tasks.append(task_id)
-                workers.append(worker_id)
-                labels.append(value)
+                _add_row(out[question], task_id, worker_id, value)
+        if scores is None:
+            for question, options in selectable.items():
+                chosen = answer.get(question)
+                if isinstance(chosen, list):
+                    for option in options:
+                        label = SELECTED if option in chosen else NOT_SELECTED
+                        _add_row(out[option_key(question, option)], task_id, worker_id, label)
     for (task_id, _model, question), (_id, worker_id, value) in newest.items():
-        if value not in questions[question]:
-            continue
-        tasks, workers, labels = out[question]
-        tasks.append(task_id)
-        workers.append(worker_id)
-        labels.append(value)
+        if value in questions[question]:
+            _add_row(out[question], task_id, worker_id, value)
     return out, counts, predicted
+
+
+def _add_row(rows: tuple[list[str], list[str], list[str]], task_id: str, worker_id: str, label: str) -> None:
+    tasks, workers, labels = rows
+    tasks.append(task_id)
+    workers.append(worker_id)
+    labels.append(label)
 
 
 def _gold_answers(conn: Connection, organization_id: str, project_id: str) -> dict[str, dict[str, Any]]:
@@ -197,8 +210,28 @@ def _gold_answers(conn: Connection, organization_id: str, project_id: str) -> di
     return {task_id: answer for task_id, answer in conn.execute(query) if isinstance(answer, dict)}
 
 
+def _fitted_keys(
+    spec: CompiledSpec, gold: dict[str, dict[str, Any]]
+) -> dict[str, tuple[str, list[str], dict[str, Any]]]:
+    """What a refit fits: key -> (its question, its classes, the gold tasks' known answers for it).
+
+    A categorical question is fitted under its name; a multi-select question as a yes/no question per
+    option (``option_key``), whose gold answer is whether the gold answer selects the option.
+    """
+    keys: dict[str, tuple[str, list[str], dict[str, Any]]] = {}
+    for question, classes in spec.categorical().items():
+        truths = {task_id: known[question] for task_id, known in gold.items() if question in known}
+        keys[question] = (question, classes, truths)
+    for question, options in spec.selectable().items():
+        chosen = {task_id: known[question] for task_id, known in gold.items() if isinstance(known.get(question), list)}
+        for option in options:
+            truths = {task_id: SELECTED if option in value else NOT_SELECTED for task_id, value in chosen.items()}
+            keys[option_key(question, option)] = (question, [NOT_SELECTED, SELECTED], truths)
+    return keys
+
+
 def _calibrated_on_gold(
-    model: WorkerModel, rows: tuple[list[str], list[str], list[str]], gold: dict[str, dict[str, Any]], question: str
+    model: WorkerModel, rows: tuple[list[str], list[str], list[str]], truths: dict[str, Any]
 ) -> tuple[WorkerModel, int]:
     """The model with its temperature fitted on the gold tasks' known answers, once there are enough.
 
@@ -209,14 +242,13 @@ def _calibrated_on_gold(
     """
     by_task: dict[str, tuple[list[str], list[str]]] = {}
     for task_id, worker_id, label in zip(*rows, strict=True):
-        if gold.get(task_id, {}).get(question) in model.classes:
+        if truths.get(task_id) in model.classes:
             workers, labels = by_task.setdefault(task_id, ([], []))
             workers.append(worker_id)
             labels.append(label)
     if len(by_task) < MIN_GOLD_TO_CALIBRATE:
         return model, len(by_task)
-    truths = [gold[task_id][question] for task_id in by_task]
-    calibrated, _ = model.calibrated_on(list(by_task.values()), truths)
+    calibrated, _ = model.calibrated_on(list(by_task.values()), [truths[task_id] for task_id in by_task])
     return calibrated, len(by_task)
 
 
@@ -353,6 +385,65 @@ def _moved_tasks(
         for i in np.flatnonzero(drift & ~rebuild)
     }
     return _Moves([stored.ids[i] for i in np.flatnonzero(rebuild)], drifted)
+
+
+def _moved_selections(
+    db: Database,
+    project: dict[str, Any],
+    spec: CompiledSpec,
+    models: dict[str, WorkerModel],
+    answers: dict[str, tuple[list[str], list[str], list[str]]],
+) -> list[str]:
+    """The completed tasks whose multi-select results the options' new yes/no models may change.
+
+    As :func:`_moved_tasks` does for categorical questions: every task's probability that each
+    option is selected is computed at once from the rows the fit read, and compared with the one its
+    stored result gives (``details.selected_probability``, read as JSON paths). A task is rebuilt when
+    a probability moved by ``RESCORE_TOLERANCE`` or more, or sits where a decision or a tie may turn
+    (within ``TIE_MARGIN`` of an even chance), or its result was not made with fitted models yet.
+    """
+    moved: set[str] = set()
+    fitted_method = f"per_option_{METHOD}"
+    for question, options in spec.selectable().items():
+        keys = {option: key for option in options if (key := option_key(question, option)) in models}
+        if not keys:
+            continue
+        stored = _stored_selections(db, project, question, list(keys))
+        if not stored:
+            continue
+        ids = [row[0] for row in stored]
+        n, index = len(ids), {task_id: i for i, task_id in enumerate(ids)}
+        answered = np.zeros(n, dtype=bool)
+        rebuild = np.array([row[1] != fitted_method for row in stored], dtype=bool)
+        for column, key in enumerate(keys.values(), start=2):
+            model = models[key]
+            tasks, workers, labels = answers[key]
+            codes = np.fromiter((index.get(task_id, -1) for task_id in tasks), dtype=np.intp, count=len(tasks))
+            keep = codes >= 0
+            codes = codes[keep]
+            posteriors = model.posteriors(codes, list(compress(workers, keep)), list(compress(labels, keep)), n)
+            selected = posteriors[:, list(model.classes).index(SELECTED)]
+            before = np.array([row[column] for row in stored], dtype=float)  # NaN where absent
+            answered |= np.bincount(codes, minlength=n) > 0
+            with np.errstate(invalid="ignore"):
+                rebuild |= ~(np.abs(selected - before) < RESCORE_TOLERANCE)  # NaN: never stored
+            rebuild |= np.abs(selected - 0.5) <= TIE_MARGIN / 2 + RESCORE_TOLERANCE
+        moved.update(ids[i] for i in np.flatnonzero(rebuild & answered))
+    return sorted(moved)
+
+
+def _stored_selections(db: Database, project: dict[str, Any], question: str, options: list[str]) -> list[Any]:
+    """Per completed task (in id order): id, the question's method, each option's stored probability."""
+    result = t.tasks.c.result
+    columns = [result[("questions", question, "method")].as_string()]
+    columns += [result[("questions", question, "details", "selected_probability", o)].as_float() for o in options]
+    query = (
+        repo.scoped(t.tasks, project["organization_id"], t.tasks.c.id, *columns)
+        .where(t.tasks.c.project_id == project["id"], t.tasks.c.status == str(TaskStatus.COMPLETED))
+        .order_by(t.tasks.c.id)
+    )
+    with db.read() as conn:
+        return conn.execute(query).all()
 
 
 @dataclass(frozen=True)

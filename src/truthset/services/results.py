@@ -39,7 +39,7 @@ def current_models(
     conn: Connection, project: Mapping[str, Any], spec: CompiledSpec
 ) -> tuple[dict[str, WorkerModel], dict[str, int]]:
     """The project's newest worker model of each categorical question that has one, and its version."""
-    if not spec.categorical():
+    if not spec.has_worker_models():
         return {}, {}
     models = {}
     versions = repo.latest_model_versions(conn, project["organization_id"], project["id"], memo=True)
