@@ -28,6 +28,8 @@ ARM = FIGURES | {
     "human_judgments",
     "statuses",
     "auto_labeled",
+    "auto_labeled_figures",
+    "people_figures",
     "exhausted",
     "refits",
     "errors",
@@ -140,6 +142,8 @@ def test_the_benchmark_writes_the_documented_json(tmp_path: Path) -> None:
         assert figures["errors"] == {}, name
         assert sum(figures["statuses"].values()) == TASKS
         assert 1 <= figures["human_judgments"] <= TASKS * 3 or figures["auto_labeled"]
+        parts = (figures["auto_labeled_figures"]["tasks"], figures["people_figures"]["tasks"])
+        assert parts == (figures["auto_labeled"], TASKS - figures["auto_labeled"]), name  # every task has a truth
     for name in ("model@0.90",):
         curve = arms[name]["learning_curve"]
         assert 1 <= len(curve) <= 2  # --max-trainings

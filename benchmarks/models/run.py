@@ -252,7 +252,7 @@ class Run:
     cpu_seconds: float
     train_cpu_seconds: float
     statuses: dict[str, int]
-    without_people: int  # tasks with an answer and no human judgment
+    without_people: list[str]  # the tasks (replay names) with an answer and no human judgment
     trainings: list[dict[str, Any]] = field(default_factory=list)
     ordering: str | None = None
     order_errors: int = 0
@@ -302,7 +302,7 @@ class Bench:
         wanting = deque(order)
         progress = rp.Progress()
         reorder, ordering = queue_order_function() if arm.ordering else (None, None)
-        run = Run({}, progress, 0.0, 0.0, 0.0, {}, 0, ordering=ordering)
+        run = Run({}, progress, 0.0, 0.0, 0.0, {}, [], ordering=ordering)
         completed = 0
         # the first --gold tasks of the seeded order are the customer's gold set (as in the replay):
         # each marked gold with its truth once people are done with it; refits calibrate on them
@@ -333,7 +333,7 @@ class Bench:
         refit.refit(self.org.db, self.org.owner, project_id)  # results as the last refit leaves them
         run.seconds, run.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         run.answers, run.statuses, _flags = rp.read_results(self.org, project_id, ids)
-        run.without_people = self._without_people(project_id)
+        run.without_people = self._without_people(project_id, ids)
         return run
 
     def _reordered(self, reorder: Any, project_id: str, ids: dict[str, str], wanting: deque, run: Run) -> deque:
@@ -437,12 +437,13 @@ class Bench:
         back = [t for t in ids if ids[t] in pending and t not in queued and given[t] < len(answers[t])]
         return deque([*kept, *back])
 
-    def _without_people(self, project_id: str) -> int:
+    def _without_people(self, project_id: str, ids: dict[str, str]) -> list[str]:
         """Tasks with a result and no human judgment (auto-labeled: predictions do not count)."""
         tk = tables.tasks
-        query = select(tk.c.result).where(tk.c.project_id == project_id, tk.c.response_count == 0)
+        names = {task_id: name for name, task_id in ids.items()}
+        query = select(tk.c.id, tk.c.result).where(tk.c.project_id == project_id, tk.c.response_count == 0)
         with self.org.db.read() as conn:
-            return sum(1 for (result,) in conn.execute(query) if (result or {}).get("answer"))
+            return [names[task_id] for task_id, result in conn.execute(query) if (result or {}).get("answer")]
 
 
 # --- figures -----------------------------------------------------------------------------------------
@@ -450,11 +451,16 @@ class Bench:
 
 def arm_figures(run: Run, crowd: Any) -> dict[str, Any]:
     figures = rp.score([run.answers], crowd, run.progress.judgments)
+    machine = set(run.without_people)
+    by_machine = {t: a for t, a in run.answers.items() if t in machine}
+    by_people = {t: a for t, a in run.answers.items() if t not in machine}
     figures.update(
         available=True,
         human_judgments=run.progress.judgments,
         statuses=run.statuses,
-        auto_labeled=run.without_people,
+        auto_labeled=len(machine),
+        auto_labeled_figures=_subset(by_machine, crowd),
+        people_figures=_subset(by_people, crowd),
         exhausted=run.progress.exhausted,
         refits=run.progress.refits,
         errors=dict(run.progress.errors),
@@ -466,6 +472,15 @@ def arm_figures(run: Run, crowd: Any) -> dict[str, Any]:
         learning_curve=run.trainings,
     )
     return figures
+
+
+def _subset(answers: dict[str, tuple[str | None, float | None]], crowd: Any) -> dict[str, Any]:
+    """Tasks (with a truth), accuracy and mean stated confidence of some of an arm's tasks."""
+    scored = [(a == crowd.truth[t], c or 0.0) for t, (a, c) in answers.items() if t in crowd.truth]
+    if not scored:
+        return {"tasks": 0, "accuracy": None, "mean_confidence": None}
+    right, stated = zip(*scored, strict=True)
+    return {"tasks": len(scored), "accuracy": sum(right) / len(scored), "mean_confidence": sum(stated) / len(scored)}
 
 
 def goals(arms: dict[str, dict[str, Any]]) -> None:
@@ -492,12 +507,13 @@ def print_tables(report: dict[str, Any]) -> None:
     d = report["dataset"]
     title = f"{d['name']}: {d['tasks']} tasks, {d['judgments']} recorded judgments, {d['workers']} workers"
     table = Table(title=title)
-    columns = ("arm", "human judgments", "per task", "accuracy", "ECE", "mean conf.", "saving", "goal", "CPU s")
+    columns = ("arm", "human judgments", "per task", "accuracy", "ECE", "mean conf.", "saving", "goal")
+    columns += ("auto-labeled: tasks, acc., conf.", "CPU s")
     for column in columns:
         table.add_column(column, justify="left" if column == "arm" else "right")
     for name, f in report["arms"].items():
         if not f.get("available"):
-            table.add_row(name, "not available", "", "", "", "", "", "", "")
+            table.add_row(name, "not available", "", "", "", "", "", "", "", "")
             continue
         saving = f["saving_vs_full_overlap"]
         marks = "".join(
@@ -516,6 +532,7 @@ def print_tables(report: dict[str, Any]) -> None:
             f"{f['mean_confidence']:.3f}",
             f"{saving:.1%}" if saving is not None else "",
             marks,
+            _auto_cell(f["auto_labeled_figures"]),
             f"{f['cpu_seconds']:.1f}",
         )
     console.print(table)
@@ -556,6 +573,12 @@ def print_learning_curves(report: dict[str, Any]) -> None:
                 _fmt(e["predicted_ece"]),
             )
         console.print(table)
+
+
+def _auto_cell(figures: dict[str, Any]) -> str:
+    if not figures["tasks"]:
+        return ""
+    return f"{figures['tasks']:,}, {figures['accuracy']:.4f}, {figures['mean_confidence']:.3f}"
 
 
 def _fmt(value: float | None) -> str:
