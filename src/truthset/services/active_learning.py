@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
 import orjson
 from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
@@ -51,7 +50,7 @@ from truthset.services.completion import completion_rules
 from truthset.services.pacing import Pacer
 from truthset.services.policy import Action, require
 from truthset.services.projects import compiled_spec, load_project
-from truthset.services.results import build_result, current_models
+from truthset.services.results import build_result, current_models, reliability
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -171,15 +170,6 @@ def _pending(conn: Connection, project: Mapping[str, Any]) -> list[dict[str, Any
     return [dict(row) for row in conn.execute(query).mappings()]
 
 
-def _reliability(model: WorkerModel | None, worker_id: str) -> float | None:
-    """A worker's accuracy under a fitted worker model (as ``predictions.reliability``, which this
-    module cannot import: predictions calls into this one)."""
-    if model is None or worker_id not in model.workers:
-        return None
-    errors = model.errors[model.workers.index(worker_id)]
-    return float(np.dot(model.priors, np.diag(errors)))
-
-
 def _model_preference(
     conn: Connection, project: Mapping[str, Any], models: Mapping[str, WorkerModel], question: str | None
 ) -> Callable[[str], tuple[float, int]]:
@@ -189,7 +179,7 @@ def _model_preference(
     order_of: dict[str, int] = {}
 
     def key(worker_id: str) -> tuple[float, int]:
-        earned = _reliability(model, worker_id)
+        earned = reliability(model, worker_id)
         return (-1.0 if earned is None else -earned, -order_of.get(worker_id, 0))
 
     w = t.workers

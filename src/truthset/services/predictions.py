@@ -26,7 +26,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
@@ -36,7 +35,7 @@ from truthset.errors import InvalidInput
 from truthset.quality import WorkerModel
 from truthset.questions import AnswerError, CompiledSpec
 from truthset.schemas import PredictionIn, PredictionUpload
-from truthset.services import active_learning, auto_label, gold, refit, webhooks
+from truthset.services import active_learning, auto_label, gold, refit, results, webhooks
 from truthset.services.completion import completion_rules
 from truthset.services.policy import Action, require
 from truthset.services.projects import compiled_spec, load_project, load_task, require_active
@@ -323,15 +322,6 @@ def _ensure_model_worker(conn: Connection, organization_id: str, name: str) -> d
 # --- in the quality loop ---------------------------------------------------------------------------
 
 
-def reliability(model: WorkerModel | None, worker_id: str) -> float | None:
-    """A worker's estimated accuracy under a fitted model: the prior-weighted diagonal of its confusion
-    matrix (None when the model does not know the worker)."""
-    if model is None or worker_id not in model.workers:
-        return None
-    errors = model.errors[model.workers.index(worker_id)]
-    return float(np.dot(model.priors, np.diag(errors)))
-
-
 def prefill_enabled(project: Mapping[str, Any]) -> bool:
     return bool(completion_rules(project).policy.prefill_predictions)
 
@@ -368,7 +358,7 @@ def best_predictions(
             if name not in allowed_questions:
                 continue
             score = (row["scores"] or {}).get(name)
-            earned = reliability(models.get(name), row["worker_id"])
+            earned = results.reliability(models.get(name), results.voter(row, name))
             rank = (-1.0 if earned is None else earned, -1.0 if score is None else float(score), row["id"])
             if name not in best or rank > best[name][0]:
                 shown = {"response_id": row["id"], "worker_id": row["worker_id"], "answer": answer, "score": score}

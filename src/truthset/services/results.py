@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection
 
 from truthset.domain import TaskStatus
@@ -69,8 +70,7 @@ def build_result(
     counts people's responses, ``predictions`` the models' (docs/models.md).
     """
     newest = newest_predictions(responses, models)
-    counted = [(counted_answer(r, models, newest), r["worker_id"]) for r in responses]
-    counted = [(answer, worker) for answer, worker in counted if answer]
+    counted = [vote for r in responses for vote in _votes(r, models, newest)]
     aggregates = spec.aggregate([a for a, _ in counted], [w for _, w in counted], models)
     questions = {name: _question_result(name, agg, rules, versions or {}) for name, agg in aggregates.items()}
     deciding = [q["confidence"] for name, q in questions.items() if rules.questions[name].deciding]
@@ -90,6 +90,56 @@ def build_result(
     if superseded:
         result["superseded_predictions"] = superseded
     return result, confidence
+
+
+def _votes(
+    response: Mapping[str, Any], models: Mapping[str, WorkerModel], newest: Mapping[tuple[str, str], str]
+) -> list[tuple[Mapping[str, Any], str]]:
+    """What a response adds to a task's result: (answer, voter) pairs. A person's answer is one vote
+    under their worker id; a model's counted answers one vote per question, each under the voter of
+    its score band (:func:`voter`)."""
+    answer = counted_answer(response, models, newest)
+    if not answer:
+        return []
+    if response.get("scores") is None:
+        return [(answer, response["worker_id"])]
+    return [({name: value}, voter(response, name)) for name, value in answer.items()]
+
+
+#: Lower edges of a prediction's score bands (see :func:`voter`).
+SCORE_BANDS = (0.6, 0.8, 0.9, 0.97)
+
+
+def voter(response: Mapping[str, Any], question: str) -> str:
+    """Who a response's answer to ``question`` counts as in the worker models: a person is their worker;
+    a model's prediction is its worker *in the band of its score* (``<worker id>@0.9`` for a score in
+    [0.9, 0.97); ``@0`` below 0.6).
+
+    A model is not equally reliable on every task: right nearly always where its score is 0.99, about
+    as often as a coin where it is 0.55. As one worker it would get one confusion matrix, its average,
+    and a prediction it is unsure of would outvote a person as if it were sure (in benchmarks/models
+    most wrong results were tasks where one person agreed with such a prediction). Each band is
+    measured apart, against gold, reviews and people like any worker, so a prediction weighs what
+    the model's predictions of that confidence have earned. The bands are fixed (not learned from
+    the project) so a band's record means the same from one refit to the next.
+    """
+    score = (response.get("scores") or {}).get(question)
+    if score is None:
+        return response["worker_id"]
+    edge = max((e for e in SCORE_BANDS if float(score) >= e), default=0)
+    return f"{response['worker_id']}@{edge:g}"
+
+
+def reliability(model: WorkerModel | None, worker_id: str) -> float | None:
+    """A worker's estimated accuracy under a fitted model: the prior-weighted diagonal of its confusion
+    matrix; for a model worker, the mean over its score bands (None when the model knows neither)."""
+    if model is None:
+        return None
+    voters = [w for w in model.workers if w == worker_id or w.startswith(f"{worker_id}@")]
+    if not voters:
+        return None
+    accuracies = [float(np.dot(model.priors, np.diag(model.errors[model.workers.index(w)]))) for w in voters]
+    return sum(accuracies) / len(accuracies)
 
 
 def counted_answer(
@@ -137,10 +187,10 @@ def newest_predictions(
     for response in responses:
         if response.get("scores") is None:
             continue
-        family, worker = model_family(response), response["worker_id"]
+        family = model_family(response)
         for question in response["answer"] or {}:
             key = (family, question)
-            known = question in models and worker in models[question].workers
+            known = question in models and voter(response, question) in models[question].workers
             if known and newest.get(key, "") < response["id"]:
                 newest[key] = response["id"]
     return newest
