@@ -229,6 +229,27 @@ def test_disagreeing_audits_pause_the_model_and_reopen_its_unconfirmed_auto_labe
     assert all(org.task(task_id)["status"] == str(TaskStatus.PENDING) for task_id in labeled[1:])
 
 
+def test_the_stated_confidence_rests_on_the_record_of_predictions_of_the_same_score(org: Org) -> None:
+    project = org.make_project(spec=BINARY, quality=_policy(min_accuracy=0.7))
+    # on gold: always right where it scored 0.99, right half the time where it scored 0.7
+    sure_gold, unsure_gold = _new(org, project["id"], 60), _new(org, project["id"], 30)
+    for task in [*sure_gold, *unsure_gold]:
+        gold.mark_gold(org.db, org.owner.principal, task["id"], {"sentiment": "positive"})
+    _predict(org, project["id"], {task["id"]: "positive" for task in sure_gold}, score=0.99)
+    halves = {task["id"]: "positive" if i % 2 else "negative" for i, task in enumerate(unsure_gold)}
+    _predict(org, project["id"], halves, score=0.7)
+    # over all 90 (75 right) the lower end is about 0.75: the cap alone would never reach 0.9
+    sure, unsure = _new(org, project["id"], 2)
+    _predict(org, project["id"], {sure["id"]: "negative"}, score=0.99)
+    _predict(org, project["id"], {unsure["id"]: "negative"}, score=0.7)
+    done = org.task(sure["id"])
+    assert done["status"] == str(TaskStatus.COMPLETED) and done["response_count"] == 0
+    details = done["result"]["questions"]["sentiment"]
+    assert details["details"]["confidence_from"] == "verified_band"
+    assert 0.95 < details["confidence"] < 1.0  # 60 of 60 in its band: the lower end of that interval
+    assert org.task(unsure["id"])["status"] == str(TaskStatus.PENDING)  # its band: 15 of 30
+
+
 def test_the_backlog_is_labeled_once_the_model_becomes_eligible(org: Org) -> None:
     project = org.make_project(spec=BINARY, quality=_policy())
     waiting = _new(org, project["id"], 3)

@@ -126,8 +126,12 @@ def voter(response: Mapping[str, Any], question: str) -> str:
     score = (response.get("scores") or {}).get(question)
     if score is None:
         return response["worker_id"]
-    edge = max((e for e in SCORE_BANDS if float(score) >= e), default=0)
-    return f"{response['worker_id']}@{edge:g}"
+    return f"{response['worker_id']}@{score_band(float(score)):g}"
+
+
+def score_band(score: float) -> float:
+    """The lower edge of the band of a prediction's score (0 below the first edge)."""
+    return max((edge for edge in SCORE_BANDS if score >= edge), default=0.0)
 
 
 def reliability(model: WorkerModel | None, worker_id: str) -> float | None:
