@@ -20,6 +20,7 @@ from truthset.services import queue, refit, review
 from truthset.services.completion import completion_rules
 from truthset.services.projects import compiled_spec
 from truthset.services.results import build_result, current_models
+from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 
 if TYPE_CHECKING:
@@ -82,8 +83,7 @@ def _rebuilt(org: Org, project: dict[str, Any], task: dict[str, Any]) -> tuple[d
     spec = compiled_spec(project)
     with org.db.read() as conn:
         models, versions = current_models(conn, project, spec)
-        query = select(t.responses).where(t.responses.c.task_id == task["id"]).order_by(t.responses.c.id)
-        responses = [dict(r) for r in conn.execute(query).mappings()]
+        responses = repo.responses_of_task(conn, org.id, task["id"])  # with each worker's name
     result, confidence = build_result(spec, completion_rules(project), responses, models, versions)
     result["low_confidence"] = task["result"]["low_confidence"]
     return result, confidence

@@ -179,7 +179,8 @@ def _categorical_answers(
             if scores is not None and question in answer:
                 key = (task_id, worker_name.partition("@")[0], question)
                 if newest.get(key, ("",))[0] < response_id:  # measured in its score's band
-                    newest[key] = (response_id, voter({"worker_id": worker_id, "scores": scores}, question), value)
+                    prediction = {"worker_id": worker_id, "worker_name": worker_name, "scores": scores}
+                    newest[key] = (response_id, voter(prediction, question), value)
             elif scores is None and value in classes:
                 _add_row(out[question], task_id, worker_id, value)
         if scores is None:

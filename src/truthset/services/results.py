@@ -112,21 +112,24 @@ SCORE_BANDS = (0.6, 0.8, 0.9, 0.97)
 
 def voter(response: Mapping[str, Any], question: str) -> str:
     """Who a response's answer to ``question`` counts as in the worker models: a person is their worker;
-    a model's prediction is its worker *in the band of its score* (``<worker id>@0.9`` for a score in
-    [0.9, 0.97); ``@0`` below 0.6).
+    a model's prediction is its model *in the band of its score* (``sent-clf@0.9`` for a score of
+    ``sent-clf@3`` in [0.9, 0.97); ``@0`` below 0.6), whatever the version.
 
     A model is not equally reliable on every task: right nearly always where its score is 0.99, about
     as often as a coin where it is 0.55. As one worker it would get one confusion matrix, its average,
     and a prediction it is unsure of would outvote a person as if it were sure (in benchmarks/models
     most wrong results were tasks where one person agreed with such a prediction). Each band is
     measured apart, against gold, reviews and people like any worker, so a prediction weighs what
-    the model's predictions of that confidence have earned. The bands are fixed (not learned from
-    the project) so a band's record means the same from one refit to the next.
+    the model's predictions of that confidence have earned. A band pools the model's versions: a
+    retrained version's scores mean what its predecessors' meant (each is calibrated), one version
+    counts per task anyway (:func:`newest_predictions`), and a voter per version and band would split
+    the evidence so thin that every band looked like the average worker. The bands are fixed (not
+    learned from the project) so a band's record means the same from one refit to the next.
     """
     score = (response.get("scores") or {}).get(question)
     if score is None:
         return response["worker_id"]
-    return f"{response['worker_id']}@{score_band(float(score)):g}"
+    return f"{model_family(response)}@{score_band(float(score)):g}"
 
 
 def score_band(score: float) -> float:
@@ -134,12 +137,12 @@ def score_band(score: float) -> float:
     return max((edge for edge in SCORE_BANDS if score >= edge), default=0.0)
 
 
-def reliability(model: WorkerModel | None, worker_id: str) -> float | None:
-    """A worker's estimated accuracy under a fitted model: the prior-weighted diagonal of its confusion
-    matrix; for a model worker, the mean over its score bands (None when the model knows neither)."""
+def reliability(model: WorkerModel | None, voter_or_model: str) -> float | None:
+    """A voter's estimated accuracy under a fitted model: the prior-weighted diagonal of its confusion
+    matrix; for a model's name (``sent-clf``), the mean over its score bands (None: not measured)."""
     if model is None:
         return None
-    voters = [w for w in model.workers if w == worker_id or w.startswith(f"{worker_id}@")]
+    voters = [w for w in model.workers if w == voter_or_model or w.startswith(f"{voter_or_model}@")]
     if not voters:
         return None
     accuracies = [float(np.dot(model.priors, np.diag(model.errors[model.workers.index(w)]))) for w in voters]
@@ -167,10 +170,13 @@ def counted_answer(
 def model_family(response: Mapping[str, Any]) -> str:
     """The model a prediction's worker is a version of: ``sent-clf`` for ``sent-clf@3``.
 
-    Rows read without the worker's name (``worker_name``) are each their own model.
+    A prediction's row must carry its worker's name (``worker_name``: the repositories' responses
+    queries join it): without it versions could not be told apart, and a guess would change weights.
     """
     name = response.get("worker_name")
-    return name.partition("@")[0] if name else response["worker_id"]
+    if not name:
+        raise ValueError(f"response {response.get('id')}: a prediction read without its worker_name")
+    return name.partition("@")[0]
 
 
 def newest_predictions(
