@@ -50,7 +50,7 @@ from truthset.services.completion import completion_rules
 from truthset.services.pacing import Pacer
 from truthset.services.policy import Action, require
 from truthset.services.projects import compiled_spec, load_project
-from truthset.services.results import build_result, current_models, model_family, reliability
+from truthset.services.results import build_result, current_models, reliability
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -177,17 +177,15 @@ def _model_preference(
     model of the first deciding question), then the newest (a later version of a model)."""
     model = models.get(question) if question else None
     order_of: dict[str, int] = {}
-    family_of: dict[str, str] = {}
 
     def key(worker_id: str) -> tuple[float, int]:
-        earned = reliability(model, family_of.get(worker_id, worker_id))  # measured per model, by score band
+        earned = reliability(model, worker_id)
         return (-1.0 if earned is None else -earned, -order_of.get(worker_id, 0))
 
     w = t.workers
-    query = repo.scoped(w, project["organization_id"], w.c.id, w.c.name).where(w.c.kind == "model")
-    for position, (worker_id, name) in enumerate(conn.execute(query.order_by(w.c.created_at))):
+    query = repo.scoped(w, project["organization_id"], w.c.id).where(w.c.kind == "model").order_by(w.c.created_at)
+    for position, worker_id in enumerate(conn.execute(query).scalars()):
         order_of[worker_id] = position
-        family_of[worker_id] = model_family({"worker_id": worker_id, "worker_name": name})
     return key
 
 

@@ -358,7 +358,7 @@ def best_predictions(
             if name not in allowed_questions:
                 continue
             score = (row["scores"] or {}).get(name)
-            earned = results.reliability(models.get(name), results.voter(row, name))
+            earned = results.reliability(models.get(name), row["worker_id"])
             rank = (-1.0 if earned is None else earned, -1.0 if score is None else float(score), row["id"])
             if name not in best or rank > best[name][0]:
                 shown = {"response_id": row["id"], "worker_id": row["worker_id"], "answer": answer, "score": score}

@@ -32,7 +32,7 @@ from truthset.services.events import add_event
 from truthset.services.pacing import Pacer
 from truthset.services.policy import Action, require
 from truthset.services.projects import compiled_spec, load_project
-from truthset.services.results import build_result, current_models, voter
+from truthset.services.results import build_result, current_models
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -178,9 +178,8 @@ def _categorical_answers(
             value = answer.get(question)
             if scores is not None and question in answer:
                 key = (task_id, worker_name.partition("@")[0], question)
-                if newest.get(key, ("",))[0] < response_id:  # measured in its score's band
-                    prediction = {"worker_id": worker_id, "worker_name": worker_name, "scores": scores}
-                    newest[key] = (response_id, voter(prediction, question), value)
+                if newest.get(key, ("",))[0] < response_id:
+                    newest[key] = (response_id, worker_id, value)
             elif scores is None and value in classes:
                 _add_row(out[question], task_id, worker_id, value)
         if scores is None:

@@ -95,41 +95,14 @@ def build_result(
 def _votes(
     response: Mapping[str, Any], models: Mapping[str, WorkerModel], newest: Mapping[tuple[str, str], str]
 ) -> list[tuple[Mapping[str, Any], str]]:
-    """What a response adds to a task's result: (answer, voter) pairs. A person's answer is one vote
-    under their worker id; a model's counted answers one vote per question, each under the voter of
-    its score band (:func:`voter`)."""
+    """What a response adds to a task's result: its counted answer, under its worker (or nothing)."""
     answer = counted_answer(response, models, newest)
-    if not answer:
-        return []
-    if response.get("scores") is None:
-        return [(answer, response["worker_id"])]
-    return [({name: value}, voter(response, name)) for name, value in answer.items()]
+    return [(answer, response["worker_id"])] if answer else []
 
 
-#: Lower edges of a prediction's score bands (see :func:`voter`).
+#: Lower edges of the bands of a prediction's score: auto-labeling states a model's verified record
+#: in the band of the prediction's score (``services.auto_label``).
 SCORE_BANDS = (0.6, 0.8, 0.9, 0.97)
-
-
-def voter(response: Mapping[str, Any], question: str) -> str:
-    """Who a response's answer to ``question`` counts as in the worker models: a person is their worker;
-    a model's prediction is its model *in the band of its score* (``sent-clf@0.9`` for a score of
-    ``sent-clf@3`` in [0.9, 0.97); ``@0`` below 0.6), whatever the version.
-
-    A model is not equally reliable on every task: right nearly always where its score is 0.99, about
-    as often as a coin where it is 0.55. As one worker it would get one confusion matrix, its average,
-    and a prediction it is unsure of would outvote a person as if it were sure (in benchmarks/models
-    most wrong results were tasks where one person agreed with such a prediction). Each band is
-    measured apart, against gold, reviews and people like any worker, so a prediction weighs what
-    the model's predictions of that confidence have earned. A band pools the model's versions: a
-    retrained version's scores mean what its predecessors' meant (each is calibrated), one version
-    counts per task anyway (:func:`newest_predictions`), and a voter per version and band would split
-    the evidence so thin that every band looked like the average worker. The bands are fixed (not
-    learned from the project) so a band's record means the same from one refit to the next.
-    """
-    score = (response.get("scores") or {}).get(question)
-    if score is None:
-        return response["worker_id"]
-    return f"{model_family(response)}@{score_band(float(score)):g}"
 
 
 def score_band(score: float) -> float:
@@ -137,16 +110,13 @@ def score_band(score: float) -> float:
     return max((edge for edge in SCORE_BANDS if score >= edge), default=0.0)
 
 
-def reliability(model: WorkerModel | None, voter_or_model: str) -> float | None:
-    """A voter's estimated accuracy under a fitted model: the prior-weighted diagonal of its confusion
-    matrix; for a model's name (``sent-clf``), the mean over its score bands (None: not measured)."""
-    if model is None:
+def reliability(model: WorkerModel | None, worker_id: str) -> float | None:
+    """A worker's estimated accuracy under a fitted model: the prior-weighted diagonal of its confusion
+    matrix (None when the model does not know the worker)."""
+    if model is None or worker_id not in model.workers:
         return None
-    voters = [w for w in model.workers if w == voter_or_model or w.startswith(f"{voter_or_model}@")]
-    if not voters:
-        return None
-    accuracies = [float(np.dot(model.priors, np.diag(model.errors[model.workers.index(w)]))) for w in voters]
-    return sum(accuracies) / len(accuracies)
+    errors = model.errors[model.workers.index(worker_id)]
+    return float(np.dot(model.priors, np.diag(errors)))
 
 
 def counted_answer(
@@ -200,7 +170,7 @@ def newest_predictions(
         family = model_family(response)
         for question in response["answer"] or {}:
             key = (family, question)
-            known = question in models and voter(response, question) in models[question].workers
+            known = question in models and response["worker_id"] in models[question].workers
             if known and newest.get(key, "") < response["id"]:
                 newest[key] = response["id"]
     return newest
