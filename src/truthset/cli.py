@@ -31,10 +31,12 @@ from truthset.domain import Role
 from truthset.errors import TruthsetError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
+    from truthset.client import Client
     from truthset.demo import DemoProject
     from truthset.domain import Principal
+    from truthset.schemas import JobOut
     from truthset.storage import Database
 
 app = typer.Typer(help="truthset: a self-hosted data engine for AI training data.", no_args_is_help=True)
@@ -1323,18 +1325,26 @@ def models_train(
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the job; show the version and its metrics.")] = False,
 ) -> None:
     """Train the built-in text model on the project's trusted results; then it predicts the waiting tasks."""
+    job = _run_job(lambda client: client.models.train(project, question), url, api_key, wait=wait)
+    if job is not None:
+        _print_training(job.result or {})
+
+
+def _run_job(start: Callable[[Client], JobOut], url: str, api_key: str, *, wait: bool) -> JobOut | None:
+    """Start a job through the API and say so; with ``wait``, follow it to its end and return it (exit
+    status 1, with the error, unless it succeeded)."""
     from truthset.client import Client
 
     with Client(url, api_key) as client:
-        job = client.models.train(project, question)
-        console.print(f"model.train job {job.id}: {job.status}")
+        job = start(client)
+        console.print(f"{job.kind} job {job.id}: {job.status}")
         if not wait:
-            return
+            return None
         job = client.jobs.wait(job.id)
     if job.error or job.status != "succeeded":
-        console.print(f"model.train job {job.id}: {job.status}" + (f": {escape(job.error)}" if job.error else ""))
+        console.print(f"{job.kind} job {job.id}: {job.status}" + (f": {escape(job.error)}" if job.error else ""))
         raise typer.Exit(1)
-    _print_training(job.result or {})
+    return job
 
 
 @queue_app.command("list")
@@ -1372,17 +1382,9 @@ def queue_rerank(
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the job and say what it changed.")] = False,
 ) -> None:
     """Re-rank the queue now by the policy's ordering (a queue.rerank job; managers and above)."""
-    from truthset.client import Client
-
-    with Client(url, api_key) as client:
-        job = client.queue.rerank(project)
-        console.print(f"queue.rerank job {job.id}: {job.status}")
-        if not wait:
-            return
-        job = client.jobs.wait(job.id)
-    if job.error or job.status != "succeeded":
-        console.print(f"queue.rerank job {job.id}: {job.status}" + (f": {escape(job.error)}" if job.error else ""))
-        raise typer.Exit(1)
+    job = _run_job(lambda client: client.queue.rerank(project), url, api_key, wait=wait)
+    if job is None:
+        return
     result = job.result or {}
     console.print(
         f"ordering {result.get('ordering')}: {result.get('ranked', 0)} tasks ranked, "

@@ -42,18 +42,30 @@ def _answer(org: Org, worker: Any, task_id: str, sentiment: str) -> dict[str, An
     return org.task(task_id)
 
 
-def test_a_model_counts_only_with_the_weight_a_fit_measured(org: Org) -> None:
+def _dynamic_project(
+    org: Org, n: int, seed: int
+) -> tuple[dict[str, Any], list[dict[str, Any]], random.Random, dict[str, str]]:
+    """A dynamic-overlap project (target 0.8) with ``n`` tasks of overlap 3 and their seeded truth."""
     quality = {"min_overlap": 1, "max_overlap": 5, "target_confidence": 0.8}
     project = org.make_project(spec=BINARY, quality=quality)
-    rng = random.Random(7)
-    # history: 40 tasks with three people each (right 90%, 85%, 75% of the time) and a model always right
-    train = org.make_tasks(project["id"], 40, overlap=3)
-    truth = {task["id"]: rng.choice(["positive", "negative"]) for task in train}
-    _predict(org, project["id"], truth)
+    rng = random.Random(seed)
+    train = org.make_tasks(project["id"], n, overlap=3)
+    return project, train, rng, {task["id"]: rng.choice(["positive", "negative"]) for task in train}
+
+
+def _people_answer(org: Org, truth: dict[str, str], rng: random.Random) -> None:
+    """Three people answer every task, right 90%, 85% and 75% of the time."""
     people = [(org.add_member(), accuracy) for accuracy in (0.9, 0.85, 0.75)]
     for task_id, right in truth.items():
         for person, accuracy in people:
             _answer(org, person, task_id, right if rng.random() < accuracy else FLIP[right])
+
+
+def test_a_model_counts_only_with_the_weight_a_fit_measured(org: Org) -> None:
+    project, train, rng, truth = _dynamic_project(org, 40, seed=7)
+    # history: 40 tasks with three people each (right 90%, 85%, 75% of the time) and a model always right
+    _predict(org, project["id"], truth)
+    _people_answer(org, truth, rng)
     done = org.task(train[0]["id"])
     assert done["status"] == str(TaskStatus.COMPLETED)
     assert done["result"]["response_count"] == 3 and done["result"]["predictions"] == 1
@@ -88,19 +100,12 @@ def test_a_model_counts_only_with_the_weight_a_fit_measured(org: Org) -> None:
 
 
 def test_on_a_task_only_the_newest_version_of_a_model_counts(org: Org) -> None:
-    quality = {"min_overlap": 1, "max_overlap": 5, "target_confidence": 0.8}
-    project = org.make_project(spec=BINARY, quality=quality)
-    rng = random.Random(11)
-    train = org.make_tasks(project["id"], 60, overlap=3)
-    truth = {task["id"]: rng.choice(["positive", "negative"]) for task in train}
+    project, train, rng, truth = _dynamic_project(org, 60, seed=11)
     # two versions of one model, both always right (one model's opinion), each known to the fit:
     # version 1 predicted every task, version 2 (newer) the last 40
     _predict(org, project["id"], truth, version="1")
     _predict(org, project["id"], dict(list(truth.items())[20:]), version="2")
-    people = [(org.add_member(), accuracy) for accuracy in (0.9, 0.85, 0.75)]
-    for task_id, right in truth.items():
-        for person, accuracy in people:
-            _answer(org, person, task_id, right if rng.random() < accuracy else FLIP[right])
+    _people_answer(org, truth, rng)
     refit.refit_project(org.db, org.id, project["id"])
     with org.db.snapshot() as conn:
         answers, _counts, predicted = refit._categorical_answers(conn, org.id, project["id"], compiled_spec(project))
