@@ -177,12 +177,8 @@ def run_llm_labeling(db: Database, job: JobContext) -> dict[str, Any]:
     """The ``model.llm_label`` handler: label the gold and pending tasks, store the valid answers (see the module)."""
     settings = job.settings or get_settings()
     payload = job.payload
-    principal = jobs.started_by(db, job, Action.MANAGE_TASKS, "LLM labeling")
-    with db.read() as conn:
-        project = load_project(conn, principal, str(payload.get("project_id")))
-        spec = compiled_spec(project)
-        question = model_endpoints.question_named(spec.questions, str(payload.get("question")))
-        fields = spec.fields
+    target = model_endpoints.job_target(db, job, "LLM labeling")
+    principal, project, question, fields = target.principal, target.project, target.question, target.spec.fields
     result = _Result(str(payload["worker"]))
     statuses = (TaskStatus.GOLD, TaskStatus.PENDING) if payload.get("include_gold", True) else (TaskStatus.PENDING,)
     todo = model_endpoints.unpredicted(

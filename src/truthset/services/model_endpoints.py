@@ -3,7 +3,8 @@
 Both take an optional API key that must not sit in a job's payload in the clear (sealed with the
 server's key, as webhook secrets are, and unsealed only by the runner), name the question the model
 answers, refuse at request time an endpoint the runner's network guard would refuse, send through
-that guard (:class:`GuardedSend`), run as the member who started them (:func:`truthset.services.jobs.started_by`),
+that guard (:class:`GuardedSend`), run as the member who started them on the payload's project and
+question (:func:`job_target`),
 read the tasks the model version has not predicted yet (:func:`unpredicted`, :func:`still_waiting`)
 and store its valid answers as predictions (:func:`store_predictions`).
 """
@@ -11,7 +12,7 @@ and store its valid answers as predictions (:func:`store_predictions`).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -21,10 +22,12 @@ from truthset.domain import Principal, TaskStatus, WorkerKind
 from truthset.errors import InvalidInput
 from truthset.learners._http import HttpReply, HttpRequest, SendError
 from truthset.learners._records import Task
-from truthset.questions import QuestionConfig
+from truthset.questions import CompiledSpec, QuestionConfig
 from truthset.schemas import PredictionUpload
-from truthset.services import netguard, predictions, webhooks
-from truthset.services.jobs import JobFailed
+from truthset.services import jobs, netguard, predictions, webhooks
+from truthset.services.jobs import JobContext, JobFailed
+from truthset.services.policy import Action
+from truthset.services.projects import compiled_spec, load_project
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -46,6 +49,27 @@ def unseal_api_key(payload: Mapping[str, Any], settings: Settings, organization_
         return webhooks.unseal(settings, organization_id, f"{purpose}/{sealed['id']}", sealed["sealed"])
     except webhooks.SecretUnreadable as exc:
         raise JobFailed(str(exc).replace("webhook's secret", "API key")) from None
+
+
+@dataclass(frozen=True)
+class JobTarget:
+    """What a model-endpoint job works on: its starter as they are now, the project, its spec, the
+    question the model answers."""
+
+    principal: Principal
+    project: dict[str, Any]
+    spec: CompiledSpec
+    question: QuestionConfig
+
+
+def job_target(db: Database, job: JobContext, what: str) -> JobTarget:
+    """The job's :class:`JobTarget`, read from its payload (``project_id``, ``question``) with the
+    starter's rights today (:func:`truthset.services.jobs.started_by`)."""
+    principal = jobs.started_by(db, job, Action.MANAGE_TASKS, what)
+    with db.read() as conn:
+        project = load_project(conn, principal, str(job.payload.get("project_id")))
+        spec = compiled_spec(project)
+    return JobTarget(principal, project, spec, question_named(spec.questions, str(job.payload.get("question"))))
 
 
 def question_named(questions: list[QuestionConfig], name: str) -> QuestionConfig:

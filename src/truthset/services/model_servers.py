@@ -23,7 +23,7 @@ the job in its transaction. :func:`run_server_predictions` (the handler):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -39,7 +39,7 @@ from truthset.questions import QuestionConfig
 from truthset.services import jobs, model_endpoints, netguard, predictions
 from truthset.services.completion import completion_rules
 from truthset.services.jobs import JobContext, JobFailed
-from truthset.services.model_training import training_label
+from truthset.services.model_training import LABEL_COLUMNS, task_rows, training_label
 from truthset.services.policy import Action, require
 from truthset.services.projects import compiled_spec, load_project, require_active
 from truthset.storage import Database
@@ -142,11 +142,8 @@ def run_server_predictions(db: Database, job: JobContext) -> dict[str, Any]:
     """The ``model.server_predict`` handler: train, then predict and store (see the module)."""
     settings = job.settings or get_settings()
     payload = job.payload
-    principal = jobs.started_by(db, job, Action.MANAGE_TASKS, "model-server run")
-    with db.read() as conn:
-        project = load_project(conn, principal, str(payload.get("project_id")))
-        spec = compiled_spec(project)
-        question = model_endpoints.question_named(spec.questions, str(payload.get("question")))
+    target = model_endpoints.job_target(db, job, "model-server run")
+    principal, project, spec, question = target.principal, target.project, target.spec, target.question
     client = _client(payload, settings, principal.organization_id)
     result = _Result()
     if payload.get("train", True):
@@ -219,7 +216,10 @@ def _train(
     result.trained_until = utcnow().isoformat()  # read before the tasks: a change meanwhile is sent next time
     target = completion_rules(project).questions[question.name].target
     batch: list[tuple[Task, Any]] = []
-    for row in _changed_tasks(db, job.organization_id, project["id"], since):
+    rows = task_rows(
+        db, job.organization_id, project["id"], _TRAIN_STATUSES, *LABEL_COLUMNS, changed_since=since, chunk=CHUNK
+    )
+    for row in rows:
         label, _source = training_label(row, question.name, target)
         if label is not None:
             batch.append((Task(row.id, row.data), label))
@@ -261,29 +261,6 @@ def _previous_watermark(db: Database, job: JobContext) -> datetime | None:
                 until = (result or {}).get("trained_until")
                 return datetime.fromisoformat(until) if until else None
     return None
-
-
-def _changed_tasks(db: Database, organization_id: str, project_id: str, since: datetime | None) -> Iterator[Any]:
-    """The project's completed tasks changed after ``since`` (all, without it), in id order,
-    a chunk per short transaction."""
-    tk = t.tasks
-    columns = (tk.c.status, tk.c.data, tk.c.result, tk.c.gold, tk.c.review_status, tk.c.response_count)
-    after = ""
-    while True:
-        query = (
-            repo.scoped(tk, organization_id, tk.c.id, *columns)
-            .where(tk.c.project_id == project_id, tk.c.status.in_(_TRAIN_STATUSES), tk.c.id > after)
-            .order_by(tk.c.id)
-            .limit(CHUNK)
-        )
-        if since is not None:
-            query = query.where(tk.c.updated_at > since)
-        with db.read() as conn:
-            rows = conn.execute(query).all()
-        yield from rows
-        if len(rows) < CHUNK:
-            return
-        after = rows[-1].id
 
 
 # --- storing the answers -----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -184,23 +185,38 @@ def _job_principal(db: Database, context: JobContext) -> Principal:
     return jobs.started_by(db, context, Action.MANAGE_TASKS, "training")
 
 
-def _tasks(
-    db: Database, principal: Principal, project_id: str, statuses: tuple[str, ...], *columns: Any
+#: What :func:`training_label` reads of a task.
+LABEL_COLUMNS = tuple(
+    t.tasks.c[name] for name in ("status", "data", "result", "gold", "review_status", "response_count")
+)
+
+
+def task_rows(
+    db: Database,
+    organization_id: str,
+    project_id: str,
+    statuses: tuple[str, ...],
+    *columns: Any,
+    changed_since: datetime | None = None,
+    chunk: int = CHUNK,
 ) -> Iterator[Any]:
-    """The project's tasks of ``statuses`` in id order, read a chunk per short transaction."""
+    """The project's tasks of ``statuses`` (changed after ``changed_since``, when given) in id order,
+    with their id and ``columns``, read a chunk per short transaction."""
     tk = t.tasks
     after = ""
     while True:
         query = (
-            repo.scoped(tk, principal.organization_id, tk.c.id, *columns)
+            repo.scoped(tk, organization_id, tk.c.id, *columns)
             .where(tk.c.project_id == project_id, tk.c.status.in_(statuses), tk.c.id > after)
             .order_by(tk.c.id)
-            .limit(CHUNK)
+            .limit(chunk)
         )
+        if changed_since is not None:
+            query = query.where(tk.c.updated_at > changed_since)
         with db.read() as conn:
             rows = conn.execute(query).all()
         yield from rows
-        if len(rows) < CHUNK:
+        if len(rows) < chunk:
             return
         after = rows[-1].id
 
@@ -224,12 +240,10 @@ def _labels(
     """The examples to train on, in task id order (so the version is a function of the data), and
     how many came from each source (and how many completed tasks were left out below target)."""
     target = completion_rules(project).questions[name].target
-    tk = t.tasks.c
-    columns = (tk.status, tk.data, tk.result, tk.gold, tk.review_status, tk.response_count)
     statuses = (str(TaskStatus.COMPLETED), str(TaskStatus.GOLD))
     examples: list[Example] = []
     sources: Counter[str] = Counter()
-    for row in _tasks(db, principal, project["id"], statuses, *columns):
+    for row in task_rows(db, principal.organization_id, project["id"], statuses, *LABEL_COLUMNS):
         label, source = training_label(row, name, target)
         sources[source] += 1
         if label is not None:
@@ -333,7 +347,7 @@ def _predict_waiting(
     chunk: list[Any] = []
     done = 0
     context.progress(0, total)
-    for row in _tasks(db, principal, project_id, _WAITING, t.tasks.c.data):
+    for row in task_rows(db, principal.organization_id, project_id, _WAITING, t.tasks.c.data):
         chunk.append(row)
         if len(chunk) == CHUNK:
             totals.update(_upload(db, principal, project_id, classifier, chunk))
