@@ -1473,7 +1473,7 @@ def models_llm_label(
         console.print(f"llm labeling job {job.id} ({escape(job.payload.get('worker', ''))}): {job.status}")
         if not wait:
             return
-        job = _follow_llm_labeling(client, job.id)
+        job = _follow_model_job(client, job.id)
     result = job.result or {}
     if result:
         usage = result.get("usage") or {}
@@ -1482,11 +1482,7 @@ def models_llm_label(
             f"{result.get('invalid', 0)} invalid answers, {result.get('failed', 0)} failed calls; "
             f"tokens: {usage.get('prompt_tokens', 0)} prompt + {usage.get('completion_tokens', 0)} completion"
         )
-        for problem in result.get("problems", [])[:10]:
-            err_console.print(f"  task {problem['task_id']}: {problem['kind']}: {escape(problem['reason'])}")
-    if job.status != "succeeded":
-        err_console.print(f"llm labeling job {job.id} {job.status}: {escape(job.error or '')}")
-        raise typer.Exit(1)
+    _end_model_job(job, "llm labeling")
 
 
 @models_app.command("server-predict")
@@ -1523,7 +1519,7 @@ def models_server_predict(
         console.print(f"model server job {job.id}: {job.status}")
         if not wait:
             return
-        job = _follow_llm_labeling(client, job.id)
+        job = _follow_model_job(client, job.id)
     result = job.result or {}
     if result:
         trained = result.get("trained") or {}
@@ -1533,14 +1529,19 @@ def models_server_predict(
             f"{result.get('stored', 0)} predictions stored, {result.get('invalid', 0)} invalid answers, "
             f"{result.get('abstained', 0)} abstained"
         )
-        for problem in result.get("problems", [])[:10]:
-            err_console.print(f"  task {problem['task_id']}: {problem['kind']}: {escape(problem['reason'])}")
+    _end_model_job(job, "model server")
+
+
+def _end_model_job(job: Any, label: str) -> None:
+    """After a model job's summary: the first problems it met, and exit status 1 unless it succeeded."""
+    for problem in (job.result or {}).get("problems", [])[:10]:
+        err_console.print(f"  task {problem['task_id']}: {problem['kind']}: {escape(problem['reason'])}")
     if job.status != "succeeded":
-        err_console.print(f"model server job {job.id} {job.status}: {escape(job.error or '')}")
+        err_console.print(f"{label} job {job.id} {job.status}: {escape(job.error or '')}")
         raise typer.Exit(1)
 
 
-def _follow_llm_labeling(client: Any, job_id: str) -> Any:
+def _follow_model_job(client: Any, job_id: str) -> Any:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks"))
     with Progress(*columns, TimeElapsedColumn(), console=err_console) as progress:
         bar = progress.add_task("labeling", total=None)

@@ -24,17 +24,23 @@ __all__ = [
 ]
 
 
+def _project_id(job: JobContext) -> str:
+    """The payload's ``project_id`` (a payload without one fails the job for good), once the job has
+    checked it may go on (not canceled)."""
+    project_id = job.payload.get("project_id")
+    if not isinstance(project_id, str):
+        raise JobFailed("the payload names no project_id")
+    job.check()
+    return project_id
+
+
 def quality_refit(db: Database, job: JobContext) -> dict[str, Any]:
     """``quality.refit``, payload ``{"project_id": ...}``: fit the project's worker models and re-score
     its completed tasks (:func:`truthset.services.refit.refit_project`). Safe to repeat: a repeat
     stores one more model version and changes no answer the previous run already changed."""
     from truthset.services import refit
 
-    project_id = job.payload.get("project_id")
-    if not isinstance(project_id, str):
-        raise JobFailed("the payload names no project_id")
-    job.check()
-    return refit.refit_project(db, job.organization_id, project_id)
+    return refit.refit_project(db, job.organization_id, _project_id(job))
 
 
 def export(db: Database, job: JobContext) -> dict[str, Any]:
@@ -82,11 +88,7 @@ def auto_label(db: Database, job: JobContext) -> dict[str, Any]:
     skipped the next time."""
     from truthset.services import auto_label as service
 
-    project_id = job.payload.get("project_id")
-    if not isinstance(project_id, str):
-        raise JobFailed("the payload names no project_id")
-    job.check()
-    return service.sweep(db, job.organization_id, project_id)
+    return service.sweep(db, job.organization_id, _project_id(job))
 
 
 def queue_rerank(db: Database, job: JobContext) -> dict[str, Any]:
@@ -96,11 +98,7 @@ def queue_rerank(db: Database, job: JobContext) -> dict[str, Any]:
     the same ranks from the same state and writes only those that changed."""
     from truthset.services import active_learning
 
-    project_id = job.payload.get("project_id")
-    if not isinstance(project_id, str):
-        raise JobFailed("the payload names no project_id")
-    job.check()
-    return active_learning.rerank_project(db, job.organization_id, project_id)
+    return active_learning.rerank_project(db, job.organization_id, _project_id(job))
 
 
 def model_server_predict(db: Database, job: JobContext) -> dict[str, Any]:
