@@ -587,22 +587,7 @@ def _fmt(value: float | None) -> str:
 
 def save_plots(report: dict[str, Any], stem: Path) -> list[str]:
     """Accuracy against human judgments per task per arm; the model's learning curves. [] without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        console.print("[yellow]matplotlib is not installed (pip install -e '.[bench]'): no plots[/yellow]")
-        return []
-    paths = []
-    for suffix, draw in (("arms", _arms_plot), ("learning", _learning_plot)):
-        path = stem.with_name(f"{stem.name}-{suffix}.png")
-        figure = draw(plt, report)
-        figure.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(figure)
-        paths.append(str(path))
-    return paths
+    return rp.save_figures(report, stem, (("arms", _arms_plot), ("learning", _learning_plot)))
 
 
 def _arms_plot(plt: Any, report: dict[str, Any]) -> Any:

@@ -610,6 +610,12 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
 
 def save_plots(results: dict[str, Any], stem: Path) -> list[str]:
     """Accuracy against judgments per task, and reliability diagrams; [] without matplotlib."""
+    return save_figures(results, stem, (("accuracy", accuracy_plot), ("reliability", reliability_plot)))
+
+
+def save_figures(results: Any, stem: Path, drawings: tuple[tuple[str, Any], ...]) -> list[str]:
+    """Each ``(suffix, draw)`` of ``drawings`` as ``<stem>-<suffix>.png`` (``draw(plt, results)``
+    makes the figure); the paths written, [] without matplotlib (the models benchmark's too)."""
     try:
         import matplotlib
 
@@ -619,7 +625,7 @@ def save_plots(results: dict[str, Any], stem: Path) -> list[str]:
         console.print("[yellow]matplotlib is not installed (pip install -e '.[bench]'): no plots[/yellow]")
         return []
     paths = []
-    for suffix, draw in (("accuracy", accuracy_plot), ("reliability", reliability_plot)):
+    for suffix, draw in drawings:
         path = stem.with_name(f"{stem.name}-{suffix}.png")
         figure = draw(plt, results)
         figure.savefig(path, dpi=110, bbox_inches="tight")
