@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -74,23 +75,37 @@ def serving(settings: Settings, db: Database, kinds: list[str], name: str = "liv
         thread.join(10)
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    data_dir = tmp_path_factory.mktemp("live")
-    settings = Settings(data_dir=data_dir, max_body_bytes=64 * 1024)
-    upgrade(settings.resolved_database_url)
-    db = Database(settings.resolved_database_url)
+@contextmanager
+def live_server(data_dir: Path, kinds: list[str], name: str, **settings: Any) -> Iterator[LiveServer]:
+    """A fresh database with one organization behind :func:`serving` (job ``kinds`` run in process)."""
+    configured = Settings(data_dir=data_dir, **settings)
+    upgrade(configured.resolved_database_url)
+    db = Database(configured.resolved_database_url)
     created = accounts.init_organization(db, "Acme", "owner@acme.example")
-    # the product's own job kinds run as `truthset serve` runs them (in process); the tests' own
-    # kinds are left to the runners those tests start
     try:
-        with serving(settings, db, ["quality.refit", "export", "import", "model.train", "queue.rerank"]) as url:
+        with serving(configured, db, kinds, name) as url:
             yield LiveServer(url=url, api_key=created["api_key"], data_dir=data_dir)
     finally:
         db.dispose()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    # the product's own job kinds run as `truthset serve` runs them (in process); the tests' own
+    # kinds are left to the runners those tests start
+    kinds = ["quality.refit", "export", "import", "model.train", "queue.rerank"]
+    with live_server(tmp_path_factory.mktemp("live"), kinds, "live", max_body_bytes=64 * 1024) as server:
+        yield server
 
 
 @pytest.fixture
 def client(live: LiveServer) -> Iterator[truthset.Client]:
     with live.client() as c:
         yield c
+
+
+def project_with_texts(live: LiveServer, name: str, texts: list[str], *, spec: dict[str, Any]) -> tuple[str, list[str]]:
+    """A project of ``spec`` with one task per text (field ``text``): its id and the tasks' ids, in order."""
+    with live.client() as client:
+        project = client.projects.create(name, spec=spec)
+        return project.id, [client.tasks.create(project.id, {"text": text}).id for text in texts]

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 from typer.testing import CliRunner
 
 from receiver import Receiver, Reply, Request, running
 from truthset.cli import app
-from truthset.config import Settings
-from truthset.services import accounts
-from truthset.storage import Database, upgrade
 
-from .conftest import LiveServer, serving
+from .conftest import LiveServer, live_server, project_with_texts
 
 SPEC = {
     "fields": [{"name": "text", "type": "text"}],
@@ -51,21 +49,11 @@ def model_server() -> Iterator[Receiver]:
 def allowed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A live server allowed to reach 127.0.0.1 that runs model-server jobs in process."""
     data_dir = tmp_path_factory.mktemp("model-server")
-    settings = Settings(data_dir=data_dir, outbound_allow="127.0.0.1")
-    upgrade(settings.resolved_database_url)
-    db = Database(settings.resolved_database_url)
-    created = accounts.init_organization(db, "Acme", "owner@acme.example")
-    try:
-        with serving(settings, db, [KIND], "model-server") as url:
-            yield LiveServer(url=url, api_key=created["api_key"], data_dir=data_dir)
-    finally:
-        db.dispose()
+    with live_server(data_dir, [KIND], "model-server", outbound_allow="127.0.0.1") as server:
+        yield server
 
 
-def _project(live: LiveServer, name: str, texts: list[str]) -> tuple[str, list[str]]:
-    with live.client() as client:
-        project = client.projects.create(name, spec=SPEC)
-        return project.id, [client.tasks.create(project.id, {"text": text}).id for text in texts]
+_project = partial(project_with_texts, spec=SPEC)
 
 
 def test_the_sdk_starts_a_job_whose_answers_become_predictions(allowed: LiveServer, model_server: Receiver) -> None:
