@@ -64,6 +64,16 @@ CHUNK = 200
 _CONFIRMED = (str(ReviewStatus.ACCEPTED), str(ReviewStatus.FIXED))
 
 
+#: Lower edges of the bands of a prediction's score: the stated confidence of an auto-label rests
+#: on the model's verified record in its prediction's band (:func:`_stated`).
+SCORE_BANDS = (0.6, 0.8, 0.9, 0.97)
+
+
+def score_band(score: float) -> float:
+    """The lower edge of the band of a prediction's score (0 below the first edge)."""
+    return max((edge for edge in SCORE_BANDS if score >= edge), default=0.0)
+
+
 def policy_of(project: Mapping[str, Any]) -> AutoLabelPolicy | None:
     """The project's auto-label policy, or None when it is off (a cached lookup)."""
     return completion_rules(project).policy.auto_label
@@ -100,7 +110,7 @@ class Measured:
 
     def band_lower_bound(self, score: float) -> float | None:
         """The lower end of the accuracy interval of its verified predictions in ``score``'s band."""
-        verified, correct = self.bands.get(results.score_band(score), (0, 0.0))
+        verified, correct = self.bands.get(score_band(score), (0, 0.0))
         return gold.jeffreys_interval(correct, verified)[0] if verified else None
 
     @property
@@ -152,7 +162,7 @@ def measure(
             verified[worker_id] += 1
             correct[worker_id] += share
             numeric = [float(v) for v in scores.values() if isinstance(v, int | float)]
-            band = results.score_band(min(numeric)) if numeric else 0.0
+            band = score_band(min(numeric)) if numeric else 0.0
             n, right = bands[worker_id].get(band, (0, 0.0))
             bands[worker_id][band] = (n + 1, right + share)
     standings = {s["worker_id"]: s for s in repo.standings_of_project(conn, org, project["id"])}
@@ -367,7 +377,7 @@ def _stated(measured: Measured, score: float, low: float) -> tuple[float, str]:
     """The confidence an auto-label states, and what it rests on: never more than people measured.
 
     The lower end of the accuracy interval of the model's verified predictions *in this score's
-    band* (``results.score_band``), or the model's score capped at the lower end over all its
+    band* (:func:`score_band`), or the model's score capped at the lower end over all its
     verified predictions, whichever is higher: both are what people checked, and a score is only
     the model's own estimate. The band matters: the cap alone states the model's record over every
     score, below that of the sure predictions auto-labeling takes (in benchmarks/models auto-labels

@@ -70,7 +70,8 @@ def build_result(
     counts people's responses, ``predictions`` the models' (docs/models.md).
     """
     newest = newest_predictions(responses, models)
-    counted = [vote for r in responses for vote in _votes(r, models, newest)]
+    counted = [(counted_answer(r, models, newest), r["worker_id"]) for r in responses]
+    counted = [(answer, worker) for answer, worker in counted if answer]
     aggregates = spec.aggregate([a for a, _ in counted], [w for _, w in counted], models)
     questions = {name: _question_result(name, agg, rules, versions or {}) for name, agg in aggregates.items()}
     deciding = [q["confidence"] for name, q in questions.items() if rules.questions[name].deciding]
@@ -90,24 +91,6 @@ def build_result(
     if superseded:
         result["superseded_predictions"] = superseded
     return result, confidence
-
-
-def _votes(
-    response: Mapping[str, Any], models: Mapping[str, WorkerModel], newest: Mapping[tuple[str, str], str]
-) -> list[tuple[Mapping[str, Any], str]]:
-    """What a response adds to a task's result: its counted answer, under its worker (or nothing)."""
-    answer = counted_answer(response, models, newest)
-    return [(answer, response["worker_id"])] if answer else []
-
-
-#: Lower edges of the bands of a prediction's score: auto-labeling states a model's verified record
-#: in the band of the prediction's score (``services.auto_label``).
-SCORE_BANDS = (0.6, 0.8, 0.9, 0.97)
-
-
-def score_band(score: float) -> float:
-    """The lower edge of the band of a prediction's score (0 below the first edge)."""
-    return max((edge for edge in SCORE_BANDS if score >= edge), default=0.0)
 
 
 def reliability(model: WorkerModel | None, worker_id: str) -> float | None:
