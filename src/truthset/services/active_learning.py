@@ -189,14 +189,6 @@ def _model_preference(
     return key
 
 
-def _paused_models(conn: Connection, project: Mapping[str, Any]) -> set[str]:
-    pw = t.project_workers
-    query = repo.scoped(pw, project["organization_id"], pw.c.worker_id).where(
-        pw.c.project_id == project["id"], pw.c.status == gold.PAUSED
-    )
-    return set(conn.execute(query).scalars())
-
-
 def _model_signals(
     conn: Connection,
     project: Mapping[str, Any],
@@ -213,7 +205,7 @@ def _model_signals(
     query = repo.scoped(r, project["organization_id"], r.c.task_id, r.c.worker_id, r.c.answer, r.c.scores).where(
         r.c.project_id == project["id"], r.c.scores.is_not(None)
     )
-    paused = _paused_models(conn, project)
+    paused = gold.paused_workers(conn, project)
     prefer = _model_preference(conn, project, models, deciding[0] if deciding else None)
     best: dict[str, tuple[tuple[float, int], float, str | None]] = {}
     for row in conn.execute(query):

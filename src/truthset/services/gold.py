@@ -186,6 +186,17 @@ def ensure_standing(
 # --- scoring -----------------------------------------------------------------------------------------
 
 
+def paused_workers(conn: Connection, project: Mapping[str, Any], worker_ids: Any = None) -> set[str]:
+    """The workers paused on the project (among ``worker_ids``, when given)."""
+    pw = t.project_workers
+    query = repo.scoped(pw, project["organization_id"], pw.c.worker_id).where(
+        pw.c.project_id == project["id"], pw.c.status == PAUSED
+    )
+    if worker_ids is not None:
+        query = query.where(pw.c.worker_id.in_(sorted(worker_ids)))
+    return set(conn.execute(query).scalars())
+
+
 def jeffreys_interval(correct: float, n: int, level: float = 0.95) -> tuple[float, float]:
     """Equal-tailed Jeffreys interval of a share: Beta(correct + 1/2, n - correct + 1/2) quantiles.
 

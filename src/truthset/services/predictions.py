@@ -348,7 +348,7 @@ def best_predictions(
     if not rows:
         return {}
     names = _names(conn, project["organization_id"], {r["worker_id"] for r in rows})
-    paused = _paused(conn, project, names)
+    paused = gold.paused_workers(conn, project, names)
     allowed_questions = _prefillable(spec)
     best: dict[str, tuple[tuple[float, float, str], dict[str, Any]]] = {}
     for row in rows:
@@ -370,14 +370,6 @@ def _names(conn: Connection, organization_id: str, worker_ids: Iterable[str]) ->
     w = t.workers
     query = repo.scoped(w, organization_id, w.c.id, w.c.name).where(w.c.id.in_(sorted(worker_ids)))
     return {worker_id: name for worker_id, name in conn.execute(query)}
-
-
-def _paused(conn: Connection, project: Mapping[str, Any], names: Mapping[str, str]) -> set[str]:
-    pw = t.project_workers
-    query = repo.scoped(pw, project["organization_id"], pw.c.worker_id).where(
-        pw.c.project_id == project["id"], pw.c.status == gold.PAUSED, pw.c.worker_id.in_(sorted(names))
-    )
-    return set(conn.execute(query).scalars())
 
 
 def record_prefill(
