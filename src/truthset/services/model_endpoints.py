@@ -15,10 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select
-
 from truthset.config import Settings
-from truthset.domain import Principal, TaskStatus, WorkerKind
+from truthset.domain import Principal, TaskStatus
 from truthset.errors import InvalidInput
 from truthset.learners._http import HttpReply, HttpRequest, SendError
 from truthset.learners._records import Task
@@ -139,10 +137,9 @@ def unpredicted(
     cap = int(limit) if isinstance(limit, int) and limit > 0 else None
     found: list[str] = []
     with db.snapshot() as conn:
-        worker_id = _worker_id(conn, organization_id, model)
         for status in statuses:
             for ids in _pages(conn, organization_id, project_id, status):
-                done = _predicted(conn, worker_id, ids) if worker_id else set()
+                done = predictions.predicted_tasks(conn, organization_id, model, ids)
                 found.extend(task_id for task_id in ids if task_id not in done)
                 if cap is not None and len(found) >= cap:
                     return found[:cap]
@@ -180,13 +177,3 @@ def still_waiting(db: Database, organization_id: str, ids: list[str], statuses: 
     return [Task(task_id, data[task_id]) for task_id in ids if task_id in data]
 
 
-def _worker_id(conn: Any, organization_id: str, name: str) -> str | None:
-    w = t.workers
-    query = repo.scoped(w, organization_id, w.c.id).where(w.c.kind == str(WorkerKind.MODEL), w.c.name == name)
-    return conn.execute(query).scalar()
-
-
-def _predicted(conn: Any, worker_id: str, task_ids: list[str]) -> set[str]:
-    r = t.responses
-    query = select(r.c.task_id).where(r.c.worker_id == worker_id, r.c.task_id.in_(task_ids))
-    return set(conn.execute(query).scalars())

@@ -33,7 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from truthset.config import Settings, get_settings
-from truthset.domain import Principal, ReviewStatus, Role, TaskStatus, WorkerKind
+from truthset.domain import Principal, ReviewStatus, Role, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
 from truthset.learners import Task
 from truthset.questions import QuestionConfig
@@ -373,7 +373,9 @@ def _upload(
 ) -> dict[str, int]:
     """Predict and store the tasks this version has not predicted yet (a repeat of the same version,
     whose scores may differ in the last digits, leaves the stored ones alone: ``unchanged``)."""
-    done = _predicted(db, principal.organization_id, classifier.version, [row.id for row in rows])
+    with db.read() as conn:
+        model = predictions.model_name(MODEL, classifier.version)
+        done = predictions.predicted_tasks(conn, principal.organization_id, model, [row.id for row in rows])
     rows = [row for row in rows if row.id not in done]
     if not rows:
         return {"unchanged": len(done)}
@@ -385,19 +387,3 @@ def _upload(
     return {"stored": report["stored"], "unchanged": report["unchanged"] + len(done), "invalid": report["invalid"]}
 
 
-def _predicted(db: Database, organization_id: str, version: str, task_ids: list[str]) -> set[str]:
-    """Those of ``task_ids`` the model version already answered."""
-    w, r = t.workers, t.responses
-    query = (
-        select(r.c.task_id)
-        .join(w, w.c.id == r.c.worker_id)
-        .where(
-            w.c.organization_id == organization_id,
-            w.c.kind == str(WorkerKind.MODEL),
-            w.c.name == predictions.model_name(MODEL, version),
-            r.c.organization_id == organization_id,
-            r.c.task_id.in_(task_ids),
-        )
-    )
-    with db.read() as conn:
-        return set(conn.execute(query).scalars())

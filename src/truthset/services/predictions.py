@@ -292,6 +292,19 @@ def _model_worker(conn: Connection, organization_id: str, name: str) -> dict[str
     return dict(row) if row else None
 
 
+def predicted_tasks(conn: Connection, organization_id: str, model: str, task_ids: Sequence[str]) -> set[str]:
+    """Those of ``task_ids`` the model version ``model`` (``name@version``) has predicted."""
+    worker = _model_worker(conn, organization_id, model)
+    if worker is None:
+        return set()
+    r, ids = t.responses, list(task_ids)
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):  # ids only: a run pages through thousands of tasks
+        query = select(r.c.task_id).where(r.c.worker_id == worker["id"], r.c.task_id.in_(ids[start : start + 500]))
+        found.update(conn.execute(query).scalars())
+    return found
+
+
 def _ensure_model_worker(conn: Connection, organization_id: str, name: str) -> dict[str, Any]:
     """The organization's worker for this model version, created on first use.
 
