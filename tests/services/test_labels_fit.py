@@ -86,7 +86,7 @@ def test_the_fit_reads_each_persons_choices_as_yes_no_rows_per_option(org: Org) 
     for chosen in (["urgent"], ["urgent", "angry"]):
         queue.submit(org.db, org.add_member().principal, task["id"], ResponseCreate(answer={"tags": chosen}))
     with org.db.snapshot() as conn:
-        answers, counts, _ = refit._categorical_answers(conn, org.id, project["id"], compiled_spec(project))
+        answers, counts, _ = refit._fitted_answers(conn, org.id, project["id"], compiled_spec(project))
     assert counts[task["id"]] == 2
     assert answers["tags[urgent]"][2] == ["yes", "yes"]
     assert answers["tags[refund]"][2] == ["no", "no"]

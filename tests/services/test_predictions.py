@@ -84,7 +84,7 @@ def test_a_model_counts_only_with_the_weight_a_fit_measured(org: Org) -> None:
     # the fit reads the model's answers, but counts people per task as tasks do: a task is not picked
     # for re-scoring on every refit merely because it has a prediction
     with org.db.snapshot() as conn:
-        answers, counts, predicted = refit._categorical_answers(conn, org.id, project["id"], compiled_spec(project))
+        answers, counts, predicted = refit._fitted_answers(conn, org.id, project["id"], compiled_spec(project))
     assert counts[train[0]["id"]] == 3 and predicted[train[0]["id"]] == 1 and len(answers["sentiment"][0]) == 4 * 40 + 2
     # measured as reliable, the model now adds its weight: one person agreeing with it is enough
     after = org.make_task(project["id"], "after the fit")
@@ -108,7 +108,7 @@ def test_on_a_task_only_the_newest_version_of_a_model_counts(org: Org) -> None:
     _people_answer(org, truth, rng)
     refit.refit_project(org.db, org.id, project["id"])
     with org.db.snapshot() as conn:
-        answers, _counts, predicted = refit._categorical_answers(conn, org.id, project["id"], compiled_spec(project))
+        answers, _counts, predicted = refit._fitted_answers(conn, org.id, project["id"], compiled_spec(project))
     # both versions' predictions are stored (and counted as predictions); where both predicted, only
     # version 2's is fitted
     assert predicted[train[0]["id"]] == 1 and predicted[train[-1]["id"]] == 2

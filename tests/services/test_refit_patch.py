@@ -188,7 +188,7 @@ def test_an_optional_question_a_task_has_no_answer_to_moves_nothing(org: Org) ->
             _answer(org, worker, task["id"], "positive")
     assert set(refit.refit(org.db, org.owner.principal, project["id"])["fitted"]) == {"sentiment", "topic"}
     with org.db.snapshot() as conn:
-        answers, counts, predicted = refit._categorical_answers(conn, org.id, project["id"], compiled_spec(project))
+        answers, counts, predicted = refit._fitted_answers(conn, org.id, project["id"], compiled_spec(project))
         models, _ = current_models(conn, project, compiled_spec(project))
     assert all("topic" not in _rows(org, [task["id"]])[task["id"]]["result"]["questions"] for task in without)
     moves = refit._moved_tasks(org.db, project, models, answers, (counts, predicted))

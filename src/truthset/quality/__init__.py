@@ -29,11 +29,12 @@ from ._io import (
 from ._mace import MACE
 from ._multilabel import MultiLabel
 from ._numeric import BiasVarianceModel, Mean, Median
+from ._numeric_model import NUMERIC_METHOD, NumericWorkerModel, weighted_median
 from ._ranking import BradleyTerry, NoisyBradleyTerry, rankings_to_pairs
 from ._shapes import DEFAULT_IOU, PairMatch, box_iou, cluster_shapes, match_pair, median_box, medoid, polygon_iou
 from ._spans import SpanDecision, aggregate_spans, match_spans, pairwise_span_f1, span_f1_counts, span_iou
 from ._voting import MajorityVote, Wawa, vote_shares
-from ._worker_model import WorkerModel
+from ._worker_model import WorkerModel, model_from_bytes
 
 __all__ = [
     "DEFAULT_IOU",
@@ -42,6 +43,7 @@ __all__ = [
     "GLAD",
     "MACE",
     "METHODS",
+    "NUMERIC_METHOD",
     "Answers",
     "BiasVarianceModel",
     "BradleyTerry",
@@ -52,6 +54,7 @@ __all__ = [
     "Median",
     "MultiLabel",
     "NoisyBradleyTerry",
+    "NumericWorkerModel",
     "OneCoinDawidSkene",
     "PairMatch",
     "SpanDecision",
@@ -72,6 +75,7 @@ __all__ = [
     "match_spans",
     "median_box",
     "medoid",
+    "model_from_bytes",
     "pairwise_span_f1",
     "percent_agreement",
     "polygon_iou",
@@ -82,6 +86,7 @@ __all__ = [
     "span_iou",
     "task_posterior",
     "vote_shares",
+    "weighted_median",
     "worker_agreement",
     "write_results_csv",
 ]

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from ._dawid_skene import task_posterior
+from ._numeric_model import NumericWorkerModel
 
-__all__ = ["GOLD_TEMPERATURE_BOUNDS", "WorkerModel"]
+__all__ = ["GOLD_TEMPERATURE_BOUNDS", "WorkerModel", "model_from_bytes"]
 
 #: The range a temperature fitted on gold may take: from much softer to somewhat sharper.
 GOLD_TEMPERATURE_BOUNDS = (0.05, 2.0)
@@ -174,6 +175,15 @@ class WorkerModel:
                 archive["mean_errors"],
                 float(archive["temperature"]),
             )
+
+
+def model_from_bytes(blob: bytes) -> WorkerModel | NumericWorkerModel:
+    """A stored worker model of either kind: numeric archives say so (``kind``), categorical ones
+    (every model stored before numeric ones existed) do not."""
+    with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
+        if "kind" in archive.files and str(archive["kind"]) == "numeric":
+            return NumericWorkerModel.from_archive(archive)
+    return WorkerModel.from_bytes(blob)
 
 
 def _embed(errors: np.ndarray, index: list[int], k: int) -> np.ndarray:

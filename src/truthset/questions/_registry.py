@@ -183,6 +183,18 @@ def option_key(question: str, option: str) -> str:
     return f"{question}[{option}]"
 
 
+def numeric_tolerance_of(question_type: QuestionType, question: Any) -> float | None:
+    """How close to the truth a numeric question's answer must be to count as right, or None when the
+    type is not numeric.
+
+    A type whose answers are numbers (a rating, a count) defines ``numeric_tolerance(question) ->
+    float``: the platform then fits a :class:`truthset.quality.NumericWorkerModel` for it (each
+    worker's noise), and its confidence is the probability that the truth lies that close.
+    """
+    tolerance = getattr(question_type, "numeric_tolerance", None)
+    return None if tolerance is None else float(tolerance(question))
+
+
 def categories_of(question_type: QuestionType, question: Any) -> list[str] | None:
     """The answer classes of a categorical question (fitted with Dawid-Skene), or None.
 

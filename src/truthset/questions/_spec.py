@@ -215,6 +215,11 @@ class CompiledSpec:
             for q in self.questions
             if (options := _registry.selectable_options_of(self._types[q.name], q)) is not None
         }
+        self._numeric = {
+            q.name: tolerance
+            for q in self.questions
+            if (tolerance := _registry.numeric_tolerance_of(self._types[q.name], q)) is not None
+        }
 
     def validate_answer(
         self, answer: Any, data: Mapping[str, Any] | None = None, *, only_given: bool = False
@@ -322,8 +327,13 @@ class CompiledSpec:
         return self._categorical
 
     def has_worker_models(self) -> bool:
-        """Whether any question is fitted with worker models (a categorical or multi-select one)."""
-        return bool(self._categorical or self._selectable)
+        """Whether any question is fitted with worker models (a categorical, multi-select or numeric one)."""
+        return bool(self._categorical or self._selectable or self._numeric)
+
+    def numeric(self) -> dict[str, float]:
+        """Each numeric question's tolerance (a numeric worker model is fitted for it). Worked out once
+        per spec; do not change it."""
+        return self._numeric
 
     def selectable(self) -> dict[str, list[str]]:
         """Options of each multi-select question: each option gets a yes/no worker model of its own,

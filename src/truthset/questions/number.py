@@ -73,6 +73,8 @@ class NumberType:
         tolerance (two clusters, the median between them), and a result exactly halfway between two
         grid points (``[3, 4]`` with step 1).
         """
+        if isinstance(model, quality.NumericWorkerModel):
+            return _fitted(question, values, workers, model)
         answers = [float(v) for v in values]
         estimate = _estimate(question.estimator, answers, workers)
         tolerance = question.agreement_tolerance()
@@ -94,6 +96,10 @@ class NumberType:
             tie=tie,
         )
 
+    def numeric_tolerance(self, question: NumberQuestion) -> float:
+        """How close to the truth an answer must be to count as right: the question's tolerance."""
+        return question.agreement_tolerance()
+
     def gold_matches(self, question: NumberQuestion, expected: Any, given: Any) -> bool:
         """A gold answer is matched by any answer within ``tolerance`` of it."""
         return abs(float(given) - float(expected)) <= question.agreement_tolerance() * (1 + GRID_SLACK)
@@ -112,6 +118,38 @@ def _estimate(estimator: str, answers: list[float], workers: Sequence[str]) -> f
         ([0] * len(answers), list(workers), answers)
     )
     return float(fitted.values_array_[0])
+
+
+def _fitted(
+    question: NumberQuestion, values: Sequence[Any], workers: Sequence[str], model: quality.NumericWorkerModel
+) -> Aggregate:
+    """The answers weighed by each worker's measured noise (the project's fitted model): the weighted
+    ``estimator`` (median or mean) snapped to the step grid; the confidence is the model's probability
+    that the truth lies within ``tolerance`` of the answer given. A weighted median split exactly in
+    half between two answers further apart than the tolerance is a tie, as an even split is unfitted.
+    """
+    answers = [float(v) for v in values]
+    precision = 1.0 / model.variances_of(workers)
+    mean, sd = model.estimate(workers, answers)
+    tolerance = question.agreement_tolerance()
+    tie: list[int | float] | None = None
+    estimate = mean
+    if question.estimator == "median":
+        median = quality.weighted_median(answers, precision)
+        if isinstance(median, tuple) and median[1] - median[0] > tolerance * (1 + GRID_SLACK):
+            tie = [_plain(median[0]), _plain(median[1])]
+        estimate = sum(median) / 2 if isinstance(median, tuple) else median
+    value: int | float | None = None
+    if tie is None:
+        value, tie = _snap(question, estimate)
+    point = float(value) if value is not None else estimate
+    return Aggregate(
+        value=value,
+        confidence=model.probability_within(point, mean, sd, tolerance),
+        method=model.method,
+        details={"estimate": estimate, "mean": round(mean, 9), "sd": round(sd, 9), "tolerance": tolerance},
+        tie=tie,
+    )
 
 
 def _cluster_tie(answers: list[float], tolerance: float) -> list[int | float] | None:

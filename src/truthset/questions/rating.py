@@ -9,7 +9,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from truthset.quality import NumericWorkerModel, weighted_median
 from truthset.questions._registry import Aggregate, AnswerError, QuestionConfig
+
+#: How far (in scale points) the truth may lie from a rating for the rating to count as right.
+RATING_TOLERANCE = 1.0
 
 
 class RatingQuestion(QuestionConfig):
@@ -46,7 +50,13 @@ class RatingType:
     def aggregate(
         self, question: RatingQuestion, values: Sequence[Any], workers: Sequence[str], model: Any = None
     ) -> Aggregate:
+        if isinstance(model, NumericWorkerModel):
+            return fitted_rating(values, workers, model)
         return median_rating(values)
+
+    def numeric_tolerance(self, question: RatingQuestion) -> float:
+        """A rating is right when the truth is within one point of it (the confidence's promise)."""
+        return RATING_TOLERANCE
 
 
 def scale_point(low: int, high: int, value: Any) -> int:
@@ -79,6 +89,30 @@ def median_rating(values: Sequence[Any]) -> Aggregate:
         details={"mean": statistics.fmean(ratings), "std": statistics.pstdev(ratings)},
         tie=tie,
     )
+
+
+def fitted_rating(values: Sequence[Any], workers: Sequence[str], model: NumericWorkerModel) -> Aggregate:
+    """The ratings weighed by each rater's measured noise (the project's fitted model): the weighted
+    median (a scale point someone gave, ordinal-safe), tied when exactly half the weight lies on each
+    side of two points; the confidence is the model's probability that the truth is within one point.
+    """
+    ratings = [float(v) for v in values]
+    precision = 1.0 / model.variances_of(workers)
+    median = weighted_median(ratings, precision)
+    mean, sd = model.estimate(workers, ratings)
+    tie = list(map(int, median)) if isinstance(median, tuple) else None
+    point = sum(tie) / 2 if tie else median
+    return Aggregate(
+        value=None if tie else int(point),
+        confidence=model.probability_within(point, mean, sd, RATING_TOLERANCE),
+        method=model.method,
+        details={"estimate": round(mean, 6), "sd": round(sd, 6), "weights": _rounded(precision / precision.sum())},
+        tie=tie,
+    )
+
+
+def _rounded(weights: Any) -> list[float]:
+    return [round(float(w), 4) for w in weights]
 
 
 QUESTION = RatingType()

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, Text, bindparam, cast, delete, select, update
+from sqlalchemy import Connection, Text, bindparam, cast, delete, or_, select, update
 
 from truthset.domain import Principal, TaskStatus
 from truthset.errors import NotFound
-from truthset.quality import DawidSkene, WorkerModel
+from truthset.quality import DawidSkene, NumericWorkerModel, WorkerModel
 from truthset.questions import NOT_SELECTED, SELECTED, CompiledSpec, option_key
 from truthset.questions.label import TIE_MARGIN
 from truthset.services import active_learning, auto_label, jobs, retraining, review
@@ -112,7 +112,7 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         if project is None:
             raise NotFound(f"project {project_id} not found")
         spec = compiled_spec(project)
-        answers, counts, predicted = _categorical_answers(conn, organization_id, project_id, spec)
+        answers, counts, predicted = _fitted_answers(conn, organization_id, project_id, spec)
         gold = _gold_answers(conn, organization_id, project_id)
     fitted: dict[str, dict[str, Any]] = {}
     models: dict[str, WorkerModel] = {}
@@ -132,6 +132,8 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         stored = _store(db, project, key, model, rows, seconds)
         fitted[key] = {**stored, "gold_tasks": gold_tasks, "temperature": round(model.temperature, 4)}
         models[key] = model
+    numeric = _fit_numeric(db, project, spec, answers, gold)
+    fitted.update(numeric)
     changed = 0
     if fitted:
         categorical = {key: model for key, model in models.items() if key in spec.categorical()}
@@ -139,14 +141,15 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         versions = {key: figures["version"] for key, figures in fitted.items() if key in categorical}
         stale = _patch_confidences(db, project, rules, categorical, versions, moves.drifted)
         selections = _moved_selections(db, project, spec, models, answers)
-        changed = _rescore(db, project, spec, sorted({*moves.rescore, *stale, *selections}))
+        scored = _scored_with(db, project, list(numeric))
+        changed = _rescore(db, project, spec, sorted({*moves.rescore, *stale, *selections, *scored}))
         active_learning.note_refit(db, organization_id, project_id)  # an uncertainty-ordered queue is re-ranked
     auto_label.sweep(db, organization_id, project_id)  # results moved: models may have become eligible
     retraining.after_refit(db, organization_id, project_id)  # the policy's retrain: due now?
     return {"project_id": project_id, "fitted": fitted, "changed_answers": changed}
 
 
-def _categorical_answers(
+def _fitted_answers(
     conn: Connection, organization_id: str, project_id: str, spec: CompiledSpec
 ) -> tuple[dict[str, tuple[list[str], list[str], list[str]]], Counter[str], Counter[str]]:
     """(tasks, workers, labels) per categorical question, from every response of the project (models'
@@ -156,10 +159,11 @@ def _categorical_answers(
     responses of each task, and of models' predictions (which a result counts apart:
     ``result.predictions``). A multi-select question's answers are also rows, people's only, of a
     yes/no question per option, keyed ``option_key(question, option)`` (results do not count models'
-    predictions of them, so neither does the fit)."""
+    predictions of them, so neither does the fit); a numeric question's rows are people's numbers."""
     questions = spec.categorical()
     selectable = spec.selectable()
-    out: dict[str, tuple[list[str], list[str], list[str]]] = {q: ([], [], []) for q in questions}
+    numeric = spec.numeric()
+    out: dict[str, tuple[list[str], list[str], list[Any]]] = {q: ([], [], []) for q in [*questions, *numeric]}
     out.update({option_key(q, option): ([], [], []) for q, options in selectable.items() for option in options})
     counts: Counter[str] = Counter()
     predicted: Counter[str] = Counter()
@@ -183,6 +187,10 @@ def _categorical_answers(
             elif scores is None and value in classes:
                 _add_row(out[question], task_id, worker_id, value)
         if scores is None:
+            for question in numeric:
+                value = answer.get(question)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    _add_row(out[question], task_id, worker_id, value)
             for question, options in selectable.items():
                 chosen = answer.get(question)
                 if isinstance(chosen, list):
@@ -195,7 +203,7 @@ def _categorical_answers(
     return out, counts, predicted
 
 
-def _add_row(rows: tuple[list[str], list[str], list[str]], task_id: str, worker_id: str, label: str) -> None:
+def _add_row(rows: tuple[list[str], list[str], list[Any]], task_id: str, worker_id: str, label: Any) -> None:
     tasks, workers, labels = rows
     tasks.append(task_id)
     workers.append(worker_id)
@@ -252,8 +260,73 @@ def _calibrated_on_gold(
     return calibrated, len(by_task)
 
 
+def _fit_numeric(
+    db: Database,
+    project: dict[str, Any],
+    spec: CompiledSpec,
+    answers: dict[str, tuple[list[str], list[str], list[Any]]],
+    gold: dict[str, dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """Fit and store a :class:`NumericWorkerModel` for each numeric question with enough answers (and
+    a task answered twice: one answer says nothing about anyone's noise); returns what was fitted."""
+    fitted: dict[str, dict[str, Any]] = {}
+    for question in spec.numeric():
+        rows = answers[question]
+        if len(rows[0]) < MIN_ANSWERS_TO_FIT:
+            continue
+        started = time.perf_counter()
+        try:
+            model = NumericWorkerModel.fit(*rows)
+        except ValueError:
+            continue  # no task answered twice yet
+        truths = {
+            task_id: known[question]
+            for task_id, known in gold.items()
+            if isinstance(known.get(question), int | float) and not isinstance(known.get(question), bool)
+        }
+        model, gold_tasks = _numeric_calibrated_on_gold(model, rows, truths)
+        stored = _store(db, project, question, model, rows, time.perf_counter() - started)
+        fitted[question] = {**stored, "gold_tasks": gold_tasks, "shared_sd": round(model.shared_variance**0.5, 6)}
+    return fitted
+
+
+def _numeric_calibrated_on_gold(
+    model: NumericWorkerModel, rows: tuple[list[str], list[str], list[Any]], truths: dict[str, Any]
+) -> tuple[NumericWorkerModel, int]:
+    """The model with its shared error and error distribution measured on the gold tasks' known
+    answers, once ``MIN_GOLD_TO_CALIBRATE`` gold tasks are answered (as :func:`_calibrated_on_gold`)."""
+    by_task: dict[str, tuple[list[str], list[float]]] = {}
+    for task_id, worker_id, value in zip(*rows, strict=True):
+        if task_id in truths:
+            workers, values = by_task.setdefault(task_id, ([], []))
+            workers.append(worker_id)
+            values.append(float(value))
+    if len(by_task) < MIN_GOLD_TO_CALIBRATE:
+        return model, len(by_task)
+    return model.calibrated_on(list(by_task.values()), [float(truths[task_id]) for task_id in by_task]), len(by_task)
+
+
+def _scored_with(db: Database, project: dict[str, Any], questions: list[str]) -> list[str]:
+    """The completed tasks whose result answers any of these questions: a numeric refit re-scores
+    them all (:func:`_rescore` writes only the results that change materially)."""
+    if not questions:
+        return []
+    result = t.tasks.c.result
+    answered = [result[("questions", q, "method")].as_string().is_not(None) for q in questions]
+    query = repo.scoped(t.tasks, project["organization_id"], t.tasks.c.id).where(
+        t.tasks.c.project_id == project["id"], t.tasks.c.status == str(TaskStatus.COMPLETED), or_(*answered)
+    )
+    with db.read() as conn:
+        return list(conn.execute(query).scalars())
+
+
 def _store(
-    db: Database, project: dict[str, Any], question: str, model: WorkerModel, rows: tuple, seconds: float
+    db: Database,
+    project: dict[str, Any],
+    question: str,
+    model: WorkerModel | NumericWorkerModel,
+    rows: tuple,
+    seconds: float,
 ) -> dict[str, Any]:
     with db.write() as conn:
         version = repo.latest_model_versions(conn, project["organization_id"], project["id"]).get(question, 0) + 1

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import Connection
 
 from truthset.domain import TaskStatus
-from truthset.quality import WorkerModel
+from truthset.quality import NumericWorkerModel, WorkerModel, model_from_bytes
 from truthset.questions import Aggregate, CompiledSpec
 from truthset.services import lifecycle, retraining, review, webhooks
 from truthset.services.completion import CompletionRules, Decision, Outcome, completion_rules
@@ -29,17 +29,22 @@ from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 from truthset.storage.ids import utcnow
 
+#: What a refit stores per question: confusion matrices (categorical) or noise variances (numeric).
+FittedModel = WorkerModel | NumericWorkerModel
+
 # (project id, question) -> (version, model). The database says which version is current; this only
 # saves decoding it again, so losing it costs time, never correctness.
-_MODELS: dict[tuple[str, str], tuple[int, WorkerModel]] = {}
+_MODELS: dict[tuple[str, str], tuple[int, FittedModel]] = {}
 _MODELS_LOCK = threading.Lock()
 _MAX_CACHED_MODELS = 2_000
 
 
 def current_models(
     conn: Connection, project: Mapping[str, Any], spec: CompiledSpec
-) -> tuple[dict[str, WorkerModel], dict[str, int]]:
-    """The project's newest worker model of each categorical question that has one, and its version."""
+) -> tuple[dict[str, FittedModel], dict[str, int]]:
+    """The project's newest worker model of each fitted question that has one, and its version: a
+    :class:`WorkerModel` for a categorical question (and each option of a multi-select one), a
+    :class:`NumericWorkerModel` for a numeric one."""
     if not spec.has_worker_models():
         return {}, {}
     models = {}
@@ -48,7 +53,7 @@ def current_models(
         cached = _MODELS.get((project["id"], question))
         if cached is None or cached[0] != version:
             blob = repo.model_state(conn, project["organization_id"], project["id"], question, version)
-            cached = (version, WorkerModel.from_bytes(blob))
+            cached = (version, model_from_bytes(blob))
             with _MODELS_LOCK:
                 if len(_MODELS) >= _MAX_CACHED_MODELS:
                     _MODELS.clear()
@@ -61,7 +66,7 @@ def build_result(
     spec: CompiledSpec,
     rules: CompletionRules,
     responses: Sequence[Mapping[str, Any]],
-    models: Mapping[str, WorkerModel],
+    models: Mapping[str, FittedModel],
     versions: Mapping[str, int] | None = None,
 ) -> tuple[dict[str, Any], float | None]:
     """A task's result from its responses; and its confidence (the weakest deciding question's).
@@ -93,17 +98,17 @@ def build_result(
     return result, confidence
 
 
-def reliability(model: WorkerModel | None, worker_id: str) -> float | None:
-    """A worker's estimated accuracy under a fitted model: the prior-weighted diagonal of its confusion
-    matrix (None when the model does not know the worker)."""
-    if model is None or worker_id not in model.workers:
+def reliability(model: FittedModel | None, worker_id: str) -> float | None:
+    """A worker's estimated accuracy under a fitted categorical model: the prior-weighted diagonal of
+    its confusion matrix (None when the model does not know the worker, or is numeric)."""
+    if not isinstance(model, WorkerModel) or worker_id not in model.workers:
         return None
     errors = model.errors[model.workers.index(worker_id)]
     return float(np.dot(model.priors, np.diag(errors)))
 
 
 def counted_answer(
-    response: Mapping[str, Any], models: Mapping[str, WorkerModel], newest: Mapping[tuple[str, str], str]
+    response: Mapping[str, Any], models: Mapping[str, FittedModel], newest: Mapping[tuple[str, str], str]
 ) -> Mapping[str, Any]:
     """The part of a response's answer that counts toward a task's result.
 
@@ -133,7 +138,7 @@ def model_family(response: Mapping[str, Any]) -> str:
 
 
 def newest_predictions(
-    responses: Sequence[Mapping[str, Any]], models: Mapping[str, WorkerModel]
+    responses: Sequence[Mapping[str, Any]], models: Mapping[str, FittedModel]
 ) -> dict[tuple[str, str], str]:
     """Per (model, question): the id of the prediction that counts among a task's responses, the
     newest by a version the question's fitted worker model knows.
