@@ -128,3 +128,46 @@ def test_gold_makes_the_confidence_see_an_error_the_crowd_shares(org: Org) -> No
     assert fitted["gold_tasks"] == 60 and 2.5 < fitted["shared_sd"] < 6
     stated, measured = _stated_and_measured(org, truth, ids[60:])
     assert abs(stated - measured) < 0.1, (stated, measured)
+
+
+RUBRIC_SPEC = {
+    "fields": [{"name": "text", "type": "text"}],
+    "questions": [
+        {
+            "name": "review",
+            "type": "rubric",
+            "criteria": [{"name": "helpful", "min": 1, "max": 9}, {"name": "safe", "min": 1, "max": 9}],
+        }
+    ],
+}
+
+
+def test_each_criterion_of_a_rubric_is_fitted_as_a_rating(org: Org) -> None:
+    rng = random.Random(11)
+    project = org.make_project(spec=RUBRIC_SPEC, overlap=3)
+    made = org.make_tasks(project["id"], TASKS)
+    truth = {task["id"]: {"helpful": rng.randint(2, 8), "safe": rng.randint(2, 8)} for task in made}
+    careful = [org.add_member() for _ in range(3)]
+    clickers = [org.add_member() for _ in range(3)]
+    for task_id, right in truth.items():
+        for worker in rng.sample([*careful, *clickers], 3):
+            scores = {c: right[c] if worker in careful else rng.randint(1, 9) for c in right}
+            answer = {"review": {c: {"score": score} for c, score in scores.items()}}
+            queue.submit(org.db, worker.principal, task_id, ResponseCreate(answer=answer))
+
+    def exact() -> float:
+        hits = 0
+        for task_id, right in truth.items():
+            answer = org.task(task_id)["result"]["answer"]["review"]
+            hits += sum((answer.get(c) or {}).get("score") == right[c] for c in right)
+        return hits / (2 * len(truth))
+
+    before = exact()
+    report = refit.refit_project(org.db, org.id, project["id"])
+    assert set(report["fitted"]) == {"review[helpful]", "review[safe]"}
+    assert {figures["question"] for figures in report["fitted"].values()} == {"review"}
+    after = exact()
+    assert after > before + 0.1, (before, after)
+    question = org.task(made[0]["id"])["result"]["questions"]["review"]
+    assert question["method"] == "worker_variance_per_criterion"
+    assert {c["method"] for c in question["details"]["criteria"].values()} == {"worker_variance"}

@@ -125,7 +125,7 @@ class NumericWorkerModel:
         else:
             inside = _symmetric_cdf(self.scores, (value + tolerance - mean) / sd)
             inside -= _symmetric_cdf(self.scores, (value - tolerance - mean) / sd)
-        return (inside * self.n_scores + 1.0) / (self.n_scores + 2.0)
+        return float((inside * self.n_scores + 1.0) / (self.n_scores + 2.0))
 
     def calibrated_on(
         self, tasks: Sequence[tuple[Sequence[str], Sequence[float]]], truths: Sequence[float]
@@ -227,6 +227,6 @@ def _symmetric_cdf(scores: np.ndarray, z: float) -> float:
     """P(Z <= z) for a Z symmetric about 0 whose |Z| has the empirical distribution ``scores``."""
     if not len(scores):
         return 0.5
-    below = np.searchsorted(scores, abs(z), side="right") / len(scores)
+    below = float(np.searchsorted(scores, abs(z), side="right")) / len(scores)
     # |Z| <= |z| holds `below` of the mass, split evenly around 0
     return 0.5 + 0.5 * below if z >= 0 else 0.5 - 0.5 * below

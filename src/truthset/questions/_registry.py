@@ -183,16 +183,43 @@ def option_key(question: str, option: str) -> str:
     return f"{question}[{option}]"
 
 
-def numeric_tolerance_of(question_type: QuestionType, question: Any) -> float | None:
-    """How close to the truth a numeric question's answer must be to count as right, or None when the
-    type is not numeric.
+def numeric_keys_of(question_type: QuestionType, question: Any) -> dict[str, float] | None:
+    """The numeric worker models a question is fitted with: model key -> tolerance, or None.
 
-    A type whose answers are numbers (a rating, a count) defines ``numeric_tolerance(question) ->
-    float``: the platform then fits a :class:`truthset.quality.NumericWorkerModel` for it (each
-    worker's noise), and its confidence is the probability that the truth lies that close.
+    A type whose answer is a number (a rating, a count) defines ``numeric_tolerance(question) ->
+    float``: how close to the truth an answer must be to count as right; its model is stored under the
+    question's name. A type whose answer holds several numbers (a rubric's criteria) defines
+    ``numeric_parts(question) -> {part: tolerance}`` and ``numeric_part_value(value, part) -> float``;
+    each part gets a model of its own under ``option_key(question, part)``. The platform fits a
+    :class:`truthset.quality.NumericWorkerModel` (each worker's noise) per key, and a confidence is
+    the probability that the truth lies within the tolerance.
     """
-    tolerance = getattr(question_type, "numeric_tolerance", None)
-    return None if tolerance is None else float(tolerance(question))
+    whole = getattr(question_type, "numeric_tolerance", None)
+    if whole is not None:
+        return {question.name: float(whole(question))}
+    parts = getattr(question_type, "numeric_parts", None)
+    if parts is None:
+        return None
+    return {option_key(question.name, part): float(tolerance) for part, tolerance in parts(question).items()}
+
+
+def numeric_values_of(question_type: QuestionType, question: Any, value: Any) -> dict[str, float]:
+    """A (validated) answer's numbers by model key (see :func:`numeric_keys_of`); empty when it has none."""
+    if getattr(question_type, "numeric_tolerance", None) is not None:
+        return {question.name: float(value)} if _is_number(value) else {}
+    parts = getattr(question_type, "numeric_parts", None)
+    if parts is None:
+        return {}
+    out = {}
+    for part in parts(question):
+        number = question_type.numeric_part_value(value, part)  # type: ignore[attr-defined]
+        if _is_number(number):
+            out[option_key(question.name, part)] = float(number)
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def categories_of(question_type: QuestionType, question: Any) -> list[str] | None:

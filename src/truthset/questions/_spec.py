@@ -202,6 +202,7 @@ class CompiledSpec:
         self.fields = parsed.fields
         self.questions = expand(parsed.question_configs(), parsed.fields)
         self._types = {q.name: _registry.get(q.type) for q in self.questions}
+        self._by_name = {q.name: q for q in self.questions}
         self._field_names = frozenset(f.name for f in self.fields)
         # types that see the task's data: ranking shuffles its candidates per assignment
         self._data_aware = [q for q in self.questions if hasattr(self._types[q.name], "bind")]
@@ -216,9 +217,13 @@ class CompiledSpec:
             if (options := _registry.selectable_options_of(self._types[q.name], q)) is not None
         }
         self._numeric = {
-            q.name: tolerance
+            q.name: keys
             for q in self.questions
-            if (tolerance := _registry.numeric_tolerance_of(self._types[q.name], q)) is not None
+            if (keys := _registry.numeric_keys_of(self._types[q.name], q)) is not None
+        }
+        # a question fitted by part (a rubric's criteria): its parts, as option_key names them
+        self._numeric_parts = {
+            name: [key[len(name) + 1 : -1] for key in keys] for name, keys in self._numeric.items() if name not in keys
         }
 
     def validate_answer(
@@ -330,10 +335,15 @@ class CompiledSpec:
         """Whether any question is fitted with worker models (a categorical, multi-select or numeric one)."""
         return bool(self._categorical or self._selectable or self._numeric)
 
-    def numeric(self) -> dict[str, float]:
-        """Each numeric question's tolerance (a numeric worker model is fitted for it). Worked out once
-        per spec; do not change it."""
+    def numeric(self) -> dict[str, dict[str, float]]:
+        """Each numeric question's model keys and their tolerances (a numeric worker model is fitted
+        per key: the question's name, or ``option_key(question, part)`` for each part of a rubric).
+        Worked out once per spec; do not change it."""
         return self._numeric
+
+    def numeric_values(self, question: str, value: Any) -> dict[str, float]:
+        """An answer's numbers by model key (see :meth:`numeric`); empty when it has none."""
+        return _registry.numeric_values_of(self._types[question], self._by_name[question], value)
 
     def selectable(self) -> dict[str, list[str]]:
         """Options of each multi-select question: each option gets a yes/no worker model of its own,
@@ -360,7 +370,9 @@ class CompiledSpec:
         return out
 
     def _model_of(self, name: str, models: Mapping[str, Any]) -> Any:
-        options = self._selectable.get(name)
+        """The fitted model a question's type aggregates with: the question's own, or, for one fitted
+        by option or part (a multi-select's options, a rubric's criteria), a dict of them by option."""
+        options = self._selectable.get(name) or self._numeric_parts.get(name)
         if options is None:
             return models.get(name)
         fitted = {option: models[key] for option in options if (key := _registry.option_key(name, option)) in models}

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from truthset import quality
 from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig
-from truthset.questions.rating import check_scale, median_rating, scale_point
+from truthset.questions.rating import RATING_TOLERANCE, check_scale, fitted_rating, median_rating, scale_point
 
 #: The longest comment on one criterion, in characters (after surrounding whitespace is removed).
 MAX_COMMENT = 10_000
@@ -66,22 +66,39 @@ class RubricType:
     def aggregate(
         self, question: RubricQuestion, values: Sequence[Any], workers: Sequence[str], model: Any = None
     ) -> Aggregate:
-        """Each criterion like a ``rating``: the median score, Laplace's confidence, an even split a tie.
-
-        The confidence is the weakest criterion's. A tied criterion is left out of the answer and
-        listed in ``tie`` as ``{"criterion", "scores"}``; comments are free text and not aggregated.
+        """Each criterion like a ``rating``: with the criterion's fitted noise model once a refit made
+        one (``model``: criterion -> :class:`truthset.quality.NumericWorkerModel`), the median score and
+        Laplace's confidence before. The confidence is the weakest criterion's. A tied criterion is
+        left out of the answer and listed in ``tie`` as ``{"criterion", "scores"}``; comments are free
+        text and not aggregated.
         """
-        per = {c.name: median_rating([v[c.name]["score"] for v in values]) for c in question.criteria}
+        fitted = model or {}
+        per = {
+            c.name: fitted_rating(scores, workers, fitted[c.name]) if c.name in fitted else median_rating(scores)
+            for c in question.criteria
+            if (scores := [v[c.name]["score"] for v in values])
+        }
         tie = [{"criterion": name, "scores": agg.tie} for name, agg in per.items() if agg.tie]
         return Aggregate(
             value={name: {"score": agg.value} for name, agg in per.items() if not agg.tie},
             confidence=min(agg.confidence for agg in per.values()),
-            method="median_per_criterion",
+            method="worker_variance_per_criterion" if fitted else "median_per_criterion",
             details={
-                "criteria": {name: {"confidence": agg.confidence, **(agg.details or {})} for name, agg in per.items()}
+                "criteria": {
+                    name: {"confidence": agg.confidence, "method": agg.method, **(agg.details or {})}
+                    for name, agg in per.items()
+                }
             },
             tie=tie or None,
         )
+
+    def numeric_parts(self, question: RubricQuestion) -> dict[str, float]:
+        """Each criterion is fitted as a rating of its own: right within one point."""
+        return {c.name: RATING_TOLERANCE for c in question.criteria}
+
+    def numeric_part_value(self, value: Any, part: str) -> Any:
+        """A criterion's score in a (validated) rubric answer."""
+        return value.get(part, {}).get("score") if isinstance(value, Mapping) else None
 
     def gold_matches(self, question: RubricQuestion, expected: Any, given: Any) -> bool:
         """Right when every criterion has the gold score (comments are free text and not compared)."""

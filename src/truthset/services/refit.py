@@ -141,7 +141,7 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         versions = {key: figures["version"] for key, figures in fitted.items() if key in categorical}
         stale = _patch_confidences(db, project, rules, categorical, versions, moves.drifted)
         selections = _moved_selections(db, project, spec, models, answers)
-        scored = _scored_with(db, project, list(numeric))
+        scored = _scored_with(db, project, sorted({figures["question"] for figures in numeric.values()}))
         changed = _rescore(db, project, spec, sorted({*moves.rescore, *stale, *selections, *scored}))
         active_learning.note_refit(db, organization_id, project_id)  # an uncertainty-ordered queue is re-ranked
     auto_label.sweep(db, organization_id, project_id)  # results moved: models may have become eligible
@@ -159,11 +159,13 @@ def _fitted_answers(
     responses of each task, and of models' predictions (which a result counts apart:
     ``result.predictions``). A multi-select question's answers are also rows, people's only, of a
     yes/no question per option, keyed ``option_key(question, option)`` (results do not count models'
-    predictions of them, so neither does the fit); a numeric question's rows are people's numbers."""
+    predictions of them, so neither does the fit); a numeric question's rows are people's numbers, per
+    model key (``spec.numeric``: a rubric's criteria each have their own)."""
     questions = spec.categorical()
     selectable = spec.selectable()
     numeric = spec.numeric()
-    out: dict[str, tuple[list[str], list[str], list[Any]]] = {q: ([], [], []) for q in [*questions, *numeric]}
+    out: dict[str, tuple[list[str], list[str], list[Any]]] = {q: ([], [], []) for q in questions}
+    out.update({key: ([], [], []) for keys in numeric.values() for key in keys})
     out.update({option_key(q, option): ([], [], []) for q, options in selectable.items() for option in options})
     counts: Counter[str] = Counter()
     predicted: Counter[str] = Counter()
@@ -188,9 +190,9 @@ def _fitted_answers(
                 _add_row(out[question], task_id, worker_id, value)
         if scores is None:
             for question in numeric:
-                value = answer.get(question)
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    _add_row(out[question], task_id, worker_id, value)
+                if question in answer:
+                    for key, value in spec.numeric_values(question, answer[question]).items():
+                        _add_row(out[key], task_id, worker_id, value)
             for question, options in selectable.items():
                 chosen = answer.get(question)
                 if isinstance(chosen, list):
@@ -270,23 +272,26 @@ def _fit_numeric(
     """Fit and store a :class:`NumericWorkerModel` for each numeric question with enough answers (and
     a task answered twice: one answer says nothing about anyone's noise); returns what was fitted."""
     fitted: dict[str, dict[str, Any]] = {}
-    for question in spec.numeric():
-        rows = answers[question]
-        if len(rows[0]) < MIN_ANSWERS_TO_FIT:
-            continue
-        started = time.perf_counter()
-        try:
-            model = NumericWorkerModel.fit(*rows)
-        except ValueError:
-            continue  # no task answered twice yet
-        truths = {
-            task_id: known[question]
-            for task_id, known in gold.items()
-            if isinstance(known.get(question), int | float) and not isinstance(known.get(question), bool)
+    for question, keys in spec.numeric().items():
+        known = {
+            task_id: spec.numeric_values(question, answer[question])
+            for task_id, answer in gold.items()
+            if question in answer
         }
-        model, gold_tasks = _numeric_calibrated_on_gold(model, rows, truths)
-        stored = _store(db, project, question, model, rows, time.perf_counter() - started)
-        fitted[question] = {**stored, "gold_tasks": gold_tasks, "shared_sd": round(model.shared_variance**0.5, 6)}
+        for key in keys:
+            rows = answers[key]
+            if len(rows[0]) < MIN_ANSWERS_TO_FIT:
+                continue
+            started = time.perf_counter()
+            try:
+                model = NumericWorkerModel.fit(*rows)
+            except ValueError:
+                continue  # no task answered twice yet
+            truths = {task_id: values[key] for task_id, values in known.items() if key in values}
+            model, gold_tasks = _numeric_calibrated_on_gold(model, rows, truths)
+            stored = _store(db, project, key, model, rows, time.perf_counter() - started)
+            shared_sd = round(model.shared_variance**0.5, 6)
+            fitted[key] = {**stored, "question": question, "gold_tasks": gold_tasks, "shared_sd": shared_sd}
     return fitted
 
 
