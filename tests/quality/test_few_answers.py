@@ -179,3 +179,35 @@ def test_moment_class_priors_without_pairs_are_the_answer_shares() -> None:
 def test_anchored_class_priors_move_halfway() -> None:
     # four tasks, all surely class 0, against an anchor of 50/50: the priors move halfway
     np.testing.assert_allclose(anchored_class_priors(np.array([4.0, 0.0]), 4, np.array([0.5, 0.5])), [0.75, 0.25])
+
+
+def _small_crowd(seed: int) -> tuple[tuple[list[str], list[str], list[int]], dict[str, int]]:
+    """120 binary tasks x 3 answers from 6 workers: three right 90% of the time, three at random."""
+    rng = np.random.default_rng(seed)
+    rows: tuple[list[str], list[str], list[int]] = ([], [], [])
+    truth = {}
+    for t in range(120):
+        truth[f"t{t}"] = y = int(rng.integers(2))
+        for w in rng.choice(6, 3, replace=False):
+            careful = w < 3
+            label = (y if rng.random() < 0.9 else 1 - y) if careful else int(rng.integers(2))
+            rows[0].append(f"t{t}")
+            rows[1].append(f"w{w}")
+            rows[2].append(label)
+    return rows, truth
+
+
+def test_a_small_crowd_keeps_its_workers_apart() -> None:
+    """With six workers the evidence for the prior strength is flat; without its hyperprior EM drifted
+    to the upper bound from half of the starts (every worker the average one, and below majority vote)."""
+    ds_right = mv_right = 0
+    for seed in range(8):
+        rows, truth = _small_crowd(seed)
+        ds = DawidSkene().fit(rows)
+        mv = MajorityVote().fit(rows)
+        assert ds.prior_strength_ < 100, (seed, ds.prior_strength_)
+        skills = dict(zip(ds._worker_codes, (np.trace(e) / 2 for e in ds.errors_array_), strict=True))
+        assert min(skills[f"w{w}"] for w in range(3)) > max(skills[f"w{w}"] for w in range(3, 6)), (seed, skills)
+        ds_right += sum(ds.labels_[t] == y for t, y in truth.items())
+        mv_right += sum(mv.labels_[t] == y for t, y in truth.items())
+    assert ds_right > mv_right, (ds_right, mv_right)

@@ -12,6 +12,7 @@ from ._em import (
     Design,
     EMResult,
     StrengthDraws,
+    StrengthHyperprior,
     anchored_class_priors,
     average_worker,
     calibration_sample,
@@ -37,6 +38,13 @@ _STRENGTH_BOUNDS = (0.5, 1e4)
 # that the EM posteriors it depends on move too little to matter, and it is kept.
 _STRENGTH_SETTLED_LOG_CHANGE = 1e-3
 _STRENGTH_SETTLED_STEPS = 2
+#: The strength's hyperprior (center, sd of log s): see StrengthHyperprior in _em.py. Without it, on
+#: small crowds (6 workers, 120 tasks x 3) the strength drifted to its upper bound from half of the
+#: starts: a random clicker weighed as much as a careful worker, and the class prior then flipped 2-1
+#: votes, below majority vote. 5 is about the strength fitted to the true labels of the synthetic
+#: crowds of benchmarks/quality/synthetic.py; an sd of 1.5 lets the evidence move it by a factor of
+#: 4.5 per sd, and with many workers the evidence outweighs it.
+_STRENGTH_HYPERPRIOR = (5.0, 1.5)
 
 
 def task_posterior(
@@ -303,7 +311,9 @@ class DawidSkene(_ConfusionModel):
             s = self._s_prev  # settled: re-estimating it every M-step cost a fifth of the fit
         elif s is None:
             # evidence of hard counts under label draws, not of the expected counts (see StrengthDraws)
-            s = fit_prior_strength(self._draws.counts(posteriors), pooled, _STRENGTH_BOUNDS, start=self._s_prev)
+            hyperprior = StrengthHyperprior(*_STRENGTH_HYPERPRIOR, weight=len(self._draws.uniforms))
+            counts_drawn = self._draws.counts(posteriors)
+            s = fit_prior_strength(counts_drawn, pooled, _STRENGTH_BOUNDS, start=self._s_prev, hyperprior=hyperprior)
             moved = self._s_prev is None or abs(np.log(s / self._s_prev)) > _STRENGTH_SETTLED_LOG_CHANGE
             self._s_settled = 0 if moved else self._s_settled + 1
             self._s_prev = s

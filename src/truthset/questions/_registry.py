@@ -183,6 +183,23 @@ def option_key(question: str, option: str) -> str:
     return f"{question}[{option}]"
 
 
+def compared_pairs_of(question_type: QuestionType, question: Any, value: Any) -> list[tuple[int, int, str]] | None:
+    """The pairs of candidates an answer decides, or None when the type compares nothing.
+
+    A type whose answers order candidates (``ranking``) defines ``compared_pairs(question, value) ->
+    [(i, j, "first" or "second")]`` (``i < j``: which of the two the answer put above). The platform
+    then fits a two-class worker model over every decided pair of a project, each pair of each task
+    an item, and passes it to ``aggregate``.
+    """
+    pairs = getattr(question_type, "compared_pairs", None)
+    return None if pairs is None else list(pairs(question, value))
+
+
+def compares(question_type: QuestionType) -> bool:
+    """Whether a type's answers compare candidates (see :func:`compared_pairs_of`)."""
+    return hasattr(question_type, "compared_pairs")
+
+
 def numeric_keys_of(question_type: QuestionType, question: Any) -> dict[str, float] | None:
     """The numeric worker models a question is fitted with: model key -> tolerance, or None.
 

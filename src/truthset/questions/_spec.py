@@ -221,6 +221,7 @@ class CompiledSpec:
             for q in self.questions
             if (keys := _registry.numeric_keys_of(self._types[q.name], q)) is not None
         }
+        self._compared = [q.name for q in self.questions if _registry.compares(self._types[q.name])]
         # a question fitted by part (a rubric's criteria): its parts, as option_key names them
         self._numeric_parts = {
             name: [key[len(name) + 1 : -1] for key in keys] for name, keys in self._numeric.items() if name not in keys
@@ -332,14 +333,23 @@ class CompiledSpec:
         return self._categorical
 
     def has_worker_models(self) -> bool:
-        """Whether any question is fitted with worker models (a categorical, multi-select or numeric one)."""
-        return bool(self._categorical or self._selectable or self._numeric)
+        """Whether any question is fitted with worker models (categorical, multi-select, numeric, ranking)."""
+        return bool(self._categorical or self._selectable or self._numeric or self._compared)
 
     def numeric(self) -> dict[str, dict[str, float]]:
         """Each numeric question's model keys and their tolerances (a numeric worker model is fitted
         per key: the question's name, or ``option_key(question, part)`` for each part of a rubric).
         Worked out once per spec; do not change it."""
         return self._numeric
+
+    def compared(self) -> list[str]:
+        """The questions whose answers compare candidates (a worker model of compared pairs is fitted
+        for each). Worked out once per spec; do not change it."""
+        return self._compared
+
+    def compared_pairs(self, question: str, value: Any) -> list[tuple[int, int, str]]:
+        """The pairs of candidates an answer to a comparing question decides (see :meth:`compared`)."""
+        return _registry.compared_pairs_of(self._types[question], self._by_name[question], value) or []
 
     def numeric_values(self, question: str, value: Any) -> dict[str, float]:
         """An answer's numbers by model key (see :meth:`numeric`); empty when it has none."""

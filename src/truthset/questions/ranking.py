@@ -12,7 +12,7 @@ import hashlib
 import itertools
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 from scipy.special import expit
 from scipy.stats import kendalltau
 
-from truthset.quality import BradleyTerry
+from truthset.quality import BradleyTerry, WorkerModel
 from truthset.questions._registry import (
     NAME_PATTERN,
     Aggregate,
@@ -30,6 +30,11 @@ from truthset.questions._registry import (
 )
 
 TIE = "tie"
+#: The two classes of a compared pair ``(i, j)``, ``i < j``, in its fitted worker model: the answer put
+#: the lower-indexed candidate above the other, or the higher-indexed one.
+FIRST, SECOND = "first", "second"
+#: The method of a result weighed by the fitted model of compared pairs.
+PAIRS_METHOD = "dawid_skene_pairs"
 #: A Bradley-Terry win probability within this of 1/2 cannot tell two candidates apart: a tie.
 TIE_MARGIN = 0.05
 #: Keys of an answer the server fills in; a client's own value is dropped.
@@ -188,12 +193,18 @@ class RankingType:
         group; the confidence is the weakest probability that a group is above the next one (1/2
         when everything is tied).
         """
-        pairs = comparisons(question, values, workers)
         n = _candidates_in(question, values)
-        scores = _scores(pairs, n)
+        if isinstance(model, WorkerModel):
+            return _fitted_result(question, values, workers, model, n)
+        scores = _scores(comparisons(question, values, workers), n)
         if question.mode == "pairwise":
-            return _pairwise_result(question, values, scores)
-        return _order_result(scores)
+            return _pairwise_result(question, values, float(expit(scores[0] - scores[1])), "bradley_terry")
+        return _order_result(scores, lambda upper, lower: float(expit(scores[upper] - scores[lower])), "bradley_terry")
+
+    def compared_pairs(self, question: RankingQuestion, value: Mapping[str, Any]) -> list[tuple[int, int, str]]:
+        """The pairs of candidates an answer decides (see :func:`compared_pairs`): the platform fits a
+        worker model over every decided pair of a project (``truthset.questions.compared_pairs_of``)."""
+        return compared_pairs(question, value)
 
     # --- agreement ------------------------------------------------------------------------------
 
@@ -275,8 +286,51 @@ def _scores(pairs: tuple[list[str], list[int], list[int], list[int]], n: int) ->
     return scores
 
 
-def _pairwise_result(question: RankingQuestion, values: Sequence[Any], scores: np.ndarray) -> Aggregate:
-    p_first = float(expit(scores[0] - scores[1]))
+def compared_pairs(question: RankingQuestion, value: Mapping[str, Any]) -> list[tuple[int, int, str]]:
+    """The pairs of candidates an answer decides, each ``(i, j, FIRST or SECOND)`` with ``i < j``:
+    which of the two it put above the other. A pair it calls equal decides nothing.
+
+    Each pair of each task is an item of the project's fitted model (two classes): how often each
+    worker puts the better of two candidates above the other, measured like a label's confusion
+    matrix, so a careless or contrarian judge stops moving preferences.
+    """
+    ranks = _ranks(question, value)
+    return [
+        (i, j, FIRST if ranks[i] < ranks[j] else SECOND)
+        for i, j in itertools.combinations(sorted(ranks), 2)
+        if ranks[i] != ranks[j]
+    ]
+
+
+def _fitted_result(
+    question: RankingQuestion, values: Sequence[Any], workers: Sequence[str], model: WorkerModel, n: int
+) -> Aggregate:
+    """The answers weighed by the project's fitted model of compared pairs: each pair's posterior that
+    its lower-indexed candidate is the better one, from the answers that decided it (1/2 when none
+    did). Pairwise: the winner and its posterior. Order: candidates by the sum of their chances of
+    beating each other one (a Copeland score with probabilities), grouped as in the unfitted order.
+    """
+    votes: dict[tuple[int, int], tuple[list[str], list[str]]] = {}
+    for worker, value in zip(workers, values, strict=True):
+        for i, j, label in compared_pairs(question, value):
+            who, labels = votes.setdefault((i, j), ([], []))
+            who.append(worker)
+            labels.append(label)
+    first = model.classes.index(FIRST)
+    p_first = {pair: float(model.posterior(*votes[pair])[first]) for pair in votes}
+
+    def above(upper: int, lower: int) -> float:
+        if upper < lower:
+            return p_first.get((upper, lower), 0.5)
+        return 1.0 - p_first.get((lower, upper), 0.5)
+
+    if question.mode == "pairwise":
+        return _pairwise_result(question, values, above(0, 1), PAIRS_METHOD)
+    scores = np.array([sum(above(i, j) for j in range(n) if j != i) for i in range(n)])
+    return _order_result(scores, above, PAIRS_METHOD)
+
+
+def _pairwise_result(question: RankingQuestion, values: Sequence[Any], p_first: float, method: str) -> Aggregate:
     winner = 0 if p_first >= 0.5 else 1
     confidence = max(p_first, 1.0 - p_first)
     votes = Counter(str(v["winner"]) for v in values)
@@ -290,18 +344,20 @@ def _pairwise_result(question: RankingQuestion, values: Sequence[Any], scores: n
     return Aggregate(
         value=None if tied else winner,
         confidence=confidence,
-        method="bradley_terry",
+        method=method,
         details=details,
         tie=[0, 1] if tied else None,
     )
 
 
-def _order_result(scores: np.ndarray) -> Aggregate:
+def _order_result(scores: np.ndarray, above: Callable[[int, int], float], method: str) -> Aggregate:
+    """Candidates by score, best first; neighbours whose chance of being in that order (``above``) is
+    within ``TIE_MARGIN`` of 1/2 form a tied group; the confidence is the weakest link's chance."""
     ranked = [int(i) for i in np.argsort(-scores, kind="stable")]
     groups: list[list[int]] = [[ranked[0]]]
     links = [0.5]  # all tied: no more sure of one order than of its reverse
     for upper, lower in itertools.pairwise(ranked):
-        p_above = float(expit(scores[upper] - scores[lower]))
+        p_above = above(upper, lower)
         if p_above - 0.5 <= TIE_MARGIN:
             groups[-1].append(lower)
         else:
@@ -311,7 +367,7 @@ def _order_result(scores: np.ndarray) -> Aggregate:
     return Aggregate(
         value=order,
         confidence=min(links[1:]) if len(links) > 1 else links[0],
-        method="bradley_terry",
+        method=method,
         details={"scores": {str(i): round(float(s), 6) for i, s in enumerate(scores)}},
         tie=None,
     )

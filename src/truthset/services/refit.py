@@ -26,6 +26,7 @@ from truthset.errors import NotFound
 from truthset.quality import DawidSkene, NumericWorkerModel, WorkerModel
 from truthset.questions import NOT_SELECTED, SELECTED, CompiledSpec, option_key
 from truthset.questions.label import TIE_MARGIN
+from truthset.questions.ranking import FIRST, PAIRS_METHOD, SECOND
 from truthset.services import active_learning, auto_label, jobs, retraining, review
 from truthset.services.completion import completion_rules
 from truthset.services.events import add_event
@@ -133,6 +134,7 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         fitted[key] = {**stored, "gold_tasks": gold_tasks, "temperature": round(model.temperature, 4)}
         models[key] = model
     numeric = _fit_numeric(db, project, spec, answers, gold)
+    numeric.update(_fit_compared(db, project, spec, answers, gold))
     fitted.update(numeric)
     changed = 0
     if fitted:
@@ -166,6 +168,8 @@ def _fitted_answers(
     numeric = spec.numeric()
     out: dict[str, tuple[list[str], list[str], list[Any]]] = {q: ([], [], []) for q in questions}
     out.update({key: ([], [], []) for keys in numeric.values() for key in keys})
+    compared = spec.compared()
+    out.update({question: ([], [], []) for question in compared})
     out.update({option_key(q, option): ([], [], []) for q, options in selectable.items() for option in options})
     counts: Counter[str] = Counter()
     predicted: Counter[str] = Counter()
@@ -189,6 +193,10 @@ def _fitted_answers(
             elif scores is None and value in classes:
                 _add_row(out[question], task_id, worker_id, value)
         if scores is None:
+            for question in compared:
+                if question in answer:
+                    for i, j, label in spec.compared_pairs(question, answer[question]):
+                        _add_row(out[question], pair_item(task_id, i, j), worker_id, label)
             for question in numeric:
                 if question in answer:
                     for key, value in spec.numeric_values(question, answer[question]).items():
@@ -292,6 +300,45 @@ def _fit_numeric(
             stored = _store(db, project, key, model, rows, time.perf_counter() - started)
             shared_sd = round(model.shared_variance**0.5, 6)
             fitted[key] = {**stored, "question": question, "gold_tasks": gold_tasks, "shared_sd": shared_sd}
+    return fitted
+
+
+def pair_item(task_id: str, i: int, j: int) -> str:
+    """The item a compared pair of candidates of a task is in a fit of compared pairs."""
+    return f"{task_id}/{i}/{j}"
+
+
+def _fit_compared(
+    db: Database,
+    project: dict[str, Any],
+    spec: CompiledSpec,
+    answers: dict[str, tuple[list[str], list[str], list[Any]]],
+    gold: dict[str, dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """Fit and store a two-class worker model of compared pairs for each comparing question (a
+    ``ranking``): each pair of candidates of each task is an item, and a worker's answer says which of
+    the two is better, so Dawid-Skene measures how often each worker puts the better one above.
+    Gold answers say it for their pairs and calibrate it as for a label."""
+    rules = completion_rules(project)
+    fitted: dict[str, dict[str, Any]] = {}
+    for question in spec.compared():
+        rows = answers[question]
+        if len(rows[0]) < MIN_ANSWERS_TO_FIT:
+            continue
+        started = time.perf_counter()
+        rule = rules.questions[question]
+        estimator = DawidSkene(adaptive=rule.max_overlap > rule.min_overlap).fit(rows)
+        model = WorkerModel.from_fitted(estimator, [FIRST, SECOND], PAIRS_METHOD)
+        truths = {
+            pair_item(task_id, i, j): label
+            for task_id, known in gold.items()
+            if question in known
+            for i, j, label in spec.compared_pairs(question, known[question])
+        }
+        model, gold_tasks = _calibrated_on_gold(model, rows, truths)
+        stored = _store(db, project, question, model, rows, time.perf_counter() - started)
+        temperature = round(model.temperature, 4)
+        fitted[question] = {**stored, "question": question, "gold_tasks": gold_tasks, "temperature": temperature}
     return fitted
 
 
