@@ -118,7 +118,7 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
     fitted: dict[str, dict[str, Any]] = {}
     models: dict[str, WorkerModel] = {}
     rules = completion_rules(project)
-    for key, (question, classes, truths) in _fitted_keys(spec, gold).items():
+    for key, (question, classes, truths, method) in _fitted_keys(spec, gold).items():
         rows = answers[key]
         if len(rows[0]) < MIN_ANSWERS_TO_FIT:
             continue
@@ -127,14 +127,14 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         # estimator must then use the full likelihood only (see DawidSkene's `adaptive`)
         rule = rules.questions[question]
         estimator = DawidSkene(adaptive=rule.max_overlap > rule.min_overlap).fit(rows)
-        model = WorkerModel.from_fitted(estimator, classes, METHOD)
+        model = WorkerModel.from_fitted(estimator, classes, method)
         model, gold_tasks = _calibrated_on_gold(model, rows, truths)
         seconds = time.perf_counter() - started
         stored = _store(db, project, key, model, rows, seconds)
-        fitted[key] = {**stored, "gold_tasks": gold_tasks, "temperature": round(model.temperature, 4)}
+        temperature = round(model.temperature, 4)
+        fitted[key] = {**stored, "question": question, "gold_tasks": gold_tasks, "temperature": temperature}
         models[key] = model
     numeric = _fit_numeric(db, project, spec, answers, gold, models)
-    numeric.update(_fit_compared(db, project, spec, answers, gold))
     fitted.update(numeric)
     changed = 0
     if fitted:
@@ -147,7 +147,8 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         # rebuild's cost); a rubric's criteria and a ranking's pairs go the full way
         whole = {key: models[key] for key, figures in numeric.items() if figures["question"] == key and key in models}
         scored = _moved_numbers(db, project, spec, whole, answers, (counts, predicted))
-        scored += _scored_with(db, project, sorted({f["question"] for key, f in numeric.items() if key not in whole}))
+        rebuilt = {f["question"] for key, f in numeric.items() if key not in whole}
+        scored += _scored_with(db, project, sorted(rebuilt | {q for q in spec.compared() if q in fitted}))
         changed = _rescore(db, project, spec, sorted({*moves.rescore, *stale, *selections, *scored}))
         active_learning.note_refit(db, organization_id, project_id)  # an uncertainty-ordered queue is re-ranked
     auto_label.sweep(db, organization_id, project_id)  # results moved: models may have become eligible
@@ -234,22 +235,38 @@ def _gold_answers(conn: Connection, organization_id: str, project_id: str) -> di
 
 def _fitted_keys(
     spec: CompiledSpec, gold: dict[str, dict[str, Any]]
-) -> dict[str, tuple[str, list[str], dict[str, Any]]]:
-    """What a refit fits: key -> (its question, its classes, the gold tasks' known answers for it).
+) -> dict[str, tuple[str, list[str], dict[str, Any], str]]:
+    """What a refit fits with Dawid-Skene: key -> (its question, its classes, the gold items' known
+    answers for it, the method its results name).
 
     A categorical question is fitted under its name; a multi-select question as a yes/no question per
-    option (``option_key``), whose gold answer is whether the gold answer selects the option.
+    option (``option_key``), whose gold answer is whether the gold answer selects the option; a
+    comparing question (a ranking) as a two-class question over the pairs of candidates of each task
+    (``pair_item``), whose gold answers are the pairs the gold answer decides.
     """
-    keys: dict[str, tuple[str, list[str], dict[str, Any]]] = {}
+    keys: dict[str, tuple[str, list[str], dict[str, Any], str]] = {}
     for question, classes in spec.categorical().items():
         truths = {task_id: known[question] for task_id, known in gold.items() if question in known}
-        keys[question] = (question, classes, truths)
+        keys[question] = (question, classes, truths, METHOD)
     for question, options in spec.selectable().items():
         chosen = {task_id: known[question] for task_id, known in gold.items() if isinstance(known.get(question), list)}
         for option in options:
             truths = {task_id: SELECTED if option in value else NOT_SELECTED for task_id, value in chosen.items()}
-            keys[option_key(question, option)] = (question, [NOT_SELECTED, SELECTED], truths)
+            keys[option_key(question, option)] = (question, [NOT_SELECTED, SELECTED], truths, METHOD)
+    for question in spec.compared():
+        truths = {
+            pair_item(task_id, i, j): label
+            for task_id, known in gold.items()
+            if question in known
+            for i, j, label in spec.compared_pairs(question, known[question])
+        }
+        keys[question] = (question, [FIRST, SECOND], truths, PAIRS_METHOD)
     return keys
+
+
+def pair_item(task_id: str, i: int, j: int) -> str:
+    """The item a compared pair of candidates of a task is in a fit of compared pairs (a ranking's)."""
+    return f"{task_id}/{i}/{j}"
 
 
 def _calibrated_on_gold(
@@ -262,16 +279,22 @@ def _calibrated_on_gold(
     confidence is calibrated on them. The gold tasks' answers are also in the fit, which makes their
     posteriors a little optimistic: the temperature errs, if at all, on the confident side.
     """
-    by_task: dict[str, tuple[list[str], list[str]]] = {}
-    for task_id, worker_id, label in zip(*rows, strict=True):
-        if truths.get(task_id) in model.classes:
-            workers, labels = by_task.setdefault(task_id, ([], []))
-            workers.append(worker_id)
-            labels.append(label)
+    by_task = _gold_answers_by_item(rows, {item: truth for item, truth in truths.items() if truth in model.classes})
     if len(by_task) < MIN_GOLD_TO_CALIBRATE:
         return model, len(by_task)
     calibrated, _ = model.calibrated_on(list(by_task.values()), [truths[task_id] for task_id in by_task])
     return calibrated, len(by_task)
+
+
+def _gold_answers_by_item(rows: tuple[list[str], list[str], list[Any]], truths: dict[str, Any]) -> dict[str, Any]:
+    """The fit's rows of the items whose truth is known, as item -> (workers, answers)."""
+    by_item: dict[str, tuple[list[str], list[Any]]] = {}
+    for item, worker_id, value in zip(*rows, strict=True):
+        if item in truths:
+            workers, values = by_item.setdefault(item, ([], []))
+            workers.append(worker_id)
+            values.append(value)
+    return by_item
 
 
 def _fit_numeric(
@@ -310,56 +333,12 @@ def _fit_numeric(
     return fitted
 
 
-def pair_item(task_id: str, i: int, j: int) -> str:
-    """The item a compared pair of candidates of a task is in a fit of compared pairs."""
-    return f"{task_id}/{i}/{j}"
-
-
-def _fit_compared(
-    db: Database,
-    project: dict[str, Any],
-    spec: CompiledSpec,
-    answers: dict[str, tuple[list[str], list[str], list[Any]]],
-    gold: dict[str, dict[str, Any]],
-) -> dict[str, dict[str, Any]]:
-    """Fit and store a two-class worker model of compared pairs for each comparing question (a
-    ``ranking``): each pair of candidates of each task is an item, and a worker's answer says which of
-    the two is better, so Dawid-Skene measures how often each worker puts the better one above.
-    Gold answers say it for their pairs and calibrate it as for a label."""
-    rules = completion_rules(project)
-    fitted: dict[str, dict[str, Any]] = {}
-    for question in spec.compared():
-        rows = answers[question]
-        if len(rows[0]) < MIN_ANSWERS_TO_FIT:
-            continue
-        started = time.perf_counter()
-        rule = rules.questions[question]
-        estimator = DawidSkene(adaptive=rule.max_overlap > rule.min_overlap).fit(rows)
-        model = WorkerModel.from_fitted(estimator, [FIRST, SECOND], PAIRS_METHOD)
-        truths = {
-            pair_item(task_id, i, j): label
-            for task_id, known in gold.items()
-            if question in known
-            for i, j, label in spec.compared_pairs(question, known[question])
-        }
-        model, gold_tasks = _calibrated_on_gold(model, rows, truths)
-        stored = _store(db, project, question, model, rows, time.perf_counter() - started)
-        temperature = round(model.temperature, 4)
-        fitted[question] = {**stored, "question": question, "gold_tasks": gold_tasks, "temperature": temperature}
-    return fitted
-
-
 def _numeric_calibrated_on_gold(
     model: NumericWorkerModel, rows: tuple[list[str], list[str], list[Any]], truths: dict[str, Any]
 ) -> tuple[NumericWorkerModel, int]:
     """The model with its shared error and error distribution measured on the gold tasks' known
     answers, once ``MIN_GOLD_TO_CALIBRATE`` gold tasks are answered (as :func:`_calibrated_on_gold`)."""
-    by_task: dict[str, tuple[list[str], list[float]]] = {}
-    for task_id, worker_id, value in zip(*rows, strict=True):
-        if task_id in truths:
-            workers, values = by_task.setdefault(task_id, ([], []))
-            workers.append(worker_id)
-            values.append(float(value))
+    by_task = _gold_answers_by_item(rows, truths)
     if len(by_task) < MIN_GOLD_TO_CALIBRATE:
         return model, len(by_task)
     return model.calibrated_on(list(by_task.values()), [float(truths[task_id]) for task_id in by_task]), len(by_task)
