@@ -194,7 +194,7 @@ class RankingType:
         when everything is tied).
         """
         n = _candidates_in(question, values)
-        if isinstance(model, WorkerModel):
+        if isinstance(model, WorkerModel) and FIRST in model.classes:
             return _fitted_result(question, values, workers, model, n)
         scores = _scores(comparisons(question, values, workers), n)
         if question.mode == "pairwise":
