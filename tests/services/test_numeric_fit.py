@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from truthset.schemas import ResponseCreate
-from truthset.services import gold, queue, refit
+from truthset.schemas import PredictionUpload, ResponseCreate
+from truthset.services import gold, predictions, queue, refit, results
+from truthset.services.projects import compiled_spec
 from truthset.storage import tables as t
 
 if TYPE_CHECKING:
@@ -171,3 +172,34 @@ def test_each_criterion_of_a_rubric_is_fitted_as_a_rating(org: Org) -> None:
     question = org.task(made[0]["id"])["result"]["questions"]["review"]
     assert question["method"] == "worker_variance_per_criterion"
     assert {c["method"] for c in question["details"]["criteria"].values()} == {"worker_variance"}
+
+
+def test_a_models_ratings_are_measured_and_count_with_the_weight_they_earned(org: Org) -> None:
+    project = org.make_project(spec=RATING_SPEC, overlap=3)
+    truth, ids = _ratings(org, project["id"], seed=13)
+    rng = random.Random(13)
+    good = [{"task_id": t, "question": "stars", "answer": r, "score": 0.9} for t, r in truth.items()]
+    bad = [{"task_id": t, "question": "stars", "answer": rng.randint(1, 9), "score": 0.9} for t in truth]
+    for model, items in (("sharp", good), ("blunt", bad)):
+        predictions.upload_predictions(
+            org.db, org.owner.principal, project["id"], PredictionUpload(model=model, version="1", predictions=items)
+        )
+    refit.refit_project(org.db, org.id, project["id"])
+    with org.db.read() as conn:
+        models, _ = results.current_models(conn, project, compiled_spec(project))
+        workers = {row.name: row.id for row in conn.execute(select(t.workers.c.name, t.workers.c.id))}
+    noise = models["stars"].variances_of([workers["sharp@1"], workers["blunt@1"]])
+    assert noise[0] * 10 < noise[1]  # the sharp model earned a far smaller noise than the blunt one
+
+    # a new task: one person's 3 with the sharp model's 7 leans to the model, counted as a prediction
+    task = org.make_tasks(project["id"], 1, overlap=1)[-1]
+    upload = PredictionUpload(
+        model="sharp", version="1", predictions=[{"task_id": task["id"], "question": "stars", "answer": 7, "score": 1}]
+    )
+    predictions.upload_predictions(org.db, org.owner.principal, project["id"], upload)
+    queue.submit(org.db, org.add_member().principal, task["id"], ResponseCreate(answer={"stars": 3}))
+    result = org.task(task["id"])["result"]
+    assert result["predictions"] == 1 and result["response_count"] == 1
+    question = result["questions"]["stars"]
+    assert question["method"] == "worker_variance" and len(question["details"]["weights"]) == 2
+    assert question["details"]["estimate"] > 5

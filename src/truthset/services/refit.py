@@ -166,8 +166,10 @@ def _fitted_answers(
     responses of each task, and of models' predictions (which a result counts apart:
     ``result.predictions``). A multi-select question's answers are also rows, people's only, of a
     yes/no question per option, keyed ``option_key(question, option)`` (results do not count models'
-    predictions of them, so neither does the fit); a numeric question's rows are people's numbers, per
-    model key (``spec.numeric``: a rubric's criteria each have their own)."""
+    predictions of them, so neither does the fit); a numeric question's rows are its numbers, per
+    model key (``spec.numeric``: a rubric's criteria each have their own, people's only), models'
+    newest predictions of a number or a rating included as for a label; a comparing question's rows
+    are the pairs people's answers decide, each pair of a task an item (``pair_item``)."""
     questions = spec.categorical()
     selectable = spec.selectable()
     numeric = spec.numeric()
@@ -179,42 +181,50 @@ def _fitted_answers(
     counts: Counter[str] = Counter()
     predicted: Counter[str] = Counter()
     # (task, model, question) -> (response id, worker, label): the newest prediction wins
-    newest: dict[tuple[str, str, str], tuple[str, str, str]] = {}
+    newest: dict[tuple[str, str, str], tuple[str, str, Any]] = {}
     r, w = t.responses.c, t.workers.c
     query = (
         select(r.id, r.task_id, r.worker_id, w.name, r.answer, r.scores)
         .select_from(t.responses.join(t.workers, w.id == r.worker_id))
         .where(r.organization_id == organization_id, r.project_id == project_id)
     )
+    # a model's predictions are fitted (and counted by results) on categorical questions and on
+    # questions whose answer is one number; options and parts are people's alone
+    predictable = [*questions, *(question for question, keys in numeric.items() if question in keys)]
     for response_id, task_id, worker_id, worker_name, answer, scores in conn.execute(query):
         # people's, as tasks count them: a model's prediction is no judgment
         (counts if scores is None else predicted)[task_id] += 1
+        if scores is not None:
+            family = worker_name.partition("@")[0]
+            for question in predictable:
+                key = (task_id, family, question)
+                if question in answer and newest.get(key, ("",))[0] < response_id:
+                    newest[key] = (response_id, worker_id, answer[question])
+            continue
         for question, classes in questions.items():
-            value = answer.get(question)
-            if scores is not None and question in answer:
-                key = (task_id, worker_name.partition("@")[0], question)
-                if newest.get(key, ("",))[0] < response_id:
-                    newest[key] = (response_id, worker_id, value)
-            elif scores is None and value in classes:
-                _add_row(out[question], task_id, worker_id, value)
-        if scores is None:
-            for question in compared:
-                if question in answer:
-                    for i, j, label in spec.compared_pairs(question, answer[question]):
-                        _add_row(out[question], pair_item(task_id, i, j), worker_id, label)
-            for question in numeric:
-                if question in answer:
-                    for key, value in spec.numeric_values(question, answer[question]).items():
-                        _add_row(out[key], task_id, worker_id, value)
-            for question, options in selectable.items():
-                chosen = answer.get(question)
-                if isinstance(chosen, list):
-                    for option in options:
-                        label = SELECTED if option in chosen else NOT_SELECTED
-                        _add_row(out[option_key(question, option)], task_id, worker_id, label)
+            if answer.get(question) in classes:
+                _add_row(out[question], task_id, worker_id, answer[question])
+        for question in compared:
+            if question in answer:
+                for i, j, label in spec.compared_pairs(question, answer[question]):
+                    _add_row(out[question], pair_item(task_id, i, j), worker_id, label)
+        for question in numeric:
+            if question in answer:
+                for key, value in spec.numeric_values(question, answer[question]).items():
+                    _add_row(out[key], task_id, worker_id, value)
+        for question, options in selectable.items():
+            chosen = answer.get(question)
+            if isinstance(chosen, list):
+                for option in options:
+                    label = SELECTED if option in chosen else NOT_SELECTED
+                    _add_row(out[option_key(question, option)], task_id, worker_id, label)
     for (task_id, _model, question), (_id, worker_id, value) in newest.items():
-        if value in questions[question]:
-            _add_row(out[question], task_id, worker_id, value)
+        if question in questions:
+            if value in questions[question]:
+                _add_row(out[question], task_id, worker_id, value)
+        else:
+            for key, number in spec.numeric_values(question, value).items():
+                _add_row(out[key], task_id, worker_id, number)
     return out, counts, predicted
 
 

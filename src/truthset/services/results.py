@@ -113,7 +113,8 @@ def counted_answer(
     """The part of a response's answer that counts toward a task's result.
 
     A person's answer counts whole. A model's prediction (a response with ``scores``) counts only on
-    categorical questions whose fitted worker model knows the model worker: it weighs what its
+    questions whose fitted worker model knows the model worker (categorical ones, numbers and
+    ratings: the refit fits models' predictions of those beside people's): it weighs what its
     answers earned (against gold, reviews and other workers), never an average worker's weight it
     has not earned; elsewhere it is shown, never counted. And of one model's versions, only the
     newest the fit knows counts on a question (``newest``, from :func:`newest_predictions`).
