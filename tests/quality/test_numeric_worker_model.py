@@ -128,3 +128,11 @@ def test_the_weighted_median_is_an_answer_or_a_tie_of_two() -> None:
     assert weighted_median([1, 5], [1, 3]) == 5
     assert weighted_median([4, 2], [1, 1]) == (2, 4)  # half the weight on each: the answers cannot decide
     assert weighted_median([3, 3], [1, 1]) == 3
+
+
+def test_a_worker_whose_answers_never_met_another_is_not_known() -> None:
+    rows, _truth = _crowd(seed=23)
+    alone = (["solo-1", "solo-2"], ["lonely", "lonely"], [5.0, 6.0])  # tasks nobody else answered
+    model = NumericWorkerModel.fit(*(a + b for a, b in zip(rows, alone, strict=True)))
+    assert "lonely" not in model.workers and "careful-0" in model.workers
+    assert model.variances_of(["lonely"])[0] == model.mean_variance

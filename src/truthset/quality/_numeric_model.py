@@ -96,6 +96,11 @@ class NumericWorkerModel:
         residual, other_var, answer = _leave_one_out(task_codes, worker_codes, x, var, n_tasks)
         scores = np.abs(residual) / np.sqrt(var[worker_codes[answer]] + other_var)
         kept, n = _summarised(scores)
+        # a worker none of whose answers met another is not known: it counts as the pooled average
+        # if a person, and a model's prediction then counts for nothing (it has earned no weight)
+        measured = np.bincount(worker_codes[answer], minlength=n_workers) > 0
+        worker_ids = [w for w, m in zip(worker_ids, measured, strict=True) if m]
+        var = var[measured]
         # until gold measures it, the error the crowd shares is assumed as large as one average
         # worker's noise: answers alone cannot see it, and assuming none stated 0.99 for 0.77 on the
         # emotion ratings; this way many answers make an estimate as sure as one more average answer
