@@ -641,6 +641,34 @@ def quality_agreement(
             console.print(f"{q.question}: {figure} is not defined: {reason}")
 
 
+def _worker_row(w: Any) -> list[str]:
+    """A worker's figures as the cells of ``truthset quality workers``."""
+    median = "-" if w.median_duration_ms is None else f"{w.median_duration_ms / 1000:.1f}"
+    agrees = "-" if w.agreement_with_results is None else f"{w.agreement_with_results:.3f}"
+    accuracy = "-"
+    if w.estimated_accuracy is not None and w.accuracy_interval:
+        low, high = w.accuracy_interval
+        accuracy = f"{w.estimated_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.scored_answers})"
+    on_gold = "-"
+    if w.gold_accuracy is not None and w.gold_interval:
+        low, high = w.gold_interval
+        on_gold = f"{w.gold_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.gold_answers})"
+    reviewed = f"{w.reviewed}: {w.review_rejected}" if w.reviewed else "-"
+    kept = f"{w.prefill_accepted} of {w.prefill_shown}" if w.prefill_shown else "-"  # a model's (models.md)
+    name, kind, responses = w.name or w.worker_id, str(w.kind), str(w.responses)
+    measured, status = _measured_text(w.measured), w.status or "-"
+    return [name, kind, responses, median, agrees, accuracy, measured, status, on_gold, reviewed, kept]
+
+
+def _measured_text(measured: dict[str, dict[str, float]]) -> str:
+    """A worker's figures from the fitted models: ``sentiment 0.912, stars ±0.83``."""
+    parts = [
+        f"{key} ±{m['noise_sd']:.2g}" if "noise_sd" in m else f"{key} {m['accuracy']:.3f}"
+        for key, m in measured.items()
+    ]
+    return ", ".join(parts) or "-"
+
+
 @quality_app.command("refit")
 def quality_refit(
     project: Annotated[str, typer.Argument(help="Project id.")],
@@ -676,45 +704,16 @@ def quality_workers(
     """Figures per worker: responses, time per task, agreement with results, estimated accuracy."""
     from truthset.client import Client
 
-    table = Table(
-        "worker",
-        "kind",
-        "responses",
-        "median s",
-        "agrees with results",
-        "est. accuracy (95%)",
-        "status",
-        "gold (95%)",
-        "reviewed: rejected",
-        "pre-fill kept",
-    )
+    columns = ["worker", "kind", "responses", "median s", "agrees with results", "est. accuracy (95%)"]
+    columns += ["measured by the fit", "status", "gold (95%)", "reviewed: rejected", "pre-fill kept"]
     with Client(url, api_key) as client:
-        for w in client.projects.workers(project, batch_id=batch):
-            median = "-" if w.median_duration_ms is None else f"{w.median_duration_ms / 1000:.1f}"
-            agrees = "-" if w.agreement_with_results is None else f"{w.agreement_with_results:.3f}"
-            accuracy = "-"
-            if w.estimated_accuracy is not None and w.accuracy_interval:
-                low, high = w.accuracy_interval
-                accuracy = f"{w.estimated_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.scored_answers})"
-            on_gold = "-"
-            if w.gold_accuracy is not None and w.gold_interval:
-                low, high = w.gold_interval
-                on_gold = f"{w.gold_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.gold_answers})"
-            status = w.status or "-"
-            reviewed = f"{w.reviewed}: {w.review_rejected}" if w.reviewed else "-"
-            kept = f"{w.prefill_accepted} of {w.prefill_shown}" if w.prefill_shown else "-"  # a model's (models.md)
-            table.add_row(
-                w.name or w.worker_id,
-                str(w.kind),
-                str(w.responses),
-                median,
-                agrees,
-                accuracy,
-                status,
-                on_gold,
-                reviewed,
-                kept,
-            )
+        rows = [_worker_row(w) for w in client.projects.workers(project, batch_id=batch)]
+    if not any(row[6] != "-" for row in rows):  # before a refit: no column of dashes to squeeze the others
+        columns.pop(6)
+        rows = [row[:6] + row[7:] for row in rows]
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 

@@ -659,6 +659,12 @@ class WorkerFigures(Output):
     )
     accuracy_interval: list[float] | None = Field(description="95% Wilson score interval of estimated_accuracy.")
     scored_answers: int = Field(description="Answers with a strict majority of 2+ other answers to compare with.")
+    measured: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="What the project's fitted worker models measured of this worker, per fitted model (a question, "
+        "`question[option]`, `question[criterion]`): `accuracy` (how often a categorical model has them right) or "
+        "`noise_sd` (how far a numeric model has their numbers stray). Empty before a refit knows the worker.",
+    )
     reviewed: int = Field(0, description="Responses a reviewer judged (accepted, rejected or fixed the task).")
     review_accepted: int = Field(0, description="Reviewed responses upheld: the task accepted, or a fix equal to them.")
     review_rejected: int = Field(0, description="Reviewed responses overruled: the task rejected, or fixed otherwise.")
@@ -995,6 +1001,9 @@ class DashboardWorker(Output):
     mean_duration_ms: float | None = Field(description="Mean time per task, from responses' duration_ms.")
     last_response_at: OptionalTimestamp
     agreement_with_results: float | None = Field(description="On the sampled tasks: share equal to the result.")
+    measured: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="What the fitted worker models measured of the worker (see WorkerFigures)."
+    )
     gold_answers: int
     gold_accuracy: float | None
     gold_interval: list[float] | None = Field(description="95% Jeffreys interval of gold_accuracy.")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
+from truthset import cli
 from truthset.cli import app
 
 runner = CliRunner()
@@ -104,7 +107,7 @@ def test_quality_agreement_and_workers(live: Any) -> None:
     assert "1.5" in output and "1.000" in output  # median seconds; agrees with the result it made
 
 
-def test_quality_refit_waits_for_the_job_and_says_what_changed(live: Any) -> None:
+def test_quality_refit_waits_for_the_job_and_says_what_changed(live: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     with live.client() as client:
         project = client.projects.create("cli refit", spec=SPEC, quality={"overlap": 1})
         client.tasks.import_tasks(project.id, [{"data": {"text": f"t{i}"}} for i in range(25)])
@@ -114,6 +117,11 @@ def test_quality_refit_waits_for_the_job_and_says_what_changed(live: Any) -> Non
     assert code == 0, output
     assert "succeeded" in output and "sentiment: version" in output and "25 responses" in output
     assert "answers changed: 0" in output  # one worker, always "pos": the fit confirms every answer
+    monkeypatch.setattr(cli.console, "width", 250)  # room for every column (the runner's default is 80)
+    code, output = _cli(live, "quality", "workers", project.id)
+    assert code == 0, output
+    assert "measured by the fit" in output
+    assert re.search(r"sentiment 0\.\d{3}", output), output  # what the fit measured of the worker
 
 
 def test_review_commands_and_task_history(live: Any) -> None:

@@ -258,3 +258,35 @@ def test_a_manager_reinstates_a_worker_paused_by_gold_from_the_dashboard(tab: Ta
     with httpx.Client(base_url=f"{server.url}/api/v1", headers={"Authorization": f"Bearer {key}"}) as walt:
         assert walt.post(f"/projects/{project['id']}/next").status_code == 200
     assert tab.script_errors() == []
+
+
+def test_the_dashboard_shows_what_the_fit_measured_of_each_worker(tab: Tab, server: Server) -> None:
+    page = tab.page
+    manager = _member(server, "manager", "Mo Measure")
+    workers = [_member(server, "annotator", name) for name in ("Alma Agree", "Bert Both")]
+    with server.api() as owner:
+        project = owner.post("/projects", json={"name": "Fit journey", "spec": SPEC, "quality": {"overlap": 2}}).json()
+        lines = [{"data": {"review": f"fit {i}"}, "unique_id": f"f-{i}"} for i in range(12)]
+        assert owner.post(f"/projects/{project['id']}/tasks/bulk", json=lines).status_code in (200, 201)
+        keys = [owner.post("/keys", json={"name": w["name"], "member_id": w["id"]}).json()["key"] for w in workers]
+    for key in keys:  # both answer every task: 24 answers, each task answered twice
+        with httpx.Client(base_url=f"{server.url}/api/v1", headers={"Authorization": f"Bearer {key}"}) as client:
+            for _ in range(12):
+                lease = client.post(f"/projects/{project['id']}/next").json()
+                body = {"answer": {"sentiment": "positive"}, "assignment_id": lease["id"]}
+                assert client.post(f"/tasks/{lease['task']['id']}/responses", json=body).status_code == 201
+    with server.api() as owner:
+        job = owner.post(f"/projects/{project['id']}/refit").json()
+        for _ in range(120):
+            job = owner.get(f"/jobs/{job['id']}").json()
+            if job["status"] in ("succeeded", "failed"):
+                break
+            page.wait_for_timeout(250)
+        assert job["status"] == "succeeded", job
+
+    log_in(page, manager["email"], PASSWORD)
+    page.goto(f"/projects/{project['id']}/dashboard")
+    row = page.locator("#worker-rows tr", has_text="Alma Agree")
+    expect(row.locator("[data-measured]")).to_contain_text(re.compile(r"sentiment \d+\.\d%"))
+    _shot(page, "dashboard-measured")
+    assert tab.script_errors() == []

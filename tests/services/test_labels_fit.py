@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from truthset.schemas import ResponseCreate
-from truthset.services import gold, queue, refit
+from truthset.services import gold, quality, queue, refit
 from truthset.services.projects import compiled_spec
 from truthset.storage import tables as t
 
@@ -74,6 +74,12 @@ def test_a_refit_fits_each_option_and_outweighs_random_clickers(org: Org) -> Non
             )
         ).all()
     assert len(moved) == report["changed_answers"]
+
+    # each worker's figures say what every option's model measured of them
+    figures, _ = quality.project_workers(org.db, org.owner.principal, project["id"])
+    assert all(set(f["measured"]) == {f"tags[{o}]" for o in OPTIONS} for f in figures)
+    accuracy = sorted(f["measured"]["tags[urgent]"]["accuracy"] for f in figures)
+    assert accuracy[2] < accuracy[3]  # three random clickers below three careful workers
 
     # a second refit on the same answers moves nothing: the stored results are what the models say
     again = refit.refit_project(org.db, org.id, project["id"])

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from truthset.schemas import PredictionUpload, ResponseCreate
-from truthset.services import gold, predictions, queue, refit, results
+from truthset.services import gold, predictions, quality, queue, refit, results
 from truthset.services.projects import compiled_spec
 from truthset.storage import tables as t
 
@@ -176,7 +176,7 @@ def test_each_criterion_of_a_rubric_is_fitted_as_a_rating(org: Org) -> None:
 
 def test_a_models_ratings_are_measured_and_count_with_the_weight_they_earned(org: Org) -> None:
     project = org.make_project(spec=RATING_SPEC, overlap=3)
-    truth, ids = _ratings(org, project["id"], seed=13)
+    truth, _ids = _ratings(org, project["id"], seed=13)
     rng = random.Random(13)
     good = [{"task_id": t, "question": "stars", "answer": r, "score": 0.9} for t, r in truth.items()]
     bad = [{"task_id": t, "question": "stars", "answer": rng.randint(1, 9), "score": 0.9} for t in truth]
@@ -203,3 +203,16 @@ def test_a_models_ratings_are_measured_and_count_with_the_weight_they_earned(org
     question = result["questions"]["stars"]
     assert question["method"] == "worker_variance" and len(question["details"]["weights"]) == 2
     assert question["details"]["estimate"] > 5
+
+
+def test_worker_figures_say_what_the_fit_measured(org: Org) -> None:
+    project = org.make_project(spec=RATING_SPEC, overlap=3)
+    _ratings(org, project["id"], seed=17)
+    figures, _ = quality.project_workers(org.db, org.owner.principal, project["id"])
+    assert all(f["measured"] == {} for f in figures)  # nothing fitted yet
+    refit.refit_project(org.db, org.id, project["id"])
+    figures, _ = quality.project_workers(org.db, org.owner.principal, project["id"])
+    noise = sorted(f["measured"]["stars"]["noise_sd"] for f in figures)
+    assert len(noise) == 6 and noise[2] * 1.5 < noise[3]  # three careful raters, three clickers
+    one = quality.worker_stats(org.db, org.owner.principal, figures[0]["worker_id"], project["id"])
+    assert one["measured"] == figures[0]["measured"]

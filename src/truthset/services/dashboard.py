@@ -19,6 +19,7 @@ Read-only, never cached: the page asks again every few seconds and sees the work
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ from sqlalchemy import Connection, Select, func, literal_column, select
 
 from truthset.domain import Principal, TaskStatus
 from truthset.errors import InvalidInput
-from truthset.services import gold, jobs, quality
+from truthset.services import gold, jobs, quality, results
 from truthset.services.export_jobs import KIND as EXPORT_KIND
 from truthset.services.policy import Action, allowed, require
 from truthset.services.projects import compiled_spec, load_project
@@ -75,7 +76,8 @@ def project_dashboard(
         spec = compiled_spec(project)
         agreement = [_question(quality.question_agreement(q, rows)) for q in spec.questions]
         sampled = {f["worker_id"]: f for f in quality.worker_figures(spec, rows)} if rows.task.size else {}
-        workers, next_cursor = _workers(conn, principal, project_id, sampled, cursor, limit)
+        measured = quality.measured_by_fit(results.current_models(conn, project, spec)[0])
+        workers, next_cursor = _workers(conn, principal, project_id, sampled, measured, cursor, limit)
         throughput = _throughput(conn, org, project_id, interval, now)
     price = (project["quality"] or {}).get("price_per_judgment")
     return {
@@ -249,6 +251,7 @@ def _workers(
     principal: Principal,
     project_id: str,
     sampled: dict[str, dict[str, Any]],
+    measured: Callable[[str], dict[str, dict[str, float]]],
     cursor: str | None,
     limit: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
@@ -278,6 +281,7 @@ def _workers(
                 "mean_duration_ms": round(float(mean_ms), 3) if mean_ms is not None else None,
                 "last_response_at": last_at,
                 "agreement_with_results": (sampled.get(worker_id) or {}).get("agreement_with_results"),
+                "measured": measured(worker_id),
                 "gold_answers": standing["gold_answers"],
                 "gold_accuracy": standing["gold_accuracy"],
                 "gold_interval": standing["gold_interval"],

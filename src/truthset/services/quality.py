@@ -18,7 +18,7 @@ Per question type (see docs/quality.md):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +29,9 @@ from sqlalchemy import Connection
 from truthset import quality, questions
 from truthset.domain import Principal, TaskStatus
 from truthset.errors import Forbidden, NotFound
+from truthset.quality import NumericWorkerModel
 from truthset.questions import CompiledSpec
-from truthset.services import auto_label, gold, predictions
+from truthset.services import auto_label, gold, predictions, results
 from truthset.services.policy import Action, allowed, require
 from truthset.services.projects import compiled_spec, load_project
 from truthset.storage import Database
@@ -391,6 +392,32 @@ def _durations(values: np.ndarray) -> dict[str, float | None]:
     return {"median_duration_ms": float(np.median(values)), "mean_duration_ms": round(float(values.mean()), 3)}
 
 
+def measured_by_fit(models: Mapping[str, results.FittedModel]) -> Callable[[str], dict[str, dict[str, float]]]:
+    """What the project's fitted worker models measured of a worker, per fitted model (a question,
+    ``question[option]`` or ``question[criterion]``): ``accuracy``, how often a categorical model has
+    the worker right (the prior-weighted diagonal of their confusion matrix), or ``noise_sd``, how far
+    a numeric model has their numbers stray from the truth (in the question's units); only the models
+    that know the worker. The engine's own estimate, beside gold's and the agreement figures."""
+    known = {key: set(model.workers) for key, model in models.items()}
+
+    def measured(worker_id: str) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for key, model in models.items():
+            if worker_id not in known[key]:
+                continue
+            if isinstance(model, NumericWorkerModel):
+                out[key] = {"noise_sd": round(float(np.sqrt(model.variances_of([worker_id])[0])), 6)}
+            else:
+                out[key] = {"accuracy": round(float(results.reliability(model, worker_id) or 0.0), 6)}
+        return out
+
+    return measured
+
+
+def _with_measured(figures: list[dict[str, Any]], measured: Callable[[str], dict]) -> list[dict[str, Any]]:
+    return [{**f, "measured": measured(f["worker_id"])} for f in figures]
+
+
 def _with_names(conn: Connection, principal: Principal, figures: list[dict[str, Any]]) -> list[dict]:
     """The page's figures with each worker's name and kind (one scoped query per 500 workers)."""
     ids = [f["worker_id"] for f in figures]
@@ -424,7 +451,9 @@ def project_workers(
         figures = predictions.with_prefill(
             figures, predictions.prefill_counts(conn, principal.organization_id, project_id, batch_id)
         )
-        figures = auto_label.with_figures(conn, load_project(conn, principal, project_id), figures)
+        project = load_project(conn, principal, project_id)
+        figures = auto_label.with_figures(conn, project, figures)
+        figures = _with_measured(figures, measured_by_fit(results.current_models(conn, project, spec)[0]))
         figures.sort(key=lambda f: f["worker_id"])
         if cursor is not None:
             figures = [f for f in figures if f["worker_id"] > cursor]
@@ -452,7 +481,9 @@ def worker_stats(
     mine = {**(figures.get(worker_id) or _no_figures(worker_id)), **gold.standing_figures(standing)}
     mine = predictions.with_prefill([mine], prefilled)[0]
     with db.read() as conn:
-        mine = auto_label.with_figures(conn, load_project(conn, principal, project_id), [mine])[0]
+        project = load_project(conn, principal, project_id)
+        mine = auto_label.with_figures(conn, project, [mine])[0]
+        mine = _with_measured([mine], measured_by_fit(results.current_models(conn, project, spec)[0]))[0]
     return {**mine, "name": worker["name"], "kind": worker["kind"], "project_id": project_id, "batch_id": batch_id}
 
 
@@ -477,6 +508,7 @@ def _no_figures(worker_id: str) -> dict[str, Any]:
         "estimated_accuracy": None,
         "accuracy_interval": None,
         "scored_answers": 0,
+        "measured": {},
         "reviewed": 0,
         "review_accepted": 0,
         "review_rejected": 0,

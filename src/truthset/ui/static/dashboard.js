@@ -123,6 +123,16 @@ function autoLabelCell(worker) {
   return `${count(worker.auto_labeled)} tasks${audits}`;
 }
 
+// what the project's fitted worker models measured (docs/quality.md): right so often on a
+// categorical question, so far off on a numeric one
+function measuredCell(worker) {
+  const entries = Object.entries(worker.measured || {});
+  if (!entries.length) return '—';
+  return entries
+    .map(([key, m]) => (m.noise_sd !== undefined ? `${key} ±${m.noise_sd.toPrecision(2)}` : `${key} ${percent(m.accuracy)}`))
+    .join(' · ');
+}
+
 function standingCell(worker) {
   const cell = h('td', {}, h('span', { class: `badge status-${worker.status || 'active'}`, title: worker.status_reason || null }, worker.status || 'active'));
   if (config.may_reinstate && (worker.status === 'paused' || worker.status === 'qualifying')) {
@@ -142,6 +152,7 @@ function showWorkers(workers) {
       h('td', {}, count(w.responses)),
       h('td', {}, goldCell(w)),
       h('td', {}, percent(w.agreement_with_results)),
+      h('td', { 'data-measured': w.worker_id }, measuredCell(w)),
       h('td', {}, w.mean_duration_ms === null ? '—' : `${(w.mean_duration_ms / 1000).toFixed(1)} s`),
       h('td', { 'data-auto-label': w.worker_id }, autoLabelCell(w)),
       standingCell(w),
