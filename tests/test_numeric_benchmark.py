@@ -41,3 +41,10 @@ def test_the_numeric_benchmark_reports_accuracy_and_calibration(tmp_path: Path) 
     assert set(figures["tolerance"]) == {"1%", "5%", "10%", "20%"}
     for cell in figures["tolerance"].values():
         assert 0 < cell["stated"] < 1 and 0 <= cell["measured"] <= 1
+
+
+def test_the_synthetic_crowds_show_spammers_outweighed(tmp_path: Path) -> None:
+    summary = _load().main([str(tmp_path), "--seeds", "1", "--ks", "3", "--gold", "0", "--synthetic"])
+    assert set(summary) == {"synthetic-spam", "synthetic-adversarial", "synthetic-shared-error"}
+    spam = summary["synthetic-spam"]["gold=0 k=3"]
+    assert spam["mae"]["weighted"] < 0.7 * spam["mae"]["mean"]

@@ -3,7 +3,7 @@
 Usage (the project's venv; no crowd-kit needed):
 
     .venv/bin/python benchmarks/quality/numeric.py [DATA_DIR] [--seeds 3] [--ks 1,2,3,5,10]
-        [--gold 150] [--json PATH]
+        [--gold 150] [--synthetic] [--json PATH]
 
 For every numeric data set in DATA_DIR (subfolders with ``answers.csv`` and ``truth.csv`` whose labels
 are numbers with more than 10 distinct values; default ``../shared/data/crowd``), each task is cut down
@@ -17,6 +17,9 @@ the figures). Per data set, gold setting and k it prints, averaged over the seed
   for it (``stated``, ``NumericWorkerModel.probability_within``), and the same pair for the rule
   used before a project's first fit (the median; Laplace's rule over the answers within the
   tolerance, ``before_fit``).
+
+With ``--synthetic`` the same for three generated crowds (``SYNTHETIC``: spammers, adversaries, and
+an error the whole crowd shares), each 600 tasks x 10 answers on a 0-100 scale from 40 workers.
 
 A k with no task answered twice cannot be fitted without gold (``no fit``).
 """
@@ -114,6 +117,37 @@ def averaged(runs: list[dict]) -> dict:
     return float(np.mean(runs))
 
 
+#: Synthetic crowds (``--synthetic``): name -> (share of careful, sloppy, spamming, adversarial
+#: workers; the sd of an error every worker of a task shares). Careful workers err with sd 3, sloppy
+#: ones 15, spammers answer uniformly on the scale, adversaries push every answer 30 points up.
+SYNTHETIC = {
+    "synthetic-spam": ((0.5, 0.2, 0.3, 0.0), 0.0),
+    "synthetic-adversarial": ((0.5, 0.2, 0.1, 0.2), 0.0),
+    "synthetic-shared-error": ((0.6, 0.3, 0.1, 0.0), 8.0),
+}
+
+
+def synthetic_crowd(
+    mix: tuple[float, float, float, float], shared_sd: float, seed: int = 0, tasks: int = 600, per_task: int = 10
+) -> tuple[dict[str, list[tuple[str, float]]], dict[str, float]]:
+    """A numeric crowd on a 0-100 scale from 40 workers of the four kinds in ``mix``, each task
+    answered by ``per_task`` of them (answers clipped to the scale and rounded, as a form would)."""
+    rng = np.random.default_rng(seed)
+    kinds = rng.choice(4, size=40, p=np.asarray(mix) / sum(mix))
+    truth = {f"s{t}": float(rng.uniform(0, 100)) for t in range(tasks)}
+    answers: dict[str, list[tuple[str, float]]] = {}
+    for task, right in truth.items():
+        seen = right + rng.normal(0, shared_sd) if shared_sd else right
+        for w in rng.choice(40, per_task, replace=False):
+            kind = kinds[w]
+            if kind == 2:
+                value = rng.uniform(0, 100)
+            else:
+                value = seen + rng.normal(0, 3.0 if kind == 0 else 15.0) + (30.0 if kind == 3 else 0.0)
+            answers.setdefault(task, []).append((f"w{w}", float(np.clip(round(value), 0, 100))))
+    return answers, truth
+
+
 def main(argv: list[str] | None = None) -> dict:
     root = Path(__file__).resolve().parents[2]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -122,21 +156,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ks", default="1,2,3,5,10")
     parser.add_argument("--gold", type=int, default=150, help="gold tasks (0: only the no-gold rows)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--synthetic", action="store_true", help="also the synthetic crowds (SYNTHETIC)")
     args = parser.parse_args(argv)
     ks = [int(k) for k in args.ks.split(",")]
+    crowds = [(p.name, crowd) for p in sorted(Path(args.data).iterdir()) if p.is_dir() and (crowd := read_crowd(p))]
+    if args.synthetic:
+        crowds += [(name, synthetic_crowd(*settings)) for name, settings in SYNTHETIC.items()]
     summary: dict = {}
-    for folder in sorted(p for p in Path(args.data).iterdir() if p.is_dir()):
-        crowd = read_crowd(folder)
-        if crowd is None:
-            continue
-        answers, truth = crowd
-        summary[folder.name] = {}
+    for name, (answers, truth) in crowds:
+        summary[name] = {}
         for gold_n in sorted({0, args.gold}):
             for k in ks:
                 runs = [r for seed in range(args.seeds) if (r := run_once(answers, truth, k, gold_n, seed))]
                 key = f"gold={gold_n} k={k}"
-                summary[folder.name][key] = averaged(runs) if runs else None
-                print_row(folder.name, key, summary[folder.name][key])
+                summary[name][key] = averaged(runs) if runs else None
+                print_row(name, key, summary[name][key])
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     return summary

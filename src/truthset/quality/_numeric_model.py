@@ -50,7 +50,7 @@ class NumericWorkerModel:
     ``scores`` are sorted standardised absolute errors ``|truth - estimate| / sd`` (from gold tasks
     once calibrated on them, else from each answer against the others' estimate), ``n_scores`` how many
     they summarise; ``shared_variance`` is the error every task keeps however many answer it (crowds
-    share errors; only gold can see them: until then it is assumed to be the pooled variance),
+    share errors; only gold can see them: until then it is assumed to be the median worker's variance),
     ``gold_tasks`` how many gold tasks measured it (0: none).
     """
 
@@ -101,11 +101,12 @@ class NumericWorkerModel:
         measured = np.bincount(worker_codes[answer], minlength=n_workers) > 0
         worker_ids = [w for w, m in zip(worker_ids, measured, strict=True) if m]
         var = var[measured]
-        # until gold measures it, the error the crowd shares is assumed as large as one average
+        # until gold measures it, the error the crowd shares is assumed as large as the median
         # worker's noise: answers alone cannot see it, and assuming none stated 0.99 for 0.77 on the
-        # emotion ratings; this way many answers make an estimate as sure as one more average answer
-        # would agree with it, never surer
-        return cls(method, tuple(worker_ids), var, pooled, kept, n, shared_variance=pooled)
+        # emotion ratings. The median, not the pooled variance, which spammers inflate (a crowd with
+        # 30% of them was stated 0.39 sure where every answer was right)
+        shared = float(np.median(var)) if len(var) else pooled
+        return cls(method, tuple(worker_ids), var, pooled, kept, n, shared_variance=shared)
 
     def variances_of(self, workers: Sequence[str]) -> np.ndarray:
         """Each worker's noise variance (the pooled one for workers the fit never saw)."""
