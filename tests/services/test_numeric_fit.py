@@ -118,7 +118,7 @@ def test_gold_makes_the_confidence_see_an_error_the_crowd_shares(org: Org) -> No
     truth, ids = _counts(org, plain["id"], seed=7)
     refit.refit_project(org.db, org.id, plain["id"])
     stated, measured = _stated_and_measured(org, truth, ids)
-    # answers alone see how workers agree; the shared error assumed without gold (one average
+    # answers alone see how workers agree; the shared error assumed without gold (the median
     # worker's noise, sd 1) is far below this crowd's (sd 4)
     assert stated > measured + 0.25, (stated, measured)
 
