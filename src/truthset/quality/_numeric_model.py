@@ -108,12 +108,16 @@ class NumericWorkerModel:
         shared = float(np.median(var)) if len(var) else pooled
         return cls(method, tuple(worker_ids), var, pooled, kept, n, shared_variance=shared)
 
+    def worker_index(self, worker_id: str) -> int | None:
+        """The worker's place in ``workers`` and ``variances``, or None when the fit does not know them."""
+        return self._worker_codes.get(worker_id)
+
     def variances_of(self, workers: Sequence[str]) -> np.ndarray:
         """Each worker's noise variance (the pooled one for workers the fit never saw)."""
         return np.array([self._variance(w) for w in workers], dtype=np.float64)
 
     def _variance(self, worker: str) -> float:
-        code = self._worker_codes.get(worker)
+        code = self.worker_index(worker)
         return self.mean_variance if code is None else float(self.variances[code])
 
     def estimate(self, workers: Sequence[str], values: Sequence[float]) -> tuple[float, float]:

@@ -83,6 +83,10 @@ class WorkerModel:
         priors /= priors.sum()
         return cls(method, tuple(classes), tuple(workers), errors, priors, mean, float(estimator.temperature_))
 
+    def worker_index(self, worker_id: str) -> int | None:
+        """The worker's row in ``workers`` and ``errors``, or None when the fit never saw them."""
+        return self._worker_codes.get(worker_id)
+
     def knows(self, values: Sequence[str]) -> bool:
         return all(v in self._class_codes for v in values)
 

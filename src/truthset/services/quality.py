@@ -398,15 +398,15 @@ def measured_by_fit(models: Mapping[str, results.FittedModel]) -> Callable[[str]
     the worker right (the prior-weighted diagonal of their confusion matrix), or ``noise_sd``, how far
     a numeric model has their numbers stray from the truth (in the question's units); only the models
     that know the worker. The engine's own estimate, beside gold's and the agreement figures."""
-    known = {key: set(model.workers) for key, model in models.items()}
 
     def measured(worker_id: str) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
         for key, model in models.items():
-            if worker_id not in known[key]:
+            index = model.worker_index(worker_id)
+            if index is None:
                 continue
             if isinstance(model, NumericWorkerModel):
-                out[key] = {"noise_sd": round(float(np.sqrt(model.variances_of([worker_id])[0])), 6)}
+                out[key] = {"noise_sd": round(float(np.sqrt(model.variances[index])), 6)}
             else:
                 out[key] = {"accuracy": round(float(results.reliability(model, worker_id) or 0.0), 6)}
         return out
@@ -453,12 +453,12 @@ def project_workers(
         )
         project = load_project(conn, principal, project_id)
         figures = auto_label.with_figures(conn, project, figures)
-        figures = _with_measured(figures, measured_by_fit(results.current_models(conn, project, spec)[0]))
         figures.sort(key=lambda f: f["worker_id"])
         if cursor is not None:
             figures = [f for f in figures if f["worker_id"] > cursor]
         page, more = figures[:limit], len(figures) > limit
-        items = _with_names(conn, principal, page)
+        measured = measured_by_fit(results.current_models(conn, project, spec)[0])
+        items = _with_names(conn, principal, _with_measured(page, measured))
     return items, page[-1]["worker_id"] if more else None
 
 

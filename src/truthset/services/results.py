@@ -101,9 +101,10 @@ def build_result(
 def reliability(model: FittedModel | None, worker_id: str) -> float | None:
     """A worker's estimated accuracy under a fitted categorical model: the prior-weighted diagonal of
     its confusion matrix (None when the model does not know the worker, or is numeric)."""
-    if not isinstance(model, WorkerModel) or worker_id not in model.workers:
+    index = model.worker_index(worker_id) if isinstance(model, WorkerModel) else None
+    if index is None:
         return None
-    errors = model.errors[model.workers.index(worker_id)]
+    errors = model.errors[index]
     return float(np.dot(model.priors, np.diag(errors)))
 
 
@@ -159,7 +160,7 @@ def newest_predictions(
         family = model_family(response)
         for question in response["answer"] or {}:
             key = (family, question)
-            known = question in models and response["worker_id"] in models[question].workers
+            known = question in models and models[question].worker_index(response["worker_id"]) is not None
             if known and newest.get(key, "") < response["id"]:
                 newest[key] = response["id"]
     return newest
