@@ -122,10 +122,21 @@ class NumericWorkerModel:
 
     def estimate(self, workers: Sequence[str], values: Sequence[float]) -> tuple[float, float]:
         """One task's precision-weighted mean and its standard deviation (shared error included)."""
+        _precision, mean, sd = self.weigh(workers, values)
+        return mean, sd
+
+    def weigh(self, workers: Sequence[str], values: Sequence[float]) -> tuple[np.ndarray, float, float]:
+        """One task's answers weighed: each answer's precision, their precision-weighted mean, and its
+        standard deviation (shared error included)."""
+        precision, mean, noise = self._weighted(workers, values)
+        return precision, mean, float(np.sqrt(noise + self.shared_variance))
+
+    def _weighted(self, workers: Sequence[str], values: Sequence[float]) -> tuple[np.ndarray, float, float]:
+        """Each answer's precision, the precision-weighted mean, and that mean's variance from the
+        answers' noise alone."""
         precision = 1.0 / self.variances_of(workers)
         total = float(precision.sum())
-        mean = float(np.dot(precision, np.asarray(values, dtype=np.float64)) / total)
-        return mean, float(np.sqrt(1.0 / total + self.shared_variance))
+        return precision, float(np.dot(precision, np.asarray(values, dtype=np.float64)) / total), 1.0 / total
 
     def probability_within(self, value: float, mean: float, sd: float, tolerance: float) -> float:
         """P(|truth - value| <= tolerance) when truth is ``mean + sd * Z``, Z symmetric with the measured
@@ -147,20 +158,15 @@ class NumericWorkerModel:
         (method of moments); the scores are their errors standardised by the resulting sd. Answers
         alone cannot see an error the crowd shares (it looks like agreement); gold can.
         """
-        estimates = [self._noise_only(workers, values) for workers, values in tasks]
-        mean = np.array([m for m, _ in estimates])
-        noise = np.array([v for _, v in estimates])
+        estimates = [self._weighted(workers, values) for workers, values in tasks]
+        mean = np.array([m for _, m, _ in estimates])
+        noise = np.array([v for _, _, v in estimates])
         error = np.asarray(truths, dtype=np.float64) - mean
         shared = max(float(np.mean(error**2 - noise)), 0.0)
         kept, n = _summarised(np.abs(error) / np.sqrt(noise + shared))
         return NumericWorkerModel(
             self.method, self.workers, self.variances, self.mean_variance, kept, n, shared, len(estimates)
         )
-
-    def _noise_only(self, workers: Sequence[str], values: Sequence[float]) -> tuple[float, float]:
-        precision = 1.0 / self.variances_of(workers)
-        total = float(precision.sum())
-        return float(np.dot(precision, np.asarray(values, dtype=np.float64)) / total), 1.0 / total
 
     def to_bytes(self) -> bytes:
         """An ``.npz`` archive of plain arrays (no pickles: loading never runs code), marked numeric."""

@@ -129,8 +129,7 @@ def _fitted(
     half between two answers further apart than the tolerance is a tie, as an even split is unfitted.
     """
     answers = [float(v) for v in values]
-    precision = 1.0 / model.variances_of(workers)
-    mean, sd = model.estimate(workers, answers)
+    precision, mean, sd = model.weigh(workers, answers)
     tolerance = question.agreement_tolerance()
     tie: list[int | float] | None = None
     estimate = mean

@@ -97,9 +97,8 @@ def fitted_rating(values: Sequence[Any], workers: Sequence[str], model: NumericW
     side of two points; the confidence is the model's probability that the truth is within one point.
     """
     ratings = [float(v) for v in values]
-    precision = 1.0 / model.variances_of(workers)
+    precision, mean, sd = model.weigh(workers, ratings)
     median = weighted_median(ratings, precision)
-    mean, sd = model.estimate(workers, ratings)
     tie = list(map(int, median)) if isinstance(median, tuple) else None
     point = sum(tie) / 2 if tie else median
     return Aggregate(
