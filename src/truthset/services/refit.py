@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import compress
 from typing import Any
@@ -116,7 +117,7 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         answers, counts, predicted = _fitted_answers(conn, organization_id, project_id, spec)
         gold = _gold_answers(conn, organization_id, project_id)
     fitted: dict[str, dict[str, Any]] = {}
-    models: dict[str, WorkerModel] = {}
+    models: dict[str, WorkerModel | NumericWorkerModel] = {}
     rules = completion_rules(project)
     for key, (question, classes, truths, method) in _fitted_keys(spec, gold).items():
         rows = answers[key]
@@ -145,7 +146,7 @@ def refit_project(db: Database, organization_id: str, project_id: str) -> dict[s
         selections = _moved_selections(db, project, spec, models, answers)
         # a number or a rating is checked task by task against the new model first (a fifth of a
         # rebuild's cost); a rubric's criteria and a ranking's pairs go the full way
-        whole = {key: models[key] for key, figures in numeric.items() if figures["question"] == key and key in models}
+        whole = {key: models[key] for key, figures in numeric.items() if figures["question"] == key}
         scored = _moved_numbers(db, project, spec, whole, answers, (counts, predicted))
         rebuilt = {f["question"] for key, f in numeric.items() if key not in whole}
         scored += _scored_with(db, project, sorted(rebuilt | {q for q in spec.compared() if q in fitted}))
@@ -289,18 +290,20 @@ def _calibrated_on_gold(
     confidence is calibrated on them. The gold tasks' answers are also in the fit, which makes their
     posteriors a little optimistic: the temperature errs, if at all, on the confident side.
     """
-    by_task = _gold_answers_by_item(rows, {item: truth for item, truth in truths.items() if truth in model.classes})
+    by_task = _by_item(rows, {item: truth for item, truth in truths.items() if truth in model.classes})
     if len(by_task) < MIN_GOLD_TO_CALIBRATE:
         return model, len(by_task)
     calibrated, _ = model.calibrated_on(list(by_task.values()), [truths[task_id] for task_id in by_task])
     return calibrated, len(by_task)
 
 
-def _gold_answers_by_item(rows: tuple[list[str], list[str], list[Any]], truths: dict[str, Any]) -> dict[str, Any]:
-    """The fit's rows of the items whose truth is known, as item -> (workers, answers)."""
+def _by_item(
+    rows: tuple[list[str], list[str], list[Any]], only: Mapping[str, Any] | None = None
+) -> dict[str, tuple[list[str], list[Any]]]:
+    """The fit's rows as item -> (workers, answers); with ``only``, just the items it holds (gold)."""
     by_item: dict[str, tuple[list[str], list[Any]]] = {}
     for item, worker_id, value in zip(*rows, strict=True):
-        if item in truths:
+        if only is None or item in only:
             workers, values = by_item.setdefault(item, ([], []))
             workers.append(worker_id)
             values.append(value)
@@ -348,7 +351,7 @@ def _numeric_calibrated_on_gold(
 ) -> tuple[NumericWorkerModel, int]:
     """The model with its shared error and error distribution measured on the gold tasks' known
     answers, once ``MIN_GOLD_TO_CALIBRATE`` gold tasks are answered (as :func:`_calibrated_on_gold`)."""
-    by_task = _gold_answers_by_item(rows, truths)
+    by_task = _by_item(rows, truths)
     if len(by_task) < MIN_GOLD_TO_CALIBRATE:
         return model, len(by_task)
     return model.calibrated_on(list(by_task.values()), [float(truths[task_id]) for task_id in by_task]), len(by_task)
@@ -369,11 +372,7 @@ def _moved_numbers(
     people, predicted = counts
     moved: set[str] = set()
     for question, model in models.items():
-        by_task: dict[str, tuple[list[str], list[Any]]] = {}
-        for task_id, worker_id, value in zip(*answers[question], strict=True):
-            workers, values = by_task.setdefault(task_id, ([], []))
-            workers.append(worker_id)
-            values.append(value)
+        by_task = _by_item(answers[question])
         for task_id, response_count, predictions, answer, method, confidence in _stored_numbers(db, project, question):
             if method is None:
                 continue  # an optional question this task has no answer to
@@ -413,8 +412,9 @@ def _stored_numbers(db: Database, project: dict[str, Any], question: str) -> lis
 
 
 def _scored_with(db: Database, project: dict[str, Any], questions: list[str]) -> list[str]:
-    """The completed tasks whose result answers any of these questions: a numeric refit re-scores
-    them all (:func:`_rescore` writes only the results that change materially)."""
+    """The completed tasks whose result answers any of these questions: a refit of a rubric's
+    criteria or a ranking's pairs re-scores them all (:func:`_rescore` writes only the results that
+    change materially)."""
     if not questions:
         return []
     result = t.tasks.c.result
