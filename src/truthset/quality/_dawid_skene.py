@@ -300,6 +300,9 @@ class DawidSkene(_ConfusionModel):
         self._class_priors_of = class_priors_of
         counted = data if self.adaptive else corroborated(data)
         self._draws = StrengthDraws.from_answers(counted) if self.prior_strength is None else None
+        # counted once per label draw, as the evidence it joins sums over the draws
+        draws = len(self._draws.uniforms) if self._draws is not None else 1
+        self._hyperprior = StrengthHyperprior(*_STRENGTH_HYPERPRIOR, weight=draws)
         self._s_settled = 0  # consecutive M-steps in which the estimated strength barely moved
 
     def _project(self, counts: np.ndarray, pooled: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
@@ -311,9 +314,10 @@ class DawidSkene(_ConfusionModel):
             s = self._s_prev  # settled: re-estimating it every M-step cost a fifth of the fit
         elif s is None:
             # evidence of hard counts under label draws, not of the expected counts (see StrengthDraws)
-            hyperprior = StrengthHyperprior(*_STRENGTH_HYPERPRIOR, weight=len(self._draws.uniforms))
             counts_drawn = self._draws.counts(posteriors)
-            s = fit_prior_strength(counts_drawn, pooled, _STRENGTH_BOUNDS, start=self._s_prev, hyperprior=hyperprior)
+            s = fit_prior_strength(
+                counts_drawn, pooled, _STRENGTH_BOUNDS, start=self._s_prev, hyperprior=self._hyperprior
+            )
             moved = self._s_prev is None or abs(np.log(s / self._s_prev)) > _STRENGTH_SETTLED_LOG_CHANGE
             self._s_settled = 0 if moved else self._s_settled + 1
             self._s_prev = s

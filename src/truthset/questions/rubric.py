@@ -73,11 +73,10 @@ class RubricType:
         text and not aggregated.
         """
         fitted = model or {}
-        per = {
-            c.name: fitted_rating(scores, workers, fitted[c.name]) if c.name in fitted else median_rating(scores)
-            for c in question.criteria
-            if (scores := [v[c.name]["score"] for v in values])
-        }
+        per = {}
+        for c in question.criteria:
+            scores = [v[c.name]["score"] for v in values]
+            per[c.name] = fitted_rating(scores, workers, fitted[c.name]) if c.name in fitted else median_rating(scores)
         tie = [{"criterion": name, "scores": agg.tie} for name, agg in per.items() if agg.tie]
         return Aggregate(
             value={name: {"score": agg.value} for name, agg in per.items() if not agg.tie},
