@@ -300,7 +300,9 @@ def predicted_tasks(conn: Connection, organization_id: str, model: str, task_ids
     r, ids = t.responses, list(task_ids)
     found: set[str] = set()
     for start in range(0, len(ids), 500):  # ids only: a run pages through thousands of tasks
-        query = select(r.c.task_id).where(r.c.worker_id == worker["id"], r.c.task_id.in_(ids[start : start + 500]))
+        query = repo.scoped(r, organization_id, r.c.task_id).where(
+            r.c.worker_id == worker["id"], r.c.task_id.in_(ids[start : start + 500])
+        )
         found.update(conn.execute(query).scalars())
     return found
 
