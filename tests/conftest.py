@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine, make_url
 
 from truthset.domain import Principal, Role
@@ -44,7 +44,7 @@ from truthset.schemas import ApiKeyCreate, BatchCreate, MemberCreate, ProjectCre
 from truthset.services import accounts, projects, tasks
 from truthset.services.tasks import TaskFilter
 from truthset.storage import Database
-from truthset.storage.tables import metadata
+from truthset.storage.tables import metadata, task_events
 
 POSTGRES_ENV = "TRUTHSET_TEST_POSTGRES_URL"
 
@@ -255,6 +255,13 @@ class Org:
     def make_task(self, project_id: str, text_value: str = "hello", **fields: Any) -> dict[str, Any]:
         task = TaskCreate.model_validate({"data": {"text": text_value}, **fields})
         return tasks.create_task(self.db, self.owner.principal, project_id, task)
+
+    def count_events(self, project_id: str, kind: str) -> int:
+        """How many task events of ``kind`` the project's history has (e.g. ``refit_changed``)."""
+        e = task_events.c
+        with self.db.read() as conn:
+            query = select(func.count()).where(e.project_id == project_id, e.kind == kind)
+            return int(conn.execute(query).scalar_one())
 
     def all_tasks(self, filters: TaskFilter | None = None) -> list[dict[str, Any]]:
         """Every task matching ``filters`` (as the owner sees them), following the cursor to the end."""

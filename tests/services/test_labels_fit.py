@@ -7,12 +7,9 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
 from truthset.schemas import ResponseCreate
 from truthset.services import gold, quality, queue, refit
 from truthset.services.projects import compiled_spec
-from truthset.storage import tables as t
 
 if TYPE_CHECKING:
     from conftest import Org
@@ -67,13 +64,8 @@ def test_a_refit_fits_each_option_and_outweighs_random_clickers(org: Org) -> Non
     assert result["methods"]["tags"] == "per_option_dawid_skene"
     assert set(result["questions"]["tags"]["details"]["selected_probability"]) == set(OPTIONS)
     assert report["changed_answers"] > 0
-    with org.db.read() as conn:  # each answer a refit changed is in the task's history
-        moved = conn.execute(
-            select(t.task_events.c.task_id).where(
-                t.task_events.c.project_id == project["id"], t.task_events.c.kind == "refit_changed"
-            )
-        ).all()
-    assert len(moved) == report["changed_answers"]
+    # each answer a refit changed is in the task's history
+    assert org.count_events(project["id"], "refit_changed") == report["changed_answers"]
 
     # each worker's figures say what every option's model measured of them
     figures, _ = quality.project_workers(org.db, org.owner.principal, project["id"])

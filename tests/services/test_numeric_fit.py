@@ -67,13 +67,8 @@ def test_a_refit_measures_each_raters_noise_and_outweighs_random_clickers(org: O
     assert set(result["details"]) == {"estimate", "sd", "weights"}
     assert 0 < result["confidence"] < 1
     assert report["changed_answers"] > 0
-    with org.db.read() as conn:  # each answer the refit changed is in the task's history
-        moved = conn.execute(
-            select(t.task_events.c.task_id).where(
-                t.task_events.c.project_id == project["id"], t.task_events.c.kind == "refit_changed"
-            )
-        ).all()
-    assert len(moved) == report["changed_answers"]
+    # each answer the refit changed is in the task's history
+    assert org.count_events(project["id"], "refit_changed") == report["changed_answers"]
     # a second refit on the same answers moves nothing
     assert refit.refit_project(org.db, org.id, project["id"])["changed_answers"] == 0
 
