@@ -43,8 +43,9 @@ def current_models(
     conn: Connection, project: Mapping[str, Any], spec: CompiledSpec
 ) -> tuple[dict[str, FittedModel], dict[str, int]]:
     """The project's newest worker model of each fitted question that has one, and its version: a
-    :class:`WorkerModel` for a categorical question (and each option of a multi-select one), a
-    :class:`NumericWorkerModel` for a numeric one."""
+    :class:`WorkerModel` for a categorical question (and each option of a multi-select one, and a
+    ranking's compared pairs), a :class:`NumericWorkerModel` for a numeric one (and each criterion of
+    a rubric)."""
     if not spec.has_worker_models():
         return {}, {}
     models = {}
