@@ -201,7 +201,7 @@ class Database:
         self._checkpointer: Checkpointer | None = None
         self._batch_writer: BatchWriter | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._hot_call_at = -1e9  # when the annotation loop last submitted a call (see hot_path_active)
+        self._hot_call_at = -1e9  # when the annotation loop last submitted a call (see hot_call_since)
         self._batch = threading.local()  # on the writer thread: the connection of the running batch
         if self.is_sqlite:
             self._batch_writer = BatchWriter(self)
@@ -351,9 +351,10 @@ class Database:
         assert self._executor is not None
         return self._executor.submit(function, *args)
 
-    def hot_path_active(self, within: float = 0.5) -> bool:
-        """Whether an annotation-loop call was submitted in the last ``within`` seconds (this process)."""
-        return time.monotonic() - self._hot_call_at < within
+    def hot_call_since(self, moment: float) -> bool:
+        """Whether an annotation-loop call was submitted at or after ``moment`` (``time.monotonic()``,
+        this process)."""
+        return self._hot_call_at >= moment
 
     def run_batch(self, body: Callable[[], None]) -> int:
         """Run ``body`` with this thread's writes and reads inside one SQLite transaction.

@@ -1,0 +1,31 @@
+"""Background work pauses after a step only when the annotation loop competed with it."""
+
+from __future__ import annotations
+
+import pytest
+
+from truthset.services import pacing
+from truthset.storage import Database
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    paused: list[float] = []
+    monkeypatch.setattr(pacing.time, "sleep", paused.append)
+    return paused
+
+
+def test_a_step_the_loop_submitted_a_call_during_is_followed_by_a_pause_as_long(
+    db: Database, pauses: list[float]
+) -> None:
+    ticks = iter([10.0, 10.25])  # the step's own clock: 0.25 s of work
+    with pacing.Pacer(db).step(lambda: next(ticks)):
+        db.submit(lambda: None).result(timeout=60)  # an annotator's call, while the step runs
+    assert pauses == [0.25]
+
+
+def test_a_step_nobody_competed_with_runs_on_without_a_pause(db: Database, pauses: list[float]) -> None:
+    db.submit(lambda: None).result(timeout=60)  # the loop was busy just before the step...
+    with pacing.Pacer(db).step():
+        db.submit(lambda: None, hot=False).result(timeout=60)  # ...and the step's own writes are not the loop
+    assert pauses == []
