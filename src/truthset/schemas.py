@@ -650,15 +650,19 @@ class WorkerFigures(Output):
     median_duration_ms: float | None = Field(description="Median time per task, from responses' duration_ms.")
     mean_duration_ms: float | None
     agreement_with_results: float | None = Field(
-        description="Share of answers equal to the current result of completed tasks, over all questions."
+        description="Share of answers equal to the current result of completed tasks (a number: within the "
+        "question's tolerance of it), over all questions."
     )
     agreement_with_results_by_question: dict[str, float]
     compared_with_results: int = Field(description="Answers compared with a completed task's result.")
     estimated_accuracy: float | None = Field(
-        description="Leave-one-out agreement with the majority of the other workers: an estimate, not gold."
+        description="Leave-one-out agreement with the other workers (their strict majority; a number: within the "
+        "question's tolerance of their median): an estimate, not gold."
     )
     accuracy_interval: list[float] | None = Field(description="95% Wilson score interval of estimated_accuracy.")
-    scored_answers: int = Field(description="Answers with a strict majority of 2+ other answers to compare with.")
+    scored_answers: int = Field(
+        description="Answers with a strict majority of 2+ other answers to compare with (a number: 2+ other answers)."
+    )
     measured: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="What the project's fitted worker models measured of this worker, per fitted model (a question, "

@@ -175,6 +175,35 @@ def test_worker_figures(api: Api, org: Org) -> None:
     assert api.get(url, auth=a).json()["estimated_accuracy"] == fa["estimated_accuracy"]
 
 
+def test_numbers_are_right_within_the_questions_tolerance(api: Api, org: Org) -> None:
+    """Three tasks, four counters, tolerance 2, results the median (11, 52, 21):
+
+    t1 A 10 B 11 C 11 D 40;  t2 A 52 B 52 C 53 D 10;  t3 A 30 B 20 C 21 D 21.
+    Within 2 of the result: A 2/3 (t3 is 9 off), B 3/3, C 3/3, D 1/3 (t3 only).
+    Leave one out, against the median of the three other answers: here that median is the task's
+    result for every answer (t1: 11 for each of A-D, t2: 52, t3: 21), so the same shares.
+    """
+    spec = {
+        "fields": [{"name": "text", "type": "text"}],
+        "questions": [{"name": "count", "type": "number", "min": 0, "max": 100, "tolerance": 2}],
+    }
+    project = org.make_project(spec=spec, overlap=4)
+    tasks = org.make_tasks(project["id"], 3)
+    workers = [org.add_member("annotator", name=n) for n in "ABCD"]
+    counts = [[10, 52, 30], [11, 52, 20], [11, 53, 21], [40, 10, 21]]
+    for worker, answers in zip(workers, counts, strict=True):
+        for task, count in zip(tasks, answers, strict=True):
+            _answer(org, worker, task, {"count": count})
+    assert [org.task(task["id"])["result"]["answer"]["count"] for task in tasks] == [11, 52, 21]
+    body = api.get(f"{API}/projects/{project['id']}/workers", auth=org.owner).json()
+    figures = {f["worker_id"]: f for f in body["items"]}
+    got = [figures[w.worker_id] for w in workers]
+    thirds = [pytest.approx(n / 3, abs=1e-6) for n in (2, 3, 3, 1)]
+    assert [f["agreement_with_results"] for f in got] == thirds
+    assert [f["agreement_with_results_by_question"] for f in got] == [{"count": share} for share in thirds]
+    assert [(f["estimated_accuracy"], f["scored_answers"]) for f in got] == [(share, 3) for share in thirds]
+
+
 def test_workers_are_paged_in_worker_id_order(api: Api, org: Org) -> None:
     project, workers = _three_workers(org)
     url = f"{API}/projects/{project['id']}/workers?limit=2"

@@ -280,16 +280,20 @@ def worker_figures(spec: CompiledSpec, rows: ResponseRows) -> list[dict[str, Any
             continue
         workers = rows.worker[idx]
         answered += np.bincount(workers, minlength=n_w)
-        if question.type not in CATEGORICAL:
+        if question.type in CATEGORICAL:
+            labels = [_hashable(v) for v in values]
+            hits, n = _agreement_with_results(rows, question.name, tasks, workers, labels, n_w)
+            codes = np.unique(np.asarray([repr(v) for v in labels]), return_inverse=True)[1].ravel()
+            scored, correct = leave_one_out(tasks, codes)
+        elif _is_number(question):
+            hits, n = _numbers_near_results(rows, question, tasks, workers, values, n_w)
+            scored, correct = _numbers_near_others(question, tasks, values)
+        else:
             continue
-        labels = [_hashable(v) for v in values]
-        hits, n = _agreement_with_results(rows, question.name, tasks, workers, labels, n_w)
         result_hits += hits
         result_n += n
         for w in np.flatnonzero(n):
             per_question[w][question.name] = round(float(hits[w] / n[w]), 6)
-        codes = np.unique(np.asarray([repr(v) for v in labels]), return_inverse=True)[1].ravel()
-        scored, correct = leave_one_out(tasks, codes)
         loo_n += np.bincount(workers, weights=scored, minlength=n_w)
         loo_hits += np.bincount(workers, weights=correct, minlength=n_w)
     low, high = wilson_interval(loo_hits, loo_n)
@@ -309,6 +313,68 @@ def worker_figures(spec: CompiledSpec, rows: ResponseRows) -> list[dict[str, Any
         }
         for w in range(n_w)
     ]
+
+
+def _is_number(question: Any) -> bool:
+    """A question answered with a number judged right within a tolerance (``number``; a rating is
+    scored as a category, as its gold is)."""
+    return question.type not in CATEGORICAL and hasattr(questions.get(question.type), "numeric_tolerance")
+
+
+def _numbers_near_results(
+    rows: ResponseRows, question: Any, tasks: np.ndarray, workers: np.ndarray, values: list[Any], n_w: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per worker: numbers within the question's tolerance of the completed task's result (as gold
+    judges them), and numbers compared (ties, whose result has no answer, left out)."""
+    matches = questions.get(question.type).gold_matches
+    results = [rows.results.get(int(task), {}).get(question.name) for task in tasks]
+    done = np.array([r is not None for r in results], dtype=bool)
+    near = np.array([r is not None and matches(question, r, v) for r, v in zip(results, values, strict=True)])
+    return (
+        np.bincount(workers, weights=near.astype(np.float64), minlength=n_w),
+        np.bincount(workers[done], minlength=n_w).astype(np.float64),
+    )
+
+
+def _numbers_near_others(question: Any, tasks: np.ndarray, values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per number: is it scored (two or more other answers to its task), and is it within the
+    question's tolerance of the median of those others (leave one out, as :func:`leave_one_out` does
+    for categories)?"""
+    matches = questions.get(question.type).gold_matches
+    medians = medians_of_others(tasks, np.asarray(values, dtype=np.float64))
+    scored = ~np.isnan(medians)
+    correct = np.array(
+        [bool(ok) and matches(question, float(m), v) for ok, m, v in zip(scored, medians, values, strict=True)],
+        dtype=bool,
+    )
+    return scored, correct
+
+
+def medians_of_others(tasks: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per answer: the median of the OTHER answers to its task; NaN with fewer than two others.
+
+    Vectorised: answers sorted by (task, value); removing the answer at rank ``i`` of a task's ``n``
+    shifts every rank above ``i`` down by one, so the others' middle rank(s) map back to ranks of the
+    full sorted run without building each task's list of others.
+    """
+    order = np.lexsort((values, tasks))
+    sorted_tasks, sorted_values = tasks[order], values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_tasks[1:] != sorted_tasks[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    first = np.repeat(starts, sizes)  # each answer's task's first position in the sorted run
+    n = np.repeat(sizes, sizes)
+    rank = np.arange(len(order)) - first
+    others = n - 1
+    low, high = (others - 1) // 2, others // 2  # middle ranks among the others (equal when odd)
+
+    def value_at(other_rank: np.ndarray) -> np.ndarray:
+        full_rank = other_rank + (other_rank >= rank)  # skip the answer's own place
+        return sorted_values[first + np.minimum(full_rank, n - 1)]
+
+    medians = np.where(others >= 2, (value_at(low) + value_at(high)) / 2.0, np.nan)
+    out = np.empty(len(order))
+    out[order] = medians
+    return out
 
 
 def _agreement_with_results(
