@@ -677,21 +677,13 @@ def quality_refit(
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the refit has run; show what it changed.")] = False,
 ) -> None:
     """Refit the project's worker models now (a background job); completed tasks are re-scored."""
-    from truthset.client import Client
-
-    with Client(url, api_key) as client:
-        job = client.projects.refit(project)
-        console.print(f"refit job {job.id}: {job.status}")
-        if wait:
-            job = client.jobs.wait(job.id)
-            console.print(f"refit job {job.id}: {job.status}")
-            if job.result:
-                for question, fitted in (job.result.get("fitted") or {}).items():
-                    console.print(f"{question}: version {fitted['version']}, {fitted['responses']} responses")
-                console.print(f"answers changed: {job.result.get('changed_answers', 0)}")
-            if job.error:
-                console.print(f"error: {job.error}")
-                raise typer.Exit(1)
+    job = _run_job(lambda client: client.projects.refit(project), url, api_key, wait=wait)
+    if job is None:
+        return
+    result = job.result or {}
+    for question, fitted in (result.get("fitted") or {}).items():
+        console.print(f"{question}: version {fitted['version']}, {fitted['responses']} responses")
+    console.print(f"answers changed: {result.get('changed_answers', 0)}")
 
 
 @quality_app.command("workers")

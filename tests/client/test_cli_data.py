@@ -115,7 +115,7 @@ def test_quality_refit_waits_for_the_job_and_says_what_changed(live: Any, monkey
             client.queue.submit(assignment.task.id, {"sentiment": "pos"}, assignment_id=assignment.id)
     code, output = _cli(live, "quality", "refit", project.id, "--wait")
     assert code == 0, output
-    assert "succeeded" in output and "sentiment: version" in output and "25 responses" in output
+    assert "quality.refit job" in output and "sentiment: version" in output and "25 responses" in output
     assert "answers changed: 0" in output  # one worker, always "pos": the fit confirms every answer
     monkeypatch.setattr(cli.console, "width", 250)  # room for every column (the runner's default is 80)
     code, output = _cli(live, "quality", "workers", project.id)
