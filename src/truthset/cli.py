@@ -686,6 +686,41 @@ def quality_refit(
     console.print(f"answers changed: {result.get('changed_answers', 0)}")
 
 
+@quality_app.command("models")
+def quality_models(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """The project's fitted worker models: version, method, when and on what, how the confidence is calibrated."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        models = client.projects.quality_models(project)
+    if not models:
+        console.print("no worker model yet: the first refit comes after 20 answers (or: truthset quality refit)")
+        return
+    table = Table("model", "method", "version", "fitted (UTC)", "answers", "workers", "calibrated")
+    for m in models:
+        table.add_row(
+            escape(m.key),
+            m.method,
+            str(m.version),
+            f"{m.fitted_at:%Y-%m-%d %H:%M:%S}",
+            str(m.responses),
+            str(m.workers),
+            _calibration(m.gold_tasks, m.temperature, m.shared_sd),
+        )
+    console.print(table)
+
+
+def _calibration(gold_tasks: int, temperature: float | None, shared_sd: float | None) -> str:
+    """How a model's confidence is calibrated, in words: on gold or from the answers alone."""
+    source = f"on {gold_tasks} gold tasks" if gold_tasks else "from the answers alone"
+    figure = f"temperature {temperature:.3f}" if temperature is not None else f"shared error sd {shared_sd:.3g}"
+    return f"{figure}, {source}"
+
+
 @quality_app.command("workers")
 def quality_workers(
     project: Annotated[str, typer.Argument(help="Project id.")],

@@ -58,6 +58,8 @@ from truthset.schemas import (
     PredictionReport,
     ProjectModelOut,
     ProjectOut,
+    QualityModelOut,
+    QualityModelsOut,
     QuestionTypeOut,
     QueueTaskOut,
     ResponseOut,
@@ -797,6 +799,11 @@ class Projects(_Resource):
         """Figures of each worker who answered in the project (or batch), page by page; managers and above."""
         params = _params(batch_id=batch_id)
         return self._client._paginate(f"/projects/{project_id}/workers", params, WorkerFigures, page_size)
+
+    def quality_models(self, project_id: str) -> list[QualityModelOut]:
+        """The project's fitted worker models (one per question, option or criterion): version, method,
+        when and on what it was fitted, how its confidence is calibrated; managers and above."""
+        return self._client._json("GET", f"/projects/{project_id}/quality-models", QualityModelsOut).items
 
     def refit(self, project_id: str) -> JobOut:
         """Refit the project's worker models as a background job (follow it with ``client.jobs.wait``)."""

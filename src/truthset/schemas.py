@@ -641,6 +641,32 @@ class AgreementOut(Output):
     questions: list[QuestionAgreement]
 
 
+class QualityModelOut(Output):
+    key: str = Field(
+        description="What the model is fitted on: a question, `question[option]` (a multi-select's yes/no "
+        "question per option) or `question[criterion]` (a rubric's)."
+    )
+    question: str = Field(description="The spec's question the key belongs to.")
+    version: int = Field(description="Counts the project's fits of this key: results name it as `model_version`.")
+    method: str = Field(description="The estimator: `dawid_skene`, `worker_variance`, `dawid_skene_pairs`...")
+    fitted_at: datetime
+    responses: int = Field(description="Answers the fit read (models' newest predictions included).")
+    tasks: int = Field(description="Items they answered (a ranking's: pairs of candidates).")
+    workers: int = Field(description="Workers (people and model versions) the model knows.")
+    fit_seconds: float
+    gold_tasks: int = Field(description="Gold tasks the confidence is calibrated on (0: from the answers alone).")
+    temperature: float | None = Field(description="A categorical model's tempering of its posteriors (1: none).")
+    shared_sd: float | None = Field(
+        description="A numeric model's error the crowd shares, in the question's units (measured on gold, else "
+        "assumed as large as the median worker's noise)."
+    )
+
+
+class QualityModelsOut(Output):
+    project_id: str
+    items: list[QualityModelOut] = Field(description="The current model of each fitted key, in key order.")
+
+
 class WorkerFigures(Output):
     worker_id: str
     name: str
@@ -1042,6 +1068,7 @@ class DashboardOut(Output):
     sample_tasks: int = Field(description="The most recent tasks with answers that agreement is computed on.")
     agreement: list[DashboardQuestion]
     workers: DashboardWorkers
+    quality_models: list[QualityModelOut] = Field(description="The fitted worker models (as `/quality-models`).")
     cost: DashboardCost
 
 

@@ -397,6 +397,7 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "project_dashboard": lambda w: Call(path={"project_id": w.project["id"]}),
     "worker_stats": lambda w: Call(path={"worker_id": w.worker.worker_id}, params={"project_id": w.project["id"]}),
     "refit_project": lambda w: Call(path={"project_id": w.project["id"]}),
+    "quality_models": lambda w: Call(path={"project_id": w.project["id"]}),
     "list_queue": lambda w: Call(path={"project_id": w.project["id"]}),
     "rerank_queue": lambda w: Call(path={"project_id": w.project["id"]}),
     "mark_gold": lambda w: Call(path={"task_id": w.extra["gold_task"]["id"]}, json={"answer": ANSWER}),

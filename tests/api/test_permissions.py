@@ -73,6 +73,7 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "project_dashboard": Action.READ_QUALITY,
     "worker_stats": None,  # every member reads their own figures (the walk asks for the caller's)
     "refit_project": Action.MANAGE_PROJECTS,
+    "quality_models": Action.READ_QUALITY,
     "list_queue": Action.READ_TASKS,
     "rerank_queue": Action.MANAGE_PROJECTS,
     "next_review": Action.REVIEW,

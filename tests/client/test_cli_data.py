@@ -113,11 +113,20 @@ def test_quality_refit_waits_for_the_job_and_says_what_changed(live: Any, monkey
         client.tasks.import_tasks(project.id, [{"data": {"text": f"t{i}"}} for i in range(25)])
         for assignment in client.queue.iter_tasks(project.id):
             client.queue.submit(assignment.task.id, {"sentiment": "pos"}, assignment_id=assignment.id)
+    with live.client() as client:
+        empty = client.projects.create("cli refit, no answers", spec=SPEC)
+    code, output = _cli(live, "quality", "models", empty.id)
+    assert code == 0 and "no worker model yet" in output, output
     code, output = _cli(live, "quality", "refit", project.id, "--wait")
     assert code == 0, output
     assert "quality.refit job" in output and "sentiment: version" in output and "25 responses" in output
     assert "answers changed: 0" in output  # one worker, always "pos": the fit confirms every answer
     monkeypatch.setattr(cli.console, "width", 250)  # room for every column (the runner's default is 80)
+    code, output = _cli(live, "quality", "models", project.id)
+    assert code == 0, output
+    # the automatic refit after 20 answers may have come first: any version
+    row = r"sentiment │ dawid_skene │ \d+ │ [\d-]+ [\d:]+ │ 25 │ 1 │ temperature [\d.]+, from the answers alone"
+    assert re.search(row, output), output
     code, output = _cli(live, "quality", "workers", project.id)
     assert code == 0, output
     assert "measured by the fit" in output

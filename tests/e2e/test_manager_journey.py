@@ -289,4 +289,13 @@ def test_the_dashboard_shows_what_the_fit_measured_of_each_worker(tab: Tab, serv
     row = page.locator("#worker-rows tr", has_text="Alma Agree")
     expect(row.locator("[data-measured]")).to_contain_text(re.compile(r"sentiment \d+\.\d%"))
     _shot(page, "dashboard-measured")
+    # the models those figures come from, and a refit on demand (a manager may start one)
+    model = page.locator('#quality-model-rows tr[data-model="sentiment"]')
+    expect(model).to_contain_text("dawid_skene")
+    expect(model.locator('[data-cell="calibration"]')).to_contain_text("from the answers alone")
+    version = int(model.locator("td").nth(1).inner_text())
+    page.get_by_role("button", name="Refit now").click()
+    expect(page.locator("#refit-status")).to_have_text(re.compile(r"Refitted: \d+ answers changed\."))
+    expect(model.locator("td").nth(1)).to_have_text(str(version + 1))
+    _shot(page, "dashboard-quality-models")
     assert tab.script_errors() == []

@@ -35,3 +35,13 @@ def test_posteriors_of_many_tasks_match_the_posterior_of_each(seed: int) -> None
         one = model.posterior([workers[j] for j in mine], [labels[j] for j in mine])
         np.testing.assert_allclose(batched[i], one, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(batched[-1], model.posterior([], []))  # a task without answers: the (tempered) priors
+
+
+def test_a_model_calibrated_on_gold_keeps_how_many_gold_tasks_it_was() -> None:
+    tasks, workers, labels = _crowd(3)
+    model = WorkerModel.from_fitted(DawidSkene().fit((tasks, workers, labels)), ["a", "b", "c"], "dawid_skene")
+    assert model.gold_tasks == 0
+    gold = [(["w1", "w2"], ["a", "a"]), (["w3", "w4"], ["b", "c"]), (["w5"], ["c"])]
+    calibrated, _ = model.calibrated_on(gold, ["a", "b", "c"])
+    assert calibrated.gold_tasks == 3 and calibrated.workers == model.workers
+    assert WorkerModel.from_bytes(calibrated.to_bytes()).gold_tasks == 3

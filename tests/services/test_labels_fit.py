@@ -101,5 +101,10 @@ def test_gold_calibrates_each_options_model(org: Org) -> None:
     calibrated = refit.refit_project(org.db, org.id, with_gold["id"])["fitted"]
     assert {key: figures["gold_tasks"] for key, figures in fitted.items()} == {f"tags[{o}]": 0 for o in OPTIONS}
     assert {key: figures["gold_tasks"] for key, figures in calibrated.items()} == {f"tags[{o}]": 40 for o in OPTIONS}
+    # the models say so where managers read them (and keep saying it: the count is stored with the model)
+    listed = quality.quality_models(org.db, org.owner.principal, with_gold["id"])
+    assert {m["key"]: (m["gold_tasks"], m["temperature"]) for m in listed} == {
+        key: (40, figures["temperature"]) for key, figures in calibrated.items()
+    }
     # with 30 or more answered gold tasks each option's temperature is fitted on them, not on answers alone
     assert any(calibrated[key]["temperature"] != fitted[key]["temperature"] for key in fitted)

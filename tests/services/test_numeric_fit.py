@@ -122,6 +122,8 @@ def test_gold_makes_the_confidence_see_an_error_the_crowd_shares(org: Org) -> No
         gold.mark_gold(org.db, org.owner.principal, task_id, {"count": truth[task_id]})
     fitted = refit.refit_project(org.db, org.id, with_gold["id"])["fitted"]["count"]
     assert fitted["gold_tasks"] == 60 and 2.5 < fitted["shared_sd"] < 6
+    (listed,) = quality.quality_models(org.db, org.owner.principal, with_gold["id"])
+    assert (listed["key"], listed["gold_tasks"], listed["shared_sd"]) == ("count", 60, fitted["shared_sd"])
     stated, measured = _stated_and_measured(org, truth, ids[60:])
     assert abs(stated - measured) < 0.1, (stated, measured)
 

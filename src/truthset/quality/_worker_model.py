@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,8 @@ class WorkerModel:
 
     ``classes`` are the answer values (K), ``workers`` the worker ids (W), ``errors`` (W, K, K),
     ``priors`` (K,), ``mean_errors`` (K, K) the average worker (scores answers of workers the fit
-    never saw), ``temperature`` the fitted tempering exponent (see :class:`DawidSkene`).
+    never saw), ``temperature`` the fitted tempering exponent (see :class:`DawidSkene`), and
+    ``gold_tasks`` how many gold tasks it was fitted on (0: the estimator's own, from answers alone).
     """
 
     method: str
@@ -42,6 +43,7 @@ class WorkerModel:
     priors: np.ndarray
     mean_errors: np.ndarray
     temperature: float = 1.0
+    gold_tasks: int = 0
     _class_codes: dict[str, int] = field(init=False, repr=False, compare=False)
     _worker_codes: dict[str, int] = field(init=False, repr=False, compare=False)
     _table: np.ndarray = field(init=False, repr=False, compare=False)  # errors + the average worker last
@@ -142,9 +144,7 @@ class WorkerModel:
             return float((log_norm - scaled[np.arange(len(truth)), truth]).mean())
 
         best = minimize_scalar(loss, bounds=GOLD_TEMPERATURE_BOUNDS, method="bounded", options={"xatol": 1e-3})
-        model = WorkerModel(
-            self.method, self.classes, self.workers, self.errors, self.priors, self.mean_errors, float(best.x)
-        )
+        model = replace(self, temperature=float(best.x), gold_tasks=len(tasks))
         return model, float(best.fun)
 
     def _logits(self, workers: Sequence[str], values: Sequence[str]) -> np.ndarray:
@@ -163,6 +163,7 @@ class WorkerModel:
             priors=self.priors,
             mean_errors=self.mean_errors,
             temperature=np.array(self.temperature),
+            gold_tasks=np.array(self.gold_tasks),
         )
         return buffer.getvalue()
 
@@ -178,6 +179,8 @@ class WorkerModel:
                 archive["priors"],
                 archive["mean_errors"],
                 float(archive["temperature"]),
+                # archives stored before gold_tasks was (every model fitted before 2026-12-01) lack it
+                int(archive["gold_tasks"]) if "gold_tasks" in archive.files else 0,
             )
 
 

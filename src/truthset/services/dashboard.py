@@ -76,7 +76,9 @@ def project_dashboard(
         spec = compiled_spec(project)
         agreement = [_question(quality.question_agreement(q, rows)) for q in spec.questions]
         sampled = {f["worker_id"]: f for f in quality.worker_figures(spec, rows)} if rows.task.size else {}
-        measured = quality.measured_by_fit(results.current_models(conn, project, spec)[0])
+        current = results.current_models(conn, project, spec)
+        measured = quality.measured_by_fit(current[0])
+        fitted = quality.fitted_models(conn, project, current)
         workers, next_cursor = _workers(conn, principal, project_id, sampled, measured, cursor, limit)
         throughput = _throughput(conn, org, project_id, interval, now)
     price = (project["quality"] or {}).get("price_per_judgment")
@@ -91,6 +93,7 @@ def project_dashboard(
         "sample_tasks": len(rows.task_ids),
         "agreement": agreement,
         "workers": {"items": workers, "next_cursor": next_cursor},
+        "quality_models": fitted,
         "cost": {
             "judgments": total_judgments,
             "price_per_judgment": price,

@@ -480,6 +480,44 @@ def measured_by_fit(models: Mapping[str, results.FittedModel]) -> Callable[[str]
     return measured
 
 
+def quality_models(db: Database, principal: Principal, project_id: str) -> list[dict[str, Any]]:
+    """The project's current worker model of each fitted key (a question, ``question[option]`` of a
+    multi-select, ``question[criterion]`` of a rubric): its version, method, when it was fitted and on
+    what, and how its confidence is calibrated (a categorical model's temperature, a numeric one's
+    shared error; ``gold_tasks`` 0 when fitted from answers alone). Empty before the first refit."""
+    require(principal, Action.READ_QUALITY)
+    with db.read() as conn:
+        project = load_project(conn, principal, project_id)
+        return fitted_models(conn, project, results.current_models(conn, project, compiled_spec(project)))
+
+
+def fitted_models(
+    conn: Connection, project: Mapping[str, Any], current: tuple[Mapping[str, results.FittedModel], dict[str, int]]
+) -> list[dict[str, Any]]:
+    """:func:`quality_models` of the ``current`` models (:func:`results.current_models`), in key order."""
+    models, versions = current
+    rows = repo.model_figures(conn, project["organization_id"], project["id"], versions)
+    return [_model_figures(row, models[row["question"]]) for row in rows if row["question"] in models]
+
+
+def _model_figures(row: Mapping[str, Any], model: results.FittedModel) -> dict[str, Any]:
+    numeric = isinstance(model, NumericWorkerModel)
+    return {
+        "key": row["question"],
+        "question": row["question"].partition("[")[0],  # `tags[urgent]` belongs to `tags`
+        "version": row["version"],
+        "method": row["method"],
+        "fitted_at": row["created_at"],
+        "responses": row["n_responses"],
+        "tasks": row["n_tasks"],
+        "workers": row["n_workers"],
+        "fit_seconds": round(float(row["fit_seconds"]), 3),
+        "gold_tasks": int(model.gold_tasks),
+        "temperature": None if numeric else round(float(model.temperature), 4),
+        "shared_sd": round(float(np.sqrt(model.shared_variance)), 6) if numeric else None,
+    }
+
+
 def _with_measured(figures: list[dict[str, Any]], measured: Callable[[str], dict]) -> list[dict[str, Any]]:
     return [{**f, "measured": measured(f["worker_id"])} for f in figures]
 

@@ -666,6 +666,18 @@ def latest_model_versions(
     return dict(versions)
 
 
+def model_figures(conn: Connection, organization_id: str, project_id: str, versions: dict[str, int]) -> list[dict]:
+    """What was stored with each given worker-model version (question -> version) of a project: its
+    method, sizes, fit time and creation, without the state; in question order."""
+    m = t.quality_models.c
+    columns = (m.question, m.version, m.method, m.n_responses, m.n_tasks, m.n_workers, m.fit_seconds, m.created_at)
+    query = scoped(t.quality_models, organization_id, *columns).where(
+        m.project_id == project_id, m.question.in_(list(versions))
+    )
+    rows = [dict(row._mapping) for row in conn.execute(query.order_by(m.question, m.version))]
+    return [row for row in rows if versions[row["question"]] == row["version"]]
+
+
 def model_state(conn: Connection, organization_id: str, project_id: str, question: str, version: int) -> bytes:
     """The stored state (an ``.npz`` archive) of one worker-model version."""
     query = scoped(t.quality_models, organization_id, t.quality_models.c.state).where(

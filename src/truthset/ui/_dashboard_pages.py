@@ -52,6 +52,7 @@ def dashboard_page(request: Request, project_id: str) -> Response:
         "project_id": project["id"],
         "refresh_seconds": REFRESH_SECONDS,
         "may_reinstate": allowed(guarded.principal, Action.MANAGE_PROJECTS),
+        "may_refit": allowed(guarded.principal, Action.MANAGE_PROJECTS),
     }
     return page(request, "dashboard.html", project=project, config=config)
 

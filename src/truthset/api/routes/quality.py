@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from truthset.api.deps import DB, Caller, Cursor, PageLimit
-from truthset.schemas import AgreementOut, JobOut, Page, WorkerFigures, WorkerStats
+from truthset.schemas import AgreementOut, JobOut, Page, QualityModelsOut, WorkerFigures, WorkerStats
 from truthset.services import quality, refit
 
 router = APIRouter(tags=["quality"])
@@ -43,6 +43,15 @@ def worker_stats(
 ) -> dict:
     """One worker's figures on a project. Managers and above read anyone's; every member their own."""
     return quality.worker_stats(db, caller, worker_id, project_id, batch_id=batch_id)
+
+
+@router.get("/projects/{project_id}/quality-models", response_model=QualityModelsOut, operation_id="quality_models")
+def quality_models(db: DB, caller: Caller, project_id: str) -> dict:
+    """The project's fitted worker models: per question (and option, criterion), the current version, its
+    method, when and on how many answers it was fitted, and how its confidence is calibrated. Empty before
+    the first refit. Managers and above.
+    """
+    return {"project_id": project_id, "items": quality.quality_models(db, caller, project_id)}
 
 
 @router.post("/projects/{project_id}/refit", response_model=JobOut, status_code=202, operation_id="refit_project")

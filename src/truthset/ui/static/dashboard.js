@@ -2,7 +2,8 @@
 // again every few seconds so the page follows the work. Charts are uPlot (vendored, canvas-drawn, so
 // the strict CSP holds); tables are built with DOM nodes (text only, never HTML from the server).
 import uPlot from './vendor/uplot/dist/uPlot.esm.js';
-import { api, ApiError } from './api.js';
+import { api } from './api.js';
+import { followJob, message, show } from './job-kit.js';
 import { h } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('dashboard-config').textContent);
@@ -14,16 +15,9 @@ const FILL = 'rgba(47, 111, 223, 0.35)';
 const state = { interval: 'hour', cursor: null, next: null, timer: null, busy: false, again: false };
 const charts = {};
 
-const message = (error) => (error instanceof ApiError ? error.message : `The server could not be reached (${error.message}).`);
 const percent = (value) => (value === null || value === undefined ? '—' : `${(value * 100).toFixed(1)}%`);
 const number = (value) => (value === null || value === undefined ? '—' : Number(value).toFixed(3));
 const count = (value) => Number(value).toLocaleString();
-
-function show(id, text) {
-  const el = $(id);
-  el.textContent = text || '';
-  el.hidden = !text;
-}
 
 // --- charts ----------------------------------------------------------------------------------------
 
@@ -171,6 +165,57 @@ function showCost(cost) {
   $('cost-total').textContent = cost.total === null ? '—' : cost.total.toLocaleString(undefined, { maximumFractionDigits: 2 });
 }
 
+// --- quality models --------------------------------------------------------------------------------
+
+function calibration(model) {
+  const figure = model.temperature !== null ? `temperature ${model.temperature.toFixed(3)}` : `shared error sd ${Number(model.shared_sd.toPrecision(3))}`;
+  return `${figure}, ${model.gold_tasks ? `on ${count(model.gold_tasks)} gold tasks` : 'from the answers alone'}`;
+}
+
+function showQualityModels(models) {
+  $('quality-model-rows').replaceChildren(
+    ...models.map((model) =>
+      h(
+        'tr',
+        { 'data-model': model.key },
+        h('th', { scope: 'row' }, model.key),
+        h('td', {}, model.method),
+        h('td', { class: 'num' }, String(model.version)),
+        h('td', {}, new Date(model.fitted_at).toLocaleString()),
+        h('td', { class: 'num' }, count(model.responses)),
+        h('td', { class: 'num' }, count(model.workers)),
+        h('td', { 'data-cell': 'calibration' }, calibration(model)),
+      ),
+    ),
+  );
+  $('quality-models-empty').hidden = models.length > 0;
+}
+
+async function refitNow(button) {
+  button.disabled = true;
+  show('refit-error', '');
+  try {
+    const { data: job } = await api('POST', `${base}/refit`);
+    show('refit-status', `Refit job ${job.id} is ${job.status}.`);
+    await followJob(
+      job.id,
+      (now) => {
+        if (now.status === 'succeeded') {
+          show('refit-status', `Refitted: ${count((now.result || {}).changed_answers || 0)} answers changed.`);
+        } else {
+          show('refit-status', `Refit job ${now.id} is ${now.status}${now.error ? `: ${now.error}` : '.'}`);
+        }
+      },
+      (error) => show('refit-error', `The refit could not be followed: ${message(error)}`),
+    );
+    await refresh();
+  } catch (error) {
+    show('refit-error', `The refit could not be started: ${message(error)}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // --- refresh ---------------------------------------------------------------------------------------
 
 async function refresh() {
@@ -188,6 +233,7 @@ async function refresh() {
     showCharts(data);
     showAgreement(data);
     showWorkers(data.workers);
+    showQualityModels(data.quality_models);
     showCost(data.cost);
     show('dash-error', '');
     $('dash-updated').textContent = `Updated ${new Date(data.generated_at).toLocaleTimeString()}; refreshes every ${config.refresh_seconds} s.`;
@@ -247,6 +293,8 @@ function wire() {
     state.cursor = null;
     refresh();
   });
+  const refit = $('refit-now');
+  if (refit) refit.addEventListener('click', () => refitNow(refit));
 }
 
 setUpCharts();

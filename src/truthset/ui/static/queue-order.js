@@ -2,21 +2,14 @@
 // the queue serves them, and for managers the policy's ordering (priority or uncertainty) and a
 // re-rank on demand. Everything goes through the REST API, which checks every permission again; the
 // page only leaves out the controls a role may not use.
-import { api, ApiError } from './api.js';
+import { api } from './api.js';
+import { followJob, message, show as say } from './job-kit.js';
 import { h } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('admin-config').textContent);
 const $ = (id) => document.getElementById(id);
 const projectPath = `/projects/${encodeURIComponent(config.project_id)}`;
 const SHOWN = 10;
-
-const message = (error) => (error instanceof ApiError ? error.message : `The server could not be reached (${error.message}).`);
-
-function say(id, text) {
-  const el = $(id);
-  el.textContent = text || '';
-  el.hidden = !text;
-}
 
 async function showQueue() {
   const rows = $('queue-rows');
@@ -67,23 +60,17 @@ async function rerank() {
   try {
     const { data: job } = await api('POST', `${projectPath}/queue/rerank`);
     say('queue-status', `Re-rank job ${job.id} is ${job.status}.`);
-    await followJob(job.id);
+    await followJob(job.id, sayHowItWent, (error) => say('queue-error', message(error)));
+    await showQueue();
   } catch (error) {
     say('queue-error', message(error));
   }
 }
 
-async function followJob(jobId) {
-  for (let attempt = 0; attempt < 60; attempt += 1) {
-    const { data: job } = await api('GET', `/jobs/${encodeURIComponent(jobId)}`);
-    if (['succeeded', 'failed', 'canceled'].includes(job.status)) {
-      const result = job.result || {};
-      say('queue-status', job.status === 'succeeded' ? `Re-ranked: ${result.changed ?? 0} of ${result.ranked ?? 0} tasks moved.` : `Re-rank ${job.status}: ${job.error || ''}`);
-      await showQueue();
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 1000)); // polling a job's progress, not timing a test
-  }
+function sayHowItWent(job) {
+  const result = job.result || {};
+  if (job.status === 'succeeded') say('queue-status', `Re-ranked: ${result.changed ?? 0} of ${result.ranked ?? 0} tasks moved.`);
+  else if (['failed', 'canceled'].includes(job.status)) say('queue-status', `Re-rank ${job.status}: ${job.error || ''}`);
 }
 
 if (config.may_manage_projects && $('queue-form')) {
