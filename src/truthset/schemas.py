@@ -1031,6 +1031,11 @@ class DashboardWorker(Output):
     mean_duration_ms: float | None = Field(description="Mean time per task, from responses' duration_ms.")
     last_response_at: OptionalTimestamp
     agreement_with_results: float | None = Field(description="On the sampled tasks: share equal to the result.")
+    estimated_accuracy: float | None = Field(
+        None, description="On the sampled tasks: leave-one-out agreement with the other workers (see WorkerFigures)."
+    )
+    accuracy_interval: list[float] | None = Field(None, description="95% Wilson score interval of estimated_accuracy.")
+    scored_answers: int = Field(0, description="Sampled answers the estimate compared with 2+ other answers.")
     measured: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="What the fitted worker models measured of the worker (see WorkerFigures)."
     )

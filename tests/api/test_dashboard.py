@@ -59,6 +59,24 @@ def test_the_figures_of_a_small_project(api: Api, org: Org) -> None:
     assert body["cost"] == {"judgments": 8, "price_per_judgment": 0.25, "total": 2.0}
 
 
+def test_each_workers_estimated_accuracy_leaves_their_own_answer_out(api: Api, org: Org) -> None:
+    """Four tasks, overlap 3 (as in test_quality_figures): A pos pos neg pos, B pos pos neg neg, C pos neg neg neg.
+    Against the other two when they agree: A 2 of 3 (t1, t3 right; t4 wrong), B 2 of 2, C 2 of 3."""
+    project = org.make_project(quality={"overlap": 3})
+    tasks = org.make_tasks(project["id"], 4)
+    votes = {"A": [POS, POS, NEG, POS], "B": [POS, POS, NEG, NEG], "C": [POS, NEG, NEG, NEG]}
+    workers = {name: org.add_member("annotator", name=name) for name in votes}
+    for name, labels in votes.items():
+        for task, label in zip(tasks, labels, strict=True):
+            _answer(org, workers[name], task, label)
+    body = api.get(f"{API}/projects/{project['id']}/dashboard", auth=org.owner).json()
+    figures = {w["name"]: w for w in body["workers"]["items"]}
+    got = {name: (f["estimated_accuracy"], f["scored_answers"]) for name, f in figures.items()}
+    assert got == {"A": (pytest.approx(2 / 3, abs=1e-6), 3), "B": (1.0, 2), "C": (pytest.approx(2 / 3, abs=1e-6), 3)}
+    low, high = figures["B"]["accuracy_interval"]
+    assert 0 < low < high == 1.0  # two answers: a wide interval
+
+
 def test_daily_throughput_and_no_price(api: Api, org: Org) -> None:
     project, _, _ = _labeled(org)
     body = api.get(f"{API}/projects/{project['id']}/dashboard?interval=day", auth=org.owner).json()

@@ -275,6 +275,7 @@ def _workers(
     for worker_id, responses, mean_ms, last_at in counted:
         standing = gold.standing_figures(standings.get(worker_id))
         name, kind = names.get(worker_id, (worker_id, "human"))
+        figures = sampled.get(worker_id) or {}
         items.append(
             {
                 "worker_id": worker_id,
@@ -283,7 +284,10 @@ def _workers(
                 "responses": int(responses),
                 "mean_duration_ms": round(float(mean_ms), 3) if mean_ms is not None else None,
                 "last_response_at": last_at,
-                "agreement_with_results": (sampled.get(worker_id) or {}).get("agreement_with_results"),
+                "agreement_with_results": figures.get("agreement_with_results"),
+                "estimated_accuracy": figures.get("estimated_accuracy"),
+                "accuracy_interval": figures.get("accuracy_interval"),
+                "scored_answers": figures.get("scored_answers", 0),
                 "measured": measured(worker_id),
                 "gold_answers": standing["gold_answers"],
                 "gold_accuracy": standing["gold_accuracy"],

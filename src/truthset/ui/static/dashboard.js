@@ -110,6 +110,13 @@ function goldCell(worker) {
   return `${percent(worker.gold_accuracy)} (${percent(low)}–${percent(high)}) of ${count(worker.gold_answers)}`;
 }
 
+// leave one out: each answer against the other workers' (an estimate, not gold; docs/quality.md)
+function estimatedCell(worker) {
+  if (!worker.scored_answers) return '—';
+  const [low, high] = worker.accuracy_interval || [null, null];
+  return `${percent(worker.estimated_accuracy)} (${percent(low)}–${percent(high)}) of ${count(worker.scored_answers)}`;
+}
+
 // a model worker's auto-labeling (docs/models.md, "Auto-labeling and audits"); people label by hand
 function autoLabelCell(worker) {
   if (worker.kind !== 'model') return '—';
@@ -146,6 +153,7 @@ function showWorkers(workers) {
       h('td', {}, count(w.responses)),
       h('td', {}, goldCell(w)),
       h('td', {}, percent(w.agreement_with_results)),
+      h('td', { 'data-estimated': w.worker_id }, estimatedCell(w)),
       h('td', { 'data-measured': w.worker_id }, measuredCell(w)),
       h('td', {}, w.mean_duration_ms === null ? '—' : `${(w.mean_duration_ms / 1000).toFixed(1)} s`),
       h('td', { 'data-auto-label': w.worker_id }, autoLabelCell(w)),
