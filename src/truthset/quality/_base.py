@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -36,8 +37,6 @@ class CategoricalAggregator:
     sorted and ``argmax`` returns the first maximum) and ``probas_``.
     """
 
-    labels_: Any
-    probas_: Any
     skills_: Any
 
     def fit(self, answers: Any) -> CategoricalAggregator:
@@ -61,8 +60,19 @@ class CategoricalAggregator:
         self.data_ = data
         self.probas_array_ = probas
         self.label_codes_ = probas.argmax(axis=1) if probas.size else np.zeros(0, dtype=np.int64)
-        self.labels_ = as_labels(data.labels[self.label_codes_], data.tasks, data.frame)
-        self.probas_ = as_probas(probas, data.tasks, data.labels, data.frame)
+        for name in ("labels_", "probas_"):  # a refit of the same estimator builds them afresh
+            self.__dict__.pop(name, None)
+
+    # ``labels_`` and ``probas_`` (keyed by the caller's task ids, in the caller's container) are
+    # built on first use: the platform's refits read only the arrays, and building a dict of every
+    # task's probabilities was a tenth of a Dawid-Skene fit.
+    @cached_property
+    def labels_(self) -> Any:
+        return as_labels(self.data_.labels[self.label_codes_], self.data_.tasks, self.data_.frame)
+
+    @cached_property
+    def probas_(self) -> Any:
+        return as_probas(self.probas_array_, self.data_.tasks, self.data_.labels, self.data_.frame)
 
     def _worker_series(self, data: Answers, values: np.ndarray, name: str) -> Any:
         return as_vector(values, data.workers, data.frame, index_name="worker", name=name)

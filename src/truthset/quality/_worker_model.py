@@ -79,7 +79,7 @@ class WorkerModel:
         workers = list(estimator._worker_codes)
         errors = _embed(estimator.errors_array_, index, k)
         mean = _embed(estimator.mean_errors_[None], index, k)[0]
-        n_tasks = len(estimator.probas_)
+        n_tasks = len(estimator.probas_array_)
         priors = np.ones(k)  # one pseudo-task per class: a class the fit never saw stays possible
         priors[index] += np.asarray(estimator.priors_array_) * n_tasks
         priors /= priors.sum()
