@@ -294,6 +294,7 @@ def test_the_dashboard_shows_what_the_fit_measured_of_each_worker(tab: Tab, serv
     model = page.locator('#quality-model-rows tr[data-model="sentiment"]')
     expect(model).to_contain_text("dawid_skene")
     expect(model.locator('[data-cell="calibration"]')).to_contain_text("from the answers alone")
+    expect(page.locator("#quality-models-no-gold")).to_contain_text("Mark 30 or more gold tasks")
     version = int(model.locator("td").nth(1).inner_text())
     page.get_by_role("button", name="Refit now").click()
     expect(page.locator("#refit-status")).to_have_text(re.compile(r"Refitted: \d+ answers changed\."))

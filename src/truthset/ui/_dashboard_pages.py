@@ -19,7 +19,7 @@ from fastapi.responses import Response
 
 from truthset.domain import ReviewStatus, TaskStatus
 from truthset.errors import InvalidInput, TruthsetError
-from truthset.services import dashboard, formats, task_browse
+from truthset.services import dashboard, formats, refit, task_browse
 from truthset.services.policy import Action, allowed
 from truthset.ui._guard import Guarded, _db, _failure, guard
 from truthset.ui._render import page
@@ -53,6 +53,7 @@ def dashboard_page(request: Request, project_id: str) -> Response:
         "refresh_seconds": REFRESH_SECONDS,
         "may_reinstate": allowed(guarded.principal, Action.MANAGE_PROJECTS),
         "may_refit": allowed(guarded.principal, Action.MANAGE_PROJECTS),
+        "min_gold": refit.MIN_GOLD_TO_CALIBRATE,
     }
     return page(request, "dashboard.html", project=project, config=config)
 

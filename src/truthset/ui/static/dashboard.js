@@ -197,6 +197,7 @@ function showQualityModels(models) {
     ),
   );
   $('quality-models-empty').hidden = models.length > 0;
+  $('quality-models-no-gold').hidden = !models.some((model) => !model.gold_tasks);
 }
 
 async function refitNow(button) {
