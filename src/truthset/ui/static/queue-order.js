@@ -38,7 +38,13 @@ async function showQueue() {
 async function loadOrdering() {
   const { data: project } = await api('GET', projectPath);
   $('queue-ordering').value = project.quality.ordering || 'priority';
+  cautionIfUncertain();
   return project;
+}
+
+// uncertainty ordering with a model in the loop has cost accuracy (docs/quality.md, "Queue order")
+function cautionIfUncertain() {
+  $('queue-ordering-caution').hidden = $('queue-ordering').value !== 'uncertainty';
 }
 
 async function changeOrdering(event) {
@@ -75,6 +81,7 @@ function sayHowItWent(job) {
 
 if (config.may_manage_projects && $('queue-form')) {
   $('queue-form').addEventListener('submit', changeOrdering);
+  $('queue-ordering').addEventListener('change', cautionIfUncertain);
   $('queue-rerank').addEventListener('click', rerank);
   loadOrdering().catch((error) => say('queue-error', message(error)));
 }
