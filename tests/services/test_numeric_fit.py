@@ -164,6 +164,11 @@ def test_each_criterion_of_a_rubric_is_fitted_as_a_rating(org: Org) -> None:
     report = refit.refit_project(org.db, org.id, project["id"])
     assert set(report["fitted"]) == {"review[helpful]", "review[safe]"}
     assert {figures["question"] for figures in report["fitted"].values()} == {"review"}
+    listed = quality.quality_models(org.db, org.owner.principal, project["id"])
+    assert [(m["key"], m["question"], m["method"]) for m in listed] == [
+        ("review[helpful]", "review", "worker_variance"),
+        ("review[safe]", "review", "worker_variance"),
+    ]
     after = exact()
     assert after > before + 0.1, (before, after)
     question = org.task(made[0]["id"])["result"]["questions"]["review"]

@@ -8,7 +8,7 @@ import random
 from typing import TYPE_CHECKING
 
 from truthset.schemas import ResponseCreate
-from truthset.services import gold, queue, refit, tasks
+from truthset.services import gold, quality, queue, refit, tasks
 from truthset.services.tasks import TaskFilter
 
 if TYPE_CHECKING:
@@ -89,5 +89,8 @@ def test_gold_orders_calibrate_the_model_of_pairs(org: Org) -> None:
         gold.mark_gold(org.db, org.owner.principal, task_id, {"pick": {"winner": truth[task_id][0]}})
     fitted = refit.refit_project(org.db, org.id, project["id"])["fitted"]["pick"]
     assert fitted["gold_tasks"] == 40
+    (listed,) = quality.quality_models(org.db, org.owner.principal, project["id"])
+    assert (listed["key"], listed["method"], listed["gold_tasks"]) == ("pick", "dawid_skene_pairs", 40)
+    assert listed["temperature"] == fitted["temperature"] and listed["shared_sd"] is None
 
 
