@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from truthset.services import pacing
@@ -24,8 +26,21 @@ def test_a_step_the_loop_submitted_a_call_during_is_followed_by_a_pause_as_long(
     assert pauses == [0.25]
 
 
+def test_a_call_in_flight_across_the_step_counts_too(db: Database, pauses: list[float]) -> None:
+    """A step that holds the GIL keeps the loop from submitting new calls: the ones waiting count."""
+    release = threading.Event()
+    waiting = db.submit(release.wait, 60)  # submitted before the step, still waiting when it ends
+    ticks = iter([10.0, 10.001])
+    with pacing.Pacer(db).step(lambda: next(ticks)):
+        pass
+    release.set()
+    assert waiting.result(timeout=60) is True
+    assert pauses == [pytest.approx(0.001)]
+
+
 def test_a_step_nobody_competed_with_runs_on_without_a_pause(db: Database, pauses: list[float]) -> None:
-    db.submit(lambda: None).result(timeout=60)  # the loop was busy just before the step...
+    db.submit(lambda: None).result(timeout=60)  # the loop's last call ended before the step began...
+    threading.Event().wait(0.01)  # (its completion is stamped just after the caller wakes up)
     with pacing.Pacer(db).step():
         db.submit(lambda: None, hot=False).result(timeout=60)  # ...and the step's own writes are not the loop
     assert pauses == []

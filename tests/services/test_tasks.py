@@ -472,7 +472,7 @@ def test_an_import_pauses_between_its_steps_only_while_the_annotation_loop_is_bu
     """Background work yields to people: each parse and store step is followed by a pause of its length."""
     project = org.make_project()
     monkeypatch.setattr(tasks, "IMPORT_CHUNK", 10)
-    monkeypatch.setattr(org.db, "hot_call_since", lambda moment: loop_busy)
+    monkeypatch.setattr(org.db, "loop_busy_since", lambda moment: loop_busy)
     pauses: list[float] = []
     monkeypatch.setattr(tasks.time, "sleep", pauses.append)
     lines = _lines(*({"data": {"text": f"item {n}"}} for n in range(30)))
@@ -483,12 +483,13 @@ def test_an_import_pauses_between_its_steps_only_while_the_annotation_loop_is_bu
 
 def test_only_the_annotation_loop_marks_the_hot_path(db: Database) -> None:
     moment = time.monotonic()
-    assert not db.hot_call_since(moment)
+    assert not db.loop_busy_since(moment)
     db.submit(lambda: None, hot=False).result(timeout=60)
-    assert not db.hot_call_since(moment)  # an import's step is not the loop
+    assert not db.loop_busy_since(moment)  # an import's step is not the loop
     db.submit(lambda: None).result(timeout=60)
-    assert db.hot_call_since(moment)
-    assert not db.hot_call_since(time.monotonic())  # a step that began after the call saw none
+    assert db.loop_busy_since(moment)
+    time.sleep(0.01)  # the call's end is stamped by its future's callback, just after the caller wakes
+    assert not db.loop_busy_since(time.monotonic())  # a step that began after the call ended saw none
 
 
 class FullDiskFile(io.BytesIO):

@@ -201,7 +201,11 @@ class Database:
         self._checkpointer: Checkpointer | None = None
         self._batch_writer: BatchWriter | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._hot_call_at = -1e9  # when the annotation loop last submitted a call (see hot_call_since)
+        # the annotation loop's calls (see loop_busy_since): how many are waiting or running, and
+        # when the last one was submitted and the last one ended
+        self._hot_lock = threading.Lock()
+        self._hot_in_flight = 0
+        self._hot_call_at = self._hot_done_at = -1e9
         self._batch = threading.local()  # on the writer thread: the connection of the running batch
         if self.is_sqlite:
             self._batch_writer = BatchWriter(self)
@@ -345,16 +349,28 @@ class Database:
         as an import's chunk (``hot=False``), which then takes its turn behind the waiting calls.
         """
         if hot:
-            self._hot_call_at = time.monotonic()
+            with self._hot_lock:
+                self._hot_in_flight += 1
+                self._hot_call_at = time.monotonic()
         if self._batch_writer is not None:
-            return self._batch_writer.submit(function, *args)
-        assert self._executor is not None
-        return self._executor.submit(function, *args)
+            future = self._batch_writer.submit(function, *args)
+        else:
+            assert self._executor is not None
+            future = self._executor.submit(function, *args)
+        if hot:
+            future.add_done_callback(self._hot_call_ended)
+        return future
 
-    def hot_call_since(self, moment: float) -> bool:
-        """Whether an annotation-loop call was submitted at or after ``moment`` (``time.monotonic()``,
-        this process)."""
-        return self._hot_call_at >= moment
+    def _hot_call_ended(self, _future: Future) -> None:
+        with self._hot_lock:
+            self._hot_in_flight -= 1
+            self._hot_done_at = time.monotonic()
+
+    def loop_busy_since(self, moment: float) -> bool:
+        """Whether the annotation loop had a call waiting or running at any time from ``moment``
+        (``time.monotonic()``) to now, in this process: one submitted, one ended, or one in flight."""
+        with self._hot_lock:
+            return self._hot_in_flight > 0 or max(self._hot_call_at, self._hot_done_at) >= moment
 
     def run_batch(self, body: Callable[[], None]) -> int:
         """Run ``body`` with this thread's writes and reads inside one SQLite transaction.
