@@ -201,11 +201,11 @@ class Database:
         self._checkpointer: Checkpointer | None = None
         self._batch_writer: BatchWriter | None = None
         self._executor: ThreadPoolExecutor | None = None
-        # the annotation loop's calls (see loop_busy_since): how many are waiting or running, and
-        # when the last one was submitted and the last one ended
+        # the annotation loop's calls (see loop_busy_since): how many are waiting or running, and when
+        # the loop was last seen (a call submitted or ended)
         self._hot_lock = threading.Lock()
         self._hot_in_flight = 0
-        self._hot_call_at = self._hot_done_at = -1e9
+        self._hot_seen_at = -1e9
         self._batch = threading.local()  # on the writer thread: the connection of the running batch
         if self.is_sqlite:
             self._batch_writer = BatchWriter(self)
@@ -351,7 +351,7 @@ class Database:
         if hot:
             with self._hot_lock:
                 self._hot_in_flight += 1
-                self._hot_call_at = time.monotonic()
+                self._hot_seen_at = time.monotonic()
         if self._batch_writer is not None:
             future = self._batch_writer.submit(function, *args)
         else:
@@ -364,13 +364,13 @@ class Database:
     def _hot_call_ended(self, _future: Future) -> None:
         with self._hot_lock:
             self._hot_in_flight -= 1
-            self._hot_done_at = time.monotonic()
+            self._hot_seen_at = time.monotonic()
 
     def loop_busy_since(self, moment: float) -> bool:
         """Whether the annotation loop had a call waiting or running at any time from ``moment``
         (``time.monotonic()``) to now, in this process: one submitted, one ended, or one in flight."""
         with self._hot_lock:
-            return self._hot_in_flight > 0 or max(self._hot_call_at, self._hot_done_at) >= moment
+            return self._hot_in_flight > 0 or self._hot_seen_at >= moment
 
     def run_batch(self, body: Callable[[], None]) -> int:
         """Run ``body`` with this thread's writes and reads inside one SQLite transaction.
