@@ -285,7 +285,7 @@ def worker_figures(spec: CompiledSpec, rows: ResponseRows) -> list[dict[str, Any
             hits, n = _agreement_with_results(rows, question.name, tasks, workers, labels, n_w)
             codes = np.unique(np.asarray([repr(v) for v in labels]), return_inverse=True)[1].ravel()
             scored, correct = leave_one_out(tasks, codes)
-        elif _is_number(question):
+        elif question.name in spec.numeric().get(question.name, {}):  # one number (ratings are categories above)
             hits, n = _numbers_near_results(rows, question, tasks, workers, values, n_w)
             scored, correct = _numbers_near_others(question, tasks, values)
         else:
@@ -313,12 +313,6 @@ def worker_figures(spec: CompiledSpec, rows: ResponseRows) -> list[dict[str, Any
         }
         for w in range(n_w)
     ]
-
-
-def _is_number(question: Any) -> bool:
-    """A question answered with a number judged right within a tolerance (``number``; a rating is
-    scored as a category, as its gold is)."""
-    return question.type not in CATEGORICAL and hasattr(questions.get(question.type), "numeric_tolerance")
 
 
 def _numbers_near_results(
