@@ -645,19 +645,21 @@ def _worker_row(w: Any) -> list[str]:
     """A worker's figures as the cells of ``truthset quality workers``."""
     median = "-" if w.median_duration_ms is None else f"{w.median_duration_ms / 1000:.1f}"
     agrees = "-" if w.agreement_with_results is None else f"{w.agreement_with_results:.3f}"
-    accuracy = "-"
-    if w.estimated_accuracy is not None and w.accuracy_interval:
-        low, high = w.accuracy_interval
-        accuracy = f"{w.estimated_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.scored_answers})"
-    on_gold = "-"
-    if w.gold_accuracy is not None and w.gold_interval:
-        low, high = w.gold_interval
-        on_gold = f"{w.gold_accuracy:.3f} ({low:.3f}-{high:.3f}, n={w.gold_answers})"
+    accuracy = _share_of(w.estimated_accuracy, w.accuracy_interval, w.scored_answers)
+    on_gold = _share_of(w.gold_accuracy, w.gold_interval, w.gold_answers)
     reviewed = f"{w.reviewed}: {w.review_rejected}" if w.reviewed else "-"
     kept = f"{w.prefill_accepted} of {w.prefill_shown}" if w.prefill_shown else "-"  # a model's (models.md)
     name, kind, responses = w.name or w.worker_id, str(w.kind), str(w.responses)
     measured, status = _measured_text(w.measured), w.status or "-"
     return [name, kind, responses, median, agrees, accuracy, measured, status, on_gold, reviewed, kept]
+
+
+def _share_of(share: float | None, interval: list[float] | None, answers: int) -> str:
+    """A share with its 95% interval and how many answers it rests on: ``0.912 (0.850-0.951, n=120)``."""
+    if share is None or not interval:
+        return "-"
+    low, high = interval
+    return f"{share:.3f} ({low:.3f}-{high:.3f}, n={answers})"
 
 
 def _measured_text(measured: dict[str, dict[str, float]]) -> str:

@@ -104,17 +104,21 @@ function showAgreement(figures) {
   );
 }
 
+// a share with its 95% interval and how many answers it rests on: "91.2% (85.0%–95.1%) of 120"
+function shareOf(share, interval, answers) {
+  const [low, high] = interval || [null, null];
+  return `${percent(share)} (${percent(low)}–${percent(high)}) of ${count(answers)}`;
+}
+
 function goldCell(worker) {
   if (!worker.gold_answers) return 'no gold answered';
-  const [low, high] = worker.gold_interval || [null, null];
-  return `${percent(worker.gold_accuracy)} (${percent(low)}–${percent(high)}) of ${count(worker.gold_answers)}`;
+  return shareOf(worker.gold_accuracy, worker.gold_interval, worker.gold_answers);
 }
 
 // leave one out: each answer against the other workers' (an estimate, not gold; docs/quality.md)
 function estimatedCell(worker) {
   if (!worker.scored_answers) return '—';
-  const [low, high] = worker.accuracy_interval || [null, null];
-  return `${percent(worker.estimated_accuracy)} (${percent(low)}–${percent(high)}) of ${count(worker.scored_answers)}`;
+  return shareOf(worker.estimated_accuracy, worker.accuracy_interval, worker.scored_answers);
 }
 
 // a model worker's auto-labeling (docs/models.md, "Auto-labeling and audits"); people label by hand
