@@ -34,6 +34,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import QueuePool
 
 from truthset.errors import Busy, StorageFull, TruthsetError
+from truthset.storage import sqlite_library
 from truthset.storage.batching import BatchWriter
 from truthset.storage.checkpointer import RESTART_BYTES, Checkpointer
 from truthset.storage.files import make_private_dirs, make_private_file
@@ -208,6 +209,7 @@ class Database:
         self._hot_seen_at = -1e9
         self._batch = threading.local()  # on the writer thread: the connection of the running batch
         if self.is_sqlite:
+            sqlite_library.turn_off_memory_statistics()  # before this process's first connection
             self._batch_writer = BatchWriter(self)
             database = self.url.database
             on_disk = bool(database) and database != ":memory:"
