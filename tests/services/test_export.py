@@ -43,7 +43,7 @@ def test_write_jsonl_writes_one_line_per_row_in_blocks() -> None:
 def test_lines_rendered_by_several_readers_are_one_snapshot_in_order(
     db: Database, org: Org, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On PostgreSQL the lines come from several connections sharing the export's snapshot
+    """The lines come from several connections sharing the export's snapshot
     (services/export_readers.py), block by block: still one state, in id order, all of it."""
     monkeypatch.setattr(export, "EXPORT_BLOCK", 4)  # 23 tasks: 6 blocks over 2 readers
     project = org.make_project()
@@ -51,7 +51,7 @@ def test_lines_rendered_by_several_readers_are_one_snapshot_in_order(
     lines = export.export_lines(db, org.owner.principal, project["id"], filters=export.ExportFilter(status=None))
     first = next(lines)
     readers = [thread for thread in threading.enumerate() if thread.name.startswith("export-reader")]
-    assert len(readers) == (0 if db.is_sqlite else 2)
+    assert len(readers) == 2
     tasks.cancel_task(db, org.owner.principal, made[-1]["id"])
     org.make_task(project["id"], "created during the export")
     exported = [orjson.loads(line) for line in [first, *lines]]

@@ -383,3 +383,33 @@ def test_a_postgres_write_waiting_for_a_row_lock_ends_busy_at_the_lock_timeout(d
             conn.execute(update(t.organizations).values(name="renamed"))
     finally:
         impatient.dispose()
+
+
+def test_snapshots_see_one_state_while_another_process_commits(db: Database) -> None:
+    """Database.snapshots: several connections, one state. The writer is another Database (as
+    another process would be: not this one's write lock), committing as fast as it can."""
+    other = Database(db.url.render_as_string(hide_password=False), sqlite_synchronous="NORMAL")
+    stop = threading.Event()
+
+    def write_nonstop() -> None:
+        number = 0
+        while not stop.is_set():
+            number += 1
+            with other.write(durable=False) as conn:
+                conn.execute(insert(t.organizations).values(**_org_row(f"{number:024d}", f"org {number}")))
+
+    writer = threading.Thread(target=write_nonstop)
+    writer.start()
+    seen: list[list[int]] = []
+    try:
+        while len(seen) < 30 or len({counts[0] for counts in seen}) < 5:  # until the writer is well under way
+            with db.snapshots(3) as conns:
+                first = [conn.execute(select(func.count()).select_from(t.organizations)).scalar_one() for conn in conns]
+                time.sleep(0.01)  # the writer commits meanwhile: each connection still sees its snapshot
+                again = [conn.execute(select(func.count()).select_from(t.organizations)).scalar_one() for conn in conns]
+            seen.append(first + again)
+    finally:
+        stop.set()
+        writer.join()
+        other.dispose()
+    assert all(len(set(counts)) == 1 for counts in seen), [counts for counts in seen if len(set(counts)) > 1]

@@ -26,6 +26,7 @@ from truthset.domain import Principal, ReviewStatus, TaskStatus
 from truthset.errors import full_disk_is_storage_full
 from truthset.services import export_readers, formats
 from truthset.services.formats._sql import sql_object
+from truthset.services.pacing import Pacer
 from truthset.services.policy import Action, require
 from truthset.services.projects import get_project
 from truthset.services.tasks import SPOOL_DIRECTORY, TaskFilter, task_query
@@ -148,16 +149,19 @@ def export_lines(
     chosen = filters or ExportFilter()
     line = literal_column(sql or (_LINE_PG if not db.is_sqlite else _LINE_SQLITE)).label("line")
     query = task_query(principal, chosen.task_filter(project_id), line)
-    with db.snapshot() as conn:
+    readers = export_readers.READERS
+    with db.snapshots(1 + readers) as conns:
+        conn = conns[0]
         if not db.is_sqlite:
-            # The correlated subqueries' cost estimate is far above jit_above_cost, and compiling
-            # the line expression (about 1.5 s) cost more than rendering 100,000 lines without it.
-            conn.exec_driver_sql("SET LOCAL jit = off")
+            for each in conns:
+                # The correlated subqueries' cost estimate is far above jit_above_cost, and compiling
+                # the line expression (about 1.5 s) cost more than rendering 100,000 lines without it.
+                each.exec_driver_sql("SET LOCAL jit = off")
         if on_total is not None:
             counted = task_query(principal, chosen.task_filter(project_id), t.tasks.c.id)
             on_total(conn.execute(select(func.count()).select_from(counted.subquery())).scalar_one())
-        if not db.is_sqlite and export_readers.READERS > 1:
-            yield from export_readers.lines(db, conn, query, EXPORT_BLOCK)
+        if readers:
+            yield from export_readers.lines(conns, query, EXPORT_BLOCK, Pacer(db))
             return
         lines = conn.execution_options(yield_per=EXPORT_BLOCK).execute(query.order_by(t.tasks.c.id))
         for block in lines.partitions():

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ _UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
 _DISK_FULL_SQLSTATE = "53100"
 _SQLITE_BUSY = 5
 _SQLITE_FULL = 13  # "database or disk is full": also what SQLite reports for ENOSPC
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+(-[0-9A-F]+)+")  # PostgreSQL's pg_export_snapshot()
 
 
 def _transient(exc: DBAPIError) -> bool:
@@ -223,9 +225,7 @@ class Database:
             )
             if wal is not None:
                 assert self._write_lock is not None
-                self._checkpointer = Checkpointer(
-                    self.engine, wal, self._write_lock, restart_bytes=wal_restart_bytes
-                )
+                self._checkpointer = Checkpointer(self.engine, wal, self._write_lock, restart_bytes=wal_restart_bytes)
         else:
             self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="truthset-db")
             self.engine = create_engine(
@@ -341,6 +341,40 @@ class Database:
                 # a long read filled this pooled connection's page cache (up to cache_size): free it
                 # rather than keep it, unused, for as long as the connection lives in the pool
                 conn.exec_driver_sql("PRAGMA shrink_memory")
+
+    @contextmanager
+    def snapshots(self, count: int) -> Iterator[list[Connection]]:
+        """``count`` :meth:`snapshot` transactions that all see one and the same state: one long
+        read split over several connections, so over several cores (an export's lines).
+
+        PostgreSQL: the first publishes its snapshot (``pg_export_snapshot()``) and the others
+        adopt it (``SET TRANSACTION SNAPSHOT``). SQLite cannot hand a snapshot over
+        (``sqlite3_snapshot_open`` is not in Python's driver), but a WAL reader's snapshot is fixed
+        by its first read: each takes that read while this process holds the write lock
+        (``BEGIN IMMEDIATE``, for a few milliseconds), so no commit can fall between them.
+        """
+        with ExitStack() as stack:
+            conns = [stack.enter_context(self.snapshot()) for _ in range(count)]
+            if count > 1 and self.is_sqlite:
+                self._share_sqlite_snapshot(conns)
+            elif count > 1:
+                self._share_postgres_snapshot(conns)
+            yield conns
+
+    def _share_sqlite_snapshot(self, conns: list[Connection]) -> None:
+        with _translated(), self._locked(), self.engine.connect() as writer:
+            held = writer.execution_options(sqlite_begin="IMMEDIATE").begin()  # the write lock, at once
+            for conn in conns:
+                conn.exec_driver_sql("SELECT count(*) FROM sqlite_master")  # a read: fixes its snapshot
+            held.rollback()
+
+    @staticmethod
+    def _share_postgres_snapshot(conns: list[Connection]) -> None:
+        published = str(conns[0].exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
+        if not _SNAPSHOT_ID.fullmatch(published):  # it goes into a statement as a literal
+            raise RuntimeError(f"unexpected snapshot id {published!r}")
+        for conn in conns[1:]:
+            conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{published}'")  # first in its transaction
 
     def submit(self, function: Callable[..., Any], *args: Any, hot: bool = True) -> Future:
         """Run a service call ``function(*args)`` off the caller's thread; the future gets its result.
