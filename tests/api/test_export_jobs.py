@@ -18,7 +18,7 @@ from sqlalchemy import update
 
 from truthset.config import Settings
 from truthset.jobs import Runner
-from truthset.services import export_jobs, jobs
+from truthset.services import export, export_jobs, jobs
 from truthset.services.formats import jsonl
 from truthset.storage import tables as t
 from truthset.storage.ids import new_id, utcnow
@@ -135,6 +135,7 @@ def test_a_canceled_export_leaves_no_file(
     project, _ = completed_tasks(api, org, 4)
     job = start(api, org, project["id"])
     original = jsonl.WRITER.write
+    monkeypatch.setattr(export, "EXPORT_BLOCK", 1)  # the writer gets the lines in blocks: one task each
 
     def cancel_midway(project: dict, rows: Any, out: Any) -> int:
         def rows_then_cancel() -> Any:

@@ -1,6 +1,7 @@
 """Holds an export mid-file in a ``truthset worker`` process (imported before the CLI starts).
 
-With ``EXPORT_GATE`` naming a folder, the JSONL writer of this process writes its first rows, then
+With ``EXPORT_GATE`` naming a folder, the JSONL writer of this process writes its first rows (the
+database's blocks of lines, here one task each), then
 creates ``<folder>/writing-<pid>`` and waits until ``<folder>/go`` exists: the test kills the
 worker while it waits (a crash mid-export), or lets it finish.
 """
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from truthset.services import export
 from truthset.services.formats import jsonl
 
 FOLDER = os.environ.get("EXPORT_GATE")
@@ -34,3 +36,5 @@ def gated_write(project: dict[str, Any], rows: Iterator[dict[str, Any]], out: An
 
 
 jsonl.WRITER.write = gated_write  # type: ignore[method-assign]
+if FOLDER:
+    export.EXPORT_BLOCK = 1  # a block a task, so the first rows are not the whole export

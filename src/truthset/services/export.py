@@ -125,7 +125,7 @@ def export_rows(
             yield from _block_rows(conn, principal.organization_id, block, workers, decode)
 
 
-def export_lines(
+def export_line_blocks(
     db: Database,
     principal: Principal,
     project_id: str,
@@ -133,40 +133,50 @@ def export_lines(
     filters: ExportFilter | None = None,
     on_total: Callable[[int], Any] | None = None,
     sql: str | None = None,
-) -> Iterator[str]:
-    """The rows of :func:`export_rows` as JSON text, one per task (no newline), rendered by the
-    database itself: SQLite's JSON1 functions or PostgreSQL's ``json_build_object``.
+) -> Iterator[formats.LineBlock]:
+    """The rows of :func:`export_rows` as JSON text, one line per task, in blocks of
+    :data:`EXPORT_BLOCK` tasks, rendered by the database itself: SQLite's JSON1 functions or
+    PostgreSQL's ``json_build_object``.
 
     Why: the JSONL export of a million tasks with their responses spent most of its time building
     Python dicts only to serialise them again. Here the database writes each line in C, reading a
     task's responses (with their workers) and reviews through correlated subqueries on their task
-    indexes, and Python only passes the text on; same snapshot, filters and checks as
-    :func:`export_rows`, and a test proves both give the same rows. ``sql``: another rendering of
-    each task (a column expression over ``tasks``), e.g. the Parquet writer's.
+    indexes, and joins a block's lines, and Python only passes the text on; same snapshot, filters
+    and checks as :func:`export_rows`, and a test proves both give the same rows. The blocks are
+    rendered by :data:`export_readers.READERS` connections at once (see
+    :mod:`truthset.services.export_readers`). ``sql``: another rendering of each task (a column
+    expression over ``tasks``), e.g. the Parquet writer's.
     """
     require(principal, Action.READ_TASKS)
     get_project(db, principal, project_id)
     chosen = filters or ExportFilter()
     line = literal_column(sql or (_LINE_PG if not db.is_sqlite else _LINE_SQLITE)).label("line")
     query = task_query(principal, chosen.task_filter(project_id), line)
-    readers = export_readers.READERS
-    with db.snapshots(1 + readers) as conns:
-        conn = conns[0]
+    with db.snapshots(1 + export_readers.READERS) as conns:
         if not db.is_sqlite:
-            for each in conns:
+            for conn in conns:
                 # The correlated subqueries' cost estimate is far above jit_above_cost, and compiling
                 # the line expression (about 1.5 s) cost more than rendering 100,000 lines without it.
-                each.exec_driver_sql("SET LOCAL jit = off")
+                conn.exec_driver_sql("SET LOCAL jit = off")
+        ranges, total = export_readers.plan(conns[0], query, EXPORT_BLOCK)
         if on_total is not None:
-            counted = task_query(principal, chosen.task_filter(project_id), t.tasks.c.id)
-            on_total(conn.execute(select(func.count()).select_from(counted.subquery())).scalar_one())
-        if readers:
-            yield from export_readers.lines(conns, query, EXPORT_BLOCK, Pacer(db))
-            return
-        lines = conn.execution_options(yield_per=EXPORT_BLOCK).execute(query.order_by(t.tasks.c.id))
-        for block in lines.partitions():
-            for (text,) in block:
-                yield text
+            on_total(total)
+        yield from export_readers.blocks(conns[1:] or conns, query, ranges, Pacer(db))
+
+
+def export_lines(
+    db: Database,
+    principal: Principal,
+    project_id: str,
+    *,
+    filters: ExportFilter | None = None,
+    on_total: Callable[[int], Any] | None = None,
+) -> Iterator[str]:
+    """The lines of :func:`export_line_blocks` one by one (JSON text, no newline): for a caller
+    that wants the rows one at a time; writers take the blocks."""
+    for block in export_line_blocks(db, principal, project_id, filters=filters, on_total=on_total):
+        if block.count:
+            yield from block.text.decode().split("\n")
 
 
 # SQLite: each line is put together as text. Why not json_object: SQLite 3.40 keeps a value JSON only
@@ -290,15 +300,16 @@ def rows_for(
     filters: ExportFilter,
     on_total: Callable[[int], Any] | None = None,
 ) -> Iterator[Any]:
-    """The export's rows in the form ``writer`` takes best: the database's JSON lines for a writer
-    with ``json_lines``, else dicts (with JSON fragments for a writer with ``raw_json``)."""
+    """The export's rows in the form ``writer`` takes best: blocks of the database's JSON lines
+    (:class:`~truthset.services.formats.LineBlock`) for a writer with ``json_lines`` or
+    ``line_sql``, else dicts (with JSON fragments for a writer with ``raw_json``)."""
     if getattr(writer, "json_lines", False):
-        return export_lines(db, principal, project_id, filters=filters, on_total=on_total)
+        return export_line_blocks(db, principal, project_id, filters=filters, on_total=on_total)
     line_sql = getattr(writer, "line_sql", None)
     if line_sql is not None:
         project = get_project(db, principal, project_id)
         sql = line_sql(project, not db.is_sqlite)
-        return export_lines(db, principal, project_id, filters=filters, on_total=on_total, sql=sql)
+        return export_line_blocks(db, principal, project_id, filters=filters, on_total=on_total, sql=sql)
     raw = getattr(writer, "raw_json", False)
     return export_rows(db, principal, project_id, filters=filters, on_total=on_total, raw_json=raw)
 

@@ -188,14 +188,16 @@ def _announce(db: Database, context: JobContext, result: dict[str, Any]) -> None
         )
 
 
-def _reporting(rows: Iterator[dict[str, Any]], context: JobContext) -> Iterator[dict[str, Any]]:
-    """``rows``, reporting progress (and so stopping for a cancel) as they are written."""
-    done = 0
+def _reporting(rows: Iterator[Any], context: JobContext) -> Iterator[Any]:
+    """``rows`` (dicts, or blocks of lines: see ``export.rows_for``), reporting progress (and so
+    stopping for a cancel) as they are written."""
+    done = reported = 0
     for row in rows:
         yield row
-        done += 1
-        if done % _PROGRESS_EVERY == 0:
+        done += row.count if isinstance(row, formats.LineBlock) else 1
+        if done - reported >= _PROGRESS_EVERY:
             context.progress(done)
+            reported = done
     context.progress(done)
 
 

@@ -9,10 +9,11 @@ shape docs/formats.md documents) into one file. It is any object with
   (never all in memory) and return how many tasks it wrote;
 - optionally ``raw_json = True``: the writer only re-serialises JSON values, so the rows may hold
   ``data``, ``metadata`` and responses' ``answer`` as the stored JSON text (:class:`orjson.Fragment`);
-- optionally ``json_lines = True``: the rows may be each row's JSON text, rendered by the database
-  (:func:`truthset.services.export.export_lines`; the JSONL writer);
+- optionally ``json_lines = True``: the rows may be :class:`LineBlock` s of each row's JSON text,
+  rendered by the database (:func:`truthset.services.export.export_line_blocks`; the JSONL writer);
 - optionally ``line_sql(project, postgres) -> str``: SQL rendering each task as the text the writer
-  wants (the Parquet writer's JSON lines in its schema's shape); the rows are then those texts;
+  wants (the Parquet writer's JSON lines in its schema's shape); the rows are then
+  :class:`LineBlock` s of those texts;
 - optionally ``check(project) -> None``: raise :class:`~truthset.errors.InvalidInput` when the
   format cannot be written for this project (no question it can write), saying why; the export is
   then refused (422) before any job is queued.
@@ -26,11 +27,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, NamedTuple, Protocol
 
 from truthset.errors import InvalidInput
 
-__all__ = ["MODULES", "Writer", "check_format", "get", "names"]
+__all__ = ["MODULES", "LineBlock", "Writer", "check_format", "get", "names"]
 
 #: format name -> the module holding its ``WRITER``
 MODULES: dict[str, str] = {
@@ -46,6 +47,15 @@ MODULES: dict[str, str] = {
     "preferences": "truthset.services.formats.preferences",
     "label_studio": "truthset.services.formats.label_studio",
 }
+
+
+class LineBlock(NamedTuple):
+    """``count`` tasks' lines as the database rendered them, in id order: UTF-8, each line but the
+    last followed by a newline (a line never holds one: its JSON escapes them). One block of an
+    export, handed to the writer whole: per line, Python would cost more than the database."""
+
+    count: int
+    text: bytes
 
 
 class Writer(Protocol):

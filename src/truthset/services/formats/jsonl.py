@@ -7,20 +7,27 @@ from typing import IO, Any, BinaryIO
 
 import orjson
 
+from truthset.services.formats import LineBlock
+
 LINES_PER_WRITE = 2000  # lines rendered per write: few, large writes
 
 
-def write_lines(rows: Iterable[dict[str, Any] | str], out: IO[bytes]) -> int:
+def write_lines(rows: Iterable[dict[str, Any] | LineBlock], out: IO[bytes]) -> int:
     """Write ``rows`` to ``out`` as JSON lines, a block of lines per write; returns the count.
 
-    A row is a dict, or a line the database already rendered as JSON text (see ``json_lines``).
+    A row is a dict, or a block of lines the database already rendered as JSON text (see
+    ``json_lines``), written as it is.
     """
     count = 0
     block: list[bytes] = []
     for row in rows:
-        block.append(
-            (row + "\n").encode() if isinstance(row, str) else orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
-        )
+        if isinstance(row, LineBlock):
+            if row.count:
+                out.write(row.text)
+                out.write(b"\n")
+            count += row.count
+            continue
+        block.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
         if len(block) == LINES_PER_WRITE:
             out.write(b"".join(block))
             count += len(block)
@@ -32,10 +39,11 @@ def write_lines(rows: Iterable[dict[str, Any] | str], out: IO[bytes]) -> int:
 class JsonlWriter:
     media_type = "application/x-ndjson"
     extension = "jsonl"
-    #: rows may be the database's own JSON text of each row (export.export_lines): written as they are
+    #: rows may be blocks of the database's own JSON text of each row (export.export_line_blocks):
+    #: written as they are
     json_lines = True
 
-    def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any] | str], out: BinaryIO) -> int:  # type: ignore[override]
+    def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any] | LineBlock], out: BinaryIO) -> int:  # type: ignore[override]
         return write_lines(rows, out)
 
 

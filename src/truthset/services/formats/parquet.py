@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from truthset.services.formats import _arrow_lines
+from truthset.services.formats import LineBlock, _arrow_lines
 
 ROWS_PER_BATCH = 2000
 TIME = pa.timestamp("us", tz="UTC")
@@ -195,12 +195,17 @@ class ParquetWriter:
         layout = _Layout(project["spec"])
         return _arrow_lines.line_sql(layout.fields, layout.questions, postgres)
 
-    def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any] | str], out: BinaryIO) -> int:
+    def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any] | LineBlock], out: BinaryIO) -> int:
         layout = _Layout(project["spec"])
         count = 0
         with pq.ParquetWriter(out, layout.schema, compression="zstd") as writer:
-            block: list[Any] = []
+            block: list[dict[str, Any]] = []
             for row in rows:
+                if isinstance(row, LineBlock):  # the database's lines (line_sql): a record batch a block
+                    if row.count:
+                        writer.write_table(_read_lines(layout, row.text))
+                    count += row.count
+                    continue
                 block.append(row)
                 if len(block) == ROWS_PER_BATCH:
                     writer.write_table(_table(layout, block))
@@ -212,12 +217,14 @@ class ParquetWriter:
         return count
 
 
-def _table(layout: _Layout, block: list[Any]) -> pa.Table:
-    """One block as a table: JSON lines (from the database) read by pyarrow, or row dicts converted."""
-    if not block or not isinstance(block[0], str):
-        return pa.Table.from_batches([record_batch(layout, block)], schema=layout.schema)
+def _table(layout: _Layout, block: list[dict[str, Any]]) -> pa.Table:
+    """One block of row dicts as a table."""
+    return pa.Table.from_batches([record_batch(layout, block)], schema=layout.schema)
+
+
+def _read_lines(layout: _Layout, text: bytes) -> pa.Table:
+    """One block of JSON lines in this format's shape (from the database) read by pyarrow."""
     options = pajson.ParseOptions(explicit_schema=layout.schema, unexpected_field_behavior="ignore")
-    text = "\n".join(block).encode()
     # One parse of the whole block in this thread: pyarrow's default (1 MiB blocks, a thread pool)
     # spent a third more CPU on a block of 2,000 lines, and the export's process is one of many.
     reading = pajson.ReadOptions(use_threads=False, block_size=max(len(text) + 1, 1 << 20))
@@ -225,7 +232,7 @@ def _table(layout: _Layout, block: list[Any]) -> pa.Table:
         table = pajson.read_json(io.BytesIO(text), parse_options=options, read_options=reading)
     except pa.ArrowInvalid:  # a value of the wrong JSON type the SQL did not catch: the careful way
         row_type = pa.struct(list(layout.schema))
-        rows = [_arrow_lines.coerce(orjson.loads(line), row_type) for line in block]
+        rows = [_arrow_lines.coerce(orjson.loads(line), row_type) for line in text.split(b"\n")]
         return pa.Table.from_pylist(rows, schema=layout.schema)
     return table.select(layout.schema.names).cast(layout.schema)
 
