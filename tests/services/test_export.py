@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import threading
+import time
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import orjson
 import pytest
 
-from truthset.services import export, tasks
+from truthset.services import export, pacing, tasks
 from truthset.storage import Database
 
 if TYPE_CHECKING:
@@ -71,3 +73,21 @@ def test_an_export_stopped_early_leaves_no_reader_running(
     next(lines)
     lines.close()  # a cancelled job stops reading
     assert not [thread for thread in threading.enumerate() if thread.name.startswith("export-reader")]
+
+
+def test_the_readers_pause_after_each_block_only_while_the_annotation_loop_is_busy(
+    db: Database, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a server that also serves annotators the readers are background work (services/pacing.py)."""
+    monkeypatch.setattr(export, "EXPORT_BLOCK", 5)  # 20 tasks: 4 blocks
+    project = org.make_project()
+    org.make_tasks(project["id"], 20)
+    paused: list[float] = []
+    clocks = SimpleNamespace(sleep=paused.append, monotonic=time.monotonic, thread_time=time.thread_time)
+    monkeypatch.setattr(pacing, "time", clocks)  # the pacer's sleeps only, not every thread's
+    filters = export.ExportFilter(status=None)
+    assert len(list(export.export_lines(db, org.owner.principal, project["id"], filters=filters))) == 20
+    assert paused == []  # nobody annotating: full speed
+    monkeypatch.setattr(Database, "loop_busy_since", lambda self, moment: True)
+    assert len(list(export.export_lines(db, org.owner.principal, project["id"], filters=filters))) == 20
+    assert len(paused) == 4 and all(pause >= 0 for pause in paused)

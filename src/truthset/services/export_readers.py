@@ -6,13 +6,12 @@ and one connection renders on one core: a PostgreSQL backend process, or a SQLit
 driver releases the GIL while SQLite steps). Here the export's transactions share one snapshot
 (:meth:`Database.snapshots`): the first cuts the tasks into keyset ranges of ``block`` ids (and
 counts them), and reader ``k`` renders blocks ``k``, ``k + READERS``, ... on its own connection,
-each block as one text that the database joins (:class:`~truthset.services.formats.LineBlock`:
-per line, fetching and joining in Python cost the exporting thread more than the database's
-rendering). The blocks are handed back in id order, each reader at most :data:`QUEUED` blocks
-ahead, so memory holds at most ``READERS * (QUEUED + 1)`` blocks however big the export, and the
-lines are exactly those one connection reads from that snapshot. Each block is a step of a
-:class:`Pacer`: in a server that also serves annotators (the embedded set-up runs jobs
-in-process), the readers yield to them.
+each block as one text (:class:`~truthset.services.formats.LineBlock`: handed on line by line,
+the lines cost the exporting thread more than their rendering cost SQLite). The blocks are handed
+back in id order, each reader at most :data:`QUEUED` blocks ahead, so memory holds at most
+``READERS * (QUEUED + 1)`` blocks however big the export, and the lines are exactly those one
+connection reads from that snapshot. Each block is a step of a :class:`Pacer`: in a server that
+also serves annotators (the embedded set-up runs jobs in-process), the readers yield to them.
 """
 
 from __future__ import annotations
@@ -22,8 +21,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, LargeBinary, Select, cast, func, literal, select
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import Connection, LargeBinary, Select, cast, func, select
 
 from truthset.services.formats import LineBlock
 from truthset.services.pacing import Pacer
@@ -82,20 +80,24 @@ def blocks(conns: list[Connection], query: Select, ranges: list[Range], pacer: P
             thread.join()
 
 
-def _block(query: Select, low: str | None, high: str | None, postgres: bool) -> Select:
-    """One range's lines as one row: their count, and their text joined by newlines in id order
-    (as UTF-8 bytes: the driver would decode text only for the writer to encode it again)."""
+def _range(query: Select, low: str | None, high: str | None) -> Select:
     ids = t.tasks.c.id
-    part = query.add_columns(ids.label("task_order"))
-    part = part if low is None else part.where(ids > low)
-    part = part if high is None else part.where(ids <= high)
-    lines = part.order_by(ids).subquery()  # SQLite: an aggregate keeps its subquery's order
-    if postgres:
-        joined = func.string_agg(lines.c.line, aggregate_order_by(literal("\n"), lines.c.task_order))
-        text = func.convert_to(joined, "UTF8", type_=LargeBinary)
-    else:
-        text = cast(func.group_concat(lines.c.line, "\n"), LargeBinary)
-    return select(func.count(), text)
+    part = query if low is None else query.where(ids > low)
+    return (part if high is None else part.where(ids <= high)).order_by(ids)
+
+
+def _render(conn: Connection, query: Select, low: str | None, high: str | None) -> LineBlock:
+    """One range's lines as one block. SQLite joins them itself (in C, without the GIL), and
+    hands over UTF-8 bytes (the driver would decode text only for the writer to encode it again).
+    PostgreSQL's ``string_agg`` cost its backend more than the join here costs this thread
+    (200,000 tasks: 3.9 s against 3.2 s), so there the lines are fetched and joined."""
+    if conn.dialect.name == "postgresql":
+        lines = [line for (line,) in conn.execute(_range(query, low, high))]
+        return LineBlock(len(lines), "\n".join(lines).encode())
+    ordered = _range(query, low, high).subquery()  # an aggregate reads its subquery in that order
+    joined = cast(func.group_concat(ordered.c.line, "\n"), LargeBinary)
+    count, text = conn.execute(select(func.count(), joined)).one()
+    return LineBlock(count, text or b"")
 
 
 def _read(
@@ -107,12 +109,11 @@ def _read(
     pacer: Pacer,
 ) -> None:
     """One reader: its ranges rendered on ``conn``, each as one block put on ``out``."""
-    postgres = conn.dialect.name == "postgresql"
     try:
         for low, high in ranges:
             with pacer.step():  # this thread's CPU time: SQLite renders in it
-                count, text = conn.execute(_block(query, low, high, postgres)).one()
-            if not _put(out, LineBlock(count, bytes(text or b"")), stop):
+                block = _render(conn, query, low, high)
+            if not _put(out, block, stop):
                 return
     except BaseException as exc:  # handed to the consumer, which raises it
         _put(out, exc, stop)
