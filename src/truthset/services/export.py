@@ -141,8 +141,9 @@ def export_line_blocks(
     Why: the JSONL export of a million tasks with their responses spent most of its time building
     Python dicts only to serialise them again. Here the database writes each line in C, reading a
     task's responses (with their workers) and reviews through correlated subqueries on their task
-    indexes, and joins a block's lines, and Python only passes the text on; same snapshot, filters
-    and checks as :func:`export_rows`, and a test proves both give the same rows. The blocks are
+    indexes, and a block's lines are joined into one text (by SQLite itself; on PostgreSQL by the
+    reader thread), which Python only passes on; same snapshot, filters and checks as
+    :func:`export_rows`, and a test proves both give the same rows. The blocks are
     rendered by :data:`export_readers.READERS` connections at once (see
     :mod:`truthset.services.export_readers`). ``sql``: another rendering of each task (a column
     expression over ``tasks``), e.g. the Parquet writer's.
