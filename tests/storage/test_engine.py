@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from truthset.errors import Busy
@@ -274,6 +274,75 @@ def test_sqlite_wal_stays_bounded_under_nonstop_writes_and_reads(tmp_path: Path)
         assert peak <= 4 * limit + 64 * 1024 or checkpointer.held_off > 0, f"the WAL reached {peak / 2**20:.1f} MiB"
     finally:
         db.dispose()
+
+
+def _write_past(db: Database, wal: Path, size: int, start: int) -> int:
+    """Commit ~17 KB rows until the log file is past ``size`` bytes; returns the next row number."""
+    i = start
+    while wal.stat().st_size <= size if wal.exists() else True:
+        with db.write() as conn:
+            conn.execute(insert(t.organizations).values(**_org_row(f"{i:024d}", "x" * 2000)))
+        i += 1
+    return i
+
+
+def test_sqlite_tries_no_restart_while_a_long_read_is_open(tmp_path: Path) -> None:
+    """An export's snapshot makes every RESTART fail: none is tried (each held the write lock for a
+    second, every second of an export), and the thread restarts the log as soon as the read ends."""
+    limit = 256 * 1024
+    db = Database(f"sqlite:///{tmp_path / 'long.db'}", sqlite_synchronous="NORMAL", wal_restart_bytes=limit)
+    db.create_all()
+    wal = tmp_path / "long.db-wal"
+    checkpointer = db._checkpointer
+    assert checkpointer is not None
+    try:
+        with db.snapshot() as reading:
+            before = _count_on(reading)
+            written = _write_past(db, wal, 6 * limit, 0)
+            assert _count_on(reading) == before  # the snapshot still sees the state it started with
+            assert checkpointer.held_off == 0  # no commit waited for the reader
+            restarts = checkpointer.restarts
+        deadline = time.monotonic() + 10
+        while checkpointer.restarts == restarts and time.monotonic() < deadline:
+            time.sleep(0.05)  # no further commit: the thread catches up by itself
+        assert checkpointer.restarts > restarts
+        with db.write() as conn:  # the next writer starts the log over, and the file shrinks
+            conn.execute(insert(t.organizations).values(**_org_row(f"{written:024d}", "x")))
+        assert wal.stat().st_size <= limit
+        assert _count(db) == written + 1
+    finally:
+        db.dispose()
+
+
+def test_sqlite_waits_longer_between_restarts_a_reader_elsewhere_holds_off(tmp_path: Path) -> None:
+    """A reader the checkpointer cannot see (another process) fails the RESTARTs of commits past 4x
+    restart_bytes, each after a second's wait: tries come ever further apart, not back to back."""
+    limit = 256 * 1024
+    path = tmp_path / "other.db"
+    db = Database(f"sqlite:///{path}", sqlite_synchronous="NORMAL", wal_restart_bytes=limit)
+    db.create_all()
+    wal = tmp_path / "other.db-wal"
+    checkpointer = db._checkpointer
+    assert checkpointer is not None
+    elsewhere = sqlite3.connect(path, isolation_level=None)
+    try:
+        elsewhere.execute("BEGIN")
+        elsewhere.execute("SELECT count(*) FROM organizations").fetchone()  # its snapshot is fixed now
+        i = _write_past(db, wal, 4 * limit, 0)
+        started = time.monotonic()
+        while time.monotonic() - started < 4.5:
+            with db.write() as conn:
+                conn.execute(insert(t.organizations).values(**_org_row(f"{i:024d}", "x")))
+            i += 1
+        # tries at 0 s (waits 1 s), 2 s (waits 1 s), then not before 5 s; back to back, 4 or 5 of them
+        assert 1 <= checkpointer.held_off <= 2
+    finally:
+        elsewhere.close()
+        db.dispose()
+
+
+def _count_on(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(t.organizations)).scalar_one())
 
 
 def test_postgres_read_committed(postgres_worker_url: str) -> None:

@@ -21,6 +21,15 @@ commit that finds the log past twice ``restart_bytes`` runs the RESTART itself, 
 already holds, which bounds the log whatever the thread's scheduling; past four times, it waits up
 to a second (not 50 ms) for readers of an older snapshot to finish.
 
+A long read (an export's snapshot, held for seconds) makes every RESTART fail until it ends: the
+log cannot start over while a reader may still need its frames. Tried anyway, the hard RESTART held
+the write lock for a second every second of an export and stalled the annotation loop (max
+next/submit 5-6 s, a third of the throughput). So this process's long reads are counted
+(:meth:`Checkpointer.long_read`) and no RESTART is tried while one is open: the log grows for the
+export's duration (PASSIVE still copies what it can) and the thread catches up as soon as the last
+one ends. Readers in other processes are not counted: there consecutive failures double the wait
+before the next try (up to a minute), so such a reader costs a few stalls, not one a second.
+
 SQLite still checkpoints on its own when the last connection closes.
 """
 
@@ -31,7 +40,8 @@ import os
 import sqlite3
 import threading
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +53,7 @@ log = logging.getLogger("truthset.storage")
 RESTART_BYTES = 16 * 1024 * 1024
 _BUSY_MS = 50  # how long a RESTART may wait for readers on an older snapshot while writers wait
 _HARD_BUSY_MS = 1000  # the same, once the log is past 4x restart_bytes: the disk matters more now
+_MAX_BACKOFF = 60.0  # the longest wait after consecutive failed RESTARTs (readers in other processes)
 
 
 class Checkpointer:
@@ -65,6 +76,10 @@ class Checkpointer:
         self._commits = 0  # incremented under the database's write lock
         self._retry_at = 0.0  # monotonic time before which a failed RESTART is not tried again
         self._hard_retry_at = 0.0  # the same for the longer-waiting RESTART past 4x restart_bytes
+        self._backoff = interval  # the wait after a failed RESTART: doubles while they keep failing
+        self._long_reads = 0  # this process's open long reads: a RESTART cannot succeed while > 0
+        self._long_reads_lock = threading.Lock()
+        self._catch_up = False  # the last long read ended: the thread restarts the log at once
         self._checkpointing = threading.Lock()  # one checkpoint at a time in this process
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -74,21 +89,43 @@ class Checkpointer:
         self.restarts = 0  # how many RESTART completed (observability, tests)
         self.held_off = 0  # how many commits past 4x found a reader on an old snapshot even after a second
 
+    @contextmanager
+    def long_read(self) -> Iterator[None]:
+        """Around a read transaction that may stay open for seconds: no RESTART is tried meanwhile."""
+        with self._long_reads_lock:
+            self._long_reads += 1
+        try:
+            yield
+        finally:
+            with self._long_reads_lock:
+                self._long_reads -= 1
+                ended = self._long_reads == 0
+            if ended:
+                # Commits hold off for an interval, so that the thread copies the frames logged
+                # during the read without the write lock, then restarts the log.
+                now = time.monotonic()
+                self._retry_at = self._hard_retry_at = now + self._interval
+                self._backoff = self._interval
+                self._catch_up = True
+                self._wake.set()
+
     def committed(self) -> None:
         """Call after each COMMIT, under the write lock: there is log to copy back."""
         self._commits += 1
         if self._thread is None:
             self._start()
         size = self.wal_size()
-        if size <= self._restart_bytes:
+        if size <= self._restart_bytes or self._long_reads:
             return
         now = time.monotonic()
         if size > 4 * self._restart_bytes and now >= self._hard_retry_at:
             # Even the commits' own tries failed (a reader held its snapshot past 50 ms): wait up to
             # a second for readers now, since the disk matters more than this commit's latency.
-            self._hard_retry_at = now + self._interval
+            wait = self._backoff
             if not self._restart_here(_HARD_BUSY_MS):
                 self.held_off += 1
+                # from the end of this try: a try that waited its second is not followed by another at once
+                self._hard_retry_at = time.monotonic() + wait
         elif now >= self._retry_at:
             self._wake.set()  # the thread restarts the log soon
             if size > 2 * self._restart_bytes:
@@ -99,7 +136,7 @@ class Checkpointer:
         try:
             return self._restart_log(locked=True, busy_ms=busy_ms)
         except sqlite3.Error:  # the thread retries and logs
-            self._retry_at = time.monotonic() + self._interval
+            self._failed()
             return False
 
     def wal_size(self) -> int:
@@ -137,12 +174,18 @@ class Checkpointer:
         finally:
             self._checkpointing.release()
         if busy:
-            # A reader kept an old snapshot open (a long export): holding the lock again at once
-            # would stall every writer for nothing, so wait an interval before the next try.
-            self._retry_at = time.monotonic() + self._interval
+            # A reader kept an old snapshot open: holding the lock again at once would stall every
+            # writer for nothing, so wait before the next try, longer while tries keep failing.
+            self._failed()
             return False
         self.restarts += 1
+        self._backoff = self._interval
         return True
+
+    def _failed(self) -> None:
+        """A RESTART failed: no commit or thread tries again for the back-off, which then doubles."""
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(2 * self._backoff, max(_MAX_BACKOFF, self._interval))
 
     def _pragma(self, sql: str, *, busy_ms: int | None = None) -> tuple[int, int, int]:
         raw = self._engine.raw_connection()
@@ -174,13 +217,20 @@ class Checkpointer:
             if self._stop.is_set():
                 return
             seen = self._commits
-            if seen == done:
+            if seen == done and not self._catch_up:
                 continue
+            catch_up, self._catch_up = self._catch_up, False
             try:
                 self.checkpoint()  # without the lock: writers go on while most of the log is copied
-                if self.wal_size() > self._restart_bytes and time.monotonic() >= self._retry_at:
+                if self._may_restart(catch_up):
                     self._restart_log(locked=False)
                 done = seen
             except sqlite3.Error:  # e.g. a full disk: the log keeps everything; try again later
                 self._retry_at = time.monotonic() + self._interval
                 log.exception("WAL checkpoint failed; retrying in %s s", self._interval)
+
+    def _may_restart(self, catch_up: bool) -> bool:
+        """Whether the thread should restart the log now that it copied what it could."""
+        if self.wal_size() <= self._restart_bytes or self._long_reads:
+            return False
+        return catch_up or time.monotonic() >= self._retry_at

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -330,11 +330,12 @@ class Database:
 
         For long reads that must not mix states (an export). PostgreSQL's READ COMMITTED takes a
         new snapshot per statement, so this runs REPEATABLE READ; a SQLite read transaction in WAL
-        mode already keeps the snapshot of its first read. On SQLite keep it short: while it is
-        open the WAL cannot be restarted (see :mod:`truthset.storage.checkpointer`).
+        mode already keeps the snapshot of its first read. On SQLite the WAL cannot be restarted
+        while it is open, so the checkpointer does not try (see :mod:`truthset.storage.checkpointer`).
         """
         options = {} if self.is_sqlite else {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-        with _translated(), self.engine.connect().execution_options(**options) as conn:
+        long_read = self._checkpointer.long_read() if self._checkpointer is not None else nullcontext()
+        with long_read, _translated(), self.engine.connect().execution_options(**options) as conn:
             with conn.begin():
                 yield conn
             if self.is_sqlite:
