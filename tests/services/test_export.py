@@ -10,9 +10,14 @@ from typing import TYPE_CHECKING
 
 import orjson
 import pytest
+from sqlalchemy import insert
 
-from truthset.services import export, pacing, tasks
+from truthset.domain import Principal
+from truthset.schemas import ProjectCreate
+from truthset.services import accounts, export, pacing, projects, tasks
 from truthset.storage import Database
+from truthset.storage import tables as t
+from truthset.storage.ids import new_ids, utcnow
 
 if TYPE_CHECKING:
     from conftest import Org
@@ -91,3 +96,62 @@ def test_the_readers_pause_after_each_block_only_while_the_annotation_loop_is_bu
     monkeypatch.setattr(Database, "loop_busy_since", lambda self, moment: True)
     assert len(list(export.export_lines(db, org.owner.principal, project["id"], filters=filters))) == 20
     assert len(paused) == 4 and all(pause >= 0 for pause in paused)
+
+
+def test_postgres_export_finds_a_tasks_responses_by_task_before_any_analyze(
+    fresh_postgres_url: str, default_spec: dict
+) -> None:
+    """Right after a bulk load, before autovacuum's first ANALYZE, the planner has no statistics:
+    a tenant check that could be an index condition made it AND the task index with the
+    organization index, reading every response of the organization for each task (a 200,000-task
+    export took 53 s, not 3). The line query must reach a task's responses and reviews by task."""
+    db = Database(fresh_postgres_url)
+    db.create_all()
+    try:
+        owner, project_id = _bulk_loaded_project(db, default_spec, tasks_count=3000)
+        query = export.line_query(db, owner, project_id).order_by(t.tasks.c.id)
+        with db.read() as conn:
+            sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+            plan = "\n".join(row for (row,) in conn.exec_driver_sql("EXPLAIN " + sql))
+        assert "ix_responses_task" in plan or "uq_responses_task_worker" in plan, plan
+        assert "ix_responses_org_id" not in plan and "ix_reviews_org_id" not in plan, plan
+        lines = [orjson.loads(line) for line in export.export_lines(db, owner, project_id)]
+        assert len(lines) == 3000 and {len(line["responses"]) for line in lines} == {3}
+    finally:
+        db.dispose()
+
+
+def _bulk_loaded_project(db: Database, spec: dict, *, tasks_count: int) -> tuple[Principal, str]:
+    """A project of completed tasks with 3 responses each, inserted in bulk (no ANALYZE after)."""
+    created = accounts.init_organization(db, "Acme", "owner@acme.example")
+    owner = accounts.authenticate(db, created["api_key"])
+    project = projects.create_project(db, owner, ProjectCreate(name="bulk", spec=spec, quality={"overlap": 3}))
+    org, now = owner.organization_id, utcnow()
+    workers = new_ids(3)
+    task_ids = new_ids(tasks_count)
+    result = {"answer": {"sentiment": "positive"}, "confidence": {"sentiment": 0.9}}
+    with db.write() as conn:
+        conn.execute(
+            insert(t.workers),
+            [{"id": w, "organization_id": org, "kind": "human", "name": w, "created_at": now} for w in workers],
+        )
+        conn.execute(
+            insert(t.tasks),
+            [
+                {"id": task_id, "organization_id": org, "project_id": project["id"], "unique_id": f"u{i}",
+                 "data": {"text": f"review {i}"}, "metadata": {}, "priority": 0, "status": "completed",
+                 "overlap": 3, "response_count": 3, "lease_count": 0, "result": result, "confidence": 0.9,
+                 "created_at": now, "updated_at": now, "completed_at": now}
+                for i, task_id in enumerate(task_ids)
+            ],
+        )  # fmt: skip
+        conn.execute(
+            insert(t.responses),
+            [
+                {"id": response_id, "organization_id": org, "project_id": project["id"], "task_id": task_id,
+                 "worker_id": worker_id, "answer": {"sentiment": "positive"}, "duration_ms": 1000, "created_at": now}
+                for task_id in task_ids
+                for worker_id, response_id in zip(workers, new_ids(3), strict=True)
+            ],
+        )  # fmt: skip
+    return owner, project["id"]
