@@ -7,14 +7,19 @@
 One real server (``truthset serve`` on 127.0.0.1, see ``benchmarks/platform/run.py``) and two
 organizations. Organization B has a project and 16 annotators (members with their own API keys)
 who run the annotation loop (``benchmarks/platform/loadgen.py``: lease the next task, submit, no
-think time) for ``--seconds`` in each of four phases:
+think time) for ``--seconds`` in each of five phases:
 
 1. **alone**: nobody else uses the server;
 2. **stalled import**: organization A's manager opens a bulk import (chunked JSONL), sends one
    line and then nothing for the whole phase (the connection stays open; it is closed when the
    phase ends);
 3. **huge JSONL import**: organization A streams a ``--jsonl-mb`` MB JSONL import;
-4. **huge JSON array import**: organization A streams a ``--array-mb`` MB JSON array.
+4. **huge JSON array import**: organization A streams a ``--array-mb`` MB JSON array;
+5. **export jobs**: a third organization exports its project of ``--export-tasks`` completed tasks
+   (3 responses each, written straight into the database before the server starts, as
+   ``benchmarks/export/jobs.py`` seeds them) through the server's own job runner, one export job
+   after another for the whole phase, JSONL and Parquet in turn (each downloaded once done); one
+   still running when the phase ends is canceled.
 
 The imports' bodies are generated while they are sent; when the phase ends first, the body is cut
 short there (the import then holds what was sent: JSONL lines, or an array closed where it was cut).
@@ -46,6 +51,8 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
+# appended, not first: benchmarks/export has a run.py of its own
+sys.path.append(str(Path(__file__).resolve().parents[1] / "export"))
 
 from run import (
     OVERLAP,
@@ -59,6 +66,7 @@ from run import (
 )
 
 import truthset
+from jobs import seed as seed_completed_tasks
 from truthset.services import accounts
 from truthset.storage import Database, upgrade
 
@@ -165,6 +173,37 @@ def huge_import(
     return body
 
 
+def export_jobs(url: str, key: str, project_id: str, download_dir: Path) -> Callable[[threading.Event], dict[str, Any]]:
+    """Export jobs one after another (JSONL, Parquet, ...) until the phase ends; each downloaded."""
+
+    def body(stop: threading.Event) -> dict[str, Any]:
+        done: list[dict[str, Any]] = []
+        canceled: dict[str, Any] | None = None
+        with truthset.Client(url, key, timeout=600) as client:
+            while not stop.is_set():
+                fmt = ("jsonl", "parquet")[len(done) % 2]
+                started = time.perf_counter()
+                job = client.start_export(project_id, format=fmt)
+                while job.status not in ("succeeded", "failed", "canceled"):
+                    if stop.wait(0.2):
+                        client.jobs.cancel(job.id)
+                        seconds = round(time.perf_counter() - started, 1)
+                        canceled = {"format": fmt, "status": job.status, "progress": job.progress.model_dump()}
+                        canceled["seconds"] = seconds
+                        break
+                    job = client.jobs.get(job.id)
+                else:
+                    if job.status != "succeeded":
+                        return {"failed": {"format": fmt, "status": job.status, "error": job.error}, "exports": done}
+                    client.download_export(job.id, download_dir / f"export.{fmt}").unlink()
+                    seconds = time.perf_counter() - started
+                    tasks = (job.result or {}).get("tasks", 0)
+                    done.append({"format": fmt, "tasks": tasks, "seconds": round(seconds, 1)})
+        return {"exports": done, "canceled_at_phase_end": canceled}
+
+    return body
+
+
 # --- one database ----------------------------------------------------------------------------------
 
 
@@ -176,6 +215,10 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
     db = Database(url)
     org_a = accounts.init_organization(db, "A (the attacker)", "owner@a.example")
     org_b = accounts.init_organization(db, "B (the annotators)", "owner@b.example")
+    export_key = export_project = ""
+    if not args.phases or "export jobs" in args.phases:
+        console.print(f"seeding the exporting organization: {args.export_tasks:,} completed tasks")
+        export_key, export_project = seed_completed_tasks(db, args.export_tasks)
     db.dispose()
     server = Server(data_dir, url)
     phases: list[dict[str, Any]] = []
@@ -195,8 +238,11 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
             "huge JSON array import": lambda: Attack(
                 "array", huge_import(server.url, org_a["api_key"], project_a.id, "array", args.array_mb)
             ),
+            "export jobs": lambda: Attack("export", export_jobs(server.url, export_key, export_project, data_dir)),
         }
         for name, start in attacks.items():
+            if args.phases and name not in args.phases:
+                continue
             console.print(f"phase [bold]{name}[/bold]: {args.annotators} annotators of B for {args.seconds:g} s ...")
             attack = start() if start else None
             phase_started = time.perf_counter()
@@ -256,6 +302,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=30_000, help="organization B's tasks (overlap 3)")
     parser.add_argument("--jsonl-mb", type=float, default=200.0, help="size of the huge JSONL import")
     parser.add_argument("--array-mb", type=float, default=50.0, help="size of the huge JSON array import")
+    parser.add_argument("--export-tasks", type=int, default=200_000, help="completed tasks the export phase exports")
+    parser.add_argument("--phases", nargs="+", metavar="PHASE", help="run only these phases (e.g. alone 'export jobs')")
     parser.add_argument("--request-timeout", type=float, default=60.0, help="a loop call slower than this fails")
     parser.add_argument("--grace", type=float, default=60.0, help="how long to wait for A's requests to end")
     parser.add_argument("--keep", action="store_true", help="keep the data directories")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,9 +110,13 @@ def _read(
     pacer: Pacer,
 ) -> None:
     """One reader: its ranges rendered on ``conn``, each as one block put on ``out``."""
+    # SQLite renders in this thread, so its CPU time is the step's work; a PostgreSQL backend
+    # renders while this thread waits for the rows, so there the wall clock measures the work (with
+    # this thread's CPU time the readers hardly paused, and the loop's p99 submit reached 142 ms)
+    clock = time.perf_counter if conn.dialect.name == "postgresql" else time.thread_time
     try:
         for low, high in ranges:
-            with pacer.step():  # this thread's CPU time: SQLite renders in it
+            with pacer.step(clock):
                 block = _render(conn, query, low, high)
             if not _put(out, block, stop):
                 return
