@@ -204,6 +204,36 @@ def export_jobs(url: str, key: str, project_id: str, download_dir: Path) -> Call
     return body
 
 
+class WalPeak:
+    """The largest size SQLite's ``-wal`` file reached while this runs (polled every 50 ms)."""
+
+    def __init__(self, wal: Path | None) -> None:
+        self.wal, self.peak = wal, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        if wal is not None:
+            self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self.size())
+
+    def size(self) -> int:
+        try:
+            return self.wal.stat().st_size if self.wal else 0
+        except FileNotFoundError:
+            return 0
+
+    def stop(self) -> dict[str, float] | None:
+        """The peak, and the size two seconds later (once the checkpointer caught up), in MiB."""
+        self._stop.set()
+        if self.wal is None:
+            return None
+        self._thread.join()
+        time.sleep(2)
+        return {"peak_mib": round(self.peak / 2**20, 1), "after_mib": round(self.size() / 2**20, 1)}
+
+
 # --- one database ----------------------------------------------------------------------------------
 
 
@@ -245,6 +275,7 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
                 continue
             console.print(f"phase [bold]{name}[/bold]: {args.annotators} annotators of B for {args.seconds:g} s ...")
             attack = start() if start else None
+            wal = WalPeak(data_dir / "truthset.db-wal" if database_url is None else None)
             phase_started = time.perf_counter()
             # the load generator runs for --seconds; the attack goes on meanwhile and ends with it
             stopper = threading.Timer(args.seconds, attack.stop, args=(0,)) if attack else None
@@ -257,7 +288,7 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
                 stopper.cancel()
             attacker = attack.stop(args.grace) if attack else None
             loop["phase_seconds"] = round(time.perf_counter() - phase_started, 1)
-            phases.append({"phase": name, "loop": loop, "attacker": attacker})
+            phases.append({"phase": name, "loop": loop, "attacker": attacker, "wal": wal.stop()})
             lat = loop["latency_ms"]
             console.print(
                 f"  {loop['responses_per_second']:,} responses/s; p99 next {lat['next'].get('p99')} ms, "
@@ -274,7 +305,8 @@ def run_one(kind: str, database_url: str | None, args: argparse.Namespace) -> di
 
 def print_table(results: list[dict[str, Any]]) -> None:
     table = Table(title="Organization B's annotation loop while organization A imports (ms)")
-    for column in ("database", "phase", "responses/s", "next p50/p99/max", "submit p50/p99/max", "5xx", "errors"):
+    columns = ("database", "phase", "responses/s", "next p50/p99/max", "submit p50/p99/max", "5xx", "errors", "WAL MiB")
+    for column in columns:
         table.add_column(column, justify="right")
     for r in results:
         for phase in r["phases"]:
@@ -288,6 +320,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 "/".join(str(lat["submit"].get(q)) for q in ("p50", "p99", "max")),
                 str(loop["server_errors"]),
                 str(loop["errors"] - loop["server_errors"]),
+                f"{phase['wal']['peak_mib']} -> {phase['wal']['after_mib']}" if phase["wal"] else "-",
             )
     console.print(table)
     console.print("Goal: p99 under 100 ms and no 5xx in every phase.")

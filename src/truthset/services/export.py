@@ -116,7 +116,7 @@ def export_rows(
     columns = (_as_text(t.tasks.c[name], postgres) for name in _COLUMNS)
     query = task_query(principal, chosen.task_filter(project_id), *columns)
     decode = orjson.Fragment if raw_json else orjson.loads
-    with db.snapshot() as conn:
+    with db.snapshot(lasting=True) as conn:
         if on_total is not None:
             on_total(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
         tasks = conn.execution_options(yield_per=EXPORT_BLOCK).execute(query.order_by(t.tasks.c.id))

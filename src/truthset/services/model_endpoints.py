@@ -136,7 +136,7 @@ def unpredicted(
     the tasks' data is read a chunk at a time)."""
     cap = int(limit) if isinstance(limit, int) and limit > 0 else None
     found: list[str] = []
-    with db.snapshot() as conn:
+    with db.snapshot(lasting=True) as conn:
         for status in statuses:
             for ids in _pages(conn, organization_id, project_id, status):
                 done = predictions.predicted_tasks(conn, organization_id, model, ids)

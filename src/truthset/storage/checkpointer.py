@@ -27,8 +27,9 @@ the write lock for a second every second of an export and stalled the annotation
 next/submit 5-6 s, a third of the throughput). So this process's long reads are counted
 (:meth:`Checkpointer.long_read`) and no RESTART is tried while one is open: the log grows for the
 export's duration (PASSIVE still copies what it can) and the thread catches up as soon as the last
-one ends. Readers in other processes are not counted: there consecutive failures double the wait
-before the next try (up to a minute), so such a reader costs a few stalls, not one a second.
+one ends. Readers in other processes are not counted: there consecutive failures of the hard
+RESTART double the wait before the next (up to a minute), so such a reader costs a few one-second
+stalls, not one a second. The 50 ms tries are cheap and stay once an interval.
 
 SQLite still checkpoints on its own when the last connection closes.
 """
@@ -53,7 +54,7 @@ log = logging.getLogger("truthset.storage")
 RESTART_BYTES = 16 * 1024 * 1024
 _BUSY_MS = 50  # how long a RESTART may wait for readers on an older snapshot while writers wait
 _HARD_BUSY_MS = 1000  # the same, once the log is past 4x restart_bytes: the disk matters more now
-_MAX_BACKOFF = 60.0  # the longest wait after consecutive failed RESTARTs (readers in other processes)
+_MAX_BACKOFF = 60.0  # the longest wait after consecutive failed hard RESTARTs (readers in other processes)
 
 
 class Checkpointer:
@@ -76,7 +77,7 @@ class Checkpointer:
         self._commits = 0  # incremented under the database's write lock
         self._retry_at = 0.0  # monotonic time before which a failed RESTART is not tried again
         self._hard_retry_at = 0.0  # the same for the longer-waiting RESTART past 4x restart_bytes
-        self._backoff = interval  # the wait after a failed RESTART: doubles while they keep failing
+        self._hard_wait = interval  # the wait after a failed hard RESTART: doubles while they keep failing
         self._long_reads = 0  # this process's open long reads: a RESTART cannot succeed while > 0
         self._long_reads_lock = threading.Lock()
         self._catch_up = False  # the last long read ended: the thread restarts the log at once
@@ -105,7 +106,7 @@ class Checkpointer:
                 # during the read without the write lock, then restarts the log.
                 now = time.monotonic()
                 self._retry_at = self._hard_retry_at = now + self._interval
-                self._backoff = self._interval
+                self._hard_wait = self._interval
                 self._catch_up = True
                 self._wake.set()
 
@@ -121,11 +122,12 @@ class Checkpointer:
         if size > 4 * self._restart_bytes and now >= self._hard_retry_at:
             # Even the commits' own tries failed (a reader held its snapshot past 50 ms): wait up to
             # a second for readers now, since the disk matters more than this commit's latency.
-            wait = self._backoff
             if not self._restart_here(_HARD_BUSY_MS):
                 self.held_off += 1
-                # from the end of this try: a try that waited its second is not followed by another at once
-                self._hard_retry_at = time.monotonic() + wait
+                # From the end of this try, and longer after each failure: a reader this process
+                # cannot see (another process) would otherwise cost the writers a second, every second.
+                self._hard_retry_at = time.monotonic() + self._hard_wait
+                self._hard_wait = min(2 * self._hard_wait, max(_MAX_BACKOFF, self._interval))
         elif now >= self._retry_at:
             self._wake.set()  # the thread restarts the log soon
             if size > 2 * self._restart_bytes:
@@ -136,7 +138,7 @@ class Checkpointer:
         try:
             return self._restart_log(locked=True, busy_ms=busy_ms)
         except sqlite3.Error:  # the thread retries and logs
-            self._failed()
+            self._retry_at = time.monotonic() + self._interval
             return False
 
     def wal_size(self) -> int:
@@ -175,17 +177,12 @@ class Checkpointer:
             self._checkpointing.release()
         if busy:
             # A reader kept an old snapshot open: holding the lock again at once would stall every
-            # writer for nothing, so wait before the next try, longer while tries keep failing.
-            self._failed()
+            # writer for nothing, so wait an interval before the next try.
+            self._retry_at = time.monotonic() + self._interval
             return False
         self.restarts += 1
-        self._backoff = self._interval
+        self._hard_wait = self._interval
         return True
-
-    def _failed(self) -> None:
-        """A RESTART failed: no commit or thread tries again for the back-off, which then doubles."""
-        self._retry_at = time.monotonic() + self._backoff
-        self._backoff = min(2 * self._backoff, max(_MAX_BACKOFF, self._interval))
 
     def _pragma(self, sql: str, *, busy_ms: int | None = None) -> tuple[int, int, int]:
         raw = self._engine.raw_connection()
