@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import itertools
 import threading
 import time
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy import insert
 
 from truthset.domain import Principal
 from truthset.schemas import ProjectCreate
-from truthset.services import accounts, export, pacing, projects, tasks
+from truthset.services import accounts, export, export_readers, pacing, projects, tasks
 from truthset.storage import Database
 from truthset.storage import tables as t
 from truthset.storage.ids import new_ids, utcnow
@@ -155,3 +156,40 @@ def _bulk_loaded_project(db: Database, spec: dict, *, tasks_count: int) -> tuple
             ],
         )  # fmt: skip
     return owner, project["id"]
+
+
+def test_postgres_readers_take_turns_while_the_annotation_loop_is_busy(
+    db: Database, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two PostgreSQL backends rendering at once took a core from the annotators' backends: while
+    the loop is busy the readers render one block at a time (services/export_readers.py); idle, at once."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL only: SQLite's readers render in the server's own threads")
+    monkeypatch.setattr(export, "EXPORT_BLOCK", 5)  # 20 tasks: 4 blocks over 2 readers
+    project = org.make_project()
+    org.make_tasks(project["id"], 20)
+    spans: list[tuple[float, float]] = []
+    render = export_readers._render
+
+    def slow_render(*args: Any) -> Any:
+        started = time.perf_counter()
+        time.sleep(0.05)  # long enough for the other reader's block to overlap, were it let
+        block = render(*args)
+        spans.append((started, time.perf_counter()))
+        return block
+
+    monkeypatch.setattr(export_readers, "_render", slow_render)
+    # no pauses (the pacer's sleeps only, not every thread's): only the turns keep blocks apart
+    clocks = SimpleNamespace(sleep=lambda seconds: None, monotonic=time.monotonic, thread_time=time.thread_time)
+    monkeypatch.setattr(pacing, "time", clocks)
+    filters = export.ExportFilter(status=None)
+
+    def overlapping() -> int:
+        spans.clear()
+        assert len(list(export.export_lines(db, org.owner.principal, project["id"], filters=filters))) == 20
+        ordered = sorted(spans)
+        return sum(1 for a, b in itertools.pairwise(ordered) if b[0] < a[1])
+
+    assert overlapping() > 0  # nobody annotating: both readers at once
+    monkeypatch.setattr(Database, "loop_busy_since", lambda self, moment: True)
+    assert overlapping() == 0

@@ -29,6 +29,10 @@ class Pacer:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def loop_busy_lately(self, seconds: float = 1.0) -> bool:
+        """Whether the annotation loop had a call in the last ``seconds``."""
+        return self.db.loop_busy_since(time.monotonic() - seconds)
+
     @contextmanager
     def step(self, clock: Callable[[], float] = time.thread_time) -> Iterator[None]:
         """One step; ``clock`` measures its work: this thread's CPU time (so a wait for the
