@@ -15,7 +15,7 @@ from sqlalchemy import insert
 
 from truthset.domain import Principal
 from truthset.schemas import ProjectCreate
-from truthset.services import accounts, export, export_readers, pacing, projects, tasks
+from truthset.services import accounts, export, export_readers, formats, pacing, projects, tasks
 from truthset.storage import Database
 from truthset.storage import tables as t
 from truthset.storage.ids import new_ids, utcnow
@@ -110,12 +110,14 @@ def test_postgres_export_finds_a_tasks_responses_by_task_before_any_analyze(
     db.create_all()
     try:
         owner, project_id = _bulk_loaded_project(db, default_spec, tasks_count=3000)
-        query = export.line_query(db, owner, project_id).order_by(t.tasks.c.id)
-        with db.read() as conn:
-            sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
-            plan = "\n".join(row for (row,) in conn.exec_driver_sql("EXPLAIN " + sql))
-        assert "ix_responses_task" in plan or "uq_responses_task_worker" in plan, plan
-        assert "ix_responses_org_id" not in plan and "ix_reviews_org_id" not in plan, plan
+        project = projects.get_project(db, owner, project_id)
+        for line in (None, formats.get("parquet").line_sql(project, True)):  # JSONL's line, Parquet's
+            query = export.line_query(db, owner, project_id, sql=line).order_by(t.tasks.c.id)
+            with db.read() as conn:
+                sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+                plan = "\n".join(row for (row,) in conn.exec_driver_sql("EXPLAIN " + sql))
+            assert "ix_responses_task" in plan or "uq_responses_task_worker" in plan, plan
+            assert "ix_responses_org_id" not in plan and "ix_reviews_org_id" not in plan, plan
         lines = [orjson.loads(line) for line in export.export_lines(db, owner, project_id)]
         assert len(lines) == 3000 and {len(line["responses"]) for line in lines} == {3}
     finally:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from truthset.services.formats._sql import sql_object
+from truthset.services.formats._sql import same_tenant, sql_object
 
 
 class Dialect:
@@ -129,7 +129,7 @@ def line_sql(fields: list[tuple[str, pa.DataType]], questions: list[tuple[str, p
             d.array(
                 response,
                 "FROM responses r LEFT JOIN workers w ON w.id = r.worker_id "
-                "WHERE r.task_id = tasks.id AND r.organization_id = tasks.organization_id",
+                f"WHERE r.task_id = tasks.id AND {same_tenant('r')}",
                 "r.id",
             ),
         ),

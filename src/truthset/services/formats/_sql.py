@@ -22,3 +22,15 @@ def sql_object(function: str, pairs: Sequence[tuple[str, str]]) -> str:
         return " || ".join(parts) + " || '}'"
     template = "{" + ",".join(f'"{key.replace("%", "%%")}":%s' for key, _ in pairs) + "}"
     return f"{function}('{template}', {', '.join(value for _, value in pairs)})"
+
+
+def same_tenant(alias: str) -> str:
+    """SQL: the row ``alias`` (a task's response or review) is of the task's organization.
+
+    Written so that it filters rows but cannot be an index condition (``|| ''``): on tables that
+    were never analyzed (a bulk load minutes ago, before autovacuum's first ANALYZE) PostgreSQL's
+    planner otherwise ANDed the task index with the organization index, i.e. read every response
+    of the organization for each task: 53 s instead of 3 s for 200,000 tasks. The task id alone
+    finds a task's few rows.
+    """
+    return f"({alias}.organization_id || '') = tasks.organization_id"
