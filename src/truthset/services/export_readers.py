@@ -14,7 +14,7 @@ connection reads from that snapshot. Each block is a step of a :class:`Pacer`: i
 also serves annotators (the embedded set-up runs jobs in-process), the readers yield to them. On
 PostgreSQL, while the loop is busy, the readers also take turns (one block at a time, pause
 included): two backends rendering at once, even paced, took a core from the annotators' backends
-and the loop's p99 submit rose from 66-76 ms alone to 125-148 ms; in turns 97-101 ms, the export
+and the loop's p99 submit rose from 66-76 ms alone to 125-148 ms; in turns 97-112 ms, the export
 about a third slower then (SQLite's readers, whose loop stays under 60 ms, keep both cores).
 """
 
