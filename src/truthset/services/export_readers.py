@@ -15,7 +15,7 @@ also serves annotators (the embedded set-up runs jobs in-process), the readers y
 PostgreSQL, while the loop is busy, the readers also take turns (one block at a time, pause
 included): two backends rendering at once, even paced, took a core from the annotators' backends
 and the loop's p99 submit rose from 66-76 ms alone to 125-148 ms; in turns 97-112 ms, the export
-about a third slower then (SQLite's readers, whose loop stays under 60 ms, keep both cores).
+about a third slower then (SQLite's readers keep both cores: its loop's p99 submit stayed at 59-82 ms with both).
 """
 
 from __future__ import annotations
