@@ -187,9 +187,9 @@ def export_jobs(url: str, key: str, project_id: str, download_dir: Path) -> Call
                 while job.status not in ("succeeded", "failed", "canceled"):
                     if stop.wait(0.2):
                         client.jobs.cancel(job.id)
+                        progress = job.progress.model_dump()
                         seconds = round(time.perf_counter() - started, 1)
-                        canceled = {"format": fmt, "status": job.status, "progress": job.progress.model_dump()}
-                        canceled["seconds"] = seconds
+                        canceled = {"format": fmt, "status": job.status, "progress": progress, "seconds": seconds}
                         break
                     job = client.jobs.get(job.id)
                 else:
