@@ -507,7 +507,7 @@ def import_tasks(
 
 def _follow_import(client: Any, job_id: str) -> Any:
     """The import job's progress as a bar (rows read while it checks, rows stored after), then its report."""
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} rows"))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"))
     with Progress(*columns, TimeElapsedColumn(), console=err_console) as progress:
         bar = progress.add_task("waiting for the import job", total=None)
 
@@ -1140,7 +1140,7 @@ def jobs_show(
 
     with Client(url, api_key) as client:
         if wait:
-            columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
             with Progress(*columns, TimeElapsedColumn(), console=err_console) as progress:
                 bar = progress.add_task(f"job {job_id}", total=None)
 

@@ -31,6 +31,16 @@ def test_create_is_idempotent_on_unique_id(api: Api, org: Org) -> None:
     assert api.get(f"{API}/tasks/{task['id']}", auth=org.owner).json()["unique_id"] == "item-1"
 
 
+def test_a_unique_id_of_another_project_is_a_409_naming_it(api: Api, org: Org) -> None:
+    pilot, production = org.make_project(), org.make_project()
+    body = {"data": {"text": "hi"}, "unique_id": "item-1"}
+    assert api.post(f"{API}/projects/{pilot['id']}/tasks", auth=org.owner, json=body).status_code == 201
+    r = api.post(f"{API}/projects/{production['id']}/tasks", auth=org.owner, json=body)
+    error = assert_error(r, 409, "conflict")
+    assert "'item-1'" in error["message"] and error["details"]["project_id"] == pilot["id"]
+    assert [task["project_id"] for task in _all(api, org)] == [pilot["id"]]
+
+
 def test_bulk_jsonl_is_streamed(api: Api, org: Org) -> None:
     project = org.make_project()
 

@@ -60,6 +60,20 @@ def test_import_jsonl_and_csv_then_export(live: Any, tmp_path: Path) -> None:
     assert code == 2 and "min-confidence" in output
 
 
+def test_importing_one_file_into_a_second_project_names_the_ids_the_first_has(live: Any, tmp_path: Path) -> None:
+    """It reported "created 0, existing 2" and left the second project empty."""
+    with live.client() as client:
+        pilot = client.projects.create("cli pilot", spec=SPEC)
+        production = client.projects.create("cli production", spec=SPEC)
+    table = tmp_path / "items.csv"
+    table.write_text("unique_id,text\nitem-1,first\nitem-2,second\n")
+    assert _cli(live, "import", str(table), "--project", pilot.id)[0] == 0
+    code, output = _cli(live, "import", str(table), "--project", production.id)
+    assert code == 2, output
+    assert f"line 2: unique_id 'item-1' is already used by a task of another project ({pilot.id})" in output
+    assert "created 0, existing 0, invalid 2" in output and "/None" not in output  # the bar: "2/? rows"
+
+
 def test_import_reports_bad_lines_and_stores_nothing(live: Any, tmp_path: Path) -> None:
     with live.client() as client:
         project = client.projects.create("cli bad import", spec=SPEC)

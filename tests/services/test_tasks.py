@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import orjson
 import pytest
 from sqlalchemy import event, func, select, update
+from sqlalchemy import text as sql_text
 
 from truthset.domain import Role, TaskStatus
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound, StorageFull, TooLarge
@@ -20,6 +21,7 @@ from truthset.schemas import ResponseCreate, TaskCreate
 from truthset.services import projects, queue, tasks
 from truthset.services.tasks import TaskFilter
 from truthset.storage import Database
+from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 
 if TYPE_CHECKING:
@@ -65,6 +67,48 @@ def test_unique_id_is_per_organization(org: Org, other_org: Org) -> None:
     mine = org.make_task(org.make_project()["id"], unique_id="shared")
     theirs = other_org.make_task(other_org.make_project()["id"], unique_id="shared")
     assert mine["created"] and theirs["created"] and mine["id"] != theirs["id"]
+
+
+def test_a_unique_id_of_another_project_is_a_conflict_not_that_task(org: Org) -> None:
+    pilot, production = org.make_project(), org.make_project()
+    first = org.make_task(pilot["id"], "one", unique_id="u-1")
+    with pytest.raises(Conflict) as exc:
+        org.make_task(production["id"], "one", unique_id="u-1")
+    assert "'u-1'" in exc.value.message and pilot["id"] in exc.value.message
+    assert exc.value.details == {"field": "unique_id", "task_id": first["id"], "project_id": pilot["id"]}
+    assert _task_count(org.db) == 1
+    assert org.make_task(pilot["id"], "one", unique_id="u-1")["created"] is False  # its own project: idempotent
+
+
+def test_an_import_names_the_lines_whose_unique_id_another_project_has(org: Org) -> None:
+    pilot, production = org.make_project(), org.make_project()
+    lines = _lines(*({"data": {"text": f"t{n}"}, "unique_id": f"u{n}"} for n in range(5)))
+    tasks.import_tasks(org.db, org.owner.principal, pilot["id"], lines[:2])
+    rejected = tasks.import_tasks(org.db, org.owner.principal, production["id"], lines)
+    assert (rejected.created, rejected.existing, rejected.invalid, rejected.stored) == (0, 0, 2, False)
+    assert [e["line"] for e in rejected.errors] == [1, 2]
+    assert "'u0'" in rejected.errors[0]["message"] and pilot["id"] in rejected.errors[0]["message"]
+    skipped = tasks.import_tasks(org.db, org.owner.principal, production["id"], lines, on_error="skip")
+    assert (skipped.created, skipped.existing, skipped.invalid) == (3, 0, 2)
+    again = tasks.import_tasks(org.db, org.owner.principal, production["id"], lines[2:])
+    assert (again.created, again.existing, again.invalid) == (0, 3, 0)  # its own tasks: existing, as before
+    stored = org.all_tasks(TaskFilter(project_id=production["id"]))
+    assert sorted(t["unique_id"] for t in stored) == ["u2", "u3", "u4"]
+
+
+def test_unique_ids_are_looked_up_through_the_index_not_by_scanning_the_organization(org: Org) -> None:
+    if not org.db.is_sqlite:
+        pytest.skip("SQLite's planner: it scanned the organization's tasks once per id without a CROSS JOIN")
+    project = org.make_project()
+    lines = _lines(*({"data": {"text": "x"}, "unique_id": f"u{n}"} for n in range(50)))
+    tasks.import_tasks(org.db, org.owner.principal, project["id"], lines)
+    query = repo.unique_id_query("sqlite", exclude_project=True)
+    params = {"org": org.id, "project": project["id"], "ids": '["u1"]'}
+    with org.db.read() as conn:
+        plan = " / ".join(row[3] for row in conn.execute(sql_text(f"EXPLAIN QUERY PLAN {query.text}"), params))
+    # one probe of the (organization_id, unique_id) index per id, not the organization's tasks walked
+    # (ix_tasks_org_id) with the ids scanned for each
+    assert "SEARCH t USING INDEX sqlite_autoindex_tasks_2 (organization_id=? AND unique_id=?)" in plan, plan
 
 
 def test_create_task_validates_data_against_the_fields(org: Org) -> None:

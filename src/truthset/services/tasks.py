@@ -116,7 +116,7 @@ def create_task(
             require(principal, Action.MANAGE_TASKS)
             require_active(project)
             if task.unique_id is not None and (existing := _task_by_unique_id(conn, principal, task.unique_id)):
-                return {**existing, "created": False}
+                return _existing_in(project_id, existing)
             _check_data(compiled_spec(project), task, max_task_bytes)
             batch = _batch_for_tasks(conn, principal, project_id, task.batch_id)
             row = _task_row(principal, project, batch, task, new_ids(1)[0], utcnow())
@@ -134,7 +134,26 @@ def create_task(
             existing = _task_by_unique_id(conn, principal, task.unique_id)
         if existing is None:
             raise
-        return {**existing, "created": False}
+        return _existing_in(project_id, existing)
+
+
+def _existing_in(project_id: str, existing: dict[str, Any]) -> dict[str, Any]:
+    """The task a repeated ``unique_id`` names, as the result of creating it again in ``project_id``;
+    a Conflict if it belongs to another project (the create must not answer with a task of another
+    project as if it were in this one)."""
+    if existing["project_id"] != project_id:
+        raise Conflict(
+            _elsewhere_message(existing["unique_id"], existing["project_id"]),
+            details={"field": "unique_id", "task_id": existing["id"], "project_id": existing["project_id"]},
+        )
+    return {**existing, "created": False}
+
+
+def _elsewhere_message(unique_id: str, project_id: str) -> str:
+    return (
+        f"unique_id {unique_id!r} is already used by a task of another project ({project_id}); "
+        "a unique_id names one task across the organization's projects"
+    )
 
 
 def _task_by_unique_id(conn: Connection, principal: Principal, unique_id: str) -> dict[str, Any] | None:
@@ -319,6 +338,25 @@ class _Importer:
             return None
         return row
 
+    def drop_used_elsewhere(self, conn: Connection, numbered: list[tuple[int, _Row]]) -> list[tuple[int, _Row]]:
+        """The rows whose ``unique_id`` no task of another project has; the others are invalid lines.
+
+        Phase 2 would count them as existing (the insert skips them), as if this project had them.
+        Checked here, in phase 1, so that a rejected import stores nothing: one probe of the
+        (organization, unique_id) index per line, in the helper thread that parses.
+        """
+        unique_ids = [row[0] for _, row in numbered if row[0] is not None]
+        elsewhere = repo.unique_ids_elsewhere(conn, self.principal.organization_id, self.project["id"], unique_ids)
+        if not elsewhere:
+            return numbered
+        kept = []
+        for number, row in numbered:
+            if row[0] in elsewhere:
+                self.report.error(number, _elsewhere_message(row[0], elsewhere[row[0]]))
+            else:
+                kept.append((number, row))
+        return kept
+
     def _task(self, raw: Any) -> _Task:
         """The task in ``raw`` (a JSONL line, or an already parsed item); raises naming what is wrong."""
         if isinstance(raw, Item):
@@ -436,12 +474,13 @@ def import_tasks(
         tempfile.TemporaryFile(prefix="truthset-import-") as spool,
     ):
         spooled = 0
-        for rows in _parsed_chunks(importer, items, pacer):
+        for rows in _parsed_chunks(db, importer, items, pacer):
             if rows and importer.keeping:
                 pickle.dump(rows, spool, protocol=pickle.HIGHEST_PROTOCOL)
                 spooled += len(rows)
             if progress is not None:
                 progress(importer.report.received, None)
+        importer.report.errors.sort(key=lambda error: error["line"])  # a chunk's lines are checked in two passes
         if not importer.keeping:
             importer.report.stored = False
             return importer.report
@@ -478,7 +517,9 @@ def _next_spooled(spool: IO[bytes]) -> list[_Row] | None:
         return None
 
 
-def _parsed_chunks(importer: _Importer, items: Iterable[tuple[int, Any]], pacer: Pacer) -> Iterator[list[_Row]]:
+def _parsed_chunks(
+    db: Database, importer: _Importer, items: Iterable[tuple[int, Any]], pacer: Pacer
+) -> Iterator[list[_Row]]:
     """Valid rows, chunk by chunk; chunk N+1 is parsed in a helper thread while the caller reads on.
 
     The items are pulled in the caller's thread, which may be reading the HTTP body; at most two
@@ -487,7 +528,11 @@ def _parsed_chunks(importer: _Importer, items: Iterable[tuple[int, Any]], pacer:
 
     def parse(chunk: list[tuple[int, Any]]) -> list[_Row]:
         with pacer.step():
-            return [task for number, raw in chunk if (task := importer.parse(number, raw))]
+            numbered = [(number, task) for number, raw in chunk if (task := importer.parse(number, raw))]
+        if any(row[0] is not None for _, row in numbered):
+            with pacer.step(), db.read() as conn:
+                numbered = importer.drop_used_elsewhere(conn, numbered)
+        return [row for _, row in numbered]
 
     chunks = _chunks(items)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-parse") as pool:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     Connection,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    TextClause,
     bindparam,
     func,
     insert,
@@ -340,26 +342,50 @@ def count_owners(conn: Connection, organization_id: str) -> int:
 
 def existing_unique_ids(conn: Connection, organization_id: str, unique_ids: Iterable[str]) -> dict[str, str]:
     """Map each of ``unique_ids`` that already exists to its task id."""
-    found: dict[str, str] = {}
+    return {unique_id: task_id for unique_id, task_id, _ in _tasks_by_unique_id(conn, organization_id, unique_ids)}
+
+
+def unique_ids_elsewhere(
+    conn: Connection, organization_id: str, project_id: str, unique_ids: Iterable[str]
+) -> dict[str, str]:
+    """Map each of ``unique_ids`` that a task of another project of the organization has to that
+    project's id (a ``unique_id`` names one task across an organization, as in Scale's API)."""
+    found = _tasks_by_unique_id(conn, organization_id, unique_ids, not_in_project=project_id)
+    return {unique_id: project for unique_id, _, project in found}
+
+
+def unique_id_query(dialect: str, *, exclude_project: bool = False) -> TextClause:
+    """The query of :func:`_tasks_by_unique_id`: ``:ids``, ``:org`` and, excluding, ``:project``."""
+    if dialect == "postgresql":
+        ids = "unnest(CAST(:ids AS varchar[])) AS u(unique_id) JOIN"
+    else:  # CROSS JOIN: SQLite's planner would otherwise scan the organization's tasks
+        ids = "(SELECT value AS unique_id FROM json_each(:ids)) AS u CROSS JOIN"
+    return text(
+        f"SELECT t.unique_id, t.id, t.project_id FROM {ids} tasks t "
+        "ON t.organization_id = :org AND t.unique_id = u.unique_id"
+        + (" WHERE t.project_id <> :project" if exclude_project else "")
+    )
+
+
+def _tasks_by_unique_id(
+    conn: Connection, organization_id: str, unique_ids: Iterable[str], *, not_in_project: str | None = None
+) -> list[tuple[str, str, str]]:
+    """(unique_id, task id, project id) of the organization's tasks with one of ``unique_ids``
+    (and not in project ``not_in_project``, if given).
+
+    The ids go in as one parameter (a PostgreSQL array, a JSON array on SQLite), joined on the
+    (organization_id, unique_id) index. An IN list of 900 parameters made PostgreSQL scan the table
+    once per query while a bulk import's own new rows had no statistics yet (100k tasks took minutes
+    instead of seconds), and on SQLite it cost more to render and bind than the probes themselves.
+    """
+    query = unique_id_query(conn.dialect.name, exclude_project=not_in_project is not None)
     wanted = list(unique_ids)
-    if conn.dialect.name == "postgresql":
-        # One array parameter, joined on the (organization_id, unique_id) index. An IN list of 900
-        # parameters made PostgreSQL scan the table once per query while a bulk import's own new
-        # rows had no statistics yet: 100k tasks took minutes instead of seconds.
-        query = text(
-            "SELECT t.unique_id, t.id FROM unnest(CAST(:ids AS varchar[])) AS u(unique_id) "
-            "JOIN tasks t ON t.organization_id = :org AND t.unique_id = u.unique_id"
-        )
-        for start in range(0, len(wanted), 10_000):
-            params = {"ids": wanted[start : start + 10_000], "org": organization_id}
-            found.update({row.unique_id: row.id for row in conn.execute(query, params)})
-        return found
-    for start in range(0, len(wanted), 900):  # stay under every driver's bound-parameter limit
-        chunk = wanted[start : start + 900]
-        query = scoped(t.tasks, organization_id, t.tasks.c.unique_id, t.tasks.c.id).where(
-            t.tasks.c.unique_id.in_(chunk)
-        )
-        found.update({row.unique_id: row.id for row in conn.execute(query)})
+    found: list[tuple[str, str, str]] = []
+    for start in range(0, len(wanted), 10_000):
+        part = wanted[start : start + 10_000]
+        params = {"ids": part if conn.dialect.name == "postgresql" else orjson.dumps(part).decode()}
+        params |= {"org": organization_id, "project": not_in_project}
+        found.extend((row.unique_id, row.id, row.project_id) for row in conn.execute(query, params))
     return found
 
 
