@@ -94,6 +94,16 @@ def test_csv_and_parquet_jobs_read_back(api: Api, org: Org, settings: Settings) 
     assert [answer["sentiment"] for answer in table.column("answer").to_pylist()] == ["positive"] * 3
 
 
+def test_a_format_spelled_as_imports_spell_it_is_that_format(api: Api, org: Org, settings: Settings) -> None:
+    """Imports take `label-studio`, exports listed `label_studio` only: the import's name was a 422."""
+    project, made = completed_tasks(api, org, 2)
+    job = start(api, org, project["id"], format="Label-Studio")
+    assert job["payload"]["format"] == "label_studio"
+    assert run_exports(org, settings) == 1
+    exported = orjson.loads(api.get(f"{API}/exports/{job['id']}/file", auth=org.owner).content)
+    assert [task["meta"]["truthset"]["task_id"] for task in exported] == [task["id"] for task in made]
+
+
 def test_an_unknown_format_is_refused_before_any_job(api: Api, org: Org) -> None:
     project = org.make_project()
     r = api.post(f"{API}/projects/{project['id']}/exports", auth=org.owner, json={"format": "xlsx"})

@@ -217,6 +217,8 @@ def test_label_studio_tasks_keep_annotations_and_predictions_in_metadata(api: Ap
     assert by_text["plain data, no wrapper"]["metadata"] == {}
     again = imported(api, org, project["id"], body, "project-1.json", format="label-studio")
     assert again["result"]["existing"] == 2
+    spelled_as_exports_do = imported(api, org, project["id"], body, "project-1.json", format="label_studio")
+    assert spelled_as_exports_do["result"]["existing"] == 2
 
 
 def test_a_zip_of_images_makes_one_task_per_image_with_its_size(api: Api, org: Org) -> None:

@@ -47,7 +47,7 @@ _COLUMNS = (
 def check_format(name: str) -> str:
     """The export format ``name``, or a 422 naming the formats there are (never silently JSONL)."""
     formats.get(name)
-    return name
+    return formats.canonical(name)
 
 
 def prepare(

@@ -63,7 +63,8 @@ def start_export(
     cannot be written in.
     """
     project, _ = export.prepare(db, principal, project_id, format_name)
-    payload = {"project_id": project["id"], "format": format_name, "filters": _filters_payload(filters)}
+    fmt = formats.canonical(format_name)
+    payload = {"project_id": project["id"], "format": fmt, "filters": _filters_payload(filters)}
     with db.write() as conn:
         job = jobs.enqueue(conn, principal.organization_id, KIND, payload, created_by=principal.member_id)
     return jobs.public(job)

@@ -85,7 +85,8 @@ _IMAGE_FORMATS = ("images", "urls")
 
 def format_for(filename: str, given: str | None) -> str:
     """The format named by ``given``, else by the file's extension; a 422 naming the choices otherwise."""
-    fmt = given or _SUFFIXES.get(PurePosixPath(filename).suffix.lower())
+    # label_studio as exports spell it is label-studio here
+    fmt = given.strip().lower().replace("_", "-") if given else _SUFFIXES.get(PurePosixPath(filename).suffix.lower())
     if fmt not in FORMATS:
         names = ", ".join(FORMATS)
         what = f"unknown format {given!r}" if given else f"cannot tell the format of {filename!r} by its extension"

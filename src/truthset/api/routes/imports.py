@@ -14,7 +14,8 @@ from truthset.services import imports
 
 router = APIRouter(tags=["imports"])
 
-ImportFormat = Literal["jsonl", "json", "csv", "parquet", "label-studio", "images", "urls"]
+# label_studio: the export format's spelling, accepted for the same file format
+ImportFormat = Literal["jsonl", "json", "csv", "parquet", "label-studio", "label_studio", "images", "urls"]
 
 
 @router.post(

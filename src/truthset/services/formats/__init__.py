@@ -31,7 +31,7 @@ from typing import Any, BinaryIO, NamedTuple, Protocol
 
 from truthset.errors import InvalidInput
 
-__all__ = ["MODULES", "LineBlock", "Writer", "check_format", "get", "names"]
+__all__ = ["MODULES", "LineBlock", "Writer", "canonical", "check_format", "get", "names"]
 
 #: format name -> the module holding its ``WRITER``
 MODULES: dict[str, str] = {
@@ -72,9 +72,15 @@ def names() -> list[str]:
     return list(MODULES)
 
 
+def canonical(name: str) -> str:
+    """A format's name as :data:`MODULES` spells it: imports spell ``label-studio`` with a hyphen,
+    and a user who exports what they imported should not have to know the difference."""
+    return name.strip().lower().replace("-", "_")
+
+
 def get(name: str) -> Writer:
     """The writer of format ``name``, or a 422 naming the formats there are (never silently JSONL)."""
-    module = MODULES.get(name)
+    module = MODULES.get(canonical(name))
     if module is None:
         raise InvalidInput(
             f"format: {name!r} is not an export format; the formats are: {', '.join(MODULES)}",
