@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -65,7 +66,17 @@ app.add_typer(predictions_app, name="predictions")
 queue_app = typer.Typer(help="A project's task queue: its order, and re-ranking it (through the API).")
 app.add_typer(queue_app, name="queue", no_args_is_help=True)
 
-console = Console()
+
+def _stdout_width() -> int | None:
+    """Rich's width for stdout: the terminal's (or COLUMNS) when there is one. Piped to a file or
+    another program, rich would cut every table to 80 columns with '…' (the worker figures have 11
+    columns), and what is piped is read whole: wide enough for every table, then."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return 240
+
+
+console = Console(width=_stdout_width())
 err_console = Console(stderr=True)
 
 UrlOption = Annotated[str, typer.Option(envvar="TRUTHSET_URL", help="Server URL.")]

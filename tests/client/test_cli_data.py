@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +122,13 @@ def test_quality_agreement_and_workers(live: Any) -> None:
     code, output = _cli(live, "quality", "workers", project.id)
     assert code == 0, output
     assert "1.5" in output and "1.000" in output  # median seconds; agrees with the result it made
+    # piped, as into a file: every column whole, where rich would cut the table to 80 columns
+    command = [sys.executable, "-c", "from truthset.cli import app; app()", "quality", "workers", project.id]
+    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    env |= {"TRUTHSET_URL": live.url, "TRUTHSET_API_KEY": live.api_key}
+    piped = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert piped.returncode == 0, piped.stderr
+    assert "est. accuracy (95%)" in piped.stdout and "…" not in piped.stdout, piped.stdout
 
 
 def test_quality_refit_waits_for_the_job_and_says_what_changed(live: Any, monkeypatch: pytest.MonkeyPatch) -> None:
