@@ -16,7 +16,6 @@ Readable by pyarrow, pandas, DuckDB, Spark and ``datasets.load_dataset("parquet"
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
@@ -229,7 +228,8 @@ def _read_lines(layout: _Layout, text: bytes) -> pa.Table:
     # spent a third more CPU on a block of 2,000 lines, and the export's process is one of many.
     reading = pajson.ReadOptions(use_threads=False, block_size=max(len(text) + 1, 1 << 20))
     try:
-        table = pajson.read_json(io.BytesIO(text), parse_options=options, read_options=reading)
+        # a BufferReader reads the bytes in place: a Python file would be read through Python calls
+        table = pajson.read_json(pa.BufferReader(text), parse_options=options, read_options=reading)
     except pa.ArrowInvalid:  # a value of the wrong JSON type the SQL did not catch: the careful way
         row_type = pa.struct(list(layout.schema))
         rows = [_arrow_lines.coerce(orjson.loads(line), row_type) for line in text.split(b"\n")]
