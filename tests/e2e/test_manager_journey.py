@@ -296,7 +296,10 @@ def test_the_dashboard_shows_what_the_fit_measured_of_each_worker(tab: Tab, serv
     expect(model.locator('[data-cell="calibration"]')).to_contain_text("from the answers alone")
     expect(page.locator("#quality-models-no-gold")).to_contain_text("Mark 30 or more gold tasks")
     version = int(model.locator("td").nth(1).inner_text())
-    page.get_by_role("button", name="Refit now").click()
+    refit = page.get_by_role("button", name="Refit now")
+    # in its place in the card: a sticky form toolbar floated it over the card's text while scrolling
+    assert refit.evaluate("button => getComputedStyle(button.parentElement).position") == "static"
+    refit.click()
     expect(page.locator("#refit-status")).to_have_text(re.compile(r"Refitted: \d+ answers changed\."))
     expect(model.locator("td").nth(1)).to_have_text(str(version + 1))
     _shot(page, "dashboard-quality-models")
