@@ -113,6 +113,11 @@ def test_a_manager_filters_searches_opens_and_sets_priority(tab: Tab, server: Se
             t["id"]: t["priority"] for t in client.get("/tasks", params={"project_id": project_id}).json()["items"]
         }
     assert {task_id for task_id, priority in stored.items() if priority == 7} == chosen_ids
+    page.get_by_label("Sort").select_option(label="Highest priority")
+    page.get_by_role("button", name="Apply filters").click()
+    page.wait_for_url(lambda url: "sort=-priority" in url)
+    expect(rows).to_have_count(5)
+    assert {rows.nth(0).get_attribute("data-task-id"), rows.nth(1).get_attribute("data-task-id")} == chosen_ids
 
     # every task matching the filter: counted first
     page.get_by_role("button", name="Select all tasks matching the filter").click()

@@ -32,15 +32,15 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 #: Workers offered in the worker filter's list (the first ones; the API takes any worker id).
 WORKER_CHOICES = 200
-SORT_LABELS = {
-    "created": "Created (oldest first)",
-    "-created": "Created (newest first)",
-    "updated": "Updated (oldest first)",
-    "-updated": "Updated (newest first)",
-    "confidence": "Confidence (lowest first)",
-    "-confidence": "Confidence (highest first)",
-    "priority": "Priority (lowest first)",
-    "-priority": "Priority (highest first)",
+SORT_LABELS = {  # short: the sort is one narrow column of the filter form
+    "created": "Oldest first",
+    "-created": "Newest first",
+    "updated": "Updated longest ago",
+    "-updated": "Updated last",
+    "confidence": "Lowest confidence",
+    "-confidence": "Highest confidence",
+    "priority": "Lowest priority",
+    "-priority": "Highest priority",
 }
 REVIEW_CHOICES = ("accepted", "rejected", "fixed", "pending", "reviewing", "none")
 #: The form's parameters (the page refuses others silently: they are links, not API calls).
