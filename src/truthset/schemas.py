@@ -81,6 +81,17 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(_stored_json)]
 Metadata = Annotated[JsonObject, Field(default_factory=dict, description="Free-form JSON kept with the object.")]
 
 
+def _model_name(value: str) -> str:
+    # a validator rather than a pattern: pydantic's pattern error quotes the regex, not the rule
+    if "@" in value or value[:1].isspace():
+        raise ValueError("a model name has no '@' (the version follows it) and does not start with a space")
+    return value
+
+
+#: A model's name: a model worker is named ``<name>@<version>``.
+ModelName = Annotated[str, AfterValidator(_model_name)]
+
+
 #: The JSON-schema pattern of a string without NUL (what :meth:`Input._no_nul` enforces).
 NO_NUL_PATTERN = r"^[^\x00]*$"
 
@@ -945,7 +956,7 @@ class PredictionIn(Input):
 
 
 class PredictionUpload(Input):
-    model: str = Field(min_length=1, max_length=100, pattern=r"^[^@\s][^@]*$", description="Model name (no '@').")
+    model: ModelName = Field(min_length=1, max_length=100, description="Model name (no '@').")
     version: str = Field(min_length=1, max_length=60, description="Model version: each version is its own worker.")
     predictions: list[PredictionIn] = Field(min_length=1, max_length=5000)
     on_error: Literal["reject", "skip"] = Field(

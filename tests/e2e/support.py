@@ -128,3 +128,42 @@ def log_in(page: Any, email: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: "/login" not in url)
+
+
+@dataclass
+class OutboundServer:
+    """A server of its own whose outbound guard lets it reach 127.0.0.1 (a test's webhook receiver
+    or model server): the shared one refuses loopback, as a real server should."""
+
+    url: str
+    owner_email: str
+    password: str
+    key: str
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=f"{self.url}/api/v1", headers={"Authorization": f"Bearer {self.key}"}, timeout=10)
+
+
+@contextmanager
+def outbound_server(data_dir: Path, owner_email: str) -> Iterator[OutboundServer]:
+    """An organization (its owner ``owner_email``, and the annotator of ANNOTATOR_EMAIL), served
+    with ``TRUTHSET_OUTBOUND_ALLOW=127.0.0.1``."""
+    from truthset.config import Settings
+    from truthset.schemas import MemberCreate
+    from truthset.services import accounts
+    from truthset.storage import Database, upgrade
+
+    settings = Settings(data_dir=data_dir)
+    upgrade(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    try:
+        created = accounts.init_organization(db, "Outbound organization", owner_email)
+        owner = accounts.authenticate(db, created["api_key"])
+        member = MemberCreate(email=ANNOTATOR_EMAIL, name="Ann", role="annotator", password=ANNOTATOR_PASSWORD)
+        accounts.add_member(db, owner, member)
+    finally:
+        db.dispose()
+    env = {**os.environ, "TRUTHSET_DATA_DIR": str(data_dir), "TRUTHSET_OUTBOUND_ALLOW": "127.0.0.1"}
+    env.pop("TRUTHSET_DATABASE_URL", None)
+    with serving(env, data_dir / "server.log") as url:
+        yield OutboundServer(url=url, owner_email=owner_email, password=created["password"], key=created["api_key"])

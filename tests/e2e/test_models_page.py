@@ -70,7 +70,7 @@ def test_a_manager_trains_from_the_models_page_and_an_annotator_is_refused(
     page.wait_for_url(f"**/projects/{project_id}/models")
     expect(page.locator("#versions-empty")).to_be_visible()
 
-    page.get_by_label("Question").select_option("sentiment")
+    page.get_by_role("region", name="Built-in text model").get_by_label("Question").select_option("sentiment")
     page.get_by_role("button", name="Train now").click()
     rows = page.locator("#versions-table tbody tr")
     expect(rows).to_have_count(1, timeout=60_000)  # the job ran, and the page reloaded with its version

@@ -9,7 +9,6 @@ while this one allows it (``TRUTHSET_OUTBOUND_ALLOW``), as a test receiver needs
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 
 from receiver import running
 
-from .support import ANNOTATOR_EMAIL, ANNOTATOR_PASSWORD, log_in, serving
+from .support import ANNOTATOR_EMAIL, ANNOTATOR_PASSWORD, log_in, outbound_server
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
 
@@ -32,27 +31,11 @@ DEADLINE_S = 30.0
 
 @pytest.fixture(scope="module")
 def hooks_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from truthset.config import Settings
-    from truthset.schemas import MemberCreate, ProjectCreate
-    from truthset.services import accounts, projects
-    from truthset.storage import Database, upgrade
-
-    data_dir = tmp_path_factory.mktemp("e2e-webhooks")
-    settings = Settings(data_dir=data_dir)
-    upgrade(settings.resolved_database_url)
-    db = Database(settings.resolved_database_url)
-    try:
-        created = accounts.init_organization(db, "Hooks organization", "hooks-owner@example.com")
-        owner = accounts.authenticate(db, created["api_key"])
-        member = MemberCreate(email=ANNOTATOR_EMAIL, name="Ann", role="annotator", password=ANNOTATOR_PASSWORD)
-        accounts.add_member(db, owner, member)
-        project = projects.create_project(db, owner, ProjectCreate(name="Hooked project", spec=SPEC))
-    finally:
-        db.dispose()
-    env = {**os.environ, "TRUTHSET_DATA_DIR": str(data_dir), "TRUTHSET_OUTBOUND_ALLOW": "127.0.0.1"}
-    env.pop("TRUTHSET_DATABASE_URL", None)
-    with serving(env, data_dir / "server.log") as url:
-        yield {"url": url, "password": created["password"], "key": created["api_key"], "project_id": project["id"]}
+    with outbound_server(tmp_path_factory.mktemp("e2e-webhooks"), "hooks-owner@example.com") as server:
+        with server.api() as api:
+            project = api.post("/projects", json={"name": "Hooked project", "spec": SPEC})
+            assert project.status_code == 201, project.text
+        yield {"url": server.url, "password": server.password, "key": server.key, "project_id": project.json()["id"]}
 
 
 @pytest.fixture

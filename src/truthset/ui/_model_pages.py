@@ -62,7 +62,8 @@ def models_page(
     except TruthsetError as exc:
         return _failure(request, exc)
     questions = [q.name for q in compiled_spec(project).questions if q.type in ("label", "labels")]
-    may_train = allowed(principal, Action.MANAGE_TASKS) and project["archived_at"] is None and bool(questions)
+    may_manage = allowed(principal, Action.MANAGE_TASKS) and project["archived_at"] is None
+    may_train = may_manage and bool(questions)
     config = {"project_id": project_id, "curve": curve}
     return page(
         request,
@@ -76,6 +77,8 @@ def models_page(
         next_runs=next_runs,
         questions=questions,
         may_train=may_train,
+        llm_questions=[q.name for q in compiled_spec(project).questions],  # any question: the answer is validated
+        may_label=may_manage,
         auto_label_keys=AUTO_LABEL_KEYS,
         paged=any(c is not None for c in (versions, workers, runs)),
         config=config,

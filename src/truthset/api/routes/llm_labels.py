@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 from pydantic import Field
 
 from truthset.api.deps import DB, AppSettings, Caller
-from truthset.schemas import Input, JobOut
+from truthset.schemas import Input, JobOut, ModelName
 from truthset.services import llm_labeling
 
 router = APIRouter(tags=["predictions"])
@@ -19,9 +19,7 @@ class LlmLabelCreate(Input):
         max_length=2000,
         description="The endpoint up to and including `/v1`: the job POSTs to `{base_url}/chat/completions`.",
     )
-    model: str = Field(
-        min_length=1, max_length=96, pattern=r"^[^@\s][^@]*$", description="The model's name on that server (no '@')."
-    )
+    model: ModelName = Field(min_length=1, max_length=96, description="The model's name on that server (no '@').")
     version: str | None = Field(
         None,
         min_length=1,

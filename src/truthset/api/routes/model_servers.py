@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 from pydantic import Field
 
 from truthset.api.deps import DB, AppSettings, Caller
-from truthset.schemas import Input, JobOut
+from truthset.schemas import Input, JobOut, ModelName
 from truthset.services import model_servers
 
 router = APIRouter(tags=["predictions"])
@@ -19,11 +19,10 @@ class ModelServerPredictCreate(Input):
         max_length=2000,
         description="The model server's root: the job calls `{base_url}/health`, `/train` and `/predict`.",
     )
-    name: str | None = Field(
+    name: ModelName | None = Field(
         None,
         min_length=1,
         max_length=96,
-        pattern=r"^[^@\s][^@]*$",
         description="The model worker's name (no '@'; default: /health's name). The version is /health's.",
     )
     api_key: str | None = Field(

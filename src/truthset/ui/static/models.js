@@ -1,9 +1,10 @@
 // The Models page: "Train now" starts a model.train job through the API (POST /projects/{id}/models,
 // the session's CSRF token sent by api.js), follows it (job-kit.js) and reloads the page when a
-// version is stored, so the tables come from the server; the learning curve is drawn with uPlot
+// version is stored, so the tables come from the server; "Start labeling" starts a model.llm_label
+// job (POST /projects/{id}/llm-labels) the same way, and the runs table shows it after the reload; the learning curve is drawn with uPlot
 // (vendored, canvas-drawn, so the strict CSP holds) from the points the page was rendered with.
 import uPlot from './vendor/uplot/dist/uPlot.esm.js';
-import { api } from './api.js';
+import { api, ApiError } from './api.js';
 import { followJob, message, show } from './job-kit.js';
 import { h } from './widget-kit.js';
 
@@ -79,6 +80,56 @@ function curve(question, points) {
   return new uPlot(options, data, el);
 }
 
+function llmBody() {
+  const body = {
+    question: $('llm-question').value,
+    base_url: $('llm-base_url').value.trim(),
+    model: $('llm-model').value.trim(),
+    include_gold: $('llm-include_gold').checked,
+  };
+  const key = $('llm-api_key').value;
+  if (key) body.api_key = key;
+  const limit = $('llm-limit').value.trim();
+  if (limit) body.limit = /^\d+$/.test(limit) ? Number(limit) : limit; // the API names a bad one
+  return body;
+}
+
+function llmFinished(job) {
+  const result = job.result || {};
+  if (job.status === 'succeeded') {
+    $('llm-status').textContent = `Labeled: ${result.stored ?? 0} answers stored. Reloading…`;
+    window.location.assign(window.location.pathname); // the runs table, with this run on top
+  } else {
+    show('llm-error', `The labeling ${job.status}${job.error ? `: ${job.error}` : ''}.`);
+    $('llm-status').textContent = '';
+  }
+}
+
+async function labelWithLlm(event) {
+  event.preventDefault();
+  for (const el of document.querySelectorAll('#llm-form .field-error')) show(el.id, '');
+  show('llm-error', '');
+  const button = $('llm-start');
+  button.disabled = true;
+  try {
+    const { data } = await api('POST', `${base}/llm-labels`, { body: llmBody() });
+    $('llm-api_key').value = ''; // sent once, sealed in the job: not kept in the page
+    $('llm-status').textContent = 'Labeling queued';
+    await followJob(data.id, (job) => {
+      const { done, total } = job.progress;
+      $('llm-status').textContent = `Labeling ${job.status}${total ? ` (${done} / ${total})` : ''}`;
+      if (['succeeded', 'failed', 'canceled'].includes(job.status)) llmFinished(job);
+    }, (error) => show('llm-error', message(error)));
+  } catch (error) {
+    const field = error instanceof ApiError && error.details && String(error.details.field || '').replace(/^body\./, '');
+    if (!field || !show(`err-${field}`, error.message)) show('llm-error', message(error));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+const llmForm = $('llm-form');
+if (llmForm) llmForm.addEventListener('submit', labelWithLlm);
 const form = $('train-form');
 if (form) form.addEventListener('submit', train);
 for (const [question, points] of Object.entries(config.curve || {})) curve(question, points);

@@ -1,0 +1,84 @@
+"""The LLM labeler from the Models page, in a real browser against a real ``truthset serve`` (its
+in-process job runner calls the model): a manager starts a run against a chat-completions server on
+127.0.0.1 started by the test, follows it, and sees the run with its tokens and the model worker; a
+bad model name is refused next to its field. It could only be started from the API, SDK or CLI."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from receiver import Reply, Request, running
+
+from .support import OutboundServer, log_in, outbound_server
+
+expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
+
+SPEC = {
+    "fields": [{"name": "review", "type": "text", "label": "Review"}],
+    "questions": [{"name": "sentiment", "type": "label", "options": ["positive", "negative"]}],
+}
+TASKS = 3
+
+
+def _completion(request: Request, n: int) -> Reply:
+    """A chat-completions reply: "positive", with 40 prompt and 5 completion tokens."""
+    body = {
+        "id": f"c{n}",
+        "object": "chat.completion",
+        "model": json.loads(request.body)["model"],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": '{"answer": "positive"}'}}],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 5, "total_tokens": 45},
+    }
+    return Reply(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+
+@pytest.fixture(scope="module")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutboundServer]:
+    with outbound_server(tmp_path_factory.mktemp("e2e-llm"), "llm-owner@example.com") as server:
+        yield server
+
+
+def test_a_manager_labels_with_an_llm_from_the_models_page(browser: Any, llm_server: OutboundServer) -> None:
+    with llm_server.api() as api:
+        project = api.post("/projects", json={"name": f"LLM {uuid.uuid4().hex[:6]}", "spec": SPEC}).json()
+        rows = [{"data": {"review": f"lovely soup {i}"}} for i in range(TASKS)]
+        assert api.post(f"/projects/{project['id']}/tasks/bulk", json=rows).status_code == 200
+    context = browser.new_context(base_url=llm_server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        log_in(page, llm_server.owner_email, llm_server.password)
+        page.goto(f"/projects/{project['id']}/models")
+        with running(_completion) as model:
+            page.get_by_label("Endpoint").fill(f"{model.url}/v1")
+            page.get_by_label("Model", exact=True).fill("tiny@1")
+            page.get_by_role("button", name="Start labeling").click()
+            expect(page.locator("#err-model")).to_contain_text("no '@'")  # refused by name, next to its field
+
+            page.get_by_label("Model", exact=True).fill("tiny")
+            page.get_by_label("API key (optional)").fill("sk-test")
+            page.get_by_role("button", name="Start labeling").click()
+            run = page.locator("#model-runs tbody tr")
+            expect(run).to_have_count(1, timeout=30_000)  # the job ran, and the page reloaded with it
+            requests = model.wait_for(TASKS)
+        expect(run.first).to_contain_text("llm:tiny@")
+        expect(run.first).to_contain_text("succeeded")
+        expect(run.first.locator('[data-cell="tokens"]')).to_contain_text(f"{45 * TASKS}")
+        expect(page.locator("#model-workers tbody tr").first).to_contain_text("llm:tiny@")
+        assert requests[0].path == "/v1/chat/completions"
+        assert requests[0].headers.get("authorization") == "Bearer sk-test"
+        assert page.get_by_label("API key (optional)").input_value() == ""  # not kept in the page
+        with llm_server.api() as api:
+            (job,) = api.get("/jobs", params={"kind": "model.llm_label"}).json()["items"]
+        assert job["status"] == "succeeded" and job["result"]["stored"] == TASKS
+        assert "sk-test" not in json.dumps(job)  # sealed, never shown
+        assert errors == []
+    finally:
+        context.close()
