@@ -1,7 +1,8 @@
-"""The LLM labeler from the Models page, in a real browser against a real ``truthset serve`` (its
-in-process job runner calls the model): a manager starts a run against a chat-completions server on
-127.0.0.1 started by the test, follows it, and sees the run with its tokens and the model worker; a
-bad model name is refused next to its field. It could only be started from the API, SDK or CLI."""
+"""Labeling with a model from the Models page, in a real browser against a real ``truthset serve``
+(its in-process job runner calls the model): a manager starts a run against a chat-completions
+server, then one against a model server speaking truthset's protocol, each on 127.0.0.1 and
+started by the test, follows it, and sees the run and the model worker; a bad model name is refused
+next to its field. Both could only be started from the API, SDK or CLI."""
 
 from __future__ import annotations
 
@@ -37,6 +38,25 @@ def _completion(request: Request, n: int) -> Reply:
     return Reply(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
 
+def _model_server(request: Request, n: int) -> Reply:
+    """truthset's model-server protocol: /health names the model, /train takes results, /predict answers."""
+    if request.path == "/health":
+        body: object = {"name": "clf", "version": "7"}
+    elif request.path == "/train":
+        body = {"accepted": len(json.loads(request.body)["results"])}
+    else:
+        body = {"predictions": [{"task": t["id"], "answer": "positive"} for t in json.loads(request.body)["tasks"]]}
+    return Reply(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+
+def _project(server: OutboundServer) -> str:
+    with server.api() as api:
+        project = api.post("/projects", json={"name": f"LLM {uuid.uuid4().hex[:6]}", "spec": SPEC}).json()
+        rows = [{"data": {"review": f"lovely soup {i}"}} for i in range(TASKS)]
+        assert api.post(f"/projects/{project['id']}/tasks/bulk", json=rows).status_code == 200
+    return str(project["id"])
+
+
 @pytest.fixture(scope="module")
 def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutboundServer]:
     with outbound_server(tmp_path_factory.mktemp("e2e-llm"), "llm-owner@example.com") as server:
@@ -44,10 +64,7 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutboundSer
 
 
 def test_a_manager_labels_with_an_llm_from_the_models_page(browser: Any, llm_server: OutboundServer) -> None:
-    with llm_server.api() as api:
-        project = api.post("/projects", json={"name": f"LLM {uuid.uuid4().hex[:6]}", "spec": SPEC}).json()
-        rows = [{"data": {"review": f"lovely soup {i}"}} for i in range(TASKS)]
-        assert api.post(f"/projects/{project['id']}/tasks/bulk", json=rows).status_code == 200
+    project_id = _project(llm_server)
     context = browser.new_context(base_url=llm_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
@@ -55,7 +72,7 @@ def test_a_manager_labels_with_an_llm_from_the_models_page(browser: Any, llm_ser
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
         log_in(page, llm_server.owner_email, llm_server.password)
-        page.goto(f"/projects/{project['id']}/models")
+        page.goto(f"/projects/{project_id}/models")
         with running(_completion) as model:
             page.get_by_label("Endpoint").fill(f"{model.url}/v1")
             page.get_by_label("Model", exact=True).fill("tiny@1")
@@ -80,5 +97,29 @@ def test_a_manager_labels_with_an_llm_from_the_models_page(browser: Any, llm_ser
         assert job["status"] == "succeeded" and job["result"]["stored"] == TASKS
         assert "sk-test" not in json.dumps(job)  # sealed, never shown
         assert errors == []
+    finally:
+        context.close()
+
+
+def test_a_manager_asks_a_model_server_from_the_models_page(browser: Any, llm_server: OutboundServer) -> None:
+    project_id = _project(llm_server)
+    context = browser.new_context(base_url=llm_server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        log_in(page, llm_server.owner_email, llm_server.password)
+        page.goto(f"/projects/{project_id}/models")
+        page.get_by_label("Kind").select_option("server")
+        expect(page.get_by_label("Name (optional)")).to_be_visible()
+        with running(_model_server) as model:
+            page.get_by_label("Endpoint").fill(model.url)
+            page.get_by_role("button", name="Start labeling").click()
+            run = page.locator("#model-runs tbody tr")
+            expect(run).to_have_count(1, timeout=30_000)
+            paths = [request.path for request in model.requests]
+        expect(run.first).to_contain_text("clf@7")  # named by the server's /health, nothing typed
+        expect(run.first).to_contain_text("succeeded")
+        expect(page.locator("#model-workers tbody tr").first).to_contain_text("clf@7")
+        assert paths[0] == "/health" and "/predict" in paths
     finally:
         context.close()

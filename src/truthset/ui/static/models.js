@@ -1,7 +1,8 @@
 // The Models page: "Train now" starts a model.train job through the API (POST /projects/{id}/models,
 // the session's CSRF token sent by api.js), follows it (job-kit.js) and reloads the page when a
 // version is stored, so the tables come from the server; "Start labeling" starts a model.llm_label
-// job (POST /projects/{id}/llm-labels) the same way, and the runs table shows it after the reload; the learning curve is drawn with uPlot
+// or model.server_predict job (POST /projects/{id}/llm-labels or /model-server-predictions) the
+// same way, and the runs table shows it after the reload; the learning curve is drawn with uPlot
 // (vendored, canvas-drawn, so the strict CSP holds) from the points the page was rendered with.
 import uPlot from './vendor/uplot/dist/uPlot.esm.js';
 import { api, ApiError } from './api.js';
@@ -80,13 +81,31 @@ function curve(question, points) {
   return new uPlot(options, data, el);
 }
 
+// The two kinds of model the form starts: where their job is started, and what the model field is
+const KINDS = {
+  llm: { path: 'llm-labels', modelField: 'model', modelLabel: 'Model', placeholder: 'http://llm.internal:8000/v1' },
+  server: { path: 'model-server-predictions', modelField: 'name', modelLabel: 'Name (optional)', placeholder: 'http://models.internal:9000' },
+};
+const kind = () => KINDS[$('llm-kind').value];
+
+function showKind() {
+  const chosen = kind();
+  $('llm-model-label').textContent = chosen.modelLabel;
+  $('llm-model').required = chosen.modelField === 'model';
+  $('llm-base_url').placeholder = chosen.placeholder;
+  $('llm-train-choice').hidden = chosen.modelField === 'model';
+}
+
 function llmBody() {
+  const chosen = kind();
   const body = {
     question: $('llm-question').value,
     base_url: $('llm-base_url').value.trim(),
-    model: $('llm-model').value.trim(),
     include_gold: $('llm-include_gold').checked,
   };
+  const model = $('llm-model').value.trim();
+  if (model || chosen.modelField === 'model') body[chosen.modelField] = model;
+  if (chosen.modelField === 'name') body.train = $('llm-train').checked;
   const key = $('llm-api_key').value;
   if (key) body.api_key = key;
   const limit = $('llm-limit').value.trim();
@@ -105,14 +124,14 @@ function llmFinished(job) {
   }
 }
 
-async function labelWithLlm(event) {
+async function labelWithModel(event) {
   event.preventDefault();
   for (const el of document.querySelectorAll('#llm-form .field-error')) show(el.id, '');
   show('llm-error', '');
   const button = $('llm-start');
   button.disabled = true;
   try {
-    const { data } = await api('POST', `${base}/llm-labels`, { body: llmBody() });
+    const { data } = await api('POST', `${base}/${kind().path}`, { body: llmBody() });
     $('llm-api_key').value = ''; // sent once, sealed in the job: not kept in the page
     $('llm-status').textContent = 'Labeling queued';
     await followJob(data.id, (job) => {
@@ -121,7 +140,8 @@ async function labelWithLlm(event) {
       if (['succeeded', 'failed', 'canceled'].includes(job.status)) llmFinished(job);
     }, (error) => show('llm-error', message(error)));
   } catch (error) {
-    const field = error instanceof ApiError && error.details && String(error.details.field || '').replace(/^body\./, '');
+    let field = error instanceof ApiError && error.details && String(error.details.field || '').replace(/^body\./, '');
+    if (field === 'name') field = 'model'; // a model server's name is typed in the model field
     if (!field || !show(`err-${field}`, error.message)) show('llm-error', message(error));
   } finally {
     button.disabled = false;
@@ -129,7 +149,11 @@ async function labelWithLlm(event) {
 }
 
 const llmForm = $('llm-form');
-if (llmForm) llmForm.addEventListener('submit', labelWithLlm);
+if (llmForm) {
+  llmForm.addEventListener('submit', labelWithModel);
+  $('llm-kind').addEventListener('change', showKind);
+  showKind();
+}
 const form = $('train-form');
 if (form) form.addEventListener('submit', train);
 for (const [question, points] of Object.entries(config.curve || {})) curve(question, points);
