@@ -63,6 +63,8 @@ tasks_app = typer.Typer(help="Tasks (through the API).", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 predictions_app = typer.Typer(help="Model predictions (through the API).", no_args_is_help=True)
 app.add_typer(predictions_app, name="predictions")
+projects_app = typer.Typer(help="Projects: list, show, create from a spec (through the API).", no_args_is_help=True)
+app.add_typer(projects_app, name="projects")
 queue_app = typer.Typer(help="A project's task queue: its order, and re-ranking it (through the API).")
 app.add_typer(queue_app, name="queue", no_args_is_help=True)
 
@@ -862,6 +864,88 @@ def review_list(
             escape(r.reason or ""),
         )
     console.print(table)
+
+
+def _json_file(path: Path, what: str) -> Any:
+    """A JSON file's value; a bad one ends the command naming the file (exit status 2, no traceback)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        err_console.print(f"{what}: {path} is not a readable JSON file ({exc})")
+        raise typer.Exit(2) from None
+
+
+@projects_app.command("list")
+def projects_list(
+    archived: Annotated[bool, typer.Option("--archived", help="Archived projects too.")] = False,
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """The organization's projects, oldest first: id, name, questions, policy."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        found = list(client.projects.list(include_archived=archived))
+    table = Table("id", "name", "questions", "overlap", "created (UTC)", "archived")
+    for project in found:
+        questions = ", ".join(f"{q['name']} ({q['type']})" for q in project.spec.get("questions", []))
+        table.add_row(
+            project.id, escape(project.name), escape(questions), _overlap(project.quality),
+            f"{project.created_at:%Y-%m-%d %H:%M}", "yes" if project.archived_at else "",
+        )  # fmt: skip
+    console.print(table if found else "no project yet (truthset projects create NAME --spec spec.json)")
+
+
+def _overlap(quality: dict[str, Any]) -> str:
+    low, high, target = quality.get("min_overlap"), quality.get("max_overlap"), quality.get("target_confidence")
+    if low == high:
+        return str(low)
+    return f"{low}-{high} to {target}"
+
+
+@projects_app.command("show")
+def projects_show(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """One project as the API gives it (JSON: spec, quality policy, instructions)."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        found = client.projects.get(project)
+    console.print_json(found.model_dump_json())
+
+
+@projects_app.command("create")
+def projects_create(
+    name: Annotated[str, typer.Argument(help="The project's name.")],
+    spec: Annotated[Path, typer.Option(help="A JSON file with the spec: fields and questions (docs/questions.md).")],
+    quality: Annotated[
+        Path | None, typer.Option(help="A JSON file with the quality policy (docs/quality.md); default: overlap 1.")
+    ] = None,
+    instructions: Annotated[
+        Path | None, typer.Option(help="A Markdown file with the instructions annotators see.")
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="A short description.")] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Create a project from a spec file; prints its id (for truthset import --project)."""
+    from truthset.client import Client
+
+    body_spec = _json_file(spec, "--spec")
+    policy = _json_file(quality, "--quality") if quality is not None else None
+    text = None
+    if instructions is not None:
+        try:
+            text = instructions.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            err_console.print(f"--instructions: {instructions} cannot be read ({exc})")
+            raise typer.Exit(2) from None
+    with Client(url, api_key) as client:
+        made = client.projects.create(name, body_spec, quality=policy, instructions=text, description=description)
+    console.print(f"created project {escape(made.name)}: {made.id}")
 
 
 @tasks_app.command("list")
