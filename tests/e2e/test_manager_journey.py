@@ -173,6 +173,19 @@ def _export(page: Any, project_id: str, labeled: set[str]) -> None:
     exported = [orjson.loads(line) for line in content.splitlines() if line.strip()]
     assert {task["task_id"] for task in exported} == labeled  # completed tasks only: the two labeled
     assert all(task["result"]["answer"]["sentiment"] == "positive" for task in exported)
+    # a delta export: the tasks changed since the cursor (10 minutes before the export above)
+    page.reload()
+    expect(page.locator("#delta-hint")).to_have_text(re.compile(r"^Changed since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: "))
+    page.get_by_label("Only tasks changed since the last export").check()
+    page.get_by_role("button", name="Start export").click()
+    expect(page.locator("#export-rows tr")).to_have_count(2)
+    delta = page.locator("#export-rows tr").first
+    expect(delta).to_have_attribute("data-status", "succeeded", timeout=20_000)
+    expect(delta).to_contain_text("updated since 20")  # the filter the job was given: the cursor
+    with page.expect_download() as download:
+        delta.get_by_role("link", name=re.compile("Download")).click()
+    again = [orjson.loads(line) for line in Path(download.value.path()).read_bytes().splitlines() if line.strip()]
+    assert {task["task_id"] for task in again} == labeled  # changed within the last 10 minutes
 
 
 def _annotator_is_refused(annotator: Any, project_id: str) -> None:

@@ -90,6 +90,8 @@ def exports_page(request: Request, project_id: str, cursor: str | None = None) -
         statuses=[str(s) for s in TaskStatus],
         review_statuses=[str(s) for s in ReviewStatus],
         last_cursor=last_cursor,
+        # the cursor is exact to the microsecond; the page says it to the second
+        last_cursor_label=f"{last_cursor[:19].replace('T', ' ')} UTC" if last_cursor else None,
         config=config,
     )
 
