@@ -1084,6 +1084,20 @@ def gold_import(
     console.print(f"{report.received} lines: {report.marked} tasks marked gold, {report.updated} gold answers replaced")
 
 
+@gold_app.command("unmark")
+def gold_unmark(
+    task: Annotated[str, typer.Argument(help="Task id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """A gold task becomes an ordinary task again: back in the queue, or completed if it has its judgments."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        done = client.tasks.unmark_gold(task)
+    console.print(f"task {done.id} is no longer gold: {done.status}")
+
+
 # --- predictions (through the API) ---
 
 #: Question types whose CSV answer cell is JSON (a number, a list, an object); others are text.

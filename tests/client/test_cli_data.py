@@ -231,6 +231,10 @@ def test_gold_import_marks_tasks_or_names_the_bad_line(live: Any, tmp_path: Path
     assert code == 0 and "1 lines: 1 tasks marked gold" in output, output
     with live.client() as client:
         assert client.tasks.get(task.id).status == "gold"
+    code, output = _cli(live, "gold", "unmark", task.id)
+    assert code == 0 and f"task {task.id} is no longer gold: pending" in output, output
+    with live.client() as client:
+        assert client.tasks.get(task.id).status == "pending"
 
 
 def test_tasks_list_filters_and_bulk_priority(live: Any) -> None:
