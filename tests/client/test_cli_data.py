@@ -29,8 +29,11 @@ def _cli(live: Any, *args: str) -> tuple[int, str]:
     return result.exit_code, " ".join(result.output.split())
 
 
-def test_projects_are_created_from_a_spec_file_listed_and_shown(live: Any, tmp_path: Path) -> None:
+def test_projects_are_created_from_a_spec_file_listed_and_shown(
+    live: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without these a CLI user could not learn a project's id for `truthset import --project`."""
+    monkeypatch.setattr(cli.console, "width", 250)  # every column whole, whatever COLUMNS the run has
     spec, policy, notes = tmp_path / "spec.json", tmp_path / "policy.json", tmp_path / "instructions.md"
     spec.write_text(json.dumps(SPEC))
     policy.write_text(json.dumps({"min_overlap": 1, "max_overlap": 3, "target_confidence": 0.9}))
