@@ -871,7 +871,7 @@ def _json_file(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        err_console.print(f"{what}: {path} is not a readable JSON file ({exc})")
+        err_console.print(f"{what}: {path} is not a readable JSON file ({exc})", soft_wrap=True)  # one line
         raise typer.Exit(2) from None
 
 
@@ -941,7 +941,7 @@ def projects_create(
         try:
             text = instructions.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            err_console.print(f"--instructions: {instructions} cannot be read ({exc})")
+            err_console.print(f"--instructions: {instructions} cannot be read ({exc})", soft_wrap=True)
             raise typer.Exit(2) from None
     with Client(url, api_key) as client:
         made = client.projects.create(name, body_spec, quality=policy, instructions=text, description=description)
