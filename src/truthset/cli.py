@@ -1084,6 +1084,24 @@ def gold_import(
     console.print(f"{report.received} lines: {report.marked} tasks marked gold, {report.updated} gold answers replaced")
 
 
+@gold_app.command("list")
+def gold_list(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """The project's gold tasks with their answers (managers and above)."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        found = list(client.projects.gold(project))
+    table = Table("task", "unique_id", "gold answer", "responses")
+    for task in found:
+        answer = _json_line(task.gold or {})
+        table.add_row(task.id, escape(task.unique_id or ""), answer, str(task.response_count))
+    console.print(table if found else "no gold task (truthset gold import PROJECT_ID gold.csv)")
+
+
 @gold_app.command("unmark")
 def gold_unmark(
     task: Annotated[str, typer.Argument(help="Task id.")],

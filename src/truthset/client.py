@@ -809,6 +809,10 @@ class Projects(_Resource):
         """Refit the project's worker models as a background job (follow it with ``client.jobs.wait``)."""
         return self._client._json("POST", f"/projects/{project_id}/refit", JobOut)
 
+    def gold(self, project_id: str, *, page_size: int = 100) -> Iterator[GoldOut]:
+        """The project's gold tasks with their answers (``.gold``), page after page; managers and above."""
+        return self._client._paginate(f"/projects/{project_id}/gold", {}, GoldOut, page_size)
+
     def import_gold(self, project_id: str, csv_file: PathLike | bytes) -> GoldImportReport:
         """Mark tasks gold from a CSV (a path, or the CSV itself as bytes): all lines or none.
 

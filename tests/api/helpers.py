@@ -402,6 +402,7 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "rerank_queue": lambda w: Call(path={"project_id": w.project["id"]}),
     "mark_gold": lambda w: Call(path={"task_id": w.extra["gold_task"]["id"]}, json={"answer": ANSWER}),
     "unmark_gold": lambda w: Call(path={"task_id": w.extra["gold_task"]["id"]}),
+    "list_gold": lambda w: Call(path={"project_id": w.project["id"]}),
     "import_gold": lambda w: Call(
         path={"project_id": w.project["id"]},
         content=f"task_id,sentiment\n{w.extra['gold_task']['id']},negative\n".encode(),

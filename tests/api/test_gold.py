@@ -46,6 +46,21 @@ def test_a_worker_paused_by_gold_gets_403_and_a_manager_reinstates_them(api: Api
     assert api.post(f"{API}/projects/{project_id}/next", auth=worker).status_code == 200
 
 
+def test_managers_list_the_gold_tasks_with_their_answers_in_pages(api: Api, org: Org, other_org: Org) -> None:
+    project_id, truth = _gold_project(api, org)
+    url = f"{API}/projects/{project_id}/gold"
+    first = api.get(url, auth=org.actor("manager"), params={"limit": 6})
+    assert first.status_code == 200, first.text
+    rest = api.get(url, auth=org.owner, params={"limit": 6, "cursor": first.json()["next_cursor"]}).json()
+    listed = first.json()["items"] + rest["items"]
+    assert rest["next_cursor"] is None
+    assert {task["id"]: task["gold"]["sentiment"] for task in listed} == truth  # the 10 gold of 20 tasks
+    assert [task["id"] for task in listed] == sorted(truth) and {task["status"] for task in listed} == {"gold"}
+    for role in ("reviewer", "annotator"):  # the answers are the key workers are scored by
+        assert_error(api.get(url, auth=org.actor(role)), 403, "forbidden")
+    assert_error(api.get(url, auth=other_org.owner), 404, "not_found")
+
+
 def test_a_csv_with_a_bad_line_is_refused_naming_the_line(api: Api, org: Org) -> None:
     project = org.make_project()
     task = org.make_task(project["id"], unique_id="g-1")

@@ -83,6 +83,7 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "task_history": Action.READ_TASKS,
     "mark_gold": Action.MANAGE_TASKS,
     "unmark_gold": Action.MANAGE_TASKS,
+    "list_gold": Action.MANAGE_TASKS,
     "import_gold": Action.MANAGE_TASKS,
     "reinstate_worker": Action.MANAGE_PROJECTS,
     "upload_predictions": Action.MANAGE_TASKS,

@@ -221,7 +221,10 @@ def test_review_commands_and_task_history(live: Any) -> None:
     assert steps == ["created", "leased", "response", "review_claimed", "reviewed"]
 
 
-def test_gold_import_marks_tasks_or_names_the_bad_line(live: Any, tmp_path: Path) -> None:
+def test_gold_import_marks_tasks_or_names_the_bad_line(
+    live: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli.console, "width", 250)  # gold list's table whole, whatever COLUMNS the run has
     with live.client() as client:
         project = client.projects.create("cli gold", spec=SPEC)
         task = client.tasks.create(project.id, {"text": "meh"}, unique_id="g1")
@@ -234,8 +237,13 @@ def test_gold_import_marks_tasks_or_names_the_bad_line(live: Any, tmp_path: Path
     assert code == 0 and "1 lines: 1 tasks marked gold" in output, output
     with live.client() as client:
         assert client.tasks.get(task.id).status == "gold"
+        assert [(t.id, t.gold) for t in client.projects.gold(project.id)] == [(task.id, {"sentiment": "neg"})]
+    code, output = _cli(live, "gold", "list", project.id)
+    assert code == 0 and task.id in output and '{"sentiment": "neg"}' in output and "g1" in output, output
     code, output = _cli(live, "gold", "unmark", task.id)
     assert code == 0 and f"task {task.id} is no longer gold: pending" in output, output
+    code, output = _cli(live, "gold", "list", project.id)
+    assert code == 0 and "no gold task" in output, output
     with live.client() as client:
         assert client.tasks.get(task.id).status == "pending"
 

@@ -339,6 +339,21 @@ def _mark(conn: Connection, principal: Principal, task: dict[str, Any], answer: 
     return task
 
 
+def list_gold(
+    db: Database, principal: Principal, project_id: str, *, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The project's gold tasks with their answers, in id order. Managers and above: the answers are
+    the key to the test workers are scored by (the queue shows a gold task as any other)."""
+    with db.read() as conn:
+        load_project(conn, principal, project_id)
+        require(principal, Action.MANAGE_TASKS)
+        c = t.tasks.c
+        query = repo.scoped(t.tasks, principal.organization_id).where(
+            c.project_id == project_id, c.status == str(TaskStatus.GOLD)
+        )
+        return repo.page(conn, query, t.tasks, cursor=cursor, limit=limit)
+
+
 def unmark_gold(db: Database, principal: Principal, task_id: str) -> dict[str, Any]:
     """A gold task becomes an ordinary task again: back in the queue, or completed if it has its judgments.
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import anyio.to_thread
 from fastapi import APIRouter, Request
 
-from truthset.api.deps import DB, Caller
+from truthset.api.deps import DB, Caller, Cursor, PageLimit
 from truthset.errors import InvalidInput
-from truthset.schemas import GoldCreate, GoldImportReport, GoldOut, WorkerStanding
+from truthset.schemas import GoldCreate, GoldImportReport, GoldOut, Page, WorkerStanding
 from truthset.services import gold
 
 router = APIRouter(tags=["gold"])
@@ -28,6 +28,13 @@ def mark_gold(db: DB, caller: Caller, task_id: str, body: GoldCreate) -> dict:
 def unmark_gold(db: DB, caller: Caller, task_id: str) -> dict:
     """Make a gold task ordinary again: completed if it has its judgments, else back in the queue."""
     return gold.unmark_gold(db, caller, task_id)
+
+
+@router.get("/projects/{project_id}/gold", response_model=Page[GoldOut], operation_id="list_gold")
+def list_gold(db: DB, caller: Caller, project_id: str, limit: PageLimit, cursor: Cursor = None) -> dict:
+    """The project's gold tasks with their answers (`gold`), in keyset pages. Managers and above."""
+    items, next_cursor = gold.list_gold(db, caller, project_id, cursor=cursor, limit=limit)
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.post(
