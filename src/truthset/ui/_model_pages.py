@@ -61,7 +61,8 @@ def models_page(
         run_rows, next_runs = model_servers.model_runs(db, principal, project_id, cursor=runs, limit=PAGE_SIZE)
     except TruthsetError as exc:
         return _failure(request, exc)
-    questions = [q.name for q in compiled_spec(project).questions if q.type in ("label", "labels")]
+    spec_questions = compiled_spec(project).questions
+    questions = [q.name for q in spec_questions if q.type in ("label", "labels")]
     may_manage = allowed(principal, Action.MANAGE_TASKS) and project["archived_at"] is None
     may_train = may_manage and bool(questions)
     config = {"project_id": project_id, "curve": curve}
@@ -77,7 +78,7 @@ def models_page(
         next_runs=next_runs,
         questions=questions,
         may_train=may_train,
-        llm_questions=[q.name for q in compiled_spec(project).questions],  # any question: the answer is validated
+        llm_questions=[q.name for q in spec_questions],  # any question: the answer is validated
         may_label=may_manage,
         auto_label_keys=AUTO_LABEL_KEYS,
         paged=any(c is not None for c in (versions, workers, runs)),

@@ -1,8 +1,8 @@
 // The exports page: start an export job through the API (POST /projects/{id}/exports), then follow
 // every unfinished export of the table (GET /jobs/{id}) until it has succeeded (a download link) or
 // failed (its error, in words). Refusals show next to the field the API names.
-import { api, ApiError } from './api.js';
-import { followJob, message, show } from './job-kit.js';
+import { api } from './api.js';
+import { followJob, message, show, showRefusal } from './job-kit.js';
 import { h } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('exports-config').textContent);
@@ -92,8 +92,7 @@ async function start(event) {
     put(data);
     follow(data.id);
   } catch (error) {
-    const field = error instanceof ApiError && error.details && String(error.details.field || '').replace(/^body\./, '');
-    if (!field || !show(`err-${field}`, error.message)) show('export-error', message(error));
+    showRefusal(error, 'export-error');
   } finally {
     button.disabled = false;
   }

@@ -19,6 +19,16 @@ export function show(id, text) {
 }
 
 /**
+ * Show an API refusal next to the field it names (``err-<field>``; ``renamed`` maps a field to the
+ * element that holds it), else in the form's message slot ``formErrorId``.
+ */
+export function showRefusal(error, formErrorId, renamed = {}) {
+  const named = error instanceof ApiError && error.details && String(error.details.field || '').replace(/^body\./, '');
+  const field = renamed[named] || named;
+  if (!field || !show(`err-${field}`, error.message)) show(formErrorId, message(error));
+}
+
+/**
  * Call ``onUpdate(job)`` with the job as it is now, every second, until it has finished. A lost
  * connection or a server error is retried at the next tick; a refusal (4xx) goes to ``onRefused``.
  */

@@ -5,8 +5,8 @@
 // same way, and the runs table shows it after the reload; the learning curve is drawn with uPlot
 // (vendored, canvas-drawn, so the strict CSP holds) from the points the page was rendered with.
 import uPlot from './vendor/uplot/dist/uPlot.esm.js';
-import { api, ApiError } from './api.js';
-import { followJob, message, show } from './job-kit.js';
+import { api } from './api.js';
+import { followJob, message, show, showRefusal } from './job-kit.js';
 import { h } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('models-config').textContent);
@@ -140,9 +140,7 @@ async function labelWithModel(event) {
       if (['succeeded', 'failed', 'canceled'].includes(job.status)) llmFinished(job);
     }, (error) => show('llm-error', message(error)));
   } catch (error) {
-    let field = error instanceof ApiError && error.details && String(error.details.field || '').replace(/^body\./, '');
-    if (field === 'name') field = 'model'; // a model server's name is typed in the model field
-    if (!field || !show(`err-${field}`, error.message)) show('llm-error', message(error));
+    showRefusal(error, 'llm-error', { name: 'model' }); // a model server's name is typed in the model field
   } finally {
     button.disabled = false;
   }
