@@ -574,6 +574,13 @@ def export(
     since: Annotated[
         str | None, typer.Option(help="Only tasks changed since this cursor (printed by the last export).")
     ] = None,
+    question: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--question",
+            help="Only this question (repeat it for several): e.g. the boxes question of a YOLO export.",
+        ),
+    ] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Start the export job, print its id, exit.")] = False,
 ) -> None:
     """Export tasks with their results (and every response) as a background job, then download it."""
@@ -591,7 +598,7 @@ def export(
         "updated_since": since,
     }
     with Client(url, api_key) as client:
-        job = client.start_export(project_id, format=export_format, **filters)
+        job = client.start_export(project_id, format=export_format, questions=question or None, **filters)
         if no_wait:
             console.print(f"export job {job.id} queued; follow it with: truthset jobs show {job.id} --wait")
             return

@@ -347,11 +347,13 @@ class Client:
         min_confidence: float | None = None,
         review_status: str | None = None,
         updated_since: str | datetime | None = None,
+        questions: Sequence[str] | None = None,
     ) -> JobOut:
         """Start an export job (the way to export a big project): returns the queued job.
 
         Follow it with ``client.jobs.wait(job.id)``, then :meth:`download_export`. ``updated_since``
         takes the ``cursor`` of a previous export job's result: a delta export of what changed since.
+        ``questions`` narrows the file to the questions named (e.g. the boxes question of a YOLO export).
         """
         body = _body(
             format=format,
@@ -361,6 +363,7 @@ class Client:
             min_confidence=min_confidence,
             review_status=review_status,
             updated_since=updated_since.isoformat() if isinstance(updated_since, datetime) else updated_since,
+            questions=list(questions) if questions is not None else None,
         )
         return self._json("POST", f"/projects/{project_id}/exports", JobOut, json=body)
 

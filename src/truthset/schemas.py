@@ -824,6 +824,15 @@ class ExportCreate(Input):
         description="Only tasks changed since then: the `cursor` of a previous export job's result (a delta "
         "export), or any ISO 8601 time (UTC when it names no zone).",
     )
+    questions: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Only these questions (names; default every question): the answer columns of `csv` and "
+        "`parquet`, the shape questions of `coco`, `yolo` and `voc` (a YOLO dataset holds boxes or polygons, "
+        "not both), the span questions of `conll` and `spacy`, the ranking questions of `preferences`, the "
+        "results of `label_studio`. `jsonl` writes each task whole and refuses it.",
+    )
 
 
 # --- task browser: bulk actions ----------------------------------------------------------------

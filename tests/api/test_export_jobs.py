@@ -313,3 +313,89 @@ def test_a_finished_export_job_announces_itself_to_webhooks(api: Api, org: Org, 
     announced = detail["payload"]["export"]
     assert announced["job_id"] == job["id"] and announced["sha256"] == result["sha256"], detail
     assert announced["download"] == f"/api/v1/exports/{job['id']}/file" and announced["format"] == "csv"
+
+
+BOXES_AND_POLYGONS_SPEC: dict[str, Any] = {
+    "fields": [{"name": "photo", "type": "image"}],
+    "questions": [
+        {"name": "objects", "type": "boxes", "field": "photo", "labels": ["car", "person"]},
+        {"name": "outline", "type": "polygons", "field": "photo", "labels": ["road"]},
+        {"name": "quality", "type": "label", "options": ["good", "blurry"], "required": False},
+    ],
+}
+
+
+def test_an_export_names_its_questions_a_yolo_dataset_of_one_kind(api: Api, org: Org, settings: Settings) -> None:
+    """A spec with boxes and polygons questions cannot be one YOLO dataset; naming the boxes question
+    (job body and the synchronous route alike) writes the detect dataset of that question alone."""
+    import zipfile
+
+    uploaded = api.post(f"{API}/media", auth=org.owner, files={"file": ("lot.png", png_bytes(40, 20), "image/png")})
+    project = org.make_project(spec=BOXES_AND_POLYGONS_SPEC, overlap=1)
+    task = api.post(
+        f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": {"photo": uploaded.json()["reference"]}}
+    ).json()
+    answer = {
+        "objects": [{"label": "person", "x": 0, "y": 0, "width": 20, "height": 10}],
+        "outline": [{"label": "road", "points": [[0, 0], [40, 0], [40, 20]]}],
+        "quality": "good",
+    }
+    sent = api.post(f"{API}/tasks/{task['id']}/responses", auth=org.owner, json={"answer": answer})
+    assert sent.status_code == 201, sent.text
+    exports = f"{API}/projects/{project['id']}/exports"
+
+    both = api.post(exports, auth=org.owner, json={"format": "yolo"})
+    assert "both boxes and polygons" in assert_error(both, 422, "invalid_input")["message"]
+    job = start(api, org, project["id"], format="yolo", questions=["objects"])
+    assert job["payload"]["questions"] == ["objects"]
+    assert run_exports(org, settings) == 1
+    finished(api, org, job["id"])
+    by_job = api.get(f"{API}/exports/{job['id']}/file", auth=org.owner).content
+    by_route = api.get(
+        f"{API}/projects/{project['id']}/export", auth=org.owner, params={"format": "yolo", "questions": "objects"}
+    )
+    assert by_route.status_code == 200, by_route.text
+    for content in (by_job, by_route.content):
+        zipped = zipfile.ZipFile(io.BytesIO(content))
+        assert 'names:\n  0: "car"\n  1: "person"\n' in zipped.read("data.yaml").decode()  # no "road"
+        assert zipped.read(f"labels/{task['id']}.txt").decode() == "1 0.250000 0.250000 0.500000 0.500000\n"
+
+    segment = start(api, org, project["id"], format="yolo", questions=["outline"])
+    run_exports(org, settings)
+    finished(api, org, segment["id"])
+    zipped = zipfile.ZipFile(io.BytesIO(api.get(f"{API}/exports/{segment['id']}/file", auth=org.owner).content))
+    assert zipped.read(f"labels/{task['id']}.txt").decode().split()[0] == "0"  # road, the only class
+    assert len(zipped.read(f"labels/{task['id']}.txt").decode().split()) == 7  # class + three points
+
+
+def test_a_csv_export_of_some_questions_has_their_columns_only(api: Api, org: Org, settings: Settings) -> None:
+    uploaded = api.post(f"{API}/media", auth=org.owner, files={"file": ("lot.png", png_bytes(8, 8), "image/png")})
+    project = org.make_project(spec=BOXES_AND_POLYGONS_SPEC, overlap=1)
+    data = {"data": {"photo": uploaded.json()["reference"]}}
+    assert api.post(f"{API}/projects/{project['id']}/tasks", auth=org.owner, json=data).status_code == 201
+    job = start(api, org, project["id"], format="csv", all_statuses=True, questions=["quality", "objects"])
+    run_exports(org, settings)
+    finished(api, org, job["id"])
+    text = api.get(f"{API}/exports/{job['id']}/file", auth=org.owner).text
+    header = next(csv.reader(io.StringIO(text)))
+    assert [c for c in header if c.startswith("answer.")] == ["answer.objects", "answer.quality"]  # spec order
+
+
+def test_export_questions_are_checked_before_any_job(api: Api, org: Org) -> None:
+    project = org.make_project(spec=BOXES_AND_POLYGONS_SPEC)
+    exports = f"{API}/projects/{project['id']}/exports"
+    body = {"format": "csv", "questions": ["objects", "cars"]}
+    unknown = assert_error(api.post(exports, auth=org.owner, json=body), 422)
+    assert unknown["message"] == (
+        "questions: 'cars' is not a question of this project; its questions are: objects, outline, quality"
+    )
+    assert unknown["details"]["questions"] == ["objects", "outline", "quality"]
+    assert unknown["details"]["field"] == "questions"
+    whole = assert_error(api.post(exports, auth=org.owner, json={"format": "jsonl", "questions": ["objects"]}), 422)
+    assert whole["message"].startswith("questions: the jsonl format writes each task whole")
+    empty = api.post(exports, auth=org.owner, json={"format": "csv", "questions": []})
+    assert empty.status_code == 422
+    # the chosen questions must still suit the format: a label question is no YOLO dataset
+    no_shapes = assert_error(api.post(exports, auth=org.owner, json={"format": "yolo", "questions": ["quality"]}), 422)
+    assert "no boxes or polygons question" in no_shapes["message"]
+    assert api.get(f"{API}/jobs", auth=org.owner, params={"kind": "export"}).json()["items"] == []

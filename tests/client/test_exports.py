@@ -85,3 +85,32 @@ def test_cli_exports_a_file_or_standard_output(live: Any, labeled: dict[str, Any
     bad = _cli(live, "export", labeled["project_id"], "--format", "xlsx")
     # (`truthset` prints an API error as one line, see main(); the runner shows the exception itself)
     assert isinstance(bad.exception, InvalidInputError) and "the formats are: jsonl, csv, parquet" in str(bad.exception)
+
+
+def test_the_sdk_and_cli_export_the_questions_named(live: Any, tmp_path: Path) -> None:
+    spec = {
+        "fields": [{"name": "text", "type": "text"}],
+        "questions": [
+            {"name": "sentiment", "type": "label", "options": ["pos", "neg"]},
+            {"name": "topic", "type": "label", "options": ["sport", "news"]},
+        ],
+    }
+    with live.client() as client:
+        project = client.projects.create("some questions", spec=spec)
+        client.tasks.import_tasks(project.id, [{"data": {"text": "a match report"}}])
+        assignment = client.queue.next_task(project.id)
+        client.queue.submit(assignment.task.id, {"sentiment": "pos", "topic": "sport"}, assignment_id=assignment.id)
+        done = client.export_to(project.id, tmp_path / "topic.csv", format="csv", questions=["topic"], timeout=60)
+        assert done.payload["questions"] == ["topic"]
+        with pytest.raises(InvalidInputError) as refused:
+            client.start_export(project.id, format="csv", questions=["mood"])
+        assert refused.value.details["questions"] == ["sentiment", "topic"]
+    (row,) = csv.DictReader(io.StringIO((tmp_path / "topic.csv").read_text()))
+    assert row["answer.topic"] == "sport" and "answer.sentiment" not in row
+
+    out = tmp_path / "both.csv"
+    picked = ("--question", "topic", "--question", "sentiment")
+    result = _cli(live, "export", project.id, "--format", "csv", *picked, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    (row,) = csv.DictReader(io.StringIO(out.read_text()))
+    assert (row["answer.sentiment"], row["answer.topic"]) == ("pos", "sport")

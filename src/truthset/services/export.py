@@ -23,7 +23,7 @@ import orjson
 from sqlalchemy import JSON, Connection, DateTime, Select, Text, cast, func, literal, literal_column, select
 
 from truthset.domain import Principal, ReviewStatus, TaskStatus
-from truthset.errors import full_disk_is_storage_full
+from truthset.errors import InvalidInput, full_disk_is_storage_full
 from truthset.services import export_readers, formats
 from truthset.services.formats._sql import same_tenant, sql_object
 from truthset.services.pacing import Pacer
@@ -51,15 +51,59 @@ def check_format(name: str) -> str:
 
 
 def prepare(
-    db: Database, principal: Principal, project_id: str, format_name: str
+    db: Database,
+    principal: Principal,
+    project_id: str,
+    format_name: str,
+    questions: Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], formats.Writer]:
     """The project and the writer of ``format_name`` for an export by ``principal``: a 403 without
     the right to read tasks, a 404 for another organization's project, a 422 for an unknown format
-    or one the writer cannot write for this project (its ``check`` says why)."""
+    or one the writer cannot write for this project (its ``check`` says why).
+
+    ``questions`` (names) narrows the project the writer sees to those questions (see
+    :func:`only_questions`): a YOLO dataset of one kind from a spec with boxes and polygons, a
+    spreadsheet of two questions out of ten.
+    """
     require(principal, Action.READ_TASKS)
     writer = formats.get(format_name)
     project = get_project(db, principal, project_id)
+    if questions is not None:
+        project = only_questions(project, writer, format_name, questions)
     return project, formats.check_format(format_name, project) or writer
+
+
+def only_questions(
+    project: dict[str, Any], writer: formats.Writer, format_name: str, questions: Sequence[str]
+) -> dict[str, Any]:
+    """``project`` with only the named questions in its spec, as the writers read it (the stored
+    project is untouched). A 422 for a name the spec does not have, and for a writer that writes each
+    task whole (JSONL: the result and every response, whatever the spec says)."""
+    if getattr(writer, "writes_whole_tasks", False):
+        raise InvalidInput(
+            f"questions: the {formats.canonical(format_name)} format writes each task whole, every question "
+            "and every response; leave questions out, or pick the questions in another format "
+            "(csv, parquet, coco, yolo, voc, conll, spacy, preferences, label_studio)",
+            details={"field": "questions", "format": formats.canonical(format_name)},
+        )
+    spec_questions = project["spec"]["questions"]
+    known = [q["name"] for q in spec_questions]
+    unknown = [name for name in questions if name not in known]
+    if not questions:
+        raise InvalidInput(
+            f"questions: name at least one question (or leave questions out); its questions are: {', '.join(known)}",
+            details={"field": "questions", "questions": known},
+        )
+    if unknown:
+        named = ", ".join(repr(name) for name in unknown)
+        raise InvalidInput(
+            f"questions: {named} {'is' if len(unknown) == 1 else 'are'} not a question of this project; "
+            f"its questions are: {', '.join(known)}",
+            details={"field": "questions", "questions": known},
+        )
+    chosen = set(questions)
+    spec = {**project["spec"], "questions": [q for q in spec_questions if q["name"] in chosen]}
+    return {**project, "spec": spec}
 
 
 @dataclass(frozen=True)

@@ -54,17 +54,25 @@ _FILE_NAME = re.compile(r"^[0-9a-f]{24}-[0-9]{1,3}\.[a-z0-9.]{1,20}$")
 
 
 def start_export(
-    db: Database, principal: Principal, project_id: str, format_name: str, filters: export.ExportFilter
+    db: Database,
+    principal: Principal,
+    project_id: str,
+    format_name: str,
+    filters: export.ExportFilter,
+    questions: list[str] | None = None,
 ) -> dict[str, Any]:
     """Queue an export of ``project_id`` in ``format_name``; returns the job (as the API shows jobs).
+    ``questions``: only these questions (see :func:`export.only_questions`).
 
     Refused before anything is queued: 403 without the right to read tasks, 404 for a project of
-    another organization, 422 for an unknown format (naming the formats) or one the project's spec
-    cannot be written in.
+    another organization, 422 for an unknown format (naming the formats), an unknown question, or a
+    format the project's spec (or its chosen questions) cannot be written in.
     """
-    project, _ = export.prepare(db, principal, project_id, format_name)
+    project, _ = export.prepare(db, principal, project_id, format_name, questions)
     fmt = formats.canonical(format_name)
     payload = {"project_id": project["id"], "format": fmt, "filters": _filters_payload(filters)}
+    if questions is not None:
+        payload["questions"] = list(questions)
     with db.write() as conn:
         job = jobs.enqueue(conn, principal.organization_id, KIND, payload, created_by=principal.member_id)
     return jobs.public(job)
@@ -136,7 +144,7 @@ def run_export(db: Database, context: JobContext) -> dict[str, Any]:
     if not isinstance(project_id, str) or not isinstance(format_name, str):
         raise JobFailed("the payload names no project_id or format")
     principal = jobs.started_by(db, context, Action.READ_TASKS, "export")
-    project, writer = export.prepare(db, principal, project_id, format_name)
+    project, writer = export.prepare(db, principal, project_id, format_name, payload.get("questions"))
     filters = _filters_from(payload.get("filters") or {})
     remove_expired(settings.exports_dir, settings.export_retention_hours)
     directory = settings.exports_dir / context.organization_id

@@ -89,6 +89,7 @@ def exports_page(request: Request, project_id: str, cursor: str | None = None) -
         batches=batches,
         statuses=[str(s) for s in TaskStatus],
         review_statuses=[str(s) for s in ReviewStatus],
+        questions=[{"name": q["name"], "type": q["type"]} for q in guarded.project["spec"]["questions"]],
         last_cursor=last_cursor,
         # the cursor is exact to the microsecond; the page says it to the second
         last_cursor_label=f"{last_cursor[:19].replace('T', ' ')} UTC" if last_cursor else None,
@@ -109,10 +110,13 @@ def _export_row(job: dict[str, Any]) -> dict[str, Any]:
     """A job as the exports table shows it: format, filters in words, progress, file, error."""
     payload, result = job["payload"] or {}, job["result"] if isinstance(job["result"], dict) else {}
     filters = {key: value for key, value in (payload.get("filters") or {}).items() if value not in (None, "")}
+    words = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in filters.items()) or "all tasks"
+    if payload.get("questions"):
+        words += f"; questions {', '.join(payload['questions'])}"
     return {
         "id": job["id"],
         "format": payload.get("format", "?"),
-        "filters": ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in filters.items()) or "all tasks",
+        "filters": words,
         "status": job["status"],
         "done": job["progress"]["done"],
         "total": job["progress"]["total"],

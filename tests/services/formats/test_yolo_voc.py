@@ -70,8 +70,10 @@ def test_yolo_segment_lines_are_normalised_points(
 
 def test_yolo_refuses_boxes_and_polygons_together(org: Org) -> None:
     spec = {**BOXES, "questions": BOXES["questions"] + [{**POLYGONS["questions"][0], "required": False}]}
-    with pytest.raises(InvalidInput, match="yolo: the spec has both boxes and polygons"):
+    with pytest.raises(InvalidInput, match="yolo: the spec has both boxes and polygons") as refused:
         yolo.WRITER.check(org.make_project(spec=spec))
+    named = "name the questions of one kind to export (boxes: objects; polygons: outline)"
+    assert refused.value.message.endswith(named)
 
 
 def test_voc_annotations_use_one_based_inclusive_pixels(

@@ -36,7 +36,8 @@ def create_export(db: DB, caller: Caller, project_id: str, body: ExportBody) -> 
 
     Follow it with `GET /jobs/{job_id}` (progress: tasks written of all); once it has succeeded its
     `result` names the file (`size`, `sha256`, `tasks`, `cursor` for a delta export) and
-    `GET /exports/{job_id}/file` downloads it. An unknown format is a 422 naming the formats.
+    `GET /exports/{job_id}/file` downloads it. An unknown format is a 422 naming the formats;
+    `questions` narrows the file to the questions named (a 422 names an unknown one).
     """
     filters = export.ExportFilter(
         status=None if body.all_statuses else body.status,
@@ -45,7 +46,7 @@ def create_export(db: DB, caller: Caller, project_id: str, body: ExportBody) -> 
         review_status=body.review_status,
         updated_since=export_jobs.naive_utc(body.updated_since) if body.updated_since else None,
     )
-    return export_jobs.start_export(db, caller, project_id, body.format, filters)
+    return export_jobs.start_export(db, caller, project_id, body.format, filters, body.questions)
 
 
 @router.get(

@@ -157,6 +157,14 @@ def export_project(
     export_format: Annotated[
         str, Query(alias="format", description="File format.", json_schema_extra={"enum": list(export.FORMATS)})
     ] = "jsonl",
+    question_names: Annotated[
+        list[str] | None,
+        Query(
+            alias="questions",
+            max_length=200,
+            description="Only these questions (repeat it: `questions=a&questions=b`); as an export job's `questions`.",
+        ),
+    ] = None,
 ) -> StreamingResponse:
     """Tasks with their results as JSONL (completed tasks by default; `all_statuses=true` for every task).
 
@@ -167,7 +175,7 @@ def export_project(
     The tasks are read from one snapshot of the database (a task completed while the export runs
     shows as it was when the export began).
     """
-    project, writer = export.prepare(db, caller, project_id, export_format)
+    project, writer = export.prepare(db, caller, project_id, export_format, question_names)
     filters = export.ExportFilter(
         status=None if all_statuses else status, batch_id=batch_id, min_confidence=min_confidence
     )

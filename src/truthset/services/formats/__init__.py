@@ -14,6 +14,10 @@ shape docs/formats.md documents) into one file. It is any object with
 - optionally ``line_sql(project, postgres) -> str``: SQL rendering each task as the text the writer
   wants (the Parquet writer's JSON lines in its schema's shape); the rows are then
   :class:`LineBlock` s of those texts;
+- optionally ``writes_whole_tasks = True``: the writer writes each task whole whatever the spec
+  says (JSONL), so an export cannot narrow it to some questions (``questions``: see
+  :func:`truthset.services.export.only_questions`; the others write the questions of the spec
+  they are given);
 - optionally ``check(project) -> None``: raise :class:`~truthset.errors.InvalidInput` when the
   format cannot be written for this project (no question it can write), saying why; the export is
   then refused (422) before any job is queued.

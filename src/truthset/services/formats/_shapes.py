@@ -48,7 +48,7 @@ def image_field(writer: str, questions: list[QuestionConfig]) -> str:
     if len(fields) > 1:
         raise InvalidInput(
             f"{writer}: the shape questions are drawn on {len(fields)} image fields ({', '.join(fields)}); "
-            f"{writer} describes one image per task",
+            f"{writer} describes one image per task: name the questions of one field to export",
             details={"field": "format", "format": writer},
         )
     return fields[0]

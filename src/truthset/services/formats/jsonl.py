@@ -42,6 +42,8 @@ class JsonlWriter:
     #: rows may be blocks of the database's own JSON text of each row (export.export_line_blocks):
     #: written as they are
     json_lines = True
+    #: each task is written whole (its result and every response): an export cannot pick questions
+    writes_whole_tasks = True
 
     def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any] | LineBlock], out: BinaryIO) -> int:  # type: ignore[override]
         return write_lines(rows, out)

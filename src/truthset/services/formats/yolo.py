@@ -52,9 +52,10 @@ def _questions(project: dict[str, Any]) -> list[QuestionConfig]:
     """The shape questions: all boxes or all polygons (a label file is in one format, detect or segment)."""
     questions = require_questions(project, NAME, *SHAPE_TYPES)
     if len({q.type for q in questions}) > 1:
+        kinds = "; ".join(f"{kind}: {', '.join(q.name for q in questions if q.type == kind)}" for kind in SHAPE_TYPES)
         raise InvalidInput(
             "yolo: the spec has both boxes and polygons questions; a YOLO dataset holds one kind "
-            "(boxes: detect, polygons: segment)",
+            f"(boxes: detect, polygons: segment): name the questions of one kind to export ({kinds})",
             details={"field": "format", "format": NAME},
         )
     image_field(NAME, questions)

@@ -7,7 +7,7 @@ import { h } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('exports-config').textContent);
 const $ = (id) => document.getElementById(id);
-const FIELDS = ['format', 'status', 'batch_id', 'min_confidence', 'review_status', 'updated_since'];
+const FIELDS = ['format', 'status', 'batch_id', 'min_confidence', 'review_status', 'updated_since', 'questions'];
 
 function clearErrors() {
   for (const name of FIELDS) show(`err-${name}`, '');
@@ -26,12 +26,16 @@ function body() {
   if (confidence) out.min_confidence = Number.isNaN(Number(confidence)) ? confidence : Number(confidence);
   if (form.review_status.value) out.review_status = form.review_status.value;
   if (form.delta.checked && config.last_cursor) out.updated_since = config.last_cursor;
+  const questions = [...form.querySelectorAll('input[name="questions"]:checked')].map((box) => box.value);
+  if (questions.length) out.questions = questions;
   return out;
 }
 
+/** The job's tasks in words, as the server renders them (dashboard pages' _export_row). */
 function filtersText(payload) {
   const filters = Object.entries(payload.filters || {}).filter(([, v]) => v !== null && v !== '');
-  return filters.map(([k, v]) => `${k.replace(/_/g, ' ')} ${v}`).join(', ') || 'all tasks';
+  const words = filters.map(([k, v]) => `${k.replace(/_/g, ' ')} ${v}`).join(', ') || 'all tasks';
+  return payload.questions && payload.questions.length ? `${words}; questions ${payload.questions.join(', ')}` : words;
 }
 
 function statusCell(job) {
