@@ -245,6 +245,14 @@ class GoldPolicy(Input):
 class ReviewPolicy(Input):
     sample_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of completed tasks sent to review.")
     low_confidence: bool = Field(False, description="Send every task completed below its target to review.")
+    fix_confidence: float = Field(
+        0.95,
+        ge=0.5,
+        lt=1.0,
+        description="The confidence a reviewer's fix states while the reviewer has no gold record on the "
+        "project: one expert's judgment, never certainty. Each gold answer of the reviewer moves it toward "
+        "their record (this value weighs as much as 10 gold answers).",
+    )
 
 
 class AutoLabelPolicy(Input):

@@ -8,7 +8,6 @@ import csv
 import io
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 

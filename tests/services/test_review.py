@@ -8,15 +8,17 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select, update
 
 from conftest import until_not_busy
 from truthset.domain import Principal, ReviewStatus, Role, TaskStatus, Verdict
 from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound
-from truthset.schemas import ResponseCreate
-from truthset.services import history, lifecycle, projects, quality, queue, refit, review, tasks
+from truthset.schemas import GoldPolicy, ResponseCreate
+from truthset.services import gold, history, lifecycle, projects, quality, queue, refit, review, tasks
 from truthset.services.completion import Decision, Outcome, completion_rules
 from truthset.services.tasks import TaskFilter
+from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 from truthset.storage.ids import utcnow
 
@@ -210,8 +212,9 @@ def test_a_reviewers_fix_changes_the_result(org: Org) -> None:
         "negative",
         "positive",
     )
-    assert stored["confidence"] == 1.0 and stored["result"]["low_confidence"] is False
-    assert stored["result"]["confidence"]["sentiment"] == 1.0
+    # one reviewer without a gold record: the policy's fix_confidence (0.95 by default), never 1.0
+    assert stored["confidence"] == 0.95 and stored["result"]["low_confidence"] is False
+    assert stored["result"]["confidence"]["sentiment"] == 0.95
     assert stored["review_status"] == str(ReviewStatus.FIXED)
     assert stored["status"] == str(TaskStatus.COMPLETED)
     responses = tasks.task_responses(org.db, org.owner.principal, task["id"])
@@ -405,3 +408,27 @@ def test_a_refit_leaves_reviewed_results_alone(org: Org) -> None:
     assert _task(org, fixed["id"])["result"]["questions"]["sentiment"]["method"] == review.FIX_METHOD
     kinds = [s["kind"] for s in history.task_history(org.db, org.owner.principal, accepted["id"])]
     assert "refit_changed" not in kinds
+
+
+def test_a_fix_states_the_reviewers_gold_record_and_says_when_it_is_below_target(org: Org) -> None:
+    """A reviewer right on 5 of 10 gold tasks of the project: their fix states (10 x 0.9 + 5) / 20 =
+    0.7, below the question's target of 0.8, so the fixed result is low-confidence."""
+    policy = {"overlap": 1, "target_confidence": 0.8, "review": {"sample_rate": 1.0, "fix_confidence": 0.9}}
+    project, task, _ = _completed_task(org, quality_policy=policy, sentiment="positive")
+    reviewer = org.actor(Role.REVIEWER)
+    with org.db.write() as conn:
+        rules = gold.policy_of(project) or GoldPolicy()
+        standing = gold.ensure_standing(conn, reviewer.principal, project, rules, utcnow())
+        record = {"gold_answers": 10, "gold_correct": 5.0}
+        repo.change(conn, t.project_workers, standing["organization_id"], standing["id"], **record)
+    review.next_review(org.db, reviewer.principal, project["id"])
+    review.submit_review(org.db, reviewer.principal, task["id"], Verdict.FIX, answer={"sentiment": "negative"})
+    stored = _task(org, task["id"])
+    fixed = stored["result"]["questions"]["sentiment"]
+    assert (fixed["answer"], fixed["confidence"], fixed["reached_target"]) == ("negative", 0.7, False)
+    assert stored["confidence"] == 0.7 and stored["result"]["low_confidence"] is True
+
+
+def test_the_fix_confidence_must_be_below_certainty(org: Org) -> None:
+    with pytest.raises(ValidationError, match="fix_confidence"):
+        org.make_project(quality={"overlap": 1, "review": {"fix_confidence": 1.0}})

@@ -58,6 +58,9 @@ REQUESTED = "review_requested"
 REVIEWED = "reviewed"
 FIX_METHOD = "review_fix"
 MAX_REASON = 2000
+#: How many gold answers the policy's ``review.fix_confidence`` weighs against a reviewer's own gold
+#: record (:func:`fix_confidence`): ten answers all right move 0.95 to 0.975, five of ten to 0.725.
+FIX_PRIOR_ANSWERS = 10
 
 
 # --- routing -----------------------------------------------------------------------------------
@@ -384,7 +387,8 @@ def _apply(
         result = dict(task["result"] or {})
         if verdict is Verdict.FIX:
             assert response is not None
-            result = recompute_with_fix(result, response)
+            confidence = fix_confidence(conn, project, review["reviewer_id"])
+            result = recompute_with_fix(result, response, confidence)
             data["response_id"] = response["id"]
             data["answer_after"] = result["answer"]
         result["review"] = outcome
@@ -408,9 +412,27 @@ def _overlap_after_reject(task: dict[str, Any], project: dict[str, Any]) -> int:
     return int(task["response_count"]) + max(1, int(more))
 
 
-def recompute_with_fix(result: dict[str, Any], fix: dict[str, Any]) -> dict[str, Any]:
+def fix_confidence(conn: Connection, project: dict[str, Any], reviewer_id: str) -> float:
+    """The confidence a fix by ``reviewer_id`` states: the policy's ``review.fix_confidence`` moved
+    toward the reviewer's gold record on the project, as the mean of a Beta posterior whose prior
+    (the policy's value) weighs :data:`FIX_PRIOR_ANSWERS` gold answers.
+
+    A reviewer is one person: their fix is the best answer the task has, but it is one judgment, so
+    it never states 1.0: no certainty from one vote.
+    """
+    prior = completion_rules(project).policy.review.fix_confidence
+    standing = repo.standing(conn, project["organization_id"], project["id"], reviewer_id)
+    answers = int(standing["gold_answers"]) if standing else 0
+    correct = float(standing["gold_correct"]) if standing else 0.0
+    return round((prior * FIX_PRIOR_ANSWERS + correct) / (FIX_PRIOR_ANSWERS + answers), 6)
+
+
+def recompute_with_fix(result: dict[str, Any], fix: dict[str, Any], confidence: float) -> dict[str, Any]:
     """The result once a reviewer's fix outranks the crowd: each question the fix answers takes its
-    value, at confidence 1.0, with method ``review_fix`` (which a refit leaves alone).
+    value, at the reviewer's ``confidence`` (:func:`fix_confidence`), with method ``review_fix``
+    (which a refit leaves alone). A question whose target is above that confidence is marked as
+    below it (``reached_target`` false, the result ``low_confidence``): the reviewer settled the
+    answer, and the confidence says how far to trust it.
 
     The crowd's figures stay in ``questions[name]["crowd"]`` so the history and the export can say
     what was overruled.
@@ -419,20 +441,21 @@ def recompute_with_fix(result: dict[str, Any], fix: dict[str, Any]) -> dict[str,
     questions = dict(result.get("questions") or {})
     for name in names:
         crowd = questions.get(name) or {}
+        target = crowd.get("target_confidence")
         questions[name] = {
             **crowd,
             "answer": fix["answer"][name],
-            "confidence": 1.0,
+            "confidence": confidence,
             "method": FIX_METHOD,
             "tie": False,
-            "reached_target": True,
+            "reached_target": target is None or confidence >= target,
             "response_id": fix["id"],
             "crowd": {key: crowd.get(key) for key in ("answer", "confidence", "method", "tie") if key in crowd},
         }
     return {
         **result,
         "answer": {**(result.get("answer") or {}), **fix["answer"]},
-        "confidence": {**(result.get("confidence") or {}), **dict.fromkeys(names, 1.0)},
+        "confidence": {**(result.get("confidence") or {}), **dict.fromkeys(names, confidence)},
         "methods": {**(result.get("methods") or {}), **dict.fromkeys(names, FIX_METHOD)},
         "questions": questions,
         "response_ids": [*(result.get("response_ids") or []), fix["id"]],
