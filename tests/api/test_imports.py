@@ -161,6 +161,15 @@ def test_bad_csv_rows_are_named_by_file_line_and_skipped(api: Api, org: Org) -> 
     assert sorted(t["data"]["text"] for t in tasks_of(api, org, project["id"])) == ["ok 1", "ok 2"]
 
 
+def test_an_empty_cell_of_a_required_text_field_is_that_lines_error(api: Api, org: Org) -> None:
+    project = org.make_project()
+    body = b"text,source\nfirst,web\n,forum\n"
+    skipped = imported(api, org, project["id"], body, "t.csv", on_error="skip")
+    assert skipped["status"] == "succeeded" and skipped["result"]["created"] == 1
+    (error,) = skipped["result"]["errors"]
+    assert error["line"] == 3 and "data.text is required and is empty" in error["message"]
+
+
 def test_parquet_of_a_hugging_face_dataset_its_columns_become_fields(api: Api, org: Org) -> None:
     project = org.make_project()
     table = pa.table({"text": ["good", "bad", "meh"], "label": [1, 0, 2], "idx": [10, 11, 12]})

@@ -41,6 +41,28 @@ def test_a_unique_id_of_another_project_is_a_409_naming_it(api: Api, org: Org) -
     assert [task["project_id"] for task in _all(api, org)] == [pilot["id"]]
 
 
+def test_a_required_text_field_that_is_empty_is_refused_naming_it(api: Api, org: Org) -> None:
+    """An empty (or blank) required text shows annotators nothing to judge: refused, the field named;
+    an optional one may be empty."""
+    spec = {
+        "fields": [{"name": "text", "type": "text"}, {"name": "note", "type": "text", "required": False}],
+        "questions": [{"name": "sentiment", "type": "label", "options": ["positive", "negative"]}],
+    }
+    project = org.make_project(spec=spec)
+    url = f"{API}/projects/{project['id']}/tasks"
+    for blank in ("", "  \n"):
+        error = assert_error(api.post(url, auth=org.owner, json={"data": {"text": blank}}), 422, "invalid_input")
+        assert "data.text is required and is empty" in error["message"]
+    kept = api.post(url, auth=org.owner, json={"data": {"text": "fine", "note": ""}})
+    assert kept.status_code == 201, kept.text
+    # in a file every such line is invalid, named; the others are stored with on_error=skip
+    body = b'{"data": {"text": "first"}}\n{"data": {"text": " ", "note": "a note"}}\n'
+    skipped = api.post(f"{url}/bulk", auth=org.owner, content=body, headers=JSONL, params={"on_error": "skip"})
+    report = skipped.json()
+    assert (report["created"], report["invalid"]) == (1, 1), report
+    assert report["errors"][0]["line"] == 2 and "data.text is required and is empty" in report["errors"][0]["message"]
+
+
 def test_bulk_jsonl_is_streamed(api: Api, org: Org) -> None:
     project = org.make_project()
 

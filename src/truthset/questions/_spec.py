@@ -394,6 +394,9 @@ def _check_field_value(spec_field: FieldSpec, value: Any) -> None:
     if spec_field.type in (FieldType.TEXT, FieldType.HTML):
         if not isinstance(value, str):
             raise ValueError(f"{name} must be a string")
+        if spec_field.required and not value.strip():
+            # an empty text would show annotators nothing to judge, and its answers would be noise
+            raise ValueError(f"{name} is required and is empty (give it text, or make the field optional)")
     elif spec_field.type is FieldType.IMAGE:
         if not isinstance(value, str) or not _is_image_reference(value):
             raise ValueError(f"{name} must be an http(s) URL or media:<id> of an uploaded image")
