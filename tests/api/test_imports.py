@@ -161,6 +161,29 @@ def test_bad_csv_rows_are_named_by_file_line_and_skipped(api: Api, org: Org) -> 
     assert sorted(t["data"]["text"] for t in tasks_of(api, org, project["id"])) == ["ok 1", "ok 2"]
 
 
+def test_a_datasets_flat_jsonl_records_map_as_csv_columns_do(api: Api, org: Org) -> None:
+    """Hugging Face datasets and most tools write JSONL records with the fields at the top level: keys
+    named like a field are the data, unique_id/priority lift out, the rest goes to metadata. A line
+    with no field at all still needs its data; the same file again adds nothing."""
+    project = org.make_project()
+    body = (
+        b'{"text": "good film", "label": 1, "idx": 7}\n'
+        b'{"text": "dull", "unique_id": "r2", "priority": 3, "metadata.source": "imdb"}\n'
+        b'{"data": {"text": "already a task"}}\n'
+        b'{"review": "no field of the spec"}\n'
+    )
+    job = imported(api, org, project["id"], body, "train.jsonl", on_error="skip")
+    assert job["status"] == "succeeded" and job["result"]["created"] == 3, job
+    (error,) = job["result"]["errors"]
+    assert error["line"] == 4 and "data" in error["message"]
+    stored = {t["data"]["text"]: t for t in tasks_of(api, org, project["id"])}
+    assert stored["good film"]["metadata"] == {"label": 1, "idx": 7}
+    assert (stored["dull"]["unique_id"], stored["dull"]["priority"]) == ("r2", 3)
+    assert stored["dull"]["metadata"] == {"source": "imdb"}
+    again = imported(api, org, project["id"], body, "train.jsonl", on_error="skip")
+    assert (again["result"]["created"], again["result"]["existing"]) == (0, 3)
+
+
 def test_an_empty_cell_of_a_required_text_field_is_that_lines_error(api: Api, org: Org) -> None:
     project = org.make_project()
     body = b"text,source\nfirst,web\n,forum\n"

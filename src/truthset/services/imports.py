@@ -40,7 +40,7 @@ from truthset.services import jobs, media, netguard
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.services.policy import Action, require
 from truthset.services.projects import load_project, require_active
-from truthset.services.task_stream import Bad, Item, json_array_items, jsonl_items
+from truthset.services.task_stream import Bad, Item, json_array_items, jsonl_items, task_from_columns
 from truthset.services.tasks import OnError, _batch_for_tasks, import_tasks
 from truthset.storage import Database
 from truthset.storage import tables as t
@@ -72,10 +72,7 @@ _SUFFIXES = {
     ".urls": "urls",
 }
 _READ_BYTES = 1 << 20
-#: CSV and Parquet columns that are not data fields
-_RESERVED = ("unique_id", "priority", "overlap")
 _FILE = {"field": "file"}
-_METADATA_PREFIX = "metadata."
 _PARQUET_BATCH_ROWS = 1000
 _LEFTOVER_SECONDS = 3600.0
 _PERMANENT = (InvalidInput, TooLarge, NotFound, Forbidden, Conflict)
@@ -336,42 +333,6 @@ def label_studio_items(items: Iterable[tuple[int, Item]]) -> Iterator[tuple[int,
         yield number, Item({"data": value["data"], "metadata": {"label_studio": kept} if kept else {}}, item.size)
 
 
-def _cell(value: str) -> Any:
-    """A CSV cell: a JSON list or object when it is written as one (``[...]``, ``{...}``), else text."""
-    if value[:1] in ("[", "{"):
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return value  # text that merely starts with a bracket
-    return value
-
-
-def _task_from_columns(row: dict[str, Any], fields: frozenset[str], *, text: bool) -> dict[str, Any]:
-    """A task from one CSV or Parquet row.
-
-    ``unique_id``, ``priority`` and ``overlap`` columns are lifted out; ``metadata.<key>`` columns
-    and the columns that are not fields of the project's spec go to metadata (a dataset's extra
-    columns, such as ids or labels, travel with the task); the spec's fields are the data.
-    """
-    task: dict[str, Any] = {"data": {}, "metadata": {}}
-    for column, value in row.items():
-        if column in _RESERVED:
-            if value not in (None, ""):
-                task[column] = _whole_number(value) if text and column != "unique_id" else value
-        elif column.startswith(_METADATA_PREFIX):
-            task["metadata"][column[len(_METADATA_PREFIX) :]] = _cell(value) if text else value
-        elif column in fields:
-            task["data"][column] = _cell(value) if text else value
-        else:
-            task["metadata"][column] = _cell(value) if text else value
-    return task
-
-
-def _whole_number(value: str) -> Any:
-    # not a whole number: kept as written, so the check names the field (priority: ...) and the line
-    return int(value) if value.strip().lstrip("+-").isdigit() else value
-
-
 def csv_items(path: Path, fields: frozenset[str]) -> Iterator[tuple[int, Any]]:
     """Rows of a CSV file (UTF-8, a header row) as tasks, numbered by the file line they end on.
 
@@ -409,7 +370,7 @@ def _csv_row(header: list[str], cells: list[str], fields: frozenset[str]) -> Any
         return Bad(f"has {len(cells)} cells, the header has {len(header)}")
     if problem := _not_utf8(cells):
         return Bad(problem)
-    task = _task_from_columns(dict(zip(header, cells, strict=True)), fields, text=True)
+    task = task_from_columns(dict(zip(header, cells, strict=True)), fields, text=True)
     return Item(task, sum(map(len, cells)))
 
 
@@ -466,7 +427,7 @@ def _parquet_row(row: dict[str, Any], fields: frozenset[str], shaped: bool) -> A
         as_json = orjson.loads(orjson.dumps(row, default=_parquet_value))
     except TypeError as exc:  # orjson's error wraps the reason _parquet_value gave
         return Bad(str(exc.__cause__ or exc))
-    task = as_json if shaped else _task_from_columns(as_json, fields, text=False)
+    task = as_json if shaped else task_from_columns(as_json, fields, text=False)
     return Item({k: v for k, v in task.items() if v is not None}, 0)
 
 

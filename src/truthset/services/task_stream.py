@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ijson
+import orjson
 
 from truthset.errors import InvalidInput, TooLarge
 
@@ -155,3 +156,47 @@ def json_array_items(chunks: Iterable[bytes], max_item: int) -> Iterator[tuple[i
     for item in found:
         number += 1
         yield number, Item(item, since_item)
+
+
+# --- rows of columns (CSV, Parquet, a dataset's flat JSON records) as task objects ------------------
+
+#: Columns that are task keys, not data fields
+RESERVED_COLUMNS = ("unique_id", "priority", "overlap")
+_METADATA_PREFIX = "metadata."
+
+
+def _cell(value: str) -> Any:
+    """A CSV cell: a JSON list or object when it is written as one (``[...]``, ``{...}``), else text."""
+    if value[:1] in ("[", "{"):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value  # text that merely starts with a bracket
+    return value
+
+
+def task_from_columns(row: dict[str, Any], fields: frozenset[str], *, text: bool) -> dict[str, Any]:
+    """A task from one row of named columns: a CSV row (``text``: every value a cell to read), a
+    Parquet row, or a flat JSON record (a dataset's line without ``data``).
+
+    ``unique_id``, ``priority`` and ``overlap`` columns are lifted out; ``metadata.<key>`` columns
+    and the columns that are not fields of the project's spec go to metadata (a dataset's extra
+    columns, such as ids or labels, travel with the task); the spec's fields are the data.
+    """
+    task: dict[str, Any] = {"data": {}, "metadata": {}}
+    for column, value in row.items():
+        if column in RESERVED_COLUMNS:
+            if value not in (None, ""):
+                task[column] = _whole_number(value) if text and column != "unique_id" else value
+        elif column.startswith(_METADATA_PREFIX):
+            task["metadata"][column[len(_METADATA_PREFIX) :]] = _cell(value) if text else value
+        elif column in fields:
+            task["data"][column] = _cell(value) if text else value
+        else:
+            task["metadata"][column] = _cell(value) if text else value
+    return task
+
+
+def _whole_number(value: str) -> Any:
+    # not a whole number: kept as written, so the check names the field (priority: ...) and the line
+    return int(value) if value.strip().lstrip("+-").isdigit() else value

@@ -37,7 +37,7 @@ from truthset.services.projects import (
     project_overlap,
     require_active,
 )
-from truthset.services.task_stream import Bad, Item, TooLong
+from truthset.services.task_stream import Bad, Item, TooLong, task_from_columns
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
@@ -302,6 +302,7 @@ class _Importer:
         self.queued_some = False
         self.overlap = project_overlap(project)
         self.spec = compiled_spec(project)
+        self.field_names = frozenset(f.name for f in self.spec.fields)
         self.max_task_bytes = max_task_bytes
         self.on_error = on_error
         self.report = ImportReport()
@@ -377,6 +378,9 @@ class _Importer:
             storable = False
         if type(raw) is not dict:
             raise ValueError("task: must be a JSON object")
+        if "data" not in raw and not self.field_names.isdisjoint(raw):
+            # a dataset's flat record (its fields at the top level): read as a CSV or Parquet row is
+            raw, storable = task_from_columns(raw, self.field_names, text=False), False
         return _fast_task(raw, storable=storable) or _from_model(TaskCreate.model_validate(raw))
 
     def refresh(self, conn: Connection) -> None:
