@@ -345,7 +345,8 @@ def test_an_export_names_its_questions_a_yolo_dataset_of_one_kind(api: Api, org:
     exports = f"{API}/projects/{project['id']}/exports"
 
     both = api.post(exports, auth=org.owner, json={"format": "yolo"})
-    assert "both boxes and polygons" in assert_error(both, 422, "invalid_input")["message"]
+    refused = assert_error(both, 422, "invalid_input")
+    assert "both boxes and polygons" in refused["message"] and refused["details"]["field"] == "questions"
     job = start(api, org, project["id"], format="yolo", questions=["objects"])
     assert job["payload"]["questions"] == ["objects"]
     assert run_exports(org, settings) == 1

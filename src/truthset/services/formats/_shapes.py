@@ -49,7 +49,7 @@ def image_field(writer: str, questions: list[QuestionConfig]) -> str:
         raise InvalidInput(
             f"{writer}: the shape questions are drawn on {len(fields)} image fields ({', '.join(fields)}); "
             f"{writer} describes one image per task: name the questions of one field to export",
-            details={"field": "format", "format": writer},
+            details={"field": "questions", "format": writer},
         )
     return fields[0]
 

@@ -29,7 +29,7 @@ def text_field(writer: str, project: dict[str, Any]) -> tuple[str, list[Question
             f"{writer}: the spans questions mark {len(fields)} fields ({', '.join(fields)}) or some are asked "
             f"for each candidate and some not; {writer} writes one kind of document: one text field's, "
             "or each candidate's of one responses field: name the questions of one kind to export",
-            details={"field": "format", "format": writer},
+            details={"field": "questions", "format": writer},
         )
     return fields[0], questions
 

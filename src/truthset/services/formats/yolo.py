@@ -56,7 +56,7 @@ def _questions(project: dict[str, Any]) -> list[QuestionConfig]:
         raise InvalidInput(
             "yolo: the spec has both boxes and polygons questions; a YOLO dataset holds one kind "
             f"(boxes: detect, polygons: segment): name the questions of one kind to export ({kinds})",
-            details={"field": "format", "format": NAME},
+            details={"field": "questions", "format": NAME},
         )
     image_field(NAME, questions)
     return questions
