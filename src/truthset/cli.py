@@ -65,6 +65,11 @@ predictions_app = typer.Typer(help="Model predictions (through the API).", no_ar
 app.add_typer(predictions_app, name="predictions")
 projects_app = typer.Typer(help="Projects: list, show, create from a spec (through the API).", no_args_is_help=True)
 app.add_typer(projects_app, name="projects")
+batches_app = typer.Typer(
+    help="Batches of a project: create, list, show, finalize, pause, resume, cancel (through the API).",
+    no_args_is_help=True,
+)
+app.add_typer(batches_app, name="batches")
 queue_app = typer.Typer(help="A project's task queue: its order, and re-ranking it (through the API).")
 app.add_typer(queue_app, name="queue", no_args_is_help=True)
 
@@ -953,6 +958,106 @@ def projects_create(
     with Client(url, api_key) as client:
         made = client.projects.create(name, body_spec, quality=policy, instructions=text, description=description)
     console.print(f"created project {escape(made.name)}: {made.id}")
+
+
+@batches_app.command("create")
+def batches_create(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    name: Annotated[str, typer.Argument(help="The batch's name (unique in the project).")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Open a batch: tasks imported into it (truthset import --batch ID) wait until it is finalized."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        made = client.batches.create(project, name)
+    console.print(f"created batch {escape(made.name)}: {made.id} (open: import into it, then finalize it)")
+
+
+@batches_app.command("list")
+def batches_list(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """A project's batches, oldest first: id, name, status and tasks per status."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        found = list(client.batches.list(project))
+    table = Table("id", "name", "status", "tasks", "created (UTC)", "finalized (UTC)")
+    for batch in found:
+        table.add_row(
+            batch.id, escape(batch.name), str(batch.status), _counts(batch.counts),
+            f"{batch.created_at:%Y-%m-%d %H:%M}", f"{batch.finalized_at:%Y-%m-%d %H:%M}" if batch.finalized_at else "",
+        )  # fmt: skip
+    console.print(table if found else f"no batch yet (truthset batches create {project} NAME)")
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "none"
+
+
+@batches_app.command("show")
+def batches_show(
+    batch: Annotated[str, typer.Argument(help="Batch id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """One batch as the API gives it (JSON: status, tasks per status, times)."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        console.print_json(client.batches.get(batch).model_dump_json())
+
+
+def _batch_action(batch_id: str, action: str, url: str, api_key: str) -> None:
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        done = getattr(client.batches, action)(batch_id)
+    console.print(f"batch {escape(done.name)} is {done.status}: {_counts(done.counts)}")
+
+
+@batches_app.command("finalize")
+def batches_finalize(
+    batch: Annotated[str, typer.Argument(help="Batch id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Finalize an open batch: its tasks join the queue (finalizing it again changes nothing)."""
+    _batch_action(batch, "finalize", url, api_key)
+
+
+@batches_app.command("pause")
+def batches_pause(
+    batch: Annotated[str, typer.Argument(help="Batch id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Pause a finalized batch: its waiting tasks leave the queue until it is resumed."""
+    _batch_action(batch, "pause", url, api_key)
+
+
+@batches_app.command("resume")
+def batches_resume(
+    batch: Annotated[str, typer.Argument(help="Batch id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Resume a paused batch: its tasks join the queue again."""
+    _batch_action(batch, "resume", url, api_key)
+
+
+@batches_app.command("cancel")
+def batches_cancel(
+    batch: Annotated[str, typer.Argument(help="Batch id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Cancel a batch: its tasks that are not completed are canceled (finished ones keep their results)."""
+    _batch_action(batch, "cancel", url, api_key)
 
 
 @tasks_app.command("list")

@@ -858,6 +858,14 @@ class Batches(_Resource):
     def cancel(self, batch_id: str) -> BatchOut:
         return self._client._json("POST", f"/batches/{batch_id}/cancel", BatchOut, retry=True)
 
+    def pause(self, batch_id: str) -> BatchOut:
+        """Finalized -> paused: its waiting tasks leave the queue (staged) until :meth:`resume`."""
+        return self._client._json("POST", f"/batches/{batch_id}/pause", BatchOut, retry=True)
+
+    def resume(self, batch_id: str) -> BatchOut:
+        """Paused -> finalized: its tasks join the queue again."""
+        return self._client._json("POST", f"/batches/{batch_id}/resume", BatchOut, retry=True)
+
 
 # --- tasks -------------------------------------------------------------------------------------
 

@@ -62,6 +62,36 @@ def test_projects_are_created_from_a_spec_file_listed_and_shown(
     assert isinstance(result.exception, InvalidInputError) and "spec" in str(result.exception), result.output
 
 
+def test_a_batch_is_created_imported_into_finalized_paused_resumed_and_canceled(
+    live: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CLI user's batch from start to end: its tasks wait until it is finalized."""
+    monkeypatch.setattr(cli.console, "width", 250)  # the table whole, whatever COLUMNS the run has
+    with live.client() as client:
+        project = client.projects.create("cli batches", SPEC)
+    code, output = _cli(live, "batches", "create", project.id, "week 1")
+    assert code == 0, output
+    batch_id = re.search(r"created batch week 1: (\w{24})", output).group(1)  # type: ignore[union-attr]
+    lines = tmp_path / "week1.jsonl"
+    lines.write_text("".join(json.dumps({"data": {"text": f"review {i}"}}) + "\n" for i in range(3)))
+    code, output = _cli(live, "import", str(lines), "--project", project.id, "--batch", batch_id)
+    assert code == 0 and "created 3" in output, output
+    code, output = _cli(live, "batches", "list", project.id)
+    assert code == 0 and batch_id in output and "open" in output and "3 staged" in output, output
+    code, output = _cli(live, "batches", "finalize", batch_id)
+    assert code == 0 and "batch week 1 is finalized: 3 pending" in output, output
+    code, output = _cli(live, "batches", "pause", batch_id)
+    assert code == 0 and "is paused: 3 staged" in output, output
+    code, output = _cli(live, "batches", "resume", batch_id)
+    assert code == 0 and "is finalized: 3 pending" in output, output
+    code, output = _cli(live, "batches", "show", batch_id)
+    assert code == 0 and '"status": "finalized"' in output, output
+    code, output = _cli(live, "batches", "cancel", batch_id)
+    assert code == 0 and "is canceled: 3 canceled" in output, output
+    result = runner.invoke(app, ["batches", "resume", batch_id, "--url", live.url, "--api-key", live.api_key])
+    assert result.exit_code != 0 and "409" in str(result.exception), result.output  # main() prints it as one line
+
+
 def test_import_jsonl_and_csv_then_export(live: Any, tmp_path: Path) -> None:
     with live.client() as client:
         project = client.projects.create("cli import", spec=SPEC)
