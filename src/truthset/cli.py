@@ -63,7 +63,9 @@ tasks_app = typer.Typer(help="Tasks (through the API).", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 predictions_app = typer.Typer(help="Model predictions (through the API).", no_args_is_help=True)
 app.add_typer(predictions_app, name="predictions")
-projects_app = typer.Typer(help="Projects: list, show, create from a spec (through the API).", no_args_is_help=True)
+projects_app = typer.Typer(
+    help="Projects: list, show, create from a spec, archive, delete (through the API).", no_args_is_help=True
+)
 app.add_typer(projects_app, name="projects")
 batches_app = typer.Typer(
     help="Batches of a project: create, list, show, finalize, pause, resume, cancel (through the API).",
@@ -927,6 +929,35 @@ def projects_show(
     with Client(url, api_key) as client:
         found = client.projects.get(project)
     console.print_json(found.model_dump_json())
+
+
+@projects_app.command("archive")
+def projects_archive(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    undo: Annotated[bool, typer.Option("--undo", help="Bring an archived project back.")] = False,
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Archive a project: its queue stops serving, its tasks and results stay (--undo brings it back)."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        changed = client.projects.update(project, archived=not undo)
+    console.print(f"project {escape(changed.name)} is {'archived' if changed.archived_at else 'active'}")
+
+
+@projects_app.command("delete")
+def projects_delete(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Delete a project that has no task (one with tasks is archived instead: truthset projects archive)."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        client.projects.delete(project)
+    console.print(f"deleted project {project}")
 
 
 @projects_app.command("create")

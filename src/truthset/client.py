@@ -779,6 +779,11 @@ class Projects(_Resource):
         )
         return self._client._json("PATCH", f"/projects/{project_id}", ProjectOut, json=body)
 
+    def delete(self, project_id: str) -> None:
+        """Delete a project that has no task (a 409 ``project_has_tasks`` otherwise: archive it with
+        ``update(project_id, archived=True)``)."""
+        self._client._request("DELETE", f"/projects/{project_id}")
+
     def agreement(self, project_id: str, batch_id: str | None = None) -> AgreementOut:
         """Agreement per question (percent, Fleiss' and Cohen's kappa, Krippendorff's alpha); managers and above."""
         return self._client._json(

@@ -50,6 +50,16 @@ def test_projects_are_created_from_a_spec_file_listed_and_shown(
     assert code == 0 and project_id in output and "sentiment (label)" in output and "1-3 to 0.9" in output, output
     code, output = _cli(live, "projects", "show", project_id)
     assert code == 0 and '"target_confidence": 0.9' in output, output
+    code, output = _cli(live, "projects", "archive", project_id)
+    assert code == 0 and "project cli spec file is archived" in output, output
+    code, output = _cli(live, "projects", "list")
+    assert project_id not in output  # archived projects only with --archived
+    code, output = _cli(live, "projects", "archive", project_id, "--undo")
+    assert code == 0 and "is active" in output, output
+    code, output = _cli(live, "projects", "delete", project_id)
+    assert code == 0 and f"deleted project {project_id}" in output, output
+    with live.client() as client:
+        assert project_id not in {p.id for p in client.projects.list(include_archived=True)}
 
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
