@@ -348,9 +348,10 @@ class QualityPolicy(Input):
             self.overlap = None
         low = self.min_overlap or 1
         self.min_overlap = low
-        self.max_overlap = max(low, self.max_overlap) if self.max_overlap is not None else low
-        if self.max_overlap < low:
-            raise ValueError("max_overlap must be at least min_overlap")
+        if self.max_overlap is None:
+            self.max_overlap = low
+        elif self.max_overlap < low:  # never raised silently: a ceiling the customer set is a budget
+            raise ValueError(f"max_overlap ({self.max_overlap}) must be at least min_overlap ({low})")
         for name, rule in self.questions.items():
             q_low = rule.min_overlap or low
             q_high = rule.max_overlap or max(q_low, self.max_overlap)  # an inherited ceiling rises to the floor

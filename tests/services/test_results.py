@@ -109,6 +109,11 @@ def test_a_policy_that_names_an_unknown_question_or_cannot_stop_is_refused(org: 
         assert caught.value.details["field"] == field and "nope" in caught.value.message
     with pytest.raises(ValueError, match="needs a target_confidence"):
         ProjectCreate.model_validate({"name": "p", "spec": BINARY, "quality": {"max_overlap": 3}})
+    # a ceiling below the floor is the customer's budget, never raised in silence to min_overlap
+    with pytest.raises(ValueError, match=r"max_overlap \(1\) must be at least min_overlap \(3\)"):
+        ProjectCreate.model_validate({"name": "p", "spec": BINARY, "quality": {"min_overlap": 3, "max_overlap": 1}})
+    policy = ProjectCreate.model_validate({"name": "p", "spec": BINARY, "quality": {"min_overlap": 3}}).quality
+    assert (policy.min_overlap, policy.max_overlap) == (3, 3)  # no ceiling given: a fixed overlap
 
 
 def test_a_refit_that_flips_an_answer_is_in_the_history(org: Org) -> None:
