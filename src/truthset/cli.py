@@ -64,7 +64,7 @@ app.add_typer(tasks_app, name="tasks")
 predictions_app = typer.Typer(help="Model predictions (through the API).", no_args_is_help=True)
 app.add_typer(predictions_app, name="predictions")
 projects_app = typer.Typer(
-    help="Projects: list, show, create from a spec, archive, delete (through the API).", no_args_is_help=True
+    help="Projects: list, show, check and create from a spec, archive, delete (through the API).", no_args_is_help=True
 )
 app.add_typer(projects_app, name="projects")
 batches_app = typer.Typer(
@@ -929,6 +929,28 @@ def projects_show(
     with Client(url, api_key) as client:
         found = client.projects.get(project)
     console.print_json(found.model_dump_json())
+
+
+@projects_app.command("check")
+def projects_check(
+    spec: Annotated[Path, typer.Option(help="A JSON file with the spec: fields and questions (docs/questions.md).")],
+    quality: Annotated[Path | None, typer.Option(help="A JSON file with the quality policy (docs/quality.md).")] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", help="Also check it as a change of this project (id).")
+    ] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Check a spec (and policy) file without saving: exit 0 if a project could be made of it (or
+    the project changed to it); otherwise the server's error naming the field, exit 1."""
+    from truthset.client import Client
+
+    body_spec = _json_file(spec, "--spec")
+    policy = _json_file(quality, "--quality") if quality is not None else None
+    with Client(url, api_key) as client:
+        checked = client.projects.check_spec(body_spec, quality=policy, project_id=project)
+    questions = ", ".join(f"{q['name']} ({q['type']})" for q in checked.spec.get("questions", []))
+    console.print(f"{spec}: valid; questions: {escape(questions)}; overlap {_overlap(checked.quality)}", soft_wrap=True)
 
 
 @projects_app.command("archive")

@@ -66,6 +66,7 @@ from truthset.schemas import (
     ReviewItem,
     ReviewOut,
     ReviewResult,
+    SpecChecked,
     SubmitResult,
     TaskBulkResult,
     TaskCreated,
@@ -778,6 +779,16 @@ class Projects(_Resource):
             archived=archived,
         )
         return self._client._json("PATCH", f"/projects/{project_id}", ProjectOut, json=body)
+
+    def check_spec(
+        self, spec: Mapping[str, Any], *, quality: Mapping[str, Any] | None = None, project_id: str | None = None
+    ) -> SpecChecked:
+        """Check a spec (and a quality policy) without saving anything: the spec and policy as they
+        would be stored, or the ``InvalidInputError`` creating a project would raise, naming the field.
+        With ``project_id``, also check it as a change of that project (a ``ConflictError`` names what
+        its stored work forbids, e.g. removing a question that has answers)."""
+        body = _body(spec=dict(spec), quality=dict(quality) if quality is not None else None, project_id=project_id)
+        return self._client._json("POST", "/specs/validate", SpecChecked, json=body)
 
     def delete(self, project_id: str) -> None:
         """Delete a project that has no task (a 409 ``project_has_tasks`` otherwise: archive it with

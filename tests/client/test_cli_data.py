@@ -61,6 +61,14 @@ def test_projects_are_created_from_a_spec_file_listed_and_shown(
     with live.client() as client:
         assert project_id not in {p.id for p in client.projects.list(include_archived=True)}
 
+    code, output = _cli(live, "projects", "check", "--spec", str(spec), "--quality", str(policy))
+    assert code == 0 and "valid; questions: sentiment (label); overlap 1-3 to 0.9" in output, output
+    bad_policy = tmp_path / "bad-policy.json"
+    bad_policy.write_text(json.dumps({"min_overlap": 3, "max_overlap": 1}))
+    result = runner.invoke(app, ["projects", "check", "--spec", str(spec), "--quality", str(bad_policy),
+                                 "--url", live.url, "--api-key", live.api_key])  # fmt: skip
+    assert isinstance(result.exception, InvalidInputError) and "max_overlap" in str(result.exception), result.output
+
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     code, output = _cli(live, "projects", "create", "never", "--spec", str(broken))
