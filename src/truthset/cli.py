@@ -1065,52 +1065,33 @@ def batches_show(
         console.print_json(client.batches.get(batch).model_dump_json())
 
 
-def _batch_action(batch_id: str, action: str, url: str, api_key: str) -> None:
-    from truthset.client import Client
-
-    with Client(url, api_key) as client:
-        done = getattr(client.batches, action)(batch_id)
-    console.print(f"batch {escape(done.name)} is {done.status}: {_counts(done.counts)}")
-
-
-@batches_app.command("finalize")
-def batches_finalize(
-    batch: Annotated[str, typer.Argument(help="Batch id.")],
-    url: UrlOption = "http://127.0.0.1:8000",
-    api_key: KeyOption = "",
-) -> None:
-    """Finalize an open batch: its tasks join the queue (finalizing it again changes nothing)."""
-    _batch_action(batch, "finalize", url, api_key)
+_BATCH_ACTIONS = {
+    "finalize": "Finalize an open batch: its tasks join the queue (finalizing it again changes nothing).",
+    "pause": "Pause a finalized batch: its waiting tasks leave the queue until it is resumed.",
+    "resume": "Resume a paused batch: its tasks join the queue again.",
+    "cancel": "Cancel a batch: its tasks that are not completed are canceled (finished ones keep their results).",
+}
 
 
-@batches_app.command("pause")
-def batches_pause(
-    batch: Annotated[str, typer.Argument(help="Batch id.")],
-    url: UrlOption = "http://127.0.0.1:8000",
-    api_key: KeyOption = "",
-) -> None:
-    """Pause a finalized batch: its waiting tasks leave the queue until it is resumed."""
-    _batch_action(batch, "pause", url, api_key)
+def _batch_command(action: str, help_text: str) -> None:
+    """One ``truthset batches ACTION BATCH_ID`` command: the four differ only in the SDK call."""
+
+    def command(
+        batch: Annotated[str, typer.Argument(help="Batch id.")],
+        url: UrlOption = "http://127.0.0.1:8000",
+        api_key: KeyOption = "",
+    ) -> None:
+        from truthset.client import Client
+
+        with Client(url, api_key) as client:
+            done = getattr(client.batches, action)(batch)
+        console.print(f"batch {escape(done.name)} is {done.status}: {_counts(done.counts)}")
+
+    batches_app.command(action, help=help_text)(command)
 
 
-@batches_app.command("resume")
-def batches_resume(
-    batch: Annotated[str, typer.Argument(help="Batch id.")],
-    url: UrlOption = "http://127.0.0.1:8000",
-    api_key: KeyOption = "",
-) -> None:
-    """Resume a paused batch: its tasks join the queue again."""
-    _batch_action(batch, "resume", url, api_key)
-
-
-@batches_app.command("cancel")
-def batches_cancel(
-    batch: Annotated[str, typer.Argument(help="Batch id.")],
-    url: UrlOption = "http://127.0.0.1:8000",
-    api_key: KeyOption = "",
-) -> None:
-    """Cancel a batch: its tasks that are not completed are canceled (finished ones keep their results)."""
-    _batch_action(batch, "cancel", url, api_key)
+for _action, _help in _BATCH_ACTIONS.items():
+    _batch_command(_action, _help)
 
 
 @tasks_app.command("list")
