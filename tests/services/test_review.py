@@ -432,3 +432,26 @@ def test_a_fix_states_the_reviewers_gold_record_and_says_when_it_is_below_target
 def test_the_fix_confidence_must_be_below_certainty(org: Org) -> None:
     with pytest.raises(ValidationError, match="fix_confidence"):
         org.make_project(quality={"overlap": 1, "review": {"fix_confidence": 1.0}})
+
+
+def test_an_accepted_result_states_the_confidence_the_reviewer_adds(org: Org) -> None:
+    """Tasks go to review because they are below target; the reviewer's acceptance is an independent
+    check (a 0.95 reviewer without a gold record), so the answer's confidence rises by Bayes' rule and
+    the task leaves the low-confidence set that min_confidence exports leave out."""
+    policy = {"overlap": 1, "target_confidence": 0.9, "review": {"low_confidence": True}}
+    project, task, _ = _completed_task(org, quality_policy=policy)
+    before = _task(org, task["id"])
+    crowd = before["result"]["questions"]["sentiment"]["confidence"]
+    assert before["review_status"] == str(ReviewStatus.PENDING) and crowd < 0.9 and before["result"]["low_confidence"]
+    reviewer = org.actor(Role.REVIEWER)
+    review.next_review(org.db, reviewer.principal, project["id"])
+    review.submit_review(org.db, reviewer.principal, task["id"], Verdict.ACCEPT)
+    stored = _task(org, task["id"])
+    question = stored["result"]["questions"]["sentiment"]
+    expected = round(crowd * 0.95 / (crowd * 0.95 + (1 - crowd) * 0.05), 6)
+    assert question["confidence"] == expected == stored["confidence"] and 0.9 <= expected < 1.0
+    assert question["answer"] == "positive" and question["crowd"]["confidence"] == crowd
+    assert question["reached_target"] is True and stored["result"]["low_confidence"] is False
+    wanted = TaskFilter(project_id=project["id"], min_confidence=0.9)
+    confident = tasks.list_tasks(org.db, org.owner.principal, wanted, cursor=None, limit=10)
+    assert [t["id"] for t in confident[0]] == [task["id"]]

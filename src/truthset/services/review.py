@@ -385,16 +385,18 @@ def _apply(
         data["overlap"] = task["overlap"]
     else:
         result = dict(task["result"] or {})
+        reviewer = fix_confidence(conn, project, review["reviewer_id"])
         if verdict is Verdict.FIX:
             assert response is not None
-            confidence = fix_confidence(conn, project, review["reviewer_id"])
-            result = recompute_with_fix(result, response, confidence)
+            result = recompute_with_fix(result, response, reviewer)
             data["response_id"] = response["id"]
             data["answer_after"] = result["answer"]
+        else:
+            result = recompute_with_accept(result, reviewer)
         result["review"] = outcome
         status = ReviewStatus.FIXED if verdict is Verdict.FIX else ReviewStatus.ACCEPTED
         values = {"result": result, "review_status": str(status), "updated_at": now}
-        if verdict is Verdict.FIX:
+        if result.get("questions") or verdict is Verdict.FIX:
             values["confidence"] = _weakest_deciding(result)
         repo.change(conn, t.tasks, task["organization_id"], task["id"], **values)
         task = {**task, **values}
@@ -463,6 +465,46 @@ def recompute_with_fix(result: dict[str, Any], fix: dict[str, Any], confidence: 
         "workers": [*(result.get("workers") or []), fix["worker_id"]],
         "low_confidence": any(not q.get("reached_target", True) for q in _deciding(questions)),
     }
+
+
+def recompute_with_accept(result: dict[str, Any], reviewer: float) -> dict[str, Any]:
+    """The result once a reviewer accepted it: each question's confidence is updated by the
+    reviewer's agreement, as an independent check that upholds a right answer with probability
+    ``reviewer`` (:func:`fix_confidence`) and a wrong one with ``1 - reviewer``:
+    ``c r / (c r + (1 - c)(1 - r))``. A 0.70 answer accepted by a 0.95 reviewer states 0.978; an
+    accepted answer never states less than before, and never 1.0.
+
+    Why: tasks go to review *because* they are below target; an acceptance that left them there
+    would keep every reviewed task out of a ``min_confidence`` export. The crowd's figures stay in
+    ``questions[name]["crowd"]``; the method is the crowd's (the answer is theirs).
+    """
+    questions = dict(result.get("questions") or {})
+    confidences = dict(result.get("confidence") or {})
+    for name, question in questions.items():
+        before = question.get("confidence")
+        if not isinstance(before, int | float) or question.get("answer") is None:
+            continue  # nothing answered (an undecided tie): the reviewer upheld no answer
+        after = round(_upheld(float(before), reviewer), 6)
+        target = question.get("target_confidence")
+        crowd = {key: question.get(key) for key in ("answer", "confidence", "method", "tie") if key in question}
+        questions[name] = {
+            **question,
+            "confidence": after,
+            "reached_target": target is None or after >= target,
+            "crowd": question.get("crowd") or crowd,  # the crowd's own figures, kept from a first review
+        }
+        confidences[name] = after
+    return {
+        **result,
+        "confidence": confidences,
+        "questions": questions,
+        "low_confidence": any(not q.get("reached_target", True) for q in _deciding(questions)),
+    }
+
+
+def _upheld(confidence: float, reviewer: float) -> float:
+    right = confidence * reviewer
+    return max(confidence, right / (right + (1.0 - confidence) * (1.0 - reviewer)))
 
 
 def _deciding(questions: dict[str, Any]) -> list[dict[str, Any]]:
