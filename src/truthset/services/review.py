@@ -59,7 +59,7 @@ REVIEWED = "reviewed"
 FIX_METHOD = "review_fix"
 MAX_REASON = 2000
 #: How many gold answers the policy's ``review.fix_confidence`` weighs against a reviewer's own gold
-#: record (:func:`fix_confidence`): ten answers all right move 0.95 to 0.975, five of ten to 0.725.
+#: record (:func:`reviewer_confidence`): ten answers all right move 0.95 to 0.975, five of ten to 0.725.
 FIX_PRIOR_ANSWERS = 10
 
 
@@ -385,7 +385,7 @@ def _apply(
         data["overlap"] = task["overlap"]
     else:
         result = dict(task["result"] or {})
-        reviewer = fix_confidence(conn, project, review["reviewer_id"])
+        reviewer = reviewer_confidence(conn, project, review["reviewer_id"])
         if verdict is Verdict.FIX:
             assert response is not None
             result = recompute_with_fix(result, response, reviewer)
@@ -414,13 +414,12 @@ def _overlap_after_reject(task: dict[str, Any], project: dict[str, Any]) -> int:
     return int(task["response_count"]) + max(1, int(more))
 
 
-def fix_confidence(conn: Connection, project: dict[str, Any], reviewer_id: str) -> float:
-    """The confidence a fix by ``reviewer_id`` states: the policy's ``review.fix_confidence`` moved
-    toward the reviewer's gold record on the project, as the mean of a Beta posterior whose prior
-    (the policy's value) weighs :data:`FIX_PRIOR_ANSWERS` gold answers.
+def reviewer_confidence(conn: Connection, project: dict[str, Any], reviewer_id: str) -> float:
+    """How far a verdict of ``reviewer_id`` is trusted: what a fix states, what an acceptance adds.
 
-    A reviewer is one person: their fix is the best answer the task has, but it is one judgment, so
-    it never states 1.0: no certainty from one vote.
+    The policy's ``review.fix_confidence`` moved toward the reviewer's gold record on the project, as
+    the mean of a Beta posterior whose prior (the policy's value) weighs :data:`FIX_PRIOR_ANSWERS`
+    gold answers. A reviewer is one person: never 1.0, no certainty from one vote.
     """
     prior = completion_rules(project).policy.review.fix_confidence
     standing = repo.standing(conn, project["organization_id"], project["id"], reviewer_id)
@@ -431,7 +430,7 @@ def fix_confidence(conn: Connection, project: dict[str, Any], reviewer_id: str) 
 
 def recompute_with_fix(result: dict[str, Any], fix: dict[str, Any], confidence: float) -> dict[str, Any]:
     """The result once a reviewer's fix outranks the crowd: each question the fix answers takes its
-    value, at the reviewer's ``confidence`` (:func:`fix_confidence`), with method ``review_fix``
+    value, at the reviewer's ``confidence`` (:func:`reviewer_confidence`), with method ``review_fix``
     (which a refit leaves alone). A question whose target is above that confidence is marked as
     below it (``reached_target`` false, the result ``low_confidence``): the reviewer settled the
     answer, and the confidence says how far to trust it.
@@ -452,7 +451,7 @@ def recompute_with_fix(result: dict[str, Any], fix: dict[str, Any], confidence: 
             "tie": False,
             "reached_target": target is None or confidence >= target,
             "response_id": fix["id"],
-            "crowd": {key: crowd.get(key) for key in ("answer", "confidence", "method", "tie") if key in crowd},
+            "crowd": _crowd_figures(crowd),
         }
     return {
         **result,
@@ -470,7 +469,7 @@ def recompute_with_fix(result: dict[str, Any], fix: dict[str, Any], confidence: 
 def recompute_with_accept(result: dict[str, Any], reviewer: float) -> dict[str, Any]:
     """The result once a reviewer accepted it: each question's confidence is updated by the
     reviewer's agreement, as an independent check that upholds a right answer with probability
-    ``reviewer`` (:func:`fix_confidence`) and a wrong one with ``1 - reviewer``:
+    ``reviewer`` (:func:`reviewer_confidence`) and a wrong one with ``1 - reviewer``:
     ``c r / (c r + (1 - c)(1 - r))``. A 0.70 answer accepted by a 0.95 reviewer states 0.978; an
     accepted answer never states less than before, and never 1.0.
 
@@ -486,12 +485,11 @@ def recompute_with_accept(result: dict[str, Any], reviewer: float) -> dict[str, 
             continue  # nothing answered (an undecided tie): the reviewer upheld no answer
         after = round(_upheld(float(before), reviewer), 6)
         target = question.get("target_confidence")
-        crowd = {key: question.get(key) for key in ("answer", "confidence", "method", "tie") if key in question}
         questions[name] = {
             **question,
             "confidence": after,
             "reached_target": target is None or after >= target,
-            "crowd": question.get("crowd") or crowd,  # the crowd's own figures, kept from a first review
+            "crowd": question.get("crowd") or _crowd_figures(question),  # kept from a first review
         }
         confidences[name] = after
     return {
@@ -500,6 +498,11 @@ def recompute_with_accept(result: dict[str, Any], reviewer: float) -> dict[str, 
         "questions": questions,
         "low_confidence": any(not q.get("reached_target", True) for q in _deciding(questions)),
     }
+
+
+def _crowd_figures(question: dict[str, Any]) -> dict[str, Any]:
+    """What the crowd's result said of a question, kept when a review changes it (history, export)."""
+    return {key: question.get(key) for key in ("answer", "confidence", "method", "tie") if key in question}
 
 
 def _upheld(confidence: float, reviewer: float) -> float:
