@@ -32,8 +32,10 @@ from truthset.config import Settings
 
 from .helpers import API, Org, World, build_world
 
-#: Examples per operation, generation mode and kind of path: bounded (about 45 s per database on 2 cores).
-MAX_EXAMPLES = 25
+#: Examples per operation, generation mode and kind of path. Bounded for the suite's time: at 25 the
+#: two runs (SQLite, PostgreSQL) took 424 of the suite's ~1,760 worker-seconds; at 12 about half that.
+#: Generation is derandomized: every run sends the same requests.
+MAX_EXAMPLES = 12
 #: negative_data_rejection is left out on purpose: it blames pydantic's lax parsing (0 for a
 #: boolean, 5.0 for an integer) and query values that serialize to nothing (an empty list).
 CHECKS = [
