@@ -19,8 +19,9 @@ Arms (each its own project in one temporary SQLite database):
    job (``services.model_training``) every ``--train-every`` newly completed tasks, its predictions
    of the waiting tasks stored as the model worker ``truthset-text@<version>``, weighed by the refit.
 4. ``model_uncertainty``, ``model_auto_label``, ``model_uncertainty_auto_label``: the same with the
-   policy's ``ordering: "uncertainty"`` and/or ``auto_label``, when the installed ``QualityPolicy``
-   accepts them (otherwise the arm is reported "not available" with the reason).
+   policy's ``ordering`` (``--ordering``: "uncertainty", the default, or "model_uncertainty", which
+   also ranks untouched tasks by the model) and/or ``auto_label``, when the installed
+   ``QualityPolicy`` accepts them (otherwise the arm is reported "not available" with the reason).
 
 See README.md beside this file for the JSON keys. A benchmark, not a test: goals are printed as met or
 not, never asserted.
@@ -169,7 +170,7 @@ class Arm:
     key: str
     target: float | None  # None: full overlap
     model: bool = False
-    ordering: str | None = None  # "uncertainty"
+    ordering: str | None = None  # "uncertainty" or "model_uncertainty"
     auto_label: bool = False
 
     @property
@@ -177,7 +178,7 @@ class Arm:
         return self.key if self.target is None else f"{self.key}@{self.target:.2f}"
 
 
-def arms_for(targets: list[float], chosen: list[str]) -> list[Arm]:
+def arms_for(targets: list[float], chosen: list[str], ordering: str = "uncertainty") -> list[Arm]:
     out = [Arm("full_overlap", None)]
     for target in targets:
         for key in chosen:
@@ -186,7 +187,7 @@ def arms_for(targets: list[float], chosen: list[str]) -> list[Arm]:
                     key,
                     target,
                     model=key != "dynamic",
-                    ordering="uncertainty" if "uncertainty" in key else None,
+                    ordering=ordering if "uncertainty" in key else None,
                     auto_label="auto_label" in key,
                 )
             )
@@ -638,6 +639,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seeds the order of tasks and of each task's answers")
     parser.add_argument("--targets", type=float, nargs="+", default=list(DEFAULT_TARGETS))
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), help="arms run at each target")
+    parser.add_argument(
+        "--ordering",
+        choices=("uncertainty", "model_uncertainty"),
+        default="uncertainty",
+        help="the policy's ordering in the *_uncertainty arms",
+    )
     parser.add_argument("--train-every", type=int, default=1000, help="train the model every K newly completed tasks")
     parser.add_argument(
         "--max-trainings", type=int, default=0, help="train at most N times per arm (0, the default: no limit)"
@@ -692,7 +699,7 @@ def run_all(crowd: Any, items: Items, args: argparse.Namespace) -> dict[str, dic
     with tempfile.TemporaryDirectory(prefix=f"truthset-models-{crowd.name}-") as directory:
         bench = Bench(crowd, items, Path(directory), args)
         try:
-            for arm in arms_for(args.targets, args.arms):
+            for arm in arms_for(args.targets, args.arms, args.ordering):
                 try:
                     policy = policy_for(arm, bench.most, args)
                 except ValidationError as exc:

@@ -329,10 +329,11 @@ class QualityPolicy(Input):
     auto_label: AutoLabelPolicy | None = Field(
         None, description="Let eligible model workers complete tasks without people, with audits (null: off)."
     )
-    ordering: Literal["priority", "uncertainty"] = Field(
+    ordering: Literal["priority", "uncertainty", "model_uncertainty"] = Field(
         "priority",
-        description="The queue's order within a priority: oldest first (`priority`), or the tasks where one "
-        "more human judgment helps most first (`uncertainty`: active learning, docs/quality.md).",
+        description="The queue's order within a priority: oldest first (`priority`); started tasks first, the "
+        "least certain first, then the rest oldest first (`uncertainty`); or that and the untouched tasks by "
+        "their model's uncertainty (`model_uncertainty`: active learning, docs/quality.md).",
     )
     retrain: RetrainPolicy | None = Field(
         None, description="Retrain the built-in text model every `every` new training labels (null: off)."
@@ -1137,7 +1138,8 @@ class QueueTaskOut(Output):
     priority: int
     queue_rank: int = Field(
         description="Its place within its priority (lowest first): 0 unless the policy's ordering is "
-        "`uncertainty`, where started tasks rank below 0, new ones at 0, ranked untouched ones above."
+        "`uncertainty` or `model_uncertainty`, where started tasks rank below 0, new ones at 0, ranked "
+        "untouched ones above."
     )
     response_count: int
     lease_count: int

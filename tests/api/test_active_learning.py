@@ -24,9 +24,9 @@ def _predict(api: Api, org: Org, project_id: str, scores: dict[str, float]) -> N
     assert reply.status_code in (200, 201), reply.text
 
 
-def test_the_queue_in_uncertainty_order_paged(api: Api, org: Org) -> None:
-    project = org.make_project(spec=SPEC, quality={"overlap": 1, "ordering": "uncertainty"})
-    assert project["quality"]["ordering"] == "uncertainty"
+def test_the_queue_in_model_uncertainty_order_paged(api: Api, org: Org) -> None:
+    project = org.make_project(spec=SPEC, quality={"overlap": 1, "ordering": "model_uncertainty"})
+    assert project["quality"]["ordering"] == "model_uncertainty"
     ids = [task["id"] for task in org.make_tasks(project["id"], 5)]
     _predict(api, org, project["id"], dict(zip(ids, (0.9, 0.6, 0.99, 0.7, 0.55), strict=True)))
     reply = api.post(f"{API}/projects/{project['id']}/queue/rerank", auth=org.actor("manager"))
@@ -90,7 +90,7 @@ def test_the_project_page_shows_the_queue_card_and_its_controls_to_managers(
     api = make_api(settings)  # a browser of its own
     sign_in(api, manager.member["email"], manager.password)
     shown = api.get(f"/projects/{project['id']}").text
-    assert 'id="queue-form"' in shown and 'value="uncertainty"' in shown
+    assert 'id="queue-form"' in shown and 'value="uncertainty"' in shown and 'value="model_uncertainty"' in shown
     assert api.get("/static/queue-order.js").status_code == 200
     # the module's calls carry the page's CSRF token; without it a cookie session changes nothing
     url = f"{API}/projects/{project['id']}/queue/rerank"

@@ -21,9 +21,9 @@ LEAST_CERTAIN_FIRST = [1, 3, 2, 4, 0]  # indexes into SCORES
 
 
 def _project(live: Any, name: str) -> tuple[str, list[str]]:
-    """A project ordered by uncertainty, five tasks (in id order) and a model's scored predictions."""
+    """A project ordered by model uncertainty, five tasks (in id order) and a model's scored predictions."""
     with live.client() as client:
-        project = client.projects.create(name, spec=SPEC, quality={"overlap": 1, "ordering": "uncertainty"})
+        project = client.projects.create(name, spec=SPEC, quality={"overlap": 1, "ordering": "model_uncertainty"})
         client.tasks.import_tasks(
             project.id, [{"data": {"text": f"t{i}"}, "unique_id": f"{name}-{i}"} for i in range(5)]
         )
@@ -46,7 +46,7 @@ def test_the_sdk_reranks_and_lists_the_queue_in_serving_order(live: Any) -> None
         assert job.kind == "queue.rerank"  # asked for: runs at once, not after the automatic one's delay
         done = client.jobs.wait(job.id, timeout=60, poll=0.05)
         assert done.status == "succeeded", done
-        assert done.result["ranked"] == 5 and done.result["ordering"] == "uncertainty"
+        assert done.result["ranked"] == 5 and done.result["ordering"] == "model_uncertainty"
         served = list(client.queue.list(project_id, page_size=2))  # followed across pages
         assert [task.id for task in served] == [tasks[i] for i in LEAST_CERTAIN_FIRST]
         assert [task.queue_rank for task in served] == sorted(task.queue_rank for task in served)
@@ -59,7 +59,7 @@ def test_the_cli_lists_and_reranks(live: Any) -> None:
     auth = ["--url", live.url, "--api-key", live.api_key]
     done = runner.invoke(app, ["queue", "rerank", "--project", project_id, "--wait", *auth])
     assert done.exit_code == 0, done.output
-    assert "ordering uncertainty: 5 tasks ranked, 5 ranks changed" in " ".join(done.output.split())
+    assert "ordering model_uncertainty: 5 tasks ranked, 5 ranks changed" in " ".join(done.output.split())
     listed = runner.invoke(app, ["queue", "list", "--project", project_id, "--limit", "3", *auth])
     assert listed.exit_code == 0, listed.output
     assert rows_of(listed.output) == [tasks[i] for i in LEAST_CERTAIN_FIRST[:3]]  # --limit: the first three

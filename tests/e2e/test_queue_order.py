@@ -1,6 +1,6 @@
 """The project page's Queue order card end to end (a real server with its job runner, a real
-Chromium): a manager switches the ordering to uncertainty, re-ranks, and the least certain task
-heads the queue; stored state is checked through the REST API."""
+Chromium): a manager switches the ordering to model uncertainty, re-ranks, and the task the model is
+least sure of heads the queue; stored state is checked through the REST API."""
 
 from __future__ import annotations
 
@@ -42,15 +42,17 @@ def test_a_manager_orders_the_queue_by_uncertainty(tab: Tab, server: Server) -> 
     expect(page.locator("#queue-ordering-caution")).to_be_hidden()
     expect(card.locator("tbody tr")).to_have_count(3)
     page.get_by_label("Ordering").select_option("uncertainty")
-    expect(page.locator("#queue-ordering-caution")).to_contain_text("cost accuracy")
+    expect(page.locator("#queue-ordering-caution")).to_be_hidden()  # untouched tasks stay oldest first
+    page.get_by_label("Ordering").select_option("model_uncertainty")
+    expect(page.locator("#queue-ordering-caution")).to_contain_text("does not learn from this project")
     page.get_by_role("button", name="Save ordering").click()
-    expect(page.locator("#queue-status")).to_contain_text("uncertainty")
+    expect(page.locator("#queue-status")).to_contain_text("model_uncertainty")
     page.get_by_role("button", name="Re-rank now").click()
     expect(page.locator("#queue-status")).to_contain_text("Re-ranked", timeout=30_000)
     first = card.locator("tbody tr").first
     expect(first.locator("a")).to_have_attribute("href", f"/tasks/{ids[1]}")  # the least certain first
     with server.api() as client:
-        assert client.get(f"/projects/{pid}").json()["quality"]["ordering"] == "uncertainty"
+        assert client.get(f"/projects/{pid}").json()["quality"]["ordering"] == "model_uncertainty"
         queue = client.get(f"/projects/{pid}/queue").json()["items"]
         assert [task["id"] for task in queue] == [ids[1], ids[2], ids[0]]
     assert tab.script_errors() == []

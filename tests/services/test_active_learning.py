@@ -1,5 +1,7 @@
-"""Active learning (services/active_learning.py): with ``ordering: "uncertainty"`` the queue serves the
-tasks where one more human judgment helps most first; with "priority" nothing changes."""
+"""Active learning (services/active_learning.py): with ``ordering: "model_uncertainty"`` the queue
+serves the tasks where one more human judgment helps most first, untouched ones by their model's
+uncertainty; with "uncertainty" started tasks first and the rest oldest first; with "priority"
+nothing changes."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ SPEC = {
     "fields": [{"name": "text", "type": "text"}],
     "questions": [{"name": "animal", "type": "label", "options": ["cat", "dog", "bird"]}],
 }
-UNCERTAIN = {"ordering": "uncertainty"}
+UNCERTAIN = {"ordering": "model_uncertainty"}
 
 
 def _project(org: Org, **quality: Any) -> dict[str, Any]:
@@ -107,7 +109,7 @@ def test_the_least_certain_prediction_is_served_first_and_a_confident_one_last(o
     _predict(org, project["id"], {i: ("cat", s) for i, s in zip(ids, scores, strict=True)})
     epoch = _epoch(org, project["id"])
     report = al.rerank(org.db, org.owner.principal, project["id"])
-    assert report["ranked"] == 5 and report["changed"] == 5 and report["ordering"] == "uncertainty"
+    assert report["ranked"] == 5 and report["changed"] == 5 and report["ordering"] == "model_uncertainty"
     assert _epoch(org, project["id"]) > epoch  # the frontier of every worker is void
     expected = [ids[1], ids[3], ids[2], ids[4], ids[0]]
     assert al.queue_order(org.db, org.owner.principal, project["id"], limit=10) == expected
@@ -203,6 +205,33 @@ def test_ranks_change_only_with_a_new_epoch_and_two_workers_lose_no_task(org: Or
     for worker in workers:
         assert sorted(had[worker.worker_id]) == sorted(ids)  # every task, to each worker, once
     assert all(org.task(i)["status"] == str(TaskStatus.COMPLETED) for i in ids)
+
+
+def test_uncertainty_ordering_serves_started_tasks_first_and_leaves_untouched_ones_oldest_first(org: Org) -> None:
+    """A model's predictions order started tasks (through their posterior) but never untouched ones:
+    ranking those by a model that learns from the results skews what it learns from."""
+    project = _project(org, ordering="uncertainty", min_overlap=1, max_overlap=3, overlap=None, target_confidence=0.95)
+    ids = [task["id"] for task in org.make_tasks(project["id"], 5)]
+    _predict(org, project["id"], {i: ("cat", s) for i, s in zip(ids, (0.99, 0.4, 0.7, 0.55, 0.9), strict=True)})
+    person = org.add_member()
+    queue.submit(org.db, person.principal, ids[4], ResponseCreate(answer={"animal": "dog"}))  # started, unsure
+    assert org.task(ids[4])["status"] == str(TaskStatus.PENDING)
+    report = al.rerank(org.db, org.owner.principal, project["id"])
+    assert report["ordering"] == "uncertainty" and report["ranked"] == 5
+    assert _ranks(org, project["id"]) == {ids[4]: -1, **dict.fromkeys(ids[:4], 0)}  # one rank written
+    assert al.queue_order(org.db, org.owner.principal, project["id"], limit=10) == [ids[4], *ids[:4]]
+    assert _drain(org, project["id"])[:5] == [ids[4], *ids[:4]]
+
+
+def test_model_uncertainty_ranks_untouched_tasks_that_uncertainty_leaves_alone(org: Org) -> None:
+    ids = {}
+    for mode in ("uncertainty", "model_uncertainty"):
+        project = _project(org, ordering=mode)
+        made = [task["id"] for task in org.make_tasks(project["id"], 3)]
+        _predict(org, project["id"], {i: ("cat", s) for i, s in zip(made, (0.9, 0.5, 0.7), strict=True)})
+        al.rerank(org.db, org.owner.principal, project["id"])
+        ids[mode] = [made.index(i) for i in al.queue_order(org.db, org.owner.principal, project["id"])]
+    assert ids == {"uncertainty": [0, 1, 2], "model_uncertainty": [1, 2, 0]}
 
 
 def test_priority_ordering_is_untouched(org: Org) -> None:

@@ -1,9 +1,9 @@
 """Active learning: the queue serves first the tasks where one more human judgment helps most.
 
-With the policy's ``ordering: "uncertainty"`` each pending task gets a ``queue_rank`` and the queue
-serves priority (highest first), then rank (lowest first), then id (docs/quality.md, "Queue
-order"). With the default ``ordering: "priority"`` every rank is 0 and the queue is what it always
-was: priority, then oldest.
+With the policy's ``ordering: "uncertainty"`` or ``"model_uncertainty"`` each pending task gets a
+``queue_rank`` and the queue serves priority (highest first), then rank (lowest first), then id
+(docs/quality.md, "Queue order"). With the default ``ordering: "priority"`` every rank is 0 and the
+queue is what it always was: priority, then oldest.
 
 Ranks change only in a re-rank (:func:`rerank_project`), never per submit: the lease's per-worker
 frontier (services/queue.py) assumes the order of tasks holds within a queue epoch, so every chunk
@@ -18,8 +18,14 @@ The value of one more judgment (:func:`order`), in rank order:
    judgments already paid for, which count for nothing until it completes.
 2. Tasks added since the last re-rank keep rank 0: untouched, no prediction seen, so maximally
    uncertain, after started tasks and before the ranked untouched ones.
-3. Untouched tasks, by the uncertainty of their best model's prediction (1 - its score); a task
-   without a prediction counts as maximally uncertain.
+3. Untouched tasks: under "model_uncertainty", by the uncertainty of their best model's prediction
+   (1 - its score), a task without a prediction counting as maximally uncertain; under
+   "uncertainty", oldest first (rank 0, as new tasks). Why two: ranking untouched tasks by a model that learns from the
+   project's results skews what it learns from (people label the tasks it is unsure of, which
+   complete less confidently, so fewer become training labels): in benchmarks/models it cost 0.5 to
+   1.5 points of accuracy and twice the human judgments on every seed, while steps 1 and 2 alone
+   were level with priority order. "model_uncertainty" is for a model that does not learn from the
+   project (predictions uploaded from elsewhere): there, people go where it is unsure.
 
 Within each run of equally uncertain tasks (a bucket of ``BUCKET`` in uncertainty) the tasks are
 interleaved by predicted class, round-robin: the diversity guard, so the top of the queue is not one
@@ -135,16 +141,21 @@ def order(signals: Iterable[Signal]) -> list[Signal]:
     return out
 
 
-def ranks(ordered: Sequence[Signal]) -> dict[str, int]:
+def ranks(ordered: Sequence[Signal], *, rank_untouched: bool = True) -> dict[str, int]:
     """Each task's ``queue_rank``: started tasks -n..-1, untouched ones 1..m, in ``ordered``'s order.
 
     0 is left free for tasks added after the re-rank (see the module's docstring, rule 2), so they
-    need no re-rank to take their place.
+    need no re-rank to take their place. Without ``rank_untouched`` ("uncertainty": untouched tasks
+    oldest first) every untouched task gets 0, beside the new ones: the queue's last key, the id,
+    is creation order, and a re-rank writes only the started tasks' ranks.
     """
     started = sum(1 for s in ordered if s.started)
     out = {}
     for position, signal in enumerate(ordered):
-        out[signal.task_id] = position - started if position < started else position - started + 1
+        if position < started:
+            out[signal.task_id] = position - started
+        else:
+            out[signal.task_id] = position - started + 1 if rank_untouched else 0
     return out
 
 
@@ -269,11 +280,13 @@ def signals(db: Database, project: dict[str, Any]) -> tuple[list[Signal], dict[s
     """The signals of a project's pending tasks, and each one's current rank."""
     spec = compiled_spec(project)
     deciding = _deciding(project, spec)
+    predicted: dict[str, tuple[float, str | None]] = {}  # "uncertainty": untouched tasks, oldest first
     with db.read() as conn:
         pending = _pending(conn, project)
-        models, _versions = current_models(conn, project, spec)
-        untouched = {task["id"] for task in pending if not task["response_count"]}
-        predicted = _model_signals(conn, project, deciding, models, untouched)
+        if ordering(project) == "model_uncertainty":
+            models, _versions = current_models(conn, project, spec)
+            untouched = {task["id"] for task in pending if not task["response_count"]}
+            predicted = _model_signals(conn, project, deciding, models, untouched)
     started = _started_signals(db, project, spec, deciding, [task for task in pending if task["response_count"]])
     out = []
     for task in pending:
@@ -331,17 +344,26 @@ def _ranked_tasks(db: Database, project: Mapping[str, Any]) -> list[str]:
         return list(conn.execute(query).scalars())
 
 
+#: The orderings that rank tasks (every other, i.e. "priority", keeps every rank at 0).
+RANKED_ORDERINGS = frozenset({"uncertainty", "model_uncertainty"})
+
+
 def ordering(project: Mapping[str, Any]) -> str:
-    """The project's queue ordering: "priority" (the default) or "uncertainty"."""
+    """The project's queue ordering: "priority" (the default), "uncertainty" or "model_uncertainty"."""
     return completion_rules(project).policy.ordering
+
+
+def ranks_tasks(project: Mapping[str, Any]) -> bool:
+    """Whether the project's ordering ranks its pending tasks (a re-rank has work to do)."""
+    return ordering(project) in RANKED_ORDERINGS
 
 
 def rerank_project(db: Database, organization_id: str, project_id: str) -> dict[str, Any]:
     """Re-rank a project's pending tasks (the ``queue.rerank`` job's work); returns counts.
 
-    Under "uncertainty": read every pending task's signal, order them (:func:`order`) and write the
-    ranks that changed. Under "priority": set every rank back to 0, so the queue is oldest first
-    again. Reads outside the writer, writes in short transactions.
+    Under "uncertainty" and "model_uncertainty": read every pending task's signal, order them
+    (:func:`order`) and write the ranks that changed. Under "priority": set every rank back to 0, so
+    the queue is oldest first again. Reads outside the writer, writes in short transactions.
     """
     started = time.perf_counter()
     with db.read() as conn:
@@ -349,9 +371,9 @@ def rerank_project(db: Database, organization_id: str, project_id: str) -> dict[
     if project is None:
         raise NotFound(f"project {project_id} not found")
     mode = ordering(project)
-    if mode == "uncertainty":
+    if mode in RANKED_ORDERINGS:
         found, current = signals(db, project)
-        new = ranks(order(found))
+        new = ranks(order(found), rank_untouched=mode == "model_uncertainty")
         changes = [(task_id, rank) for task_id, rank in new.items() if current.get(task_id) != rank]
         _write_all(db, project_id, changes, pending_only=True)
         ranked = len(new)
@@ -396,7 +418,7 @@ def _enqueue(
 def note_change(conn: Connection, project: Mapping[str, Any]) -> None:
     """In a transaction that changed what ranks are made of (predictions, worker models): ask for a
     re-rank when the project orders by uncertainty. One waiting job absorbs repeated asks."""
-    if ordering(project) == "uncertainty":
+    if ranks_tasks(project):
         _enqueue(conn, project, automatic=True)
 
 
@@ -405,18 +427,18 @@ def note_refit(db: Database, organization_id: str, project_id: str) -> None:
     ordered by priority costs a read, never a write transaction."""
     with db.read() as conn:
         project = repo.get(conn, t.projects, organization_id, project_id)
-    if project is None or ordering(project) != "uncertainty":
+    if project is None or not ranks_tasks(project):
         return
     with db.write() as conn:
         note_change(conn, project)
 
 
 def note_policy(db: Database, principal: Principal, project: Mapping[str, Any]) -> dict[str, Any] | None:
-    """After a policy change: re-rank under "uncertainty"; under "priority" only if some task still
-    has a rank (coming back from "uncertainty"), so a project that never ordered by uncertainty
+    """After a policy change: re-rank under an ordering that ranks; under "priority" only if some
+    task still has a rank (coming back from one), so a project that never ordered by uncertainty
     gets no job. Returns the job, if any."""
     with db.write() as conn:
-        if ordering(project) == "uncertainty" or _has_ranks(conn, project):
+        if ranks_tasks(project) or _has_ranks(conn, project):
             return jobs.public(_enqueue(conn, project, created_by=principal.member_id))
     return None
 

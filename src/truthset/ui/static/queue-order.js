@@ -1,5 +1,5 @@
 // The project page's "Queue order" card (docs/quality.md, "Queue order"): the next tasks in the order
-// the queue serves them, and for managers the policy's ordering (priority or uncertainty) and a
+// the queue serves them, and for managers the policy's ordering (priority, uncertainty or model_uncertainty) and a
 // re-rank on demand. Everything goes through the REST API, which checks every permission again; the
 // page only leaves out the controls a role may not use.
 import { api } from './api.js';
@@ -42,9 +42,9 @@ async function loadOrdering() {
   return project;
 }
 
-// uncertainty ordering with a model in the loop has cost accuracy (docs/quality.md, "Queue order")
+// ranking untouched tasks by a model that learns from the project has cost accuracy (docs/quality.md, "Queue order")
 function cautionIfUncertain() {
-  $('queue-ordering-caution').hidden = $('queue-ordering').value !== 'uncertainty';
+  $('queue-ordering-caution').hidden = $('queue-ordering').value !== 'model_uncertainty';
 }
 
 async function changeOrdering(event) {
