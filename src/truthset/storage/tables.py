@@ -174,10 +174,10 @@ tasks = Table(
     # A task made through the Scale-compatible API: type, params, tags, callback (compat/scale)
     Column("scale", JSON, nullable=True),
     # Within a priority, the queue serves the lowest rank first (then the oldest). 0 unless the
-    # policy's ordering is "uncertainty": then the re-rank step of services/active_learning.py
-    # writes it, and only there, bumping queue_epoch (0014). Never NULL in practice; nullable only
-    # because a PostgreSQL bulk import COPYs into a staging table (LIKE tasks) without it, and LIKE
-    # keeps NOT NULL but not the default
+    # policy orders by uncertainty ("uncertainty", "model_uncertainty"): then the re-rank step of
+    # services/active_learning.py writes it, and only there, bumping queue_epoch (0014). Never NULL
+    # in practice; nullable only because a PostgreSQL bulk import COPYs into a staging table (LIKE
+    # tasks) without it, and LIKE keeps NOT NULL but not the default
     Column("queue_rank", Integer, nullable=True, server_default="0"),
     UniqueConstraint("organization_id", "unique_id", name="uq_tasks_org_unique_id"),
     Index("ix_tasks_org_id", "organization_id", "id"),

@@ -63,9 +63,9 @@ def list_queue(db: DB, caller: Caller, project_id: str, limit: PageLimit, cursor
 def rerank_queue(db: DB, caller: Caller, project_id: str) -> dict:
     """Re-rank the queue now, as a background job (`queue.rerank`); follow it at `/jobs/{id}`.
 
-    Under `ordering: "uncertainty"` the pending tasks are ordered by the value of one more human
-    judgment; under `"priority"` every rank goes back to 0. Re-ranks also run by themselves after
-    predictions, refits and policy changes. The re-rank already waiting, if any, is returned.
+    Under `ordering: "uncertainty"` or `"model_uncertainty"` the pending tasks are ordered by the
+    value of one more human judgment; under `"priority"` every rank goes back to 0. Re-ranks also
+    run by themselves after predictions, refits and policy changes. The re-rank already waiting, if any, is returned.
     Managers and above.
     """
     return active_learning.request_rerank(db, caller, project_id)
