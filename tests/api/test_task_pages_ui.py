@@ -132,3 +132,23 @@ def test_the_task_page_shows_responses_reviews_and_history_in_words(api: Api, or
     elsewhere = api.get(f"/tasks/{task['id']}", params={"back": "https://evil.example/"}).text
     assert f'href="/projects/{project["id"]}/tasks" data-link="back"' in elsewhere
     assert f"/projects/{project['id']}/tasks?meta=lang%3Den" in shown  # metadata links to the filtered browser
+
+
+def test_an_image_task_shows_a_thumbnail_and_its_caption_not_its_media_reference(api: Api, org: Org) -> None:
+    from .helpers import PNG
+
+    media = api.post(f"{API}/media", auth=org.owner, files={"file": ("dot.png", PNG, "image/png")}).json()
+    spec = {
+        "fields": [{"name": "photo", "type": "image"}, {"name": "caption", "type": "text", "required": False}],
+        "questions": [{"name": "q", "type": "text"}],
+    }
+    project = org.make_project(spec=spec)
+    body = {"data": {"photo": media["reference"], "caption": "a cat on a mat"}}
+    assert api.post(f"{API}/projects/{project['id']}/tasks", auth=org.owner, json=body).status_code == 201
+    _owner_signed_in(api, org)
+    shown = api.get(f"/projects/{project['id']}/tasks").text
+    cell = re.search(r'<td class="task-preview">(.*?)</td>', shown, re.S)
+    assert cell is not None
+    assert f'<img class="task-thumb" src="/api/v1/media/{media["id"]}" alt="photo (image)"' in cell.group(1)
+    assert "a cat on a mat" in cell.group(1) and "media:" not in cell.group(1)
+    assert api.get(f"/api/v1/media/{media['id']}").status_code == 200  # the thumbnail loads with the session

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -80,6 +80,7 @@ def task_browser(request: Request, project_id: str, cursor: str | None = None) -
         project=project,
         form=form,
         rows=rows,
+        previews={row["id"]: preview(project, row["data"]) for row in rows},
         cursor=cursor,
         next_url=f"?{urlencode({**query, 'cursor': next_cursor})}" if next_cursor else None,
         first_url=f"?{urlencode(query)}",
@@ -97,6 +98,33 @@ def task_browser(request: Request, project_id: str, cursor: str | None = None) -
             "archived": project["archived_at"] is not None,
         },
     )
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the browser's Data column shows of a task: its first image, as a thumbnail, and its first
+    text. A stored image is a ``media:<id>`` reference, which means nothing to a reader."""
+
+    text: str = ""
+    image_src: str | None = None
+    image_alt: str = ""
+
+
+MEDIA_REF = "media:"
+
+
+def preview(project: dict[str, Any], data: dict[str, Any]) -> Preview:
+    """The task's first stored image (a thumbnail from the media route, which checks the session)
+    and its first text value that is not a media reference."""
+    image_src, image_alt = None, ""
+    for spec_field in project["spec"].get("fields", []):
+        value = data.get(spec_field["name"])
+        if spec_field.get("type") == "image" and isinstance(value, str) and value.startswith(MEDIA_REF):
+            image_src = f"/api/v1/media/{quote(value.removeprefix(MEDIA_REF), safe='')}"
+            image_alt = f"{spec_field['name']} (image)"
+            break
+    texts = (v for v in data.values() if isinstance(v, str) and not v.startswith(MEDIA_REF))
+    return Preview(next(texts, ""), image_src, image_alt)
 
 
 def _filters(project_id: str, form: BrowserForm) -> tuple[tasks.TaskFilter, str]:
