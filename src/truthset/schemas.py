@@ -1050,6 +1050,11 @@ class DashboardQuestion(Output):
     percent_agreement: float | None
     fleiss_kappa: float | None
     krippendorff_alpha: float | None
+    measures: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="A type's own agreement figures where answers are not compared as categories "
+        "(boxes and polygons: `mean_iou`, `f1_iou50`; spans: `span_f1_exact`, `span_f1_overlap`; ...).",
+    )
     reason: str | None = Field(None, description="Why the figures are null, if they are.")
 
 

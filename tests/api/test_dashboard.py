@@ -50,7 +50,7 @@ def test_the_figures_of_a_small_project(api: Api, org: Org) -> None:
     # agreement on the sample: 4 tasks with two answers, 3 agree
     (sentiment,) = [q for q in body["agreement"] if q["question"] == "sentiment"]
     assert sentiment["tasks"] == 4 and sentiment["percent_agreement"] == pytest.approx(0.75)
-    assert body["sample_tasks"] == 4
+    assert body["sample_tasks"] == 4 and sentiment["measures"] == {}  # categories: no figures of its own
     workers = {w["worker_id"]: w for w in body["workers"]["items"]}
     assert set(workers) == {a.worker_id, b.worker_id} and body["workers"]["next_cursor"] is None
     assert workers[a.worker_id]["responses"] == 4 and workers[a.worker_id]["mean_duration_ms"] == 1000

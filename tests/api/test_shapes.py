@@ -58,6 +58,10 @@ def test_three_workers_draw_boxes_and_the_result_is_the_consensus(api: Api, org:
     # pairs: (1, 2) IoU 98 * 49 / (5000 + 5096 - 4802) (matched, F1 1); (1, 3) and (2, 3) IoU 0 (F1 0)
     assert abs(objects["measures"]["mean_iou"] - 4802 / 5294 / 3) < 1e-6
     assert abs(objects["measures"]["f1_iou50"] - 1 / 3) < 1e-6  # served rounded to 6 places
+    # the dashboard serves the same measures (its Agreement column shows them), without the API's pointer
+    dashboard = api.get(f"{API}/projects/{project['id']}/dashboard", auth=org.owner).json()
+    shown = {q["question"]: q for q in dashboard["agreement"]}["objects"]
+    assert shown["measures"] == objects["measures"] and shown["percent_agreement"] is None
     assert outline["measures"] == {"mean_iou": 1.0, "f1_iou50": 1.0}
 
 

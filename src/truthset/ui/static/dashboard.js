@@ -86,6 +86,34 @@ function showCharts(figures) {
   $('confidence-none').textContent = none ? `${count(none)} ${none === 1 ? 'task has' : 'tasks have'} no result yet.` : '';
 }
 
+// a type's own agreement figures (boxes, spans, rankings, numbers, rubrics), by their API names
+const MEASURE_NAMES = {
+  mean_iou: 'mean IoU',
+  f1_iou50: 'F1 of matched shapes',
+  span_f1_exact: 'span F1, exact',
+  span_f1_overlap: 'span F1, overlap',
+  pairwise_agreement: 'pairwise agreement',
+  kendall_tau: "Kendall's tau",
+  first_shown_wins: 'first shown wins',
+  first_shown_n: 'pairs shown',
+  krippendorff_alpha_interval: 'alpha (interval)',
+};
+
+function measureName(key) {
+  if (MEASURE_NAMES[key]) return MEASURE_NAMES[key];
+  const [name, part] = key.split('.', 2); // a rubric's per-criterion figure: "krippendorff_alpha_ordinal.clarity"
+  return part ? `${part}: ${(MEASURE_NAMES[name] || name).replaceAll('_', ' ')}` : key.replaceAll('_', ' ');
+}
+
+// "mean IoU 0.812 · F1 of matched shapes 0.770", or null when the type has no figures of its own
+function measuresText(measures) {
+  const entries = Object.entries(measures || {});
+  if (!entries.length) return null;
+  const known = entries.filter(([, value]) => value !== null && value !== undefined);
+  if (!known.length) return 'no task with two workers yet';
+  return known.map(([key, value]) => `${measureName(key)} ${number(value)}`).join(' · ');
+}
+
 function showAgreement(figures) {
   $('agreement-sample').textContent = `On the ${count(figures.sample_tasks)} most recent tasks with answers.`;
   $('agreement-rows').replaceChildren(
@@ -96,7 +124,11 @@ function showAgreement(figures) {
         h('th', { scope: 'row' }, q.question),
         h('td', {}, q.type),
         h('td', {}, count(q.tasks)),
-        h('td', {}, q.reason && q.percent_agreement === null ? q.reason : percent(q.percent_agreement)),
+        h(
+          'td',
+          {},
+          measuresText(q.measures) ?? (q.reason && q.percent_agreement === null ? q.reason : percent(q.percent_agreement)),
+        ),
         h('td', {}, number(q.fleiss_kappa)),
         h('td', {}, number(q.krippendorff_alpha)),
       ),
