@@ -64,7 +64,8 @@ app.add_typer(tasks_app, name="tasks")
 predictions_app = typer.Typer(help="Model predictions (through the API).", no_args_is_help=True)
 app.add_typer(predictions_app, name="predictions")
 projects_app = typer.Typer(
-    help="Projects: list, show, check and create from a spec, archive, delete (through the API).", no_args_is_help=True
+    help="Projects: list, show, check, create from a spec and update, archive, delete (through the API).",
+    no_args_is_help=True,
 )
 app.add_typer(projects_app, name="projects")
 batches_app = typer.Typer(
@@ -889,6 +890,17 @@ def _json_file(path: Path, what: str) -> Any:
         raise typer.Exit(2) from None
 
 
+def _text_file(path: Path | None, what: str) -> str | None:
+    """A UTF-8 text file's content (None without one); an unreadable one ends the command naming it."""
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        err_console.print(f"{what}: {path} cannot be read ({exc})", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 @projects_app.command("list")
 def projects_list(
     archived: Annotated[bool, typer.Option("--archived", help="Archived projects too.")] = False,
@@ -1001,16 +1013,47 @@ def projects_create(
 
     body_spec = _json_file(spec, "--spec")
     policy = _json_file(quality, "--quality") if quality is not None else None
-    text = None
-    if instructions is not None:
-        try:
-            text = instructions.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            err_console.print(f"--instructions: {instructions} cannot be read ({exc})", soft_wrap=True)
-            raise typer.Exit(2) from None
+    text = _text_file(instructions, "--instructions")
     with Client(url, api_key) as client:
         made = client.projects.create(name, body_spec, quality=policy, instructions=text, description=description)
     console.print(f"created project {escape(made.name)}: {made.id}")
+
+
+@projects_app.command("update")
+def projects_update(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="A JSON file with the new spec (a project with work takes only some changes).")
+    ] = None,
+    quality: Annotated[
+        Path | None, typer.Option(help="A JSON file with the whole new quality policy (docs/quality.md).")
+    ] = None,
+    instructions: Annotated[Path | None, typer.Option(help="A Markdown file with the new instructions.")] = None,
+    description: Annotated[str | None, typer.Option(help="A new short description.")] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Change a project: its name, spec, quality policy, instructions or description (what is not given stays)."""
+    from truthset.client import Client
+
+    changes = {
+        "name": name,
+        "spec": _json_file(spec, "--spec") if spec is not None else None,
+        "quality": _json_file(quality, "--quality") if quality is not None else None,
+        "instructions": _text_file(instructions, "--instructions"),
+        "description": description,
+    }
+    given = [key for key, value in changes.items() if value is not None]
+    if not given:
+        err_console.print("nothing to change: give --name, --spec, --quality, --instructions or --description")
+        raise typer.Exit(2)
+    with Client(url, api_key) as client:
+        changed = client.projects.update(project, **changes)
+    console.print(
+        f"updated project {escape(changed.name)} ({', '.join(given)}); overlap {_overlap(changed.quality)}",
+        soft_wrap=True,
+    )
 
 
 @batches_app.command("create")

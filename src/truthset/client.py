@@ -767,7 +767,10 @@ class Projects(_Resource):
         quality: Mapping[str, Any] | None = None,
         lease_seconds: int | None = None,
         archived: bool | None = None,
+        spec: Mapping[str, Any] | None = None,
     ) -> ProjectOut:
+        """Change what is given; the rest stays. ``quality`` is the whole new policy; a new ``spec`` is
+        checked against the project's stored work (a ``ConflictError`` names what it forbids)."""
         if overlap is not None:
             quality = {**(quality or {}), "overlap": overlap}
         body = _body(
@@ -777,6 +780,7 @@ class Projects(_Resource):
             quality=quality,
             lease_seconds=lease_seconds,
             archived=archived,
+            spec=dict(spec) if spec is not None else None,
         )
         return self._client._json("PATCH", f"/projects/{project_id}", ProjectOut, json=body)
 

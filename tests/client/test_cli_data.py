@@ -50,6 +50,21 @@ def test_projects_are_created_from_a_spec_file_listed_and_shown(
     assert code == 0 and project_id in output and "sentiment (label)" in output and "1-3 to 0.9" in output, output
     code, output = _cli(live, "projects", "show", project_id)
     assert code == 0 and '"target_confidence": 0.9' in output, output
+    # a change of some of it: the rest stays
+    changed_policy = {"min_overlap": 1, "max_overlap": 5, "target_confidence": 0.95, "ordering": "uncertainty"}
+    policy.write_text(json.dumps(changed_policy))
+    notes.write_text("Read the review twice.")
+    wider = {**SPEC, "questions": [{**SPEC["questions"][0], "options": ["pos", "neg", "mixed"]}]}
+    spec.write_text(json.dumps(wider))
+    code, output = _cli(live, "projects", "update", project_id, "--quality", str(policy), "--instructions", str(notes),
+                        "--spec", str(spec))  # fmt: skip
+    assert code == 0 and "updated project cli spec file (spec, quality, instructions); overlap 1-5 to 0.95" in output
+    with live.client() as client:
+        changed = client.projects.get(project_id)
+    assert changed.quality["ordering"] == "uncertainty" and changed.instructions == "Read the review twice."
+    assert changed.spec["questions"][0]["options"][-1]["value"] == "mixed" and changed.name == "cli spec file"
+    code, output = _cli(live, "projects", "update", project_id)
+    assert code == 2 and "nothing to change" in output, output
     code, output = _cli(live, "projects", "archive", project_id)
     assert code == 0 and "project cli spec file is archived" in output, output
     code, output = _cli(live, "projects", "list")
@@ -62,7 +77,7 @@ def test_projects_are_created_from_a_spec_file_listed_and_shown(
         assert project_id not in {p.id for p in client.projects.list(include_archived=True)}
 
     code, output = _cli(live, "projects", "check", "--spec", str(spec), "--quality", str(policy))
-    assert code == 0 and "valid; questions: sentiment (label); overlap 1-3 to 0.9" in output, output
+    assert code == 0 and "valid; questions: sentiment (label); overlap 1-5 to 0.95" in output, output
     bad_policy = tmp_path / "bad-policy.json"
     bad_policy.write_text(json.dumps({"min_overlap": 3, "max_overlap": 1}))
     result = runner.invoke(app, ["projects", "check", "--spec", str(spec), "--quality", str(bad_policy),
