@@ -20,16 +20,18 @@ The value of one more judgment (:func:`order`), in rank order:
    uncertain, after started tasks and before the ranked untouched ones.
 3. Untouched tasks: under "model_uncertainty", by the uncertainty of their best model's prediction
    (1 - its score), a task without a prediction counting as maximally uncertain; under
-   "uncertainty", oldest first (rank 0, as new tasks). Why two: ranking untouched tasks by a model that learns from the
-   project's results skews what it learns from (people label the tasks it is unsure of, which
-   complete less confidently, so fewer become training labels): in benchmarks/models it cost 0.5 to
-   1.5 points of accuracy and twice the human judgments on every seed, while steps 1 and 2 alone
-   were level with priority order. "model_uncertainty" is for a model that does not learn from the
-   project (predictions uploaded from elsewhere): there, people go where it is unsure.
+   "uncertainty", oldest first (rank 0, as new tasks).
 
 Within each run of equally uncertain tasks (a bucket of ``BUCKET`` in uncertainty) the tasks are
 interleaved by predicted class, round-robin: the diversity guard, so the top of the queue is not one
 region of the data (the classes one model confuses most), which would teach the next model little.
+
+Why two orderings: ranking untouched tasks by a model that learns from the project's results skews
+what it learns from (people label the tasks it is unsure of, which complete less confidently, so
+fewer become training labels): in benchmarks/models it cost 0.5 to 1.5 points of accuracy and twice
+the human judgments on every seed, while steps 1 and 2 alone were level with priority order.
+"model_uncertainty" is for a model that does not learn from the project (predictions uploaded from
+elsewhere): there, people go where it is unsure.
 """
 
 from __future__ import annotations
