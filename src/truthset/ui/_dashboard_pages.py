@@ -29,7 +29,8 @@ router = APIRouter(include_in_schema=False)
 EXPORTS_PAGE_SIZE = 20
 #: The refresh period of the dashboard's figures (the page "moves" while work goes on).
 REFRESH_SECONDS = 5
-#: What the import page accepts, with the API's format names (``images`` is a zip of images).
+#: What the import page accepts, with the API's format names (``images`` is a zip of images, ``urls`` a
+#: list of image URLs the server fetches through its outbound guard).
 IMPORT_FORMATS = {
     "jsonl": "JSON Lines (.jsonl)",
     "json": "JSON array (.json)",
@@ -37,6 +38,7 @@ IMPORT_FORMATS = {
     "parquet": "Parquet (.parquet)",
     "label-studio": "Label Studio export (.json)",
     "images": "Images in a zip (.zip)",
+    "urls": "Image URLs, one a line (.txt)",
 }
 _CURSOR = re.compile(r"^[0-9a-f]{24}$")
 
