@@ -95,3 +95,37 @@ async function start(event) {
 }
 
 if ($('import-form')) $('import-form').addEventListener('submit', start);
+
+// Gold from a CSV: the file is the body of POST /projects/{id}/gold (text/csv), all lines or none.
+async function markGold(event) {
+  event.preventDefault();
+  show('err-gold', '');
+  $('gold-status').textContent = '';
+  const file = $('g-file').files[0];
+  if (!file) {
+    show('err-gold', 'Choose a CSV of gold answers.');
+    return;
+  }
+  const button = $('gold-start');
+  button.disabled = true;
+  $('gold-status').textContent = `Uploading ${file.name}…`;
+  try {
+    const response = await fetch(`${API}/projects/${encodeURIComponent(config.project_id)}/gold`, {
+      method: 'POST',
+      headers: { Accept: 'application/json', 'Content-Type': 'text/csv', 'X-CSRF-Token': csrfToken },
+      body: file,
+      credentials: 'same-origin',
+      cache: 'no-store',
+    });
+    const data = await response.json().catch(() => null);
+    if (!response.ok) throw new ApiError(response.status, data);
+    $('gold-status').textContent = `${data.received} lines: ${data.marked} tasks marked gold, ${data.updated} gold answers replaced.`;
+  } catch (error) {
+    $('gold-status').textContent = '';
+    show('err-gold', message(error));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+if ($('gold-form')) $('gold-form').addEventListener('submit', markGold);
