@@ -4,10 +4,12 @@ them, the filters as a GET form with errors named by field, keyset pages, escapi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from truthset.config import Settings
 from truthset.domain import Role
 
 from .helpers import API, Api, Org
@@ -152,3 +154,20 @@ def test_an_image_task_shows_a_thumbnail_and_its_caption_not_its_media_reference
     assert f'<img class="task-thumb" src="/api/v1/media/{media["id"]}" alt="photo (image)"' in cell.group(1)
     assert "a cat on a mat" in cell.group(1) and "media:" not in cell.group(1)
     assert api.get(f"/api/v1/media/{media['id']}").status_code == 200  # the thumbnail loads with the session
+
+
+def test_a_gold_task_page_offers_unmarking_to_managers_only(
+    api: Api, make_api: Callable[..., Api], settings: Settings, org: Org
+) -> None:
+    project = org.make_project()
+    task = org.make_task(project["id"], "hello")
+    answer = {"answer": {"sentiment": "positive"}}
+    marked = api.request("PUT", f"{API}/tasks/{task['id']}/gold", auth=org.owner, json=answer)
+    assert marked.status_code == 200, marked.text
+    reviewer = org.actor(Role.REVIEWER)
+    sign_in(api, reviewer.member["email"], reviewer.password)
+    shown = api.get(f"/tasks/{task['id']}").text
+    assert "Gold answer" in shown and 'id="unmark-gold"' not in shown  # a reviewer reads, never unmarks
+    owner = make_api(settings)  # a browser of its own
+    _owner_signed_in(owner, org)
+    assert 'id="unmark-gold"' in owner.get(f"/tasks/{task['id']}").text

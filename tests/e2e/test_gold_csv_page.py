@@ -1,6 +1,6 @@
 """Gold from a CSV on the import page (a real server, a real Chromium): a wrong line is named by its
-number and nothing is marked; the corrected file marks the tasks, as the gold listing then says.
-Gold CSVs could be uploaded only through the API, SDK and CLI."""
+number and nothing is marked; the corrected file marks the tasks, as the gold listing then says;
+a task's page unmarks it. Both could be done only through the API, SDK and CLI."""
 
 from __future__ import annotations
 
@@ -46,4 +46,14 @@ def test_a_manager_marks_gold_from_a_csv_on_the_import_page(tab: Tab, server: Se
     with server.api() as client:
         gold = client.get(f"/projects/{pid}/gold").json()["items"]
     assert sorted(item["gold"]["animal"] for item in gold) == ["cat", "dog"]
+
+    # and unmarked from the task's page (it could be unmarked only through the API, SDK and CLI)
+    cat = next(item for item in gold if item["gold"]["animal"] == "cat")
+    page.goto(f"/tasks/{cat['id']}")
+    page.get_by_role("button", name="Unmark gold").click()
+    expect(page.locator(".page-head .badge")).to_have_text("pending")  # no answers yet: back in the queue
+    expect(page.get_by_role("button", name="Unmark gold")).to_have_count(0)
+    with server.api() as client:
+        left = client.get(f"/projects/{pid}/gold").json()["items"]
+    assert [item["gold"]["animal"] for item in left] == ["dog"]
     assert tab.script_errors() == []

@@ -261,7 +261,9 @@ def task_page(request: Request, task_id: str, back: str | None = None) -> Respon
         predictions=_prediction_rows(steps),
         reviews=reviews,
         back=back if back and back.startswith(browser) and _safe_next(back) == back else browser,
+        may_manage=allowed(info.principal, Action.MANAGE_TASKS),
         task_config={
+            "task_id": task["id"],
             "questions": configs,
             "data": task["data"],
             "fields": [f.model_dump(mode="json") for f in spec.fields],

@@ -7,7 +7,9 @@
 // The data is drawn with the workbench's field renderers (fields.js), as the worker saw it; the
 // server's plain list stays if that fails. Responses are described like the history's, and a
 // review's or refit's answer change is shown as "before → after" per question that changed.
+import { api } from './api.js';
 import { renderFields } from './fields.js';
+import { message, show } from './job-kit.js';
 import { h, questionCaption, widgetModules } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('task-config').textContent);
@@ -81,3 +83,18 @@ async function start() {
 }
 
 start(); // the JSON the server rendered stays if this fails: nothing is lost, only less readable
+
+// A manager's "Unmark gold" on a gold task: DELETE /tasks/{id}/gold, then the page as it now is.
+async function unmarkGold() {
+  const button = document.getElementById('unmark-gold');
+  button.disabled = true;
+  try {
+    await api('DELETE', `/tasks/${encodeURIComponent(config.task_id)}/gold`);
+    window.location.reload();
+  } catch (error) {
+    show('gold-error', message(error));
+    button.disabled = false;
+  }
+}
+
+document.getElementById('unmark-gold')?.addEventListener('click', unmarkGold);
