@@ -145,9 +145,11 @@ class OutboundServer:
 
 
 @contextmanager
-def outbound_server(data_dir: Path, owner_email: str) -> Iterator[OutboundServer]:
+def outbound_server(
+    data_dir: Path, owner_email: str, settings_env: Mapping[str, str] | None = None
+) -> Iterator[OutboundServer]:
     """An organization (its owner ``owner_email``, and the annotator of ANNOTATOR_EMAIL), served
-    with ``TRUTHSET_OUTBOUND_ALLOW=127.0.0.1``."""
+    with ``TRUTHSET_OUTBOUND_ALLOW=127.0.0.1`` and ``settings_env`` (more TRUTHSET_ settings)."""
     from truthset.config import Settings
     from truthset.schemas import MemberCreate
     from truthset.services import accounts
@@ -164,6 +166,7 @@ def outbound_server(data_dir: Path, owner_email: str) -> Iterator[OutboundServer
     finally:
         db.dispose()
     env = {**os.environ, "TRUTHSET_DATA_DIR": str(data_dir), "TRUTHSET_OUTBOUND_ALLOW": "127.0.0.1"}
+    env.update(settings_env or {})
     env.pop("TRUTHSET_DATABASE_URL", None)
     with serving(env, data_dir / "server.log") as url:
         yield OutboundServer(url=url, owner_email=owner_email, password=created["password"], key=created["api_key"])

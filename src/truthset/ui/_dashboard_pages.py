@@ -79,6 +79,9 @@ def exports_page(request: Request, project_id: str, cursor: str | None = None) -
         "project_id": project_id,
         "last_cursor": last_cursor,
         "running": [row["id"] for row in rows if row["status"] in ("queued", "running")],
+        # who may cancel: managers any export, everyone else their own (as the jobs API decides)
+        "cancel_any": allowed(principal, Action.MANAGE_JOBS),
+        "member_id": principal.member_id,
     }
     return page(
         request,

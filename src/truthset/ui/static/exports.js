@@ -51,7 +51,13 @@ function progressCell(job) {
   return h('td', { 'data-cell': 'progress' }, tasks !== undefined && tasks !== null ? `${tasks} tasks` : '');
 }
 
+const UNFINISHED = new Set(['queued', 'running']);
+
 function fileCell(job) {
+  if (UNFINISHED.has(job.status) && (config.cancel_any || job.created_by === config.member_id)) {
+    const button = h('button', { type: 'button', class: 'btn btn-small btn-quiet', 'data-cancel': job.id }, 'Cancel');
+    return h('td', { 'data-cell': 'file' }, button);
+  }
   if (job.status !== 'succeeded') return h('td', { 'data-cell': 'file' });
   const result = job.result || {};
   const size = result.size !== undefined ? ` (${result.size} bytes)` : '';
@@ -102,5 +108,20 @@ async function start(event) {
   }
 }
 
+/** Cancel a queued or running export (POST /jobs/{id}/cancel): it writes no file. */
+async function cancel(event) {
+  const button = event.target.closest('[data-cancel]');
+  if (!button) return;
+  button.disabled = true;
+  try {
+    const { data } = await api('POST', `/jobs/${encodeURIComponent(button.dataset.cancel)}/cancel`);
+    put(data);
+  } catch (error) {
+    show('export-error', `Export ${button.dataset.cancel}: ${message(error)}`);
+    button.disabled = false;
+  }
+}
+
 $('export-form').addEventListener('submit', start);
+$('export-rows').addEventListener('click', cancel);
 for (const jobId of config.running) follow(jobId);

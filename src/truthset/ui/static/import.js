@@ -1,7 +1,7 @@
 // The import page: the chosen file is the body of POST /projects/{id}/imports (streamed by the
 // browser, never read into script), then the import job is followed (GET /jobs/{id}) until its
 // report: lines received, created, existing, invalid, and the invalid lines with their numbers.
-import { ApiError, API, csrfToken } from './api.js';
+import { api, ApiError, API, csrfToken } from './api.js';
 import { followJob, message, show } from './job-kit.js';
 import { h } from './widget-kit.js';
 
@@ -48,10 +48,13 @@ function showJob(job) {
     running: total ? `Importing: ${done} of ${total}…` : `Importing: ${done} lines so far…`,
     succeeded: 'Imported.',
     failed: job.result ? 'Nothing was stored: some lines are invalid (see below).' : `The import failed: ${job.error}`,
-    canceled: 'The import was canceled.',
+    canceled: 'The import was canceled: tasks it had stored stay, and importing the file again adds only the others.',
   };
   $('import-state').textContent = words[job.status] || job.status;
   document.getElementById('import-progress').dataset.status = job.status;
+  const cancel = $('import-cancel');
+  cancel.dataset.job = job.id;
+  cancel.hidden = !['queued', 'running'].includes(job.status);
   if (job.status === 'succeeded' || job.result) showReport(job);
 }
 
@@ -95,6 +98,22 @@ async function start(event) {
 }
 
 if ($('import-form')) $('import-form').addEventListener('submit', start);
+
+/** Cancel the import being followed (POST /jobs/{id}/cancel): it stops at its next progress report. */
+async function cancelImport() {
+  const button = $('import-cancel');
+  button.disabled = true;
+  try {
+    const { data } = await api('POST', `/jobs/${encodeURIComponent(button.dataset.job)}/cancel`);
+    showJob(data);
+  } catch (error) {
+    show('import-error', message(error));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+$('import-cancel').addEventListener('click', cancelImport);
 
 // Gold from a CSV: the file is the body of POST /projects/{id}/gold (text/csv), all lines or none.
 async function markGold(event) {
