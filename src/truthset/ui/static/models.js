@@ -155,3 +155,79 @@ if (llmForm) {
 const form = $('train-form');
 if (form) form.addEventListener('submit', train);
 for (const [question, points] of Object.entries(config.curve || {})) curve(question, points);
+
+// --- "Upload predictions": a JSON Lines file sent as one POST /projects/{id}/predictions ------------
+
+const MAX_PREDICTIONS = 5000; // the API's most per request: one request keeps "store nothing" whole
+
+/** The file's predictions with their line numbers, or the first line that is not a JSON object. */
+function predictionLines(text) {
+  const items = [];
+  const lines = [];
+  const rows = text.split(/\r?\n/);
+  for (let index = 0; index < rows.length; index += 1) {
+    const row = rows[index].trim();
+    if (!row) continue;
+    let item;
+    try {
+      item = JSON.parse(row);
+    } catch {
+      return { error: `line ${index + 1} is not JSON` };
+    }
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) return { error: `line ${index + 1} is not a JSON object` };
+    items.push(item);
+    lines.push(index + 1);
+  }
+  return { items, lines };
+}
+
+function showPredictionErrors(errors, lines) {
+  const list = $('p-errors');
+  list.replaceChildren(...errors.slice(0, 20).map((e) => h('li', {}, `line ${lines[e.index] ?? '?'}: ${e.field}: ${e.message}`)));
+  list.hidden = errors.length === 0;
+}
+
+async function uploadPredictions(event) {
+  event.preventDefault();
+  for (const id of ['err-p-model', 'err-p-version', 'err-p-file']) show(id, '');
+  showPredictionErrors([], []);
+  $('p-status').textContent = '';
+  const file = $('p-file').files[0];
+  if (!file) {
+    show('err-p-file', 'Choose a JSON Lines file of predictions.');
+    return;
+  }
+  const parsed = predictionLines(await file.text());
+  if (parsed.error) {
+    show('err-p-file', `${parsed.error}: nothing was sent.`);
+    return;
+  }
+  if (!parsed.items.length || parsed.items.length > MAX_PREDICTIONS) {
+    show('err-p-file', parsed.items.length ? `${parsed.items.length} predictions: at most ${MAX_PREDICTIONS} a file here.` : 'The file holds no prediction.');
+    return;
+  }
+  const body = {
+    model: $('p-model').value.trim(),
+    version: $('p-version').value.trim(),
+    on_error: $('p-skip').checked ? 'skip' : 'reject',
+    predictions: parsed.items,
+  };
+  $('p-start').disabled = true;
+  try {
+    const { data } = await api('POST', `${base}/predictions`, { body });
+    $('p-status').textContent = `${data.received} predictions for ${data.model}: ${data.stored} stored (${data.responses_created} tasks), ${data.unchanged} unchanged, ${data.invalid} refused.`;
+    showPredictionErrors(data.errors || [], parsed.lines);
+  } catch (error) {
+    const refused = (error.details && error.details.errors) || [];
+    if (refused.length) {
+      $('p-status').textContent = 'Nothing was stored: these predictions are refused.';
+      showPredictionErrors(refused, parsed.lines);
+    } else {
+      showRefusal(error, 'err-p-file', { model: 'p-model', version: 'p-version' });
+    }
+  } finally {
+    $('p-start').disabled = false;
+  }
+}
+
+if ($('predictions-form')) $('predictions-form').addEventListener('submit', uploadPredictions);
