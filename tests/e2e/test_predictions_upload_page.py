@@ -36,8 +36,8 @@ def test_a_manager_uploads_predictions_from_the_models_page(tab: Tab, server: Se
     log_in(page, server.owner_email, server.owner_password)
     page.goto(f"/projects/{pid}/models")
     form = page.locator("#predictions-form")
-    form.get_by_label("Model").fill("clf")
-    form.get_by_label("Version").fill("1")
+    form.get_by_label("Model name").fill("clf")
+    form.get_by_label("Model version").fill("1")
     wrong = [
         {"unique_id": f"p-{tag}-0", "question": "animal", "answer": "cat", "score": 0.9},
         {"unique_id": f"p-{tag}-1", "question": "animal", "answer": "horse", "score": 0.6},
