@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -142,6 +143,30 @@ class OutboundServer:
 
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=f"{self.url}/api/v1", headers={"Authorization": f"Bearer {self.key}"}, timeout=10)
+
+
+@contextmanager
+def signed_in_page(browser: Any, server: OutboundServer) -> Iterator[Any]:
+    """A page in a fresh browser context of ``server``, its owner signed in; closed on leaving."""
+    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    try:
+        page = context.new_page()
+        log_in(page, server.owner_email, server.password)
+        yield page
+    finally:
+        context.close()
+
+
+def new_project(api: httpx.Client, spec: dict[str, Any], tasks: list[dict[str, Any]] | None = None) -> str:
+    """A project of ``spec`` (a random name) with ``tasks`` imported; returns its id."""
+    made = api.post("/projects", json={"name": f"e2e {uuid.uuid4().hex[:8]}", "spec": spec})
+    made.raise_for_status()
+    project_id = str(made.json()["id"])
+    if tasks:
+        imported = api.post(f"/projects/{project_id}/tasks/bulk", json=tasks)
+        assert imported.status_code in (200, 201), imported.text
+    return project_id
 
 
 @contextmanager

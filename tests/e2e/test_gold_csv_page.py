@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from .support import Server, Tab, log_in
+from .support import Server, Tab, log_in, new_project
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
 
@@ -21,11 +21,9 @@ SPEC = {
 def test_a_manager_marks_gold_from_a_csv_on_the_import_page(tab: Tab, server: Server) -> None:
     tag = uuid.uuid4().hex[:8]
     with server.api() as client:
-        made = client.post("/projects", json={"name": f"gold {tag}", "spec": SPEC})
-        made.raise_for_status()
-        pid = made.json()["id"]
-        rows = [{"data": {"text": f"animal {i}"}, "unique_id": f"g-{tag}-{i}"} for i in range(3)]
-        assert client.post(f"/projects/{pid}/tasks/bulk", json=rows).status_code in (200, 201)
+        pid = new_project(
+            client, SPEC, [{"data": {"text": f"animal {i}"}, "unique_id": f"g-{tag}-{i}"} for i in range(3)]
+        )
 
     page = tab.page
     log_in(page, server.owner_email, server.owner_password)

@@ -4,13 +4,12 @@ API, SDK and CLI (``truthset jobs cancel``)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from .support import OutboundServer, log_in, outbound_server
+from .support import OutboundServer, new_project, outbound_server, signed_in_page
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
 
@@ -28,22 +27,13 @@ def idle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutboundSe
         yield server
 
 
-def _page(browser: Any, server: OutboundServer) -> tuple[Any, Any]:
-    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    log_in(page, server.owner_email, server.password)
-    return context, page
-
-
 def test_an_export_waiting_for_a_worker_is_canceled_from_the_exports_page(
     browser: Any, idle_server: OutboundServer
 ) -> None:
     with idle_server.api() as api:
-        project = api.post("/projects", json={"name": f"cancel {uuid.uuid4().hex[:6]}", "spec": SPEC}).json()
-    context, page = _page(browser, idle_server)
-    try:
-        page.goto(f"/projects/{project['id']}/exports")
+        project_id = new_project(api, SPEC)
+    with signed_in_page(browser, idle_server) as page:
+        page.goto(f"/projects/{project_id}/exports")
         page.get_by_role("button", name="Start export").click()
         row = page.locator("#export-rows tr").first
         expect(row).to_have_attribute("data-status", "queued")
@@ -53,18 +43,15 @@ def test_an_export_waiting_for_a_worker_is_canceled_from_the_exports_page(
         with idle_server.api() as api:
             (job,) = api.get("/jobs", params={"kind": "export"}).json()["items"]
         assert job["status"] == "canceled"
-    finally:
-        context.close()
 
 
 def test_an_import_waiting_for_a_worker_is_canceled_from_the_import_page(
     browser: Any, idle_server: OutboundServer
 ) -> None:
     with idle_server.api() as api:
-        project = api.post("/projects", json={"name": f"cancel {uuid.uuid4().hex[:6]}", "spec": SPEC}).json()
-    context, page = _page(browser, idle_server)
-    try:
-        page.goto(f"/projects/{project['id']}/import")
+        project_id = new_project(api, SPEC)
+    with signed_in_page(browser, idle_server) as page:
+        page.goto(f"/projects/{project_id}/import")
         lines = b'{"data": {"text": "a cat"}}\n{"data": {"text": "a dog"}}\n'
         page.get_by_label("File of tasks", exact=True).set_input_files(
             {"name": "tasks.jsonl", "mimeType": "application/x-ndjson", "buffer": lines}
@@ -76,6 +63,4 @@ def test_an_import_waiting_for_a_worker_is_canceled_from_the_import_page(
         expect(page.locator("#import-state")).to_contain_text("canceled")
         expect(page.get_by_role("button", name="Cancel the import")).to_be_hidden()
         with idle_server.api() as api:
-            assert api.get("/tasks", params={"project_id": project["id"]}).json()["items"] == []
-    finally:
-        context.close()
+            assert api.get("/tasks", params={"project_id": project_id}).json()["items"] == []

@@ -7,7 +7,6 @@ next to its field. Both could only be started from the API, SDK or CLI."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 
 from receiver import Reply, Request, running
 
-from .support import OutboundServer, log_in, outbound_server
+from .support import OutboundServer, new_project, outbound_server, signed_in_page
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
 
@@ -51,10 +50,7 @@ def _model_server(request: Request, n: int) -> Reply:
 
 def _project(server: OutboundServer) -> str:
     with server.api() as api:
-        project = api.post("/projects", json={"name": f"LLM {uuid.uuid4().hex[:6]}", "spec": SPEC}).json()
-        rows = [{"data": {"review": f"lovely soup {i}"}} for i in range(TASKS)]
-        assert api.post(f"/projects/{project['id']}/tasks/bulk", json=rows).status_code == 200
-    return str(project["id"])
+        return new_project(api, SPEC, [{"data": {"review": f"lovely soup {i}"}} for i in range(TASKS)])
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +61,9 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutboundSer
 
 def test_a_manager_labels_with_an_llm_from_the_models_page(browser: Any, llm_server: OutboundServer) -> None:
     project_id = _project(llm_server)
-    context = browser.new_context(base_url=llm_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        log_in(page, llm_server.owner_email, llm_server.password)
+    with signed_in_page(browser, llm_server) as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(f"/projects/{project_id}/models")
         with running(_completion) as model:
             page.get_by_label("Endpoint").fill(f"{model.url}/v1")
@@ -97,17 +89,11 @@ def test_a_manager_labels_with_an_llm_from_the_models_page(browser: Any, llm_ser
         assert job["status"] == "succeeded" and job["result"]["stored"] == TASKS
         assert "sk-test" not in json.dumps(job)  # sealed, never shown
         assert errors == []
-    finally:
-        context.close()
 
 
 def test_a_manager_asks_a_model_server_from_the_models_page(browser: Any, llm_server: OutboundServer) -> None:
     project_id = _project(llm_server)
-    context = browser.new_context(base_url=llm_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    try:
-        log_in(page, llm_server.owner_email, llm_server.password)
+    with signed_in_page(browser, llm_server) as page:
         page.goto(f"/projects/{project_id}/models")
         page.get_by_label("Kind").select_option("server")
         expect(page.get_by_label("Name (optional)")).to_be_visible()
@@ -121,5 +107,3 @@ def test_a_manager_asks_a_model_server_from_the_models_page(browser: Any, llm_se
         expect(run.first).to_contain_text("succeeded")
         expect(page.locator("#model-workers tbody tr").first).to_contain_text("clf@7")
         assert paths[0] == "/health" and "/predict" in paths
-    finally:
-        context.close()

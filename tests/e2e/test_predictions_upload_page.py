@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from .support import Server, Tab, log_in
+from .support import Server, Tab, log_in, new_project
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
 
@@ -26,11 +26,9 @@ def _jsonl(rows: list[dict]) -> bytes:
 def test_a_manager_uploads_predictions_from_the_models_page(tab: Tab, server: Server) -> None:
     tag = uuid.uuid4().hex[:8]
     with server.api() as client:
-        made = client.post("/projects", json={"name": f"predictions {tag}", "spec": SPEC})
-        made.raise_for_status()
-        pid = made.json()["id"]
-        rows = [{"data": {"text": f"animal {i}"}, "unique_id": f"p-{tag}-{i}"} for i in range(2)]
-        assert client.post(f"/projects/{pid}/tasks/bulk", json=rows).status_code in (200, 201)
+        pid = new_project(
+            client, SPEC, [{"data": {"text": f"animal {i}"}, "unique_id": f"p-{tag}-{i}"} for i in range(2)]
+        )
 
     page = tab.page
     log_in(page, server.owner_email, server.owner_password)

@@ -5,7 +5,6 @@ through the API, SDK and CLI): a real ``truthset serve`` whose outbound guard le
 from __future__ import annotations
 
 import io
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ from PIL import Image
 
 from receiver import Reply, Request, running
 
-from .support import OutboundServer, log_in, outbound_server
+from .support import OutboundServer, new_project, outbound_server, signed_in_page
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
 
@@ -42,13 +41,9 @@ def url_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutboundSer
 
 def test_a_manager_imports_a_list_of_image_urls_from_the_import_page(browser: Any, url_server: OutboundServer) -> None:
     with url_server.api() as api:
-        project = api.post("/projects", json={"name": f"photos {uuid.uuid4().hex[:6]}", "spec": SPEC}).json()
-    context = browser.new_context(base_url=url_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    try:
-        log_in(page, url_server.owner_email, url_server.password)
-        page.goto(f"/projects/{project['id']}/import")
+        project_id = new_project(api, SPEC)
+    with signed_in_page(browser, url_server) as page:
+        page.goto(f"/projects/{project_id}/import")
         with running(_images) as images:
             listing = f"{images.url}/a.png\n{images.url}/b.png\n".encode()
             page.get_by_label("File of tasks", exact=True).set_input_files(
@@ -59,8 +54,6 @@ def test_a_manager_imports_a_list_of_image_urls_from_the_import_page(browser: An
             expect(page.locator("#import-progress")).to_have_attribute("data-status", "succeeded", timeout=30_000)
         expect(page.locator('[data-report="created"]')).to_have_text("2")
         with url_server.api() as api:
-            tasks = api.get("/tasks", params={"project_id": project["id"]}).json()["items"]
+            tasks = api.get("/tasks", params={"project_id": project_id}).json()["items"]
         assert sorted(t["metadata"]["url"].rsplit("/", 1)[-1] for t in tasks) == ["a.png", "b.png"]
         assert all(t["data"]["photo"].startswith("media:") and t["metadata"]["width"] == 6 for t in tasks)
-    finally:
-        context.close()
