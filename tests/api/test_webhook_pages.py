@@ -1,6 +1,7 @@
 """The webhook pages, in-process (tests/e2e/test_webhook_pages.py drives a browser): create with the
-secret shown once, disable, delete after a confirmation, deliveries and their attempts, replay; the
-role checked server-side, CSRF on every form, another organization's webhooks answer 404."""
+secret shown once, a new secret (shown once, signing what follows), disable, delete after a
+confirmation, deliveries and their attempts, replay; the role checked server-side, CSRF on every
+form, another organization's webhooks answer 404."""
 
 from __future__ import annotations
 
@@ -70,6 +71,19 @@ def test_an_owner_adds_disables_replays_and_deletes(make_api: Callable[..., Api]
         assert receiver.requests[1].headers["x-truthset-delivery"] == delivery_id
         assert browser.get(f"/webhooks/deliveries/{delivery_id}").text.count("<code>200</code>") == 2
 
+        # a new signing secret: asked for, shown once, and the next delivery is signed with it
+        confirm = browser.get(f"/webhooks/{hook['id']}/rotate")
+        assert confirm.status_code == 200 and "new signing secret" in confirm.text
+        rotated = browser.post(f"/webhooks/{hook['id']}/rotate", data={"csrf_token": csrf})
+        assert rotated.status_code == 303
+        shown = re.search(r'id="one-time-secret"[^>]*value="([^"]+)"', browser.get(rotated.headers["location"]).text)
+        assert shown is not None and shown.group(1) != secret.group(1)
+        _emit(org, project["id"])
+        Runner(org.db, kinds=["webhook.deliver"], settings=settings).run_until_idle()
+        signed = receiver.requests[-1]
+        stamp = signed.headers["x-truthset-timestamp"]
+        assert signed.headers["x-truthset-signature"] == webhooks.sign(shown.group(1), stamp, signed.body)
+
     off = browser.post(f"/webhooks/{hook['id']}/active", data={"csrf_token": csrf, "active": "0"})
     assert off.status_code == 303 and webhooks.get_webhook(org.db, org.owner.principal, hook["id"])["active"] is False
     confirm = browser.get(f"/webhooks/{hook['id']}/delete")
@@ -93,15 +107,17 @@ def test_roles_below_manager_get_403_and_forms_need_the_token(
     for role in (Role.ANNOTATOR, Role.REVIEWER):
         browser = _browser(make_api, _settings(settings), org.actor(role))
         csrf = _csrf(browser)
-        for path in ("/webhooks", f"/webhooks/{hook['id']}", f"/webhooks/{hook['id']}/delete"):
+        hook_pages = (f"/webhooks/{hook['id']}", f"/webhooks/{hook['id']}/delete", f"/webhooks/{hook['id']}/rotate")
+        for path in ("/webhooks", *hook_pages):
             assert browser.get(path).status_code == 403, (role, path)
         assert browser.post(f"/webhooks/{hook['id']}/delete", data={"csrf_token": csrf}).status_code == 403
+        assert browser.post(f"/webhooks/{hook['id']}/rotate", data={"csrf_token": csrf}).status_code == 403
         made = browser.post(
             "/webhooks", data={"csrf_token": csrf, "url": "http://127.0.0.1:9/", "events": "export.ready"}
         )
         assert made.status_code == 403
     owner = _browser(make_api, _settings(settings), org.owner)
-    for path in ("/webhooks", f"/webhooks/{hook['id']}/active", f"/webhooks/{hook['id']}/delete"):
+    for path in ("/webhooks", *(f"/webhooks/{hook['id']}/{action}" for action in ("active", "delete", "rotate"))):
         forged = owner.post(path, data={"csrf_token": "forged", "url": "http://127.0.0.1:9/", "events": "export.ready"})
         assert forged.status_code == 403 and "The form expired" in forged.text, path
     assert len(webhooks.list_webhooks(org.db, org.owner.principal)[0]) == 1
@@ -119,6 +135,7 @@ def test_other_organizations_webhooks_and_deliveries_are_not_found(
     for path in (
         f"/webhooks/{theirs['id']}",
         f"/webhooks/{theirs['id']}/delete",
+        f"/webhooks/{theirs['id']}/rotate",
         f"/webhooks/deliveries/{delivery['id']}",
     ):
         response = browser.get(path)
@@ -126,6 +143,7 @@ def test_other_organizations_webhooks_and_deliveries_are_not_found(
     for path in (
         f"/webhooks/{theirs['id']}/delete",
         f"/webhooks/{theirs['id']}/active",
+        f"/webhooks/{theirs['id']}/rotate",
         f"/webhooks/deliveries/{delivery['id']}/replay",
     ):
         assert browser.post(path, data={"csrf_token": csrf, "active": "0"}).status_code == 404, path

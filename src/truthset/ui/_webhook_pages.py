@@ -167,6 +167,43 @@ async def set_active(request: Request, webhook_id: str) -> Response:
     return _redirect(request, target, {"title": f"The webhook to {row['url']} is {done}"})
 
 
+@router.get("/webhooks/{webhook_id}/rotate")
+def rotate_confirm(request: Request, webhook_id: str) -> Response:
+    found = _webhook_for(request, webhook_id)
+    if isinstance(found, Response):
+        return found
+    _, row = found
+    return _confirm(
+        request,
+        title="Give this webhook a new signing secret?",
+        message=f"Every delivery to {row['url']} from now on, retries included, is signed with the new secret, "
+        "shown once on the next page; the old one stops at once, so update the receiver right after.",
+        action=f"/webhooks/{webhook_id}/rotate",
+        button="New secret",
+        cancel=_list_target(row["project_id"]),
+    )
+
+
+@router.post("/webhooks/{webhook_id}/rotate")
+async def rotate(request: Request, webhook_id: str) -> Response:
+    """A new signing secret (the API's rotate-secret), shown once through the flash message."""
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    info, _ = posted
+    try:
+        row = webhooks.rotate_secret(_db(request), _settings(request), info.principal, webhook_id)
+    except TruthsetError as exc:
+        return _failure(request, exc)
+    flash = {
+        "title": f"New signing secret for the webhook to {row['url']}",
+        "label": "Signing secret",
+        "secret": row["secret"],
+        "hint": "Copy it now: it is shown only once. The old secret signs nothing from now on.",
+    }
+    return _redirect(request, _list_target(row["project_id"]), flash)
+
+
 @router.get("/webhooks/{webhook_id}/delete")
 def delete_confirm(request: Request, webhook_id: str) -> Response:
     found = _webhook_for(request, webhook_id)
