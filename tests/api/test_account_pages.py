@@ -27,6 +27,7 @@ NAV = {
     "account": "/account",
     "organizations": "/organizations",
     "webhooks": "/webhooks",
+    "jobs": "/jobs",
 }
 
 #: Pages (GET) and who may open them: the policy's READ_MEMBERS for the members page, everyone else.
@@ -36,6 +37,7 @@ PAGES: dict[str, set[Role]] = {
     "/account": set(Role),
     "/organizations": set(Role),
     "/webhooks": {Role.OWNER, Role.ADMIN, Role.MANAGER},  # the policy's MANAGE_WEBHOOKS
+    "/jobs": set(Role),  # everyone: their own jobs, managers and above every job
 }
 
 

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Match, NoMatchFound
 
 from truthset.ui._account_pages import router as account_router
 from truthset.ui._dashboard_pages import router as dashboard_pages
+from truthset.ui._job_pages import router as job_pages
 from truthset.ui._model_pages import router as model_pages
 from truthset.ui._pages import STATIC_DIR, router
 from truthset.ui._project_pages import router as project_pages
@@ -31,6 +32,8 @@ PREFIXES = ("/login", "/logout", "/projects/", "/tasks/", "/ui/", "/static/")
 ACCOUNT_PREFIXES = ("/members", "/keys", "/account", "/organizations")
 #: The webhook pages (``_webhook_pages.py``).
 WEBHOOK_PREFIXES = ("/webhooks",)
+#: The jobs page (``_job_pages.py``).
+JOB_PREFIXES = ("/jobs",)
 
 
 class UiRoute(BaseRoute):
@@ -68,6 +71,7 @@ def install(app: FastAPI) -> None:
     pages.include_router(router)
     pages.include_router(account_router)
     pages.include_router(webhook_pages)
+    pages.include_router(job_pages)
     pages.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    prefixes = PREFIXES + ACCOUNT_PREFIXES + WEBHOOK_PREFIXES
+    prefixes = PREFIXES + ACCOUNT_PREFIXES + WEBHOOK_PREFIXES + JOB_PREFIXES
     app.router.routes.append(UiRoute(pages, exact=frozenset({"/"}), prefixes=prefixes))
