@@ -167,20 +167,35 @@ async def set_active(request: Request, webhook_id: str) -> Response:
     return _redirect(request, target, {"title": f"The webhook to {row['url']} is {done}"})
 
 
-@router.get("/webhooks/{webhook_id}/rotate")
-def rotate_confirm(request: Request, webhook_id: str) -> Response:
+def _confirm_webhook(
+    request: Request, webhook_id: str, action: str, *, title: str, message: str, button: str, back_to_list: bool
+) -> Response:
+    """The confirmation page of ``action`` on a webhook; ``message`` names the webhook as ``{url}``."""
     found = _webhook_for(request, webhook_id)
     if isinstance(found, Response):
         return found
     _, row = found
     return _confirm(
         request,
+        title=title,
+        message=message.format(url=row["url"]),
+        action=f"/webhooks/{webhook_id}/{action}",
+        button=button,
+        cancel=_list_target(row["project_id"]) if back_to_list else f"/webhooks/{webhook_id}",
+    )
+
+
+@router.get("/webhooks/{webhook_id}/rotate")
+def rotate_confirm(request: Request, webhook_id: str) -> Response:
+    return _confirm_webhook(
+        request,
+        webhook_id,
+        "rotate",
         title="Give this webhook a new signing secret?",
-        message=f"Every delivery to {row['url']} from now on, retries included, is signed with the new secret, "
-        "shown once on the next page; the old one stops at once, so update the receiver right after.",
-        action=f"/webhooks/{webhook_id}/rotate",
+        message="Every delivery to {url} from now on, retries included, is signed with the new secret, shown "
+        "once on the next page; the old one stops at once, so update the receiver right after.",
         button="New secret",
-        cancel=_list_target(row["project_id"]),
+        back_to_list=True,
     )
 
 
@@ -206,18 +221,15 @@ async def rotate(request: Request, webhook_id: str) -> Response:
 
 @router.get("/webhooks/{webhook_id}/delete")
 def delete_confirm(request: Request, webhook_id: str) -> Response:
-    found = _webhook_for(request, webhook_id)
-    if isinstance(found, Response):
-        return found
-    _, row = found
-    return _confirm(
+    return _confirm_webhook(
         request,
+        webhook_id,
+        "delete",
         title="Delete this webhook?",
-        message=f"The webhook to {row['url']} is deleted with its deliveries and every attempt they logged; "
-        "deliveries still waiting are not sent. This cannot be undone (disable it instead to keep its history).",
-        action=f"/webhooks/{webhook_id}/delete",
+        message="The webhook to {url} is deleted with its deliveries and every attempt they logged; deliveries "
+        "still waiting are not sent. This cannot be undone (disable it instead to keep its history).",
         button="Delete webhook",
-        cancel=f"/webhooks/{webhook_id}",
+        back_to_list=False,
     )
 
 
