@@ -22,6 +22,7 @@ from truthset.domain import ReviewStatus, TaskStatus
 from truthset.errors import InvalidInput, TruthsetError
 from truthset.questions import CompiledSpec
 from truthset.services import accounts, history, projects, review, task_browse, tasks
+from truthset.services.formats.images import MEDIA_PREFIX
 from truthset.services.policy import Action, allowed
 from truthset.ui._guard import Guarded, _db, _failure, guard
 from truthset.ui._pages import _safe_next
@@ -110,20 +111,17 @@ class Preview:
     image_alt: str = ""
 
 
-MEDIA_REF = "media:"
-
-
 def preview(project: dict[str, Any], data: dict[str, Any]) -> Preview:
     """The task's first stored image (a thumbnail from the media route, which checks the session)
     and its first text value that is not a media reference."""
     image_src, image_alt = None, ""
     for spec_field in project["spec"].get("fields", []):
         value = data.get(spec_field["name"])
-        if spec_field.get("type") == "image" and isinstance(value, str) and value.startswith(MEDIA_REF):
-            image_src = f"/api/v1/media/{quote(value.removeprefix(MEDIA_REF), safe='')}"
+        if spec_field.get("type") == "image" and isinstance(value, str) and value.startswith(MEDIA_PREFIX):
+            image_src = f"/api/v1/media/{quote(value.removeprefix(MEDIA_PREFIX), safe='')}"
             image_alt = f"{spec_field['name']} (image)"
             break
-    texts = (v for v in data.values() if isinstance(v, str) and not v.startswith(MEDIA_REF))
+    texts = (v for v in data.values() if isinstance(v, str) and not v.startswith(MEDIA_PREFIX))
     return Preview(next(texts, ""), image_src, image_alt)
 
 
