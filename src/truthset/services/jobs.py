@@ -527,10 +527,19 @@ def _load(conn: Connection, principal: Principal, job_id: str, *, lock: bool = F
     return job
 
 
-def _require_job(principal: Principal, action: Action, job: dict[str, Any]) -> None:
+def _acts_on(principal: Principal, action: Action, job: dict[str, Any]) -> bool:
     """Managers and up act on every job of the organization; anyone on the jobs they started."""
-    if not allowed(principal, action) and job["created_by"] != principal.member_id:
+    return allowed(principal, action) or job["created_by"] == principal.member_id
+
+
+def _require_job(principal: Principal, action: Action, job: dict[str, Any]) -> None:
+    if not _acts_on(principal, action, job):
         raise Forbidden(f"the {principal.role} role may not {action.replace('_', ' ')} started by others")
+
+
+def may_cancel(principal: Principal, job: dict[str, Any]) -> bool:
+    """Whether :func:`cancel` would stop ``job`` for ``principal`` (a page shows Cancel only then)."""
+    return JobStatus(job["status"]) not in FINISHED and _acts_on(principal, Action.MANAGE_JOBS, job)
 
 
 def started_by(db: Database, context: JobContext, action: Action, what: str) -> Principal:

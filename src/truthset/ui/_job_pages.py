@@ -27,7 +27,6 @@ from truthset.ui._guard import Guarded, _db, _failure, guard
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
-UNFINISHED = (str(JobStatus.QUEUED), str(JobStatus.RUNNING))
 
 
 @router.get("/jobs")
@@ -102,7 +101,7 @@ def _row(info: session.SessionInfo, job: dict[str, Any]) -> dict[str, Any]:
         "created_at": job["created_at"],
         "by": "you" if mine else ("the system" if job["created_by"] is None else job["created_by"]),
         "error": job["error"],
-        "may_cancel": job["status"] in UNFINISHED and (mine or allowed(info.principal, Action.MANAGE_JOBS)),
+        "may_cancel": jobs.may_cancel(info.principal, job),
     }
 
 
