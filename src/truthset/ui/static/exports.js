@@ -2,7 +2,7 @@
 // every unfinished export of the table (GET /jobs/{id}) until it has succeeded (a download link) or
 // failed (its error, in words). Refusals show next to the field the API names.
 import { api } from './api.js';
-import { followJob, message, show, showRefusal } from './job-kit.js';
+import { cancelJob, finished, followJob, message, show, showRefusal } from './job-kit.js';
 import { h } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('exports-config').textContent);
@@ -51,10 +51,8 @@ function progressCell(job) {
   return h('td', { 'data-cell': 'progress' }, tasks !== undefined && tasks !== null ? `${tasks} tasks` : '');
 }
 
-const UNFINISHED = new Set(['queued', 'running']);
-
 function fileCell(job) {
-  if (UNFINISHED.has(job.status) && (config.cancel_any || job.created_by === config.member_id)) {
+  if (!finished(job) && (config.cancel_any || job.created_by === config.member_id)) {
     const button = h('button', { type: 'button', class: 'btn btn-small btn-quiet', 'data-cancel': job.id }, 'Cancel');
     return h('td', { 'data-cell': 'file' }, button);
   }
@@ -114,8 +112,7 @@ async function cancel(event) {
   if (!button) return;
   button.disabled = true;
   try {
-    const { data } = await api('POST', `/jobs/${encodeURIComponent(button.dataset.cancel)}/cancel`);
-    put(data);
+    put(await cancelJob(button.dataset.cancel));
   } catch (error) {
     show('export-error', `Export ${button.dataset.cancel}: ${message(error)}`);
     button.disabled = false;

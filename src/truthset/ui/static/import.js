@@ -1,20 +1,20 @@
 // The import page: the chosen file is the body of POST /projects/{id}/imports (streamed by the
 // browser, never read into script), then the import job is followed (GET /jobs/{id}) until its
 // report: lines received, created, existing, invalid, and the invalid lines with their numbers.
-import { api, ApiError, API, csrfToken } from './api.js';
-import { followJob, message, show } from './job-kit.js';
+import { ApiError, API, csrfToken } from './api.js';
+import { cancelJob, finished, followJob, message, show } from './job-kit.js';
 import { h } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('import-config').textContent);
 const $ = (id) => document.getElementById(id);
 
-/** Upload the file (a fetch with the file as its body: the API takes the raw bytes). */
-async function upload(file, params) {
+/** POST a file as the raw body of ``path`` (the browser streams it; it is never read into script). */
+async function postFile(path, file, contentType) {
   let response;
   try {
-    response = await fetch(`${API}/projects/${encodeURIComponent(config.project_id)}/imports?${params}`, {
+    response = await fetch(`${API}${path}`, {
       method: 'POST',
-      headers: { Accept: 'application/json', 'Content-Type': 'application/octet-stream', 'X-CSRF-Token': csrfToken },
+      headers: { Accept: 'application/json', 'Content-Type': contentType, 'X-CSRF-Token': csrfToken },
       body: file,
       credentials: 'same-origin',
       cache: 'no-store',
@@ -26,6 +26,8 @@ async function upload(file, params) {
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
 }
+
+const projectPath = `/projects/${encodeURIComponent(config.project_id)}`;
 
 function showReport(job) {
   const report = job.result || {};
@@ -54,7 +56,7 @@ function showJob(job) {
   document.getElementById('import-progress').dataset.status = job.status;
   const cancel = $('import-cancel');
   cancel.dataset.job = job.id;
-  cancel.hidden = !['queued', 'running'].includes(job.status);
+  cancel.hidden = finished(job);
   if (job.status === 'succeeded' || job.result) showReport(job);
 }
 
@@ -85,7 +87,7 @@ async function start(event) {
   $('import-report').hidden = true;
   $('import-state').textContent = `Uploading ${file.name}…`;
   try {
-    const job = await upload(file, params);
+    const job = await postFile(`${projectPath}/imports?${params}`, file, 'application/octet-stream');
     showJob(job);
     await follow(job.id);
   } catch (error) {
@@ -104,8 +106,7 @@ async function cancelImport() {
   const button = $('import-cancel');
   button.disabled = true;
   try {
-    const { data } = await api('POST', `/jobs/${encodeURIComponent(button.dataset.job)}/cancel`);
-    showJob(data);
+    showJob(await cancelJob(button.dataset.job));
   } catch (error) {
     show('import-error', message(error));
   } finally {
@@ -129,15 +130,7 @@ async function markGold(event) {
   button.disabled = true;
   $('gold-status').textContent = `Uploading ${file.name}…`;
   try {
-    const response = await fetch(`${API}/projects/${encodeURIComponent(config.project_id)}/gold`, {
-      method: 'POST',
-      headers: { Accept: 'application/json', 'Content-Type': 'text/csv', 'X-CSRF-Token': csrfToken },
-      body: file,
-      credentials: 'same-origin',
-      cache: 'no-store',
-    });
-    const data = await response.json().catch(() => null);
-    if (!response.ok) throw new ApiError(response.status, data);
+    const data = await postFile(`${projectPath}/gold`, file, 'text/csv');
     $('gold-status').textContent = `${data.received} lines: ${data.marked} tasks marked gold, ${data.updated} gold answers replaced.`;
   } catch (error) {
     $('gold-status').textContent = '';

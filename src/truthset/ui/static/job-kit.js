@@ -5,6 +5,15 @@ import { api, ApiError } from './api.js';
 const POLL_MS = 1000;
 const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
 
+/** Whether a job has ended (succeeded, failed or canceled): nothing more to follow or cancel. */
+export const finished = (job) => FINISHED.has(job.status);
+
+/** Cancel a job (POST /jobs/{id}/cancel); resolves to the job as it now is. */
+export async function cancelJob(jobId) {
+  const { data } = await api('POST', `/jobs/${encodeURIComponent(jobId)}/cancel`);
+  return data;
+}
+
 /** An API refusal's own message; anything else (no answer) in words. */
 export const message = (error) =>
   error instanceof ApiError ? error.message : `The server could not be reached (${error.message}).`;
@@ -37,7 +46,7 @@ export async function followJob(jobId, onUpdate, onRefused) {
     try {
       const { data } = await api('GET', `/jobs/${encodeURIComponent(jobId)}`);
       onUpdate(data);
-      if (FINISHED.has(data.status)) return;
+      if (finished(data)) return;
     } catch (error) {
       if (error instanceof ApiError && error.status < 500) {
         onRefused(error);
