@@ -73,3 +73,16 @@ def test_a_bad_box_is_a_422_naming_the_answer_field(api: Api, org: Org) -> None:
     bad = {"objects": [_box("car", 0, 0, -5, 10)]}
     error = assert_error(api.post(f"{API}/tasks/{task['id']}/responses", auth=worker, json={"answer": bad}), 422)
     assert error["message"].startswith("answer.objects: [0].width must not be negative"), error
+
+
+def test_agreement_without_two_answers_says_so_rather_than_pointing_at_no_measures(api: Api, org: Org) -> None:
+    project = org.make_project(overlap=1, spec=SPEC)
+    task = org.make_task(project["id"])
+    worker = org.add_member("annotator")
+    assert api.post(f"{API}/projects/{project['id']}/next", auth=worker).status_code == 200
+    answer = {"objects": [_box("car", 10, 10, 100, 50)]}
+    assert api.post(f"{API}/tasks/{task['id']}/responses", auth=worker, json={"answer": answer}).status_code == 201
+    objects = api.get(f"{API}/projects/{project['id']}/agreement", auth=org.owner).json()["questions"][0]
+    assert objects["measures"] == {} and objects["reasons"]["fleiss_kappa"].startswith("no task has two")
+    shown = api.get(f"{API}/projects/{project['id']}/dashboard", auth=org.owner).json()["agreement"][0]
+    assert shown["measures"] == {} and shown["reason"] == objects["reasons"]["percent_agreement"]

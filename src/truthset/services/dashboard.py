@@ -235,9 +235,6 @@ def _sample(conn: Connection, principal: Principal, project_id: str) -> Any:
 
 def _question(figures: dict[str, Any]) -> dict[str, Any]:
     reasons = figures.get("reasons") or {}
-    reason, measures = reasons.get("percent_agreement"), figures.get("measures") or {}
-    if reason == quality.OWN_MEASURES and not measures:  # the page shows measures; with none, say why
-        reason = quality.TOO_FEW
     return {
         "question": figures["question"],
         "type": figures["type"],
@@ -245,8 +242,8 @@ def _question(figures: dict[str, Any]) -> dict[str, Any]:
         "percent_agreement": figures["percent_agreement"],
         "fleiss_kappa": figures["fleiss_kappa"],
         "krippendorff_alpha": figures["krippendorff_alpha"],
-        "measures": measures,
-        "reason": reason,
+        "measures": figures.get("measures") or {},
+        "reason": reasons.get("percent_agreement"),
     }
 
 

@@ -183,8 +183,11 @@ def question_agreement(question: Any, rows: ResponseRows) -> dict[str, Any]:
     metrics = ("percent_agreement", "fleiss_kappa", "cohens_kappa", "krippendorff_alpha")
     if question.type not in CATEGORICAL:
         own = getattr(questions.get(question.type), "agreement", None) is not None
-        out["reasons"] = dict.fromkeys(metrics, OWN_MEASURES if own else NOT_APPLICABLE)
-        out["measures"] = _type_measures(question, tasks, rows.worker[idx], values) if out["tasks"] else {}
+        if own and out["tasks"]:
+            out["reasons"] = dict.fromkeys(metrics, OWN_MEASURES)
+            out["measures"] = _type_measures(question, tasks, rows.worker[idx], values)
+        else:  # no measures to point at: say why (free text has none; the others, no task with two answers)
+            out["reasons"] = dict.fromkeys(metrics, TOO_FEW if own else NOT_APPLICABLE)
         return out
     if out["tasks"] == 0:
         out["reasons"] = dict.fromkeys(metrics, TOO_FEW)
