@@ -293,6 +293,7 @@ def _demo_project(
 ) -> None:
     """Create one demo project (unless it exists), upload its images and import its tasks, idempotently."""
     from truthset import demo as demo_data
+    from truthset.questions import media_reference
     from truthset.schemas import ProjectCreate
     from truthset.services import media, projects, tasks
 
@@ -313,7 +314,7 @@ def _demo_project(
             media_dir=settings.media_dir,
             max_bytes=settings.max_upload_bytes,
         )
-        refs[file] = f"media:{row['id']}"
+        refs[file] = media_reference(row["id"])
     report = tasks.import_tasks(db, owner, project["id"], enumerate(item.tasks(refs), start=1), on_error="reject")
     console.print(
         f"Demo project [bold]{project['name']}[/bold] ({project['id']}): "

@@ -20,10 +20,19 @@ from truthset.questions._registry import (
     option_key,
     register,
 )
-from truthset.questions._spec import CompiledSpec, FieldSpec, FieldType, Spec, expanded_questions
+from truthset.questions._spec import (
+    MEDIA_PREFIX,
+    CompiledSpec,
+    FieldSpec,
+    FieldType,
+    Spec,
+    expanded_questions,
+    media_reference,
+)
 
 __all__ = [
     "KEY_ACTIONS",
+    "MEDIA_PREFIX",
     "NOT_SELECTED",
     "SELECTED",
     "WORKBENCH_KEYS",
@@ -40,6 +49,7 @@ __all__ = [
     "expanded_questions",
     "get",
     "hotkey_conflicts",
+    "media_reference",
     "names",
     "option_key",
     "register",

@@ -437,8 +437,18 @@ def _blind(item: Any) -> Any:
     return {k: item[k] for k in TEXT_KEYS if k in item}
 
 
+#: An image field's value that names a file in the media store: ``"media:<id>"`` (the other kind
+#: of value is an http(s) URL).
+MEDIA_PREFIX = "media:"
+
+
+def media_reference(media_id: str) -> str:
+    """The value an image field holds for a file in the media store."""
+    return f"{MEDIA_PREFIX}{media_id}"
+
+
 def _is_image_reference(value: str) -> bool:
-    if value.startswith("media:"):
-        return len(value) > len("media:")
+    if value.startswith(MEDIA_PREFIX):
+        return len(value) > len(MEDIA_PREFIX)
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.netloc)

@@ -36,6 +36,7 @@ from truthset.errors import (
     TruthsetError,
     full_disk_is_storage_full,
 )
+from truthset.questions import media_reference
 from truthset.services import jobs, media, netguard
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.services.policy import Action, require
@@ -551,7 +552,7 @@ class _ImageStore:
         except (InvalidInput, TooLarge, NotFound, zipfile.BadZipFile) as exc:
             return Bad(f"{info.filename}: {getattr(exc, 'message', exc)}")
         metadata = {"file": info.filename, "width": row.get("width"), "height": row.get("height")}
-        return Item({"data": {self.field: f"media:{row['id']}"}, "metadata": metadata}, 0)
+        return Item({"data": {self.field: media_reference(row["id"])}, "metadata": metadata}, 0)
 
 
 # --- a list of image URLs -------------------------------------------------------------------------
@@ -667,7 +668,7 @@ class _UrlStore:
         except (InvalidInput, TooLarge) as exc:
             return Bad(f"{entry.url}: {exc.message}")
         metadata = {**(entry.metadata or {}), "url": entry.url, "width": width, "height": height}
-        task: dict[str, Any] = {"data": {self.field: f"media:{row['id']}"}, "metadata": metadata}
+        task: dict[str, Any] = {"data": {self.field: media_reference(row["id"])}, "metadata": metadata}
         if entry.unique_id is not None:
             task["unique_id"] = entry.unique_id
         return Item(task, 0)

@@ -20,9 +20,8 @@ from fastapi.responses import Response
 from truthset.api import session
 from truthset.domain import ReviewStatus, TaskStatus
 from truthset.errors import InvalidInput, TruthsetError
-from truthset.questions import CompiledSpec
+from truthset.questions import MEDIA_PREFIX, CompiledSpec
 from truthset.services import accounts, history, projects, review, task_browse, tasks
-from truthset.services.formats.images import MEDIA_PREFIX
 from truthset.services.policy import Action, allowed
 from truthset.ui._guard import Guarded, _db, _failure, guard
 from truthset.ui._pages import _safe_next

@@ -11,6 +11,7 @@ from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 from truthset.api.deps import DB, AppSettings, Caller
 from truthset.api.headers import MEDIA_CSP
 from truthset.errors import InvalidInput
+from truthset.questions import media_reference
 from truthset.schemas import MediaOut
 from truthset.services import media
 
@@ -34,7 +35,7 @@ class MediaFileResponse(FileResponse):
 
 
 def _out(row: dict) -> dict:
-    return {**row, "reference": f"media:{row['id']}"}
+    return {**row, "reference": media_reference(row["id"])}
 
 
 def _filename(file: UploadFile) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from truthset.errors import InvalidInput
+from truthset.questions import MEDIA_PREFIX
 
 #: Params every task type takes (the task's record, not its spec).
 COMMON_PARAMS = frozenset(
@@ -54,7 +55,7 @@ def _strings(params: Mapping[str, Any], name: str, *, minimum: int) -> list[str]
 
 
 def _is_url(value: str) -> bool:
-    return value.startswith(("http://", "https://", "media:"))
+    return value.startswith(("http://", "https://", MEDIA_PREFIX))
 
 
 def _attachment_field(params: Mapping[str, Any], *, image_only: bool = False) -> tuple[dict[str, Any], str]:

@@ -19,13 +19,13 @@ import shapely
 from PIL import Image
 
 from truthset.errors import InvalidInput
+from truthset.questions import MEDIA_PREFIX
 from truthset.services.formats._common import task_name
 from truthset.services.media import blob_path
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 
-MEDIA_PREFIX = "media:"
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp"}
 
 
