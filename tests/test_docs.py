@@ -95,7 +95,7 @@ def test_the_auto_label_example_in_models_md() -> None:
     """The policy block is a valid policy, and the worked example's eligibility table is what the
     service computes (services/auto_label.py: the lower end of the Jeffreys interval)."""
     from truthset.schemas import QualityPolicy
-    from truthset.services.auto_label import Measured
+    from truthset.services.auto_label import Measured, predictive_accuracy
 
     (block,) = _blocks("models.md", "json auto-label")
     policy = QualityPolicy.model_validate(json.loads(block)["quality"]).auto_label
@@ -108,3 +108,11 @@ def test_the_auto_label_example_in_models_md() -> None:
         assert f"{measured.accuracy:.3f}" == accuracy
         assert [f"{v:.3f}" for v in measured.interval] == [low, high]
         assert measured.eligible(policy.model_copy(update={"min_verified": 1})) is (eligible == "yes")
+    # the stated confidence's example: a band's lower end gates, its predictive probability is stated
+    n, right, low, stated = re.search(
+        r"With (\d+) of (\d+) verified predictions\s+in a band, for example, the lower end is ([\d.]+) and the stated"
+        r" confidence (\d\.\d+)",
+        text,
+    ).groups()
+    assert f"{Measured('w', int(n), float(right)).interval[0]:.3f}" == low
+    assert f"{predictive_accuracy(float(right), int(n)):.3f}" == stated

@@ -75,8 +75,11 @@ def test_an_eligible_models_confident_prediction_completes_a_task_without_people
     assert result["answer"] == {"sentiment": "negative"} and result["methods"] == {"sentiment": "model"}
     assert result["auto_label"]["worker_id"] == worker_id and result["auto_label"]["verified_tasks"] == 30
     low = result["auto_label"]["verified_interval"][0]
-    # the stated confidence is the score capped at the accuracy people measured (its lower bound)
-    assert 0.9 <= done["confidence"] == result["confidence"]["sentiment"] == pytest.approx(min(0.97, low))
+    # it auto-labels as the score capped at the lower end of what people measured reaches the
+    # target, and states the score capped at the predictive probability of that record (30.5 / 31)
+    details = result["questions"]["sentiment"]["details"]
+    assert details["confidence_from"] == "score_capped" and details["lower_bound"] == pytest.approx(min(0.97, low))
+    assert done["confidence"] == result["confidence"]["sentiment"] == pytest.approx(min(0.97, 30.5 / 31))
     assert not result["low_confidence"]
     steps = history.task_history(org.db, org.owner.principal, sure["id"])
     labeled = next(s for s in steps if s["kind"] == "auto_labeled")
@@ -246,7 +249,9 @@ def test_the_stated_confidence_rests_on_the_record_of_predictions_of_the_same_sc
     assert done["status"] == str(TaskStatus.COMPLETED) and done["response_count"] == 0
     details = done["result"]["questions"]["sentiment"]
     assert details["details"]["confidence_from"] == "verified_band"
-    assert 0.95 < details["confidence"] < 1.0  # 60 of 60 in its band: the lower end of that interval
+    # 60 of 60 in its band: the interval's lower end (0.96) let it auto-label, its mean is stated
+    assert details["details"]["lower_bound"] == pytest.approx(gold.jeffreys_interval(60, 60)[0], abs=1e-6)
+    assert details["confidence"] == pytest.approx(60.5 / 61, abs=1e-6)
     assert org.task(unsure["id"])["status"] == str(TaskStatus.PENDING)  # its band: 15 of 30
 
 
