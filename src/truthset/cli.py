@@ -759,13 +759,15 @@ def quality_workers(
     api_key: KeyOption = "",
     batch: Annotated[str | None, typer.Option(help="Only this batch's tasks.")] = None,
 ) -> None:
-    """Figures per worker: responses, time per task, agreement with results, estimated accuracy."""
+    """Figures per worker: responses, time per task, agreement with results, estimated accuracy; models'
+    auto-labeling."""
     from truthset.client import Client
 
     columns = ["worker", "kind", "responses", "median s", "agrees with results", "est. accuracy (95%)"]
     columns += ["measured by the fit", "status", "gold (95%)", "reviewed: rejected", "pre-fill kept"]
     with Client(url, api_key) as client:
-        rows = [_worker_row(w) for w in client.projects.workers(project, batch_id=batch)]
+        workers = list(client.projects.workers(project, batch_id=batch))
+    rows = [_worker_row(w) for w in workers]
     if not any(row[6] != "-" for row in rows):  # before a refit: no column of dashes to squeeze the others
         columns.pop(6)
         rows = [row[:6] + row[7:] for row in rows]
@@ -773,6 +775,20 @@ def quality_workers(
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    models = [w for w in workers if str(w.kind) == "model"]
+    if models:
+        auto = Table("model", "verified (95%)", "may auto-label", "auto-labeled", "reopened", "audits agreed")
+        for w in models:
+            auto.add_row(*_auto_label_row(w))
+        console.print(auto)
+
+
+def _auto_label_row(w: Any) -> list[str]:
+    """A model worker's auto-label figures as the cells of ``truthset quality workers``'s second table."""
+    verified = _share_of(w.verified_accuracy, w.verified_interval, w.verified_tasks)
+    may = "yes" if w.auto_label_eligible else (f"no: {w.suspended}" if w.suspended else "no")
+    audits = f"{w.audits_agreed} of {w.audits}" if w.audits else "-"
+    return [w.name or w.worker_id, verified, may, str(w.auto_labeled), str(w.auto_labels_reopened), audits]
 
 
 # --- review and task history ---

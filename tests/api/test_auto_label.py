@@ -88,6 +88,10 @@ def test_an_auto_labeled_task_shows_in_figures_history_export_and_dashboard(api:
     sign_in(api, org.owner.member["email"], org.owner.password)
     html = api.get(f"/tasks/{task['id']}").text
     assert "Auto-labeled by a model, without people" in html and "model" in html
+    # and its result names the model and the record it rested on (30 of 30 verified on gold)
+    note = " ".join(html.split('id="auto-label-note"', 1)[1].split("</p>", 1)[0].split())
+    assert "<strong>clf@1</strong>" in note and "its accuracy on 30 human-verified tasks was 100.0%" in note, note
+    assert "(95% interval 92.0-100.0%)" in note, note
 
     # another organization sees none of it: the project answers 404 like a missing one
     assert_error(api.get(f"{API}/projects/{project['id']}/workers", auth=other_org.owner), 404)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from truthset import cli
 from truthset.cli import app
 from truthset.client import InvalidInputError
 
@@ -85,3 +86,30 @@ def test_the_sdk_sends_a_tasks_predictions_together_and_numbers_errors_from_the_
         with pytest.raises(InvalidInputError) as refused:
             client.upload_predictions(project_id, bad, model="m", version="2", chunk_size=3)
         assert refused.value.details["errors"][0]["index"] == 6
+
+
+def test_quality_workers_shows_what_a_model_auto_labeled(live: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(cli.console, "width", 250)  # the tables whole, whatever COLUMNS the run has
+    policy = {"overlap": 1, "target_confidence": 0.85, "auto_label": {"min_accuracy": 0.8, "min_verified": 20}}
+    with live.client() as client:
+        project = client.projects.create("cli-auto", spec=SPEC, quality=policy)
+        for i in range(24):
+            client.tasks.create(project.id, {"text": f"t{i}"}, unique_id=f"cli-auto-{i}")
+        gold = "unique_id,sentiment\n" + "".join(f"cli-auto-{i},pos\n" for i in range(20))
+        client.projects.import_gold(project.id, gold.encode())
+    table = tmp_path / "predictions.csv"
+    lines = "".join(f"cli-auto-{i},sentiment,pos,0.99\n" for i in range(24))
+    table.write_text("unique_id,question,answer,score\n" + lines)
+    args = ("predictions", "import", str(table), "--project", project.id, "--model", "clf", "--version", "1")
+    code, output = _cli(live, *args)
+    assert code == 0, output
+    code, output = _cli(live, "quality", "workers", project.id)
+    assert code == 0, output
+    # the second table: 20 of 20 right on gold (the interval's lower end, 0.88, reaches the target
+    # 0.85), so the four other tasks are auto-labeled but for audits (the default rate 0.1)
+    with live.client() as client:
+        (model,) = [w for w in client.projects.workers(project.id) if w.name == "clf@1"]
+    assert model.auto_labeled >= 1 and model.verified_tasks == 20
+    assert "verified (95%)" in output and "may auto-label" in output, output
+    row = output.split("audits agreed", 1)[1]
+    assert "clf@1" in row and "yes" in row and f"│ {model.auto_labeled} │ 0 │ - │" in row, row

@@ -252,6 +252,7 @@ def task_page(request: Request, task_id: str, back: str | None = None) -> Respon
         task=task,
         project=project,
         questions=_result_rows(task, configs),
+        auto_label=_auto_label_note(task, steps),
         configs=configs,
         steps=[{**step, "words": _step_words(step)} for step in steps],
         responses=[step for step in steps if step["kind"] == "response"],
@@ -282,6 +283,22 @@ def _prediction_rows(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 | {"score": scores.get(question)}
             )
     return rows
+
+
+def _auto_label_note(task: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Who auto-labeled the task and the verified record it rested on (docs/models.md), or None."""
+    record = (task["result"] or {}).get("auto_label")
+    if not isinstance(record, dict):
+        return None
+    labeled = [s for s in steps if s["kind"] == "auto_labeled" and s["worker_id"] == record.get("worker_id")]
+    low, high = record.get("verified_interval") or (None, None)
+    return {
+        "model": labeled[-1]["worker_name"] if labeled else record.get("worker_id"),
+        "verified": record.get("verified_tasks"),
+        "accuracy": record.get("verified_accuracy"),
+        "low": low,
+        "high": high,
+    }
 
 
 def _result_rows(task: dict[str, Any], configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
