@@ -26,6 +26,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Column, Table
+from typer.core import TyperCommand
 
 from truthset.config import Settings, get_settings
 from truthset.domain import Role
@@ -1911,3 +1912,47 @@ def _follow_model_job(client: Any, job_id: str) -> Any:
             progress.update(bar, completed=job.progress.done, total=job.progress.total)
 
         return client.jobs.wait(job_id, progress=show)
+
+
+# --- one way to name the project ------------------------------------------------------------------
+
+
+class _ProjectFirst(TyperCommand):
+    """A command whose project id is its first argument also takes it as ``--project ID``.
+
+    ``truthset import`` and ``predictions import`` name the project with ``--project``; the commands
+    that manage a project take it first (``truthset gold import PROJECT FILE``). Users mix the two,
+    and Click's answer was only "No such option: --project". The option is moved to the front before
+    Click parses, so both spellings work for every such command (Click has no "argument or option").
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # by kind, not class: Typer carries its own copy of Click's classes
+        takes_it_first = any(p.param_type_name == "argument" and p.name == "project" for p in self.params)
+        if takes_it_first:
+            args = _project_to_front(args)
+        return super().parse_args(ctx, args)
+
+
+def _project_to_front(args: list[str]) -> list[str]:
+    """``[FILE, --project, P]`` or ``[FILE, --project=P]`` as ``[P, FILE]`` (anything else as it is)."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break  # what follows is positional by request
+        if arg.startswith("--project="):
+            return [arg.removeprefix("--project="), *args[:i], *args[i + 1 :]]
+        if arg == "--project" and i + 1 < len(args):
+            return [args[i + 1], *args[:i], *args[i + 2 :]]
+    return args
+
+
+def _project_option_everywhere(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        if info.cls in (None, TyperCommand):
+            info.cls = _ProjectFirst
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _project_option_everywhere(group.typer_instance)
+
+
+_project_option_everywhere(app)

@@ -296,12 +296,13 @@ def test_gold_import_marks_tasks_or_names_the_bad_line(
     code, output = _cli(live, "gold", "import", project.id, str(table))
     assert code == 2 and "nothing was marked: line 3: no task has unique_id 'g2'" in output, output
     table.write_text(f"task_id,sentiment\n{task.id},neg\n")
-    code, output = _cli(live, "gold", "import", project.id, str(table))
+    # the project named as `truthset import` and `predictions import` name it, after the file
+    code, output = _cli(live, "gold", "import", str(table), "--project", project.id)
     assert code == 0 and "1 lines: 1 tasks marked gold" in output, output
     with live.client() as client:
         assert client.tasks.get(task.id).status == "gold"
         assert [(t.id, t.gold) for t in client.projects.gold(project.id)] == [(task.id, {"sentiment": "neg"})]
-    code, output = _cli(live, "gold", "list", project.id)
+    code, output = _cli(live, "gold", "list", f"--project={project.id}")
     assert code == 0 and task.id in output and '{"sentiment": "neg"}' in output and "g1" in output, output
     code, output = _cli(live, "gold", "unmark", task.id)
     assert code == 0 and f"task {task.id} is no longer gold: pending" in output, output
@@ -332,3 +333,11 @@ def test_tasks_list_filters_and_bulk_priority(live: Any) -> None:
     assert code == 0 and "6 tasks matched: 6 changed, 0 skipped" in output, output
     with live.client() as client:
         assert {t.priority for t in client.tasks.list(project.id)} == {4}
+
+
+def test_the_project_option_moves_to_the_front_of_a_commands_arguments() -> None:
+    assert cli._project_to_front(["gold.csv", "--project", "P", "--url", "u"]) == ["P", "gold.csv", "--url", "u"]
+    assert cli._project_to_front(["--project=P", "gold.csv"]) == ["P", "gold.csv"]
+    assert cli._project_to_front(["P", "gold.csv"]) == ["P", "gold.csv"]  # given first: as it was
+    assert cli._project_to_front(["gold.csv", "--project"]) == ["gold.csv", "--project"]  # no value: Click says so
+    assert cli._project_to_front(["--", "--project", "P"]) == ["--", "--project", "P"]  # positional by request
