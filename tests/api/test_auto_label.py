@@ -3,6 +3,7 @@ task, and the figures, history, export and dashboard that show it (in their orga
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -92,6 +93,12 @@ def test_an_auto_labeled_task_shows_in_figures_history_export_and_dashboard(api:
     note = " ".join(html.split('id="auto-label-note"', 1)[1].split("</p>", 1)[0].split())
     assert "<strong>clf@1</strong>" in note and "its accuracy on 30 human-verified tasks was 100.0%" in note, note
     assert "(95% interval 92.0-100.0%)" in note, note
+    # the Models page's row of the model: its verified record, that it may auto-label, what it did
+    models = api.get(f"/projects/{project['id']}/models").text
+    row = models.split('<tr data-worker="clf@1">', 1)[1].split("</tr>", 1)[0]
+    cells = dict(re.findall(r'<td data-cell="([a-z_]+)">(.*?)</td>', row, flags=re.S))
+    assert cells["verified_record"].startswith("100.0%") and "on 30" in cells["verified_record"], cells
+    assert (cells["may_auto_label"], cells["auto_labeled"], cells["audits"]) == ("yes", "1", "\u2013"), cells
 
     # another organization sees none of it: the project answers 404 like a missing one
     assert_error(api.get(f"{API}/projects/{project['id']}/workers", auth=other_org.owner), 404)

@@ -31,9 +31,6 @@ PAGE_SIZE = 20
 CURVE_POINTS = 200
 #: Worker figures read for the model table (figures are computed for the whole project at once).
 MAX_WORKERS = 100_000
-#: What a model worker's figures may carry beyond the common ones: auto-labeling (h-autolabel)
-#: adds these keys; each is shown when present, so no change here is needed when it lands.
-AUTO_LABEL_KEYS = ("auto_labeled", "audits", "audit_agreement", "suspended")
 _CURSOR = re.compile(r"^[0-9a-f]{24}$")
 
 
@@ -80,7 +77,6 @@ def models_page(
         may_train=may_train,
         llm_questions=[q.name for q in spec_questions],  # any question: the answer is validated
         may_label=may_manage,
-        auto_label_keys=AUTO_LABEL_KEYS,
         paged=any(c is not None for c in (versions, workers, runs)),
         config=config,
     )
