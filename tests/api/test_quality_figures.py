@@ -63,6 +63,29 @@ def test_agreement_of_two_raters_matches_hand_computed_values(api: Api, org: Org
     assert "two or more answers" in stars["reasons"]["fleiss_kappa"]
 
 
+def test_agreement_is_peoples_model_predictions_are_not_raters(api: Api, org: Org) -> None:
+    project, _, _ = _two_raters(org)
+    listed = api.get(f"{API}/tasks", params={"project_id": project["id"], "limit": 100}, auth=org.owner).json()
+    ids = [task["id"] for task in listed["items"]]
+    assert len(ids) == 10
+    for version in ("1", "2"):  # two versions of one model, agreeing with each other on every task
+        items = [{"task_id": task_id, "question": "sentiment", "answer": POS, "score": 0.9} for task_id in ids]
+        body = {"model": "clf", "version": version, "predictions": items}
+        assert api.post(f"{API}/projects/{project['id']}/predictions", auth=org.owner, json=body).status_code == 200
+    body = api.get(f"{API}/projects/{project['id']}/agreement", auth=org.owner).json()
+    assert body["responses"] == 40  # every response is read (the worker figures measure the models)
+    sentiment = body["questions"][0]
+    # the same figures as the two people alone (the test above)
+    assert (sentiment["answers"], sentiment["tasks"], sentiment["workers"]) == (20, 10, 2)
+    assert sentiment["cohens_kappa"] == pytest.approx(0.4)
+    assert sentiment["krippendorff_alpha"] == pytest.approx(0.424242, abs=1e-6)
+    dashboard = api.get(f"{API}/projects/{project['id']}/dashboard", auth=org.owner).json()
+    (row,) = [q for q in dashboard["agreement"] if q["question"] == "sentiment"]
+    assert row["tasks"] == 10 and row["percent_agreement"] == pytest.approx(0.7)
+    figures = api.get(f"{API}/projects/{project['id']}/workers", auth=org.owner).json()["items"]
+    assert sorted(f["name"] for f in figures if f["kind"] == "model") == ["clf@1", "clf@2"]
+
+
 def test_cohen_is_null_unless_two_workers_answered_everything(api: Api, org: Org) -> None:
     project = org.make_project(overlap=3)
     tasks = org.make_tasks(project["id"], 2)

@@ -230,6 +230,7 @@ def _sample(conn: Connection, principal: Principal, project_id: str) -> Any:
     for row in tasks:
         if row.status == str(TaskStatus.COMPLETED) and row.id in task_code and isinstance(row.result, dict):
             rows.results[task_code[row.id]] = row.result.get("answer") or {}
+    quality.mark_models(conn, org, rows)
     return rows
 
 

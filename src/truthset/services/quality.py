@@ -27,7 +27,7 @@ from scipy.stats import norm
 from sqlalchemy import Connection
 
 from truthset import quality, questions
-from truthset.domain import Principal, TaskStatus
+from truthset.domain import Principal, TaskStatus, WorkerKind
 from truthset.errors import Forbidden, NotFound
 from truthset.quality import NumericWorkerModel
 from truthset.questions import CompiledSpec
@@ -60,6 +60,18 @@ class ResponseRows:
     answers: list[dict[str, Any]]
     duration: np.ndarray  # milliseconds, NaN where not sent
     results: dict[int, dict[str, Any]] = field(default_factory=dict)  # task code -> completed answer
+    models: frozenset[int] = frozenset()  # worker codes of model workers (not raters in agreement)
+
+
+def mark_models(conn: Connection, organization_id: str, rows: ResponseRows) -> None:
+    """Note which of the rows' workers are models: agreement is people's (docs/quality.md)."""
+    w = t.workers
+    found: set[str] = set()
+    for start in range(0, len(rows.worker_ids), 500):
+        chunk = rows.worker_ids[start : start + 500]
+        query = repo.scoped(w, organization_id, w.c.id).where(w.c.id.in_(chunk), w.c.kind == str(WorkerKind.MODEL))
+        found.update(row[0] for row in conn.execute(query))
+    rows.models = frozenset(code for code, worker_id in enumerate(rows.worker_ids) if worker_id in found)
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -104,6 +116,7 @@ def _read_rows(conn: Connection, principal: Principal, project_id: str, batch_id
     for task_id, result in conn.execute(results):
         if task_id in task_code and isinstance(result, dict):
             rows.results[task_code[task_id]] = result.get("answer") or {}
+    mark_models(conn, principal.organization_id, rows)
     return rows
 
 
@@ -125,9 +138,14 @@ def _hashable(value: Any) -> Any:
     return repr(tuple(value)) if isinstance(value, list) else value
 
 
-def _question_rows(rows: ResponseRows, name: str) -> tuple[np.ndarray, np.ndarray, list[Any]]:
-    """(row indexes, task codes, values) of the responses that answered question ``name``."""
+def _question_rows(
+    rows: ResponseRows, name: str, *, people_only: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """(row indexes, task codes, values) of the responses that answered question ``name`` (only
+    people's with ``people_only``: a model's predictions are measured, not raters)."""
     index = [i for i, a in enumerate(rows.answers) if a.get(name) is not None]
+    if people_only and rows.models:
+        index = [i for i in index if int(rows.worker[i]) not in rows.models]
     idx = np.asarray(index, dtype=np.int64)
     return idx, rows.task[idx], [rows.answers[i][name] for i in index]
 
@@ -164,7 +182,11 @@ def _finite(value: float | None) -> float | None:
 
 
 def question_agreement(question: Any, rows: ResponseRows) -> dict[str, Any]:
-    idx, tasks, values = _question_rows(rows, question.name)
+    """Agreement among the people who answered ``question``. Model workers' predictions are left
+    out: two versions of one model agree with each other by construction, and a model beside one
+    person would make every such task a comparison of the model with that person (which the
+    worker figures measure: agreement with results, verified accuracy)."""
+    idx, tasks, values = _question_rows(rows, question.name, people_only=True)
     per_task = np.bincount(tasks, minlength=len(rows.task_ids)) if idx.size else np.zeros(0, dtype=np.int64)
     out: dict[str, Any] = {
         "question": question.name,
