@@ -98,6 +98,7 @@ def test_an_auto_labeled_task_shows_in_figures_history_export_and_dashboard(api:
     row = models.split('<tr data-worker="clf@1">', 1)[1].split("</tr>", 1)[0]
     cells = dict(re.findall(r'<td data-cell="([a-z_]+)">(.*?)</td>', row, flags=re.S))
     assert cells["verified_record"].startswith("100.0%") and "on 30" in cells["verified_record"], cells
+    assert cells["gold"].startswith("100.0%") and "on 30" in cells["gold"] and "(" in cells["gold"], cells
     assert (cells["may_auto_label"], cells["auto_labeled"], cells["audits"]) == ("yes", "1", "\u2013"), cells
 
     # another organization sees none of it: the project answers 404 like a missing one
