@@ -298,3 +298,33 @@ def test_the_policy_is_checked_field_by_field() -> None:
     policy = AutoLabelPolicy()
     assert (policy.min_accuracy, policy.min_verified, policy.audit_rate, policy.audit_min_count) == (0.95, 50, 0.1, 20)
     assert policy.audit_target == 0.95 and AutoLabelPolicy(audit_min_agreement=0.9).audit_target == 0.9
+
+
+def _record(org: Org, project: dict[str, Any], worker_id: str) -> auto_label.Measured:
+    with org.db.read() as conn:
+        return auto_label.measure(conn, project, [worker_id])[worker_id]
+
+
+def test_a_task_the_models_own_vote_decided_does_not_verify_it(org: Org) -> None:
+    # two people a task; never eligible here (min_verified too high): the record alone is under test
+    project = org.make_project(spec=BINARY, quality={**_policy(min_verified=1000), "overlap": 2})
+    tasks = _new(org, project["id"], 30)
+    truth = {task["id"]: "positive" if i % 2 else "negative" for i, task in enumerate(tasks)}
+    for task_id, answer in truth.items():
+        gold.mark_gold(org.db, org.owner.principal, task_id, {"sentiment": answer})
+    worker_id = _predict(org, project["id"], truth)["worker_id"]  # right on all 30
+    refit.refit(org.db, org.owner.principal, project["id"])  # the fit now knows the model: its vote counts
+    before = _record(org, project, worker_id)
+    agreed, split = _new(org, project["id"], 2)
+    _predict(org, project["id"], {agreed["id"]: "positive", split["id"]: "positive"})
+    for task, answers in ((agreed, ("positive", "positive")), (split, ("positive", "negative"))):
+        for answer in answers:
+            queue.submit(org.db, org.add_member().principal, task["id"], ResponseCreate(answer={"sentiment": answer}))
+
+    # people split 1-1 on one task: the model's vote decided it, and the result says people alone tied
+    result = org.task(split["id"])["result"]
+    assert result["answer"] == {"sentiment": "positive"} and result["people_answer"] == {"sentiment": None}
+    assert org.task(agreed["id"])["result"]["people_answer"] == {"sentiment": "positive"}
+    # only the task people alone answered as the model did verifies it: right by its own vote is no evidence
+    after = _record(org, project, worker_id)
+    assert (after.verified, after.correct) == (before.verified + 1, before.correct + 1)

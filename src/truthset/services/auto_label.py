@@ -172,7 +172,7 @@ def measure(
     for worker_id, answer, scores, status, gold_answer, result, review_status in conn.execute(query):
         if scores is None:
             continue  # a model worker's response without scores is no prediction
-        expected = _verified_answer(status, gold_answer, result, review_status)
+        expected = _verified_answer(project, status, gold_answer, result, review_status)
         share = _score(project, expected, answer or {})
         if share is not None:
             verified[worker_id] += 1
@@ -196,8 +196,17 @@ def measure(
     return out
 
 
-def _verified_answer(status: str, gold_answer: Any, result: Any, review_status: str | None) -> Mapping[str, Any] | None:
-    """The answer people vouch for on a task, or None when none did (an unchecked auto-label)."""
+def _verified_answer(
+    project: Mapping[str, Any], status: str, gold_answer: Any, result: Any, review_status: str | None
+) -> Mapping[str, Any] | None:
+    """The answer people vouch for on a task, or None when none did (an unchecked auto-label).
+
+    On a task people completed, a model's vote may have counted toward the result: there the answer
+    people's responses give alone (``people_answer``, results.build_result) is what they vouch for,
+    and only on the questions where it is also the result's answer. A question the model's vote
+    decided (people alone answer otherwise, or tie) verifies no model: measured against such a
+    result, a model would be right by its own vote and its record would overstate it.
+    """
     if status == str(TaskStatus.GOLD):
         return gold_answer if isinstance(gold_answer, dict) else None
     if not isinstance(result, dict):
@@ -206,7 +215,12 @@ def _verified_answer(status: str, gold_answer: Any, result: Any, review_status: 
         return result.get("answer")
     if result.get("auto_label") or not result.get("response_count"):
         return None
-    return result.get("answer")
+    answer, people = result.get("answer"), result.get("people_answer")
+    if not isinstance(people, dict) or not isinstance(answer, dict):
+        return answer
+    vouched = {name: value for name, value in people.items() if value is not None and name in answer}
+    agreeing = gold.grade(project, vouched, answer) if vouched else {}
+    return {name: vouched[name] for name, same in agreeing.items() if same}
 
 
 def _score(project: Mapping[str, Any], expected: Mapping[str, Any] | None, answer: Mapping[str, Any]) -> float | None:
@@ -483,7 +497,7 @@ def after_human_completion(
     if not audits or any(s["kind"] == OUTCOME for s in steps):
         return
     audit = audits[0]
-    people = _people_answer(conn, task, project, spec)
+    people = _people_answer(task)
     model_answer = audit["data"]["answer"]
     compared = {name: people.get(name) for name in model_answer}
     data: dict[str, Any] = {
@@ -509,17 +523,13 @@ def _steps(conn: Connection, task: Mapping[str, Any], kinds: Sequence[str]) -> l
     return [dict(row) for row in conn.execute(query.order_by(e.c.id)).mappings()]
 
 
-def _people_answer(
-    conn: Connection, task: Mapping[str, Any], project: Mapping[str, Any], spec: CompiledSpec
-) -> dict[str, Any]:
-    """The task's answer from people's responses alone: the audited model's own vote must not
-    count toward the verdict on it (nor any model's)."""
-    responses = [
-        r for r in repo.responses_of_task(conn, task["organization_id"], task["id"]) if r.get("scores") is None
-    ]
-    models, versions = results.current_models(conn, project, spec)
-    result, _ = results.build_result(spec, completion_rules(project), responses, models, versions)
-    return result["answer"]
+def _people_answer(task: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's answer from people's responses alone (results.build_result's ``people_answer``
+    where a model's vote counted): the audited model's own vote must not count toward the verdict
+    on it (nor any model's)."""
+    result = task.get("result") or {}
+    people = result.get("people_answer")
+    return dict(people if isinstance(people, dict) else result.get("answer") or {})
 
 
 def _judge(

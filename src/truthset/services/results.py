@@ -76,9 +76,9 @@ def build_result(
     counts people's responses, ``predictions`` the models' (docs/models.md).
     """
     newest = newest_predictions(responses, models)
-    counted = [(counted_answer(r, models, newest), r["worker_id"]) for r in responses]
-    counted = [(answer, worker) for answer, worker in counted if answer]
-    aggregates = spec.aggregate([a for a, _ in counted], [w for _, w in counted], models)
+    counted = [(counted_answer(r, models, newest), r["worker_id"], r.get("scores") is not None) for r in responses]
+    counted = [(answer, worker, by_model) for answer, worker, by_model in counted if answer]
+    aggregates = spec.aggregate([a for a, _, _ in counted], [w for _, w, _ in counted], models)
     questions = {name: _question_result(name, agg, rules, versions or {}) for name, agg in aggregates.items()}
     deciding = [q["confidence"] for name, q in questions.items() if rules.questions[name].deciding]
     confidence = min(deciding) if deciding else None
@@ -96,7 +96,29 @@ def build_result(
     superseded = [r["id"] for r in responses if is_superseded(r, newest)]
     if superseded:
         result["superseded_predictions"] = superseded
+    if any(by_model for *_, by_model in counted):
+        people = [(answer, worker) for answer, worker, by_model in counted if not by_model]
+        result["people_answer"] = _people_answer(spec, rules, people, models, versions, list(questions))
     return result, confidence
+
+
+def _people_answer(
+    spec: CompiledSpec,
+    rules: CompletionRules,
+    people: list[tuple[Mapping[str, Any], str]],
+    models: Mapping[str, FittedModel],
+    versions: Mapping[str, int] | None,
+    names: list[str],
+) -> dict[str, Any]:
+    """The answer people's counted answers give without any model's vote (None where they give
+    none: no answer, or a tie). Where a model's vote counted, a model's verified record compares it
+    with this, not with the result its own vote helped decide (``auto_label.measure``)."""
+    answer: dict[str, Any] = dict.fromkeys(names)
+    if people:
+        aggregates = spec.aggregate([a for a, _ in people], [w for _, w in people], models)
+        for name, agg in aggregates.items():
+            answer[name] = _question_result(name, agg, rules, versions or {})["answer"]
+    return answer
 
 
 def reliability(model: FittedModel | None, worker_id: str) -> float | None:
