@@ -481,9 +481,7 @@ def _standing(conn: Connection, project: Mapping[str, Any], worker_id: str) -> d
 # --- audits ------------------------------------------------------------------------------------------
 
 
-def after_human_completion(
-    conn: Connection, task: Mapping[str, Any], project: Mapping[str, Any], spec: CompiledSpec
-) -> None:
+def after_human_completion(conn: Connection, task: Mapping[str, Any], project: Mapping[str, Any]) -> None:
     """After people's answers completed a task (in the submit's transaction): if it was an audit,
     record whether people agreed with the model, and pause the model when its audits fall short.
 

@@ -322,7 +322,7 @@ def _submit(
         gold.score(conn, principal, project, task, response, now)
     elif count >= task["overlap"]:
         task = results.after_response(conn, task, project, spec, counts_unsaved=True)
-        auto_label.after_human_completion(conn, task, project, spec)  # an audit's outcome (policy on only)
+        auto_label.after_human_completion(conn, task, project)  # an audit's outcome (policy on only)
     return {"response": response, "task": task, "replayed": False, "spec": spec}
 
 
