@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from truthset.services import export
+from truthset.services import export, refit
 
 from .helpers import API, Api, Org, assert_error
 from .test_session import sign_in
@@ -105,3 +105,28 @@ def test_an_auto_labeled_task_shows_in_figures_history_export_and_dashboard(api:
     assert_error(api.get(f"{API}/projects/{project['id']}/workers", auth=other_org.owner), 404)
     stats_url = f"{API}/workers/{worker_id}/stats?project_id={project['id']}"
     assert_error(api.get(stats_url, auth=other_org.owner), 404)
+
+
+def test_the_task_page_says_where_a_models_vote_decided_the_answer(api: Api, org: Org) -> None:
+    project = org.make_project(spec=BINARY, quality={**POLICY, "overlap": 2, "auto_label": None})
+    gold_tasks = org.make_tasks(project["id"], 30)
+    truth = {task["id"]: "positive" if i % 2 else "negative" for i, task in enumerate(gold_tasks)}
+    for task_id, answer in truth.items():
+        body = {"answer": {"sentiment": answer}}
+        assert api.request("PUT", f"{API}/tasks/{task_id}/gold", auth=org.owner, json=body).status_code == 200
+    _upload(api, org, project["id"], truth)  # right on every gold task
+    refit.refit(org.db, org.owner.principal, project["id"])  # the fit knows the model: its vote counts
+    (split,) = [task for task in org.make_tasks(project["id"], 1) if task["id"] not in truth]
+    _upload(api, org, project["id"], {split["id"]: "positive"})
+    for answer in ("positive", "negative"):
+        response = api.post(
+            f"{API}/tasks/{split['id']}/responses", auth=org.add_member(), json={"answer": {"sentiment": answer}}
+        )
+        assert response.status_code == 201, response.text
+
+    result = api.get(f"{API}/tasks/{split['id']}", auth=org.owner).json()["result"]
+    assert result["answer"] == {"sentiment": "positive"} and result["people_answer"] == {"sentiment": None}
+    sign_in(api, org.owner.member["email"], org.owner.password)
+    html = api.get(f"/tasks/{split['id']}").text
+    row = html.split('data-question="sentiment"', 1)[1].split("</dd>", 1)[0]
+    assert "a model's vote decided it: people alone tied" in " ".join(row.split()), row

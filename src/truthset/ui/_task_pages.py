@@ -303,15 +303,20 @@ def _auto_label_note(task: dict[str, Any], steps: list[dict[str, Any]]) -> dict[
 
 def _result_rows(task: dict[str, Any], configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     result = task["result"] or {}
-    return [
-        {
+    answers, people = result.get("answer") or {}, result.get("people_answer")
+    rows = []
+    for q in configs:
+        row = {
             "name": q["name"],
-            "answer": (result.get("answer") or {}).get(q["name"]),
+            "answer": answers.get(q["name"]),
             "confidence": (result.get("confidence") or {}).get(q["name"]),
             "method": (result.get("methods") or {}).get(q["name"]),
         }
-        for q in configs
-    ]
+        # where a model's vote counted and people alone answer otherwise (or tie), say so
+        if isinstance(people, dict) and q["name"] in people and people[q["name"]] != row["answer"]:
+            row["people_alone"] = {"answer": people[q["name"]]}
+        rows.append(row)
+    return rows
 
 
 def _step_words(step: dict[str, Any]) -> str:
