@@ -787,7 +787,7 @@ def quality_workers(
 def _auto_label_row(w: Any) -> list[str]:
     """A model worker's auto-label figures as the cells of ``truthset quality workers``'s second table."""
     verified = _share_of(w.verified_accuracy, w.verified_interval, w.verified_tasks)
-    may = "yes" if w.auto_label_eligible else (f"no: {w.suspended}" if w.suspended else "no")
+    may = "yes" if w.auto_label_eligible else f"no: {w.auto_label_blocked_by}"
     audits = f"{w.audits_agreed} of {w.audits}" if w.audits else "-"
     return [w.name or w.worker_id, verified, may, str(w.auto_labeled), str(w.auto_labels_reopened), audits]
 

@@ -747,6 +747,9 @@ class WorkerFigures(Output):
     verified_accuracy: float | None = Field(None, description="Its accuracy on those tasks.")
     verified_interval: list[float] | None = Field(None, description="95% Jeffreys interval of verified_accuracy.")
     auto_label_eligible: bool = Field(False, description="Whether the auto_label policy lets it auto-label now.")
+    auto_label_blocked_by: str | None = Field(
+        None, description="Why it may not auto-label (policy off, paused, too few verified tasks, accuracy) or null."
+    )
 
 
 class WorkerStats(WorkerFigures):

@@ -100,6 +100,13 @@ def test_an_auto_labeled_task_shows_in_figures_history_export_and_dashboard(api:
     assert cells["verified_record"].startswith("100.0%") and "on 30" in cells["verified_record"], cells
     assert cells["gold"].startswith("100.0%") and "on 30" in cells["gold"] and "(" in cells["gold"], cells
     assert (cells["may_auto_label"], cells["auto_labeled"], cells["audits"]) == ("yes", "1", "\u2013"), cells
+    # a stricter policy: the page says why it may not (30 of 30 right is surely above 92.0% only)
+    stricter = {"quality": {**POLICY, "auto_label": {**POLICY["auto_label"], "min_accuracy": 0.97}}}
+    assert api.patch(f"{API}/projects/{project['id']}", auth=org.owner, json=stricter).status_code == 200
+    models = api.get(f"/projects/{project['id']}/models").text
+    row = models.split('<tr data-worker="clf@1">', 1)[1].split("</tr>", 1)[0]
+    cell = dict(re.findall(r'<td data-cell="([a-z_]+)">(.*?)</td>', row, flags=re.S))["may_auto_label"]
+    assert cell.startswith("no: its verified accuracy is surely above 92.0% only, not 97.0%"), cell
 
     # another organization sees none of it: the project answers 404 like a missing one
     assert_error(api.get(f"{API}/projects/{project['id']}/workers", auth=other_org.owner), 404)

@@ -115,6 +115,14 @@ def test_a_model_not_yet_trusted_never_auto_labels(org: Org, verified: int, righ
     figures = _figures(org, project["id"], worker_id)
     assert figures["auto_label_eligible"] is False and figures["auto_labeled"] == 0
     assert figures["verified_tasks"] == verified
+    # the figures say why, in words a manager can act on
+    low = gold.jeffreys_interval(right, verified)[0]
+    expected = {
+        10: "10 of the 20 verified tasks it needs",
+        40: f"its verified accuracy is surely above {low:.1%} only, not 80.0%"
+        " (gold tasks and reviews are the surest evidence)",
+    }
+    assert figures["auto_label_blocked_by"] == expected[verified]
 
 
 def test_without_the_policy_nothing_is_auto_labeled(org: Org) -> None:
@@ -131,6 +139,7 @@ def test_without_the_policy_nothing_is_auto_labeled(org: Org) -> None:
     }
     figures = _figures(org, project["id"], worker_id)
     assert figures["auto_label_eligible"] is False and figures["auto_labeled"] == 0
+    assert figures["auto_label_blocked_by"] == "auto-labeling is off"
     assert QualityPolicy().auto_label is None
 
 
@@ -187,6 +196,7 @@ def test_disagreeing_audits_pause_the_model_and_reopen_its_unconfirmed_auto_labe
     figures = _figures(org, project["id"], worker_id)
     assert figures["suspended"] is not None and figures["suspended"].startswith("audits below target: 0 of 3 agreed")
     assert figures["status"] == "paused" and figures["auto_label_eligible"] is False
+    assert figures["auto_label_blocked_by"] == figures["suspended"]
     with org.db.read() as conn:
         jobs = conn.execute(t.jobs.select().where(t.jobs.c.kind == auto_label.JOB_KIND)).mappings().all()
         deliveries = conn.execute(t.webhook_deliveries.select()).mappings().all()
@@ -218,7 +228,16 @@ def test_disagreeing_audits_pause_the_model_and_reopen_its_unconfirmed_auto_labe
     gold.reinstate(org.db, org.owner.principal, project["id"], worker_id)
     figures = _figures(org, project["id"], worker_id)
     assert figures["suspended"] is None and figures["audits"] == 0 and figures["status"] == "active"
-    assert figures["verified_tasks"] == 34 and figures["auto_label_eligible"] is False  # 31 of 34 right
+    # 30 on gold and the reviewer's accept right; each of the 3 audits one person answered otherwise
+    # counts the chance people's answer leaves to the model's (0.3 here): not surely wrong
+    left = sum(
+        org.task(task_id)["result"]["questions"]["sentiment"]["details"]["posterior"]["positive"]
+        for task_id in audited[:3]
+    )
+    assert 0 < left < 3 and figures["verified_tasks"] == 34
+    assert figures["verified_accuracy"] == pytest.approx((31 + left) / 34, abs=1e-6)
+    low = gold.jeffreys_interval(31 + left, 34)[0]
+    assert figures["auto_label_eligible"] is (low >= 0.8)
     _verified(org, project["id"], 30, 30)
     assert _figures(org, project["id"], worker_id)["auto_label_eligible"] is True
     more = [task for task in _new(org, project["id"], 6) if auto_label.audit_draw(task["id"]) >= 0.5]
@@ -324,7 +343,12 @@ def test_a_task_the_models_own_vote_decided_does_not_verify_it(org: Org) -> None
     # people split 1-1 on one task: the model's vote decided it, and the result says people alone tied
     result = org.task(split["id"])["result"]
     assert result["answer"] == {"sentiment": "positive"} and result["people_answer"] == {"sentiment": None}
-    assert org.task(agreed["id"])["result"]["people_answer"] == {"sentiment": "positive"}
-    # only the task people alone answered as the model did verifies it: right by its own vote is no evidence
+    agreed_result = org.task(agreed["id"])["result"]
+    assert agreed_result["people_answer"] == {"sentiment": "positive"}
+    # only the task people alone answered as the model did verifies it (right by its own vote is no
+    # evidence), and as surely as people's answers without the model's vote are
+    sure = agreed_result["people_posterior"]["sentiment"]["positive"]
+    assert 0.5 < sure < agreed_result["questions"]["sentiment"]["confidence"]
     after = _record(org, project, worker_id)
-    assert (after.verified, after.correct) == (before.verified + 1, before.correct + 1)
+    assert after.verified == before.verified + 1
+    assert after.correct == pytest.approx(before.correct + sure, abs=1e-9)

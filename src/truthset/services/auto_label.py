@@ -4,8 +4,10 @@ The project's policy ``auto_label`` (``schemas.AutoLabelPolicy``; null = off) tu
 
 - **Eligibility** (:func:`measure`): a model worker's accuracy on *human-verified* tasks (gold tasks,
   tasks people completed, and tasks a reviewer accepted or fixed; never tasks it auto-labeled itself
-  that nobody checked), scored like a gold answer (a share of the deciding questions right), with
-  the 95% Jeffreys interval gold uses. A model may auto-label when it has predicted at least
+  that nobody checked), scored like a gold answer (a share of the deciding questions right; on a
+  task people completed, against people's answers without any model's vote, each question counting
+  the probability people's answers give the model's answer: :func:`_score`), with the 95% Jeffreys
+  interval gold uses. A model may auto-label when it has predicted at least
   ``min_verified`` such tasks, the interval's LOWER end reaches ``min_accuracy``, and it is not
   paused on the project. Read from stored rows in one query, never from process memory.
 - **Auto-labeling** (:func:`after_predictions` at upload, :func:`sweep` for the backlog): a pending
@@ -134,10 +136,30 @@ class Measured:
         return self.status == gold.PAUSED
 
     def eligible(self, policy: AutoLabelPolicy | None) -> bool:
-        """A qualifying model (gold's qualification set, not passed yet) is not eligible either."""
-        if policy is None or self.status not in (None, gold.ACTIVE) or self.verified < policy.min_verified:
-            return False
-        return self.interval[0] >= policy.min_accuracy
+        return self.blocked_by(policy) is None
+
+    def blocked_by(self, policy: AutoLabelPolicy | None) -> str | None:
+        """Why the policy does not let it auto-label now, in words a manager can act on (None: it may).
+
+        A qualifying model (gold's qualification set, not passed yet) may not either.
+        """
+        if policy is None:
+            return "auto-labeling is off"
+        if self.paused:
+            return self.reason or "paused"
+        if self.status not in (None, gold.ACTIVE):
+            return f"its standing is {self.status}"
+        if self.verified < policy.min_verified:
+            return f"{self.verified} of the {policy.min_verified} verified tasks it needs"
+        low = self.interval[0]
+        if low < policy.min_accuracy:
+            # People's answers count as surely as they are (_score): a record on them alone cannot
+            # prove more than people's confidence, so say what can.
+            return (
+                f"its verified accuracy is surely above {low:.1%} only, not {policy.min_accuracy:.1%}"
+                " (gold tasks and reviews are the surest evidence)"
+            )
+        return None
 
 
 def model_workers(conn: Connection, organization_id: str) -> list[str]:
@@ -173,7 +195,7 @@ def measure(
         if scores is None:
             continue  # a model worker's response without scores is no prediction
         expected = _verified_answer(project, status, gold_answer, result, review_status)
-        share = _score(project, expected, answer or {})
+        share = _score(project, expected, answer or {}, _people_posteriors(status, result, review_status))
         if share is not None:
             verified[worker_id] += 1
             correct[worker_id] += share
@@ -223,15 +245,52 @@ def _verified_answer(
     return {name: vouched[name] for name, same in agreeing.items() if same}
 
 
-def _score(project: Mapping[str, Any], expected: Mapping[str, Any] | None, answer: Mapping[str, Any]) -> float | None:
-    """The share of the questions the model answered that equal the verified answer (as gold grades)."""
+def _people_posteriors(status: str, result: Any, review_status: str | None) -> Mapping[str, Mapping[str, float]]:
+    """On a task people completed (no gold, no reviewer's verdict), how sure people's answers are
+    of each option, per question whose type states a posterior: ``people_posterior`` where a
+    model's vote counted, else the result's own. Empty where the verified answer is certain."""
+    if status == str(TaskStatus.GOLD) or review_status in _CONFIRMED or not isinstance(result, dict):
+        return {}
+    if isinstance(result.get("people_answer"), dict):
+        return result.get("people_posterior") or {}
+    questions = result.get("questions") or {}
+    found = {name: (q.get("details") or {}).get("posterior") for name, q in questions.items() if isinstance(q, dict)}
+    return {name: posterior for name, posterior in found.items() if isinstance(posterior, dict)}
+
+
+def _score(
+    project: Mapping[str, Any],
+    expected: Mapping[str, Any] | None,
+    answer: Mapping[str, Any],
+    posteriors: Mapping[str, Mapping[str, float]],
+) -> float | None:
+    """The share of the questions the model answered right (as gold grades), each question counting
+    the probability people's answers give the model's answer where they state one.
+
+    A gold answer or a reviewer's verdict is certain: a right answer counts 1. People's answers are
+    not: where their posterior gives the model's answer 0.95, the model is right with probability
+    0.95, not surely. Counting agreement with people as certain would make the record of a model
+    trained on people's results as sure as people's answers are, and more: the record it would keep
+    on the tasks people answered is the crowd's, with the crowd's shared errors (benchmarks/models:
+    auto-labels stated 0.997 where 0.971 were right).
+    """
     if not expected:
         return None
     compared = {name: value for name, value in expected.items() if name in answer and value is not None}
     if not compared:
         return None
     right = gold.grade(project, compared, answer)
-    return sum(right.values()) / len(right) if right else None
+    if not right:
+        return None
+    shares = [_chance(posteriors.get(name), answer.get(name), ok) for name, ok in right.items()]
+    return sum(shares) / len(shares)
+
+
+def _chance(posterior: Mapping[str, float] | None, value: Any, right: bool) -> float:
+    """The probability that ``value`` is right: people's posterior of it, or certainty."""
+    if posterior is None or not isinstance(value, str):
+        return float(right)
+    return float(posterior.get(str(value), 0.0))
 
 
 # --- auto-labeling -----------------------------------------------------------------------------------
@@ -692,4 +751,5 @@ def _figures(
         "verified_accuracy": round(measured.accuracy, 6) if measured and measured.accuracy is not None else None,
         "verified_interval": [round(v, 6) for v in measured.interval] if measured and measured.verified else None,
         "auto_label_eligible": bool(measured and measured.eligible(policy)),
+        "auto_label_blocked_by": measured.blocked_by(policy) if measured else None,
     }

@@ -98,7 +98,9 @@ def build_result(
         result["superseded_predictions"] = superseded
     if any(by_model for *_, by_model in counted):
         people = [(answer, worker) for answer, worker, by_model in counted if not by_model]
-        result["people_answer"] = _people_answer(spec, rules, people, models, versions, list(questions))
+        result["people_answer"], posteriors = _people_answer(spec, rules, people, models, versions, list(questions))
+        if posteriors:
+            result["people_posterior"] = posteriors
     return result, confidence
 
 
@@ -109,16 +111,23 @@ def _people_answer(
     models: Mapping[str, FittedModel],
     versions: Mapping[str, int] | None,
     names: list[str],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
     """The answer people's counted answers give without any model's vote (None where they give
-    none: no answer, or a tie). Where a model's vote counted, a model's verified record compares it
-    with this, not with the result its own vote helped decide (``auto_label.measure``)."""
+    none: no answer, or a tie), and its posterior per question where the question type has one.
+
+    Where a model's vote counted, a model's verified record compares it with these, not with the
+    result its own vote helped decide (``auto_label.measure``)."""
     answer: dict[str, Any] = dict.fromkeys(names)
+    posteriors: dict[str, dict[str, float]] = {}
     if people:
         aggregates = spec.aggregate([a for a, _ in people], [w for _, w in people], models)
         for name, agg in aggregates.items():
-            answer[name] = _question_result(name, agg, rules, versions or {})["answer"]
-    return answer
+            question = _question_result(name, agg, rules, versions or {})
+            answer[name] = question["answer"]
+            posterior = (question["details"] or {}).get("posterior")
+            if isinstance(posterior, dict):
+                posteriors[name] = posterior
+    return answer, posteriors
 
 
 def reliability(model: FittedModel | None, worker_id: str) -> float | None:
