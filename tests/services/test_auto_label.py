@@ -116,13 +116,27 @@ def test_a_model_not_yet_trusted_never_auto_labels(org: Org, verified: int, righ
     assert figures["auto_label_eligible"] is False and figures["auto_labeled"] == 0
     assert figures["verified_tasks"] == verified
     # the figures say why, in words a manager can act on
-    low = gold.jeffreys_interval(right, verified)[0]
-    expected = {
-        10: "10 of the 20 verified tasks it needs",
-        40: f"its verified accuracy is surely above {low:.1%} only, not 80.0%"
-        " (gold tasks and reviews are the surest evidence)",
-    }
+    expected = {10: "10 of the 20 verified tasks it needs", 40: "its verified accuracy is 70.0%, below 80.0%"}
     assert figures["auto_label_blocked_by"] == expected[verified]
+
+
+def test_why_a_model_may_not_auto_label_names_what_would_change_it() -> None:
+    policy = AutoLabelPolicy(min_accuracy=0.95, min_verified=50)
+    # 200 tasks people completed, their answers 94% sure of the model's: it cannot reach 95% on them
+    on_people = auto_label.Measured("w", verified=200, correct=188.0, certain=0)
+    assert on_people.blocked_by(policy) == (
+        "its verified accuracy is 94.0%, below 95.0%"
+        " (people's answers count as surely as they are; gold and reviews count in full)"
+    )
+    # on gold alone the same figure needs no hint; 49 of 50 right is not yet sure enough
+    assert auto_label.Measured("w", verified=200, correct=188.0, certain=200).blocked_by(policy) == (
+        "its verified accuracy is 94.0%, below 95.0%"
+    )
+    low = gold.jeffreys_interval(49, 50)[0]
+    assert auto_label.Measured("w", verified=50, correct=49.0, certain=50).blocked_by(policy) == (
+        f"its verified accuracy is surely above {low:.1%} only, not 95.0%: too few verified tasks yet"
+    )
+    assert auto_label.Measured("w", verified=600, correct=600.0, certain=600).blocked_by(policy) is None
 
 
 def test_without_the_policy_nothing_is_auto_labeled(org: Org) -> None:

@@ -113,6 +113,8 @@ class Measured:
     reason: str | None = None
     #: the same record per band of the prediction's (weakest) score: band's lower edge -> (verified, correct)
     bands: Mapping[float, tuple[int, float]] = field(default_factory=dict)
+    #: of ``verified``, the tasks whose answer is certain (gold, a reviewer's accept or fix)
+    certain: int = 0
 
     @property
     def accuracy(self) -> float | None:
@@ -151,14 +153,17 @@ class Measured:
             return f"its standing is {self.status}"
         if self.verified < policy.min_verified:
             return f"{self.verified} of the {policy.min_verified} verified tasks it needs"
-        low = self.interval[0]
-        if low < policy.min_accuracy:
-            # People's answers count as surely as they are (_score): a record on them alone cannot
-            # prove more than people's confidence, so say what can.
-            return (
-                f"its verified accuracy is surely above {low:.1%} only, not {policy.min_accuracy:.1%}"
-                " (gold tasks and reviews are the surest evidence)"
+        accuracy, low = self.accuracy or 0.0, self.interval[0]
+        if accuracy < policy.min_accuracy:
+            # People's answers count only as surely as they are (_score): a record resting on them
+            # cannot reach a bar above their confidence, so say what can.
+            hint = " (people's answers count as surely as they are; gold and reviews count in full)"
+            return f"its verified accuracy is {accuracy:.1%}, below {policy.min_accuracy:.1%}" + (
+                hint if self.certain < self.verified else ""
             )
+        if low < policy.min_accuracy:
+            bar = f"{policy.min_accuracy:.1%}"
+            return f"its verified accuracy is surely above {low:.1%} only, not {bar}: too few verified tasks yet"
         return None
 
 
@@ -190,6 +195,7 @@ def measure(
     )
     verified = dict.fromkeys(ids, 0)
     correct = dict.fromkeys(ids, 0.0)
+    certain = dict.fromkeys(ids, 0)
     bands: dict[str, dict[float, tuple[int, float]]] = {worker_id: {} for worker_id in ids}
     for worker_id, answer, scores, status, gold_answer, result, review_status in conn.execute(query):
         if scores is None:
@@ -199,6 +205,7 @@ def measure(
         if share is not None:
             verified[worker_id] += 1
             correct[worker_id] += share
+            certain[worker_id] += status == str(TaskStatus.GOLD) or review_status in _CONFIRMED
             numeric = [float(v) for v in scores.values() if isinstance(v, int | float)]
             band = score_band(min(numeric)) if numeric else 0.0
             n, right = bands[worker_id].get(band, (0, 0.0))
@@ -214,6 +221,7 @@ def measure(
             standing.get("status"),
             standing.get("reason"),
             bands[worker_id],
+            certain[worker_id],
         )
     return out
 
