@@ -82,7 +82,12 @@ def test_a_manager_trains_from_the_models_page_and_an_annotator_is_refused(
     worker = page.locator("#model-workers tbody tr")
     expect(worker).to_have_count(1)
     expect(worker.first).to_contain_text("truthset-text@")
-    expect(worker.first.locator('[data-cell="answers"]')).to_have_text(str(WAITING))
+    # the waiting tasks' predictions, and each gold task's out-of-fold one: graded on gold, the
+    # version's gold accuracy is what its evaluation measured on those tasks
+    expect(worker.first.locator('[data-cell="answers"]')).to_have_text(str(GOLD + WAITING))
+    verified = rows.first.locator('[data-cell="verified"]').inner_text().split(" on ")[0]
+    gold_cell = worker.first.locator('[data-cell="gold"]')
+    expect(gold_cell).to_have_text(re.compile(rf"^{re.escape(verified)} \(.*\) on {GOLD}$"))
 
     with server.api() as owner:
         (stored,) = owner.get(f"/projects/{project_id}/models").json()["items"]

@@ -20,6 +20,7 @@ from truthset.jobs import Runner
 from truthset.learners import text_classifier as tc
 from truthset.schemas import ProjectUpdate, ResponseCreate
 from truthset.services import gold, jobs, model_training, projects, queue, review, tasks
+from truthset.services import quality as quality_figures
 from truthset.services.projects import load_project
 from truthset.storage import tables as t
 
@@ -173,7 +174,29 @@ def test_reviewed_and_gold_answers_are_learned_from_below_target(org: Org, setti
 
     result = _train(org, settings, project["id"])
     assert result["status"] == "trained" and result["metrics"]["n_examples"] == 36
-    assert result["predictions"]["stored"] == WAITING - 12  # gold tasks are not predicted
+    assert result["predictions"]["stored"] == WAITING - 12  # gold tasks are not waiting
+
+    # each gold task it learned from got its out-of-fold prediction (a classifier that never saw
+    # that answer), graded on gold like anyone's answer: the version's gold accuracy is honest
+    assert result["gold_predictions"] == {"stored": 12, "unchanged": 0, "invalid": 0}
+    truth = dict(zip(waiting[:12], labels[LABELED : LABELED + 12], strict=True))
+    on_gold = [r for r in _model_responses(org, result["model"]) if r["task_id"] in truth]
+    assert len(on_gold) == 12
+    right = sum(r["answer"]["topic"] == truth[r["task_id"]] for r in on_gold)
+    (figures,) = [
+        f
+        for f in quality_figures.project_workers(org.db, org.owner.principal, project["id"])[0]
+        if f["name"] == result["model"]
+    ]
+    assert figures["gold_answers"] == 12 and figures["gold_accuracy"] == pytest.approx(right / 12)
+    # the scores are the cross-validation's (the same seeds give the same folds), not the fitted model's
+    classifier = tc.TextClassifier(model_training._question(stored, "topic"))
+    classifier.evaluate([e.task for e in examples], [e.label for e in examples])
+    for response in on_gold:
+        assert response["scores"]["topic"] == pytest.approx(classifier.out_of_fold_[response["task_id"]].score)
+    fitted = {p.task_key: p.score for p in classifier.predict([e.task for e in examples if e.task.key in truth])}
+    assert any(fitted[r["task_id"]] != pytest.approx(r["scores"]["topic"]) for r in on_gold)
+    assert _train(org, settings, project["id"])["gold_predictions"] == {"stored": 0, "unchanged": 12, "invalid": 0}
 
 
 def test_an_archived_project_fails_the_job_at_once(org: Org, settings: Settings) -> None:

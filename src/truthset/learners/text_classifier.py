@@ -297,6 +297,9 @@ class TextClassifier:
         self.options: list[str] = list(question.option_values())  # type: ignore[attr-defined]
         self.fitted_: _Fitted | None = None
         self.report_: ModelReport | None = None
+        #: task key -> its out-of-fold prediction (by a classifier that never saw its label), per
+        #: example :meth:`evaluate` learned from
+        self.out_of_fold_: dict[str, Prediction] = {}
 
     @property
     def multilabel(self) -> bool:
@@ -318,9 +321,7 @@ class TextClassifier:
         self._train(tasks, labels)
         return self
 
-    def _train(
-        self, tasks: Sequence[Task], labels: Sequence[Any]
-    ) -> tuple[Any, Any, list[Any], list[str], list[int]]:
+    def _train(self, tasks: Sequence[Task], labels: Sequence[Any]) -> tuple[Any, Any, list[Any], list[str], list[int]]:
         """Fit features and classifier; return the features, the target, the truth, the classes and
         the indices of the examples kept (those of a class learned)."""
         rows, y, classes, excluded = self._prepare(tasks, labels)
@@ -359,6 +360,10 @@ class TextClassifier:
             else StratifiedKFold(folds, shuffle=True, random_state=self.params.seed)
         )
         probabilities = cross_val_predict(self._model(), x, target, cv=splitter, method="predict_proba")
+        self.out_of_fold_ = {
+            tasks[i].key: self._prediction(tasks[i].key, p, fitted.classes)
+            for i, p in zip(keep, probabilities, strict=True)
+        }
         answers, scores = zip(*(self._answer(p, fitted.classes) for p in probabilities), strict=True)
         correct = np.array([a == t for a, t in zip(answers, truth, strict=True)])
         score = np.asarray(scores, dtype=np.float64)
@@ -483,13 +488,13 @@ class TextClassifier:
             return []
         rows = [text_inputs(t.data) for t in tasks]
         probabilities = fitted.pipeline.predict_proba(_matrix(rows, fitted.inputs, fitted.pairs))
-        out = []
-        for task, p in zip(tasks, probabilities, strict=True):
-            answer, score = self._answer(p, fitted.classes)
-            answer = list(answer) if self.multilabel else answer
-            details = {"probabilities": {c: round(float(v), 6) for c, v in zip(fitted.classes, p, strict=True)}}
-            out.append(Prediction(task.key, self.question.name, answer, score, details))
-        return out
+        return [self._prediction(task.key, p, fitted.classes) for task, p in zip(tasks, probabilities, strict=True)]
+
+    def _prediction(self, key: str, p: np.ndarray, classes: list[str]) -> Prediction:
+        answer, score = self._answer(p, classes)
+        answer = list(answer) if self.multilabel else answer
+        details = {"probabilities": {c: round(float(v), 6) for c, v in zip(classes, p, strict=True)}}
+        return Prediction(key, self.question.name, answer, score, details)
 
     def _answer(self, p: np.ndarray, classes: list[str]) -> tuple[Any, float]:
         """The answer from class probabilities, and the probability that it is right.

@@ -15,7 +15,9 @@
    which checks that digest (the trust rule of docs/models.md).
 4. Every task still waiting for people (``staged``, ``pending``) is predicted, in chunks, and the
    predictions are stored through :func:`truthset.services.predictions.upload_predictions` as model
-   ``truthset-text``, version = the model's version: a model worker measured like any other.
+   ``truthset-text``, version = the model's version: a model worker measured like any other. Each
+   gold task it learned from gets its out-of-fold prediction from step 2 (:func:`_predict_gold`),
+   so the version is graded on gold honestly.
 
 Too few labels ends the job with a ``not_enough_data`` result naming the counts, and no row.
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -35,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from truthset.config import Settings, get_settings
 from truthset.domain import Principal, ReviewStatus, Role, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
-from truthset.learners import Task
+from truthset.learners import Prediction, Task
 from truthset.questions import QuestionConfig
 from truthset.schemas import PredictionUpload
 from truthset.services import jobs, predictions
@@ -166,6 +168,7 @@ def run_training(db: Database, context: JobContext) -> dict[str, Any]:
     metrics = {**report.as_dict(), "labels": sources}
     row, created = _store(db, settings, principal, project_id, name, classifier, metrics)
     predicted = _predict_waiting(db, context, principal, project_id, classifier)
+    on_gold = _predict_gold(db, principal, project_id, classifier, examples)
     return {
         "status": "trained" if created else "unchanged",
         "question": name,
@@ -174,6 +177,7 @@ def run_training(db: Database, context: JobContext) -> dict[str, Any]:
         "model": predictions.model_name(MODEL, row["version"]),
         "metrics": row["metrics"],
         "predictions": predicted,
+        "gold_predictions": on_gold,
     }
 
 
@@ -373,17 +377,54 @@ def _upload(
 ) -> dict[str, int]:
     """Predict and store the tasks this version has not predicted yet (a repeat of the same version,
     whose scores may differ in the last digits, leaves the stored ones alone: ``unchanged``)."""
+    return _store_new(
+        db,
+        principal,
+        project_id,
+        classifier.version,
+        {row.id: row for row in rows},
+        lambda todo: classifier.predict([Task(row.id, row.data) for row in todo]),
+    )
+
+
+def _predict_gold(
+    db: Database, principal: Principal, project_id: str, classifier: tc.TextClassifier, examples: list[Example]
+) -> dict[str, int]:
+    """Store the version's out-of-fold prediction of each gold task it learned from.
+
+    A gold task's prediction by the fitted model would be graded against the answer it was trained
+    on; the cross-validation's prediction comes from a classifier that never saw that answer, so the
+    version is graded on gold like anyone (its gold accuracy, docs/models.md), honestly: what the
+    training report calls ``verified_accuracy`` on gold is then what the worker figures show.
+    """
+    found = classifier.out_of_fold_
+    keys = [e.task.key for e in examples if e.source == "gold" and e.task.key in found]
+    totals: Counter[str] = Counter()
+    for start in range(0, len(keys), CHUNK):
+        chunk = {key: found[key] for key in keys[start : start + CHUNK]}
+        totals.update(_store_new(db, principal, project_id, classifier.version, chunk, list))
+    return {key: totals.get(key, 0) for key in ("stored", "unchanged", "invalid")}
+
+
+def _store_new(
+    db: Database,
+    principal: Principal,
+    project_id: str,
+    version: str,
+    by_task: dict[str, Any],
+    predict: Callable[[list[Any]], list[Prediction]],
+) -> dict[str, int]:
+    """Store ``predict``'s predictions of the tasks of ``by_task`` (task id -> what ``predict``
+    takes) this version has not predicted yet."""
     with db.read() as conn:
-        model = predictions.model_name(MODEL, classifier.version)
-        done = predictions.predicted_tasks(conn, principal.organization_id, model, [row.id for row in rows])
-    rows = [row for row in rows if row.id not in done]
-    if not rows:
+        model = predictions.model_name(MODEL, version)
+        done = predictions.predicted_tasks(conn, principal.organization_id, model, list(by_task))
+    todo = [value for key, value in by_task.items() if key not in done]
+    if not todo:
         return {"unchanged": len(done)}
-    predicted = classifier.predict([Task(row.id, row.data) for row in rows])
+    predicted = predict(todo)
     items = [{"task_id": p.task_key, "question": p.question, "answer": p.answer, "score": p.score} for p in predicted]
     # skip, not reject: a task completed or canceled since it was read takes no prediction, the rest do
-    body = PredictionUpload(model=MODEL, version=classifier.version, predictions=items, on_error="skip")
+    body = PredictionUpload(model=MODEL, version=version, predictions=items, on_error="skip")
     report = predictions.upload_predictions(db, principal, project_id, body)
     return {"stored": report["stored"], "unchanged": report["unchanged"] + len(done), "invalid": report["invalid"]}
-
-
