@@ -1774,6 +1774,11 @@ def _print_training(result: dict[str, Any]) -> None:
         f"predictions: {predicted.get('stored', 0)} stored, {predicted.get('unchanged', 0)} unchanged, "
         f"{predicted.get('invalid', 0)} refused"
     )
+    on_gold = result.get("gold_predictions") or {}
+    if on_gold.get("stored") or on_gold.get("unchanged"):
+        console.print(
+            f"gold tasks graded out of fold: {on_gold.get('stored', 0)} stored, {on_gold.get('unchanged', 0)} unchanged"
+        )
 
 
 @models_app.command("list")

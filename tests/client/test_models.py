@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from typer.testing import CliRunner
@@ -50,9 +51,15 @@ def test_the_sdk_trains_and_lists_versions(live: Any) -> None:
 
 def test_the_cli_trains_waits_and_lists(live: Any) -> None:
     project_id = _project(live, "cli-model", 45, 2)
+    with live.client() as client:  # two of the labeled tasks are gold: graded out of fold
+        done = [task for task in client.tasks.list(project_id=project_id) if task.status == "completed"]
+        for task in done[:2]:
+            client.tasks.mark_gold(task.id, task.result["answer"])
     code, output = _cli(live, "models", "train", "--project", project_id, "--question", "topic", "--wait")
     assert code == 0 and "trained: truthset-text@truthset-text-" in output and "(45 labeled tasks)" in output, output
     assert "accuracy" in output and "predictions: 2 stored, 0 unchanged, 0 refused" in output
+    assert "on the 2 gold and reviewed labels alone" in output
+    assert "gold tasks graded out of fold: 2 stored, 0 unchanged" in output, output
     args = ["models", "list", "--project", project_id, "--url", live.url, "--api-key", live.api_key]
     result = runner.invoke(app, args)
     assert result.exit_code == 0 and "│ topic │ 45 │" in " ".join(result.output.split()), result.output
@@ -61,7 +68,7 @@ def test_the_cli_trains_waits_and_lists(live: Any) -> None:
     with live.client() as client:
         (model,) = list(client.models.list(project_id))
     assert "".join(folded) == model.version
-    assert "│ - │" in " ".join(result.output.split())  # no gold or reviewed labels: no verified accuracy
+    assert re.search(r"│ \d\.\d{3} \(2\) │", result.output), result.output  # the accuracy on the 2 gold labels
 
 
 def test_the_cli_says_when_there_is_not_enough_data(live: Any) -> None:
