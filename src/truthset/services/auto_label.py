@@ -201,11 +201,12 @@ def measure(
         if scores is None:
             continue  # a model worker's response without scores is no prediction
         expected = _verified_answer(project, status, gold_answer, result, review_status)
-        share = _score(project, expected, answer or {}, _people_posteriors(status, result, review_status))
+        sure = status == str(TaskStatus.GOLD) or review_status in _CONFIRMED  # gold, or a reviewer's word
+        share = _score(project, expected, answer or {}, {} if sure else _people_posteriors(result))
         if share is not None:
             verified[worker_id] += 1
             correct[worker_id] += share
-            certain[worker_id] += status == str(TaskStatus.GOLD) or review_status in _CONFIRMED
+            certain[worker_id] += sure
             numeric = [float(v) for v in scores.values() if isinstance(v, int | float)]
             band = score_band(min(numeric)) if numeric else 0.0
             n, right = bands[worker_id].get(band, (0, 0.0))
@@ -253,11 +254,11 @@ def _verified_answer(
     return {name: vouched[name] for name, same in agreeing.items() if same}
 
 
-def _people_posteriors(status: str, result: Any, review_status: str | None) -> Mapping[str, Mapping[str, float]]:
+def _people_posteriors(result: Any) -> Mapping[str, Mapping[str, float]]:
     """On a task people completed (no gold, no reviewer's verdict), how sure people's answers are
     of each option, per question whose type states a posterior: ``people_posterior`` where a
-    model's vote counted, else the result's own. Empty where the verified answer is certain."""
-    if status == str(TaskStatus.GOLD) or review_status in _CONFIRMED or not isinstance(result, dict):
+    model's vote counted, else the result's own."""
+    if not isinstance(result, dict):
         return {}
     if isinstance(result.get("people_answer"), dict):
         return result.get("people_posterior") or {}
@@ -298,7 +299,7 @@ def _chance(posterior: Mapping[str, float] | None, value: Any, right: bool) -> f
     """The probability that ``value`` is right: people's posterior of it, or certainty."""
     if posterior is None or not isinstance(value, str):
         return float(right)
-    return float(posterior.get(str(value), 0.0))
+    return float(posterior.get(value, 0.0))
 
 
 # --- auto-labeling -----------------------------------------------------------------------------------
