@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from truthset.cli import app
+from truthset.cli import app, main
 from truthset.config import Settings
 from truthset.errors import Unauthenticated
 from truthset.services import accounts
@@ -97,3 +98,41 @@ def test_demo_setup_is_idempotent(data_dir: Path) -> None:
 def test_db_upgrade_is_repeatable(data_dir: Path) -> None:
     assert "up to date" in _invoke("db", "upgrade")
     assert "up to date" in _invoke("db", "upgrade")
+
+
+def test_db_backup_and_restore(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the operator types: a backup while data is there, a refused restore over it (one line,
+    exit status 1, nothing written), a forced one, and a restore into a new data directory."""
+    _invoke("init", "--email", "owner@acme.test")
+    output = _flat(_invoke("db", "backup", str(tmp_path / "nightly")))
+    assert "backup written to" in output and "schema 0" in output
+    assert "1 organizations, 1 members, 0 projects, 0 tasks" in output
+    assert "webhook key none yet" in output
+
+    _invoke("users", "add", "ann@acme.test", "--role", "annotator")
+    code, err = _main(monkeypatch, capsys, "db", "restore", str(tmp_path / "nightly"))
+    assert code == 1 and err.startswith("error: ") and "Traceback" not in err
+    assert "holds data (1 organizations, 2 members): stop the server, then pass --force" in _flat(err)
+    assert "ann@acme.test" in _invoke("users", "list")  # refused: nothing was written
+
+    restored = _flat(_invoke("db", "restore", str(tmp_path / "nightly"), "--force"))
+    assert "1 organizations, 1 members" in restored
+    assert "ann@acme.test" not in _invoke("users", "list")
+
+    monkeypatch.setenv("TRUTHSET_DATA_DIR", str(tmp_path / "new-machine"))
+    _invoke("db", "restore", str(tmp_path / "nightly"))
+    assert "owner@acme.test" in _invoke("users", "list")
+
+    code, err = _main(monkeypatch, capsys, "db", "backup", str(tmp_path / "nightly"))
+    assert code == 1 and "already exists: name a new directory for the backup" in _flat(err)
+
+
+def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """The console script itself (``main``: a domain error is one line on stderr), its exit status and stderr."""
+    monkeypatch.setattr(sys, "argv", ["truthset", *args])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    return int(exit_.value.code or 0), capsys.readouterr().err

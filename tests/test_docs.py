@@ -79,6 +79,7 @@ def test_chat_review_example_in_docs() -> None:
 def test_cli_console_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRUTHSET_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("TRUTHSET_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # where relative paths in the examples land (the backup directory)
     runner = CliRunner()
     (block,) = _blocks("cli.md", "console")
     lines = [line[2:] for line in block.splitlines() if line.startswith("$ ")]
@@ -89,6 +90,7 @@ def test_cli_console_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert result.exit_code == 0, f"{line}\n{result.output}"
     listed = runner.invoke(app, ["users", "list"]).output
     assert "ann@acme.test" in listed and "owner@acme.test" in listed
+    assert (tmp_path / "truthset-backup" / "backup.json").is_file()
 
 
 def test_the_auto_label_example_in_models_md() -> None:

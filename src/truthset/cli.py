@@ -331,6 +331,53 @@ def db_upgrade() -> None:
     console.print(f"database at {settings.resolved_database_url.split('@')[-1]} is up to date")
 
 
+@db_app.command("backup")
+def db_backup(
+    destination: Annotated[Path, typer.Argument(help="A new directory for the backup (absent or empty).")],
+) -> None:
+    """Back up the SQLite database (one snapshot, while the server runs) and the data directory's files."""
+    from truthset.services import backups
+
+    report = backups.backup(get_settings(), destination)
+    console.print(f"backup written to {escape(report.path)} in {report.seconds} s")
+    console.print(f"  database  {_mib(report.database_bytes)}, schema {report.revision}, {_counted(report.counts)}")
+    console.print(f"  files     {report.files} ({_mib(report.file_bytes)}) from media/ and models/")
+    console.print(f"  webhook key  {_KEY_SAYS[report.webhook_key]}")
+
+
+@db_app.command("restore")
+def db_restore(
+    source: Annotated[Path, typer.Argument(help="A backup directory made by `truthset db backup`.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a database that holds data, and a different webhook key.")
+    ] = False,
+) -> None:
+    """Restore a backup into the configured data directory (stop the server first)."""
+    from truthset.services import backups
+
+    report = backups.restore(get_settings(), source, force=force)
+    console.print(f"restored {escape(str(source))} into {escape(report.database)} in {report.seconds} s")
+    console.print(f"  database  schema {report.revision}, {_counted(report.counts)}")
+    console.print(f"  files     {report.files} copied into media/ and models/")
+    console.print(f"  webhook key  {_KEY_SAYS[report.webhook_key]}")
+
+
+_KEY_SAYS = {
+    "copied": "copied (webhook-secret.key)",
+    "restored": "restored (webhook-secret.key)",
+    "settings": "set in the settings (TRUTHSET_WEBHOOK_SECRET_KEY): keep it with the backup",
+    "none": "none yet (no webhook secret stored)",
+}
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{count:,} {name}" for name, count in counts.items())
+
+
 # --- members and keys (local administration) --------------------------------------------------
 
 

@@ -44,6 +44,15 @@ def upgrade(url: str, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of this version's migrations (a backup from a newer truthset is not)."""
+    return revision in _revisions(ScriptDirectory.from_config(alembic_config("sqlite://")))
+
+
+def _revisions(script: ScriptDirectory) -> set[str]:
+    return {rev.revision for rev in script.walk_revisions()}
+
+
 def _check_known_revision(url: str, script: ScriptDirectory) -> None:
     engine = create_engine(url, poolclass=pool.NullPool)
     try:
@@ -51,7 +60,7 @@ def _check_known_revision(url: str, script: ScriptDirectory) -> None:
             current = MigrationContext.configure(conn).get_current_heads()
     finally:
         engine.dispose()
-    known = {rev.revision for rev in script.walk_revisions()}
+    known = _revisions(script)
     for rev in current:
         if rev not in known:
             raise DatabaseUnusable(
