@@ -208,6 +208,7 @@ SHIPPED_MIGRATIONS = {
     "0012_project_models.py": "11dc6289e3798da89fc59ae5424a7fd29c223ed596a06b8ad1affe167a42091f",
     "0013_auto_label.py": "aea807b45308bc9e3e1c5d42ac6cb4535d9f721fb01b96f7d9f479a1ece8bf4f",
     "0014_queue_rank.py": "14fe0f97735f8c9b50df8ee90e8e27651830a1aa250af28264d722d942055fba",
+    "0015_delete_indexes.py": "487b7b23ff49e711af6257bfecf513257118de1dd33573c2eac910766caf1fb6",
 }
 
 

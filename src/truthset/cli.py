@@ -1048,15 +1048,33 @@ def projects_archive(
 @projects_app.command("delete")
 def projects_delete(
     project: Annotated[str, typer.Argument(help="Project id.")],
+    with_data: Annotated[
+        bool, typer.Option("--with-data", help="Delete it with all its tasks and answers, for good (owners, admins).")
+    ] = False,
+    confirm: Annotated[str | None, typer.Option(help="With --with-data: the project's name, repeated.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="With --with-data: follow the deletion to its end.")] = False,
     url: UrlOption = "http://127.0.0.1:8000",
     api_key: KeyOption = "",
 ) -> None:
-    """Delete a project that has no task (one with tasks is archived instead: truthset projects archive)."""
+    """Delete a project that has no task; with --with-data --confirm NAME, one with tasks and all its data."""
     from truthset.client import Client
 
-    with Client(url, api_key) as client:
-        client.projects.delete(project)
-    console.print(f"deleted project {project}")
+    if not with_data:
+        with Client(url, api_key) as client:
+            client.projects.delete(project)
+        console.print(f"deleted project {project}")
+        return
+    if not confirm:
+        err_console.print(
+            "error: --with-data deletes every task and answer for good: repeat the project's name with --confirm"
+        )
+        raise typer.Exit(2)
+    job = _run_job(lambda client: client.projects.delete_with_data(project, confirm), url, api_key, wait=wait)
+    if job is not None:
+        result = job.result or {}
+        console.print(
+            f"deleted project {project} with {result.get('tasks', 0)} tasks and {result.get('files', 0)} files"
+        )
 
 
 @projects_app.command("create")

@@ -796,8 +796,16 @@ class Projects(_Resource):
 
     def delete(self, project_id: str) -> None:
         """Delete a project that has no task (a 409 ``project_has_tasks`` otherwise: archive it with
-        ``update(project_id, archived=True)``)."""
+        ``update(project_id, archived=True)``, or :meth:`delete_with_data`)."""
         self._client._request("DELETE", f"/projects/{project_id}")
+
+    def delete_with_data(self, project_id: str, confirm: str) -> JobOut:
+        """Delete a project with everything stored about it, for good (owners and admins): it is
+        archived at once and a ``project.delete`` job deletes the rest (follow it with
+        ``client.jobs.wait``). ``confirm`` repeats the project's name."""
+        return self._client._json(
+            "POST", f"/projects/{project_id}/deletion", JobOut, json={"confirm": confirm}, retry=False
+        )
 
     def agreement(self, project_id: str, batch_id: str | None = None) -> AgreementOut:
         """Agreement per question (percent, Fleiss' and Cohen's kappa, Krippendorff's alpha); managers and above."""

@@ -390,6 +390,14 @@ class ProjectUpdate(Input):
     )
 
 
+class ProjectDeletion(Input):
+    confirm: str = Field(
+        min_length=1,
+        max_length=200,
+        description="The project's name, repeated: a guard against deleting the wrong project for good.",
+    )
+
+
 class SpecCheck(Input):
     """A spec (and optionally a policy) to check without saving: the spec editor's live check."""
 

@@ -190,6 +190,11 @@ class World:
         return self.org.id
 
 
+def _with_a_task(org: Org, project: dict[str, Any]) -> dict[str, Any]:
+    org.make_task(project["id"], "to be deleted with its project")
+    return project
+
+
 def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> World:
     """Objects in ``org`` (made by its owner through the services); ``worker`` holds two leases."""
     db, owner = org.db, org.owner.principal
@@ -265,6 +270,7 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
             "doomed_webhook": doomed_webhook,
             "delivery": delivery,
             "empty_project": org.make_project(name="to delete"),  # no tasks: may be deleted
+            "doomed_project": _with_a_task(org, org.make_project(name="to delete with its data")),
             "pause_batch": to_pause,  # finalized, one task waiting
             "resume_batch": to_resume,  # paused
         },
@@ -349,6 +355,9 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "update_project": lambda w: Call(path={"project_id": w.project["id"]}, json={"description": "changed"}),
     "validate_spec": lambda w: Call(json={"spec": SPEC, "project_id": w.project["id"]}),
     "delete_project": lambda w: Call(path={"project_id": w.extra["empty_project"]["id"]}),
+    "delete_project_with_data": lambda w: Call(
+        path={"project_id": w.extra["doomed_project"]["id"]}, json={"confirm": w.extra["doomed_project"]["name"]}
+    ),
     "create_batch": lambda w: Call(path={"project_id": w.project["id"]}, json={"name": _unique("batch")}),
     "list_batches": lambda w: Call(path={"project_id": w.project["id"]}),
     "get_batch": lambda w: Call(path={"batch_id": w.batch["id"]}),

@@ -43,6 +43,7 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "create_project": Action.MANAGE_PROJECTS,
     "validate_spec": Action.MANAGE_PROJECTS,
     "delete_project": Action.MANAGE_PROJECTS,
+    "delete_project_with_data": Action.DELETE_PROJECT_DATA,
     "pause_batch": Action.MANAGE_TASKS,
     "resume_batch": Action.MANAGE_TASKS,
     "list_projects": Action.READ_PROJECTS,

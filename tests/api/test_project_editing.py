@@ -224,6 +224,37 @@ def test_delete_only_a_project_without_tasks(api: Api, org: Org) -> None:
     assert api.get(f"{API}/projects/{busy['id']}", auth=org.owner).status_code == 200
 
 
+def test_delete_a_project_with_its_data(api: Api, org: Org, make_org: Any, db: Any) -> None:
+    """``POST /projects/{id}/deletion``: owners and admins, the name repeated, a job that deletes it all."""
+    from truthset.domain import Role
+    from truthset.jobs import Runner
+
+    project = org.make_project(name="Q3 reviews")
+    org.make_tasks(project["id"], 3)
+    url = f"{API}/projects/{project['id']}/deletion"
+    assert_error(api.post(url, auth=org.actor(Role.MANAGER), json={"confirm": "Q3 reviews"}), 403, "forbidden")
+    wrong = assert_error(api.post(url, auth=org.owner, json={"confirm": "Q3"}), 422, "invalid_input")
+    assert wrong["details"]["field"] == "confirm" and "'Q3 reviews'" in wrong["message"]
+    assert_error(api.post(url, auth=org.owner, json={}), 422, "invalid_input")
+    other = make_org("Other")
+    assert_error(api.post(url, auth=other.owner, json={"confirm": "Q3 reviews"}), 404, "not_found")
+    assert api.get(f"{API}/projects/{project['id']}", auth=org.owner).json()["archived_at"] is None
+
+    started = api.post(url, auth=org.actor(Role.ADMIN), json={"confirm": "Q3 reviews"})
+    assert started.status_code == 202, started.text
+    job = started.json()
+    assert job["kind"] == "project.delete" and job["status"] == "queued"
+    assert api.get(f"{API}/projects/{project['id']}", auth=org.owner).json()["archived_at"] is not None
+    refused = api.patch(f"{API}/projects/{project['id']}", auth=org.owner, json={"archived": False})
+    assert_error(refused, 409, "project_being_deleted")
+
+    Runner(db, kinds=["project.delete"], poll_seconds=0.02).run_until_idle()
+    done = api.get(f"{API}/jobs/{job['id']}", auth=org.owner).json()
+    assert done["status"] == "succeeded" and done["result"]["tasks"] == 3
+    assert_error(api.get(f"{API}/projects/{project['id']}", auth=org.owner), 404, "not_found")
+    assert api.get(f"{API}/tasks", auth=org.owner, params={"project_id": project["id"]}).json()["items"] == []
+
+
 def test_another_organization_cannot_edit_check_against_or_delete_a_project(api: Api, org: Org, make_org: Any) -> None:
     project = org.make_project()
     other = make_org("Other")

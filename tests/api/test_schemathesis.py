@@ -52,7 +52,7 @@ CHECKS = [
 #: and fixed answer, which its verdict asks for; the current password of a password change; the lines of a
 #: bulk import, an import file's format and contents; a sorted task list's cursor, which must be one the server
 #: gave for that sort; a bulk action's ids or filter, exactly one; an export format the project's spec can be
-#: written in, e.g. CoNLL needs a spans question): a schema-valid
+#: written in, e.g. CoNLL needs a spans question; a deletion's confirm, the project's name): a schema-valid
 #: request may rightly get a 422. Every other operation must
 #: accept every schema-valid request (positive_data_acceptance).
 CONTENT_CHECKED = {
@@ -80,6 +80,7 @@ CONTENT_CHECKED = {
     "start_model_server_predictions",  # the same: the question in the spec, the base_url through the guard
     "update_webhook",
     "change_my_password",
+    "delete_project_with_data",  # confirm must repeat the project's name
 }
 
 

@@ -341,3 +341,19 @@ def test_the_project_option_moves_to_the_front_of_a_commands_arguments() -> None
     assert cli._project_to_front(["P", "gold.csv"]) == ["P", "gold.csv"]  # given first: as it was
     assert cli._project_to_front(["gold.csv", "--project"]) == ["gold.csv", "--project"]  # no value: Click says so
     assert cli._project_to_front(["--", "--project", "P"]) == ["--", "--project", "P"]  # positional by request
+
+
+def test_a_project_with_tasks_is_deleted_with_its_data(live: Any) -> None:
+    """``projects delete --with-data --confirm NAME --wait``: the job runs in the server, the project is gone."""
+    with live.client() as client:
+        project = client.projects.create("cli doomed", SPEC)
+        client.tasks.import_tasks(project.id, [{"data": {"text": f"t{i}"}} for i in range(3)])
+    code, output = _cli(live, "projects", "delete", project.id)
+    assert code == 1  # the server's 409 project_has_tasks (main() prints it as one line)
+    code, output = _cli(live, "projects", "delete", project.id, "--with-data")
+    assert code == 2 and "repeat the project's name with --confirm" in output, output
+    code, output = _cli(live, "projects", "delete", project.id, "--with-data", "--confirm", "cli doomed", "--wait")
+    assert code == 0, output
+    assert "project.delete job" in output and f"deleted project {project.id} with 3 tasks and 0 files" in output
+    with live.client() as client:
+        assert project.id not in {p.id for p in client.projects.list(include_archived=True)}

@@ -21,6 +21,10 @@ SCREENSHOTS = Path(os.environ["TRUTHSET_E2E_SCREENSHOTS"]) if os.environ.get("TR
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
 
 PASSWORD = "a long test password 1"
+SPEC = {
+    "fields": [{"name": "text", "type": "text"}],
+    "questions": [{"name": "sentiment", "type": "label", "options": ["positive", "negative"]}],
+}
 
 INVALID_SPEC = {
     "fields": [{"name": "review", "type": "text", "label": "Review"}],
@@ -190,12 +194,42 @@ def test_a_manager_creates_edits_duplicates_archives_and_deletes_a_project(tab: 
     page.wait_for_url(f"{server.url}/")
     with server.api() as client:
         assert client.get(f"/projects/{copy_id}").status_code == 404
-    # the project with tasks cannot be deleted: the API's message, on the page
+    # a manager may not delete a project that has tasks: the page says who may
     page.goto(f"/projects/{project_id}")
     page.get_by_role("button", name="Delete").click()
-    page.get_by_label("Type the project's name").fill("Spec editor project")
-    dialog.get_by_role("button", name="Delete for good").click()
-    expect(page.locator("#manage-error")).to_contain_text("archive it instead")
+    expect(page.locator("#manage-error")).to_contain_text("ask an owner or admin to delete it with its data")
+    expect(dialog).to_be_hidden()
+    assert tab.script_errors() == []
+
+
+def test_an_owner_deletes_a_project_with_all_its_data(tab: Tab, server: Server) -> None:
+    page = tab.page
+    with server.api() as client:
+        made = client.post("/projects", json={"name": "Doomed in the browser", "spec": SPEC})
+        assert made.status_code == 201, made.text
+        project_id = made.json()["id"]
+        for text in ("one", "two"):
+            assert client.post(f"/projects/{project_id}/tasks", json={"data": {"text": text}}).status_code == 201
+    log_in(page, server.owner_email, server.owner_password)
+    page.goto(f"/projects/{project_id}")
+    page.get_by_role("button", name="Delete").click()
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog.locator("#confirm-title")).to_have_text("Delete this project and all its data?")
+    expect(dialog.locator("#confirm-text")).to_contain_text("Its 2 tasks go")
+    page.get_by_label("Type the project's name").fill("Doomed")
+    dialog.get_by_role("button", name="Delete everything for good").click()
+    expect(page.locator("#confirm-error")).to_contain_text("does not match")
+    page.get_by_label("Type the project's name").fill("Doomed in the browser")
+    _shot(page, "delete-with-data")
+    dialog.get_by_role("button", name="Delete everything for good").click()
+    page.wait_for_url(re.compile(r"/jobs\?kind=project\.delete"))
+    expect(page.locator("table")).to_contain_text("project.delete")
+    with server.api() as client:
+        deadline = 100
+        while client.get(f"/projects/{project_id}").status_code != 404 and deadline:
+            page.wait_for_timeout(100)
+            deadline -= 1
+        assert client.get(f"/projects/{project_id}").status_code == 404
     assert tab.script_errors() == []
 
 

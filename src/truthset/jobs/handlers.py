@@ -19,6 +19,7 @@ __all__ = [
     "llm_label",
     "model_server_predict",
     "model_train",
+    "project_delete",
     "quality_refit",
     "queue_rerank",
 ]
@@ -109,3 +110,12 @@ def model_server_predict(db: Database, job: JobContext) -> dict[str, Any]:
     from truthset.services import model_servers
 
     return model_servers.run_server_predictions(db, job)
+
+
+def project_delete(db: Database, job: JobContext) -> dict[str, Any]:
+    """``project.delete``, payload ``{"project_id", "name"}``: delete the project with everything stored
+    about it (:func:`truthset.services.project_deletion.run`). Safe to repeat: each run deletes what is
+    left, and a project already gone is a success."""
+    from truthset.services import project_deletion
+
+    return project_deletion.run(db, job)

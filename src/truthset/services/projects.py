@@ -10,7 +10,7 @@ from sqlalchemy import Connection, delete, func
 from sqlalchemy.exc import IntegrityError
 
 from truthset import questions
-from truthset.domain import BatchStatus, Principal, TaskStatus
+from truthset.domain import BatchStatus, JobStatus, Principal, TaskStatus
 from truthset.errors import Conflict, InvalidInput, NotFound
 from truthset.questions import CompiledSpec, expanded_questions
 from truthset.schemas import BatchCreate, ProjectCreate, ProjectUpdate, QualityPolicy, SpecCheck
@@ -164,10 +164,33 @@ def update_project(db: Database, principal: Principal, project_id: str, data: Pr
         elif data.spec is not None:  # the stored policy may name a question the new spec lacks
             values["quality"] = checked_policy(QualityPolicy.model_validate(project["quality"]), spec)
         if data.archived is not None:
+            if not data.archived and _being_deleted(conn, principal.organization_id, project_id):
+                raise Conflict(
+                    f"project {project_id} is being deleted with its data: it cannot be unarchived",
+                    details={"project_id": project_id},
+                    code="project_being_deleted",
+                )
             values["archived_at"] = utcnow() if data.archived else None
         values["updated_at"] = utcnow()
         repo.change(conn, t.projects, principal.organization_id, project_id, **values)
         return {**project, **values}
+
+
+#: The job that deletes a project with its data (services/project_deletion.py), and its dedupe key.
+DELETION_JOB = "project.delete"
+
+
+def deletion_key(project_id: str) -> str:
+    return f"delete:{project_id}"
+
+
+def _being_deleted(conn: Connection, organization_id: str, project_id: str) -> bool:
+    """Whether a deletion of the project with its data is waiting or running (few such jobs at once)."""
+    c = t.jobs.c
+    query = repo.scoped(t.jobs, organization_id, c.payload).where(
+        c.kind == DELETION_JOB, c.status.in_([str(JobStatus.QUEUED), str(JobStatus.RUNNING)])
+    )
+    return any((payload or {}).get("project_id") == project_id for (payload,) in conn.execute(query))
 
 
 def _stored_work(conn: Connection, principal: Principal, project_id: str) -> tuple[bool, bool]:
@@ -197,7 +220,8 @@ def delete_project(db: Database, principal: Principal, project_id: str) -> None:
         require(principal, Action.MANAGE_PROJECTS)
         if _stored_work(conn, principal, project_id)[0]:
             raise Conflict(
-                f"project {project_id} has tasks: it cannot be deleted (archive it instead)",
+                f"project {project_id} has tasks: archive it instead, or delete it with all its data "
+                f"(owners and admins: POST /api/v1/projects/{project_id}/deletion with its name)",
                 details={"project_id": project_id},
                 code="project_has_tasks",
             )

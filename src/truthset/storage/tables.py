@@ -234,6 +234,13 @@ responses = Table(
     UniqueConstraint("worker_id", "idempotency_key", name="uq_responses_worker_idempotency"),
     Index("ix_responses_org_id", "organization_id", "id"),
     Index("ix_responses_task", "task_id", "id"),  # a task's responses, in order (completing a task)
+    # the responses naming a lease: the foreign key's check when leases are deleted (migration 0015)
+    Index(
+        "ix_responses_assignment",
+        "assignment_id",
+        sqlite_where=text("assignment_id IS NOT NULL"),
+        postgresql_where=text("assignment_id IS NOT NULL"),
+    ),
     Index("ix_responses_project_created", "project_id", "created_at"),  # the dashboard (0010)
 )
 
@@ -363,6 +370,13 @@ reviews = Table(
     Column("response_id", ID, ForeignKey("responses.id"), nullable=True),  # a fix's response
     _created(),
     Index("ix_reviews_task", "task_id", "id"),
+    # the fixes naming a response: the foreign key's check when responses are deleted (migration 0015)
+    Index(
+        "ix_reviews_response",
+        "response_id",
+        sqlite_where=text("response_id IS NOT NULL"),
+        postgresql_where=text("response_id IS NOT NULL"),
+    ),
     Index("ix_reviews_org_id", "organization_id", "id"),
 )
 

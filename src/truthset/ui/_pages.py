@@ -214,6 +214,8 @@ def project_page(request: Request, project_id: str) -> Response:
             "archived": project["archived_at"] is not None,
             "may_manage_projects": allowed(info.principal, Action.MANAGE_PROJECTS),
             "may_manage_tasks": allowed(info.principal, Action.MANAGE_TASKS),
+            "may_delete_data": allowed(info.principal, Action.DELETE_PROJECT_DATA),
+            "tasks": summary["total"],
         },
     )
 

@@ -14,15 +14,17 @@ from truthset.domain import TaskStatus
 from truthset.schemas import (
     BatchCreate,
     BatchOut,
+    JobOut,
     Page,
     ProjectCreate,
+    ProjectDeletion,
     ProjectOut,
     ProjectUpdate,
     QuestionTypeOut,
     SpecCheck,
     SpecChecked,
 )
-from truthset.services import active_learning, export, projects
+from truthset.services import active_learning, export, project_deletion, projects
 from truthset.services.formats.images import write_options
 
 router = APIRouter(tags=["projects"])
@@ -77,8 +79,24 @@ def update_project(db: DB, caller: Caller, project_id: str, body: ProjectUpdate)
 
 @router.delete("/projects/{project_id}", status_code=status.HTTP_204_NO_CONTENT, operation_id="delete_project")
 def delete_project(db: DB, caller: Caller, project_id: str) -> None:
-    """Delete a project that has no tasks (409 `project_has_tasks` otherwise: archive it instead)."""
+    """Delete a project that has no tasks (409 `project_has_tasks` otherwise: archive it, or delete it
+    with its data through `POST /projects/{id}/deletion`)."""
     projects.delete_project(db, caller, project_id)
+
+
+@router.post(
+    "/projects/{project_id}/deletion",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="delete_project_with_data",
+)
+def delete_project_with_data(db: DB, caller: Caller, project_id: str, body: ProjectDeletion) -> dict:
+    """Delete a project with everything stored about it (tasks, answers, reviews, history, models,
+    webhook deliveries, export files), for good: the project is archived at once and a
+    `project.delete` job deletes the rest; follow it at `/jobs/{id}`. Owners and admins; `confirm`
+    must repeat the project's name (422 otherwise). The deletion already waiting, if any, is returned.
+    """
+    return project_deletion.start(db, caller, project_id, body.confirm)
 
 
 @router.post(

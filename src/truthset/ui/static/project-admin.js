@@ -30,6 +30,7 @@ function confirmAction({ title, text, yes, typed = null }) {
   $('confirm-yes').textContent = yes;
   $('confirm-typed').hidden = typed === null;
   $('confirm-input').value = '';
+  $('confirm-input').oninput = () => showIn('confirm-error', ''); // a new try: the old mismatch no longer holds
   showIn('confirm-error', '');
   return new Promise((resolve) => {
     const form = $('confirm-form');
@@ -77,9 +78,10 @@ async function setArchived(archived) {
 }
 
 async function deleteProject() {
+  if (config.tasks > 0) return deleteWithData();
   const sure = await confirmAction({
     title: 'Delete this project?',
-    text: 'Only a project without tasks can be deleted (archive one that has tasks). This cannot be undone.',
+    text: 'It has no tasks; its settings go. This cannot be undone.',
     yes: 'Delete for good',
     typed: config.project_name,
   });
@@ -87,6 +89,30 @@ async function deleteProject() {
   try {
     await api('DELETE', projectPath);
     window.location.assign('/');
+  } catch (error) {
+    showIn('manage-error', message(error));
+  }
+}
+
+/** A project with tasks: owners and admins delete it with all its data, as a job (followed on /jobs). */
+async function deleteWithData() {
+  if (!config.may_delete_data) {
+    showIn('manage-error', 'This project has tasks: archive it, or ask an owner or admin to delete it with its data.');
+    return;
+  }
+  const tasks = config.tasks.toLocaleString();
+  const sure = await confirmAction({
+    title: 'Delete this project and all its data?',
+    text:
+      `Its ${tasks} tasks go, with every answer, review and step of their history, its models, its webhook ` +
+      'deliveries and export files. It is archived at once and a background job deletes the rest. This cannot be undone.',
+    yes: 'Delete everything for good',
+    typed: config.project_name,
+  });
+  if (!sure) return;
+  try {
+    const { data: job } = await api('POST', `${projectPath}/deletion`, { body: { confirm: config.project_name } });
+    window.location.assign(`/jobs?kind=${encodeURIComponent(job.kind)}`);
   } catch (error) {
     showIn('manage-error', message(error));
   }
