@@ -29,9 +29,7 @@ def _free_port() -> int:
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TRUTHSET_")} | env
     # the timeout only bounds a server that wrongly started; a refusal returns at once
-    return subprocess.run(
-        [TRUTHSET, *args], env=environment, capture_output=True, text=True, timeout=120, check=False
-    )
+    return subprocess.run([TRUTHSET, *args], env=environment, capture_output=True, text=True, timeout=120, check=False)
 
 
 def _refused(result: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -95,3 +93,30 @@ def test_a_data_directory_open_to_other_users_is_warned_about(tmp_path: Path) ->
     warnings = [line for line in opened.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 2 and "mode 755" in warnings[0] and "mode 644" in warnings[1]
     assert f"chmod -R go= {data}" in warnings[0]
+
+
+def test_a_restore_is_refused_while_a_worker_runs_on_the_data_directory(tmp_path: Path) -> None:
+    """`truthset worker` (and `serve`) hold the data directory while they run; `db restore` says so
+    and writes nothing; once the worker has stopped the restore goes through."""
+    import time
+
+    from truthset.storage.files import data_dir_in_use
+
+    data = tmp_path / "data"
+    env = {"TRUTHSET_DATA_DIR": str(data)}
+    assert _run(env, "db", "upgrade").returncode == 0
+    assert _run(env, "db", "backup", str(tmp_path / "backup")).returncode == 0
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TRUTHSET_")} | env
+    worker = subprocess.Popen([TRUTHSET, "worker"], env=environment, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not data_dir_in_use(data):
+            assert worker.poll() is None and time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.05)
+        _refused(_run(env, "db", "restore", str(tmp_path / "backup"), "--force"), "a truthset server or worker")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    assert not data_dir_in_use(data)
+    restored = _run(env, "db", "restore", str(tmp_path / "backup"), "--force")
+    assert restored.returncode == 0, restored

@@ -160,8 +160,11 @@ def serve(
     """Run the server (migrating the database first)."""
     import uvicorn
 
+    from truthset.storage.files import hold_data_dir
+
     settings = get_settings()
     _database(settings).dispose()
+    hold_data_dir(settings.data_dir)  # `truthset db restore` refuses while it is held
     console.print(f"truthset on http://{host or settings.host}:{port or settings.port}  (data: {settings.data_dir})")
     uvicorn.run(
         "truthset.api:create_app",
@@ -195,9 +198,11 @@ def worker(
 ) -> None:
     """Run background jobs (refits, exports, webhook deliveries) until SIGTERM or Ctrl-C."""
     from truthset import jobs
+    from truthset.storage.files import hold_data_dir
 
     settings = get_settings()
     db = _database(settings)
+    hold_data_dir(settings.data_dir)  # `truthset db restore` refuses while it is held
     overrides: dict[str, Any] = {"concurrency": concurrency} if concurrency else {}
     if kind:
         unknown = sorted(set(kind) - set(jobs.kinds()))

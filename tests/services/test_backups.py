@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -25,6 +26,7 @@ from truthset.services import accounts, backups, media, projects, queue, tasks, 
 from truthset.storage import Database, upgrade
 from truthset.storage import backup as sqlite_backup
 from truthset.storage import tables as t
+from truthset.storage.files import data_dir_in_use, hold_data_dir
 
 SPEC = {
     "fields": [{"name": "text", "type": "text"}],
@@ -240,3 +242,21 @@ def test_restore_is_atomic_for_a_reader(tmp_path: Path) -> None:
     assert reader.execute("SELECT count(*) FROM pairs").fetchone()[0] == 2
     reader.close()
     assert sqlite_backup.check_database(live).size > 0
+
+
+def test_restore_refuses_while_a_server_or_worker_holds_the_data_directory(site: Site, tmp_path: Path) -> None:
+    """`truthset serve` and `truthset worker` hold a shared lock on their data directory for their
+    lifetime; a restore under them would leave them with caches of the database it replaced."""
+    backups.backup(site.settings, tmp_path / "backup")
+    held = hold_data_dir(site.settings.data_dir)
+    try:
+        assert data_dir_in_use(site.settings.data_dir)
+        assert data_dir_in_use(site.settings.data_dir)  # asking does not take it
+        with pytest.raises(Conflict, match=r"a truthset server or worker is running on .*: stop it, then restore"):
+            backups.restore(site.settings, tmp_path / "backup", force=True)
+        second = hold_data_dir(site.settings.data_dir)  # servers and workers share it
+        os.close(second)
+    finally:
+        os.close(held)  # the process ending does the same
+    assert not data_dir_in_use(site.settings.data_dir)
+    assert backups.restore(site.settings, tmp_path / "backup", force=True).counts["tasks"] == 5

@@ -37,7 +37,7 @@ from truthset.config import Settings
 from truthset.errors import Conflict, InvalidInput
 from truthset.storage import backup as sqlite_backup
 from truthset.storage import upgrade
-from truthset.storage.files import PRIVATE_FILE, make_private_dirs
+from truthset.storage.files import PRIVATE_FILE, data_dir_in_use, make_private_dirs
 from truthset.storage.ids import utcnow
 from truthset.storage.migrate import known_revision
 
@@ -106,8 +106,9 @@ def restore(settings: Settings, source: Path, *, force: bool = False) -> Restore
 
     Refused, before anything is written, when ``source`` is not a sound backup (no manifest, a
     damaged database, a schema newer than this version), and when the database it would replace
-    holds data or the data directory has another webhook key, unless ``force``. Stop the server
-    first: a running server keeps caches of what the restore replaces. The restored database is then
+    holds data or the data directory has another webhook key, unless ``force``; and whenever a
+    `truthset serve` or `truthset worker` holds the data directory (it would keep caches of what the
+    restore replaces). The restored database is then
     migrated to this version's schema, as ``truthset db upgrade`` does.
     """
     started = time.perf_counter()
@@ -119,6 +120,11 @@ def restore(settings: Settings, source: Path, *, force: bool = False) -> Restore
         raise InvalidInput(
             f"the backup's schema is at revision {check.revision}, which this version of truthset does not know: "
             "it was made by a newer truthset; restore it with that version"
+        )
+    if data_dir_in_use(settings.data_dir):
+        raise Conflict(
+            f"a truthset server or worker is running on {settings.data_dir}: stop it, then restore "
+            "(it would go on with what it cached of the database it replaced)"
         )
     if not force:
         _refuse_to_replace(settings, target, source)

@@ -9,11 +9,15 @@ may have opened them to a backup group on purpose.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
+#: Held (shared) by every `truthset serve` and `truthset worker` process on a data directory, so a
+#: restore can tell that one is running (``flock``: released by the kernel when the process ends).
+IN_USE_FILE = ".in-use.lock"
 
 
 def make_private_dirs(path: Path) -> None:
@@ -54,3 +58,30 @@ def open_to_others(paths: list[Path]) -> list[tuple[Path, int]]:
         if mode & 0o077:
             found.append((path, mode))
     return found
+
+
+def hold_data_dir(data_dir: Path) -> int:
+    """Mark ``data_dir`` as in use by this process until it ends; returns the lock's descriptor (keep it).
+
+    A shared ``flock``: any number of servers and workers hold it together; :func:`data_dir_in_use`
+    asks for it exclusively, without waiting. The kernel drops it when the process exits, however.
+    """
+    make_private_dirs(data_dir)
+    fd = os.open(data_dir / IN_USE_FILE, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def data_dir_in_use(data_dir: Path) -> bool:
+    """Whether a `truthset serve` or `truthset worker` process holds ``data_dir`` (see :func:`hold_data_dir`)."""
+    try:
+        fd = os.open(data_dir / IN_USE_FILE, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the lock this check may have taken
+    return False
