@@ -180,3 +180,21 @@ def test_an_empty_project_is_still_deleted_at_once(org: Org) -> None:
     org.make_tasks(full["id"], 1)
     with pytest.raises(Conflict, match=r"archive it instead, or delete it with all its data .*/deletion"):
         projects.delete_project(org.db, org.owner.principal, full["id"])
+
+
+def test_an_export_that_outlives_its_deleted_project_is_not_served(org: Org, settings: Settings) -> None:
+    """An export still running when the deletion cleaned up writes its file afterwards: its download
+    is refused (404 export_expired) and the file removed."""
+    project = org.make_project(name="Raced")
+    org.make_tasks(project["id"], 2)
+    job = export_jobs.start_export(org.db, org.owner.principal, project["id"], "jsonl", export.ExportFilter())
+    run_jobs(org.db, settings, "export")
+    path, _ = export_jobs.export_file(org.db, org.owner.principal, job["id"], settings.exports_dir)
+    late = path.read_bytes()
+    project_deletion.start(org.db, org.owner.principal, project["id"], "Raced")
+    run_jobs(org.db, settings, project_deletion.JOB_KIND)
+    assert not path.exists()
+    path.write_bytes(late)  # as if the export had renamed its file after the clean-up
+    with pytest.raises(NotFound, match="was deleted with its data") as refused:
+        export_jobs.export_file(org.db, org.owner.principal, job["id"], settings.exports_dir)
+    assert refused.value.code == "export_expired" and not path.exists()

@@ -304,13 +304,20 @@ def export_file(db: Database, principal: Principal, job_id: str, exports_dir: Pa
     """The file of the finished export ``job_id`` and the job's result, for a download.
 
     404 for a job of another organization (or not an export), exactly like a missing one; 409
-    ``export_not_ready`` until the job has succeeded; 404 ``export_expired`` once its file is gone.
+    ``export_not_ready`` until the job has succeeded; 404 ``export_expired`` once its file is gone
+    or its project was deleted with its data (an export that finished after the deletion's clean-up).
     """
     require(principal, Action.READ_TASKS)
     with db.read() as conn:
         job = repo.get(conn, t.jobs, principal.organization_id, job_id)
+        project_id = (job or {}).get("payload", {}).get("project_id")
+        deleted = job is not None and repo.get(conn, t.projects, principal.organization_id, str(project_id)) is None
     if job is None or job["kind"] != KIND:
         raise NotFound(f"export {job_id} not found")
+    if deleted:  # an export that was still running when its project was deleted with its data
+        for path in (exports_dir / principal.organization_id).glob(f"{job_id}-*"):
+            path.unlink(missing_ok=True)
+        raise NotFound(f"the project of export {job_id} was deleted with its data", code="export_expired")
     if job["status"] != "succeeded":
         raise Conflict(
             f"export {job_id} is {job['status']}: its file can be downloaded once it has succeeded",
