@@ -1634,7 +1634,7 @@ def webhooks_create(
         typer.Option(
             "--event",
             help="An event to deliver (repeat): task.completed, batch.completed, response.created, review.done, "
-            "export.ready, model.suspended.",
+            "export.ready, model.suspended, project.deleted.",
         ),
     ],
     url: UrlOption = "http://127.0.0.1:8000",

@@ -52,6 +52,7 @@ class WebhookEvent(StrEnum):
     REVIEW_DONE = "review.done"
     EXPORT_READY = "export.ready"
     MODEL_SUSPENDED = "model.suspended"  # audits paused a model's auto-labeling (services/auto_label.py)
+    PROJECT_DELETED = "project.deleted"  # a project was deleted with its data (services/project_deletion.py)
 
 
 class DeliveryStatus(StrEnum):

@@ -104,6 +104,8 @@ def test_a_project_is_deleted_with_everything_stored_about_it(
     assert len(list(exports.iterdir())) == 2  # one export per project
     kept_before, other_before = rows_naming(org.db, kept["id"]), counts(org.db, other_org.id)
 
+    everywhere = WebhookCreate.model_validate({"url": "https://93.184.216.34/all", "events": ["project.deleted"]})
+    told = webhooks.create_webhook(org.db, settings, org.owner.principal, everywhere)
     job = project_deletion.start(org.db, org.owner.principal, doomed["id"], "Doomed")
     assert job["kind"] == "project.delete" and job["status"] == "queued"
     assert projects.get_project(org.db, org.owner.principal, doomed["id"])["archived_at"] is not None
@@ -118,6 +120,16 @@ def test_a_project_is_deleted_with_everything_stored_about_it(
     assert done["progress_done"] == done["progress_total"] == 24
 
     assert rows_naming(org.db, doomed["id"]) == {}
+    with org.db.read() as conn:  # the organization's webhook for every project hears of it
+        (said,) = conn.execute(
+            select(t.webhook_deliveries).where(t.webhook_deliveries.c.subscription_id == told["id"])
+        ).mappings()
+    assert said["event"] == "project.deleted" and said["project_id"] is None
+    assert {k: said["payload"]["project"][k] for k in ("id", "name", "tasks")} == {
+        "id": doomed["id"],
+        "name": "Doomed",
+        "tasks": 24,
+    }
     with pytest.raises(NotFound):
         projects.get_project(org.db, org.owner.principal, doomed["id"])
     assert not (settings.data_dir / "models" / doomed["id"]).exists()

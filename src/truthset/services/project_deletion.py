@@ -30,9 +30,9 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select
 
 from truthset.config import Settings, get_settings
-from truthset.domain import Principal
+from truthset.domain import Principal, WebhookEvent
 from truthset.errors import InvalidInput
-from truthset.services import jobs
+from truthset.services import jobs, webhooks
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.services.pacing import Pacer
 from truthset.services.policy import Action, require
@@ -103,7 +103,7 @@ def run(db: Database, job: JobContext) -> dict[str, Any]:
             deleted += removed
             job.progress(min(deleted, total), total)
         files += _delete_files(db, settings, org, project_id)
-        if db.submit(_delete_project, db, org, project_id, hot=False).result():
+        if db.submit(_delete_project, db, org, project_id, deleted, hot=False).result():
             break
     job.progress(total, total)
     return {"project_id": project_id, "name": job.payload.get("name"), "tasks": deleted, "files": files}
@@ -145,9 +145,10 @@ def _delete_files(db: Database, settings: Settings, org: str, project_id: str) -
     return removed
 
 
-def _delete_project(db: Database, org: str, project_id: str) -> bool:
-    """The project's remaining rows and the project itself, once its tasks are gone; False (nothing
-    deleted) when a task is there again."""
+def _delete_project(db: Database, org: str, project_id: str, tasks: int) -> bool:
+    """The project's remaining rows and the project itself, once its tasks are gone, and the
+    ``project.deleted`` webhook event in the same transaction; False (nothing deleted) when a task
+    is there again."""
     with db.write() as conn:
         if conn.execute(
             repo.scoped(t.tasks, org, t.tasks.c.id).where(t.tasks.c.project_id == project_id).limit(1)
@@ -167,7 +168,11 @@ def _delete_project(db: Database, org: str, project_id: str) -> bool:
                 t.webhook_subscriptions.c.organization_id == org, t.webhook_subscriptions.c.project_id == project_id
             )
         )
+        project = repo.get(conn, t.projects, org, project_id)
         conn.execute(delete(t.projects).where(t.projects.c.organization_id == org, t.projects.c.id == project_id))
+        if project is not None:  # to the organization's webhooks for every project (its own are gone)
+            gone = {"id": project_id, "name": project["name"], "tasks": tasks, "deleted_at": utcnow().isoformat() + "Z"}
+            webhooks.emit(conn, org, None, str(WebhookEvent.PROJECT_DELETED), {"project": gone})
     return True
 
 
