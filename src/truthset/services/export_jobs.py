@@ -34,7 +34,7 @@ from truthset.services.policy import Action, require
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
-from truthset.storage.files import make_private_dirs
+from truthset.storage.files import fsync_path, make_private_dirs
 from truthset.storage.ids import utcnow
 
 KIND = "export"
@@ -260,7 +260,7 @@ def _write_file(
             os.fsync(raw.fileno())
         _still_mine(context)
         os.replace(part, path)
-        _fsync_directory(path.parent)
+        fsync_path(path.parent)  # the rename is durable: a power cut must not lose the file's name
     except BaseException:
         part.unlink(missing_ok=True)
         raise
@@ -286,15 +286,6 @@ def _remove_earlier_attempts(directory: Path, context: JobContext) -> None:
 
 def _private(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable: a power cut after the job succeeded must not lose the file's name."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- files: download and clean-up ---------------------------------------------------------------

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from truthset.errors import DatabaseUnusable
-from truthset.storage.files import PRIVATE_FILE
+from truthset.storage.files import fsync_path, make_private_file
 
 #: Tables counted in a backup's summary, so an operator can see at a glance what a copy holds.
 COUNTED_TABLES = ("organizations", "members", "projects", "tasks", "responses", "reviews")
@@ -44,14 +44,13 @@ def copy_database(source: Path, target: Path) -> DatabaseCheck:
         raise DatabaseUnusable(f"there is no SQLite database at {source}")
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
-    os.close(fd)
+    make_private_file(partial)
     try:
         _backup(source, partial, journal="delete")
         check = check_database(partial)
-        _fsync(partial)
+        fsync_path(partial)
         os.replace(partial, target)
-        _fsync(target.parent)
+        fsync_path(target.parent)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -66,9 +65,7 @@ def restore_database(source: Path, target: Path) -> None:
     restored one, never a mix, and a crash mid-restore leaves the old one. The restored database is
     put in WAL mode, as the server keeps it. Check ``source`` first (:func:`check_database`).
     """
-    if not target.exists():
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
-        os.close(fd)
+    make_private_file(target)  # a new data directory: the database file is the server's user's alone
     _backup(source, target, journal="wal")
 
 
@@ -118,11 +115,3 @@ def _backup(source: Path, target: Path, *, journal: str) -> None:
     finally:
         writer.close()
         reader.close()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -47,6 +47,15 @@ def make_private_file(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_path(path: Path) -> None:
+    """Flush ``path`` (a file, or a directory after a rename in it: the new name) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def open_to_others(paths: list[Path]) -> list[tuple[Path, int]]:
     """Those of ``paths`` that exist and that users other than the owner may read or enter, with their mode."""
     found = []
