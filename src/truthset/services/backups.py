@@ -35,6 +35,7 @@ from sqlalchemy.engine import make_url
 from truthset import __version__
 from truthset.config import Settings
 from truthset.errors import Conflict, InvalidInput
+from truthset.services.webhooks import KEY_FILE
 from truthset.storage import backup as sqlite_backup
 from truthset.storage import upgrade
 from truthset.storage.files import PRIVATE_FILE, data_dir_in_use, make_private_dirs
@@ -43,7 +44,6 @@ from truthset.storage.migrate import known_revision
 
 DATABASE = "truthset.db"
 MANIFEST = "backup.json"
-KEY_FILE = "webhook-secret.key"  # services/webhooks.py's key file, in the data directory
 FILE_TREES = ("media", "models")
 
 
@@ -166,10 +166,9 @@ def _copy_tree(source: Path, target: Path) -> tuple[int, int]:
             try:
                 if copy.exists() and filecmp.cmp(origin, copy, shallow=False):
                     continue
-                shutil.copyfile(origin, copy)
+                _copy_private(origin, copy)
             except FileNotFoundError:
                 continue  # a temporary file removed while the tree was walked
-            os.chmod(copy, PRIVATE_FILE)
             copied, size = copied + 1, size + copy.stat().st_size
     return copied, size
 
@@ -181,22 +180,26 @@ def _being_written(name: str) -> bool:
     return name.startswith("tmp") or name.endswith(".part")
 
 
+def _copy_private(origin: Path, copy: Path) -> None:
+    """Copy a file so that only the server's user may read the copy (it may hold keys or customer data)."""
+    shutil.copyfile(origin, copy)
+    os.chmod(copy, PRIVATE_FILE)
+
+
 def _backup_key(settings: Settings, partial: Path) -> str:
     if settings.webhook_secret_key:
         return "settings"
     key = settings.data_dir / KEY_FILE
     if not key.is_file():
         return "none"
-    shutil.copyfile(key, partial / KEY_FILE)
-    os.chmod(partial / KEY_FILE, PRIVATE_FILE)
+    _copy_private(key, partial / KEY_FILE)
     return "copied"
 
 
 def _restore_key(settings: Settings, source: Path, manifest: dict[str, Any]) -> str:
     if (source / KEY_FILE).is_file():
         make_private_dirs(settings.data_dir)
-        shutil.copyfile(source / KEY_FILE, settings.data_dir / KEY_FILE)
-        os.chmod(settings.data_dir / KEY_FILE, PRIVATE_FILE)
+        _copy_private(source / KEY_FILE, settings.data_dir / KEY_FILE)
         return "restored"
     return "settings" if manifest.get("webhook_key") == "settings" else "none"
 
@@ -204,7 +207,7 @@ def _restore_key(settings: Settings, source: Path, manifest: dict[str, Any]) -> 
 def _refuse_to_replace(settings: Settings, target: Path, source: Path) -> None:
     """A Conflict when the restore would overwrite data: a database with rows, another webhook key."""
     if target.exists() and target.stat().st_size > 0:
-        counts = sqlite_backup.check_database(target).counts
+        counts = sqlite_backup.check_database(target, integrity=False).counts  # the rows, not every page
         held = {name: count for name, count in counts.items() if count}
         if held:
             what = ", ".join(f"{count} {name}" for name, count in held.items())

@@ -74,7 +74,7 @@ JOB_KIND = "webhook.deliver"
 MAX_JOB_ATTEMPTS = 100
 #: Only the status of a receiver's answer counts: at most this much of its body is read.
 _ANSWER_BYTES = 64 * 1024
-_KEY_FILE = "webhook-secret.key"
+KEY_FILE = "webhook-secret.key"
 _SECRET_PREFIX = "whsec_"
 _SEALED_PREFIX = "v1:"
 
@@ -95,7 +95,7 @@ def _key(settings: Settings) -> bytes:
     """The 32-byte key that seals secrets: from the settings, else the data directory's key file."""
     if settings.webhook_secret_key:
         return base64.b64decode(settings.webhook_secret_key)
-    path = (settings.data_dir / _KEY_FILE).resolve()
+    path = (settings.data_dir / KEY_FILE).resolve()
     with _keys_lock:
         if str(path) not in _keys:
             _keys[str(path)] = _key_file(path)
