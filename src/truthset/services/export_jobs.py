@@ -301,13 +301,11 @@ def export_file(db: Database, principal: Principal, job_id: str, exports_dir: Pa
     require(principal, Action.READ_TASKS)
     with db.read() as conn:
         job = repo.get(conn, t.jobs, principal.organization_id, job_id)
-        project_id = (job or {}).get("payload", {}).get("project_id")
-        deleted = job is not None and repo.get(conn, t.projects, principal.organization_id, str(project_id)) is None
-    if job is None or job["kind"] != KIND:
-        raise NotFound(f"export {job_id} not found")
-    if deleted:  # an export that was still running when its project was deleted with its data
-        for path in (exports_dir / principal.organization_id).glob(f"{job_id}-*"):
-            path.unlink(missing_ok=True)
+        if job is None or job["kind"] != KIND:
+            raise NotFound(f"export {job_id} not found")
+        project = repo.get(conn, t.projects, principal.organization_id, str(job["payload"].get("project_id")))
+    if project is None:  # an export that was still running when its project was deleted with its data
+        remove_files(exports_dir, principal.organization_id, job_id)
         raise NotFound(f"the project of export {job_id} was deleted with its data", code="export_expired")
     if job["status"] != "succeeded":
         raise Conflict(
@@ -331,6 +329,15 @@ def download_name(project: dict[str, Any], job_id: str, extension: str) -> str:
     """The file name a download is saved under: the project's name (letters, digits, - and _) and the job."""
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", project["name"]).strip("-")[:60] or "export"
     return f"{slug}-{job_id}.{extension}"
+
+
+def remove_files(exports_dir: Path, organization_id: str, job_id: str) -> int:
+    """Every file of export job ``job_id`` (each attempt's, finished or not); how many were removed."""
+    removed = 0
+    for path in (exports_dir / organization_id).glob(f"{job_id}-*"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def remove_expired(exports_dir: Path, retention_hours: float, *, now: float | None = None) -> int:

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, delete, func, select
 from truthset.config import Settings, get_settings
 from truthset.domain import Principal, WebhookEvent
 from truthset.errors import InvalidInput
-from truthset.services import jobs, webhooks
+from truthset.services import export_jobs, jobs, webhooks
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.services.pacing import Pacer
 from truthset.services.policy import Action, require
@@ -135,14 +135,9 @@ def _delete_files(db: Database, settings: Settings, org: str, project_id: str) -
         removed += sum(1 for path in models.rglob("*") if path.is_file())
         shutil.rmtree(models)
     with db.read() as conn:
-        query = repo.scoped(t.jobs, org, t.jobs.c.id, t.jobs.c.payload).where(t.jobs.c.kind == "export")
+        query = repo.scoped(t.jobs, org, t.jobs.c.id, t.jobs.c.payload).where(t.jobs.c.kind == export_jobs.KIND)
         exports = [job_id for job_id, payload in conn.execute(query) if (payload or {}).get("project_id") == project_id]
-    directory = settings.exports_dir / org
-    for job_id in exports:
-        for path in directory.glob(f"{job_id}-*"):
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
+    return removed + sum(export_jobs.remove_files(settings.exports_dir, org, job_id) for job_id in exports)
 
 
 def _delete_project(db: Database, org: str, project_id: str, tasks: int) -> bool:
