@@ -90,9 +90,7 @@ def counts(db: Database, organization_id: str) -> dict[str, int]:
         }
 
 
-def test_a_project_is_deleted_with_everything_stored_about_it(
-    org: Org, other_org: Org, settings: Settings, tmp_path: Path
-) -> None:
+def test_a_project_is_deleted_with_everything_stored_about_it(org: Org, other_org: Org, settings: Settings) -> None:
     doomed = fill(org, settings, "Doomed")
     kept = fill(org, settings, "Kept")
     elsewhere = fill(other_org, settings, "Doomed")
@@ -139,7 +137,7 @@ def test_a_project_is_deleted_with_everything_stored_about_it(
     assert rows_naming(org.db, elsewhere["id"])["tasks"] == 24
 
 
-def test_deleting_is_for_owners_and_admins_and_names_the_project(org: Org, other_org: Org, settings: Settings) -> None:
+def test_deleting_is_for_owners_and_admins_and_names_the_project(org: Org, other_org: Org) -> None:
     project = org.make_project(name="Reviews 2026")
     org.make_tasks(project["id"], 3)
     with pytest.raises(Forbidden):
