@@ -351,3 +351,51 @@ def test_strength_is_the_upper_bound_when_no_worker_answered_twice() -> None:
 
 def normalize_rows_of(matrix: np.ndarray) -> np.ndarray:
     return matrix / matrix.sum(axis=1, keepdims=True)
+
+
+def _log_evidence_per_worker(counts: np.ndarray, pooled: np.ndarray, s: float) -> float:
+    """The Dirichlet-multinomial evidence of a strength summed worker by worker (the definition)."""
+    from scipy.special import gammaln
+
+    total = 0.0
+    for worker_counts in counts:
+        for k, row in enumerate(worker_counts):
+            if row.sum() > 1:
+                alpha = s * pooled[k]
+                total += gammaln(s) - gammaln(row.sum() + s) + (gammaln(row + alpha) - gammaln(alpha)).sum()
+    return total
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), whole=st.booleans())
+def test_strength_grouped_by_distinct_counts_maximises_the_per_worker_evidence(seed: int, whole: bool) -> None:
+    """The strength is computed over distinct (class, label, count) cells, whole or fractional counts;
+    it must still be the maximum of the evidence summed worker by worker."""
+    from truthset.quality._em import fit_prior_strength, pooled_confusion
+
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(1.5, size=(30, 3, 3)).astype(float)
+    if not whole:
+        counts += rng.random(counts.shape)  # soft counts take the sorted path
+    pooled = pooled_confusion(counts)
+    s = fit_prior_strength(counts, pooled, (0.5, 1e4))
+    best = _log_evidence_per_worker(counts, pooled, s)
+    for other in (s * 0.8, s * 1.25):
+        if 0.5 <= other <= 1e4:
+            assert best >= _log_evidence_per_worker(counts, pooled, other) - 1e-9
+
+
+def test_distinct_counts_whole_and_sorted_paths_agree() -> None:
+    from truthset.quality._em import _distinct
+
+    rng = np.random.default_rng(3)
+    keys = rng.integers(0, 9, 5000)
+    values = rng.integers(0, 12, 5000).astype(float)
+    fast = _distinct(keys, values)
+    pairs, times = np.unique(np.stack([keys, values]), axis=1, return_counts=True)
+    np.testing.assert_array_equal(fast[0], pairs[0])
+    np.testing.assert_array_equal(fast[1], pairs[1])
+    np.testing.assert_array_equal(fast[2], times)
+    shifted = _distinct(keys, values + 0.5)  # not whole: sorted
+    np.testing.assert_array_equal(shifted[1], pairs[1] + 0.5)
+    np.testing.assert_array_equal(shifted[2], times)
