@@ -14,7 +14,7 @@ per iteration with no Python loop over rows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -148,6 +148,16 @@ class StrengthDraws:
     uniforms: np.ndarray  # (S, m) one uniform per draw and task
     n_workers: int
     n_labels: int
+    # (S, n) per draw and answer: where its count goes in the flat (S, W, L, K) counts, less the
+    # drawn label; fixed per fit, so an M-step adds the labels into ``_index`` in place (fresh
+    # arrays of this size cost more in page faults than the arithmetic)
+    offsets: np.ndarray = field(init=False, repr=False)
+    _index: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        n_draws, n_cells = len(self.uniforms), self.n_workers * self.n_labels
+        self.offsets = (np.arange(n_draws)[:, None] * n_cells + self.cell[None, :]) * self.n_labels
+        self._index = np.empty_like(self.offsets)
 
     @classmethod
     def from_answers(cls, data: Answers, max_answers: int | None = None, seed: int = 0) -> StrengthDraws:
@@ -173,13 +183,15 @@ class StrengthDraws:
 
     def counts(self, posteriors: np.ndarray) -> np.ndarray:
         """(S * W, K, L) hard confusion counts, one block of W workers per draw of the labels."""
-        n_draws, n_k = len(self.uniforms), posteriors.shape[1]
-        cdf = np.cumsum(take_rows(posteriors, self.tasks), axis=1)[:, :-1]  # (m, K - 1)
-        labels = (self.uniforms[:, :, None] > cdf[None]).sum(axis=2)  # inverse CDF: (S, m)
-        n_cells = self.n_workers * self.n_labels
-        index = (np.arange(n_draws)[:, None] * n_cells + self.cell[None, :]) * n_k + labels[:, self.local]
-        flat = np.bincount(index.ravel(), minlength=n_draws * n_cells * n_k).astype(np.float64)
-        return flat.reshape(n_draws * self.n_workers, self.n_labels, n_k).transpose(0, 2, 1)
+        n_draws, n_k = len(self.uniforms), self.n_labels
+        cdf = np.cumsum(take_rows(posteriors, self.tasks), axis=1)  # (m, K)
+        labels = np.zeros(self.uniforms.shape, dtype=np.int64)  # inverse CDF, one class at a time: (S, m)
+        for k in range(n_k - 1):
+            labels += self.uniforms > cdf[:, k]
+        index = np.take(labels, self.local, axis=1, out=self._index)
+        np.add(index, self.offsets, out=index)
+        flat = np.bincount(index.ravel(), minlength=n_draws * self.n_workers * self.n_labels * n_k)
+        return flat.astype(np.float64).reshape(n_draws * self.n_workers, self.n_labels, n_k).transpose(0, 2, 1)
 
 
 @dataclass(frozen=True)
