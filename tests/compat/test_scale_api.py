@@ -271,3 +271,22 @@ def test_a_callback_to_a_private_address_is_refused_and_recorded(
     with pytest.raises(JobFailed, match="refused"):
         deliver_callback(db, JobContext(db, job, "manual", settings=Settings(data_dir=tmp_path / "guarded")))
     assert scale.call("GET", f"task/{task['task_id']}", org.owner.api_key).json()["callback_succeeded"] is False
+
+
+def test_a_callback_for_a_task_deleted_with_its_project_fails_saying_so(
+    scale: Scale, org: Any, db: Database, tmp_path: Any
+) -> None:
+    """Deleting a project with its data removes a completed task whose callback is still waiting:
+    the job then fails naming the deletion, not calling the task 'not a Scale task'."""
+    from truthset.jobs import Runner
+    from truthset.services import project_deletion
+
+    task = _project_with_task(scale, org.owner.api_key, callback_url="https://example.com/hook")
+    _answer(org, task["truthset"]["project_id"])
+    project_deletion.start(db, org.owner.principal, task["truthset"]["project_id"], "Sentiment")
+    settings = Settings(data_dir=tmp_path / "data")
+    Runner(db, kinds=[project_deletion.JOB_KIND], poll_seconds=0.02, settings=settings).run_until_idle()
+    job = jobs.claim(db, "manual", ["scale.callback"], 60)
+    assert job is not None and job["payload"] == {"task_id": task["task_id"]}
+    with pytest.raises(JobFailed, match=f"task {task['task_id']} was deleted before its callback was sent"):
+        deliver_callback(db, JobContext(db, job, "manual", settings=settings))

@@ -28,7 +28,9 @@ HEADER = "scale-callback-auth"
 def _load(db: Database, organization_id: str, task_id: str) -> tuple[dict[str, Any], dict[str, Any], str | None]:
     with db.read() as conn:
         task = repo.get(conn, t.tasks, organization_id, task_id)
-        if task is None or not task["scale"]:
+        if task is None:  # its project was deleted with its data after the task completed
+            raise JobFailed(f"task {task_id} was deleted before its callback was sent")
+        if not task["scale"]:
             raise JobFailed(f"task {task_id} is not a Scale task")
         project = repo.get(conn, t.projects, organization_id, task["project_id"])
         batch = repo.get(conn, t.batches, organization_id, task["batch_id"]) if task["batch_id"] else None
