@@ -209,6 +209,7 @@ SHIPPED_MIGRATIONS = {
     "0013_auto_label.py": "aea807b45308bc9e3e1c5d42ac6cb4535d9f721fb01b96f7d9f479a1ece8bf4f",
     "0014_queue_rank.py": "14fe0f97735f8c9b50df8ee90e8e27651830a1aa250af28264d722d942055fba",
     "0015_delete_indexes.py": "487b7b23ff49e711af6257bfecf513257118de1dd33573c2eac910766caf1fb6",
+    "0016_media_indexes.py": "3b175a4efd245cef53b22c9d6d7d88a630c9a480da5513fbfd9c9045273d4114",
 }
 
 

@@ -75,6 +75,8 @@ batches_app = typer.Typer(
 )
 app.add_typer(batches_app, name="batches")
 queue_app = typer.Typer(help="A project's task queue: its order, and re-ranking it (through the API).")
+media_app = typer.Typer(help="Uploaded images (through the API).", no_args_is_help=True)
+app.add_typer(media_app, name="media")
 app.add_typer(queue_app, name="queue", no_args_is_help=True)
 
 
@@ -1777,6 +1779,26 @@ def _run_job(start: Callable[[Client], JobOut], url: str, api_key: str, *, wait:
         console.print(f"{job.kind} job {job.id}: {job.status}" + (f": {escape(job.error)}" if job.error else ""))
         raise typer.Exit(1)
     return job
+
+
+@media_app.command("prune")
+def media_prune(
+    older_than_hours: Annotated[
+        float, typer.Option(min=0, help="Only images uploaded more than this many hours ago.")
+    ] = 24.0,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job to its end.")] = False,
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Remove, for good, the uploaded images no task names (owners, admins): a media.prune job."""
+    job = _run_job(lambda client: client.prune_media(older_than_hours), url, api_key, wait=wait)
+    if job is not None:
+        result = job.result or {}
+        console.print(
+            f"removed {result.get('media_removed', 0)} of {result.get('media_checked', 0)} images"
+            f" ({result.get('files_removed', 0)} files, {_mib(result.get('bytes_removed', 0))})"
+            f" after reading {result.get('tasks_read', 0)} tasks"
+        )
 
 
 @queue_app.command("list")

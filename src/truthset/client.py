@@ -430,6 +430,12 @@ class Client:
         response = self._request("POST", "/media", files=files, timeout=self._long_timeout(), retry=True)
         return MediaOut.model_validate(response.json())
 
+    def prune_media(self, older_than_hours: float = 24.0) -> JobOut:
+        """Remove, for good, the uploaded images no task names, uploaded more than ``older_than_hours``
+        ago (owners and admins): a ``media.prune`` job (follow it with ``client.jobs.wait``)."""
+        body = {"older_than_hours": older_than_hours}
+        return self._json("POST", "/media/pruning", JobOut, json=body, retry=False)
+
     def upload_predictions(
         self,
         project_id: str,

@@ -398,6 +398,15 @@ class ProjectDeletion(Input):
     )
 
 
+class MediaPruning(Input):
+    older_than_hours: float = Field(
+        24.0,
+        ge=0,
+        le=87_600,
+        description="Remove only images uploaded more than this many hours ago (an upload awaiting its tasks stays).",
+    )
+
+
 class SpecCheck(Input):
     """A spec (and optionally a policy) to check without saving: the spec editor's live check."""
 

@@ -93,7 +93,7 @@ def live_server(data_dir: Path, kinds: list[str], name: str, **settings: Any) ->
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     # the product's own job kinds run as `truthset serve` runs them (in process); the tests' own
     # kinds are left to the runners those tests start
-    kinds = ["quality.refit", "export", "import", "model.train", "queue.rerank", "project.delete"]
+    kinds = ["quality.refit", "export", "import", "model.train", "queue.rerank", "project.delete", "media.prune"]
     with live_server(tmp_path_factory.mktemp("live"), kinds, "live", max_body_bytes=64 * 1024) as server:
         yield server
 

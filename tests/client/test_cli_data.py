@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from truthset import cli
 from truthset.cli import app
-from truthset.client import InvalidInputError
+from truthset.client import InvalidInputError, NotFoundError
 
 runner = CliRunner()
 SPEC = {
@@ -357,3 +357,35 @@ def test_a_project_with_tasks_is_deleted_with_its_data(live: Any) -> None:
     assert "project.delete job" in output and f"deleted project {project.id} with 3 tasks and 0 files" in output
     with live.client() as client:
         assert project.id not in {p.id for p in client.projects.list(include_archived=True)}
+
+
+def test_media_prune_removes_the_images_no_task_names(live: Any) -> None:
+    """``media prune --older-than-hours 0 --wait``: the job runs in the server; an image no task names
+    is gone, one a task names stays."""
+    import io
+
+    from PIL import Image
+
+    def png(color: tuple[int, int, int]) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (5, 4), color).save(out, format="PNG")
+        return out.getvalue()
+
+    image_spec = {
+        "fields": [{"name": "image", "type": "image"}],
+        "questions": [{"name": "animal", "type": "label", "options": ["cat", "dog"]}],
+    }
+    with live.client() as client:
+        unnamed, named = client.upload_media(png((9, 8, 7))), client.upload_media(png((7, 8, 9)))
+        project = client.projects.create("cli images", image_spec)
+        client.tasks.create(project.id, {"image": named.reference})
+    code, output = _cli(live, "media", "prune", "--older-than-hours", "-1")
+    assert code == 2 and "--older-than-hours" in output, output  # refused before the server is asked
+    code, output = _cli(live, "media", "prune", "--older-than-hours", "0", "--wait")
+    assert code == 0, output
+    said = r"media\.prune job \w+: queued .*removed [1-9]\d* of [1-9]\d* images \(\d+ files, "
+    assert re.search(said, output), output
+    with live.client() as client, pytest.raises(NotFoundError):
+        client._request("GET", f"/media/{unnamed.id}")
+    with live.client() as client:
+        assert client._request("GET", f"/media/{named.id}").status_code == 200

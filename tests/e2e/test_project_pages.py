@@ -233,6 +233,57 @@ def test_an_owner_deletes_a_project_with_all_its_data(tab: Tab, server: Server) 
     assert tab.script_errors() == []
 
 
+def _png(color: tuple[int, int, int]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (4, 3), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_an_owner_removes_the_images_no_task_names(tab: Tab, server: Server) -> None:
+    """The archived projects page's "Remove unused images": asks first, starts a media.prune job,
+    and the image no task names is gone while one a task names stays. A manager has no such button."""
+    page = tab.page
+    with server.api() as client:
+        unused, used = (
+            client.post("/media", files={"file": (f"{n}.png", _png(c), "image/png")}).json()
+            for n, c in (("unused", (1, 2, 3)), ("used", (3, 2, 1)))
+        )
+        image_spec = {
+            "fields": [{"name": "image", "type": "image"}],
+            "questions": [{"name": "animal", "type": "label", "options": ["cat", "dog"]}],
+        }
+        project = client.post("/projects", json={"name": "Images kept", "spec": image_spec}).json()
+        named = client.post(f"/projects/{project['id']}/tasks", json={"data": {"image": used["reference"]}})
+        assert named.status_code == 201, named.text
+    log_in(page, server.owner_email, server.owner_password)
+    page.goto("/projects/archived")
+    page.get_by_label("Uploaded more than").fill("0")
+    page.get_by_role("button", name="Remove unused images").click()
+    dialog = page.locator("#prune-dialog")
+    expect(dialog).to_contain_text("uploaded more than 0 hours ago that no task of the organization names")
+    _shot(page, "prune-media")
+    dialog.get_by_role("button", name="Remove them for good").click()
+    page.wait_for_url(re.compile(r"/jobs\?kind=media\.prune"))
+    expect(page.locator("table")).to_contain_text("media.prune")
+    with server.api() as client:
+        for _ in range(100):
+            if client.get(f"/media/{unused['id']}").status_code == 404:
+                break
+            page.wait_for_timeout(100)
+        assert client.get(f"/media/{unused['id']}").status_code == 404
+        assert client.get(f"/media/{used['id']}").status_code == 200
+    assert tab.script_errors() == []
+    page.context.clear_cookies()
+    log_in(page, _member(server, "manager"), PASSWORD)
+    page.goto("/projects/archived")
+    expect(page.get_by_role("heading", name="Archived projects")).to_be_visible()
+    expect(page.get_by_role("button", name="Remove unused images")).to_have_count(0)
+
+
 def test_roles_below_manager_get_no_project_editing(tab: Tab, server: Server) -> None:
     page = tab.page
     pid = server.demo_project_id

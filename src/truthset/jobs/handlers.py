@@ -17,6 +17,7 @@ __all__ = [
     "export",
     "import_file",
     "llm_label",
+    "media_prune",
     "model_server_predict",
     "model_train",
     "project_delete",
@@ -119,3 +120,12 @@ def project_delete(db: Database, job: JobContext) -> dict[str, Any]:
     from truthset.services import project_deletion
 
     return project_deletion.run(db, job)
+
+
+def media_prune(db: Database, job: JobContext) -> dict[str, Any]:
+    """``media.prune``, payload ``{"uploaded_before"[, "project_id"]}``: remove the organization's
+    images uploaded before then that no task names (:func:`truthset.services.media_pruning.run`).
+    Safe to repeat: a run removes what is still unnamed."""
+    from truthset.services import media_pruning
+
+    return media_pruning.run(db, job)

@@ -35,6 +35,7 @@ from sqlalchemy.engine import make_url
 from truthset import __version__
 from truthset.config import Settings
 from truthset.errors import Conflict, InvalidInput
+from truthset.services.media import LOCK_FILE
 from truthset.services.webhooks import KEY_FILE
 from truthset.storage import backup as sqlite_backup
 from truthset.storage import upgrade
@@ -160,7 +161,7 @@ def _copy_tree(source: Path, target: Path) -> tuple[int, int]:
         there = target / here.relative_to(source)
         make_private_dirs(there)
         for name in names:
-            if _being_written(name):
+            if _being_written(name) or name == LOCK_FILE:  # the media store's lock holds no data
                 continue
             origin, copy = here / name, there / name
             try:

@@ -17,7 +17,7 @@ from truthset.services.policy import Action, require
 from truthset.storage import Database
 from truthset.storage import repositories as repo
 from truthset.storage import tables as t
-from truthset.storage.files import make_private_dirs
+from truthset.storage.files import locked, make_private_dirs
 from truthset.storage.ids import new_id, utcnow
 
 # Recognised by their first bytes, so a file's claimed type can't smuggle HTML or script in.
@@ -67,6 +67,11 @@ def inspect_image(path: str | os.PathLike[str]) -> tuple[str, int, int]:
     return _PILLOW_FORMATS[str(kind)], size[0], size[1]
 
 
+#: In the media directory: held shared while a file arrives and its row is written, exclusively while
+#: a prune removes files (services/media_pruning.py).
+LOCK_FILE = ".lock"
+
+
 def blob_path(media_dir: Path, sha256: str) -> Path:
     return media_dir / sha256[:2] / sha256
 
@@ -104,8 +109,29 @@ def store(
             raise
     sha = digest.hexdigest()
     target = blob_path(media_dir, sha)
-    make_private_dirs(target.parent)
-    os.replace(tmp.name, target)  # mkstemp made it 0600: owner-only, like the rest of the data
+    # From the file's arrival to its row's commit, a prune (services/media_pruning.py) must not
+    # remove the file: it may be another row's, about to be the only one left, or this one's.
+    with locked(media_dir / LOCK_FILE, exclusive=False):
+        try:
+            make_private_dirs(target.parent)
+            os.replace(tmp.name, target)  # mkstemp made it 0600: owner-only, like the rest of the data
+        except BaseException:
+            os.unlink(tmp.name)
+            raise
+        return _add_row(db, principal, sha, content_type, size, filename, width, height)
+
+
+def _add_row(
+    db: Database,
+    principal: Principal,
+    sha: str,
+    content_type: str,
+    size: int,
+    filename: str,
+    width: int,
+    height: int,
+) -> dict[str, Any]:
+    """The organization's row for the file: the one it has, or a new one."""
     with db.write() as conn:
         existing = (
             conn.execute(repo.scoped(t.media, principal.organization_id).where(t.media.c.sha256 == sha))

@@ -37,6 +37,7 @@ class Action(StrEnum):
     MANAGE_WEBHOOKS = "manage_webhooks"  # create, see, change and delete webhooks; see and replay deliveries
     CREATE_ORGANIZATION = "create_organization"  # found another organization, becoming its owner
     DELETE_PROJECT_DATA = "delete_project_data"  # delete a project with its tasks and answers (for good)
+    DELETE_MEDIA = "delete_media"  # remove the uploaded images no task names (for good)
 
 
 ALLOWED: dict[Action, frozenset[Role]] = {
@@ -55,6 +56,7 @@ ALLOWED: dict[Action, frozenset[Role]] = {
     Action.MANAGE_WEBHOOKS: _MANAGERS,  # like exports: a webhook can send out any of the organization's data
     Action.CREATE_ORGANIZATION: frozenset({Role.OWNER}),
     Action.DELETE_PROJECT_DATA: _STAFF,  # what no export or review can undo: owners and admins only
+    Action.DELETE_MEDIA: _STAFF,
 }
 
 

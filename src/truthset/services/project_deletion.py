@@ -16,9 +16,11 @@ tasks or answers) and queues the job, which then deletes, in short transactions 
 A job that stops half-way (a crash, a restart) is run again and goes on with what is left: every
 step deletes what is still there. While it runs the project cannot be unarchived. Deleting is for
 owners and admins only, and the request must repeat the project's name, as a guard against a
-wrong id. What is not deleted: uploaded media (an organization's files are shared by its projects:
-the same image is stored once), the workers (a person or a model is the organization's, not the
+wrong id. What is not deleted: the workers (a person or a model is the organization's, not the
 project's), and the rows of the project's other jobs, which name it but hold no task data.
+Uploaded images are the organization's, stored once however many projects name them: the last
+transaction queues a ``media.prune`` job that removes, a day later, those no task names any more
+(services/media_pruning.py).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from sqlalchemy import Connection, delete, func, select
 from truthset.config import Settings, get_settings
 from truthset.domain import Principal, WebhookEvent
 from truthset.errors import InvalidInput
-from truthset.services import export_jobs, jobs, webhooks
+from truthset.services import export_jobs, jobs, media_pruning, webhooks
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.services.pacing import Pacer
 from truthset.services.policy import Action, require
@@ -168,6 +170,8 @@ def _delete_project(db: Database, org: str, project_id: str, tasks: int) -> bool
         if project is not None:  # to the organization's webhooks for every project (its own are gone)
             gone = {"id": project_id, "name": project["name"], "tasks": tasks, "deleted_at": utcnow().isoformat() + "Z"}
             webhooks.emit(conn, org, None, str(WebhookEvent.PROJECT_DELETED), {"project": gone})
+        # its images, once no other task names them: a day later (see services/media_pruning.py)
+        media_pruning.schedule_after_deletion(conn, org, project_id)
     return True
 
 

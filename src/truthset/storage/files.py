@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PRIVATE_DIR = 0o700
@@ -94,3 +96,15 @@ def data_dir_in_use(data_dir: Path) -> bool:
     finally:
         os.close(fd)  # closing releases the lock this check may have taken
     return False
+
+
+@contextmanager
+def locked(path: Path, *, exclusive: bool) -> Iterator[None]:
+    """Hold a ``flock`` on ``path`` (made 0600 if missing) for the block, waiting for it: shared
+    holders run together, an exclusive one alone. Between threads too: each call opens the file."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -257,6 +257,8 @@ media = Table(
     Column("width", Integer, nullable=True),  # pixels, read when the image was decoded (0006)
     Column("height", Integer, nullable=True),
     UniqueConstraint("organization_id", "sha256", name="uq_media_org_sha"),
+    Index("ix_media_sha256", "sha256"),  # is a file still named by any organization? (0016)
+    Index("ix_media_org_id", "organization_id", "id"),  # an organization's images in id order (0016)
 )
 
 # Browser sessions (the web UI). Only a SHA-256 hash of the cookie's token is stored, so a copy of

@@ -12,8 +12,8 @@ from truthset.api.deps import DB, AppSettings, Caller
 from truthset.api.headers import MEDIA_CSP
 from truthset.errors import InvalidInput
 from truthset.questions import media_reference
-from truthset.schemas import MediaOut
-from truthset.services import media
+from truthset.schemas import JobOut, MediaOut, MediaPruning
+from truthset.services import media, media_pruning
 
 router = APIRouter(tags=["media"])
 
@@ -63,6 +63,19 @@ def upload_media(db: DB, caller: Caller, settings: AppSettings, file: UploadFile
         max_bytes=settings.max_upload_bytes,
     )
     return _out(row)
+
+
+@router.post(
+    "/media/pruning",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="prune_media",
+)
+def prune_media(db: DB, caller: Caller, body: MediaPruning) -> dict:
+    """Remove, for good, the organization's uploaded images that no task names and that were
+    uploaded more than `older_than_hours` ago (default 24): a `media.prune` job; follow it at
+    `/jobs/{id}`. Owners and admins. Deleting a project with its data queues one a day later."""
+    return media_pruning.start(db, caller, body.older_than_hours)
 
 
 @router.get(

@@ -105,7 +105,8 @@ async function deleteWithData() {
     title: 'Delete this project and all its data?',
     text:
       `Its ${tasks} tasks go, with every answer, review and step of their history, its models, its webhook ` +
-      'deliveries and export files. It is archived at once and a background job deletes the rest. This cannot be undone.',
+      'deliveries and export files. It is archived at once and a background job deletes the rest; its images that ' +
+      'no other task uses are removed a day later. This cannot be undone.',
     yes: 'Delete everything for good',
     typed: config.project_name,
   });

@@ -1,0 +1,297 @@
+"""Removing uploaded images that no task names: the ``media.prune`` job.
+
+An image is stored once per organization (a ``media`` row) and once on disk (a file named by its
+content, shared by every organization that uploaded the same bytes). Tasks name it as
+``media:<id>`` in their data. Deleting a project with its data (services/project_deletion.py)
+deletes its tasks, but not their images: another project may name the same one. This job removes
+the organization's images that no task of the organization names, when they were uploaded before
+a cut-off, so an image uploaded for tasks not made yet is kept:
+
+- asked for by an owner or admin (``POST /api/v1/media/pruning``, ``truthset media prune``, the
+  archived projects page): the cut-off is ``older_than_hours`` ago (24 by default);
+- queued by every deletion of a project with its data, to run 24 hours after it with the deletion's
+  time as the cut-off: the deleted project's images go, and an upload made just before the deletion
+  still had a day to be named by a task.
+
+How it decides, and why nothing in use is lost:
+
+1. It reads every task of the organization once, in id order, and keeps the ids its data and
+   metadata name (a 12-byte key each in a sorted NumPy array: a million images take 12 MB, not a
+   set of a million strings).
+2. It goes through the organization's images uploaded before the cut-off, a chunk at a time. In the
+   transaction that deletes a chunk's unnamed rows it reads again the tasks made since step 1
+   began (task ids start with their creation time), so a task made meanwhile keeps its image.
+3. A file is removed only when no row of any organization names it any more, checked under an
+   exclusive lock of the media directory that every upload holds shared from the file's arrival to
+   its row's commit (services/media.py): a file that is about to be named again stays.
+
+4. Last, it removes the files of the media directory that no row of any organization names (a run
+   that stopped between a chunk's commit and its files left them), under the same lock, one
+   sub-directory at a time.
+
+Task data is never changed after a task is made, so a task read in step 1 names the same images in
+step 2. Safe to repeat: a run deletes what is still unnamed.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Text, cast, delete, func, select
+
+from truthset.config import Settings, get_settings
+from truthset.domain import Principal
+from truthset.errors import InvalidInput
+from truthset.services import jobs, media
+from truthset.services.jobs import JobContext, JobFailed
+from truthset.services.pacing import Pacer
+from truthset.services.policy import Action, require
+from truthset.storage import Database
+from truthset.storage import tables as t
+from truthset.storage.files import locked
+from truthset.storage.ids import utcnow
+
+JOB_KIND = "media.prune"
+#: An image no task names is kept this long after its upload unless the request says otherwise:
+#: a client uploads images first and makes the tasks naming them after.
+DEFAULT_OLDER_THAN_HOURS = 24.0
+MAX_OLDER_THAN_HOURS = 24.0 * 365 * 10
+#: After a project's deletion, its images are pruned this much later (see the module's doc).
+AFTER_DELETION = timedelta(hours=24)
+#: Tasks read per query (keyset on id), and images decided per transaction.
+TASK_CHUNK = 5_000
+MEDIA_CHUNK = 1_000
+#: Tasks made up to this long before the scan began are read again with each chunk: clocks of two
+#: processes may differ by a little, and a task's id is its maker's clock.
+CLOCK_SLACK = timedelta(minutes=5)
+
+#: How a task names an image (``truthset.questions.media_reference``); matched in the stored JSON
+#: text, so an id anywhere in the data or metadata keeps its image (never the other way round).
+_REFERENCE = re.compile(r"media:([0-9a-f]{24})")
+
+
+def start(db: Database, principal: Principal, older_than_hours: float = DEFAULT_OLDER_THAN_HOURS) -> dict[str, Any]:
+    """Queue a prune of the organization's images uploaded more than ``older_than_hours`` ago that no
+    task names; returns the job. Owners and admins: what it removes is gone for good."""
+    require(principal, Action.DELETE_MEDIA)
+    if not 0 <= older_than_hours <= MAX_OLDER_THAN_HOURS:
+        raise InvalidInput(
+            f"older_than_hours must be between 0 and {MAX_OLDER_THAN_HOURS:g}", details={"field": "older_than_hours"}
+        )
+    cutoff = utcnow() - timedelta(hours=older_than_hours)
+    with db.write() as conn:
+        job = jobs.enqueue(
+            conn,
+            principal.organization_id,
+            JOB_KIND,
+            {"uploaded_before": cutoff.isoformat()},
+            created_by=principal.member_id,
+        )
+    return jobs.public(job)
+
+
+def schedule_after_deletion(conn: Connection, organization_id: str, project_id: str) -> dict[str, Any]:
+    """Queue, in the transaction that deletes a project, the prune of its images a day later."""
+    now = utcnow()
+    return jobs.enqueue(
+        conn,
+        organization_id,
+        JOB_KIND,
+        {"uploaded_before": now.isoformat(), "project_id": project_id},
+        dedupe_key=f"{JOB_KIND}:{project_id}",
+        run_after=now + AFTER_DELETION,
+    )
+
+
+def run(db: Database, job: JobContext) -> dict[str, Any]:
+    """The ``media.prune`` job: remove the organization's unnamed images uploaded before the cut-off."""
+    cutoff = _cutoff(job.payload)
+    settings: Settings = job.settings or get_settings()
+    org = job.organization_id
+    scan_began = utcnow()
+    named, tasks = _named_media(db, org)
+    with db.read() as conn:
+        total = conn.execute(
+            select(func.count()).where(t.media.c.organization_id == org, t.media.c.created_at < cutoff)
+        ).scalar_one()
+    job.progress(0, total)
+    checked = removed = files = freed = 0
+    pacer = Pacer(db)
+    for chunk in _candidates(db, org, cutoff):
+        job.check()
+        keys = np.array([_key(row["id"]) for row in chunk], dtype="S12")
+        unnamed = [row for row, is_named in zip(chunk, np.isin(keys, named), strict=True) if not is_named]
+        if unnamed:
+            with pacer.step(time.perf_counter):
+                gone = db.submit(_delete_rows, db, org, cutoff, unnamed, scan_began, hot=False).result()
+            removed += len(gone)
+            shas = {row["sha256"]: row["size"] for row in gone}
+            deleted = _remove_files(db, settings.media_dir, shas)
+            files += len(deleted)
+            freed += sum(shas[sha] for sha in deleted)
+        checked += len(chunk)
+        job.progress(min(checked, total), total)
+    orphans, orphan_bytes = _remove_orphans(db, settings.media_dir)
+    files += orphans
+    freed += orphan_bytes
+    return {
+        "uploaded_before": cutoff.isoformat(),
+        "tasks_read": tasks,
+        "media_checked": checked,
+        "media_removed": removed,
+        "files_removed": files,
+        "bytes_removed": freed,
+    }
+
+
+def _cutoff(payload: dict[str, Any]) -> datetime:
+    try:
+        return datetime.fromisoformat(str(payload["uploaded_before"]))
+    except (KeyError, ValueError):
+        raise JobFailed("the payload names no uploaded_before time") from None
+
+
+def _key(media_id: str) -> bytes:
+    """An image id as 12 bytes (ids are 24 hex digits)."""
+    return bytes.fromhex(media_id)
+
+
+def _named_media(db: Database, org: str) -> tuple[np.ndarray, int]:
+    """The ids of the images the organization's tasks name (sorted 12-byte keys), and how many tasks were read."""
+    keys: list[np.ndarray] = [np.array([], dtype="S12")]
+    pending: set[bytes] = set()
+    tasks = 0
+    for texts in _task_texts(db, org):
+        tasks += len(texts)
+        for text in texts:
+            pending.update(_key(found) for found in _REFERENCE.findall(text))
+        if len(pending) > 100_000:  # folded into the array now and then: memory stays that of the keys
+            keys.append(np.array(sorted(pending), dtype="S12"))
+            pending.clear()
+    keys.append(np.array(sorted(pending), dtype="S12"))
+    return np.unique(np.concatenate(keys)), tasks
+
+
+def _task_texts(db: Database, org: str) -> Iterator[list[str]]:
+    """The stored JSON text of each task's data and metadata, a chunk of tasks at a time, in id order."""
+    c = t.tasks.c
+    after = ""
+    while True:
+        query = (
+            select(c.id, cast(c.data, Text), cast(c.metadata, Text))
+            .where(c.organization_id == org, c.id > after)
+            .order_by(c.id)
+            .limit(TASK_CHUNK)
+        )
+        with db.read() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return
+        yield [f"{data or ''} {metadata or ''}" for _, data, metadata in rows]
+        after = rows[-1][0]
+
+
+def _candidates(db: Database, org: str, cutoff: datetime) -> Iterator[list[dict[str, Any]]]:
+    """The organization's images uploaded before the cut-off, a chunk at a time, in id order."""
+    c = t.media.c
+    after = ""
+    while True:
+        query = (
+            select(c.id, c.sha256, c.size)
+            .where(c.organization_id == org, c.created_at < cutoff, c.id > after)
+            .order_by(c.id)
+            .limit(MEDIA_CHUNK)
+        )
+        with db.read() as conn:
+            rows = [dict(row) for row in conn.execute(query).mappings()]
+        if not rows:
+            return
+        yield rows
+        after = rows[-1]["id"]
+
+
+def _delete_rows(
+    db: Database, org: str, cutoff: datetime, unnamed: list[dict[str, Any]], scan_began: datetime
+) -> list[dict[str, Any]]:
+    """Delete the rows of ``unnamed`` that no task made since the scan began names; the deleted ones."""
+    with db.write() as conn:
+        recent = _recent_references(conn, org, scan_began)
+        doomed = [row for row in unnamed if row["id"] not in recent]
+        if doomed:
+            conn.execute(
+                delete(t.media).where(
+                    t.media.c.organization_id == org,
+                    t.media.c.id.in_([row["id"] for row in doomed]),
+                    t.media.c.created_at < cutoff,
+                )
+            )
+    return doomed
+
+
+def _recent_references(conn: Connection, org: str, scan_began: datetime) -> set[str]:
+    """The images named by the tasks made since (a little before) the scan began."""
+    c = t.tasks.c
+    floor = _first_id_at(scan_began - CLOCK_SLACK)
+    query = select(cast(c.data, Text), cast(c.metadata, Text)).where(c.organization_id == org, c.id >= floor)
+    found: set[str] = set()
+    for data, metadata in conn.execute(query):
+        found.update(_REFERENCE.findall(f"{data or ''} {metadata or ''}"))
+    return found
+
+
+def _first_id_at(naive_utc: datetime) -> str:
+    """The smallest id made at that time: ids begin with their maker's clock, in hex milliseconds
+    (storage/ids.py)."""
+    return f"{int(naive_utc.replace(tzinfo=UTC).timestamp() * 1000):012x}"
+
+
+def _remove_files(db: Database, media_dir: Path, shas: dict[str, int]) -> list[str]:
+    """Remove the files of ``shas`` that no row of any organization names; the ones removed."""
+    if not shas or not media_dir.is_dir():
+        return []
+    removed = []
+    with locked(media_dir / media.LOCK_FILE, exclusive=True):
+        with db.read() as conn:
+            still = set(conn.execute(select(t.media.c.sha256).where(t.media.c.sha256.in_(list(shas)))).scalars())
+        for sha in sorted(shas.keys() - still):
+            try:
+                media.blob_path(media_dir, sha).unlink()
+            except FileNotFoundError:  # removed by an earlier run that stopped before saying so
+                continue
+            removed.append(sha)
+    return removed
+
+
+#: A file of the media store: ``<first two hex digits>/<sha256>`` (services/media.py, blob_path).
+_BLOB = re.compile(r"[0-9a-f]{64}")
+
+
+def _remove_orphans(db: Database, media_dir: Path) -> tuple[int, int]:
+    """Remove the store's files that no row of any organization names; how many, and their bytes."""
+    if not media_dir.is_dir():
+        return 0, 0
+    count = size = 0
+    for folder in sorted(media_dir.iterdir()):
+        if not (folder.is_dir() and len(folder.name) == 2):
+            continue
+        names = [p.name for p in folder.iterdir() if _BLOB.fullmatch(p.name) and p.name.startswith(folder.name)]
+        for start in range(0, len(names), MEDIA_CHUNK):
+            chunk = names[start : start + MEDIA_CHUNK]
+            with locked(media_dir / media.LOCK_FILE, exclusive=True):
+                with db.read() as conn:
+                    named = set(conn.execute(select(t.media.c.sha256).where(t.media.c.sha256.in_(chunk))).scalars())
+                for sha in sorted(set(chunk) - named):
+                    path = folder / sha
+                    try:
+                        bytes_ = path.stat().st_size
+                        path.unlink()
+                    except FileNotFoundError:
+                        continue
+                    count, size = count + 1, size + bytes_
+    return count, size

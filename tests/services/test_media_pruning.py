@@ -1,0 +1,229 @@
+"""Removing the uploaded images no task names (services/media_pruning.py, the ``media.prune`` job).
+
+An image that a task of the organization names stays; one that none names goes with its file once
+it is older than the cut-off, unless another organization's row names the same file. Deleting a
+project with its data queues the prune of its images a day later. SQLite always, PostgreSQL when
+configured.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from PIL import Image
+from sqlalchemy import select, update
+
+from truthset.config import Settings
+from truthset.domain import Role
+from truthset.errors import Forbidden, InvalidInput
+from truthset.jobs import Runner
+from truthset.schemas import TaskCreate
+from truthset.services import jobs, media, media_pruning, project_deletion, tasks
+from truthset.storage import Database
+from truthset.storage import tables as t
+from truthset.storage.files import locked
+from truthset.storage.ids import utcnow
+
+if TYPE_CHECKING:
+    from conftest import Org
+
+IMAGE_SPEC = {
+    "fields": [{"name": "image", "type": "image"}],
+    "questions": [{"name": "animal", "type": "label", "options": ["cat", "dog"]}],
+}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+def png(color: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (3, 2), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def upload(org: Org, settings: Settings, color: str) -> dict[str, Any]:
+    return media.store(
+        org.db,
+        org.owner.principal,
+        [png(color)],
+        filename=f"{color}.png",
+        media_dir=settings.media_dir,
+        max_bytes=1 << 20,
+    )
+
+
+def name_in_task(org: Org, project_id: str, row: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    body = TaskCreate.model_validate({"data": {"image": f"media:{row['id']}"}, **extra})
+    return tasks.create_task(org.db, org.owner.principal, project_id, body)
+
+
+def age(db: Database, row: dict[str, Any], hours: float) -> None:
+    """Make the upload ``hours`` old."""
+    with db.write() as conn:
+        conn.execute(
+            update(t.media).where(t.media.c.id == row["id"]).values(created_at=utcnow() - timedelta(hours=hours))
+        )
+
+
+def exists(db: Database, row: dict[str, Any]) -> bool:
+    with db.read() as conn:
+        return conn.execute(select(t.media.c.id).where(t.media.c.id == row["id"])).first() is not None
+
+
+def file_of(settings: Settings, row: dict[str, Any]) -> Path:
+    return media.blob_path(settings.media_dir, row["sha256"])
+
+
+def run(db: Database, settings: Settings, *kinds: str) -> int:
+    return Runner(db, kinds=list(kinds), poll_seconds=0.02, settings=settings, name="test-runner").run_until_idle()
+
+
+def finished(db: Database, job_id: str) -> dict[str, Any]:
+    with db.read() as conn:
+        job = dict(conn.execute(select(t.jobs).where(t.jobs.c.id == job_id)).mappings().one())
+    assert job["status"] == "succeeded", job["error"]
+    return job
+
+
+def test_a_deleted_projects_images_go_a_day_later_unless_something_still_names_them(
+    org: Org, other_org: Org, settings: Settings
+) -> None:
+    doomed = org.make_project(spec=IMAGE_SPEC, name="Doomed")
+    kept = org.make_project(spec=IMAGE_SPEC, name="Kept")
+    only_doomed, shared_in_org, unnamed = (upload(org, settings, c) for c in ("red", "green", "blue"))
+    in_metadata = upload(org, settings, "white")
+    same_bytes_elsewhere = upload(other_org, settings, "red")  # the same file as only_doomed
+    assert same_bytes_elsewhere["sha256"] == only_doomed["sha256"]
+    name_in_task(org, doomed["id"], only_doomed)
+    name_in_task(org, doomed["id"], shared_in_org)
+    name_in_task(org, kept["id"], shared_in_org)
+    other_task = TaskCreate.model_validate(
+        {"data": {"image": "https://example.com/a.png"}, "metadata": {"was": f"media:{in_metadata['id']}"}}
+    )
+    tasks.create_task(org.db, org.owner.principal, kept["id"], other_task)
+
+    project_deletion.start(org.db, org.owner.principal, doomed["id"], "Doomed")
+    assert run(org.db, settings, project_deletion.JOB_KIND) == 1
+    with org.db.read() as conn:
+        (scheduled,) = conn.execute(select(t.jobs).where(t.jobs.c.kind == media_pruning.JOB_KIND)).mappings()
+    # a day later, with the deletion's time as the cut-off; nothing is removed before then
+    assert scheduled["organization_id"] == org.id and scheduled["payload"]["project_id"] == doomed["id"]
+    assert scheduled["run_after"] - utcnow() > timedelta(hours=23)
+    assert run(org.db, settings, media_pruning.JOB_KIND) == 0
+    assert all(exists(org.db, row) for row in (only_doomed, shared_in_org, unnamed, in_metadata))
+
+    with org.db.write() as conn:  # a day passes
+        conn.execute(update(t.jobs).where(t.jobs.c.id == scheduled["id"]).values(run_after=utcnow()))
+    assert run(org.db, settings, media_pruning.JOB_KIND) == 1
+    result = finished(org.db, scheduled["id"])["result"]
+    assert not exists(org.db, only_doomed) and not exists(org.db, unnamed)
+    assert exists(org.db, shared_in_org) and exists(org.db, in_metadata)  # still named (data, metadata)
+    assert file_of(settings, only_doomed).exists()  # the other organization's row names the same file
+    assert not file_of(settings, unnamed).exists()
+    assert file_of(settings, shared_in_org).exists() and file_of(settings, in_metadata).exists()
+    assert exists(other_org.db, same_bytes_elsewhere)
+    assert result["media_checked"] == 4 and result["media_removed"] == 2 and result["files_removed"] == 1
+    assert result["bytes_removed"] == unnamed["size"] and result["tasks_read"] == 2
+
+    # the other organization prunes its own: the last row naming the file goes, and the file with it
+    job = media_pruning.start(other_org.db, other_org.owner.principal, older_than_hours=0)
+    assert run(other_org.db, settings, media_pruning.JOB_KIND) == 1
+    assert finished(other_org.db, job["id"])["result"]["files_removed"] == 1
+    assert not exists(other_org.db, same_bytes_elsewhere) and not file_of(settings, only_doomed).exists()
+
+
+def test_an_upload_is_kept_until_it_is_older_than_the_cut_off(org: Org, settings: Settings) -> None:
+    fresh, old = upload(org, settings, "red"), upload(org, settings, "blue")
+    age(org.db, old, 25)
+    job = media_pruning.start(org.db, org.owner.principal)  # 24 hours by default
+    assert run(org.db, settings, media_pruning.JOB_KIND) == 1
+    assert finished(org.db, job["id"])["result"]["media_removed"] == 1
+    assert exists(org.db, fresh) and file_of(settings, fresh).exists()
+    assert not exists(org.db, old) and not file_of(settings, old).exists()
+    # an upload of the same bytes again brings the file back, with a new row
+    again = upload(org, settings, "blue")
+    assert again["id"] != old["id"] and file_of(settings, again).exists()
+
+
+def test_files_no_row_names_are_removed_and_nothing_else(org: Org, settings: Settings) -> None:
+    """A run that stopped between a chunk's commit and its files left files no row names: the next
+    run removes them. What is not a stored file (temporaries, the lock, other names) stays."""
+    kept = upload(org, settings, "red")
+    orphan = settings.media_dir / "ab" / ("ab" + "c" * 62)
+    orphan.parent.mkdir()
+    orphan.write_bytes(b"12345")
+    others = [
+        settings.media_dir / "tmpq1w2e3",
+        settings.media_dir / "ab" / "notes.txt",
+        settings.media_dir / "ab" / ("cd" + "0" * 62),
+    ]
+    for path in others:
+        path.write_bytes(b"x")
+    job = media_pruning.start(org.db, org.owner.principal)  # the upload is fresh: its row and file stay
+    assert run(org.db, settings, media_pruning.JOB_KIND) == 1
+    result = finished(org.db, job["id"])["result"]
+    assert result["media_removed"] == 0 and result["files_removed"] == 1 and result["bytes_removed"] == 5
+    assert not orphan.exists() and all(path.exists() for path in others)
+    assert file_of(settings, kept).exists() and (settings.media_dir / media.LOCK_FILE).exists()
+
+
+def test_a_task_made_while_the_prune_reads_keeps_its_image(
+    org: Org, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = org.make_project(spec=IMAGE_SPEC)
+    row = upload(org, settings, "red")
+    read = media_pruning._named_media
+
+    def read_then_a_task_arrives(db: Database, organization_id: str) -> Any:
+        named = read(db, organization_id)
+        name_in_task(org, project["id"], row)  # after the scan, before the deletion's transaction
+        return named
+
+    monkeypatch.setattr(media_pruning, "_named_media", read_then_a_task_arrives)
+    job = media_pruning.start(org.db, org.owner.principal, older_than_hours=0)
+    assert run(org.db, settings, media_pruning.JOB_KIND) == 1
+    assert finished(org.db, job["id"])["result"]["media_removed"] == 0
+    assert exists(org.db, row) and file_of(settings, row).exists()
+
+
+def test_files_wait_for_an_upload_in_flight(org: Org, settings: Settings) -> None:
+    """An upload holds the media directory's lock shared from its file's arrival to its row's
+    commit; the removal of files waits for it, then sees the new row and keeps the file."""
+    row = upload(org, settings, "red")
+    with org.db.write() as conn:
+        conn.execute(t.media.delete().where(t.media.c.id == row["id"]))
+    done = threading.Event()
+    removed: list[str] = []
+
+    def remove() -> None:
+        removed.extend(media_pruning._remove_files(org.db, settings.media_dir, {row["sha256"]: row["size"]}))
+        done.set()
+
+    with locked(settings.media_dir / media.LOCK_FILE, exclusive=False):
+        thread = threading.Thread(target=remove)
+        thread.start()
+        assert not done.wait(0.3)  # waits while the "upload" holds the lock
+        again = media._add_row(org.db, org.owner.principal, row["sha256"], "image/png", row["size"], "red.png", 3, 2)
+    thread.join(10)
+    assert done.is_set() and removed == [] and file_of(settings, again).exists()
+
+
+def test_only_owners_and_admins_prune_and_the_age_is_checked(org: Org) -> None:
+    with pytest.raises(Forbidden):
+        media_pruning.start(org.db, org.principal_for(Role.MANAGER))
+    with pytest.raises(InvalidInput, match="older_than_hours"):
+        media_pruning.start(org.db, org.owner.principal, older_than_hours=-1)
+    job = media_pruning.start(org.db, org.principal_for(Role.ADMIN), older_than_hours=0)
+    assert job["kind"] == "media.prune" and job["status"] == "queued"
+    with org.db.read() as conn:
+        assert (
+            jobs.stored_key(dict(conn.execute(select(t.jobs).where(t.jobs.c.id == job["id"])).mappings().one())) is None
+        )
