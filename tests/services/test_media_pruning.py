@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pytest
 from PIL import Image
 from sqlalchemy import select, update
@@ -227,3 +228,10 @@ def test_only_owners_and_admins_prune_and_the_age_is_checked(org: Org) -> None:
         assert (
             jobs.stored_key(dict(conn.execute(select(t.jobs).where(t.jobs.c.id == job["id"])).mappings().one())) is None
         )
+
+
+def test_found_is_membership_in_the_sorted_keys() -> None:
+    named = np.array(sorted(bytes([i]) * 12 for i in (3, 5, 9)), dtype="S12")
+    keys = np.array([bytes([i]) * 12 for i in (1, 3, 4, 9, 200)], dtype="S12")
+    assert media_pruning._found(named, keys).tolist() == [False, True, False, True, False]
+    assert media_pruning._found(named[:0], keys).tolist() == [False] * 5

@@ -38,6 +38,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,7 @@ def run(db: Database, job: JobContext) -> dict[str, Any]:
     cutoff = _cutoff(job.payload)
     settings: Settings = job.settings or get_settings()
     org = job.organization_id
-    scan_began = utcnow()
+    recent = _RecentTasks(org, _first_id_at(utcnow() - CLOCK_SLACK))
     named, tasks = _named_media(db, org)
     with db.read() as conn:
         total = conn.execute(
@@ -125,11 +126,11 @@ def run(db: Database, job: JobContext) -> dict[str, Any]:
     pacer = Pacer(db)
     for chunk in _candidates(db, org, cutoff):
         job.check()
-        keys = np.array([_key(row["id"]) for row in chunk], dtype="S12")
-        unnamed = [row for row, is_named in zip(chunk, np.isin(keys, named), strict=True) if not is_named]
+        found = _found(named, np.array([_key(row["id"]) for row in chunk], dtype="S12"))
+        unnamed = [row for row, is_named in zip(chunk, found, strict=True) if not is_named]
         if unnamed:
             with pacer.step(time.perf_counter):
-                gone = db.submit(_delete_rows, db, org, cutoff, unnamed, scan_began, hot=False).result()
+                gone = db.submit(_delete_rows, db, org, cutoff, unnamed, recent, hot=False).result()
             removed += len(gone)
             shas = {row["sha256"]: row["size"] for row in gone}
             deleted = _remove_files(db, settings.media_dir, shas)
@@ -178,6 +179,15 @@ def _named_media(db: Database, org: str) -> tuple[np.ndarray, int]:
     return np.unique(np.concatenate(keys)), tasks
 
 
+def _found(named: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Which of ``keys`` are in the sorted ``named`` (a binary search each: np.isin sorts both
+    arrays again on every call for byte strings)."""
+    if not len(named):
+        return np.zeros(len(keys), dtype=bool)
+    at = np.minimum(np.searchsorted(named, keys), len(named) - 1)
+    return named[at] == keys
+
+
 def _task_texts(db: Database, org: str) -> Iterator[list[str]]:
     """The stored JSON text of each task's data and metadata, a chunk of tasks at a time, in id order."""
     c = t.tasks.c
@@ -217,12 +227,12 @@ def _candidates(db: Database, org: str, cutoff: datetime) -> Iterator[list[dict[
 
 
 def _delete_rows(
-    db: Database, org: str, cutoff: datetime, unnamed: list[dict[str, Any]], scan_began: datetime
+    db: Database, org: str, cutoff: datetime, unnamed: list[dict[str, Any]], recent: _RecentTasks
 ) -> list[dict[str, Any]]:
     """Delete the rows of ``unnamed`` that no task made since the scan began names; the deleted ones."""
     with db.write() as conn:
-        recent = _recent_references(conn, org, scan_began)
-        doomed = [row for row in unnamed if row["id"] not in recent]
+        named = recent.read(conn)
+        doomed = [row for row in unnamed if row["id"] not in named]
         if doomed:
             conn.execute(
                 delete(t.media).where(
@@ -234,15 +244,30 @@ def _delete_rows(
     return doomed
 
 
-def _recent_references(conn: Connection, org: str, scan_began: datetime) -> set[str]:
-    """The images named by the tasks made since (a little before) the scan began."""
-    c = t.tasks.c
-    floor = _first_id_at(scan_began - CLOCK_SLACK)
-    query = select(cast(c.data, Text), cast(c.metadata, Text)).where(c.organization_id == org, c.id >= floor)
-    found: set[str] = set()
-    for data, metadata in conn.execute(query):
-        found.update(_REFERENCE.findall(f"{data or ''} {metadata or ''}"))
-    return found
+@dataclass
+class _RecentTasks:
+    """The images named by the tasks made since ``floor`` (a little before the scan began), read in
+    each deleting transaction. Those tasks' ids come from the index every time; the text of a task
+    is read once, so a big import just before a prune is not read again for every chunk."""
+
+    organization_id: str
+    floor: str
+    seen: set[str] = field(default_factory=set)
+    named: set[str] = field(default_factory=set)
+
+    def read(self, conn: Connection) -> set[str]:
+        c = t.tasks.c
+        ids = conn.execute(select(c.id).where(c.organization_id == self.organization_id, c.id >= self.floor))
+        new = [task_id for task_id in ids.scalars() if task_id not in self.seen]
+        for start in range(0, len(new), MEDIA_CHUNK):
+            chunk = new[start : start + MEDIA_CHUNK]
+            query = select(cast(c.data, Text), cast(c.metadata, Text)).where(
+                c.organization_id == self.organization_id, c.id.in_(chunk)
+            )
+            for data, metadata in conn.execute(query):
+                self.named.update(_REFERENCE.findall(f"{data or ''} {metadata or ''}"))
+        self.seen.update(new)
+        return self.named
 
 
 def _first_id_at(naive_utc: datetime) -> str:
