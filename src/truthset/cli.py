@@ -134,15 +134,10 @@ def _warn_if_open_to_others(settings: Settings) -> None:
     New data directories are created owner-only; one made by an earlier version (or by hand) keeps
     its mode, so say how to close it rather than change it behind the operator's back.
     """
-    from sqlalchemy.engine import make_url
+    from truthset.storage.files import open_to_others, sqlite_file
 
-    from truthset.storage.files import open_to_others
-
-    url = make_url(settings.resolved_database_url)
-    paths = [settings.data_dir]
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        paths.append(Path(url.database))
-    for path, mode in open_to_others(paths):
+    database = sqlite_file(settings.resolved_database_url)
+    for path, mode in open_to_others([settings.data_dir, *([database] if database else [])]):
         err_console.print(
             f"[yellow]warning:[/yellow] {escape(str(path))} is open to other users (mode {mode:o}) and holds "
             f"password and key hashes: run `chmod -R go= {escape(str(settings.data_dir))}`",

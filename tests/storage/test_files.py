@@ -79,3 +79,12 @@ def test_existing_directories_keep_their_mode(tmp_path: Path) -> None:
     shared.chmod(0o750)  # an operator's choice (a backup group), not ours to change
     make_private_dirs(shared / "a" / "b")
     assert _mode(shared) == 0o750 and _mode(shared / "a") == 0o700 and _mode(shared / "a" / "b") == 0o700
+
+
+def test_sqlite_file_is_the_file_a_sqlite_url_names_and_nothing_else() -> None:
+    from truthset.storage.files import sqlite_file
+
+    assert sqlite_file("sqlite:////srv/truthset/truthset.db") == Path("/srv/truthset/truthset.db")
+    assert sqlite_file("sqlite:///relative.db") == Path("relative.db")
+    assert sqlite_file("sqlite://") is None and sqlite_file("sqlite:///:memory:") is None
+    assert sqlite_file("postgresql+psycopg://user:secret@db/truthset") is None

@@ -39,7 +39,7 @@ from truthset.services.media import LOCK_FILE
 from truthset.services.webhooks import KEY_FILE
 from truthset.storage import backup as sqlite_backup
 from truthset.storage import upgrade
-from truthset.storage.files import PRIVATE_FILE, data_dir_in_use, make_private_dirs
+from truthset.storage.files import PRIVATE_FILE, data_dir_in_use, make_private_dirs, sqlite_file
 from truthset.storage.ids import utcnow
 from truthset.storage.migrate import known_revision
 
@@ -146,9 +146,10 @@ def _sqlite_path(settings: Settings, verb: str) -> Path:
             f"{url.render_as_string(hide_password=True)}: use PostgreSQL's pg_dump and pg_restore, and copy the "
             'data directory\'s media/ and models/ (docs/guide.md, "Backups")'
         )
-    if not url.database or url.database == ":memory:":
+    database = sqlite_file(settings.resolved_database_url)
+    if database is None:
         raise InvalidInput(f"truthset db {verb} needs a database file, not {url.database or 'an in-memory database'}")
-    return Path(url.database).absolute()
+    return database.absolute()
 
 
 def _copy_tree(source: Path, target: Path) -> tuple[int, int]:

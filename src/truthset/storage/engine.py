@@ -38,7 +38,7 @@ from truthset.errors import Busy, StorageFull, TruthsetError
 from truthset.storage import sqlite_library
 from truthset.storage.batching import BatchWriter
 from truthset.storage.checkpointer import RESTART_BYTES, Checkpointer
-from truthset.storage.files import make_private_dirs, make_private_file
+from truthset.storage.files import make_private_dirs, make_private_file, sqlite_file
 
 # PostgreSQL's deadlock, serialization failure and lock timeout: the transaction lost a race, not data
 _TRANSIENT_SQLSTATES = {"40P01", "40001", "55P03"}
@@ -213,9 +213,9 @@ class Database:
         if self.is_sqlite:
             sqlite_library.turn_off_memory_statistics()  # before this process's first connection
             self._batch_writer = BatchWriter(self)
-            database = self.url.database
-            on_disk = bool(database) and database != ":memory:"
-            wal = Path(database).resolve().with_name(Path(database).name + "-wal") if on_disk else None
+            database = sqlite_file(url)
+            on_disk = database is not None
+            wal = database.resolve().with_name(database.name + "-wal") if database is not None else None
             if sqlite_synchronous == "FULL" and wal is not None:
                 # connections commit without fsync; acknowledged writes wait for a shared one
                 self._group_commit = GroupCommit(wal)

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 #: Held (shared) by every `truthset serve` and `truthset worker` process on a data directory, so a
@@ -56,6 +58,14 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file a SQLite URL names; None for another database or an in-memory one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
 
 
 def open_to_others(paths: list[Path]) -> list[tuple[Path, int]]:
