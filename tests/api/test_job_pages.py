@@ -72,3 +72,20 @@ def test_a_member_below_manager_may_not_cancel_anothers_job(
     refused = browser.post(f"/jobs/{owners}/cancel", data={"csrf_token": csrf})
     assert refused.status_code in (403, 404)
     assert jobs.get_job(org.db, org.owner.principal, owners)["status"] == "queued"
+
+
+def test_a_job_queued_for_later_says_when_it_runs(make_api: Callable[..., Api], settings: Settings, org: Org) -> None:
+    """The prune a project's deletion queues a day later (or a retry waiting out its backoff) is
+    "queued" with the time it runs after; one that may run now says nothing more."""
+    from datetime import timedelta
+
+    from truthset.storage.ids import utcnow
+
+    later = utcnow() + timedelta(hours=24)
+    with org.db.write() as conn:
+        waiting = jobs.enqueue(conn, org.id, "media.prune", {"uploaded_before": utcnow().isoformat()}, run_after=later)
+    now = _job(org, org.owner)
+    page = _browser(make_api, settings, org.owner).get("/jobs").text
+    rows = {m.group(1): m.group(0) for m in re.finditer(r'<tr data-job="([0-9a-f]{24})".*?</tr>', page, flags=re.S)}
+    assert f"runs after {later.strftime('%Y-%m-%d %H:%M')} UTC" in rows[waiting["id"]]
+    assert "runs after" not in rows[now]

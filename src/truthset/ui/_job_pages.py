@@ -21,6 +21,7 @@ from truthset.errors import NotFound, TruthsetError
 from truthset.jobs import kinds
 from truthset.services import jobs, projects
 from truthset.services.policy import Action, allowed
+from truthset.storage.ids import utcnow
 from truthset.ui._account_pages import _cursor, _posted, _redirect, _render
 from truthset.ui._guard import Guarded, _db, _failure, guard
 
@@ -102,6 +103,8 @@ def _row(info: session.SessionInfo, job: dict[str, Any]) -> dict[str, Any]:
         "by": "you" if mine else ("the system" if job["created_by"] is None else job["created_by"]),
         "error": job["error"],
         "may_cancel": jobs.may_cancel(info.principal, job),
+        # a retry waiting out its backoff, or a job queued for later (the prune after a deletion)
+        "waits_until": job["run_after"] if job["status"] == JobStatus.QUEUED and job["run_after"] > utcnow() else None,
     }
 
 
