@@ -17,7 +17,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import orjson
@@ -118,10 +118,19 @@ class Runner:
         self._wakeup.set()
 
     def run_until_idle(self) -> int:
-        """Run due jobs in the calling thread until none is left (or :meth:`stop`); returns how many ran."""
+        """Run due jobs in the calling thread until none is left (or :meth:`stop`); returns how many ran.
+
+        The thread that renews the leases starts with the first job claimed: a call that finds
+        nothing to do (most calls, when a caller asks between other work) is one read."""
         ran = 0
-        with self._keep_alive_thread():
-            while not self.stopping and self.run_once(0, busy=ran > 0):
+        with ExitStack() as running:
+            while not self.stopping:
+                job = self._claim(0, busy=ran > 0)
+                if job is None:
+                    break
+                if not ran:
+                    running.enter_context(self._keep_alive_thread())
+                self._run_claimed(0, job)
                 ran += 1
         return ran
 
@@ -168,10 +177,17 @@ class Runner:
 
         ``busy``: the last call ran a job, so skip the read that keeps idle polls off the write lock.
         """
-        runner_id = f"{self.name}:{slot}"
-        job = service.claim(self.db, runner_id, self.kinds, self.lease_seconds, look_first=not busy)
+        job = self._claim(slot, busy=busy)
         if job is None:
             return False
+        self._run_claimed(slot, job)
+        return True
+
+    def _claim(self, slot: int, *, busy: bool) -> dict[str, Any] | None:
+        return service.claim(self.db, f"{self.name}:{slot}", self.kinds, self.lease_seconds, look_first=not busy)
+
+    def _run_claimed(self, slot: int, job: dict[str, Any]) -> None:
+        runner_id = f"{self.name}:{slot}"
         context = JobContext(
             self.db, job, runner_id, self.lease_seconds, stopping=self._stopping, settings=self.settings
         )
@@ -182,7 +198,6 @@ class Runner:
         finally:
             with self._active_lock:
                 self._active.pop(runner_id, None)
-        return True
 
     def _run(self, context: JobContext) -> None:
         job, runner_id = context.job, context.runner_id
