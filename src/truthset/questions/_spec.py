@@ -204,6 +204,7 @@ class CompiledSpec:
         self._types = {q.name: _registry.get(q.type) for q in self.questions}
         self._by_name = {q.name: q for q in self.questions}
         self._field_names = frozenset(f.name for f in self.fields)
+        self._image_fields = [f for f in self.fields if f.type is FieldType.IMAGE]
         # types that see the task's data: ranking shuffles its candidates per assignment
         self._data_aware = [q for q in self.questions if hasattr(self._types[q.name], "bind")]
         self._categorical = {
@@ -281,6 +282,18 @@ class CompiledSpec:
             if check is not None:
                 check(question, data)
         return dict(data)
+
+    @property
+    def has_images(self) -> bool:
+        return bool(self._image_fields)
+
+    def media_named(self, data: Mapping[str, Any]) -> dict[str, str]:
+        """The uploaded images a task's (checked) data names: media id -> the image field naming it."""
+        return {
+            value.removeprefix(MEDIA_PREFIX): spec_field.name
+            for spec_field in self._image_fields
+            if isinstance(value := data.get(spec_field.name), str) and value.startswith(MEDIA_PREFIX)
+        }
 
     def bind_answer(self, answer: dict[str, Any], data: Mapping[str, Any], seed: str | None) -> dict[str, Any]:
         """A validated answer checked against the task's data, with what the server records for it.

@@ -97,6 +97,28 @@ def _check_data(spec: CompiledSpec, task: TaskCreate, max_task_bytes: int) -> No
         raise TooLarge(f"task data and metadata exceed {max_task_bytes} bytes")
 
 
+def missing_media(conn: Connection, organization_id: str, media_ids: Iterable[str]) -> set[str]:
+    """Those of ``media_ids`` the organization has no uploaded image with."""
+    wanted = set(media_ids)
+    if not wanted:
+        return set()
+    query = repo.scoped(t.media, organization_id, t.media.c.id).where(t.media.c.id.in_(sorted(wanted)))
+    return wanted - set(conn.execute(query).scalars())
+
+
+def _missing_media_message(media_id: str, field: str) -> str:
+    return (
+        f"data.{field}: no uploaded image media:{media_id} in this organization "
+        "(upload it first with POST /api/v1/media; an image no task names may have been pruned)"
+    )
+
+
+def _require_media(conn: Connection, organization_id: str, named: dict[str, str]) -> None:
+    """A task may only name images the organization has: otherwise a 422 naming the field."""
+    for media_id in sorted(missing_media(conn, organization_id, named)):
+        raise InvalidInput(_missing_media_message(media_id, named[media_id]), details={"field": "data"})
+
+
 def create_task(
     db: Database,
     principal: Principal,
@@ -117,7 +139,10 @@ def create_task(
             require_active(project)
             if task.unique_id is not None and (existing := _task_by_unique_id(conn, principal, task.unique_id)):
                 return _existing_in(project_id, existing)
-            _check_data(compiled_spec(project), task, max_task_bytes)
+            spec = compiled_spec(project)
+            _check_data(spec, task, max_task_bytes)
+            if spec.has_images:
+                _require_media(conn, principal.organization_id, spec.media_named(task.data))
             batch = _batch_for_tasks(conn, principal, project_id, task.batch_id)
             row = _task_row(principal, project, batch, task, new_ids(1)[0], utcnow())
             if scale is not None:
@@ -303,6 +328,7 @@ class _Importer:
         self.overlap = project_overlap(project)
         self.spec = compiled_spec(project)
         self.field_names = frozenset(f.name for f in self.spec.fields)
+        self.media_of: dict[int, dict[str, str]] = {}  # line -> the uploaded images it names (image fields)
         self.max_task_bytes = max_task_bytes
         self.on_error = on_error
         self.report = ImportReport()
@@ -331,6 +357,8 @@ class _Importer:
             row = (unique_id, _dumps(data), _dumps(metadata), priority, overlap, digest)
             if len(row[1]) + len(row[2]) > self.max_task_bytes:
                 raise ValueError(f"task data and metadata exceed {self.max_task_bytes} bytes")
+            if self.spec.has_images and (named := self.spec.media_named(data)):
+                self.media_of[number] = named
         except ValidationError as exc:
             self.report.error(number, _message(exc) if len(self.report.errors) < MAX_REPORTED_ERRORS else "")
             return None
@@ -338,6 +366,24 @@ class _Importer:
             self.report.error(number, str(exc))
             return None
         return row
+
+    def drop_missing_media(self, conn: Connection, numbered: list[tuple[int, _Row]]) -> list[tuple[int, _Row]]:
+        """The rows whose images the organization has; a line naming an image it lacks is invalid
+        (checked in phase 1, so a rejected import stores nothing: one query per chunk)."""
+        named = {number: self.media_of.pop(number) for number, _ in numbered if number in self.media_of}
+        if not named:
+            return numbered
+        missing = missing_media(conn, self.principal.organization_id, (m for n in named.values() for m in n))
+        if not missing:
+            return numbered
+        kept = []
+        for number, row in numbered:
+            lacking = sorted(set(named.get(number, ())) & missing)
+            if lacking:
+                self.report.error(number, _missing_media_message(lacking[0], named[number][lacking[0]]))
+            else:
+                kept.append((number, row))
+        return kept
 
     def drop_used_elsewhere(self, conn: Connection, numbered: list[tuple[int, _Row]]) -> list[tuple[int, _Row]]:
         """The rows whose ``unique_id`` no task of another project has; the others are invalid lines.
@@ -536,6 +582,9 @@ def _parsed_chunks(
         if any(row[0] is not None for _, row in numbered):
             with pacer.step(), db.read() as conn:
                 numbered = importer.drop_used_elsewhere(conn, numbered)
+        if importer.media_of:
+            with pacer.step(), db.read() as conn:
+                numbered = importer.drop_missing_media(conn, numbered)
         return [row for _, row in numbered]
 
     chunks = _chunks(items)

@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from pycocotools.coco import COCO
+from sqlalchemy import update
 
 from truthset.errors import InvalidInput
+from truthset.services import export, tasks
 from truthset.services.formats import coco, conll
 from truthset.services.formats.images import MediaStore, write_options
+from truthset.storage import tables as t
 
 if TYPE_CHECKING:
     from conftest import Org
@@ -81,8 +84,18 @@ def test_an_external_url_image_is_refused_naming_the_task(org: Org, labelled: Ca
 def test_another_organizations_image_is_never_read(
     org: Org, other_org: Org, labelled: Callable, upload: Callable, media_dir: Path
 ) -> None:
+    """A task can no longer be made naming another organization's image (tasks.create_task and the
+    importer refuse it); one stored before that check (made here by changing its data) is still
+    refused by the export, which reads media only through the organization."""
     theirs = upload(50, 50, owner=other_org)
-    project, rows = labelled(org, SPEC, [{"data": {"photo": theirs}}], [[{"objects": []}]])
+    refused = tasks.import_tasks(
+        org.db, org.owner.principal, org.make_project(spec=SPEC)["id"], [(1, {"data": {"photo": theirs}})]
+    )
+    assert refused.created == 0 and "no uploaded image" in refused.errors[0]["message"]
+    project, _ = labelled(org, SPEC, [{"data": {"photo": upload(50, 50)}}], [[{"objects": []}]])
+    with org.db.write() as conn:
+        conn.execute(update(t.tasks).where(t.tasks.c.project_id == project["id"]).values(data={"photo": theirs}))
+    rows = list(export.export_rows(org.db, org.owner.principal, project["id"]))
     with pytest.raises(InvalidInput, match="not an uploaded image of this organization"):
         write(project, rows, MediaStore(org.db, org.id, media_dir))
 
