@@ -235,3 +235,25 @@ def test_found_is_membership_in_the_sorted_keys() -> None:
     keys = np.array([bytes([i]) * 12 for i in (1, 3, 4, 9, 200)], dtype="S12")
     assert media_pruning._found(named, keys).tolist() == [False, True, False, True, False]
     assert media_pruning._found(named[:0], keys).tolist() == [False] * 5
+
+
+def test_a_task_may_only_name_images_the_organization_has(org: Org, other_org: Org, settings: Settings) -> None:
+    """Never uploaded, another organization's, or pruned: a 422 naming the field for one task, an
+    invalid line in an import (skipped with on_error=skip, nothing stored otherwise)."""
+    project = org.make_project(spec=IMAGE_SPEC)
+    ours, theirs, pruned = (
+        upload(org, settings, "red"),
+        upload(other_org, settings, "blue"),
+        upload(org, settings, "green"),
+    )
+    media_pruning.start(org.db, org.owner.principal, older_than_hours=0)
+    name_in_task(org, project["id"], ours)  # named: the prune keeps it
+    assert run(org.db, settings, media_pruning.JOB_KIND) == 1 and not exists(org.db, pruned)
+    for row in (theirs, pruned, {"id": "0123456789abcdef01234567"}):
+        with pytest.raises(InvalidInput, match=f"data.image: no uploaded image media:{row['id']} in this organization"):
+            name_in_task(org, project["id"], row)
+    lines = [(n, {"data": {"image": f"media:{row['id']}"}}) for n, row in enumerate((ours, theirs, pruned), 1)]
+    rejected = tasks.import_tasks(org.db, org.owner.principal, project["id"], lines)
+    assert rejected.created == 0 and [e["line"] for e in rejected.errors] == [2, 3]
+    skipped = tasks.import_tasks(org.db, org.owner.principal, project["id"], lines, on_error="skip")
+    assert skipped.created == 1 and skipped.invalid == 2 and [e["line"] for e in skipped.errors] == [2, 3]
