@@ -24,13 +24,13 @@ How it decides, and why nothing in use is lost:
 3. A file is removed only when no row of any organization names it any more, checked under an
    exclusive lock of the media directory that every upload holds shared from the file's arrival to
    its row's commit (services/media.py): a file that is about to be named again stays.
-
 4. Last, it removes the files of the media directory that no row of any organization names (a run
    that stopped between a chunk's commit and its files left them), under the same lock, one
    sub-directory at a time.
 
 Task data is never changed after a task is made, so a task read in step 1 names the same images in
-step 2. Safe to repeat: a run deletes what is still unnamed.
+step 2; and a task made after a row's deletion cannot name it (services/tasks.py refuses an image
+the organization has no row of). Safe to repeat: a run deletes what is still unnamed.
 """
 
 from __future__ import annotations
