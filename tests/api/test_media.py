@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from truthset.config import Settings
+
 from .helpers import API, PNG, Api, Org, assert_error, png_bytes
 
 
@@ -50,3 +52,22 @@ def test_a_range_is_served_and_an_unusable_range_gets_the_whole_file(api: Api, o
         whole = api.get(url, auth=org.owner, headers={"Range": unusable})
         assert whole.status_code == 200, unusable
         assert whole.content == PNG and whole.headers["content-type"] == "image/png"
+
+
+def test_a_task_naming_an_image_the_organization_lacks_is_a_422(api: Api, org: Org, other_org: Org) -> None:
+    theirs = api.post(f"{API}/media", auth=other_org.owner, files={"file": ("dot.png", PNG, "image/png")}).json()
+    project = org.make_project(
+        spec={"fields": [{"name": "photo", "type": "image"}], "questions": [{"name": "q", "type": "text"}]}
+    )
+    for reference in (theirs["reference"], "media:0123456789abcdef01234567"):
+        refused = api.post(f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": {"photo": reference}})
+        error = assert_error(refused, 422, "invalid_input")
+        assert error["details"]["field"] == "data" and f"data.photo: no uploaded image {reference}" in error["message"]
+
+
+def test_an_image_whose_file_is_gone_is_a_404_saying_so(api: Api, org: Org, settings: Settings) -> None:
+    """Starlette failed such a response half-sent (a 500 with a traceback in the log)."""
+    media = api.post(f"{API}/media", auth=org.owner, files={"file": ("dot.png", PNG, "image/png")}).json()
+    (settings.media_dir / media["sha256"][:2] / media["sha256"]).unlink()
+    error = assert_error(api.get(f"{API}/media/{media['id']}", auth=org.owner), 404, "not_found")
+    assert f"media {media['id']} has no file in the media store" in error["message"]

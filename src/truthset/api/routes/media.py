@@ -10,7 +10,7 @@ from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from truthset.api.deps import DB, AppSettings, Caller
 from truthset.api.headers import MEDIA_CSP
-from truthset.errors import InvalidInput
+from truthset.errors import InvalidInput, NotFound
 from truthset.questions import media_reference
 from truthset.schemas import JobOut, MediaOut, MediaPruning
 from truthset.services import media, media_pruning
@@ -86,8 +86,11 @@ def prune_media(db: DB, caller: Caller, body: MediaPruning) -> dict:
 )
 def get_media(db: DB, caller: Caller, settings: AppSettings, media_id: str) -> MediaFileResponse:
     row = media.get(db, caller, media_id)
+    path = media.blob_path(settings.media_dir, row["sha256"])
+    if not path.is_file():  # Starlette would fail the response half-sent, as a 500 with a traceback
+        raise NotFound(f"media {media_id} has no file in the media store (restore the data directory's media/)")
     return MediaFileResponse(
-        media.blob_path(settings.media_dir, row["sha256"]),
+        path,
         media_type=row["content_type"],
         # user content: opened as a page of its own it runs nothing and has no origin of ours
         headers={"Cache-Control": "private, max-age=86400", "Content-Security-Policy": MEDIA_CSP},
