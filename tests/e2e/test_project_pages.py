@@ -61,6 +61,12 @@ def _set_json(page: Any, label: str, value: Any) -> None:
     page.get_by_label(label).fill(json.dumps(value, indent=2))
 
 
+def _admin_ready(page: Any) -> None:
+    """Wait for the project page's module (static/project-admin.js): the buttons are in the HTML before
+    it runs, and a click before then does nothing (a loaded machine made that race real in CI)."""
+    expect(page.locator("#batches")).to_have_attribute("data-state", "ready")
+
+
 def _project_id(page: Any) -> str:
     """The id of the project page the editor went to after saving."""
     page.wait_for_url(lambda url: re.search(r"/projects/[0-9A-Za-z]+$", url) and not url.endswith("/new"))
@@ -175,6 +181,7 @@ def test_a_manager_creates_edits_duplicates_archives_and_deletes_a_project(tab: 
         copied = client.get(f"/projects/{copy_id}").json()
         assert copied["spec"] == client.get(f"/projects/{project_id}").json()["spec"]
         assert client.get("/tasks", params={"project_id": copy_id}).json()["items"] == []
+    _admin_ready(page)
     page.get_by_role("button", name="Archive").click()
     dialog.get_by_role("button", name="Archive").click()
     expect(page.get_by_role("button", name="Unarchive")).to_be_visible()
@@ -182,9 +189,11 @@ def test_a_manager_creates_edits_duplicates_archives_and_deletes_a_project(tab: 
     page.goto("/projects/archived")
     expect(page.locator(f'tr[data-project-id="{copy_id}"]')).to_be_visible()
     page.goto(f"/projects/{copy_id}")
+    _admin_ready(page)
     page.get_by_role("button", name="Unarchive").click()
     dialog.get_by_role("button", name="Unarchive").click()
     expect(page.get_by_role("button", name="Archive")).to_be_visible()
+    _admin_ready(page)  # the reloaded page's module handles the click
     page.get_by_role("button", name="Delete").click()
     page.get_by_label("Type the project's name").fill("not the name")
     dialog.get_by_role("button", name="Delete for good").click()
@@ -196,6 +205,7 @@ def test_a_manager_creates_edits_duplicates_archives_and_deletes_a_project(tab: 
         assert client.get(f"/projects/{copy_id}").status_code == 404
     # a manager may not delete a project that has tasks: the page says who may
     page.goto(f"/projects/{project_id}")
+    _admin_ready(page)
     page.get_by_role("button", name="Delete").click()
     expect(page.locator("#manage-error")).to_contain_text("ask an owner or admin to delete it with its data")
     expect(dialog).to_be_hidden()
@@ -212,6 +222,7 @@ def test_an_owner_deletes_a_project_with_all_its_data(tab: Tab, server: Server) 
             assert client.post(f"/projects/{project_id}/tasks", json={"data": {"text": text}}).status_code == 201
     log_in(page, server.owner_email, server.owner_password)
     page.goto(f"/projects/{project_id}")
+    _admin_ready(page)
     page.get_by_role("button", name="Delete").click()
     dialog = page.locator("#confirm-dialog")
     expect(dialog.locator("#confirm-title")).to_have_text("Delete this project and all its data?")
