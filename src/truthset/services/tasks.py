@@ -115,8 +115,9 @@ def _missing_media_message(media_id: str, field: str) -> str:
 
 def _require_media(conn: Connection, organization_id: str, named: dict[str, str]) -> None:
     """A task may only name images the organization has: otherwise a 422 naming the field."""
-    for media_id in sorted(missing_media(conn, organization_id, named)):
-        raise InvalidInput(_missing_media_message(media_id, named[media_id]), details={"field": "data"})
+    missing = sorted(missing_media(conn, organization_id, named))
+    if missing:
+        raise InvalidInput(_missing_media_message(missing[0], named[missing[0]]), details={"field": "data"})
 
 
 def create_task(
@@ -370,7 +371,8 @@ class _Importer:
     def drop_missing_media(self, conn: Connection, numbered: list[tuple[int, _Row]]) -> list[tuple[int, _Row]]:
         """The rows whose images the organization has; a line naming an image it lacks is invalid
         (checked in phase 1, so a rejected import stores nothing: one query per chunk)."""
-        named = {number: self.media_of.pop(number) for number, _ in numbered if number in self.media_of}
+        named = {number: self.media_of[number] for number, _ in numbered if number in self.media_of}
+        self.media_of.clear()  # the chunk's, including lines another check dropped; the next chunk parses after
         if not named:
             return numbered
         missing = missing_media(conn, self.principal.organization_id, (m for n in named.values() for m in n))
