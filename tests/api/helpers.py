@@ -28,7 +28,7 @@ from sqlalchemy import select
 from truthset.api import API_PREFIX
 from truthset.config import Settings
 from truthset.jobs import Runner
-from truthset.schemas import ApiKeyCreate, ResponseCreate, WebhookCreate
+from truthset.schemas import ApiKeyCreate, ResponseCreate, TaskCreate, WebhookCreate
 from truthset.services import accounts, export, export_jobs, jobs, media, projects, queue, tasks, webhooks
 from truthset.services.tasks import TaskFilter
 from truthset.storage import Database
@@ -225,6 +225,10 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
     image = media.store(
         db, owner, [PNG], filename="dot.png", media_dir=settings.media_dir, max_bytes=settings.max_upload_bytes
     )
+    # named by a task, so a prune the walk starts (POST /media/pruning, any age) keeps it for get_media
+    image_spec = {"fields": [{"name": "photo", "type": "image"}], "questions": [{"name": "q", "type": "text"}]}
+    image_project = org.make_project(spec=image_spec, name="images")
+    tasks.create_task(db, owner, image_project["id"], TaskCreate(data={"photo": f"media:{image['id']}"}))
     # a project of its own for pausing and resuming batches (a paused batch's tasks leave the queue)
     pausing_project = org.make_project(name="pausing")
     to_pause = org.make_batch(pausing_project["id"], name="to pause")
