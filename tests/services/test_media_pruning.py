@@ -202,10 +202,10 @@ def test_files_wait_for_an_upload_in_flight(org: Org, settings: Settings) -> Non
     with org.db.write() as conn:
         conn.execute(t.media.delete().where(t.media.c.id == row["id"]))
     done = threading.Event()
-    removed: list[str] = []
+    removed: dict[str, int] = {}
 
     def remove() -> None:
-        removed.extend(media_pruning._remove_files(org.db, settings.media_dir, {row["sha256"]: row["size"]}))
+        removed.update(media_pruning._unlink_unnamed(org.db, settings.media_dir, [row["sha256"]]))
         done.set()
 
     with locked(settings.media_dir / media.LOCK_FILE, exclusive=False):
@@ -214,7 +214,7 @@ def test_files_wait_for_an_upload_in_flight(org: Org, settings: Settings) -> Non
         assert not done.wait(0.3)  # waits while the "upload" holds the lock
         again = media._add_row(org.db, org.owner.principal, row["sha256"], "image/png", row["size"], "red.png", 3, 2)
     thread.join(10)
-    assert done.is_set() and removed == [] and file_of(settings, again).exists()
+    assert done.is_set() and removed == {} and file_of(settings, again).exists()
 
 
 def test_only_owners_and_admins_prune_and_the_age_is_checked(org: Org) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,20 @@ LOCK_FILE = ".lock"
 
 def blob_path(media_dir: Path, sha256: str) -> Path:
     return media_dir / sha256[:2] / sha256
+
+
+#: A stored file's name: its content's SHA-256, in the folder of its first two hex digits.
+_BLOB_NAME = re.compile(r"[0-9a-f]{64}")
+
+
+def stored_blobs(media_dir: Path) -> Iterator[str]:
+    """The SHA-256 of every file in the store (what :func:`blob_path` names; temporaries and the lock
+    file are not), folder by folder."""
+    if not media_dir.is_dir():
+        return
+    for folder in sorted(media_dir.iterdir()):
+        if folder.is_dir() and len(folder.name) == 2:
+            yield from (p.name for p in folder.iterdir() if _BLOB_NAME.fullmatch(p.name) and p.name[:2] == folder.name)
 
 
 @full_disk_is_storage_full("the media store")

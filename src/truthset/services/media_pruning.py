@@ -25,8 +25,8 @@ How it decides, and why nothing in use is lost:
    exclusive lock of the media directory that every upload holds shared from the file's arrival to
    its row's commit (services/media.py): a file that is about to be named again stays.
 4. Last, it removes the files of the media directory that no row of any organization names (a run
-   that stopped between a chunk's commit and its files left them), under the same lock, one
-   sub-directory at a time.
+   that stopped between a chunk's commit and its files left them), with the same check under the
+   same lock, a chunk of files at a time.
 
 Task data is never changed after a task is made, so a task read in step 1 names the same images in
 step 2; and a task made after a row's deletion cannot name it (services/tasks.py refuses an image
@@ -49,6 +49,7 @@ from sqlalchemy import Connection, Text, cast, delete, func, select
 from truthset.config import Settings, get_settings
 from truthset.domain import Principal
 from truthset.errors import InvalidInput
+from truthset.questions import MEDIA_PREFIX
 from truthset.services import jobs, media
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.services.pacing import Pacer
@@ -74,7 +75,7 @@ CLOCK_SLACK = timedelta(minutes=5)
 
 #: How a task names an image (``truthset.questions.media_reference``); matched in the stored JSON
 #: text, so an id anywhere in the data or metadata keeps its image (never the other way round).
-_REFERENCE = re.compile(r"media:([0-9a-f]{24})")
+_REFERENCE = re.compile(re.escape(MEDIA_PREFIX) + r"([0-9a-f]{24})")
 
 
 def start(db: Database, principal: Principal, older_than_hours: float = DEFAULT_OLDER_THAN_HOURS) -> dict[str, Any]:
@@ -132,15 +133,15 @@ def run(db: Database, job: JobContext) -> dict[str, Any]:
             with pacer.step(time.perf_counter):
                 gone = db.submit(_delete_rows, db, org, cutoff, unnamed, recent, hot=False).result()
             removed += len(gone)
-            shas = {row["sha256"]: row["size"] for row in gone}
-            deleted = _remove_files(db, settings.media_dir, shas)
-            files += len(deleted)
-            freed += sum(shas[sha] for sha in deleted)
+            unlinked = _unlink_unnamed(db, settings.media_dir, [row["sha256"] for row in gone])
+            files, freed = files + len(unlinked), freed + sum(unlinked.values())
         checked += len(chunk)
         job.progress(min(checked, total), total)
-    orphans, orphan_bytes = _remove_orphans(db, settings.media_dir)
-    files += orphans
-    freed += orphan_bytes
+    # last, what no row names (a run stopped between a chunk's commit and its files left some)
+    blobs = list(media.stored_blobs(settings.media_dir))
+    for start in range(0, len(blobs), MEDIA_CHUNK):
+        unlinked = _unlink_unnamed(db, settings.media_dir, blobs[start : start + MEDIA_CHUNK])
+        files, freed = files + len(unlinked), freed + sum(unlinked.values())
     return {
         "uploaded_before": cutoff.isoformat(),
         "tasks_read": tasks,
@@ -188,22 +189,25 @@ def _found(named: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return named[at] == keys
 
 
+#: A task's data and metadata as the stored JSON text (no decoding: the references are matched in it).
+_TEXTS = (cast(t.tasks.c.data, Text), cast(t.tasks.c.metadata, Text))
+
+
+def _text(data: str | None, metadata: str | None) -> str:
+    return f"{data or ''} {metadata or ''}"
+
+
 def _task_texts(db: Database, org: str) -> Iterator[list[str]]:
     """The stored JSON text of each task's data and metadata, a chunk of tasks at a time, in id order."""
     c = t.tasks.c
     after = ""
     while True:
-        query = (
-            select(c.id, cast(c.data, Text), cast(c.metadata, Text))
-            .where(c.organization_id == org, c.id > after)
-            .order_by(c.id)
-            .limit(TASK_CHUNK)
-        )
+        query = select(c.id, *_TEXTS).where(c.organization_id == org, c.id > after).order_by(c.id).limit(TASK_CHUNK)
         with db.read() as conn:
             rows = conn.execute(query).all()
         if not rows:
             return
-        yield [f"{data or ''} {metadata or ''}" for _, data, metadata in rows]
+        yield [_text(data, metadata) for _, data, metadata in rows]
         after = rows[-1][0]
 
 
@@ -261,11 +265,9 @@ class _RecentTasks:
         new = [task_id for task_id in ids.scalars() if task_id not in self.seen]
         for start in range(0, len(new), MEDIA_CHUNK):
             chunk = new[start : start + MEDIA_CHUNK]
-            query = select(cast(c.data, Text), cast(c.metadata, Text)).where(
-                c.organization_id == self.organization_id, c.id.in_(chunk)
-            )
+            query = select(*_TEXTS).where(c.organization_id == self.organization_id, c.id.in_(chunk))
             for data, metadata in conn.execute(query):
-                self.named.update(_REFERENCE.findall(f"{data or ''} {metadata or ''}"))
+                self.named.update(_REFERENCE.findall(_text(data, metadata)))
         self.seen.update(new)
         return self.named
 
@@ -276,47 +278,23 @@ def _first_id_at(naive_utc: datetime) -> str:
     return f"{int(naive_utc.replace(tzinfo=UTC).timestamp() * 1000):012x}"
 
 
-def _remove_files(db: Database, media_dir: Path, shas: dict[str, int]) -> list[str]:
-    """Remove the files of ``shas`` that no row of any organization names; the ones removed."""
-    if not shas or not media_dir.is_dir():
-        return []
-    removed = []
+def _unlink_unnamed(db: Database, media_dir: Path, shas: list[str]) -> dict[str, int]:
+    """Remove the files of ``shas`` that no row of any organization names; each removed one's bytes.
+
+    Under the media directory's exclusive lock: an upload holds it shared from its file's arrival
+    to its row's commit, so a file about to be named again is seen named here (services/media.py)."""
+    if not shas:
+        return {}
+    removed = {}
     with locked(media_dir / media.LOCK_FILE, exclusive=True):
         with db.read() as conn:
-            still = set(conn.execute(select(t.media.c.sha256).where(t.media.c.sha256.in_(list(shas)))).scalars())
-        for sha in sorted(shas.keys() - still):
+            named = set(conn.execute(select(t.media.c.sha256).where(t.media.c.sha256.in_(shas))).scalars())
+        for sha in sorted(set(shas) - named):
+            path = media.blob_path(media_dir, sha)
             try:
-                media.blob_path(media_dir, sha).unlink()
+                size = path.stat().st_size
+                path.unlink()
             except FileNotFoundError:  # removed by an earlier run that stopped before saying so
                 continue
-            removed.append(sha)
+            removed[sha] = size
     return removed
-
-
-#: A file of the media store: ``<first two hex digits>/<sha256>`` (services/media.py, blob_path).
-_BLOB = re.compile(r"[0-9a-f]{64}")
-
-
-def _remove_orphans(db: Database, media_dir: Path) -> tuple[int, int]:
-    """Remove the store's files that no row of any organization names; how many, and their bytes."""
-    if not media_dir.is_dir():
-        return 0, 0
-    count = size = 0
-    for folder in sorted(media_dir.iterdir()):
-        if not (folder.is_dir() and len(folder.name) == 2):
-            continue
-        names = [p.name for p in folder.iterdir() if _BLOB.fullmatch(p.name) and p.name.startswith(folder.name)]
-        for start in range(0, len(names), MEDIA_CHUNK):
-            chunk = names[start : start + MEDIA_CHUNK]
-            with locked(media_dir / media.LOCK_FILE, exclusive=True):
-                with db.read() as conn:
-                    named = set(conn.execute(select(t.media.c.sha256).where(t.media.c.sha256.in_(chunk))).scalars())
-                for sha in sorted(set(chunk) - named):
-                    path = folder / sha
-                    try:
-                        bytes_ = path.stat().st_size
-                        path.unlink()
-                    except FileNotFoundError:
-                        continue
-                    count, size = count + 1, size + bytes_
-    return count, size
