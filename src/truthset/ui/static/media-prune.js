@@ -1,21 +1,18 @@
 // The archived projects page's "Remove unused images" (owners and admins): asks in a modal <dialog>,
 // then starts a media.prune job through the REST API and follows it on /jobs. The server checks the
 // role and the number of hours again.
-import { api, ApiError } from './api.js';
+import { api } from './api.js';
+import { message, show } from './job-kit.js';
 
 const $ = (id) => document.getElementById(id);
-
-function showError(text) {
-  $('prune-error').textContent = text;
-  $('prune-error').hidden = !text;
-}
+const showError = (text) => show('prune-error', text);
 
 async function prune(hours) {
   try {
     const { data: job } = await api('POST', '/media/pruning', { body: { older_than_hours: hours } });
     window.location.assign(`/jobs?kind=${encodeURIComponent(job.kind)}`);
   } catch (error) {
-    showError(error instanceof ApiError ? error.message : `The server could not be reached (${error.message}).`);
+    showError(message(error));
   }
 }
 

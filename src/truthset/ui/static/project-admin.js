@@ -3,6 +3,7 @@
 // through the REST API; the server checks every permission again, the page only leaves out the
 // buttons a role may not use. Every destructive action asks first, in a modal <dialog>.
 import { api, ApiError } from './api.js';
+import { message, show as showIn } from './job-kit.js';
 import { h } from './widget-kit.js';
 
 const config = JSON.parse(document.getElementById('admin-config').textContent);
@@ -10,15 +11,6 @@ const $ = (id) => document.getElementById(id);
 const PAGE = 20;
 const STATUSES = ['staged', 'pending', 'completed', 'canceled'];
 const projectPath = `/projects/${encodeURIComponent(config.project_id)}`;
-
-const message = (error) => (error instanceof ApiError ? error.message : `The server could not be reached (${error.message}).`);
-
-function showIn(id, text) {
-  const el = $(id);
-  if (!el) return;
-  el.textContent = text || '';
-  el.hidden = !text;
-}
 
 // --- confirmation ----------------------------------------------------------------------------------
 
