@@ -97,7 +97,7 @@ def _check_data(spec: CompiledSpec, task: TaskCreate, max_task_bytes: int) -> No
         raise TooLarge(f"task data and metadata exceed {max_task_bytes} bytes")
 
 
-def missing_media(conn: Connection, organization_id: str, media_ids: Iterable[str]) -> set[str]:
+def _missing_media(conn: Connection, organization_id: str, media_ids: Iterable[str]) -> set[str]:
     """Those of ``media_ids`` the organization has no uploaded image with."""
     wanted = set(media_ids)
     if not wanted:
@@ -115,7 +115,7 @@ def _missing_media_message(media_id: str, field: str) -> str:
 
 def _require_media(conn: Connection, organization_id: str, named: dict[str, str]) -> None:
     """A task may only name images the organization has: otherwise a 422 naming the field."""
-    missing = sorted(missing_media(conn, organization_id, named))
+    missing = sorted(_missing_media(conn, organization_id, named))
     if missing:
         raise InvalidInput(_missing_media_message(missing[0], named[missing[0]]), details={"field": "data"})
 
@@ -375,7 +375,7 @@ class _Importer:
         self.media_of.clear()  # the chunk's, including lines another check dropped; the next chunk parses after
         if not named:
             return numbered
-        missing = missing_media(conn, self.principal.organization_id, (m for n in named.values() for m in n))
+        missing = _missing_media(conn, self.principal.organization_id, (m for n in named.values() for m in n))
         if not missing:
             return numbered
         kept = []
