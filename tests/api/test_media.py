@@ -71,3 +71,32 @@ def test_an_image_whose_file_is_gone_is_a_404_saying_so(api: Api, org: Org, sett
     (settings.media_dir / media["sha256"][:2] / media["sha256"]).unlink()
     error = assert_error(api.get(f"{API}/media/{media['id']}", auth=org.owner), 404, "not_found")
     assert f"media {media['id']} has no file in the media store" in error["message"]
+
+
+def test_a_file_removed_while_its_response_is_sent_is_still_sent_whole(tmp_path) -> None:
+    """A prune can unlink the file between the route's open and the sending; the route serves the
+    descriptor it opened, so the bytes are sent (before, Starlette's own stat or open failed: a 500)."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from truthset.api.routes.media import MediaFileResponse
+
+    image = png_bytes(8, 8)
+    path = tmp_path / "blob"
+
+    def serve(request: object) -> MediaFileResponse:
+        path.write_bytes(image)
+        response = MediaFileResponse(path.open("rb"), media_type="image/png")
+        path.unlink()  # the prune's unlink, after the route opened the file
+        return response
+
+    client = TestClient(Starlette(routes=[Route("/image", serve)]))
+    whole = client.get("/image")
+    assert whole.status_code == 200 and whole.content == image
+    assert whole.headers["content-length"] == str(len(image))
+    part = client.get("/image", headers={"Range": "bytes=2-5"})
+    assert part.status_code == 206 and part.content == image[2:6]
+    both = client.get("/image", headers={"Range": "bytes=0-1, 4-5"})
+    assert both.status_code == 206 and image[0:2] in both.content and image[4:6] in both.content
+    assert client.head("/image").status_code == 200

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any, BinaryIO
 
+import anyio
 from fastapi import APIRouter, UploadFile, status
 from fastapi.responses import FileResponse
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
+from starlette.types import Receive, Scope, Send
 
 from truthset.api.deps import DB, AppSettings, Caller
 from truthset.api.headers import MEDIA_CSP
@@ -19,12 +24,35 @@ router = APIRouter(tags=["media"])
 
 
 class MediaFileResponse(FileResponse):
-    """A file response that ignores a Range header it cannot serve and sends the whole file.
+    """A file response sent from a file the route already opened, that ignores a Range header it
+    cannot serve.
 
-    Starlette answers such a header with a plain-text 400 or 416, outside the one error shape. A
-    server may always ignore Range (RFC 9110, section 14.2), and a client asking for a range it
-    cannot have is best served by the whole file (200, which says the range was not applied).
+    The open file: a prune may unlink the file between the route's check and the sending (the
+    row no task names, deleted at that instant). Starlette's own ``stat`` and ``open`` by path
+    would then fail the response half-sent, a 500; an open descriptor keeps the file's bytes until
+    it is closed, so the whole image is sent either way.
+
+    Range: Starlette answers a header it cannot parse with a plain-text 400 or 416, outside the
+    one error shape. A server may always ignore Range (RFC 9110, section 14.2), and a client
+    asking for a range it cannot have is best served by the whole file (200, which says the range
+    was not applied).
     """
+
+    def __init__(self, file: BinaryIO, **kwargs: Any) -> None:
+        super().__init__(file.name, stat_result=os.fstat(file.fileno()), **kwargs)
+        self._file = file
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        extensions = {k: v for k, v in scope.get("extensions", {}).items() if k != "http.response.pathsend"}
+        try:  # without pathsend: a server offering it would open the file by its path again
+            await super().__call__({**scope, "extensions": extensions}, receive, send)
+        finally:
+            self._file.close()
+
+    @asynccontextmanager
+    async def _open_file(self) -> AsyncIterator[anyio.AsyncFile[bytes]]:
+        self._file.seek(0)
+        yield anyio.wrap_file(self._file)  # closed by __call__, after the last range
 
     @classmethod
     def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
@@ -87,10 +115,13 @@ def prune_media(db: DB, caller: Caller, body: MediaPruning) -> dict:
 def get_media(db: DB, caller: Caller, settings: AppSettings, media_id: str) -> MediaFileResponse:
     row = media.get(db, caller, media_id)
     path = media.blob_path(settings.media_dir, row["sha256"])
-    if not path.is_file():  # Starlette would fail the response half-sent, as a 500 with a traceback
-        raise NotFound(f"media {media_id} has no file in the media store (restore the data directory's media/)")
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:  # e.g. a data directory restored without media/
+        missing = f"media {media_id} has no file in the media store (restore the data directory's media/)"
+        raise NotFound(missing) from None
     return MediaFileResponse(
-        path,
+        file,
         media_type=row["content_type"],
         # user content: opened as a page of its own it runs nothing and has no origin of ours
         headers={"Cache-Control": "private, max-age=86400", "Content-Security-Policy": MEDIA_CSP},
