@@ -116,7 +116,7 @@ def test_a_deleted_projects_images_go_a_day_later_unless_something_still_names_t
     with org.db.read() as conn:
         (scheduled,) = conn.execute(select(t.jobs).where(t.jobs.c.kind == media_pruning.JOB_KIND)).mappings()
     # a day later, with the deletion's time as the cut-off; nothing is removed before then
-    assert scheduled["organization_id"] == org.id and scheduled["payload"]["project_id"] == doomed["id"]
+    assert scheduled["organization_id"] == org.id and scheduled["payload"]["project_ids"] == [doomed["id"]]
     assert scheduled["run_after"] - utcnow() > timedelta(hours=23)
     assert run(org.db, settings, media_pruning.JOB_KIND) == 0
     assert all(exists(org.db, row) for row in (only_doomed, shared_in_org, unnamed, in_metadata))
@@ -139,6 +139,28 @@ def test_a_deleted_projects_images_go_a_day_later_unless_something_still_names_t
     assert run(other_org.db, settings, media_pruning.JOB_KIND) == 1
     assert finished(other_org.db, job["id"])["result"]["files_removed"] == 1
     assert not exists(other_org.db, same_bytes_elsewhere) and not file_of(settings, only_doomed).exists()
+
+
+def test_the_deletions_of_a_day_share_one_prune_that_starts_a_day_after_the_last(org: Org, settings: Settings) -> None:
+    """Each prune reads every task of the organization: twenty deletions in a day are one read."""
+    first, second, third = (org.make_project(spec=IMAGE_SPEC, name=f"Gone {i}") for i in range(3))
+    with org.db.write() as conn:
+        early = media_pruning.schedule_after_deletion(conn, org.id, first["id"])
+    with org.db.write() as conn:
+        later = media_pruning.schedule_after_deletion(conn, org.id, second["id"])
+    assert later["id"] == early["id"] and later["payload"]["project_ids"] == [first["id"], second["id"]]
+    with org.db.read() as conn:
+        (waiting,) = conn.execute(select(t.jobs).where(t.jobs.c.kind == media_pruning.JOB_KIND)).mappings()
+    assert waiting["payload"] == later["payload"] and waiting["run_after"] > early["run_after"]
+    assert waiting["payload"]["uploaded_before"] > early["payload"]["uploaded_before"]  # the later deletion's
+
+    with org.db.write() as conn:  # a runner has it: the next deletion queues a prune of its own
+        conn.execute(update(t.jobs).where(t.jobs.c.id == waiting["id"]).values(status="running"))
+    with org.db.write() as conn:
+        own = media_pruning.schedule_after_deletion(conn, org.id, third["id"])
+    assert own["id"] != waiting["id"] and own["payload"]["project_ids"] == [third["id"]]
+    with org.db.write() as conn:  # and a waiting job that a runner claims meanwhile is not moved
+        assert not jobs.reschedule_waiting(conn, waiting["id"], {"uploaded_before": "x"}, utcnow())
 
 
 def test_an_upload_is_kept_until_it_is_older_than_the_cut_off(org: Org, settings: Settings) -> None:

@@ -254,6 +254,20 @@ def enqueue(
     raise Conflict(f"could not enqueue job {kind!r} with dedupe key {dedupe_key!r}: it kept changing; try again")
 
 
+def reschedule_waiting(conn: Connection, job_id: str, payload: dict[str, Any], run_after: datetime) -> bool:
+    """Give a job that still waits (queued) a new payload and due time, in the caller's transaction.
+
+    False when a runner claimed it meanwhile (it runs with what it had; queue another). On
+    PostgreSQL the update waits for a claim in flight and then sees the job no longer queued.
+    """
+    moved = conn.execute(
+        update(t.jobs)
+        .where(t.jobs.c.id == job_id, t.jobs.c.status == str(JobStatus.QUEUED))
+        .values(payload=payload, run_after=run_after, updated_at=utcnow())
+    )
+    return moved.rowcount == 1
+
+
 def _stored_key(organization_id: str, dedupe_key: str | None) -> str | None:
     """Keys are per organization: two tenants using the same key never share (or see) a job."""
     if dedupe_key is None:
@@ -353,9 +367,7 @@ def _mine(job_id: str, runner_id: str) -> Any:
     return and_(t.jobs.c.id == job_id, t.jobs.c.locked_by == runner_id, t.jobs.c.status == str(JobStatus.RUNNING))
 
 
-def _renew(
-    db: Database, job_id: str, runner_id: str, lease_seconds: float, extra: dict[str, Any]
-) -> JobStatus | None:
+def _renew(db: Database, job_id: str, runner_id: str, lease_seconds: float, extra: dict[str, Any]) -> JobStatus | None:
     """Renew the runner's lease (with ``extra`` columns); the job's status now (None: it is gone)."""
     now = utcnow()
     values = {"locked_until": now + timedelta(seconds=lease_seconds), "updated_at": now, **extra}

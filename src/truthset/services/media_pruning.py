@@ -11,7 +11,9 @@ a cut-off, so an image uploaded for tasks not made yet is kept:
   archived projects page): the cut-off is ``older_than_hours`` ago (24 by default);
 - queued by every deletion of a project with its data, to run 24 hours after it with the deletion's
   time as the cut-off: the deleted project's images go, and an upload made just before the deletion
-  still had a day to be named by a task.
+  still had a day to be named by a task. The deletions of one UTC day share one job (each moves
+  its cut-off and start to its own time): twenty deletions are one read of the tasks, not twenty,
+  and the job runs at most a day after the day's last deletion.
 
 How it decides, and why nothing in use is lost:
 
@@ -48,7 +50,7 @@ from sqlalchemy import Connection, Text, cast, delete, func, select
 
 from truthset.config import Settings, get_settings
 from truthset.domain import Principal
-from truthset.errors import InvalidInput
+from truthset.errors import Conflict, InvalidInput
 from truthset.questions import MEDIA_PREFIX
 from truthset.services import jobs, media
 from truthset.services.jobs import JobContext, JobFailed
@@ -66,6 +68,8 @@ DEFAULT_OLDER_THAN_HOURS = 24.0
 MAX_OLDER_THAN_HOURS = 24.0 * 365 * 10
 #: After a project's deletion, its images are pruned this much later (see the module's doc).
 AFTER_DELETION = timedelta(hours=24)
+#: The most deleted projects one such prune lists in its payload (the newest; it prunes them all).
+LISTED_PROJECTS = 100
 #: Tasks read per query (keyset on id), and images decided per transaction.
 TASK_CHUNK = 5_000
 MEDIA_CHUNK = 1_000
@@ -99,16 +103,30 @@ def start(db: Database, principal: Principal, older_than_hours: float = DEFAULT_
 
 
 def schedule_after_deletion(conn: Connection, organization_id: str, project_id: str) -> dict[str, Any]:
-    """Queue, in the transaction that deletes a project, the prune of its images a day later."""
+    """Queue, in the transaction that deletes a project, the prune of its images a day later.
+
+    A prune the same day's deletions queued and that still waits takes this one in: its cut-off and
+    start move to this deletion's (later) ones and the project joins its ``project_ids``.
+    """
     now = utcnow()
-    return jobs.enqueue(
-        conn,
-        organization_id,
-        JOB_KIND,
-        {"uploaded_before": now.isoformat(), "project_id": project_id},
-        dedupe_key=f"{JOB_KIND}:{project_id}",
-        run_after=now + AFTER_DELETION,
-    )
+    run_after = now + AFTER_DELETION
+    for _ in range(3):  # the waiting job may be claimed between reading and moving it: queue again
+        mine = {"uploaded_before": now.isoformat(), "project_ids": [project_id]}
+        job = jobs.enqueue(
+            conn,
+            organization_id,
+            JOB_KIND,
+            mine,
+            dedupe_key=f"{JOB_KIND}:deletions:{now:%Y-%m-%d}",
+            run_after=run_after,
+        )
+        listed = job["payload"].get("project_ids", [])
+        if project_id in listed:
+            return job
+        merged = {"uploaded_before": now.isoformat(), "project_ids": [*listed, project_id][-LISTED_PROJECTS:]}
+        if jobs.reschedule_waiting(conn, job["id"], merged, run_after):
+            return {**job, "payload": merged, "run_after": run_after}
+    raise Conflict("could not queue the prune of the deleted project's images: its job kept changing; try again")
 
 
 def run(db: Database, job: JobContext) -> dict[str, Any]:
