@@ -399,6 +399,7 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "release_assignment": lambda w: Call(path={"assignment_id": w.release_assignment["id"]}),
     "upload_media": lambda w: Call(files={"file": ("dot.png", PNG, "image/png")}),
     "get_media": lambda w: Call(path={"media_id": w.media["id"]}),
+    "list_media": lambda w: Call(params={"filename": "dot"}),
     "prune_media": lambda w: Call(json={"older_than_hours": 24}),
     "health": lambda w: Call(),
     "next_review": lambda w: Call(path={"project_id": w.extra["review_project"]["id"]}),

@@ -100,3 +100,35 @@ def test_a_file_removed_while_its_response_is_sent_is_still_sent_whole(tmp_path)
     both = client.get("/image", headers={"Range": "bytes=0-1, 4-5"})
     assert both.status_code == 206 and image[0:2] in both.content and image[4:6] in both.content
     assert client.head("/image").status_code == 200
+
+
+def test_managers_list_the_organizations_uploads_newest_first_and_by_name(api: Api, org: Org, other_org: Org) -> None:
+    def upload(name: str, size: int, auth: object = org.owner) -> dict:
+        r = api.post(f"{API}/media", auth=auth, files={"file": (name, png_bytes(size, size), "image/png")})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    cat, dog, percent = upload("Cat.png", 2), upload("dog.PNG", 3), upload("100%_done.png", 4)
+    upload("cat.png", 5, auth=other_org.owner)  # another organization's: never listed here
+    listed = api.get(f"{API}/media", auth=org.actor("manager"))
+    assert listed.status_code == 200, listed.text
+    assert [m["id"] for m in listed.json()["items"]] == [percent["id"], dog["id"], cat["id"]]
+    assert listed.json()["items"][0] == percent and listed.json()["next_cursor"] is None
+    assert listed.json()["items"][2]["width"] == 2 and listed.json()["items"][2]["reference"] == cat["reference"]
+
+    first = api.get(f"{API}/media", auth=org.owner, params={"limit": 2}).json()
+    rest = api.get(f"{API}/media", auth=org.owner, params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [m["id"] for m in first["items"] + rest["items"]] == [percent["id"], dog["id"], cat["id"]]
+    assert rest["next_cursor"] is None
+
+    def named(text: str) -> list[str]:
+        r = api.get(f"{API}/media", auth=org.owner, params={"filename": text})
+        assert r.status_code == 200, r.text
+        return [m["filename"] for m in r.json()["items"]]
+
+    assert named("CAT") == ["Cat.png"] and named(".png") == ["100%_done.png", "dog.PNG", "Cat.png"]
+    assert named("%") == ["100%_done.png"] and named("_") == ["100%_done.png"]  # wildcards match themselves
+    assert named("c%t") == [] and named("fish") == []
+    assert_error(api.get(f"{API}/media", auth=org.actor("annotator")), 403, "forbidden")
+    assert_error(api.get(f"{API}/media", auth=org.owner, params={"filename": "x" * 301}), 422, "invalid_input")
+    assert_error(api.get(f"{API}/media", auth=org.owner, params={"filename": "a\x00b"}), 422, "invalid_input")

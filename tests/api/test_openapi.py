@@ -74,7 +74,7 @@ def test_limit_parameters_are_bounded_as_the_server_bounds_them(make_api: Any, s
     limits = _limit_schemas(api.get(f"{API}/openapi.json").json())
     assert set(limits) == {
         "list_members", "list_keys", "list_workers", "list_projects", "list_batches", "list_tasks", "project_workers",
-        "list_jobs", "list_webhooks", "list_webhook_deliveries", "list_models", "list_queue", "list_gold",
+        "list_jobs", "list_media", "list_webhooks", "list_webhook_deliveries", "list_models", "list_queue", "list_gold",
     }
     for schema in limits.values():
         assert (schema["minimum"], schema["maximum"], schema["default"]) == (1, 50, 50)

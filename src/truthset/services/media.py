@@ -172,6 +172,31 @@ def _add_row(
         )
 
 
+#: The longest filename filter: a stored filename has at most 300 characters.
+MAX_FILENAME_FILTER = 300
+
+
+def list_media(
+    db: Database, principal: Principal, *, filename: str | None = None, cursor: str | None = None, limit: int = 50
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The organization's uploaded images, newest first, a page at a time (keyset on id).
+
+    ``filename`` keeps those whose file name contains it, ignoring case (``%`` and ``_`` match
+    themselves). Managers and above: the list names every upload, where fetching one needs its id.
+    """
+    require(principal, Action.LIST_MEDIA)
+    query = repo.scoped(t.media, principal.organization_id)
+    if filename:
+        if len(filename) > MAX_FILENAME_FILTER:
+            raise InvalidInput(f"filename has at most {MAX_FILENAME_FILTER} characters", details={"field": "filename"})
+        if "\x00" in filename:
+            raise InvalidInput("filename must not contain NUL characters", details={"field": "filename"})
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", filename) + "%"
+        query = query.where(t.media.c.filename.ilike(pattern, escape="\\"))
+    with db.read() as conn:
+        return repo.page(conn, query, t.media, cursor=cursor, limit=limit, descending=True)
+
+
 def get(db: Database, principal: Principal, media_id: str) -> dict[str, Any]:
     with db.read() as conn:
         row = repo.get(conn, t.media, principal.organization_id, media_id)

@@ -30,6 +30,7 @@ class Action(StrEnum):
     ANNOTATE = "annotate"
     UPLOAD_MEDIA = "upload_media"
     READ_MEDIA = "read_media"
+    LIST_MEDIA = "list_media"  # list the organization's uploads (names, sizes), not only fetch one by id
     READ_QUALITY = "read_quality"  # agreement and every worker's figures (a member reads their own)
     READ_JOBS = "read_jobs"  # every job of the organization (a member reads the jobs they started)
     MANAGE_JOBS = "manage_jobs"  # cancel any job of the organization (a member cancels their own)
@@ -49,6 +50,7 @@ ALLOWED: dict[Action, frozenset[Role]] = {
     Action.ANNOTATE: _EVERYONE,
     Action.UPLOAD_MEDIA: _MANAGERS,
     Action.READ_MEDIA: _EVERYONE,
+    Action.LIST_MEDIA: _MANAGERS,
     Action.READ_QUALITY: _MANAGERS,
     Action.READ_JOBS: _MANAGERS,
     Action.MANAGE_JOBS: _MANAGERS,

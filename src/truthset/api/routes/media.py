@@ -5,19 +5,19 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Any, BinaryIO
+from typing import Annotated, Any, BinaryIO
 
 import anyio
-from fastapi import APIRouter, UploadFile, status
+from fastapi import APIRouter, Query, UploadFile, status
 from fastapi.responses import FileResponse
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 from starlette.types import Receive, Scope, Send
 
-from truthset.api.deps import DB, AppSettings, Caller
+from truthset.api.deps import DB, AppSettings, Caller, Cursor, PageLimit
 from truthset.api.headers import MEDIA_CSP
 from truthset.errors import InvalidInput, NotFound
 from truthset.questions import media_reference
-from truthset.schemas import JobOut, MediaOut, MediaPruning
+from truthset.schemas import JobOut, MediaOut, MediaPruning, Page
 from truthset.services import media, media_pruning
 
 router = APIRouter(tags=["media"])
@@ -93,6 +93,26 @@ def upload_media(db: DB, caller: Caller, settings: AppSettings, file: UploadFile
     return _out(row)
 
 
+@router.get("/media", response_model=Page[MediaOut], operation_id="list_media")
+def list_media(
+    db: DB,
+    caller: Caller,
+    limit: PageLimit,
+    cursor: Cursor = None,
+    filename: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=media.MAX_FILENAME_FILTER,
+            description="Only images whose file name contains this, ignoring case.",
+        ),
+    ] = None,
+) -> dict:
+    """The organization's uploaded images, newest first. Managers and above."""
+    items, next_cursor = media.list_media(db, caller, filename=filename, cursor=cursor, limit=limit)
+    return {"items": [_out(row) for row in items], "next_cursor": next_cursor}
+
+
 @router.post(
     "/media/pruning",
     response_model=JobOut,
@@ -110,6 +130,7 @@ def prune_media(db: DB, caller: Caller, body: MediaPruning) -> dict:
     "/media/{media_id}",
     operation_id="get_media",
     response_class=MediaFileResponse,
+    status_code=status.HTTP_200_OK,  # FastAPI reads it from __init__'s signature otherwise, which has none
     responses={200: {"content": {"image/*": {}}}},
 )
 def get_media(db: DB, caller: Caller, settings: AppSettings, media_id: str) -> MediaFileResponse:
