@@ -376,6 +376,13 @@ def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB"
 
 
+def _size(size: int) -> str:
+    """A file's size in the unit that reads best (an image is often a few KiB)."""
+    if size < 1024:
+        return f"{size} B"
+    return f"{size / 1024:.1f} KiB" if size < 2**20 else _mib(size)
+
+
 def _counted(counts: dict[str, int]) -> str:
     return ", ".join(f"{count:,} {name}" for name, count in counts.items())
 
@@ -1774,6 +1781,36 @@ def _run_job(start: Callable[[Client], JobOut], url: str, api_key: str, *, wait:
         console.print(f"{job.kind} job {job.id}: {job.status}" + (f": {escape(job.error)}" if job.error else ""))
         raise typer.Exit(1)
     return job
+
+
+@media_app.command("list")
+def media_list(
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+    filename: Annotated[
+        str | None, typer.Option(help="Only images whose file name contains this, ignoring case.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many (newest first).")] = 50,
+) -> None:
+    """List the organization's uploaded images, newest first (managers and up)."""
+    from itertools import islice
+
+    from truthset.client import Client
+
+    # the reference is what a reader copies into a task's image field: never wrapped or cut
+    table = Table(Column("reference", no_wrap=True, min_width=30), "file name", "type", "pixels", "size", "uploaded")
+    with Client(url, api_key) as client:
+        for image in islice(client.list_media(filename=filename, page_size=min(limit, 100)), limit):
+            pixels = f"{image.width}x{image.height}" if image.width and image.height else "-"
+            table.add_row(
+                image.reference,
+                escape(image.filename),
+                image.content_type,
+                pixels,
+                _size(image.size),
+                str(image.created_at)[:19],
+            )
+    console.print(table)
 
 
 @media_app.command("prune")

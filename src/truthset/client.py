@@ -430,6 +430,11 @@ class Client:
         response = self._request("POST", "/media", files=files, timeout=self._long_timeout(), retry=True)
         return MediaOut.model_validate(response.json())
 
+    def list_media(self, *, filename: str | None = None, page_size: int = 100) -> Iterator[MediaOut]:
+        """The organization's uploaded images, newest first (managers and up); ``filename`` keeps those
+        whose file name contains it, ignoring case."""
+        return self._paginate("/media", _params(filename=filename), MediaOut, page_size)
+
     def prune_media(self, older_than_hours: float = 24.0) -> JobOut:
         """Remove, for good, the uploaded images no task names, uploaded more than ``older_than_hours``
         ago (owners and admins): a ``media.prune`` job (follow it with ``client.jobs.wait``)."""

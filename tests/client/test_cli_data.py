@@ -359,6 +359,31 @@ def test_a_project_with_tasks_is_deleted_with_its_data(live: Any) -> None:
         assert project.id not in {p.id for p in client.projects.list(include_archived=True)}
 
 
+def test_media_list_shows_the_uploads_by_name_newest_first(live: Any) -> None:
+    """``media list``: the SDK's ``list_media`` through the CLI, filtered by file name."""
+    import io
+
+    from PIL import Image
+
+    def png(size: int) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (size, size + 1), (1, 2, 3)).save(out, format="PNG")
+        return out.getvalue()
+
+    with live.client() as client:
+        older = client.upload_media(png(6), filename="Listed-Zebra.png")
+        newer = client.upload_media(png(7), filename="listed-zebra-2.png")
+        client.upload_media(png(8), filename="other.png")
+        assert [m.id for m in client.list_media(filename="LISTED-ZEBRA", page_size=1)] == [newer.id, older.id]
+    code, output = _cli(live, "media", "list", "--filename", "listed-zebra")
+    assert code == 0, output
+    assert newer.reference in output and older.reference in output and "other.png" not in output
+    assert output.index(newer.reference) < output.index(older.reference)  # newest first
+    assert "7x8" in output and "6x7" in output and "image/png" in output and " B" in output
+    code, output = _cli(live, "media", "list", "--filename", "listed-zebra", "--limit", "1")
+    assert code == 0 and newer.reference in output and older.reference not in output, output
+
+
 def test_media_prune_removes_the_images_no_task_names(live: Any) -> None:
     """``media prune --older-than-hours 0 --wait``: the job runs in the server; an image no task names
     is gone, one a task names stays."""
