@@ -28,6 +28,7 @@ NAV = {
     "organizations": "/organizations",
     "webhooks": "/webhooks",
     "jobs": "/jobs",
+    "media": "/media",
 }
 
 #: Pages (GET) and who may open them: the policy's READ_MEMBERS for the members page, everyone else.
@@ -38,6 +39,7 @@ PAGES: dict[str, set[Role]] = {
     "/organizations": set(Role),
     "/webhooks": {Role.OWNER, Role.ADMIN, Role.MANAGER},  # the policy's MANAGE_WEBHOOKS
     "/jobs": set(Role),  # everyone: their own jobs, managers and above every job
+    "/media": {Role.OWNER, Role.ADMIN, Role.MANAGER},  # the policy's LIST_MEDIA
 }
 
 

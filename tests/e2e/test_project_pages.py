@@ -254,9 +254,10 @@ def _png(color: tuple[int, int, int]) -> bytes:
     return out.getvalue()
 
 
-def test_an_owner_removes_the_images_no_task_names(tab: Tab, server: Server) -> None:
-    """The archived projects page's "Remove unused images": asks first, starts a media.prune job,
-    and the image no task names is gone while one a task names stays. A manager has no such button."""
+def test_an_owner_sees_uploads_and_removes_the_images_no_task_names(tab: Tab, server: Server, tmp_path: Path) -> None:
+    """The Images page: every upload shown (its image loads through the session), an upload from the
+    page, then "Remove unused images" asks first, starts a media.prune job, and the image no task
+    names is gone while one a task names stays. A manager sees the page but has no such button."""
     page = tab.page
     with server.api() as client:
         unused, used = (
@@ -272,6 +273,25 @@ def test_an_owner_removes_the_images_no_task_names(tab: Tab, server: Server) -> 
         assert named.status_code == 201, named.text
     log_in(page, server.owner_email, server.owner_password)
     page.goto("/projects/archived")
+    page.get_by_role("link", name="Images", exact=True).first.click()
+    page.wait_for_url(re.compile(r"/media$"))
+    row = page.locator(f'tr[data-media="{used["id"]}"]')
+    expect(row).to_contain_text("used.png")
+    expect(row).to_contain_text(used["reference"])
+    thumb = row.locator("img.thumb")
+    expect(thumb).to_have_js_property("complete", True)
+    assert thumb.evaluate("img => img.naturalWidth") == 4  # the file itself, opened with the session's cookie
+
+    upload = tmp_path / "from-the-page.png"
+    upload.write_bytes(_png((5, 6, 7)))
+    page.get_by_label("Image (PNG, JPEG, GIF or WebP)").set_input_files(str(upload))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.wait_for_url(re.compile(r"/media\?filename=from-the-page\.png"))
+    expect(page.locator("#flash-title")).to_contain_text("Uploaded from-the-page.png: use media:")
+    expect(page.locator("tr[data-media]")).to_have_count(1)
+    _shot(page, "media-page")
+
+    page.goto("/media")
     page.get_by_label("Uploaded more than").fill("0")
     page.get_by_role("button", name="Remove unused images").click()
     dialog = page.locator("#prune-dialog")
@@ -287,11 +307,14 @@ def test_an_owner_removes_the_images_no_task_names(tab: Tab, server: Server) -> 
             page.wait_for_timeout(100)
         assert client.get(f"/media/{unused['id']}").status_code == 404
         assert client.get(f"/media/{used['id']}").status_code == 200
+    page.goto("/media")
+    expect(page.locator(f'tr[data-media="{used["id"]}"]')).to_have_count(1)
+    expect(page.locator(f'tr[data-media="{unused["id"]}"]')).to_have_count(0)
     assert tab.script_errors() == []
     page.context.clear_cookies()
     log_in(page, _member(server, "manager"), PASSWORD)
-    page.goto("/projects/archived")
-    expect(page.get_by_role("heading", name="Archived projects")).to_be_visible()
+    page.goto("/media")
+    expect(page.get_by_role("heading", name="Images", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Remove unused images")).to_have_count(0)
 
 

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Match, NoMatchFound
 from truthset.ui._account_pages import router as account_router
 from truthset.ui._dashboard_pages import router as dashboard_pages
 from truthset.ui._job_pages import router as job_pages
+from truthset.ui._media_pages import router as media_pages
 from truthset.ui._model_pages import router as model_pages
 from truthset.ui._pages import STATIC_DIR, router
 from truthset.ui._project_pages import router as project_pages
@@ -34,6 +35,8 @@ ACCOUNT_PREFIXES = ("/members", "/keys", "/account", "/organizations")
 WEBHOOK_PREFIXES = ("/webhooks",)
 #: The jobs page (``_job_pages.py``).
 JOB_PREFIXES = ("/jobs",)
+#: The images page (``_media_pages.py``); the files themselves are the API's (``/api/v1/media/{id}``).
+MEDIA_PREFIXES = ("/media",)
 
 
 class UiRoute(BaseRoute):
@@ -72,6 +75,7 @@ def install(app: FastAPI) -> None:
     pages.include_router(account_router)
     pages.include_router(webhook_pages)
     pages.include_router(job_pages)
+    pages.include_router(media_pages)
     pages.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    prefixes = PREFIXES + ACCOUNT_PREFIXES + WEBHOOK_PREFIXES + JOB_PREFIXES
+    prefixes = PREFIXES + ACCOUNT_PREFIXES + WEBHOOK_PREFIXES + JOB_PREFIXES + MEDIA_PREFIXES
     app.router.routes.append(UiRoute(pages, exact=frozenset({"/"}), prefixes=prefixes))

@@ -17,7 +17,7 @@ from truthset import questions
 from truthset.api import session
 from truthset.errors import TruthsetError
 from truthset.services import projects
-from truthset.services.policy import Action, allowed
+from truthset.services.policy import Action
 from truthset.ui._guard import Guarded, _db, _failure, guard
 from truthset.ui._policy_form import policy_controls
 from truthset.ui._render import page
@@ -60,8 +60,7 @@ def new_project(request: Request) -> Response:
 
 @router.get("/projects/archived")
 def archived_projects(request: Request, cursor: str | None = None) -> Response:
-    """Archived projects (keyset pages), each with its page to unarchive it from; for owners and
-    admins, the removal of uploaded images no task names (``static/media-prune.js``)."""
+    """Archived projects (keyset pages), each with its page to unarchive it from."""
     guarded = guard(request, Action.MANAGE_PROJECTS)
     if not isinstance(guarded, Guarded):
         return guarded
@@ -69,10 +68,7 @@ def archived_projects(request: Request, cursor: str | None = None) -> Response:
         rows, next_cursor = _archived(request, guarded.info, cursor)
     except TruthsetError as exc:
         return _failure(request, exc)
-    may_prune = allowed(guarded.principal, Action.DELETE_MEDIA)
-    return page(
-        request, "projects_archived.html", rows=rows, next_cursor=next_cursor, cursor=cursor, may_prune=may_prune
-    )
+    return page(request, "projects_archived.html", rows=rows, next_cursor=next_cursor, cursor=cursor)
 
 
 def _archived(request: Request, info: session.SessionInfo, cursor: str | None) -> tuple[list, str | None]:

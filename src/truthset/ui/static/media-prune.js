@@ -1,4 +1,4 @@
-// The archived projects page's "Remove unused images" (owners and admins): asks in a modal <dialog>,
+// The Images page's "Remove unused images" (owners and admins): asks in a modal <dialog>,
 // then starts a media.prune job through the REST API and follows it on /jobs. The server checks the
 // role and the number of hours again.
 import { api } from './api.js';

@@ -1,0 +1,128 @@
+"""The Images page: the organization's uploaded images, newest first, by file name; an upload form;
+and, for owners and admins, the removal of the images no task names (``static/media-prune.js``).
+
+What it lists, and who may upload or remove, are the media services' rules (``GET /api/v1/media``,
+``POST /api/v1/media``, ``POST /api/v1/media/pruning``): managers and above see the page and upload,
+owners and admins prune. Server-rendered: the filter is a GET form (a filtered view is a link), the
+upload a multipart POST form with the session's CSRF token; each image is shown through
+``GET /api/v1/media/{id}``, which the session's cookie opens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.datastructures import UploadFile
+
+from truthset.api import session
+from truthset.errors import TruthsetError
+from truthset.services import media
+from truthset.services.policy import Action, allowed
+from truthset.ui._account_pages import _cursor, _error_page, _redirect, _render
+from truthset.ui._guard import Guarded, _db, _failure, guard
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 50
+
+
+@router.get("/media")
+def media_list(request: Request, filename: str = "", cursor: str | None = None) -> Response:
+    """The organization's images, newest first; ``filename`` narrows them."""
+    guarded = guard(request, Action.LIST_MEDIA)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    return _page(request, guarded, filename=filename, cursor=cursor)
+
+
+def _page(
+    request: Request,
+    guarded: Guarded,
+    *,
+    filename: str = "",
+    cursor: str | None = None,
+    upload_error: str | None = None,
+) -> Response:
+    errors: dict[str, str] = {}
+    rows: list[dict[str, Any]] = []
+    next_cursor = None
+    try:
+        rows, next_cursor = media.list_media(
+            _db(request), guarded.principal, filename=filename or None, cursor=_cursor(cursor), limit=PAGE_SIZE
+        )
+    except TruthsetError as exc:
+        if (exc.details or {}).get("field") != "filename":
+            return _failure(request, exc)
+        errors["filename"] = exc.message
+    query = {"filename": filename} if filename else {}
+    return _render(
+        request,
+        "media.html",
+        status_code=422 if errors or upload_error else 200,
+        rows=[_row(row) for row in rows],
+        values={"filename": filename},
+        errors=errors,
+        upload_error=upload_error,
+        may_prune=allowed(guarded.principal, Action.DELETE_MEDIA),
+        first_url=(f"/media?{urlencode(query)}" if query else "/media") if cursor else None,
+        next_url=f"/media?{urlencode({**query, 'cursor': next_cursor})}" if next_cursor else None,
+    )
+
+
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    """An image as the table shows it."""
+    width, height = row.get("width"), row.get("height")
+    return {
+        **row,
+        "reference": f"media:{row['id']}",
+        "pixels": f"{width}x{height}" if width and height else "-",
+        "size_text": _size(row["size"]),
+    }
+
+
+def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.1f} MiB"
+
+
+# POST /media itself: the server's body limit lets a path ending in /media carry an upload's size
+@router.post("/media")
+async def upload(request: Request) -> Response:
+    """Store the image the form sent (the media service checks it: an image, within the size limit),
+    then show the list filtered to its file name; a refusal shows the page with the reason."""
+    guarded = guard(request, Action.UPLOAD_MEDIA)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    settings = request.app.state.settings
+    form = await request.form()
+    token = form.get(session.CSRF_FIELD)
+    if not session.csrf_ok(request, guarded.info, token if isinstance(token, str) else None):
+        return _error_page(request, 403, "Not allowed", "The form expired: reload the page and try again.")
+    file = form.get("file")
+    if not isinstance(file, UploadFile) or not file.filename:
+        return _page(request, guarded, upload_error="Choose an image file to upload.")
+    try:
+        row = media.store(
+            _db(request),
+            guarded.principal,
+            _chunks(file),
+            filename=file.filename.replace("\x00", ""),
+            media_dir=settings.media_dir,
+            max_bytes=settings.max_upload_bytes,
+        )
+    except TruthsetError as exc:
+        return _page(request, guarded, upload_error=f"{file.filename}: {exc.message}")
+    finally:
+        await file.close()
+    flash = {"title": f"Uploaded {row['filename']}: use media:{row['id']} as an image field's value"}
+    return _redirect(request, f"/media?{urlencode({'filename': row['filename']})}", flash)
+
+
+def _chunks(file: UploadFile) -> Iterator[bytes]:
+    while block := file.file.read(1 << 20):
+        yield block
