@@ -34,3 +34,25 @@ def test_utcnow_is_naive_utc() -> None:
     now = utcnow()
     assert now.tzinfo is None
     assert abs((datetime.now(UTC).replace(tzinfo=None) - now).total_seconds()) < 60
+
+
+def test_tails_are_random_across_the_pool_and_a_forked_child_draws_its_own() -> None:
+    """The tails come from a pool of OS random bytes: refills keep them varied, and a forked child
+    must not hand out the parent's remaining bytes (same millisecond and counter: the same ids)."""
+    import os
+
+    tails = [i[18:] for i in new_ids(3000)]  # 9,000 bytes: more than two pools
+    assert len(set(tails)) > 2900  # 3-byte tails: a few collisions at most, never a repeated pool
+    new_id()  # a fresh pool, nearly whole: what the parent would go on handing out
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next tails, to the parent
+        os.close(read)
+        os.write(write, "".join(i[18:] for i in new_ids(50)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read()
+    os.waitpid(pid, 0)
+    parent = "".join(i[18:] for i in new_ids(50))
+    assert len(child) == len(parent) == 300 and child != parent
