@@ -279,3 +279,55 @@ def test_a_task_may_only_name_images_the_organization_has(org: Org, other_org: O
     assert rejected.created == 0 and [e["line"] for e in rejected.errors] == [2, 3]
     skipped = tasks.import_tasks(org.db, org.owner.principal, project["id"], lines, on_error="skip")
     assert skipped.created == 1 and skipped.invalid == 2 and [e["line"] for e in skipped.errors] == [2, 3]
+
+
+def test_a_prune_waits_for_a_task_being_stored_that_names_the_image(
+    org: Org, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task's transaction checks its image and holds it (FOR SHARE on PostgreSQL, the write turn on
+    SQLite) until its commit; the prune's deleting transaction locks the image first, so it waits,
+    then reads the new task and keeps the image. Without the hold the image went under the task."""
+    project = org.make_project(spec=IMAGE_SPEC)
+    row = upload(org, settings, "red")
+    recent = media_pruning._RecentTasks(org.id, media_pruning._first_id_at(utcnow() - media_pruning.CLOCK_SLACK))
+    checked, proceed = threading.Event(), threading.Event()
+    original = tasks._batch_for_tasks
+
+    def pause_after_the_check(*args: Any) -> Any:  # create_task calls it after _require_media
+        checked.set()
+        assert proceed.wait(10)
+        return original(*args)
+
+    monkeypatch.setattr(tasks, "_batch_for_tasks", pause_after_the_check)
+    maker = threading.Thread(target=name_in_task, args=(org, project["id"], row))
+    maker.start()
+    assert checked.wait(10)
+    deleted: list[Any] = []
+    pruner = threading.Thread(
+        target=lambda: deleted.append(media_pruning._delete_rows(org.db, org.id, utcnow(), [row], recent))
+    )
+    pruner.start()
+    pruner.join(0.5)
+    assert pruner.is_alive()  # waiting for the task's transaction
+    proceed.set()
+    maker.join(10)
+    pruner.join(10)
+    assert deleted == [[]] and exists(org.db, row)
+
+
+def test_an_image_pruned_while_an_import_runs_stops_the_import_before_storing_a_task_naming_it(
+    org: Org, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Phase 1 of an import checks the images and phase 2 stores the tasks, in other transactions: a
+    prune between them must not leave a task naming a removed image. The write checks again."""
+    project = org.make_project(spec=IMAGE_SPEC)
+    kept, gone = upload(org, settings, "red"), upload(org, settings, "blue")
+    lines = [(1, {"data": {"image": f"media:{kept['id']}"}}), (2, {"data": {"image": f"media:{gone['id']}"}})]
+    # phase 1 saw both images (a prune removes the second one right after)
+    monkeypatch.setattr(tasks._Importer, "drop_missing_media", lambda self, conn, numbered: numbered)
+    with org.db.write() as conn:
+        conn.execute(t.media.delete().where(t.media.c.id == gone["id"]))
+    with pytest.raises(InvalidInput, match=f"data.image: image media:{gone['id']} was removed while the import ran"):
+        tasks.import_tasks(org.db, org.owner.principal, project["id"], lines)
+    with org.db.read() as conn:
+        assert conn.execute(select(t.tasks.c.id).where(t.tasks.c.project_id == project["id"])).all() == []

@@ -251,8 +251,17 @@ def _candidates(db: Database, org: str, cutoff: datetime) -> Iterator[list[dict[
 def _delete_rows(
     db: Database, org: str, cutoff: datetime, unnamed: list[dict[str, Any]], recent: _RecentTasks
 ) -> list[dict[str, Any]]:
-    """Delete the rows of ``unnamed`` that no task made since the scan began names; the deleted ones."""
+    """Delete the rows of ``unnamed`` that no task made since the scan began names; the deleted ones.
+
+    The rows are locked first (``FOR UPDATE`` on PostgreSQL): a transaction storing a task that
+    names one holds it ``FOR SHARE`` (services/tasks.py), so this waits for its commit and the
+    read of the newest tasks below sees that task; one that comes later finds the row gone.
+    """
     with db.write() as conn:
+        held = select(t.media.c.id).where(
+            t.media.c.organization_id == org, t.media.c.id.in_([row["id"] for row in unnamed])
+        )
+        conn.execute(held.with_for_update()).all()
         named = recent.read(conn)
         doomed = [row for row in unnamed if row["id"] not in named]
         if doomed:

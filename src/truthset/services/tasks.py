@@ -97,12 +97,21 @@ def _check_data(spec: CompiledSpec, task: TaskCreate, max_task_bytes: int) -> No
         raise TooLarge(f"task data and metadata exceed {max_task_bytes} bytes")
 
 
-def _missing_media(conn: Connection, organization_id: str, media_ids: Iterable[str]) -> set[str]:
-    """Those of ``media_ids`` the organization has no uploaded image with."""
+def _missing_media(conn: Connection, organization_id: str, media_ids: Iterable[str], *, hold: bool = False) -> set[str]:
+    """Those of ``media_ids`` the organization has no uploaded image with.
+
+    ``hold``, in the transaction that stores the tasks naming them: the rows found stay locked
+    (``FOR SHARE`` on PostgreSQL) until its commit, so a prune (services/media_pruning.py, which
+    locks them ``FOR UPDATE`` before it reads the newest tasks) either waits for this commit and
+    then sees the task, or deletes first and this check finds them missing. SQLite's writers take
+    turns, so there the check inside the write is enough.
+    """
     wanted = set(media_ids)
     if not wanted:
         return set()
     query = repo.scoped(t.media, organization_id, t.media.c.id).where(t.media.c.id.in_(sorted(wanted)))
+    if hold:
+        query = query.with_for_update(read=True)
     return wanted - set(conn.execute(query).scalars())
 
 
@@ -114,8 +123,9 @@ def _missing_media_message(media_id: str, field: str) -> str:
 
 
 def _require_media(conn: Connection, organization_id: str, named: dict[str, str]) -> None:
-    """A task may only name images the organization has: otherwise a 422 naming the field."""
-    missing = sorted(_missing_media(conn, organization_id, named))
+    """A task may only name images the organization has: otherwise a 422 naming the field (checked,
+    and the images held, in the transaction that stores the task)."""
+    missing = sorted(_missing_media(conn, organization_id, named, hold=True))
     if missing:
         raise InvalidInput(_missing_media_message(missing[0], named[missing[0]]), details={"field": "data"})
 
@@ -436,6 +446,23 @@ class _Importer:
         self.project = load_project(conn, self.principal, self.project["id"], hold_spec=True)
         self.status = _status_for(_batch_for_tasks(conn, self.principal, self.project["id"], self.batch_id))
 
+    def hold_media(self, conn: Connection, chunk: list[_Row]) -> None:
+        """In the transaction that stores ``chunk``: its images must still be there, and stay until the
+        commit (phase 1 checked them, but a prune may have removed one since); otherwise the import
+        stops here with a 422 naming the image, before this chunk is stored."""
+        if not self.spec.has_images:
+            return
+        named = {m: f for row in chunk for m, f in self.spec.media_named(orjson.loads(row[1])).items()}
+        missing = sorted(_missing_media(conn, self.principal.organization_id, named, hold=True))
+        if missing:
+            stored = self.report.created + self.report.existing
+            raise InvalidInput(
+                f"data.{named[missing[0]]}: image media:{missing[0]} was removed while the import ran (an image "
+                f"no task names may be pruned); upload it again and send the import again: the {stored} tasks "
+                "stored before this are kept, and sending them again adds nothing",
+                details={"field": "data"},
+            )
+
     def store(self, conn: Connection, chunk: list[_Row]) -> None:
         now = repo.driver_datetime(conn, utcnow())
         fixed = (self.principal.organization_id, self.project["id"], self.batch_id)
@@ -468,6 +495,7 @@ class _Importer:
         """One short transaction: a chunk of checked rows (run on the database's writer)."""
         with db.write(durable=durable) as conn:
             self.refresh(conn)
+            self.hold_media(conn, chunk)
             self.store(conn, chunk)
             self.announce(conn)
 
