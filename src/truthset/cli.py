@@ -29,7 +29,7 @@ from rich.table import Column, Table
 from typer.core import TyperCommand
 
 from truthset.config import Settings, get_settings
-from truthset.domain import Role
+from truthset.domain import Role, readable_size
 from truthset.errors import TruthsetError
 
 if TYPE_CHECKING:
@@ -374,13 +374,6 @@ _KEY_SAYS = {
 
 def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB"
-
-
-def _size(size: int) -> str:
-    """A file's size in the unit that reads best (an image is often a few KiB)."""
-    if size < 1024:
-        return f"{size} B"
-    return f"{size / 1024:.1f} KiB" if size < 2**20 else _mib(size)
 
 
 def _counted(counts: dict[str, int]) -> str:
@@ -1807,7 +1800,7 @@ def media_list(
                 escape(image.filename),
                 image.content_type,
                 pixels,
-                _size(image.size),
+                readable_size(image.size),
                 str(image.created_at)[:19],
             )
     console.print(table)

@@ -94,3 +94,15 @@ class Principal:
     role: Role
     worker_id: str
     api_key_id: str | None = None
+
+
+def readable_size(size: int) -> str:
+    """A byte count as people read it (binary units, as ``ls -h``): 812 B, 43.3 KiB, 1.4 MiB, 2.0 GiB.
+    Shared by the CLI's tables and the web pages."""
+    if size < 1024:
+        return f"{size} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            return f"{size:.1f} {unit}"
+    raise AssertionError("unreachable")

@@ -80,14 +80,7 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
         **row,
         "reference": f"media:{row['id']}",
         "pixels": f"{width}x{height}" if width and height else "-",
-        "size_text": _size(row["size"]),
     }
-
-
-def _size(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    return f"{size / 1024:.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):.1f} MiB"
 
 
 # POST /media itself: the server's body limit lets a path ending in /media carry an upload's size

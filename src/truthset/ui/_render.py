@@ -12,6 +12,8 @@ from jinja2 import Environment, FileSystemLoader
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from truthset.domain import readable_size
+
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 
@@ -47,6 +49,7 @@ def _may(session: Any, action: str) -> bool:
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["markdown"] = markdown
+    env.filters["size"] = readable_size
     env.globals["may"] = _may
     return env
 
