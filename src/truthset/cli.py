@@ -1806,6 +1806,20 @@ def media_list(
     console.print(table)
 
 
+@media_app.command("delete")
+def media_delete(
+    media_id: Annotated[str, typer.Argument(help="The image's id (its reference without media:).")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    api_key: KeyOption = "",
+) -> None:
+    """Remove an uploaded image that no task names, at once (owners, admins)."""
+    from truthset.client import Client
+
+    with Client(url, api_key) as client:
+        client.delete_media(media_id.removeprefix("media:"))
+    console.print(f"deleted image {escape(media_id)}")
+
+
 @media_app.command("prune")
 def media_prune(
     older_than_hours: Annotated[

@@ -435,6 +435,11 @@ class Client:
         whose file name contains it, ignoring case."""
         return self._paginate("/media", _params(filename=filename), MediaOut, page_size)
 
+    def delete_media(self, media_id: str) -> None:
+        """Remove an uploaded image no task names, at once (owners and admins); a task naming it
+        raises ``ConflictError`` naming the task."""
+        self._request("DELETE", f"/media/{media_id}")
+
     def prune_media(self, older_than_hours: float = 24.0) -> JobOut:
         """Remove, for good, the uploaded images no task names, uploaded more than ``older_than_hours``
         ago (owners and admins): a ``media.prune`` job (follow it with ``client.jobs.wait``)."""

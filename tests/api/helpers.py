@@ -229,6 +229,11 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
     image_spec = {"fields": [{"name": "photo", "type": "image"}], "questions": [{"name": "q", "type": "text"}]}
     image_project = org.make_project(spec=image_spec, name="images")
     tasks.create_task(db, owner, image_project["id"], TaskCreate(data={"photo": f"media:{image['id']}"}))
+    # an image no task names: the one deleted by DELETE /media/{id}
+    unnamed_image = media.store(
+        db, owner, [png_bytes(2, 2)], filename="spare.png", media_dir=settings.media_dir,
+        max_bytes=settings.max_upload_bytes,
+    )  # fmt: skip
     # a project of its own for pausing and resuming batches (a paused batch's tasks leave the queue)
     pausing_project = org.make_project(name="pausing")
     to_pause = org.make_batch(pausing_project["id"], name="to pause")
@@ -277,6 +282,7 @@ def build_world(org: Org, settings: Settings, worker: Actor | None = None) -> Wo
             "doomed_project": _with_a_task(org, org.make_project(name="to delete with its data")),
             "pause_batch": to_pause,  # finalized, one task waiting
             "resume_batch": to_resume,  # paused
+            "unnamed_media": unnamed_image,
         },
     )
 
@@ -400,6 +406,7 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "upload_media": lambda w: Call(files={"file": ("dot.png", PNG, "image/png")}),
     "get_media": lambda w: Call(path={"media_id": w.media["id"]}),
     "list_media": lambda w: Call(params={"filename": "dot"}),
+    "delete_media": lambda w: Call(path={"media_id": w.extra["unnamed_media"]["id"]}),
     "prune_media": lambda w: Call(json={"older_than_hours": 24}),
     "health": lambda w: Call(),
     "next_review": lambda w: Call(path={"project_id": w.extra["review_project"]["id"]}),

@@ -132,3 +132,27 @@ def test_managers_list_the_organizations_uploads_newest_first_and_by_name(api: A
     assert_error(api.get(f"{API}/media", auth=org.actor("annotator")), 403, "forbidden")
     assert_error(api.get(f"{API}/media", auth=org.owner, params={"filename": "x" * 301}), 422, "invalid_input")
     assert_error(api.get(f"{API}/media", auth=org.owner, params={"filename": "a\x00b"}), 422, "invalid_input")
+
+
+def test_delete_an_image_no_task_names(api: Api, org: Org, other_org: Org) -> None:
+    def upload(size: int, auth: object = org.owner) -> dict:
+        r = api.post(f"{API}/media", auth=auth, files={"file": ("x.png", png_bytes(size, size), "image/png")})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    unnamed, named, theirs = upload(5), upload(6), upload(7, auth=other_org.owner)
+    project = org.make_project(
+        spec={"fields": [{"name": "photo", "type": "image"}], "questions": [{"name": "q", "type": "text"}]}
+    )
+    task = api.post(
+        f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": {"photo": named["reference"]}}
+    )
+    assert task.status_code == 201, task.text
+    assert_error(api.delete(f"{API}/media/{unnamed['id']}", auth=org.actor("manager")), 403, "forbidden")
+    assert api.delete(f"{API}/media/{unnamed['id']}", auth=org.actor("admin")).status_code == 204
+    assert_error(api.get(f"{API}/media/{unnamed['id']}", auth=org.owner), 404, "not_found")
+    refused = assert_error(api.delete(f"{API}/media/{named['id']}", auth=org.owner), 409, "conflict")
+    assert refused["details"] == {"task_id": task.json()["id"]} and "is named by task" in refused["message"]
+    assert api.get(f"{API}/media/{named['id']}", auth=org.owner).status_code == 200
+    assert_error(api.delete(f"{API}/media/{theirs['id']}", auth=org.owner), 404, "not_found")
+    assert api.get(f"{API}/media/{theirs['id']}", auth=other_org.owner).status_code == 200

@@ -96,3 +96,33 @@ def test_upload_from_the_page(make_api: Callable[..., Api], settings: Settings, 
     assert ROW.findall(refused.text) == [stored]  # nothing else stored, the list still shown
     empty = manager.post("/media", data={"csrf_token": csrf}, files={"file": ("", b"", "image/png")})
     assert empty.status_code == 422 and "Choose an image file to upload." in empty.text
+
+
+def test_delete_from_the_page_asks_first_and_keeps_an_image_a_task_names(
+    make_api: Callable[..., Api], settings: Settings, api: Api, org: Org
+) -> None:
+    unnamed, named = _upload(api, org, "spare.png", 3), _upload(api, org, "kept.png", 4)
+    project = org.make_project(
+        spec={"fields": [{"name": "photo", "type": "image"}], "questions": [{"name": "q", "type": "text"}]}
+    )
+    made = api.post(
+        f"{API}/projects/{project['id']}/tasks", auth=org.owner, json={"data": {"photo": named["reference"]}}
+    )
+    assert made.status_code == 201, made.text
+    owner = _browser(make_api, settings, org.owner)
+    assert f'href="/media/{unnamed["id"]}/delete"' in owner.get("/media").text
+    asked = owner.get(f"/media/{unnamed['id']}/delete")
+    assert asked.status_code == 200 and "Delete spare.png?" in asked.text
+    csrf = _csrf(owner, "/media")
+    assert owner.post(f"/media/{unnamed['id']}/delete", data={"csrf_token": "forged"}).status_code == 403
+    done = owner.post(f"/media/{unnamed['id']}/delete", data={"csrf_token": csrf})
+    assert done.status_code == 303 and done.headers["location"] == "/media"
+    page = owner.get("/media").text
+    assert f"Deleted spare.png (media:{unnamed['id']})" in page and ROW.findall(page) == [named["id"]]
+    kept = owner.post(f"/media/{named['id']}/delete", data={"csrf_token": csrf})
+    assert kept.status_code == 303
+    page = owner.get("/media").text
+    assert f"is named by task {made.json()['id']}" in page and ROW.findall(page) == [named["id"]]
+    manager = _browser(make_api, settings, org.actor(Role.MANAGER))
+    assert "/delete" not in manager.get("/media").text
+    assert manager.get(f"/media/{named['id']}/delete").status_code == 403

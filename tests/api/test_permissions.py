@@ -70,6 +70,7 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "upload_media": Action.UPLOAD_MEDIA,
     "get_media": Action.READ_MEDIA,
     "list_media": Action.LIST_MEDIA,
+    "delete_media": Action.DELETE_MEDIA,
     "prune_media": Action.DELETE_MEDIA,
     "project_agreement": Action.READ_QUALITY,
     "project_workers": Action.READ_QUALITY,

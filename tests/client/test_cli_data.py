@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from truthset import cli
 from truthset.cli import app
-from truthset.client import InvalidInputError, NotFoundError
+from truthset.client import ConflictError, InvalidInputError, NotFoundError
 
 runner = CliRunner()
 SPEC = {
@@ -359,9 +359,11 @@ def test_a_project_with_tasks_is_deleted_with_its_data(live: Any) -> None:
         assert project.id not in {p.id for p in client.projects.list(include_archived=True)}
 
 
-def test_media_list_shows_the_uploads_by_name_newest_first(live: Any) -> None:
+def test_media_list_shows_the_uploads_by_name_newest_first(live: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """``media list``: the SDK's ``list_media`` through the CLI, filtered by file name."""
     import io
+
+    monkeypatch.setattr(cli.console, "width", 250)  # every column whole, whatever COLUMNS the run has
 
     from PIL import Image
 
@@ -382,6 +384,34 @@ def test_media_list_shows_the_uploads_by_name_newest_first(live: Any) -> None:
     assert "7x8" in output and "6x7" in output and "image/png" in output and " B" in output
     code, output = _cli(live, "media", "list", "--filename", "listed-zebra", "--limit", "1")
     assert code == 0 and newer.reference in output and older.reference not in output, output
+
+
+def test_media_delete_removes_an_image_no_task_names(live: Any) -> None:
+    """``media delete``: the SDK's ``delete_media``; one a task names is refused in one line."""
+    import io
+
+    from PIL import Image
+
+    def png(color: tuple[int, int, int]) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (3, 3), color).save(out, format="PNG")
+        return out.getvalue()
+
+    image_spec = {
+        "fields": [{"name": "image", "type": "image"}],
+        "questions": [{"name": "animal", "type": "label", "options": ["cat", "dog"]}],
+    }
+    with live.client() as client:
+        spare, named = client.upload_media(png((1, 9, 1))), client.upload_media(png((9, 1, 9)))
+        project = client.projects.create("cli image delete", image_spec)
+        task = client.tasks.create(project.id, {"image": named.reference})
+    code, output = _cli(live, "media", "delete", spare.reference)
+    assert code == 0 and f"deleted image {spare.reference}" in output, output
+    result = runner.invoke(app, ["media", "delete", named.id, "--url", live.url, "--api-key", live.api_key])
+    # the server's 409 (main() prints it as one line)
+    assert isinstance(result.exception, ConflictError) and f"is named by task {task.id}" in str(result.exception)
+    with live.client() as client, pytest.raises(NotFoundError):
+        client._request("GET", f"/media/{spare.id}")
 
 
 def test_media_prune_removes_the_images_no_task_names(live: Any) -> None:

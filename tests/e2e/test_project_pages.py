@@ -290,6 +290,12 @@ def test_an_owner_sees_uploads_and_removes_the_images_no_task_names(tab: Tab, se
     expect(page.locator("#flash-title")).to_contain_text("Uploaded from-the-page.png: use media:")
     expect(page.locator("tr[data-media]")).to_have_count(1)
     _shot(page, "media-page")
+    page.get_by_role("link", name="Delete from-the-page.png").click()  # asks first, on a page of its own
+    expect(page.get_by_role("heading", name="Delete from-the-page.png?")).to_be_visible()
+    page.get_by_role("button", name="Delete the image").click()
+    page.wait_for_url(re.compile(r"/media$"))
+    expect(page.locator("#flash-title")).to_contain_text("Deleted from-the-page.png")
+    expect(page.locator(f'tr[data-media="{used["id"]}"]')).to_have_count(1)
 
     page.goto("/media")
     page.get_by_label("Uploaded more than").fill("0")

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from truthset.config import Settings
 from truthset.domain import Role
-from truthset.errors import Forbidden, InvalidInput
+from truthset.errors import Conflict, Forbidden, InvalidInput, NotFound
 from truthset.jobs import Runner
 from truthset.schemas import TaskCreate
 from truthset.services import jobs, media, media_pruning, project_deletion, tasks
@@ -331,3 +331,51 @@ def test_an_image_pruned_while_an_import_runs_stops_the_import_before_storing_a_
         tasks.import_tasks(org.db, org.owner.principal, project["id"], lines)
     with org.db.read() as conn:
         assert conn.execute(select(t.tasks.c.id).where(t.tasks.c.project_id == project["id"])).all() == []
+
+
+def test_one_image_no_task_names_is_deleted_at_once_and_a_named_one_never(
+    org: Org, other_org: Org, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``delete_image``: any age, now; a task naming the image (data or metadata, or made while the
+    delete runs) makes it a 409 naming that task; the file stays while another row names it."""
+    project = org.make_project(spec=IMAGE_SPEC)
+    unnamed, in_data, in_metadata, shared = (upload(org, settings, c) for c in ("red", "green", "white", "black"))
+    theirs = upload(other_org, settings, "black")  # the same file as ``shared``
+    named_task = name_in_task(org, project["id"], in_data)
+    other_task = TaskCreate.model_validate(
+        {"data": {"image": "https://example.com/a.png"}, "metadata": {"was": f"media:{in_metadata['id']}"}}
+    )
+    meta_task = tasks.create_task(org.db, org.owner.principal, project["id"], other_task)
+    owner = org.owner.principal
+
+    result = media_pruning.delete_image(org.db, owner, unnamed["id"], settings.media_dir)
+    assert result == {"id": unnamed["id"], "file_removed": True, "bytes_removed": unnamed["size"]}
+    assert not exists(org.db, unnamed) and not file_of(settings, unnamed).exists()
+    for row, task in ((in_data, named_task), (in_metadata, meta_task)):
+        with pytest.raises(Conflict, match=f"media {row['id']} is named by task {task['id']}"):
+            media_pruning.delete_image(org.db, owner, row["id"], settings.media_dir)
+        assert exists(org.db, row) and file_of(settings, row).exists()
+    result = media_pruning.delete_image(org.db, owner, shared["id"], settings.media_dir)
+    assert result["file_removed"] is False and not exists(org.db, shared)
+    assert file_of(settings, shared).exists() and exists(other_org.db, theirs)  # their row names the file
+    with pytest.raises(NotFound):  # another organization's image, as a missing one
+        media_pruning.delete_image(org.db, owner, theirs["id"], settings.media_dir)
+    with pytest.raises(NotFound):
+        media_pruning.delete_image(org.db, owner, unnamed["id"], settings.media_dir)
+    manager = org.actor(Role.MANAGER).principal
+    late = upload(org, settings, "blue")
+    with pytest.raises(Forbidden):
+        media_pruning.delete_image(org.db, manager, late["id"], settings.media_dir)
+
+    # a task made after the first search (in a read) is found by the second (in the deleting write)
+    searched = media_pruning._refuse_if_named
+
+    def then_a_task_arrives(conn: Any, org_id: str, media_id: str, *, made_since: str | None = None) -> None:
+        searched(conn, org_id, media_id, made_since=made_since)
+        if made_since is None:
+            name_in_task(org, project["id"], late)
+
+    monkeypatch.setattr(media_pruning, "_refuse_if_named", then_a_task_arrives)
+    with pytest.raises(Conflict, match=f"media {late['id']} is named by task"):
+        media_pruning.delete_image(org.db, owner, late["id"], settings.media_dir)
+    assert exists(org.db, late)

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Text, cast, delete, func, select
+from sqlalchemy import Connection, Text, cast, delete, func, or_, select
 
 from truthset.config import Settings, get_settings
 from truthset.domain import Principal
@@ -168,6 +168,45 @@ def run(db: Database, job: JobContext) -> dict[str, Any]:
         "files_removed": files,
         "bytes_removed": freed,
     }
+
+
+def delete_image(db: Database, principal: Principal, media_id: str, media_dir: Path) -> dict[str, Any]:
+    """Remove one uploaded image that no task of the organization names, now, whatever its age;
+    its file too, unless another organization's row names the same bytes. Owners and admins.
+
+    A task naming it (``media:<id>`` anywhere in its data or metadata) makes it a 409 naming that
+    task: nothing is removed. The tasks are searched once in a read, then, in the deleting
+    transaction (after locking the row, as the prune does), only those made since, so the write
+    does not hold SQLite's one writer for a scan of every task.
+    """
+    row = media.get(db, principal, media_id)  # 404 for another organization's, as for a missing one
+    require(principal, Action.DELETE_MEDIA)
+    org = principal.organization_id
+    floor = _first_id_at(utcnow() - CLOCK_SLACK)
+    with db.read() as conn:
+        _refuse_if_named(conn, org, media_id)
+    with db.write() as conn:
+        conn.execute(select(t.media.c.id).where(t.media.c.id == media_id).with_for_update()).all()
+        _refuse_if_named(conn, org, media_id, made_since=floor)
+        conn.execute(delete(t.media).where(t.media.c.organization_id == org, t.media.c.id == media_id))
+    unlinked = _unlink_unnamed(db, media_dir, [row["sha256"]])
+    return {"id": media_id, "file_removed": bool(unlinked), "bytes_removed": sum(unlinked.values())}
+
+
+def _refuse_if_named(conn: Connection, org: str, media_id: str, *, made_since: str | None = None) -> None:
+    """A 409 naming a task of the organization (made since ``made_since``, an id) that names the image."""
+    c = t.tasks.c
+    pattern = f"%{MEDIA_PREFIX}{media_id}%"  # ids are hex: nothing to escape
+    query = select(c.id).where(c.organization_id == org, or_(*(text.like(pattern) for text in _TEXTS))).limit(1)
+    if made_since is not None:
+        query = query.where(c.id >= made_since)
+    naming = conn.execute(query).scalar()
+    if naming is not None:
+        raise Conflict(
+            f"media {media_id} is named by task {naming} (and maybe others): an image is removed only "
+            "when no task names it; delete its project with its data first",
+            details={"task_id": naming},
+        )
 
 
 def _cutoff(payload: dict[str, Any]) -> datetime:

@@ -1,5 +1,6 @@
 """The Images page: the organization's uploaded images, newest first, by file name; an upload form;
-and, for owners and admins, the removal of the images no task names (``static/media-prune.js``).
+and, for owners and admins, Delete on an image no task names and the removal of all the images no
+task names (``static/media-prune.js``).
 
 What it lists, and who may upload or remove, are the media services' rules (``GET /api/v1/media``,
 ``POST /api/v1/media``, ``POST /api/v1/media/pruning``): managers and above see the page and upload,
@@ -19,10 +20,10 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from truthset.api import session
-from truthset.errors import TruthsetError
-from truthset.services import media
+from truthset.errors import Conflict, TruthsetError
+from truthset.services import media, media_pruning
 from truthset.services.policy import Action, allowed
-from truthset.ui._account_pages import _cursor, _error_page, _redirect, _render
+from truthset.ui._account_pages import _confirm, _cursor, _error_page, _posted, _redirect, _render
 from truthset.ui._guard import Guarded, _db, _failure, guard
 
 router = APIRouter(include_in_schema=False)
@@ -119,3 +120,41 @@ async def upload(request: Request) -> Response:
 def _chunks(file: UploadFile) -> Iterator[bytes]:
     while block := file.file.read(1 << 20):
         yield block
+
+
+@router.get("/media/{media_id}/delete")
+def delete_confirm(request: Request, media_id: str) -> Response:
+    """Ask before an image is removed for good (owners and admins)."""
+    guarded = guard(request, Action.DELETE_MEDIA)
+    if not isinstance(guarded, Guarded):
+        return guarded
+    try:
+        row = media.get(_db(request), guarded.principal, media_id)
+    except TruthsetError as exc:
+        return _failure(request, exc)
+    return _confirm(
+        request,
+        title=f"Delete {row['filename']}?",
+        message=f"The image media:{media_id} and its file are removed for good. It is removed only if no task "
+        "of the organization names it; otherwise nothing changes and you are told which task does.",
+        action=f"/media/{media_id}/delete",
+        button="Delete the image",
+        cancel="/media",
+    )
+
+
+@router.post("/media/{media_id}/delete")
+async def delete(request: Request, media_id: str) -> Response:
+    """Remove the image (the media service refuses one a task names: back to the list, saying which)."""
+    posted = await _posted(request)
+    if isinstance(posted, Response):
+        return posted
+    settings = request.app.state.settings
+    try:
+        row = media.get(_db(request), posted[0].principal, media_id)
+        media_pruning.delete_image(_db(request), posted[0].principal, media_id, settings.media_dir)
+    except Conflict as exc:
+        return _redirect(request, "/media", {"title": exc.message})
+    except TruthsetError as exc:
+        return _failure(request, exc)
+    return _redirect(request, "/media", {"title": f"Deleted {row['filename']} (media:{media_id})"})

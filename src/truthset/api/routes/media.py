@@ -126,6 +126,14 @@ def prune_media(db: DB, caller: Caller, body: MediaPruning) -> dict:
     return media_pruning.start(db, caller, body.older_than_hours)
 
 
+@router.delete("/media/{media_id}", status_code=status.HTTP_204_NO_CONTENT, operation_id="delete_media")
+def delete_media(db: DB, caller: Caller, settings: AppSettings, media_id: str) -> None:
+    """Remove, for good and at once, an uploaded image that no task of the organization names (409
+    naming a task that does), with its file unless another organization uploaded the same bytes.
+    Owners and admins."""
+    media_pruning.delete_image(db, caller, media_id, settings.media_dir)
+
+
 @router.get(
     "/media/{media_id}",
     operation_id="get_media",
