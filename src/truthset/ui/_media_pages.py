@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from truthset.api import session
@@ -100,8 +101,9 @@ async def upload(request: Request) -> Response:
     file = form.get("file")
     if not isinstance(file, UploadFile) or not file.filename:
         return _page(request, guarded, upload_error="Choose an image file to upload.")
-    try:
-        row = media.store(
+    try:  # in a worker thread, as the API's upload: hashing, decoding and the write would hold the event loop
+        row = await run_in_threadpool(
+            media.store,
             _db(request),
             guarded.principal,
             _chunks(file),
@@ -152,7 +154,10 @@ async def delete(request: Request, media_id: str) -> Response:
     settings = request.app.state.settings
     try:
         row = media.get(_db(request), posted[0].principal, media_id)
-        media_pruning.delete_image(_db(request), posted[0].principal, media_id, settings.media_dir)
+        # in a worker thread: the search for a task naming the image reads every task's text
+        await run_in_threadpool(
+            media_pruning.delete_image, _db(request), posted[0].principal, media_id, settings.media_dir
+        )
     except Conflict as exc:
         return _redirect(request, "/media", {"title": exc.message})
     except TruthsetError as exc:
