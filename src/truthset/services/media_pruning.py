@@ -1,4 +1,5 @@
-"""Removing uploaded images that no task names: the ``media.prune`` job.
+"""Removing uploaded images that no task names: the ``media.prune`` job, and one image at once
+(:func:`delete_image`, ``DELETE /api/v1/media/{id}``).
 
 An image is stored once per organization (a ``media`` row) and once on disk (a file named by its
 content, shared by every organization that uploaded the same bytes). Tasks name it as
@@ -8,7 +9,7 @@ the organization's images that no task of the organization names, when they were
 a cut-off, so an image uploaded for tasks not made yet is kept:
 
 - asked for by an owner or admin (``POST /api/v1/media/pruning``, ``truthset media prune``, the
-  archived projects page): the cut-off is ``older_than_hours`` ago (24 by default);
+  Images page): the cut-off is ``older_than_hours`` ago (24 by default);
 - queued by every deletion of a project with its data, to run 24 hours after it with the deletion's
   time as the cut-off: the deleted project's images go, and an upload made just before the deletion
   still had a day to be named by a task. The deletions of one UTC day share one job (each moves
@@ -123,9 +124,12 @@ def schedule_after_deletion(conn: Connection, organization_id: str, project_id: 
         listed = job["payload"].get("project_ids", [])
         if project_id in listed:
             return job
-        merged = {"uploaded_before": now.isoformat(), "project_ids": [*listed, project_id][-LISTED_PROJECTS:]}
-        if jobs.reschedule_waiting(conn, job["id"], merged, run_after):
-            return {**job, "payload": merged, "run_after": run_after}
+        # never earlier than it was: another process's clock may be a little ahead of this one's
+        cutoff = max(now, _cutoff(job["payload"]))
+        later = max(run_after, job["run_after"])
+        merged = {"uploaded_before": cutoff.isoformat(), "project_ids": [*listed, project_id][-LISTED_PROJECTS:]}
+        if jobs.reschedule_waiting(conn, job["id"], merged, later):
+            return {**job, "payload": merged, "run_after": later}
     raise Conflict("could not queue the prune of the deleted project's images: its job kept changing; try again")
 
 
