@@ -405,6 +405,7 @@ ROUTE_CALLS: dict[str, Callable[[World], Call]] = {
     "release_assignment": lambda w: Call(path={"assignment_id": w.release_assignment["id"]}),
     "upload_media": lambda w: Call(files={"file": ("dot.png", PNG, "image/png")}),
     "get_media": lambda w: Call(path={"media_id": w.media["id"]}),
+    "get_media_thumbnail": lambda w: Call(path={"media_id": w.media["id"]}),
     "list_media": lambda w: Call(params={"filename": "dot"}),
     "delete_media": lambda w: Call(path={"media_id": w.extra["unnamed_media"]["id"]}),
     "prune_media": lambda w: Call(json={"older_than_hours": 24}),

@@ -156,3 +156,30 @@ def test_delete_an_image_no_task_names(api: Api, org: Org, other_org: Org) -> No
     assert api.get(f"{API}/media/{named['id']}", auth=org.owner).status_code == 200
     assert_error(api.delete(f"{API}/media/{theirs['id']}", auth=org.owner), 404, "not_found")
     assert api.get(f"{API}/media/{theirs['id']}", auth=other_org.owner).status_code == 200
+
+
+def test_a_thumbnail_is_made_once_and_goes_with_its_image(
+    api: Api, org: Org, other_org: Org, settings: Settings
+) -> None:
+    import io
+
+    from PIL import Image
+
+    big = io.BytesIO()
+    Image.new("RGBA", (600, 300), (10, 200, 30, 128)).save(big, format="PNG")
+    image = api.post(f"{API}/media", auth=org.owner, files={"file": ("wide.png", big.getvalue(), "image/png")}).json()
+    url = f"{API}/media/{image['id']}/thumbnail"
+    first = api.get(url, auth=org.actor("annotator"))  # whoever may see the image may see it small
+    assert first.status_code == 200 and first.headers["content-type"] == "image/webp"
+    assert first.headers["content-security-policy"] and first.headers["x-content-type-options"] == "nosniff"
+    with Image.open(io.BytesIO(first.content)) as small:
+        assert small.format == "WEBP" and small.size == (256, 128) and small.mode == "RGBA"
+    kept = settings.media_dir / "thumbnails" / image["sha256"][:2] / f"{image['sha256']}.webp"
+    assert kept.is_file() and api.get(url, auth=org.owner).content == first.content  # made once, kept
+    tiny = api.post(f"{API}/media", auth=org.owner, files={"file": ("dot.png", PNG, "image/png")}).json()
+    with Image.open(io.BytesIO(api.get(f"{API}/media/{tiny['id']}/thumbnail", auth=org.owner).content)) as small:
+        assert small.size == (1, 1)  # never made bigger
+    assert_error(api.get(url, auth=other_org.owner), 404, "not_found")
+    assert api.delete(f"{API}/media/{image['id']}", auth=org.owner).status_code == 204
+    assert not kept.exists()  # the file's thumbnail went with it
+    assert_error(api.get(url, auth=org.owner), 404, "not_found")

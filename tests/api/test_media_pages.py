@@ -32,14 +32,14 @@ def test_managers_see_the_organizations_images_newest_first_by_name(
     page = manager.get("/media")
     assert page.status_code == 200, page.text
     assert ROW.findall(page.text) == [dog["id"], cat["id"]]
-    assert f'<img class="thumb" src="/api/v1/media/{cat["id"]}"' in page.text and "3x4" in page.text
+    assert f'<img class="thumb" src="/api/v1/media/{cat["id"]}/thumbnail"' in page.text and "3x4" in page.text
     assert f"<code>media:{cat['id']}</code>" in page.text
     assert "cat&lt;b&gt;.png" in page.text and "cat<b>" not in page.text  # a file name is text, never markup
     assert '<a href="/media" data-nav="media">Images</a>' in page.text
     assert 'id="prune-media"' not in page.text  # owners and admins only
     assert ROW.findall(manager.get("/media?filename=CAT").text) == [cat["id"]]
     assert "No image&#39;s file name contains this." in manager.get("/media?filename=zebra").text
-    assert manager.get("/api/v1/media/" + cat["id"]).status_code == 200  # the thumbnail opens with the cookie
+    assert manager.get(f"/api/v1/media/{cat['id']}/thumbnail").status_code == 200  # opened with the cookie
     too_long = manager.get("/media?filename=" + "x" * 301)
     assert too_long.status_code == 422 and 'id="err-filename"' in too_long.text
     owner = _browser(make_api, settings, org.owner)

@@ -69,6 +69,7 @@ PERMISSIONS: dict[str, Action | MemberAction | None] = {
     "release_assignment": Action.ANNOTATE,
     "upload_media": Action.UPLOAD_MEDIA,
     "get_media": Action.READ_MEDIA,
+    "get_media_thumbnail": Action.READ_MEDIA,
     "list_media": Action.LIST_MEDIA,
     "delete_media": Action.DELETE_MEDIA,
     "prune_media": Action.DELETE_MEDIA,

@@ -190,12 +190,20 @@ def test_files_no_row_names_are_removed_and_nothing_else(org: Org, settings: Set
     ]
     for path in others:
         path.write_bytes(b"x")
+    kept_thumbnail = media.thumbnail(org.db, org.owner.principal, kept["id"], settings.media_dir)
+    orphan_thumbnail = media.thumbnail_path(settings.media_dir, orphan.name)  # of the orphan file
+    orphan_thumbnail.parent.mkdir(parents=True, exist_ok=True)
+    orphan_thumbnail.write_bytes(b"webp")
+    gone_thumbnail = media.thumbnail_path(settings.media_dir, "ef" + "1" * 62)  # of a file long gone
+    gone_thumbnail.parent.mkdir(parents=True, exist_ok=True)
+    gone_thumbnail.write_bytes(b"webp")
     job = media_pruning.start(org.db, org.owner.principal)  # the upload is fresh: its row and file stay
     assert run(org.db, settings, media_pruning.JOB_KIND) == 1
     result = finished(org.db, job["id"])["result"]
     assert result["media_removed"] == 0 and result["files_removed"] == 1 and result["bytes_removed"] == 5
     assert not orphan.exists() and all(path.exists() for path in others)
     assert file_of(settings, kept).exists() and (settings.media_dir / media.LOCK_FILE).exists()
+    assert kept_thumbnail.is_file() and not orphan_thumbnail.exists() and not gone_thumbnail.exists()
 
 
 def test_a_task_made_while_the_prune_reads_keeps_its_image(
@@ -379,3 +387,22 @@ def test_one_image_no_task_names_is_deleted_at_once_and_a_named_one_never(
     with pytest.raises(Conflict, match=f"media {late['id']} is named by task"):
         media_pruning.delete_image(org.db, owner, late["id"], settings.media_dir)
     assert exists(org.db, late)
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode", "size", "expected"),
+    [("JPEG", "RGB", (1000, 800), (256, 205)), ("GIF", "P", (100, 400), (64, 256)), ("WEBP", "L", (50, 20), (50, 20))],
+)
+def test_thumbnails_of_each_format(
+    org: Org, settings: Settings, kind: str, mode: str, size: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    out = io.BytesIO()
+    Image.new(mode, size).save(out, format=kind)
+    row = media.store(
+        org.db, org.owner.principal, [out.getvalue()], filename="x", media_dir=settings.media_dir, max_bytes=1 << 22
+    )
+    path = media.thumbnail(org.db, org.owner.principal, row["id"], settings.media_dir)
+    with Image.open(path) as small:
+        assert small.format == "WEBP" and small.size == expected
+    assert media.thumbnail(org.db, org.owner.principal, row["id"], settings.media_dir) == path  # kept
+    assert [name for name, _ in media.stored_thumbnails(settings.media_dir)] == [row["sha256"]]

@@ -197,6 +197,62 @@ def list_media(
         return repo.page(conn, query, t.media, cursor=cursor, limit=limit, descending=True)
 
 
+#: The longest side of a thumbnail (the Images page shows them at 64 CSS pixels; 256 stays sharp
+#: when zoomed and on dense screens).
+THUMBNAIL_SIDE = 256
+#: Thumbnails live beside the files, in a folder whose name is no file folder's (two hex digits).
+THUMBNAILS = "thumbnails"
+
+
+def thumbnail_path(media_dir: Path, sha256: str) -> Path:
+    return media_dir / THUMBNAILS / sha256[:2] / f"{sha256}.webp"
+
+
+def stored_thumbnails(media_dir: Path) -> Iterator[tuple[str, Path]]:
+    """Every thumbnail in the store: the SHA-256 of the file it shows, and its path."""
+    root = media_dir / THUMBNAILS
+    if not root.is_dir():
+        return
+    for folder in sorted(root.iterdir()):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.suffix == ".webp" and _BLOB_NAME.fullmatch(path.stem):
+                    yield path.stem, path
+
+
+@full_disk_is_storage_full("the media store")
+def thumbnail(db: Database, principal: Principal, media_id: str, media_dir: Path) -> Path:
+    """The image's thumbnail (WebP, at most :data:`THUMBNAIL_SIDE` pixels a side), made from its
+    file on first use and kept beside it; the prune removes it with the file.
+
+    Made once per file, not per request: a page of 50 camera photos would otherwise send the
+    browser hundreds of megabytes, or decode them all on every visit. Written to a temporary file
+    and renamed, so two requests making it at once each leave a whole one.
+    """
+    row = get(db, principal, media_id)
+    target = thumbnail_path(media_dir, row["sha256"])
+    if target.is_file():
+        return target
+    try:
+        with Image.open(blob_path(media_dir, row["sha256"]), formats=list(_PILLOW_FORMATS)) as image:
+            image.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))  # a JPEG decodes at a fraction of its size
+            image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            small = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P", "PA") else "RGB")
+    except FileNotFoundError:
+        raise NotFound(
+            f"media {media_id} has no file in the media store (restore the data directory's media/)"
+        ) from None
+    make_private_dirs(target.parent)
+    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as tmp:
+        try:
+            small.save(tmp, format="WEBP", quality=80)
+        except BaseException:
+            os.unlink(tmp.name)
+            raise
+    os.replace(tmp.name, target)
+    return target
+
+
 def get(db: Database, principal: Principal, media_id: str) -> dict[str, Any]:
     with db.read() as conn:
         row = repo.get(conn, t.media, principal.organization_id, media_id)

@@ -29,7 +29,8 @@ How it decides, and why nothing in use is lost:
    its row's commit (services/media.py): a file that is about to be named again stays.
 4. Last, it removes the files of the media directory that no row of any organization names (a run
    that stopped between a chunk's commit and its files left them), with the same check under the
-   same lock, a chunk of files at a time.
+   same lock, a chunk of files at a time; and the thumbnails whose file is gone (a file's own
+   thumbnail goes with it).
 
 Task data is never changed after a task is made, so a task read in step 1 names the same images in
 step 2; and a task made after a row's deletion cannot name it (services/tasks.py refuses an image
@@ -164,6 +165,7 @@ def run(db: Database, job: JobContext) -> dict[str, Any]:
     for start in range(0, len(blobs), MEDIA_CHUNK):
         unlinked = _unlink_unnamed(db, settings.media_dir, blobs[start : start + MEDIA_CHUNK])
         files, freed = files + len(unlinked), freed + sum(unlinked.values())
+    _sweep_thumbnails(settings.media_dir)
     return {
         "uploaded_before": cutoff.isoformat(),
         "tasks_read": tasks,
@@ -367,4 +369,12 @@ def _unlink_unnamed(db: Database, media_dir: Path, shas: list[str]) -> dict[str,
             except FileNotFoundError:  # removed by an earlier run that stopped before saying so
                 continue
             removed[sha] = size
+            media.thumbnail_path(media_dir, sha).unlink(missing_ok=True)
     return removed
+
+
+def _sweep_thumbnails(media_dir: Path) -> None:
+    """Remove the thumbnails whose file is gone (one made from a file unlinked meanwhile)."""
+    for sha, path in media.stored_thumbnails(media_dir):
+        if not media.blob_path(media_dir, sha).exists():
+            path.unlink(missing_ok=True)

@@ -135,6 +135,27 @@ def delete_media(db: DB, caller: Caller, settings: AppSettings, media_id: str) -
 
 
 @router.get(
+    "/media/{media_id}/thumbnail",
+    operation_id="get_media_thumbnail",
+    response_class=MediaFileResponse,
+    status_code=status.HTTP_200_OK,
+    responses={200: {"content": {"image/webp": {}}}},
+)
+def get_media_thumbnail(db: DB, caller: Caller, settings: AppSettings, media_id: str) -> MediaFileResponse:
+    """The image made small: a WebP of at most 256 pixels a side, made on first use and kept."""
+    path = media.thumbnail(db, caller, media_id, settings.media_dir)
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:  # removed by a prune since it was made: its image is gone too
+        raise NotFound(f"media {media_id} not found") from None
+    return MediaFileResponse(
+        file,
+        media_type="image/webp",
+        headers={"Cache-Control": "private, max-age=86400", "Content-Security-Policy": MEDIA_CSP},
+    )
+
+
+@router.get(
     "/media/{media_id}",
     operation_id="get_media",
     response_class=MediaFileResponse,
