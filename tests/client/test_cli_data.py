@@ -359,23 +359,30 @@ def test_a_project_with_tasks_is_deleted_with_its_data(live: Any) -> None:
         assert project.id not in {p.id for p in client.projects.list(include_archived=True)}
 
 
-def test_media_list_shows_the_uploads_by_name_newest_first(live: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``media list``: the SDK's ``list_media`` through the CLI, filtered by file name."""
-    import io
+IMAGE_SPEC = {
+    "fields": [{"name": "image", "type": "image"}],
+    "questions": [{"name": "animal", "type": "label", "options": ["cat", "dog"]}],
+}
 
-    monkeypatch.setattr(cli.console, "width", 250)  # every column whole, whatever COLUMNS the run has
+
+def _png(color: tuple[int, int, int], size: tuple[int, int] = (5, 4)) -> bytes:
+    """A real PNG of one colour (the server decodes every upload)."""
+    import io
 
     from PIL import Image
 
-    def png(size: int) -> bytes:
-        out = io.BytesIO()
-        Image.new("RGB", (size, size + 1), (1, 2, 3)).save(out, format="PNG")
-        return out.getvalue()
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, format="PNG")
+    return out.getvalue()
 
+
+def test_media_list_shows_the_uploads_by_name_newest_first(live: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``media list``: the SDK's ``list_media`` through the CLI, filtered by file name."""
+    monkeypatch.setattr(cli.console, "width", 250)  # every column whole, whatever COLUMNS the run has
     with live.client() as client:
-        older = client.upload_media(png(6), filename="Listed-Zebra.png")
-        newer = client.upload_media(png(7), filename="listed-zebra-2.png")
-        client.upload_media(png(8), filename="other.png")
+        older = client.upload_media(_png((1, 2, 3), (6, 7)), filename="Listed-Zebra.png")
+        newer = client.upload_media(_png((1, 2, 3), (7, 8)), filename="listed-zebra-2.png")
+        client.upload_media(_png((1, 2, 3), (8, 9)), filename="other.png")
         assert [m.id for m in client.list_media(filename="LISTED-ZEBRA", page_size=1)] == [newer.id, older.id]
     code, output = _cli(live, "media", "list", "--filename", "listed-zebra")
     assert code == 0, output
@@ -388,22 +395,9 @@ def test_media_list_shows_the_uploads_by_name_newest_first(live: Any, monkeypatc
 
 def test_media_delete_removes_an_image_no_task_names(live: Any) -> None:
     """``media delete``: the SDK's ``delete_media``; one a task names is refused in one line."""
-    import io
-
-    from PIL import Image
-
-    def png(color: tuple[int, int, int]) -> bytes:
-        out = io.BytesIO()
-        Image.new("RGB", (3, 3), color).save(out, format="PNG")
-        return out.getvalue()
-
-    image_spec = {
-        "fields": [{"name": "image", "type": "image"}],
-        "questions": [{"name": "animal", "type": "label", "options": ["cat", "dog"]}],
-    }
     with live.client() as client:
-        spare, named = client.upload_media(png((1, 9, 1))), client.upload_media(png((9, 1, 9)))
-        project = client.projects.create("cli image delete", image_spec)
+        spare, named = client.upload_media(_png((1, 9, 1))), client.upload_media(_png((9, 1, 9)))
+        project = client.projects.create("cli image delete", IMAGE_SPEC)
         task = client.tasks.create(project.id, {"image": named.reference})
     code, output = _cli(live, "media", "delete", spare.reference)
     assert code == 0 and f"deleted image {spare.reference}" in output, output
@@ -417,22 +411,9 @@ def test_media_delete_removes_an_image_no_task_names(live: Any) -> None:
 def test_media_prune_removes_the_images_no_task_names(live: Any) -> None:
     """``media prune --older-than-hours 0 --wait``: the job runs in the server; an image no task names
     is gone, one a task names stays."""
-    import io
-
-    from PIL import Image
-
-    def png(color: tuple[int, int, int]) -> bytes:
-        out = io.BytesIO()
-        Image.new("RGB", (5, 4), color).save(out, format="PNG")
-        return out.getvalue()
-
-    image_spec = {
-        "fields": [{"name": "image", "type": "image"}],
-        "questions": [{"name": "animal", "type": "label", "options": ["cat", "dog"]}],
-    }
     with live.client() as client:
-        unnamed, named = client.upload_media(png((9, 8, 7))), client.upload_media(png((7, 8, 9)))
-        project = client.projects.create("cli images", image_spec)
+        unnamed, named = client.upload_media(_png((9, 8, 7))), client.upload_media(_png((7, 8, 9)))
+        project = client.projects.create("cli images", IMAGE_SPEC)
         client.tasks.create(project.id, {"image": named.reference})
     code, output = _cli(live, "media", "prune", "--older-than-hours", "-1")
     assert code == 2 and "--older-than-hours" in output, output  # refused before the server is asked
