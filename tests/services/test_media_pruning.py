@@ -190,7 +190,7 @@ def test_files_no_row_names_are_removed_and_nothing_else(org: Org, settings: Set
     ]
     for path in others:
         path.write_bytes(b"x")
-    kept_thumbnail = media.thumbnail(org.db, org.owner.principal, kept["id"], settings.media_dir)
+    kept_thumbnail, _ = media.thumbnail(org.db, org.owner.principal, kept["id"], settings.media_dir)
     orphan_thumbnail = media.thumbnail_path(settings.media_dir, orphan.name)  # of the orphan file
     orphan_thumbnail.parent.mkdir(parents=True, exist_ok=True)
     orphan_thumbnail.write_bytes(b"webp")
@@ -401,8 +401,32 @@ def test_thumbnails_of_each_format(
     row = media.store(
         org.db, org.owner.principal, [out.getvalue()], filename="x", media_dir=settings.media_dir, max_bytes=1 << 22
     )
-    path = media.thumbnail(org.db, org.owner.principal, row["id"], settings.media_dir)
+    path, kind = media.thumbnail(org.db, org.owner.principal, row["id"], settings.media_dir)
     with Image.open(path) as small:
-        assert small.format == "WEBP" and small.size == expected
-    assert media.thumbnail(org.db, org.owner.principal, row["id"], settings.media_dir) == path  # kept
+        assert small.format == "WEBP" and small.size == expected and kind == "image/webp"
+    assert media.thumbnail(org.db, org.owner.principal, row["id"], settings.media_dir) == (path, kind)  # kept
     assert [name for name, _ in media.stored_thumbnails(settings.media_dir)] == [row["sha256"]]
+
+
+def test_a_huge_image_that_cannot_be_decoded_small_is_its_own_thumbnail(
+    org: Org, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding a PNG whole takes 4 bytes a pixel of the server's memory; a JPEG decodes small."""
+    monkeypatch.setattr(media, "THUMBNAIL_MAX_PIXELS", 100)
+    png_row = upload(org, settings, "red")  # 3 x 2 pixels: under the (patched) cap
+    out = io.BytesIO()
+    Image.new("RGB", (20, 10)).save(out, format="PNG")
+    big_png = media.store(org.db, org.owner.principal, [out.getvalue()], filename="big.png",
+                          media_dir=settings.media_dir, max_bytes=1 << 20)  # fmt: skip
+    out = io.BytesIO()
+    Image.new("RGB", (20, 10)).save(out, format="JPEG")
+    jpeg_row = media.store(org.db, org.owner.principal, [out.getvalue()], filename="big.jpg",
+                           media_dir=settings.media_dir, max_bytes=1 << 20)  # fmt: skip
+    owner = org.owner.principal
+    assert media.thumbnail(org.db, owner, big_png["id"], settings.media_dir) == (
+        file_of(settings, big_png),
+        "image/png",
+    )
+    assert media.thumbnail(org.db, owner, png_row["id"], settings.media_dir)[1] == "image/webp"
+    assert media.thumbnail(org.db, owner, jpeg_row["id"], settings.media_dir)[1] == "image/webp"
+    assert not media.thumbnail_path(settings.media_dir, big_png["sha256"]).exists()

@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,11 @@ def list_media(
 THUMBNAIL_SIDE = 256
 #: Thumbnails live beside the files, in a folder whose name is no file folder's (two hex digits).
 THUMBNAILS = "thumbnails"
+#: Above this many pixels an image that cannot be decoded small (all but JPEG) gets no thumbnail:
+#: decoding it whole would take 4 bytes a pixel of the server's memory. Its thumbnail is the image.
+THUMBNAIL_MAX_PIXELS = 25_000_000
+#: Thumbnails decoded at once, in the whole process: a page of 50 images asks for 50 together.
+_DECODING = threading.BoundedSemaphore(2)
 
 
 def thumbnail_path(media_dir: Path, sha256: str) -> Path:
@@ -221,9 +227,10 @@ def stored_thumbnails(media_dir: Path) -> Iterator[tuple[str, Path]]:
 
 
 @full_disk_is_storage_full("the media store")
-def thumbnail(db: Database, principal: Principal, media_id: str, media_dir: Path) -> Path:
+def thumbnail(db: Database, principal: Principal, media_id: str, media_dir: Path) -> tuple[Path, str]:
     """The image's thumbnail (WebP, at most :data:`THUMBNAIL_SIDE` pixels a side), made from its
-    file on first use and kept beside it; the prune removes it with the file.
+    file on first use and kept beside it; the prune removes it with the file. Returns its path and
+    content type (the image's own for one over :data:`THUMBNAIL_MAX_PIXELS` that is no JPEG).
 
     Made once per file, not per request: a page of 50 camera photos would otherwise send the
     browser hundreds of megabytes, or decode them all on every visit. Written to a temporary file
@@ -232,9 +239,12 @@ def thumbnail(db: Database, principal: Principal, media_id: str, media_dir: Path
     row = get(db, principal, media_id)
     target = thumbnail_path(media_dir, row["sha256"])
     if target.is_file():
-        return target
+        return target, "image/webp"
+    source = blob_path(media_dir, row["sha256"])
     try:
-        with Image.open(blob_path(media_dir, row["sha256"]), formats=list(_PILLOW_FORMATS)) as image:
+        with _DECODING, Image.open(source, formats=list(_PILLOW_FORMATS)) as image:
+            if image.format != "JPEG" and image.width * image.height > THUMBNAIL_MAX_PIXELS:
+                return source, row["content_type"]
             image.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))  # a JPEG decodes at a fraction of its size
             image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
             small = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P", "PA") else "RGB")
@@ -250,7 +260,7 @@ def thumbnail(db: Database, principal: Principal, media_id: str, media_dir: Path
             os.unlink(tmp.name)
             raise
     os.replace(tmp.name, target)
-    return target
+    return target, "image/webp"
 
 
 def get(db: Database, principal: Principal, media_id: str) -> dict[str, Any]:

@@ -142,15 +142,16 @@ def delete_media(db: DB, caller: Caller, settings: AppSettings, media_id: str) -
     responses={200: {"content": {"image/webp": {}}}},
 )
 def get_media_thumbnail(db: DB, caller: Caller, settings: AppSettings, media_id: str) -> MediaFileResponse:
-    """The image made small: a WebP of at most 256 pixels a side, made on first use and kept."""
-    path = media.thumbnail(db, caller, media_id, settings.media_dir)
+    """The image made small: a WebP of at most 256 pixels a side, made on first use and kept (an
+    image over 25 megapixels that is no JPEG is sent as it is)."""
+    path, media_type = media.thumbnail(db, caller, media_id, settings.media_dir)
     try:
         file = path.open("rb")
     except FileNotFoundError:  # removed by a prune since it was made: its image is gone too
         raise NotFound(f"media {media_id} not found") from None
     return MediaFileResponse(
         file,
-        media_type="image/webp",
+        media_type=media_type,
         headers={"Cache-Control": "private, max-age=86400", "Content-Security-Policy": MEDIA_CSP},
     )
 
