@@ -210,6 +210,7 @@ SHIPPED_MIGRATIONS = {
     "0014_queue_rank.py": "14fe0f97735f8c9b50df8ee90e8e27651830a1aa250af28264d722d942055fba",
     "0015_delete_indexes.py": "487b7b23ff49e711af6257bfecf513257118de1dd33573c2eac910766caf1fb6",
     "0016_media_indexes.py": "3b175a4efd245cef53b22c9d6d7d88a630c9a480da5513fbfd9c9045273d4114",
+    "0017_media_uploader.py": "e2178ccd83145bbcb98182c156723f7b352b8adfc504dfd1a17dcc3a9f32e6ba",
 }
 
 

@@ -649,6 +649,9 @@ class MediaOut(Output):
     height: int | None = None
     reference: str = Field(description="Use as an image field's value: media:<id>.")
     created_at: Timestamp
+    created_by: str | None = Field(
+        None, description="The member who first uploaded the file (null for images stored before 2026-12-03)."
+    )
 
 
 # --- quality figures -----------------------------------------------------------------------------

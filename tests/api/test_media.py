@@ -156,6 +156,12 @@ def test_delete_an_image_no_task_names(api: Api, org: Org, other_org: Org) -> No
     assert api.get(f"{API}/media/{named['id']}", auth=org.owner).status_code == 200
     assert_error(api.delete(f"{API}/media/{theirs['id']}", auth=org.owner), 404, "not_found")
     assert api.get(f"{API}/media/{theirs['id']}", auth=other_org.owner).status_code == 200
+    # a manager deletes an image they uploaded, never another member's
+    manager = org.actor("manager")
+    own = upload(8, auth=manager)
+    assert own["created_by"] == manager.id and named["created_by"] == org.owner.id
+    assert_error(api.delete(f"{API}/media/{named['id']}", auth=manager), 403, "forbidden")
+    assert api.delete(f"{API}/media/{own['id']}", auth=manager).status_code == 204
 
 
 def test_a_thumbnail_is_made_once_and_goes_with_its_image(

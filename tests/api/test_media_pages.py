@@ -17,8 +17,9 @@ from .test_account_pages import _browser, _csrf
 ROW = re.compile(r'<tr data-media="([0-9a-f]{24})">')
 
 
-def _upload(api: Api, org: Org, name: str, size: int) -> dict:
-    r = api.post(f"{API}/media", auth=org.owner, files={"file": (name, png_bytes(size, size + 1), "image/png")})
+def _upload(api: Api, org: Org, name: str, size: int, auth: object = None) -> dict:
+    files = {"file": (name, png_bytes(size, size + 1), "image/png")}
+    r = api.post(f"{API}/media", auth=auth or org.owner, files=files)
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -123,6 +124,13 @@ def test_delete_from_the_page_asks_first_and_keeps_an_image_a_task_names(
     assert kept.status_code == 303
     page = owner.get("/media").text
     assert f"is named by task {made.json()['id']}" in page and ROW.findall(page) == [named["id"]]
-    manager = _browser(make_api, settings, org.actor(Role.MANAGER))
-    assert "/delete" not in manager.get("/media").text
+    manager_actor = org.actor(Role.MANAGER)
+    manager = _browser(make_api, settings, manager_actor)
+    assert "/delete" not in manager.get("/media").text  # the owner's uploads
     assert manager.get(f"/media/{named['id']}/delete").status_code == 403
+    own = _upload(api, org, "mine.png", 5, auth=manager_actor)
+    page = manager.get("/media").text
+    assert f'href="/media/{own["id"]}/delete"' in page and page.count("by you") == 1
+    assert manager.get(f"/media/{own['id']}/delete").status_code == 200
+    done = manager.post(f"/media/{own['id']}/delete", data={"csrf_token": _csrf(manager, "/media")})
+    assert done.status_code == 303 and own["id"] not in ROW.findall(manager.get("/media").text)

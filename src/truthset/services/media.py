@@ -169,6 +169,7 @@ def _add_row(
                 "created_at": utcnow(),
                 "width": width,
                 "height": height,
+                "created_by": principal.member_id,
             },
         )
 

@@ -57,7 +57,7 @@ from truthset.questions import MEDIA_PREFIX
 from truthset.services import jobs, media
 from truthset.services.jobs import JobContext, JobFailed
 from truthset.services.pacing import Pacer
-from truthset.services.policy import Action, require
+from truthset.services.policy import Action, allowed, require
 from truthset.storage import Database
 from truthset.storage import tables as t
 from truthset.storage.files import locked
@@ -178,7 +178,8 @@ def run(db: Database, job: JobContext) -> dict[str, Any]:
 
 def delete_image(db: Database, principal: Principal, media_id: str, media_dir: Path) -> dict[str, Any]:
     """Remove one uploaded image that no task of the organization names, now, whatever its age;
-    its file too, unless another organization's row names the same bytes. Owners and admins.
+    its file too, unless another organization's row names the same bytes. Owners and admins, and
+    the member who uploaded it while they may upload (a manager's own mistaken upload).
 
     A task naming it (``media:<id>`` anywhere in its data or metadata) makes it a 409 naming that
     task: nothing is removed. The tasks are searched once in a read, then, in the deleting
@@ -186,7 +187,8 @@ def delete_image(db: Database, principal: Principal, media_id: str, media_dir: P
     does not hold SQLite's one writer for a scan of every task.
     """
     row = media.get(db, principal, media_id)  # 404 for another organization's, as for a missing one
-    require(principal, Action.DELETE_MEDIA)
+    if not may_delete(principal, row):
+        require(principal, Action.DELETE_MEDIA)  # the refusal, in the policy's words
     org = principal.organization_id
     floor = _first_id_at(utcnow() - CLOCK_SLACK)
     with db.read() as conn:
@@ -197,6 +199,13 @@ def delete_image(db: Database, principal: Principal, media_id: str, media_dir: P
         conn.execute(delete(t.media).where(t.media.c.organization_id == org, t.media.c.id == media_id))
     unlinked = _unlink_unnamed(db, media_dir, [row["sha256"]])
     return {"id": media_id, "file_removed": bool(unlinked), "bytes_removed": sum(unlinked.values())}
+
+
+def may_delete(principal: Principal, row: dict[str, Any]) -> bool:
+    """Whether ``principal`` may delete the image ``row`` (:func:`delete_image`)."""
+    if allowed(principal, Action.DELETE_MEDIA):
+        return True
+    return row.get("created_by") == principal.member_id and allowed(principal, Action.UPLOAD_MEDIA)
 
 
 def _refuse_if_named(conn: Connection, org: str, media_id: str, *, made_since: str | None = None) -> None:

@@ -256,6 +256,7 @@ media = Table(
     _created(),
     Column("width", Integer, nullable=True),  # pixels, read when the image was decoded (0006)
     Column("height", Integer, nullable=True),
+    Column("created_by", String(24), nullable=True),  # the member who first uploaded it (0017; null before)
     UniqueConstraint("organization_id", "sha256", name="uq_media_org_sha"),
     Index("ix_media_sha256", "sha256"),  # is a file still named by any organization? (0016)
     Index("ix_media_org_id", "organization_id", "id"),  # an organization's images in id order (0016)

@@ -1,6 +1,6 @@
 """The Images page: the organization's uploaded images, newest first, by file name; an upload form;
-and, for owners and admins, Delete on an image no task names and the removal of all the images no
-task names (``static/media-prune.js``).
+Delete on an image no task names (owners and admins, and its uploader); and, for owners and admins,
+the removal of all the images no task names (``static/media-prune.js``).
 
 What it lists, and who may upload or remove, are the media services' rules (``GET /api/v1/media``,
 ``POST /api/v1/media``, ``POST /api/v1/media/pruning``): managers and above see the page and upload,
@@ -23,7 +23,7 @@ from starlette.datastructures import UploadFile
 from truthset.api import session
 from truthset.errors import Conflict, TruthsetError
 from truthset.services import media, media_pruning
-from truthset.services.policy import Action, allowed
+from truthset.services.policy import Action, allowed, require
 from truthset.ui._account_pages import _confirm, _cursor, _error_page, _posted, _redirect, _render
 from truthset.ui._guard import Guarded, _db, _failure, guard
 
@@ -65,7 +65,7 @@ def _page(
         request,
         "media.html",
         status_code=422 if errors or upload_error else 200,
-        rows=[_row(row) for row in rows],
+        rows=[{**_row(row), "may_delete": media_pruning.may_delete(guarded.principal, row)} for row in rows],
         values={"filename": filename},
         errors=errors,
         upload_error=upload_error,
@@ -126,12 +126,14 @@ def _chunks(file: UploadFile) -> Iterator[bytes]:
 
 @router.get("/media/{media_id}/delete")
 def delete_confirm(request: Request, media_id: str) -> Response:
-    """Ask before an image is removed for good (owners and admins)."""
-    guarded = guard(request, Action.DELETE_MEDIA)
+    """Ask before an image is removed for good (owners and admins; its uploader)."""
+    guarded = guard(request, Action.UPLOAD_MEDIA)
     if not isinstance(guarded, Guarded):
         return guarded
     try:
         row = media.get(_db(request), guarded.principal, media_id)
+        if not media_pruning.may_delete(guarded.principal, row):
+            require(guarded.principal, Action.DELETE_MEDIA)  # the refusal, in the policy's words
     except TruthsetError as exc:
         return _failure(request, exc)
     return _confirm(
