@@ -1812,11 +1812,12 @@ def media_delete(
     url: UrlOption = "http://127.0.0.1:8000",
     api_key: KeyOption = "",
 ) -> None:
-    """Remove an uploaded image that no task names, at once (owners, admins)."""
+    """Remove an uploaded image that no task names, at once (owners, admins, or its uploader)."""
     from truthset.client import Client
+    from truthset.questions import MEDIA_PREFIX
 
     with Client(url, api_key) as client:
-        client.delete_media(media_id.removeprefix("media:"))
+        client.delete_media(media_id.removeprefix(MEDIA_PREFIX))
     console.print(f"deleted image {escape(media_id)}")
 
 

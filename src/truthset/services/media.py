@@ -211,6 +211,11 @@ THUMBNAIL_MAX_PIXELS = 25_000_000
 _DECODING = threading.BoundedSemaphore(2)
 
 
+def file_missing(media_id: str) -> NotFound:
+    """The 404 for an image whose row is there but whose file is not in the store."""
+    return NotFound(f"media {media_id} has no file in the media store (restore the data directory's media/)")
+
+
 def thumbnail_path(media_dir: Path, sha256: str) -> Path:
     return media_dir / THUMBNAILS / sha256[:2] / f"{sha256}.webp"
 
@@ -250,9 +255,7 @@ def thumbnail(db: Database, principal: Principal, media_id: str, media_dir: Path
             image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
             small = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P", "PA") else "RGB")
     except FileNotFoundError:
-        raise NotFound(
-            f"media {media_id} has no file in the media store (restore the data directory's media/)"
-        ) from None
+        raise file_missing(media_id) from None
     make_private_dirs(target.parent)
     with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as tmp:
         try:

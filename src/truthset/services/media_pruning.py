@@ -186,9 +186,7 @@ def delete_image(db: Database, principal: Principal, media_id: str, media_dir: P
     transaction (after locking the row, as the prune does), only those made since, so the write
     does not hold SQLite's one writer for a scan of every task.
     """
-    row = media.get(db, principal, media_id)  # 404 for another organization's, as for a missing one
-    if not may_delete(principal, row):
-        require(principal, Action.DELETE_MEDIA)  # the refusal, in the policy's words
+    row = image_to_delete(db, principal, media_id)
     org = principal.organization_id
     floor = _first_id_at(utcnow() - CLOCK_SLACK)
     with db.read() as conn:
@@ -199,6 +197,15 @@ def delete_image(db: Database, principal: Principal, media_id: str, media_dir: P
         conn.execute(delete(t.media).where(t.media.c.organization_id == org, t.media.c.id == media_id))
     unlinked = _unlink_unnamed(db, media_dir, [row["sha256"]])
     return {"id": media_id, "file_removed": bool(unlinked), "bytes_removed": sum(unlinked.values())}
+
+
+def image_to_delete(db: Database, principal: Principal, media_id: str) -> dict[str, Any]:
+    """The image's row, if ``principal`` may delete it (:func:`delete_image`); a 404 for another
+    organization's image, as for a missing one, and a 403 in the policy's words otherwise."""
+    row = media.get(db, principal, media_id)
+    if not may_delete(principal, row):
+        require(principal, Action.DELETE_MEDIA)
+    return row
 
 
 def may_delete(principal: Principal, row: dict[str, Any]) -> bool:

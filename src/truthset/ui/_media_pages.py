@@ -22,8 +22,9 @@ from starlette.datastructures import UploadFile
 
 from truthset.api import session
 from truthset.errors import Conflict, TruthsetError
+from truthset.questions import media_reference
 from truthset.services import media, media_pruning
-from truthset.services.policy import Action, allowed, require
+from truthset.services.policy import Action, allowed
 from truthset.ui._account_pages import _confirm, _cursor, _error_page, _posted, _redirect, _render
 from truthset.ui._guard import Guarded, _db, _failure, guard
 
@@ -80,7 +81,7 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
     width, height = row.get("width"), row.get("height")
     return {
         **row,
-        "reference": f"media:{row['id']}",
+        "reference": media_reference(row["id"]),
         "pixels": f"{width}x{height}" if width and height else "-",
     }
 
@@ -131,9 +132,7 @@ def delete_confirm(request: Request, media_id: str) -> Response:
     if not isinstance(guarded, Guarded):
         return guarded
     try:
-        row = media.get(_db(request), guarded.principal, media_id)
-        if not media_pruning.may_delete(guarded.principal, row):
-            require(guarded.principal, Action.DELETE_MEDIA)  # the refusal, in the policy's words
+        row = media_pruning.image_to_delete(_db(request), guarded.principal, media_id)
     except TruthsetError as exc:
         return _failure(request, exc)
     return _confirm(

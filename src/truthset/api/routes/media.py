@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
 import anyio
@@ -130,7 +131,7 @@ def prune_media(db: DB, caller: Caller, body: MediaPruning) -> dict:
 def delete_media(db: DB, caller: Caller, settings: AppSettings, media_id: str) -> None:
     """Remove, for good and at once, an uploaded image that no task of the organization names (409
     naming a task that does), with its file unless another organization uploaded the same bytes.
-    Owners and admins."""
+    Owners and admins, and the member who uploaded it (`created_by`) while their role may upload."""
     media_pruning.delete_image(db, caller, media_id, settings.media_dir)
 
 
@@ -145,15 +146,8 @@ def get_media_thumbnail(db: DB, caller: Caller, settings: AppSettings, media_id:
     """The image made small: a WebP of at most 256 pixels a side, made on first use and kept (an
     image over 25 megapixels that is no JPEG is sent as it is)."""
     path, media_type = media.thumbnail(db, caller, media_id, settings.media_dir)
-    try:
-        file = path.open("rb")
-    except FileNotFoundError:  # removed by a prune since it was made: its image is gone too
-        raise NotFound(f"media {media_id} not found") from None
-    return MediaFileResponse(
-        file,
-        media_type=media_type,
-        headers={"Cache-Control": "private, max-age=86400", "Content-Security-Policy": MEDIA_CSP},
-    )
+    # gone since it was made: a prune removed it with its image
+    return _sent(path, media_type, NotFound(f"media {media_id} not found"))
 
 
 @router.get(
@@ -166,14 +160,18 @@ def get_media_thumbnail(db: DB, caller: Caller, settings: AppSettings, media_id:
 def get_media(db: DB, caller: Caller, settings: AppSettings, media_id: str) -> MediaFileResponse:
     row = media.get(db, caller, media_id)
     path = media.blob_path(settings.media_dir, row["sha256"])
+    return _sent(path, row["content_type"], media.file_missing(media_id))  # e.g. restored without media/
+
+
+def _sent(path: Path, media_type: str, missing: NotFound) -> MediaFileResponse:
+    """The stored file at ``path``, opened here (see :class:`MediaFileResponse`); ``missing`` when it is not there."""
     try:
         file = path.open("rb")
-    except FileNotFoundError:  # e.g. a data directory restored without media/
-        missing = f"media {media_id} has no file in the media store (restore the data directory's media/)"
-        raise NotFound(missing) from None
+    except FileNotFoundError:
+        raise missing from None
     return MediaFileResponse(
         file,
-        media_type=row["content_type"],
+        media_type=media_type,
         # user content: opened as a page of its own it runs nothing and has no origin of ours
         headers={"Cache-Control": "private, max-age=86400", "Content-Security-Policy": MEDIA_CSP},
     )
