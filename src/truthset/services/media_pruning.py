@@ -59,6 +59,7 @@ from truthset.services.jobs import JobContext, JobFailed
 from truthset.services.pacing import Pacer
 from truthset.services.policy import Action, allowed, require
 from truthset.storage import Database
+from truthset.storage import repositories as repo
 from truthset.storage import tables as t
 from truthset.storage.files import locked
 from truthset.storage.ids import utcnow
@@ -192,7 +193,7 @@ def delete_image(db: Database, principal: Principal, media_id: str, media_dir: P
     with db.read() as conn:
         _refuse_if_named(conn, org, media_id)
     with db.write() as conn:
-        conn.execute(select(t.media.c.id).where(t.media.c.id == media_id).with_for_update()).all()
+        conn.execute(repo.scoped(t.media, org, t.media.c.id).where(t.media.c.id == media_id).with_for_update()).all()
         _refuse_if_named(conn, org, media_id, made_since=floor)
         conn.execute(delete(t.media).where(t.media.c.organization_id == org, t.media.c.id == media_id))
     unlinked = _unlink_unnamed(db, media_dir, [row["sha256"]])
