@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import shapely
 from PIL import Image
 
 from truthset.errors import InvalidInput
@@ -154,6 +153,8 @@ def clip_polygon(points: list[list[float]], width: int, height: int) -> list[lis
     """
     if all(0 <= x <= width and 0 <= y <= height for x, y in points):
         return [[(float(x), float(y)) for x, y in points]]
+    import shapely  # here, not at the top: it loads NumPy, a tenth of a second in every export process
+
     clipped = shapely.clip_by_rect(shapely.Polygon(points), 0, 0, width, height)
     pieces = getattr(clipped, "geoms", [clipped])
     return [
@@ -164,6 +165,8 @@ def clip_polygon(points: list[list[float]], width: int, height: int) -> list[lis
 
 
 def ring_area(ring: list[tuple[float, float]]) -> float:
+    import shapely  # see clip_polygon
+
     return float(shapely.Polygon(ring).area) if len(ring) >= 3 else 0.0
 
 
