@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import threading
@@ -111,8 +112,8 @@ def test_postgres_export_finds_a_tasks_responses_by_task_before_any_analyze(
     try:
         owner, project_id = _bulk_loaded_project(db, default_spec, tasks_count=3000)
         project = projects.get_project(db, owner, project_id)
-        for line in (None, formats.get("parquet").line_sql(project, True)):  # JSONL's line, Parquet's
-            query = export.line_query(db, owner, project_id, sql=line).order_by(t.tasks.c.id)
+        for lines in (None, formats.get("parquet").line_sql(project, True)):  # JSONL's line, Parquet's
+            query = export.line_query(db, owner, project_id, lines=lines).order_by(t.tasks.c.id)
             with db.read() as conn:
                 sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
                 plan = "\n".join(row for (row,) in conn.exec_driver_sql("EXPLAIN " + sql))
@@ -195,3 +196,31 @@ def test_postgres_readers_take_turns_while_the_annotation_loop_is_busy(
     assert overlapping() > 0  # nobody annotating: both readers at once
     monkeypatch.setattr(Database, "loop_busy_since", lambda self, moment: True)
     assert overlapping() == 0
+
+
+def test_an_export_file_s_checksum_is_that_of_every_byte_written_in_order(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export's file is hashed in a thread of its own: small writes gathered, big ones handed
+    over as they are, and a buffer the writer reuses after write() returns (pyarrow's) copied
+    first, so the checksum is the file's whatever the mix. The hashing waits here until every
+    write is done, as it may when the machine is busy."""
+    from truthset.services import export_jobs
+    from truthset.services.export_jobs import _HashingFile
+
+    written = threading.Event()
+    hash_chunks = _HashingFile._hash_chunks
+    monkeypatch.setattr(export_jobs, "_HASH_QUEUE", 100)
+    monkeypatch.setattr(_HashingFile, "_hash_chunks", lambda self: (written.wait(10), hash_chunks(self)))
+    reused = bytearray(b"a" * (2 << 20))
+    path = tmp_path / "out"
+    with open(path, "wb") as raw, _HashingFile(raw) as out:
+        for size in (10, 3 << 20, 7, 1 << 20, 5):
+            out.write(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+            out.write(reused)
+            reused[:] = b"b" * len(reused)  # changed as soon as written
+            out.write(memoryview(reused)[:10])
+            reused[:] = b"c" * len(reused)
+        written.set()
+    content = path.read_bytes()
+    assert out.size == len(content) and out.hexdigest() == hashlib.sha256(content).hexdigest()

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +48,8 @@ PART = ".part"
 #: an earlier stamp (and so repeats some tasks: keep the last row per task_id). It also covers
 #: clocks of several servers that differ by less than this.
 CURSOR_MARGIN = timedelta(minutes=10)
+_HASH_QUEUE = 4  # chunks written but not yet hashed (a JSONL block is a few MiB)
+_HASH_CHUNK = 1 << 20  # writes smaller than this are hashed together
 _PROGRESS_EVERY = 256  # rows between two progress calls (each is cheap; most only check for a cancel)
 _FILE_NAME = re.compile(r"^[0-9a-f]{24}-[0-9]{1,3}\.[a-z0-9.]{1,20}$")
 
@@ -211,18 +215,46 @@ def _reporting(rows: Iterator[Any], context: JobContext) -> Iterator[Any]:
 
 
 class _HashingFile:
-    """A binary file that also hashes and counts what is written (the download's checksum)."""
+    """A binary file that also hashes and counts what is written (the download's checksum).
+
+    The hashing runs in a thread of its own, beside the writing: both release the GIL, and in a
+    JSONL export the exporting thread's hashing and writing of each block were the slowest step of
+    the pipeline (the database renders on the other core). Chunks are hashed in the order written;
+    a chunk that is not ``bytes`` (a writer library's reused buffer) is copied first, so it cannot
+    change before it is hashed. Use it as a context manager: leaving stops the thread."""
 
     def __init__(self, file: Any) -> None:
         self._file = file
         self._hash = hashlib.sha256()
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=_HASH_QUEUE)
+        self._hasher = threading.Thread(target=self._hash_chunks, name="export-hash", daemon=True)
+        self._hasher.start()
+        self._pending = bytearray()
         self.size = 0
         self.closed = False
 
+    def __enter__(self) -> _HashingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._finish()
+
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._hash.update(data)
+        # small writes are gathered before the hand-over: a thread switch costs more than hashing them
+        if len(data) >= _HASH_CHUNK:
+            self._hand_over()
+            self._chunks.put(data if isinstance(data, bytes) else bytes(data))
+        else:
+            self._pending += data
+            if len(self._pending) >= _HASH_CHUNK:
+                self._hand_over()
         self.size += len(data)
         return int(self._file.write(data))
+
+    def _hand_over(self) -> None:
+        if self._pending:
+            self._chunks.put(bytes(self._pending))
+            self._pending.clear()
 
     def tell(self) -> int:
         return self.size
@@ -237,7 +269,18 @@ class _HashingFile:
         self.closed = True
 
     def hexdigest(self) -> str:
+        self._finish()
         return self._hash.hexdigest()
+
+    def _finish(self) -> None:
+        if self._hasher.is_alive():
+            self._hand_over()
+            self._chunks.put(None)
+            self._hasher.join()
+
+    def _hash_chunks(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            self._hash.update(chunk)
 
 
 def _write_file(
@@ -253,8 +296,7 @@ def _write_file(
     Whatever stops the writing (a cancel, an error) removes the part file."""
     part = path.with_name(path.name + PART)
     try:
-        with open(part, "wb", opener=_private) as raw:
-            out = _HashingFile(raw)
+        with open(part, "wb", opener=_private) as raw, _HashingFile(raw) as out:
             count = writer.write(project, rows, out, **options)  # type: ignore[arg-type]
             raw.flush()
             os.fsync(raw.fileno())
