@@ -13,6 +13,7 @@ import datasets
 import orjson
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy
 from sqlalchemy import event, update
 
 from truthset.domain import TaskStatus
@@ -215,3 +216,27 @@ def test_parquet_from_the_database_s_lines_is_the_parquet_of_the_rows(
             mine, theirs = line.pop(key), row.pop(key)
             assert (mine and orjson.loads(mine)) == (theirs and orjson.loads(theirs))
         assert line == row
+
+
+def test_parquet_keeps_stored_json_text_newlines_and_all(db: Database, org: Org) -> None:
+    """The Parquet writer reads the lines the database renders in blocks joined by newlines: stored
+    JSON holding a raw newline (whitespace between its tokens) must neither shift the rows nor
+    change the document, and a task without a result has a null one."""
+    project, made = labeled_project(org)
+    raw = '{"note":\n  "two\\nlines",\n"n": 1}'  # raw newlines between tokens; an escaped one in the string
+    with db.write() as conn:
+        conn.execute(update(t.tasks).where(t.tasks.c.id == made[1]["id"]).values(metadata=None))
+        # the text as it is: the JSON type would serialise it again (and PostgreSQL's json keeps text as given)
+        stored = sqlalchemy.text("UPDATE tasks SET metadata = :raw WHERE id = :id")
+        conn.execute(stored, {"raw": raw, "id": made[0]["id"]})
+    writer = formats.get("parquet")
+    out = io.BytesIO()
+    rows = export.rows_for(writer, db, org.owner.principal, project["id"], export.ExportFilter(status=None))
+    assert writer.write(project, rows, out) == 3
+    table = pq.read_table(out).to_pylist()
+    assert [row["task_id"] for row in table] == [task["id"] for task in made]
+    assert orjson.loads(table[0]["metadata"]) == {"note": "two\nlines", "n": 1}
+    assert orjson.loads(table[1]["metadata"]) is None  # JSON null as stored
+    assert orjson.loads(table[2]["metadata"]) == {"source": "shop"}
+    assert table[2]["result"] is None and table[2]["responses"] == []
+    assert orjson.loads(table[0]["result"])["answer"]["sentiment"] == table[0]["answer"]["sentiment"] == "positive"

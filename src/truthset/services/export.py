@@ -25,7 +25,7 @@ from sqlalchemy import JSON, Connection, DateTime, Select, Text, cast, func, lit
 from truthset.domain import Principal, ReviewStatus, TaskStatus
 from truthset.errors import InvalidInput, full_disk_is_storage_full
 from truthset.services import export_readers, formats
-from truthset.services.formats._sql import same_tenant, sql_object
+from truthset.services.formats._sql import Quoted, same_tenant, sql_object
 from truthset.services.pacing import Pacer
 from truthset.services.policy import Action, require
 from truthset.services.projects import get_project
@@ -176,7 +176,7 @@ def export_line_blocks(
     *,
     filters: ExportFilter | None = None,
     on_total: Callable[[int], Any] | None = None,
-    sql: str | None = None,
+    lines: formats.LineSql | None = None,
 ) -> Iterator[formats.LineBlock]:
     """The rows of :func:`export_rows` as JSON text, one line per task, in blocks of
     :data:`EXPORT_BLOCK` tasks, rendered by the database itself: SQLite's JSON1 functions or
@@ -189,10 +189,10 @@ def export_line_blocks(
     reader thread), which Python only passes on; same snapshot, filters and checks as
     :func:`export_rows`, and a test proves both give the same rows. The blocks are
     rendered by :data:`export_readers.READERS` connections at once (see
-    :mod:`truthset.services.export_readers`). ``sql``: another rendering of each task (a column
-    expression over ``tasks``), e.g. the Parquet writer's.
+    :mod:`truthset.services.export_readers`). ``lines``: another rendering of each task, e.g. the
+    Parquet writer's (:class:`~truthset.services.formats.LineSql`).
     """
-    query = line_query(db, principal, project_id, filters=filters, sql=sql)
+    query = line_query(db, principal, project_id, filters=filters, lines=lines)
     with db.snapshots(1 + export_readers.READERS) as conns:
         if not db.is_sqlite:
             for conn in conns:
@@ -202,18 +202,24 @@ def export_line_blocks(
         ranges, total = export_readers.plan(conns[0], query, EXPORT_BLOCK)
         if on_total is not None:
             on_total(total)
-        yield from export_readers.blocks(conns[1:] or conns, query, ranges, Pacer(db))
+        read = lines.read if lines is not None else None
+        yield from export_readers.blocks(conns[1:] or conns, query, ranges, Pacer(db), read)
 
 
 def line_query(
-    db: Database, principal: Principal, project_id: str, *, filters: ExportFilter | None = None, sql: str | None = None
+    db: Database,
+    principal: Principal,
+    project_id: str,
+    *,
+    filters: ExportFilter | None = None,
+    lines: formats.LineSql | None = None,
 ) -> Select:
     """The query of :func:`export_line_blocks`: one ``line`` column per chosen task (checked here)."""
     require(principal, Action.READ_TASKS)
     get_project(db, principal, project_id)
     chosen = filters or ExportFilter()
-    line = literal_column(sql or (_LINE_PG if not db.is_sqlite else _LINE_SQLITE)).label("line")
-    return task_query(principal, chosen.task_filter(project_id), line)
+    sql = lines.line if lines is not None else (_LINE_PG if not db.is_sqlite else _LINE_SQLITE)
+    return task_query(principal, chosen.task_filter(project_id), literal_column(sql).label("line"))
 
 
 def export_lines(
@@ -248,7 +254,17 @@ def _sqlite_time(column: str) -> str:
     return f"""COALESCE('"' || replace({column}, ' ', 'T') || 'Z"', 'null')"""
 
 
-def _object(*pairs: tuple[str, str]) -> str:
+def _own(column: str) -> Quoted:
+    """Like :func:`_q`, for a column that is never NULL (the format quotes it)."""
+    return Quoted(column)
+
+
+def _own_time(column: str) -> Quoted:
+    """Like :func:`_sqlite_time`, for a column that is never NULL."""
+    return Quoted(f"replace({column}, ' ', 'T')", "Z")
+
+
+def _object(*pairs: tuple[str, str | Quoted]) -> str:
     """SQL text building a JSON object from (key, SQL giving the value's JSON text) pairs (printf)."""
     return sql_object("printf", pairs)
 
@@ -258,44 +274,44 @@ def _array(item: str, rows: str) -> str:
     return f"COALESCE((SELECT '[' || group_concat(item, ',') || ']' FROM (SELECT {item} AS item {rows})), '[]')"
 
 
-_REVIEW_OBJECT = _object(("id", _q("v.id")), ("verdict", _q("v.verdict")), ("reviewer_id", _q("v.reviewer_id")))
+_REVIEW_OBJECT = _object(("id", _own("v.id")), ("verdict", _own("v.verdict")), ("reviewer_id", _own("v.reviewer_id")))
 # a response's review: the fix that made it, else the task's first review after it (as in _with_reviews)
 _REVIEW_OF_RESPONSE = f"""COALESCE(
     (SELECT {_REVIEW_OBJECT} FROM reviews v WHERE v.task_id = r.task_id AND v.response_id = r.id LIMIT 1),
     (SELECT {_REVIEW_OBJECT} FROM reviews v WHERE v.task_id = r.task_id AND v.id > r.id ORDER BY v.id LIMIT 1),
     'null')"""
 _RESPONSE_SQLITE = _object(
-    ("id", _q("r.id")),
-    ("worker_id", _q("r.worker_id")),
+    ("id", _own("r.id")),
+    ("worker_id", _own("r.worker_id")),
     ("worker_kind", _q("w.kind")),
     ("worker_name", "json_quote(w.name)"),
     ("answer", "r.answer"),
-    ("created_at", _sqlite_time("r.created_at")),
+    ("created_at", _own_time("r.created_at")),
     ("duration_ms", "COALESCE(r.duration_ms, 'null')"),
     ("scores", "COALESCE(r.scores, 'null')"),  # a model's prediction (docs/models.md)
     ("prefill", "COALESCE(r.prefill, 'null')"),  # a pre-filled answer: the prediction shown, kept or not
     ("review", f"CASE WHEN tasks.review_status IS NULL THEN 'null' ELSE {_REVIEW_OF_RESPONSE} END"),
 )
 _REVIEW_SQLITE = _object(
-    ("id", _q("v.id")),
-    ("reviewer_id", _q("v.reviewer_id")),
-    ("verdict", _q("v.verdict")),
+    ("id", _own("v.id")),
+    ("reviewer_id", _own("v.reviewer_id")),
+    ("verdict", _own("v.verdict")),
     ("reason", "json_quote(v.reason)"),
     ("response_id", _q("v.response_id")),
-    ("created_at", _sqlite_time("v.created_at")),
+    ("created_at", _own_time("v.created_at")),
 )
 _LINE_SQLITE = _object(
-    ("task_id", _q("tasks.id")),
+    ("task_id", _own("tasks.id")),
     ("unique_id", "json_quote(tasks.unique_id)"),
     ("batch_id", _q("tasks.batch_id")),
-    ("status", _q("tasks.status")),
+    ("status", _own("tasks.status")),
     ("data", "tasks.data"),
     ("metadata", "tasks.metadata"),
     ("answer", "COALESCE(tasks.result -> '$.answer', 'null')"),
     ("confidence", "json_quote(tasks.confidence)"),
     ("result", "COALESCE(tasks.result, 'null')"),
     ("completed_at", _sqlite_time("tasks.completed_at")),
-    ("updated_at", _sqlite_time("tasks.updated_at")),
+    ("updated_at", _own_time("tasks.updated_at")),
     ("review_status", _q("tasks.review_status")),
     (
         "responses",
@@ -360,8 +376,8 @@ def rows_for(
     line_sql = getattr(writer, "line_sql", None)
     if line_sql is not None:
         project = get_project(db, principal, project_id)
-        sql = line_sql(project, not db.is_sqlite)
-        return export_line_blocks(db, principal, project_id, filters=filters, on_total=on_total, sql=sql)
+        lines = line_sql(project, not db.is_sqlite)
+        return export_line_blocks(db, principal, project_id, filters=filters, on_total=on_total, lines=lines)
     raw = getattr(writer, "raw_json", False)
     return export_rows(db, principal, project_id, filters=filters, on_total=on_total, raw_json=raw)
 

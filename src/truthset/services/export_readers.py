@@ -23,7 +23,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from typing import Any
 
@@ -57,9 +57,17 @@ def plan(conn: Connection, query: Select, block: int) -> tuple[list[Range], int]
     return list(zip([None, *cuts], [*cuts, None], strict=True)), (rows[0].total if rows else 0)
 
 
-def blocks(conns: list[Connection], query: Select, ranges: list[Range], pacer: Pacer) -> Iterator[LineBlock]:
+def blocks(
+    conns: list[Connection],
+    query: Select,
+    ranges: list[Range],
+    pacer: Pacer,
+    read: Callable[[LineBlock], Any] | None = None,
+) -> Iterator[LineBlock]:
     """The ``line`` column of ``query`` over ``ranges``, a block a range, in order, rendered by
-    ``conns`` (sharing one snapshot: :meth:`Database.snapshots`) at once, one thread each."""
+    ``conns`` (sharing one snapshot: :meth:`Database.snapshots`) at once, one thread each; with
+    ``read``, each block is also read by the thread that rendered it (:attr:`LineBlock.parsed`,
+    the text dropped)."""
     readers = conns[: len(ranges)]
     stop = threading.Event()
     turns = threading.Lock() if readers and readers[0].dialect.name == "postgresql" else None
@@ -67,7 +75,7 @@ def blocks(conns: list[Connection], query: Select, ranges: list[Range], pacer: P
     threads = [
         threading.Thread(
             target=_read,
-            args=(conn, query, ranges[k :: len(readers)], queues[k], stop, pacer, turns),
+            args=(conn, query, ranges[k :: len(readers)], queues[k], stop, pacer, turns, read),
             name=f"export-reader-{k}",
             daemon=True,
         )
@@ -115,9 +123,10 @@ def _read(
     stop: threading.Event,
     pacer: Pacer,
     turns: threading.Lock | None = None,
+    read: Callable[[LineBlock], Any] | None = None,
 ) -> None:
-    """One reader: its ranges rendered on ``conn``, each as one block put on ``out``; with
-    ``turns``, one reader's block at a time while the annotation loop is busy."""
+    """One reader: its ranges rendered on ``conn`` (and read by ``read``), each as one block put
+    on ``out``; with ``turns``, one reader's block at a time while the annotation loop is busy."""
     # SQLite renders in this thread, so its CPU time is the step's work; a PostgreSQL backend
     # renders while this thread waits for the rows, so there the wall clock measures the work
     clock = time.perf_counter if conn.dialect.name == "postgresql" else time.thread_time
@@ -126,6 +135,9 @@ def _read(
             in_turn = turns if turns is not None and pacer.loop_busy_lately() else nullcontext()
             with in_turn, pacer.step(clock):
                 block = _render(conn, query, low, high)
+            if read is not None:  # the reading is this thread's own work, paced like the rendering
+                with pacer.step(time.thread_time):
+                    block = block._replace(text=b"", parsed=read(block))
             if not _put(out, block, stop):
                 return
     except BaseException as exc:  # handed to the consumer, which raises it

@@ -11,9 +11,9 @@ shape docs/formats.md documents) into one file. It is any object with
   ``data``, ``metadata`` and responses' ``answer`` as the stored JSON text (:class:`orjson.Fragment`);
 - optionally ``json_lines = True``: the rows may be :class:`LineBlock` s of each row's JSON text,
   rendered by the database (:func:`truthset.services.export.export_line_blocks`; the JSONL writer);
-- optionally ``line_sql(project, postgres) -> str``: SQL rendering each task as the text the writer
-  wants (the Parquet writer's JSON lines in its schema's shape); the rows are then
-  :class:`LineBlock` s of those texts;
+- optionally ``line_sql(project, postgres) -> LineSql``: SQL rendering each task as the text the
+  writer wants (the Parquet writer's JSON lines in its schema's shape), and what the export's
+  reader threads make of each block; the rows are then :class:`LineBlock` s of those texts;
 - optionally ``writes_whole_tasks = True``: the writer writes each task whole whatever the spec
   says (JSONL), so an export cannot narrow it to some questions (``questions``: see
   :func:`truthset.services.export.only_questions`; the others write the questions of the spec
@@ -30,12 +30,12 @@ pyarrow say, is loaded only when that format is used).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, NamedTuple, Protocol
 
 from truthset.errors import InvalidInput
 
-__all__ = ["MODULES", "LineBlock", "Writer", "canonical", "check_format", "get", "names"]
+__all__ = ["MODULES", "LineBlock", "LineSql", "Writer", "canonical", "check_format", "get", "names"]
 
 #: format name -> the module holding its ``WRITER``
 MODULES: dict[str, str] = {
@@ -56,10 +56,26 @@ MODULES: dict[str, str] = {
 class LineBlock(NamedTuple):
     """``count`` tasks' lines as the database rendered them, in id order: UTF-8, each line but the
     last followed by a newline (a line never holds one: its JSON escapes them). One block of an
-    export, handed to the writer whole: per line, Python would cost more than the database."""
+    export, handed to the writer whole: per line, Python would cost more than the database.
+
+    ``parsed``: what the writer's ``LineSql.read`` made of the block in the reader thread (the text
+    is then dropped)."""
 
     count: int
     text: bytes
+    parsed: Any = None
+
+
+class LineSql(NamedTuple):
+    """How the database renders an export's blocks for a writer (its ``line_sql``).
+
+    ``line``: SQL (a column over ``tasks``) giving each task's line. ``read``: run on each block by
+    the thread that rendered it, its result handed on in :attr:`LineBlock.parsed`: so the blocks
+    are parsed by the reader threads at once, beside the writing (pyarrow's JSON reader releases
+    the GIL), not one after the other by the writing thread."""
+
+    line: str
+    read: Callable[[LineBlock], Any] | None = None
 
 
 class Writer(Protocol):

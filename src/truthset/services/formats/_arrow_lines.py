@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from truthset.services.formats._sql import same_tenant, sql_object
+from truthset.services.formats._sql import Quoted, same_tenant, sql_object
 
 
 class Dialect:
@@ -43,6 +43,16 @@ class Dialect:
         """An id, status or kind of truthset's own (nothing to escape) as a JSON string or null."""
         return f"""COALESCE('"' || {column} || '"', 'null')"""
 
+    def own(self, column: str) -> Quoted:
+        """Like :meth:`ours`, for a column that is never NULL (the format quotes it)."""
+        return Quoted(column)
+
+    def own_time(self, column: str) -> Quoted:
+        """Like :meth:`time`, for a column that is never NULL."""
+        if self.pg:
+            return Quoted(f"""to_char({column}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""")
+        return Quoted(f"replace({column}, ' ', 'T')", "Z")
+
     def time(self, column: str) -> str:
         if self.pg:
             return f"""COALESCE('"' || to_char({column}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"', 'null')"""
@@ -51,7 +61,7 @@ class Dialect:
     def number(self, column: str) -> str:
         return f"COALESCE(({column})::text, 'null')" if self.pg else f"COALESCE(json_quote({column}), 'null')"
 
-    def object(self, *pairs: tuple[str, str]) -> str:
+    def object(self, *pairs: tuple[str, str | Quoted]) -> str:
         """A JSON object from (key, SQL giving the value's JSON text, never NULL) pairs."""
         return sql_object("format" if self.pg else "printf", pairs)
 
@@ -84,39 +94,37 @@ def line_sql(fields: list[tuple[str, pa.DataType]], questions: list[tuple[str, p
     """SQL (a column of ``FROM tasks``) giving each task's JSON line in the Parquet schema's shape."""
     d = Dialect(postgres)
     answer = d.get("tasks.result", "answer")
-    review = d.object(
-        ("id", d.ours("v.id")), ("verdict", d.ours("v.verdict")), ("reviewer_id", d.ours("v.reviewer_id"))
-    )
+    review = d.object(("id", d.own("v.id")), ("verdict", d.own("v.verdict")), ("reviewer_id", d.own("v.reviewer_id")))
     review_of_response = f"""COALESCE(
         (SELECT {review} FROM reviews v WHERE v.task_id = r.task_id AND v.response_id = r.id LIMIT 1),
         (SELECT {review} FROM reviews v WHERE v.task_id = r.task_id AND v.id > r.id ORDER BY v.id LIMIT 1), 'null')"""
     response = d.object(
-        ("id", d.ours("r.id")),
-        ("worker_id", d.ours("r.worker_id")),
+        ("id", d.own("r.id")),
+        ("worker_id", d.own("r.worker_id")),
         ("worker_kind", d.ours("w.kind")),
         ("worker_name", d.text("w.name")),
         ("answer", _struct(d, "r.answer", questions)),
-        ("created_at", d.time("r.created_at")),
+        ("created_at", d.own_time("r.created_at")),
         ("duration_ms", d.number("r.duration_ms")),
         ("review", f"CASE WHEN tasks.review_status IS NULL THEN 'null' ELSE {review_of_response} END"),
     )
     review_item = d.object(
-        ("id", d.ours("v.id")),
-        ("reviewer_id", d.ours("v.reviewer_id")),
-        ("verdict", d.ours("v.verdict")),
+        ("id", d.own("v.id")),
+        ("reviewer_id", d.own("v.reviewer_id")),
+        ("verdict", d.own("v.verdict")),
         ("reason", d.text("v.reason")),
         ("response_id", d.ours("v.response_id")),
-        ("created_at", d.time("v.created_at")),
+        ("created_at", d.own_time("v.created_at")),
     )
     names = [name for name, _ in questions]
     return d.object(
-        ("task_id", d.ours("tasks.id")),
+        ("task_id", d.own("tasks.id")),
         ("unique_id", d.text("tasks.unique_id")),
         ("batch_id", d.ours("tasks.batch_id")),
-        ("status", d.ours("tasks.status")),
+        ("status", d.own("tasks.status")),
         ("review_status", d.ours("tasks.review_status")),
         ("completed_at", d.time("tasks.completed_at")),
-        ("updated_at", d.time("tasks.updated_at")),
+        ("updated_at", d.own_time("tasks.updated_at")),
         ("confidence", d.number("tasks.confidence")),
         ("data", _struct(d, "tasks.data", fields)),
         ("answer", _struct(d, answer, questions)),

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 #: SQLite's and PostgreSQL's limits on a function's arguments are 127 and 100: past this, a chain of ||.
 MAX_FORMAT_ARGS = 99
 
 
-def sql_object(function: str, pairs: Sequence[tuple[str, str]]) -> str:
-    """SQL giving a JSON object's text from (key, SQL giving the value's JSON text) pairs.
+class Quoted(NamedTuple):
+    """A value of :func:`sql_object` that is a JSON string: SQL giving text that is never NULL and
+    has nothing to escape (an id, a status or a time of truthset's own making), then ``suffix``.
+    The format writes the quotes (and the suffix) itself: a ``'"' || value || '"'`` for each of a
+    response's id, worker and time was a tenth of the rendering of a Parquet export's line."""
+
+    sql: str
+    suffix: str = ""
+
+
+def sql_object(function: str, pairs: Sequence[tuple[str, str | Quoted]]) -> str:
+    """SQL giving a JSON object's text from (key, SQL giving the value's JSON text, or a
+    :class:`Quoted` value) pairs.
 
     One call of ``function`` (SQLite's ``printf``, PostgreSQL's ``format``) per object rather than a
     chain of ``||``: each ``||`` copies the text built so far, and the chain made a JSONL line's
@@ -18,10 +30,24 @@ def sql_object(function: str, pairs: Sequence[tuple[str, str]]) -> str:
     nothing to escape but ``%``, for the format.
     """
     if len(pairs) > MAX_FORMAT_ARGS:
-        parts = [f"""'{"," if i else "{"}"{key}":' || {value}""" for i, (key, value) in enumerate(pairs)]
+        parts = [f"""'{"," if i else "{"}"{key}":' || {_text(value)}""" for i, (key, value) in enumerate(pairs)]
         return " || ".join(parts) + " || '}'"
-    template = "{" + ",".join(f'"{key.replace("%", "%%")}":%s' for key, _ in pairs) + "}"
-    return f"{function}('{template}', {', '.join(value for _, value in pairs)})"
+    template = "{" + ",".join(f'"{_escape(key)}":{_spec(value)}' for key, value in pairs) + "}"
+    arguments = ", ".join(value.sql if isinstance(value, Quoted) else value for _, value in pairs)
+    return f"{function}('{template}', {arguments})"
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+def _spec(value: str | Quoted) -> str:
+    return f'"%s{_escape(value.suffix)}"' if isinstance(value, Quoted) else "%s"
+
+
+def _text(value: str | Quoted) -> str:
+    """SQL giving the value's JSON text (a chain of ``||``, for an object past the format's limit)."""
+    return f"""('"' || {value.sql} || '{value.suffix}"')""" if isinstance(value, Quoted) else value
 
 
 def same_tenant(alias: str) -> str:

@@ -16,6 +16,7 @@ Readable by pyarrow, pandas, DuckDB, Spark and ``datasets.load_dataset("parquet"
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
@@ -24,9 +25,10 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from truthset.services.formats import LineBlock, _arrow_lines
+from truthset.services.formats import LineBlock, LineSql, _arrow_lines
 
 ROWS_PER_BATCH = 2000
+_WRITE_BUFFER = 1 << 20
 TIME = pa.timestamp("us", tz="UTC")
 JSON_TEXT = pa.string()  # JSON documents as text (Parquet's JSON logical type is not read everywhere)
 
@@ -188,21 +190,25 @@ class ParquetWriter:
     media_type = "application/vnd.apache.parquet"
     extension = "parquet"
 
-    def line_sql(self, project: dict[str, Any], postgres: bool) -> str:
-        """The database renders each task as a JSON line of this format's schema (see _arrow_lines):
-        :meth:`write` then gets those lines instead of row dicts, and pyarrow reads them."""
+    def line_sql(self, project: dict[str, Any], postgres: bool) -> LineSql:
+        """The database renders each task as a JSON line of this format's schema (see _arrow_lines),
+        and the export's reader threads read each block into a table (:func:`read_block`), which
+        :meth:`write` then writes."""
         layout = _Layout(project["spec"])
-        return _arrow_lines.line_sql(layout.fields, layout.questions, postgres)
+        line = _arrow_lines.line_sql(layout.fields, layout.questions, postgres)
+        return LineSql(line, functools.partial(read_block, layout))
 
     def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any] | LineBlock], out: BinaryIO) -> int:
         layout = _Layout(project["spec"])
         count = 0
-        with pq.ParquetWriter(out, layout.schema, compression="zstd") as writer:
+        # pyarrow writes each page through the file's Python write(): buffered here, it calls it once a MiB
+        stream = pa.BufferedOutputStream(pa.PythonFile(out, mode="w"), buffer_size=_WRITE_BUFFER)
+        with pq.ParquetWriter(stream, layout.schema, compression="zstd") as writer:
             block: list[dict[str, Any]] = []
             for row in rows:
                 if isinstance(row, LineBlock):  # the database's lines (line_sql): a record batch a block
                     if row.count:
-                        writer.write_table(_read_lines(layout, row.text))
+                        writer.write_table(row.parsed if row.parsed is not None else read_block(layout, row))
                     count += row.count
                     continue
                 block.append(row)
@@ -213,6 +219,7 @@ class ParquetWriter:
             if block or not count:  # an empty export is still a file with the schema
                 writer.write_table(_table(layout, block))
                 count += len(block)
+        stream.detach()  # the rest written, and ``out`` left open: it is the caller's
         return count
 
 
@@ -221,18 +228,18 @@ def _table(layout: _Layout, block: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_batches([record_batch(layout, block)], schema=layout.schema)
 
 
-def _read_lines(layout: _Layout, text: bytes) -> pa.Table:
-    """One block of JSON lines in this format's shape (from the database) read by pyarrow."""
+def read_block(layout: _Layout, block: LineBlock) -> pa.Table:
+    """One block of JSON lines in this format's shape (from the database, ``line_sql``) read by pyarrow."""
     options = pajson.ParseOptions(explicit_schema=layout.schema, unexpected_field_behavior="ignore")
     # One parse of the whole block in this thread: pyarrow's default (1 MiB blocks, a thread pool)
     # spent a third more CPU on a block of 2,000 lines, and the export's process is one of many.
-    reading = pajson.ReadOptions(use_threads=False, block_size=max(len(text) + 1, 1 << 20))
+    reading = pajson.ReadOptions(use_threads=False, block_size=max(len(block.text) + 1, 1 << 20))
     try:
         # a BufferReader reads the bytes in place: a Python file would be read through Python calls
-        table = pajson.read_json(pa.BufferReader(text), parse_options=options, read_options=reading)
+        table = pajson.read_json(pa.BufferReader(block.text), parse_options=options, read_options=reading)
     except pa.ArrowInvalid:  # a value of the wrong JSON type the SQL did not catch: the careful way
         row_type = pa.struct(list(layout.schema))
-        rows = [_arrow_lines.coerce(orjson.loads(line), row_type) for line in text.split(b"\n")]
+        rows = [_arrow_lines.coerce(orjson.loads(line), row_type) for line in block.text.split(b"\n")]
         return pa.Table.from_pylist(rows, schema=layout.schema)
     return table.select(layout.schema.names).cast(layout.schema)
 
