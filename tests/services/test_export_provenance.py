@@ -14,7 +14,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 
 from truthset.domain import TaskStatus
 from truthset.errors import InvalidInput
@@ -173,9 +173,22 @@ def test_docs_formats_md_shows_the_row_shape_and_its_parquet_example_runs(
 
 
 def test_the_lines_the_database_renders_are_the_rows(db: Database, org: Org) -> None:
-    """JSONL is rendered by the database (export_lines); it must say exactly what export_rows says."""
-    project, _ = labeled_project(org)
+    """JSONL is rendered by the database (export_lines); it must say exactly what export_rows says,
+    also for texts people typed that need escaping, a model's scores and a pre-filled answer."""
+    project, made = labeled_project(org)
     org.make_tasks(project["id"], 2, batch_id=org.make_batch(project["id"])["id"])
+    awkward = 'Zoë "Z" \\ O\'Brien\ttab\nnew line \u2028 ✓'
+    with db.write() as conn:
+        responses = select(t.responses.c.id, t.responses.c.worker_id).where(t.responses.c.task_id == made[0]["id"])
+        response_id, worker_id = conn.execute(responses.order_by(t.responses.c.id)).first()
+        conn.execute(update(t.workers).where(t.workers.c.id == worker_id).values(name=awkward))
+        conn.execute(
+            update(t.responses)
+            .where(t.responses.c.id == response_id)
+            .values(scores={"sentiment": {"positive": 0.8, "neutral": 0.2}}, prefill={"sentiment": "positive"})
+        )
+        conn.execute(update(t.reviews).where(t.reviews.c.task_id == made[0]["id"]).values(reason=awkward))
+        conn.execute(update(t.tasks).where(t.tasks.c.id == made[2]["id"]).values(unique_id=awkward))
     for filters in (export.ExportFilter(), export.ExportFilter(status=None), export.ExportFilter(min_confidence=0.5)):
         rows = list(export.export_rows(db, org.owner.principal, project["id"], filters=filters))
         totals: list[int] = []
@@ -185,6 +198,9 @@ def test_the_lines_the_database_renders_are_the_rows(db: Database, org: Org) -> 
         assert [orjson.loads(line) for line in lines] == rows and totals == [len(rows)]
         if filters.status is None:
             assert any(row["reviews"] for row in rows) and any(not row["responses"] for row in rows)
+            assert rows[0]["responses"][0]["worker_name"] == rows[0]["reviews"][0]["reason"] == awkward
+            assert rows[0]["responses"][0]["prefill"] == {"sentiment": "positive"}
+            assert [row["unique_id"] for row in rows].count(awkward) == 1
 
 
 @pytest.mark.parametrize("refused", [False, True], ids=["pyarrow reads the lines", "a refused block"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+ISO_FORMAT_PG = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'  # to_char's pattern for the export's times
 #: SQLite's and PostgreSQL's limits on a function's arguments are 127 and 100: past this, a chain of ||.
 MAX_FORMAT_ARGS = 99
 
@@ -60,3 +61,60 @@ def same_tenant(alias: str) -> str:
     finds a task's few rows.
     """
     return f"({alias}.organization_id || '') = tasks.organization_id"
+
+
+class Dialect:
+    """The pieces of an export line's SQL, on SQLite (JSON1, ``printf``) or PostgreSQL (``format``):
+    one builder of each line for both databases (the JSONL line in ``services/export.py``, the
+    Parquet line in ``_arrow_lines.py``)."""
+
+    def __init__(self, postgres: bool) -> None:
+        self.pg = postgres
+
+    def get(self, document: str, key: str) -> str:
+        """The member ``key`` of the JSON ``document`` as JSON (SQL NULL when missing)."""
+        return f"({document} -> '{key}')" if self.pg else f"({document} -> '$.{key}')"
+
+    def as_text(self, value: str) -> str:
+        """A JSON value (or stored JSON text) as a JSON string holding its text (null stays null)."""
+        return f"COALESCE(to_json(({value})::text)::text, 'null')" if self.pg else f"json_quote('' || {value})"
+
+    def json(self, value: str) -> str:
+        """A JSON value as JSON text, null when missing."""
+        return f"COALESCE(({value})::text, 'null')" if self.pg else f"COALESCE({value}, 'null')"
+
+    def text(self, column: str) -> str:
+        """A text column (anything people typed) as a JSON string or null."""
+        return f"COALESCE(to_json({column})::text, 'null')" if self.pg else f"COALESCE(json_quote({column}), 'null')"
+
+    def ours(self, column: str) -> str:
+        """An id, status or kind of truthset's own (nothing to escape) as a JSON string or null."""
+        return f"""COALESCE('"' || {column} || '"', 'null')"""
+
+    def own(self, column: str) -> Quoted:
+        """Like :meth:`ours`, for a column that is never NULL (the format quotes it)."""
+        return Quoted(column)
+
+    def own_time(self, column: str) -> Quoted:
+        """Like :meth:`time`, for a column that is never NULL."""
+        if self.pg:
+            return Quoted(f"to_char({column}, '{ISO_FORMAT_PG}')")
+        return Quoted(f"replace({column}, ' ', 'T')", "Z")
+
+    def time(self, column: str) -> str:
+        if self.pg:
+            return f"""COALESCE('"' || to_char({column}, '{ISO_FORMAT_PG}') || '"', 'null')"""
+        return f"""COALESCE('"' || replace({column}, ' ', 'T') || 'Z"', 'null')"""
+
+    def number(self, column: str) -> str:
+        return f"COALESCE(({column})::text, 'null')" if self.pg else f"COALESCE(json_quote({column}), 'null')"
+
+    def object(self, *pairs: tuple[str, str | Quoted]) -> str:
+        """A JSON object from (key, SQL giving the value's JSON text, never NULL) pairs."""
+        return sql_object("format" if self.pg else "printf", pairs)
+
+    def array(self, item: str, rows: str, order: str) -> str:
+        if self.pg:
+            return f"COALESCE((SELECT '[' || string_agg({item}, ',' ORDER BY {order}) || ']' {rows}), '[]')"
+        ordered = f"SELECT {item} AS item {rows} ORDER BY {order}"  # group_concat keeps its order
+        return f"COALESCE((SELECT '[' || group_concat(item, ',') || ']' FROM ({ordered})), '[]')"
