@@ -16,10 +16,10 @@ import pytest
 import sqlalchemy
 from sqlalchemy import event, select, update
 
-from truthset.domain import TaskStatus
+from truthset.domain import ReviewStatus, TaskStatus
 from truthset.errors import InvalidInput
 from truthset.schemas import ResponseCreate
-from truthset.services import export, formats, queue, review
+from truthset.services import export, formats, queue, review, tasks
 from truthset.services.formats import _arrow_lines
 from truthset.storage import Database
 from truthset.storage import tables as t
@@ -256,3 +256,64 @@ def test_parquet_keeps_stored_json_text_newlines_and_all(db: Database, org: Org)
     assert orjson.loads(table[2]["metadata"]) == {"source": "shop"}
     assert table[2]["result"] is None and table[2]["responses"] == []
     assert orjson.loads(table[0]["result"])["answer"]["sentiment"] == table[0]["answer"]["sentiment"] == "positive"
+
+
+def test_parquet_of_json_kept_as_text_and_of_filters_is_the_parquet_of_the_rows(db: Database, org: Org) -> None:
+    """A spec whose fields and answers are partly JSON kept as text (a conversation, a ranking,
+    spans): the Parquet writer's fast path (JSON lines on SQLite, Arrow columns on PostgreSQL:
+    services/export_arrow.py) writes what converting export_rows in Python writes, whatever the
+    filters, with responses, their workers and a review."""
+    from truthset.demo import CHAT_SPEC, PROJECTS
+
+    project = org.make_project(spec=CHAT_SPEC, overlap=2)
+    chat = next(demo for demo in PROJECTS if demo.spec is CHAT_SPEC)
+    items = list(enumerate(chat.tasks()[:4], start=1))
+    assert tasks.import_tasks(db, org.owner.principal, project["id"], items).created == 4
+    made = sorted(org.all_tasks(tasks.TaskFilter(project_id=project["id"])), key=lambda task: task["id"])
+    grade = {"accuracy": {"score": 4}, "helpfulness": {"score": 5}, "tone": {"score": 3}}
+    answer = {
+        "preference": {"winner": 1, "strength": "much better"},
+        "grade-0": grade,
+        "grade-1": grade,
+        "problems-0": [{"start": 0, "end": 4, "label": "error"}],
+        "rewrite": "Use slicing.",
+    }
+    workers = [org.add_member("annotator", name=name).principal for name in ("Ann", 'Bo "B"')]
+    for task in made[:3]:
+        for worker in workers:
+            queue.submit(db, worker, task["id"], ResponseCreate(answer=answer, duration_ms=900))
+    review.submit_review(db, org.principal_for("reviewer"), made[0]["id"], "accept")
+    writer = formats.get("parquet")
+    for filters in (
+        export.ExportFilter(),
+        export.ExportFilter(status=None),
+        export.ExportFilter(min_confidence=0.0),
+        export.ExportFilter(status=None, review_status=ReviewStatus.ACCEPTED),
+        export.ExportFilter(status=None, updated_since=made[1]["updated_at"]),
+    ):
+        fast, careful = io.BytesIO(), io.BytesIO()
+        writer.write(project, export.rows_for(writer, db, org.owner.principal, project["id"], filters), fast)
+        writer.write(project, export.export_rows(db, org.owner.principal, project["id"], filters=filters), careful)
+        from_lines, from_rows = pq.read_table(fast).to_pylist(), pq.read_table(careful).to_pylist()
+        assert len(from_lines) == len(from_rows) > 0, filters
+        for line, row in zip(from_lines, from_rows, strict=True):
+            for key in ("metadata", "result"):  # JSON text: the same JSON, written by another hand
+                assert orjson.loads(line.pop(key) or "null") == orjson.loads(row.pop(key) or "null")
+            for key in ("conversation", "replies"):
+                assert orjson.loads(line["data"].pop(key)) == orjson.loads(row["data"].pop(key))
+            answers = [line["answer"], row["answer"]] + [r["answer"] for r in line["responses"] + row["responses"]]
+            for answered in filter(None, answers):  # a task without a result has none
+                for key in ("preference", "grade-0", "grade-1", "problems-0", "problems-1"):  # JSON text too
+                    answered[key] = answered[key] and orjson.loads(answered[key])
+            assert line == row
+    first = from_lines[0]  # (the last filter's rows: every status)
+    assert first["data"] == {} and first["responses"][0]["answer"]["problems-0"] == answer["problems-0"]
+    assert first["responses"][0]["answer"]["grade-1"] == grade and first["answer"]["preference"] is not None
+    # CSV: one answer.<name>-<i> column for each candidate too, with the result's value as JSON
+    out = io.BytesIO()
+    formats.get("csv").write(project, export.export_rows(db, org.owner.principal, project["id"]), out)
+    header, *lines = list(csv.reader(io.StringIO(out.getvalue().decode())))
+    assert {"answer.grade-0", "answer.grade-1", "answer.problems-0", "data.conversation"} <= set(header)
+    cells = dict(zip(header, lines[0], strict=True))
+    assert set(orjson.loads(cells["answer.grade-0"])) == set(grade)  # the result's rubric, criterion by criterion
+    assert orjson.loads(cells["data.conversation"])[0]["role"] == "system"

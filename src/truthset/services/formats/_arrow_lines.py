@@ -18,25 +18,26 @@ import pyarrow as pa
 
 from truthset.services.formats._sql import Dialect, same_tenant
 
-_TYPED = (pa.string(), pa.float64(), pa.list_(pa.string()))
 
-
-def _struct(d: Dialect, document: str, members: list[tuple[str, pa.DataType]]) -> str:
+def _struct(d: Dialect, document: str, members: list[tuple[str, pa.DataType | None]]) -> str:
     """The JSON object of a struct column from the JSON ``document`` (null when the document is).
 
-    Members typed in Arrow are read by pyarrow from the stored JSON as it is (a whole document is
-    copied when every member is typed: pyarrow skips the keys the schema has not); only members
+    ``members``: (name, Arrow type), the type None for JSON kept as text. Members typed in Arrow
+    are read by pyarrow from the stored JSON as it is (a whole document is copied when every
+    member is typed: pyarrow skips the keys the schema has not); only members
     kept as JSON text are taken out one by one, to be quoted. A stored value of the wrong JSON type
     makes pyarrow refuse the block, which is then converted in Python (see ``coerce``).
     """
-    if all(kind in _TYPED for _, kind in members):
+    if all(kind is not None for _, kind in members):
         return d.json(document)
-    pairs = [(name, d.json(d.get(document, name)) if kind in _TYPED else d.as_text(d.get(document, name)))
+    pairs = [(name, d.json(d.get(document, name)) if kind is not None else d.as_text(d.get(document, name)))
              for name, kind in members]  # fmt: skip
     return f"CASE WHEN {document} IS NULL THEN 'null' ELSE {d.object(*pairs)} END"
 
 
-def line_sql(fields: list[tuple[str, pa.DataType]], questions: list[tuple[str, pa.DataType]], postgres: bool) -> str:
+def line_sql(
+    fields: list[tuple[str, pa.DataType | None]], questions: list[tuple[str, pa.DataType | None]], postgres: bool
+) -> str:
     """SQL (a column of ``FROM tasks``) giving each task's JSON line in the Parquet schema's shape."""
     d = Dialect(postgres)
     answer = d.get("tasks.result", "answer")

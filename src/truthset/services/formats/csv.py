@@ -17,6 +17,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from truthset.questions import expanded_questions
+
 ROWS_PER_WRITE = 2000
 _TASK_COLUMNS = (
     "task_id", "unique_id", "batch_id", "status", "completed_at", "updated_at", "review_status", "confidence",
@@ -35,7 +37,7 @@ def cell(value: Any) -> Any:
 def header(project: dict[str, Any]) -> list[str]:
     spec = project["spec"]
     fields = [f"data.{field['name']}" for field in spec["fields"]]
-    questions = [q["name"] for q in spec["questions"]]
+    questions = [q["name"] for q in expanded_questions(spec)]  # <name>-<i> for each candidate (for_each)
     per_question = [f"{part}.{name}" for name in questions for part in ("answer", "confidence", "method")]
     return [*_TASK_COLUMNS, *fields, *per_question, "metadata", "response_count", "responses"]
 
@@ -61,7 +63,7 @@ class CsvWriter:
 
     def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any]], out: BinaryIO) -> int:
         fields = [field["name"] for field in project["spec"]["fields"]]
-        questions = [q["name"] for q in project["spec"]["questions"]]
+        questions = [q["name"] for q in expanded_questions(project["spec"])]
         buffer = io.StringIO()  # a block of lines is rendered here, then written to ``out`` at once
         writer = csv.writer(buffer)
         writer.writerow(header(project))

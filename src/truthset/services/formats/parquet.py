@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from truthset.questions import expanded_questions
 from truthset.services.formats import LineBlock, LineSql, _arrow_lines
 
 ROWS_PER_BATCH = 2000
@@ -55,25 +56,30 @@ _REVIEWS = pa.list_(
 )
 
 
-def _fits(kind: pa.DataType) -> Callable[[Any], Any]:
-    """How a value goes into a column of ``kind``: as it is when it fits, else null (kept in ``result``)."""
+def _fits(kind: pa.DataType | None) -> Callable[[Any], Any]:
+    """How a value goes into a column of ``kind``: as it is when it fits, else null (kept in
+    ``result``); ``None``: JSON kept as text."""
+    if kind is None:
+        return _json
     if kind == pa.string():
         return lambda v: v if isinstance(v, str) else None
     if kind == pa.float64():
         return lambda v: float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
     if kind == pa.list_(pa.string()):
         return lambda v: v if isinstance(v, list) and all(isinstance(x, str) for x in v) else None
-    return lambda v: None if v is None else orjson.dumps(v).decode()  # JSON text
+    return _json
 
 
 class _Layout:
     """The project's columns: one member per field and per question, with their Arrow types."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        self.fields = [(f["name"], _FIELD_TYPES.get(f["type"], JSON_TEXT)) for f in spec["fields"]]
-        self.questions = [(q["name"], _QUESTION_TYPES.get(q["type"], JSON_TEXT)) for q in spec["questions"]]
-        self.data_type = pa.struct(self.fields)
-        self.answer_type = pa.struct(self.questions)
+        # (name, Arrow type), None for JSON kept as text (a string column too, but written as JSON);
+        # a question asked for each candidate of a responses field is one per candidate, <name>-<i>
+        self.fields = [(f["name"], _FIELD_TYPES.get(f["type"])) for f in spec["fields"]]
+        self.questions = [(q["name"], _QUESTION_TYPES.get(q["type"])) for q in expanded_questions(spec)]
+        self.data_type = pa.struct([(name, kind or JSON_TEXT) for name, kind in self.fields])
+        self.answer_type = pa.struct([(name, kind or JSON_TEXT) for name, kind in self.questions])
         self._field_fit = [(name, _fits(kind)) for name, kind in self.fields]
         self._answer_fit = [(name, _fits(kind)) for name, kind in self.questions]
         response = pa.struct(
