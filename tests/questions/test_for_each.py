@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from truthset.questions import AnswerError, CompiledSpec, Spec, expanded_questions
+from truthset.questions import AnswerError, CompiledSpec, Spec, asked_questions, expanded_questions
 from truthset.services.completion import resolve
 
 FIELDS = [{"name": "prompt", "type": "text"}, {"name": "answers", "type": "responses", "count": 2}]
@@ -106,3 +106,15 @@ def test_the_policy_of_a_question_applies_to_each_copy_unless_a_copy_is_named() 
     assert (rules.questions["grade-0"].target, rules.questions["grade-1"].target) == (0.9, 0.95)
     assert not rules.questions["problems-0"].deciding
     assert [q["group"] for q in expanded_questions(stored)] == ["better", "grade", "grade", "problems", "problems"]
+
+
+def test_the_questions_asked_read_from_a_stored_spec_are_the_expanded_ones() -> None:
+    """asked_questions (for export writers: it loads no question type) names and types the same
+    questions, in the same order, as expanded_questions, for every demo spec as stored."""
+    from truthset import demo
+
+    for project in demo.PROJECTS:
+        stored = Spec.model_validate(project.spec).model_dump(mode="json")
+        expanded = [(q["name"], q["type"]) for q in expanded_questions(stored)]
+        assert asked_questions(stored) == expanded, project.name
+    assert ("grade-1", "rubric") in asked_questions(demo.CHAT_SPEC)

@@ -26,6 +26,7 @@ from truthset.questions._spec import (
     FieldSpec,
     FieldType,
     Spec,
+    asked_questions,
     expanded_questions,
     media_reference,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "QuestionConfig",
     "QuestionType",
     "Spec",
+    "asked_questions",
     "describe",
     "expanded_questions",
     "get",

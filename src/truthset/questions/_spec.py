@@ -124,8 +124,29 @@ def expand(questions: list[QuestionConfig], fields: list[FieldSpec]) -> list[Que
             out.append(question)
             continue
         for index in range(counts.get(question.for_each) or 0):
-            out.append(question.model_copy(update={"name": f"{question.name}-{index}", "candidate": index}))
+            out.append(question.model_copy(update={"name": candidate_name(question.name, index), "candidate": index}))
     return out
+
+
+def candidate_name(name: str, index: int) -> str:
+    """The name of the copy of question ``name`` asked for candidate ``index`` (see :func:`expand`)."""
+    return f"{name}-{index}"
+
+
+def asked_questions(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(name, type) of each question a task asks (as :func:`expand` names them), read from a stored
+    spec as it is: no question type is loaded (they bring SciPy), for a writer that needs only the
+    names and types, in an export process."""
+    counts = {field["name"]: field.get("count") for field in spec["fields"]}
+    asked: list[tuple[str, str]] = []
+    for question in spec["questions"]:
+        candidates = question.get("for_each")
+        if candidates is None:
+            asked.append((question["name"], question["type"]))
+        else:
+            copies = range(counts.get(candidates) or 0)
+            asked.extend((candidate_name(question["name"], index), question["type"]) for index in copies)
+    return asked
 
 
 def expanded_questions(spec: Mapping[str, Any]) -> list[dict[str, Any]]:

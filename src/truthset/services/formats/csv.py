@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from truthset.questions import expanded_questions
+from truthset.questions import asked_questions
 
 ROWS_PER_WRITE = 2000
 _TASK_COLUMNS = (
@@ -37,7 +37,7 @@ def cell(value: Any) -> Any:
 def header(project: dict[str, Any]) -> list[str]:
     spec = project["spec"]
     fields = [f"data.{field['name']}" for field in spec["fields"]]
-    questions = [q["name"] for q in expanded_questions(spec)]  # <name>-<i> for each candidate (for_each)
+    questions = [name for name, _ in asked_questions(spec)]  # <name>-<i> for each candidate (for_each)
     per_question = [f"{part}.{name}" for name in questions for part in ("answer", "confidence", "method")]
     return [*_TASK_COLUMNS, *fields, *per_question, "metadata", "response_count", "responses"]
 
@@ -63,7 +63,7 @@ class CsvWriter:
 
     def write(self, project: dict[str, Any], rows: Iterator[dict[str, Any]], out: BinaryIO) -> int:
         fields = [field["name"] for field in project["spec"]["fields"]]
-        questions = [q["name"] for q in expanded_questions(project["spec"])]
+        questions = [name for name, _ in asked_questions(project["spec"])]
         buffer = io.StringIO()  # a block of lines is rendered here, then written to ``out`` at once
         writer = csv.writer(buffer)
         writer.writerow(header(project))

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from truthset.questions import expanded_questions
+from truthset.questions import asked_questions
 from truthset.services.formats import LineBlock, LineSql, _arrow_lines
 
 ROWS_PER_BATCH = 2000
@@ -77,7 +77,7 @@ class _Layout:
         # (name, Arrow type), None for JSON kept as text (a string column too, but written as JSON);
         # a question asked for each candidate of a responses field is one per candidate, <name>-<i>
         self.fields = [(f["name"], _FIELD_TYPES.get(f["type"])) for f in spec["fields"]]
-        self.questions = [(q["name"], _QUESTION_TYPES.get(q["type"])) for q in expanded_questions(spec)]
+        self.questions = [(name, _QUESTION_TYPES.get(kind)) for name, kind in asked_questions(spec)]
         self.data_type = pa.struct([(name, kind or JSON_TEXT) for name, kind in self.fields])
         self.answer_type = pa.struct([(name, kind or JSON_TEXT) for name, kind in self.questions])
         self._field_fit = [(name, _fits(kind)) for name, kind in self.fields]
