@@ -172,16 +172,16 @@ def test_postgres_readers_take_turns_while_the_annotation_loop_is_busy(
     project = org.make_project()
     org.make_tasks(project["id"], 20)
     spans: list[tuple[float, float]] = []
-    render = export_readers._render
+    render = export_readers.render_lines
 
-    def slow_render(*args: Any) -> Any:
+    def slow_render(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         time.sleep(0.05)  # long enough for the other reader's block to overlap, were it let
-        block = render(*args)
+        block = render(*args, **kwargs)
         spans.append((started, time.perf_counter()))
         return block
 
-    monkeypatch.setattr(export_readers, "_render", slow_render)
+    monkeypatch.setattr(export_readers, "render_lines", slow_render)
     # no pauses (the pacer's sleeps only, not every thread's): only the turns keep blocks apart
     clocks = SimpleNamespace(sleep=lambda seconds: None, monotonic=time.monotonic, thread_time=time.thread_time)
     monkeypatch.setattr(pacing, "time", clocks)

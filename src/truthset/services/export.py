@@ -13,6 +13,7 @@ into a file of the data directory (:mod:`truthset.services.export_jobs`).
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -201,8 +202,10 @@ def export_line_blocks(
         ranges, total = export_readers.plan(conns[0], query, EXPORT_BLOCK)
         if on_total is not None:
             on_total(total)
+        render = functools.partial(export_readers.render_lines, query=query)
         read = lines.read if lines is not None else None
-        yield from export_readers.blocks(conns[1:] or conns, query, ranges, Pacer(db), read)
+        readers = conns[1:] or conns
+        yield from export_readers.blocks(readers, render, ranges, Pacer(db), postgres=not db.is_sqlite, read=read)
 
 
 def line_query(
@@ -249,12 +252,6 @@ def export_lines(
 
 def _line_sql(d: Dialect) -> str:
     """SQL (a column of ``FROM tasks``) giving each task's JSONL line (docs/formats.md)."""
-    review = d.object(("id", d.own("v.id")), ("verdict", d.own("v.verdict")), ("reviewer_id", d.own("v.reviewer_id")))
-    # a response's review: the fix that made it, else the task's first review after it (as in _with_reviews)
-    review_of_response = f"""CASE WHEN tasks.review_status IS NULL THEN 'null' ELSE COALESCE(
-        (SELECT {review} FROM reviews v WHERE v.task_id = r.task_id AND v.response_id = r.id LIMIT 1),
-        (SELECT {review} FROM reviews v WHERE v.task_id = r.task_id AND v.id > r.id ORDER BY v.id LIMIT 1),
-        'null') END"""
     response = d.object(
         ("id", d.own("r.id")),
         ("worker_id", d.own("r.worker_id")),
@@ -265,20 +262,10 @@ def _line_sql(d: Dialect) -> str:
         ("duration_ms", d.number("r.duration_ms")),
         ("scores", d.json("r.scores")),  # a model's prediction (docs/models.md)
         ("prefill", d.json("r.prefill")),  # a pre-filled answer: the prediction shown, kept or not
-        ("review", review_of_response),
+        ("review", d.review_of_response()),
     )
-    review_item = d.object(
-        ("id", d.own("v.id")),
-        ("reviewer_id", d.own("v.reviewer_id")),
-        ("verdict", d.own("v.verdict")),
-        ("reason", d.text("v.reason")),
-        ("response_id", d.ours("v.response_id")),
-        ("created_at", d.own_time("v.created_at")),
-    )
-    responses = (
-        f"FROM responses r LEFT JOIN workers w ON w.id = r.worker_id WHERE r.task_id = tasks.id AND {same_tenant('r')}"
-    )
-    reviews = f"FROM reviews v WHERE v.task_id = tasks.id AND {same_tenant('v')}"
+    responses = "FROM responses r LEFT JOIN workers w ON w.id = r.worker_id "
+    responses += f"WHERE r.task_id = tasks.id AND {same_tenant('r')}"
     return d.object(
         ("task_id", d.own("tasks.id")),
         ("unique_id", d.text("tasks.unique_id")),
@@ -293,10 +280,7 @@ def _line_sql(d: Dialect) -> str:
         ("updated_at", d.own_time("tasks.updated_at")),
         ("review_status", d.ours("tasks.review_status")),
         ("responses", d.array(response, responses, "r.id")),
-        (
-            "reviews",
-            f"CASE WHEN tasks.review_status IS NULL THEN '[]' ELSE {d.array(review_item, reviews, 'v.id')} END",
-        ),
+        ("reviews", d.reviews()),
     )
 
 
@@ -317,6 +301,13 @@ def rows_for(
     ``line_sql``, else dicts (with JSON fragments for a writer with ``raw_json``)."""
     if getattr(writer, "json_lines", False):
         return export_line_blocks(db, principal, project_id, filters=filters, on_total=on_total)
+    if getattr(writer, "arrow_on_postgres", False) and not db.is_sqlite:
+        from truthset.services import export_arrow  # here: it loads pyarrow and ADBC's driver
+
+        project = get_project(db, principal, project_id)
+        layout = writer.layout(project)  # type: ignore[attr-defined]
+        task_filter = filters.task_filter(project_id)
+        return export_arrow.blocks(db, principal, project_id, task_filter, layout, EXPORT_BLOCK, on_total)
     line_sql = getattr(writer, "line_sql", None)
     if line_sql is not None:
         project = get_project(db, principal, project_id)

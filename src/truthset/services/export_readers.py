@@ -23,7 +23,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -40,6 +40,8 @@ READERS = 2
 QUEUED = 2
 
 Range = tuple[str | None, str | None]  # (after this id, up to this id); None: open
+#: makes one range's block on one reader: (reader, low, high) -> block
+Render = Callable[[Any, str | None, str | None], LineBlock]
 
 
 def plan(conn: Connection, query: Select, block: int) -> tuple[list[Range], int]:
@@ -58,28 +60,30 @@ def plan(conn: Connection, query: Select, block: int) -> tuple[list[Range], int]
 
 
 def blocks(
-    conns: list[Connection],
-    query: Select,
+    readers: Sequence[Any],
+    render: Render,
     ranges: list[Range],
     pacer: Pacer,
+    *,
+    postgres: bool,
     read: Callable[[LineBlock], Any] | None = None,
 ) -> Iterator[LineBlock]:
-    """The ``line`` column of ``query`` over ``ranges``, a block a range, in order, rendered by
-    ``conns`` (sharing one snapshot: :meth:`Database.snapshots`) at once, one thread each; with
+    """The blocks ``render`` makes of ``ranges``, a block a range, in order, made by ``readers``
+    (connections sharing one snapshot: :meth:`Database.snapshots`) at once, one thread each; with
     ``read``, each block is also read by the thread that rendered it (:attr:`LineBlock.parsed`,
-    the text dropped)."""
-    readers = conns[: len(ranges)]
+    the text dropped). ``postgres``: the readers are PostgreSQL connections (see :func:`_read`)."""
+    readers = readers[: len(ranges)]
     stop = threading.Event()
-    turns = threading.Lock() if readers and readers[0].dialect.name == "postgresql" else None
+    turns = threading.Lock() if postgres else None
     queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=QUEUED) for _ in readers]
     threads = [
         threading.Thread(
             target=_read,
-            args=(conn, query, ranges[k :: len(readers)], queues[k], stop, pacer, turns, read),
+            args=(reader, render, ranges[k :: len(readers)], queues[k], stop, pacer, postgres, turns, read),
             name=f"export-reader-{k}",
             daemon=True,
         )
-        for k, conn in enumerate(readers)
+        for k, reader in enumerate(readers)
     ]
     for thread in threads:
         thread.start()
@@ -95,46 +99,48 @@ def blocks(
             thread.join()
 
 
-def _range(query: Select, low: str | None, high: str | None) -> Select:
+def ranged(query: Select, low: str | None, high: str | None) -> Select:
+    """``query`` (over ``tasks``) limited to the ids in ``(low, high]``, in id order."""
     ids = t.tasks.c.id
     part = query if low is None else query.where(ids > low)
     return (part if high is None else part.where(ids <= high)).order_by(ids)
 
 
-def _render(conn: Connection, query: Select, low: str | None, high: str | None) -> LineBlock:
-    """One range's lines as one block. SQLite joins them itself (in C, without the GIL), and
-    hands over UTF-8 bytes (the driver would decode text only for the writer to encode it again).
-    PostgreSQL's ``string_agg`` cost its backend more than the join here costs this thread
-    (200,000 tasks: 3.9 s against 3.2 s), so there the lines are fetched and joined."""
+def render_lines(conn: Connection, low: str | None, high: str | None, *, query: Select) -> LineBlock:
+    """One range's ``line`` column of ``query`` as one block. SQLite joins the lines itself (in C,
+    without the GIL), and hands over UTF-8 bytes (the driver would decode text only for the writer
+    to encode it again). PostgreSQL's ``string_agg`` cost its backend more than the join here costs
+    this thread (200,000 tasks: 3.9 s against 3.2 s), so there the lines are fetched and joined."""
     if conn.dialect.name == "postgresql":
-        lines = [line for (line,) in conn.execute(_range(query, low, high))]
+        lines = [line for (line,) in conn.execute(ranged(query, low, high))]
         return LineBlock(len(lines), "\n".join(lines).encode())
-    ordered = _range(query, low, high).subquery()  # an aggregate reads its subquery in that order
+    ordered = ranged(query, low, high).subquery()  # an aggregate reads its subquery in that order
     joined = cast(func.group_concat(ordered.c.line, "\n"), LargeBinary)
     count, text = conn.execute(select(func.count(), joined)).one()
     return LineBlock(count, text or b"")
 
 
 def _read(
-    conn: Connection,
-    query: Select,
+    reader: Any,
+    render: Render,
     ranges: list[Range],
     out: queue.Queue[Any],
     stop: threading.Event,
     pacer: Pacer,
+    postgres: bool,
     turns: threading.Lock | None = None,
     read: Callable[[LineBlock], Any] | None = None,
 ) -> None:
-    """One reader: its ranges rendered on ``conn`` (and read by ``read``), each as one block put
+    """One reader: its ranges rendered on ``reader`` (and read by ``read``), each as one block put
     on ``out``; with ``turns``, one reader's block at a time while the annotation loop is busy."""
     # SQLite renders in this thread, so its CPU time is the step's work; a PostgreSQL backend
     # renders while this thread waits for the rows, so there the wall clock measures the work
-    clock = time.perf_counter if conn.dialect.name == "postgresql" else time.thread_time
+    clock = time.perf_counter if postgres else time.thread_time
     try:
         for low, high in ranges:
             in_turn = turns if turns is not None and pacer.loop_busy_lately() else nullcontext()
             with in_turn, pacer.step(clock):
-                block = _render(conn, query, low, high)
+                block = render(reader, low, high)
             if read is not None:  # the reading is this thread's own work, paced like the rendering
                 with pacer.step(time.thread_time):
                     block = block._replace(text=b"", parsed=read(block))

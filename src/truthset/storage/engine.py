@@ -47,7 +47,7 @@ _UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
 _DISK_FULL_SQLSTATE = "53100"
 _SQLITE_BUSY = 5
 _SQLITE_FULL = 13  # "database or disk is full": also what SQLite reports for ENOSPC
-_SNAPSHOT_ID = re.compile(r"[0-9A-F]+(-[0-9A-F]+)+")  # PostgreSQL's pg_export_snapshot()
+SNAPSHOT_ID = re.compile(r"[0-9A-F]+(-[0-9A-F]+)+")  # PostgreSQL's pg_export_snapshot()
 
 
 def _transient(exc: DBAPIError) -> bool:
@@ -375,7 +375,7 @@ class Database:
     @staticmethod
     def _share_postgres_snapshot(conns: list[Connection]) -> None:
         published = str(conns[0].exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
-        if not _SNAPSHOT_ID.fullmatch(published):  # it goes into a statement as a literal
+        if not SNAPSHOT_ID.fullmatch(published):  # it goes into a statement as a literal
             raise RuntimeError(f"unexpected snapshot id {published!r}")
         for conn in conns[1:]:
             conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{published}'")  # first in its transaction

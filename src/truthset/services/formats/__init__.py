@@ -14,6 +14,9 @@ shape docs/formats.md documents) into one file. It is any object with
 - optionally ``line_sql(project, postgres) -> LineSql``: SQL rendering each task as the text the
   writer wants (the Parquet writer's JSON lines in its schema's shape), and what the export's
   reader threads make of each block; the rows are then :class:`LineBlock` s of those texts;
+- optionally ``arrow_on_postgres = True`` and ``layout(project)``: on PostgreSQL the rows are
+  :class:`LineBlock` s whose ``parsed`` is an Arrow table of ``layout(project).schema``, read by
+  :mod:`truthset.services.export_arrow` (the Parquet writer);
 - optionally ``writes_whole_tasks = True``: the writer writes each task whole whatever the spec
   says (JSONL), so an export cannot narrow it to some questions (``questions``: see
   :func:`truthset.services.export.only_questions`; the others write the questions of the spec

@@ -19,7 +19,7 @@ import pyarrow as pa
 from truthset.services.formats._sql import Dialect, same_tenant
 
 
-def _struct(d: Dialect, document: str, members: list[tuple[str, pa.DataType | None]]) -> str:
+def struct_sql(d: Dialect, document: str, members: list[tuple[str, pa.DataType | None]]) -> str:
     """The JSON object of a struct column from the JSON ``document`` (null when the document is).
 
     ``members``: (name, Arrow type), the type None for JSON kept as text. Members typed in Arrow
@@ -40,30 +40,18 @@ def line_sql(
 ) -> str:
     """SQL (a column of ``FROM tasks``) giving each task's JSON line in the Parquet schema's shape."""
     d = Dialect(postgres)
-    answer = d.get("tasks.result", "answer")
-    review = d.object(("id", d.own("v.id")), ("verdict", d.own("v.verdict")), ("reviewer_id", d.own("v.reviewer_id")))
-    review_of_response = f"""COALESCE(
-        (SELECT {review} FROM reviews v WHERE v.task_id = r.task_id AND v.response_id = r.id LIMIT 1),
-        (SELECT {review} FROM reviews v WHERE v.task_id = r.task_id AND v.id > r.id ORDER BY v.id LIMIT 1), 'null')"""
     response = d.object(
         ("id", d.own("r.id")),
         ("worker_id", d.own("r.worker_id")),
         ("worker_kind", d.ours("w.kind")),
         ("worker_name", d.text("w.name")),
-        ("answer", _struct(d, "r.answer", questions)),
+        ("answer", struct_sql(d, "r.answer", questions)),
         ("created_at", d.own_time("r.created_at")),
         ("duration_ms", d.number("r.duration_ms")),
-        ("review", f"CASE WHEN tasks.review_status IS NULL THEN 'null' ELSE {review_of_response} END"),
+        ("review", d.review_of_response()),
     )
-    review_item = d.object(
-        ("id", d.own("v.id")),
-        ("reviewer_id", d.own("v.reviewer_id")),
-        ("verdict", d.own("v.verdict")),
-        ("reason", d.text("v.reason")),
-        ("response_id", d.ours("v.response_id")),
-        ("created_at", d.own_time("v.created_at")),
-    )
-    names = [name for name, _ in questions]
+    responses = "FROM responses r LEFT JOIN workers w ON w.id = r.worker_id "
+    responses += f"WHERE r.task_id = tasks.id AND {same_tenant('r')}"
     return d.object(
         ("task_id", d.own("tasks.id")),
         ("unique_id", d.text("tasks.unique_id")),
@@ -73,27 +61,26 @@ def line_sql(
         ("completed_at", d.time("tasks.completed_at")),
         ("updated_at", d.own_time("tasks.updated_at")),
         ("confidence", d.number("tasks.confidence")),
-        ("data", _struct(d, "tasks.data", fields)),
-        ("answer", _struct(d, answer, questions)),
-        ("confidences", _struct(d, d.get("tasks.result", "confidence"), [(n, pa.float64()) for n in names])),
-        ("methods", _struct(d, d.get("tasks.result", "methods"), [(n, pa.string()) for n in names])),
+        *shaped_members(d, fields, questions),
         ("metadata", d.as_text("tasks.metadata")),
         ("result", d.as_text("tasks.result")),
-        (
-            "responses",
-            d.array(
-                response,
-                "FROM responses r LEFT JOIN workers w ON w.id = r.worker_id "
-                f"WHERE r.task_id = tasks.id AND {same_tenant('r')}",
-                "r.id",
-            ),
-        ),
-        (
-            "reviews",
-            f"CASE WHEN tasks.review_status IS NULL THEN '[]' ELSE "
-            f"{d.array(review_item, 'FROM reviews v WHERE v.task_id = tasks.id', 'v.id')} END",
-        ),
+        ("responses", d.array(response, responses, "r.id")),
+        ("reviews", d.reviews()),
     )
+
+
+def shaped_members(
+    d: Dialect, fields: list[tuple[str, pa.DataType]], questions: list[tuple[str, pa.DataType]]
+) -> list[tuple[str, str]]:
+    """The members of a task's Parquet row that the spec shapes: ``data``, ``answer``,
+    ``confidences`` and ``methods``, as (name, SQL giving its JSON) pairs."""
+    names = [name for name, _ in questions]
+    return [
+        ("data", struct_sql(d, "tasks.data", fields)),
+        ("answer", struct_sql(d, d.get("tasks.result", "answer"), questions)),
+        ("confidences", struct_sql(d, d.get("tasks.result", "confidence"), [(n, pa.float64()) for n in names])),
+        ("methods", struct_sql(d, d.get("tasks.result", "methods"), [(n, pa.string()) for n in names])),
+    ]
 
 
 def coerce(value: Any, kind: pa.DataType) -> Any:

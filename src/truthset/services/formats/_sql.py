@@ -118,3 +118,27 @@ class Dialect:
             return f"COALESCE((SELECT '[' || string_agg({item}, ',' ORDER BY {order}) || ']' {rows}), '[]')"
         ordered = f"SELECT {item} AS item {rows} ORDER BY {order}"  # group_concat keeps its order
         return f"COALESCE((SELECT '[' || group_concat(item, ',') || ']' FROM ({ordered})), '[]')"
+
+    def review_of_response(self) -> str:
+        """A response ``r``'s review as JSON, 'null' for none: the fix that made it, else its task's
+        first review after it (as ``export_rows`` finds it); read only for a task that was reviewed."""
+        review = self.object(
+            ("id", self.own("v.id")), ("verdict", self.own("v.verdict")), ("reviewer_id", self.own("v.reviewer_id"))
+        )
+        return f"""CASE WHEN tasks.review_status IS NULL THEN 'null' ELSE COALESCE(
+        (SELECT {review} FROM reviews v WHERE v.task_id = r.task_id AND v.response_id = r.id LIMIT 1),
+        (SELECT {review} FROM reviews v WHERE v.task_id = r.task_id AND v.id > r.id ORDER BY v.id LIMIT 1),
+        'null') END"""
+
+    def reviews(self) -> str:
+        """A task's reviews as a JSON array, in order ('[]' for a task that was never reviewed)."""
+        item = self.object(
+            ("id", self.own("v.id")),
+            ("reviewer_id", self.own("v.reviewer_id")),
+            ("verdict", self.own("v.verdict")),
+            ("reason", self.text("v.reason")),
+            ("response_id", self.ours("v.response_id")),
+            ("created_at", self.own_time("v.created_at")),
+        )
+        rows = f"FROM reviews v WHERE v.task_id = tasks.id AND {same_tenant('v')}"
+        return f"CASE WHEN tasks.review_status IS NULL THEN '[]' ELSE {self.array(item, rows, 'v.id')} END"

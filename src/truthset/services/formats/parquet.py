@@ -195,6 +195,11 @@ def _per_question(values: Any, names: list[str], fit: Callable[[Any], Any]) -> d
 class ParquetWriter:
     media_type = "application/vnd.apache.parquet"
     extension = "parquet"
+    #: on PostgreSQL the blocks come as Arrow tables of :meth:`layout`'s schema (services/export_arrow.py)
+    arrow_on_postgres = True
+
+    def layout(self, project: dict[str, Any]) -> _Layout:
+        return _Layout(project["spec"])
 
     def line_sql(self, project: dict[str, Any], postgres: bool) -> LineSql:
         """The database renders each task as a JSON line of this format's schema (see _arrow_lines),
