@@ -224,3 +224,35 @@ def test_an_export_file_s_checksum_is_that_of_every_byte_written_in_order(
         written.set()
     content = path.read_bytes()
     assert out.size == len(content) and out.hexdigest() == hashlib.sha256(content).hexdigest()
+
+
+def test_postgres_parquet_readers_share_the_export_s_snapshot_and_plan_each_block(fresh_postgres_url: str) -> None:
+    """The ADBC readers of a Parquet export on PostgreSQL (services/export_arrow.py) adopt the
+    export's snapshot, read only, and plan each block's range knowing its ids (not the prepared
+    statement's generic plan, made for any range)."""
+    from truthset.services import export_arrow
+
+    db = Database(fresh_postgres_url)
+    db.create_all()
+    try:
+        url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with db.snapshot(lasting=True) as conn:
+            snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
+            reader = export_arrow._Reader(url, snapshot)
+            try:
+                settings = {
+                    name: reader.table(f"SELECT current_setting('{name}')", []).column(0)[0].as_py()
+                    for name in ("plan_cache_mode", "transaction_isolation", "transaction_read_only", "jit")
+                }
+            finally:
+                reader.close()
+        assert settings == {
+            "plan_cache_mode": "force_custom_plan",
+            "transaction_isolation": "repeatable read",
+            "transaction_read_only": "on",
+            "jit": "off",
+        }
+        with pytest.raises(RuntimeError, match="unexpected snapshot id"):
+            export_arrow._Reader(url, "1'; DROP TABLE tasks; --")
+    finally:
+        db.dispose()

@@ -141,11 +141,13 @@ def _responses_query(tasks: Select, layout: _Layout, low: bool, high: bool) -> S
         .outerjoin(w, w.c.id == r.c.worker_id)
         .where(literal_column(same_tenant("r")))
     )
-    # the range on the responses' own task index too: PostgreSQL then reads just the block's responses
+    # The range on the responses' task index only: PostgreSQL reads the block's responses by it, and
+    # each one's task by its primary key. With the range on the tasks too it estimated one row on each
+    # side, and for some blocks walked a thousand tasks for each response (1.6 s instead of 0.03).
     if low:
-        query = query.where(t.tasks.c.id > bindparam("low"), r.c.task_id > bindparam("low"))
+        query = query.where(r.c.task_id > bindparam("low"))
     if high:
-        query = query.where(t.tasks.c.id <= bindparam("high"), r.c.task_id <= bindparam("high"))
+        query = query.where(r.c.task_id <= bindparam("high"))
     return query.order_by(r.c.task_id, r.c.id)
 
 
@@ -198,6 +200,9 @@ class _Reader:
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
             f"SET TRANSACTION SNAPSHOT '{snapshot}'",
             "SET LOCAL jit = off",
+            # a plan for each block's range, made knowing its ids: a prepared statement's (ADBC
+            # prepares them) generic plan is made for any range, which could be the whole table
+            "SET LOCAL plan_cache_mode = force_custom_plan",
         ):
             self._cursor.execute(statement)
 
