@@ -26,7 +26,7 @@ from sqlalchemy import JSON, Connection, DateTime, Select, Text, cast, func, lit
 from truthset.domain import Principal, ReviewStatus, TaskStatus
 from truthset.errors import InvalidInput, full_disk_is_storage_full
 from truthset.services import export_readers, formats
-from truthset.services.formats._sql import ISO_FORMAT_PG, Dialect, same_tenant
+from truthset.services.formats._sql import ISO_FORMAT_PG, RESPONSES_OF_TASK, Dialect
 from truthset.services.pacing import Pacer
 from truthset.services.policy import Action, require
 from truthset.services.projects import get_project
@@ -264,8 +264,6 @@ def _line_sql(d: Dialect) -> str:
         ("prefill", d.json("r.prefill")),  # a pre-filled answer: the prediction shown, kept or not
         ("review", d.review_of_response()),
     )
-    responses = "FROM responses r LEFT JOIN workers w ON w.id = r.worker_id "
-    responses += f"WHERE r.task_id = tasks.id AND {same_tenant('r')}"
     return d.object(
         ("task_id", d.own("tasks.id")),
         ("unique_id", d.text("tasks.unique_id")),
@@ -279,7 +277,7 @@ def _line_sql(d: Dialect) -> str:
         ("completed_at", d.time("tasks.completed_at")),
         ("updated_at", d.own_time("tasks.updated_at")),
         ("review_status", d.ours("tasks.review_status")),
-        ("responses", d.array(response, responses, "r.id")),
+        ("responses", d.array(response, RESPONSES_OF_TASK, "r.id")),
         ("reviews", d.reviews()),
     )
 

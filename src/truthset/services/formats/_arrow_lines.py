@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from truthset.services.formats._sql import Dialect, same_tenant
+from truthset.services.formats._sql import RESPONSES_OF_TASK, Dialect
 
 
 def struct_sql(d: Dialect, document: str, members: list[tuple[str, pa.DataType | None]]) -> str:
@@ -50,8 +50,6 @@ def line_sql(
         ("duration_ms", d.number("r.duration_ms")),
         ("review", d.review_of_response()),
     )
-    responses = "FROM responses r LEFT JOIN workers w ON w.id = r.worker_id "
-    responses += f"WHERE r.task_id = tasks.id AND {same_tenant('r')}"
     return d.object(
         ("task_id", d.own("tasks.id")),
         ("unique_id", d.text("tasks.unique_id")),
@@ -64,7 +62,7 @@ def line_sql(
         *shaped_members(d, fields, questions),
         ("metadata", d.as_text("tasks.metadata")),
         ("result", d.as_text("tasks.result")),
-        ("responses", d.array(response, responses, "r.id")),
+        ("responses", d.array(response, RESPONSES_OF_TASK, "r.id")),
         ("reviews", d.reviews()),
     )
 

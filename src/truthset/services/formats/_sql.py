@@ -63,6 +63,13 @@ def same_tenant(alias: str) -> str:
     return f"({alias}.organization_id || '') = tasks.organization_id"
 
 
+#: the FROM clause of a subquery over a task's responses (``r``) with their workers (``w``), correlated
+#: to the ``tasks`` row of the outer query
+RESPONSES_OF_TASK = (
+    f"FROM responses r LEFT JOIN workers w ON w.id = r.worker_id WHERE r.task_id = tasks.id AND {same_tenant('r')}"
+)
+
+
 class Dialect:
     """The pieces of an export line's SQL, on SQLite (JSON1, ``printf``) or PostgreSQL (``format``):
     one builder of each line for both databases (the JSONL line in ``services/export.py``, the
