@@ -141,7 +141,7 @@ def _read(
             in_turn = turns if turns is not None and pacer.loop_busy_lately() else nullcontext()
             with in_turn, pacer.step(clock):
                 block = render(reader, low, high)
-            if read is not None:  # the reading is this thread's own work, paced like the rendering
+            if read is not None and block.count:  # this thread's own work, paced like the rendering
                 with pacer.step(time.thread_time):
                     block = block._replace(text=b"", parsed=read(block))
             if not _put(out, block, stop):
