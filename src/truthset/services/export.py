@@ -179,8 +179,8 @@ def export_line_blocks(
     lines: formats.LineSql | None = None,
 ) -> Iterator[formats.LineBlock]:
     """The rows of :func:`export_rows` as JSON text, one line per task, in blocks of
-    :data:`EXPORT_BLOCK` tasks, rendered by the database itself: SQLite's JSON1 functions or
-    PostgreSQL's ``json_build_object``.
+    :data:`EXPORT_BLOCK` tasks, rendered by the database itself (SQLite's ``printf``, PostgreSQL's
+    ``format``: see ``_line_sql``).
 
     Why: the JSONL export of a million tasks with their responses spent most of its time building
     Python dicts only to serialise them again. Here the database writes each line in C, reading a

@@ -1,7 +1,7 @@
 """An export's lines rendered by several connections that see one snapshot, each on its own core.
 
-Why: the lines of a JSONL or Parquet export are rendered by the database (SQLite's JSON functions or
-PostgreSQL's ``json_build_object`` over correlated subqueries, see :mod:`truthset.services.export`),
+Why: the lines of a JSONL or Parquet export are rendered by the database (SQLite's ``printf`` or
+PostgreSQL's ``format`` over correlated subqueries, see :mod:`truthset.services.export`),
 and one connection renders on one core: a PostgreSQL backend process, or a SQLite statement (the
 driver releases the GIL while SQLite steps). Here the export's transactions share one snapshot
 (:meth:`Database.snapshots`): the first cuts the tasks into keyset ranges of ``block`` ids (and
