@@ -252,17 +252,10 @@ def export_lines(
 
 def _line_sql(d: Dialect) -> str:
     """SQL (a column of ``FROM tasks``) giving each task's JSONL line (docs/formats.md)."""
-    response = d.object(
-        ("id", d.own("r.id")),
-        ("worker_id", d.own("r.worker_id")),
-        ("worker_kind", d.ours("w.kind")),
-        ("worker_name", d.text("w.name")),
-        ("answer", d.json("r.answer")),
-        ("created_at", d.own_time("r.created_at")),
-        ("duration_ms", d.number("r.duration_ms")),
+    response = d.response(
+        d.json("r.answer"),
         ("scores", d.json("r.scores")),  # a model's prediction (docs/models.md)
         ("prefill", d.json("r.prefill")),  # a pre-filled answer: the prediction shown, kept or not
-        ("review", d.review_of_response()),
     )
     return d.object(
         ("task_id", d.own("tasks.id")),

@@ -40,16 +40,7 @@ def line_sql(
 ) -> str:
     """SQL (a column of ``FROM tasks``) giving each task's JSON line in the Parquet schema's shape."""
     d = Dialect(postgres)
-    response = d.object(
-        ("id", d.own("r.id")),
-        ("worker_id", d.own("r.worker_id")),
-        ("worker_kind", d.ours("w.kind")),
-        ("worker_name", d.text("w.name")),
-        ("answer", struct_sql(d, "r.answer", questions)),
-        ("created_at", d.own_time("r.created_at")),
-        ("duration_ms", d.number("r.duration_ms")),
-        ("review", d.review_of_response()),
-    )
+    response = d.response(struct_sql(d, "r.answer", questions))
     return d.object(
         ("task_id", d.own("tasks.id")),
         ("unique_id", d.text("tasks.unique_id")),

@@ -126,6 +126,21 @@ class Dialect:
         ordered = f"SELECT {item} AS item {rows} ORDER BY {order}"  # group_concat keeps its order
         return f"COALESCE((SELECT '[' || group_concat(item, ',') || ']' FROM ({ordered})), '[]')"
 
+    def response(self, answer: str, *more: tuple[str, str]) -> str:
+        """A response ``r`` (with its worker ``w``) as a JSON object: ``answer`` the SQL of its
+        answer's JSON, ``more`` the members a format adds before its ``review``."""
+        return self.object(
+            ("id", self.own("r.id")),
+            ("worker_id", self.own("r.worker_id")),
+            ("worker_kind", self.ours("w.kind")),
+            ("worker_name", self.text("w.name")),
+            ("answer", answer),
+            ("created_at", self.own_time("r.created_at")),
+            ("duration_ms", self.number("r.duration_ms")),
+            *more,
+            ("review", self.review_of_response()),
+        )
+
     def review_of_response(self) -> str:
         """A response ``r``'s review as JSON, 'null' for none: the fix that made it, else its task's
         first review after it (as ``export_rows`` finds it); read only for a task that was reviewed."""
