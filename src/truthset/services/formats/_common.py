@@ -28,13 +28,20 @@ def questions_of(project: dict[str, Any], *types: str) -> list[QuestionConfig]:
 
 
 def require_questions(project: dict[str, Any], writer: str, *types: str) -> list[QuestionConfig]:
-    """The project's questions of ``types``; a 422 naming why the format cannot hold the project."""
+    """The project's questions of ``types``; a 422 naming why the format cannot hold the project:
+    the format, the types it writes, and the questions (with their types) the spec asks instead,
+    so that the user sees at once which format would suit (``coco: ... (its questions: sentiment
+    (label))``) without opening the spec."""
     found = questions_of(project, *types)
     if not found:
         kinds = " or ".join(types)
+        # the spec's questions as written (a for_each question once, not once per candidate)
+        asked = {q["name"]: q["type"] for q in project["spec"]["questions"]}
+        listed = ", ".join(f"{name} ({kind})" for name, kind in asked.items()) or "none"
         raise InvalidInput(
-            f"{writer}: the spec has no {kinds} question to write in this format",
-            details={"field": "format", "format": writer},
+            f"{writer}: the spec has no {kinds} question to write in this format (its questions: {listed})",
+            # "questions" as only_questions' 422 gives them (names), their types beside
+            details={"field": "format", "format": writer, "questions": list(asked), "question_types": asked},
         )
     return found
 

@@ -6,10 +6,11 @@ it is (an uploaded image stays ``media:<id>``, so the file imports back into tru
 needs a URL it can load to show it); ``annotations`` has one entry per response (``completed_by``
 the worker's id, ``created_at``, ``lead_time`` in seconds, ``result``), and ``predictions`` one entry
 for the final answer (``model_version`` ``truthset``, ``score`` the task's confidence, each result
-item's ``score`` its question's confidence). ``meta.truthset`` keeps what Label Studio has no place
-for, so a round trip loses nothing: the task's id, unique_id, batch, status, metadata and
-completion time, the whole result, and every response's id, worker, time and answer as truthset
-stored it (with its worker's kind and name, duration and review when the export has them).
+item's ``score`` its question's confidence; none for a task without a result). ``meta.truthset``
+keeps what Label Studio has no place for, so a round trip loses nothing: the task's id, unique_id,
+batch, status, metadata and completion time, the whole result, and every response's id, worker,
+time and answer as truthset stored it (with its worker's kind and name, duration and review when
+the export has them).
 
 Results, one item per answer (``from_name`` the question, ``to_name`` its field, or the spec's first
 field for questions on no field; a question asked ``for_each`` candidate is one question per
@@ -74,15 +75,24 @@ class LabelStudioWriter:
 
 def _task(row: dict[str, Any], mapper: _Results) -> dict[str, Any]:
     responses = row.get("responses") or []
-    final = {q.name: final_answer(row, q.name) for q in mapper.questions}
-    prediction = mapper.results(final, scores=True)
     return {
         "id": row["task_id"],
         "data": row["data"],
         "meta": {"truthset": _meta(row, responses)},
         "annotations": [_annotation(mapper, response) for response in responses],
-        "predictions": [{"model_version": "truthset", "score": row.get("confidence"), "result": prediction}],
+        "predictions": _predictions(row, mapper),
     }
+
+
+def _predictions(row: dict[str, Any], mapper: _Results) -> list[dict[str, Any]]:
+    """The final answer as one prediction; none for a task without a result (not yet labelled: an
+    export of every status). An empty prediction with a null score would import into Label Studio
+    as a pre-annotation that is not there (the task counted as predicted, its score null)."""
+    if row.get("result") is None:
+        return []
+    final = {q.name: final_answer(row, q.name) for q in mapper.questions}
+    prediction = mapper.results(final, scores=True)
+    return [{"model_version": "truthset", "score": row.get("confidence"), "result": prediction}]
 
 
 def _meta(row: dict[str, Any], responses: list[dict[str, Any]]) -> dict[str, Any]:
