@@ -7,10 +7,12 @@ import io
 import itertools
 import threading
 import time
+import uuid
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import insert
 
@@ -235,10 +237,10 @@ def test_postgres_parquet_readers_share_the_export_s_snapshot_and_plan_each_bloc
     db = Database(fresh_postgres_url)
     db.create_all()
     try:
-        url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        conninfo = db.libpq_conninfo()
         with db.snapshot(lasting=True) as conn:
             snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
-            reader = export_arrow._Reader(url, snapshot)
+            reader = export_arrow._Reader(conninfo, snapshot)
             try:
                 settings = {
                     name: reader.table(f"SELECT current_setting('{name}')", []).column(0)[0].as_py()
@@ -253,6 +255,48 @@ def test_postgres_parquet_readers_share_the_export_s_snapshot_and_plan_each_bloc
             "jit": "off",
         }
         with pytest.raises(RuntimeError, match="unexpected snapshot id"):
-            export_arrow._Reader(url, "1'; DROP TABLE tasks; --")
+            export_arrow._Reader(conninfo, "1'; DROP TABLE tasks; --")
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("query", ["", "?sslmode=disable&application_name=truthset%20export"])
+def test_postgres_parquet_readers_connect_as_the_database_s_own_connections_do(
+    fresh_postgres_url: str, postgres_admin: Any, default_spec: dict, query: str
+) -> None:
+    """The ADBC readers connect with the libpq options psycopg is given (Database.libpq_conninfo):
+    a user name with a space (which libpq refuses in a URI, where SQLAlchemy leaves it as it is),
+    a password with URI and conninfo quoting characters, and the URL's query options."""
+    from sqlalchemy.engine import make_url
+
+    from truthset.services import export_arrow
+
+    admin_db = Database(fresh_postgres_url)
+    admin_db.create_all()
+    admin_db.dispose()
+    role, password = f"ts reader {uuid.uuid4().hex[:8]}", "p@ss:w/rd %20'x\\"
+    with postgres_admin.connect() as conn:
+        literal = password.replace("'", "''").replace("%", "%%")  # %%: the driver's placeholder mark
+        conn.exec_driver_sql(f"""CREATE ROLE "{role}" LOGIN SUPERUSER PASSWORD '{literal}'""")
+    url = make_url(fresh_postgres_url + query).set(username=role, password=password)
+    db = Database(url.render_as_string(hide_password=False))
+    try:
+        assert f"user='{role}'" in db.libpq_conninfo() and "context" not in db.libpq_conninfo()
+        owner, project_id = _bulk_loaded_project(db, default_spec, tasks_count=30)
+        with db.snapshot(lasting=True) as conn:
+            snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
+            reader = export_arrow._Reader(db.libpq_conninfo(), snapshot)
+            try:
+                seen = reader.table("SELECT current_user, current_setting('application_name')", []).to_pylist()
+            finally:
+                reader.close()
+        assert seen == [{"current_user": role, "current_setting": "truthset export" if query else ""}]
+        writer, out = formats.get("parquet"), io.BytesIO()
+        project = projects.get_project(db, owner, project_id)
+        filters = export.ExportFilter(status=None)
+        assert writer.write(project, export.rows_for(writer, db, owner, project_id, filters), out) == 30
+        assert pq.read_table(io.BytesIO(out.getvalue())).num_rows == 30
+    finally:
+        db.dispose()
+        with postgres_admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP ROLE "{role}"')

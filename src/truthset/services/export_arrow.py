@@ -68,14 +68,16 @@ def blocks(
     require(principal, Action.READ_TASKS)
     get_project(db, principal, project_id)
     tasks = _tasks_query(principal, task_filter, layout)
-    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    conninfo = db.libpq_conninfo()
     with db.snapshot(lasting=True) as conn, ExitStack() as stack:
         conn.exec_driver_sql("SET LOCAL jit = off")  # see export.export_line_blocks
         ranges, total = export_readers.plan(conn, tasks, block_size)
         if on_total is not None:
             on_total(total)
         snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
-        readers = [stack.enter_context(closing(_Reader(url, snapshot))) for _ in range(max(1, export_readers.READERS))]
+        readers = [
+            stack.enter_context(closing(_Reader(conninfo, snapshot))) for _ in range(max(1, export_readers.READERS))
+        ]
         render = functools.partial(_render, statements=_Statements(tasks, layout), layout=layout)
         yield from export_readers.blocks(readers, render, ranges, Pacer(db), postgres=True)
 
@@ -189,12 +191,12 @@ def _compiled(query: Select) -> tuple[str, list[str], dict[str, Any]]:
 class _Reader:
     """An ADBC connection in a read-only transaction that adopted the export's snapshot."""
 
-    def __init__(self, url: str, snapshot: str) -> None:
+    def __init__(self, conninfo: str, snapshot: str) -> None:
         import adbc_driver_postgresql.dbapi as adbc  # here: only a Parquet export on PostgreSQL needs it
 
         if not SNAPSHOT_ID.fullmatch(snapshot):  # it goes into a statement as a literal
             raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
-        self._connection = adbc.connect(url, autocommit=True)
+        self._connection = adbc.connect(conninfo, autocommit=True)  # libpq takes either form
         self._cursor = self._connection.cursor()
         for statement in (
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",

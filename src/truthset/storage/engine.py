@@ -380,6 +380,22 @@ class Database:
         for conn in conns[1:]:
             conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{published}'")  # first in its transaction
 
+    def libpq_conninfo(self) -> str:
+        """PostgreSQL: the libpq connection string this database's own connections are made with,
+        for another libpq client (the ADBC readers of a Parquet export, services/export_arrow.py).
+
+        Why not the URL rendered again: SQLAlchemy leaves a space in a user name as it is, which
+        libpq refuses in a URI. The keyword form comes from the very arguments SQLAlchemy hands
+        psycopg (host lists, Unix sockets, ``sslmode`` and the other query options included),
+        quoted by psycopg; only psycopg's own arguments (its adapters' ``context``) are left out.
+        """
+        import psycopg.conninfo  # PostgreSQL only: the SQLite default never loads psycopg
+        import psycopg.pq
+
+        args, options = self.engine.dialect.create_connect_args(self.engine.url)
+        libpq = {option.keyword.decode() for option in psycopg.pq.Conninfo.get_defaults()}
+        return psycopg.conninfo.make_conninfo(*args, **{k: v for k, v in options.items() if k in libpq})
+
     def submit(self, function: Callable[..., Any], *args: Any, hot: bool = True) -> Future:
         """Run a service call ``function(*args)`` off the caller's thread; the future gets its result.
 
