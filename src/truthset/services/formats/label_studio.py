@@ -9,8 +9,8 @@ for the final answer (``model_version`` ``truthset``, ``score`` the task's confi
 item's ``score`` its question's confidence; none for a task without a result). ``meta.truthset``
 keeps what Label Studio has no place for, so a round trip loses nothing: the task's id, unique_id,
 batch, status, metadata and completion time, the whole result, and every response's id, worker,
-time and answer as truthset stored it (with its worker's kind and name, duration and review when
-the export has them).
+time and answer as truthset stored it (with its worker's kind and name, duration, a model's
+``scores``, a person's ``prefill`` and review when the export has them).
 
 Results, one item per answer (``from_name`` the question, ``to_name`` its field, or the spec's first
 field for questions on no field; a question asked ``for_each`` candidate is one question per
@@ -116,7 +116,21 @@ _TASK_KEYS = (
     "review_status",
     "reviews",
 )
-_RESPONSE_KEYS = ("id", "worker_id", "worker_kind", "worker_name", "created_at", "duration_ms", "answer", "review")
+#: Every key of a provenance export's response (docs/formats.md, JSONL), so that the round trip loses
+#: none of them: ``scores`` (a model's prediction) and ``prefill`` (the prediction a person started
+#: from) were once left out, and a model's scores were lost on the way through Label Studio.
+_RESPONSE_KEYS = (
+    "id",
+    "worker_id",
+    "worker_kind",
+    "worker_name",
+    "created_at",
+    "duration_ms",
+    "answer",
+    "scores",
+    "prefill",
+    "review",
+)
 
 
 def _annotation(mapper: _Results, response: dict[str, Any]) -> dict[str, Any]:
