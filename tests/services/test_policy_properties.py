@@ -1,0 +1,192 @@
+"""The quality policy's promises, checked on random policies and random streams of work.
+
+The other policy tests (tests/services/test_results.py) check small cases with known answers. Here
+Hypothesis draws a policy (``min_overlap``, ``max_overlap``, ``target_confidence``, what happens at
+the maximum) and a stream of steps through the real services: workers leasing from the queue and
+answering, answers sent without a lease (late, or to a task they never had), and refits. After
+every step every task of the project must keep the policy's promises (docs/quality.md):
+
+- a task never has more people's answers than ``max_overlap``, and its counts are its responses;
+- a pending task still wants a judgment, and once ``min_overlap`` is met it is pending only while a
+  deciding question is below target (at the moment it was scored);
+- a task completes only at its target (with ``min_overlap`` met), or at ``max_overlap`` flagged
+  ``low_confidence`` (then, with ``at_max_overlap: review``, in the review queue);
+- a result names exactly the task's responses, its confidences are probabilities, and a tie is
+  an explicit ``tie`` with no answer, never an option picked by its order;
+- the queue never serves a worker a task they answered, nor a task that wants no one;
+- a refit that changes a completed task's answer records it in the task's history;
+- whatever the step, a refusal is a Conflict naming why, never another error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from truthset.domain import TaskStatus
+from truthset.errors import Conflict
+from truthset.schemas import ResponseCreate
+from truthset.services import queue, refit
+from truthset.storage import tables as t
+
+if TYPE_CHECKING:
+    from conftest import Org
+
+OPTIONS = ["a", "b", "c"]
+SPEC = {
+    "fields": [{"name": "text", "type": "text"}],
+    "questions": [{"name": "choice", "type": "label", "options": OPTIONS}],
+}
+TASKS = 3
+WORKERS = 5
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> dict[str, Any]:
+    low = draw(st.integers(1, 3))
+    return {
+        "min_overlap": low,
+        "max_overlap": draw(st.integers(low, 5)),
+        "target_confidence": draw(st.sampled_from([0.6, 0.8, 0.9, 0.99])),
+        "at_max_overlap": draw(st.sampled_from(["complete", "review"])),
+    }
+
+
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("lease"), st.integers(0, WORKERS - 1), st.sampled_from(OPTIONS)),
+        st.tuples(st.just("late"), st.integers(0, WORKERS - 1), st.integers(0, TASKS - 1), st.sampled_from(OPTIONS)),
+        st.tuples(st.just("refit")),
+    ),
+    min_size=3,
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(policy=policies(), steps=STEPS)
+def test_every_step_keeps_the_policy_s_promises(org: Org, policy: dict[str, Any], steps: list[tuple]) -> None:
+    project = org.make_project(spec=SPEC, quality=policy)
+    tasks = [task["id"] for task in org.make_tasks(project["id"], TASKS)]
+    workers = [org.add_member() for _ in range(WORKERS)]
+    answered: set[tuple[int, str]] = set()
+    for step in steps:
+        if step[0] == "refit":
+            _refit_and_check_history(org, project["id"], tasks)
+        else:
+            task_id = _step(org, project["id"], workers, tasks, answered, step)
+            if task_id is not None:
+                _check_scored(org, _row(org, task_id), policy)
+        for task_id in tasks:
+            _check_task(org, _row(org, task_id), policy)
+
+
+def _step(
+    org: Org, project_id: str, workers: list[Any], tasks: list[str], answered: set[tuple[int, str]], step: tuple
+) -> str | None:
+    """One worker's step; the task answered, or None when the step was (rightly) refused or idle."""
+    if step[0] == "lease":
+        _, who, option = step
+        lease = queue.next_assignment(org.db, workers[who].principal, project_id)
+        if lease is None:  # nothing left for this worker: every task they have not answered wants no one
+            for task_id in tasks:
+                row = _row(org, task_id)
+                assert (who, task_id) in answered or row["status"] != str(TaskStatus.PENDING) or _full(row)
+            return None
+        task_id = lease["task_id"]
+        assert (who, task_id) not in answered, "the queue served a worker a task they answered"
+        row = _row(org, task_id)
+        assert row["status"] == str(TaskStatus.PENDING) and row["response_count"] < row["overlap"]
+        answer = ResponseCreate(answer={"choice": option}, assignment_id=lease["id"])
+    else:
+        _, who, index, option = step
+        task_id, answer = tasks[index], ResponseCreate(answer={"choice": option})
+    before = _row(org, task_id)
+    try:
+        queue.submit(org.db, workers[who].principal, task_id, answer)
+    except Conflict as refused:  # answered already, or the task is done, or no slot is free
+        assert step[0] == "late", f"a leased task refused its answer: {refused.message}"
+        assert (who, task_id) in answered or before["status"] != str(TaskStatus.PENDING) or _full(before), (
+            f"an answer was refused with a free slot: {refused.message}"
+        )
+        return None
+    assert (who, task_id) not in answered and before["status"] == str(TaskStatus.PENDING)
+    answered.add((who, task_id))
+    return task_id
+
+
+def _full(task: dict[str, Any]) -> bool:
+    return task["response_count"] + task["lease_count"] >= task["overlap"]
+
+
+def _row(org: Org, task_id: str) -> dict[str, Any]:
+    with org.db.read() as conn:
+        return dict(conn.execute(select(t.tasks).where(t.tasks.c.id == task_id)).mappings().one())
+
+
+def _response_ids(org: Org, task_id: str) -> list[str]:
+    with org.db.read() as conn:
+        query = select(t.responses.c.id).where(t.responses.c.task_id == task_id).order_by(t.responses.c.id)
+        return list(conn.execute(query).scalars())
+
+
+def _check_task(org: Org, task: dict[str, Any], policy: dict[str, Any]) -> None:
+    """What holds of a task at any time, refits included."""
+    responses = _response_ids(org, task["id"])
+    assert task["response_count"] == len(responses) <= policy["max_overlap"]
+    assert task["lease_count"] >= 0 and task["response_count"] + task["lease_count"] <= task["overlap"]
+    if task["status"] == str(TaskStatus.PENDING):
+        assert task["response_count"] < task["overlap"] <= policy["max_overlap"]
+    else:
+        assert task["status"] == str(TaskStatus.COMPLETED)
+        assert task["response_count"] >= policy["min_overlap"]
+    result = task["result"]
+    if result is None:
+        assert task["response_count"] == 0 or task["status"] == str(TaskStatus.PENDING)
+        return
+    assert sorted(result["response_ids"]) == responses and result["response_count"] == len(responses)
+    question = result["questions"]["choice"]
+    assert 0.0 <= question["confidence"] <= 1.0
+    if question.get("tie"):
+        assert question["answer"] is None and len(question["tie"]) >= 2
+    else:
+        assert question["answer"] in OPTIONS
+    if task["status"] == str(TaskStatus.COMPLETED) and result.get("low_confidence"):
+        assert task["response_count"] == policy["max_overlap"]
+        expected = "pending" if policy["at_max_overlap"] == "review" else None
+        assert task["review_status"] == expected
+
+
+def _check_scored(org: Org, task: dict[str, Any], policy: dict[str, Any]) -> None:
+    """Right after an answer, before any refit re-scores it: the decision the policy asked for."""
+    target, count = policy["target_confidence"], task["response_count"]
+    if count < policy["min_overlap"]:
+        assert task["status"] == str(TaskStatus.PENDING)
+        return
+    confidence = task["result"]["questions"]["choice"]["confidence"]
+    reached = confidence >= target
+    if task["status"] == str(TaskStatus.COMPLETED):
+        assert reached or (count == policy["max_overlap"] and task["result"]["low_confidence"])
+        assert task["result"]["low_confidence"] is (not reached)
+    else:
+        assert not reached and count < policy["max_overlap"], "a task at its target was left pending"
+
+
+def _refit_and_check_history(org: Org, project_id: str, tasks: list[str]) -> None:
+    """A refit may change completed tasks' answers; each change is in the task's history."""
+    before = {task_id: _row(org, task_id) for task_id in tasks}
+    outcome = refit.refit(org.db, org.owner.principal, project_id)
+    changed = 0
+    for task_id, old in before.items():
+        new = _row(org, task_id)
+        if old["status"] != str(TaskStatus.COMPLETED) or old["result"] is None:
+            continue
+        if new["result"]["answer"] != old["result"]["answer"]:
+            changed += 1
+            with org.db.read() as conn:
+                query = select(t.task_events.c.kind).where(t.task_events.c.task_id == task_id)
+                assert "refit_changed" in set(conn.execute(query).scalars())
+    assert outcome["changed_answers"] >= changed
