@@ -3,8 +3,9 @@
 The other policy tests (tests/services/test_results.py) check small cases with known answers. Here
 Hypothesis draws a policy (``min_overlap``, ``max_overlap``, ``target_confidence``, what happens at
 the maximum) and a stream of steps through the real services: workers leasing from the queue and
-answering, answers sent without a lease (late, or to a task they never had), and refits. After
-every step every task of the project must keep the policy's promises (docs/quality.md):
+answering, answers sent without a lease (late, or to a task they never had), reviewers' verdicts
+(accept, reject, fix) and refits. After every step every task of the project must keep the
+policy's promises (docs/quality.md):
 
 - a task never has more people's answers than ``max_overlap``, and its counts are its responses;
 - a pending task still wants a judgment, and once ``min_overlap`` is met it is pending only while a
@@ -14,22 +15,26 @@ every step every task of the project must keep the policy's promises (docs/quali
 - a result names exactly the task's responses, its confidences are probabilities, and a tie is
   an explicit ``tie`` with no answer, never an option picked by its order;
 - the queue never serves a worker a task they answered, nor a task that wants no one;
-- a refit that changes a completed task's answer records it in the task's history;
+- a refit that changes a completed task's answer records it in the task's history, and never
+  touches a reviewed one: a fix outranks the crowd, an accepted answer stands;
+- an acceptance never lowers a confidence, a fix states the reviewer's confidence (never 1.0), a
+  rejection sends the task back for ``min_overlap`` more judgments and clears its result;
 - whatever the step, a refusal is a Conflict naming why, never another error.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from truthset.domain import TaskStatus
-from truthset.errors import Conflict
+from truthset.domain import Role, TaskStatus
+from truthset.errors import Conflict, Forbidden
 from truthset.schemas import ResponseCreate
-from truthset.services import queue, refit
+from truthset.services import queue, refit, review
 from truthset.storage import tables as t
 
 if TYPE_CHECKING:
@@ -42,6 +47,7 @@ SPEC = {
 }
 TASKS = 3
 WORKERS = 5
+REVIEWERS = 2
 
 
 @st.composite
@@ -60,28 +66,93 @@ STEPS = st.lists(
         st.tuples(st.just("lease"), st.integers(0, WORKERS - 1), st.sampled_from(OPTIONS)),
         st.tuples(st.just("late"), st.integers(0, WORKERS - 1), st.integers(0, TASKS - 1), st.sampled_from(OPTIONS)),
         st.tuples(st.just("refit")),
+        st.tuples(
+            st.just("review"),
+            st.integers(0, REVIEWERS - 1),
+            st.integers(0, TASKS - 1),
+            st.sampled_from(["accept", "reject", "fix"]),
+            st.sampled_from(OPTIONS),
+        ),
     ),
     min_size=3,
     max_size=40,
 )
 
 
+@dataclass
+class Expected:
+    """What the steps so far promise of one task, beyond what any task promises."""
+
+    ceiling: int  # the most responses it may have: max_overlap, raised by each rejection and fix
+    reviewed: bool = False  # a verdict was given (its review_status is the verdict's, not the policy's)
+    fixed: str | None = None  # the answer a reviewer's fix set (until a rejection clears it)
+    accepted: Any = None  # the answer a reviewer accepted (until a rejection clears it)
+    fixers: set[str] = field(default_factory=set)  # reviewers who fixed it: a fix counts as an answer
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(policy=policies(), steps=STEPS)
 def test_every_step_keeps_the_policy_s_promises(org: Org, policy: dict[str, Any], steps: list[tuple]) -> None:
+    note(f"policy={policy} steps={steps}")  # pytest's report of a failing case leaves them out
     project = org.make_project(spec=SPEC, quality=policy)
     tasks = [task["id"] for task in org.make_tasks(project["id"], TASKS)]
     workers = [org.add_member() for _ in range(WORKERS)]
+    reviewers = [org.add_member(Role.REVIEWER) for _ in range(REVIEWERS)]
+    expected = {task_id: Expected(ceiling=policy["max_overlap"]) for task_id in tasks}
     answered: set[tuple[int, str]] = set()
     for step in steps:
         if step[0] == "refit":
             _refit_and_check_history(org, project["id"], tasks)
+        elif step[0] == "review":
+            _, who, index, verdict, option = step
+            _review(org, reviewers[who], tasks[index], verdict, option, policy, expected[tasks[index]])
         else:
             task_id = _step(org, project["id"], workers, tasks, answered, step)
             if task_id is not None:
                 _check_scored(org, _row(org, task_id), policy)
         for task_id in tasks:
-            _check_task(org, _row(org, task_id), policy)
+            _check_task(org, _row(org, task_id), policy, expected[task_id])
+
+
+def _review(
+    org: Org, reviewer: Any, task_id: str, verdict: str, option: str, policy: dict[str, Any], expected: Expected
+) -> None:
+    """A reviewer's verdict on a task, and what it must do to the task."""
+    before = _row(org, task_id)
+    reason = "wrong" if verdict == "reject" else None
+    answer = {"choice": option} if verdict == "fix" else None
+    try:
+        review.submit_review(org.db, reviewer.principal, task_id, verdict, reason=reason, answer=answer)
+    except Forbidden:  # never by a worker who answered the task
+        assert reviewer.principal.worker_id in expected.fixers, "a reviewer who never answered was refused"
+        return
+    except Conflict:
+        assert before["status"] != str(TaskStatus.COMPLETED), "a completed task refused a review"
+        return
+    assert reviewer.principal.worker_id not in expected.fixers, "a reviewer reviewed their own fix"
+    assert before["status"] == str(TaskStatus.COMPLETED), "a task that was not completed was reviewed"
+    after = _row(org, task_id)
+    expected.reviewed = True
+    if verdict == "reject":
+        more = max(1, policy["min_overlap"])
+        assert after["status"] == str(TaskStatus.PENDING) and after["result"] is None
+        assert after["overlap"] == before["response_count"] + more and after["review_status"] == "rejected"
+        expected.ceiling = max(expected.ceiling, after["overlap"])
+        expected.fixed = expected.accepted = None
+        return
+    question, old = after["result"]["questions"]["choice"], before["result"]["questions"]["choice"]
+    assert after["status"] == str(TaskStatus.COMPLETED) and question["confidence"] < 1.0
+    if verdict == "fix":
+        assert question["answer"] == option and question["method"] == review.FIX_METHOD
+        assert after["review_status"] == "fixed" and after["response_count"] == before["response_count"] + 1
+        expected.ceiling += 1
+        expected.fixed = option
+        expected.fixers.add(reviewer.principal.worker_id)
+    else:
+        assert question["answer"] == old["answer"] and question["confidence"] >= old["confidence"]
+        assert after["review_status"] == "accepted"
+        if expected.fixed is None:
+            expected.accepted = question["answer"]
 
 
 def _step(
@@ -133,19 +204,20 @@ def _response_ids(org: Org, task_id: str) -> list[str]:
         return list(conn.execute(query).scalars())
 
 
-def _check_task(org: Org, task: dict[str, Any], policy: dict[str, Any]) -> None:
-    """What holds of a task at any time, refits included."""
+def _check_task(org: Org, task: dict[str, Any], policy: dict[str, Any], expected: Expected) -> None:
+    """What holds of a task at any time, refits and reviews included."""
     responses = _response_ids(org, task["id"])
-    assert task["response_count"] == len(responses) <= policy["max_overlap"]
-    assert task["lease_count"] >= 0 and task["response_count"] + task["lease_count"] <= task["overlap"]
-    if task["status"] == str(TaskStatus.PENDING):
-        assert task["response_count"] < task["overlap"] <= policy["max_overlap"]
+    assert task["response_count"] == len(responses) <= expected.ceiling
+    assert task["lease_count"] >= 0
+    if task["status"] == str(TaskStatus.PENDING):  # (a reviewer's fix is one response beyond the overlap)
+        assert task["response_count"] + task["lease_count"] <= task["overlap"] <= expected.ceiling
+        assert task["response_count"] < task["overlap"]
     else:
         assert task["status"] == str(TaskStatus.COMPLETED)
         assert task["response_count"] >= policy["min_overlap"]
     result = task["result"]
     if result is None:
-        assert task["response_count"] == 0 or task["status"] == str(TaskStatus.PENDING)
+        assert task["status"] == str(TaskStatus.PENDING)
         return
     assert sorted(result["response_ids"]) == responses and result["response_count"] == len(responses)
     question = result["questions"]["choice"]
@@ -154,22 +226,29 @@ def _check_task(org: Org, task: dict[str, Any], policy: dict[str, Any]) -> None:
         assert question["answer"] is None and len(question["tie"]) >= 2
     else:
         assert question["answer"] in OPTIONS
-    if task["status"] == str(TaskStatus.COMPLETED) and result.get("low_confidence"):
-        assert task["response_count"] == policy["max_overlap"]
-        expected = "pending" if policy["at_max_overlap"] == "review" else None
-        assert task["review_status"] == expected
+    if expected.fixed is not None:  # a fix outranks the crowd, whatever came after (refits, acceptances)
+        assert question["answer"] == expected.fixed and question["method"] == review.FIX_METHOD
+    elif expected.accepted is not None:  # an accepted answer is never re-scored
+        assert question["answer"] == expected.accepted
+    if task["status"] == str(TaskStatus.COMPLETED) and result.get("low_confidence") and expected.fixed is None:
+        assert task["response_count"] >= policy["max_overlap"]
+        if not expected.reviewed:
+            assert task["review_status"] == ("pending" if policy["at_max_overlap"] == "review" else None)
 
 
 def _check_scored(org: Org, task: dict[str, Any], policy: dict[str, Any]) -> None:
-    """Right after an answer, before any refit re-scores it: the decision the policy asked for."""
+    """Right after an answer, before any refit re-scores it: the decision the policy asked for.
+
+    A task is scored once it has the judgments it asked for (``overlap``); before that (after a
+    rejection asked for several more, or while below ``min_overlap``) it waits, pending."""
     target, count = policy["target_confidence"], task["response_count"]
-    if count < policy["min_overlap"]:
+    scored = task["result"] is not None and task["result"]["response_count"] == count
+    if count < policy["min_overlap"] or not scored:
         assert task["status"] == str(TaskStatus.PENDING)
         return
-    confidence = task["result"]["questions"]["choice"]["confidence"]
-    reached = confidence >= target
+    reached = task["result"]["questions"]["choice"]["confidence"] >= target
     if task["status"] == str(TaskStatus.COMPLETED):
-        assert reached or (count == policy["max_overlap"] and task["result"]["low_confidence"])
+        assert reached or (count >= policy["max_overlap"] and task["result"]["low_confidence"])
         assert task["result"]["low_confidence"] is (not reached)
     else:
         assert not reached and count < policy["max_overlap"], "a task at its target was left pending"
