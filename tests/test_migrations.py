@@ -14,14 +14,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from fastapi import FastAPI
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, select, update
 
 import schema_history
 from aio import run_async
 from schema_history import SHIPPED
 from truthset.api import API_PREFIX, create_app
 from truthset.config import Settings
+from truthset.schemas import ProjectCreate, TaskCreate
+from truthset.services import accounts, projects, tasks
 from truthset.storage import Database, upgrade
+from truthset.storage import tables as t
 from truthset.storage.migrate import MIGRATIONS, alembic_config
 from truthset.storage.tables import SEARCH_OBJECTS, metadata
 
@@ -211,6 +214,7 @@ SHIPPED_MIGRATIONS = {
     "0015_delete_indexes.py": "487b7b23ff49e711af6257bfecf513257118de1dd33573c2eac910766caf1fb6",
     "0016_media_indexes.py": "3b175a4efd245cef53b22c9d6d7d88a630c9a480da5513fbfd9c9045273d4114",
     "0017_media_uploader.py": "e2178ccd83145bbcb98182c156723f7b352b8adfc504dfd1a17dcc3a9f32e6ba",
+    "0018_fixes_stated_as_results.py": "f3136f1043203b53f374ec969f35f0b9feead2e11ebb6c7f2e2146dab3119ff7",
 }
 
 
@@ -221,3 +225,65 @@ def test_shipped_migrations_are_never_edited() -> None:
     assert not edited, f"shipped migrations changed or removed: {edited}; write a new migration instead"
     new = sorted(set(found) - set(SHIPPED_MIGRATIONS))
     assert not new, f"add the sha256 of {new} to SHIPPED_MIGRATIONS: {[found[name] for name in new]}"
+
+
+# --- data migrations ------------------------------------------------------------------------------
+
+FIXED_BEFORE_0018 = {
+    "answer": {
+        "better": {"winner": 1, "strength": "much", "shown_order": [0, 1]},
+        "grade": {"tone": {"score": 2, "comment": "curt"}},
+        "note": "ok",
+    },
+    "questions": {
+        "better": {"answer": {"winner": 1, "strength": "much", "shown_order": [0, 1]}, "method": "review_fix"},
+        "grade": {"answer": {"tone": {"score": 2, "comment": "curt"}}, "method": "review_fix"},
+        "order": {"answer": {"order": [2, [0, 1]], "shown_order": [0, 1, 2]}, "method": "review_fix"},
+        "tied": {"answer": {"winner": "tie", "shown_order": [0, 1]}, "method": "review_fix"},
+        "note": {"answer": "ok", "method": "review_fix"},
+        "crowd": {"answer": {"winner": 0}, "method": "bradley_terry"},
+    },
+}
+
+
+def test_0018_states_stored_fixes_as_results_state_answers(db_url: str) -> None:
+    """A fix stored before 0018 kept the response's form: a ranking's ``{"winner", "shown_order"}``
+    (the preference export failed on it), a rubric's comments. The upgrade restates them as the
+    crowd's results state answers, and leaves every other answer alone."""
+    upgrade(db_url, "0017")
+    db = Database(db_url)
+    try:
+        created = accounts.init_organization(db, "Acme", "owner@acme.example")
+        owner = accounts.authenticate(db, created["api_key"])
+        spec = {
+            "fields": [{"name": "text", "type": "text"}],
+            "questions": [{"name": "s", "type": "label", "options": ["a", "b"]}],
+        }
+        project = projects.create_project(db, owner, ProjectCreate(name="p", spec=spec))
+        task_ids = []
+        for i, status in enumerate(("fixed", "rejected")):
+            task = tasks.create_task(db, owner, project["id"], TaskCreate(data={"text": f"t{i}"}))
+            with db.write() as conn:
+                values = {"result": FIXED_BEFORE_0018, "review_status": status}
+                conn.execute(update(t.tasks).where(t.tasks.c.id == task["id"]).values(**values))
+            task_ids.append(task["id"])
+    finally:
+        db.dispose()
+    upgrade(db_url)
+    db = Database(db_url)
+    try:
+        with db.read() as conn:
+            rows = dict(conn.execute(select(t.tasks.c.id, t.tasks.c.result).where(t.tasks.c.id.in_(task_ids))).all())
+    finally:
+        db.dispose()
+    fixed, untouched = rows[task_ids[0]], rows[task_ids[1]]
+    assert untouched == FIXED_BEFORE_0018  # a rejected task's result is not a fix's (and is cleared anyway)
+    questions = fixed["questions"]
+    assert fixed["answer"] == {"better": 1, "grade": {"tone": {"score": 2}}, "note": "ok"}
+    assert questions["better"]["answer"] == 1 and questions["better"]["tie"] is False
+    assert questions["better"]["details"] == {"votes": {"1": 1}, "strength": {"much": 1}}
+    assert questions["grade"]["answer"] == {"tone": {"score": 2}}
+    assert questions["order"]["answer"] == [2, [0, 1]]
+    assert questions["tied"]["answer"] is None and questions["tied"]["tie"] == [0, 1]
+    assert questions["note"] == FIXED_BEFORE_0018["questions"]["note"]
+    assert questions["crowd"] == FIXED_BEFORE_0018["questions"]["crowd"]

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -35,15 +36,57 @@ from truthset.domain import Role, TaskStatus
 from truthset.errors import Conflict, Forbidden
 from truthset.schemas import ResponseCreate
 from truthset.services import queue, refit, review
+from truthset.services.tasks import TaskFilter, import_tasks
 from truthset.storage import tables as t
 
 if TYPE_CHECKING:
     from conftest import Org
 
-OPTIONS = ["a", "b", "c"]
-SPEC = {
-    "fields": [{"name": "text", "type": "text"}],
-    "questions": [{"name": "choice", "type": "label", "options": OPTIONS}],
+
+@dataclass(frozen=True)
+class Kind:
+    """A question type under the policy: its spec, a task's data, and the answers drawn (by index)."""
+
+    spec: dict[str, Any]
+    answers: tuple[Any, ...]  # what a worker may answer, drawn by index
+    finals: tuple[Any, ...]  # what a result's answer may be
+    fixed: tuple[Any, ...]  # the result's answer once a reviewer's fix gave answers[i]
+
+    def data(self, i: int) -> dict[str, Any]:
+        fields = {field["name"]: field["type"] for field in self.spec["fields"]}
+        if "answers" in fields:
+            return {"prompt": f"prompt {i}", "answers": [f"answer {i}-{c}" for c in range(2)]}
+        return {"text": f"item {i}"}
+
+
+KINDS = {
+    "label": Kind(
+        {
+            "fields": [{"name": "text", "type": "text"}],
+            "questions": [{"name": "choice", "type": "label", "options": ["a", "b", "c"]}],
+        },
+        answers=("a", "b", "c"),
+        finals=("a", "b", "c"),
+        fixed=("a", "b", "c"),
+    ),
+    "rating": Kind(
+        {
+            "fields": [{"name": "text", "type": "text"}],
+            "questions": [{"name": "choice", "type": "rating", "min": 1, "max": 5}],
+        },
+        answers=(1, 2, 5),
+        finals=(1, 2, 3, 4, 5),
+        fixed=(1, 2, 5),
+    ),
+    "ranking": Kind(
+        {
+            "fields": [{"name": "prompt", "type": "text"}, {"name": "answers", "type": "responses"}],
+            "questions": [{"name": "choice", "type": "ranking", "field": "answers", "mode": "pairwise"}],
+        },
+        answers=({"winner": 0}, {"winner": 1}, {"winner": 1}),  # a pair: two candidates
+        finals=(0, 1),
+        fixed=(0, 1, 1),
+    ),
 }
 TASKS = 3
 WORKERS = 5
@@ -63,15 +106,15 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
 
 STEPS = st.lists(
     st.one_of(
-        st.tuples(st.just("lease"), st.integers(0, WORKERS - 1), st.sampled_from(OPTIONS)),
-        st.tuples(st.just("late"), st.integers(0, WORKERS - 1), st.integers(0, TASKS - 1), st.sampled_from(OPTIONS)),
+        st.tuples(st.just("lease"), st.integers(0, WORKERS - 1), st.integers(0, 2)),
+        st.tuples(st.just("late"), st.integers(0, WORKERS - 1), st.integers(0, TASKS - 1), st.integers(0, 2)),
         st.tuples(st.just("refit")),
         st.tuples(
             st.just("review"),
             st.integers(0, REVIEWERS - 1),
             st.integers(0, TASKS - 1),
             st.sampled_from(["accept", "reject", "fix"]),
-            st.sampled_from(OPTIONS),
+            st.integers(0, 2),
         ),
     ),
     min_size=3,
@@ -90,12 +133,20 @@ class Expected:
     fixers: set[str] = field(default_factory=set)  # reviewers who fixed it: a fix counts as an answer
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(policy=policies(), steps=STEPS)
-def test_every_step_keeps_the_policy_s_promises(org: Org, policy: dict[str, Any], steps: list[tuple]) -> None:
+@pytest.mark.parametrize("kind_name", list(KINDS))
+def test_every_step_keeps_the_policy_s_promises(
+    org: Org, kind_name: str, policy: dict[str, Any], steps: list[tuple]
+) -> None:
+    kind = KINDS[kind_name]
     note(f"policy={policy} steps={steps}")  # pytest's report of a failing case leaves them out
-    project = org.make_project(spec=SPEC, quality=policy)
-    tasks = [task["id"] for task in org.make_tasks(project["id"], TASKS)]
+    project = org.make_project(spec=kind.spec, quality=policy)
+    report = import_tasks(
+        org.db, org.owner.principal, project["id"], [(i + 1, {"data": kind.data(i)}) for i in range(TASKS)]
+    )
+    assert report.created == TASKS
+    tasks = [task["id"] for task in org.all_tasks(TaskFilter(project_id=project["id"]))]
     workers = [org.add_member() for _ in range(WORKERS)]
     reviewers = [org.add_member(Role.REVIEWER) for _ in range(REVIEWERS)]
     expected = {task_id: Expected(ceiling=policy["max_overlap"]) for task_id in tasks}
@@ -105,22 +156,29 @@ def test_every_step_keeps_the_policy_s_promises(org: Org, policy: dict[str, Any]
             _refit_and_check_history(org, project["id"], tasks)
         elif step[0] == "review":
             _, who, index, verdict, option = step
-            _review(org, reviewers[who], tasks[index], verdict, option, policy, expected[tasks[index]])
+            _review(org, kind, reviewers[who], tasks[index], verdict, option, policy, expected[tasks[index]])
         else:
-            task_id = _step(org, project["id"], workers, tasks, answered, step)
+            task_id = _step(org, kind, project["id"], workers, tasks, answered, step)
             if task_id is not None:
                 _check_scored(org, _row(org, task_id), policy)
         for task_id in tasks:
-            _check_task(org, _row(org, task_id), policy, expected[task_id])
+            _check_task(org, kind, _row(org, task_id), policy, expected[task_id])
 
 
 def _review(
-    org: Org, reviewer: Any, task_id: str, verdict: str, option: str, policy: dict[str, Any], expected: Expected
+    org: Org,
+    kind: Kind,
+    reviewer: Any,
+    task_id: str,
+    verdict: str,
+    option: int,
+    policy: dict[str, Any],
+    expected: Expected,
 ) -> None:
     """A reviewer's verdict on a task, and what it must do to the task."""
     before = _row(org, task_id)
     reason = "wrong" if verdict == "reject" else None
-    answer = {"choice": option} if verdict == "fix" else None
+    answer = {"choice": kind.answers[option]} if verdict == "fix" else None
     try:
         review.submit_review(org.db, reviewer.principal, task_id, verdict, reason=reason, answer=answer)
     except Forbidden:  # never by a worker who answered the task
@@ -143,10 +201,10 @@ def _review(
     question, old = after["result"]["questions"]["choice"], before["result"]["questions"]["choice"]
     assert after["status"] == str(TaskStatus.COMPLETED) and question["confidence"] < 1.0
     if verdict == "fix":
-        assert question["answer"] == option and question["method"] == review.FIX_METHOD
+        assert question["answer"] == kind.fixed[option] and question["method"] == review.FIX_METHOD
         assert after["review_status"] == "fixed" and after["response_count"] == before["response_count"] + 1
         expected.ceiling += 1
-        expected.fixed = option
+        expected.fixed = kind.fixed[option]
         expected.fixers.add(reviewer.principal.worker_id)
     else:
         assert question["answer"] == old["answer"] and question["confidence"] >= old["confidence"]
@@ -156,7 +214,13 @@ def _review(
 
 
 def _step(
-    org: Org, project_id: str, workers: list[Any], tasks: list[str], answered: set[tuple[int, str]], step: tuple
+    org: Org,
+    kind: Kind,
+    project_id: str,
+    workers: list[Any],
+    tasks: list[str],
+    answered: set[tuple[int, str]],
+    step: tuple,
 ) -> str | None:
     """One worker's step; the task answered, or None when the step was (rightly) refused or idle."""
     if step[0] == "lease":
@@ -171,10 +235,10 @@ def _step(
         assert (who, task_id) not in answered, "the queue served a worker a task they answered"
         row = _row(org, task_id)
         assert row["status"] == str(TaskStatus.PENDING) and row["response_count"] < row["overlap"]
-        answer = ResponseCreate(answer={"choice": option}, assignment_id=lease["id"])
+        answer = ResponseCreate(answer={"choice": kind.answers[option]}, assignment_id=lease["id"])
     else:
         _, who, index, option = step
-        task_id, answer = tasks[index], ResponseCreate(answer={"choice": option})
+        task_id, answer = tasks[index], ResponseCreate(answer={"choice": kind.answers[option]})
     before = _row(org, task_id)
     try:
         queue.submit(org.db, workers[who].principal, task_id, answer)
@@ -204,7 +268,7 @@ def _response_ids(org: Org, task_id: str) -> list[str]:
         return list(conn.execute(query).scalars())
 
 
-def _check_task(org: Org, task: dict[str, Any], policy: dict[str, Any], expected: Expected) -> None:
+def _check_task(org: Org, kind: Kind, task: dict[str, Any], policy: dict[str, Any], expected: Expected) -> None:
     """What holds of a task at any time, refits and reviews included."""
     responses = _response_ids(org, task["id"])
     assert task["response_count"] == len(responses) <= expected.ceiling
@@ -225,7 +289,7 @@ def _check_task(org: Org, task: dict[str, Any], policy: dict[str, Any], expected
     if question.get("tie"):
         assert question["answer"] is None and len(question["tie"]) >= 2
     else:
-        assert question["answer"] in OPTIONS
+        assert question["answer"] in kind.finals
     if expected.fixed is not None:  # a fix outranks the crowd, whatever came after (refits, acceptances)
         assert question["answer"] == expected.fixed and question["method"] == review.FIX_METHOD
     elif expected.accepted is not None:  # an accepted answer is never re-scored

@@ -106,6 +106,28 @@ class MatchesGold(Protocol):
     def gold_matches(self, question: Any, expected: Any, given: Any) -> bool: ...
 
 
+@dataclass(frozen=True)
+class Stated:
+    """One answer as a result states it (:class:`StatesAsResult`): the answer, the tied answers
+    (then ``answer`` is None), and what an aggregate of that one answer records beside it."""
+
+    answer: Any
+    tie: list[Any] | None = None
+    details: dict[str, Any] | None = None
+
+
+class StatesAsResult(Protocol):
+    """Optional: a type whose result states an answer in another form than a response gives it.
+
+    ``as_result(question, value)`` turns one stored answer into a :class:`Stated`, as the type's
+    aggregate states its answer: a reviewer's fix becomes the result's answer this way (a ranking's
+    winner index, not the response's ``{"winner", "shown_order"}``; a rubric's scores without
+    comments). Without it, a response's answer is the result's as it is.
+    """
+
+    def as_result(self, question: Any, value: Any) -> Stated: ...
+
+
 class ValidatesAgainstData(Protocol):
     """Optional: a type whose answers refer to a task's data checks them against it.
 

@@ -341,6 +341,15 @@ class CompiledSpec:
                 out[question.name] = {k: v for k, v in out[question.name].items() if k not in keys}
         return out
 
+    def as_result(self, answer: Mapping[str, Any]) -> dict[str, _registry.Stated]:
+        """Each question of one stored answer as a result states it (see
+        :class:`~truthset.questions._registry.StatesAsResult`): a reviewer's fix in the result."""
+        out: dict[str, _registry.Stated] = {}
+        for name, value in answer.items():
+            question, convert = self._by_name.get(name), getattr(self._types.get(name), "as_result", None)
+            out[name] = convert(question, value) if question is not None and convert else _registry.Stated(value)
+        return out
+
     def worker_view(self, data: Mapping[str, Any], seed: str) -> tuple[dict[str, Any], dict[str, list[int]]]:
         """A task's data as a worker sees it, and the order each compared field is shown in.
 

@@ -26,6 +26,7 @@ from truthset.questions._registry import (
     Aggregate,
     AnswerError,
     QuestionConfig,
+    Stated,
     require_field,
 )
 
@@ -174,6 +175,16 @@ class RankingType:
             raise AnswerError(f"order must name each of the {n} candidates exactly once")
         order = list(range(n)) if seed is None else shown_order(seed, question.field, n)
         return {**value, "shown_order": order}
+
+    def as_result(self, question: RankingQuestion, value: Any) -> Stated:
+        """One answer as the aggregate states it: pairwise, the winner's index (a tie: none, both
+        tied) with its vote and strength in the details; an order, the order. The order shown is
+        the response's, not the result's."""
+        if question.mode == "order":
+            return Stated(list(value["order"]))
+        winner, strength = value["winner"], value.get("strength")
+        details = {"votes": {str(winner): 1}, "strength": {strength: 1} if strength is not None else None}
+        return Stated(None, [0, 1], details) if winner == TIE else Stated(winner, None, details)
 
     def gold_matches(self, question: RankingQuestion, expected: Any, given: Any) -> bool:
         """Right when it names the same winner (and strength) or order; the order shown is no part of it."""

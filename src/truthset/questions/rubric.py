@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from truthset import quality
-from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig
+from truthset.questions._registry import NAME_PATTERN, Aggregate, AnswerError, QuestionConfig, Stated
 from truthset.questions.rating import RATING_TOLERANCE, check_scale, fitted_rating, median_rating, scale_point
 
 #: The longest comment on one criterion, in characters (after surrounding whitespace is removed).
@@ -98,6 +98,10 @@ class RubricType:
     def numeric_part_value(self, value: Any, part: str) -> Any:
         """A criterion's score in a (validated) rubric answer."""
         return value.get(part, {}).get("score") if isinstance(value, Mapping) else None
+
+    def as_result(self, question: RubricQuestion, value: Any) -> Stated:
+        """One answer as the aggregate states it: each criterion's score, without its comment."""
+        return Stated({c.name: {"score": value[c.name]["score"]} for c in question.criteria if c.name in value})
 
     def gold_matches(self, question: RubricQuestion, expected: Any, given: Any) -> bool:
         """Right when every criterion has the gold score (comments are free text and not compared)."""

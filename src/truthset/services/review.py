@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,7 +41,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from truthset.domain import AssignmentStatus, Principal, ReviewStatus, TaskStatus, Verdict
 from truthset.errors import Busy, Conflict, Forbidden, InvalidInput
-from truthset.questions import AnswerError
+from truthset.questions import AnswerError, Stated
 from truthset.services import lifecycle, webhooks
 from truthset.services.completion import CompletionRules, Decision, Outcome, completion_rules
 from truthset.services.events import add_event
@@ -388,7 +388,9 @@ def _apply(
         reviewer = reviewer_confidence(conn, project, review["reviewer_id"])
         if verdict is Verdict.FIX:
             assert response is not None
-            result = recompute_with_fix(result, response, reviewer)
+            result = recompute_with_fix(
+                result, response, reviewer, compiled_spec(project).as_result(response["answer"])
+            )
             data["response_id"] = response["id"]
             data["answer_after"] = result["answer"]
         else:
@@ -428,15 +430,25 @@ def reviewer_confidence(conn: Connection, project: dict[str, Any], reviewer_id: 
     return round((prior * FIX_PRIOR_ANSWERS + correct) / (FIX_PRIOR_ANSWERS + answers), 6)
 
 
-def recompute_with_fix(result: dict[str, Any], fix: dict[str, Any], confidence: float) -> dict[str, Any]:
+def recompute_with_fix(
+    result: dict[str, Any],
+    fix: dict[str, Any],
+    confidence: float,
+    stated: Mapping[str, Stated],
+) -> dict[str, Any]:
     """The result once a reviewer's fix outranks the crowd: each question the fix answers takes its
     value, at the reviewer's ``confidence`` (:func:`reviewer_confidence`), with method ``review_fix``
     (which a refit leaves alone). A question whose target is above that confidence is marked as
     below it (``reached_target`` false, the result ``low_confidence``): the reviewer settled the
     answer, and the confidence says how far to trust it.
 
-    The crowd's figures stay in ``questions[name]["crowd"]`` so the history and the export can say
-    what was overruled.
+    ``stated``: the fix's answer as a result states it, per question
+    (:meth:`~truthset.questions.CompiledSpec.as_result`): a ranking's winner index, not the stored
+    response's ``{"winner", "shown_order"}``, so a fixed task reads like any other (an export's
+    preference pair, a typed Parquet column).
+
+    The crowd's figures (and its aggregator's details, which describe the crowd's answer) stay in
+    ``questions[name]["crowd"]`` so the history and the export can say what was overruled.
     """
     names = list(fix["answer"])
     questions = dict(result.get("questions") or {})
@@ -445,17 +457,18 @@ def recompute_with_fix(result: dict[str, Any], fix: dict[str, Any], confidence: 
         target = crowd.get("target_confidence")
         questions[name] = {
             **crowd,
-            "answer": fix["answer"][name],
+            "answer": stated[name].answer,
             "confidence": confidence,
             "method": FIX_METHOD,
-            "tie": False,
+            "tie": stated[name].tie or False,
+            "details": stated[name].details,
             "reached_target": target is None or confidence >= target,
             "response_id": fix["id"],
             "crowd": _crowd_figures(crowd),
         }
     return {
         **result,
-        "answer": {**(result.get("answer") or {}), **fix["answer"]},
+        "answer": {**(result.get("answer") or {}), **{name: stated[name].answer for name in names}},
         "confidence": {**(result.get("confidence") or {}), **dict.fromkeys(names, confidence)},
         "methods": {**(result.get("methods") or {}), **dict.fromkeys(names, FIX_METHOD)},
         "questions": questions,
@@ -502,7 +515,7 @@ def recompute_with_accept(result: dict[str, Any], reviewer: float) -> dict[str, 
 
 def _crowd_figures(question: dict[str, Any]) -> dict[str, Any]:
     """What the crowd's result said of a question, kept when a review changes it (history, export)."""
-    return {key: question.get(key) for key in ("answer", "confidence", "method", "tie") if key in question}
+    return {key: question.get(key) for key in ("answer", "confidence", "method", "tie", "details") if key in question}
 
 
 def _upheld(confidence: float, reviewer: float) -> float:
